@@ -1,0 +1,124 @@
+# Portico - one non-recursive Makefile.
+#
+#   make            build the daemons and the admin tool into $(BUILD)
+#   make run        build, then start a single-site deployment (Ctrl-C stops)
+#   make test       build with ASan+UBSan, run unit and end-to-end tests
+#   make unit       unit tests only
+#   make format     clang-format the C sources
+#
+# SANITIZE=address,undefined switches the sanitizers on for any build.
+
+BUILD    ?= build
+CC       ?= cc
+PKGS     := libuv lmdb libprotobuf-c ldap openssl inih
+OPT      ?= -O2
+W         = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wpointer-arith -Wvla -Wformat=2 \
+            -Wno-unused-parameter -Wno-missing-field-initializers
+PYTHON   ?= /usr/bin/python3
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS   += -std=c11 -D_GNU_SOURCE -g $(OPT) $(W) -I. -I$(BUILD)/gen \
+            $(PKG_CFLAGS) -pthread -MMD -MP
+LDLIBS   += $(PKG_LIBS) -pthread
+ifneq ($(SANITIZE),)
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+            -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SANITIZE)
+endif
+
+# -- sources ---------------------------------------------------------------
+
+PROTO_SRC  := proto/link.proto
+PROTO_C    := $(BUILD)/gen/link.pb-c.c
+PROTO_H    := $(BUILD)/gen/link.pb-c.h
+
+COMMON_SRC := $(wildcard common/*.c)
+FRONT_SRC  := $(wildcard frontend/*.c frontend/*/*.c)
+BACK_SRC   := $(wildcard backend/*.c backend/*/*.c)
+BACK_LIB   := $(filter-out backend/main.c backend/admin.c,$(BACK_SRC))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(BUILD)/obj/gen/link.pb-c.o
+FRONT_OBJ  := $(call obj,$(FRONT_SRC))
+BACK_OBJ   := $(call obj,$(BACK_LIB))
+
+BINS := $(BUILD)/portico-frontend $(BUILD)/portico-backend \
+        $(BUILD)/portico-admin
+
+all: $(BINS)
+
+$(PROTO_C) $(PROTO_H): $(PROTO_SRC)
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $(PROTO_SRC)
+
+$(BUILD)/obj/gen/link.pb-c.o: $(PROTO_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-error -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/portico-frontend: $(FRONT_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/portico-backend: $(call obj,backend/main.c) $(BACK_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/portico-admin: $(call obj,backend/admin.c) $(BACK_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# -- unit tests (cmocka): tests/unit/<dir>/test_<module>.c links only the
+#    module under test and what it needs --------------------------------
+
+UNIT_SRC  := $(wildcard tests/unit/*/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
+
+$(BUILD)/unit/common/test_lineparse: $(call obj,common/lineparse.c common/buf.c)
+$(BUILD)/unit/common/test_imap_parser: $(call obj,common/imap_parser.c common/arena.c)
+$(BUILD)/unit/common/test_link: $(call obj,common/link.c common/buf.c) $(BUILD)/obj/gen/link.pb-c.o
+$(BUILD)/unit/common/test_config: $(call obj,common/config.c)
+$(BUILD)/unit/backend/test_mime: $(call obj,backend/mime/mime.c common/buf.c common/arena.c)
+$(BUILD)/unit/frontend/test_ldap_escape: $(call obj,frontend/ldap_escape.c)
+
+$(BUILD)/unit/%: tests/unit/%.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+# -- the two commands of the README -----------------------------------------
+
+deps:
+	@scripts/deps.sh
+
+run: deps
+	$(MAKE) all
+	scripts/stack run $(CURDIR)/run
+
+TEST_BUILD := build/test
+test: deps
+	$(MAKE) BUILD=$(TEST_BUILD) SANITIZE=address,undefined OPT=-O1 all unit
+	PORTICO_BUILD=$(CURDIR)/$(TEST_BUILD) $(PYTHON) -m pytest -ra tests/e2e
+
+e2e:
+	PORTICO_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -ra tests/e2e
+
+docs/CONFIG.md: $(BUILD)/portico-admin
+	$(BUILD)/portico-admin config-reference > $@
+
+format:
+	clang-format -i $(COMMON_SRC) $(FRONT_SRC) $(BACK_SRC) common/*.h \
+		frontend/*.h backend/*.h
+
+clean:
+	rm -rf build
+
+.PHONY: all unit deps run test e2e format clean
+
+-include $(shell find $(BUILD)/obj $(BUILD)/unit -name '*.d' 2>/dev/null)

@@ -1,0 +1,54 @@
+/* buf.h - growable byte buffer with a read offset.
+ *
+ * A buf owns its memory.  Bytes are appended at the end and consumed from
+ * the front; consumption only moves an offset, and the storage is compacted
+ * lazily when more room is needed.  Allocation failure aborts: a server that
+ * cannot allocate a few kilobytes cannot do anything useful either.
+ */
+#ifndef PORTICO_BUF_H
+#define PORTICO_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+	char *data;  /* storage */
+	size_t off;  /* first unconsumed byte */
+	size_t len;  /* end of valid bytes (off <= len <= cap) */
+	size_t cap;
+};
+
+#define BUF_INIT { NULL, 0, 0, 0 }
+
+/* Unconsumed bytes and their count. */
+static inline char *
+buf_ptr(const struct buf *b)
+{
+	return b->data + b->off;
+}
+
+static inline size_t
+buf_used(const struct buf *b)
+{
+	return b->len - b->off;
+}
+
+/* Makes room for at least n more bytes; returns where they go. */
+char *buf_reserve(struct buf *b, size_t n);
+/* Marks n bytes after buf_reserve() as written. */
+void buf_commit(struct buf *b, size_t n);
+void buf_append(struct buf *b, const void *data, size_t n);
+void buf_append_str(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Drops n bytes from the front. */
+void buf_consume(struct buf *b, size_t n);
+/* Empties the buffer, keeping the storage. */
+void buf_reset(struct buf *b);
+/* Releases the storage; the buffer is empty and reusable afterwards. */
+void buf_free(struct buf *b);
+/* Like buf_free(), but overwrites the bytes first (secrets). */
+void buf_wipe(struct buf *b);
+
+#endif

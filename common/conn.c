@@ -1,0 +1,522 @@
+/* conn.c - libuv TCP with TLS over memory BIOs. */
+#include "common/conn.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "common/log.h"
+#include "common/tls.h"
+
+#define CONN_READ_CHUNK 65536
+#define CONN_CLOSE_GRACE_MS 3000
+
+struct conn_wreq {
+	uv_write_t req;
+	struct conn *c;
+	size_t len;
+	char data[];
+};
+
+static _Thread_local char conn_read_buf[CONN_READ_CHUNK];
+
+static void conn_fail(struct conn *c, const char *why);
+
+static void
+conn_handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	if (--c->handles == 0) {
+		if (c->ssl != NULL) {
+			SSL_free(c->ssl); /* frees both BIOs */
+			c->ssl = NULL;
+		}
+		buf_wipe(&c->tls_pending);
+		c->ops->closed(c);
+	}
+}
+
+int
+conn_init(uv_loop_t *loop, struct conn *c, const struct conn_ops *ops,
+	  void *data)
+{
+	memset(c, 0, sizeof(*c));
+	c->ops = ops;
+	c->data = data;
+	int rc = uv_tcp_init(loop, &c->tcp);
+	if (rc < 0)
+		return rc;
+	c->tcp.data = c;
+	rc = uv_timer_init(loop, &c->timer);
+	if (rc < 0) {
+		/* The tcp handle must still be closed by the owner. */
+		c->handles = 1;
+		c->closing = 1;
+		uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+		return rc;
+	}
+	c->timer.data = c;
+	c->handles = 2;
+	uv_tcp_nodelay(&c->tcp, 1);
+	return 0;
+}
+
+static void
+conn_write_done(uv_write_t *req, int status)
+{
+	struct conn_wreq *w = (struct conn_wreq *)req;
+	struct conn *c = w->c;
+	c->queued -= w->len;
+	free(w);
+	if (c->closing)
+		return;
+	if (status < 0) {
+		conn_fail(c, uv_strerror(status));
+		return;
+	}
+	if (c->queued == 0 && c->ops->drained != NULL)
+		c->ops->drained(c);
+}
+
+static int
+conn_send_wreq(struct conn *c, struct conn_wreq *w)
+{
+	uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+	w->c = c;
+	c->queued += w->len;
+	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1,
+			  conn_write_done);
+	if (rc < 0) {
+		c->queued -= w->len;
+		free(w);
+		return rc;
+	}
+	return 0;
+}
+
+static int
+conn_send_raw(struct conn *c, const void *data, size_t len)
+{
+	struct conn_wreq *w = malloc(sizeof(*w) + len);
+	if (w == NULL)
+		abort();
+	memcpy(w->data, data, len);
+	w->len = len;
+	return conn_send_wreq(c, w);
+}
+
+/* Moves what OpenSSL produced to the socket. */
+static int
+conn_flush_tls(struct conn *c)
+{
+	size_t pending;
+	while ((pending = BIO_ctrl_pending(c->wbio)) > 0) {
+		struct conn_wreq *w = malloc(sizeof(*w) + pending);
+		if (w == NULL)
+			abort();
+		int n = BIO_read(c->wbio, w->data, (int)pending);
+		if (n <= 0) {
+			free(w);
+			return -1;
+		}
+		w->len = (size_t)n;
+		if (conn_send_wreq(c, w) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+conn_tls_write(struct conn *c, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len > 0) {
+		int chunk = len > (1U << 30) ? 1 << 30 : (int)len;
+		int n = SSL_write(c->ssl, p, chunk);
+		if (n <= 0) {
+			ERR_clear_error();
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return conn_flush_tls(c);
+}
+
+int
+conn_write(struct conn *c, const void *data, size_t len)
+{
+	if (c->closing)
+		return -1;
+	if (len == 0)
+		return 0;
+	if (!c->tls)
+		return conn_send_raw(c, data, len) < 0 ? -1 : 0;
+	if (c->handshaking) {
+		buf_append(&c->tls_pending, data, len);
+		return 0;
+	}
+	if (conn_tls_write(c, data, len) < 0) {
+		conn_fail(c, "TLS write failed");
+		return -1;
+	}
+	return 0;
+}
+
+int
+conn_printf(struct conn *c, const char *fmt, ...)
+{
+	char small[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	if ((size_t)n < sizeof(small))
+		return conn_write(c, small, (size_t)n);
+	char *big = malloc((size_t)n + 1);
+	if (big == NULL)
+		abort();
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	int rc = conn_write(c, big, (size_t)n);
+	free(big);
+	return rc;
+}
+
+size_t
+conn_queued(const struct conn *c)
+{
+	return c->queued;
+}
+
+static void
+conn_tls_input(struct conn *c, const char *data, size_t len)
+{
+	if (BIO_write(c->rbio, data, (int)len) != (int)len) {
+		conn_fail(c, "TLS input buffer");
+		return;
+	}
+	if (c->handshaking) {
+		int rc = SSL_do_handshake(c->ssl);
+		if (rc != 1) {
+			int err = SSL_get_error(c->ssl, rc);
+			conn_flush_tls(c);
+			if (err == SSL_ERROR_WANT_READ ||
+			    err == SSL_ERROR_WANT_WRITE)
+				return;
+			char why[300];
+			snprintf(why, sizeof(why), "TLS handshake failed: %s",
+				 tls_last_error());
+			conn_fail(c, why);
+			return;
+		}
+		c->handshaking = 0;
+		if (conn_flush_tls(c) < 0) {
+			conn_fail(c, "write failed");
+			return;
+		}
+		if (c->ops->tls_ready != NULL) {
+			c->ops->tls_ready(c);
+			if (c->closing)
+				return;
+		}
+		if (buf_used(&c->tls_pending) > 0) {
+			struct buf pending = c->tls_pending;
+			memset(&c->tls_pending, 0, sizeof(c->tls_pending));
+			int wr = conn_tls_write(c, buf_ptr(&pending),
+						buf_used(&pending));
+			buf_free(&pending);
+			if (wr < 0) {
+				conn_fail(c, "TLS write failed");
+				return;
+			}
+		}
+	}
+	for (;;) {
+		int n = SSL_read(c->ssl, conn_read_buf, sizeof(conn_read_buf));
+		if (n > 0) {
+			c->ops->read(c, conn_read_buf, (size_t)n);
+			if (c->closing)
+				return;
+			continue;
+		}
+		int err = SSL_get_error(c->ssl, n);
+		conn_flush_tls(c);
+		if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+			return;
+		if (err == SSL_ERROR_ZERO_RETURN) {
+			conn_fail(c, "TLS closed by peer");
+			return;
+		}
+		char why[300];
+		snprintf(why, sizeof(why), "TLS error: %s",
+			 tls_last_error());
+		conn_fail(c, why);
+		return;
+	}
+}
+
+static void
+conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	(void)h;
+	(void)suggested;
+	*b = uv_buf_init(conn_read_buf, CONN_READ_CHUNK);
+}
+
+static void
+conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	struct conn *c = s->data;
+	if (c->closing)
+		return;
+	if (nread < 0) {
+		conn_fail(c, nread == UV_EOF ? "connection closed by peer"
+					     : uv_strerror((int)nread));
+		return;
+	}
+	if (nread == 0)
+		return;
+	if (c->tls)
+		conn_tls_input(c, b->base, (size_t)nread);
+	else
+		c->ops->read(c, b->base, (size_t)nread);
+}
+
+int
+conn_read_start(struct conn *c)
+{
+	if (c->closing || c->reading)
+		return 0;
+	int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc,
+			       conn_on_read);
+	if (rc == 0)
+		c->reading = 1;
+	return rc;
+}
+
+void
+conn_read_stop(struct conn *c)
+{
+	if (!c->reading)
+		return;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	c->reading = 0;
+}
+
+int
+conn_start_tls(struct conn *c, SSL_CTX *ctx, int server, const char *hostname)
+{
+	c->ssl = SSL_new(ctx);
+	if (c->ssl == NULL)
+		return -1;
+	c->rbio = BIO_new(BIO_s_mem());
+	c->wbio = BIO_new(BIO_s_mem());
+	if (c->rbio == NULL || c->wbio == NULL)
+		abort();
+	BIO_set_mem_eof_return(c->rbio, -1);
+	BIO_set_mem_eof_return(c->wbio, -1);
+	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	if (server) {
+		SSL_set_accept_state(c->ssl);
+	} else {
+		SSL_set_connect_state(c->ssl);
+		if (hostname != NULL) {
+			SSL_set_tlsext_host_name(c->ssl, hostname);
+			SSL_set1_host(c->ssl, hostname);
+		}
+	}
+	c->tls = 1;
+	c->handshaking = 1;
+	if (!server) {
+		/* Send the ClientHello now. */
+		int rc = SSL_do_handshake(c->ssl);
+		(void)rc;
+		ERR_clear_error();
+		if (conn_flush_tls(c) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+conn_close_handles(struct conn *c)
+{
+	uv_timer_stop(&c->timer);
+	if (!uv_is_closing((uv_handle_t *)&c->timer))
+		uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+	if (!uv_is_closing((uv_handle_t *)&c->tcp))
+		uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+}
+
+static void
+conn_shutdown_done(uv_shutdown_t *req, int status)
+{
+	struct conn *c = req->data;
+	(void)status;
+	free(req);
+	conn_close_handles(c);
+}
+
+static void
+conn_close_timeout(uv_timer_t *t)
+{
+	conn_close_handles(t->data);
+}
+
+void
+conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	conn_read_stop(c);
+	if (c->tls && !c->handshaking) {
+		SSL_shutdown(c->ssl);
+		ERR_clear_error();
+		conn_flush_tls(c);
+	}
+	if (!c->connected) {
+		conn_close_handles(c);
+		return;
+	}
+	uv_shutdown_t *req = malloc(sizeof(*req));
+	if (req == NULL)
+		abort();
+	req->data = c;
+	if (uv_shutdown(req, (uv_stream_t *)&c->tcp, conn_shutdown_done) < 0) {
+		free(req);
+		conn_close_handles(c);
+		return;
+	}
+	uv_timer_start(&c->timer, conn_close_timeout, CONN_CLOSE_GRACE_MS, 0);
+}
+
+void
+conn_abort(struct conn *c)
+{
+	if (c->closing && uv_is_closing((uv_handle_t *)&c->tcp))
+		return;
+	c->closing = 1;
+	conn_read_stop(c);
+	conn_close_handles(c);
+}
+
+static void
+conn_fail(struct conn *c, const char *why)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	conn_read_stop(c);
+	conn_close_handles(c);
+	c->ops->error(c, why);
+}
+
+void
+conn_peer_name(struct conn *c, char *out, size_t outsize)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+			uv_ip4_name(sin, host, sizeof(host));
+			port = ntohs(sin->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+			uv_ip6_name(sin6, host, sizeof(host));
+			port = ntohs(sin6->sin6_port);
+		}
+	}
+	snprintf(out, outsize, "%s:%d", host, port);
+}
+
+void
+conn_tls_desc(struct conn *c, char *out, size_t outsize)
+{
+	if (!c->tls || c->ssl == NULL) {
+		snprintf(out, outsize, "none");
+		return;
+	}
+	snprintf(out, outsize, "%s %s", SSL_get_version(c->ssl),
+		 SSL_get_cipher_name(c->ssl));
+}
+
+static void
+conn_connected(uv_connect_t *req, int status)
+{
+	struct conn *c = req->handle->data;
+	free(req);
+	if (c->closing)
+		return;
+	if (status == 0)
+		c->connected = 1;
+	c->connect_cb(c, status);
+}
+
+int
+conn_connect(struct conn *c, const struct sockaddr *addr,
+	     void (*connect_cb)(struct conn *c, int status))
+{
+	uv_connect_t *req = malloc(sizeof(*req));
+	if (req == NULL)
+		abort();
+	c->connect_cb = connect_cb;
+	int rc = uv_tcp_connect(req, &c->tcp, addr, conn_connected);
+	if (rc < 0)
+		free(req);
+	return rc;
+}
+
+int
+conn_accept(uv_stream_t *server, struct conn *c)
+{
+	int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+	if (rc == 0)
+		c->connected = 1;
+	return rc;
+}
+
+int
+conn_parse_addr(const char *hostport, struct sockaddr_storage *ss,
+		const char **error_r)
+{
+	char host[256];
+	const char *colon = strrchr(hostport, ':');
+	if (colon == NULL || colon == hostport || colon[1] == '\0' ||
+	    (size_t)(colon - hostport) >= sizeof(host)) {
+		*error_r = "expected host:port";
+		return -1;
+	}
+	memcpy(host, hostport, (size_t)(colon - hostport));
+	host[colon - hostport] = '\0';
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port < 0 || port > 65535) {
+		*error_r = "invalid port";
+		return -1;
+	}
+	const char *h = host;
+	if (strcmp(h, "localhost") == 0 || strcmp(h, "*") == 0)
+		h = strcmp(h, "*") == 0 ? "0.0.0.0" : "127.0.0.1";
+	size_t hl = strlen(h);
+	if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
+		char v6[64];
+		snprintf(v6, sizeof(v6), "%.*s", (int)(hl - 2), h + 1);
+		if (uv_ip6_addr(v6, (int)port, (struct sockaddr_in6 *)ss) == 0)
+			return 0;
+	} else if (uv_ip4_addr(h, (int)port, (struct sockaddr_in *)ss) == 0) {
+		return 0;
+	}
+	*error_r = "host must be a numeric address or localhost";
+	return -1;
+}

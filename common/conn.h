@@ -1,0 +1,89 @@
+/* conn.h - a TCP connection on a libuv loop, with optional TLS.
+ *
+ * TLS runs over memory BIOs: ciphertext moves between the socket and
+ * OpenSSL in this module, and owners only ever see plaintext.  A conn is
+ * embedded in its owner; the owner frees it from the closed callback,
+ * never earlier (libuv handles live until their close callback).
+ *
+ * Callbacks never run after conn_close()/conn_abort() except closed.
+ */
+#ifndef PORTICO_CONN_H
+#define PORTICO_CONN_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "common/buf.h"
+
+struct conn;
+
+struct conn_ops {
+	/* Plaintext bytes from the peer.  data is valid only during the
+	   call. */
+	void (*read)(struct conn *c, const char *data, size_t len);
+	/* The peer closed or the connection failed; the conn is already
+	   closing.  why is for logs. */
+	void (*error)(struct conn *c, const char *why);
+	/* Optional: the TLS handshake finished. */
+	void (*tls_ready)(struct conn *c);
+	/* Optional: every queued write reached the kernel. */
+	void (*drained)(struct conn *c);
+	/* The handles are closed: the owner may free the conn now. */
+	void (*closed)(struct conn *c);
+};
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;       /* close guard */
+	SSL *ssl;
+	BIO *rbio, *wbio;       /* network -> SSL, SSL -> network */
+	struct buf tls_pending; /* plaintext written before the handshake */
+	const struct conn_ops *ops;
+	void *data;             /* owner */
+	void (*connect_cb)(struct conn *c, int status);
+	size_t queued;          /* bytes handed to uv_write, not yet done */
+	unsigned handles;       /* handles still open */
+	unsigned tls : 1;
+	unsigned handshaking : 1;
+	unsigned closing : 1;
+	unsigned reading : 1;
+	unsigned connected : 1;
+};
+
+/* Initialises the handles; call before uv_accept() or conn_connect(). */
+int conn_init(uv_loop_t *loop, struct conn *c, const struct conn_ops *ops,
+	      void *data);
+/* Connects to addr; on success the connect_cb gets status 0. */
+int conn_connect(struct conn *c, const struct sockaddr *addr,
+		 void (*connect_cb)(struct conn *c, int status));
+/* Accepts a pending connection of server into c (after conn_init()). */
+int conn_accept(uv_stream_t *server, struct conn *c);
+/* Starts reading (after accept or connect). */
+int conn_read_start(struct conn *c);
+void conn_read_stop(struct conn *c);
+/* Starts TLS on the connection.  Writes made before this call go out in
+ * plaintext first (the STARTTLS reply).  hostname: client side, the name
+ * to verify and send as SNI (NULL: no name check). */
+int conn_start_tls(struct conn *c, SSL_CTX *ctx, int server,
+		   const char *hostname);
+/* Queues bytes for the peer (copied).  Returns -1 if the conn is closing. */
+int conn_write(struct conn *c, const void *data, size_t len);
+int conn_printf(struct conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Bytes queued and not yet taken by the kernel. */
+size_t conn_queued(const struct conn *c);
+/* Sends what is queued (TLS close_notify included), then closes. */
+void conn_close(struct conn *c);
+/* Closes at once, dropping queued bytes. */
+void conn_abort(struct conn *c);
+/* "ip:port" of the peer into out. */
+void conn_peer_name(struct conn *c, char *out, size_t outsize);
+/* TLS facts for logs and the link ("TLSv1.3 TLS_AES_256_GCM_SHA384"). */
+void conn_tls_desc(struct conn *c, char *out, size_t outsize);
+/* Parses "host:port" into a sockaddr (numeric hosts and localhost). */
+int conn_parse_addr(const char *hostport, struct sockaddr_storage *ss,
+		    const char **error_r);
+
+#endif

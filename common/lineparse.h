@@ -1,0 +1,94 @@
+/* lineparse.h - the one reader of raw client bytes.
+ *
+ * A reader frames a byte stream into commands without ever holding more
+ * than its limits allow.  Modes:
+ *
+ *   LP_MODE_LINE   one line per command (POP3, SMTP, SASL responses)
+ *   LP_MODE_IMAP   a line that may continue through literals: {n}, {n+}
+ *                  and ~{n} (RFC 3501, RFC 7888, RFC 3516)
+ *
+ * lp_feed() consumes bytes until something happens and says what:
+ *
+ *   LP_MORE      all input consumed, no command complete yet
+ *   LP_COMMAND   a command is complete: lp_command() gives it, without the
+ *                final line end; call lp_next() before feeding more
+ *   LP_CONTINUE  a synchronizing literal was accepted: send the
+ *                continuation request ("+ OK"), then feed on
+ *   LP_ERROR     the command is invalid or too large; lp_error() has a
+ *                message safe to send to the client.  The rest of the
+ *                offending line is skipped.  Feed on after lp_next().
+ *   LP_FATAL     as LP_ERROR, but the stream cannot be resynchronised
+ *                (a non-synchronizing literal over the limit): answer and
+ *                close the connection.
+ *
+ * Lines end with CRLF or a bare LF; the CR is stripped.  NUL is refused
+ * outside literals.  The command buffer keeps literal headers and the line
+ * ends that follow them, so imap_parse() sees the command as sent.
+ */
+#ifndef PORTICO_LINEPARSE_H
+#define PORTICO_LINEPARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+enum lp_mode {
+	LP_MODE_LINE,
+	LP_MODE_IMAP,
+	LP_MODE_COUNT
+};
+
+enum lp_status {
+	LP_MORE,
+	LP_COMMAND,
+	LP_CONTINUE,
+	LP_ERROR,
+	LP_FATAL,
+	LP_STATUS_COUNT
+};
+
+struct lp_limits {
+	size_t max_line;     /* one line, without its line end */
+	size_t max_literal;  /* one literal */
+	size_t max_command;  /* whole command, literals included */
+	unsigned max_literals;
+};
+
+struct lp_reader {
+	enum lp_mode mode;
+	struct lp_limits lim;
+	struct buf cmd;          /* the command being read */
+	size_t line_start;       /* offset in cmd of the current line */
+	uint64_t literal_left;   /* literal bytes still to come */
+	unsigned literals;       /* literals in this command */
+	int in_quote, escaped;   /* quoted-string state of the line */
+	int skipping;            /* discarding up to the next line end */
+	int done;                /* a status other than MORE is pending */
+	const char *error;
+};
+
+void lp_init(struct lp_reader *r, enum lp_mode mode,
+	     const struct lp_limits *lim);
+void lp_set_mode(struct lp_reader *r, enum lp_mode mode);
+void lp_set_limits(struct lp_reader *r, const struct lp_limits *lim);
+void lp_free(struct lp_reader *r);
+
+/* Consumes up to len bytes of data and returns a status; *consumed_r says
+ * how many were used.  Bytes after a status other than LP_MORE are left
+ * for the next call. */
+enum lp_status lp_feed(struct lp_reader *r, const char *data, size_t len,
+		       size_t *consumed_r);
+/* The complete command (LP_COMMAND) or what was read of the bad one. */
+const char *lp_command(const struct lp_reader *r, size_t *len_r);
+const char *lp_error(const struct lp_reader *r);
+/* Forgets the current command and error; ready for the next one. */
+void lp_next(struct lp_reader *r);
+/* Forgets everything, including a line being skipped (after STARTTLS). */
+void lp_reset(struct lp_reader *r);
+
+/* Copies the IMAP tag at the start of cmd into out (size outsize) if it is
+ * a valid tag; otherwise writes "*".  Returns out. */
+char *lp_tag(const char *cmd, size_t len, char *out, size_t outsize);
+
+#endif
