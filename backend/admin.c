@@ -1,0 +1,268 @@
+/* admin.c - portico-admin: operator commands against a backend's store.
+ *
+ *   portico-admin -c BACKEND.ini provision MAILBOX_ID
+ *   portico-admin -c BACKEND.ini import MAILBOX_ID FILE [--mailbox NAME]
+ *   portico-admin -c BACKEND.ini list MAILBOX_ID
+ *   portico-admin config-reference
+ *
+ * The store is opened directly; LMDB lets this run beside the backend.
+ */
+#define _XOPEN_SOURCE 700
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/store/store.h"
+#include "common/buf.h"
+#include "common/config.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+		"usage: portico-admin -c BACKEND.ini provision MAILBOX_ID\n"
+		"       portico-admin -c BACKEND.ini import MAILBOX_ID FILE "
+		"[--mailbox NAME]\n"
+		"       portico-admin -c BACKEND.ini list MAILBOX_ID\n"
+		"       portico-admin config-reference\n");
+	exit(2);
+}
+
+static int
+read_file(const char *path, struct buf *out)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return -1;
+	char tmp[65536];
+	size_t n;
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		buf_append(out, tmp, n);
+	int err = ferror(f);
+	fclose(f);
+	return err ? -1 : 0;
+}
+
+/* "From sender Thu Nov 23 08:00:00 2026": the date after the sender. */
+static int64_t
+mbox_from_date(const char *line, size_t len)
+{
+	char tmp[256];
+	if (len >= sizeof(tmp))
+		return 0;
+	memcpy(tmp, line, len);
+	tmp[len] = '\0';
+	char *p = strchr(tmp + 5, ' ');
+	if (p == NULL)
+		return 0;
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	char *end = strptime(p + 1, "%a %b %d %H:%M:%S %Y", &tm);
+	if (end == NULL)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* Appends one message with CRLF line ends; mboxrd unescaping when
+ * from_mbox ('>From ' lines lose one '>'). */
+static int
+import_one(struct store *st, const char *mailbox_id, const char *mbox,
+	   const char *data, size_t len, int from_mbox, int64_t date)
+{
+	struct buf msg = BUF_INIT;
+	size_t i = 0;
+	while (i < len) {
+		const char *nl = memchr(data + i, '\n', len - i);
+		size_t end = nl ? (size_t)(nl - data) : len;
+		size_t lend = end;
+		if (lend > i && data[lend - 1] == '\r')
+			lend--;
+		const char *line = data + i;
+		size_t llen = lend - i;
+		if (from_mbox && llen >= 6 && line[0] == '>') {
+			size_t q = 0;
+			while (q < llen && line[q] == '>')
+				q++;
+			if (llen - q >= 5 && memcmp(line + q, "From ", 5) == 0) {
+				line++;
+				llen--;
+			}
+		}
+		buf_append(&msg, line, llen);
+		if (nl != NULL)
+			buf_append(&msg, "\r\n", 2);
+		i = nl ? end + 1 : len;
+	}
+	if (from_mbox) {
+		/* The blank line before the next "From " belongs to the
+		   mbox format, not to the message. */
+		if (buf_used(&msg) >= 4 &&
+		    memcmp(buf_ptr(&msg) + buf_used(&msg) - 4, "\r\n\r\n", 4) ==
+			    0)
+			msg.len -= 2;
+	}
+	uint32_t uid;
+	const char *err;
+	if (date == 0)
+		date = (int64_t)time(NULL);
+	int rc = store_append(st, mailbox_id, mbox, buf_ptr(&msg),
+			      buf_used(&msg), 0, date, &uid, &err);
+	buf_free(&msg);
+	if (rc < 0) {
+		fprintf(stderr, "portico-admin: import: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_import(struct store *st, const char *mailbox_id, const char *path,
+	   const char *mbox)
+{
+	struct buf file = BUF_INIT;
+	if (read_file(path, &file) < 0) {
+		fprintf(stderr, "portico-admin: %s: %s\n", path,
+			strerror(errno));
+		return 1;
+	}
+	const char *d = buf_ptr(&file);
+	size_t len = buf_used(&file);
+	unsigned count = 0;
+	if (len >= 5 && memcmp(d, "From ", 5) == 0) {
+		/* mbox: messages start at "From " lines. */
+		size_t start = 0;
+		while (start < len) {
+			const char *nl = memchr(d + start, '\n', len - start);
+			if (nl == NULL)
+				break;
+			size_t body = (size_t)(nl - d) + 1;
+			int64_t date = mbox_from_date(d + start,
+						      body - 1 - start);
+			size_t next = body, end = len;
+			while (next < len) {
+				if (len - next >= 5 &&
+				    memcmp(d + next, "From ", 5) == 0 &&
+				    next > 0 && d[next - 1] == '\n') {
+					end = next;
+					break;
+				}
+				const char *n2 = memchr(d + next, '\n',
+							len - next);
+				if (n2 == NULL) {
+					next = len;
+					break;
+				}
+				next = (size_t)(n2 - d) + 1;
+			}
+			if (next >= len)
+				end = len;
+			if (import_one(st, mailbox_id, mbox, d + body,
+				       end - body, 1, date) < 0) {
+				buf_free(&file);
+				return 1;
+			}
+			count++;
+			start = end;
+		}
+	} else {
+		if (import_one(st, mailbox_id, mbox, d, len, 0, 0) < 0) {
+			buf_free(&file);
+			return 1;
+		}
+		count++;
+	}
+	buf_free(&file);
+	printf("imported %u\n", count);
+	return 0;
+}
+
+static int
+cmd_list(struct store *st, const char *mailbox_id)
+{
+	MDB_txn *txn = NULL;
+	const char *err;
+	struct store_user_rec u;
+	struct store_mailbox_info *list;
+	size_t n;
+	if (store_read_begin(st, &txn, &err) < 0) {
+		fprintf(stderr, "portico-admin: %s\n", err);
+		return 1;
+	}
+	int rc = store_user_get(st, txn, mailbox_id, &u, &err);
+	if (rc != 0) {
+		store_read_end(&txn);
+		fprintf(stderr, "portico-admin: %s\n",
+			rc > 0 ? "no such mailbox id in this store" : err);
+		return 1;
+	}
+	if (store_mailboxes_list(st, txn, u.user_num, &list, &n, &err) < 0) {
+		store_read_end(&txn);
+		fprintf(stderr, "portico-admin: %s\n", err);
+		return 1;
+	}
+	store_read_end(&txn);
+	printf("%-24s %10s %10s %12s %s\n", "mailbox", "messages", "unseen",
+	       "bytes", "special-use");
+	for (size_t i = 0; i < n; i++)
+		printf("%-24s %10u %10u %12llu %s\n", list[i].name,
+		       list[i].rec.messages, list[i].rec.unseen,
+		       (unsigned long long)list[i].rec.size,
+		       store_special_use_name(list[i].rec.special_use));
+	store_mailboxes_free(list, n);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *config_path = NULL, *err;
+	int i = 1;
+	if (argc >= 2 && strcmp(argv[1], "config-reference") == 0) {
+		config_write_reference(stdout);
+		return 0;
+	}
+	if (argc >= 3 && strcmp(argv[1], "-c") == 0) {
+		config_path = argv[2];
+		i = 3;
+	}
+	if (config_path == NULL || i >= argc)
+		usage();
+	struct config cfg;
+	config_defaults(&cfg);
+	if (config_load(&cfg, config_path, &err) < 0) {
+		fprintf(stderr, "portico-admin: %s\n", err);
+		return 1;
+	}
+	const char *cmd = argv[i++];
+	struct store *st;
+	if (store_open(cfg.backend_store_dir, cfg.backend_store_map_size, &st,
+		       &err) < 0) {
+		fprintf(stderr, "portico-admin: store: %s\n", err);
+		return 1;
+	}
+	int rc = 2;
+	if (strcmp(cmd, "provision") == 0 && argc - i == 1) {
+		rc = store_provision(st, argv[i], &err) < 0 ? 1 : 0;
+		if (rc != 0)
+			fprintf(stderr, "portico-admin: provision: %s\n", err);
+		else
+			printf("provisioned %s\n", argv[i]);
+	} else if (strcmp(cmd, "import") == 0 && argc - i >= 2) {
+		const char *mbox = "INBOX";
+		if (argc - i == 4 && strcmp(argv[i + 2], "--mailbox") == 0)
+			mbox = argv[i + 3];
+		else if (argc - i != 2)
+			usage();
+		rc = cmd_import(st, argv[i], argv[i + 1], mbox);
+	} else if (strcmp(cmd, "list") == 0 && argc - i == 1) {
+		rc = cmd_list(st, argv[i]);
+	} else {
+		store_close(&st);
+		usage();
+	}
+	store_close(&st);
+	config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,86 @@
+/* backend.h - the backend daemon: link server, session host, store. */
+#ifndef PORTICO_BACKEND_H
+#define PORTICO_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "backend/store/store.h"
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/conn.h"
+#include "common/lineparse.h"
+#include "link.pb-c.h"
+
+struct blink;
+struct bsession;
+
+struct backend {
+	uv_loop_t *loop;
+	struct config cfg;
+	struct store *store;
+	SSL_CTX *link_ctx;
+	uv_tcp_t link_listener;
+	uv_signal_t sigterm, sigint;
+	struct blink *links;   /* live links */
+	unsigned sessions;     /* live sessions */
+};
+
+/* A protocol engine hosted for one stream (IMAP, POP3). */
+struct session_engine {
+	const char *name;
+	/* Creates the engine's state and queues its first response.  On
+	   failure returns -1 with an RFC 5530 / RFC 3206 code and a reason
+	   for the frontend to pass on. */
+	int (*open)(struct bsession *s, const Portico__Open *open,
+		    const char **code_r, const char **reason_r);
+	/* Processes the input in s->in as far as it can. */
+	void (*input)(struct bsession *s);
+	/* Releases the engine's state. */
+	void (*free)(struct bsession *s);
+};
+
+struct bsession {
+	struct backend *be;
+	struct blink *link;
+	uint32_t stream;
+	char id[64];              /* the frontend's session id */
+	char user[256];
+	char mailbox_id[256];
+	struct buf in;            /* received, not yet processed */
+	struct buf out;           /* produced, waiting for credit */
+	uint64_t send_credit;     /* bytes the frontend accepts now */
+	uint64_t window;          /* our receive window */
+	uint64_t unacked_in;      /* processed, not yet credited */
+	int ending;               /* engine finished: flush then close */
+	int in_input;             /* engine->input() is running */
+	const struct session_engine *engine;
+	void *state;
+	struct bsession *next;    /* in link's list */
+};
+
+extern const struct session_engine imap_engine;
+extern const struct session_engine pop3_engine;
+
+/* Queues output for the client. */
+void session_write(struct bsession *s, const void *data, size_t len);
+void session_printf(struct bsession *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Engines stop producing while this is true and continue from
+ * engine->input() when credit arrives. */
+int session_output_full(const struct bsession *s);
+/* Input bytes the engine has finished with (returns link credit). */
+void session_consumed(struct bsession *s, size_t n);
+/* Ends the session once its output is sent. */
+void session_end(struct bsession *s, const char *reason);
+
+/* Link server (link_server.c). */
+int link_server_start(struct backend *be, const char **error_r);
+void link_server_stop(struct backend *be);
+/* Capabilities a logged-in IMAP client is offered. */
+const char *backend_imap_capabilities(void);
+
+#endif

@@ -1,0 +1,471 @@
+/* imap_cmd_fetch.c - FETCH and UID FETCH. */
+#include "backend/imap/imap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/log.h"
+
+enum fetch_kind {
+	FETCH_UID,
+	FETCH_FLAGS,
+	FETCH_SIZE,
+	FETCH_INTERNALDATE,
+	FETCH_BODY,
+	FETCH_KIND_COUNT
+};
+
+enum fetch_section {
+	SECTION_ALL,
+	SECTION_HEADER,
+	SECTION_TEXT,
+	SECTION_HEADER_FIELDS,
+	SECTION_HEADER_FIELDS_NOT,
+	SECTION_COUNT
+};
+
+struct fetch_item {
+	enum fetch_kind kind;
+	enum fetch_section section;
+	int peek;
+	const char *reply_name; /* e.g. "BODY[HEADER]" or "RFC822" */
+	int partial;
+	uint64_t offset, length;
+	const char **fields;
+	unsigned nfields;
+};
+
+struct fetch_req {
+	struct fetch_item *items;
+	unsigned n, cap;
+	int want_flags, sets_seen, want_uid;
+};
+
+static struct fetch_item *
+fetch_add(struct arena *a, struct fetch_req *req, enum fetch_kind kind)
+{
+	if (req->n == req->cap) {
+		unsigned cap = req->cap ? req->cap * 2 : 8;
+		struct fetch_item *v = arena_alloc(a, cap * sizeof(*v));
+		if (req->n)
+			memcpy(v, req->items, req->n * sizeof(*v));
+		req->items = v;
+		req->cap = cap;
+	}
+	struct fetch_item *it = &req->items[req->n++];
+	memset(it, 0, sizeof(*it));
+	it->kind = kind;
+	return it;
+}
+
+/* Parses "HEADER.FIELDS (A B)" style field lists. */
+static int
+parse_fields(struct arena *a, const char *p, const char *end,
+	     struct fetch_item *it)
+{
+	while (p < end && *p == ' ')
+		p++;
+	if (p >= end || *p != '(' || end[-1] != ')')
+		return -1;
+	p++;
+	end--;
+	unsigned cap = 8;
+	it->fields = arena_alloc(a, cap * sizeof(char *));
+	while (p < end) {
+		while (p < end && *p == ' ')
+			p++;
+		if (p >= end)
+			break;
+		const char *start = p;
+		if (*p == '"') {
+			start = ++p;
+			while (p < end && *p != '"')
+				p++;
+			if (p >= end)
+				return -1;
+		} else {
+			while (p < end && *p != ' ')
+				p++;
+		}
+		if (p == start)
+			return -1;
+		if (it->nfields == cap) {
+			if (cap >= 1024)
+				return -1;
+			const char **v = arena_alloc(a, cap * 2 * sizeof(char *));
+			memcpy(v, it->fields, cap * sizeof(char *));
+			it->fields = v;
+			cap *= 2;
+		}
+		it->fields[it->nfields++] =
+			arena_strndup(a, start, (size_t)(p - start));
+		if (*p == '"')
+			p++;
+	}
+	return it->nfields > 0 ? 0 : -1;
+}
+
+/* BODY[section]<partial> or BODY.PEEK[...]: atom already split at '['. */
+static int
+parse_body_item(struct arena *a, const char *atom, struct fetch_req *req)
+{
+	const char *open = strchr(atom, '[');
+	const char *close = strrchr(atom, ']');
+	if (open == NULL || close == NULL || close < open)
+		return -1;
+	int peek;
+	size_t head = (size_t)(open - atom);
+	if (head == 4 && strncasecmp(atom, "BODY", 4) == 0)
+		peek = 0;
+	else if (head == 9 && strncasecmp(atom, "BODY.PEEK", 9) == 0)
+		peek = 1;
+	else
+		return -1;
+	struct fetch_item *it = fetch_add(a, req, FETCH_BODY);
+	it->peek = peek;
+	const char *sec = open + 1;
+	size_t seclen = (size_t)(close - sec);
+	if (seclen == 0) {
+		it->section = SECTION_ALL;
+	} else if (seclen == 6 && strncasecmp(sec, "HEADER", 6) == 0) {
+		it->section = SECTION_HEADER;
+	} else if (seclen == 4 && strncasecmp(sec, "TEXT", 4) == 0) {
+		it->section = SECTION_TEXT;
+	} else if (seclen > 17 &&
+		   strncasecmp(sec, "HEADER.FIELDS.NOT", 17) == 0 &&
+		   (sec[17] == ' ' || sec[17] == '(')) {
+		it->section = SECTION_HEADER_FIELDS_NOT;
+		if (parse_fields(a, sec + 17, close, it) < 0)
+			return -1;
+	} else if (seclen > 13 && strncasecmp(sec, "HEADER.FIELDS", 13) == 0 &&
+		   (sec[13] == ' ' || sec[13] == '(')) {
+		it->section = SECTION_HEADER_FIELDS;
+		if (parse_fields(a, sec + 13, close, it) < 0)
+			return -1;
+	} else {
+		return -2; /* MIME part sections arrive with the MIME parser */
+	}
+	const char *rest = close + 1;
+	if (*rest == '<') {
+		char *end;
+		unsigned long long off = strtoull(rest + 1, &end, 10);
+		if (end == rest + 1 || *end != '.')
+			return -1;
+		const char *lp = end + 1;
+		unsigned long long len = strtoull(lp, &end, 10);
+		if (end == lp || *end != '>' || end[1] != '\0' || len == 0)
+			return -1;
+		it->partial = 1;
+		it->offset = off;
+		it->length = len;
+	} else if (*rest != '\0') {
+		return -1;
+	}
+	/* The reply names the section without PEEK, with the offset only. */
+	it->reply_name = arena_printf(a, "BODY[%.*s]", (int)seclen, sec);
+	if (it->partial)
+		it->reply_name = arena_printf(a, "%s<%llu>", it->reply_name,
+					      (unsigned long long)it->offset);
+	if (!peek)
+		req->sets_seen = 1;
+	return 0;
+}
+
+static int
+parse_item(struct arena *a, const struct imap_arg *arg, struct fetch_req *req)
+{
+	if (arg->type != IMAP_ARG_ATOM)
+		return -1;
+	const char *s = arg->str;
+	struct fetch_item *it;
+	if (strchr(s, '[') != NULL)
+		return parse_body_item(a, s, req);
+	if (strcasecmp(s, "UID") == 0) {
+		req->want_uid = 1;
+	} else if (strcasecmp(s, "FLAGS") == 0) {
+		req->want_flags = 1;
+	} else if (strcasecmp(s, "RFC822.SIZE") == 0) {
+		fetch_add(a, req, FETCH_SIZE);
+	} else if (strcasecmp(s, "INTERNALDATE") == 0) {
+		fetch_add(a, req, FETCH_INTERNALDATE);
+	} else if (strcasecmp(s, "FAST") == 0) {
+		req->want_flags = 1;
+		fetch_add(a, req, FETCH_INTERNALDATE);
+		fetch_add(a, req, FETCH_SIZE);
+	} else if (strcasecmp(s, "RFC822") == 0) {
+		it = fetch_add(a, req, FETCH_BODY);
+		it->section = SECTION_ALL;
+		it->reply_name = "RFC822";
+		req->sets_seen = 1;
+	} else if (strcasecmp(s, "RFC822.HEADER") == 0) {
+		it = fetch_add(a, req, FETCH_BODY);
+		it->section = SECTION_HEADER;
+		it->peek = 1;
+		it->reply_name = "RFC822.HEADER";
+	} else if (strcasecmp(s, "RFC822.TEXT") == 0) {
+		it = fetch_add(a, req, FETCH_BODY);
+		it->section = SECTION_TEXT;
+		it->reply_name = "RFC822.TEXT";
+		req->sets_seen = 1;
+	} else {
+		/* ENVELOPE, BODYSTRUCTURE, ALL and FULL need the MIME
+		   parser. */
+		return -2;
+	}
+	return 0;
+}
+
+/* Length of the header block, blank line included. */
+static size_t
+header_length(const char *data, size_t len)
+{
+	if (len >= 2 && data[0] == '\r' && data[1] == '\n')
+		return 2;
+	for (size_t i = 0; i + 3 < len; i++) {
+		if (data[i] == '\r' && data[i + 1] == '\n' &&
+		    data[i + 2] == '\r' && data[i + 3] == '\n')
+			return i + 4;
+	}
+	return len;
+}
+
+static int
+field_listed(const struct fetch_item *it, const char *name, size_t len)
+{
+	for (unsigned i = 0; i < it->nfields; i++)
+		if (strlen(it->fields[i]) == len &&
+		    strncasecmp(it->fields[i], name, len) == 0)
+			return 1;
+	return 0;
+}
+
+/* Builds the selected header fields into out. */
+static void
+header_fields(const struct fetch_item *it, const char *h, size_t hlen,
+	      struct buf *out)
+{
+	int want_not = it->section == SECTION_HEADER_FIELDS_NOT;
+	size_t i = 0;
+	while (i < hlen) {
+		/* One field: a line plus its continuation lines. */
+		size_t start = i;
+		const char *colon = NULL;
+		for (;;) {
+			const char *nl = memchr(h + i, '\n', hlen - i);
+			size_t next = nl ? (size_t)(nl - h) + 1 : hlen;
+			if (colon == NULL)
+				colon = memchr(h + start, ':', next - start);
+			i = next;
+			if (i >= hlen || (h[i] != ' ' && h[i] != '\t'))
+				break;
+		}
+		size_t flen = i - start;
+		if (flen <= 2)
+			break; /* the blank line */
+		if (colon == NULL)
+			continue;
+		size_t nlen = (size_t)(colon - (h + start));
+		while (nlen > 0 && (h[start + nlen - 1] == ' ' ||
+				    h[start + nlen - 1] == '\t'))
+			nlen--;
+		if (field_listed(it, h + start, nlen) != want_not)
+			buf_append(out, h + start, flen);
+	}
+	buf_append(out, "\r\n", 2);
+}
+
+static void
+write_literal(struct imap_session *is, const struct fetch_item *it,
+	      const char *data, size_t len)
+{
+	if (it->partial) {
+		if (it->offset >= len) {
+			len = 0;
+		} else {
+			data += it->offset;
+			len -= (size_t)it->offset;
+			if (len > it->length)
+				len = (size_t)it->length;
+		}
+	}
+	session_printf(is->s, "%s {%zu}\r\n", it->reply_name, len);
+	session_write(is->s, data, len);
+}
+
+static void
+fetch_one(struct imap_session *is, const struct fetch_req *req, uint32_t seq,
+	  uint32_t uid, const struct store_msg_rec *m, const char *body,
+	  size_t blen)
+{
+	struct bsession *s = is->s;
+	int first = 1;
+	char flags[128];
+	session_printf(s, "* %u FETCH (", seq);
+#define SEP() (first ? (first = 0, "") : " ")
+	if (req->want_uid)
+		session_printf(s, "%sUID %u", SEP(), uid);
+	if (req->want_flags) {
+		imap_flags_format(m->flags, flags, sizeof(flags));
+		session_printf(s, "%sFLAGS (%s)", SEP(), flags);
+	}
+	for (unsigned i = 0; i < req->n; i++) {
+		const struct fetch_item *it = &req->items[i];
+		switch (it->kind) {
+		case FETCH_SIZE:
+			session_printf(s, "%sRFC822.SIZE %llu", SEP(),
+				       (unsigned long long)m->size);
+			break;
+		case FETCH_INTERNALDATE: {
+			static const char *mon[] = {"Jan", "Feb", "Mar", "Apr",
+						    "May", "Jun", "Jul", "Aug",
+						    "Sep", "Oct", "Nov", "Dec"};
+			struct tm tm;
+			time_t t = (time_t)m->internaldate;
+			gmtime_r(&t, &tm);
+			session_printf(s,
+				       "%sINTERNALDATE \"%02d-%s-%04d "
+				       "%02d:%02d:%02d +0000\"",
+				       SEP(), tm.tm_mday, mon[tm.tm_mon],
+				       tm.tm_year + 1900, tm.tm_hour,
+				       tm.tm_min, tm.tm_sec);
+			break;
+		}
+		case FETCH_BODY: {
+			size_t hlen = header_length(body, blen);
+			session_printf(s, "%s", SEP());
+			switch (it->section) {
+			case SECTION_ALL:
+				write_literal(is, it, body, blen);
+				break;
+			case SECTION_HEADER:
+				write_literal(is, it, body, hlen);
+				break;
+			case SECTION_TEXT:
+				write_literal(is, it, body + hlen, blen - hlen);
+				break;
+			case SECTION_HEADER_FIELDS:
+			case SECTION_HEADER_FIELDS_NOT: {
+				struct buf hb = BUF_INIT;
+				header_fields(it, body, hlen, &hb);
+				write_literal(is, it, buf_ptr(&hb),
+					      buf_used(&hb));
+				buf_free(&hb);
+				break;
+			}
+			case SECTION_COUNT:
+				abort();
+			}
+			break;
+		}
+		case FETCH_UID:
+		case FETCH_FLAGS:
+		case FETCH_KIND_COUNT:
+			break;
+		}
+	}
+#undef SEP
+	session_write(s, ")\r\n", 3);
+}
+
+void
+imap_cmd_fetch(struct imap_cmd_ctx *cmd)
+{
+	struct imap_session *is = cmd->is;
+	struct arena *a = &is->cmd_pool;
+	struct store *st = is->s->be->store;
+	struct fetch_req req = {0};
+	if (cmd->argc != 2 || cmd->args[0].type != IMAP_ARG_ATOM) {
+		imap_tagged(cmd, "BAD", "Expected sequence set and items");
+		return;
+	}
+	const struct imap_arg *items = &cmd->args[1];
+	int rc = 0;
+	if (items->type == IMAP_ARG_LIST) {
+		if (items->count == 0)
+			rc = -1;
+		for (unsigned i = 0; rc == 0 && i < items->count; i++)
+			rc = parse_item(a, &items->list[i], &req);
+	} else {
+		rc = parse_item(a, items, &req);
+	}
+	if (rc == -2) {
+		imap_tagged(cmd, "BAD", "Fetch item not supported");
+		return;
+	}
+	if (rc < 0) {
+		imap_tagged(cmd, "BAD", "Invalid fetch items");
+		return;
+	}
+	if (cmd->uid)
+		req.want_uid = 1;
+	if (req.sets_seen && !is->readonly)
+		req.want_flags = 1;
+
+	uint32_t max = cmd->uid ? (is->count ? is->uids[is->count - 1] : 0)
+				: (uint32_t)is->count;
+	struct imap_range *ranges;
+	unsigned nranges;
+	if (imap_seqset_parse(cmd->args[0].str, max, a, &ranges, &nranges) <
+	    0) {
+		imap_tagged(cmd, "BAD", "Invalid sequence set");
+		return;
+	}
+	if (!cmd->uid) {
+		for (unsigned i = 0; i < nranges; i++) {
+			if (ranges[i].lo == 0 || ranges[i].hi > is->count) {
+				imap_tagged(cmd, "BAD",
+					    "Invalid message sequence number");
+				return;
+			}
+		}
+	}
+
+	MDB_txn *txn;
+	const char *err;
+	if (store_read_begin(st, &txn, &err) < 0) {
+		log_error("session=%s store error=\"%s\"", is->s->id, err);
+		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
+		return;
+	}
+	int need_body = 0;
+	for (unsigned i = 0; i < req.n; i++)
+		if (req.items[i].kind == FETCH_BODY)
+			need_body = 1;
+	for (size_t i = 0; i < is->count; i++) {
+		uint32_t seq = (uint32_t)i + 1, uid = is->uids[i];
+		if (!imap_seqset_contains(ranges, nranges, cmd->uid ? uid : seq))
+			continue;
+		struct store_msg_rec m;
+		rc = store_message_get(st, txn, is->mbox.mbox_id, uid, &m,
+				       &err);
+		if (rc > 0)
+			continue; /* expunged by another session */
+		const char *body = NULL;
+		size_t blen = 0;
+		if (rc == 0 && need_body)
+			rc = store_body_get(st, txn, m.body_id, &body, &blen,
+					    &err);
+		if (rc < 0) {
+			store_read_end(&txn);
+			log_error("session=%s store error=\"%s\"", is->s->id,
+				  err);
+			imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
+			return;
+		}
+		if (req.sets_seen && !is->readonly &&
+		    !(m.flags & STORE_F_SEEN)) {
+			if (store_flags_add(st, is->mbox.mbox_id, uid,
+					    STORE_F_SEEN, &err) < 0)
+				log_error("session=%s store error=\"%s\"",
+					  is->s->id, err);
+			else
+				m.flags |= STORE_F_SEEN;
+		}
+		fetch_one(is, &req, seq, uid, &m, body, blen);
+	}
+	store_read_end(&txn);
+	imap_tagged(cmd, "OK", "%sFETCH completed", cmd->uid ? "UID " : "");
+}

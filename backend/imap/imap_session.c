@@ -1,0 +1,286 @@
+/* imap_session.c - IMAP session on the backend: input, dispatch, replies. */
+#include "backend/imap/imap.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+
+/* clang-format off */
+static const struct imap_cmd imap_cmds[] = {
+	{ "CAPABILITY", imap_cmd_capability, IMAP_F_ANY },
+	{ "NOOP",       imap_cmd_noop,       IMAP_F_ANY },
+	{ "LOGOUT",     imap_cmd_logout,     IMAP_F_ANY },
+	{ "ID",         imap_cmd_id,         IMAP_F_ANY },
+	{ "SELECT",     imap_cmd_select,     IMAP_F_ANY },
+	{ "EXAMINE",    imap_cmd_examine,    IMAP_F_ANY },
+	{ "CLOSE",      imap_cmd_close,      IMAP_F_SELECTED },
+	{ "UNSELECT",   imap_cmd_unselect,   IMAP_F_SELECTED },
+	{ "FETCH",      imap_cmd_fetch,      IMAP_F_SELECTED },
+};
+/* clang-format on */
+
+static const char *imap_state_names[] = {"authenticated", "selected",
+					 "logout"};
+_Static_assert(sizeof(imap_state_names) / sizeof(imap_state_names[0]) ==
+		       IMAP_STATE_COUNT,
+	       "imap state names");
+
+/* Commands that UID may prefix. */
+static const char *imap_uid_cmds[] = {"FETCH"};
+
+const char *
+backend_imap_capabilities(void)
+{
+	return "IMAP4rev1 LITERAL+ ID UNSELECT";
+}
+
+void
+imap_set_state(struct imap_session *is, enum imap_state state)
+{
+	if (is->state == state)
+		return;
+	log_debug("session=%s imap state %s -> %s", is->s->id,
+		  imap_state_names[is->state], imap_state_names[state]);
+	is->state = state;
+}
+
+void
+imap_tagged(struct imap_cmd_ctx *cmd, const char *status, const char *fmt,
+	    ...)
+{
+	struct bsession *s = cmd->is->s;
+	va_list ap;
+	session_printf(s, "%s %s ", cmd->tag, status);
+	va_start(ap, fmt);
+	buf_vprintf(&s->out, fmt, ap);
+	va_end(ap);
+	session_write(s, "\r\n", 2);
+}
+
+void
+imap_untagged(struct imap_session *is, const char *fmt, ...)
+{
+	struct bsession *s = is->s;
+	va_list ap;
+	session_write(s, "* ", 2);
+	va_start(ap, fmt);
+	buf_vprintf(&s->out, fmt, ap);
+	va_end(ap);
+	session_write(s, "\r\n", 2);
+}
+
+void
+imap_write_string(struct imap_session *is, const char *str, size_t len)
+{
+	int quoted = len < 1024;
+	for (size_t i = 0; quoted && i < len; i++) {
+		unsigned char c = (unsigned char)str[i];
+		if (c == '\r' || c == '\n' || c == 0 || c >= 0x80)
+			quoted = 0;
+	}
+	if (!quoted) {
+		session_printf(is->s, "{%zu}\r\n", len);
+		session_write(is->s, str, len);
+		return;
+	}
+	session_write(is->s, "\"", 1);
+	size_t start = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (str[i] == '"' || str[i] == '\\') {
+			session_write(is->s, str + start, i - start);
+			session_write(is->s, "\\", 1);
+			start = i;
+		}
+	}
+	session_write(is->s, str + start, len - start);
+	session_write(is->s, "\"", 1);
+}
+
+static const struct imap_cmd *
+imap_cmd_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(imap_cmds) / sizeof(imap_cmds[0]); i++)
+		if (strcasecmp(imap_cmds[i].name, name) == 0)
+			return &imap_cmds[i];
+	return NULL;
+}
+
+static int
+imap_is_uid_cmd(const char *name)
+{
+	for (size_t i = 0; i < sizeof(imap_uid_cmds) / sizeof(imap_uid_cmds[0]);
+	     i++)
+		if (strcasecmp(imap_uid_cmds[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+imap_bad(struct imap_session *is, const char *tag, const char *msg)
+{
+	session_printf(is->s, "%s BAD %s\r\n", tag, msg);
+	if (++is->bad_commands >= (unsigned)is->s->be->cfg.limits_max_bad_commands) {
+		imap_untagged(is, "BYE Too many invalid commands");
+		imap_set_state(is, IMAP_STATE_LOGOUT);
+		session_end(is->s, "too many invalid commands");
+	}
+}
+
+static void
+imap_dispatch(struct imap_session *is, const char *line, size_t len)
+{
+	const struct config *cfg = &is->s->be->cfg;
+	struct imap_parse_limits lim = {(unsigned)cfg->limits_max_nesting,
+					100000};
+	struct imap_arg *args;
+	unsigned argc;
+	const char *err;
+	char tag[128];
+
+	lp_tag(line, len, tag, sizeof(tag));
+	if (imap_parse(line, len, &is->cmd_pool, &lim, &args, &argc, &err) <
+	    0) {
+		imap_bad(is, tag, err);
+		return;
+	}
+	if (strcmp(tag, "*") == 0 || argc < 2 || args[1].type != IMAP_ARG_ATOM) {
+		imap_bad(is, tag, argc < 2 ? "Missing command" : "Invalid tag");
+		return;
+	}
+	struct imap_cmd_ctx cmd = {is, tag, args[1].str, args + 2, argc - 2, 0};
+	if (strcasecmp(cmd.name, "UID") == 0) {
+		if (argc < 3 || args[2].type != IMAP_ARG_ATOM ||
+		    !imap_is_uid_cmd(args[2].str)) {
+			imap_bad(is, tag, "Unknown UID command");
+			return;
+		}
+		cmd.uid = 1;
+		cmd.name = args[2].str;
+		cmd.args = args + 3;
+		cmd.argc = argc - 3;
+	}
+	const struct imap_cmd *c = imap_cmd_find(cmd.name);
+	if (c == NULL) {
+		if (strcasecmp(cmd.name, "LOGIN") == 0 ||
+		    strcasecmp(cmd.name, "AUTHENTICATE") == 0 ||
+		    strcasecmp(cmd.name, "STARTTLS") == 0) {
+			imap_bad(is, tag, "Already authenticated");
+			return;
+		}
+		imap_bad(is, tag, "Unknown command");
+		return;
+	}
+	if ((c->flags & IMAP_F_SELECTED) && is->state != IMAP_STATE_SELECTED) {
+		imap_bad(is, tag, "No mailbox selected");
+		return;
+	}
+	c->func(&cmd);
+}
+
+static void
+imap_input(struct bsession *s)
+{
+	struct imap_session *is = s->state;
+	while (buf_used(&s->in) > 0 && !s->ending &&
+	       !session_output_full(s)) {
+		size_t used;
+		enum lp_status st = lp_feed(&is->lp, buf_ptr(&s->in),
+					    buf_used(&s->in), &used);
+		buf_consume(&s->in, used);
+		session_consumed(s, used);
+		size_t len;
+		const char *line;
+		char tag[128];
+		switch (st) {
+		case LP_MORE:
+			return;
+		case LP_CONTINUE:
+			session_write(s, "+ OK\r\n", 6);
+			continue;
+		case LP_COMMAND:
+			line = lp_command(&is->lp, &len);
+			imap_dispatch(is, line, len);
+			arena_clear(&is->cmd_pool);
+			lp_next(&is->lp);
+			continue;
+		case LP_ERROR:
+			line = lp_command(&is->lp, &len);
+			lp_tag(line, len, tag, sizeof(tag));
+			imap_bad(is, tag, lp_error(&is->lp));
+			lp_next(&is->lp);
+			continue;
+		case LP_FATAL:
+			imap_untagged(is, "BYE %s", lp_error(&is->lp));
+			imap_set_state(is, IMAP_STATE_LOGOUT);
+			session_end(s, "fatal input error");
+			return;
+		case LP_STATUS_COUNT:
+			abort();
+		}
+	}
+}
+
+static int
+imap_open(struct bsession *s, const Portico__Open *o, const char **code_r,
+	  const char **reason_r)
+{
+	struct store_user_rec u;
+	MDB_txn *txn;
+	const char *err;
+	if (store_read_begin(s->be->store, &txn, &err) < 0) {
+		log_error("session=%s store error=\"%s\"", s->id, err);
+		*code_r = "SERVERBUG";
+		*reason_r = "Mail store unavailable";
+		return -1;
+	}
+	int rc = store_user_get(s->be->store, txn, s->mailbox_id, &u, &err);
+	store_read_end(&txn);
+	if (rc != 0) {
+		if (rc < 0)
+			log_error("session=%s store error=\"%s\"", s->id, err);
+		*code_r = "UNAVAILABLE";
+		*reason_r = rc > 0 ? "Mailbox not provisioned on this server"
+				   : "Mail store error";
+		return -1;
+	}
+	struct imap_session *is = calloc(1, sizeof(*is));
+	if (is == NULL)
+		abort();
+	is->s = s;
+	is->user_num = u.user_num;
+	const struct config *cfg = &s->be->cfg;
+	struct lp_limits lim = {cfg->limits_max_line,
+				cfg->limits_max_literal_size,
+				cfg->limits_max_command_size, 1000};
+	lp_init(&is->lp, LP_MODE_IMAP, &lim);
+	arena_init(&is->cmd_pool, 8192);
+	is->state = IMAP_STATE_AUTHENTICATED;
+	s->state = is;
+	session_printf(s, "%s OK [CAPABILITY %s] Logged in\r\n", o->tag,
+		       backend_imap_capabilities());
+	return 0;
+}
+
+static void
+imap_free(struct bsession *s)
+{
+	struct imap_session *is = s->state;
+	if (is == NULL)
+		return;
+	imap_mailbox_close(is);
+	lp_free(&is->lp);
+	arena_free(&is->cmd_pool);
+	free(is);
+	s->state = NULL;
+}
+
+const struct session_engine imap_engine = {
+	.name = "imap",
+	.open = imap_open,
+	.input = imap_input,
+	.free = imap_free,
+};

@@ -1,0 +1,449 @@
+/* link_server.c - accepts frontends' links and hosts their sessions.
+ *
+ * One link carries many sessions, each a stream.  Per stream and per
+ * direction the receiver grants a window of bytes (Open.window,
+ * Opened.window) and returns credit as it consumes, so one slow client
+ * never stalls the others on the link.
+ */
+#include "backend/backend.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+
+#include "common/link.h"
+#include "common/log.h"
+
+#define LINK_DATA_CHUNK 65536
+
+struct blink {
+	struct backend *be;
+	struct conn conn;
+	struct buf in;
+	char peer[64];
+	char name[128];      /* frontend's Hello name */
+	int hello;           /* Hello received */
+	struct bsession *sessions;
+	struct blink *next;
+};
+
+static void session_free(struct bsession *s);
+
+static void
+blink_send(struct blink *l, const Portico__Frame *f)
+{
+	struct buf out = BUF_INIT;
+	link_frame_pack(f, &out);
+	conn_write(&l->conn, buf_ptr(&out), buf_used(&out));
+	buf_free(&out);
+}
+
+static void
+blink_send_buf(struct blink *l, struct buf *b)
+{
+	conn_write(&l->conn, buf_ptr(b), buf_used(b));
+	buf_free(b);
+}
+
+/* -- sessions -------------------------------------------------------------*/
+
+static struct bsession *
+blink_find(struct blink *l, uint32_t stream)
+{
+	for (struct bsession *s = l->sessions; s != NULL; s = s->next)
+		if (s->stream == stream)
+			return s;
+	return NULL;
+}
+
+static void
+session_unlink(struct bsession *s)
+{
+	struct bsession **pp = &s->link->sessions;
+	while (*pp != NULL && *pp != s)
+		pp = &(*pp)->next;
+	if (*pp == s)
+		*pp = s->next;
+}
+
+static void
+session_flush(struct bsession *s)
+{
+	struct buf frames = BUF_INIT;
+	while (buf_used(&s->out) > 0 && s->send_credit > 0) {
+		size_t n = buf_used(&s->out);
+		if (n > s->send_credit)
+			n = (size_t)s->send_credit;
+		if (n > LINK_DATA_CHUNK)
+			n = LINK_DATA_CHUNK;
+		link_send_data(&frames, s->stream, buf_ptr(&s->out), n);
+		buf_consume(&s->out, n);
+		s->send_credit -= n;
+	}
+	if (s->ending && buf_used(&s->out) == 0) {
+		link_send_close(&frames, s->stream, "");
+		blink_send_buf(s->link, &frames);
+		log_info("session=%s stream=%u closed", s->id, s->stream);
+		session_unlink(s);
+		session_free(s);
+		return;
+	}
+	if (buf_used(&frames) > 0)
+		blink_send_buf(s->link, &frames);
+	else
+		buf_free(&frames);
+}
+
+void
+session_write(struct bsession *s, const void *data, size_t len)
+{
+	buf_append(&s->out, data, len);
+}
+
+void
+session_printf(struct bsession *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&s->out, fmt, ap);
+	va_end(ap);
+}
+
+int
+session_output_full(const struct bsession *s)
+{
+	return buf_used(&s->out) > s->window;
+}
+
+void
+session_consumed(struct bsession *s, size_t n)
+{
+	s->unacked_in += n;
+}
+
+void
+session_end(struct bsession *s, const char *reason)
+{
+	if (!s->ending)
+		log_debug("session=%s ending reason=%s", s->id, reason);
+	s->ending = 1;
+}
+
+static void
+session_free(struct bsession *s)
+{
+	if (s->engine != NULL && s->engine->free != NULL)
+		s->engine->free(s);
+	buf_wipe(&s->in);
+	buf_free(&s->out);
+	s->be->sessions--;
+	free(s);
+}
+
+/* Runs the engine over buffered input, returns credit, flushes output.
+ * May free s. */
+static void
+session_run(struct bsession *s)
+{
+	if (!s->ending && !s->in_input) {
+		s->in_input = 1;
+		s->engine->input(s);
+		s->in_input = 0;
+	}
+	if (s->unacked_in > 0 && !s->ending) {
+		struct buf frames = BUF_INIT;
+		link_send_credit(&frames, s->stream, (uint32_t)s->unacked_in);
+		s->unacked_in = 0;
+		blink_send_buf(s->link, &frames);
+	}
+	session_flush(s);
+}
+
+static void
+blink_refuse(struct blink *l, uint32_t stream, const char *code,
+	     const char *reason, int temporary)
+{
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__Refused r = PORTICO__REFUSED__INIT;
+	r.code = (char *)(uintptr_t)code;
+	r.reason = (char *)(uintptr_t)reason;
+	r.temporary = temporary;
+	f.stream = stream;
+	f.body_case = PORTICO__FRAME__BODY_REFUSED;
+	f.refused = &r;
+	blink_send(l, &f);
+}
+
+static void
+blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
+{
+	const struct session_engine *engine;
+	switch (o->protocol) {
+	case PORTICO__PROTOCOL__PROTOCOL_IMAP:
+		engine = &imap_engine;
+		break;
+	case PORTICO__PROTOCOL__PROTOCOL_POP3:
+		engine = &pop3_engine;
+		break;
+	default:
+		blink_refuse(l, stream, "CLIENTBUG", "unknown protocol", 0);
+		return;
+	}
+	if (stream == 0 || blink_find(l, stream) != NULL) {
+		blink_refuse(l, stream, "CLIENTBUG", "stream in use", 0);
+		return;
+	}
+	struct bsession *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		abort();
+	s->be = l->be;
+	s->link = l;
+	s->stream = stream;
+	s->engine = engine;
+	s->send_credit = o->window;
+	s->window = l->be->cfg.limits_link_window;
+	snprintf(s->id, sizeof(s->id), "%s", o->session_id);
+	snprintf(s->user, sizeof(s->user), "%s", o->user);
+	snprintf(s->mailbox_id, sizeof(s->mailbox_id), "%s", o->mailbox_id);
+	l->be->sessions++;
+	const char *code = "UNAVAILABLE", *reason = "internal error";
+	if (engine->open(s, o, &code, &reason) < 0) {
+		log_warn("session=%s user=%s mailbox=%s open refused code=%s "
+			 "reason=\"%s\"",
+			 s->id, s->user, s->mailbox_id, code, reason);
+		blink_refuse(l, stream, code, reason, 1);
+		s->engine = NULL;
+		session_free(s);
+		return;
+	}
+	s->next = l->sessions;
+	l->sessions = s;
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__Opened op = PORTICO__OPENED__INIT;
+	op.window = (uint32_t)s->window;
+	f.stream = stream;
+	f.body_case = PORTICO__FRAME__BODY_OPENED;
+	f.opened = &op;
+	blink_send(l, &f);
+	log_info("session=%s stream=%u user=%s protocol=%s client=%s opened",
+		 s->id, stream, s->user, engine->name, o->client_addr);
+	session_run(s);
+}
+
+static void
+blink_hello(struct blink *l, const Portico__Hello *h)
+{
+	snprintf(l->name, sizeof(l->name), "%s", h->name);
+	l->hello = 1;
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__Hello me = PORTICO__HELLO__INIT;
+	me.role = "backend";
+	me.name = l->be->cfg.backend_id;
+	me.version = LINK_VERSION;
+	me.site = (uint32_t)l->be->cfg.global_site;
+	me.imap_capabilities = (char *)(uintptr_t)backend_imap_capabilities();
+	f.stream = 0;
+	f.body_case = PORTICO__FRAME__BODY_HELLO;
+	f.hello = &me;
+	blink_send(l, &f);
+	log_info("link peer=%s frontend=%s version=%s ready", l->peer,
+		 l->name, h->version);
+}
+
+static void
+blink_frame(struct blink *l, Portico__Frame *f)
+{
+	struct bsession *s;
+	if (!l->hello && f->body_case != PORTICO__FRAME__BODY_HELLO) {
+		log_warn("link peer=%s frame before hello", l->peer);
+		conn_close(&l->conn);
+		return;
+	}
+	switch (f->body_case) {
+	case PORTICO__FRAME__BODY_HELLO:
+		blink_hello(l, f->hello);
+		return;
+	case PORTICO__FRAME__BODY_OPEN:
+		blink_open(l, f->stream, f->open);
+		return;
+	case PORTICO__FRAME__BODY_DATA:
+		s = blink_find(l, f->stream);
+		if (s == NULL)
+			return; /* raced with a close */
+		if (buf_used(&s->in) + f->data->data.len >
+		    s->window + LINK_DATA_CHUNK) {
+			log_warn("session=%s frontend overran the window",
+				 s->id);
+			session_end(s, "window overrun");
+			session_flush(s);
+			return;
+		}
+		buf_append(&s->in, f->data->data.data, f->data->data.len);
+		session_run(s);
+		return;
+	case PORTICO__FRAME__BODY_CREDIT:
+		s = blink_find(l, f->stream);
+		if (s == NULL)
+			return;
+		s->send_credit += f->credit->bytes;
+		session_flush(s);
+		/* session_flush may have freed s when it was ending. */
+		s = blink_find(l, f->stream);
+		if (s != NULL && !session_output_full(s))
+			session_run(s);
+		return;
+	case PORTICO__FRAME__BODY_CLOSE:
+		s = blink_find(l, f->stream);
+		if (s == NULL)
+			return;
+		log_info("session=%s stream=%u closed by frontend", s->id,
+			 s->stream);
+		session_unlink(s);
+		session_free(s);
+		return;
+	case PORTICO__FRAME__BODY_OPENED:
+	case PORTICO__FRAME__BODY_REFUSED:
+	case PORTICO__FRAME__BODY__NOT_SET:
+	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
+		break;
+	}
+	log_warn("link peer=%s unexpected frame type=%d", l->peer,
+		 (int)f->body_case);
+	conn_close(&l->conn);
+}
+
+static void
+blink_read(struct conn *c, const char *data, size_t len)
+{
+	struct blink *l = c->data;
+	buf_append(&l->in, data, len);
+	for (;;) {
+		Portico__Frame *f = NULL;
+		const char *err;
+		int rc = link_frame_next(&l->in,
+					 l->be->cfg.limits_link_max_frame, &f,
+					 &err);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			log_warn("link peer=%s error=\"%s\"", l->peer, err);
+			conn_close(&l->conn);
+			return;
+		}
+		blink_frame(l, f);
+		link_frame_free(&f);
+		if (l->conn.closing)
+			return;
+	}
+}
+
+static void
+blink_drop_sessions(struct blink *l)
+{
+	while (l->sessions != NULL) {
+		struct bsession *s = l->sessions;
+		l->sessions = s->next;
+		session_free(s);
+	}
+}
+
+static void
+blink_error(struct conn *c, const char *why)
+{
+	struct blink *l = c->data;
+	log_info("link peer=%s frontend=%s closed: %s", l->peer, l->name, why);
+}
+
+static void
+blink_tls_ready(struct conn *c)
+{
+	struct blink *l = c->data;
+	X509 *cert = SSL_get1_peer_certificate(c->ssl);
+	char cn[128] = "?";
+	if (cert != NULL) {
+		X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+					  NID_commonName, cn, sizeof(cn));
+		X509_free(cert);
+	}
+	log_info("link peer=%s cert=\"%s\" tls=%s", l->peer, cn,
+		 SSL_get_version(c->ssl));
+}
+
+static void
+blink_closed(struct conn *c)
+{
+	struct blink *l = c->data;
+	blink_drop_sessions(l);
+	struct blink **pp = &l->be->links;
+	while (*pp != NULL && *pp != l)
+		pp = &(*pp)->next;
+	if (*pp == l)
+		*pp = l->next;
+	buf_free(&l->in);
+	free(l);
+}
+
+static const struct conn_ops blink_ops = {
+	.read = blink_read,
+	.error = blink_error,
+	.tls_ready = blink_tls_ready,
+	.closed = blink_closed,
+};
+
+static void
+link_on_connection(uv_stream_t *server, int status)
+{
+	struct backend *be = server->data;
+	if (status < 0) {
+		log_warn("link accept error=\"%s\"", uv_strerror(status));
+		return;
+	}
+	struct blink *l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		abort();
+	l->be = be;
+	if (conn_init(be->loop, &l->conn, &blink_ops, l) < 0) {
+		free(l);
+		return;
+	}
+	l->next = be->links;
+	be->links = l;
+	if (conn_accept(server, &l->conn) < 0 ||
+	    conn_start_tls(&l->conn, be->link_ctx, 1, NULL) < 0) {
+		conn_abort(&l->conn);
+		return;
+	}
+	conn_peer_name(&l->conn, l->peer, sizeof(l->peer));
+	conn_read_start(&l->conn);
+}
+
+int
+link_server_start(struct backend *be, const char **error_r)
+{
+	struct sockaddr_storage ss;
+	if (conn_parse_addr(be->cfg.backend_link_listen, &ss, error_r) < 0)
+		return -1;
+	uv_tcp_init(be->loop, &be->link_listener);
+	be->link_listener.data = be;
+	int rc = uv_tcp_bind(&be->link_listener, (struct sockaddr *)&ss, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&be->link_listener, 511,
+			       link_on_connection);
+	if (rc < 0) {
+		*error_r = uv_strerror(rc);
+		return -1;
+	}
+	return 0;
+}
+
+void
+link_server_stop(struct backend *be)
+{
+	if (!uv_is_closing((uv_handle_t *)&be->link_listener))
+		uv_close((uv_handle_t *)&be->link_listener, NULL);
+	for (struct blink *l = be->links; l != NULL; l = l->next)
+		conn_close(&l->conn);
+}

@@ -1,0 +1,184 @@
+/* pop3_session.c - POP3 session on the backend: input and dispatch. */
+#include "backend/pop3/pop3.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+
+/* clang-format off */
+static const struct pop3_cmd pop3_cmds[] = {
+	{ "STAT", pop3_cmd_stat },
+	{ "LIST", pop3_cmd_list },
+	{ "UIDL", pop3_cmd_uidl },
+	{ "RETR", pop3_cmd_retr },
+	{ "NOOP", pop3_cmd_noop },
+	{ "QUIT", pop3_cmd_quit },
+};
+/* clang-format on */
+
+const struct pop3_msg *
+pop3_msg_arg(struct pop3_session *ps, const char *arg)
+{
+	char *end;
+	if (arg == NULL || !isdigit((unsigned char)arg[0])) {
+		session_printf(ps->s, "-ERR Message number required\r\n");
+		return NULL;
+	}
+	unsigned long n = strtoul(arg, &end, 10);
+	if (*end != '\0' || n == 0 || n > ps->count) {
+		session_printf(ps->s, "-ERR No such message\r\n");
+		return NULL;
+	}
+	return &ps->msgs[n - 1];
+}
+
+static void
+pop3_bad(struct pop3_session *ps, const char *msg)
+{
+	session_printf(ps->s, "-ERR %s\r\n", msg);
+	if (++ps->bad_commands >=
+	    (unsigned)ps->s->be->cfg.limits_max_bad_commands) {
+		session_printf(ps->s, "-ERR Too many invalid commands\r\n");
+		session_end(ps->s, "too many invalid commands");
+	}
+}
+
+static void
+pop3_dispatch(struct pop3_session *ps, char *line, size_t len)
+{
+	char *sp = memchr(line, ' ', len);
+	const char *args = NULL;
+	if (sp != NULL) {
+		*sp = '\0';
+		args = sp + 1;
+	}
+	for (size_t i = 0; i < sizeof(pop3_cmds) / sizeof(pop3_cmds[0]); i++) {
+		if (strcasecmp(pop3_cmds[i].name, line) == 0) {
+			pop3_cmds[i].func(ps, args);
+			return;
+		}
+	}
+	if (strcasecmp(line, "USER") == 0 || strcasecmp(line, "PASS") == 0 ||
+	    strcasecmp(line, "AUTH") == 0 || strcasecmp(line, "APOP") == 0)
+		pop3_bad(ps, "Already authenticated");
+	else
+		pop3_bad(ps, "Unknown command");
+}
+
+static void
+pop3_input(struct bsession *s)
+{
+	struct pop3_session *ps = s->state;
+	while (buf_used(&s->in) > 0 && !s->ending &&
+	       !session_output_full(s)) {
+		size_t used, len;
+		enum lp_status st = lp_feed(&ps->lp, buf_ptr(&s->in),
+					    buf_used(&s->in), &used);
+		buf_consume(&s->in, used);
+		session_consumed(s, used);
+		switch (st) {
+		case LP_MORE:
+			return;
+		case LP_COMMAND: {
+			const char *line = lp_command(&ps->lp, &len);
+			char *copy = strndup(line, len);
+			if (copy == NULL)
+				abort();
+			pop3_dispatch(ps, copy, len);
+			free(copy);
+			lp_next(&ps->lp);
+			continue;
+		}
+		case LP_ERROR:
+		case LP_FATAL:
+			pop3_bad(ps, lp_error(&ps->lp));
+			lp_next(&ps->lp);
+			continue;
+		case LP_CONTINUE:
+		case LP_STATUS_COUNT:
+			abort();
+		}
+	}
+}
+
+static int
+pop3_open(struct bsession *s, const Portico__Open *o, const char **code_r,
+	  const char **reason_r)
+{
+	struct store *st = s->be->store;
+	struct store_user_rec u;
+	struct store_mailbox_rec mb;
+	struct store_msg *msgs = NULL;
+	size_t n = 0;
+	MDB_txn *txn;
+	const char *err;
+	int rc;
+
+	*code_r = "SYS/TEMP";
+	*reason_r = "Mail store error";
+	if (store_read_begin(st, &txn, &err) < 0) {
+		log_error("session=%s store error=\"%s\"", s->id, err);
+		return -1;
+	}
+	rc = store_user_get(st, txn, s->mailbox_id, &u, &err);
+	if (rc == 0)
+		rc = store_mailbox_get(st, txn, u.user_num, "INBOX", &mb, &err);
+	if (rc == 0)
+		rc = store_messages_list(st, txn, mb.mbox_id, &msgs, &n, &err);
+	store_read_end(&txn);
+	if (rc != 0) {
+		if (rc < 0)
+			log_error("session=%s store error=\"%s\"", s->id, err);
+		else
+			*reason_r = "Mailbox not provisioned on this server";
+		return -1;
+	}
+	struct pop3_session *ps = calloc(1, sizeof(*ps));
+	if (ps == NULL)
+		abort();
+	ps->s = s;
+	ps->mbox_id = mb.mbox_id;
+	ps->uidvalidity = mb.uidvalidity;
+	ps->msgs = calloc(n ? n : 1, sizeof(*ps->msgs));
+	if (ps->msgs == NULL)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		ps->msgs[i].uid = msgs[i].uid;
+		ps->msgs[i].size = msgs[i].rec.size;
+		ps->msgs[i].body_id = msgs[i].rec.body_id;
+		ps->total += msgs[i].rec.size;
+	}
+	ps->count = n;
+	free(msgs);
+	const struct config *cfg = &s->be->cfg;
+	struct lp_limits lim = {cfg->limits_max_line, 0,
+				cfg->limits_max_line, 0};
+	lp_init(&ps->lp, LP_MODE_LINE, &lim);
+	s->state = ps;
+	session_printf(s, "+OK Logged in, %zu messages (%llu octets)\r\n",
+		       ps->count, (unsigned long long)ps->total);
+	return 0;
+}
+
+static void
+pop3_free(struct bsession *s)
+{
+	struct pop3_session *ps = s->state;
+	if (ps == NULL)
+		return;
+	lp_free(&ps->lp);
+	free(ps->msgs);
+	free(ps);
+	s->state = NULL;
+}
+
+const struct session_engine pop3_engine = {
+	.name = "pop3",
+	.open = pop3_open,
+	.input = pop3_input,
+	.free = pop3_free,
+};
