@@ -1,0 +1,852 @@
+/* directory.c - asynchronous LDAP for authentication and routing. */
+#include "frontend/directory.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ldap.h>
+#include <openldap.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+
+#define DIR_SWEEP_MS 100
+#define DIR_MAX_URIS 8
+
+enum ldc_state {
+	LDC_DOWN,
+	LDC_CONNECTING,
+	LDC_BINDING,
+	LDC_READY,
+	LDC_CLOSING,
+	LDC_STATE_COUNT
+};
+
+static const char *ldc_state_names[] = {"down", "connecting", "binding",
+					"ready", "closing"};
+_Static_assert(sizeof(ldc_state_names) / sizeof(ldc_state_names[0]) ==
+		       LDC_STATE_COUNT,
+	       "ldap connection state names");
+
+enum ldc_role { LDC_SEARCH, LDC_AUTH };
+
+enum req_kind { REQ_AUTH, REQ_BACKEND };
+
+enum req_phase {
+	PH_SEARCH_QUEUED,
+	PH_SEARCHING,
+	PH_BIND_QUEUED,
+	PH_BINDING,
+	PH_DONE,
+};
+
+struct ldap_uri {
+	char *uri;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+};
+
+struct ldconn {
+	struct directory *d;
+	enum ldc_role role;
+	enum ldc_state state;
+	unsigned index;
+	LDAP *ld;
+	int fd;
+	uv_poll_t poll;
+	unsigned uri_idx;
+	unsigned tried;        /* URIs tried since the last success */
+	uint64_t retry_at;     /* ms, loop time */
+	uint64_t deadline;     /* connect/bind deadline */
+	int bind_msgid;        /* service bind */
+	struct dir_req *busy;  /* auth connections: the bind in flight */
+};
+
+struct dir_req {
+	struct directory *d;
+	enum req_kind kind;
+	enum req_phase phase;
+	char filter[2048];
+	const char *base;
+	struct buf password;
+	struct dir_user user;
+	struct dir_backend be;
+	dir_auth_cb *auth_cb;
+	dir_backend_cb *be_cb;
+	void *ctx;
+	int cancelled;
+	uint64_t deadline;
+	struct ldconn *conn;
+	int msgid;
+	enum dir_result result;
+	char why[128];
+	struct dir_req *prev, *next;
+};
+
+struct directory {
+	uv_loop_t *loop;
+	const struct config *cfg;
+	struct ldap_uri uris[DIR_MAX_URIS];
+	unsigned nuris;
+	struct ldconn search;
+	struct ldconn *auth;
+	unsigned nauth;
+	struct dir_req *reqs;  /* live requests */
+	struct dir_req *done;  /* finished, callbacks pending */
+	uv_timer_t sweep;
+	uv_timer_t done_timer;
+};
+
+static void dir_pump(struct directory *d);
+static void ldc_fail(struct ldconn *lc, const char *why);
+
+/* -- requests -------------------------------------------------------------*/
+
+static void
+req_unlink(struct dir_req *r)
+{
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		r->d->reqs = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+static void
+dir_run_done(uv_timer_t *t)
+{
+	struct directory *d = t->data;
+	while (d->done != NULL) {
+		struct dir_req *r = d->done;
+		d->done = r->next;
+		if (!r->cancelled) {
+			const char *why = r->why[0] ? r->why : NULL;
+			if (r->kind == REQ_AUTH)
+				r->auth_cb(r->ctx, r->result,
+					   r->result == DIR_OK ? &r->user
+							       : NULL,
+					   why);
+			else
+				r->be_cb(r->ctx, r->result,
+					 r->result == DIR_OK ? &r->be : NULL,
+					 why);
+		}
+		buf_wipe(&r->password);
+		free(r);
+	}
+}
+
+/* Finishes r; its callback runs from the loop, never from the caller. */
+static void
+req_complete(struct dir_req *r, enum dir_result res, const char *why)
+{
+	if (r->phase == PH_DONE)
+		return;
+	if (r->conn != NULL && r->conn->busy == r)
+		r->conn->busy = NULL;
+	r->conn = NULL;
+	r->phase = PH_DONE;
+	r->result = res;
+	snprintf(r->why, sizeof(r->why), "%s", why ? why : "");
+	buf_wipe(&r->password);
+	req_unlink(r);
+	r->next = r->d->done;
+	r->d->done = r;
+	uv_timer_start(&r->d->done_timer, dir_run_done, 0, 0);
+}
+
+/* -- connections ----------------------------------------------------------*/
+
+static void
+ldc_set_state(struct ldconn *lc, enum ldc_state state)
+{
+	if (lc->state == state)
+		return;
+	log_debug("ldap conn=%s%u uri=%s %s -> %s",
+		  lc->role == LDC_SEARCH ? "search" : "auth", lc->index,
+		  lc->d->uris[lc->uri_idx].uri, ldc_state_names[lc->state],
+		  ldc_state_names[state]);
+	lc->state = state;
+}
+
+static void
+ldc_poll_closed(uv_handle_t *h)
+{
+	struct ldconn *lc = h->data;
+	if (lc->ld != NULL) {
+		ldap_unbind_ext(lc->ld, NULL, NULL); /* closes the socket */
+		lc->ld = NULL;
+	} else if (lc->fd >= 0) {
+		close(lc->fd);
+	}
+	lc->fd = -1;
+	ldc_set_state(lc, LDC_DOWN);
+	dir_pump(lc->d);
+}
+
+/* Fails every request using lc and closes it.  The next URI is tried at
+ * once unless all were tried; then after retry_interval. */
+static void
+ldc_fail(struct ldconn *lc, const char *why)
+{
+	struct directory *d = lc->d;
+	if (lc->state == LDC_CLOSING || lc->state == LDC_DOWN)
+		return;
+	log_warn("ldap uri=%s error=\"%s\"", d->uris[lc->uri_idx].uri, why);
+	for (struct dir_req *r = d->reqs, *next; r != NULL; r = next) {
+		next = r->next;
+		if (r->conn == lc)
+			req_complete(r, DIR_TEMPFAIL, "directory unavailable");
+	}
+	lc->busy = NULL;
+	lc->tried++;
+	lc->uri_idx = (lc->uri_idx + 1) % d->nuris;
+	if (lc->tried >= d->nuris) {
+		lc->retry_at = uv_now(d->loop) +
+			       (uint64_t)d->cfg->ldap_retry_interval * 1000;
+		lc->tried = 0;
+	} else {
+		lc->retry_at = 0;
+	}
+	ldc_set_state(lc, LDC_CLOSING);
+	uv_poll_stop(&lc->poll);
+	uv_close((uv_handle_t *)&lc->poll, ldc_poll_closed);
+}
+
+static void ldc_on_poll(uv_poll_t *h, int status, int events);
+
+static void
+ldc_ready(struct ldconn *lc)
+{
+	lc->tried = 0;
+	ldc_set_state(lc, LDC_READY);
+	log_info("ldap uri=%s conn=%s%u connected",
+		 lc->d->uris[lc->uri_idx].uri,
+		 lc->role == LDC_SEARCH ? "search" : "auth", lc->index);
+	dir_pump(lc->d);
+}
+
+static void
+ldc_connected(struct ldconn *lc)
+{
+	struct directory *d = lc->d;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(lc->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		ldc_fail(lc, strerror(err));
+		return;
+	}
+	int rc = ldap_init_fd(lc->fd, LDAP_PROTO_TCP, d->uris[lc->uri_idx].uri,
+			      &lc->ld);
+	if (rc != LDAP_SUCCESS) {
+		ldc_fail(lc, ldap_err2string(rc));
+		return;
+	}
+	int version = LDAP_VERSION3;
+	ldap_set_option(lc->ld, LDAP_OPT_PROTOCOL_VERSION, &version);
+	ldap_set_option(lc->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+	uv_poll_start(&lc->poll, UV_READABLE, ldc_on_poll);
+	if (lc->role == LDC_SEARCH && d->cfg->ldap_bind_dn[0] != '\0') {
+		struct berval cred;
+		cred.bv_val = d->cfg->ldap_bind_password;
+		cred.bv_len = strlen(cred.bv_val);
+		rc = ldap_sasl_bind(lc->ld, d->cfg->ldap_bind_dn,
+				    LDAP_SASL_SIMPLE, &cred, NULL, NULL,
+				    &lc->bind_msgid);
+		if (rc != LDAP_SUCCESS) {
+			ldc_fail(lc, ldap_err2string(rc));
+			return;
+		}
+		ldc_set_state(lc, LDC_BINDING);
+		return;
+	}
+	ldc_ready(lc);
+}
+
+static void
+ldc_connect(struct ldconn *lc)
+{
+	struct directory *d = lc->d;
+	const struct ldap_uri *u = &d->uris[lc->uri_idx];
+	lc->fd = socket(u->addr.ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (lc->fd < 0) {
+		log_error("ldap socket error=\"%s\"", strerror(errno));
+		lc->retry_at = uv_now(d->loop) +
+			       (uint64_t)d->cfg->ldap_retry_interval * 1000;
+		return;
+	}
+	uv_poll_init_socket(d->loop, &lc->poll, lc->fd);
+	lc->poll.data = lc;
+	lc->deadline = uv_now(d->loop) + (uint64_t)d->cfg->ldap_timeout * 1000;
+	ldc_set_state(lc, LDC_CONNECTING);
+	if (connect(lc->fd, (const struct sockaddr *)&u->addr, u->addrlen) <
+		    0 &&
+	    errno != EINPROGRESS) {
+		ldc_fail(lc, strerror(errno));
+		return;
+	}
+	uv_poll_start(&lc->poll, UV_WRITABLE, ldc_on_poll);
+}
+
+static void
+ldc_attrs(LDAP *ld, LDAPMessage *e, const char *attr, char *out,
+	  size_t outsize)
+{
+	struct berval **vals = ldap_get_values_len(ld, e, attr);
+	out[0] = '\0';
+	if (vals == NULL)
+		return;
+	if (vals[0] != NULL)
+		snprintf(out, outsize, "%.*s", (int)vals[0]->bv_len,
+			 vals[0]->bv_val);
+	ldap_value_free_len(vals);
+}
+
+static int
+ldc_bool_attr(LDAP *ld, LDAPMessage *e, const char *attr, int def)
+{
+	char v[16];
+	ldc_attrs(ld, e, attr, v, sizeof(v));
+	if (v[0] == '\0')
+		return def;
+	return strcasecmp(v, "TRUE") == 0;
+}
+
+static void
+ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
+{
+	int err = LDAP_OTHER;
+	char *errmsg = NULL;
+	LDAPMessage *last = NULL;
+	for (LDAPMessage *m = ldap_first_message(lc->ld, res); m != NULL;
+	     m = ldap_next_message(lc->ld, m))
+		if (ldap_msgtype(m) == LDAP_RES_SEARCH_RESULT)
+			last = m;
+	if (last != NULL)
+		ldap_parse_result(lc->ld, last, &err, NULL, &errmsg, NULL,
+				  NULL, 0);
+	if (err != LDAP_SUCCESS) {
+		char why[160];
+		snprintf(why, sizeof(why), "search failed: %s",
+			 ldap_err2string(err));
+		ldap_memfree(errmsg);
+		req_complete(r, err == LDAP_NO_SUCH_OBJECT ? DIR_FAIL
+							   : DIR_TEMPFAIL,
+			     why);
+		return;
+	}
+	ldap_memfree(errmsg);
+	int n = ldap_count_entries(lc->ld, res);
+	if (n == 0) {
+		req_complete(r, DIR_FAIL,
+			     r->kind == REQ_AUTH ? "unknown user"
+						 : "unknown backend");
+		return;
+	}
+	if (n > 1) {
+		req_complete(r, DIR_FAIL, "ambiguous name");
+		return;
+	}
+	LDAPMessage *e = ldap_first_entry(lc->ld, res);
+	if (r->kind == REQ_BACKEND) {
+		char site[16];
+		ldc_attrs(lc->ld, e, "porticoSite", site, sizeof(site));
+		ldc_attrs(lc->ld, e, "porticoLinkAddress",
+			  r->be.link_address, sizeof(r->be.link_address));
+		r->be.site = atoi(site);
+		if (r->be.link_address[0] == '\0') {
+			req_complete(r, DIR_TEMPFAIL,
+				     "backend entry has no link address");
+			return;
+		}
+		req_complete(r, DIR_OK, NULL);
+		return;
+	}
+	char *dn = ldap_get_dn(lc->ld, e);
+	if (dn == NULL) {
+		req_complete(r, DIR_TEMPFAIL, "entry without DN");
+		return;
+	}
+	snprintf(r->user.dn, sizeof(r->user.dn), "%s", dn);
+	ldap_memfree(dn);
+	ldc_attrs(lc->ld, e, "uid", r->user.uid, sizeof(r->user.uid));
+	ldc_attrs(lc->ld, e, "mail", r->user.mail, sizeof(r->user.mail));
+	ldc_attrs(lc->ld, e, "porticoMailboxServer", r->user.mailbox_server,
+		  sizeof(r->user.mailbox_server));
+	ldc_attrs(lc->ld, e, "porticoMailboxId", r->user.mailbox_id,
+		  sizeof(r->user.mailbox_id));
+	ldc_attrs(lc->ld, e, "porticoAccountState", r->user.account_state,
+		  sizeof(r->user.account_state));
+	r->user.imap_enabled = ldc_bool_attr(lc->ld, e, "porticoImapEnabled",
+					     1);
+	r->user.pop3_enabled = ldc_bool_attr(lc->ld, e, "porticoPop3Enabled",
+					     1);
+	r->conn = NULL;
+	r->phase = PH_BIND_QUEUED;
+	dir_pump(r->d);
+}
+
+static void
+ldc_bind_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
+{
+	int err = LDAP_OTHER;
+	char *errmsg = NULL;
+	ldap_parse_result(lc->ld, res, &err, NULL, &errmsg, NULL, NULL, 0);
+	ldap_memfree(errmsg);
+	lc->busy = NULL;
+	switch (err) {
+	case LDAP_SUCCESS:
+		req_complete(r, DIR_OK, NULL);
+		break;
+	case LDAP_INVALID_CREDENTIALS:
+	case LDAP_INAPPROPRIATE_AUTH:
+	case LDAP_UNWILLING_TO_PERFORM:
+		req_complete(r, DIR_FAIL, "invalid credentials");
+		break;
+	default: {
+		char why[128];
+		snprintf(why, sizeof(why), "bind failed: %s",
+			 ldap_err2string(err));
+		req_complete(r, DIR_TEMPFAIL, why);
+		break;
+	}
+	}
+	dir_pump(lc->d);
+}
+
+static void
+ldc_result(struct ldconn *lc, LDAPMessage *res)
+{
+	int msgid = ldap_msgid(res);
+	if (lc->state == LDC_BINDING && msgid == lc->bind_msgid) {
+		int err = LDAP_OTHER;
+		char *errmsg = NULL;
+		ldap_parse_result(lc->ld, res, &err, NULL, &errmsg, NULL,
+				  NULL, 0);
+		ldap_memfree(errmsg);
+		if (err != LDAP_SUCCESS) {
+			char why[160];
+			snprintf(why, sizeof(why),
+				 "service account bind failed: %s",
+				 ldap_err2string(err));
+			ldc_fail(lc, why);
+			return;
+		}
+		ldc_ready(lc);
+		return;
+	}
+	for (struct dir_req *r = lc->d->reqs; r != NULL; r = r->next) {
+		if (r->conn != lc || r->msgid != msgid)
+			continue;
+		if (r->phase == PH_SEARCHING)
+			ldc_search_done(lc, r, res);
+		else if (r->phase == PH_BINDING)
+			ldc_bind_done(lc, r, res);
+		return;
+	}
+	/* Abandoned or timed out: nothing waits for it. */
+}
+
+static void
+ldc_on_poll(uv_poll_t *h, int status, int events)
+{
+	struct ldconn *lc = h->data;
+	(void)events;
+	if (lc->state == LDC_CLOSING || lc->state == LDC_DOWN)
+		return;
+	if (status < 0) {
+		ldc_fail(lc, uv_strerror(status));
+		return;
+	}
+	if (lc->state == LDC_CONNECTING) {
+		ldc_connected(lc);
+		return;
+	}
+	for (;;) {
+		struct timeval zero = {0, 0};
+		LDAPMessage *res = NULL;
+		int rc = ldap_result(lc->ld, LDAP_RES_ANY, LDAP_MSG_ALL, &zero,
+				     &res);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			int err = LDAP_SERVER_DOWN;
+			ldap_get_option(lc->ld, LDAP_OPT_RESULT_CODE, &err);
+			ldap_msgfree(res);
+			ldc_fail(lc, ldap_err2string(err));
+			return;
+		}
+		ldc_result(lc, res);
+		ldap_msgfree(res);
+		if (lc->state == LDC_CLOSING || lc->state == LDC_DOWN)
+			return;
+	}
+}
+
+/* -- scheduling -----------------------------------------------------------*/
+
+static const char *user_attrs[] = {
+	"uid", "mail", "porticoMailboxServer", "porticoMailboxId",
+	"porticoAccountState", "porticoImapEnabled", "porticoPop3Enabled",
+	NULL,
+};
+static const char *backend_attrs[] = {"porticoSite", "porticoLinkAddress",
+				      NULL};
+
+static void
+req_start_search(struct ldconn *lc, struct dir_req *r)
+{
+	struct timeval tv = {(time_t)lc->d->cfg->ldap_timeout, 0};
+	int rc = ldap_search_ext(lc->ld, r->base, LDAP_SCOPE_SUBTREE,
+				 r->filter,
+				 (char **)(uintptr_t)(r->kind == REQ_AUTH
+							      ? user_attrs
+							      : backend_attrs),
+				 0, NULL, NULL, &tv, 2, &r->msgid);
+	if (rc != LDAP_SUCCESS) {
+		ldc_fail(lc, ldap_err2string(rc));
+		req_complete(r, DIR_TEMPFAIL, "directory unavailable");
+		return;
+	}
+	r->conn = lc;
+	r->phase = PH_SEARCHING;
+}
+
+static void
+req_start_bind(struct ldconn *lc, struct dir_req *r)
+{
+	struct berval cred;
+	cred.bv_val = buf_ptr(&r->password);
+	cred.bv_len = buf_used(&r->password);
+	int rc = ldap_sasl_bind(lc->ld, r->user.dn, LDAP_SASL_SIMPLE, &cred,
+				NULL, NULL, &r->msgid);
+	buf_wipe(&r->password);
+	if (rc != LDAP_SUCCESS) {
+		req_complete(r, DIR_TEMPFAIL, "directory unavailable");
+		ldc_fail(lc, ldap_err2string(rc));
+		return;
+	}
+	r->conn = lc;
+	lc->busy = r;
+	r->phase = PH_BINDING;
+}
+
+/* Starts a connection if it is down and due; returns whether the
+ * connection can be waited for. */
+static int
+ldc_usable(struct ldconn *lc)
+{
+	if (lc->state != LDC_DOWN)
+		return 1;
+	if (uv_now(lc->d->loop) < lc->retry_at)
+		return 0;
+	ldc_connect(lc);
+	return lc->state != LDC_DOWN && lc->state != LDC_CLOSING;
+}
+
+static void
+dir_pump(struct directory *d)
+{
+	for (struct dir_req *r = d->reqs, *next; r != NULL; r = next) {
+		next = r->next;
+		if (r->phase == PH_SEARCH_QUEUED) {
+			struct ldconn *lc = &d->search;
+			if (lc->state == LDC_READY)
+				req_start_search(lc, r);
+			else if (lc->state != LDC_CLOSING && !ldc_usable(lc))
+				req_complete(r, DIR_TEMPFAIL,
+					     "directory unavailable");
+		} else if (r->phase == PH_BIND_QUEUED) {
+			struct ldconn *idle = NULL;
+			int waitable = 0;
+			for (unsigned i = 0; i < d->nauth; i++) {
+				struct ldconn *lc = &d->auth[i];
+				if (lc->state == LDC_READY && lc->busy == NULL) {
+					idle = lc;
+					break;
+				}
+				if (lc->state == LDC_CLOSING ||
+				    lc->state == LDC_CONNECTING ||
+				    lc->state == LDC_READY)
+					waitable = 1;
+			}
+			if (idle != NULL) {
+				req_start_bind(idle, r);
+				continue;
+			}
+			if (!waitable) {
+				for (unsigned i = 0; i < d->nauth; i++)
+					if (ldc_usable(&d->auth[i]))
+						waitable = 1;
+			}
+			if (!waitable)
+				req_complete(r, DIR_TEMPFAIL,
+					     "directory unavailable");
+		}
+	}
+	/* Completing requests above may have freed none; the list is
+	   walked with next saved, and req_complete only moves r to the
+	   done list. */
+}
+
+static void
+dir_sweep(uv_timer_t *t)
+{
+	struct directory *d = t->data;
+	uint64_t now = uv_now(d->loop);
+	for (struct dir_req *r = d->reqs, *next; r != NULL; r = next) {
+		next = r->next;
+		if (now < r->deadline)
+			continue;
+		struct ldconn *lc = r->conn;
+		if (lc != NULL && lc->ld != NULL &&
+		    (r->phase == PH_SEARCHING || r->phase == PH_BINDING)) {
+			ldap_abandon_ext(lc->ld, r->msgid, NULL, NULL);
+			if (r->phase == PH_BINDING) {
+				/* A bind left in flight makes the connection
+				   useless: start it afresh. */
+				req_complete(r, DIR_TEMPFAIL,
+					     "directory timeout");
+				ldc_fail(lc, "bind timeout");
+				continue;
+			}
+		}
+		req_complete(r, DIR_TEMPFAIL, "directory timeout");
+	}
+	struct ldconn *all[1 + 256];
+	unsigned n = 0;
+	all[n++] = &d->search;
+	for (unsigned i = 0; i < d->nauth && n < 257; i++)
+		all[n++] = &d->auth[i];
+	for (unsigned i = 0; i < n; i++) {
+		struct ldconn *lc = all[i];
+		if ((lc->state == LDC_CONNECTING || lc->state == LDC_BINDING) &&
+		    now >= lc->deadline)
+			ldc_fail(lc, "connect timeout");
+	}
+}
+
+static struct dir_req *
+req_new(struct directory *d, enum req_kind kind, void *ctx)
+{
+	struct dir_req *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		abort();
+	r->d = d;
+	r->kind = kind;
+	r->ctx = ctx;
+	r->phase = PH_SEARCH_QUEUED;
+	r->deadline = uv_now(d->loop) + (uint64_t)d->cfg->ldap_timeout * 1000;
+	r->next = d->reqs;
+	if (d->reqs != NULL)
+		d->reqs->prev = r;
+	d->reqs = r;
+	return r;
+}
+
+struct dir_req *
+dir_authenticate(struct directory *d, const char *login, const char *password,
+		 dir_auth_cb *cb, void *ctx)
+{
+	struct dir_req *r = req_new(d, REQ_AUTH, ctx);
+	char esc[800];
+	r->auth_cb = cb;
+	r->base = d->cfg->ldap_base_dn;
+	if (password[0] == '\0') {
+		/* An empty password would be an unauthenticated bind
+		   (RFC 4513 5.1.2), which LDAP servers accept. */
+		req_complete(r, DIR_FAIL, "empty password");
+		return r;
+	}
+	if (login[0] == '\0' ||
+	    ldap_filter_escape(login, strlen(login), esc, sizeof(esc)) < 0) {
+		req_complete(r, DIR_FAIL, "invalid login name");
+		return r;
+	}
+	snprintf(r->filter, sizeof(r->filter),
+		 "(&(objectClass=porticoUser)(|(uid=%s)(mail=%s)))", esc, esc);
+	buf_append(&r->password, password, strlen(password));
+	dir_pump(d);
+	return r;
+}
+
+struct dir_req *
+dir_lookup_backend(struct directory *d, const char *id, dir_backend_cb *cb,
+		   void *ctx)
+{
+	struct dir_req *r = req_new(d, REQ_BACKEND, ctx);
+	char esc[200];
+	r->be_cb = cb;
+	r->base = d->cfg->ldap_backends_dn;
+	snprintf(r->be.id, sizeof(r->be.id), "%s", id);
+	if (id[0] == '\0' ||
+	    ldap_filter_escape(id, strlen(id), esc, sizeof(esc)) < 0) {
+		req_complete(r, DIR_FAIL, "invalid backend id");
+		return r;
+	}
+	snprintf(r->filter, sizeof(r->filter),
+		 "(&(objectClass=porticoBackend)(cn=%s))", esc);
+	dir_pump(d);
+	return r;
+}
+
+void
+dir_cancel(struct dir_req *r)
+{
+	if (r == NULL)
+		return;
+	r->cancelled = 1;
+	if (r->phase != PH_DONE) {
+		if (r->phase == PH_SEARCHING && r->conn != NULL &&
+		    r->conn->ld != NULL)
+			ldap_abandon_ext(r->conn->ld, r->msgid, NULL, NULL);
+		/* A bind in flight is left to finish: its connection stays
+		   busy until the answer arrives. */
+		if (r->phase == PH_BINDING) {
+			r->cancelled = 1;
+			return;
+		}
+		req_complete(r, DIR_TEMPFAIL, "cancelled");
+	}
+}
+
+/* -- setup ----------------------------------------------------------------*/
+
+static int
+dir_parse_uri(struct ldap_uri *u, const char *uri, const char **error_r)
+{
+	static char err[300];
+	LDAPURLDesc *lud = NULL;
+	if (ldap_url_parse(uri, &lud) != LDAP_URL_SUCCESS) {
+		snprintf(err, sizeof(err), "invalid LDAP URI '%s'", uri);
+		*error_r = err;
+		return -1;
+	}
+	if (strcasecmp(lud->lud_scheme, "ldap") != 0) {
+		snprintf(err, sizeof(err),
+			 "'%s': only ldap:// URIs are supported", uri);
+		ldap_free_urldesc(lud);
+		*error_r = err;
+		return -1;
+	}
+	const char *host = lud->lud_host && lud->lud_host[0] ? lud->lud_host
+							      : "127.0.0.1";
+	char port[16];
+	snprintf(port, sizeof(port), "%d", lud->lud_port ? lud->lud_port : 389);
+	struct addrinfo hints = {0}, *ai;
+	hints.ai_socktype = SOCK_STREAM;
+	int rc = getaddrinfo(host, port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(err, sizeof(err), "'%s': %s", uri, gai_strerror(rc));
+		ldap_free_urldesc(lud);
+		*error_r = err;
+		return -1;
+	}
+	memcpy(&u->addr, ai->ai_addr, ai->ai_addrlen);
+	u->addrlen = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	ldap_free_urldesc(lud);
+	u->uri = strdup(uri);
+	if (u->uri == NULL)
+		abort();
+	return 0;
+}
+
+int
+dir_create(uv_loop_t *loop, const struct config *cfg, struct directory **dir_r,
+	   const char **error_r)
+{
+	struct directory *d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		abort();
+	d->loop = loop;
+	d->cfg = cfg;
+	char *uris = strdup(cfg->ldap_uris), *save = NULL;
+	if (uris == NULL)
+		abort();
+	for (char *tok = strtok_r(uris, " \t,", &save); tok != NULL;
+	     tok = strtok_r(NULL, " \t,", &save)) {
+		if (d->nuris == DIR_MAX_URIS) {
+			*error_r = "too many LDAP URIs";
+			goto fail;
+		}
+		if (dir_parse_uri(&d->uris[d->nuris], tok, error_r) < 0)
+			goto fail;
+		d->nuris++;
+	}
+	free(uris);
+	uris = NULL;
+	if (d->nuris == 0) {
+		*error_r = "ldap.uris is empty";
+		goto fail;
+	}
+	d->search.d = d;
+	d->search.role = LDC_SEARCH;
+	d->search.fd = -1;
+	d->nauth = (unsigned)cfg->ldap_auth_connections;
+	d->auth = calloc(d->nauth, sizeof(*d->auth));
+	if (d->auth == NULL)
+		abort();
+	for (unsigned i = 0; i < d->nauth; i++) {
+		d->auth[i].d = d;
+		d->auth[i].role = LDC_AUTH;
+		d->auth[i].index = i;
+		d->auth[i].fd = -1;
+		d->auth[i].uri_idx = i % d->nuris == 0 ? 0 : 0;
+	}
+	uv_timer_init(loop, &d->sweep);
+	uv_timer_init(loop, &d->done_timer);
+	d->sweep.data = d->done_timer.data = d;
+	uv_timer_start(&d->sweep, dir_sweep, DIR_SWEEP_MS, DIR_SWEEP_MS);
+	uv_unref((uv_handle_t *)&d->sweep);
+	/* Connect the search connection early so the first login is fast. */
+	ldc_connect(&d->search);
+	*dir_r = d;
+	return 0;
+fail:
+	free(uris);
+	for (unsigned i = 0; i < d->nuris; i++)
+		free(d->uris[i].uri);
+	free(d);
+	return -1;
+}
+
+static void
+ldc_shutdown(struct ldconn *lc)
+{
+	if (lc->state == LDC_DOWN || lc->state == LDC_CLOSING)
+		return;
+	ldc_set_state(lc, LDC_CLOSING);
+	uv_poll_stop(&lc->poll);
+	lc->retry_at = UINT64_MAX;
+	uv_close((uv_handle_t *)&lc->poll, ldc_poll_closed);
+}
+
+void
+dir_destroy(struct directory **dp)
+{
+	struct directory *d = *dp;
+	if (d == NULL)
+		return;
+	/* Callers cancel their requests first; drop what is left. */
+	while (d->reqs != NULL)
+		req_complete(d->reqs, DIR_TEMPFAIL, "shutting down");
+	ldc_shutdown(&d->search);
+	for (unsigned i = 0; i < d->nauth; i++)
+		ldc_shutdown(&d->auth[i]);
+	uv_close((uv_handle_t *)&d->sweep, NULL);
+	uv_close((uv_handle_t *)&d->done_timer, NULL);
+	/* The memory stays until exit: closing handles still point at it. */
+	*dp = NULL;
+}

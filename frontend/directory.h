@@ -1,0 +1,72 @@
+/* directory.h - users and backends in LDAP, asynchronously on the loop.
+ *
+ * Authentication is a search as the service account (the login name is
+ * escaped per RFC 4515, never a filter) followed by a simple bind as the
+ * user's DN with the password, so the frontend never sees a hash.  Every
+ * libldap call made here is non-blocking: sockets are connected by this
+ * module and handed to libldap (ldap_init_fd), results are collected with
+ * a zero timeout when the socket is readable.
+ *
+ * Several URIs may be configured; a connection that fails moves to the
+ * next.  While every directory is down requests fail at once with
+ * DIR_TEMPFAIL, and the next request after ldap.retry_interval tries
+ * again.
+ */
+#ifndef PORTICO_DIRECTORY_H
+#define PORTICO_DIRECTORY_H
+
+#include <uv.h>
+
+#include "common/config.h"
+
+enum dir_result {
+	DIR_OK,
+	DIR_FAIL,     /* unknown user or wrong password */
+	DIR_TEMPFAIL, /* directory unreachable, slow or misconfigured */
+	DIR_RESULT_COUNT
+};
+
+struct dir_user {
+	char dn[512];
+	char uid[256];
+	char mail[256];
+	char mailbox_server[64];
+	char mailbox_id[128];
+	char account_state[32];
+	int imap_enabled;
+	int pop3_enabled;
+};
+
+struct dir_backend {
+	char id[64];
+	int site;
+	char link_address[128];
+};
+
+struct directory;
+struct dir_req;
+
+typedef void dir_auth_cb(void *ctx, enum dir_result res,
+			 const struct dir_user *user, const char *why);
+typedef void dir_backend_cb(void *ctx, enum dir_result res,
+			    const struct dir_backend *be, const char *why);
+
+int dir_create(uv_loop_t *loop, const struct config *cfg,
+	       struct directory **dir_r, const char **error_r);
+void dir_destroy(struct directory **dir);
+
+/* Starts an authentication.  The callback runs later, never from inside
+ * this call.  Returns a handle for dir_cancel(). */
+struct dir_req *dir_authenticate(struct directory *d, const char *login,
+				 const char *password, dir_auth_cb *cb,
+				 void *ctx);
+struct dir_req *dir_lookup_backend(struct directory *d, const char *id,
+				   dir_backend_cb *cb, void *ctx);
+/* The callback of r will not run. */
+void dir_cancel(struct dir_req *r);
+
+/* RFC 4515 escaping of a value for a search filter into out; returns -1
+ * if out is too small. (ldap_escape.c) */
+int ldap_filter_escape(const char *in, size_t len, char *out, size_t outsize);
+
+#endif

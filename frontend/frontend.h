@@ -1,0 +1,166 @@
+/* frontend.h - the frontend daemon: listeners, pre-login protocols,
+ * directory, link pool, relay.
+ *
+ * A client connection moves through these states (client_set_state()
+ * logs each change):
+ *
+ *   PRELOGIN  greeting sent; CAPABILITY/STARTTLS/LOGIN... handled here
+ *   AUTH      waiting for the directory (LDAP search + bind)
+ *   OPENING   waiting for the backend to open the session
+ *   RELAY     bytes flow both ways between the client and the backend
+ *   CLOSING   the connection is being closed
+ */
+#ifndef PORTICO_FRONTEND_H
+#define PORTICO_FRONTEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/conn.h"
+#include "common/lineparse.h"
+#include "frontend/directory.h"
+#include "link.pb-c.h"
+
+struct client;
+struct flink;
+
+enum client_state {
+	CLIENT_PRELOGIN,
+	CLIENT_AUTH,
+	CLIENT_OPENING,
+	CLIENT_RELAY,
+	CLIENT_CLOSING,
+	CLIENT_STATE_COUNT
+};
+
+enum client_protocol {
+	CLIENT_IMAP,
+	CLIENT_POP3,
+	CLIENT_PROTOCOL_COUNT
+};
+
+/* Why a login did not lead to a session. */
+enum login_failure {
+	LOGIN_FAIL_CREDENTIALS, /* unknown user or wrong password */
+	LOGIN_FAIL_TEMPORARY,   /* directory or backend unavailable */
+	LOGIN_FAIL_DISABLED,    /* account or protocol switched off */
+	LOGIN_FAIL_PRIVILEGED,  /* anonymous/guest/administrator */
+	LOGIN_FAILURE_COUNT
+};
+
+/* The protocol side of a client before login, one per protocol dir. */
+struct client_proto {
+	const char *name;
+	enum lp_mode mode;
+	void (*greet)(struct client *c);
+	/* One complete command line (LP_COMMAND). */
+	void (*command)(struct client *c, const char *line, size_t len);
+	/* A line the reader refused (LP_ERROR / LP_FATAL). */
+	void (*input_error)(struct client *c, const char *line, size_t len,
+			    const char *msg, int fatal);
+	/* A sync literal was accepted (IMAP). */
+	void (*continuation)(struct client *c);
+	void (*login_failed)(struct client *c, enum login_failure why,
+			     const char *msg);
+	/* Relay lost its backend, or the server is stopping. */
+	void (*bye_unavailable)(struct client *c, const char *msg);
+	void (*timeout)(struct client *c);
+};
+
+extern const struct client_proto imap_login_proto;
+extern const struct client_proto pop3_login_proto;
+
+struct frontend {
+	uv_loop_t *loop;
+	struct config cfg;
+	SSL_CTX *client_ctx;  /* certificate for mail clients */
+	SSL_CTX *link_ctx;    /* client certificate for links */
+	struct directory *dir;
+	struct flink *links;
+	struct client *clients;
+	unsigned nclients;
+	uv_signal_t sigterm, sigint;
+	int stopping;
+};
+
+struct client {
+	struct frontend *fe;
+	const struct client_proto *proto;
+	enum client_protocol protocol;
+	struct conn conn;
+	uv_timer_t idle;
+	enum client_state state;
+	char id[24];
+	char peer[64];
+	unsigned implicit_tls : 1;
+	unsigned tls : 1;
+	unsigned input_paused : 1;
+	struct lp_reader lp;
+	struct buf in;
+	unsigned bad_commands;
+
+	/* login in progress */
+	char tag[128];          /* IMAP tag of LOGIN/AUTHENTICATE */
+	char user[256];
+	struct buf secret;      /* password, wiped after use */
+	int sasl_wait;          /* waiting for a SASL response line */
+	struct dir_req *dreq;
+	struct dir_user duser;
+
+	/* relay */
+	struct flink *link;
+	uint32_t stream;
+	uint64_t send_credit;   /* bytes the backend accepts now */
+	uint64_t recv_uncredited; /* bytes written to the client, not yet
+				     credited back */
+	struct client *link_next; /* in the link's stream or wait list */
+
+	struct client *prev, *next; /* all clients */
+};
+
+/* client.c */
+void client_accept(struct frontend *fe, uv_stream_t *server,
+		   enum client_protocol protocol, int implicit_tls);
+void client_set_state(struct client *c, enum client_state state);
+void client_printf(struct client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void client_close(struct client *c, const char *reason);
+/* STARTTLS/STLS: after the positive reply, discard buffered input and
+ * start the handshake. */
+void client_start_tls(struct client *c);
+/* Credentials complete: directory, policy, routing, backend session. */
+void client_login(struct client *c, const char *user, const char *password);
+/* Whether plain-text credentials are acceptable on this connection. */
+int client_plaintext_allowed(const struct client *c);
+/* Link callbacks (link_pool.c -> client.c). */
+void client_link_opened(struct client *c, uint32_t window);
+void client_link_refused(struct client *c, const char *code,
+			 const char *reason);
+void client_link_data(struct client *c, const void *data, size_t len);
+void client_link_credit(struct client *c, uint32_t bytes);
+void client_link_closed(struct client *c, const char *reason, int lost);
+
+/* link_pool.c */
+/* Opens a backend session for c (c->duser names the backend).  The
+ * answer comes through client_link_opened()/client_link_refused(). */
+void link_pool_open(struct frontend *fe, struct client *c);
+/* c goes away: forget its stream (sends Close when open). */
+void link_pool_detach(struct client *c);
+void link_pool_send_data(struct client *c, const void *data, size_t len);
+void link_pool_send_credit(struct client *c, uint32_t bytes);
+void link_pool_stop(struct frontend *fe);
+
+/* Decodes a SASL PLAIN response and starts the login. */
+enum { SASL_OK = 0, SASL_MALFORMED = -1, SASL_AUTHZ = -2 };
+int client_sasl_plain(struct client *c, const char *b64, size_t len);
+
+/* base64 (RFC 4648) for SASL, in client.c. */
+int base64_decode(const char *in, size_t len, struct buf *out);
+void base64_encode(const void *in, size_t len, struct buf *out);
+
+#endif

@@ -1,0 +1,516 @@
+/* link_pool.c - links to backends and the routing of sessions onto them.
+ *
+ * One link per backend, multiplexing every session to it.  A backend is
+ * found through its LDAP entry (site, link address), cached for
+ * frontend.backend_cache_ttl.  A link that fails gives its sessions a
+ * clean "unavailable" answer and is reconnected by the next login after
+ * frontend.link_retry_interval.
+ */
+#include "frontend/frontend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+
+#include "common/link.h"
+#include "common/log.h"
+
+enum flink_state {
+	FLINK_DOWN,
+	FLINK_CONNECTING,
+	FLINK_READY,
+	FLINK_CLOSING,
+	FLINK_STATE_COUNT
+};
+
+static const char *flink_state_names[] = {"down", "connecting", "ready",
+					  "closing"};
+_Static_assert(sizeof(flink_state_names) / sizeof(flink_state_names[0]) ==
+		       FLINK_STATE_COUNT,
+	       "link state names");
+
+struct flink {
+	struct frontend *fe;
+	char id[64];
+	char address[128];
+	int site;
+	uint64_t info_at;        /* when the LDAP entry was read (ms) */
+	struct dir_req *lookup;  /* backend lookup in flight */
+	enum flink_state state;
+	uint64_t retry_at;
+	struct conn *conn;       /* allocated per connection attempt */
+	struct buf in;
+	uint32_t next_stream;
+	char *imap_caps;
+	struct client *streams;  /* sessions opened or opening */
+	struct client *waiting;  /* waiting for the link or the lookup */
+	struct flink *next;
+};
+
+static void flink_fail(struct flink *l, const char *why);
+
+static void
+flink_set_state(struct flink *l, enum flink_state state)
+{
+	if (l->state == state)
+		return;
+	log_debug("link backend=%s %s -> %s", l->id,
+		  flink_state_names[l->state], flink_state_names[state]);
+	l->state = state;
+}
+
+static void
+flink_write(struct flink *l, struct buf *b)
+{
+	if (l->conn != NULL && l->state == FLINK_READY)
+		conn_write(l->conn, buf_ptr(b), buf_used(b));
+	buf_free(b);
+}
+
+static void
+flink_send(struct flink *l, const Portico__Frame *f)
+{
+	struct buf b = BUF_INIT;
+	link_frame_pack(f, &b);
+	if (l->conn != NULL)
+		conn_write(l->conn, buf_ptr(&b), buf_used(&b));
+	buf_free(&b);
+}
+
+static void
+list_remove(struct client **head, struct client *c)
+{
+	for (struct client **pp = head; *pp != NULL; pp = &(*pp)->link_next) {
+		if (*pp == c) {
+			*pp = c->link_next;
+			c->link_next = NULL;
+			return;
+		}
+	}
+}
+
+static struct client *
+flink_stream(struct flink *l, uint32_t stream)
+{
+	for (struct client *c = l->streams; c != NULL; c = c->link_next)
+		if (c->stream == stream)
+			return c;
+	return NULL;
+}
+
+static void
+flink_send_open(struct flink *l, struct client *c)
+{
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__Open o = PORTICO__OPEN__INIT;
+	char tls[128];
+	do {
+		if (++l->next_stream == 0)
+			l->next_stream = 1;
+	} while (flink_stream(l, l->next_stream) != NULL);
+	c->stream = l->next_stream;
+	c->link_next = l->streams;
+	l->streams = c;
+	conn_tls_desc(&c->conn, tls, sizeof(tls));
+	o.protocol = c->protocol == CLIENT_IMAP ? PORTICO__PROTOCOL__PROTOCOL_IMAP
+						: PORTICO__PROTOCOL__PROTOCOL_POP3;
+	o.user = c->user;
+	o.mailbox_id = c->duser.mailbox_id;
+	o.client_addr = c->peer;
+	o.tls = c->tls;
+	o.tls_cipher = tls;
+	o.session_id = c->id;
+	o.tag = c->tag;
+	o.window = (uint32_t)l->fe->cfg.limits_link_window;
+	f.stream = c->stream;
+	f.body_case = PORTICO__FRAME__BODY_OPEN;
+	f.open = &o;
+	flink_send(l, &f);
+}
+
+/* -- frames from the backend ----------------------------------------------*/
+
+static void
+flink_frame(struct flink *l, Portico__Frame *f)
+{
+	struct client *c;
+	if (f->body_case == PORTICO__FRAME__BODY_HELLO) {
+		if (strcmp(f->hello->role, "backend") != 0) {
+			flink_fail(l, "peer is not a backend");
+			return;
+		}
+		free(l->imap_caps);
+		l->imap_caps = strdup(f->hello->imap_capabilities);
+		flink_set_state(l, FLINK_READY);
+		log_info("link backend=%s address=%s version=%s ready", l->id,
+			 l->address, f->hello->version);
+		while (l->waiting != NULL) {
+			c = l->waiting;
+			l->waiting = c->link_next;
+			c->link_next = NULL;
+			flink_send_open(l, c);
+		}
+		return;
+	}
+	if (l->state != FLINK_READY) {
+		flink_fail(l, "frame before hello");
+		return;
+	}
+	c = flink_stream(l, f->stream);
+	if (c == NULL)
+		return; /* the client left; its Close is on the way */
+	switch (f->body_case) {
+	case PORTICO__FRAME__BODY_OPENED:
+		client_link_opened(c, f->opened->window);
+		return;
+	case PORTICO__FRAME__BODY_REFUSED:
+		list_remove(&l->streams, c);
+		c->link = NULL;
+		client_link_refused(c, f->refused->code, f->refused->reason);
+		return;
+	case PORTICO__FRAME__BODY_DATA:
+		client_link_data(c, f->data->data.data, f->data->data.len);
+		return;
+	case PORTICO__FRAME__BODY_CREDIT:
+		client_link_credit(c, f->credit->bytes);
+		return;
+	case PORTICO__FRAME__BODY_CLOSE:
+		list_remove(&l->streams, c);
+		c->link = NULL;
+		client_link_closed(c, "session ended", 0);
+		return;
+	case PORTICO__FRAME__BODY_HELLO:
+	case PORTICO__FRAME__BODY_OPEN:
+	case PORTICO__FRAME__BODY__NOT_SET:
+	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
+		break;
+	}
+	flink_fail(l, "unexpected frame");
+}
+
+static void
+flink_read(struct conn *conn, const char *data, size_t len)
+{
+	struct flink *l = conn->data;
+	buf_append(&l->in, data, len);
+	while (l->conn == conn && !conn->closing) {
+		Portico__Frame *f = NULL;
+		const char *err;
+		int rc = link_frame_next(&l->in,
+					 l->fe->cfg.limits_link_max_frame, &f,
+					 &err);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			flink_fail(l, err);
+			return;
+		}
+		flink_frame(l, f);
+		link_frame_free(&f);
+	}
+}
+
+static void
+flink_conn_closed(struct conn *conn)
+{
+	free(conn);
+}
+
+/* Fails every session on the link and closes it. */
+static void
+flink_fail(struct flink *l, const char *why)
+{
+	if (l->conn == NULL)
+		return;
+	log_warn("link backend=%s address=%s lost: %s", l->id, l->address,
+		 why);
+	struct conn *conn = l->conn;
+	l->conn = NULL;
+	conn->data = l; /* callbacks below ignore it: l->conn != conn */
+	if (!conn->closing)
+		conn_abort(conn);
+	flink_set_state(l, FLINK_DOWN);
+	l->retry_at = uv_now(l->fe->loop) +
+		      (uint64_t)l->fe->cfg.frontend_link_retry_interval * 1000;
+	buf_reset(&l->in);
+	while (l->streams != NULL) {
+		struct client *c = l->streams;
+		l->streams = c->link_next;
+		c->link_next = NULL;
+		c->link = NULL;
+		client_link_closed(c, "backend link lost", 1);
+	}
+	while (l->waiting != NULL) {
+		struct client *c = l->waiting;
+		l->waiting = c->link_next;
+		c->link_next = NULL;
+		c->link = NULL;
+		client_link_closed(c, "backend link lost", 1);
+	}
+}
+
+static void
+flink_error(struct conn *conn, const char *why)
+{
+	struct flink *l = conn->data;
+	if (l->conn == conn)
+		flink_fail(l, why);
+}
+
+static void
+flink_tls_ready(struct conn *conn)
+{
+	struct flink *l = conn->data;
+	X509 *cert = SSL_get1_peer_certificate(conn->ssl);
+	char cn[128] = "";
+	if (cert != NULL) {
+		X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+					  NID_commonName, cn, sizeof(cn));
+		X509_free(cert);
+	}
+	char want[96];
+	snprintf(want, sizeof(want), "backend:%s", l->id);
+	if (strcmp(cn, want) != 0) {
+		char why[200];
+		snprintf(why, sizeof(why),
+			 "certificate names \"%s\", expected \"%s\"", cn, want);
+		flink_fail(l, why);
+	}
+}
+
+static const struct conn_ops flink_conn_ops = {
+	.read = flink_read,
+	.error = flink_error,
+	.tls_ready = flink_tls_ready,
+	.closed = flink_conn_closed,
+};
+
+static void
+flink_connected(struct conn *conn, int status)
+{
+	struct flink *l = conn->data;
+	if (l->conn != conn)
+		return;
+	if (status < 0) {
+		flink_fail(l, uv_strerror(status));
+		return;
+	}
+	char host[128];
+	snprintf(host, sizeof(host), "%s", l->address);
+	char *colon = strrchr(host, ':');
+	if (colon != NULL)
+		*colon = '\0';
+	if (conn_start_tls(conn, l->fe->link_ctx, 0, host) < 0) {
+		flink_fail(l, "TLS setup failed");
+		return;
+	}
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__Hello h = PORTICO__HELLO__INIT;
+	h.role = "frontend";
+	h.name = l->fe->cfg.global_name;
+	h.version = LINK_VERSION;
+	h.site = (uint32_t)l->fe->cfg.global_site;
+	f.stream = 0;
+	f.body_case = PORTICO__FRAME__BODY_HELLO;
+	f.hello = &h;
+	flink_send(l, &f);
+	conn_read_start(conn);
+}
+
+static void
+flink_connect(struct flink *l)
+{
+	struct sockaddr_storage ss;
+	const char *err;
+	if (conn_parse_addr(l->address, &ss, &err) < 0) {
+		log_error("link backend=%s address=\"%s\" error=\"%s\"", l->id,
+			  l->address, err);
+		l->retry_at = uv_now(l->fe->loop) +
+			      (uint64_t)l->fe->cfg.frontend_link_retry_interval *
+				      1000;
+		return;
+	}
+	struct conn *conn = malloc(sizeof(*conn));
+	if (conn == NULL)
+		abort();
+	if (conn_init(l->fe->loop, conn, &flink_conn_ops, l) < 0) {
+		free(conn);
+		return;
+	}
+	l->conn = conn;
+	buf_reset(&l->in);
+	flink_set_state(l, FLINK_CONNECTING);
+	int rc = conn_connect(conn, (struct sockaddr *)&ss, flink_connected);
+	if (rc < 0)
+		flink_fail(l, uv_strerror(rc));
+}
+
+/* -- routing --------------------------------------------------------------*/
+
+static struct flink *
+flink_find(struct frontend *fe, const char *id)
+{
+	for (struct flink *l = fe->links; l != NULL; l = l->next)
+		if (strcmp(l->id, id) == 0)
+			return l;
+	return NULL;
+}
+
+/* Puts c on the link: opens at once, waits, or refuses. */
+static void
+flink_attach(struct flink *l, struct client *c)
+{
+	c->link = l;
+	switch (l->state) {
+	case FLINK_READY:
+		flink_send_open(l, c);
+		return;
+	case FLINK_CONNECTING:
+		c->link_next = l->waiting;
+		l->waiting = c;
+		return;
+	case FLINK_DOWN:
+	case FLINK_CLOSING:
+		if (uv_now(l->fe->loop) < l->retry_at) {
+			c->link = NULL;
+			client_link_closed(c, "backend unavailable", 1);
+			return;
+		}
+		c->link_next = l->waiting;
+		l->waiting = c;
+		flink_connect(l);
+		return;
+	case FLINK_STATE_COUNT:
+		abort();
+	}
+}
+
+static void
+flink_lookup_done(void *ctx, enum dir_result res, const struct dir_backend *b,
+		  const char *why)
+{
+	struct flink *l = ctx;
+	l->lookup = NULL;
+	struct client *waiting = l->waiting;
+	l->waiting = NULL;
+	if (res != DIR_OK) {
+		log_warn("backend=%s lookup failed: %s", l->id,
+			 why ? why : "?");
+		while (waiting != NULL) {
+			struct client *c = waiting;
+			waiting = c->link_next;
+			c->link_next = NULL;
+			c->link = NULL;
+			client_link_closed(c, "backend lookup failed", 1);
+		}
+		return;
+	}
+	l->info_at = uv_now(l->fe->loop);
+	l->site = b->site;
+	if (strcmp(l->address, b->link_address) != 0) {
+		if (l->address[0] != '\0')
+			log_info("backend=%s moved %s -> %s", l->id,
+				 l->address, b->link_address);
+		snprintf(l->address, sizeof(l->address), "%s",
+			 b->link_address);
+		if (l->conn != NULL)
+			flink_fail(l, "backend address changed");
+		l->retry_at = 0;
+	}
+	while (waiting != NULL) {
+		struct client *c = waiting;
+		waiting = c->link_next;
+		c->link_next = NULL;
+		flink_attach(l, c);
+	}
+}
+
+void
+link_pool_open(struct frontend *fe, struct client *c)
+{
+	struct flink *l = flink_find(fe, c->duser.mailbox_server);
+	if (l == NULL) {
+		l = calloc(1, sizeof(*l));
+		if (l == NULL)
+			abort();
+		l->fe = fe;
+		snprintf(l->id, sizeof(l->id), "%s", c->duser.mailbox_server);
+		l->next = fe->links;
+		fe->links = l;
+	}
+	uint64_t ttl = (uint64_t)fe->cfg.frontend_backend_cache_ttl * 1000;
+	int fresh = l->address[0] != '\0' &&
+		    uv_now(fe->loop) - l->info_at < ttl;
+	/* A link that is up keeps serving while its entry is re-read. */
+	if (fresh || (l->state == FLINK_READY && l->lookup == NULL &&
+		      l->address[0] != '\0' && ttl > 0 &&
+		      uv_now(fe->loop) - l->info_at < 2 * ttl)) {
+		flink_attach(l, c);
+		return;
+	}
+	c->link = l;
+	c->link_next = l->waiting;
+	l->waiting = c;
+	if (l->lookup == NULL)
+		l->lookup = dir_lookup_backend(fe->dir, l->id,
+					       flink_lookup_done, l);
+}
+
+void
+link_pool_detach(struct client *c)
+{
+	struct flink *l = c->link;
+	if (l == NULL)
+		return;
+	int open = 0;
+	for (struct client *p = l->streams; p != NULL; p = p->link_next)
+		if (p == c)
+			open = 1;
+	if (open) {
+		list_remove(&l->streams, c);
+		struct buf b = BUF_INIT;
+		link_send_close(&b, c->stream, "client gone");
+		flink_write(l, &b);
+	} else {
+		list_remove(&l->waiting, c);
+	}
+	c->link = NULL;
+}
+
+void
+link_pool_send_data(struct client *c, const void *data, size_t len)
+{
+	if (c->link == NULL)
+		return;
+	struct buf b = BUF_INIT;
+	link_send_data(&b, c->stream, data, len);
+	flink_write(c->link, &b);
+}
+
+void
+link_pool_send_credit(struct client *c, uint32_t bytes)
+{
+	if (c->link == NULL || bytes == 0)
+		return;
+	struct buf b = BUF_INIT;
+	link_send_credit(&b, c->stream, bytes);
+	flink_write(c->link, &b);
+}
+
+void
+link_pool_stop(struct frontend *fe)
+{
+	for (struct flink *l = fe->links; l != NULL; l = l->next) {
+		if (l->lookup != NULL) {
+			dir_cancel(l->lookup);
+			l->lookup = NULL;
+		}
+		if (l->conn != NULL) {
+			struct conn *conn = l->conn;
+			l->conn = NULL;
+			conn_close(conn);
+		}
+	}
+}
