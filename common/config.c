@@ -201,7 +201,10 @@ config_set(struct config *cfg, const char *section, const char *name,
 struct load_ctx {
 	struct config *cfg;
 	const char *error;
-	int line;
+	int line;      /* of error */
+	FILE *file;
+	int lines;     /* read so far: the one inih is parsing */
+	int too_long;  /* line that did not fit inih's buffer, or 0 */
 };
 
 static int
@@ -211,24 +214,57 @@ config_ini_handler(void *user, const char *section, const char *name,
 	struct load_ctx *ctx = user;
 	if (ctx->error != NULL)
 		return 0;
-	if (config_set(ctx->cfg, section, name, value, &ctx->error) < 0)
+	if (config_set(ctx->cfg, section, name, value, &ctx->error) < 0) {
+		ctx->line = ctx->lines;
 		return 0;
+	}
 	return 1;
+}
+
+/* inih reads lines into a fixed buffer and parses the rest of a longer
+ * line as a line of its own; stop at such a line instead. */
+static char *
+config_ini_reader(char *str, int num, void *stream)
+{
+	struct load_ctx *ctx = stream;
+	if (ctx->too_long || fgets(str, num, ctx->file) == NULL)
+		return NULL;
+	ctx->lines++;
+	size_t n = strlen(str);
+	if (n > 0 && str[n - 1] != '\n') {
+		int c = getc(ctx->file);
+		if (c != EOF && c != '\n') {
+			ctx->too_long = ctx->lines;
+			return NULL;
+		}
+	}
+	return str;
 }
 
 int
 config_load(struct config *cfg, const char *path, const char **error_r)
 {
-	struct load_ctx ctx = {cfg, NULL, 0};
-	int rc = ini_parse(path, config_ini_handler, &ctx);
-	if (rc == -1) {
+	struct load_ctx ctx = {cfg, NULL, 0, NULL, 0, 0};
+	ctx.file = fopen(path, "r");
+	if (ctx.file == NULL) {
 		snprintf(config_error, sizeof(config_error),
 			 "%s: cannot open: %s", path, strerror(errno));
 		*error_r = config_error;
 		return -1;
 	}
+	int rc = ini_parse_stream(config_ini_reader, &ctx, config_ini_handler,
+				  &ctx);
+	fclose(ctx.file);
+	if (rc == 0 && ctx.too_long) {
+		snprintf(config_error, sizeof(config_error),
+			 "%s:%d: line too long", path, ctx.too_long);
+		*error_r = config_error;
+		return -1;
+	}
 	if (rc != 0) {
-		if (ctx.error != NULL) {
+		/* inih gives the first bad line; the handler's error may
+		   come from a later one. */
+		if (ctx.error != NULL && ctx.line == rc) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "%s", ctx.error);
 			snprintf(config_error, sizeof(config_error),

@@ -70,14 +70,53 @@ lp_error(const struct lp_reader *r)
 	return r->error != NULL ? r->error : "Invalid command";
 }
 
-/* Starts skipping the rest of the line and reports err. */
+/* While a bad line is skipped, r->skipping also says whether the line so
+ * far ends like a non-synchronizing literal header: "+}" or "-}", maybe
+ * and a CR.  The literal would follow at once and must not be read as
+ * commands, so such a line closes the connection (nginx checks the same).
+ * The state depends on the last three bytes only. */
+enum { SKIP_NONE, SKIP_PLAIN, SKIP_SIGN, SKIP_BRACE, SKIP_BRACE_CR };
+
+static int
+lp_skip_scan(const struct lp_reader *r, int st, const char *p, size_t n)
+{
+	if (r->mode != LP_MODE_IMAP)
+		return SKIP_PLAIN;
+	for (size_t i = n > 3 ? n - 3 : 0; i < n; i++) {
+		if (p[i] == '+' || p[i] == '-')
+			st = SKIP_SIGN;
+		else if (p[i] == '}' && st == SKIP_SIGN)
+			st = SKIP_BRACE;
+		else if (p[i] == '\r' && st == SKIP_BRACE)
+			st = SKIP_BRACE_CR;
+		else
+			st = SKIP_PLAIN;
+	}
+	return st;
+}
+
+static int
+lp_skip_nonsync(int st)
+{
+	return st == SKIP_BRACE || st == SKIP_BRACE_CR;
+}
+
+/* Reports err.  A line that has not ended yet is skipped up to its end;
+ * one that has ended like a non-synchronizing literal header is fatal. */
 static enum lp_status
 lp_fail(struct lp_reader *r, const char *err, int line_ended)
 {
+	size_t n = buf_used(&r->cmd) - r->line_start;
+	int st = SKIP_PLAIN;
+	if (n > 0)
+		st = lp_skip_scan(r, st, buf_ptr(&r->cmd) + r->line_start, n);
+
 	r->error = err;
-	r->skipping = !line_ended;
+	r->skipping = line_ended ? SKIP_NONE : st;
 	r->in_quote = r->escaped = 0;
 	r->literal_left = 0;
+	if (line_ended && lp_skip_nonsync(st))
+		return LP_FATAL;
 	return LP_ERROR;
 }
 
@@ -98,6 +137,7 @@ lp_literal_header(const char *line, size_t len, uint64_t *size_r,
 		sync = 0;
 		end--;
 	}
+	*sync_r = sync; /* also when the size overflows */
 	size_t start = end;
 	while (start > 0 && line[start - 1] >= '0' && line[start - 1] <= '9')
 		start--;
@@ -111,7 +151,6 @@ lp_literal_header(const char *line, size_t len, uint64_t *size_r,
 		v = v * 10 + d;
 	}
 	*size_r = v;
-	*sync_r = sync;
 	return 1;
 }
 
@@ -132,9 +171,10 @@ lp_imap_line_end(struct lp_reader *r)
 	int rc = lp_literal_header(line, len, &size, &sync);
 	if (rc == 0)
 		return LP_COMMAND;
+	/* The command grows by the header's line end and the literal. */
 	if (rc < 0 || size > r->lim.max_literal ||
 	    size > r->lim.max_command ||
-	    buf_used(&r->cmd) > r->lim.max_command - size) {
+	    buf_used(&r->cmd) + 2 > r->lim.max_command - size) {
 		r->error = "[TOOBIG] Literal too large";
 		r->literal_left = 0;
 		if (!sync)
@@ -163,12 +203,22 @@ lp_feed(struct lp_reader *r, const char *data, size_t len, size_t *consumed_r)
 	while (i < len) {
 		if (r->skipping) {
 			const char *nl = memchr(data + i, '\n', len - i);
+			size_t end = nl != NULL ? (size_t)(nl - data) : len;
+			r->skipping = lp_skip_scan(r, r->skipping, data + i,
+						   end - i);
 			if (nl == NULL) {
 				i = len;
 				break;
 			}
-			i = (size_t)(nl - data) + 1;
-			r->skipping = 0;
+			i = end + 1;
+			if (lp_skip_nonsync(r->skipping)) {
+				r->skipping = SKIP_NONE;
+				r->error = "Invalid command ended in a "
+					   "non-synchronizing literal";
+				*consumed_r = i;
+				return LP_FATAL;
+			}
+			r->skipping = SKIP_NONE;
 			continue;
 		}
 		if (r->literal_left > 0) {
@@ -190,7 +240,9 @@ lp_feed(struct lp_reader *r, const char *data, size_t len, size_t *consumed_r)
 			if (c == '\0') {
 				buf_append(&r->cmd, data + start, i - start);
 				*consumed_r = i + 1;
-				return lp_fail(r, "NUL byte in command", 0);
+				lp_fail(r, "NUL byte in command", 0);
+				r->skipping = SKIP_PLAIN; /* the NUL is last */
+				return LP_ERROR;
 			}
 			if (r->mode == LP_MODE_IMAP) {
 				if (r->escaped)
@@ -218,7 +270,8 @@ lp_feed(struct lp_reader *r, const char *data, size_t len, size_t *consumed_r)
 		size_t used = buf_used(&r->cmd);
 		if (used > r->line_start && r->cmd.data[r->cmd.len - 1] == '\r')
 			r->cmd.len--;
-		if (buf_used(&r->cmd) - r->line_start > r->lim.max_line) {
+		if (buf_used(&r->cmd) - r->line_start > r->lim.max_line ||
+		    buf_used(&r->cmd) > r->lim.max_command) {
 			*consumed_r = i;
 			return lp_fail(r, "[TOOBIG] Command line too long", 1);
 		}

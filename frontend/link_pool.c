@@ -273,7 +273,7 @@ flink_tls_ready(struct conn *conn)
 	char want[96];
 	snprintf(want, sizeof(want), "backend:%s", l->id);
 	if (strcmp(cn, want) != 0) {
-		char why[200];
+		char why[300];
 		snprintf(why, sizeof(why),
 			 "certificate names \"%s\", expected \"%s\"", cn, want);
 		flink_fail(l, why);
