@@ -101,6 +101,7 @@ struct directory {
 	struct dir_req *done;  /* finished, callbacks pending */
 	uv_timer_t sweep;
 	uv_timer_t done_timer;
+	int shut;
 };
 
 static void dir_pump(struct directory *d);
@@ -834,11 +835,11 @@ ldc_shutdown(struct ldconn *lc)
 }
 
 void
-dir_destroy(struct directory **dp)
+dir_shutdown(struct directory *d)
 {
-	struct directory *d = *dp;
-	if (d == NULL)
+	if (d == NULL || d->shut)
 		return;
+	d->shut = 1;
 	/* Callers cancel their requests first; drop what is left. */
 	while (d->reqs != NULL)
 		req_complete(d->reqs, DIR_TEMPFAIL, "shutting down");
@@ -847,6 +848,18 @@ dir_destroy(struct directory **dp)
 		ldc_shutdown(&d->auth[i]);
 	uv_close((uv_handle_t *)&d->sweep, NULL);
 	uv_close((uv_handle_t *)&d->done_timer, NULL);
-	/* The memory stays until exit: closing handles still point at it. */
+}
+
+void
+dir_free(struct directory **dp)
+{
+	struct directory *d = *dp;
+	if (d == NULL)
+		return;
+	dir_run_done(&d->done_timer); /* frees finished requests */
+	for (unsigned i = 0; i < d->nuris; i++)
+		free(d->uris[i].uri);
+	free(d->auth);
+	free(d);
 	*dp = NULL;
 }

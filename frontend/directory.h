@@ -53,7 +53,10 @@ typedef void dir_backend_cb(void *ctx, enum dir_result res,
 
 int dir_create(uv_loop_t *loop, const struct config *cfg,
 	       struct directory **dir_r, const char **error_r);
-void dir_destroy(struct directory **dir);
+/* Cancels what is pending and closes the connections (asynchronously). */
+void dir_shutdown(struct directory *dir);
+/* Frees the directory once the loop has closed its handles. */
+void dir_free(struct directory **dir);
 
 /* Starts an authentication.  The callback runs later, never from inside
  * this call.  Returns a handle for dir_cancel(). */

@@ -154,6 +154,8 @@ void link_pool_detach(struct client *c);
 void link_pool_send_data(struct client *c, const void *data, size_t len);
 void link_pool_send_credit(struct client *c, uint32_t bytes);
 void link_pool_stop(struct frontend *fe);
+/* After the loop has ended. */
+void link_pool_free(struct frontend *fe);
 
 /* Decodes a SASL PLAIN response and starts the login. */
 enum { SASL_OK = 0, SASL_MALFORMED = -1, SASL_AUTHZ = -2 };

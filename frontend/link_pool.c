@@ -514,3 +514,15 @@ link_pool_stop(struct frontend *fe)
 		}
 	}
 }
+
+void
+link_pool_free(struct frontend *fe)
+{
+	while (fe->links != NULL) {
+		struct flink *l = fe->links;
+		fe->links = l->next;
+		buf_free(&l->in);
+		free(l->imap_caps);
+		free(l);
+	}
+}

@@ -73,6 +73,14 @@ listener_start(struct frontend *fe, const char *addr, const char *setting,
 }
 
 static void
+close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void
 on_signal(uv_signal_t *h, int signum)
 {
 	struct frontend *fe = h->data;
@@ -90,7 +98,7 @@ on_signal(uv_signal_t *h, int signum)
 		}
 	}
 	link_pool_stop(fe);
-	dir_destroy(&fe->dir);
+	dir_shutdown(fe->dir);
 }
 
 int
@@ -170,7 +178,11 @@ main(int argc, char **argv)
 	log_info("frontend name=%s site=%lld ready", fe.cfg.global_name,
 		 (long long)fe.cfg.global_site);
 	uv_run(fe.loop, UV_RUN_DEFAULT);
+	uv_walk(fe.loop, close_walk, NULL);
+	uv_run(fe.loop, UV_RUN_DEFAULT);
 	uv_loop_close(fe.loop);
+	dir_free(&fe.dir);
+	link_pool_free(&fe);
 	SSL_CTX_free(fe.client_ctx);
 	SSL_CTX_free(fe.link_ctx);
 	config_free(&fe.cfg);

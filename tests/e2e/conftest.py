@@ -276,6 +276,31 @@ class Stack:
             return ""
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "WARNING: ThreadSanitizer")
+
+
+def sanitizer_reports(directory):
+    """Sanitizer reports in the daemons' logs of a stopped stack."""
+    found = []
+    for log in sorted(Path(directory).glob("s*/*.log")):
+        text = log.read_text(errors="replace")
+        for mark in SANITIZER_MARKS:
+            i = text.find(mark)
+            if i >= 0:
+                found.append("%s:\n%s" % (log, text[max(0, i - 200):i + 3000]))
+                break
+    return found
+
+
+def stop_and_check(directory):
+    """`down`, then fail if a daemon reported a sanitizer error (the test
+    build runs under ASan and UBSan)."""
+    run_stack("down", directory, check=False)
+    reports = sanitizer_reports(directory)
+    assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+
+
 def start_stack(directory, sites=1, backends_per_site=1,
                 frontends_per_site=1):
     directory = Path(directory)
@@ -307,6 +332,8 @@ def stack_factory(tmp_path_factory):
     finally:
         for d in reversed(started):
             run_stack("down", d, check=False)
+        for d in started:
+            stop_and_check(d)
 
 
 @pytest.fixture(scope="session")
@@ -322,4 +349,4 @@ def stack(tmp_path_factory):
             st.import_message(ALICE[0], DATA / name)
         yield st
     finally:
-        run_stack("down", directory, check=False)
+        stop_and_check(directory)
