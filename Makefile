@@ -92,6 +92,10 @@ $(BUILD)/unit/%: tests/unit/%.c | $(PROTO_H)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# -- fuzz targets (libFuzzer, clang): rules in tests/fuzz/fuzz.mk ----------
+
+-include tests/fuzz/fuzz.mk
+
 # -- the two commands of the README -----------------------------------------
 
 deps:
