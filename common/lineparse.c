@@ -61,7 +61,7 @@ const char *
 lp_command(const struct lp_reader *r, size_t *len_r)
 {
 	*len_r = buf_used(&r->cmd);
-	return buf_ptr(&r->cmd);
+	return *len_r > 0 ? buf_ptr(&r->cmd) : ""; /* data may be NULL */
 }
 
 const char *
@@ -72,9 +72,9 @@ lp_error(const struct lp_reader *r)
 
 /* While a bad line is skipped, r->skipping also says whether the line so
  * far ends like a non-synchronizing literal header: "+}" or "-}", maybe
- * and a CR.  The literal would follow at once and must not be read as
- * commands, so such a line closes the connection (nginx checks the same).
- * The state depends on the last three bytes only. */
+ * followed by a CR.  The literal would follow at once and must not be read
+ * as commands, so such a line closes the connection (nginx checks the
+ * same).  The state depends on the last three bytes only. */
 enum { SKIP_NONE, SKIP_PLAIN, SKIP_SIGN, SKIP_BRACE, SKIP_BRACE_CR };
 
 static int
@@ -159,7 +159,6 @@ lp_literal_header(const char *line, size_t len, uint64_t *size_r,
 static enum lp_status
 lp_imap_line_end(struct lp_reader *r)
 {
-	const char *line = r->cmd.data + r->cmd.off + r->line_start;
 	size_t len = buf_used(&r->cmd) - r->line_start;
 	uint64_t size = 0;
 	int sync = 1;
@@ -168,6 +167,9 @@ lp_imap_line_end(struct lp_reader *r)
 		r->in_quote = r->escaped = 0;
 		return LP_COMMAND; /* the parser reports the open quote */
 	}
+	if (len == 0)
+		return LP_COMMAND; /* and cmd.data may still be NULL */
+	const char *line = r->cmd.data + r->cmd.off + r->line_start;
 	int rc = lp_literal_header(line, len, &size, &sync);
 	if (rc == 0)
 		return LP_COMMAND;
