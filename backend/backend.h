@@ -17,6 +17,8 @@
 
 struct blink;
 struct bsession;
+struct pop3_session;
+struct pop3_login;
 
 struct backend {
 	uv_loop_t *loop;
@@ -26,6 +28,8 @@ struct backend {
 	uv_tcp_t link_listener;
 	uv_signal_t sigterm, sigint;
 	struct blink *links;   /* live links */
+	struct pop3_session *pop3_sessions; /* maildrops locked by POP3 */
+	struct pop3_login *pop3_logins;     /* last login per maildrop */
 	unsigned sessions;     /* live sessions */
 };
 

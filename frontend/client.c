@@ -399,7 +399,9 @@ client_link_refused(struct client *c, const char *code, const char *reason)
 {
 	log_warn("session=%s user=%s backend=%s refused code=%s reason=\"%s\"",
 		 c->id, c->user, c->duser.mailbox_server, code, reason);
+	snprintf(c->fail_code, sizeof(c->fail_code), "%s", code);
 	client_login_failed(c, LOGIN_FAIL_TEMPORARY, reason);
+	c->fail_code[0] = '\0';
 }
 
 void
@@ -499,6 +501,10 @@ client_accept(struct frontend *fe, uv_stream_t *server,
 	struct lp_limits lim = {cfg->limits_prelogin_max_line,
 				cfg->limits_prelogin_max_line,
 				cfg->limits_prelogin_max_line * 2, 4};
+	if (protocol == CLIENT_POP3) {
+		lim.max_line = lim.max_command = cfg->pop3_max_command_size;
+		lim.max_literal = 0;
+	}
 	lp_init(&c->lp, c->proto->mode, &lim);
 	if (conn_accept(server, &c->conn) < 0) {
 		client_close(c, "accept failed");
@@ -574,15 +580,34 @@ base64_encode(const void *in, size_t len, struct buf *out)
 	}
 }
 
-/* -- SASL PLAIN (RFC 4616) ------------------------------------------------*/
+/* -- SASL -----------------------------------------------------------------*/
 
-int
-client_sasl_plain(struct client *c, const char *resp, size_t len)
+enum sasl_step {
+	SASL_STEP_NONE,
+	SASL_STEP_PLAIN,      /* waiting for the PLAIN response */
+	SASL_STEP_LOGIN_USER, /* LOGIN: waiting for the user name */
+	SASL_STEP_LOGIN_PASS, /* LOGIN: waiting for the password */
+};
+
+const char *
+client_sasl_mechanisms(void)
+{
+	return "PLAIN LOGIN";
+}
+
+static int
+sasl_decode(const char *resp, size_t len, struct buf *out)
+{
+	if (len == 1 && resp[0] == '=')
+		len = 0; /* empty response */
+	return base64_decode(resp, len, out);
+}
+
+static int
+sasl_plain(struct client *c, const char *resp, size_t len)
 {
 	struct buf raw = BUF_INIT;
-	if (len == 1 && resp[0] == '=')
-		len = 0; /* empty initial response */
-	if (base64_decode(resp, len, &raw) < 0) {
+	if (sasl_decode(resp, len, &raw) < 0) {
 		buf_wipe(&raw);
 		return SASL_MALFORMED;
 	}
@@ -604,8 +629,7 @@ client_sasl_plain(struct client *c, const char *resp, size_t len)
 	const char *authz = p;
 	const char *authc = p + off1 + 1;
 	const char *pass = p + off2 + 1;
-	size_t authz_len = off1;
-	if (authz_len > 0 && strcmp(authz, authc) != 0) {
+	if (off1 > 0 && strcmp(authz, authc) != 0) {
 		log_info("session=%s client=%s user=%s login refused: "
 			 "authorization identity differs",
 			 c->id, c->peer, authc);
@@ -615,4 +639,75 @@ client_sasl_plain(struct client *c, const char *resp, size_t len)
 	client_login(c, authc, pass);
 	buf_wipe(&raw);
 	return SASL_OK;
+}
+
+/* LOGIN: one decoded value without NULs, NUL-terminated in out. */
+static int
+sasl_login_value(const char *resp, size_t len, struct buf *out)
+{
+	if (sasl_decode(resp, len, out) < 0 ||
+	    memchr(buf_ptr(out), '\0', buf_used(out)) != NULL)
+		return -1;
+	buf_append(out, "", 1);
+	return 0;
+}
+
+int
+client_sasl_step(struct client *c, const char *resp, size_t len,
+		 const char **challenge_r)
+{
+	int step = c->sasl_step;
+	c->sasl_step = SASL_STEP_NONE;
+	if (len == 1 && resp[0] == '*')
+		return SASL_CANCELLED;
+	struct buf v = BUF_INIT;
+	int rc;
+	switch (step) {
+	case SASL_STEP_PLAIN:
+		return sasl_plain(c, resp, len);
+	case SASL_STEP_LOGIN_USER:
+		if (sasl_login_value(resp, len, &v) < 0 ||
+		    buf_used(&v) > sizeof(c->user)) {
+			buf_wipe(&v);
+			return SASL_MALFORMED;
+		}
+		snprintf(c->user, sizeof(c->user), "%s", buf_ptr(&v));
+		buf_wipe(&v);
+		c->sasl_step = SASL_STEP_LOGIN_PASS;
+		*challenge_r = "UGFzc3dvcmQ6"; /* "Password:" */
+		return SASL_CONTINUE;
+	case SASL_STEP_LOGIN_PASS: {
+		if (sasl_login_value(resp, len, &v) < 0) {
+			buf_wipe(&v);
+			return SASL_MALFORMED;
+		}
+		char user[sizeof(c->user)];
+		snprintf(user, sizeof(user), "%s", c->user);
+		client_login(c, user, buf_ptr(&v));
+		buf_wipe(&v);
+		return SASL_OK;
+	}
+	default:
+		rc = SASL_MALFORMED;
+		break;
+	}
+	return rc;
+}
+
+int
+client_sasl_start(struct client *c, const char *mech, const char *ir,
+		  size_t irlen, const char **challenge_r)
+{
+	if (strcasecmp(mech, "PLAIN") == 0) {
+		c->sasl_step = SASL_STEP_PLAIN;
+	} else if (strcasecmp(mech, "LOGIN") == 0) {
+		c->sasl_step = SASL_STEP_LOGIN_USER;
+	} else {
+		return SASL_UNSUPPORTED;
+	}
+	if (ir != NULL)
+		return client_sasl_step(c, ir, irlen, challenge_r);
+	*challenge_r = c->sasl_step == SASL_STEP_PLAIN ? ""
+						       : "VXNlcm5hbWU6";
+	return SASL_CONTINUE;
 }

@@ -109,8 +109,10 @@ struct client {
 	char user[256];
 	struct buf secret;      /* password, wiped after use */
 	int sasl_wait;          /* waiting for a SASL response line */
+	int sasl_step;          /* enum sasl_step of the mechanism running */
 	struct dir_req *dreq;
 	struct dir_user duser;
+	char fail_code[32];     /* backend's refusal code (IN-USE ...) */
 
 	/* relay */
 	struct flink *link;
@@ -157,9 +159,25 @@ void link_pool_stop(struct frontend *fe);
 /* After the loop has ended. */
 void link_pool_free(struct frontend *fe);
 
-/* Decodes a SASL PLAIN response and starts the login. */
-enum { SASL_OK = 0, SASL_MALFORMED = -1, SASL_AUTHZ = -2 };
-int client_sasl_plain(struct client *c, const char *b64, size_t len);
+/* SASL (RFC 4422) for AUTHENTICATE / AUTH: PLAIN (RFC 4616) and LOGIN.
+ * client_sasl_start() begins a mechanism with an optional initial
+ * response (ir NULL: none); client_sasl_step() takes each response line.
+ * SASL_CONTINUE: send *challenge_r (base64) as a continuation and wait
+ * for the next line; SASL_OK: the login has started. */
+enum {
+	SASL_OK = 0,
+	SASL_CONTINUE = 1,
+	SASL_MALFORMED = -1,
+	SASL_AUTHZ = -2,
+	SASL_UNSUPPORTED = -3,
+	SASL_CANCELLED = -4,
+};
+int client_sasl_start(struct client *c, const char *mech, const char *ir,
+		      size_t irlen, const char **challenge_r);
+int client_sasl_step(struct client *c, const char *resp, size_t len,
+		     const char **challenge_r);
+/* Mechanisms offered now ("PLAIN LOGIN"). */
+const char *client_sasl_mechanisms(void);
 
 /* base64 (RFC 4648) for SASL, in client.c. */
 int base64_decode(const char *in, size_t len, struct buf *out);

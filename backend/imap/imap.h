@@ -25,7 +25,9 @@ enum imap_state {
 /* What a command needs. */
 enum imap_cmd_flags {
 	IMAP_F_ANY = 0,
-	IMAP_F_SELECTED = 1 << 0, /* a mailbox must be selected */
+	IMAP_F_SELECTED = 1 << 0,   /* a mailbox must be selected */
+	IMAP_F_NO_EXPUNGE = 1 << 1, /* no EXPUNGE responses (RFC 3501 7.4.1) */
+	IMAP_F_NO_SYNC = 1 << 2,    /* no mailbox update before it runs */
 };
 
 struct imap_session {
@@ -68,6 +70,8 @@ void imap_untagged(struct imap_session *is, const char *fmt, ...)
 /* Writes an IMAP string: quoted when safe, literal otherwise. */
 void imap_write_string(struct imap_session *is, const char *s, size_t len);
 void imap_set_state(struct imap_session *is, enum imap_state state);
+/* Reports other sessions' changes to the selected mailbox. */
+void imap_sync(struct imap_session *is, int allow_expunge);
 
 /* Sequence sets (imap_seqset.c). */
 struct imap_range {

@@ -13,13 +13,13 @@
 static const struct imap_cmd imap_cmds[] = {
 	{ "CAPABILITY", imap_cmd_capability, IMAP_F_ANY },
 	{ "NOOP",       imap_cmd_noop,       IMAP_F_ANY },
-	{ "LOGOUT",     imap_cmd_logout,     IMAP_F_ANY },
 	{ "ID",         imap_cmd_id,         IMAP_F_ANY },
-	{ "SELECT",     imap_cmd_select,     IMAP_F_ANY },
-	{ "EXAMINE",    imap_cmd_examine,    IMAP_F_ANY },
-	{ "CLOSE",      imap_cmd_close,      IMAP_F_SELECTED },
-	{ "UNSELECT",   imap_cmd_unselect,   IMAP_F_SELECTED },
-	{ "FETCH",      imap_cmd_fetch,      IMAP_F_SELECTED },
+	{ "SELECT",     imap_cmd_select,     IMAP_F_NO_SYNC },
+	{ "EXAMINE",    imap_cmd_examine,    IMAP_F_NO_SYNC },
+	{ "CLOSE",      imap_cmd_close,      IMAP_F_SELECTED | IMAP_F_NO_SYNC },
+	{ "UNSELECT",   imap_cmd_unselect,   IMAP_F_SELECTED | IMAP_F_NO_SYNC },
+	{ "LOGOUT",     imap_cmd_logout,     IMAP_F_NO_SYNC },
+	{ "FETCH",      imap_cmd_fetch,      IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
 };
 /* clang-format on */
 
@@ -130,6 +130,84 @@ imap_bad(struct imap_session *is, const char *tag, const char *msg)
 	}
 }
 
+/* Brings the selected mailbox view up to date with the store: messages
+ * expunged by other sessions (IMAP or POP3) are reported with EXPUNGE when
+ * allowed (RFC 3501 7.4.1: not during FETCH, STORE or SEARCH), new ones
+ * with EXISTS.  Skipped when the mailbox's modseq has not moved. */
+void
+imap_sync(struct imap_session *is, int allow_expunge)
+{
+	struct store *st = is->s->be->store;
+	struct store_mailbox_rec mb;
+	struct store_msg *msgs;
+	size_t n;
+	MDB_txn *txn = NULL;
+	const char *err;
+	if (is->state != IMAP_STATE_SELECTED)
+		return;
+	if (store_read_begin(st, &txn, &err) < 0)
+		goto fail;
+	int rc = store_mailbox_get_by_id(st, txn, is->mbox.mbox_id, &mb, &err);
+	if (rc != 0) {
+		store_read_end(&txn);
+		if (rc < 0)
+			goto fail;
+		imap_untagged(is, "BYE [NONEXISTENT] Mailbox deleted");
+		imap_set_state(is, IMAP_STATE_LOGOUT);
+		session_end(is->s, "mailbox deleted");
+		return;
+	}
+	if (mb.highestmodseq == is->mbox.highestmodseq) {
+		store_read_end(&txn);
+		return;
+	}
+	rc = store_messages_list(st, txn, mb.mbox_id, &msgs, &n, &err);
+	store_read_end(&txn);
+	if (rc < 0)
+		goto fail;
+	/* Both lists are in UID order: walk them together. */
+	size_t keep = 0, j = 0;
+	uint32_t *uids = is->uids;
+	int expunged_left = 0;
+	for (size_t i = 0; i < is->count; i++) {
+		while (j < n && msgs[j].uid < uids[i])
+			j++;
+		int present = j < n && msgs[j].uid == uids[i];
+		if (present || !allow_expunge) {
+			uids[keep++] = uids[i];
+			if (!present)
+				expunged_left = 1;
+		} else {
+			/* Sequence numbers shift as each EXPUNGE is sent:
+			   report the one this message has now. */
+			imap_untagged(is, "%zu EXPUNGE", keep + 1);
+		}
+	}
+	is->count = keep;
+	uint32_t last = keep ? uids[keep - 1] : 0;
+	size_t added = 0;
+	for (size_t k = 0; k < n; k++)
+		if (msgs[k].uid > last)
+			added++;
+	if (added > 0) {
+		uint32_t *nu = realloc(is->uids, (keep + added) * sizeof(*nu));
+		if (nu == NULL)
+			abort();
+		is->uids = nu;
+		for (size_t k = 0; k < n; k++)
+			if (msgs[k].uid > last)
+				is->uids[is->count++] = msgs[k].uid;
+		imap_untagged(is, "%zu EXISTS", is->count);
+	}
+	free(msgs);
+	if (!expunged_left)
+		is->mbox.highestmodseq = mb.highestmodseq;
+	is->mbox.uidnext = mb.uidnext;
+	return;
+fail:
+	log_error("session=%s store error=\"%s\"", is->s->id, err);
+}
+
 static void
 imap_dispatch(struct imap_session *is, const char *line, size_t len)
 {
@@ -178,6 +256,8 @@ imap_dispatch(struct imap_session *is, const char *line, size_t len)
 		imap_bad(is, tag, "No mailbox selected");
 		return;
 	}
+	if (!(c->flags & IMAP_F_NO_SYNC))
+		imap_sync(is, !(c->flags & IMAP_F_NO_EXPUNGE));
 	c->func(&cmd);
 }
 

@@ -1,4 +1,4 @@
-/* pop3_session.c - POP3 session on the backend: input and dispatch. */
+/* pop3_session.c - POP3 session on the backend: maildrop, lock, input. */
 #include "backend/pop3/pop3.h"
 
 #include <ctype.h>
@@ -15,22 +15,32 @@ static const struct pop3_cmd pop3_cmds[] = {
 	{ "LIST", pop3_cmd_list },
 	{ "UIDL", pop3_cmd_uidl },
 	{ "RETR", pop3_cmd_retr },
+	{ "TOP",  pop3_cmd_top },
+	{ "DELE", pop3_cmd_dele },
+	{ "RSET", pop3_cmd_rset },
 	{ "NOOP", pop3_cmd_noop },
+	{ "CAPA", pop3_cmd_capa },
 	{ "QUIT", pop3_cmd_quit },
 };
 /* clang-format on */
 
-const struct pop3_msg *
+struct pop3_msg *
 pop3_msg_arg(struct pop3_session *ps, const char *arg)
 {
 	char *end;
 	if (arg == NULL || !isdigit((unsigned char)arg[0])) {
-		session_printf(ps->s, "-ERR Message number required\r\n");
+		session_printf(ps->s, "-ERR Message number required.\r\n");
 		return NULL;
 	}
 	unsigned long n = strtoul(arg, &end, 10);
 	if (*end != '\0' || n == 0 || n > ps->count) {
-		session_printf(ps->s, "-ERR No such message\r\n");
+		session_printf(ps->s, "-ERR No such message.\r\n");
+		return NULL;
+	}
+	if (ps->msgs[n - 1].deleted) {
+		session_printf(ps->s, "-ERR Message %lu is marked as "
+				      "deleted.\r\n",
+			       n);
 		return NULL;
 	}
 	return &ps->msgs[n - 1];
@@ -42,7 +52,7 @@ pop3_bad(struct pop3_session *ps, const char *msg)
 	session_printf(ps->s, "-ERR %s\r\n", msg);
 	if (++ps->bad_commands >=
 	    (unsigned)ps->s->be->cfg.limits_max_bad_commands) {
-		session_printf(ps->s, "-ERR Too many invalid commands\r\n");
+		session_printf(ps->s, "-ERR Too many invalid commands.\r\n");
 		session_end(ps->s, "too many invalid commands");
 	}
 }
@@ -63,18 +73,25 @@ pop3_dispatch(struct pop3_session *ps, char *line, size_t len)
 		}
 	}
 	if (strcasecmp(line, "USER") == 0 || strcasecmp(line, "PASS") == 0 ||
-	    strcasecmp(line, "AUTH") == 0 || strcasecmp(line, "APOP") == 0)
-		pop3_bad(ps, "Already authenticated");
+	    strcasecmp(line, "AUTH") == 0 || strcasecmp(line, "APOP") == 0 ||
+	    strcasecmp(line, "STLS") == 0)
+		pop3_bad(ps, "Already authenticated.");
 	else
-		pop3_bad(ps, "Unknown command");
+		pop3_bad(ps, "Unknown command.");
 }
 
 static void
 pop3_input(struct bsession *s)
 {
 	struct pop3_session *ps = s->state;
-	while (buf_used(&s->in) > 0 && !s->ending &&
-	       !session_output_full(s)) {
+	while (!s->ending && !session_output_full(s)) {
+		if (ps->streaming) {
+			if (pop3_stream_pump(ps))
+				return; /* continues when credit arrives */
+			continue;
+		}
+		if (buf_used(&s->in) == 0)
+			return;
 		size_t used, len;
 		enum lp_status st = lp_feed(&ps->lp, buf_ptr(&s->in),
 					    buf_used(&s->in), &used);
@@ -106,20 +123,60 @@ pop3_input(struct bsession *s)
 }
 
 static int
+pop3_expire_days(const char *setting)
+{
+	if (strcasecmp(setting, "never") == 0)
+		return -1;
+	char *end;
+	long v = strtol(setting, &end, 10);
+	if (end == setting || *end != '\0' || v < 0 || v > 100000)
+		return -1;
+	return (int)v;
+}
+
+static struct pop3_login *
+pop3_login_find(struct backend *be, const char *mailbox_id)
+{
+	for (struct pop3_login *l = be->pop3_logins; l != NULL; l = l->next)
+		if (strcmp(l->mailbox_id, mailbox_id) == 0)
+			return l;
+	return NULL;
+}
+
+static int
 pop3_open(struct bsession *s, const Portico__Open *o, const char **code_r,
 	  const char **reason_r)
 {
-	struct store *st = s->be->store;
+	struct backend *be = s->be;
+	struct store *st = be->store;
+	const struct config *cfg = &be->cfg;
 	struct store_user_rec u;
 	struct store_mailbox_rec mb;
 	struct store_msg *msgs = NULL;
 	size_t n = 0;
-	MDB_txn *txn;
+	MDB_txn *txn = NULL;
 	const char *err;
 	int rc;
 
+	for (struct pop3_session *p = be->pop3_sessions; p != NULL;
+	     p = p->next_locked) {
+		if (strcmp(p->s->mailbox_id, s->mailbox_id) == 0) {
+			*code_r = "IN-USE";
+			*reason_r = "Mailbox is in use by another POP3 session.";
+			return -1;
+		}
+	}
+	struct pop3_login *last = pop3_login_find(be, s->mailbox_id);
+	uint64_t now_ms = uv_now(be->loop);
+	if (last != NULL && cfg->pop3_login_delay > 0 &&
+	    now_ms - last->at_ms < (uint64_t)cfg->pop3_login_delay * 1000) {
+		*code_r = "LOGIN-DELAY";
+		*reason_r = "Minimum time between logins has not passed.";
+		return -1;
+	}
+
 	*code_r = "SYS/TEMP";
-	*reason_r = "Mail store error";
+	*reason_r = "Mail store error.";
 	if (store_read_begin(st, &txn, &err) < 0) {
 		log_error("session=%s store error=\"%s\"", s->id, err);
 		return -1;
@@ -134,7 +191,7 @@ pop3_open(struct bsession *s, const Portico__Open *o, const char **code_r,
 		if (rc < 0)
 			log_error("session=%s store error=\"%s\"", s->id, err);
 		else
-			*reason_r = "Mailbox not provisioned on this server";
+			*reason_r = "Mailbox not provisioned on this server.";
 		return -1;
 	}
 	struct pop3_session *ps = calloc(1, sizeof(*ps));
@@ -143,24 +200,43 @@ pop3_open(struct bsession *s, const Portico__Open *o, const char **code_r,
 	ps->s = s;
 	ps->mbox_id = mb.mbox_id;
 	ps->uidvalidity = mb.uidvalidity;
+	ps->expire_days = pop3_expire_days(cfg->pop3_expire);
 	ps->msgs = calloc(n ? n : 1, sizeof(*ps->msgs));
 	if (ps->msgs == NULL)
 		abort();
+	int newest_first = strcasecmp(cfg->pop3_message_order,
+				      "newest_first") == 0;
 	for (size_t i = 0; i < n; i++) {
-		ps->msgs[i].uid = msgs[i].uid;
-		ps->msgs[i].size = msgs[i].rec.size;
-		ps->msgs[i].body_id = msgs[i].rec.body_id;
-		ps->total += msgs[i].rec.size;
+		struct pop3_msg *m = &ps->msgs[newest_first ? n - 1 - i : i];
+		m->uid = msgs[i].uid;
+		m->size = msgs[i].rec.size;
+		m->body_id = msgs[i].rec.body_id;
+		m->internaldate = msgs[i].rec.internaldate;
+		m->pop3_retrieved = msgs[i].rec.pop3_retrieved;
 	}
 	ps->count = n;
 	free(msgs);
-	const struct config *cfg = &s->be->cfg;
-	struct lp_limits lim = {cfg->limits_max_line, 0,
-				cfg->limits_max_line, 0};
+	size_t max = cfg->pop3_max_command_size;
+	struct lp_limits lim = {max, 0, max, 0};
 	lp_init(&ps->lp, LP_MODE_LINE, &lim);
 	s->state = ps;
-	session_printf(s, "+OK Logged in, %zu messages (%llu octets)\r\n",
-		       ps->count, (unsigned long long)ps->total);
+	ps->next_locked = be->pop3_sessions;
+	be->pop3_sessions = ps;
+	if (last == NULL) {
+		last = calloc(1, sizeof(*last));
+		if (last == NULL)
+			abort();
+		snprintf(last->mailbox_id, sizeof(last->mailbox_id), "%s",
+			 s->mailbox_id);
+		last->next = be->pop3_logins;
+		be->pop3_logins = last;
+	}
+	last->at_ms = now_ms;
+	uint64_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += ps->msgs[i].size;
+	session_printf(s, "+OK Logged in, %zu messages (%llu octets).\r\n",
+		       ps->count, (unsigned long long)total);
 	return 0;
 }
 
@@ -170,6 +246,12 @@ pop3_free(struct bsession *s)
 	struct pop3_session *ps = s->state;
 	if (ps == NULL)
 		return;
+	pop3_stream_end(ps);
+	struct pop3_session **pp = &s->be->pop3_sessions;
+	while (*pp != NULL && *pp != ps)
+		pp = &(*pp)->next_locked;
+	if (*pp == ps)
+		*pp = ps->next_locked;
 	lp_free(&ps->lp);
 	free(ps->msgs);
 	free(ps);

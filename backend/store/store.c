@@ -13,7 +13,7 @@
 struct store {
 	MDB_env *env;
 	MDB_dbi meta, users, mailboxes, mboxids, messages, bodies, bodyrefs,
-	    bodyhash;
+	    bodyhash, expunged;
 };
 
 static char store_error[512];
@@ -107,7 +107,7 @@ store_open(const char *dir, uint64_t map_size, struct store **st_r,
 		{"mailboxes", &st->mailboxes}, {"mboxids", &st->mboxids},
 		{"messages", &st->messages},
 		{"bodies", &st->bodies},       {"bodyrefs", &st->bodyrefs},
-		{"bodyhash", &st->bodyhash},
+		{"bodyhash", &st->bodyhash},   {"expunged", &st->expunged},
 	};
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -662,4 +662,159 @@ fail:
 	mdb_txn_abort(txn);
 	*error_r = store_fail("store flags", rc ? rc : MDB_CORRUPTED);
 	return -1;
+}
+
+/* Drops one reference to a body; the last one removes the bytes and the
+ * hash entry. */
+static int
+body_unref(struct store *st, MDB_txn *txn, uint64_t body_id)
+{
+	uint8_t key[8];
+	uint32_t refs;
+	be64(key, body_id);
+	MDB_val k = {8, key}, v;
+	int rc = mdb_get(txn, st->bodyrefs, &k, &v);
+	if (rc != 0 || v.mv_size != sizeof(refs))
+		return rc ? rc : MDB_CORRUPTED;
+	memcpy(&refs, v.mv_data, sizeof(refs));
+	if (refs > 1) {
+		refs--;
+		v.mv_size = sizeof(refs);
+		v.mv_data = &refs;
+		return mdb_put(txn, st->bodyrefs, &k, &v, 0);
+	}
+	MDB_val b;
+	if ((rc = mdb_get(txn, st->bodies, &k, &b)) != 0)
+		return rc;
+	uint8_t hash[SHA256_DIGEST_LENGTH];
+	SHA256(b.mv_data, b.mv_size, hash);
+	MDB_val hk = {sizeof(hash), hash};
+	rc = mdb_del(txn, st->bodyhash, &hk, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mdb_del(txn, st->bodies, &k, NULL)) != 0)
+		return rc;
+	return mdb_del(txn, st->bodyrefs, &k, NULL);
+}
+
+/* Reads the mailbox record of mbox_id and its key (into keybuf). */
+static int
+mailbox_by_id(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+	      uint8_t *keybuf, size_t keysize, MDB_val *key_r,
+	      struct store_mailbox_rec *mb)
+{
+	uint8_t idkey[8];
+	be64(idkey, mbox_id);
+	MDB_val ik = {8, idkey}, mk, mv;
+	int rc = mdb_get(txn, st->mboxids, &ik, &mk);
+	if (rc != 0)
+		return rc;
+	if (mk.mv_size > keysize)
+		return MDB_CORRUPTED;
+	memcpy(keybuf, mk.mv_data, mk.mv_size);
+	key_r->mv_size = mk.mv_size;
+	key_r->mv_data = keybuf;
+	if ((rc = mdb_get(txn, st->mailboxes, key_r, &mv)) != 0)
+		return rc;
+	if (mv.mv_size != sizeof(*mb))
+		return MDB_CORRUPTED;
+	memcpy(mb, mv.mv_data, sizeof(*mb));
+	return 0;
+}
+
+int
+store_expunge(struct store *st, uint64_t mbox_id, const uint32_t *uids,
+	      size_t n, const uint32_t *retrieved, size_t nretrieved,
+	      int64_t now, const char **error_r)
+{
+	MDB_txn *txn;
+	uint8_t mkey[512];
+	MDB_val mk;
+	struct store_mailbox_rec mb;
+	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rc != 0) {
+		*error_r = store_fail("write transaction", rc);
+		return -1;
+	}
+	if ((rc = mailbox_by_id(st, txn, mbox_id, mkey, sizeof(mkey), &mk,
+				&mb)) != 0)
+		goto fail;
+	uint64_t modseq = ++mb.highestmodseq;
+	for (size_t i = 0; i < nretrieved; i++) {
+		uint8_t key[12];
+		struct store_msg_rec m;
+		be64(key, mbox_id);
+		be32(key + 8, retrieved[i]);
+		MDB_val k = {12, key}, v;
+		rc = mdb_get(txn, st->messages, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != 0 || v.mv_size != sizeof(m)) {
+			rc = rc ? rc : MDB_CORRUPTED;
+			goto fail;
+		}
+		memcpy(&m, v.mv_data, sizeof(m));
+		if (m.pop3_retrieved != 0)
+			continue;
+		m.pop3_retrieved = (uint32_t)now;
+		v.mv_size = sizeof(m);
+		v.mv_data = &m;
+		if ((rc = mdb_put(txn, st->messages, &k, &v, 0)) != 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint8_t key[12];
+		struct store_msg_rec m;
+		be64(key, mbox_id);
+		be32(key + 8, uids[i]);
+		MDB_val k = {12, key}, v;
+		rc = mdb_get(txn, st->messages, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue; /* expunged by someone else first */
+		if (rc != 0 || v.mv_size != sizeof(m)) {
+			rc = rc ? rc : MDB_CORRUPTED;
+			goto fail;
+		}
+		memcpy(&m, v.mv_data, sizeof(m));
+		if ((rc = mdb_del(txn, st->messages, &k, NULL)) != 0)
+			goto fail;
+		if ((rc = body_unref(st, txn, m.body_id)) != 0)
+			goto fail;
+		MDB_val ev = {sizeof(modseq), &modseq};
+		if ((rc = mdb_put(txn, st->expunged, &k, &ev, 0)) != 0)
+			goto fail;
+		if (mb.messages > 0)
+			mb.messages--;
+		if (!(m.flags & STORE_F_SEEN) && mb.unseen > 0)
+			mb.unseen--;
+		mb.size = mb.size >= m.size ? mb.size - m.size : 0;
+	}
+	MDB_val mv = {sizeof(mb), &mb};
+	if ((rc = mdb_put(txn, st->mailboxes, &mk, &mv, 0)) != 0)
+		goto fail;
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		*error_r = store_fail("commit", rc);
+		return -1;
+	}
+	return 0;
+fail:
+	mdb_txn_abort(txn);
+	*error_r = store_fail("expunge", rc);
+	return -1;
+}
+
+int
+store_mailbox_get_by_id(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+			struct store_mailbox_rec *r, const char **error_r)
+{
+	uint8_t key[512];
+	MDB_val k;
+	int rc = mailbox_by_id(st, txn, mbox_id, key, sizeof(key), &k, r);
+	if (rc == MDB_NOTFOUND)
+		return 1;
+	if (rc != 0) {
+		*error_r = store_fail("mailbox record", rc);
+		return -1;
+	}
+	return 0;
 }

@@ -10,6 +10,8 @@
  *   messages   mbox_id u64 | uid u32 -> struct store_msg_rec
  *   bodies     body_id u64 -> the message bytes, CRLF line ends
  *   bodyrefs   body_id u64 -> u32 reference count
+ *   expunged   mbox_id u64 | uid u32 -> modseq u64 of the expunge (for
+ *              VANISHED)
  *   bodyhash   SHA-256 of the bytes -> body_id u64 (single instance:
  *              a message delivered to many mailboxes is stored once)
  *
@@ -75,7 +77,7 @@ struct store_msg_rec {
 	int64_t internaldate; /* unix time */
 	uint64_t modseq;
 	uint32_t flags;
-	uint32_t reserved;
+	uint32_t pop3_retrieved; /* unix time of the first POP3 download, or 0 */
 };
 
 /* One message as listed for a session. */
@@ -101,6 +103,9 @@ int store_user_get(struct store *st, MDB_txn *txn, const char *mailbox_id,
 int store_mailbox_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 		      const char *name, struct store_mailbox_rec *r,
 		      const char **error_r);
+/* The mailbox record by id; 0 found, 1 deleted. */
+int store_mailbox_get_by_id(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+			    struct store_mailbox_rec *r, const char **error_r);
 /* Lists the messages of a mailbox in UID order into a malloc'd array. */
 int store_messages_list(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 			struct store_msg **msgs_r, size_t *count_r,
@@ -126,6 +131,14 @@ int store_append(struct store *st, const char *mailbox_id,
 /* Adds flags to one message; bumps its modseq when something changed. */
 int store_flags_add(struct store *st, uint64_t mbox_id, uint32_t uid,
 		    uint32_t flags, const char **error_r);
+
+/* Removes messages in one transaction: counters, body references and
+ * expunge records are updated together.  UIDs already gone are skipped.
+ * retrieved (may be NULL, nretrieved entries) are marked as downloaded by
+ * POP3 at time now in the same transaction. */
+int store_expunge(struct store *st, uint64_t mbox_id, const uint32_t *uids,
+		  size_t n, const uint32_t *retrieved, size_t nretrieved,
+		  int64_t now, const char **error_r);
 
 /* Mailbox names of a user with their records, in name order. */
 struct store_mailbox_info {

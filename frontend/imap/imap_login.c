@@ -22,13 +22,20 @@ imap_capability_string(struct client *c, char *out, size_t outsize)
 {
 	snprintf(out, outsize, "IMAP4rev1 LITERAL+ SASL-IR ID%s%s",
 		 !c->tls ? " STARTTLS" : "",
-		 client_plaintext_allowed(c) ? " AUTH=PLAIN" : " LOGINDISABLED");
+		 client_plaintext_allowed(c) ? " AUTH=PLAIN AUTH=LOGIN"
+					     : " LOGINDISABLED");
 }
 
 static void
 imap_greet(struct client *c)
 {
 	char caps[256];
+	if (!c->fe->cfg.frontend_imap_enabled) {
+		client_printf(c, "* BYE [UNAVAILABLE] IMAP4 is not offered on "
+				 "this server.\r\n");
+		client_close(c, "imap disabled");
+		return;
+	}
 	imap_capability_string(c, caps, sizeof(caps));
 	client_printf(c, "* OK [CAPABILITY %s] Portico ready.\r\n", caps);
 }
@@ -124,22 +131,44 @@ cmd_login(struct client *c, const char *tag, const struct imap_arg *args,
 }
 
 static void
-imap_sasl_response(struct client *c, const char *line, size_t len)
+imap_sasl_result(struct client *c, int rc, const char *challenge)
 {
-	int rc;
-	c->sasl_wait = 0;
-	lp_set_mode(&c->lp, LP_MODE_IMAP);
-	if (len == 1 && line[0] == '*') {
-		client_printf(c, "%s BAD Authentication cancelled.\r\n", c->tag);
+	switch (rc) {
+	case SASL_OK:
+		break;
+	case SASL_CONTINUE:
+		c->sasl_wait = 1;
+		lp_set_mode(&c->lp, LP_MODE_LINE);
+		client_printf(c, "+ %s\r\n", challenge);
 		return;
-	}
-	rc = client_sasl_plain(c, line, len);
-	if (rc == SASL_MALFORMED)
+	case SASL_MALFORMED:
 		client_printf(c, "%s BAD Invalid SASL response.\r\n", c->tag);
-	else if (rc == SASL_AUTHZ)
+		break;
+	case SASL_AUTHZ:
 		client_printf(c, "%s NO [AUTHORIZATIONFAILED] Authorization "
 				 "identity must equal the login name.\r\n",
 			      c->tag);
+		break;
+	case SASL_UNSUPPORTED:
+		client_printf(c, "%s NO [CANNOT] Unsupported authentication "
+				 "mechanism.\r\n",
+			      c->tag);
+		break;
+	case SASL_CANCELLED:
+		client_printf(c, "%s BAD Authentication cancelled.\r\n",
+			      c->tag);
+		break;
+	}
+	c->sasl_wait = 0;
+	lp_set_mode(&c->lp, LP_MODE_IMAP);
+}
+
+static void
+imap_sasl_response(struct client *c, const char *line, size_t len)
+{
+	const char *challenge = "";
+	int rc = client_sasl_step(c, line, len, &challenge);
+	imap_sasl_result(c, rc, challenge);
 }
 
 static void
@@ -152,12 +181,6 @@ cmd_authenticate(struct client *c, const char *tag,
 			      tag);
 		return;
 	}
-	if (strcasecmp(args[0].str, "PLAIN") != 0) {
-		client_printf(c, "%s NO [CANNOT] Unsupported authentication "
-				 "mechanism.\r\n",
-			      tag);
-		return;
-	}
 	if (!client_plaintext_allowed(c)) {
 		client_printf(c, "%s NO [PRIVACYREQUIRED] Plain-text "
 				 "authentication is disabled on connections "
@@ -166,13 +189,11 @@ cmd_authenticate(struct client *c, const char *tag,
 		return;
 	}
 	snprintf(c->tag, sizeof(c->tag), "%s", tag);
-	if (argc == 2) {
-		imap_sasl_response(c, args[1].str, args[1].len);
-		return;
-	}
-	c->sasl_wait = 1;
-	lp_set_mode(&c->lp, LP_MODE_LINE);
-	client_printf(c, "+ \r\n");
+	const char *challenge = "";
+	int rc = client_sasl_start(c, args[0].str,
+				   argc == 2 ? args[1].str : NULL,
+				   argc == 2 ? args[1].len : 0, &challenge);
+	imap_sasl_result(c, rc, challenge);
 }
 
 /* clang-format off */

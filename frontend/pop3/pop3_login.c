@@ -18,18 +18,33 @@ struct pop3_login_cmd {
 static void
 pop3_greet(struct client *c)
 {
+	if (!c->fe->cfg.frontend_pop3_enabled) {
+		client_printf(c, "-ERR [SYS/PERM] POP3 is not offered on this "
+				 "server.\r\n");
+		client_close(c, "pop3 disabled");
+		return;
+	}
 	client_printf(c, "+OK Portico ready.\r\n");
 }
 
 static void
 cmd_capa(struct client *c, const char *args)
 {
-	client_printf(c, "+OK Capability list follows\r\n"
-			 "CAPA\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
-			 "PIPELINING\r\nUIDL\r\n%s%s"
+	const struct config *cfg = &c->fe->cfg;
+	char expire[32];
+	if (strcasecmp(cfg->pop3_expire, "never") == 0)
+		snprintf(expire, sizeof(expire), "NEVER");
+	else
+		snprintf(expire, sizeof(expire), "%s", cfg->pop3_expire);
+	client_printf(c, "+OK Capability list follows.\r\n"
+			 "CAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\n"
+			 "AUTH-RESP-CODE\r\nPIPELINING\r\n"
+			 "EXPIRE %s\r\nLOGIN-DELAY %lld\r\n%s%s"
 			 "IMPLEMENTATION Portico\r\n.\r\n",
-		      client_plaintext_allowed(c) ? "USER\r\nSASL PLAIN\r\n"
-						  : "",
+		      expire, (long long)cfg->pop3_login_delay,
+		      client_plaintext_allowed(c)
+			      ? "USER\r\nSASL PLAIN LOGIN\r\n"
+			      : "",
 		      !c->tls ? "STLS\r\n" : "");
 }
 
@@ -90,19 +105,39 @@ cmd_pass(struct client *c, const char *args)
 }
 
 static void
-pop3_sasl_response(struct client *c, const char *line, size_t len)
+pop3_sasl_result(struct client *c, int rc, const char *challenge)
 {
 	c->sasl_wait = 0;
-	if (len == 1 && line[0] == '*') {
+	switch (rc) {
+	case SASL_OK:
+		return;
+	case SASL_CONTINUE:
+		c->sasl_wait = 1;
+		client_printf(c, "+ %s\r\n", challenge);
+		return;
+	case SASL_MALFORMED:
+		client_printf(c, "-ERR Invalid SASL response.\r\n");
+		return;
+	case SASL_AUTHZ:
+		client_printf(c, "-ERR [AUTH] Authorization identity must "
+				 "equal the login name.\r\n");
+		return;
+	case SASL_UNSUPPORTED:
+		client_printf(c, "-ERR Unsupported authentication "
+				 "mechanism.\r\n");
+		return;
+	case SASL_CANCELLED:
 		client_printf(c, "-ERR Authentication cancelled.\r\n");
 		return;
 	}
-	int rc = client_sasl_plain(c, line, len);
-	if (rc == SASL_MALFORMED)
-		client_printf(c, "-ERR Invalid SASL response.\r\n");
-	else if (rc == SASL_AUTHZ)
-		client_printf(c, "-ERR [AUTH] Authorization identity must "
-				 "equal the login name.\r\n");
+}
+
+static void
+pop3_sasl_response(struct client *c, const char *line, size_t len)
+{
+	const char *challenge = "";
+	int rc = client_sasl_step(c, line, len, &challenge);
+	pop3_sasl_result(c, rc, challenge);
 }
 
 static void
@@ -110,7 +145,8 @@ cmd_auth(struct client *c, const char *args)
 {
 	if (args == NULL) {
 		client_printf(c, "+OK\r\n%s.\r\n",
-			      client_plaintext_allowed(c) ? "PLAIN\r\n" : "");
+			      client_plaintext_allowed(c) ? "PLAIN\r\nLOGIN\r\n"
+							  : "");
 		return;
 	}
 	char mech[32];
@@ -122,18 +158,12 @@ cmd_auth(struct client *c, const char *args)
 	}
 	memcpy(mech, args, mlen);
 	mech[mlen] = '\0';
-	if (strcasecmp(mech, "PLAIN") != 0) {
-		client_printf(c, "-ERR Unsupported authentication mechanism.\r\n");
-		return;
-	}
 	if (!pop3_plaintext_check(c))
 		return;
-	if (ir != NULL) {
-		pop3_sasl_response(c, ir + 1, strlen(ir + 1));
-		return;
-	}
-	c->sasl_wait = 1;
-	client_printf(c, "+ \r\n");
+	const char *challenge = "";
+	int rc = client_sasl_start(c, mech, ir ? ir + 1 : NULL,
+				   ir ? strlen(ir + 1) : 0, &challenge);
+	pop3_sasl_result(c, rc, challenge);
 }
 
 static void
@@ -209,7 +239,8 @@ pop3_login_failed(struct client *c, enum login_failure why, const char *msg)
 		client_printf(c, "-ERR [AUTH] Authentication failed.\r\n");
 		return;
 	case LOGIN_FAIL_TEMPORARY:
-		client_printf(c, "-ERR [SYS/TEMP] %s\r\n",
+		client_printf(c, "-ERR [%s] %s\r\n",
+			      c->fail_code[0] ? c->fail_code : "SYS/TEMP",
 			      msg ? msg
 				  : "Authentication service temporarily "
 				    "unavailable; try again later.");
