@@ -10,6 +10,7 @@ PACKAGES=(
     libldap-dev libinih-dev libcmocka-dev
     slapd ldap-utils
     python3-pytest curl openssl
+    fetchmail getmail6
 )
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -302,12 +302,16 @@ def stop_and_check(directory):
 
 
 def start_stack(directory, sites=1, backends_per_site=1,
-                frontends_per_site=1):
+                frontends_per_site=1, settings=()):
+    """`scripts/stack up`; settings are "section.key=value" strings."""
     directory = Path(directory)
+    extra = []
+    for item in settings:
+        extra += ["--set", item]
     try:
         run_stack("up", directory, "--sites", sites,
                   "--backends-per-site", backends_per_site,
-                  "--frontends-per-site", frontends_per_site,
+                  "--frontends-per-site", frontends_per_site, *extra,
                   timeout=UP_TIMEOUT)
     except BaseException:
         run_stack("down", directory, check=False)
