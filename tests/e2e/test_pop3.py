@@ -425,3 +425,102 @@ def test_curl_list_retr_dele(stack, maildrop):
     curl(stack, user, pw, "3", "-X", "DELE", "-I")
     assert store_subjects(stack, user, pw) == ["message 1", "message 2",
                                                "message 4", "message 5"]
+
+
+def test_uidl_stable_across_backend_restart(stack, maildrop):
+    user, pw = maildrop
+    before = login(stack, user, pw).uidl()[1]
+    stack.stop("s1b1")
+    stack.start("s1b1")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            p = login(stack, user, pw)
+            break
+        except (poplib.error_proto, OSError):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert p.uidl()[1] == before
+    p.quit()
+
+
+def test_pop3_disabled_for_user(stack):
+    user, pw = "nopop@example.test", "nopop-pw"
+    stack.run("adduser", stack.dir, user, pw, "--no-pop3")
+    p = stack.pop3()
+    p.user(user)
+    with pytest.raises(poplib.error_proto, match=r"POP3 is disabled for "
+                       r"this account"):
+        p.pass_(pw)
+    p.quit()
+    c = stack.imap(user, pw)      # IMAP still allowed
+    c.logout()
+
+
+def test_plaintext_login_type_and_deployment_switch(stack_factory):
+    st = stack_factory("pop3plain",
+                       settings=["frontend.pop3_login_type=plaintext",
+                                 "frontend.imap_enabled=no",
+                                 "limits.prelogin_timeout=2s"])
+    user, pw = st.new_user("plain")
+    p = poplib.POP3(st.host, st.POP3_PORT, timeout=10)
+    assert "USER" in p.capa() and "STLS" in p.capa()
+    p.user(user)
+    assert p.pass_(pw).startswith(b"+OK")
+    p.quit()
+    # IMAP switched off for the deployment: a clear refusal, then close.
+    with socket.create_connection((st.host, st.IMAP_PORT), timeout=10) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"* BYE [UNAVAILABLE] IMAP4 is not "
+                                       b"offered")
+        assert f.readline() == b""
+    # Pre-login timeout: an idle client is told and disconnected.
+    with socket.create_connection((st.host, st.POP3_PORT), timeout=10) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"+OK")
+        t0 = time.monotonic()
+        assert f.readline().startswith(b"-ERR Disconnected for inactivity")
+        assert f.readline() == b""
+        assert time.monotonic() - t0 >= 1.5
+    st.down()
+
+
+def rss_anon_kb(pid):
+    for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssAnon")
+
+
+def test_retr_streams_without_buffering_the_message(stack):
+    user, pw = stack.new_user("big")
+    line = b"0123456789" * 10 + b"\r\n"
+    big = b"Subject: big\r\n\r\n" + line * (30 * 1024 * 1024 // len(line))
+    stack.import_message(user, big)
+    pid = int((stack.dir / "s1b1" / "pid").read_text())
+    s = stack.ssl_context().wrap_socket(
+        socket.create_connection((stack.host, stack.POP3S_PORT), timeout=30),
+        server_hostname=stack.host)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"USER %s\r\nPASS %s\r\n" % (user.encode(), pw.encode()))
+    f.readline()
+    f.readline()
+    before = rss_anon_kb(pid)
+    s.sendall(b"RETR 1\r\n")
+    assert f.readline().startswith(b"+OK")
+    f.read(1024 * 1024)            # then stop reading for a while
+    time.sleep(1.5)
+    during = rss_anon_kb(pid)
+    # A 30 MB message; the backend holds at most a window of it.
+    assert during - before < 8 * 1024, (before, during)
+    got = 1024 * 1024 + len(b"+OK x\r\n")
+    rest = b""
+    while not rest.endswith(b"\r\n.\r\n"):
+        chunk = f.read1(1 << 20)
+        assert chunk
+        rest = rest[-8:] + chunk
+        got += len(chunk)
+    assert got > len(big)
+    s.close()
