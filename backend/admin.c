@@ -103,15 +103,40 @@ import_one(struct store *st, const char *mailbox_id, const char *mbox,
 			    0)
 			msg.len -= 2;
 	}
-	uint32_t uid;
 	const char *err;
 	if (date == 0)
 		date = (int64_t)time(NULL);
-	int rc = store_append(st, mailbox_id, mbox, buf_ptr(&msg),
-			      buf_used(&msg), 0, date, &uid, &err);
-	buf_free(&msg);
-	if (rc < 0) {
+	MDB_txn *txn = NULL;
+	struct store_user_rec u;
+	if (store_read_begin(st, &txn, &err) < 0) {
+		buf_free(&msg);
 		fprintf(stderr, "portico-admin: import: %s\n", err);
+		return -1;
+	}
+	int rc = store_user_get(st, txn, mailbox_id, &u, &err);
+	store_read_end(&txn);
+	if (rc != 0) {
+		buf_free(&msg);
+		fprintf(stderr, "portico-admin: import: %s\n",
+			rc > 0 ? "no such mailbox id in this store" : err);
+		return -1;
+	}
+	struct store_new_msg nm = {
+		.data = buf_ptr(&msg),
+		.len = buf_used(&msg),
+		.internaldate = date,
+	};
+	struct store_append_args a = {
+		.user_num = u.user_num,
+		.mailbox = mbox,
+		.msgs = &nm,
+		.n = 1,
+	};
+	char ebuf[STORE_ERR_SIZE];
+	rc = store_run(st, store_op_append, &a, ebuf);
+	buf_free(&msg);
+	if (rc != 0) {
+		fprintf(stderr, "portico-admin: import: %s\n", ebuf);
 		return -1;
 	}
 	return 0;
@@ -244,9 +269,11 @@ main(int argc, char **argv)
 	}
 	int rc = 2;
 	if (strcmp(cmd, "provision") == 0 && argc - i == 1) {
-		rc = store_provision(st, argv[i], &err) < 0 ? 1 : 0;
+		struct store_provision_args pa = {argv[i]};
+		char ebuf[STORE_ERR_SIZE];
+		rc = store_run(st, store_op_provision, &pa, ebuf) != 0 ? 1 : 0;
 		if (rc != 0)
-			fprintf(stderr, "portico-admin: provision: %s\n", err);
+			fprintf(stderr, "portico-admin: provision: %s\n", ebuf);
 		else
 			printf("provisioned %s\n", argv[i]);
 	} else if (strcmp(cmd, "import") == 0 && argc - i >= 2) {

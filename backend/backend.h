@@ -45,6 +45,8 @@ struct session_engine {
 	void (*input)(struct bsession *s);
 	/* Releases the engine's state. */
 	void (*free)(struct bsession *s);
+	/* Optional: mbox_id changed (another session's write). */
+	void (*notify)(struct bsession *s, uint64_t mbox_id);
 };
 
 struct bsession {
@@ -61,10 +63,16 @@ struct bsession {
 	uint64_t unacked_in;      /* processed, not yet credited */
 	int ending;               /* engine finished: flush then close */
 	int in_input;             /* engine->input() is running */
+	int waiting;              /* a store operation is in flight: no
+				     further input is processed */
+	unsigned pending_ops;     /* store operations not yet completed */
+	int dead;                 /* closed while operations were pending */
 	const struct session_engine *engine;
 	void *state;
 	struct bsession *next;    /* in link's list */
 };
+
+/* A protocol engine may implement notify(): a mailbox it shows changed. */
 
 extern const struct session_engine imap_engine;
 extern const struct session_engine pop3_engine;
@@ -80,6 +88,16 @@ int session_output_full(const struct bsession *s);
 void session_consumed(struct bsession *s, size_t n);
 /* Ends the session once its output is sent. */
 void session_end(struct bsession *s, const char *reason);
+/* Runs a store operation for the session: input processing pauses until
+ * done(ctx, ...) has run (after the commit, on the loop), then resumes.
+ * done is not called if the session went away meanwhile.  free_ctx (may
+ * be NULL) releases ctx afterwards in both cases; op_args must live as
+ * long as ctx. */
+void session_store(struct bsession *s, store_op_fn *op, void *op_args,
+		   store_done_fn *done, void *ctx,
+		   void (*free_ctx)(void *ctx));
+/* Tells sessions with mailbox mbox_id selected that it changed. */
+void backend_mailbox_changed(struct backend *be, uint64_t mbox_id);
 
 /* Link server (link_server.c). */
 int link_server_start(struct backend *be, const char **error_r);

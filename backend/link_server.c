@@ -135,6 +135,12 @@ session_end(struct bsession *s, const char *reason)
 static void
 session_free(struct bsession *s)
 {
+	if (s->pending_ops > 0) {
+		/* A store operation still refers to it: free on its
+		   completion. */
+		s->dead = 1;
+		return;
+	}
 	if (s->engine != NULL && s->engine->free != NULL)
 		s->engine->free(s);
 	buf_wipe(&s->in);
@@ -148,7 +154,7 @@ session_free(struct bsession *s)
 static void
 session_run(struct bsession *s)
 {
-	if (!s->ending && !s->in_input) {
+	if (!s->ending && !s->in_input && !s->waiting) {
 		s->in_input = 1;
 		s->engine->input(s);
 		s->in_input = 0;
@@ -160,6 +166,66 @@ session_run(struct bsession *s)
 		blink_send_buf(s->link, &frames);
 	}
 	session_flush(s);
+}
+
+struct session_op {
+	struct bsession *s;
+	store_done_fn *done;
+	void *ctx;
+	void (*free_ctx)(void *ctx);
+};
+
+static void
+session_op_done(void *ctx, int rc, const char *err)
+{
+	struct session_op *op = ctx;
+	struct bsession *s = op->s;
+	s->pending_ops--;
+	if (s->dead) {
+		if (op->free_ctx != NULL)
+			op->free_ctx(op->ctx);
+		free(op);
+		if (s->pending_ops == 0)
+			session_free(s);
+		return;
+	}
+	s->waiting = 0;
+	op->done(op->ctx, rc, err);
+	if (op->free_ctx != NULL)
+		op->free_ctx(op->ctx);
+	free(op);
+	session_run(s);
+}
+
+void
+session_store(struct bsession *s, store_op_fn *fn, void *op_args,
+	      store_done_fn *done, void *ctx, void (*free_ctx)(void *ctx))
+{
+	struct session_op *op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		abort();
+	op->s = s;
+	op->done = done;
+	op->ctx = ctx;
+	op->free_ctx = free_ctx;
+	s->pending_ops++;
+	s->waiting = 1;
+	store_submit(s->be->store, fn, op_args, session_op_done, op);
+}
+
+void
+backend_mailbox_changed(struct backend *be, uint64_t mbox_id)
+{
+	for (struct blink *l = be->links; l != NULL; l = l->next) {
+		for (struct bsession *s = l->sessions, *next; s != NULL;
+		     s = next) {
+			next = s->next;
+			if (s->engine->notify == NULL || s->dead || s->ending)
+				continue;
+			s->engine->notify(s, mbox_id);
+			session_flush(s); /* may free s */
+		}
+	}
 }
 
 static void

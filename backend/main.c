@@ -81,6 +81,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	be.loop = uv_default_loop();
+	if (store_writer_start(be.store, be.loop, &err) < 0) {
+		log_error("store writer error=\"%s\"", err);
+		return 1;
+	}
 	if (link_server_start(&be, &err) < 0) {
 		log_error("link listen=%s error=\"%s\"",
 			  be.cfg.backend_link_listen, err);
@@ -98,6 +102,7 @@ main(int argc, char **argv)
 
 	/* Let closing links finish, then close what is left. */
 	uv_run(be.loop, UV_RUN_NOWAIT);
+	store_writer_stop(be.store);
 	uv_walk(be.loop, close_walk, NULL);
 	uv_run(be.loop, UV_RUN_DEFAULT);
 	uv_loop_close(be.loop);

@@ -30,6 +30,13 @@ enum imap_cmd_flags {
 	IMAP_F_NO_SYNC = 1 << 2,    /* no mailbox update before it runs */
 };
 
+enum imap_enable {
+	IMAP_ENABLE_CONDSTORE = 1 << 0,
+	IMAP_ENABLE_QRESYNC = 1 << 1,
+	IMAP_ENABLE_UTF8 = 1 << 2,
+	IMAP_ENABLE_REV2 = 1 << 3,
+};
+
 struct imap_session {
 	struct bsession *s;
 	struct lp_reader lp;
@@ -37,6 +44,10 @@ struct imap_session {
 	enum imap_state state;
 	uint64_t user_num;
 	unsigned bad_commands;
+	unsigned enabled;         /* enum imap_enable */
+	int idling;               /* IDLE: waiting for DONE */
+	char idle_tag[128];
+	struct imap_session *next_all; /* backend's IMAP sessions */
 	/* selected mailbox */
 	char *mbox_name;
 	struct store_mailbox_rec mbox;
@@ -86,12 +97,57 @@ int imap_seqset_contains(const struct imap_range *r, unsigned n, uint32_t v);
 /* Mailbox view helpers (imap_cmd_select.c). */
 void imap_mailbox_close(struct imap_session *is);
 
+/* Mailbox names (imap_mutf7.c). */
+int imap_mutf7_to_utf8(const char *in, size_t len, struct buf *out);
+void imap_utf8_to_mutf7(const char *in, size_t len, struct buf *out);
+int imap_utf8_valid(const char *in, size_t len);
+/* NULL when name (UTF-8) is acceptable, else a message for NO. */
+const char *imap_name_check(const char *name, size_t len);
+
+/* The store name of a mailbox argument (INBOX case-folded, modified
+ * UTF-7 decoded unless UTF8=ACCEPT is enabled), in the command's arena;
+ * NULL after a tagged BAD/NO was sent. */
+const char *imap_mailbox_arg(struct imap_cmd_ctx *cmd,
+			     const struct imap_arg *arg);
+/* Writes a mailbox name as an IMAP string, encoded for this client. */
+void imap_write_mailbox(struct imap_session *is, const char *name);
+/* The UIDs a sequence set names (cmd->uid: a UID set) among the selected
+ * mailbox's messages, in the command's arena; -1 after a tagged BAD. */
+int imap_set_uids(struct imap_cmd_ctx *cmd, const char *set,
+		  uint32_t **uids_r, size_t *n_r);
+/* Index of uid in the view, or -1. */
+long imap_uid_index(const struct imap_session *is, uint32_t uid);
+/* The tagged answer to a failed store operation. */
+void imap_store_failed(struct imap_cmd_ctx *cmd, int rc, const char *err);
+/* Parses a flag list (or single flag) into system flags and keywords in
+ * the arena; -1 after a tagged BAD. */
+int imap_flags_parse(struct imap_cmd_ctx *cmd, const struct imap_arg *arg,
+		     uint32_t *flags_r, const char ***keywords_r,
+		     unsigned *nkeywords_r);
+/* Writes "(\Seen kw ...)" for a message. */
+void imap_write_flags(struct imap_session *is, uint32_t flags,
+		      uint64_t keywords, const char *names, size_t nameslen);
+/* Copies cmd (tag) so an asynchronous completion can answer it. */
+struct imap_cmd_ctx *imap_cmd_keep(struct imap_cmd_ctx *cmd);
+
 /* Command handlers. */
 imap_cmd_func imap_cmd_capability, imap_cmd_noop, imap_cmd_logout,
-	imap_cmd_id;
+	imap_cmd_id, imap_cmd_enable, imap_cmd_namespace, imap_cmd_check;
 imap_cmd_func imap_cmd_select, imap_cmd_examine, imap_cmd_close,
-	imap_cmd_unselect;
+	imap_cmd_unselect, imap_cmd_status;
 imap_cmd_func imap_cmd_fetch;
+imap_cmd_func imap_cmd_create, imap_cmd_delete, imap_cmd_rename,
+	imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_list,
+	imap_cmd_lsub;
+imap_cmd_func imap_cmd_append;
+imap_cmd_func imap_cmd_store;
+imap_cmd_func imap_cmd_copy, imap_cmd_move;
+imap_cmd_func imap_cmd_expunge;
+imap_cmd_func imap_cmd_idle;
+imap_cmd_func imap_cmd_search;
+
+/* IDLE: a line received while idling (imap_cmd_idle.c). */
+void imap_idle_line(struct imap_session *is, const char *line, size_t len);
 
 /* Flags as an IMAP list, e.g. "\\Seen \\Flagged", into out. */
 void imap_flags_format(uint32_t flags, char *out, size_t outsize);

@@ -298,18 +298,17 @@ write_literal(struct imap_session *is, const struct fetch_item *it,
 static void
 fetch_one(struct imap_session *is, const struct fetch_req *req, uint32_t seq,
 	  uint32_t uid, const struct store_msg_rec *m, const char *body,
-	  size_t blen)
+	  size_t blen, const char *kwnames, size_t kwlen)
 {
 	struct bsession *s = is->s;
 	int first = 1;
-	char flags[128];
 	session_printf(s, "* %u FETCH (", seq);
 #define SEP() (first ? (first = 0, "") : " ")
 	if (req->want_uid)
 		session_printf(s, "%sUID %u", SEP(), uid);
 	if (req->want_flags) {
-		imap_flags_format(m->flags, flags, sizeof(flags));
-		session_printf(s, "%sFLAGS (%s)", SEP(), flags);
+		session_printf(s, "%sFLAGS ", SEP());
+		imap_write_flags(is, m->flags, m->keywords, kwnames, kwlen);
 	}
 	for (unsigned i = 0; i < req->n; i++) {
 		const struct fetch_item *it = &req->items[i];
@@ -370,77 +369,44 @@ fetch_one(struct imap_session *is, const struct fetch_req *req, uint32_t seq,
 	session_write(s, ")\r\n", 3);
 }
 
-void
-imap_cmd_fetch(struct imap_cmd_ctx *cmd)
+struct fetch_ctx {
+	struct imap_cmd_ctx *cmd;
+	struct fetch_req req;
+	uint32_t *uids;
+	size_t n;
+	struct store_flags_args seen;
+};
+
+/* Writes the FETCH responses for ctx->uids from a fresh snapshot. */
+static void
+fetch_respond(struct fetch_ctx *fc)
 {
+	struct imap_cmd_ctx *cmd = fc->cmd;
 	struct imap_session *is = cmd->is;
-	struct arena *a = &is->cmd_pool;
 	struct store *st = is->s->be->store;
-	struct fetch_req req = {0};
-	if (cmd->argc != 2 || cmd->args[0].type != IMAP_ARG_ATOM) {
-		imap_tagged(cmd, "BAD", "Expected sequence set and items");
-		return;
-	}
-	const struct imap_arg *items = &cmd->args[1];
-	int rc = 0;
-	if (items->type == IMAP_ARG_LIST) {
-		if (items->count == 0)
-			rc = -1;
-		for (unsigned i = 0; rc == 0 && i < items->count; i++)
-			rc = parse_item(a, &items->list[i], &req);
-	} else {
-		rc = parse_item(a, items, &req);
-	}
-	if (rc == -2) {
-		imap_tagged(cmd, "BAD", "Fetch item not supported");
-		return;
-	}
-	if (rc < 0) {
-		imap_tagged(cmd, "BAD", "Invalid fetch items");
-		return;
-	}
-	if (cmd->uid)
-		req.want_uid = 1;
-	if (req.sets_seen && !is->readonly)
-		req.want_flags = 1;
-
-	uint32_t max = cmd->uid ? (is->count ? is->uids[is->count - 1] : 0)
-				: (uint32_t)is->count;
-	struct imap_range *ranges;
-	unsigned nranges;
-	if (imap_seqset_parse(cmd->args[0].str, max, a, &ranges, &nranges) <
-	    0) {
-		imap_tagged(cmd, "BAD", "Invalid sequence set");
-		return;
-	}
-	if (!cmd->uid) {
-		for (unsigned i = 0; i < nranges; i++) {
-			if (ranges[i].lo == 0 || ranges[i].hi > is->count) {
-				imap_tagged(cmd, "BAD",
-					    "Invalid message sequence number");
-				return;
-			}
-		}
-	}
-
-	MDB_txn *txn;
-	const char *err;
-	if (store_read_begin(st, &txn, &err) < 0) {
+	MDB_txn *txn = NULL;
+	const char *err, *kwnames;
+	size_t kwlen;
+	if (store_read_begin(st, &txn, &err) < 0 ||
+	    store_keywords_get(st, txn, is->mbox.mbox_id, &kwnames, &kwlen,
+			       &err) < 0) {
+		store_read_end(&txn);
 		log_error("session=%s store error=\"%s\"", is->s->id, err);
 		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
 		return;
 	}
 	int need_body = 0;
-	for (unsigned i = 0; i < req.n; i++)
-		if (req.items[i].kind == FETCH_BODY)
+	for (unsigned i = 0; i < fc->req.n; i++)
+		if (fc->req.items[i].kind == FETCH_BODY)
 			need_body = 1;
-	for (size_t i = 0; i < is->count; i++) {
-		uint32_t seq = (uint32_t)i + 1, uid = is->uids[i];
-		if (!imap_seqset_contains(ranges, nranges, cmd->uid ? uid : seq))
+	for (size_t i = 0; i < fc->n; i++) {
+		uint32_t uid = fc->uids[i];
+		long idx = imap_uid_index(is, uid);
+		if (idx < 0)
 			continue;
 		struct store_msg_rec m;
-		rc = store_message_get(st, txn, is->mbox.mbox_id, uid, &m,
-				       &err);
+		int rc = store_message_get(st, txn, is->mbox.mbox_id, uid, &m,
+					   &err);
 		if (rc > 0)
 			continue; /* expunged by another session */
 		const char *body = NULL;
@@ -455,17 +421,75 @@ imap_cmd_fetch(struct imap_cmd_ctx *cmd)
 			imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
 			return;
 		}
-		if (req.sets_seen && !is->readonly &&
-		    !(m.flags & STORE_F_SEEN)) {
-			if (store_flags_add(st, is->mbox.mbox_id, uid,
-					    STORE_F_SEEN, &err) < 0)
-				log_error("session=%s store error=\"%s\"",
-					  is->s->id, err);
-			else
-				m.flags |= STORE_F_SEEN;
-		}
-		fetch_one(is, &req, seq, uid, &m, body, blen);
+		fetch_one(is, &fc->req, (uint32_t)idx + 1, uid, &m, body, blen,
+			  kwnames, kwlen);
 	}
 	store_read_end(&txn);
 	imap_tagged(cmd, "OK", "%sFETCH completed", cmd->uid ? "UID " : "");
+}
+
+static void
+fetch_seen_done(void *ctx, int rc, const char *err)
+{
+	struct fetch_ctx *fc = ctx;
+	if (rc != 0)
+		log_warn("session=%s setting \\Seen failed: %s",
+			 fc->cmd->is->s->id, err);
+	else
+		backend_mailbox_changed(fc->cmd->is->s->be,
+					fc->cmd->is->mbox.mbox_id);
+	fetch_respond(fc);
+}
+
+void
+imap_cmd_fetch(struct imap_cmd_ctx *cmd)
+{
+	struct imap_session *is = cmd->is;
+	struct arena *a = &is->cmd_pool;
+	struct fetch_ctx *fc = arena_zalloc(a, sizeof(*fc));
+	struct fetch_req *req = &fc->req;
+	if (cmd->argc != 2 || cmd->args[0].type != IMAP_ARG_ATOM) {
+		imap_tagged(cmd, "BAD", "Expected sequence set and items");
+		return;
+	}
+	const struct imap_arg *items = &cmd->args[1];
+	int rc = 0;
+	if (items->type == IMAP_ARG_LIST) {
+		if (items->count == 0)
+			rc = -1;
+		for (unsigned i = 0; rc == 0 && i < items->count; i++)
+			rc = parse_item(a, &items->list[i], req);
+	} else {
+		rc = parse_item(a, items, req);
+	}
+	if (rc == -2) {
+		imap_tagged(cmd, "BAD", "Fetch item not supported");
+		return;
+	}
+	if (rc < 0) {
+		imap_tagged(cmd, "BAD", "Invalid fetch items");
+		return;
+	}
+	if (cmd->uid)
+		req->want_uid = 1;
+	if (req->sets_seen && !is->readonly)
+		req->want_flags = 1;
+	if (imap_set_uids(cmd, cmd->args[0].str, &fc->uids, &fc->n) < 0)
+		return;
+	fc->cmd = imap_cmd_keep(cmd);
+	if (!req->sets_seen || is->readonly || fc->n == 0) {
+		fetch_respond(fc);
+		return;
+	}
+	/* BODY[...] without PEEK sets \Seen first (RFC 3501 6.4.5), durably,
+	   so the FLAGS answered are the stored ones. */
+	fc->seen.mbox_id = is->mbox.mbox_id;
+	fc->seen.uids = fc->uids;
+	fc->seen.n = fc->n;
+	fc->seen.mode = STORE_FLAGS_ADD;
+	fc->seen.flags = STORE_F_SEEN;
+	fc->seen.modseq = arena_alloc(a, fc->n * sizeof(uint64_t));
+	fc->seen.failed = arena_alloc(a, fc->n);
+	session_store(is->s, store_op_flags, &fc->seen, fetch_seen_done, fc,
+		      NULL);
 }

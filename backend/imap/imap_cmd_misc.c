@@ -64,3 +64,45 @@ imap_cmd_id(struct imap_cmd_ctx *cmd)
 			       "\"Portico\")");
 	imap_tagged(cmd, "OK", "ID completed");
 }
+
+void
+imap_cmd_enable(struct imap_cmd_ctx *cmd)
+{
+	if (cmd->argc == 0) {
+		imap_tagged(cmd, "BAD", "ENABLE expects capabilities");
+		return;
+	}
+	for (unsigned i = 0; i < cmd->argc; i++) {
+		if (cmd->args[i].type != IMAP_ARG_ATOM) {
+			imap_tagged(cmd, "BAD", "Invalid capability");
+			return;
+		}
+	}
+	/* No extension that needs ENABLE is offered yet: nothing is
+	   enabled (RFC 5161 3: unknown names are ignored). */
+	imap_untagged(cmd->is, "ENABLED");
+	imap_tagged(cmd, "OK", "ENABLE completed");
+}
+
+void
+imap_cmd_namespace(struct imap_cmd_ctx *cmd)
+{
+	if (cmd->argc != 0) {
+		imap_tagged(cmd, "BAD", "NAMESPACE takes no arguments");
+		return;
+	}
+	/* Personal folders only: no shared or public namespaces. */
+	imap_untagged(cmd->is, "NAMESPACE ((\"\" \"/\")) NIL NIL");
+	imap_tagged(cmd, "OK", "NAMESPACE completed");
+}
+
+void
+imap_cmd_check(struct imap_cmd_ctx *cmd)
+{
+	if (cmd->argc != 0) {
+		imap_tagged(cmd, "BAD", "CHECK takes no arguments");
+		return;
+	}
+	/* Every change is durable when its command completes. */
+	imap_tagged(cmd, "OK", "CHECK completed");
+}

@@ -44,17 +44,6 @@ imap_flags_format(uint32_t flags, char *out, size_t outsize)
 	}
 }
 
-/* Mailbox names are case-sensitive except INBOX (RFC 3501 5.1). */
-static const char *
-imap_mailbox_name(const struct imap_arg *arg)
-{
-	if (!imap_arg_is_astring(arg))
-		return NULL;
-	if (strcasecmp(arg->str, "INBOX") == 0)
-		return "INBOX";
-	return arg->str;
-}
-
 static void
 imap_select(struct imap_cmd_ctx *cmd, int readonly)
 {
@@ -64,11 +53,9 @@ imap_select(struct imap_cmd_ctx *cmd, int readonly)
 		imap_tagged(cmd, "BAD", "Expected one mailbox name");
 		return;
 	}
-	const char *name = imap_mailbox_name(&cmd->args[0]);
-	if (name == NULL || strlen(name) != cmd->args[0].len) {
-		imap_tagged(cmd, "BAD", "Invalid mailbox name");
+	const char *name = imap_mailbox_arg(cmd, &cmd->args[0]);
+	if (name == NULL)
 		return;
-	}
 	/* A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1). */
 	int was_selected = is->state == IMAP_STATE_SELECTED;
 	imap_mailbox_close(is);
@@ -84,6 +71,8 @@ imap_select(struct imap_cmd_ctx *cmd, int readonly)
 		return;
 	}
 	int rc = store_mailbox_get(st, txn, is->user_num, name, &mb, &err);
+	if (rc == 0 && mb.noselect)
+		rc = 1;
 	if (rc != 0) {
 		store_read_end(&txn);
 		if (rc < 0) {
@@ -124,12 +113,30 @@ imap_select(struct imap_cmd_ctx *cmd, int readonly)
 
 	imap_untagged(is, "%zu EXISTS", n);
 	imap_untagged(is, "0 RECENT");
+	const char *kwnames = "";
+	size_t kwlen = 0;
+	if (store_read_begin(st, &txn, &err) == 0) {
+		if (store_keywords_get(st, txn, mb.mbox_id, &kwnames, &kwlen,
+				       &err) < 0)
+			kwlen = 0;
+	}
+	struct buf kw = BUF_INIT;
+	for (size_t off = 0; off < kwlen;) {
+		size_t l = strnlen(kwnames + off, kwlen - off);
+		buf_printf(&kw, " %.*s", (int)l, kwnames + off);
+		off += l + 1;
+	}
+	buf_append(&kw, "", 1);
+	store_read_end(&txn);
 	imap_untagged(is, "FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
-			  "\\Draft)");
-	imap_untagged(is, "OK [PERMANENTFLAGS (%s)] Flags permitted",
+			  "\\Draft%s)",
+		      buf_ptr(&kw));
+	imap_untagged(is, "OK [PERMANENTFLAGS (%s%s)] Flags permitted",
 		      readonly ? ""
 			       : "\\Answered \\Flagged \\Deleted \\Seen "
-				 "\\Draft");
+				 "\\Draft \\*",
+		      readonly ? "" : buf_ptr(&kw));
+	buf_free(&kw);
 	if (first_unseen != 0)
 		imap_untagged(is, "OK [UNSEEN %u] First unseen", first_unseen);
 	imap_untagged(is, "OK [UIDVALIDITY %u] UIDs valid", mb.uidvalidity);
@@ -152,16 +159,70 @@ imap_cmd_examine(struct imap_cmd_ctx *cmd)
 	imap_select(cmd, 1);
 }
 
+struct close_ctx {
+	struct imap_cmd_ctx *cmd;
+	struct store_expunge_args a;
+};
+
+static void
+close_done(void *ctx, int rc, const char *err)
+{
+	struct close_ctx *cc = ctx;
+	struct imap_session *is = cc->cmd->is;
+	if (rc != 0) {
+		imap_store_failed(cc->cmd, rc, err);
+		return;
+	}
+	if (cc->a.removed > 0)
+		backend_mailbox_changed(is->s->be, cc->a.mbox_id);
+	imap_mailbox_close(is);
+	imap_tagged(cc->cmd, "OK", "CLOSE completed");
+}
+
 void
 imap_cmd_close(struct imap_cmd_ctx *cmd)
 {
+	struct imap_session *is = cmd->is;
+	struct store *st = is->s->be->store;
 	if (cmd->argc != 0) {
 		imap_tagged(cmd, "BAD", "CLOSE takes no arguments");
 		return;
 	}
-	/* Expunging \Deleted messages on CLOSE arrives with EXPUNGE. */
-	imap_mailbox_close(cmd->is);
-	imap_tagged(cmd, "OK", "CLOSE completed");
+	if (is->readonly) {
+		imap_mailbox_close(is);
+		imap_tagged(cmd, "OK", "CLOSE completed");
+		return;
+	}
+	/* CLOSE removes \Deleted messages silently (RFC 3501 6.4.2). */
+	MDB_txn *txn = NULL;
+	const char *err;
+	if (store_read_begin(st, &txn, &err) < 0) {
+		log_error("session=%s store error=\"%s\"", is->s->id, err);
+		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
+		return;
+	}
+	uint32_t *gone = arena_alloc(&is->cmd_pool,
+				     (is->count ? is->count : 1) * sizeof(*gone));
+	size_t n = 0;
+	for (size_t i = 0; i < is->count; i++) {
+		struct store_msg_rec m;
+		if (store_message_get(st, txn, is->mbox.mbox_id, is->uids[i],
+				      &m, &err) == 0 &&
+		    (m.flags & STORE_F_DELETED))
+			gone[n++] = is->uids[i];
+	}
+	store_read_end(&txn);
+	if (n == 0) {
+		imap_mailbox_close(is);
+		imap_tagged(cmd, "OK", "CLOSE completed");
+		return;
+	}
+	struct close_ctx *cc = arena_zalloc(&is->cmd_pool, sizeof(*cc));
+	cc->cmd = imap_cmd_keep(cmd);
+	cc->a.mbox_id = is->mbox.mbox_id;
+	cc->a.uids = gone;
+	cc->a.n = n;
+	session_store(is->s, store_op_expunge, &cc->a, close_done, cc, NULL);
 }
 
 void
@@ -173,4 +234,75 @@ imap_cmd_unselect(struct imap_cmd_ctx *cmd)
 	}
 	imap_mailbox_close(cmd->is);
 	imap_tagged(cmd, "OK", "UNSELECT completed");
+}
+
+void
+imap_cmd_status(struct imap_cmd_ctx *cmd)
+{
+	struct imap_session *is = cmd->is;
+	struct store *st = is->s->be->store;
+	if (cmd->argc != 2 || cmd->args[1].type != IMAP_ARG_LIST ||
+	    cmd->args[1].count == 0) {
+		imap_tagged(cmd, "BAD", "STATUS expects a mailbox and items");
+		return;
+	}
+	const char *name = imap_mailbox_arg(cmd, &cmd->args[0]);
+	if (name == NULL)
+		return;
+	const struct imap_arg *items = cmd->args[1].list;
+	unsigned n = cmd->args[1].count;
+	for (unsigned i = 0; i < n; i++) {
+		if (items[i].type != IMAP_ARG_ATOM ||
+		    !(imap_arg_is_atom(&items[i], "MESSAGES") ||
+		      imap_arg_is_atom(&items[i], "RECENT") ||
+		      imap_arg_is_atom(&items[i], "UIDNEXT") ||
+		      imap_arg_is_atom(&items[i], "UIDVALIDITY") ||
+		      imap_arg_is_atom(&items[i], "UNSEEN") ||
+		      imap_arg_is_atom(&items[i], "SIZE"))) {
+			imap_tagged(cmd, "BAD", "Unknown STATUS item");
+			return;
+		}
+	}
+	MDB_txn *txn = NULL;
+	const char *err;
+	struct store_mailbox_rec mb;
+	if (store_read_begin(st, &txn, &err) < 0) {
+		log_error("session=%s store error=\"%s\"", is->s->id, err);
+		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
+		return;
+	}
+	int rc = store_mailbox_get(st, txn, is->user_num, name, &mb, &err);
+	store_read_end(&txn);
+	if (rc != 0 || mb.noselect) {
+		if (rc < 0) {
+			log_error("session=%s store error=\"%s\"", is->s->id,
+				  err);
+			imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
+		} else {
+			imap_tagged(cmd, "NO", "[NONEXISTENT] No such mailbox");
+		}
+		return;
+	}
+	session_printf(is->s, "* STATUS ");
+	imap_write_mailbox(is, name);
+	session_write(is->s, " (", 2);
+	for (unsigned i = 0; i < n; i++) {
+		const char *sep = i ? " " : "";
+		if (imap_arg_is_atom(&items[i], "MESSAGES"))
+			session_printf(is->s, "%sMESSAGES %u", sep, mb.messages);
+		else if (imap_arg_is_atom(&items[i], "RECENT"))
+			session_printf(is->s, "%sRECENT 0", sep);
+		else if (imap_arg_is_atom(&items[i], "UIDNEXT"))
+			session_printf(is->s, "%sUIDNEXT %u", sep, mb.uidnext);
+		else if (imap_arg_is_atom(&items[i], "UIDVALIDITY"))
+			session_printf(is->s, "%sUIDVALIDITY %u", sep,
+				       mb.uidvalidity);
+		else if (imap_arg_is_atom(&items[i], "UNSEEN"))
+			session_printf(is->s, "%sUNSEEN %u", sep, mb.unseen);
+		else
+			session_printf(is->s, "%sSIZE %llu", sep,
+				       (unsigned long long)mb.size);
+	}
+	session_write(is->s, ")\r\n", 3);
+	imap_tagged(cmd, "OK", "STATUS completed");
 }

@@ -11,15 +11,33 @@
 
 /* clang-format off */
 static const struct imap_cmd imap_cmds[] = {
-	{ "CAPABILITY", imap_cmd_capability, IMAP_F_ANY },
-	{ "NOOP",       imap_cmd_noop,       IMAP_F_ANY },
-	{ "ID",         imap_cmd_id,         IMAP_F_ANY },
-	{ "SELECT",     imap_cmd_select,     IMAP_F_NO_SYNC },
-	{ "EXAMINE",    imap_cmd_examine,    IMAP_F_NO_SYNC },
-	{ "CLOSE",      imap_cmd_close,      IMAP_F_SELECTED | IMAP_F_NO_SYNC },
-	{ "UNSELECT",   imap_cmd_unselect,   IMAP_F_SELECTED | IMAP_F_NO_SYNC },
-	{ "LOGOUT",     imap_cmd_logout,     IMAP_F_NO_SYNC },
-	{ "FETCH",      imap_cmd_fetch,      IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
+	{ "CAPABILITY",  imap_cmd_capability,  IMAP_F_ANY },
+	{ "NOOP",        imap_cmd_noop,        IMAP_F_ANY },
+	{ "ID",          imap_cmd_id,          IMAP_F_ANY },
+	{ "ENABLE",      imap_cmd_enable,      IMAP_F_NO_SYNC },
+	{ "NAMESPACE",   imap_cmd_namespace,   IMAP_F_ANY },
+	{ "CHECK",       imap_cmd_check,       IMAP_F_SELECTED },
+	{ "SELECT",      imap_cmd_select,      IMAP_F_NO_SYNC },
+	{ "EXAMINE",     imap_cmd_examine,     IMAP_F_NO_SYNC },
+	{ "CLOSE",       imap_cmd_close,       IMAP_F_SELECTED | IMAP_F_NO_SYNC },
+	{ "UNSELECT",    imap_cmd_unselect,    IMAP_F_SELECTED | IMAP_F_NO_SYNC },
+	{ "STATUS",      imap_cmd_status,      IMAP_F_ANY },
+	{ "LOGOUT",      imap_cmd_logout,      IMAP_F_NO_SYNC },
+	{ "CREATE",      imap_cmd_create,      IMAP_F_ANY },
+	{ "DELETE",      imap_cmd_delete,      IMAP_F_ANY },
+	{ "RENAME",      imap_cmd_rename,      IMAP_F_ANY },
+	{ "SUBSCRIBE",   imap_cmd_subscribe,   IMAP_F_ANY },
+	{ "UNSUBSCRIBE", imap_cmd_unsubscribe, IMAP_F_ANY },
+	{ "LIST",        imap_cmd_list,        IMAP_F_ANY },
+	{ "LSUB",        imap_cmd_lsub,        IMAP_F_ANY },
+	{ "APPEND",      imap_cmd_append,      IMAP_F_ANY },
+	{ "IDLE",        imap_cmd_idle,        IMAP_F_ANY },
+	{ "FETCH",       imap_cmd_fetch,       IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
+	{ "STORE",       imap_cmd_store,       IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
+	{ "SEARCH",      imap_cmd_search,      IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
+	{ "COPY",        imap_cmd_copy,        IMAP_F_SELECTED },
+	{ "MOVE",        imap_cmd_move,        IMAP_F_SELECTED },
+	{ "EXPUNGE",     imap_cmd_expunge,     IMAP_F_SELECTED },
 };
 /* clang-format on */
 
@@ -30,12 +48,14 @@ _Static_assert(sizeof(imap_state_names) / sizeof(imap_state_names[0]) ==
 	       "imap state names");
 
 /* Commands that UID may prefix. */
-static const char *imap_uid_cmds[] = {"FETCH"};
+static const char *imap_uid_cmds[] = {"FETCH", "STORE", "COPY", "MOVE",
+				      "EXPUNGE", "SEARCH"};
 
 const char *
 backend_imap_capabilities(void)
 {
-	return "IMAP4rev1 LITERAL+ ID UNSELECT";
+	return "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
+	       "MOVE CHILDREN SPECIAL-USE MULTIAPPEND STATUS=SIZE";
 }
 
 void
@@ -219,6 +239,7 @@ imap_dispatch(struct imap_session *is, const char *line, size_t len)
 	const char *err;
 	char tag[128];
 
+	arena_clear(&is->cmd_pool);
 	lp_tag(line, len, tag, sizeof(tag));
 	if (imap_parse(line, len, &is->cmd_pool, &lim, &args, &argc, &err) <
 	    0) {
@@ -265,7 +286,7 @@ static void
 imap_input(struct bsession *s)
 {
 	struct imap_session *is = s->state;
-	while (buf_used(&s->in) > 0 && !s->ending &&
+	while (buf_used(&s->in) > 0 && !s->ending && !s->waiting &&
 	       !session_output_full(s)) {
 		size_t used;
 		enum lp_status st = lp_feed(&is->lp, buf_ptr(&s->in),
@@ -283,8 +304,10 @@ imap_input(struct bsession *s)
 			continue;
 		case LP_COMMAND:
 			line = lp_command(&is->lp, &len);
-			imap_dispatch(is, line, len);
-			arena_clear(&is->cmd_pool);
+			if (is->idling)
+				imap_idle_line(is, line, len);
+			else
+				imap_dispatch(is, line, len);
 			lp_next(&is->lp);
 			continue;
 		case LP_ERROR:
@@ -302,6 +325,249 @@ imap_input(struct bsession *s)
 			abort();
 		}
 	}
+}
+
+const char *
+imap_mailbox_arg(struct imap_cmd_ctx *cmd, const struct imap_arg *arg)
+{
+	struct imap_session *is = cmd->is;
+	if (!imap_arg_is_astring(arg) || strlen(arg->str) != arg->len) {
+		imap_tagged(cmd, "BAD", "Invalid mailbox name");
+		return NULL;
+	}
+	struct buf b = BUF_INIT;
+	if (is->enabled & IMAP_ENABLE_UTF8) {
+		if (!imap_utf8_valid(arg->str, arg->len)) {
+			imap_tagged(cmd, "BAD", "Mailbox name is not UTF-8");
+			return NULL;
+		}
+		buf_append(&b, arg->str, arg->len);
+	} else if (imap_mutf7_to_utf8(arg->str, arg->len, &b) < 0) {
+		buf_free(&b);
+		imap_tagged(cmd, "NO", "[CANNOT] Invalid modified UTF-7 in "
+				       "mailbox name");
+		return NULL;
+	}
+	/* INBOX is case-insensitive, also as a parent (RFC 3501 5.1). */
+	if (buf_used(&b) >= 5 && strncasecmp(buf_ptr(&b), "INBOX", 5) == 0 &&
+	    (buf_used(&b) == 5 || buf_ptr(&b)[5] == '/'))
+		memcpy(buf_ptr(&b), "INBOX", 5);
+	const char *bad = imap_name_check(buf_ptr(&b), buf_used(&b));
+	if (bad != NULL) {
+		buf_free(&b);
+		imap_tagged(cmd, "NO", "%s", bad);
+		return NULL;
+	}
+	char *name = arena_strndup(&is->cmd_pool, buf_ptr(&b), buf_used(&b));
+	buf_free(&b);
+	return name;
+}
+
+void
+imap_write_mailbox(struct imap_session *is, const char *name)
+{
+	if (is->enabled & IMAP_ENABLE_UTF8) {
+		imap_write_string(is, name, strlen(name));
+		return;
+	}
+	struct buf b = BUF_INIT;
+	imap_utf8_to_mutf7(name, strlen(name), &b);
+	imap_write_string(is, buf_ptr(&b), buf_used(&b));
+	buf_free(&b);
+}
+
+long
+imap_uid_index(const struct imap_session *is, uint32_t uid)
+{
+	size_t lo = 0, hi = is->count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (is->uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < is->count && is->uids[lo] == uid ? (long)lo : -1;
+}
+
+int
+imap_set_uids(struct imap_cmd_ctx *cmd, const char *set, uint32_t **uids_r,
+	      size_t *n_r)
+{
+	struct imap_session *is = cmd->is;
+	struct imap_range *ranges;
+	unsigned nranges;
+	uint32_t max = cmd->uid ? (is->count ? is->uids[is->count - 1] : 0)
+				: (uint32_t)is->count;
+	if (imap_seqset_parse(set, max, &is->cmd_pool, &ranges, &nranges) < 0) {
+		imap_tagged(cmd, "BAD", "Invalid sequence set");
+		return -1;
+	}
+	if (!cmd->uid) {
+		for (unsigned i = 0; i < nranges; i++) {
+			if (ranges[i].lo == 0 || ranges[i].hi > is->count) {
+				imap_tagged(cmd, "BAD",
+					    "Invalid message sequence number");
+				return -1;
+			}
+		}
+	}
+	uint32_t *uids = arena_alloc(&is->cmd_pool,
+				     (is->count ? is->count : 1) *
+					     sizeof(*uids));
+	size_t n = 0;
+	for (size_t i = 0; i < is->count; i++) {
+		uint32_t key = cmd->uid ? is->uids[i] : (uint32_t)i + 1;
+		if (imap_seqset_contains(ranges, nranges, key))
+			uids[n++] = is->uids[i];
+	}
+	*uids_r = uids;
+	*n_r = n;
+	return 0;
+}
+
+void
+imap_store_failed(struct imap_cmd_ctx *cmd, int rc, const char *err)
+{
+	switch (rc) {
+	case STORE_ERR_NONEXISTENT:
+	case STORE_ERR_EXISTS:
+	case STORE_ERR_QUOTA:
+	case STORE_ERR_LIMIT:
+	case STORE_ERR_CANNOT:
+		imap_tagged(cmd, "NO", "%s", err);
+		return;
+	case STORE_ERR_FULL:
+		log_error("session=%s store full: %s", cmd->is->s->id, err);
+		imap_tagged(cmd, "NO", "[LIMIT] Mail store is full; try again "
+				       "later");
+		return;
+	default:
+		log_error("session=%s store error=\"%s\"", cmd->is->s->id,
+			  err);
+		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
+		return;
+	}
+}
+
+static const struct {
+	const char *name;
+	uint32_t bit;
+} imap_system_flags[] = {
+	{"\\Seen", STORE_F_SEEN},         {"\\Answered", STORE_F_ANSWERED},
+	{"\\Flagged", STORE_F_FLAGGED},   {"\\Deleted", STORE_F_DELETED},
+	{"\\Draft", STORE_F_DRAFT},
+};
+
+static int
+imap_keyword_valid(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (const char *p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c))
+			return 0;
+	}
+	return 1;
+}
+
+int
+imap_flags_parse(struct imap_cmd_ctx *cmd, const struct imap_arg *arg,
+		 uint32_t *flags_r, const char ***keywords_r,
+		 unsigned *nkeywords_r)
+{
+	const struct imap_arg *items = arg;
+	unsigned n = 1;
+	if (arg->type == IMAP_ARG_LIST) {
+		items = arg->list;
+		n = arg->count;
+	}
+	const char **kw = arena_alloc(&cmd->is->cmd_pool,
+				      (n ? n : 1) * sizeof(*kw));
+	unsigned nkw = 0;
+	uint32_t flags = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (items[i].type != IMAP_ARG_ATOM) {
+			imap_tagged(cmd, "BAD", "Invalid flag");
+			return -1;
+		}
+		const char *f = items[i].str;
+		if (f[0] == '\\') {
+			size_t k;
+			for (k = 0; k < sizeof(imap_system_flags) /
+						sizeof(imap_system_flags[0]);
+			     k++) {
+				if (strcasecmp(f, imap_system_flags[k].name) ==
+				    0) {
+					flags |= imap_system_flags[k].bit;
+					break;
+				}
+			}
+			if (k == sizeof(imap_system_flags) /
+					 sizeof(imap_system_flags[0])) {
+				if (strcasecmp(f, "\\Recent") == 0) {
+					imap_tagged(cmd, "BAD",
+						    "\\Recent cannot be set");
+					return -1;
+				}
+				imap_tagged(cmd, "BAD", "Invalid system flag");
+				return -1;
+			}
+			continue;
+		}
+		if (!imap_keyword_valid(f)) {
+			imap_tagged(cmd, "BAD", "Invalid keyword");
+			return -1;
+		}
+		kw[nkw++] = f;
+	}
+	*flags_r = flags;
+	*keywords_r = kw;
+	*nkeywords_r = nkw;
+	return 0;
+}
+
+void
+imap_write_flags(struct imap_session *is, uint32_t flags, uint64_t keywords,
+		 const char *names, size_t nameslen)
+{
+	char sys[128];
+	imap_flags_format(flags, sys, sizeof(sys));
+	session_printf(is->s, "(%s", sys);
+	int first = sys[0] == '\0';
+	size_t off = 0;
+	for (unsigned b = 0; b < STORE_MAX_KEYWORDS && off < nameslen; b++) {
+		const char *name = names + off;
+		size_t l = strnlen(name, nameslen - off);
+		if (keywords & (1ULL << b)) {
+			session_printf(is->s, "%s%.*s", first ? "" : " ", (int)l,
+				       name);
+			first = 0;
+		}
+		off += l + 1;
+	}
+	session_write(is->s, ")", 1);
+}
+
+struct imap_cmd_ctx *
+imap_cmd_keep(struct imap_cmd_ctx *cmd)
+{
+	struct imap_cmd_ctx *c = arena_alloc(&cmd->is->cmd_pool, sizeof(*c));
+	*c = *cmd;
+	c->tag = arena_strdup(&cmd->is->cmd_pool, cmd->tag);
+	c->name = arena_strdup(&cmd->is->cmd_pool, cmd->name);
+	return c;
+}
+
+static void
+imap_notify(struct bsession *s, uint64_t mbox_id)
+{
+	struct imap_session *is = s->state;
+	if (is == NULL || !is->idling || is->state != IMAP_STATE_SELECTED ||
+	    is->mbox.mbox_id != mbox_id)
+		return;
+	imap_sync(is, 1);
 }
 
 static int
@@ -363,4 +629,5 @@ const struct session_engine imap_engine = {
 	.open = imap_open,
 	.input = imap_input,
 	.free = imap_free,
+	.notify = imap_notify,
 };

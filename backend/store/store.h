@@ -1,23 +1,39 @@
-/* store.h - the backend's mail store in one LMDB environment.
+ /* store.h - the backend's mail store in one LMDB environment.
  *
  * Schema (named databases; integers in keys are big-endian so that LMDB's
  * byte order is numeric order):
  *
- *   meta       "version" -> u32; "next_mbox" -> u64; "next_body" -> u64
+ *   meta       "version" -> u32; counters "next_user", "next_mbox",
+ *              "next_body" -> u64
  *   users      porticoMailboxId (text) -> struct store_user_rec
- *   mailboxes  user_num u64 | name (UTF-8) -> struct store_mailbox_rec
+ *   mailboxes  user_num u64 | name (UTF-8, "/" separated)
+ *              -> struct store_mailbox_rec
  *   mboxids    mbox_id u64 -> the mailbox's key in mailboxes
+ *   subs       user_num u64 | name -> "" (subscriptions, RFC 3501 LSUB;
+ *              may name mailboxes that do not exist)
  *   messages   mbox_id u64 | uid u32 -> struct store_msg_rec
- *   bodies     body_id u64 -> the message bytes, CRLF line ends
+ *   modseqs    mbox_id u64 | modseq u64 -> uid u32: the last change of
+ *              every message, so CHANGEDSINCE never scans a mailbox
+ *   expunged   mbox_id u64 | uid u32 -> modseq u64 of the expunge
+ *              (VANISHED, RFC 7162)
+ *   keywords   mbox_id u64 -> keyword names, NUL-separated; a message's
+ *              keywords are bits of store_msg_rec.keywords
+ *   bodies     body_id u64 -> the message bytes
+ *   bodymeta   body_id u64 -> the parsed MIME structure (computed once,
+ *              at delivery or APPEND)
  *   bodyrefs   body_id u64 -> u32 reference count
- *   expunged   mbox_id u64 | uid u32 -> modseq u64 of the expunge (for
- *              VANISHED)
  *   bodyhash   SHA-256 of the bytes -> body_id u64 (single instance:
  *              a message delivered to many mailboxes is stored once)
  *
- * Readers use their own read-only transactions and never wait for a
- * writer.  Every write function commits (and so is durable) before it
- * returns.
+ * Counters (messages, unseen, size, highestmodseq) of a mailbox and the
+ * user's totals change in the same transaction as the messages.
+ *
+ * Readers use their own read-only transactions and never wait for the
+ * writer.  Writes go through store_submit(): one writer thread runs every
+ * pending operation in one transaction (each in a nested transaction of
+ * its own, so one failing operation does not undo the others) and commits
+ * once, so many sessions share one fsync; callbacks run on the loop after
+ * the commit, when the change is durable.
  *
  * Return values: 0 success, 1 not found (where noted), -1 error with a
  * message in *error_r (static storage, valid until the next call).
@@ -29,8 +45,10 @@
 #include <stdint.h>
 
 #include <lmdb.h>
+#include <uv.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
+#define STORE_MAX_KEYWORDS 64
 
 /* System flags (RFC 3501 2.3.2). */
 enum store_flag {
@@ -57,6 +75,8 @@ struct store_user_rec {
 	uint32_t state;      /* 0 active */
 	uint64_t user_num;
 	int64_t created;
+	uint64_t total_size;
+	uint64_t total_messages;
 };
 
 struct store_mailbox_rec {
@@ -68,14 +88,17 @@ struct store_mailbox_rec {
 	uint32_t unseen;
 	uint64_t size;        /* sum of message sizes */
 	uint32_t special_use;
-	uint32_t subscribed;
+	uint32_t noselect;    /* deleted but has children (RFC 3501 6.3.4) */
+	int64_t created;
 };
 
 struct store_msg_rec {
 	uint64_t body_id;
 	uint64_t size;
 	int64_t internaldate; /* unix time */
+	int64_t savedate;     /* when it reached this mailbox (RFC 8514) */
 	uint64_t modseq;
+	uint64_t keywords;    /* bits into the mailbox's keyword names */
 	uint32_t flags;
 	uint32_t pop3_retrieved; /* unix time of the first POP3 download, or 0 */
 };
@@ -118,27 +141,7 @@ int store_message_get(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 int store_body_get(struct store *st, MDB_txn *txn, uint64_t body_id,
 		   const char **data_r, size_t *len_r, const char **error_r);
 
-/* Creates the user's record and the standard folders (INBOX, Sent,
- * Drafts, Trash, Junk, Archive).  Provisioning an existing user is a
- * no-op that succeeds. */
-int store_provision(struct store *st, const char *mailbox_id,
-		    const char **error_r);
-/* Appends a message (bytes must already use CRLF line ends). */
-int store_append(struct store *st, const char *mailbox_id,
-		 const char *mbox_name, const void *data, size_t len,
-		 uint32_t flags, int64_t internaldate, uint32_t *uid_r,
-		 const char **error_r);
-/* Adds flags to one message; bumps its modseq when something changed. */
-int store_flags_add(struct store *st, uint64_t mbox_id, uint32_t uid,
-		    uint32_t flags, const char **error_r);
 
-/* Removes messages in one transaction: counters, body references and
- * expunge records are updated together.  UIDs already gone are skipped.
- * retrieved (may be NULL, nretrieved entries) are marked as downloaded by
- * POP3 at time now in the same transaction. */
-int store_expunge(struct store *st, uint64_t mbox_id, const uint32_t *uids,
-		  size_t n, const uint32_t *retrieved, size_t nretrieved,
-		  int64_t now, const char **error_r);
 
 /* Mailbox names of a user with their records, in name order. */
 struct store_mailbox_info {
@@ -151,5 +154,163 @@ int store_mailboxes_list(struct store *st, MDB_txn *txn, uint64_t user_num,
 void store_mailboxes_free(struct store_mailbox_info *list, size_t count);
 
 const char *store_special_use_name(enum store_special_use su);
+
+/* The keyword names of a mailbox, NUL-separated in *names_r (valid until
+ * the transaction ends); 0 with *len_r = 0 when it has none. */
+int store_keywords_get(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+		       const char **names_r, size_t *len_r,
+		       const char **error_r);
+/* The parsed MIME structure of a body (valid until the transaction
+ * ends); 1 if none was stored. */
+int store_bodymeta_get(struct store *st, MDB_txn *txn, uint64_t body_id,
+		       const void **data_r, size_t *len_r,
+		       const char **error_r);
+/* UIDs changed after modseq, in modseq order (CONDSTORE/QRESYNC), into a
+ * malloc'd array. */
+int store_changed_since(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+			uint64_t modseq, uint32_t **uids_r, size_t *count_r,
+			const char **error_r);
+/* UIDs expunged after modseq, ascending, into a malloc'd array. */
+int store_vanished_since(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+			 uint64_t modseq, uint32_t **uids_r, size_t *count_r,
+			 const char **error_r);
+/* Subscribed names of a user, in name order (malloc'd strings). */
+int store_subscriptions(struct store *st, MDB_txn *txn, uint64_t user_num,
+			char ***names_r, size_t *count_r, const char **error_r);
+void store_names_free(char **names, size_t count);
+
+/* -- writes -----------------------------------------------------------------
+ *
+ * An operation runs inside a transaction it does not own.  It returns 0,
+ * or an error code from enum store_result with a message in err (size
+ * STORE_ERR_SIZE); the operation's changes are then undone. */
+
+enum store_result {
+	STORE_OK = 0,
+	STORE_ERR_INTERNAL = -1,   /* LMDB or I/O error */
+	STORE_ERR_NONEXISTENT = -2,/* mailbox or user does not exist */
+	STORE_ERR_EXISTS = -3,     /* mailbox name taken */
+	STORE_ERR_QUOTA = -4,      /* over quota */
+	STORE_ERR_LIMIT = -5,      /* a store limit (keywords, name length) */
+	STORE_ERR_CANNOT = -6,     /* not allowed (delete INBOX ...) */
+	STORE_ERR_FULL = -7,       /* the map or the disk is full */
+};
+
+#define STORE_ERR_SIZE 256
+
+typedef int store_op_fn(struct store *st, MDB_txn *txn, void *args,
+			char *err);
+/* Runs after the commit, on the loop; rc is the operation's result. */
+typedef void store_done_fn(void *ctx, int rc, const char *err);
+
+/* Starts the writer thread; completions are delivered on loop. */
+int store_writer_start(struct store *st, uv_loop_t *loop,
+		       const char **error_r);
+/* Finishes what is queued and stops the thread. */
+void store_writer_stop(struct store *st);
+/* Queues op; done runs once it is durable (or failed).  args must live
+ * until then. */
+void store_submit(struct store *st, store_op_fn *op, void *args,
+		  store_done_fn *done, void *ctx);
+/* Runs op in a transaction of its own now (admin tool). */
+int store_run(struct store *st, store_op_fn *op, void *args, char *err);
+/* Commits in the last writer batch, for metrics and tests. */
+uint64_t store_commits(const struct store *st);
+
+/* Operations (store_ops.c).  In/out fields are documented per struct. */
+
+/* Creates the user and the standard folders; an existing user is left as
+ * it is. */
+struct store_provision_args {
+	const char *mailbox_id;
+};
+store_op_fn store_op_provision;
+
+struct store_new_msg {
+	const char *data;     /* the message, as the client sent it */
+	size_t len;
+	uint32_t flags;
+	const char *const *keywords;
+	unsigned nkeywords;
+	int64_t internaldate;
+	const void *meta;     /* parsed MIME structure, may be NULL */
+	size_t metalen;
+};
+
+/* Appends msgs to one mailbox, all or none (MULTIAPPEND). */
+struct store_append_args {
+	uint64_t user_num;
+	const char *mailbox;           /* name, or NULL to use mbox_id */
+	uint64_t mbox_id;
+	const struct store_new_msg *msgs;
+	size_t n;
+	uint64_t quota_storage;        /* bytes per user, 0: none */
+	uint64_t quota_messages;       /* messages per user, 0: none */
+	/* out */
+	uint32_t uidvalidity;
+	uint32_t first_uid;            /* uids are first_uid .. +n-1 */
+	uint64_t mbox_id_out;
+};
+store_op_fn store_op_append;
+
+enum store_flags_mode { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
+
+/* Changes flags and keywords of messages (STORE). */
+struct store_flags_args {
+	uint64_t mbox_id;
+	const uint32_t *uids;
+	size_t n;
+	enum store_flags_mode mode;
+	uint32_t flags;
+	const char *const *keywords;
+	unsigned nkeywords;
+	uint64_t unchangedsince;       /* 0: no condition */
+	/* out, n entries each (allocated by the caller) */
+	uint64_t *modseq;              /* new modseq; 0 expunged */
+	uint8_t *failed;               /* 1: modified since unchangedsince */
+};
+store_op_fn store_op_flags;
+
+/* Removes messages (EXPUNGE, POP3 UPDATE).  retrieved: messages POP3
+ * downloaded, stamped with now. */
+struct store_expunge_args {
+	uint64_t mbox_id;
+	const uint32_t *uids;
+	size_t n;
+	const uint32_t *retrieved;
+	size_t nretrieved;
+	int64_t now;
+	/* out */
+	size_t removed;
+};
+store_op_fn store_op_expunge;
+
+/* Copies (or moves) messages to another mailbox of the same user. */
+struct store_copy_args {
+	uint64_t src_mbox;
+	uint64_t dst_mbox;
+	const uint32_t *uids;
+	size_t n;
+	int move;
+	uint64_t quota_storage, quota_messages;
+	/* out: dst_uids has n entries (allocated by the caller); 0 where
+	   the source was already expunged */
+	uint32_t *dst_uids;
+	uint32_t dst_uidvalidity;
+};
+store_op_fn store_op_copy;
+
+/* Mailbox management. */
+struct store_mailbox_args {
+	uint64_t user_num;
+	const char *name;
+	const char *new_name;          /* rename */
+	enum store_special_use special_use; /* create */
+	int subscribe;                 /* subscribe: 1 on, 0 off */
+};
+store_op_fn store_op_mailbox_create;
+store_op_fn store_op_mailbox_delete;
+store_op_fn store_op_mailbox_rename;
+store_op_fn store_op_subscribe;
 
 #endif

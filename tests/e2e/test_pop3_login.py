@@ -85,6 +85,7 @@ def test_auth_plain(stack):
     s.sendall(b"AUTH\r\n")
     assert f.readline().startswith(b"+OK")
     assert f.readline() == b"PLAIN\r\n"
+    assert f.readline() == b"LOGIN\r\n"
     assert f.readline() == b".\r\n"
     s.sendall(b"AUTH PLAIN\r\n")
     assert f.readline() == b"+ \r\n"

@@ -1,0 +1,59 @@
+/* store_int.h - what the store's files share; not for callers. */
+#ifndef PORTICO_STORE_INT_H
+#define PORTICO_STORE_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "backend/store/store.h"
+
+struct store_writer;
+
+struct store {
+	MDB_env *env;
+	MDB_dbi meta, users, mailboxes, mboxids, messages, modseqs, expunged,
+		bodies, bodyrefs, bodyhash, bodymeta, keywords, subs;
+	struct store_writer *writer;
+};
+
+static inline void
+be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static inline void
+be32(uint8_t *p, uint32_t v)
+{
+	for (int i = 3; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static inline uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline uint32_t
+get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Key of a mailbox: user_num | name; 0 if the name is too long. */
+size_t store_mailbox_key(uint8_t *out, size_t outsize, uint64_t user_num,
+			 const char *name);
+/* Message text for an MDB or errno code. */
+const char *store_strerror(int rc);
+
+#define STORE_MAX_KEY 511
+
+#endif

@@ -1,0 +1,1072 @@
+/* store_ops.c - every change to the store, as operations that run inside a
+ * transaction owned by the writer (store_writer.c). */
+#include "backend/store/store_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/sha.h>
+
+static int
+op_fail(char *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, STORE_ERR_SIZE, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* An LMDB error as an operation result. */
+static int
+op_mdb(char *err, const char *what, int rc)
+{
+	int code = rc == MDB_MAP_FULL || rc == ENOSPC ? STORE_ERR_FULL
+						      : STORE_ERR_INTERNAL;
+	return op_fail(err, code, "%s: %s", what, store_strerror(rc));
+}
+
+static int
+meta_next(struct store *st, MDB_txn *txn, const char *counter, uint64_t *r)
+{
+	MDB_val k = {strlen(counter), (void *)(uintptr_t)counter}, v;
+	uint64_t next = 1;
+	int rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == 0 && v.mv_size == sizeof(next))
+		memcpy(&next, v.mv_data, sizeof(next));
+	else if (rc != MDB_NOTFOUND && rc != 0)
+		return rc;
+	*r = next;
+	next++;
+	v.mv_size = sizeof(next);
+	v.mv_data = &next;
+	return mdb_put(txn, st->meta, &k, &v, 0);
+}
+
+/* -- per-user usage (quota), in meta under "u" | user_num -----------------*/
+
+struct usage {
+	uint64_t size;
+	uint64_t messages;
+};
+
+static int
+usage_get(struct store *st, MDB_txn *txn, uint64_t user_num, struct usage *u)
+{
+	uint8_t key[9] = {'u'};
+	be64(key + 1, user_num);
+	MDB_val k = {9, key}, v;
+	int rc = mdb_get(txn, st->meta, &k, &v);
+	memset(u, 0, sizeof(*u));
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (v.mv_size != sizeof(*u))
+		return MDB_CORRUPTED;
+	memcpy(u, v.mv_data, sizeof(*u));
+	return 0;
+}
+
+static int
+usage_add(struct store *st, MDB_txn *txn, uint64_t user_num, int64_t dsize,
+	  int64_t dmsgs)
+{
+	struct usage u;
+	int rc = usage_get(st, txn, user_num, &u);
+	if (rc != 0)
+		return rc;
+	u.size = dsize < 0 && (uint64_t)-dsize > u.size ? 0 : u.size + (uint64_t)dsize;
+	u.messages = dmsgs < 0 && (uint64_t)-dmsgs > u.messages
+			     ? 0
+			     : u.messages + (uint64_t)dmsgs;
+	uint8_t key[9] = {'u'};
+	be64(key + 1, user_num);
+	MDB_val k = {9, key}, v = {sizeof(u), &u};
+	return mdb_put(txn, st->meta, &k, &v, 0);
+}
+
+/* -- mailboxes ------------------------------------------------------------*/
+
+struct mbox {
+	uint8_t key[STORE_MAX_KEY + 1];
+	MDB_val k;
+	struct store_mailbox_rec rec;
+	uint64_t user_num;
+};
+
+static int
+mbox_load_key(struct store *st, MDB_txn *txn, struct mbox *m)
+{
+	MDB_val v;
+	int rc = mdb_get(txn, st->mailboxes, &m->k, &v);
+	if (rc != 0)
+		return rc;
+	if (v.mv_size != sizeof(m->rec))
+		return MDB_CORRUPTED;
+	memcpy(&m->rec, v.mv_data, sizeof(m->rec));
+	m->user_num = get_be64(m->key);
+	return 0;
+}
+
+static int
+mbox_by_name(struct store *st, MDB_txn *txn, uint64_t user_num,
+	     const char *name, struct mbox *m)
+{
+	size_t klen = store_mailbox_key(m->key, sizeof(m->key), user_num, name);
+	if (klen == 0)
+		return MDB_NOTFOUND;
+	m->k.mv_size = klen;
+	m->k.mv_data = m->key;
+	return mbox_load_key(st, txn, m);
+}
+
+static int
+mbox_by_id(struct store *st, MDB_txn *txn, uint64_t mbox_id, struct mbox *m)
+{
+	uint8_t idkey[8];
+	be64(idkey, mbox_id);
+	MDB_val ik = {8, idkey}, mk;
+	int rc = mdb_get(txn, st->mboxids, &ik, &mk);
+	if (rc != 0)
+		return rc;
+	if (mk.mv_size > sizeof(m->key))
+		return MDB_CORRUPTED;
+	memcpy(m->key, mk.mv_data, mk.mv_size);
+	m->k.mv_size = mk.mv_size;
+	m->k.mv_data = m->key;
+	return mbox_load_key(st, txn, m);
+}
+
+static int
+mbox_save(struct store *st, MDB_txn *txn, struct mbox *m)
+{
+	MDB_val v = {sizeof(m->rec), &m->rec};
+	return mdb_put(txn, st->mailboxes, &m->k, &v, 0);
+}
+
+static int
+mbox_create(struct store *st, MDB_txn *txn, uint64_t user_num,
+	    const char *name, enum store_special_use su, struct mbox *m)
+{
+	size_t klen = store_mailbox_key(m->key, sizeof(m->key), user_num, name);
+	if (klen == 0)
+		return EINVAL;
+	m->k.mv_size = klen;
+	m->k.mv_data = m->key;
+	m->user_num = user_num;
+	memset(&m->rec, 0, sizeof(m->rec));
+	int rc = meta_next(st, txn, "next_mbox", &m->rec.mbox_id);
+	if (rc != 0)
+		return rc;
+	/* UIDVALIDITY: creation time, made unique by the mailbox counter. */
+	m->rec.uidvalidity = (uint32_t)time(NULL) + (uint32_t)(m->rec.mbox_id % 100000);
+	if (m->rec.uidvalidity == 0)
+		m->rec.uidvalidity = 1;
+	m->rec.uidnext = 1;
+	m->rec.highestmodseq = 1;
+	m->rec.special_use = su;
+	m->rec.created = (int64_t)time(NULL);
+	MDB_val v = {sizeof(m->rec), &m->rec};
+	if ((rc = mdb_put(txn, st->mailboxes, &m->k, &v, MDB_NOOVERWRITE)) != 0)
+		return rc;
+	uint8_t idkey[8];
+	be64(idkey, m->rec.mbox_id);
+	MDB_val ik = {8, idkey};
+	return mdb_put(txn, st->mboxids, &ik, &m->k, 0);
+}
+
+/* -- keywords -------------------------------------------------------------*/
+
+/* Bits of the named keywords in the mailbox's table; unknown names are
+ * added when create is set (else ignored). */
+static int
+kw_resolve(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+	   const char *const *names, unsigned n, int create, uint64_t *mask_r,
+	   char *err)
+{
+	uint8_t key[8];
+	be64(key, mbox_id);
+	MDB_val k = {8, key}, v;
+	char table[STORE_MAX_KEYWORDS * 256];
+	size_t tlen = 0;
+	int rc = mdb_get(txn, st->keywords, &k, &v);
+	if (rc == 0) {
+		if (v.mv_size > sizeof(table))
+			return op_mdb(err, "keywords", MDB_CORRUPTED);
+		memcpy(table, v.mv_data, v.mv_size);
+		tlen = v.mv_size;
+	} else if (rc != MDB_NOTFOUND) {
+		return op_mdb(err, "keywords", rc);
+	}
+	uint64_t mask = 0;
+	int changed = 0;
+	for (unsigned i = 0; i < n; i++) {
+		size_t off = 0;
+		unsigned idx = 0;
+		int found = 0;
+		while (off < tlen) {
+			size_t l = strlen(table + off);
+			if (strcasecmp(table + off, names[i]) == 0) {
+				found = 1;
+				break;
+			}
+			off += l + 1;
+			idx++;
+		}
+		if (!found) {
+			if (!create)
+				continue;
+			size_t l = strlen(names[i]);
+			if (idx >= STORE_MAX_KEYWORDS || l == 0 || l > 250 ||
+			    tlen + l + 1 > sizeof(table))
+				return op_fail(err, STORE_ERR_LIMIT,
+					       "[LIMIT] Too many keywords in "
+					       "this mailbox");
+			memcpy(table + tlen, names[i], l + 1);
+			tlen += l + 1;
+			changed = 1;
+		}
+		mask |= 1ULL << idx;
+	}
+	if (changed) {
+		v.mv_size = tlen;
+		v.mv_data = table;
+		if ((rc = mdb_put(txn, st->keywords, &k, &v, 0)) != 0)
+			return op_mdb(err, "keywords", rc);
+	}
+	*mask_r = mask;
+	return 0;
+}
+
+/* -- messages -------------------------------------------------------------*/
+
+static void
+msg_key(uint8_t key[12], uint64_t mbox_id, uint32_t uid)
+{
+	be64(key, mbox_id);
+	be32(key + 8, uid);
+}
+
+static int
+msg_get(struct store *st, MDB_txn *txn, uint64_t mbox_id, uint32_t uid,
+	struct store_msg_rec *m)
+{
+	uint8_t key[12];
+	msg_key(key, mbox_id, uid);
+	MDB_val k = {12, key}, v;
+	int rc = mdb_get(txn, st->messages, &k, &v);
+	if (rc != 0)
+		return rc;
+	if (v.mv_size != sizeof(*m))
+		return MDB_CORRUPTED;
+	memcpy(m, v.mv_data, sizeof(*m));
+	return 0;
+}
+
+/* Writes a message record and keeps the modseq index in step. */
+static int
+msg_put(struct store *st, MDB_txn *txn, uint64_t mbox_id, uint32_t uid,
+	const struct store_msg_rec *old, const struct store_msg_rec *m)
+{
+	uint8_t key[12], mk[16];
+	int rc;
+	msg_key(key, mbox_id, uid);
+	MDB_val k = {12, key}, v = {sizeof(*m), (void *)(uintptr_t)m};
+	if ((rc = mdb_put(txn, st->messages, &k, &v, 0)) != 0)
+		return rc;
+	be64(mk, mbox_id);
+	if (old != NULL) {
+		be64(mk + 8, old->modseq);
+		MDB_val ok = {16, mk};
+		rc = mdb_del(txn, st->modseqs, &ok, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+	}
+	be64(mk + 8, m->modseq);
+	MDB_val nk = {16, mk}, nv = {4, &uid};
+	return mdb_put(txn, st->modseqs, &nk, &nv, 0);
+}
+
+static int
+body_ref(struct store *st, MDB_txn *txn, uint64_t body_id, int delta)
+{
+	uint8_t key[8];
+	uint32_t refs;
+	be64(key, body_id);
+	MDB_val k = {8, key}, v;
+	int rc = mdb_get(txn, st->bodyrefs, &k, &v);
+	if (rc != 0 || v.mv_size != sizeof(refs))
+		return rc ? rc : MDB_CORRUPTED;
+	memcpy(&refs, v.mv_data, sizeof(refs));
+	if (delta > 0 || refs > 1) {
+		refs = delta > 0 ? refs + 1 : refs - 1;
+		v.mv_size = sizeof(refs);
+		v.mv_data = &refs;
+		return mdb_put(txn, st->bodyrefs, &k, &v, 0);
+	}
+	/* The last reference: the bytes, the hash and the structure go. */
+	MDB_val b;
+	if ((rc = mdb_get(txn, st->bodies, &k, &b)) != 0)
+		return rc;
+	uint8_t hash[SHA256_DIGEST_LENGTH];
+	SHA256(b.mv_data, b.mv_size, hash);
+	MDB_val hk = {sizeof(hash), hash};
+	rc = mdb_del(txn, st->bodyhash, &hk, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	rc = mdb_del(txn, st->bodymeta, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mdb_del(txn, st->bodies, &k, NULL)) != 0)
+		return rc;
+	return mdb_del(txn, st->bodyrefs, &k, NULL);
+}
+
+/* Stores the bytes once: the same bytes already there get one more
+ * reference. */
+static int
+body_put(struct store *st, MDB_txn *txn, const struct store_new_msg *nm,
+	 uint64_t *body_id_r)
+{
+	uint8_t hash[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)nm->data, nm->len, hash);
+	MDB_val hk = {sizeof(hash), hash}, hv;
+	uint8_t idkey[8];
+	int rc = mdb_get(txn, st->bodyhash, &hk, &hv);
+	if (rc == 0 && hv.mv_size == 8) {
+		*body_id_r = get_be64(hv.mv_data);
+		return body_ref(st, txn, *body_id_r, 1);
+	}
+	if (rc != MDB_NOTFOUND && rc != 0)
+		return rc;
+	uint64_t id;
+	if ((rc = meta_next(st, txn, "next_body", &id)) != 0)
+		return rc;
+	be64(idkey, id);
+	MDB_val k = {8, idkey}, v = {nm->len, NULL};
+	rc = mdb_put(txn, st->bodies, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
+	if (rc != 0)
+		return rc;
+	if (nm->len > 0)
+		memcpy(v.mv_data, nm->data, nm->len);
+	uint32_t refs = 1;
+	MDB_val rv = {sizeof(refs), &refs};
+	if ((rc = mdb_put(txn, st->bodyrefs, &k, &rv, 0)) != 0)
+		return rc;
+	MDB_val idv = {8, idkey};
+	if ((rc = mdb_put(txn, st->bodyhash, &hk, &idv, 0)) != 0)
+		return rc;
+	if (nm->meta != NULL) {
+		MDB_val mv = {nm->metalen, (void *)(uintptr_t)nm->meta};
+		if ((rc = mdb_put(txn, st->bodymeta, &k, &mv, 0)) != 0)
+			return rc;
+	}
+	*body_id_r = id;
+	return 0;
+}
+
+/* Removes one message from a mailbox: record, index, body reference,
+ * counters (in m->rec, saved by the caller) and an expunge record. */
+static int
+msg_remove(struct store *st, MDB_txn *txn, struct mbox *mb, uint32_t uid,
+	   const struct store_msg_rec *m, uint64_t modseq)
+{
+	uint8_t key[12], mk[16];
+	int rc;
+	msg_key(key, mb->rec.mbox_id, uid);
+	MDB_val k = {12, key};
+	if ((rc = mdb_del(txn, st->messages, &k, NULL)) != 0)
+		return rc;
+	be64(mk, mb->rec.mbox_id);
+	be64(mk + 8, m->modseq);
+	MDB_val ok = {16, mk};
+	rc = mdb_del(txn, st->modseqs, &ok, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = body_ref(st, txn, m->body_id, -1)) != 0)
+		return rc;
+	MDB_val ev = {sizeof(modseq), &modseq};
+	if ((rc = mdb_put(txn, st->expunged, &k, &ev, 0)) != 0)
+		return rc;
+	if (mb->rec.messages > 0)
+		mb->rec.messages--;
+	if (!(m->flags & STORE_F_SEEN) && mb->rec.unseen > 0)
+		mb->rec.unseen--;
+	mb->rec.size = mb->rec.size >= m->size ? mb->rec.size - m->size : 0;
+	return usage_add(st, txn, mb->user_num, -(int64_t)m->size, -1);
+}
+
+static int
+quota_check(struct store *st, MDB_txn *txn, uint64_t user_num,
+	    uint64_t add_size, uint64_t add_msgs, uint64_t qsize,
+	    uint64_t qmsgs, char *err)
+{
+	struct usage u;
+	int rc;
+	if (qsize == 0 && qmsgs == 0)
+		return 0;
+	if ((rc = usage_get(st, txn, user_num, &u)) != 0)
+		return op_mdb(err, "usage", rc);
+	if (qsize != 0 && u.size + add_size > qsize)
+		return op_fail(err, STORE_ERR_QUOTA,
+			       "[OVERQUOTA] Storage quota exceeded");
+	if (qmsgs != 0 && u.messages + add_msgs > qmsgs)
+		return op_fail(err, STORE_ERR_QUOTA,
+			       "[OVERQUOTA] Message quota exceeded");
+	return 0;
+}
+
+/* -- operations -----------------------------------------------------------*/
+
+static const struct {
+	const char *name;
+	enum store_special_use su;
+} standard_folders[] = {
+	{"INBOX", STORE_SU_NONE},    {"Sent", STORE_SU_SENT},
+	{"Drafts", STORE_SU_DRAFTS}, {"Trash", STORE_SU_TRASH},
+	{"Junk", STORE_SU_JUNK},     {"Archive", STORE_SU_ARCHIVE},
+};
+
+int
+store_op_provision(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct store_provision_args *a = vargs;
+	struct store_user_rec u;
+	size_t idlen = strlen(a->mailbox_id);
+	if (idlen == 0 || idlen > 255)
+		return op_fail(err, STORE_ERR_LIMIT, "invalid mailbox id");
+	MDB_val k = {idlen, (void *)(uintptr_t)a->mailbox_id}, v;
+	int rc = mdb_get(txn, st->users, &k, &v);
+	if (rc == 0)
+		return 0;
+	if (rc != MDB_NOTFOUND)
+		return op_mdb(err, "user", rc);
+	memset(&u, 0, sizeof(u));
+	u.version = 1;
+	u.created = (int64_t)time(NULL);
+	if ((rc = meta_next(st, txn, "next_user", &u.user_num)) != 0)
+		return op_mdb(err, "provision", rc);
+	v.mv_size = sizeof(u);
+	v.mv_data = &u;
+	if ((rc = mdb_put(txn, st->users, &k, &v, MDB_NOOVERWRITE)) != 0)
+		return op_mdb(err, "provision", rc);
+	for (size_t i = 0;
+	     i < sizeof(standard_folders) / sizeof(standard_folders[0]); i++) {
+		struct mbox m;
+		rc = mbox_create(st, txn, u.user_num, standard_folders[i].name,
+				 standard_folders[i].su, &m);
+		if (rc != 0)
+			return op_mdb(err, "provision", rc);
+		uint8_t sk[STORE_MAX_KEY + 1];
+		size_t sl = store_mailbox_key(sk, sizeof(sk), u.user_num,
+					      standard_folders[i].name);
+		MDB_val skv = {sl, sk}, empty = {0, ""};
+		if ((rc = mdb_put(txn, st->subs, &skv, &empty, 0)) != 0)
+			return op_mdb(err, "provision", rc);
+	}
+	return 0;
+}
+
+int
+store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct store_append_args *a = vargs;
+	struct mbox mb;
+	int rc = a->mailbox != NULL
+			 ? mbox_by_name(st, txn, a->user_num, a->mailbox, &mb)
+			 : mbox_by_id(st, txn, a->mbox_id, &mb);
+	if (rc == MDB_NOTFOUND || (rc == 0 && mb.rec.noselect))
+		return op_fail(err, STORE_ERR_NONEXISTENT,
+			       "[TRYCREATE] No such mailbox");
+	if (rc != 0)
+		return op_mdb(err, "append", rc);
+	uint64_t total = 0;
+	for (size_t i = 0; i < a->n; i++)
+		total += a->msgs[i].len;
+	if ((rc = quota_check(st, txn, mb.user_num, total, a->n,
+			      a->quota_storage, a->quota_messages, err)) != 0)
+		return rc;
+	if ((uint64_t)mb.rec.uidnext + a->n > 0xffffffffULL)
+		return op_fail(err, STORE_ERR_LIMIT,
+			       "[LIMIT] Mailbox has run out of UIDs");
+	int64_t now = (int64_t)time(NULL);
+	uint64_t modseq = ++mb.rec.highestmodseq;
+	a->first_uid = mb.rec.uidnext;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct store_new_msg *nm = &a->msgs[i];
+		struct store_msg_rec m = {0};
+		if ((rc = kw_resolve(st, txn, mb.rec.mbox_id, nm->keywords,
+				     nm->nkeywords, 1, &m.keywords, err)) != 0)
+			return rc;
+		if ((rc = body_put(st, txn, nm, &m.body_id)) != 0)
+			return op_mdb(err, "append", rc);
+		m.size = nm->len;
+		m.internaldate = nm->internaldate ? nm->internaldate : now;
+		m.savedate = now;
+		m.modseq = modseq;
+		m.flags = nm->flags & (STORE_F_SEEN | STORE_F_ANSWERED |
+				       STORE_F_FLAGGED | STORE_F_DELETED |
+				       STORE_F_DRAFT);
+		uint32_t uid = mb.rec.uidnext++;
+		if ((rc = msg_put(st, txn, mb.rec.mbox_id, uid, NULL, &m)) != 0)
+			return op_mdb(err, "append", rc);
+		mb.rec.messages++;
+		if (!(m.flags & STORE_F_SEEN))
+			mb.rec.unseen++;
+		mb.rec.size += m.size;
+	}
+	if ((rc = mbox_save(st, txn, &mb)) != 0 ||
+	    (rc = usage_add(st, txn, mb.user_num, (int64_t)total,
+			    (int64_t)a->n)) != 0)
+		return op_mdb(err, "append", rc);
+	a->uidvalidity = mb.rec.uidvalidity;
+	a->mbox_id_out = mb.rec.mbox_id;
+	return 0;
+}
+
+int
+store_op_flags(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct store_flags_args *a = vargs;
+	struct mbox mb;
+	int rc = mbox_by_id(st, txn, a->mbox_id, &mb);
+	if (rc == MDB_NOTFOUND)
+		return op_fail(err, STORE_ERR_NONEXISTENT,
+			       "[NONEXISTENT] Mailbox was deleted");
+	if (rc != 0)
+		return op_mdb(err, "store", rc);
+	uint64_t kw = 0;
+	if ((rc = kw_resolve(st, txn, a->mbox_id, a->keywords, a->nkeywords,
+			     a->mode != STORE_FLAGS_REMOVE, &kw, err)) != 0)
+		return rc;
+	uint64_t modseq = mb.rec.highestmodseq + 1;
+	int changed = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		struct store_msg_rec m, old;
+		a->modseq[i] = 0;
+		a->failed[i] = 0;
+		rc = msg_get(st, txn, a->mbox_id, a->uids[i], &m);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != 0)
+			return op_mdb(err, "store", rc);
+		if (a->unchangedsince && m.modseq > a->unchangedsince) {
+			a->failed[i] = 1;
+			a->modseq[i] = m.modseq;
+			continue;
+		}
+		old = m;
+		switch (a->mode) {
+		case STORE_FLAGS_SET:
+			m.flags = a->flags;
+			m.keywords = kw;
+			break;
+		case STORE_FLAGS_ADD:
+			m.flags |= a->flags;
+			m.keywords |= kw;
+			break;
+		case STORE_FLAGS_REMOVE:
+			m.flags &= ~a->flags;
+			m.keywords &= ~kw;
+			break;
+		}
+		if (m.flags == old.flags && m.keywords == old.keywords) {
+			a->modseq[i] = m.modseq;
+			continue;
+		}
+		if ((old.flags & STORE_F_SEEN) && !(m.flags & STORE_F_SEEN))
+			mb.rec.unseen++;
+		else if (!(old.flags & STORE_F_SEEN) &&
+			 (m.flags & STORE_F_SEEN) && mb.rec.unseen > 0)
+			mb.rec.unseen--;
+		m.modseq = modseq;
+		if ((rc = msg_put(st, txn, a->mbox_id, a->uids[i], &old, &m)) !=
+		    0)
+			return op_mdb(err, "store", rc);
+		a->modseq[i] = modseq;
+		changed = 1;
+	}
+	if (changed) {
+		mb.rec.highestmodseq = modseq;
+		if ((rc = mbox_save(st, txn, &mb)) != 0)
+			return op_mdb(err, "store", rc);
+	}
+	return 0;
+}
+
+int
+store_op_expunge(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct store_expunge_args *a = vargs;
+	struct mbox mb;
+	int rc = mbox_by_id(st, txn, a->mbox_id, &mb);
+	if (rc == MDB_NOTFOUND)
+		return op_fail(err, STORE_ERR_NONEXISTENT,
+			       "[NONEXISTENT] Mailbox was deleted");
+	if (rc != 0)
+		return op_mdb(err, "expunge", rc);
+	uint64_t modseq = mb.rec.highestmodseq + 1;
+	int changed = 0;
+	for (size_t i = 0; i < a->nretrieved; i++) {
+		struct store_msg_rec m;
+		rc = msg_get(st, txn, a->mbox_id, a->retrieved[i], &m);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != 0)
+			return op_mdb(err, "expunge", rc);
+		if (m.pop3_retrieved != 0)
+			continue;
+		/* A download is not a change a client sees: modseq kept. */
+		m.pop3_retrieved = (uint32_t)a->now;
+		uint8_t key[12];
+		msg_key(key, a->mbox_id, a->retrieved[i]);
+		MDB_val k = {12, key}, v = {sizeof(m), &m};
+		if ((rc = mdb_put(txn, st->messages, &k, &v, 0)) != 0)
+			return op_mdb(err, "expunge", rc);
+	}
+	a->removed = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		struct store_msg_rec m;
+		rc = msg_get(st, txn, a->mbox_id, a->uids[i], &m);
+		if (rc == MDB_NOTFOUND)
+			continue; /* someone else was first */
+		if (rc != 0)
+			return op_mdb(err, "expunge", rc);
+		if ((rc = msg_remove(st, txn, &mb, a->uids[i], &m, modseq)) != 0)
+			return op_mdb(err, "expunge", rc);
+		a->removed++;
+		changed = 1;
+	}
+	if (changed) {
+		mb.rec.highestmodseq = modseq;
+		if ((rc = mbox_save(st, txn, &mb)) != 0)
+			return op_mdb(err, "expunge", rc);
+	}
+	return 0;
+}
+
+int
+store_op_copy(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct store_copy_args *a = vargs;
+	struct mbox src, dst;
+	int rc = mbox_by_id(st, txn, a->src_mbox, &src);
+	if (rc == MDB_NOTFOUND)
+		return op_fail(err, STORE_ERR_NONEXISTENT,
+			       "[NONEXISTENT] Mailbox was deleted");
+	if (rc != 0)
+		return op_mdb(err, "copy", rc);
+	rc = mbox_by_id(st, txn, a->dst_mbox, &dst);
+	if (rc == MDB_NOTFOUND || (rc == 0 && dst.rec.noselect))
+		return op_fail(err, STORE_ERR_NONEXISTENT,
+			       "[TRYCREATE] No such mailbox");
+	if (rc != 0)
+		return op_mdb(err, "copy", rc);
+	if (dst.user_num != src.user_num)
+		return op_fail(err, STORE_ERR_CANNOT, "[CANNOT] Not your mailbox");
+	if (a->src_mbox == a->dst_mbox && a->move)
+		return op_fail(err, STORE_ERR_CANNOT,
+			       "[CANNOT] Cannot move into the same mailbox");
+	/* Quota counts copies: a move frees what it adds. */
+	uint64_t add = 0, addn = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		struct store_msg_rec m;
+		if (msg_get(st, txn, a->src_mbox, a->uids[i], &m) == 0) {
+			add += m.size;
+			addn++;
+		}
+	}
+	if (!a->move &&
+	    (rc = quota_check(st, txn, src.user_num, add, addn,
+			      a->quota_storage, a->quota_messages, err)) != 0)
+		return rc;
+	if ((uint64_t)dst.rec.uidnext + a->n > 0xffffffffULL)
+		return op_fail(err, STORE_ERR_LIMIT,
+			       "[LIMIT] Mailbox has run out of UIDs");
+	/* Keyword bits are per mailbox: translate names. */
+	const char *snames = "";
+	size_t slen = 0;
+	{
+		uint8_t key[8];
+		be64(key, a->src_mbox);
+		MDB_val k = {8, key}, v;
+		rc = mdb_get(txn, st->keywords, &k, &v);
+		if (rc == 0) {
+			snames = v.mv_data;
+			slen = v.mv_size;
+		} else if (rc != MDB_NOTFOUND) {
+			return op_mdb(err, "copy", rc);
+		}
+	}
+	const char *names[STORE_MAX_KEYWORDS];
+	char namebuf[STORE_MAX_KEYWORDS * 256];
+	unsigned nnames = 0;
+	if (slen > sizeof(namebuf))
+		return op_mdb(err, "copy", MDB_CORRUPTED);
+	memcpy(namebuf, snames, slen);
+	for (size_t off = 0; off < slen && nnames < STORE_MAX_KEYWORDS;) {
+		names[nnames++] = namebuf + off;
+		off += strlen(namebuf + off) + 1;
+	}
+	int64_t now = (int64_t)time(NULL);
+	uint64_t dmodseq = ++dst.rec.highestmodseq;
+	uint64_t smodseq = src.rec.highestmodseq + 1;
+	int src_changed = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		struct store_msg_rec m;
+		a->dst_uids[i] = 0;
+		rc = msg_get(st, txn, a->src_mbox, a->uids[i], &m);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != 0)
+			return op_mdb(err, "copy", rc);
+		struct store_msg_rec c = m;
+		const char *kwn[STORE_MAX_KEYWORDS];
+		unsigned nk = 0;
+		for (unsigned b = 0; b < nnames; b++)
+			if (m.keywords & (1ULL << b))
+				kwn[nk++] = names[b];
+		if ((rc = kw_resolve(st, txn, a->dst_mbox, kwn, nk, 1,
+				     &c.keywords, err)) != 0)
+			return rc;
+		c.modseq = dmodseq;
+		c.savedate = now;
+		c.pop3_retrieved = 0;
+		uint32_t uid = dst.rec.uidnext++;
+		if ((rc = body_ref(st, txn, m.body_id, 1)) != 0 ||
+		    (rc = msg_put(st, txn, a->dst_mbox, uid, NULL, &c)) != 0)
+			return op_mdb(err, "copy", rc);
+		dst.rec.messages++;
+		if (!(c.flags & STORE_F_SEEN))
+			dst.rec.unseen++;
+		dst.rec.size += c.size;
+		if ((rc = usage_add(st, txn, dst.user_num, (int64_t)c.size,
+				    1)) != 0)
+			return op_mdb(err, "copy", rc);
+		a->dst_uids[i] = uid;
+		if (a->move) {
+			if ((rc = msg_remove(st, txn, &src, a->uids[i], &m,
+					     smodseq)) != 0)
+				return op_mdb(err, "move", rc);
+			src_changed = 1;
+		}
+	}
+	if (src_changed) {
+		src.rec.highestmodseq = smodseq;
+		if ((rc = mbox_save(st, txn, &src)) != 0)
+			return op_mdb(err, "move", rc);
+	}
+	if ((rc = mbox_save(st, txn, &dst)) != 0)
+		return op_mdb(err, "copy", rc);
+	a->dst_uidvalidity = dst.rec.uidvalidity;
+	return 0;
+}
+
+/* Creates the missing superiors of name ("a/b/c": "a", "a/b"). */
+static int
+create_parents(struct store *st, MDB_txn *txn, uint64_t user_num,
+	       const char *name)
+{
+	char buf[STORE_MAX_KEY + 1];
+	snprintf(buf, sizeof(buf), "%s", name);
+	for (char *p = strchr(buf, '/'); p != NULL; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		struct mbox m;
+		int rc = mbox_by_name(st, txn, user_num, buf, &m);
+		if (rc == MDB_NOTFOUND)
+			rc = mbox_create(st, txn, user_num, buf, STORE_SU_NONE,
+					 &m);
+		if (rc != 0)
+			return rc;
+		*p = '/';
+	}
+	return 0;
+}
+
+int
+store_op_mailbox_create(struct store *st, MDB_txn *txn, void *vargs,
+			char *err)
+{
+	struct store_mailbox_args *a = vargs;
+	struct mbox m;
+	if (strlen(a->name) + 8 > STORE_MAX_KEY)
+		return op_fail(err, STORE_ERR_LIMIT, "[LIMIT] Name too long");
+	int rc = mbox_by_name(st, txn, a->user_num, a->name, &m);
+	if (rc == 0 && !m.rec.noselect)
+		return op_fail(err, STORE_ERR_EXISTS,
+			       "[ALREADYEXISTS] Mailbox already exists");
+	if (rc == 0) {
+		/* A deleted parent kept for its children comes back. */
+		m.rec.noselect = 0;
+		m.rec.special_use = a->special_use;
+		if ((rc = mbox_save(st, txn, &m)) != 0)
+			return op_mdb(err, "create", rc);
+		return 0;
+	}
+	if (rc != MDB_NOTFOUND)
+		return op_mdb(err, "create", rc);
+	if ((rc = create_parents(st, txn, a->user_num, a->name)) != 0 ||
+	    (rc = mbox_create(st, txn, a->user_num, a->name, a->special_use,
+			      &m)) != 0)
+		return op_mdb(err, "create", rc);
+	return 0;
+}
+
+/* Whether name has inferiors ("name/..."). */
+static int
+has_children(struct store *st, MDB_txn *txn, const struct mbox *m, int *r)
+{
+	MDB_cursor *cur;
+	uint8_t prefix[STORE_MAX_KEY + 2];
+	size_t plen = m->k.mv_size;
+	memcpy(prefix, m->key, plen);
+	prefix[plen++] = '/';
+	int rc = mdb_cursor_open(txn, st->mailboxes, &cur);
+	if (rc != 0)
+		return rc;
+	MDB_val k = {plen, prefix}, v;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	*r = rc == 0 && k.mv_size > plen && memcmp(k.mv_data, prefix, plen) == 0;
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Removes every message of a mailbox. */
+static int
+empty_mailbox(struct store *st, MDB_txn *txn, struct mbox *m)
+{
+	MDB_cursor *cur;
+	uint8_t prefix[8];
+	be64(prefix, m->rec.mbox_id);
+	uint64_t modseq = ++m->rec.highestmodseq;
+	for (;;) {
+		int rc = mdb_cursor_open(txn, st->messages, &cur);
+		if (rc != 0)
+			return rc;
+		MDB_val k = {8, prefix}, v;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND || k.mv_size != 12 ||
+		    memcmp(k.mv_data, prefix, 8) != 0) {
+			mdb_cursor_close(cur);
+			return 0;
+		}
+		if (rc != 0 || v.mv_size != sizeof(struct store_msg_rec)) {
+			mdb_cursor_close(cur);
+			return rc ? rc : MDB_CORRUPTED;
+		}
+		struct store_msg_rec msg;
+		memcpy(&msg, v.mv_data, sizeof(msg));
+		uint32_t uid = get_be32((const uint8_t *)k.mv_data + 8);
+		mdb_cursor_close(cur);
+		if ((rc = msg_remove(st, txn, m, uid, &msg, modseq)) != 0)
+			return rc;
+	}
+}
+
+/* Deletes every key of dbi that starts with the 8-byte id. */
+static int
+del_prefix(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint64_t id)
+{
+	(void)st;
+	MDB_cursor *cur;
+	uint8_t prefix[8];
+	be64(prefix, id);
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc != 0)
+		return rc;
+	MDB_val k = {8, prefix}, v;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size >= 8 && memcmp(k.mv_data, prefix, 8) == 0) {
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+		if (rc == MDB_NOTFOUND || rc == EINVAL)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int
+store_op_mailbox_delete(struct store *st, MDB_txn *txn, void *vargs,
+			char *err)
+{
+	struct store_mailbox_args *a = vargs;
+	struct mbox m;
+	if (strcmp(a->name, "INBOX") == 0)
+		return op_fail(err, STORE_ERR_CANNOT,
+			       "[CANNOT] INBOX cannot be deleted");
+	int rc = mbox_by_name(st, txn, a->user_num, a->name, &m);
+	if (rc == MDB_NOTFOUND)
+		return op_fail(err, STORE_ERR_NONEXISTENT,
+			       "[NONEXISTENT] No such mailbox");
+	if (rc != 0)
+		return op_mdb(err, "delete", rc);
+	int children = 0;
+	if ((rc = has_children(st, txn, &m, &children)) != 0)
+		return op_mdb(err, "delete", rc);
+	if (children && m.rec.noselect)
+		return op_fail(err, STORE_ERR_CANNOT,
+			       "[HASCHILDREN] Mailbox has inferior names");
+	if ((rc = empty_mailbox(st, txn, &m)) != 0)
+		return op_mdb(err, "delete", rc);
+	if (children) {
+		/* RFC 3501 6.3.4: the name stays, \Noselect, for its
+		   children. */
+		m.rec.noselect = 1;
+		m.rec.special_use = STORE_SU_NONE;
+		if ((rc = mbox_save(st, txn, &m)) != 0)
+			return op_mdb(err, "delete", rc);
+		return 0;
+	}
+	uint8_t idkey[8];
+	be64(idkey, m.rec.mbox_id);
+	MDB_val ik = {8, idkey};
+	if ((rc = mdb_del(txn, st->mailboxes, &m.k, NULL)) != 0 ||
+	    (rc = mdb_del(txn, st->mboxids, &ik, NULL)) != 0)
+		return op_mdb(err, "delete", rc);
+	rc = mdb_del(txn, st->keywords, &ik, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return op_mdb(err, "delete", rc);
+	if ((rc = del_prefix(st, txn, st->expunged, m.rec.mbox_id)) != 0 ||
+	    (rc = del_prefix(st, txn, st->modseqs, m.rec.mbox_id)) != 0)
+		return op_mdb(err, "delete", rc);
+	return 0;
+}
+
+/* Moves one mailbox record to a new name, keeping its id and UIDVALIDITY
+ * (RFC 3501 6.3.5). */
+static int
+rekey(struct store *st, MDB_txn *txn, struct mbox *m, uint64_t user_num,
+      const char *new_name)
+{
+	uint8_t nk[STORE_MAX_KEY + 1];
+	size_t nl = store_mailbox_key(nk, sizeof(nk), user_num, new_name);
+	if (nl == 0)
+		return EINVAL;
+	MDB_val k = {nl, nk}, v = {sizeof(m->rec), &m->rec};
+	int rc = mdb_put(txn, st->mailboxes, &k, &v, MDB_NOOVERWRITE);
+	if (rc != 0)
+		return rc;
+	if ((rc = mdb_del(txn, st->mailboxes, &m->k, NULL)) != 0)
+		return rc;
+	uint8_t idkey[8];
+	be64(idkey, m->rec.mbox_id);
+	MDB_val ik = {8, idkey};
+	return mdb_put(txn, st->mboxids, &ik, &k, 0);
+}
+
+int
+store_op_mailbox_rename(struct store *st, MDB_txn *txn, void *vargs,
+			char *err)
+{
+	struct store_mailbox_args *a = vargs;
+	struct mbox from, to;
+	if (strlen(a->new_name) + 8 > STORE_MAX_KEY)
+		return op_fail(err, STORE_ERR_LIMIT, "[LIMIT] Name too long");
+	int rc = mbox_by_name(st, txn, a->user_num, a->name, &from);
+	if (rc == MDB_NOTFOUND || (rc == 0 && from.rec.noselect &&
+				   strcmp(a->name, "INBOX") == 0))
+		return op_fail(err, STORE_ERR_NONEXISTENT,
+			       "[NONEXISTENT] No such mailbox");
+	if (rc != 0)
+		return op_mdb(err, "rename", rc);
+	rc = mbox_by_name(st, txn, a->user_num, a->new_name, &to);
+	if (rc == 0)
+		return op_fail(err, STORE_ERR_EXISTS,
+			       "[ALREADYEXISTS] Target mailbox exists");
+	if (rc != MDB_NOTFOUND)
+		return op_mdb(err, "rename", rc);
+	size_t oldlen = strlen(a->name);
+	if (strncmp(a->new_name, a->name, oldlen) == 0 &&
+	    a->new_name[oldlen] == '/')
+		return op_fail(err, STORE_ERR_CANNOT,
+			       "[CANNOT] Cannot move a mailbox into itself");
+	if ((rc = create_parents(st, txn, a->user_num, a->new_name)) != 0)
+		return op_mdb(err, "rename", rc);
+	if (strcmp(a->name, "INBOX") == 0) {
+		/* RFC 3501: INBOX's messages move to the new name and INBOX
+		   stays, empty. */
+		if ((rc = mbox_create(st, txn, a->user_num, a->new_name,
+				      STORE_SU_NONE, &to)) != 0)
+			return op_mdb(err, "rename", rc);
+		struct store_msg *msgs;
+		size_t n;
+		const char *e;
+		if (store_messages_list(st, txn, from.rec.mbox_id, &msgs, &n,
+					&e) < 0)
+			return op_fail(err, STORE_ERR_INTERNAL, "%s", e);
+		uint32_t *uids = malloc((n ? n : 1) * sizeof(*uids));
+		uint32_t *dst = malloc((n ? n : 1) * sizeof(*dst));
+		if (uids == NULL || dst == NULL)
+			abort();
+		for (size_t i = 0; i < n; i++)
+			uids[i] = msgs[i].uid;
+		free(msgs);
+		struct store_copy_args c = {
+			.src_mbox = from.rec.mbox_id,
+			.dst_mbox = to.rec.mbox_id,
+			.uids = uids,
+			.n = n,
+			.move = 1,
+			.dst_uids = dst,
+		};
+		rc = store_op_copy(st, txn, &c, err);
+		free(uids);
+		free(dst);
+		return rc;
+	}
+	/* The mailbox and its inferiors, collected first: re-keying while a
+	   cursor walks the same range would be unsafe. */
+	struct store_mailbox_info *list;
+	size_t n;
+	const char *e;
+	if (store_mailboxes_list(st, txn, a->user_num, &list, &n, &e) < 0)
+		return op_fail(err, STORE_ERR_INTERNAL, "%s", e);
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *nm = list[i].name;
+		if (strcmp(nm, a->name) != 0 &&
+		    !(strncmp(nm, a->name, oldlen) == 0 && nm[oldlen] == '/'))
+			continue;
+		char target[STORE_MAX_KEY + 1];
+		int tl = snprintf(target, sizeof(target), "%s%s", a->new_name,
+				  nm + oldlen);
+		if (tl < 0 || (size_t)tl + 8 > STORE_MAX_KEY) {
+			store_mailboxes_free(list, n);
+			return op_fail(err, STORE_ERR_LIMIT,
+				       "[LIMIT] Name too long");
+		}
+		struct mbox m;
+		if ((rc = mbox_by_name(st, txn, a->user_num, nm, &m)) == 0)
+			rc = rekey(st, txn, &m, a->user_num, target);
+	}
+	store_mailboxes_free(list, n);
+	if (rc != 0)
+		return op_mdb(err, "rename", rc);
+	return 0;
+}
+
+int
+store_op_subscribe(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct store_mailbox_args *a = vargs;
+	uint8_t key[STORE_MAX_KEY + 1];
+	size_t kl = store_mailbox_key(key, sizeof(key), a->user_num, a->name);
+	if (kl == 0)
+		return op_fail(err, STORE_ERR_LIMIT, "[LIMIT] Name too long");
+	MDB_val k = {kl, key}, v = {0, ""};
+	int rc = a->subscribe ? mdb_put(txn, st->subs, &k, &v, 0)
+			      : mdb_del(txn, st->subs, &k, NULL);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return op_mdb(err, "subscribe", rc);
+	return 0;
+}
