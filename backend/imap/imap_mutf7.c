@@ -72,6 +72,7 @@ imap_mutf7_to_utf8(const char *in, size_t len, struct buf *out)
 			int v = mb64_val((unsigned char)in[i]);
 			if (v < 0)
 				return -1;
+			i++;
 			bits = (bits << 6) | (uint32_t)v;
 			nbits += 6;
 			if (nbits >= 16) {

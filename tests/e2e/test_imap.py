@@ -1,0 +1,293 @@
+"""The backend's IMAP engine through the frontend, with imaplib: mailbox
+management, APPEND, STORE, COPY/MOVE, EXPUNGE, SEARCH, IDLE and several
+sessions on one mailbox."""
+
+import imaplib
+import re
+import select
+import socket
+import time
+
+import pytest
+
+from conftest import DATA
+
+pytestmark = pytest.mark.daemons
+
+
+def msg(i, extra=b""):
+    return (b"From: Sender %d <s%d@example.org>\r\nTo: rcpt@example.test\r\n"
+            b"Subject: note %d\r\nDate: Mon, 0%d Jan 2024 10:00:00 +0000\r\n"
+            b"\r\nline one of %d\r\n" % (i, i, i, i % 9 + 1, i)) + extra
+
+
+@pytest.fixture
+def user(stack):
+    return stack.new_user("imap")
+
+
+@pytest.fixture
+def c(stack, user):
+    conn = stack.imap(*user)
+    yield conn
+    try:
+        conn.logout()
+    except Exception:
+        pass
+
+
+def names(conn, pattern="*"):
+    typ, data = conn.list('""', pattern)
+    assert typ == "OK"
+    out = {}
+    for line in data:
+        if line is None:
+            continue
+        m = re.match(rb'\(([^)]*)\) "/" (.*)$', line)
+        attrs, name = m.group(1).decode(), m.group(2).decode().strip('"')
+        out[name] = set(attrs.split())
+    return out
+
+
+def test_capabilities_after_login(stack, user):
+    conn = stack.imap()
+    typ, data = conn.login(*user)
+    caps = data[0].decode()
+    for cap in ("IMAP4rev1", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
+                "SPECIAL-USE", "CHILDREN", "UNSELECT", "ENABLE",
+                "MULTIAPPEND", "LITERAL+"):
+        assert cap in caps.split(), cap
+    conn.logout()
+
+
+def test_provisioned_folders_and_special_use(c):
+    got = names(c)
+    assert set(got) == {"INBOX", "Sent", "Drafts", "Trash", "Junk",
+                        "Archive"}
+    assert "\\Sent" in got["Sent"] and "\\Trash" in got["Trash"]
+    assert "\\Junk" in got["Junk"] and "\\Archive" in got["Archive"]
+    assert "\\Drafts" in got["Drafts"]
+    typ, data = c.lsub('""', "*")
+    assert len(data) == 6
+    typ, data = c.namespace()
+    assert data == [b'(("" "/")) NIL NIL']
+
+
+def test_create_rename_delete_hierarchy(c):
+    assert c.create("Projects/2024/Q1")[0] == "OK"
+    got = names(c, "Projects*")
+    assert set(got) == {"Projects", "Projects/2024", "Projects/2024/Q1"}
+    assert "\\HasChildren" in got["Projects"]
+    assert "\\HasNoChildren" in got["Projects/2024/Q1"]
+    assert names(c, "Projects/%").keys() == {"Projects/2024"}
+    typ, data = c.create("Projects")
+    assert typ == "NO" and b"ALREADYEXISTS" in data[0]
+    c.append("Projects/2024/Q1", None, None, msg(1))
+    assert c.rename("Projects", "Work")[0] == "OK"
+    got = names(c, "Work*")
+    assert set(got) == {"Work", "Work/2024", "Work/2024/Q1"}
+    assert c.select("Work/2024/Q1")[1] == [b"1"]
+    c.close()
+    # Deleting a parent keeps it as \Noselect for its children.
+    assert c.delete("Work")[0] == "OK"
+    assert "\\Noselect" in names(c, "Work")["Work"]
+    assert c.delete("Work/2024/Q1")[0] == "OK"
+    assert c.delete("Work/2024")[0] == "OK"
+    typ, data = c.delete("Work")
+    assert typ == "OK"
+    assert names(c, "Work*") == {}
+    typ, data = c.delete("INBOX")
+    assert typ == "NO"
+    typ, data = c.delete("Nope")
+    assert typ == "NO" and b"NONEXISTENT" in data[0]
+
+
+def test_utf7_names(c):
+    name = "Entw&APw-rfe"   # "Entwürfe" in modified UTF-7
+    assert c.create(name)[0] == "OK"
+    assert name in names(c)
+    assert c.select(name)[0] == "OK"
+    typ, data = c.create("Bad&Jjo")          # unterminated base64
+    assert typ == "NO"
+    typ, data = c.create("a//b")
+    assert typ == "NO"
+    typ, data = c.create("x/../y")
+    assert typ == "NO"
+    typ, data = c.create("star*")
+    assert typ == "NO"
+
+
+def test_rename_inbox_moves_messages(stack, user, c):
+    stack.import_message(user[0], msg(1))
+    stack.import_message(user[0], msg(2))
+    assert c.rename("INBOX", "Old-Inbox")[0] == "OK"
+    assert c.select("INBOX")[1] == [b"0"]
+    assert c.select("Old-Inbox")[1] == [b"2"]
+
+
+def test_append_uidplus_and_status(c):
+    typ, data = c.append("INBOX", r"(\Flagged $Important)",
+                         '"05-Feb-2024 12:30:00 +0100"', msg(1))
+    assert typ == "OK"
+    m = re.search(rb"APPENDUID (\d+) (\d+)", data[0])
+    uidvalidity, uid = int(m.group(1)), int(m.group(2))
+    typ, data = c.status("INBOX", "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN SIZE)")
+    assert data[0] == (b'"INBOX" (MESSAGES 1 UIDNEXT %d UIDVALIDITY %d '
+                       b'UNSEEN 1 SIZE %d)' % (uid + 1, uidvalidity,
+                                               len(msg(1))))
+    c.select("INBOX")
+    typ, data = c.uid("FETCH", str(uid), "(FLAGS INTERNALDATE RFC822.SIZE "
+                      "BODY.PEEK[])")
+    assert b"FLAGS (\\Flagged $Important)" in data[0][0]
+    assert b'INTERNALDATE "05-Feb-2024 11:30:00 +0000"' in data[0][0]
+    assert data[0][1] == msg(1)
+    typ, data = c.append("Nowhere", None, None, msg(2))
+    assert typ == "NO" and b"TRYCREATE" in data[0]
+
+
+def test_multiappend_is_all_or_nothing(stack, c):
+    s = stack.ssl_context().wrap_socket(
+        socket.create_connection((stack.host, stack.IMAPS_PORT)),
+        server_hostname=stack.host)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"a LOGIN %s %s\r\n" % tuple(x.encode() for x in c._creds)
+              ) if hasattr(c, "_creds") else None
+    s.close()
+    m1, m2 = msg(1), msg(2)
+    typ, data = c._simple_command(
+        "APPEND", "INBOX", "(\\Seen)", "{%d+}\r\n%s" % (len(m1), m1.decode())
+        + " {%d+}\r\n%s" % (len(m2), m2.decode()))
+    assert typ == "OK", data
+    assert re.search(rb"APPENDUID \d+ 1:2", c.untagged_responses.get(
+        "OK", [b""])[-1] + b" " + data[0]) or b"1:2" in data[0]
+    assert c.select("INBOX")[1] == [b"2"]
+
+
+def test_store_flags_and_keywords(c):
+    for i in range(1, 4):
+        c.append("INBOX", None, None, msg(i))
+    c.select("INBOX")
+    typ, data = c.store("1:2", "+FLAGS", r"(\Seen work)")
+    assert data == [b"1 (FLAGS (\\Seen work))", b"2 (FLAGS (\\Seen work))"]
+    typ, data = c.store("2", "-FLAGS", "(work)")
+    assert data == [b"2 (FLAGS (\\Seen))"]
+    typ, data = c.store("3", "FLAGS.SILENT", r"(\Answered)")
+    assert typ == "OK" and data == [None]
+    typ, data = c.uid("STORE", "3", "+FLAGS", r"(\Draft)")
+    assert data == [b"3 (UID 3 FLAGS (\\Answered \\Draft))"]
+    typ, data = c.fetch("1:3", "(FLAGS)")
+    assert data == [b"1 (FLAGS (\\Seen work))", b"2 (FLAGS (\\Seen))",
+                    b"3 (FLAGS (\\Answered \\Draft))"]
+    typ, data = c.status("INBOX", "(UNSEEN)")
+    assert data == [b'"INBOX" (UNSEEN 1)']
+    with pytest.raises(imaplib.IMAP4.error):
+        c.store("1", "+FLAGS", r"(\Recent)")
+    with pytest.raises(imaplib.IMAP4.error):
+        c.store("9", "+FLAGS", r"(\Seen)")
+    c.select("INBOX", readonly=True)
+    typ, data = c.store("1", "+FLAGS", r"(\Flagged)")
+    assert typ == "NO"
+
+
+def test_copy_move_expunge(c):
+    for i in range(1, 5):
+        c.append("INBOX", None, None, msg(i))
+    c.select("INBOX")
+    typ, data = c.copy("1:2", "Archive")
+    assert typ == "OK" and re.search(rb"COPYUID \d+ 1,2 1,2", data[0])
+    typ, data = c._simple_command("MOVE", "3", "Trash")
+    assert typ == "OK"
+    assert c.untagged_responses.pop("EXPUNGE") == [b"3"]
+    c.store("1", "+FLAGS", r"(\Deleted)")
+    typ, data = c.expunge()
+    assert data == [b"1"]
+    typ, data = c.fetch("1:*", "(UID)")
+    assert data == [b"1 (UID 2)", b"2 (UID 4)"]
+    c.store("1:2", "+FLAGS", r"(\Deleted)")
+    typ, data = c.uid("EXPUNGE", "4")
+    assert typ == "OK"
+    typ, data = c.fetch("1:*", "(UID)")
+    assert data == [b"1 (UID 2)"]
+    assert c.status("Archive", "(MESSAGES)")[1] == [b'"Archive" (MESSAGES 2)']
+    assert c.status("Trash", "(MESSAGES)")[1] == [b'"Trash" (MESSAGES 1)']
+    typ, data = c.copy("1", "Missing")
+    assert typ == "NO" and b"TRYCREATE" in data[0]
+    # CLOSE expunges \Deleted silently.
+    c.close()
+    assert c.status("INBOX", "(MESSAGES)")[1] == [b'"INBOX" (MESSAGES 0)']
+
+
+def test_search(c):
+    for i in range(1, 6):
+        c.append("INBOX", r"(\Seen)" if i % 2 else None, None,
+                 msg(i, b"x" * (i * 100)))
+    c.select("INBOX")
+    assert c.search(None, "ALL")[1] == [b"1 2 3 4 5"]
+    assert c.search(None, "SEEN")[1] == [b"1 3 5"]
+    assert c.search(None, "UNSEEN")[1] == [b"2 4"]
+    assert c.search(None, "SUBJECT", '"note 3"')[1] == [b"3"]
+    assert c.search(None, "FROM", "s4@example")[1] == [b"4"]
+    assert c.search(None, "OR", "SUBJECT", '"note 1"', "SUBJECT",
+                    '"note 2"')[1] == [b"1 2"]
+    assert c.search(None, "NOT", "SEEN", "LARGER", "400")[1] == [b"4"]
+    assert c.search(None, "BODY", '"LINE ONE OF 5"')[1] == [b"5"]
+    assert c.search(None, "2:3")[1] == [b"2 3"]
+    assert c.uid("SEARCH", "UID", "4:*")[1] == [b"4 5"]
+    assert c.search(None, "SENTSINCE", "04-Jan-2024")[1] == [b"3 4 5"]
+    assert c.search(None, "HEADER", "To", "RCPT@")[1] == [b"1 2 3 4 5"]
+    assert c.search("UTF-8", "TEXT", "note")[1] == [b"1 2 3 4 5"]
+    typ, data = c.search("KOI8-R", "ALL")
+    assert typ == "NO" and b"BADCHARSET" in data[0]
+    with pytest.raises(imaplib.IMAP4.error):
+        c.search(None, "FROBNICATE")
+    deep = "(" * 40 + "ALL" + ")" * 40
+    with pytest.raises(imaplib.IMAP4.error):
+        c.search(None, deep)
+
+
+def test_two_sessions_see_each_other(stack, user):
+    a = stack.imap(*user)
+    b = stack.imap(*user)
+    a.select("INBOX")
+    b.select("INBOX")
+    a.append("INBOX", None, None, msg(1))
+    a.append("INBOX", None, None, msg(2))
+    b.noop()
+    assert b.untagged_responses.pop("EXISTS")[-1] == b"2"
+    a.store("1", "+FLAGS", r"(\Deleted)")
+    a.expunge()
+    b.noop()
+    assert b.untagged_responses.pop("EXPUNGE") == [b"1"]
+    typ, data = b.fetch("1:*", "(UID)")
+    assert data == [b"1 (UID 2)"]
+    a.logout()
+    b.logout()
+
+
+def test_idle_sees_append_from_other_session(stack, user):
+    watcher = stack.imap(*user)
+    watcher.select("INBOX")
+    tag = watcher._new_tag()
+    watcher.send(tag + b" IDLE\r\n")
+    assert watcher.readline().startswith(b"+ ")
+    writer = stack.imap(*user)
+    writer.append("INBOX", None, None, msg(1))
+    watcher.sock.settimeout(10)
+    line = watcher.readline()
+    assert line == b"* 1 EXISTS\r\n"
+    watcher.send(b"DONE\r\n")
+    assert watcher.readline().startswith(tag + b" OK")
+    writer.logout()
+    watcher.logout()
+
+
+def test_idle_requires_done(stack, user):
+    c = stack.imap(*user)
+    tag = c._new_tag()
+    c.send(tag + b" IDLE\r\n")
+    assert c.readline().startswith(b"+ ")
+    c.send(b"NOPE\r\n")
+    assert c.readline().startswith(tag + b" BAD")
+    assert c.noop()[0] == "OK"
+    c.logout()
