@@ -54,6 +54,13 @@ struct imap_session {
 	int readonly;
 	uint32_t *uids; /* uids[seq - 1] */
 	size_t count;
+	/* Flag changes this session made and already reported: not echoed
+	   by imap_sync(). */
+	struct imap_own {
+		uint32_t uid;
+		uint64_t modseq;
+	} *own;
+	size_t nown, capown;
 };
 
 struct imap_cmd_ctx {
@@ -81,6 +88,10 @@ void imap_untagged(struct imap_session *is, const char *fmt, ...)
 /* Writes an IMAP string: quoted when safe, literal otherwise. */
 void imap_write_string(struct imap_session *is, const char *s, size_t len);
 void imap_set_state(struct imap_session *is, enum imap_state state);
+/* Remembers a flag change of this session (not to be echoed). */
+void imap_own_change(struct imap_session *is, uint32_t uid, uint64_t modseq);
+/* "1:3,7" for sorted uids. */
+void imap_uid_set_format(const uint32_t *uids, size_t n, struct buf *out);
 /* Reports other sessions' changes to the selected mailbox. */
 void imap_sync(struct imap_session *is, int allow_expunge);
 

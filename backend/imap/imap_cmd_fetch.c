@@ -432,12 +432,17 @@ static void
 fetch_seen_done(void *ctx, int rc, const char *err)
 {
 	struct fetch_ctx *fc = ctx;
-	if (rc != 0)
+	if (rc != 0) {
 		log_warn("session=%s setting \\Seen failed: %s",
 			 fc->cmd->is->s->id, err);
-	else
+	} else {
+		for (size_t i = 0; i < fc->seen.n; i++)
+			if (fc->seen.modseq[i] != 0)
+				imap_own_change(fc->cmd->is, fc->seen.uids[i],
+						fc->seen.modseq[i]);
 		backend_mailbox_changed(fc->cmd->is->s->be,
 					fc->cmd->is->mbox.mbox_id);
+	}
 	fetch_respond(fc);
 }
 

@@ -13,6 +13,7 @@ imap_mailbox_close(struct imap_session *is)
 {
 	free(is->mbox_name);
 	free(is->uids);
+	is->nown = 0;
 	is->mbox_name = NULL;
 	is->uids = NULL;
 	is->count = 0;

@@ -40,8 +40,9 @@ store_done(void *ctx, int rc, const char *err)
 	for (size_t i = 0; i < sc->a.n; i++) {
 		long idx = imap_uid_index(is, sc->a.uids[i]);
 		struct store_msg_rec m;
-		if (idx < 0 || sc->a.modseq[i] == 0)
+		if (idx < 0 || sc->a.modseq[i] == 0 || sc->a.failed[i])
 			continue;
+		imap_own_change(is, sc->a.uids[i], sc->a.modseq[i]);
 		if (store_message_get(st, txn, is->mbox.mbox_id, sc->a.uids[i],
 				      &m, &e) != 0)
 			continue;

@@ -150,19 +150,71 @@ imap_bad(struct imap_session *is, const char *tag, const char *msg)
 	}
 }
 
-/* Brings the selected mailbox view up to date with the store: messages
- * expunged by other sessions (IMAP or POP3) are reported with EXPUNGE when
- * allowed (RFC 3501 7.4.1: not during FETCH, STORE or SEARCH), new ones
- * with EXISTS.  Skipped when the mailbox's modseq has not moved. */
+void
+imap_own_change(struct imap_session *is, uint32_t uid, uint64_t modseq)
+{
+	if (is->nown == is->capown) {
+		size_t cap = is->capown ? is->capown * 2 : 64;
+		struct imap_own *v = realloc(is->own, cap * sizeof(*v));
+		if (v == NULL)
+			abort();
+		is->own = v;
+		is->capown = cap;
+	}
+	is->own[is->nown].uid = uid;
+	is->own[is->nown].modseq = modseq;
+	is->nown++;
+}
+
+static int
+imap_is_own(const struct imap_session *is, uint32_t uid, uint64_t modseq)
+{
+	for (size_t i = 0; i < is->nown; i++)
+		if (is->own[i].uid == uid && is->own[i].modseq == modseq)
+			return 1;
+	return 0;
+}
+
+static int
+uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Appends "1:3,7" for sorted uids to out. */
+void
+imap_uid_set_format(const uint32_t *uids, size_t n, struct buf *out)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if (i > 0)
+			buf_append(out, ",", 1);
+		if (j > i)
+			buf_printf(out, "%u:%u", uids[i], uids[j]);
+		else
+			buf_printf(out, "%u", uids[i]);
+		i = j + 1;
+	}
+}
+
+/* Brings the selected mailbox view up to date with the store, from the
+ * modseq index (never a scan of the mailbox): messages expunged by other
+ * sessions (IMAP or POP3) are reported with EXPUNGE (VANISHED once QRESYNC
+ * is enabled) when allowed (RFC 3501 7.4.1: not during FETCH, STORE or
+ * SEARCH), new ones with EXISTS, flag changes with FETCH. */
 void
 imap_sync(struct imap_session *is, int allow_expunge)
 {
 	struct store *st = is->s->be->store;
 	struct store_mailbox_rec mb;
-	struct store_msg *msgs;
-	size_t n;
+	uint32_t *changed = NULL, *vanished = NULL;
+	size_t nchanged = 0, nvanished = 0;
 	MDB_txn *txn = NULL;
-	const char *err;
+	const char *err, *kwnames;
+	size_t kwlen;
 	if (is->state != IMAP_STATE_SELECTED)
 		return;
 	if (store_read_begin(st, &txn, &err) < 0)
@@ -172,7 +224,8 @@ imap_sync(struct imap_session *is, int allow_expunge)
 		store_read_end(&txn);
 		if (rc < 0)
 			goto fail;
-		imap_untagged(is, "BYE [NONEXISTENT] Mailbox deleted");
+		imap_untagged(is, "BYE [NONEXISTENT] Selected mailbox was "
+				  "deleted");
 		imap_set_state(is, IMAP_STATE_LOGOUT);
 		session_end(is->s, "mailbox deleted");
 		return;
@@ -181,47 +234,90 @@ imap_sync(struct imap_session *is, int allow_expunge)
 		store_read_end(&txn);
 		return;
 	}
-	rc = store_messages_list(st, txn, mb.mbox_id, &msgs, &n, &err);
-	store_read_end(&txn);
-	if (rc < 0)
+	uint64_t since = is->mbox.highestmodseq;
+	if (store_changed_since(st, txn, mb.mbox_id, since, &changed,
+				&nchanged, &err) < 0 ||
+	    store_vanished_since(st, txn, mb.mbox_id, since, &vanished,
+				 &nvanished, &err) < 0 ||
+	    store_keywords_get(st, txn, mb.mbox_id, &kwnames, &kwlen, &err) <
+		    0) {
+		store_read_end(&txn);
+		free(changed);
+		free(vanished);
 		goto fail;
-	/* Both lists are in UID order: walk them together. */
-	size_t keep = 0, j = 0;
-	uint32_t *uids = is->uids;
-	int expunged_left = 0;
-	for (size_t i = 0; i < is->count; i++) {
-		while (j < n && msgs[j].uid < uids[i])
-			j++;
-		int present = j < n && msgs[j].uid == uids[i];
-		if (present || !allow_expunge) {
-			uids[keep++] = uids[i];
-			if (!present)
-				expunged_left = 1;
-		} else {
-			/* Sequence numbers shift as each EXPUNGE is sent:
-			   report the one this message has now. */
-			imap_untagged(is, "%zu EXPUNGE", keep + 1);
-		}
 	}
-	is->count = keep;
-	uint32_t last = keep ? uids[keep - 1] : 0;
+	int pending = 0;
+	/* Expunges. */
+	if (nvanished > 0) {
+		struct buf gone = BUF_INIT;
+		uint32_t *vlist = malloc(nvanished * sizeof(*vlist));
+		size_t nv = 0;
+		if (vlist == NULL)
+			abort();
+		size_t keep = 0;
+		for (size_t i = 0; i < is->count; i++) {
+			uint32_t uid = is->uids[i];
+			int gone_now = bsearch(&uid, vanished, nvanished,
+					       sizeof(uint32_t), uid_cmp) != NULL;
+			if (!gone_now || !allow_expunge) {
+				is->uids[keep++] = uid;
+				pending |= gone_now;
+				continue;
+			}
+			if (is->enabled & IMAP_ENABLE_QRESYNC)
+				vlist[nv++] = uid;
+			else
+				imap_untagged(is, "%zu EXPUNGE", keep + 1);
+		}
+		is->count = keep;
+		if (nv > 0) {
+			imap_uid_set_format(vlist, nv, &gone);
+			buf_append(&gone, "", 1);
+			imap_untagged(is, "VANISHED %s", buf_ptr(&gone));
+		}
+		free(vlist);
+		buf_free(&gone);
+	}
+	/* New messages, then flag changes of the ones shown. */
+	uint32_t last = is->count ? is->uids[is->count - 1] : 0;
+	qsort(changed, nchanged, sizeof(uint32_t), uid_cmp);
 	size_t added = 0;
-	for (size_t k = 0; k < n; k++)
-		if (msgs[k].uid > last)
+	for (size_t k = 0; k < nchanged; k++)
+		if (changed[k] > last)
 			added++;
+	for (size_t k = 0; k < nchanged && changed[k] <= last; k++) {
+		long idx = imap_uid_index(is, changed[k]);
+		struct store_msg_rec m;
+		if (idx < 0 || store_message_get(st, txn, mb.mbox_id,
+						 changed[k], &m, &err) != 0 ||
+		    imap_is_own(is, changed[k], m.modseq))
+			continue;
+		session_printf(is->s, "* %ld FETCH (UID %u FLAGS ", idx + 1,
+			       changed[k]);
+		imap_write_flags(is, m.flags, m.keywords, kwnames, kwlen);
+		if (is->enabled & IMAP_ENABLE_CONDSTORE)
+			session_printf(is->s, " MODSEQ (%llu)",
+				       (unsigned long long)m.modseq);
+		session_write(is->s, ")\r\n", 3);
+	}
+	store_read_end(&txn);
 	if (added > 0) {
-		uint32_t *nu = realloc(is->uids, (keep + added) * sizeof(*nu));
+		uint32_t *nu = realloc(is->uids,
+				       (is->count + added) * sizeof(*nu));
 		if (nu == NULL)
 			abort();
 		is->uids = nu;
-		for (size_t k = 0; k < n; k++)
-			if (msgs[k].uid > last)
-				is->uids[is->count++] = msgs[k].uid;
+		for (size_t k = 0; k < nchanged; k++)
+			if (changed[k] > last)
+				is->uids[is->count++] = changed[k];
 		imap_untagged(is, "%zu EXISTS", is->count);
 	}
-	free(msgs);
-	if (!expunged_left)
+	free(changed);
+	free(vanished);
+	if (!pending) {
 		is->mbox.highestmodseq = mb.highestmodseq;
+		is->nown = 0;
+	}
 	is->mbox.uidnext = mb.uidnext;
 	return;
 fail:
@@ -618,6 +714,7 @@ imap_free(struct bsession *s)
 	if (is == NULL)
 		return;
 	imap_mailbox_close(is);
+	free(is->own);
 	lp_free(&is->lp);
 	arena_free(&is->cmd_pool);
 	free(is);

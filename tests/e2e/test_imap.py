@@ -255,6 +255,12 @@ def test_two_sessions_see_each_other(stack, user):
     a.append("INBOX", None, None, msg(2))
     b.noop()
     assert b.untagged_responses.pop("EXISTS")[-1] == b"2"
+    a.store("2", "+FLAGS", r"(\Flagged)")
+    b.noop()
+    assert b.untagged_responses.pop("FETCH") == [b"2 (UID 2 FLAGS (\\Flagged))"]
+    # A session is not told again about its own change.
+    a.noop()
+    assert "FETCH" not in a.untagged_responses
     a.store("1", "+FLAGS", r"(\Deleted)")
     a.expunge()
     b.noop()
