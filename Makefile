@@ -84,6 +84,8 @@ $(BUILD)/unit/common/test_link: $(call obj,common/link.c common/buf.c) $(BUILD)/
 $(BUILD)/unit/common/test_config: $(call obj,common/config.c)
 $(BUILD)/unit/backend/test_mime: $(call obj,backend/mime/mime.c common/buf.c common/arena.c)
 $(BUILD)/unit/frontend/test_ldap_escape: $(call obj,frontend/ldap_escape.c)
+$(BUILD)/unit/frontend/test_proxy_proto: $(call obj,common/proxy_proto.c)
+$(BUILD)/unit/frontend/test_cidr: $(call obj,common/cidr.c)
 
 $(BUILD)/unit/%: tests/unit/%.c | $(PROTO_H)
 	@mkdir -p $(dir $@)

@@ -419,25 +419,52 @@ conn_fail(struct conn *c, const char *why)
 	c->ops->error(c, why);
 }
 
+int
+conn_peer_addr(struct conn *c, struct sockaddr_storage *ss)
+{
+	int len = sizeof(*ss);
+	memset(ss, 0, sizeof(*ss));
+	return uv_tcp_getpeername(&c->tcp, (struct sockaddr *)ss, &len) == 0
+		       ? 0
+		       : -1;
+}
+
+void
+conn_addr_name(const struct sockaddr *sa, char *out, size_t outsize)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+		uv_ip4_name(sin, host, sizeof(host));
+		port = ntohs(sin->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 =
+			(const struct sockaddr_in6 *)sa;
+		uv_ip6_name(sin6, host, sizeof(host));
+		port = ntohs(sin6->sin6_port);
+	}
+	snprintf(out, outsize, "%s:%d", host, port);
+}
+
 void
 conn_peer_name(struct conn *c, char *out, size_t outsize)
 {
 	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-	char host[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-			uv_ip4_name(sin, host, sizeof(host));
-			port = ntohs(sin->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-			uv_ip6_name(sin6, host, sizeof(host));
-			port = ntohs(sin6->sin6_port);
-		}
-	}
-	snprintf(out, outsize, "%s:%d", host, port);
+	if (conn_peer_addr(c, &ss) < 0)
+		ss.ss_family = AF_UNSPEC;
+	conn_addr_name((struct sockaddr *)&ss, out, outsize);
+}
+
+void
+conn_feed(struct conn *c, const char *data, size_t len)
+{
+	if (c->closing || len == 0)
+		return;
+	if (c->tls)
+		conn_tls_input(c, data, len);
+	else
+		c->ops->read(c, data, len);
 }
 
 void

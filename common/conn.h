@@ -80,6 +80,14 @@ void conn_close(struct conn *c);
 void conn_abort(struct conn *c);
 /* "ip:port" of the peer into out. */
 void conn_peer_name(struct conn *c, char *out, size_t outsize);
+/* The peer's address; -1 if unknown. */
+int conn_peer_addr(struct conn *c, struct sockaddr_storage *ss);
+/* "ip:port" of an AF_INET/AF_INET6 address into out. */
+void conn_addr_name(const struct sockaddr *sa, char *out, size_t outsize);
+/* Processes bytes as if they had just been read from the socket (through
+ * TLS when it is on): for bytes the owner read before starting TLS, e.g.
+ * after a PROXY protocol header.  Callbacks may run. */
+void conn_feed(struct conn *c, const char *data, size_t len);
 /* TLS facts for logs and the link ("TLSv1.3 TLS_AES_256_GCM_SHA384"). */
 void conn_tls_desc(struct conn *c, char *out, size_t outsize);
 /* Parses "host:port" into a sockaddr (numeric hosts and localhost). */

@@ -11,8 +11,12 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "common/proxy_proto.h"
 
 #define CLIENT_DATA_CHUNK 65536
+/* RFC 3501 5.4 / RFC 9051 5.4: an autologout timer of at least 30
+ * minutes, which also lets IDLE (RFC 2177) run its 29 minutes. */
+#define CLIENT_IMAP_MIN_SESSION_TIMEOUT (30 * 60)
 
 static const char *client_state_names[] = {"prelogin", "auth", "opening",
 					   "relay", "closing"};
@@ -23,6 +27,8 @@ _Static_assert(sizeof(client_state_names) / sizeof(client_state_names[0]) ==
 static void client_process(struct client *c);
 static void client_on_timeout(uv_timer_t *t);
 static void client_relay_flush(struct client *c);
+static void client_conn_read(struct conn *conn, const char *data,
+			     size_t len);
 
 void
 client_set_state(struct client *c, enum client_state state)
@@ -73,6 +79,12 @@ client_timer_reset(struct client *c)
 	const struct config *cfg = &c->fe->cfg;
 	int64_t secs = c->state == CLIENT_RELAY ? cfg->limits_session_timeout
 						: cfg->limits_prelogin_timeout;
+	/* After login IMAP never gets less than 30 minutes, whatever
+	   limits.session_timeout says: a client in IDLE is silent for up
+	   to 29 minutes. */
+	if (c->state == CLIENT_RELAY && c->protocol == CLIENT_IMAP &&
+	    secs < CLIENT_IMAP_MIN_SESSION_TIMEOUT)
+		secs = CLIENT_IMAP_MIN_SESSION_TIMEOUT;
 	uv_timer_start(&c->idle, client_on_timeout, (uint64_t)secs * 1000,
 		       (uint64_t)secs * 1000);
 }
@@ -88,10 +100,12 @@ client_on_timeout(uv_timer_t *t)
 }
 
 static void
-client_idle_closed(uv_handle_t *h)
+client_handle_closed(uv_handle_t *h)
 {
 	struct client *c = h->data;
 	struct frontend *fe = c->fe;
+	if (--c->handles > 0)
+		return;
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -109,7 +123,18 @@ static void
 client_conn_closed(struct conn *conn)
 {
 	struct client *c = conn->data;
-	uv_close((uv_handle_t *)&c->idle, client_idle_closed);
+	c->handles = 2;
+	uv_close((uv_handle_t *)&c->idle, client_handle_closed);
+	uv_close((uv_handle_t *)&c->delay, client_handle_closed);
+}
+
+static void
+client_release_user(struct client *c)
+{
+	if (c->counted_user) {
+		limits_user_release(c->fe->policy, c->duser.dn);
+		c->counted_user = 0;
+	}
 }
 
 static void
@@ -121,6 +146,18 @@ client_detach(struct client *c)
 	}
 	if (c->link != NULL)
 		link_pool_detach(c);
+	uv_timer_stop(&c->delay);
+	buf_wipe(&c->secret);
+	client_release_user(c);
+	if (c->counted_addr) {
+		limits_addr_release(c->fe->policy,
+				    (struct sockaddr *)&c->addr);
+		c->counted_addr = 0;
+	}
+	if (c->counted_conn) {
+		limits_conn_release(c->fe->policy);
+		c->counted_conn = 0;
+	}
 }
 
 void
@@ -149,12 +186,122 @@ client_conn_error(struct conn *conn, const char *why)
 	uv_timer_stop(&c->idle);
 }
 
+/* The connection may proceed now that the client's address is known:
+ * limits, then the greeting (implicit TLS: after the handshake, which
+ * starts with the client's first bytes). */
+static void
+client_admit(struct client *c)
+{
+	struct frontend *fe = c->fe;
+	const struct sockaddr *sa = (const struct sockaddr *)&c->addr;
+	c->trusted = policy_trusted(fe->policy, sa);
+	if (!c->counted_conn) {
+		c->refuse = "Too many connections to this server; try again "
+			    "later.";
+	} else if (!c->trusted) {
+		if (limits_addr_acquire(fe->policy, sa) == 0)
+			c->counted_addr = 1;
+		else
+			c->refuse = "Too many connections from your address.";
+	}
+	if (c->refuse != NULL)
+		log_warn("session=%s client=%s refused: %s", c->id, c->peer,
+			 c->refuse);
+	c->first_read = 1;
+	if (c->implicit_tls)
+		return;
+	if (c->refuse != NULL) {
+		c->proto->bye_unavailable(c, c->refuse);
+		client_close(c, "connection limit");
+		return;
+	}
+	c->proto->greet(c);
+}
+
+/* Input from a proxy_networks peer before its PROXY header is complete. */
+static void
+client_proxy_input(struct client *c, const char *data, size_t len)
+{
+	struct proxy_hdr h;
+	size_t used = 0;
+	const char *err = "";
+	buf_append(&c->in, data, len);
+	switch (proxy_parse(buf_ptr(&c->in), buf_used(&c->in), &h, &used,
+			    &err)) {
+	case PROXY_MORE:
+		return;
+	case PROXY_ERROR:
+		log_warn("session=%s proxy=%s invalid PROXY header: %s", c->id,
+			 c->peer, err);
+		client_close(c, "invalid PROXY header");
+		return;
+	case PROXY_DONE:
+		break;
+	case PROXY_STATUS_COUNT:
+		abort();
+	}
+	buf_consume(&c->in, used);
+	c->proxy_wait = 0;
+	char proxy[64];
+	snprintf(proxy, sizeof(proxy), "%s", c->peer);
+	if (!h.local) {
+		memcpy(&c->addr, &h.src, sizeof(c->addr));
+		conn_addr_name((struct sockaddr *)&c->addr, c->peer,
+			       sizeof(c->peer));
+	}
+	log_info("session=%s client=%s proxy=%s proxy_protocol=v%d%s "
+		 "protocol=%s%s connected",
+		 c->id, c->peer, proxy, h.version, h.local ? " local" : "",
+		 c->proto->name, c->implicit_tls ? "s" : "");
+	client_admit(c);
+	if (c->state == CLIENT_CLOSING || buf_used(&c->in) == 0)
+		return;
+	struct buf rest = c->in;
+	memset(&c->in, 0, sizeof(c->in));
+	client_conn_read(&c->conn, buf_ptr(&rest), buf_used(&rest));
+	buf_wipe(&rest);
+}
+
 static void
 client_conn_read(struct conn *conn, const char *data, size_t len)
 {
 	struct client *c = conn->data;
 	if (c->state == CLIENT_CLOSING)
 		return;
+	if (c->proxy_wait) {
+		client_proxy_input(c, data, len);
+		return;
+	}
+	if (c->first_read) {
+		c->first_read = 0;
+		/* A PROXY header from an address not in proxy_networks is
+		   refused, not taken for commands (or a TLS hello). */
+		if (len >= 5 && proxy_signature(data, len)) {
+			log_warn("session=%s client=%s PROXY protocol header "
+				 "from an untrusted address refused",
+				 c->id, c->peer);
+			if (!c->implicit_tls)
+				client_printf(c,
+					      c->protocol == CLIENT_IMAP
+						      ? "* BYE PROXY protocol "
+							"is not accepted from "
+							"your address.\r\n"
+						      : "-ERR PROXY protocol "
+							"is not accepted from "
+							"your address.\r\n");
+			client_close(c, "PROXY header refused");
+			return;
+		}
+		if (c->implicit_tls) {
+			if (conn_start_tls(&c->conn, c->fe->client_ctx, 1,
+					   NULL) < 0) {
+				client_close(c, "TLS setup failed");
+				return;
+			}
+			conn_feed(&c->conn, data, len);
+			return;
+		}
+	}
 	buf_append(&c->in, data, len);
 	client_timer_reset(c);
 	if (c->state == CLIENT_RELAY) {
@@ -191,8 +338,14 @@ client_tls_ready(struct conn *conn)
 	conn_tls_desc(conn, desc, sizeof(desc));
 	log_debug("session=%s client=%s tls=\"%s\"", c->id, c->peer, desc);
 	c->tls = 1;
-	if (c->implicit_tls)
-		c->proto->greet(c);
+	if (!c->implicit_tls)
+		return;
+	if (c->refuse != NULL) {
+		c->proto->bye_unavailable(c, c->refuse);
+		client_close(c, "connection limit");
+		return;
+	}
+	c->proto->greet(c);
 }
 
 static const struct conn_ops client_conn_ops = {
@@ -276,6 +429,8 @@ client_login_failed(struct client *c, enum login_failure why,
 		    const char *msg)
 {
 	client_set_state(c, CLIENT_PRELOGIN);
+	client_release_user(c);
+	buf_wipe(&c->secret);
 	c->proto->login_failed(c, why, msg);
 	if (c->input_paused) {
 		c->input_paused = 0;
@@ -289,13 +444,22 @@ client_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 		 const char *why)
 {
 	struct client *c = ctx;
+	struct policy *policy = c->fe->policy;
+	int cached = c->cached >= 0;
 	c->dreq = NULL;
+	c->cached = -1;
+	if (res != DIR_TEMPFAIL) {
+		if (!cached)
+			auth_cache_put(policy, &c->keys, res == DIR_OK, u);
+		if (!c->trusted)
+			penalty_record(policy, &c->keys, res == DIR_FAIL);
+	}
 	if (res != DIR_OK) {
 		log_info("session=%s client=%s user=%s login failed "
-			 "result=%s reason=\"%s\"",
+			 "result=%s cache=%s reason=\"%s\"",
 			 c->id, c->peer, c->user,
 			 res == DIR_FAIL ? "fail" : "tempfail",
-			 why ? why : "");
+			 cached ? "hit" : "miss", why ? why : "");
 		client_login_failed(c, res == DIR_FAIL ? LOGIN_FAIL_CREDENTIALS
 						       : LOGIN_FAIL_TEMPORARY,
 				    NULL);
@@ -322,6 +486,15 @@ client_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 					      "account");
 		return;
 	}
+	if (u->privileged) {
+		log_info("session=%s client=%s user=%s login refused: "
+			 "privileged account (directory)",
+			 c->id, c->peer, c->user);
+		client_login_failed(c, LOGIN_FAIL_PRIVILEGED,
+				    "Anonymous, guest and administrator "
+				    "accounts cannot use POP3/IMAP4");
+		return;
+	}
 	if (u->mailbox_server[0] == '\0' || u->mailbox_id[0] == '\0') {
 		log_warn("session=%s user=%s has no mailbox server", c->id,
 			 c->user);
@@ -329,10 +502,58 @@ client_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 				    "No mailbox server for this account");
 		return;
 	}
-	log_info("session=%s client=%s user=%s authenticated backend=%s",
-		 c->id, c->peer, c->user, u->mailbox_server);
+	if (limits_user_acquire(policy, u->dn) < 0) {
+		log_warn("session=%s client=%s user=%s login refused: more "
+			 "than %lld sessions",
+			 c->id, c->peer, c->user,
+			 (long long)c->fe->cfg.limits_max_connections_per_user);
+		client_login_failed(c, LOGIN_FAIL_LIMIT,
+				    "Too many connections for this account");
+		return;
+	}
+	c->counted_user = 1;
+	log_info("session=%s client=%s user=%s authenticated cache=%s "
+		 "backend=%s",
+		 c->id, c->peer, c->user, cached ? "hit" : "miss",
+		 u->mailbox_server);
 	client_set_state(c, CLIENT_OPENING);
 	link_pool_open(c->fe, c);
+}
+
+static void
+client_cached_cb(uv_timer_t *t)
+{
+	struct client *c = t->data;
+	client_auth_done(c, c->cached ? DIR_OK : DIR_FAIL,
+			 c->cached ? &c->duser : NULL,
+			 c->cached ? NULL : "invalid credentials (cached)");
+}
+
+/* The penalty (if any) is served: the cache, else the directory. */
+static void
+client_auth_start(struct client *c)
+{
+	struct dir_user u;
+	int hit = auth_cache_get(c->fe->policy, &c->keys, &u);
+	if (hit >= 0) {
+		buf_wipe(&c->secret);
+		c->cached = hit;
+		if (hit)
+			c->duser = u;
+		/* Answer from the loop, as the directory would. */
+		uv_timer_start(&c->delay, client_cached_cb, 0, 0);
+		return;
+	}
+	c->cached = -1;
+	c->dreq = dir_authenticate(c->fe->dir, c->user, buf_ptr(&c->secret),
+				   client_auth_done, c);
+	buf_wipe(&c->secret);
+}
+
+static void
+client_auth_start_cb(uv_timer_t *t)
+{
+	client_auth_start(t->data);
 }
 
 /* Login names are matched case-insensitively, with or without a domain. */
@@ -373,8 +594,23 @@ client_login(struct client *c, const char *user, const char *password)
 		return;
 	}
 	client_set_state(c, CLIENT_AUTH);
-	c->dreq = dir_authenticate(c->fe->dir, user, password,
-				   client_auth_done, c);
+	policy_login_keys(c->fe->policy, (struct sockaddr *)&c->addr, user,
+			  password, &c->keys);
+	buf_wipe(&c->secret);
+	buf_append(&c->secret, password, strlen(password) + 1);
+	unsigned failures = 0;
+	uint64_t delay = c->trusted ? 0
+				    : penalty_delay(c->fe->policy, &c->keys,
+						    &failures);
+	if (delay > 0) {
+		log_info("session=%s client=%s user=%s auth penalty "
+			 "delay_ms=%llu failures=%u",
+			 c->id, c->peer, c->user, (unsigned long long)delay,
+			 failures);
+		uv_timer_start(&c->delay, client_auth_start_cb, delay, 0);
+		return;
+	}
+	client_auth_start(c);
 }
 
 /* -- relay ----------------------------------------------------------------*/
@@ -487,7 +723,9 @@ client_accept(struct frontend *fe, uv_stream_t *server,
 		return;
 	}
 	uv_timer_init(fe->loop, &c->idle);
-	c->idle.data = c;
+	uv_timer_init(fe->loop, &c->delay);
+	c->idle.data = c->delay.data = c;
+	c->cached = -1;
 	c->next = fe->clients;
 	if (fe->clients != NULL)
 		fe->clients->prev = c;
@@ -510,20 +748,21 @@ client_accept(struct frontend *fe, uv_stream_t *server,
 		client_close(c, "accept failed");
 		return;
 	}
-	conn_peer_name(&c->conn, c->peer, sizeof(c->peer));
-	log_info("session=%s client=%s protocol=%s%s connected", c->id,
-		 c->peer, c->proto->name, implicit_tls ? "s" : "");
+	conn_peer_addr(&c->conn, &c->addr);
+	conn_addr_name((struct sockaddr *)&c->addr, c->peer, sizeof(c->peer));
+	c->counted_conn = limits_conn_acquire(fe->policy) == 0;
 	uv_timer_start(&c->idle, client_on_timeout,
 		       (uint64_t)cfg->limits_prelogin_timeout * 1000,
 		       (uint64_t)cfg->limits_prelogin_timeout * 1000);
-	if (implicit_tls) {
-		if (conn_start_tls(&c->conn, fe->client_ctx, 1, NULL) < 0) {
-			client_close(c, "TLS setup failed");
-			return;
-		}
-	} else {
-		c->proto->greet(c);
+	if (policy_proxy_allowed(fe->policy, (struct sockaddr *)&c->addr)) {
+		/* The load balancer speaks first: the PROXY header. */
+		c->proxy_wait = 1;
+		conn_read_start(&c->conn);
+		return;
 	}
+	log_info("session=%s client=%s protocol=%s%s connected", c->id,
+		 c->peer, c->proto->name, implicit_tls ? "s" : "");
+	client_admit(c);
 	conn_read_start(&c->conn);
 }
 

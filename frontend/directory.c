@@ -102,6 +102,9 @@ struct directory {
 	uv_timer_t sweep;
 	uv_timer_t done_timer;
 	int shut;
+	const char *user_attrs[10];
+	char priv_attr[128];    /* ldap.privileged_attribute, split */
+	char priv_value[512];
 };
 
 static void dir_pump(struct directory *d);
@@ -393,6 +396,18 @@ ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 					     1);
 	r->user.pop3_enabled = ldc_bool_attr(lc->ld, e, "porticoPop3Enabled",
 					     1);
+	r->user.privileged = 0;
+	if (r->d->priv_attr[0] != '\0') {
+		struct berval **vals = ldap_get_values_len(lc->ld, e,
+							   r->d->priv_attr);
+		size_t want = strlen(r->d->priv_value);
+		for (size_t i = 0; vals != NULL && vals[i] != NULL; i++)
+			if (vals[i]->bv_len == want &&
+			    strncasecmp(vals[i]->bv_val, r->d->priv_value,
+					want) == 0)
+				r->user.privileged = 1;
+		ldap_value_free_len(vals);
+	}
 	r->conn = NULL;
 	r->phase = PH_BIND_QUEUED;
 	dir_pump(r->d);
@@ -512,7 +527,7 @@ req_start_search(struct ldconn *lc, struct dir_req *r)
 	int rc = ldap_search_ext(lc->ld, r->base, LDAP_SCOPE_SUBTREE,
 				 r->filter,
 				 (char **)(uintptr_t)(r->kind == REQ_AUTH
-							      ? user_attrs
+							      ? lc->d->user_attrs
 							      : backend_attrs),
 				 0, NULL, NULL, &tv, 2, &r->msgid);
 	if (rc != LDAP_SUCCESS) {
@@ -792,6 +807,25 @@ dir_create(uv_loop_t *loop, const struct config *cfg, struct directory **dir_r,
 		*error_r = "ldap.uris is empty";
 		goto fail;
 	}
+	unsigned na = 0;
+	for (; user_attrs[na] != NULL; na++)
+		d->user_attrs[na] = user_attrs[na];
+	const char *pa = cfg->ldap_privileged_attribute;
+	if (pa[0] != '\0') {
+		const char *eq = strchr(pa, '=');
+		if (eq == NULL || eq == pa || eq[1] == '\0' ||
+		    (size_t)(eq - pa) >= sizeof(d->priv_attr) ||
+		    strlen(eq + 1) >= sizeof(d->priv_value)) {
+			*error_r = "ldap.privileged_attribute: expected "
+				   "attribute=value";
+			goto fail;
+		}
+		memcpy(d->priv_attr, pa, (size_t)(eq - pa));
+		d->priv_attr[eq - pa] = '\0';
+		snprintf(d->priv_value, sizeof(d->priv_value), "%s", eq + 1);
+		d->user_attrs[na++] = d->priv_attr;
+	}
+	d->user_attrs[na] = NULL;
 	d->search.d = d;
 	d->search.role = LDC_SEARCH;
 	d->search.fd = -1;

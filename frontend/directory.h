@@ -35,6 +35,7 @@ struct dir_user {
 	char account_state[32];
 	int imap_enabled;
 	int pop3_enabled;
+	int privileged;   /* carries ldap.privileged_attribute */
 };
 
 struct dir_backend {

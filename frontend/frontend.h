@@ -24,6 +24,7 @@
 #include "common/conn.h"
 #include "common/lineparse.h"
 #include "frontend/directory.h"
+#include "frontend/policy.h"
 #include "link.pb-c.h"
 
 struct client;
@@ -50,6 +51,7 @@ enum login_failure {
 	LOGIN_FAIL_TEMPORARY,   /* directory or backend unavailable */
 	LOGIN_FAIL_DISABLED,    /* account or protocol switched off */
 	LOGIN_FAIL_PRIVILEGED,  /* anonymous/guest/administrator */
+	LOGIN_FAIL_LIMIT,       /* too many sessions for the account */
 	LOGIN_FAILURE_COUNT
 };
 
@@ -81,6 +83,7 @@ struct frontend {
 	SSL_CTX *client_ctx;  /* certificate for mail clients */
 	SSL_CTX *link_ctx;    /* client certificate for links */
 	struct directory *dir;
+	struct policy *policy;  /* shared by every loop of the process */
 	struct flink *links;
 	struct client *clients;
 	unsigned nclients;
@@ -94,12 +97,22 @@ struct client {
 	enum client_protocol protocol;
 	struct conn conn;
 	uv_timer_t idle;
+	uv_timer_t delay;       /* penalty wait; cached answers */
+	unsigned handles;       /* uv handles still open (idle, delay) */
 	enum client_state state;
 	char id[24];
-	char peer[64];
+	char peer[64];          /* the client: "ip:port" (after PROXY) */
+	struct sockaddr_storage addr;
+	const char *refuse;     /* connection refused by a limit: why */
 	unsigned implicit_tls : 1;
 	unsigned tls : 1;
 	unsigned input_paused : 1;
+	unsigned proxy_wait : 1;   /* a PROXY header must come first */
+	unsigned first_read : 1;   /* nothing received yet */
+	unsigned trusted : 1;      /* in frontend.trusted_networks */
+	unsigned counted_conn : 1; /* limits acquired, to release */
+	unsigned counted_addr : 1;
+	unsigned counted_user : 1;
 	struct lp_reader lp;
 	struct buf in;
 	unsigned bad_commands;
@@ -112,6 +125,8 @@ struct client {
 	int sasl_step;          /* enum sasl_step of the mechanism running */
 	struct dir_req *dreq;
 	struct dir_user duser;
+	struct policy_login_keys keys;
+	int cached;             /* auth cache answer: 1 ok, 0 fail, -1 none */
 	char fail_code[32];     /* backend's refusal code (IN-USE ...) */
 
 	/* relay */

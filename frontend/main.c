@@ -152,6 +152,12 @@ main(int argc, char **argv)
 		log_error("link TLS error=\"%s\"", err);
 		return 1;
 	}
+	static struct policy policy;
+	if (policy_create(&policy, &fe.cfg, &err) < 0) {
+		log_error("frontend policy error=\"%s\"", err);
+		return 1;
+	}
+	fe.policy = &policy;
 	fe.loop = uv_default_loop();
 	if (dir_create(fe.loop, &fe.cfg, &fe.dir, &err) < 0) {
 		log_error("ldap error=\"%s\"", err);
@@ -185,6 +191,7 @@ main(int argc, char **argv)
 	link_pool_free(&fe);
 	SSL_CTX_free(fe.client_ctx);
 	SSL_CTX_free(fe.link_ctx);
+	policy_free(&policy);
 	config_free(&fe.cfg);
 	log_info("stopped");
 	return 0;

@@ -294,6 +294,10 @@ imap_login_failed(struct client *c, enum login_failure why, const char *msg)
 		client_printf(c, "%s NO [AUTHORIZATIONFAILED] %s.\r\n", c->tag,
 			      msg ? msg : "Login not allowed");
 		return;
+	case LOGIN_FAIL_LIMIT:
+		client_printf(c, "%s NO [LIMIT] %s.\r\n", c->tag,
+			      msg ? msg : "Too many connections");
+		return;
 	case LOGIN_FAILURE_COUNT:
 		break;
 	}

@@ -187,6 +187,12 @@ static const struct pop3_login_cmd pop3_login_cmds[] = {
 static void
 pop3_command(struct client *c, const char *line, size_t len)
 {
+	/* A NUL would cut a user name or password short: refuse it. */
+	if (memchr(line, '\0', len) != NULL) {
+		c->sasl_wait = 0;
+		client_printf(c, "-ERR NUL byte in command.\r\n");
+		return;
+	}
 	if (c->sasl_wait) {
 		pop3_sasl_response(c, line, len);
 		return;
@@ -249,6 +255,10 @@ pop3_login_failed(struct client *c, enum login_failure why, const char *msg)
 	case LOGIN_FAIL_PRIVILEGED:
 		client_printf(c, "-ERR [AUTH] %s.\r\n",
 			      msg ? msg : "Login not allowed");
+		return;
+	case LOGIN_FAIL_LIMIT:
+		client_printf(c, "-ERR [SYS/TEMP] %s.\r\n",
+			      msg ? msg : "Too many connections");
 		return;
 	case LOGIN_FAILURE_COUNT:
 		break;

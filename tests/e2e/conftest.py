@@ -354,3 +354,44 @@ def stack(tmp_path_factory):
         yield st
     finally:
         stop_and_check(directory)
+
+
+# ---- raw client connections (frontend tests) -------------------------------
+
+def raw_client(st, port, tls=False, source=None, site=None, timeout=10,
+               server_hostname=None):
+    """A raw socket to ST's frontend PORT, optionally from SOURCE (a
+    127.x.y.z address, so that tests can play several client addresses)
+    and wrapped in TLS; returns (sock, reader).  Nothing is read."""
+    import socket
+    s = socket.create_connection(
+        (st.host, port), timeout=timeout,
+        source_address=(source, 0) if source else None)
+    if tls:
+        s = st.ssl_context().wrap_socket(
+            s, server_hostname=server_hostname or st.host)
+    return s, s.makefile("rb")
+
+
+def read_until_tagged(f, tag):
+    """IMAP lines up to and including the tagged response of TAG (bytes);
+    fails if the connection closes first."""
+    lines = []
+    while True:
+        line = f.readline()
+        assert line, "connection closed; got %r" % lines
+        lines.append(line)
+        if line.startswith(tag + b" "):
+            return lines
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
+    """Poll PREDICATE until it returns a true value; return that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(interval)

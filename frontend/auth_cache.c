@@ -1,0 +1,44 @@
+/* auth_cache.c - authentication results, keyed by a keyed hash of login
+ * and password.  Successes live ldap.cache_ttl, failures
+ * ldap.cache_negative_ttl; temporary failures are never cached. */
+#include "frontend/auth_cache.h"
+
+#include "frontend/policy.h"
+
+int
+auth_cache_get(struct policy *p, const struct policy_login_keys *k,
+	       struct dir_user *user_r)
+{
+	int rc = -1;
+	pthread_mutex_lock(&p->lock);
+	struct lru_entry *e = lru_get(&p->auth_cache, k->cache, lru_now());
+	if (e != NULL) {
+		struct auth_cache_entry *ce = lru_payload(e);
+		rc = ce->ok;
+		if (ce->ok)
+			*user_r = ce->user;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+void
+auth_cache_put(struct policy *p, const struct policy_login_keys *k, int ok,
+	       const struct dir_user *user)
+{
+	const struct config *cfg = p->cfg;
+	int64_t ttl = ok ? cfg->ldap_cache_ttl : cfg->ldap_cache_negative_ttl;
+	if (ttl <= 0)
+		return;
+	uint64_t now = lru_now();
+	pthread_mutex_lock(&p->lock);
+	struct lru_entry *e = lru_put(&p->auth_cache, k->cache, now);
+	if (e != NULL) {
+		struct auth_cache_entry *ce = lru_payload(e);
+		ce->ok = ok;
+		if (ok)
+			ce->user = *user;
+		e->expires = now + (uint64_t)ttl * 1000;
+	}
+	pthread_mutex_unlock(&p->lock);
+}

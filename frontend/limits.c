@@ -1,0 +1,121 @@
+/* limits.c - connection counts: overall, per client address, per user. */
+#include "frontend/policy.h"
+
+#include <netinet/in.h>
+#include <string.h>
+
+int
+limits_conn_acquire(struct policy *p)
+{
+	int rc = -1;
+	pthread_mutex_lock(&p->lock);
+	if (p->connections < (uint64_t)p->cfg->limits_max_connections) {
+		p->connections++;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+void
+limits_conn_release(struct policy *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->connections--;
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void
+addr_key(const struct policy *p, const struct sockaddr *sa,
+	 unsigned char *key)
+{
+	if (sa->sa_family == AF_INET6)
+		lru_key(p->secret, sizeof(p->secret), "address", key,
+			&((const struct sockaddr_in6 *)sa)->sin6_addr,
+			(size_t)16, NULL);
+	else
+		lru_key(p->secret, sizeof(p->secret), "address", key,
+			&((const struct sockaddr_in *)sa)->sin_addr,
+			(size_t)4, NULL);
+}
+
+static void
+user_key(const struct policy *p, const char *user, unsigned char *key)
+{
+	char lower[512];
+	size_t n = strlen(user);
+	if (n >= sizeof(lower))
+		n = sizeof(lower) - 1;
+	for (size_t i = 0; i < n; i++) {
+		char ch = user[i];
+		lower[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+	}
+	lru_key(p->secret, sizeof(p->secret), "user", key, lower, n, NULL);
+}
+
+static int
+count_acquire(struct policy *p, struct lru *t, const unsigned char *key,
+	      int64_t max)
+{
+	int rc = -1;
+	pthread_mutex_lock(&p->lock);
+	struct lru_entry *e = lru_put(t, key, 0);
+	unsigned *n = e ? lru_payload(e) : NULL;
+	if (n != NULL && *n < (uint64_t)max) {
+		(*n)++;
+		rc = 0;
+	} else if (n != NULL && *n == 0) {
+		lru_del(t, e);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+static void
+count_release(struct policy *p, struct lru *t, const unsigned char *key)
+{
+	pthread_mutex_lock(&p->lock);
+	struct lru_entry *e = lru_get(t, key, 0);
+	if (e != NULL) {
+		unsigned *n = lru_payload(e);
+		if (*n <= 1)
+			lru_del(t, e);
+		else
+			(*n)--;
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+int
+limits_addr_acquire(struct policy *p, const struct sockaddr *sa)
+{
+	unsigned char key[LRU_KEY_SIZE];
+	addr_key(p, sa, key);
+	return count_acquire(p, &p->per_address, key,
+			     p->cfg->limits_max_connections_per_address);
+}
+
+void
+limits_addr_release(struct policy *p, const struct sockaddr *sa)
+{
+	unsigned char key[LRU_KEY_SIZE];
+	addr_key(p, sa, key);
+	count_release(p, &p->per_address, key);
+}
+
+int
+limits_user_acquire(struct policy *p, const char *user)
+{
+	unsigned char key[LRU_KEY_SIZE];
+	user_key(p, user, key);
+	return count_acquire(p, &p->per_user, key,
+			     p->cfg->limits_max_connections_per_user);
+}
+
+void
+limits_user_release(struct policy *p, const char *user)
+{
+	unsigned char key[LRU_KEY_SIZE];
+	user_key(p, user, key);
+	count_release(p, &p->per_user, key);
+}

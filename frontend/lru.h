@@ -1,0 +1,67 @@
+/* lru.h - a bounded table of fixed-size entries keyed by a keyed hash.
+ *
+ * Keys are 32-byte HMAC-SHA256 values computed with lru_key() under a
+ * per-process random secret, so the table never holds the text it is
+ * keyed on (a password, a login name) and a client cannot choose keys
+ * that collide.  When the table is full the least recently used entry
+ * goes.  Entries carry an expiry time (ms, monotonic; 0: none) that
+ * lru_get() honours.
+ *
+ * Not thread-safe: the owner locks (struct fe_shared's mutex).
+ */
+#ifndef PORTICO_LRU_H
+#define PORTICO_LRU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LRU_KEY_SIZE 32
+
+struct lru_entry {
+	unsigned char key[LRU_KEY_SIZE];
+	uint64_t expires;
+	struct lru_entry *hnext;       /* hash chain */
+	struct lru_entry *prev, *next; /* recency, most recent first */
+	/* payload follows: lru_payload() */
+};
+
+struct lru {
+	struct lru_entry **buckets;
+	size_t nbuckets;
+	size_t count, max;
+	size_t payload;
+	struct lru_entry *head, *tail;
+};
+
+/* max: most entries kept (0: the table stays empty); payload: bytes of
+ * the value stored with each key (zeroed on insert). */
+void lru_init(struct lru *t, size_t max, size_t payload);
+/* Frees every entry (payloads are wiped first). */
+void lru_free(struct lru *t);
+/* The live entry for key, made most recent; NULL when absent or
+ * expired (an expired entry is removed). now: ms. */
+struct lru_entry *lru_get(struct lru *t, const unsigned char *key,
+			  uint64_t now);
+/* The entry for key, created (payload zeroed, expires 0) if absent,
+ * evicting the least recent one if the table is full.  NULL only when
+ * max is 0. */
+struct lru_entry *lru_put(struct lru *t, const unsigned char *key,
+			  uint64_t now);
+void lru_del(struct lru *t, struct lru_entry *e);
+
+static inline void *
+lru_payload(struct lru_entry *e)
+{
+	return e + 1;
+}
+
+/* HMAC-SHA256 under secret over the domain name and each part (length
+ * prefixed, so ("ab","c") and ("a","bc") differ).  Parts end with a NULL
+ * pointer: lru_key(secret, "auth", out, p1, len1, p2, len2, NULL). */
+void lru_key(const unsigned char *secret, size_t secret_len,
+	     const char *domain, unsigned char *out, ...);
+
+/* Monotonic milliseconds (shared by every loop). */
+uint64_t lru_now(void);
+
+#endif

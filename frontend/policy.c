@@ -1,0 +1,93 @@
+/* policy.c - the frontend's shared state: setup and keys. */
+#include "frontend/policy.h"
+
+#include <netinet/in.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "frontend/auth_cache.h"
+#include "frontend/penalty.h"
+
+int
+policy_create(struct policy *p, const struct config *cfg,
+	      const char **error_r)
+{
+	memset(p, 0, sizeof(*p));
+	p->cfg = cfg;
+	if (cidr_list_parse(cfg->frontend_trusted_networks, &p->trusted,
+			    error_r) < 0 ||
+	    cidr_list_parse(cfg->frontend_proxy_networks, &p->proxy,
+			    error_r) < 0)
+		return -1;
+	if (RAND_bytes(p->secret, sizeof(p->secret)) != 1) {
+		*error_r = "no random bytes for the policy key";
+		return -1;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	size_t conns = (size_t)cfg->limits_max_connections;
+	lru_init(&p->per_address, conns, sizeof(unsigned));
+	lru_init(&p->per_user, conns, sizeof(unsigned));
+	lru_init(&p->penalty, (size_t)cfg->limits_auth_penalty_entries,
+		 sizeof(struct penalty_entry));
+	lru_init(&p->auth_cache, (size_t)cfg->ldap_cache_size,
+		 sizeof(struct auth_cache_entry));
+	return 0;
+}
+
+void
+policy_free(struct policy *p)
+{
+	lru_free(&p->per_address);
+	lru_free(&p->per_user);
+	lru_free(&p->penalty);
+	lru_free(&p->auth_cache);
+	pthread_mutex_destroy(&p->lock);
+	OPENSSL_cleanse(p->secret, sizeof(p->secret));
+}
+
+int
+policy_trusted(const struct policy *p, const struct sockaddr *sa)
+{
+	return cidr_list_match(&p->trusted, sa);
+}
+
+int
+policy_proxy_allowed(const struct policy *p, const struct sockaddr *sa)
+{
+	return cidr_list_match(&p->proxy, sa);
+}
+
+void
+policy_login_keys(const struct policy *p, const struct sockaddr *sa,
+		  const char *login, const char *password,
+		  struct policy_login_keys *keys)
+{
+	char lower[256];
+	size_t n = strlen(login);
+	if (n >= sizeof(lower))
+		n = sizeof(lower) - 1;
+	for (size_t i = 0; i < n; i++) {
+		char ch = login[i];
+		lower[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+	}
+	lower[n] = '\0';
+	const void *addr = "";
+	size_t alen = 0;
+	if (sa->sa_family == AF_INET) {
+		addr = &((const struct sockaddr_in *)sa)->sin_addr;
+		alen = 4;
+	} else if (sa->sa_family == AF_INET6) {
+		addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		alen = 16;
+	}
+	size_t plen = strlen(password);
+	lru_key(p->secret, sizeof(p->secret), "auth", keys->cache, lower, n,
+		password, plen, NULL);
+	lru_key(p->secret, sizeof(p->secret), "penalty", keys->penalty, addr,
+		alen, lower, n, NULL);
+	lru_key(p->secret, sizeof(p->secret), "password", keys->password,
+		lower, n, password, plen, NULL);
+	OPENSSL_cleanse(lower, sizeof(lower));
+}

@@ -1,0 +1,80 @@
+/* policy.h - what every event loop of a frontend shares: connection
+ * counts and limits, the authentication penalty and the authentication
+ * cache, under one mutex.
+ *
+ * Tables are keyed by keyed hashes (lru.h) under a secret drawn at
+ * startup: neither login names, addresses nor passwords are kept in
+ * clear, and the cache can only answer for the exact login and password
+ * it saw.  Times are monotonic milliseconds (lru_now()).
+ */
+#ifndef PORTICO_POLICY_H
+#define PORTICO_POLICY_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/cidr.h"
+#include "common/config.h"
+#include "frontend/directory.h"
+#include "frontend/lru.h"
+
+struct policy {
+	pthread_mutex_t lock;
+	const struct config *cfg;
+	unsigned char secret[32];
+	struct cidr_list trusted;    /* frontend.trusted_networks */
+	struct cidr_list proxy;      /* frontend.proxy_networks */
+	uint64_t connections;
+	struct lru per_address;      /* unsigned count */
+	struct lru per_user;         /* unsigned count */
+	struct lru penalty;          /* struct penalty_entry */
+	struct lru auth_cache;       /* struct auth_cache_entry */
+};
+
+/* Keys computed outside the lock, once per login. */
+struct policy_login_keys {
+	unsigned char cache[LRU_KEY_SIZE];   /* login + password */
+	unsigned char penalty[LRU_KEY_SIZE]; /* address + login */
+	unsigned char password[LRU_KEY_SIZE];/* password (penalty repeats) */
+};
+
+/* policy.c */
+int policy_create(struct policy *p, const struct config *cfg,
+		  const char **error_r);
+void policy_free(struct policy *p);
+int policy_trusted(const struct policy *p, const struct sockaddr *sa);
+int policy_proxy_allowed(const struct policy *p, const struct sockaddr *sa);
+/* Fills keys for login (compared case-insensitively) and password from
+ * the client address sa. */
+void policy_login_keys(const struct policy *p, const struct sockaddr *sa,
+		       const char *login, const char *password,
+		       struct policy_login_keys *keys);
+
+/* limits.c: each acquire returns 0 and counts, or -1 when the limit is
+ * reached (nothing counted).  Releases undo one acquire. */
+int limits_conn_acquire(struct policy *p);
+void limits_conn_release(struct policy *p);
+int limits_addr_acquire(struct policy *p, const struct sockaddr *sa);
+void limits_addr_release(struct policy *p, const struct sockaddr *sa);
+/* user: the account's DN (aliases count as one account). */
+int limits_user_acquire(struct policy *p, const char *user);
+void limits_user_release(struct policy *p, const char *user);
+
+/* penalty.c: the delay (ms) to apply before checking credentials, and
+ * the failure count behind it. */
+uint64_t penalty_delay(struct policy *p, const struct policy_login_keys *k,
+		       unsigned *failures_r);
+/* Records the outcome: a failure with a password not just tried counts
+ * once more; a success forgets the pair. */
+void penalty_record(struct policy *p, const struct policy_login_keys *k,
+		    int failed);
+
+/* auth_cache.c: 1 with *user_r filled (success), 0 (failure), -1 (not
+ * cached). */
+int auth_cache_get(struct policy *p, const struct policy_login_keys *k,
+		   struct dir_user *user_r);
+void auth_cache_put(struct policy *p, const struct policy_login_keys *k,
+		    int ok, const struct dir_user *user);
+
+#endif

@@ -1,0 +1,229 @@
+"""Frontend limits: connections overall, per client address and per user,
+the authenticated timeout, and what a client sees when one is exceeded.
+
+One stack for the module, with small limits:
+
+    limits.max_connections=8, max_connections_per_address=2,
+    max_connections_per_user=2, session_timeout=60s (the least allowed),
+    frontend.trusted_networks=127.0.0.9 (no per-address limit).
+
+Tests play several client addresses by binding to 127.0.0.x.  Two idle
+sessions (one POP3, one IMAP, from 127.0.0.50) are opened when the stack
+starts and checked by the last test, after the session timeout, so that
+the minute it takes runs while the other tests do.
+"""
+
+import imaplib
+import time
+
+import pytest
+
+from conftest import raw_client, read_until_tagged, wait_for
+
+pytestmark = pytest.mark.daemons
+
+SESSION_TIMEOUT = 60
+
+
+class Limits:
+    def __init__(self, st):
+        self.st = st
+        self.user, self.pw = st.new_user("limits")
+        self.idle_user, self.idle_pw = st.new_user("idle")
+        self.idle_started = None
+        self.idle_pop3 = self.idle_imap = None
+
+
+@pytest.fixture(scope="module")
+def lim(stack_factory):
+    st = stack_factory(name="limits", settings=[
+        "limits.max_connections=8",
+        "limits.max_connections_per_address=2",
+        "limits.max_connections_per_user=2",
+        "limits.session_timeout=%ds" % SESSION_TIMEOUT,
+        "frontend.trusted_networks=127.0.0.9",
+    ])
+    lm = Limits(st)
+    # The idle sessions of test_authenticated_timeout (last in the file).
+    s, f = raw_client(st, st.POP3S_PORT, tls=True, source="127.0.0.50")
+    assert f.readline().startswith(b"+OK")
+    s.sendall(b"USER %s\r\nPASS %s\r\n" % (lm.idle_user.encode(),
+                                           lm.idle_pw.encode()))
+    assert f.readline().startswith(b"+OK")
+    assert f.readline().startswith(b"+OK"), "POP3 login"
+    lm.idle_pop3 = (s, f)
+    s, f = raw_client(st, st.IMAPS_PORT, tls=True, source="127.0.0.51")
+    assert f.readline().startswith(b"* OK")
+    s.sendall(b"i1 LOGIN %s %s\r\ni2 SELECT INBOX\r\n"
+              % (lm.idle_user.encode(), lm.idle_pw.encode()))
+    assert read_until_tagged(f, b"i2")[-1].startswith(b"i2 OK")
+    lm.idle_imap = (s, f)
+    lm.idle_started = time.monotonic()
+    yield lm
+    for s, _ in (lm.idle_pop3, lm.idle_imap):
+        s.close()
+
+
+def greeting(st, port, source, tls=True):
+    s, f = raw_client(st, port, tls=tls, source=source)
+    return s, f, f.readline()
+
+
+def settle(st, source="127.0.0.1", port=None):
+    """Wait until the frontend has released connections closed by the
+    previous test: a new connection from SOURCE is greeted."""
+    def ok():
+        s, f, line = greeting(st, port or st.IMAPS_PORT, source)
+        s.close()
+        return line.startswith(b"* OK")
+    wait_for(ok, what="connections to be released")
+
+
+def test_per_address_limit(lim):
+    st = lim.st
+    settle(st)
+    held = []
+    try:
+        for _ in range(2):
+            s, f, line = greeting(st, st.IMAPS_PORT, "127.0.0.1")
+            assert line.startswith(b"* OK"), line
+            held.append(s)
+        # The third from the same address is turned away, with a reason.
+        s, f, line = greeting(st, st.IMAPS_PORT, "127.0.0.1")
+        assert line == (b"* BYE [UNAVAILABLE] Too many connections from "
+                        b"your address.\r\n"), line
+        assert f.readline() == b""
+        s.close()
+        s, f, line = greeting(st, st.POP3S_PORT, "127.0.0.1")
+        assert line.startswith(b"-ERR [SYS/TEMP] Too many connections "
+                               b"from your address."), line
+        s.close()
+        # STARTTLS port: the refusal is the greeting, in clear.
+        s, f, line = greeting(st, st.IMAP_PORT, "127.0.0.1", tls=False)
+        assert line.startswith(b"* BYE [UNAVAILABLE]"), line
+        s.close()
+        # Another address is not affected.
+        s, f, line = greeting(st, st.IMAPS_PORT, "127.0.0.2")
+        assert line.startswith(b"* OK"), line
+        s.close()
+        # A trusted address (a load balancer, webmail) is exempt.
+        for _ in range(3):
+            s, f, line = greeting(st, st.IMAPS_PORT, "127.0.0.9")
+            assert line.startswith(b"* OK"), line
+            held.append(s)
+    finally:
+        for s in held:
+            s.close()
+    assert "refused: Too many connections from your address" in \
+        st.log("s1f1")
+
+
+def test_max_connections(lim):
+    st = lim.st
+    settle(st)
+    held = []
+    try:
+        # Two idle sessions are open (fixture); fill the rest, each from
+        # its own address so that only the overall limit can apply.
+        # Connections of earlier tests may still be being released: go
+        # on until the first refusal.
+        for i in range(10, 20):
+            s, f, line = greeting(st, st.IMAPS_PORT, "127.0.0.%d" % i)
+            if not line.startswith(b"* OK"):
+                break
+            held.append(s)
+        assert line == (b"* BYE [UNAVAILABLE] Too many connections to this "
+                        b"server; try again later.\r\n"), line
+        assert len(held) <= 6
+        s.close()
+        s, f, line = greeting(st, st.POP3_PORT, "127.0.0.30", tls=False)
+        assert line.startswith(b"-ERR [SYS/TEMP] Too many connections"), \
+            line
+        s.close()
+        # Room again once a client leaves.
+        held.pop().close()
+        settle(st, source="127.0.0.31")
+    finally:
+        for s in held:
+            s.close()
+
+
+def imap_login(st, user, pw, source):
+    s, f, line = greeting(st, st.IMAPS_PORT, source)
+    assert line.startswith(b"* OK"), line
+    s.sendall(b"a1 LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
+    return s, f, read_until_tagged(f, b"a1")[-1]
+
+
+def test_per_user_limit(lim):
+    st = lim.st
+    settle(st)
+    held = []
+    try:
+        # From two addresses, so that only the per-user limit applies.
+        for src in ("127.0.0.1", "127.0.0.2"):
+            s, f, line = imap_login(st, lim.user, lim.pw, src)
+            assert line.startswith(b"a1 OK"), line
+            held.append((s, f))
+        s, f, line = imap_login(st, lim.user, lim.pw, "127.0.0.3")
+        assert line == (b"a1 NO [LIMIT] Too many connections for this "
+                        b"account.\r\n"), line
+        # The refused login leaves the connection usable.
+        s.sendall(b"a2 NOOP\r\n")
+        assert read_until_tagged(f, b"a2")[-1].startswith(b"a2 OK")
+        s.close()
+        p, pf, line = greeting(st, st.POP3S_PORT, "127.0.0.3")
+        p.sendall(b"USER %s\r\nPASS %s\r\n" % (lim.user.encode(),
+                                               lim.pw.encode()))
+        assert pf.readline().startswith(b"+OK")
+        line = pf.readline()
+        assert line.startswith(b"-ERR [SYS/TEMP] Too many connections for "
+                               b"this account"), line
+        p.close()
+        # One leaves: the next login works.
+        s, f = held.pop()
+        s.sendall(b"a9 LOGOUT\r\n")
+        read_until_tagged(f, b"a9")
+        s.close()
+
+        def login_works():
+            s, f, line = imap_login(st, lim.user, lim.pw, "127.0.0.3")
+            s.close()
+            return line.startswith(b"a1 OK")
+        wait_for(login_works, what="the user's session to be released")
+    finally:
+        for s, _ in held:
+            s.close()
+
+
+def test_maximum_command_size_before_login(lim):
+    st = lim.st
+    settle(st, source="127.0.0.5")
+    s, f, line = greeting(st, st.IMAPS_PORT, "127.0.0.5")
+    s.sendall(b"a1 LOGIN " + b"x" * 20000 + b" y\r\n")
+    assert f.readline().startswith(b"a1 BAD [TOOBIG]")
+    s.sendall(b"a2 NOOP\r\n")
+    assert read_until_tagged(f, b"a2")[-1].startswith(b"a2 OK")
+    s.close()
+    p, pf, line = greeting(st, st.POP3S_PORT, "127.0.0.5")
+    p.sendall(b"USER " + b"x" * 2000 + b"\r\nNOOP\r\n")
+    assert pf.readline().startswith(b"-ERR")
+    p.close()
+
+
+def test_authenticated_timeout(lim):
+    """POP3 sessions are cut after limits.session_timeout of silence;
+    IMAP ones never before 30 minutes (RFC 3501 5.4, RFC 2177 IDLE)."""
+    remaining = lim.idle_started + SESSION_TIMEOUT + 3 - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
+    s, f = lim.idle_pop3
+    s.settimeout(15)
+    assert f.readline() == b"-ERR Disconnected for inactivity.\r\n"
+    assert f.readline() == b""
+    s, f = lim.idle_imap
+    s.sendall(b"i3 NOOP\r\n")
+    assert read_until_tagged(f, b"i3")[-1].startswith(b"i3 OK")
+    s.sendall(b"i4 LOGOUT\r\n")
+    read_until_tagged(f, b"i4")
+    assert "state=relay idle timeout" in lim.st.log("s1f1")
