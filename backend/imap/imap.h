@@ -106,6 +106,8 @@ int imap_seqset_parse(const char *s, uint32_t max, struct arena *a,
 int imap_seqset_contains(const struct imap_range *r, unsigned n, uint32_t v);
 
 /* Mailbox view helpers (imap_cmd_select.c). */
+void imap_qresync_report(struct imap_session *is, uint64_t modseq,
+			 const struct imap_range *known, unsigned nknown);
 void imap_mailbox_close(struct imap_session *is);
 
 /* Mailbox names (imap_mutf7.c). */

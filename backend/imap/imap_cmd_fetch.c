@@ -41,7 +41,9 @@ struct fetch_item {
 struct fetch_req {
 	struct fetch_item *items;
 	unsigned n, cap;
-	int want_flags, sets_seen, want_uid;
+	int want_flags, sets_seen, want_uid, want_modseq;
+	uint64_t changedsince;  /* CHANGEDSINCE modifier, 0: none */
+	int vanished;           /* VANISHED modifier (QRESYNC) */
 };
 
 static struct fetch_item *
@@ -185,6 +187,8 @@ parse_item(struct arena *a, const struct imap_arg *arg, struct fetch_req *req)
 		return parse_body_item(a, s, req);
 	if (strcasecmp(s, "UID") == 0) {
 		req->want_uid = 1;
+	} else if (strcasecmp(s, "MODSEQ") == 0) {
+		req->want_modseq = 1;
 	} else if (strcasecmp(s, "FLAGS") == 0) {
 		req->want_flags = 1;
 	} else if (strcasecmp(s, "RFC822.SIZE") == 0) {
@@ -310,6 +314,9 @@ fetch_one(struct imap_session *is, const struct fetch_req *req, uint32_t seq,
 		session_printf(s, "%sFLAGS ", SEP());
 		imap_write_flags(is, m->flags, m->keywords, kwnames, kwlen);
 	}
+	if (req->want_modseq)
+		session_printf(s, "%sMODSEQ (%llu)", SEP(),
+			       (unsigned long long)m->modseq);
 	for (unsigned i = 0; i < req->n; i++) {
 		const struct fetch_item *it = &req->items[i];
 		switch (it->kind) {
@@ -374,6 +381,8 @@ struct fetch_ctx {
 	struct fetch_req req;
 	uint32_t *uids;
 	size_t n;
+	struct imap_range *ranges; /* the UID set, for VANISHED */
+	unsigned nranges;
 	struct store_flags_args seen;
 };
 
@@ -399,6 +408,29 @@ fetch_respond(struct fetch_ctx *fc)
 	for (unsigned i = 0; i < fc->req.n; i++)
 		if (fc->req.items[i].kind == FETCH_BODY)
 			need_body = 1;
+	if (fc->req.vanished) {
+		/* RFC 7162 3.2.6: what was expunged since, within the set. */
+		uint32_t *gone;
+		size_t ngone;
+		if (store_vanished_since(st, txn, is->mbox.mbox_id,
+					 fc->req.changedsince, &gone, &ngone,
+					 &err) == 0) {
+			size_t k = 0;
+			for (size_t i = 0; i < ngone; i++)
+				if (imap_seqset_contains(fc->ranges,
+							 fc->nranges, gone[i]))
+					gone[k++] = gone[i];
+			if (k > 0) {
+				struct buf b = BUF_INIT;
+				imap_uid_set_format(gone, k, &b);
+				buf_append(&b, "", 1);
+				imap_untagged(is, "VANISHED (EARLIER) %s",
+					      buf_ptr(&b));
+				buf_free(&b);
+			}
+			free(gone);
+		}
+	}
 	for (size_t i = 0; i < fc->n; i++) {
 		uint32_t uid = fc->uids[i];
 		long idx = imap_uid_index(is, uid);
@@ -409,6 +441,9 @@ fetch_respond(struct fetch_ctx *fc)
 					   &err);
 		if (rc > 0)
 			continue; /* expunged by another session */
+		if (rc == 0 && fc->req.changedsince &&
+		    m.modseq <= fc->req.changedsince)
+			continue;
 		const char *body = NULL;
 		size_t blen = 0;
 		if (rc == 0 && need_body)
@@ -453,9 +488,40 @@ imap_cmd_fetch(struct imap_cmd_ctx *cmd)
 	struct arena *a = &is->cmd_pool;
 	struct fetch_ctx *fc = arena_zalloc(a, sizeof(*fc));
 	struct fetch_req *req = &fc->req;
-	if (cmd->argc != 2 || cmd->args[0].type != IMAP_ARG_ATOM) {
+	if ((cmd->argc != 2 && cmd->argc != 3) ||
+	    cmd->args[0].type != IMAP_ARG_ATOM) {
 		imap_tagged(cmd, "BAD", "Expected sequence set and items");
 		return;
+	}
+	if (cmd->argc == 3) {
+		/* RFC 7162: (CHANGEDSINCE modseq [VANISHED]) */
+		const struct imap_arg *mod = &cmd->args[2];
+		for (unsigned i = 0; mod->type == IMAP_ARG_LIST &&
+				     i < mod->count;
+		     i++) {
+			const struct imap_arg *m = &mod->list[i];
+			if (imap_arg_is_atom(m, "CHANGEDSINCE") &&
+			    i + 1 < mod->count &&
+			    mod->list[i + 1].type == IMAP_ARG_ATOM) {
+				char *end;
+				req->changedsince =
+					strtoull(mod->list[i + 1].str, &end, 10);
+				if (*end != '\0' || req->changedsince == 0)
+					goto badmod;
+				i++;
+			} else if (imap_arg_is_atom(m, "VANISHED")) {
+				req->vanished = 1;
+			} else {
+				goto badmod;
+			}
+		}
+		if (mod->type != IMAP_ARG_LIST || req->changedsince == 0 ||
+		    (req->vanished &&
+		     (!cmd->uid || !(is->enabled & IMAP_ENABLE_QRESYNC))))
+			goto badmod;
+		is->enabled |= IMAP_ENABLE_CONDSTORE;
+		req->want_modseq = 1;
+		req->want_flags = 1;
 	}
 	const struct imap_arg *items = &cmd->args[1];
 	int rc = 0;
@@ -479,8 +545,16 @@ imap_cmd_fetch(struct imap_cmd_ctx *cmd)
 		req->want_uid = 1;
 	if (req->sets_seen && !is->readonly)
 		req->want_flags = 1;
+	if (req->want_modseq)
+		is->enabled |= IMAP_ENABLE_CONDSTORE;
+	if ((is->enabled & IMAP_ENABLE_CONDSTORE) && req->want_flags)
+		req->want_modseq = 1;
 	if (imap_set_uids(cmd, cmd->args[0].str, &fc->uids, &fc->n) < 0)
 		return;
+	if (req->vanished &&
+	    imap_seqset_parse(cmd->args[0].str, 0xffffffffU, a, &fc->ranges,
+			      &fc->nranges) < 0)
+		goto badmod;
 	fc->cmd = imap_cmd_keep(cmd);
 	if (!req->sets_seen || is->readonly || fc->n == 0) {
 		fetch_respond(fc);
@@ -497,4 +571,7 @@ imap_cmd_fetch(struct imap_cmd_ctx *cmd)
 	fc->seen.failed = arena_alloc(a, fc->n);
 	session_store(is->s, store_op_flags, &fc->seen, fetch_seen_done, fc,
 		      NULL);
+	return;
+badmod:
+	imap_tagged(cmd, "BAD", "Invalid FETCH modifiers");
 }

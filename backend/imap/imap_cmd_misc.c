@@ -78,9 +78,27 @@ imap_cmd_enable(struct imap_cmd_ctx *cmd)
 			return;
 		}
 	}
-	/* No extension that needs ENABLE is offered yet: nothing is
-	   enabled (RFC 5161 3: unknown names are ignored). */
-	imap_untagged(cmd->is, "ENABLED");
+	/* RFC 5161 3: unknown names are ignored; ENABLED lists what this
+	   command newly enabled. */
+	struct imap_session *is = cmd->is;
+	struct buf b = BUF_INIT;
+	buf_append_str(&b, "ENABLED");
+	for (unsigned i = 0; i < cmd->argc; i++) {
+		const struct imap_arg *a = &cmd->args[i];
+		unsigned bit = 0;
+		if (imap_arg_is_atom(a, "CONDSTORE"))
+			bit = IMAP_ENABLE_CONDSTORE;
+		else if (imap_arg_is_atom(a, "QRESYNC"))
+			bit = IMAP_ENABLE_QRESYNC | IMAP_ENABLE_CONDSTORE;
+		if (bit == 0 || (is->enabled & bit) == bit)
+			continue;
+		is->enabled |= bit;
+		buf_printf(&b, " %s", bit & IMAP_ENABLE_QRESYNC ? "QRESYNC"
+								 : "CONDSTORE");
+	}
+	buf_append(&b, "", 1);
+	imap_untagged(is, "%s", buf_ptr(&b));
+	buf_free(&b);
 	imap_tagged(cmd, "OK", "ENABLE completed");
 }
 

@@ -39,6 +39,7 @@ enum skey {
 	SK_TEXT,
 	SK_SEQSET,
 	SK_UIDSET,
+	SK_MODSEQ,
 	SK_COUNT
 };
 
@@ -61,6 +62,7 @@ struct sparse {
 	unsigned argc, pos;
 	const char *error;
 	unsigned depth;
+	int modseq_used;
 };
 
 static struct snode *parse_key(struct sparse *p);
@@ -168,6 +170,7 @@ parse_list(struct sparse *p, const struct imap_arg *args, unsigned argc)
 		*tail = k;
 		tail = &k->next;
 	}
+	p->modseq_used |= sub.modseq_used;
 	if (and->a == NULL) {
 		p->error = "Empty search list";
 		return NULL;
@@ -271,6 +274,26 @@ parse_key(struct sparse *p)
 		if ((n->a = parse_key(p)) == NULL ||
 		    (n->b = parse_key(p)) == NULL)
 			return NULL;
+	} else if (strcasecmp(k, "MODSEQ") == 0) {
+		/* RFC 7162 3.1.5: MODSEQ [entry-name entry-type] modseq */
+		n = node(p, SK_MODSEQ);
+		const char *v = next_string(p);
+		if (v == NULL)
+			return NULL;
+		if (v[0] == '"' || !isdigit((unsigned char)v[0])) {
+			/* entry name and type: skip both */
+			if (next_string(p) == NULL ||
+			    (v = next_string(p)) == NULL)
+				return NULL;
+		}
+		char *end;
+		n->number = strtoull(v, &end, 10);
+		if (!isdigit((unsigned char)v[0]) || *end != '\0') {
+			p->error = "Invalid MODSEQ";
+			return NULL;
+		}
+		p->cmd->is->enabled |= IMAP_ENABLE_CONDSTORE;
+		p->modseq_used = 1;
 	} else if (strcasecmp(k, "UID") == 0) {
 		n = node(p, SK_UIDSET);
 		const char *v = next_string(p);
@@ -503,6 +526,8 @@ eval(const struct snode *n, struct smsg *m)
 		return imap_seqset_contains(n->ranges, n->nranges, m->seq);
 	case SK_UIDSET:
 		return imap_seqset_contains(n->ranges, n->nranges, m->uid);
+	case SK_MODSEQ:
+		return m->rec->modseq >= n->number;
 	case SK_COUNT:
 		break;
 	}
@@ -514,7 +539,7 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 {
 	struct imap_session *is = cmd->is;
 	struct store *st = is->s->be->store;
-	struct sparse p = {cmd, cmd->args, cmd->argc, 0, NULL, 0};
+	struct sparse p = {cmd, cmd->args, cmd->argc, 0, NULL, 0, 0};
 	if (cmd->argc >= 2 && imap_arg_is_atom(&cmd->args[0], "CHARSET")) {
 		const char *cs = cmd->args[1].str;
 		if (!imap_arg_is_astring(&cmd->args[1]) ||
@@ -547,6 +572,7 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 		return;
 	}
 	struct buf out = BUF_INIT;
+	uint64_t maxmodseq = 0;
 	buf_append_str(&out, "* SEARCH");
 	for (size_t i = 0; i < is->count; i++) {
 		struct store_msg_rec rec;
@@ -561,10 +587,16 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 				 .txn = txn,
 				 .kwnames = kwnames,
 				 .kwlen = kwlen};
-		if (eval(root, &m))
+		if (eval(root, &m)) {
 			buf_printf(&out, " %u", cmd->uid ? m.uid : m.seq);
+			if (rec.modseq > maxmodseq)
+				maxmodseq = rec.modseq;
+		}
 	}
 	store_read_end(&txn);
+	if (p.modseq_used && maxmodseq > 0)
+		buf_printf(&out, " (MODSEQ %llu)",
+			   (unsigned long long)maxmodseq);
 	buf_append(&out, "\r\n", 2);
 	session_write(is->s, buf_ptr(&out), buf_used(&out));
 	buf_free(&out);

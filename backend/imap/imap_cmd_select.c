@@ -50,7 +50,53 @@ imap_select(struct imap_cmd_ctx *cmd, int readonly)
 {
 	struct imap_session *is = cmd->is;
 	struct store *st = is->s->be->store;
-	if (cmd->argc != 1) {
+	/* RFC 7162: (CONDSTORE) or (QRESYNC (uidvalidity modseq
+	   [known-uids [seq-match]])) */
+	int qresync = 0;
+	uint32_t q_uidvalidity = 0;
+	uint64_t q_modseq = 0;
+	struct imap_range *q_known = NULL;
+	unsigned q_nknown = 0;
+	if (cmd->argc == 2 && cmd->args[1].type == IMAP_ARG_LIST) {
+		const struct imap_arg *p = &cmd->args[1];
+		for (unsigned i = 0; i < p->count; i++) {
+			if (imap_arg_is_atom(&p->list[i], "CONDSTORE")) {
+				is->enabled |= IMAP_ENABLE_CONDSTORE;
+				continue;
+			}
+			if (!imap_arg_is_atom(&p->list[i], "QRESYNC") ||
+			    i + 1 >= p->count ||
+			    p->list[i + 1].type != IMAP_ARG_LIST ||
+			    !(is->enabled & IMAP_ENABLE_QRESYNC)) {
+				imap_tagged(cmd, "BAD", "Invalid SELECT "
+							"parameters");
+				return;
+			}
+			const struct imap_arg *q = &p->list[++i];
+			char *end1, *end2;
+			if (q->count < 2 || q->list[0].type != IMAP_ARG_ATOM ||
+			    q->list[1].type != IMAP_ARG_ATOM) {
+				imap_tagged(cmd, "BAD", "Invalid QRESYNC "
+							"parameters");
+				return;
+			}
+			q_uidvalidity = (uint32_t)strtoul(q->list[0].str,
+							  &end1, 10);
+			q_modseq = strtoull(q->list[1].str, &end2, 10);
+			if (*end1 != '\0' || *end2 != '\0' ||
+			    q_uidvalidity == 0 || q_modseq == 0 ||
+			    (q->count >= 3 &&
+			     (q->list[2].type != IMAP_ARG_ATOM ||
+			      imap_seqset_parse(q->list[2].str, 0xffffffffU,
+						&is->cmd_pool, &q_known,
+						&q_nknown) < 0))) {
+				imap_tagged(cmd, "BAD", "Invalid QRESYNC "
+							"parameters");
+				return;
+			}
+			qresync = 1;
+		}
+	} else if (cmd->argc != 1) {
 		imap_tagged(cmd, "BAD", "Expected one mailbox name");
 		return;
 	}
@@ -142,10 +188,68 @@ imap_select(struct imap_cmd_ctx *cmd, int readonly)
 		imap_untagged(is, "OK [UNSEEN %u] First unseen", first_unseen);
 	imap_untagged(is, "OK [UIDVALIDITY %u] UIDs valid", mb.uidvalidity);
 	imap_untagged(is, "OK [UIDNEXT %u] Predicted next UID", mb.uidnext);
+	if (is->enabled & IMAP_ENABLE_CONDSTORE)
+		imap_untagged(is, "OK [HIGHESTMODSEQ %llu] Highest",
+			      (unsigned long long)mb.highestmodseq);
+	if (qresync && q_uidvalidity == mb.uidvalidity)
+		imap_qresync_report(is, q_modseq, q_known, q_nknown);
 	imap_set_state(is, IMAP_STATE_SELECTED);
 	imap_tagged(cmd, "OK", "[%s] %s completed",
 		    readonly ? "READ-ONLY" : "READ-WRITE",
 		    readonly ? "EXAMINE" : "SELECT");
+}
+
+/* QRESYNC (RFC 7162 3.2.5): what changed since the client's modseq,
+ * right after the SELECT responses. */
+void
+imap_qresync_report(struct imap_session *is, uint64_t modseq,
+		    const struct imap_range *known, unsigned nknown)
+{
+	struct store *st = is->s->be->store;
+	MDB_txn *txn = NULL;
+	const char *err, *kwnames;
+	size_t kwlen;
+	uint32_t *gone = NULL, *changed = NULL;
+	size_t ngone = 0, nchanged = 0;
+	if (store_read_begin(st, &txn, &err) < 0 ||
+	    store_vanished_since(st, txn, is->mbox.mbox_id, modseq, &gone,
+				 &ngone, &err) < 0 ||
+	    store_changed_since(st, txn, is->mbox.mbox_id, modseq, &changed,
+				&nchanged, &err) < 0 ||
+	    store_keywords_get(st, txn, is->mbox.mbox_id, &kwnames, &kwlen,
+			       &err) < 0) {
+		store_read_end(&txn);
+		free(gone);
+		free(changed);
+		log_error("session=%s store error=\"%s\"", is->s->id, err);
+		return;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < ngone; i++)
+		if (known == NULL || imap_seqset_contains(known, nknown, gone[i]))
+			gone[k++] = gone[i];
+	if (k > 0) {
+		struct buf b = BUF_INIT;
+		imap_uid_set_format(gone, k, &b);
+		buf_append(&b, "", 1);
+		imap_untagged(is, "VANISHED (EARLIER) %s", buf_ptr(&b));
+		buf_free(&b);
+	}
+	for (size_t i = 0; i < nchanged; i++) {
+		long idx = imap_uid_index(is, changed[i]);
+		struct store_msg_rec m;
+		if (idx < 0 || store_message_get(st, txn, is->mbox.mbox_id,
+						 changed[i], &m, &err) != 0)
+			continue;
+		session_printf(is->s, "* %ld FETCH (UID %u FLAGS ", idx + 1,
+			       changed[i]);
+		imap_write_flags(is, m.flags, m.keywords, kwnames, kwlen);
+		session_printf(is->s, " MODSEQ (%llu))\r\n",
+			       (unsigned long long)m.modseq);
+	}
+	store_read_end(&txn);
+	free(gone);
+	free(changed);
 }
 
 void
@@ -259,6 +363,7 @@ imap_cmd_status(struct imap_cmd_ctx *cmd)
 		      imap_arg_is_atom(&items[i], "UIDNEXT") ||
 		      imap_arg_is_atom(&items[i], "UIDVALIDITY") ||
 		      imap_arg_is_atom(&items[i], "UNSEEN") ||
+		      imap_arg_is_atom(&items[i], "HIGHESTMODSEQ") ||
 		      imap_arg_is_atom(&items[i], "SIZE"))) {
 			imap_tagged(cmd, "BAD", "Unknown STATUS item");
 			return;
@@ -300,6 +405,9 @@ imap_cmd_status(struct imap_cmd_ctx *cmd)
 				       mb.uidvalidity);
 		else if (imap_arg_is_atom(&items[i], "UNSEEN"))
 			session_printf(is->s, "%sUNSEEN %u", sep, mb.unseen);
+		else if (imap_arg_is_atom(&items[i], "HIGHESTMODSEQ"))
+			session_printf(is->s, "%sHIGHESTMODSEQ %llu", sep,
+				       (unsigned long long)mb.highestmodseq);
 		else
 			session_printf(is->s, "%sSIZE %llu", sep,
 				       (unsigned long long)mb.size);

@@ -55,10 +55,39 @@ store_done(void *ctx, int rc, const char *err)
 			session_printf(is->s, "UID %u ", sc->a.uids[i]);
 		session_printf(is->s, "FLAGS ");
 		imap_write_flags(is, m.flags, m.keywords, kwnames, kwlen);
+		if (is->enabled & IMAP_ENABLE_CONDSTORE)
+			session_printf(is->s, " MODSEQ (%llu)",
+				       (unsigned long long)m.modseq);
 		session_write(is->s, ")\r\n", 3);
 	}
 	store_read_end(&txn);
-	imap_tagged(cmd, "OK", "%sSTORE completed", cmd->uid ? "UID " : "");
+	/* RFC 7162 3.1.3: what UNCHANGEDSINCE kept from changing. */
+	struct buf mod = BUF_INIT;
+	uint32_t *failed = malloc((sc->a.n ? sc->a.n : 1) * sizeof(*failed));
+	size_t nf = 0;
+	if (failed == NULL)
+		abort();
+	for (size_t i = 0; i < sc->a.n; i++) {
+		if (!sc->a.failed[i])
+			continue;
+		long idx = imap_uid_index(is, sc->a.uids[i]);
+		if (cmd->uid)
+			failed[nf++] = sc->a.uids[i];
+		else if (idx >= 0)
+			failed[nf++] = (uint32_t)idx + 1;
+	}
+	if (nf > 0) {
+		imap_uid_set_format(failed, nf, &mod);
+		buf_append(&mod, "", 1);
+		imap_tagged(cmd, "OK", "[MODIFIED %s] Conditional %sSTORE "
+				       "failed",
+			    buf_ptr(&mod), cmd->uid ? "UID " : "");
+	} else {
+		imap_tagged(cmd, "OK", "%sSTORE completed",
+			    cmd->uid ? "UID " : "");
+	}
+	free(failed);
+	buf_free(&mod);
 }
 
 void
@@ -66,14 +95,40 @@ imap_cmd_store(struct imap_cmd_ctx *cmd)
 {
 	struct imap_session *is = cmd->is;
 	struct arena *a = &is->cmd_pool;
-	if (cmd->argc != 3 || cmd->args[0].type != IMAP_ARG_ATOM ||
-	    cmd->args[1].type != IMAP_ARG_ATOM) {
+	struct store_ctx *sc = arena_zalloc(a, sizeof(*sc));
+	const struct imap_arg *args = cmd->args;
+	unsigned argc = cmd->argc;
+	if (argc == 4 && args[1].type == IMAP_ARG_LIST) {
+		/* RFC 7162: (UNCHANGEDSINCE modseq) */
+		const struct imap_arg *mod = &args[1];
+		char *end;
+		if (mod->count != 2 ||
+		    !imap_arg_is_atom(&mod->list[0], "UNCHANGEDSINCE") ||
+		    mod->list[1].type != IMAP_ARG_ATOM) {
+			imap_tagged(cmd, "BAD", "Invalid STORE modifier");
+			return;
+		}
+		sc->a.unchangedsince = strtoull(mod->list[1].str, &end, 10);
+		if (*end != '\0' || mod->list[1].str[0] == '\0') {
+			imap_tagged(cmd, "BAD", "Invalid UNCHANGEDSINCE");
+			return;
+		}
+		sc->a.conditional = 1;
+		is->enabled |= IMAP_ENABLE_CONDSTORE;
+		argc = 3;
+		struct imap_arg *shifted = arena_alloc(a, 3 * sizeof(*shifted));
+		shifted[0] = args[0];
+		shifted[1] = args[2];
+		shifted[2] = args[3];
+		args = shifted;
+	}
+	if (argc != 3 || args[0].type != IMAP_ARG_ATOM ||
+	    args[1].type != IMAP_ARG_ATOM) {
 		imap_tagged(cmd, "BAD", "STORE expects a set, an item and "
 					"flags");
 		return;
 	}
-	struct store_ctx *sc = arena_zalloc(a, sizeof(*sc));
-	const char *item = cmd->args[1].str;
+	const char *item = args[1].str;
 	if (*item == '+') {
 		sc->a.mode = STORE_FLAGS_ADD;
 		item++;
@@ -89,13 +144,13 @@ imap_cmd_store(struct imap_cmd_ctx *cmd)
 		imap_tagged(cmd, "BAD", "Invalid STORE item");
 		return;
 	}
-	if (imap_flags_parse(cmd, &cmd->args[2], &sc->a.flags,
+	if (imap_flags_parse(cmd, &args[2], &sc->a.flags,
 			     (const char ***)&sc->a.keywords,
 			     &sc->a.nkeywords) < 0)
 		return;
 	uint32_t *uids;
 	size_t n;
-	if (imap_set_uids(cmd, cmd->args[0].str, &uids, &n) < 0)
+	if (imap_set_uids(cmd, args[0].str, &uids, &n) < 0)
 		return;
 	if (is->readonly) {
 		imap_tagged(cmd, "NO", "[READ-ONLY] Mailbox is read-only");

@@ -36,16 +36,22 @@
 #include "common/arena.h"
 #include "common/buf.h"
 
-/* -- limits (compile-time settings) --------------------------------------- */
+/* -- limits (compile-time settings; tests may build with smaller ones) ----- */
 
 /* Nesting levels of the part tree, the message itself being level 1.  A
  * multipart or message/rfc822 part that would nest deeper is a leaf. */
+#ifndef MIME_MAX_DEPTH
 #define MIME_MAX_DEPTH 100
+#endif
 /* Parts in one message, the message itself included.  The part that
  * reaches the limit takes all the remaining bytes as its body. */
+#ifndef MIME_MAX_PARTS
 #define MIME_MAX_PARTS 10000
+#endif
 /* Addresses kept per address header (From, To, ...); the rest is ignored. */
+#ifndef MIME_MAX_ADDRESSES
 #define MIME_MAX_ADDRESSES 10000
+#endif
 /* Longest multipart boundary kept; longer ones are truncated (Dovecot). */
 #define MIME_BOUNDARY_MAX 80
 /* Strings longer than this are written as IMAP literals, not quoted. */

@@ -264,7 +264,8 @@ struct store_flags_args {
 	uint32_t flags;
 	const char *const *keywords;
 	unsigned nkeywords;
-	uint64_t unchangedsince;       /* 0: no condition */
+	int conditional;               /* UNCHANGEDSINCE given */
+	uint64_t unchangedsince;
 	/* out, n entries each (allocated by the caller) */
 	uint64_t *modseq;              /* new modseq; 0 expunged */
 	uint8_t *failed;               /* 1: modified since unchangedsince */

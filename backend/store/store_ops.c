@@ -556,7 +556,7 @@ store_op_flags(struct store *st, MDB_txn *txn, void *vargs, char *err)
 			continue;
 		if (rc != 0)
 			return op_mdb(err, "store", rc);
-		if (a->unchangedsince && m.modseq > a->unchangedsince) {
+		if (a->conditional && m.modseq > a->unchangedsince) {
 			a->failed[i] = 1;
 			a->modseq[i] = m.modseq;
 			continue;

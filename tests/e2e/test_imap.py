@@ -297,3 +297,78 @@ def test_idle_requires_done(stack, user):
     assert c.readline().startswith(tag + b" BAD")
     assert c.noop()[0] == "OK"
     c.logout()
+
+
+# -- CONDSTORE / QRESYNC (RFC 7162) -------------------------------------------
+
+def modseq_of(data):
+    return int(re.search(rb"MODSEQ \((\d+)\)", data).group(1))
+
+
+def test_condstore(stack, user):
+    c = stack.imap(*user)
+    for i in range(1, 4):
+        c.append("INBOX", None, None, msg(i))
+    typ, data = c._simple_command("SELECT", "INBOX", "(CONDSTORE)")
+    c.state = "SELECTED"      # imaplib does not know SELECT parameters
+    hms = c.untagged_responses.pop("OK")
+    highest = [int(re.search(rb"HIGHESTMODSEQ (\d+)", x).group(1))
+               for x in hms if b"HIGHESTMODSEQ" in x][0]
+    typ, data = c.fetch("1:3", "(MODSEQ)")
+    modseqs = [modseq_of(d) for d in data]
+    assert max(modseqs) == highest
+    typ, data = c.store("2", "+FLAGS", r"(\Flagged)")
+    m2 = modseq_of(data[0])
+    assert m2 > highest
+    # Only what changed since `highest`.
+    typ, data = c._simple_command("FETCH", "1:*", "(FLAGS)",
+                                  "(CHANGEDSINCE %d)" % highest)
+    assert [d for d in c.untagged_responses.pop("FETCH")] == [
+        b"2 (FLAGS (\\Flagged) MODSEQ (%d))" % m2]
+    # UNCHANGEDSINCE: message 2 changed after `highest`, 1 did not.
+    typ, data = c._simple_command("STORE", "1:2", "(UNCHANGEDSINCE %d)"
+                                  % highest, "+FLAGS", r"(\Seen)")
+    assert typ == "OK" and b"[MODIFIED 2]" in data[0]
+    fetched = c.untagged_responses.pop("FETCH")
+    assert len(fetched) == 1 and fetched[0].startswith(b"1 (FLAGS (\\Seen)")
+    typ, data = c.search(None, "MODSEQ", str(m2))
+    assert re.match(rb"\d( \d)* \(MODSEQ \d+\)", data[0])
+    typ, data = c.status("INBOX", "(HIGHESTMODSEQ)")
+    assert b"HIGHESTMODSEQ" in data[0]
+    c.logout()
+
+
+def test_qresync_reports_vanished_and_changes(stack, user):
+    c = stack.imap(*user)
+    for i in range(1, 6):
+        c.append("INBOX", None, None, msg(i))
+    typ, data = c._simple_command("ENABLE", "QRESYNC")
+    assert b"QRESYNC" in c.untagged_responses.pop("ENABLED")[0]
+    c._simple_command("SELECT", "INBOX")
+    oks = c.untagged_responses.pop("OK")
+    uidvalidity = int([re.search(rb"UIDVALIDITY (\d+)", x).group(1)
+                       for x in oks if b"UIDVALIDITY" in x][0])
+    since = int([re.search(rb"HIGHESTMODSEQ (\d+)", x).group(1)
+                 for x in oks if b"HIGHESTMODSEQ" in x][0])
+    c.logout()
+    # Meanwhile another session deletes one message and flags another.
+    o = stack.imap(*user)
+    o.select("INBOX")
+    o.store("2", "+FLAGS", r"(\Deleted)")
+    o.expunge()
+    o.store("3", "+FLAGS", r"(\Answered)")   # was UID 4
+    o.logout()
+    c = stack.imap(*user)
+    c._simple_command("ENABLE", "QRESYNC")
+    typ, data = c._simple_command(
+        "SELECT", "INBOX", "(QRESYNC (%d %d 1:5))" % (uidvalidity, since))
+    assert typ == "OK"
+    c.state = "SELECTED"
+    assert c.untagged_responses.pop("VANISHED") == [b"(EARLIER) 2"]
+    fetches = c.untagged_responses.pop("FETCH")
+    assert len(fetches) == 1 and b"UID 4 FLAGS (\\Answered)" in fetches[0]
+    # With QRESYNC an expunge is reported as VANISHED.
+    c.store("1", "+FLAGS", r"(\Deleted)")
+    typ, data = c.expunge()
+    assert c.untagged_responses.pop("VANISHED") == [b"1"]
+    c.logout()
