@@ -9,7 +9,7 @@ PACKAGES=(
     libprotobuf-c-dev protobuf-c-compiler
     libldap-dev libinih-dev libcmocka-dev
     slapd ldap-utils
-    python3-pytest curl openssl
+    python3-pytest curl openssl haproxy
     fetchmail getmail6
 )
 
