@@ -102,7 +102,8 @@ void backend_mailbox_changed(struct backend *be, uint64_t mbox_id);
 /* Link server (link_server.c). */
 int link_server_start(struct backend *be, const char **error_r);
 void link_server_stop(struct backend *be);
-/* Capabilities a logged-in IMAP client is offered. */
+/* Capabilities a logged-in IMAP client is offered (after _init). */
+void backend_imap_capabilities_init(const struct config *cfg);
 const char *backend_imap_capabilities(void);
 
 #endif

@@ -105,6 +105,11 @@ int imap_seqset_parse(const char *s, uint32_t max, struct arena *a,
 		      struct imap_range **ranges_r, unsigned *count_r);
 int imap_seqset_contains(const struct imap_range *r, unsigned n, uint32_t v);
 
+/* STATUS items (imap_cmd_select.c), shared with LIST-STATUS. */
+int imap_status_items_valid(const struct imap_arg *list);
+void imap_status_write(struct imap_session *is, const char *name,
+		       const struct imap_arg *list,
+		       const struct store_mailbox_rec *mb);
 /* Mailbox view helpers (imap_cmd_select.c). */
 void imap_qresync_report(struct imap_session *is, uint64_t modseq,
 			 const struct imap_range *known, unsigned nknown);
@@ -158,6 +163,7 @@ imap_cmd_func imap_cmd_copy, imap_cmd_move;
 imap_cmd_func imap_cmd_expunge;
 imap_cmd_func imap_cmd_idle;
 imap_cmd_func imap_cmd_search;
+imap_cmd_func imap_cmd_getquotaroot, imap_cmd_getquota, imap_cmd_setquota;
 
 /* IDLE: a line received while idling (imap_cmd_idle.c). */
 void imap_idle_line(struct imap_session *is, const char *line, size_t len);

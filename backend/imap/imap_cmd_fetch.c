@@ -14,6 +14,9 @@ enum fetch_kind {
 	FETCH_FLAGS,
 	FETCH_SIZE,
 	FETCH_INTERNALDATE,
+	FETCH_SAVEDATE,
+	FETCH_EMAILID,
+	FETCH_THREADID,
 	FETCH_BODY,
 	FETCH_KIND_COUNT
 };
@@ -195,6 +198,12 @@ parse_item(struct arena *a, const struct imap_arg *arg, struct fetch_req *req)
 		fetch_add(a, req, FETCH_SIZE);
 	} else if (strcasecmp(s, "INTERNALDATE") == 0) {
 		fetch_add(a, req, FETCH_INTERNALDATE);
+	} else if (strcasecmp(s, "SAVEDATE") == 0) {
+		fetch_add(a, req, FETCH_SAVEDATE);
+	} else if (strcasecmp(s, "EMAILID") == 0) {
+		fetch_add(a, req, FETCH_EMAILID);
+	} else if (strcasecmp(s, "THREADID") == 0) {
+		fetch_add(a, req, FETCH_THREADID);
 	} else if (strcasecmp(s, "FAST") == 0) {
 		req->want_flags = 1;
 		fetch_add(a, req, FETCH_INTERNALDATE);
@@ -324,21 +333,37 @@ fetch_one(struct imap_session *is, const struct fetch_req *req, uint32_t seq,
 			session_printf(s, "%sRFC822.SIZE %llu", SEP(),
 				       (unsigned long long)m->size);
 			break;
-		case FETCH_INTERNALDATE: {
+		case FETCH_INTERNALDATE:
+		case FETCH_SAVEDATE: {
 			static const char *mon[] = {"Jan", "Feb", "Mar", "Apr",
 						    "May", "Jun", "Jul", "Aug",
 						    "Sep", "Oct", "Nov", "Dec"};
 			struct tm tm;
-			time_t t = (time_t)m->internaldate;
+			time_t t = (time_t)(it->kind == FETCH_SAVEDATE
+						    ? m->savedate
+						    : m->internaldate);
 			gmtime_r(&t, &tm);
 			session_printf(s,
-				       "%sINTERNALDATE \"%02d-%s-%04d "
+				       "%s%s \"%02d-%s-%04d "
 				       "%02d:%02d:%02d +0000\"",
-				       SEP(), tm.tm_mday, mon[tm.tm_mon],
+				       SEP(),
+				       it->kind == FETCH_SAVEDATE
+					       ? "SAVEDATE"
+					       : "INTERNALDATE",
+				       tm.tm_mday, mon[tm.tm_mon],
 				       tm.tm_year + 1900, tm.tm_hour,
 				       tm.tm_min, tm.tm_sec);
 			break;
 		}
+		case FETCH_EMAILID:
+			/* RFC 8474: the same bytes are stored once, so the
+			   body id names the message across mailboxes. */
+			session_printf(s, "%sEMAILID (M%016llx)", SEP(),
+				       (unsigned long long)m->body_id);
+			break;
+		case FETCH_THREADID:
+			session_printf(s, "%sTHREADID NIL", SEP());
+			break;
 		case FETCH_BODY: {
 			size_t hlen = header_length(body, blen);
 			session_printf(s, "%s", SEP());

@@ -40,6 +40,12 @@ enum skey {
 	SK_SEQSET,
 	SK_UIDSET,
 	SK_MODSEQ,
+	SK_SAVEDBEFORE,
+	SK_SAVEDON,
+	SK_SAVEDSINCE,
+	SK_OLDER,
+	SK_YOUNGER,
+	SK_EMAILID,
 	SK_COUNT
 };
 
@@ -248,13 +254,18 @@ parse_key(struct sparse *p)
 		   strcasecmp(k, "SINCE") == 0 ||
 		   strcasecmp(k, "SENTBEFORE") == 0 ||
 		   strcasecmp(k, "SENTON") == 0 ||
-		   strcasecmp(k, "SENTSINCE") == 0) {
+		   strcasecmp(k, "SENTSINCE") == 0 ||
+		   strcasecmp(k, "SAVEDBEFORE") == 0 ||
+		   strcasecmp(k, "SAVEDON") == 0 ||
+		   strcasecmp(k, "SAVEDSINCE") == 0) {
 		static const struct {
 			const char *name;
 			enum skey key;
 		} dk[] = {{"BEFORE", SK_BEFORE},         {"ON", SK_ON},
 			  {"SINCE", SK_SINCE},           {"SENTBEFORE", SK_SENTBEFORE},
-			  {"SENTON", SK_SENTON},         {"SENTSINCE", SK_SENTSINCE}};
+			  {"SENTON", SK_SENTON},         {"SENTSINCE", SK_SENTSINCE},
+			  {"SAVEDBEFORE", SK_SAVEDBEFORE}, {"SAVEDON", SK_SAVEDON},
+			  {"SAVEDSINCE", SK_SAVEDSINCE}};
 		for (size_t i = 0; i < sizeof(dk) / sizeof(dk[0]); i++)
 			if (strcasecmp(k, dk[i].name) == 0)
 				n = node(p, dk[i].key);
@@ -274,6 +285,40 @@ parse_key(struct sparse *p)
 		if ((n->a = parse_key(p)) == NULL ||
 		    (n->b = parse_key(p)) == NULL)
 			return NULL;
+	} else if (strcasecmp(k, "SAVEDATESUPPORTED") == 0) {
+		n = node(p, SK_ALL); /* every mailbox keeps save dates */
+	} else if (strcasecmp(k, "OLDER") == 0 ||
+		   strcasecmp(k, "YOUNGER") == 0) {
+		/* RFC 5032 WITHIN: seconds against the internal date. */
+		n = node(p, k[0] == 'O' || k[0] == 'o' ? SK_OLDER : SK_YOUNGER);
+		const char *v = next_string(p);
+		char *end;
+		if (v == NULL)
+			return NULL;
+		n->number = strtoull(v, &end, 10);
+		if (!isdigit((unsigned char)v[0]) || *end != '\0' ||
+		    n->number == 0) {
+			p->error = "Invalid interval";
+			return NULL;
+		}
+		n->date = (int64_t)time(NULL);
+	} else if (strcasecmp(k, "EMAILID") == 0 ||
+		   strcasecmp(k, "THREADID") == 0) {
+		int email = k[0] == 'E' || k[0] == 'e';
+		const char *v = next_string(p);
+		if (v == NULL)
+			return NULL;
+		n = node(p, email ? SK_EMAILID : SK_NONE);
+		char *end;
+		if (email) {
+			if (v[0] != 'M' || strlen(v) != 17) {
+				n->key = SK_NONE;
+			} else {
+				n->number = strtoull(v + 1, &end, 16);
+				if (*end != '\0')
+					n->key = SK_NONE;
+			}
+		}
 	} else if (strcasecmp(k, "MODSEQ") == 0) {
 		/* RFC 7162 3.1.5: MODSEQ [entry-name entry-type] modseq */
 		n = node(p, SK_MODSEQ);
@@ -528,6 +573,18 @@ eval(const struct snode *n, struct smsg *m)
 		return imap_seqset_contains(n->ranges, n->nranges, m->uid);
 	case SK_MODSEQ:
 		return m->rec->modseq >= n->number;
+	case SK_SAVEDBEFORE:
+		return day_of(m->rec->savedate) < n->date;
+	case SK_SAVEDON:
+		return day_of(m->rec->savedate) == n->date;
+	case SK_SAVEDSINCE:
+		return day_of(m->rec->savedate) >= n->date;
+	case SK_OLDER:
+		return m->rec->internaldate <= n->date - (int64_t)n->number;
+	case SK_YOUNGER:
+		return m->rec->internaldate >= n->date - (int64_t)n->number;
+	case SK_EMAILID:
+		return m->rec->body_id == n->number;
 	case SK_COUNT:
 		break;
 	}

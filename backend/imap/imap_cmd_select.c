@@ -188,6 +188,8 @@ imap_select(struct imap_cmd_ctx *cmd, int readonly)
 		imap_untagged(is, "OK [UNSEEN %u] First unseen", first_unseen);
 	imap_untagged(is, "OK [UIDVALIDITY %u] UIDs valid", mb.uidvalidity);
 	imap_untagged(is, "OK [UIDNEXT %u] Predicted next UID", mb.uidnext);
+	imap_untagged(is, "OK [MAILBOXID (F%016llx)] Ok",
+		      (unsigned long long)mb.mbox_id);
 	if (is->enabled & IMAP_ENABLE_CONDSTORE)
 		imap_untagged(is, "OK [HIGHESTMODSEQ %llu] Highest",
 			      (unsigned long long)mb.highestmodseq);
@@ -341,34 +343,121 @@ imap_cmd_unselect(struct imap_cmd_ctx *cmd)
 	imap_tagged(cmd, "OK", "UNSELECT completed");
 }
 
+static const char *status_items[] = {
+	"MESSAGES", "RECENT",        "UIDNEXT",   "UIDVALIDITY", "UNSEEN",
+	"SIZE",     "HIGHESTMODSEQ", "MAILBOXID", "APPENDLIMIT",
+	"DELETED",  "DELETED-STORAGE",
+};
+
+/* DELETED and DELETED-STORAGE (RFC 9051, RFC 9208) need the messages. */
+static void
+status_deleted(struct imap_session *is, uint64_t mbox_id, uint32_t *count_r,
+	       uint64_t *size_r)
+{
+	struct store *st = is->s->be->store;
+	MDB_txn *txn = NULL;
+	struct store_msg *msgs = NULL;
+	size_t n = 0;
+	const char *err;
+	*count_r = 0;
+	*size_r = 0;
+	if (store_read_begin(st, &txn, &err) < 0 ||
+	    store_messages_list(st, txn, mbox_id, &msgs, &n, &err) < 0) {
+		store_read_end(&txn);
+		log_error("session=%s store error=\"%s\"", is->s->id, err);
+		return;
+	}
+	store_read_end(&txn);
+	for (size_t i = 0; i < n; i++) {
+		if (msgs[i].rec.flags & STORE_F_DELETED) {
+			(*count_r)++;
+			*size_r += msgs[i].rec.size;
+		}
+	}
+	free(msgs);
+}
+
+int
+imap_status_items_valid(const struct imap_arg *list)
+{
+	if (list->type != IMAP_ARG_LIST || list->count == 0)
+		return 0;
+	for (unsigned i = 0; i < list->count; i++) {
+		int ok = 0;
+		for (size_t k = 0;
+		     k < sizeof(status_items) / sizeof(status_items[0]); k++)
+			if (imap_arg_is_atom(&list->list[i], status_items[k]))
+				ok = 1;
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+void
+imap_status_write(struct imap_session *is, const char *name,
+		  const struct imap_arg *list,
+		  const struct store_mailbox_rec *mb)
+{
+	session_printf(is->s, "* STATUS ");
+	imap_write_mailbox(is, name);
+	session_write(is->s, " (", 2);
+	for (unsigned i = 0; i < list->count; i++) {
+		const struct imap_arg *it = &list->list[i];
+		const char *sep = i ? " " : "";
+		if (imap_arg_is_atom(it, "MESSAGES"))
+			session_printf(is->s, "%sMESSAGES %u", sep, mb->messages);
+		else if (imap_arg_is_atom(it, "RECENT"))
+			session_printf(is->s, "%sRECENT 0", sep);
+		else if (imap_arg_is_atom(it, "UIDNEXT"))
+			session_printf(is->s, "%sUIDNEXT %u", sep, mb->uidnext);
+		else if (imap_arg_is_atom(it, "UIDVALIDITY"))
+			session_printf(is->s, "%sUIDVALIDITY %u", sep,
+				       mb->uidvalidity);
+		else if (imap_arg_is_atom(it, "UNSEEN"))
+			session_printf(is->s, "%sUNSEEN %u", sep, mb->unseen);
+		else if (imap_arg_is_atom(it, "HIGHESTMODSEQ"))
+			session_printf(is->s, "%sHIGHESTMODSEQ %llu", sep,
+				       (unsigned long long)mb->highestmodseq);
+		else if (imap_arg_is_atom(it, "MAILBOXID"))
+			session_printf(is->s, "%sMAILBOXID (F%016llx)", sep,
+				       (unsigned long long)mb->mbox_id);
+		else if (imap_arg_is_atom(it, "DELETED") ||
+			 imap_arg_is_atom(it, "DELETED-STORAGE")) {
+			uint32_t dc;
+			uint64_t ds;
+			status_deleted(is, mb->mbox_id, &dc, &ds);
+			if (imap_arg_is_atom(it, "DELETED"))
+				session_printf(is->s, "%sDELETED %u", sep, dc);
+			else
+				session_printf(is->s, "%sDELETED-STORAGE %llu",
+					       sep,
+					       (unsigned long long)(ds + 1023) /
+						       1024);
+		} else if (imap_arg_is_atom(it, "APPENDLIMIT"))
+			session_printf(is->s, "%sAPPENDLIMIT %llu", sep,
+				       (unsigned long long)is->s->be->cfg
+					       .limits_max_literal_size);
+		else
+			session_printf(is->s, "%sSIZE %llu", sep,
+				       (unsigned long long)mb->size);
+	}
+	session_write(is->s, ")\r\n", 3);
+}
+
 void
 imap_cmd_status(struct imap_cmd_ctx *cmd)
 {
 	struct imap_session *is = cmd->is;
 	struct store *st = is->s->be->store;
-	if (cmd->argc != 2 || cmd->args[1].type != IMAP_ARG_LIST ||
-	    cmd->args[1].count == 0) {
-		imap_tagged(cmd, "BAD", "STATUS expects a mailbox and items");
+	if (cmd->argc != 2 || !imap_status_items_valid(&cmd->args[1])) {
+		imap_tagged(cmd, "BAD", "STATUS expects a mailbox and known "
+					"items");
 		return;
 	}
 	const char *name = imap_mailbox_arg(cmd, &cmd->args[0]);
 	if (name == NULL)
 		return;
-	const struct imap_arg *items = cmd->args[1].list;
-	unsigned n = cmd->args[1].count;
-	for (unsigned i = 0; i < n; i++) {
-		if (items[i].type != IMAP_ARG_ATOM ||
-		    !(imap_arg_is_atom(&items[i], "MESSAGES") ||
-		      imap_arg_is_atom(&items[i], "RECENT") ||
-		      imap_arg_is_atom(&items[i], "UIDNEXT") ||
-		      imap_arg_is_atom(&items[i], "UIDVALIDITY") ||
-		      imap_arg_is_atom(&items[i], "UNSEEN") ||
-		      imap_arg_is_atom(&items[i], "HIGHESTMODSEQ") ||
-		      imap_arg_is_atom(&items[i], "SIZE"))) {
-			imap_tagged(cmd, "BAD", "Unknown STATUS item");
-			return;
-		}
-	}
 	MDB_txn *txn = NULL;
 	const char *err;
 	struct store_mailbox_rec mb;
@@ -389,29 +478,6 @@ imap_cmd_status(struct imap_cmd_ctx *cmd)
 		}
 		return;
 	}
-	session_printf(is->s, "* STATUS ");
-	imap_write_mailbox(is, name);
-	session_write(is->s, " (", 2);
-	for (unsigned i = 0; i < n; i++) {
-		const char *sep = i ? " " : "";
-		if (imap_arg_is_atom(&items[i], "MESSAGES"))
-			session_printf(is->s, "%sMESSAGES %u", sep, mb.messages);
-		else if (imap_arg_is_atom(&items[i], "RECENT"))
-			session_printf(is->s, "%sRECENT 0", sep);
-		else if (imap_arg_is_atom(&items[i], "UIDNEXT"))
-			session_printf(is->s, "%sUIDNEXT %u", sep, mb.uidnext);
-		else if (imap_arg_is_atom(&items[i], "UIDVALIDITY"))
-			session_printf(is->s, "%sUIDVALIDITY %u", sep,
-				       mb.uidvalidity);
-		else if (imap_arg_is_atom(&items[i], "UNSEEN"))
-			session_printf(is->s, "%sUNSEEN %u", sep, mb.unseen);
-		else if (imap_arg_is_atom(&items[i], "HIGHESTMODSEQ"))
-			session_printf(is->s, "%sHIGHESTMODSEQ %llu", sep,
-				       (unsigned long long)mb.highestmodseq);
-		else
-			session_printf(is->s, "%sSIZE %llu", sep,
-				       (unsigned long long)mb.size);
-	}
-	session_write(is->s, ")\r\n", 3);
+	imap_status_write(is, name, &cmd->args[1], &mb);
 	imap_tagged(cmd, "OK", "STATUS completed");
 }

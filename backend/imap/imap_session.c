@@ -38,6 +38,9 @@ static const struct imap_cmd imap_cmds[] = {
 	{ "COPY",        imap_cmd_copy,        IMAP_F_SELECTED },
 	{ "MOVE",        imap_cmd_move,        IMAP_F_SELECTED },
 	{ "EXPUNGE",     imap_cmd_expunge,     IMAP_F_SELECTED },
+	{ "GETQUOTAROOT", imap_cmd_getquotaroot, IMAP_F_ANY },
+	{ "GETQUOTA",    imap_cmd_getquota,    IMAP_F_ANY },
+	{ "SETQUOTA",    imap_cmd_setquota,    IMAP_F_ANY },
 };
 /* clang-format on */
 
@@ -51,12 +54,24 @@ _Static_assert(sizeof(imap_state_names) / sizeof(imap_state_names[0]) ==
 static const char *imap_uid_cmds[] = {"FETCH", "STORE", "COPY", "MOVE",
 				      "EXPUNGE", "SEARCH"};
 
+static char imap_caps[512];
+
+void
+backend_imap_capabilities_init(const struct config *cfg)
+{
+	snprintf(imap_caps, sizeof(imap_caps),
+		 "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
+		 "MOVE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED "
+		 "LIST-STATUS MULTIAPPEND STATUS=SIZE CONDSTORE QRESYNC "
+		 "OBJECTID SAVEDATE WITHIN QUOTA QUOTA=RES-STORAGE "
+		 "QUOTA=RES-MESSAGE APPENDLIMIT=%llu",
+		 (unsigned long long)cfg->limits_max_literal_size);
+}
+
 const char *
 backend_imap_capabilities(void)
 {
-	return "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
-	       "MOVE CHILDREN SPECIAL-USE MULTIAPPEND STATUS=SIZE CONDSTORE "
-	       "QRESYNC";
+	return imap_caps;
 }
 
 void

@@ -457,10 +457,12 @@ header(struct pctx *c, struct mpart *p, size_t *pos, struct bnd **b_r,
 		}
 		if (m[at] == '\n') {
 			at++;
+			p->eoh_nl = 1;
 			break;
 		}
 		if (m[at] == '\r' && at + 1 < c->len && m[at + 1] == '\n') {
 			at += 2;
+			p->eoh_nl = 2;
 			break;
 		}
 		size_t fstart = at;
@@ -497,6 +499,7 @@ header_done(struct mpart *p)
 		struct mpart *pp = p->parent_p;
 		size_t h = p->hdr_off, b = p->body_off;
 		uint64_t lf0 = p->lf0, bare0 = p->bare0;
+		unsigned int eoh_nl = p->eoh_nl;
 		memset(p, 0, sizeof(*p));
 		p->idx = idx;
 		p->parent = parent;
@@ -506,6 +509,7 @@ header_done(struct mpart *p)
 		p->body_off = p->end = b;
 		p->lf0 = lf0;
 		p->bare0 = bare0;
+		p->eoh_nl = eoh_nl;
 		p->env = env;
 		p->flags = keep;
 	}
@@ -568,7 +572,7 @@ mime_parse_tree(struct arena *a, const char *msg, size_t len,
 
 	struct mpart *cur = part_new(&c, NULL, 0);
 	size_t pos = 0;
-	int in_header = 1;
+	int in_header = 1, after_header = 0;
 	for (;;) {
 		struct bnd *b = NULL;
 		int epi = 0;
@@ -609,14 +613,23 @@ mime_parse_tree(struct arena *a, const char *msg, size_t len,
 				c.bstack = nb;
 			}
 			in_header = 0;
+			after_header = 1;
 			continue;
 		}
 
+		int first = after_header;
+		after_header = 0;
 		if (!boundary_next(&c, pos, &b, &epi, &s, &body_end)) {
 			/* everything still open ends with the message */
 			for (; cur != NULL; cur = cur->parent_p)
 				part_finish(&c, cur, len);
 			break;
+		}
+		if (first && s == pos && b->part != cur && cur->eoh_nl > 0) {
+			/* an enclosing boundary right after the blank line:
+			   that newline is the boundary's, as in Dovecot */
+			body_end = cur->body_off - cur->eoh_nl;
+			part_body_start(&c, cur, body_end);
 		}
 		struct mpart *next =
 			on_boundary(&c, &cur, b, epi, s, body_end, &pos);

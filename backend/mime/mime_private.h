@@ -62,6 +62,7 @@ struct mpart {
 	uint64_t lf0, bare0; /* counters at body_off, while open */
 	uint32_t lines, bare_lf;
 	int seen_ct;
+	unsigned int eoh_nl; /* octets of the blank line ending the header */
 
 	struct mstr type, subtype, cte, id, desc, md5, disp, loc;
 	struct mkv *ct_params, *disp_params;

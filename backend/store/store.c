@@ -542,3 +542,23 @@ store_names_free(char **names, size_t count)
 		free(names[i]);
 	free(names);
 }
+
+int
+store_usage_get(struct store *st, MDB_txn *txn, uint64_t user_num,
+		uint64_t *size_r, uint64_t *messages_r, const char **error_r)
+{
+	uint8_t key[9] = {'u'};
+	uint64_t u[2] = {0, 0};
+	be64(key + 1, user_num);
+	MDB_val k = {9, key}, v;
+	int rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == 0 && v.mv_size == sizeof(u))
+		memcpy(u, v.mv_data, sizeof(u));
+	else if (rc != MDB_NOTFOUND && rc != 0) {
+		*error_r = store_fail("usage", rc);
+		return -1;
+	}
+	*size_r = u[0];
+	*messages_r = u[1];
+	return 0;
+}

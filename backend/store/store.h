@@ -174,6 +174,10 @@ int store_changed_since(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 int store_vanished_since(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 			 uint64_t modseq, uint32_t **uids_r, size_t *count_r,
 			 const char **error_r);
+/* What a user's messages take (quota): bytes and messages. */
+int store_usage_get(struct store *st, MDB_txn *txn, uint64_t user_num,
+		    uint64_t *size_r, uint64_t *messages_r,
+		    const char **error_r);
 /* Subscribed names of a user, in name order (malloc'd strings). */
 int store_subscriptions(struct store *st, MDB_txn *txn, uint64_t user_num,
 			char ***names_r, size_t *count_r, const char **error_r);
@@ -308,6 +312,7 @@ struct store_mailbox_args {
 	const char *new_name;          /* rename */
 	enum store_special_use special_use; /* create */
 	int subscribe;                 /* subscribe: 1 on, 0 off */
+	uint64_t mbox_id_out;          /* create: the new mailbox's id */
 };
 store_op_fn store_op_mailbox_create;
 store_op_fn store_op_mailbox_delete;

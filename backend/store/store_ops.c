@@ -807,6 +807,7 @@ store_op_mailbox_create(struct store *st, MDB_txn *txn, void *vargs,
 		m.rec.special_use = a->special_use;
 		if ((rc = mbox_save(st, txn, &m)) != 0)
 			return op_mdb(err, "create", rc);
+		a->mbox_id_out = m.rec.mbox_id;
 		return 0;
 	}
 	if (rc != MDB_NOTFOUND)
@@ -815,6 +816,7 @@ store_op_mailbox_create(struct store *st, MDB_txn *txn, void *vargs,
 	    (rc = mbox_create(st, txn, a->user_num, a->name, a->special_use,
 			      &m)) != 0)
 		return op_mdb(err, "create", rc);
+	a->mbox_id_out = m.rec.mbox_id;
 	return 0;
 }
 

@@ -372,3 +372,77 @@ def test_qresync_reports_vanished_and_changes(stack, user):
     typ, data = c.expunge()
     assert c.untagged_responses.pop("VANISHED") == [b"1"]
     c.logout()
+
+
+# -- smaller extensions -----------------------------------------------------
+
+def test_list_extended_and_status(c):
+    c.create("Lists/A")
+    c.subscribe("Lists/A")
+    c.unsubscribe("Sent")
+    c.subscribe("Gone")
+    typ, data = c._simple_command("LIST", "(SUBSCRIBED)", '""', '"*"')
+    got = c.untagged_responses.pop("LIST")
+    assert any(b'\\Subscribed \\NonExistent) "/" "Gone"' in x for x in got)
+    assert not any(b'"Sent"' in x for x in got)
+    typ, data = c._simple_command("LIST", "(SUBSCRIBED RECURSIVEMATCH)",
+                                  '""', '"Lists"')
+    got = c.untagged_responses.pop("LIST")
+    assert got == [b'() "/" "Lists" ("CHILDINFO" ("SUBSCRIBED"))']
+    typ, data = c._simple_command("LIST", "(SPECIAL-USE)", '""', '"*"',
+                                  "RETURN", "(STATUS (MESSAGES UIDNEXT))")
+    got = c.untagged_responses.pop("LIST")
+    assert len(got) == 5           # Sent Drafts Trash Junk Archive
+    status = c.untagged_responses.pop("STATUS")
+    assert len(status) == 5 and all(b"MESSAGES 0" in x for x in status)
+    typ, data = c._simple_command("LIST", '""', '("INBOX" "Lists/*")',
+                                  "RETURN", "(SUBSCRIBED CHILDREN)")
+    got = c.untagged_responses.pop("LIST")
+    assert len(got) == 2
+    assert any(b'\\Subscribed) "/" "Lists/A"' in x for x in got)
+
+
+def test_create_special_use_and_objectid(c):
+    typ, data = c._simple_command("CREATE", "MySent", "(USE (\\Sent))")
+    assert typ == "OK" and re.search(rb"MAILBOXID \(F[0-9a-f]+\)", data[0])
+    assert "\\Sent" in names(c, "MySent")["MySent"]
+    typ, data = c._simple_command("CREATE", "Bad", "(USE (\\Bogus))")
+    assert typ == "NO" and b"USEATTR" in data[0]
+    c.append("INBOX", None, None, msg(1))
+    c.append("MySent", None, None, msg(1))
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(EMAILID THREADID SAVEDATE)")
+    m = re.search(rb"EMAILID \((M[0-9a-f]+)\) THREADID NIL SAVEDATE", data[0])
+    emailid = m.group(1)
+    c.select("MySent")
+    typ, data = c.fetch("1", "(EMAILID)")
+    assert emailid in data[0]            # the same message, stored once
+    assert c.search(None, "EMAILID", emailid.decode())[1] == [b"1"]
+    typ, data = c.status("MySent", "(MAILBOXID APPENDLIMIT DELETED)")
+    assert re.search(rb"MAILBOXID \(F[0-9a-f]+\) APPENDLIMIT \d+ DELETED 0",
+                     data[0])
+    assert c.search(None, "SAVEDATESUPPORTED", "YOUNGER", "3600")[1] == [b"1"]
+    assert c.search(None, "OLDER", "3600")[1] == [b""]
+
+
+def test_quota(c):
+    typ, data = c._simple_command("GETQUOTAROOT", "INBOX")
+    assert typ == "OK"
+    assert c.untagged_responses.pop("QUOTAROOT") == [b'"INBOX" "User quota"']
+    assert c.untagged_responses.pop("QUOTA")[0].startswith(b'"User quota" (')
+    typ, data = c._simple_command("SETQUOTA", '"User quota"', "(STORAGE 1)")
+    assert typ == "NO"
+
+
+def test_over_quota_append(stack_factory):
+    st = stack_factory("quota", settings=["backend.quota_storage=1k"])
+    user, pw = st.new_user("q")
+    conn = st.imap(user, pw)
+    assert conn.append("INBOX", None, None, msg(1))[0] == "OK"
+    typ, data = conn.append("INBOX", None, None, msg(2, b"y" * 2000))
+    assert typ == "NO" and b"OVERQUOTA" in data[0]
+    typ, data = conn._simple_command("GETQUOTAROOT", "INBOX")
+    assert conn.untagged_responses.pop("QUOTA")[0].startswith(
+        b'"User quota" (STORAGE 1 1)')
+    conn.logout()
+    st.down()
