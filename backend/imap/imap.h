@@ -56,6 +56,8 @@ struct imap_session {
 	size_t count;
 	/* Flag changes this session made and already reported: not echoed
 	   by imap_sync(). */
+	uint32_t *saved;          /* SEARCHRES: UIDs of SEARCH ... SAVE */
+	size_t nsaved;
 	struct imap_own {
 		uint32_t uid;
 		uint64_t modseq;

@@ -46,6 +46,7 @@ enum skey {
 	SK_OLDER,
 	SK_YOUNGER,
 	SK_EMAILID,
+	SK_SAVED,
 	SK_COUNT
 };
 
@@ -285,6 +286,8 @@ parse_key(struct sparse *p)
 		if ((n->a = parse_key(p)) == NULL ||
 		    (n->b = parse_key(p)) == NULL)
 			return NULL;
+	} else if (strcmp(k, "$") == 0) {
+		n = node(p, SK_SAVED);
 	} else if (strcasecmp(k, "SAVEDATESUPPORTED") == 0) {
 		n = node(p, SK_ALL); /* every mailbox keeps save dates */
 	} else if (strcasecmp(k, "OLDER") == 0 ||
@@ -371,6 +374,7 @@ done:
 /* -- evaluation -----------------------------------------------------------*/
 
 struct smsg {
+	struct imap_session *is;
 	uint32_t seq, uid;
 	const struct store_msg_rec *rec;
 	const char *body;       /* loaded on demand */
@@ -585,6 +589,11 @@ eval(const struct snode *n, struct smsg *m)
 		return m->rec->internaldate >= n->date - (int64_t)n->number;
 	case SK_EMAILID:
 		return m->rec->body_id == n->number;
+	case SK_SAVED:
+		for (size_t i = 0; i < m->is->nsaved; i++)
+			if (m->is->saved[i] == m->uid)
+				return 1;
+		return 0;
 	case SK_COUNT:
 		break;
 	}
@@ -597,16 +606,48 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 	struct imap_session *is = cmd->is;
 	struct store *st = is->s->be->store;
 	struct sparse p = {cmd, cmd->args, cmd->argc, 0, NULL, 0, 0};
-	if (cmd->argc >= 2 && imap_arg_is_atom(&cmd->args[0], "CHARSET")) {
-		const char *cs = cmd->args[1].str;
-		if (!imap_arg_is_astring(&cmd->args[1]) ||
+	/* ESEARCH (RFC 4731) and SEARCHRES (RFC 5182): RETURN (...) */
+	enum { R_MIN = 1, R_MAX = 2, R_ALL = 4, R_COUNT = 8, R_SAVE = 16 };
+	unsigned ret = 0;
+	int esearch = 0;
+	if (cmd->argc >= 2 && imap_arg_is_atom(&cmd->args[0], "RETURN")) {
+		const struct imap_arg *r = &cmd->args[1];
+		if (r->type != IMAP_ARG_LIST) {
+			imap_tagged(cmd, "BAD", "RETURN expects a list");
+			return;
+		}
+		for (unsigned i = 0; i < r->count; i++) {
+			if (imap_arg_is_atom(&r->list[i], "MIN"))
+				ret |= R_MIN;
+			else if (imap_arg_is_atom(&r->list[i], "MAX"))
+				ret |= R_MAX;
+			else if (imap_arg_is_atom(&r->list[i], "ALL"))
+				ret |= R_ALL;
+			else if (imap_arg_is_atom(&r->list[i], "COUNT"))
+				ret |= R_COUNT;
+			else if (imap_arg_is_atom(&r->list[i], "SAVE"))
+				ret |= R_SAVE;
+			else {
+				imap_tagged(cmd, "BAD", "Unknown RETURN option");
+				return;
+			}
+		}
+		if (ret == 0)
+			ret = R_ALL;
+		esearch = ret != R_SAVE;
+		p.pos = 2;
+	}
+	if (cmd->argc >= p.pos + 2 &&
+	    imap_arg_is_atom(&cmd->args[p.pos], "CHARSET")) {
+		const char *cs = cmd->args[p.pos + 1].str;
+		if (!imap_arg_is_astring(&cmd->args[p.pos + 1]) ||
 		    (strcasecmp(cs, "UTF-8") != 0 &&
 		     strcasecmp(cs, "US-ASCII") != 0)) {
 			imap_tagged(cmd, "NO", "[BADCHARSET (UTF-8 US-ASCII)] "
 					       "Unsupported charset");
 			return;
 		}
-		p.pos = 2;
+		p.pos += 2;
 	}
 	if (p.pos >= p.argc) {
 		imap_tagged(cmd, "BAD", "Missing search criteria");
@@ -628,16 +669,21 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
 		return;
 	}
-	struct buf out = BUF_INIT;
 	uint64_t maxmodseq = 0;
-	buf_append_str(&out, "* SEARCH");
+	uint32_t *hits = malloc((is->count ? is->count : 1) * sizeof(*hits));
+	uint32_t *hit_uids = malloc((is->count ? is->count : 1) *
+				    sizeof(*hit_uids));
+	size_t nhits = 0;
+	if (hits == NULL || hit_uids == NULL)
+		abort();
 	for (size_t i = 0; i < is->count; i++) {
 		struct store_msg_rec rec;
 		int rc = store_message_get(st, txn, is->mbox.mbox_id,
 					   is->uids[i], &rec, &err);
 		if (rc != 0)
 			continue;
-		struct smsg m = {.seq = (uint32_t)i + 1,
+		struct smsg m = {.is = is,
+				 .seq = (uint32_t)i + 1,
 				 .uid = is->uids[i],
 				 .rec = &rec,
 				 .st = st,
@@ -645,16 +691,48 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 				 .kwnames = kwnames,
 				 .kwlen = kwlen};
 		if (eval(root, &m)) {
-			buf_printf(&out, " %u", cmd->uid ? m.uid : m.seq);
+			hits[nhits] = cmd->uid ? m.uid : m.seq;
+			hit_uids[nhits++] = m.uid;
 			if (rec.modseq > maxmodseq)
 				maxmodseq = rec.modseq;
 		}
 	}
 	store_read_end(&txn);
-	if (p.modseq_used && maxmodseq > 0)
-		buf_printf(&out, " (MODSEQ %llu)",
-			   (unsigned long long)maxmodseq);
-	buf_append(&out, "\r\n", 2);
+	if (ret & R_SAVE) {
+		free(is->saved);
+		is->saved = hit_uids;
+		is->nsaved = nhits;
+		hit_uids = NULL;
+	}
+	struct buf out = BUF_INIT;
+	if (esearch) {
+		buf_printf(&out, "* ESEARCH (TAG \"%s\")%s", cmd->tag,
+			   cmd->uid ? " UID" : "");
+		if ((ret & R_MIN) && nhits > 0)
+			buf_printf(&out, " MIN %u", hits[0]);
+		if ((ret & R_MAX) && nhits > 0)
+			buf_printf(&out, " MAX %u", hits[nhits - 1]);
+		if (ret & R_COUNT)
+			buf_printf(&out, " COUNT %zu", nhits);
+		if ((ret & R_ALL) && nhits > 0) {
+			buf_append_str(&out, " ALL ");
+			imap_uid_set_format(hits, nhits, &out);
+		}
+		if (p.modseq_used && maxmodseq > 0)
+			buf_printf(&out, " MODSEQ %llu",
+				   (unsigned long long)maxmodseq);
+		buf_append(&out, "\r\n", 2);
+	} else if (!(ret & R_SAVE)) {
+		buf_append_str(&out, "* SEARCH");
+		for (size_t i = 0; i < nhits; i++)
+			buf_printf(&out, " %u", hits[i]);
+		if (p.modseq_used && maxmodseq > 0)
+			buf_printf(&out, " (MODSEQ %llu)",
+				   (unsigned long long)maxmodseq);
+		buf_append(&out, "\r\n", 2);
+	}
+	free(hits);
+	free(hit_uids);
 	session_write(is->s, buf_ptr(&out), buf_used(&out));
 	buf_free(&out);
 	imap_tagged(cmd, "OK", "%sSEARCH completed", cmd->uid ? "UID " : "");

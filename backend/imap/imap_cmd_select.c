@@ -13,6 +13,9 @@ imap_mailbox_close(struct imap_session *is)
 {
 	free(is->mbox_name);
 	free(is->uids);
+	free(is->saved);
+	is->saved = NULL;
+	is->nsaved = 0;
 	is->nown = 0;
 	is->mbox_name = NULL;
 	is->uids = NULL;

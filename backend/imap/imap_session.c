@@ -63,7 +63,8 @@ backend_imap_capabilities_init(const struct config *cfg)
 		 "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
 		 "MOVE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED "
 		 "LIST-STATUS MULTIAPPEND STATUS=SIZE CONDSTORE QRESYNC "
-		 "OBJECTID SAVEDATE WITHIN QUOTA QUOTA=RES-STORAGE "
+		 "OBJECTID SAVEDATE WITHIN ESEARCH SEARCHRES QUOTA "
+		 "QUOTA=RES-STORAGE "
 		 "QUOTA=RES-MESSAGE APPENDLIMIT=%llu",
 		 (unsigned long long)cfg->limits_max_literal_size);
 }
@@ -511,6 +512,19 @@ imap_set_uids(struct imap_cmd_ctx *cmd, const char *set, uint32_t **uids_r,
 	unsigned nranges;
 	uint32_t max = cmd->uid ? (is->count ? is->uids[is->count - 1] : 0)
 				: (uint32_t)is->count;
+	if (strcmp(set, "$") == 0) {
+		/* SEARCHRES (RFC 5182): the saved result, as it still is. */
+		uint32_t *uids = arena_alloc(&is->cmd_pool,
+					     (is->nsaved ? is->nsaved : 1) *
+						     sizeof(*uids));
+		size_t n = 0;
+		for (size_t i = 0; i < is->nsaved; i++)
+			if (imap_uid_index(is, is->saved[i]) >= 0)
+				uids[n++] = is->saved[i];
+		*uids_r = uids;
+		*n_r = n;
+		return 0;
+	}
 	if (imap_seqset_parse(set, max, &is->cmd_pool, &ranges, &nranges) < 0) {
 		imap_tagged(cmd, "BAD", "Invalid sequence set");
 		return -1;
@@ -731,6 +745,7 @@ imap_free(struct bsession *s)
 		return;
 	imap_mailbox_close(is);
 	free(is->own);
+	free(is->saved);
 	lp_free(&is->lp);
 	arena_free(&is->cmd_pool);
 	free(is);

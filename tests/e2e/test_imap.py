@@ -446,3 +446,25 @@ def test_over_quota_append(stack_factory):
         b'"User quota" (STORAGE 1 1)')
     conn.logout()
     st.down()
+
+
+def test_esearch_and_searchres(c):
+    for i in range(1, 6):
+        c.append("INBOX", r"(\Seen)" if i % 2 else None, None, msg(i))
+    c.select("INBOX")
+    typ, data = c._simple_command("SEARCH", "RETURN", "(MIN MAX COUNT ALL)",
+                                  "SEEN")
+    got = c.untagged_responses.pop("ESEARCH")[0]
+    assert re.match(rb'\(TAG "\w+"\) MIN 1 MAX 5 COUNT 3 ALL 1,3,5$', got)
+    typ, data = c._simple_command("UID", "SEARCH", "RETURN", "(COUNT)",
+                                  "UNSEEN")
+    got = c.untagged_responses.pop("ESEARCH")[0]
+    assert re.match(rb'\(TAG "\w+"\) UID COUNT 2$', got)
+    # SAVE, then use $ as a set and as a search key.
+    typ, data = c._simple_command("SEARCH", "RETURN", "(SAVE)", "UNSEEN")
+    assert typ == "OK" and "ESEARCH" not in c.untagged_responses
+    typ, data = c.fetch("$", "(UID)")
+    assert data == [b"2 (UID 2)", b"4 (UID 4)"]
+    assert c.search(None, "$", "SUBJECT", '"note 4"')[1] == [b"4"]
+    c.store("$", "+FLAGS", r"(\Flagged)")
+    assert c.search(None, "FLAGGED")[1] == [b"2 4"]
