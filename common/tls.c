@@ -1,7 +1,10 @@
 /* tls.c - OpenSSL contexts. */
 #include "common/tls.h"
 
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -138,4 +141,149 @@ tls_link_client_ctx(const char *ca_file, const char *cert_file,
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
 	return ctx;
+}
+
+/* -- certificate sets for mail clients (SNI, reload) ---------------------*/
+
+#define TLS_SNI_MAX 256
+
+struct tls_server {
+	int refs;
+	SSL_CTX *def;
+	unsigned nsni;
+	SSL_CTX *sni[TLS_SNI_MAX];
+};
+
+static int
+tls_sni_select(SSL *ssl, int *alert, void *arg)
+{
+	struct tls_server *t = arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	(void)alert;
+	if (name == NULL || name[0] == '\0')
+		return SSL_TLSEXT_ERR_OK;
+	for (unsigned i = 0; i < t->nsni; i++) {
+		X509 *cert = SSL_CTX_get0_certificate(t->sni[i]);
+		if (cert != NULL &&
+		    X509_check_host(cert, name, strlen(name), 0, NULL) == 1) {
+			SSL_set_SSL_CTX(ssl, t->sni[i]);
+			break;
+		}
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static int
+tls_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+tls_load_sni_dir(struct tls_server *t, const char *dir, const char **error_r)
+{
+	static char msg[600];
+	DIR *d = opendir(dir);
+	if (d == NULL) {
+		snprintf(msg, sizeof(msg), "cannot read SNI directory %s", dir);
+		*error_r = msg;
+		return -1;
+	}
+	/* Sorted, so that the choice among overlapping names is stable. */
+	char *names[TLS_SNI_MAX];
+	unsigned n = 0;
+	struct dirent *de;
+	int rc = 0;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		if (len <= 4 || de->d_name[0] == '.' ||
+		    strcmp(de->d_name + len - 4, ".pem") != 0)
+			continue;
+		if (n == TLS_SNI_MAX) {
+			snprintf(msg, sizeof(msg),
+				 "more than %d certificates in %s",
+				 TLS_SNI_MAX, dir);
+			*error_r = msg;
+			rc = -1;
+			break;
+		}
+		names[n] = strdup(de->d_name);
+		if (names[n] == NULL)
+			abort();
+		n++;
+	}
+	closedir(d);
+	qsort(names, n, sizeof(names[0]), tls_name_cmp);
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		char cert[4096], key[4096];
+		size_t len = strlen(names[i]);
+		snprintf(cert, sizeof(cert), "%s/%s", dir, names[i]);
+		snprintf(key, sizeof(key), "%s/%.*s.key", dir, (int)(len - 4),
+			 names[i]);
+		SSL_CTX *ctx = tls_server_ctx(cert, key, error_r);
+		if (ctx == NULL) {
+			rc = -1;
+			break;
+		}
+		t->sni[t->nsni++] = ctx;
+	}
+	for (unsigned i = 0; i < n; i++)
+		free(names[i]);
+	return rc;
+}
+
+struct tls_server *
+tls_server_load(const char *cert_file, const char *key_file,
+		const char *sni_dir, const char **error_r)
+{
+	struct tls_server *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		abort();
+	t->refs = 1;
+	t->def = tls_server_ctx(cert_file, key_file, error_r);
+	if (t->def == NULL) {
+		free(t);
+		return NULL;
+	}
+	if (sni_dir != NULL && sni_dir[0] != '\0') {
+		if (tls_load_sni_dir(t, sni_dir, error_r) < 0) {
+			tls_server_unref(&t);
+			return NULL;
+		}
+		SSL_CTX_set_tlsext_servername_callback(t->def, tls_sni_select);
+		SSL_CTX_set_tlsext_servername_arg(t->def, t);
+	}
+	return t;
+}
+
+SSL_CTX *
+tls_server_default(struct tls_server *t)
+{
+	return t->def;
+}
+
+unsigned
+tls_server_count(const struct tls_server *t)
+{
+	return 1 + t->nsni;
+}
+
+struct tls_server *
+tls_server_ref(struct tls_server *t)
+{
+	__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+	return t;
+}
+
+void
+tls_server_unref(struct tls_server **tp)
+{
+	struct tls_server *t = *tp;
+	*tp = NULL;
+	if (t == NULL || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	for (unsigned i = 0; i < t->nsni; i++)
+		SSL_CTX_free(t->sni[i]);
+	SSL_CTX_free(t->def);
+	free(t);
 }

@@ -19,6 +19,26 @@ SSL_CTX *tls_link_server_ctx(const char *ca_file, const char *cert_file,
 /* Link client (frontend): presents cert/key, verifies the backend. */
 SSL_CTX *tls_link_client_ctx(const char *ca_file, const char *cert_file,
 			     const char *key_file, const char **error_r);
+/* The certificates shown to mail clients: a default context and, for
+ * SNI, one per certificate of a directory.  A set is immutable and
+ * reference counted (atomically): a reload builds a new set, and
+ * connections that started TLS with the old one keep it until they end.
+ *
+ * tls_server_load(): cert/key as tls_server_ctx(); sni_dir (may be "")
+ * holds NAME.pem (chain) + NAME.key pairs; during the handshake the
+ * first certificate whose names match the client's SNI (wildcards
+ * included) is used, the default one otherwise.  Returns NULL and
+ * *error_r on any unreadable or mismatched file. */
+struct tls_server;
+struct tls_server *tls_server_load(const char *cert_file,
+				   const char *key_file, const char *sni_dir,
+				   const char **error_r);
+SSL_CTX *tls_server_default(struct tls_server *t);
+/* Certificates in the set (1 + SNI ones). */
+unsigned tls_server_count(const struct tls_server *t);
+struct tls_server *tls_server_ref(struct tls_server *t);
+void tls_server_unref(struct tls_server **t);
+
 /* The last OpenSSL error as text. */
 const char *tls_last_error(void);
 

@@ -114,6 +114,7 @@ client_handle_closed(uv_handle_t *h)
 		c->next->prev = c->prev;
 	fe->nclients--;
 	lp_free(&c->lp);
+	tls_server_unref(&c->tls_certs);
 	buf_wipe(&c->in);
 	buf_wipe(&c->secret);
 	free(c);
@@ -184,6 +185,16 @@ client_conn_error(struct conn *conn, const char *why)
 	client_detach(c);
 	client_set_state(c, CLIENT_CLOSING);
 	uv_timer_stop(&c->idle);
+}
+
+/* TLS with the current certificate set, which this client keeps (a
+ * reload does not change a handshake under way). */
+static int
+client_tls_begin(struct client *c)
+{
+	c->tls_certs = tls_server_ref(c->fe->tls);
+	return conn_start_tls(&c->conn, tls_server_default(c->tls_certs), 1,
+			      NULL);
 }
 
 /* The connection may proceed now that the client's address is known:
@@ -293,8 +304,7 @@ client_conn_read(struct conn *conn, const char *data, size_t len)
 			return;
 		}
 		if (c->implicit_tls) {
-			if (conn_start_tls(&c->conn, c->fe->client_ctx, 1,
-					   NULL) < 0) {
+			if (client_tls_begin(c) < 0) {
 				client_close(c, "TLS setup failed");
 				return;
 			}
@@ -418,7 +428,7 @@ client_start_tls(struct client *c)
 	   are discarded, never executed under TLS (CVE-2011-0411 class). */
 	buf_reset(&c->in);
 	lp_reset(&c->lp);
-	if (conn_start_tls(&c->conn, c->fe->client_ctx, 1, NULL) < 0)
+	if (client_tls_begin(c) < 0)
 		client_close(c, "TLS setup failed");
 }
 

@@ -23,6 +23,7 @@
 #include "common/config.h"
 #include "common/conn.h"
 #include "common/lineparse.h"
+#include "common/tls.h"
 #include "frontend/directory.h"
 #include "frontend/policy.h"
 #include "link.pb-c.h"
@@ -80,14 +81,15 @@ extern const struct client_proto pop3_login_proto;
 struct frontend {
 	uv_loop_t *loop;
 	struct config cfg;
-	SSL_CTX *client_ctx;  /* certificate for mail clients */
+	struct tls_server *tls; /* certificates for mail clients (SIGHUP
+				   swaps in a new set) */
 	SSL_CTX *link_ctx;    /* client certificate for links */
 	struct directory *dir;
 	struct policy *policy;  /* shared by every loop of the process */
 	struct flink *links;
 	struct client *clients;
 	unsigned nclients;
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sighup;
 	int stopping;
 };
 
@@ -103,6 +105,7 @@ struct client {
 	char id[24];
 	char peer[64];          /* the client: "ip:port" (after PROXY) */
 	struct sockaddr_storage addr;
+	struct tls_server *tls_certs; /* the set this client's TLS uses */
 	const char *refuse;     /* connection refused by a limit: why */
 	unsigned implicit_tls : 1;
 	unsigned tls : 1;
@@ -170,6 +173,9 @@ void link_pool_open(struct frontend *fe, struct client *c);
 void link_pool_detach(struct client *c);
 void link_pool_send_data(struct client *c, const void *data, size_t len);
 void link_pool_send_credit(struct client *c, uint32_t bytes);
+/* Whether every backend seen so far offers the IMAP capability cap after
+ * login (pre-login lists stay a subset of post-login ones). */
+int link_pool_backends_offer(struct frontend *fe, const char *cap);
 void link_pool_stop(struct frontend *fe);
 /* After the loop has ended. */
 void link_pool_free(struct frontend *fe);

@@ -80,6 +80,26 @@ close_walk(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
+/* SIGHUP: the certificates for mail clients are read again (same
+ * paths); sessions keep theirs, new connections get the new ones. */
+static void
+on_reload(uv_signal_t *h, int signum)
+{
+	struct frontend *fe = h->data;
+	const char *err;
+	struct tls_server *t = tls_server_load(fe->cfg.tls_cert_file,
+					       fe->cfg.tls_key_file,
+					       fe->cfg.tls_sni_dir, &err);
+	if (t == NULL) {
+		log_error("reload: certificates kept, error=\"%s\"", err);
+		return;
+	}
+	tls_server_unref(&fe->tls);
+	fe->tls = t;
+	log_info("reload: certificates loaded count=%u",
+		 tls_server_count(t));
+}
+
 static void
 on_signal(uv_signal_t *h, int signum)
 {
@@ -88,6 +108,7 @@ on_signal(uv_signal_t *h, int signum)
 	fe->stopping = 1;
 	uv_signal_stop(&fe->sigterm);
 	uv_signal_stop(&fe->sigint);
+	uv_signal_stop(&fe->sighup);
 	for (unsigned i = 0; i < nlisteners; i++)
 		uv_close((uv_handle_t *)&listeners[i].tcp, NULL);
 	for (struct client *c = fe->clients, *next; c != NULL; c = next) {
@@ -139,9 +160,9 @@ main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
-	fe.client_ctx = tls_server_ctx(fe.cfg.tls_cert_file,
-				       fe.cfg.tls_key_file, &err);
-	if (fe.client_ctx == NULL) {
+	fe.tls = tls_server_load(fe.cfg.tls_cert_file, fe.cfg.tls_key_file,
+				 fe.cfg.tls_sni_dir, &err);
+	if (fe.tls == NULL) {
 		log_error("client TLS error=\"%s\"", err);
 		return 1;
 	}
@@ -181,6 +202,9 @@ main(int argc, char **argv)
 	fe.sigterm.data = fe.sigint.data = &fe;
 	uv_signal_start(&fe.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&fe.sigint, on_signal, SIGINT);
+	uv_signal_init(fe.loop, &fe.sighup);
+	fe.sighup.data = &fe;
+	uv_signal_start(&fe.sighup, on_reload, SIGHUP);
 	log_info("frontend name=%s site=%lld ready", fe.cfg.global_name,
 		 (long long)fe.cfg.global_site);
 	uv_run(fe.loop, UV_RUN_DEFAULT);
@@ -189,7 +213,7 @@ main(int argc, char **argv)
 	uv_loop_close(fe.loop);
 	dir_free(&fe.dir);
 	link_pool_free(&fe);
-	SSL_CTX_free(fe.client_ctx);
+	tls_server_unref(&fe.tls);
 	SSL_CTX_free(fe.link_ctx);
 	policy_free(&policy);
 	config_free(&fe.cfg);
