@@ -2,6 +2,7 @@
 #ifndef PORTICO_BACKEND_H
 #define PORTICO_BACKEND_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,9 @@ struct bsession {
 				     further input is processed */
 	unsigned pending_ops;     /* store operations not yet completed */
 	int dead;                 /* closed while operations were pending */
+	struct z_stream_s *zin;   /* COMPRESS=DEFLATE (RFC 4978): inflate */
+	struct z_stream_s *zout;  /* ... and deflate */
+	int zdirty;               /* deflated output not yet flushed */
 	const struct session_engine *engine;
 	void *state;
 	struct bsession *next;    /* in link's list */
@@ -81,6 +85,7 @@ extern const struct session_engine pop3_engine;
 void session_write(struct bsession *s, const void *data, size_t len);
 void session_printf(struct bsession *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+void session_vprintf(struct bsession *s, const char *fmt, va_list ap);
 /* Engines stop producing while this is true and continue from
  * engine->input() when credit arrives. */
 int session_output_full(const struct bsession *s);
@@ -96,6 +101,9 @@ void session_end(struct bsession *s, const char *reason);
 void session_store(struct bsession *s, store_op_fn *op, void *op_args,
 		   store_done_fn *done, void *ctx,
 		   void (*free_ctx)(void *ctx));
+/* Starts DEFLATE in both directions: what was written before stays
+ * plain, input not yet processed is inflated (RFC 4978). */
+int session_compress_start(struct bsession *s);
 /* Tells sessions with mailbox mbox_id selected that it changed. */
 void backend_mailbox_changed(struct backend *be, uint64_t mbox_id);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <openssl/x509.h>
+#include <zlib.h>
 
 #include "common/link.h"
 #include "common/log.h"
@@ -69,10 +70,77 @@ session_unlink(struct bsession *s)
 		*pp = s->next;
 }
 
+/* Deflates len bytes (or flushes with Z_SYNC_FLUSH when data is NULL)
+ * into s->out. */
+static void
+session_deflate(struct bsession *s, const void *data, size_t len)
+{
+	z_stream *z = s->zout;
+	int flush = data == NULL ? Z_SYNC_FLUSH : Z_NO_FLUSH;
+	z->next_in = (Bytef *)(uintptr_t)data;
+	z->avail_in = (uInt)len;
+	do {
+		char *p = buf_reserve(&s->out, 16384);
+		z->next_out = (Bytef *)p;
+		z->avail_out = 16384;
+		deflate(z, flush);
+		buf_commit(&s->out, 16384 - z->avail_out);
+	} while (z->avail_in > 0 || z->avail_out == 0);
+	s->zdirty = data != NULL;
+}
+
+/* Inflates wire bytes into s->in; -1 on a corrupt stream. */
+static int
+session_inflate(struct bsession *s, const void *data, size_t len)
+{
+	z_stream *z = s->zin;
+	z->next_in = (Bytef *)(uintptr_t)data;
+	z->avail_in = (uInt)len;
+	while (z->avail_in > 0) {
+		char *p = buf_reserve(&s->in, 16384);
+		z->next_out = (Bytef *)p;
+		z->avail_out = 16384;
+		int rc = inflate(z, Z_SYNC_FLUSH);
+		buf_commit(&s->in, 16384 - z->avail_out);
+		if (rc != Z_OK && rc != Z_BUF_ERROR)
+			return -1;
+		if (rc == Z_BUF_ERROR && z->avail_out != 0)
+			break;
+		/* A decompression bomb is cut off by the input limit. */
+		if (buf_used(&s->in) > s->window * 8)
+			return -1;
+	}
+	return 0;
+}
+
+int
+session_compress_start(struct bsession *s)
+{
+	if (s->zin != NULL)
+		return -1;
+	s->zin = calloc(1, sizeof(z_stream));
+	s->zout = calloc(1, sizeof(z_stream));
+	if (s->zin == NULL || s->zout == NULL)
+		abort();
+	if (inflateInit2(s->zin, -15) != Z_OK ||
+	    deflateInit2(s->zout, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
+			 Z_DEFAULT_STRATEGY) != Z_OK)
+		abort();
+	/* What the client sent after the COMPRESS command is compressed. */
+	struct buf rest = s->in;
+	memset(&s->in, 0, sizeof(s->in));
+	s->unacked_in += buf_used(&rest);
+	int rc = session_inflate(s, buf_ptr(&rest), buf_used(&rest));
+	buf_free(&rest);
+	return rc;
+}
+
 static void
 session_flush(struct bsession *s)
 {
 	struct buf frames = BUF_INIT;
+	if (s->zout != NULL && s->zdirty)
+		session_deflate(s, NULL, 0);
 	while (buf_used(&s->out) > 0 && s->send_credit > 0) {
 		size_t n = buf_used(&s->out);
 		if (n > s->send_credit)
@@ -100,7 +168,25 @@ session_flush(struct bsession *s)
 void
 session_write(struct bsession *s, const void *data, size_t len)
 {
+	if (s->zout != NULL) {
+		if (len > 0)
+			session_deflate(s, data, len);
+		return;
+	}
 	buf_append(&s->out, data, len);
+}
+
+void
+session_vprintf(struct bsession *s, const char *fmt, va_list ap)
+{
+	if (s->zout != NULL) {
+		struct buf tmp = BUF_INIT;
+		buf_vprintf(&tmp, fmt, ap);
+		session_deflate(s, buf_ptr(&tmp), buf_used(&tmp));
+		buf_free(&tmp);
+	} else {
+		buf_vprintf(&s->out, fmt, ap);
+	}
 }
 
 void
@@ -108,7 +194,7 @@ session_printf(struct bsession *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	buf_vprintf(&s->out, fmt, ap);
+	session_vprintf(s, fmt, ap);
 	va_end(ap);
 }
 
@@ -121,7 +207,9 @@ session_output_full(const struct bsession *s)
 void
 session_consumed(struct bsession *s, size_t n)
 {
-	s->unacked_in += n;
+	/* Compressed sessions return credit for wire bytes on arrival. */
+	if (s->zin == NULL)
+		s->unacked_in += n;
 }
 
 void
@@ -145,6 +233,12 @@ session_free(struct bsession *s)
 		s->engine->free(s);
 	buf_wipe(&s->in);
 	buf_free(&s->out);
+	if (s->zin != NULL) {
+		inflateEnd(s->zin);
+		deflateEnd(s->zout);
+		free(s->zin);
+		free(s->zout);
+	}
 	s->be->sessions--;
 	free(s);
 }
@@ -347,7 +441,20 @@ blink_frame(struct blink *l, Portico__Frame *f)
 			session_flush(s);
 			return;
 		}
-		buf_append(&s->in, f->data->data.data, f->data->data.len);
+		if (s->zin != NULL) {
+			s->unacked_in += f->data->data.len;
+			if (session_inflate(s, f->data->data.data,
+					    f->data->data.len) < 0) {
+				log_warn("session=%s bad compressed input",
+					 s->id);
+				session_end(s, "bad compressed input");
+				session_flush(s);
+				return;
+			}
+		} else {
+			buf_append(&s->in, f->data->data.data,
+				   f->data->data.len);
+		}
 		session_run(s);
 		return;
 	case PORTICO__FRAME__BODY_CREDIT:

@@ -7,10 +7,10 @@ PACKAGES=(
     build-essential clang pkg-config
     libssl-dev libuv1-dev liblmdb-dev lmdb-utils
     libprotobuf-c-dev protobuf-c-compiler
-    libldap-dev libinih-dev libcmocka-dev
+    libldap-dev libinih-dev libcmocka-dev zlib1g-dev
     slapd ldap-utils
     python3-pytest curl openssl haproxy
-    fetchmail getmail6
+    fetchmail getmail6 isync offlineimap3
 )
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -152,7 +152,8 @@ struct imap_cmd_ctx *imap_cmd_keep(struct imap_cmd_ctx *cmd);
 
 /* Command handlers. */
 imap_cmd_func imap_cmd_capability, imap_cmd_noop, imap_cmd_logout,
-	imap_cmd_id, imap_cmd_enable, imap_cmd_namespace, imap_cmd_check;
+	imap_cmd_id, imap_cmd_enable, imap_cmd_namespace, imap_cmd_check,
+	imap_cmd_compress;
 imap_cmd_func imap_cmd_select, imap_cmd_examine, imap_cmd_close,
 	imap_cmd_unselect, imap_cmd_status;
 imap_cmd_func imap_cmd_fetch;

@@ -124,3 +124,22 @@ imap_cmd_check(struct imap_cmd_ctx *cmd)
 	/* Every change is durable when its command completes. */
 	imap_tagged(cmd, "OK", "CHECK completed");
 }
+
+void
+imap_cmd_compress(struct imap_cmd_ctx *cmd)
+{
+	if (cmd->argc != 1 || !imap_arg_is_atom(&cmd->args[0], "DEFLATE")) {
+		imap_tagged(cmd, "BAD", "Only COMPRESS DEFLATE is supported");
+		return;
+	}
+	if (cmd->is->s->zin != NULL) {
+		imap_tagged(cmd, "NO", "[COMPRESSIONACTIVE] DEFLATE is "
+				       "already active");
+		return;
+	}
+	imap_tagged(cmd, "OK", "DEFLATE active");
+	if (session_compress_start(cmd->is->s) < 0) {
+		imap_untagged(cmd->is, "BYE Invalid compressed data");
+		session_end(cmd->is->s, "bad compressed input");
+	}
+}

@@ -17,6 +17,7 @@ static const struct imap_cmd imap_cmds[] = {
 	{ "ENABLE",      imap_cmd_enable,      IMAP_F_NO_SYNC },
 	{ "NAMESPACE",   imap_cmd_namespace,   IMAP_F_ANY },
 	{ "CHECK",       imap_cmd_check,       IMAP_F_SELECTED },
+	{ "COMPRESS",    imap_cmd_compress,    IMAP_F_NO_SYNC },
 	{ "SELECT",      imap_cmd_select,      IMAP_F_NO_SYNC },
 	{ "EXAMINE",     imap_cmd_examine,     IMAP_F_NO_SYNC },
 	{ "CLOSE",       imap_cmd_close,       IMAP_F_SELECTED | IMAP_F_NO_SYNC },
@@ -63,7 +64,8 @@ backend_imap_capabilities_init(const struct config *cfg)
 		 "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
 		 "MOVE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED "
 		 "LIST-STATUS MULTIAPPEND STATUS=SIZE CONDSTORE QRESYNC "
-		 "OBJECTID SAVEDATE WITHIN ESEARCH SEARCHRES QUOTA "
+		 "OBJECTID SAVEDATE WITHIN ESEARCH SEARCHRES COMPRESS=DEFLATE "
+		 "QUOTA "
 		 "QUOTA=RES-STORAGE "
 		 "QUOTA=RES-MESSAGE APPENDLIMIT=%llu",
 		 (unsigned long long)cfg->limits_max_literal_size);
@@ -93,7 +95,7 @@ imap_tagged(struct imap_cmd_ctx *cmd, const char *status, const char *fmt,
 	va_list ap;
 	session_printf(s, "%s %s ", cmd->tag, status);
 	va_start(ap, fmt);
-	buf_vprintf(&s->out, fmt, ap);
+	session_vprintf(s, fmt, ap);
 	va_end(ap);
 	session_write(s, "\r\n", 2);
 }
@@ -105,7 +107,7 @@ imap_untagged(struct imap_session *is, const char *fmt, ...)
 	va_list ap;
 	session_write(s, "* ", 2);
 	va_start(ap, fmt);
-	buf_vprintf(&s->out, fmt, ap);
+	session_vprintf(s, fmt, ap);
 	va_end(ap);
 	session_write(s, "\r\n", 2);
 }

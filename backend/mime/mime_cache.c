@@ -47,6 +47,14 @@ put32(unsigned char *p, uint32_t v)
 	p[3] = (unsigned char)(v >> 24);
 }
 
+/* Appends all of from (buf_ptr() of a never used buf is NULL + 0). */
+static void
+append_buf(struct buf *out, const struct buf *from)
+{
+	if (buf_used(from) > 0)
+		buf_append(out, buf_ptr(from), buf_used(from));
+}
+
 static uint32_t
 fnv1a(const unsigned char *p, size_t n)
 {
@@ -169,11 +177,11 @@ mime_cache_compile(const struct mime_ptree *tree, struct buf *out)
 			out, MIME_BLOB_HDR);
 		memset(h, 0, MIME_BLOB_HDR);
 		buf_commit(out, MIME_BLOB_HDR);
-		buf_append(out, buf_ptr(&cb.parts), buf_used(&cb.parts));
-		buf_append(out, buf_ptr(&cb.envs), buf_used(&cb.envs));
-		buf_append(out, buf_ptr(&cb.addrs), buf_used(&cb.addrs));
-		buf_append(out, buf_ptr(&cb.refs), buf_used(&cb.refs));
-		buf_append(out, buf_ptr(&cb.strs), buf_used(&cb.strs));
+		append_buf(out, &cb.parts);
+		append_buf(out, &cb.envs);
+		append_buf(out, &cb.addrs);
+		append_buf(out, &cb.refs);
+		append_buf(out, &cb.strs);
 		h = (unsigned char *)buf_ptr(out) + start;
 		memcpy(h, MIME_BLOB_MAGIC, 4);
 		h[4] = MIME_CACHE_VERSION & 0xff;

@@ -468,3 +468,42 @@ def test_esearch_and_searchres(c):
     assert c.search(None, "$", "SUBJECT", '"note 4"')[1] == [b"4"]
     c.store("$", "+FLAGS", r"(\Flagged)")
     assert c.search(None, "FLAGGED")[1] == [b"2 4"]
+
+
+def test_compress_deflate(stack, user):
+    import zlib
+    stack.import_message(user[0], msg(1, b"z" * 50000))
+    s = stack.ssl_context().wrap_socket(
+        socket.create_connection((stack.host, stack.IMAPS_PORT), timeout=10),
+        server_hostname=stack.host)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"a LOGIN %s %s\r\n" % (user[0].encode(), user[1].encode()))
+    assert f.readline().startswith(b"a OK")
+    s.sendall(b"b COMPRESS DEFLATE\r\n")
+    assert f.readline() == b"b OK DEFLATE active\r\n"
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    dec = zlib.decompressobj(-15)
+
+    def send(line):
+        s.sendall(comp.compress(line) + comp.flush(zlib.Z_SYNC_FLUSH))
+
+    out = b""
+
+    def read_until(tag):
+        nonlocal out
+        while not re.search(rb"(^|\r\n)" + tag + rb" [^\r\n]*\r\n", out):
+            chunk = s.recv(65536)
+            assert chunk, out[-200:]
+            out += dec.decompress(chunk)
+        return out
+
+    send(b"c SELECT INBOX\r\nd FETCH 1 BODY.PEEK[]\r\n")
+    read_until(b"d")
+    assert b"* 1 EXISTS" in out and b"d OK" in out
+    assert msg(1, b"z" * 50000) in out
+    send(b"e COMPRESS DEFLATE\r\n")
+    assert b"e NO [COMPRESSIONACTIVE]" in read_until(b"e")
+    send(b"f LOGOUT\r\n")
+    assert b"f OK" in read_until(b"f")
+    s.close()
