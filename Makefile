@@ -115,6 +115,10 @@ test: deps
 e2e:
 	PORTICO_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -ra tests/e2e
 
+# Benchmarks: numbers, never pass/fail (docs/BENCHMARKS.md).
+bench: all
+	$(PYTHON) tests/bench/imap_large.py
+
 docs/CONFIG.md: $(BUILD)/portico-admin
 	$(BUILD)/portico-admin config-reference > $@
 
@@ -125,6 +129,6 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all unit deps run test e2e format clean
+.PHONY: all unit deps run test e2e bench format clean
 
 -include $(shell find $(BUILD)/obj $(BUILD)/unit -name '*.d' 2>/dev/null)

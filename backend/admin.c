@@ -65,13 +65,63 @@ mbox_from_date(const char *line, size_t len)
 	return (int64_t)timegm(&tm);
 }
 
-/* Appends one message with CRLF line ends; mboxrd unescaping when
+/* Messages are imported in batches: one transaction (one fsync) per
+ * IMPORT_BATCH messages or IMPORT_BATCH_BYTES. */
+#define IMPORT_BATCH 1000
+#define IMPORT_BATCH_BYTES (64u << 20)
+
+struct importer {
+	struct store *st;
+	uint64_t user_num;
+	const char *mbox;
+	struct buf msgs[IMPORT_BATCH];
+	int64_t dates[IMPORT_BATCH];
+	size_t n, bytes;
+	unsigned total;
+};
+
+static int
+import_flush(struct importer *im)
+{
+	if (im->n == 0)
+		return 0;
+	struct store_new_msg *nm = calloc(im->n, sizeof(*nm));
+	if (nm == NULL)
+		abort();
+	for (size_t i = 0; i < im->n; i++) {
+		nm[i].data = buf_ptr(&im->msgs[i]);
+		nm[i].len = buf_used(&im->msgs[i]);
+		nm[i].internaldate = im->dates[i];
+	}
+	struct store_append_args a = {
+		.user_num = im->user_num,
+		.mailbox = im->mbox,
+		.msgs = nm,
+		.n = im->n,
+	};
+	char ebuf[STORE_ERR_SIZE];
+	int rc = store_run(im->st, store_op_append, &a, ebuf);
+	free(nm);
+	for (size_t i = 0; i < im->n; i++)
+		buf_free(&im->msgs[i]);
+	if (rc != 0) {
+		fprintf(stderr, "portico-admin: import: %s\n", ebuf);
+		return -1;
+	}
+	im->total += (unsigned)im->n;
+	im->n = 0;
+	im->bytes = 0;
+	return 0;
+}
+
+/* Queues one message with CRLF line ends; mboxrd unescaping when
  * from_mbox ('>From ' lines lose one '>'). */
 static int
-import_one(struct store *st, const char *mailbox_id, const char *mbox,
-	   const char *data, size_t len, int from_mbox, int64_t date)
+import_one(struct importer *im, const char *data, size_t len, int from_mbox,
+	   int64_t date)
 {
-	struct buf msg = BUF_INIT;
+	struct buf *msg = &im->msgs[im->n];
+	memset(msg, 0, sizeof(*msg));
 	size_t i = 0;
 	while (i < len) {
 		const char *nl = memchr(data + i, '\n', len - i);
@@ -90,55 +140,28 @@ import_one(struct store *st, const char *mailbox_id, const char *mbox,
 				llen--;
 			}
 		}
-		buf_append(&msg, line, llen);
+		buf_append(msg, line, llen);
 		if (nl != NULL)
-			buf_append(&msg, "\r\n", 2);
+			buf_append(msg, "\r\n", 2);
 		i = nl ? end + 1 : len;
 	}
 	if (from_mbox) {
 		/* The blank line before the next "From " belongs to the
 		   mbox format, not to the message. */
-		if (buf_used(&msg) >= 4 &&
-		    memcmp(buf_ptr(&msg) + buf_used(&msg) - 4, "\r\n\r\n", 4) ==
+		if (buf_used(msg) >= 4 &&
+		    memcmp(buf_ptr(msg) + buf_used(msg) - 4, "\r\n\r\n", 4) ==
 			    0)
-			msg.len -= 2;
+			msg->len -= 2;
 	}
-	const char *err;
-	if (date == 0)
-		date = (int64_t)time(NULL);
-	MDB_txn *txn = NULL;
-	struct store_user_rec u;
-	if (store_read_begin(st, &txn, &err) < 0) {
-		buf_free(&msg);
-		fprintf(stderr, "portico-admin: import: %s\n", err);
-		return -1;
+	if (buf_used(msg) == 0) {
+		buf_free(msg);
+		return 0; /* nothing to store */
 	}
-	int rc = store_user_get(st, txn, mailbox_id, &u, &err);
-	store_read_end(&txn);
-	if (rc != 0) {
-		buf_free(&msg);
-		fprintf(stderr, "portico-admin: import: %s\n",
-			rc > 0 ? "no such mailbox id in this store" : err);
-		return -1;
-	}
-	struct store_new_msg nm = {
-		.data = buf_ptr(&msg),
-		.len = buf_used(&msg),
-		.internaldate = date,
-	};
-	struct store_append_args a = {
-		.user_num = u.user_num,
-		.mailbox = mbox,
-		.msgs = &nm,
-		.n = 1,
-	};
-	char ebuf[STORE_ERR_SIZE];
-	rc = store_run(st, store_op_append, &a, ebuf);
-	buf_free(&msg);
-	if (rc != 0) {
-		fprintf(stderr, "portico-admin: import: %s\n", ebuf);
-		return -1;
-	}
+	im->dates[im->n] = date ? date : (int64_t)time(NULL);
+	im->bytes += buf_used(msg);
+	im->n++;
+	if (im->n == IMPORT_BATCH || im->bytes >= IMPORT_BATCH_BYTES)
+		return import_flush(im);
 	return 0;
 }
 
@@ -147,18 +170,38 @@ cmd_import(struct store *st, const char *mailbox_id, const char *path,
 	   const char *mbox)
 {
 	struct buf file = BUF_INIT;
+	const char *err;
+	MDB_txn *txn = NULL;
+	struct store_user_rec u;
+	if (store_read_begin(st, &txn, &err) < 0) {
+		fprintf(stderr, "portico-admin: import: %s\n", err);
+		return 1;
+	}
+	int rc = store_user_get(st, txn, mailbox_id, &u, &err);
+	store_read_end(&txn);
+	if (rc != 0) {
+		fprintf(stderr, "portico-admin: import: %s\n",
+			rc > 0 ? "no such mailbox id in this store" : err);
+		return 1;
+	}
 	if (read_file(path, &file) < 0) {
 		fprintf(stderr, "portico-admin: %s: %s\n", path,
 			strerror(errno));
 		return 1;
 	}
+	struct importer *im = calloc(1, sizeof(*im));
+	if (im == NULL)
+		abort();
+	im->st = st;
+	im->user_num = u.user_num;
+	im->mbox = mbox;
 	const char *d = buf_ptr(&file);
 	size_t len = buf_used(&file);
-	unsigned count = 0;
+	rc = 0;
 	if (len >= 5 && memcmp(d, "From ", 5) == 0) {
 		/* mbox: messages start at "From " lines. */
 		size_t start = 0;
-		while (start < len) {
+		while (start < len && rc == 0) {
 			const char *nl = memchr(d + start, '\n', len - start);
 			if (nl == NULL)
 				break;
@@ -183,24 +226,19 @@ cmd_import(struct store *st, const char *mailbox_id, const char *path,
 			}
 			if (next >= len)
 				end = len;
-			if (import_one(st, mailbox_id, mbox, d + body,
-				       end - body, 1, date) < 0) {
-				buf_free(&file);
-				return 1;
-			}
-			count++;
+			rc = import_one(im, d + body, end - body, 1, date);
 			start = end;
 		}
 	} else {
-		if (import_one(st, mailbox_id, mbox, d, len, 0, 0) < 0) {
-			buf_free(&file);
-			return 1;
-		}
-		count++;
+		rc = import_one(im, d, len, 0, 0);
 	}
+	if (rc == 0)
+		rc = import_flush(im);
 	buf_free(&file);
-	printf("imported %u\n", count);
-	return 0;
+	if (rc == 0)
+		printf("imported %u\n", im->total);
+	free(im);
+	return rc == 0 ? 0 : 1;
 }
 
 static int

@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""Large-mailbox benchmark: SELECT, UID FETCH 1:* (FLAGS) and UID SEARCH
+on a mailbox of N messages (default 100,000), through a frontend, over
+TLS, on a stack started for the run.  Prints one table; with --markdown
+appends it to the file given.
+
+    tests/bench/imap_large.py [--messages N] [--runs R] [--markdown FILE]
+"""
+
+import argparse
+import os
+import platform
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+STACK = REPO / "scripts" / "stack"
+
+
+def stack(*args):
+    return subprocess.run([str(STACK)] + [str(a) for a in args], check=True,
+                          capture_output=True, text=True, timeout=600)
+
+
+def read_env(d):
+    env = {}
+    for line in (Path(d) / "stack.env").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            env[k] = v.strip("'\"")
+    return env
+
+
+class Client:
+    def __init__(self, host, port, ca):
+        ctx = ssl.create_default_context(cafile=ca)
+        raw = socket.create_connection((host, port))
+        self.s = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.buf = b""
+        self.n = 0
+        self.read_line()
+
+    def read_line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.s.recv(1 << 20)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def command(self, text):
+        """Sends a command; returns (seconds, bytes of response)."""
+        self.n += 1
+        tag = b"b%d" % self.n
+        t0 = time.perf_counter()
+        self.s.sendall(tag + b" " + text.encode() + b"\r\n")
+        total = 0
+        # Read until the tagged line (literal-free responses here).
+        while True:
+            while True:
+                i = self.buf.find(b"\r\n" + tag + b" ")
+                if i >= 0 or self.buf.startswith(tag + b" "):
+                    end = self.buf.find(b"\r\n", max(i, 0) + 2)
+                    if end >= 0:
+                        total += end + 2
+                        resp = self.buf[:end]
+                        self.buf = self.buf[end + 2:]
+                        dt = time.perf_counter() - t0
+                        last = resp.rsplit(b"\r\n", 1)[-1]
+                        if not last.startswith(tag + b" OK"):
+                            raise RuntimeError(last)
+                        return dt, total
+                break
+            chunk = self.s.recv(1 << 20)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--messages", type=int, default=100000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--markdown")
+    a = ap.parse_args()
+    d = tempfile.mkdtemp(prefix="portico-bench-")
+    try:
+        stack("up", d)
+        env = read_env(d)
+        user, pw = "bench@example.test", "bench-password"
+        stack("adduser", d, user, pw)
+        mbox = Path(d) / "big.mbox"
+        with open(mbox, "w") as f:
+            for i in range(a.messages):
+                f.write("From a@b Thu Nov 23 08:00:00 2026\n"
+                        "From: Sender %d <s%d@example.org>\n"
+                        "To: bench@example.test\nSubject: message %d\n"
+                        "Message-ID: <%d@bench>\n\nBody of message %d.\n\n"
+                        % (i % 97, i % 97, i, i, i))
+        t0 = time.perf_counter()
+        stack("import", d, user, mbox)
+        import_s = time.perf_counter() - t0
+        c = Client(env["FRONTEND_HOST"], int(env["IMAPS_PORT"]),
+                   env["CA_FILE"])
+        c.command("LOGIN %s %s" % (user, pw))
+        ops = [
+            ("SELECT INBOX", "SELECT INBOX"),
+            ("UID FETCH 1:* (FLAGS)", "UID FETCH 1:* (FLAGS)"),
+            ("UID SEARCH UNSEEN", "UID SEARCH UNSEEN"),
+            ("UID SEARCH FROM s42@", "UID SEARCH FROM s42@"),
+            ("UID SEARCH BODY (not found)",
+             'UID SEARCH BODY "no such words"'),
+        ]
+        rows = []
+        for name, cmd in ops:
+            times = []
+            size = 0
+            for _ in range(a.runs):
+                dt, size = c.command(cmd)
+                times.append(dt)
+            rows.append((name, statistics.median(times), min(times), size))
+        lines = []
+        lines.append("Large mailbox: %d messages, through a frontend over "
+                     "TLS, median of %d runs (%s, %d cores, %s)"
+                     % (a.messages, a.runs, platform.machine(),
+                        os.cpu_count(), time.strftime("%Y-%m-%d")))
+        lines.append("")
+        lines.append("| operation | median | best | response bytes |")
+        lines.append("|---|---|---|---|")
+        lines.append("| import (portico-admin, batched) | %.3f s | | |"
+                     % import_s)
+        for name, med, best, size in rows:
+            lines.append("| %s | %.3f s | %.3f s | %d |"
+                         % (name, med, best, size))
+        out = "\n".join(lines)
+        print(out)
+        if a.markdown:
+            with open(a.markdown, "a") as f:
+                f.write("\n" + out + "\n")
+    finally:
+        subprocess.run([str(STACK), "down", d], capture_output=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
