@@ -32,6 +32,7 @@ struct backend {
 	struct pop3_session *pop3_sessions; /* maildrops locked by POP3 */
 	struct pop3_login *pop3_logins;     /* last login per maildrop */
 	unsigned sessions;     /* live sessions */
+	int imap_rev2;         /* IMAP4rev2 offered (all its parts built) */
 };
 
 /* A protocol engine hosted for one stream (IMAP, POP3). */

@@ -108,23 +108,34 @@ imap_cmd_append(struct imap_cmd_ctx *cmd)
 			}
 			i++;
 		}
-		if (i >= cmd->argc || cmd->args[i].type != IMAP_ARG_LITERAL) {
+		const struct imap_arg *data = i < cmd->argc ? &cmd->args[i]
+							   : NULL;
+		if (data != NULL && imap_arg_is_atom(data, "UTF8") &&
+		    (is->enabled & IMAP_ENABLE_UTF8) && i + 1 < cmd->argc &&
+		    cmd->args[i + 1].type == IMAP_ARG_LIST &&
+		    cmd->args[i + 1].count == 1 &&
+		    cmd->args[i + 1].list[0].type == IMAP_ARG_LITERAL) {
+			/* RFC 6855 4: APPEND ... UTF8 (~{n}...) */
+			i++;
+			data = &cmd->args[i].list[0];
+		}
+		if (data == NULL || data->type != IMAP_ARG_LITERAL) {
 			imap_tagged(cmd, "BAD", "APPEND expects the message as "
 						"a literal");
 			return;
 		}
-		if (cmd->args[i].len == 0) {
+		if (data->len == 0) {
 			imap_tagged(cmd, "NO", "[CANNOT] Empty messages cannot "
 					       "be stored");
 			return;
 		}
-		if (cmd->args[i].len > limit) {
+		if (data->len > limit) {
 			imap_tagged(cmd, "NO", "[TOOBIG] Message larger than "
 					       "APPENDLIMIT");
 			return;
 		}
-		m->data = cmd->args[i].str;
-		m->len = cmd->args[i].len;
+		m->data = data->str;
+		m->len = data->len;
 		n++;
 		i++;
 	}

@@ -86,15 +86,25 @@ imap_cmd_enable(struct imap_cmd_ctx *cmd)
 	for (unsigned i = 0; i < cmd->argc; i++) {
 		const struct imap_arg *a = &cmd->args[i];
 		unsigned bit = 0;
-		if (imap_arg_is_atom(a, "CONDSTORE"))
+		const char *name = NULL;
+		if (imap_arg_is_atom(a, "CONDSTORE")) {
 			bit = IMAP_ENABLE_CONDSTORE;
-		else if (imap_arg_is_atom(a, "QRESYNC"))
+			name = "CONDSTORE";
+		} else if (imap_arg_is_atom(a, "QRESYNC")) {
 			bit = IMAP_ENABLE_QRESYNC | IMAP_ENABLE_CONDSTORE;
+			name = "QRESYNC";
+		} else if (imap_arg_is_atom(a, "UTF8=ACCEPT")) {
+			bit = IMAP_ENABLE_UTF8;
+			name = "UTF8=ACCEPT";
+		} else if (imap_arg_is_atom(a, "IMAP4rev2") &&
+			   is->s->be->imap_rev2) {
+			bit = IMAP_ENABLE_REV2 | IMAP_ENABLE_UTF8;
+			name = "IMAP4rev2";
+		}
 		if (bit == 0 || (is->enabled & bit) == bit)
 			continue;
 		is->enabled |= bit;
-		buf_printf(&b, " %s", bit & IMAP_ENABLE_QRESYNC ? "QRESYNC"
-								 : "CONDSTORE");
+		buf_printf(&b, " %s", name);
 	}
 	buf_append(&b, "", 1);
 	imap_untagged(is, "%s", buf_ptr(&b));

@@ -649,6 +649,11 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 		}
 		p.pos += 2;
 	}
+	if (ret == 0 && (is->enabled & IMAP_ENABLE_REV2)) {
+		/* IMAP4rev2 answers SEARCH with ESEARCH (RFC 9051 6.4.4). */
+		ret = R_ALL;
+		esearch = 1;
+	}
 	if (p.pos >= p.argc) {
 		imap_tagged(cmd, "BAD", "Missing search criteria");
 		return;

@@ -162,7 +162,8 @@ imap_select(struct imap_cmd_ctx *cmd, int readonly)
 	is->readonly = readonly;
 
 	imap_untagged(is, "%zu EXISTS", n);
-	imap_untagged(is, "0 RECENT");
+	if (!(is->enabled & IMAP_ENABLE_REV2))
+		imap_untagged(is, "0 RECENT");
 	const char *kwnames = "";
 	size_t kwlen = 0;
 	if (store_read_begin(st, &txn, &err) == 0) {

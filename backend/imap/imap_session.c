@@ -67,7 +67,7 @@ backend_imap_capabilities_init(const struct config *cfg)
 		 "OBJECTID SAVEDATE WITHIN ESEARCH SEARCHRES COMPRESS=DEFLATE "
 		 "QUOTA "
 		 "QUOTA=RES-STORAGE "
-		 "QUOTA=RES-MESSAGE APPENDLIMIT=%llu",
+		 "QUOTA=RES-MESSAGE UTF8=ACCEPT APPENDLIMIT=%llu",
 		 (unsigned long long)cfg->limits_max_literal_size);
 }
 
@@ -116,9 +116,13 @@ void
 imap_write_string(struct imap_session *is, const char *str, size_t len)
 {
 	int quoted = len < 1024;
+	/* UTF-8 may be quoted once the client said it reads it (RFC 6855,
+	   RFC 9051). */
+	int utf8 = (is->enabled & IMAP_ENABLE_UTF8) &&
+		   imap_utf8_valid(str, len);
 	for (size_t i = 0; quoted && i < len; i++) {
 		unsigned char c = (unsigned char)str[i];
-		if (c == '\r' || c == '\n' || c == 0 || c >= 0x80)
+		if (c == '\r' || c == '\n' || c == 0 || (c >= 0x80 && !utf8))
 			quoted = 0;
 	}
 	if (!quoted) {

@@ -157,7 +157,6 @@ string_for_humans(struct buf *out, const char *s, size_t len)
 		return;
 	}
 	buf_printf(out, "{%zu}\r\n", len - remove);
-	size_t start = buf_used(out);
 	last_lwsp = 1;
 	prefix = 1;
 	for (i = 0; i < len; i++) {
@@ -177,8 +176,7 @@ string_for_humans(struct buf *out, const char *s, size_t len)
 			prefix = 0;
 	}
 	if (last_lwsp && i > 0 && !prefix)
-		out->len--;
-	(void)start;
+		out->len--; /* the trailing space */
 }
 
 /* -- ENVELOPE ----------------------------------------------------------------- */

@@ -8,7 +8,9 @@
  */
 #include "backend/mime/mime_private.h"
 
+#include <ctype.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -130,6 +132,46 @@ kw(const char **p, const char *end, const char *word)
 	return 1;
 }
 
+/* Field names compare case-insensitively, shorter first on a tie. */
+static int
+ci_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	for (size_t i = 0; i < n; i++) {
+		int ca = tolower((unsigned char)a[i]);
+		int cb = tolower((unsigned char)b[i]);
+		if (ca != cb)
+			return ca - cb;
+	}
+	return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+static int
+name_cmp(const void *x, const void *y)
+{
+	const struct mstr *a = x, *b = y;
+	return ci_cmp(a->p, a->len, b->p, b->len);
+}
+
+/* Is [name, name + len) in the sorted list? */
+static int
+name_listed(const struct spec *sp, const char *name, size_t len)
+{
+	size_t lo = 0, hi = sp->nnames;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int d = ci_cmp(name, len, sp->names[mid].p,
+			       sp->names[mid].len);
+		if (d == 0)
+			return 1;
+		if (d < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return 0;
+}
+
 /* " (A B ...)" up to the end of the spec. */
 static int
 parse_list(struct arena *a, const char *p, const char *end, struct spec *sp)
@@ -142,16 +184,18 @@ parse_list(struct arena *a, const char *p, const char *end, struct spec *sp)
 		return -1;
 	p++;
 	end--;
-	/* at most one name per two octets of the list */
+	/* at most one name per two octets of the list, and all names fit
+	   in one copy of it */
 	size_t max = (size_t)(end - p) / 2 + 1;
 	sp->names = arena_alloc(a, max * sizeof(*sp->names));
 	sp->nnames = 0;
+	char *store = arena_alloc(a, (size_t)(end - p) + 1);
 	while (p < end) {
 		while (p < end && *p == ' ')
 			p++;
 		if (p >= end)
 			break;
-		char *name = arena_alloc(a, (size_t)(end - p) + 1);
+		char *name = store;
 		size_t n = 0;
 		if (*p == '"') {
 			for (p++; p < end && *p != '"'; p++) {
@@ -173,13 +217,17 @@ parse_list(struct arena *a, const char *p, const char *end, struct spec *sp)
 		}
 		if (p < end && *p != ' ')
 			return -1;
+		store += n;
 		if (sp->nnames < max) {
 			sp->names[sp->nnames].p = name;
 			sp->names[sp->nnames].len = n;
 			sp->nnames++;
 		}
 	}
-	return sp->nnames > 0 ? 0 : -1;
+	if (sp->nnames == 0)
+		return -1;
+	qsort(sp->names, sp->nnames, sizeof(*sp->names), name_cmp);
+	return 0;
 }
 
 /* Part numbers: nz-number *("." nz-number), leaving *pp after them (and
@@ -307,12 +355,7 @@ fields(struct builder *b, const struct mime_msg *m, uint32_t part,
 			if (at >= end || (msg[at] != ' ' && msg[at] != '\t'))
 				break;
 		}
-		int match = 0;
-		for (unsigned int i = 0; i < sp->nnames && !match; i++)
-			match = sp->names[i].len == nend - fstart &&
-				strncasecmp(sp->names[i].p, msg + fstart,
-					    nend - fstart) == 0;
-		if (match == want) {
+		if (name_listed(sp, msg + fstart, nend - fstart) == want) {
 			range(b, fstart, at - fstart);
 			if (msg[at - 1] != '\n')
 				crlf(b);

@@ -507,3 +507,39 @@ def test_compress_deflate(stack, user):
     send(b"f LOGOUT\r\n")
     assert b"f OK" in read_until(b"f")
     s.close()
+
+
+def test_utf8_accept(stack, user):
+    s = stack.ssl_context().wrap_socket(
+        socket.create_connection((stack.host, stack.IMAPS_PORT), timeout=10),
+        server_hostname=stack.host)
+    f = s.makefile("rb")
+    f.readline()
+
+    def cmd(tag, text):
+        s.sendall(tag + b" " + text + b"\r\n")
+        lines = []
+        while True:
+            line = f.readline()
+            assert line
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+
+    cmd(b"a", b"LOGIN %s %s" % (user[0].encode(), user[1].encode()))
+    assert cmd(b"b", b"ENABLE UTF8=ACCEPT")[0] == b"* ENABLED UTF8=ACCEPT\r\n"
+    name = "Entwürfe/Ärger".encode()
+    assert cmd(b"c", b'CREATE "' + name + b'"')[-1].startswith(b"c OK")
+    out = b"".join(cmd(b"d", b'LIST "" "Entw*"'))
+    assert b'"Entw\xc3\xbcrfe/\xc3\x84rger"' in out
+    body = "Subject: Grüße\r\n\r\nHallo\r\n".encode()
+    out = cmd(b"e", b'APPEND "' + name + b'" UTF8 (~{%d+}\r\n' % len(body)
+              + body + b")")
+    assert out[-1].startswith(b"e OK [APPENDUID"), out
+    out = b"".join(cmd(b"f", b'STATUS "' + name + b'" (MESSAGES)'))
+    assert b"MESSAGES 1" in out
+    s.close()
+    # A client without UTF8=ACCEPT sees the same folder in modified UTF-7.
+    c = stack.imap(*user)
+    assert "Entw&APw-rfe/&AMQ-rger" in names(c, "Entw*")
+    c.logout()
