@@ -303,7 +303,8 @@ imap_sync(struct imap_session *is, int allow_expunge)
 	}
 	/* New messages, then flag changes of the ones shown. */
 	uint32_t last = is->count ? is->uids[is->count - 1] : 0;
-	qsort(changed, nchanged, sizeof(uint32_t), uid_cmp);
+	if (nchanged > 1)
+		qsort(changed, nchanged, sizeof(uint32_t), uid_cmp);
 	size_t added = 0;
 	for (size_t k = 0; k < nchanged; k++)
 		if (changed[k] > last)

@@ -1,0 +1,80 @@
+/* fuzz_imap_parser.c - the bounded reader and the IMAP argument parser.
+ *
+ * The input is split by its first byte into chunks of varying size, fed
+ * through lineparse in IMAP mode (literals, continuations, errors) and
+ * every complete command through imap_parse(), as the backend does. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/arena.h"
+#include "common/imap_parser.h"
+#include "common/lineparse.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+walk(const struct imap_arg *args, unsigned n, unsigned depth)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (args[i].type == IMAP_ARG_LIST)
+			walk(args[i].list, args[i].count, depth + 1);
+		else if (args[i].str[args[i].len] != '\0')
+			__builtin_trap();
+		(void)imap_arg_is_nil(&args[i]);
+		(void)imap_arg_is_astring(&args[i]);
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size == 0)
+		return 0;
+	size_t chunk = (data[0] % 64) + 1;
+	data++;
+	size--;
+	struct lp_limits lim = {1024, 4096, 8192, 16};
+	struct lp_reader r;
+	struct arena a;
+	struct imap_parse_limits plim = {16, 1000};
+	lp_init(&r, LP_MODE_IMAP, &lim);
+	arena_init(&a, 1024);
+	size_t off = 0;
+	while (off < size) {
+		size_t n = size - off < chunk ? size - off : chunk;
+		size_t pos = 0;
+		while (pos < n) {
+			size_t used;
+			enum lp_status st = lp_feed(&r, (const char *)data + off +
+							       pos,
+						    n - pos, &used);
+			pos += used;
+			size_t len;
+			const char *cmd = lp_command(&r, &len);
+			if (len > lim.max_command)
+				__builtin_trap();
+			if (st == LP_COMMAND) {
+				struct imap_arg *args;
+				unsigned argc;
+				const char *err;
+				if (imap_parse(cmd, len, &a, &plim, &args, &argc,
+					       &err) == 0)
+					walk(args, argc, 0);
+				arena_clear(&a);
+				lp_next(&r);
+			} else if (st == LP_ERROR) {
+				lp_next(&r);
+			} else if (st == LP_FATAL) {
+				goto done;
+			} else if (st == LP_MORE) {
+				break;
+			}
+		}
+		off += n;
+	}
+done:
+	arena_free(&a);
+	lp_free(&r);
+	return 0;
+}
