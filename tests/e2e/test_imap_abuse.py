@@ -1,0 +1,134 @@
+"""Malformed and hostile input after login: every bad command gets a clear
+tagged BAD/NO (or a BYE where the stream cannot be trusted), and the
+session, the server and the stored mail stay intact."""
+
+import socket
+
+import pytest
+
+pytestmark = pytest.mark.daemons
+
+
+class Raw:
+    def __init__(self, stack, user):
+        self.s = stack.ssl_context().wrap_socket(
+            socket.create_connection((stack.host, stack.IMAPS_PORT),
+                                     timeout=15),
+            server_hostname=stack.host)
+        self.f = self.s.makefile("rb")
+        assert self.f.readline().startswith(b"* OK")
+        out = self.cmd(b"L", b"LOGIN %s %s" % (user[0].encode(),
+                                                user[1].encode()))
+        assert out[-1].startswith(b"L OK")
+
+    def cmd(self, tag, text):
+        self.s.sendall(tag + b" " + text + b"\r\n")
+        return self.until(tag)
+
+    def until(self, tag):
+        lines = []
+        while True:
+            line = self.f.readline()
+            assert line, lines
+            lines.append(line)
+            if line.startswith(tag + b" ") or line.startswith(b"* BYE"):
+                return lines
+
+    def close(self):
+        self.s.close()
+
+
+@pytest.fixture
+def raw(stack):
+    user = stack.new_user("abuse")
+    stack.import_message(user[0], b"Subject: keep me\r\n\r\nbody\r\n")
+    r = Raw(stack, user)
+    yield r
+    r.close()
+    # The stored mail is intact.
+    c = stack.imap(*user)
+    typ, data = c.select("INBOX")
+    assert data == [b"1"]
+    assert c.fetch("1", "(BODY.PEEK[])")[1][0][1] == \
+        b"Subject: keep me\r\n\r\nbody\r\n"
+    c.logout()
+
+
+@pytest.mark.parametrize("text,code", [
+    (b"FETCH", b"BAD"),
+    (b"SELECT", b"BAD"),
+    (b"FROBNICATE x", b"BAD Unknown command"),
+    (b"UID FROBNICATE 1", b"BAD"),
+    (b"LOGIN a b", b"BAD Already authenticated"),
+    (b"SELECT \"unterminated", b"BAD"),
+    (b"SELECT INBOX)", b"BAD"),
+    (b"STATUS INBOX (BOGUS)", b"BAD"),
+    (b"CREATE \"a//b\"", b"NO"),
+    (b"CREATE \"../etc\"", b"NO"),
+    (b"CREATE \"x%\"", b"NO"),
+    (b"CREATE &Jjo", b"NO"),
+    (b"RENAME INBOX/x y", b"NO"),
+    (b"DELETE INBOX", b"NO"),
+    (b"SEARCH ALL", b"BAD"),
+])
+def test_bad_commands_keep_the_session(raw, text, code):
+    out = raw.cmd(b"t", text)
+    assert out[-1].startswith(b"t " + code), out
+    assert raw.cmd(b"n", b"NOOP")[-1].startswith(b"n OK")
+
+
+def test_empty_append_refused(raw):
+    raw.s.sendall(b"t APPEND INBOX {0}\r\n")
+    assert raw.f.readline().startswith(b"+ ")
+    raw.s.sendall(b"\r\n")
+    out = raw.until(b"t")
+    assert out[-1].startswith(b"t NO [CANNOT]"), out
+
+
+def test_selected_state_errors(raw):
+    raw.cmd(b"s", b"SELECT INBOX")
+    for text in (b"FETCH 0 FLAGS", b"FETCH 2 FLAGS", b"FETCH 1:* BOGUS",
+                 b"FETCH x FLAGS", b"STORE 1 +FLAGS (\\Bogus)",
+                 b"STORE 1 FLAGS.BOGUS (\\Seen)", b"COPY 5 Trash",
+                 b"SEARCH (((", b"SEARCH NOT", b"SEARCH LARGER x",
+                 b"FETCH 1 BODY[HEADER.FIELDS ()]",
+                 b"UID FETCH 1:4294967295 (FLAGS)",
+                 b"FETCH 1 (BODY.PEEK[]<4294967295.10>)"):
+        out = raw.cmd(b"t", text)
+        assert out[-1][:4] in (b"t BA", b"t NO", b"t OK"), (text, out)
+    out = raw.cmd(b"p", b"FETCH 1 (BODY.PEEK[]<100000.10>)")
+    assert b"BODY[]<100000> {0}" in b"".join(out) and out[-1].startswith(b"p OK")
+    out = raw.cmd(b"u", b"UID FETCH 1:4294967295 (UID)")
+    assert out == [b"* 1 FETCH (UID 1)\r\n", out[-1]]
+
+
+def test_overlong_line_and_literals(raw):
+    raw.s.sendall(b"a NOOP " + b"x" * 100000 + b"\r\n")
+    assert raw.until(b"a")[-1].startswith(b"a BAD [TOOBIG]")
+    out = raw.cmd(b"b", b"APPEND INBOX {99999999999999999999}")
+    assert out[-1].startswith(b"b BAD [TOOBIG]") or \
+        out[-1].startswith(b"b NO [TOOBIG]")
+    assert raw.cmd(b"c", b"NOOP")[-1].startswith(b"c OK")
+    # Deep nesting is refused with the nesting limit.
+    out = raw.cmd(b"d", b"SEARCH " + b"(" * 200 + b"ALL" + b")" * 200)
+    assert out[-1].startswith(b"d BAD"), out
+    assert raw.cmd(b"e", b"NOOP")[-1].startswith(b"e OK")
+
+
+def test_oversized_non_synchronizing_literal_closes(raw):
+    raw.s.sendall(b"a APPEND INBOX {999999999999+}\r\n")
+    line = raw.f.readline()
+    assert line.startswith(b"* BYE"), line
+    assert raw.f.readline() == b""
+
+
+def test_too_many_bad_commands_closes(raw):
+    for i in range(20):
+        raw.s.sendall(b"x%d FROBNICATE\r\n" % i)
+    data = b""
+    while True:
+        line = raw.f.readline()
+        if not line:
+            break
+        data += line
+    assert b"* BYE Too many invalid commands" in data
