@@ -247,9 +247,17 @@ struct eword {
 	size_t end; /* after "?=" */
 };
 
+/* A run [from, to) of encoded-text octets known to hold no "?=": a word
+ * whose text starts inside it cannot end, which keeps adversarial input
+ * ("=?a?Q?x=?a?Q?x...") linear. */
+struct dead {
+	size_t from, to;
+};
+
 /* "=?charset?E?text?=" at in[i]; the charset's RFC 2231 *language dropped. */
 static int
-eword_parse(const char *in, size_t len, size_t i, struct eword *w)
+eword_parse(const char *in, size_t len, size_t i, struct eword *w,
+	    struct dead *dead)
 {
 	if (len - i < 8 || in[i] != '=' || in[i + 1] != '?')
 		return 0;
@@ -268,14 +276,19 @@ eword_parse(const char *in, size_t len, size_t i, struct eword *w)
 	    in[p + 2] != '?')
 		return 0;
 	size_t t = p + 3, q = t;
+	if (t >= dead->from && t < dead->to)
+		return 0;
 	while (q + 1 < len && !(in[q] == '?' && in[q + 1] == '=')) {
 		unsigned char c = (unsigned char)in[q];
 		if (c <= 0x20 || c >= 0x7f)
-			return 0;
+			break;
 		q++;
 	}
-	if (q + 1 >= len)
+	if (q + 1 >= len || in[q] != '?' || in[q + 1] != '=') {
+		dead->from = t;
+		dead->to = q;
 		return 0;
+	}
 	const char *star = memchr(in + cs, '*', cslen);
 	if (star != NULL)
 		cslen = (size_t)(star - (in + cs));
@@ -321,6 +334,7 @@ struct hdec {
 	struct buf pend;
 	char known_cs[65]; /* last charset tested, and the answer */
 	int known;
+	struct dead dead;
 };
 
 static int
@@ -352,7 +366,8 @@ at_known_eword(struct hdec *h, const char *in, size_t len, size_t i,
 	       struct eword *w)
 {
 	return i + 1 < len && in[i] == '=' && in[i + 1] == '?' &&
-	       eword_parse(in, len, i, w) && hdec_known(h, w->charset);
+	       eword_parse(in, len, i, w, &h->dead) &&
+	       hdec_known(h, w->charset);
 }
 
 void

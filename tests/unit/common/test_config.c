@@ -124,6 +124,12 @@ check_number(struct config *c, const char *sec, const char *name,
 		fail_msg("%s.%s: default: %s", sec, name, err);
 }
 
+static int
+in_range_u64(uint64_t v, uint64_t min, uint64_t max)
+{
+	return v >= min && v <= max;
+}
+
 #define check_INT(c, field, sec, name, def, min, max) \
 	do { \
 		assert_true(*(field) >= (min) && *(field) <= (max)); \
@@ -132,10 +138,20 @@ check_number(struct config *c, const char *sec, const char *name,
 #define check_TIME check_INT
 #define check_SIZE(c, field, sec, name, def, min, max) \
 	do { \
-		assert_true(*(field) >= (uint64_t)(min) && \
-			    *(field) <= (uint64_t)(max)); \
+		assert_true(in_range_u64(*(field), (uint64_t)(min), \
+					 (uint64_t)(max))); \
 		check_number(c, sec, name, def, min, max); \
 	} while (0)
+
+static void
+check_BOOL(struct config *c, const int *field, const char *sec,
+	   const char *name, const char *def, int64_t min, int64_t max)
+{
+	const char *err = NULL;
+	assert_true(*field == 0 || *field == 1);
+	if (config_set(c, sec, name, def, &err) != 0)
+		fail_msg("%s.%s: default: %s", sec, name, err);
+}
 
 static void
 test_every_setting(void **state)
