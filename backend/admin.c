@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/mime/mime.h"
 #include "backend/store/store.h"
 #include "common/buf.h"
 #include "common/config.h"
@@ -86,12 +87,18 @@ import_flush(struct importer *im)
 	if (im->n == 0)
 		return 0;
 	struct store_new_msg *nm = calloc(im->n, sizeof(*nm));
-	if (nm == NULL)
+	struct buf *meta = calloc(im->n, sizeof(*meta));
+	if (nm == NULL || meta == NULL)
 		abort();
 	for (size_t i = 0; i < im->n; i++) {
 		nm[i].data = buf_ptr(&im->msgs[i]);
 		nm[i].len = buf_used(&im->msgs[i]);
 		nm[i].internaldate = im->dates[i];
+		/* The MIME structure is computed once, at import. */
+		if (mime_cache_build(nm[i].data, nm[i].len, &meta[i]) == 0) {
+			nm[i].meta = buf_ptr(&meta[i]);
+			nm[i].metalen = buf_used(&meta[i]);
+		}
 	}
 	struct store_append_args a = {
 		.user_num = im->user_num,
@@ -101,6 +108,9 @@ import_flush(struct importer *im)
 	};
 	char ebuf[STORE_ERR_SIZE];
 	int rc = store_run(im->st, store_op_append, &a, ebuf);
+	for (size_t i = 0; i < im->n; i++)
+		buf_free(&meta[i]);
+	free(meta);
 	free(nm);
 	for (size_t i = 0; i < im->n; i++)
 		buf_free(&im->msgs[i]);

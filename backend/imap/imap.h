@@ -166,7 +166,77 @@ imap_cmd_func imap_cmd_copy, imap_cmd_move;
 imap_cmd_func imap_cmd_expunge;
 imap_cmd_func imap_cmd_idle;
 imap_cmd_func imap_cmd_search;
+imap_cmd_func imap_cmd_sort, imap_cmd_thread;
 imap_cmd_func imap_cmd_getquotaroot, imap_cmd_getquota, imap_cmd_setquota;
+
+/* -- SEARCH criteria and message access, shared with SORT and THREAD
+ * (imap_cmd_search.c).  A search runs in one read transaction; what it
+ * reads and decodes of the messages is counted against
+ * limits.search_max_bytes. */
+struct imap_search;
+struct imap_msg;
+
+/* "CHARSET x" of SEARCH, or the charset argument of SORT and THREAD:
+ * 0 if UTF-8 or US-ASCII, -1 after a tagged NO [BADCHARSET]. */
+int imap_search_charset(struct imap_cmd_ctx *cmd, const struct imap_arg *arg);
+/* Compiles the criteria args[0..argc) (an implicit AND) in the command's
+ * arena; NULL after a tagged BAD. */
+struct imap_search *imap_search_parse(struct imap_cmd_ctx *cmd,
+				      const struct imap_arg *args,
+				      unsigned argc);
+/* Called for each matching message, in sequence order; returns 0 to go
+ * on, -1 to stop (the budget ran out while it read the message). */
+typedef int imap_search_hit_fn(struct imap_msg *m, void *ctx);
+/* Evaluates the criteria over the selected mailbox.  Returns 0, or -1
+ * after a tagged NO ([LIMIT] when the budget ran out, [SERVERBUG] on a
+ * store error). */
+int imap_search_run(struct imap_search *s, imap_search_hit_fn *fn,
+		    void *ctx);
+/* Highest MODSEQ among the matches when the criteria used MODSEQ
+ * (RFC 7162 3.1.5), else 0. */
+uint64_t imap_search_modseq(const struct imap_search *s);
+/* Takes n units from the budget; -1 (and later NO [LIMIT]) if it ran
+ * out. */
+int imap_search_charge(struct imap_search *s, uint64_t n);
+/* The tagged NO [LIMIT] of a search whose budget ran out. */
+void imap_search_limit_reply(struct imap_search *s);
+
+uint32_t imap_msg_seq(const struct imap_msg *m);
+uint32_t imap_msg_uid(const struct imap_msg *m);
+const struct store_msg_rec *imap_msg_rec(const struct imap_msg *m);
+
+/* The first address of an ENVELOPE address list: NULL fields are NIL. */
+struct imap_env_addr {
+	const char *name, *mailbox, *host;
+};
+/* What SORT and THREAD read of a message: ENVELOPE strings as in the
+ * message (encoded words not decoded), NUL-terminated, NULL for NIL. */
+struct imap_envelope {
+	const char *date, *subject, *in_reply_to, *message_id;
+	struct imap_env_addr from, to, cc;
+};
+/* The envelope of m, from the MIME structure stored at delivery (or from
+ * a parse of the header when none was stored); valid until the hit
+ * function returns.  NULL when the budget ran out. */
+const struct imap_envelope *imap_msg_envelope(struct imap_msg *m);
+/* The first field name of the message header, unfolded, as in the
+ * message; NULL if absent or when the budget ran out (*over_r set). */
+const char *imap_msg_header(struct imap_msg *m, const char *name,
+			    int *over_r);
+
+/* Appends in[0..len) (UTF-8) folded for comparison: each character
+ * replaced by its titlecase, then its compatibility decomposition (NFKD),
+ * which is i;unicode-casemap (RFC 5051) for ASCII, Latin-1, Latin
+ * Extended-A and -B, Greek and Cyrillic; other characters are kept as
+ * they are, and bytes that are not UTF-8 pass through.  Two strings are
+ * equal under the comparator when their folded forms are; SEARCH matches
+ * a folded needle inside a folded text. */
+void imap_casefold(const char *in, size_t len, struct buf *out);
+/* RFC 5322 date-time (obsolete forms and comments accepted).  Returns 0
+ * with the time in UTC (zone applied; a bad zone is UTC, a bad time
+ * 00:00:00) and the calendar day as written at 00:00 UTC (SEARCH SENT*),
+ * or -1 if no date can be read. */
+int imap_date_parse(const char *s, int64_t *utc_r, int64_t *day_r);
 
 /* IDLE: a line received while idling (imap_cmd_idle.c). */
 void imap_idle_line(struct imap_session *is, const char *line, size_t len);

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "backend/mime/mime.h"
 #include "common/log.h"
 
 struct append_ctx {
@@ -136,6 +137,15 @@ imap_cmd_append(struct imap_cmd_ctx *cmd)
 		}
 		m->data = data->str;
 		m->len = data->len;
+		/* Parsed once, here: FETCH never parses it again. */
+		struct buf meta = BUF_INIT;
+		if (mime_cache_build(m->data, m->len, &meta) == 0) {
+			void *copy = arena_alloc(a, buf_used(&meta));
+			memcpy(copy, buf_ptr(&meta), buf_used(&meta));
+			m->meta = copy;
+			m->metalen = buf_used(&meta);
+		}
+		buf_free(&meta);
 		n++;
 		i++;
 	}

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "backend/mime/mime.h"
 #include "common/log.h"
 
 enum fetch_kind {
@@ -17,34 +18,30 @@ enum fetch_kind {
 	FETCH_SAVEDATE,
 	FETCH_EMAILID,
 	FETCH_THREADID,
-	FETCH_BODY,
+	FETCH_ENVELOPE,
+	FETCH_BODYSTRUCTURE,
+	FETCH_BODY_NOEXT,   /* BODY without a section: BODYSTRUCTURE without
+			       extension data */
+	FETCH_BODY,         /* BODY[section]<partial>, RFC822* */
+	FETCH_BINARY,       /* BINARY[part]<partial> (RFC 3516) */
+	FETCH_BINARY_SIZE,  /* BINARY.SIZE[part] */
 	FETCH_KIND_COUNT
-};
-
-enum fetch_section {
-	SECTION_ALL,
-	SECTION_HEADER,
-	SECTION_TEXT,
-	SECTION_HEADER_FIELDS,
-	SECTION_HEADER_FIELDS_NOT,
-	SECTION_COUNT
 };
 
 struct fetch_item {
 	enum fetch_kind kind;
-	enum fetch_section section;
 	int peek;
+	const char *spec;       /* between the brackets */
+	size_t spec_len;
 	const char *reply_name; /* e.g. "BODY[HEADER]" or "RFC822" */
 	int partial;
 	uint64_t offset, length;
-	const char **fields;
-	unsigned nfields;
 };
 
 struct fetch_req {
 	struct fetch_item *items;
 	unsigned n, cap;
-	int want_flags, sets_seen, want_uid, want_modseq;
+	int want_flags, sets_seen, want_uid, want_modseq, need_mime;
 	uint64_t changedsince;  /* CHANGEDSINCE modifier, 0: none */
 	int vanished;           /* VANISHED modifier (QRESYNC) */
 };
@@ -66,102 +63,69 @@ fetch_add(struct arena *a, struct fetch_req *req, enum fetch_kind kind)
 	return it;
 }
 
-/* Parses "HEADER.FIELDS (A B)" style field lists. */
+/* Checks a section spec against an empty message: the syntax errors are
+ * found before any response is sent (a BAD must come alone). */
 static int
-parse_fields(struct arena *a, const char *p, const char *end,
-	     struct fetch_item *it)
+section_valid(struct arena *a, enum fetch_kind kind, const char *spec,
+	      size_t len)
 {
-	while (p < end && *p == ' ')
-		p++;
-	if (p >= end || *p != '(' || end[-1] != ')')
-		return -1;
-	p++;
-	end--;
-	unsigned cap = 8;
-	it->fields = arena_alloc(a, cap * sizeof(char *));
-	while (p < end) {
-		while (p < end && *p == ' ')
-			p++;
-		if (p >= end)
-			break;
-		const char *start = p;
-		if (*p == '"') {
-			start = ++p;
-			while (p < end && *p != '"')
-				p++;
-			if (p >= end)
-				return -1;
-		} else {
-			while (p < end && *p != ' ')
-				p++;
-		}
-		if (p == start)
-			return -1;
-		if (it->nfields == cap) {
-			if (cap >= 1024)
-				return -1;
-			const char **v = arena_alloc(a, cap * 2 * sizeof(char *));
-			memcpy(v, it->fields, cap * sizeof(char *));
-			it->fields = v;
-			cap *= 2;
-		}
-		it->fields[it->nfields++] =
-			arena_strndup(a, start, (size_t)(p - start));
-		if (*p == '"')
-			p++;
-	}
-	return it->nfields > 0 ? 0 : -1;
+	struct mime_msg *m;
+	struct mime_section sec;
+	const char *err;
+	if (mime_parse(a, "", 0, &m, &err) < 0)
+		return 0;
+	int rc = kind == FETCH_BODY
+			 ? mime_section_fetch(m, "", 0, spec, len, a, &sec, &err)
+			 : mime_section_binary(m, "", 0, spec, len, a, &sec, &err);
+	return rc != MIME_ERR_SYNTAX;
 }
 
-/* BODY[section]<partial> or BODY.PEEK[...]: atom already split at '['. */
+/* BODY[...], BODY.PEEK[...], BINARY[...], BINARY.PEEK[...],
+ * BINARY.SIZE[...], each with <offset.count> where allowed. */
 static int
-parse_body_item(struct arena *a, const char *atom, struct fetch_req *req)
+parse_section_item(struct arena *a, const char *atom, struct fetch_req *req)
 {
 	const char *open = strchr(atom, '[');
 	const char *close = strrchr(atom, ']');
 	if (open == NULL || close == NULL || close < open)
 		return -1;
-	int peek;
 	size_t head = (size_t)(open - atom);
-	if (head == 4 && strncasecmp(atom, "BODY", 4) == 0)
-		peek = 0;
-	else if (head == 9 && strncasecmp(atom, "BODY.PEEK", 9) == 0)
-		peek = 1;
-	else
-		return -1;
-	struct fetch_item *it = fetch_add(a, req, FETCH_BODY);
-	it->peek = peek;
-	const char *sec = open + 1;
-	size_t seclen = (size_t)(close - sec);
-	if (seclen == 0) {
-		it->section = SECTION_ALL;
-	} else if (seclen == 6 && strncasecmp(sec, "HEADER", 6) == 0) {
-		it->section = SECTION_HEADER;
-	} else if (seclen == 4 && strncasecmp(sec, "TEXT", 4) == 0) {
-		it->section = SECTION_TEXT;
-	} else if (seclen > 17 &&
-		   strncasecmp(sec, "HEADER.FIELDS.NOT", 17) == 0 &&
-		   (sec[17] == ' ' || sec[17] == '(')) {
-		it->section = SECTION_HEADER_FIELDS_NOT;
-		if (parse_fields(a, sec + 17, close, it) < 0)
-			return -1;
-	} else if (seclen > 13 && strncasecmp(sec, "HEADER.FIELDS", 13) == 0 &&
-		   (sec[13] == ' ' || sec[13] == '(')) {
-		it->section = SECTION_HEADER_FIELDS;
-		if (parse_fields(a, sec + 13, close, it) < 0)
-			return -1;
+	enum fetch_kind kind;
+	int peek = 0;
+	const char *name;
+	if (head == 4 && strncasecmp(atom, "BODY", 4) == 0) {
+		kind = FETCH_BODY, name = "BODY";
+	} else if (head == 9 && strncasecmp(atom, "BODY.PEEK", 9) == 0) {
+		kind = FETCH_BODY, name = "BODY", peek = 1;
+	} else if (head == 6 && strncasecmp(atom, "BINARY", 6) == 0) {
+		kind = FETCH_BINARY, name = "BINARY";
+	} else if (head == 11 && strncasecmp(atom, "BINARY.PEEK", 11) == 0) {
+		kind = FETCH_BINARY, name = "BINARY", peek = 1;
+	} else if (head == 11 && strncasecmp(atom, "BINARY.SIZE", 11) == 0) {
+		kind = FETCH_BINARY_SIZE, name = "BINARY.SIZE", peek = 1;
 	} else {
-		return -2; /* MIME part sections arrive with the MIME parser */
+		return -1;
 	}
+	struct fetch_item *it = fetch_add(a, req, kind);
+	it->peek = peek;
+	it->spec = open + 1;
+	it->spec_len = (size_t)(close - it->spec);
+	if (!section_valid(a, kind == FETCH_BODY ? FETCH_BODY : FETCH_BINARY,
+			   it->spec, it->spec_len))
+		return -1;
 	const char *rest = close + 1;
-	if (*rest == '<') {
+	if (*rest == '<' && kind != FETCH_BINARY_SIZE) {
 		char *end;
+		if (rest[1] < '0' || rest[1] > '9')
+			return -1;
 		unsigned long long off = strtoull(rest + 1, &end, 10);
-		if (end == rest + 1 || *end != '.')
+		if (*end != '.')
 			return -1;
 		const char *lp = end + 1;
+		if (*lp < '0' || *lp > '9')
+			return -1;
 		unsigned long long len = strtoull(lp, &end, 10);
-		if (end == lp || *end != '>' || end[1] != '\0' || len == 0)
+		if (*end != '>' || end[1] != '\0' || len == 0)
 			return -1;
 		it->partial = 1;
 		it->offset = off;
@@ -170,13 +134,30 @@ parse_body_item(struct arena *a, const char *atom, struct fetch_req *req)
 		return -1;
 	}
 	/* The reply names the section without PEEK, with the offset only. */
-	it->reply_name = arena_printf(a, "BODY[%.*s]", (int)seclen, sec);
+	it->reply_name = arena_printf(a, "%s[%.*s]", name, (int)it->spec_len,
+				      it->spec);
 	if (it->partial)
 		it->reply_name = arena_printf(a, "%s<%llu>", it->reply_name,
 					      (unsigned long long)it->offset);
 	if (!peek)
 		req->sets_seen = 1;
+	req->need_mime = 1;
 	return 0;
+}
+
+static struct fetch_item *
+add_rfc822(struct arena *a, struct fetch_req *req, const char *spec,
+	   const char *reply, int peek)
+{
+	struct fetch_item *it = fetch_add(a, req, FETCH_BODY);
+	it->spec = spec;
+	it->spec_len = strlen(spec);
+	it->reply_name = reply;
+	it->peek = peek;
+	if (!peek)
+		req->sets_seen = 1;
+	req->need_mime = 1;
+	return it;
 }
 
 static int
@@ -185,9 +166,8 @@ parse_item(struct arena *a, const struct imap_arg *arg, struct fetch_req *req)
 	if (arg->type != IMAP_ARG_ATOM)
 		return -1;
 	const char *s = arg->str;
-	struct fetch_item *it;
 	if (strchr(s, '[') != NULL)
-		return parse_body_item(a, s, req);
+		return parse_section_item(a, s, req);
 	if (strcasecmp(s, "UID") == 0) {
 		req->want_uid = 1;
 	} else if (strcasecmp(s, "MODSEQ") == 0) {
@@ -204,117 +184,120 @@ parse_item(struct arena *a, const struct imap_arg *arg, struct fetch_req *req)
 		fetch_add(a, req, FETCH_EMAILID);
 	} else if (strcasecmp(s, "THREADID") == 0) {
 		fetch_add(a, req, FETCH_THREADID);
-	} else if (strcasecmp(s, "FAST") == 0) {
+	} else if (strcasecmp(s, "ENVELOPE") == 0) {
+		fetch_add(a, req, FETCH_ENVELOPE);
+		req->need_mime = 1;
+	} else if (strcasecmp(s, "BODYSTRUCTURE") == 0) {
+		fetch_add(a, req, FETCH_BODYSTRUCTURE);
+		req->need_mime = 1;
+	} else if (strcasecmp(s, "BODY") == 0) {
+		fetch_add(a, req, FETCH_BODY_NOEXT);
+		req->need_mime = 1;
+	} else if (strcasecmp(s, "FAST") == 0 || strcasecmp(s, "ALL") == 0 ||
+		   strcasecmp(s, "FULL") == 0) {
+		/* Macros (RFC 3501 6.4.5). */
 		req->want_flags = 1;
 		fetch_add(a, req, FETCH_INTERNALDATE);
 		fetch_add(a, req, FETCH_SIZE);
+		if (strcasecmp(s, "FAST") != 0) {
+			fetch_add(a, req, FETCH_ENVELOPE);
+			req->need_mime = 1;
+		}
+		if (strcasecmp(s, "FULL") == 0)
+			fetch_add(a, req, FETCH_BODY_NOEXT);
 	} else if (strcasecmp(s, "RFC822") == 0) {
-		it = fetch_add(a, req, FETCH_BODY);
-		it->section = SECTION_ALL;
-		it->reply_name = "RFC822";
-		req->sets_seen = 1;
+		add_rfc822(a, req, "", "RFC822", 0);
 	} else if (strcasecmp(s, "RFC822.HEADER") == 0) {
-		it = fetch_add(a, req, FETCH_BODY);
-		it->section = SECTION_HEADER;
-		it->peek = 1;
-		it->reply_name = "RFC822.HEADER";
+		add_rfc822(a, req, "HEADER", "RFC822.HEADER", 1);
 	} else if (strcasecmp(s, "RFC822.TEXT") == 0) {
-		it = fetch_add(a, req, FETCH_BODY);
-		it->section = SECTION_TEXT;
-		it->reply_name = "RFC822.TEXT";
-		req->sets_seen = 1;
+		add_rfc822(a, req, "TEXT", "RFC822.TEXT", 0);
 	} else {
-		/* ENVELOPE, BODYSTRUCTURE, ALL and FULL need the MIME
-		   parser. */
-		return -2;
+		return -1;
 	}
 	return 0;
 }
 
-/* Length of the header block, blank line included. */
-static size_t
-header_length(const char *data, size_t len)
-{
-	if (len >= 2 && data[0] == '\r' && data[1] == '\n')
-		return 2;
-	for (size_t i = 0; i + 3 < len; i++) {
-		if (data[i] == '\r' && data[i + 1] == '\n' &&
-		    data[i + 2] == '\r' && data[i + 3] == '\n')
-			return i + 4;
-	}
-	return len;
-}
-
-static int
-field_listed(const struct fetch_item *it, const char *name, size_t len)
-{
-	for (unsigned i = 0; i < it->nfields; i++)
-		if (strlen(it->fields[i]) == len &&
-		    strncasecmp(it->fields[i], name, len) == 0)
-			return 1;
-	return 0;
-}
-
-/* Builds the selected header fields into out. */
+/* Writes a section as a literal (literal8 when it holds NULs: BINARY). */
 static void
-header_fields(const struct fetch_item *it, const char *h, size_t hlen,
-	      struct buf *out)
+write_section(struct imap_session *is, const struct fetch_item *it,
+	      const struct mime_section *sec)
 {
-	int want_not = it->section == SECTION_HEADER_FIELDS_NOT;
-	size_t i = 0;
-	while (i < hlen) {
-		/* One field: a line plus its continuation lines. */
-		size_t start = i;
-		const char *colon = NULL;
-		for (;;) {
-			const char *nl = memchr(h + i, '\n', hlen - i);
-			size_t next = nl ? (size_t)(nl - h) + 1 : hlen;
-			if (colon == NULL)
-				colon = memchr(h + start, ':', next - start);
-			i = next;
-			if (i >= hlen || (h[i] != ' ' && h[i] != '\t'))
-				break;
-		}
-		size_t flen = i - start;
-		if (flen <= 2)
-			break; /* the blank line */
-		if (colon == NULL)
-			continue;
-		size_t nlen = (size_t)(colon - (h + start));
-		while (nlen > 0 && (h[start + nlen - 1] == ' ' ||
-				    h[start + nlen - 1] == '\t'))
-			nlen--;
-		if (field_listed(it, h + start, nlen) != want_not)
-			buf_append(out, h + start, flen);
-	}
-	buf_append(out, "\r\n", 2);
-}
-
-static void
-write_literal(struct imap_session *is, const struct fetch_item *it,
-	      const char *data, size_t len)
-{
+	uint64_t off = 0, count = sec->size;
 	if (it->partial) {
-		if (it->offset >= len) {
-			len = 0;
-		} else {
-			data += it->offset;
-			len -= (size_t)it->offset;
-			if (len > it->length)
-				len = (size_t)it->length;
-		}
+		off = it->offset < sec->size ? it->offset : sec->size;
+		count = sec->size - off;
+		if (count > it->length)
+			count = it->length;
 	}
-	session_printf(is->s, "%s {%zu}\r\n", it->reply_name, len);
-	session_write(is->s, data, len);
+	int nul = 0;
+	if (it->kind == FETCH_BINARY) {
+		for (unsigned i = 0; i < sec->nchunks && !nul; i++)
+			nul = memchr(sec->chunks[i].data, '\0',
+				     sec->chunks[i].len) != NULL;
+	}
+	session_printf(is->s, "%s %s{%llu}\r\n", it->reply_name, nul ? "~" : "",
+		       (unsigned long long)count);
+	/* The chunks point into the message: no copy beyond the output. */
+	uint64_t pos = 0;
+	for (unsigned i = 0; i < sec->nchunks && count > 0; i++) {
+		const struct mime_chunk *c = &sec->chunks[i];
+		if (pos + c->len <= off) {
+			pos += c->len;
+			continue;
+		}
+		size_t start = off > pos ? (size_t)(off - pos) : 0;
+		size_t n = c->len - start;
+		if (n > count)
+			n = (size_t)count;
+		session_write(is->s, c->data + start, n);
+		count -= n;
+		pos += c->len;
+	}
 }
 
-static void
-fetch_one(struct imap_session *is, const struct fetch_req *req, uint32_t seq,
+/* The answer to one message; returns -1 (after a tagged NO) when a
+ * BINARY part has an unknown encoding. */
+static int
+fetch_one(struct imap_cmd_ctx *cmd, const struct fetch_req *req, uint32_t seq,
 	  uint32_t uid, const struct store_msg_rec *m, const char *body,
-	  size_t blen, const char *kwnames, size_t kwlen)
+	  size_t blen, const struct mime_msg *mm, const char *kwnames,
+	  size_t kwlen, struct arena *a)
 {
+	struct imap_session *is = cmd->is;
 	struct bsession *s = is->s;
 	int first = 1;
+	/* Sections are computed first: an unknown encoding must not leave a
+	   half-written response. */
+	struct mime_section *secs = NULL;
+	if (req->need_mime) {
+		secs = arena_zalloc(a, req->n * sizeof(*secs));
+		for (unsigned i = 0; i < req->n; i++) {
+			const struct fetch_item *it = &req->items[i];
+			const char *err;
+			int rc = MIME_OK;
+			if (it->kind == FETCH_BODY)
+				rc = mime_section_fetch(mm, body, blen, it->spec,
+							it->spec_len, a,
+							&secs[i], &err);
+			else if (it->kind == FETCH_BINARY ||
+				 it->kind == FETCH_BINARY_SIZE)
+				rc = mime_section_binary(mm, body, blen,
+							 it->spec, it->spec_len,
+							 a, &secs[i], &err);
+			if (rc == MIME_ERR_UNKNOWN_CTE) {
+				imap_tagged(cmd, "NO", "[UNKNOWN-CTE] Cannot "
+						       "decode this part");
+				return -1;
+			}
+			if (rc != MIME_OK) {
+				log_error("session=%s uid=%u mime error=\"%s\"",
+					  s->id, uid, err);
+				imap_tagged(cmd, "NO", "[SERVERBUG] Cannot read "
+						       "this message");
+				return -1;
+			}
+		}
+	}
 	session_printf(s, "* %u FETCH (", seq);
 #define SEP() (first ? (first = 0, "") : " ")
 	if (req->want_uid)
@@ -326,6 +309,7 @@ fetch_one(struct imap_session *is, const struct fetch_req *req, uint32_t seq,
 	if (req->want_modseq)
 		session_printf(s, "%sMODSEQ (%llu)", SEP(),
 			       (unsigned long long)m->modseq);
+	struct buf tmp = BUF_INIT;
 	for (unsigned i = 0; i < req->n; i++) {
 		const struct fetch_item *it = &req->items[i];
 		switch (it->kind) {
@@ -364,41 +348,43 @@ fetch_one(struct imap_session *is, const struct fetch_req *req, uint32_t seq,
 		case FETCH_THREADID:
 			session_printf(s, "%sTHREADID NIL", SEP());
 			break;
-		case FETCH_BODY: {
-			size_t hlen = header_length(body, blen);
-			session_printf(s, "%s", SEP());
-			switch (it->section) {
-			case SECTION_ALL:
-				write_literal(is, it, body, blen);
-				break;
-			case SECTION_HEADER:
-				write_literal(is, it, body, hlen);
-				break;
-			case SECTION_TEXT:
-				write_literal(is, it, body + hlen, blen - hlen);
-				break;
-			case SECTION_HEADER_FIELDS:
-			case SECTION_HEADER_FIELDS_NOT: {
-				struct buf hb = BUF_INIT;
-				header_fields(it, body, hlen, &hb);
-				write_literal(is, it, buf_ptr(&hb),
-					      buf_used(&hb));
-				buf_free(&hb);
-				break;
-			}
-			case SECTION_COUNT:
-				abort();
-			}
+		case FETCH_ENVELOPE:
+		case FETCH_BODYSTRUCTURE:
+		case FETCH_BODY_NOEXT:
+			buf_reset(&tmp);
+			if (it->kind == FETCH_ENVELOPE)
+				mime_imap_envelope(mm, &tmp);
+			else if (it->kind == FETCH_BODYSTRUCTURE)
+				mime_imap_bodystructure(mm, &tmp);
+			else
+				mime_imap_body(mm, &tmp);
+			session_printf(s, "%s%s ", SEP(),
+				       it->kind == FETCH_ENVELOPE
+					       ? "ENVELOPE"
+					       : it->kind == FETCH_BODYSTRUCTURE
+							 ? "BODYSTRUCTURE"
+							 : "BODY");
+			session_write(s, buf_ptr(&tmp), buf_used(&tmp));
 			break;
-		}
+		case FETCH_BODY:
+		case FETCH_BINARY:
+			session_printf(s, "%s", SEP());
+			write_section(is, it, &secs[i]);
+			break;
+		case FETCH_BINARY_SIZE:
+			session_printf(s, "%s%s %llu", SEP(), it->reply_name,
+				       (unsigned long long)secs[i].size);
+			break;
 		case FETCH_UID:
 		case FETCH_FLAGS:
 		case FETCH_KIND_COUNT:
 			break;
 		}
 	}
+	buf_free(&tmp);
 #undef SEP
 	session_write(s, ")\r\n", 3);
+	return 0;
 }
 
 struct fetch_ctx {
@@ -429,10 +415,10 @@ fetch_respond(struct fetch_ctx *fc)
 		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
 		return;
 	}
-	int need_body = 0;
-	for (unsigned i = 0; i < fc->req.n; i++)
-		if (fc->req.items[i].kind == FETCH_BODY)
-			need_body = 1;
+	int need_body = fc->req.need_mime;
+	/* Per-message memory, cleared for each message of the set. */
+	struct arena mp;
+	arena_init(&mp, 16384);
 	if (fc->req.vanished) {
 		/* RFC 7162 3.2.6: what was expunged since, within the set. */
 		uint32_t *gone;
@@ -476,15 +462,42 @@ fetch_respond(struct fetch_ctx *fc)
 					    &err);
 		if (rc < 0) {
 			store_read_end(&txn);
+			arena_free(&mp);
 			log_error("session=%s store error=\"%s\"", is->s->id,
 				  err);
 			imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
 			return;
 		}
-		fetch_one(is, &fc->req, (uint32_t)idx + 1, uid, &m, body, blen,
-			  kwnames, kwlen);
+		struct mime_msg *mm = NULL;
+		if (need_body) {
+			const void *blob;
+			size_t bloblen;
+			const char *merr;
+			int mrc = store_bodymeta_get(st, txn, m.body_id, &blob,
+						     &bloblen, &err);
+			/* The structure computed at delivery; messages stored
+			   without one are parsed now. */
+			arena_clear(&mp);
+			if (mrc != 0 || mime_cache_load(&mp, blob, bloblen,
+							blen, &mm, &merr) < 0)
+				mime_parse(&mp, body, blen, &mm, &merr);
+			if (mm == NULL) {
+				store_read_end(&txn);
+				arena_free(&mp);
+				imap_tagged(cmd, "NO", "[LIMIT] Message too "
+						       "large to parse");
+				return;
+			}
+		}
+		if (fetch_one(cmd, &fc->req, (uint32_t)idx + 1, uid, &m, body,
+			      blen, mm, kwnames, kwlen, &mp) < 0) {
+			store_read_end(&txn);
+			arena_free(&mp);
+			return;
+		}
 	}
 	store_read_end(&txn);
+	arena_free(&mp);
 	imap_tagged(cmd, "OK", "%sFETCH completed", cmd->uid ? "UID " : "");
 }
 
@@ -557,10 +570,6 @@ imap_cmd_fetch(struct imap_cmd_ctx *cmd)
 			rc = parse_item(a, &items->list[i], req);
 	} else {
 		rc = parse_item(a, items, req);
-	}
-	if (rc == -2) {
-		imap_tagged(cmd, "BAD", "Fetch item not supported");
-		return;
 	}
 	if (rc < 0) {
 		imap_tagged(cmd, "BAD", "Invalid fetch items");

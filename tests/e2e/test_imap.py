@@ -543,3 +543,77 @@ def test_utf8_accept(stack, user):
     c = stack.imap(*user)
     assert "Entw&APw-rfe/&AMQ-rger" in names(c, "Entw*")
     c.logout()
+
+
+# -- MIME: ENVELOPE, BODYSTRUCTURE, sections, BINARY ------------------------
+
+MULTI = (b'From: "Dave A." <dave@example.org>\r\n'
+         b"To: Alice <alice@example.test>, undisclosed-recipients:;\r\n"
+         b"Subject: =?UTF-8?Q?caf=C3=A9?=\r\n"
+         b"Date: Wed, 04 Jan 2023 16:30:45 -0500\r\n"
+         b"Message-ID: <m1@example.org>\r\n"
+         b"MIME-Version: 1.0\r\n"
+         b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+         b"preamble\r\n--b1\r\n"
+         b"Content-Type: text/plain; charset=utf-8\r\n"
+         b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+         b"caf=C3=A9 au lait\r\n"
+         b"--b1\r\n"
+         b"Content-Type: application/octet-stream; name=\"a.bin\"\r\n"
+         b"Content-Transfer-Encoding: base64\r\n"
+         b"Content-Disposition: attachment; filename=\"a.bin\"\r\n\r\n"
+         b"AAECAwQF\r\n"
+         b"--b1--\r\n")
+
+
+def test_envelope_bodystructure_sections_binary(c):
+    c.append("INBOX", None, None, MULTI)
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(ENVELOPE)")
+    env = data[0]
+    assert (b'ENVELOPE ("Wed, 04 Jan 2023 16:30:45 -0500" '
+            b'"=?UTF-8?Q?caf=C3=A9?=" (("Dave A." NIL "dave" "example.org"))'
+            in env), env
+    assert b'(NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL)' in env
+    assert b'"<m1@example.org>")' in env
+    typ, data = c.fetch("1", "(BODYSTRUCTURE)")
+    bs = data[0]
+    assert b'("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable"' in bs
+    assert b'("application" "octet-stream" ("name" "a.bin") NIL NIL "base64" 8' in bs
+    assert b'"mixed" ("boundary" "b1")' in bs
+    typ, data = c.fetch("1", "(BODY)")
+    assert b'"mixed")' in data[0] and b'"boundary"' not in data[0]
+    typ, data = c.fetch("1", "(BODY.PEEK[1])")
+    assert data[0][1] == b"caf=C3=A9 au lait"
+    typ, data = c.fetch("1", "(BODY.PEEK[2.MIME])")
+    assert data[0][1].startswith(b"Content-Type: application/octet-stream")
+    typ, data = c.fetch("1", "(BINARY.PEEK[1] BINARY.SIZE[2])")
+    assert data[0][1] == "café au lait".encode()
+    assert b"BINARY.SIZE[2] 6" in data[0][0] or b"BINARY.SIZE[2] 6" in data[1]
+    typ, data = c.fetch("1", "(BINARY.PEEK[2])")
+    assert b"BINARY[2] ~{6}" in data[0][0]
+    assert data[0][1] == b"\x00\x01\x02\x03\x04\x05"
+    typ, data = c.fetch("1", "(BODY.PEEK[3])")
+    assert data[0][1] == b""                   # no such part: empty
+    typ, data = c.fetch("1", "(FLAGS)")
+    assert data == [b"1 (FLAGS ())"]           # PEEK kept it unseen
+    typ, data = c.fetch("1", "ALL")
+    assert b"ENVELOPE" in data[0] and b"RFC822.SIZE %d" % len(MULTI) in data[0]
+    with pytest.raises(imaplib.IMAP4.error):
+        c.fetch("1", "(BODY[1.BOGUS])")
+
+
+def test_imap4rev2_enabled(stack, user):
+    c = stack.imap(*user)
+    typ, data = c._simple_command("CAPABILITY")
+    caps = c.untagged_responses.pop("CAPABILITY")[0].split()
+    assert b"IMAP4rev2" in caps and b"IMAP4rev1" in caps and b"BINARY" in caps
+    typ, data = c._simple_command("ENABLE", "IMAP4rev2")
+    assert c.untagged_responses.pop("ENABLED") == [b"IMAP4rev2"]
+    c.append("INBOX", None, None, msg(1))
+    typ, data = c.select("INBOX")
+    assert "RECENT" not in c.untagged_responses
+    typ, data = c._simple_command("SEARCH", "ALL")
+    assert re.match(rb'\(TAG "\w+"\) ALL 1$',
+                    c.untagged_responses.pop("ESEARCH")[0])
+    c.logout()
