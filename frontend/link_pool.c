@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/x509.h>
 
@@ -525,4 +526,28 @@ link_pool_free(struct frontend *fe)
 		free(l->imap_caps);
 		free(l);
 	}
+}
+
+/* Whether cap (an IMAP capability) is in the post-login list of every
+ * backend whose link said hello; true while none has. */
+int
+link_pool_backends_offer(struct frontend *fe, const char *cap)
+{
+	size_t n = strlen(cap);
+	for (struct flink *l = fe->links; l != NULL; l = l->next) {
+		if (l->imap_caps == NULL)
+			continue;
+		int found = 0;
+		for (const char *p = l->imap_caps; *p != '\0';) {
+			while (*p == ' ')
+				p++;
+			size_t len = strcspn(p, " ");
+			if (len == n && strncasecmp(p, cap, n) == 0)
+				found = 1;
+			p += len;
+		}
+		if (!found)
+			return 0;
+	}
+	return 1;
 }

@@ -17,10 +17,27 @@ struct imap_login_cmd {
 		     const struct imap_arg *args, unsigned argc);
 };
 
+/* What this code implements before login and a backend must also offer
+ * after it to be announced: the pre-login list is a subset of the
+ * post-login one, apart from STARTTLS, AUTH=, LOGINDISABLED and SASL-IR
+ * (which only make sense before login). */
+static const char *imap_shared_caps[] = {"IMAP4rev1", "LITERAL+", "ID"};
+
 static void
 imap_capability_string(struct client *c, char *out, size_t outsize)
 {
-	snprintf(out, outsize, "IMAP4rev1 LITERAL+ SASL-IR ID%s%s",
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0;
+	     i < sizeof(imap_shared_caps) / sizeof(imap_shared_caps[0]); i++) {
+		/* IMAP4rev1 always: a backend without it is not one. */
+		if (i > 0 && !link_pool_backends_offer(c->fe,
+						       imap_shared_caps[i]))
+			continue;
+		used += (size_t)snprintf(out + used, outsize - used, "%s%s",
+					 used ? " " : "", imap_shared_caps[i]);
+	}
+	snprintf(out + used, outsize - used, " SASL-IR%s%s",
 		 !c->tls ? " STARTTLS" : "",
 		 client_plaintext_allowed(c) ? " AUTH=PLAIN AUTH=LOGIN"
 					     : " LOGINDISABLED");

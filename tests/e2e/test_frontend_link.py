@@ -1,0 +1,109 @@
+"""The frontend-backend link: per-session flow control (a client that
+stops reading in the middle of a 50 MB FETCH does not slow another on
+the same link), and a backend that goes away and comes back.
+
+A stack of its own: the 50 MB message and the backend restarts stay out
+of the shared one.
+"""
+
+import imaplib
+import socket
+import time
+
+import pytest
+
+from conftest import raw_client, read_until_tagged, wait_for
+
+pytestmark = pytest.mark.daemons
+
+BIG = 50 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def st(stack_factory):
+    return stack_factory(name="link")
+
+
+def big_message():
+    line = b"x" * 98 + b"\r\n"
+    head = b"From: big@example.test\r\nSubject: fifty megabytes\r\n\r\n"
+    body = line * ((BIG - len(head)) // len(line))
+    return head + body
+
+
+def test_stalled_reader_does_not_slow_the_link(st):
+    big_user, big_pw = st.new_user("big")
+    msg = big_message()
+    st.import_message(big_user, msg)
+    small_user, small_pw = st.new_user("small")
+    for i in range(3):
+        st.import_message(small_user, b"Subject: small %d\r\n\r\nhi\r\n" % i)
+
+    # Client A: asks for the whole 50 MB and reads nothing.
+    # (Default socket buffers: far smaller than 50 MB.  A tiny receive
+    # buffer would make the final read crawl through delayed ACKs.)
+    s = socket.create_connection((st.host, st.IMAPS_PORT), timeout=30)
+    a = st.ssl_context().wrap_socket(s, server_hostname=st.host)
+    af = a.makefile("rb")
+    assert af.readline().startswith(b"* OK")
+    a.sendall(b"a1 LOGIN %s %s\r\na2 EXAMINE INBOX\r\n"
+              % (big_user.encode(), big_pw.encode()))
+    read_until_tagged(af, b"a2")
+    a.sendall(b"a3 FETCH 1 BODY.PEEK[]\r\n")
+    time.sleep(1)  # let the backend fill what the link lets through
+
+    # Client B, same frontend and backend, so the same link: business as
+    # usual, within a generous bound.
+    t0 = time.monotonic()
+    for _ in range(5):
+        c = st.imap(small_user, small_pw)
+        assert c.select("INBOX", readonly=True) == ("OK", [b"3"])
+        for n in (1, 2, 3):
+            typ, data = c.fetch(str(n), "(BODY.PEEK[])")
+            assert typ == "OK" and b"small %d" % (n - 1) in data[0][1]
+        c.logout()
+    assert time.monotonic() - t0 < 30
+
+    # A was only held back: it still gets every byte.
+    a.settimeout(120)
+    first = af.readline()
+    assert first.startswith(b"* 1 FETCH (BODY[] {%d}" % len(msg)), first
+    got = af.read(len(msg))
+    assert got == msg
+    rest = read_until_tagged(af, b"a3")
+    assert rest[-1].startswith(b"a3 OK"), rest
+    a.close()
+
+
+def test_backend_loss_and_return(st):
+    user, pw = st.new_user("loss")
+    c = st.imap(user, pw)
+    assert c.select("INBOX")[0] == "OK"
+    s, f = raw_client(st, st.POP3S_PORT, tls=True)
+    assert f.readline().startswith(b"+OK")
+    other, other_pw = st.new_user("loss2")
+    s.sendall(b"USER %s\r\nPASS %s\r\n" % (other.encode(),
+                                           other_pw.encode()))
+    assert f.readline().startswith(b"+OK")
+    assert f.readline().startswith(b"+OK")
+    st.stop("s1b1")
+    try:
+        # Open sessions get a clean goodbye, not a hang.
+        c.sock.settimeout(15)
+        line = c.readline()
+        assert line.startswith(b"* BYE [UNAVAILABLE]"), line
+        assert f.readline().startswith(b"-ERR [SYS/TEMP]")
+        assert f.readline() == b""
+        # New logins: a temporary error, at once.
+        t0 = time.monotonic()
+        n = st.imap()
+        with pytest.raises(imaplib.IMAP4.error, match=r"\[UNAVAILABLE\]"):
+            n.login(user, pw)
+        assert time.monotonic() - t0 < 10
+        assert n.noop()[0] == "OK"
+        n.logout()
+    finally:
+        st.start("s1b1")
+    # The link comes back by itself.
+    st.wait_for_login(user, pw, timeout=30)
+    s.close()
