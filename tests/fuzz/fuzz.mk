@@ -30,6 +30,8 @@ FUZZ_SRC_imap_parser := common/lineparse.c common/lineparse.h \
                         common/buf.c common/buf.h common/arena.c \
                         common/arena.h
 
+FUZZ_SRC_proxy := common/proxy_proto.c common/proxy_proto.h
+
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
 
