@@ -9,7 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-static char tls_error[256];
+static _Thread_local char tls_error[256];
 
 const char *
 tls_last_error(void)
@@ -25,7 +25,7 @@ tls_last_error(void)
 static const char *
 tls_fail(const char *what, const char *file)
 {
-	static char msg[512];
+	static _Thread_local char msg[512];
 	snprintf(msg, sizeof(msg), "%s %s: %s", what, file ? file : "",
 		 tls_last_error());
 	return msg;
@@ -182,7 +182,7 @@ tls_name_cmp(const void *a, const void *b)
 static int
 tls_load_sni_dir(struct tls_server *t, const char *dir, const char **error_r)
 {
-	static char msg[600];
+	static _Thread_local char msg[600];
 	DIR *d = opendir(dir);
 	if (d == NULL) {
 		snprintf(msg, sizeof(msg), "cannot read SNI directory %s", dir);

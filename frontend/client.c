@@ -261,9 +261,9 @@ client_proxy_input(struct client *c, const char *data, size_t len)
 			       sizeof(c->peer));
 	}
 	log_info("session=%s client=%s proxy=%s proxy_protocol=v%d%s "
-		 "protocol=%s%s connected",
+		 "protocol=%s%s worker=%u connected",
 		 c->id, c->peer, proxy, h.version, h.local ? " local" : "",
-		 c->proto->name, c->implicit_tls ? "s" : "");
+		 c->proto->name, c->implicit_tls ? "s" : "", c->fe->index);
 	client_admit(c);
 	if (c->state == CLIENT_CLOSING || buf_used(&c->in) == 0)
 		return;
@@ -770,8 +770,9 @@ client_accept(struct frontend *fe, uv_stream_t *server,
 		conn_read_start(&c->conn);
 		return;
 	}
-	log_info("session=%s client=%s protocol=%s%s connected", c->id,
-		 c->peer, c->proto->name, implicit_tls ? "s" : "");
+	log_info("session=%s client=%s protocol=%s%s worker=%u connected",
+		 c->id, c->peer, c->proto->name, implicit_tls ? "s" : "",
+		 fe->index);
 	client_admit(c);
 	conn_read_start(&c->conn);
 }

@@ -78,7 +78,15 @@ struct client_proto {
 extern const struct client_proto imap_login_proto;
 extern const struct client_proto pop3_login_proto;
 
+/* One per event loop (frontend.workers of them, one thread each, with
+ * SO_REUSEPORT listeners): its own listeners, clients, directory
+ * connections and link pool.  cfg is a read-only copy of the process's
+ * configuration (strings shared); link_ctx and policy are shared by every
+ * loop; tls is this loop's reference to the current certificate set. */
+struct listener;
+
 struct frontend {
+	unsigned index;         /* worker number, for logs */
 	uv_loop_t *loop;
 	struct config cfg;
 	struct tls_server *tls; /* certificates for mail clients (SIGHUP
@@ -89,7 +97,14 @@ struct frontend {
 	struct flink *links;
 	struct client *clients;
 	unsigned nclients;
-	uv_signal_t sigterm, sigint, sighup;
+	struct listener *listeners;
+	unsigned nlisteners;
+	/* Wakes the loop from the main thread: stop, new certificates. */
+	uv_async_t wakeup;
+	pthread_mutex_t wake_lock;
+	int stop_requested;          /* under wake_lock */
+	struct tls_server *new_tls;  /* under wake_lock: to swap in */
+	pthread_t thread;
 	int stopping;
 };
 

@@ -21,7 +21,8 @@ BIG = 50 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def st(stack_factory):
-    return stack_factory(name="link")
+    # One event loop, so that both clients are on the same link.
+    return stack_factory(name="link", settings=["frontend.workers=1"])
 
 
 def big_message():
