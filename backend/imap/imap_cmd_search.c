@@ -1,9 +1,34 @@
-/* imap_cmd_search.c - SEARCH and UID SEARCH (RFC 3501 6.4.4).
+/* imap_cmd_search.c - SEARCH and UID SEARCH (RFC 3501 6.4.4, RFC 9051
+ * 6.4.4), and the message access that SORT and THREAD share.
  *
  * The criteria are compiled into a tree once, then evaluated for each
- * message of the view; nesting is bounded by limits.max_nesting (the
- * parser's bound).  Text keys match case-insensitively on header values
- * (unfolded) and on the raw body. */
+ * message of the view in one read transaction; nesting is bounded by the
+ * parser (limits.max_nesting) and here (64 levels).
+ *
+ * Text keys match case-insensitively on decoded text: both the needle and
+ * the text are folded with imap_casefold() (i;unicode-casemap, RFC 5051,
+ * for the scripts it covers), then the needle is looked for as a
+ * substring.
+ *  - FROM, TO, CC, BCC, SUBJECT and HEADER look at every field of that
+ *    name in the message header, unfolded and with RFC 2047 encoded words
+ *    decoded to UTF-8 (mime_decode_header()).  Address fields are matched
+ *    whole, so display names and addresses both match.
+ *  - BODY looks at the text parts (text/..., or no Content-Type) of the
+ *    message and of the messages nested in it, each decoded from base64 or
+ *    quoted-printable and converted from its charset to UTF-8 (unlabelled
+ *    8-bit text: UTF-8 when valid, else Windows-1252), and at the headers
+ *    of nested messages.  Parts that are not text are not searched.
+ *  - TEXT looks at all that and at the message header, both as written
+ *    and decoded.
+ * The MIME structure is the one stored at delivery (bodymeta), or a parse
+ * of the message when none was stored.
+ *
+ * Work is bounded: each command may read and decode at most
+ * limits.search_max_bytes of messages (a header counts once per message,
+ * a parse of a message without stored structure counts its size, a
+ * decoded part its encoded size); beyond, it ends with NO [LIMIT].  A
+ * search that needs no message text (flags, sizes, dates of arrival, sets)
+ * reads only the message records. */
 #define _XOPEN_SOURCE 700
 #include "backend/imap/imap.h"
 
@@ -14,6 +39,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "backend/mime/mime.h"
 #include "common/log.h"
 
 enum skey {
@@ -57,6 +83,8 @@ struct snode {
 	int64_t date;          /* day start, UTC */
 	const char *field;     /* HEADER: field name */
 	const char *str;
+	const char *fold;      /* text keys: str folded (imap_casefold) */
+	size_t flen;
 	struct imap_range *ranges;
 	unsigned nranges;
 	struct snode *a, *b;   /* AND: list via b chain; OR/NOT children */
@@ -73,6 +101,18 @@ struct sparse {
 };
 
 static struct snode *parse_key(struct sparse *p);
+
+/* Folds the needle of a text key once, for every message. */
+static void
+fold_needle(struct sparse *p, struct snode *n)
+{
+	struct buf b = BUF_INIT;
+	imap_casefold(n->str, strlen(n->str), &b);
+	n->flen = buf_used(&b);
+	n->fold = arena_strndup(&p->cmd->is->cmd_pool,
+				n->flen ? buf_ptr(&b) : "", n->flen);
+	buf_free(&b);
+}
 
 static struct snode *
 node(struct sparse *p, enum skey key)
@@ -221,6 +261,7 @@ parse_key(struct sparse *p)
 			n->field = header_keys[i].field;
 			if ((n->str = next_string(p)) == NULL)
 				return NULL;
+			fold_needle(p, n);
 			goto done;
 		}
 	}
@@ -229,10 +270,12 @@ parse_key(struct sparse *p)
 		if ((n->field = next_string(p)) == NULL ||
 		    (n->str = next_string(p)) == NULL)
 			return NULL;
+		fold_needle(p, n);
 	} else if (strcasecmp(k, "BODY") == 0 || strcasecmp(k, "TEXT") == 0) {
 		n = node(p, k[0] == 'B' || k[0] == 'b' ? SK_BODY : SK_TEXT);
 		if ((n->str = next_string(p)) == NULL)
 			return NULL;
+		fold_needle(p, n);
 	} else if (strcasecmp(k, "KEYWORD") == 0 ||
 		   strcasecmp(k, "UNKEYWORD") == 0) {
 		n = node(p, k[0] == 'K' || k[0] == 'k' ? SK_KEYWORD
@@ -371,134 +414,1001 @@ done:
 	return n;
 }
 
-/* -- evaluation -----------------------------------------------------------*/
+/* -- case folding -------------------------------------------------------- */
 
-struct smsg {
-	struct imap_session *is;
-	uint32_t seq, uid;
-	const struct store_msg_rec *rec;
-	const char *body;       /* loaded on demand */
-	size_t blen;
-	size_t hlen;
-	int loaded;
-	int64_t sent;           /* Date: header, -1 unknown */
-	int sent_parsed;
+/* Titlecase, then NFKD, of the characters U+0080..U+04FF that change
+ * (Latin-1, Latin Extended-A and -B, Greek, Cyrillic), as UTF-8; made
+ * from Unicode 14.0 (Python's unicodedata: ch.title() when one character,
+ * else ch.upper() when one character, then normalize('NFKD'), each
+ * resulting character titlecased again).  ASCII is folded in the code. */
+static const struct fold_entry {
+	uint16_t cp;
+	const char *to;
+} fold_table[] = {
+	{0x00A0, " "}, {0x00A8, " \xcc\x88"}, {0x00AA, "A"},
+	{0x00AF, " \xcc\x84"}, {0x00B2, "2"}, {0x00B3, "3"},
+	{0x00B4, " \xcc\x81"}, {0x00B5, "\xce\x9c"}, {0x00B8, " \xcc\xa7"},
+	{0x00B9, "1"}, {0x00BA, "O"}, {0x00BC, "1\xe2\x81\x84\x34"},
+	{0x00BD, "1\xe2\x81\x84\x32"}, {0x00BE, "3\xe2\x81\x84\x34"},
+	{0x00C0, "A\xcc\x80"}, {0x00C1, "A\xcc\x81"}, {0x00C2, "A\xcc\x82"},
+	{0x00C3, "A\xcc\x83"}, {0x00C4, "A\xcc\x88"}, {0x00C5, "A\xcc\x8a"},
+	{0x00C7, "C\xcc\xa7"}, {0x00C8, "E\xcc\x80"}, {0x00C9, "E\xcc\x81"},
+	{0x00CA, "E\xcc\x82"}, {0x00CB, "E\xcc\x88"}, {0x00CC, "I\xcc\x80"},
+	{0x00CD, "I\xcc\x81"}, {0x00CE, "I\xcc\x82"}, {0x00CF, "I\xcc\x88"},
+	{0x00D1, "N\xcc\x83"}, {0x00D2, "O\xcc\x80"}, {0x00D3, "O\xcc\x81"},
+	{0x00D4, "O\xcc\x82"}, {0x00D5, "O\xcc\x83"}, {0x00D6, "O\xcc\x88"},
+	{0x00D9, "U\xcc\x80"}, {0x00DA, "U\xcc\x81"}, {0x00DB, "U\xcc\x82"},
+	{0x00DC, "U\xcc\x88"}, {0x00DD, "Y\xcc\x81"}, {0x00E0, "A\xcc\x80"},
+	{0x00E1, "A\xcc\x81"}, {0x00E2, "A\xcc\x82"}, {0x00E3, "A\xcc\x83"},
+	{0x00E4, "A\xcc\x88"}, {0x00E5, "A\xcc\x8a"}, {0x00E6, "\xc3\x86"},
+	{0x00E7, "C\xcc\xa7"}, {0x00E8, "E\xcc\x80"}, {0x00E9, "E\xcc\x81"},
+	{0x00EA, "E\xcc\x82"}, {0x00EB, "E\xcc\x88"}, {0x00EC, "I\xcc\x80"},
+	{0x00ED, "I\xcc\x81"}, {0x00EE, "I\xcc\x82"}, {0x00EF, "I\xcc\x88"},
+	{0x00F0, "\xc3\x90"}, {0x00F1, "N\xcc\x83"}, {0x00F2, "O\xcc\x80"},
+	{0x00F3, "O\xcc\x81"}, {0x00F4, "O\xcc\x82"}, {0x00F5, "O\xcc\x83"},
+	{0x00F6, "O\xcc\x88"}, {0x00F8, "\xc3\x98"}, {0x00F9, "U\xcc\x80"},
+	{0x00FA, "U\xcc\x81"}, {0x00FB, "U\xcc\x82"}, {0x00FC, "U\xcc\x88"},
+	{0x00FD, "Y\xcc\x81"}, {0x00FE, "\xc3\x9e"}, {0x00FF, "Y\xcc\x88"},
+	{0x0100, "A\xcc\x84"}, {0x0101, "A\xcc\x84"}, {0x0102, "A\xcc\x86"},
+	{0x0103, "A\xcc\x86"}, {0x0104, "A\xcc\xa8"}, {0x0105, "A\xcc\xa8"},
+	{0x0106, "C\xcc\x81"}, {0x0107, "C\xcc\x81"}, {0x0108, "C\xcc\x82"},
+	{0x0109, "C\xcc\x82"}, {0x010A, "C\xcc\x87"}, {0x010B, "C\xcc\x87"},
+	{0x010C, "C\xcc\x8c"}, {0x010D, "C\xcc\x8c"}, {0x010E, "D\xcc\x8c"},
+	{0x010F, "D\xcc\x8c"}, {0x0111, "\xc4\x90"}, {0x0112, "E\xcc\x84"},
+	{0x0113, "E\xcc\x84"}, {0x0114, "E\xcc\x86"}, {0x0115, "E\xcc\x86"},
+	{0x0116, "E\xcc\x87"}, {0x0117, "E\xcc\x87"}, {0x0118, "E\xcc\xa8"},
+	{0x0119, "E\xcc\xa8"}, {0x011A, "E\xcc\x8c"}, {0x011B, "E\xcc\x8c"},
+	{0x011C, "G\xcc\x82"}, {0x011D, "G\xcc\x82"}, {0x011E, "G\xcc\x86"},
+	{0x011F, "G\xcc\x86"}, {0x0120, "G\xcc\x87"}, {0x0121, "G\xcc\x87"},
+	{0x0122, "G\xcc\xa7"}, {0x0123, "G\xcc\xa7"}, {0x0124, "H\xcc\x82"},
+	{0x0125, "H\xcc\x82"}, {0x0127, "\xc4\xa6"}, {0x0128, "I\xcc\x83"},
+	{0x0129, "I\xcc\x83"}, {0x012A, "I\xcc\x84"}, {0x012B, "I\xcc\x84"},
+	{0x012C, "I\xcc\x86"}, {0x012D, "I\xcc\x86"}, {0x012E, "I\xcc\xa8"},
+	{0x012F, "I\xcc\xa8"}, {0x0130, "I\xcc\x87"}, {0x0131, "I"},
+	{0x0132, "IJ"}, {0x0133, "IJ"}, {0x0134, "J\xcc\x82"},
+	{0x0135, "J\xcc\x82"}, {0x0136, "K\xcc\xa7"}, {0x0137, "K\xcc\xa7"},
+	{0x0139, "L\xcc\x81"}, {0x013A, "L\xcc\x81"}, {0x013B, "L\xcc\xa7"},
+	{0x013C, "L\xcc\xa7"}, {0x013D, "L\xcc\x8c"}, {0x013E, "L\xcc\x8c"},
+	{0x013F, "L\xc2\xb7"}, {0x0140, "L\xc2\xb7"}, {0x0142, "\xc5\x81"},
+	{0x0143, "N\xcc\x81"}, {0x0144, "N\xcc\x81"}, {0x0145, "N\xcc\xa7"},
+	{0x0146, "N\xcc\xa7"}, {0x0147, "N\xcc\x8c"}, {0x0148, "N\xcc\x8c"},
+	{0x0149, "\xca\xbcN"}, {0x014B, "\xc5\x8a"}, {0x014C, "O\xcc\x84"},
+	{0x014D, "O\xcc\x84"}, {0x014E, "O\xcc\x86"}, {0x014F, "O\xcc\x86"},
+	{0x0150, "O\xcc\x8b"}, {0x0151, "O\xcc\x8b"}, {0x0153, "\xc5\x92"},
+	{0x0154, "R\xcc\x81"}, {0x0155, "R\xcc\x81"}, {0x0156, "R\xcc\xa7"},
+	{0x0157, "R\xcc\xa7"}, {0x0158, "R\xcc\x8c"}, {0x0159, "R\xcc\x8c"},
+	{0x015A, "S\xcc\x81"}, {0x015B, "S\xcc\x81"}, {0x015C, "S\xcc\x82"},
+	{0x015D, "S\xcc\x82"}, {0x015E, "S\xcc\xa7"}, {0x015F, "S\xcc\xa7"},
+	{0x0160, "S\xcc\x8c"}, {0x0161, "S\xcc\x8c"}, {0x0162, "T\xcc\xa7"},
+	{0x0163, "T\xcc\xa7"}, {0x0164, "T\xcc\x8c"}, {0x0165, "T\xcc\x8c"},
+	{0x0167, "\xc5\xa6"}, {0x0168, "U\xcc\x83"}, {0x0169, "U\xcc\x83"},
+	{0x016A, "U\xcc\x84"}, {0x016B, "U\xcc\x84"}, {0x016C, "U\xcc\x86"},
+	{0x016D, "U\xcc\x86"}, {0x016E, "U\xcc\x8a"}, {0x016F, "U\xcc\x8a"},
+	{0x0170, "U\xcc\x8b"}, {0x0171, "U\xcc\x8b"}, {0x0172, "U\xcc\xa8"},
+	{0x0173, "U\xcc\xa8"}, {0x0174, "W\xcc\x82"}, {0x0175, "W\xcc\x82"},
+	{0x0176, "Y\xcc\x82"}, {0x0177, "Y\xcc\x82"}, {0x0178, "Y\xcc\x88"},
+	{0x0179, "Z\xcc\x81"}, {0x017A, "Z\xcc\x81"}, {0x017B, "Z\xcc\x87"},
+	{0x017C, "Z\xcc\x87"}, {0x017D, "Z\xcc\x8c"}, {0x017E, "Z\xcc\x8c"},
+	{0x017F, "S"}, {0x0180, "\xc9\x83"}, {0x0183, "\xc6\x82"},
+	{0x0185, "\xc6\x84"}, {0x0188, "\xc6\x87"}, {0x018C, "\xc6\x8b"},
+	{0x0192, "\xc6\x91"}, {0x0195, "\xc7\xb6"}, {0x0199, "\xc6\x98"},
+	{0x019A, "\xc8\xbd"}, {0x019E, "\xc8\xa0"}, {0x01A0, "O\xcc\x9b"},
+	{0x01A1, "O\xcc\x9b"}, {0x01A3, "\xc6\xa2"}, {0x01A5, "\xc6\xa4"},
+	{0x01A8, "\xc6\xa7"}, {0x01AD, "\xc6\xac"}, {0x01AF, "U\xcc\x9b"},
+	{0x01B0, "U\xcc\x9b"}, {0x01B4, "\xc6\xb3"}, {0x01B6, "\xc6\xb5"},
+	{0x01B9, "\xc6\xb8"}, {0x01BD, "\xc6\xbc"}, {0x01BF, "\xc7\xb7"},
+	{0x01C4, "DZ\xcc\x8c"}, {0x01C5, "DZ\xcc\x8c"},
+	{0x01C6, "DZ\xcc\x8c"}, {0x01C7, "LJ"}, {0x01C8, "LJ"},
+	{0x01C9, "LJ"}, {0x01CA, "NJ"}, {0x01CB, "NJ"}, {0x01CC, "NJ"},
+	{0x01CD, "A\xcc\x8c"}, {0x01CE, "A\xcc\x8c"}, {0x01CF, "I\xcc\x8c"},
+	{0x01D0, "I\xcc\x8c"}, {0x01D1, "O\xcc\x8c"}, {0x01D2, "O\xcc\x8c"},
+	{0x01D3, "U\xcc\x8c"}, {0x01D4, "U\xcc\x8c"},
+	{0x01D5, "U\xcc\x88\xcc\x84"}, {0x01D6, "U\xcc\x88\xcc\x84"},
+	{0x01D7, "U\xcc\x88\xcc\x81"}, {0x01D8, "U\xcc\x88\xcc\x81"},
+	{0x01D9, "U\xcc\x88\xcc\x8c"}, {0x01DA, "U\xcc\x88\xcc\x8c"},
+	{0x01DB, "U\xcc\x88\xcc\x80"}, {0x01DC, "U\xcc\x88\xcc\x80"},
+	{0x01DD, "\xc6\x8e"}, {0x01DE, "A\xcc\x88\xcc\x84"},
+	{0x01DF, "A\xcc\x88\xcc\x84"}, {0x01E0, "A\xcc\x87\xcc\x84"},
+	{0x01E1, "A\xcc\x87\xcc\x84"}, {0x01E2, "\xc3\x86\xcc\x84"},
+	{0x01E3, "\xc3\x86\xcc\x84"}, {0x01E5, "\xc7\xa4"},
+	{0x01E6, "G\xcc\x8c"}, {0x01E7, "G\xcc\x8c"}, {0x01E8, "K\xcc\x8c"},
+	{0x01E9, "K\xcc\x8c"}, {0x01EA, "O\xcc\xa8"}, {0x01EB, "O\xcc\xa8"},
+	{0x01EC, "O\xcc\xa8\xcc\x84"}, {0x01ED, "O\xcc\xa8\xcc\x84"},
+	{0x01EE, "\xc6\xb7\xcc\x8c"}, {0x01EF, "\xc6\xb7\xcc\x8c"},
+	{0x01F0, "J\xcc\x8c"}, {0x01F1, "DZ"}, {0x01F2, "DZ"}, {0x01F3, "DZ"},
+	{0x01F4, "G\xcc\x81"}, {0x01F5, "G\xcc\x81"}, {0x01F8, "N\xcc\x80"},
+	{0x01F9, "N\xcc\x80"}, {0x01FA, "A\xcc\x8a\xcc\x81"},
+	{0x01FB, "A\xcc\x8a\xcc\x81"}, {0x01FC, "\xc3\x86\xcc\x81"},
+	{0x01FD, "\xc3\x86\xcc\x81"}, {0x01FE, "\xc3\x98\xcc\x81"},
+	{0x01FF, "\xc3\x98\xcc\x81"}, {0x0200, "A\xcc\x8f"},
+	{0x0201, "A\xcc\x8f"}, {0x0202, "A\xcc\x91"}, {0x0203, "A\xcc\x91"},
+	{0x0204, "E\xcc\x8f"}, {0x0205, "E\xcc\x8f"}, {0x0206, "E\xcc\x91"},
+	{0x0207, "E\xcc\x91"}, {0x0208, "I\xcc\x8f"}, {0x0209, "I\xcc\x8f"},
+	{0x020A, "I\xcc\x91"}, {0x020B, "I\xcc\x91"}, {0x020C, "O\xcc\x8f"},
+	{0x020D, "O\xcc\x8f"}, {0x020E, "O\xcc\x91"}, {0x020F, "O\xcc\x91"},
+	{0x0210, "R\xcc\x8f"}, {0x0211, "R\xcc\x8f"}, {0x0212, "R\xcc\x91"},
+	{0x0213, "R\xcc\x91"}, {0x0214, "U\xcc\x8f"}, {0x0215, "U\xcc\x8f"},
+	{0x0216, "U\xcc\x91"}, {0x0217, "U\xcc\x91"}, {0x0218, "S\xcc\xa6"},
+	{0x0219, "S\xcc\xa6"}, {0x021A, "T\xcc\xa6"}, {0x021B, "T\xcc\xa6"},
+	{0x021D, "\xc8\x9c"}, {0x021E, "H\xcc\x8c"}, {0x021F, "H\xcc\x8c"},
+	{0x0223, "\xc8\xa2"}, {0x0225, "\xc8\xa4"}, {0x0226, "A\xcc\x87"},
+	{0x0227, "A\xcc\x87"}, {0x0228, "E\xcc\xa7"}, {0x0229, "E\xcc\xa7"},
+	{0x022A, "O\xcc\x88\xcc\x84"}, {0x022B, "O\xcc\x88\xcc\x84"},
+	{0x022C, "O\xcc\x83\xcc\x84"}, {0x022D, "O\xcc\x83\xcc\x84"},
+	{0x022E, "O\xcc\x87"}, {0x022F, "O\xcc\x87"},
+	{0x0230, "O\xcc\x87\xcc\x84"}, {0x0231, "O\xcc\x87\xcc\x84"},
+	{0x0232, "Y\xcc\x84"}, {0x0233, "Y\xcc\x84"}, {0x023C, "\xc8\xbb"},
+	{0x023F, "\xe2\xb1\xbe"}, {0x0240, "\xe2\xb1\xbf"},
+	{0x0242, "\xc9\x81"}, {0x0247, "\xc9\x86"}, {0x0249, "\xc9\x88"},
+	{0x024B, "\xc9\x8a"}, {0x024D, "\xc9\x8c"}, {0x024F, "\xc9\x8e"},
+	{0x0371, "\xcd\xb0"}, {0x0373, "\xcd\xb2"}, {0x0374, "\xca\xb9"},
+	{0x0377, "\xcd\xb6"}, {0x037A, " \xce\x99"}, {0x037B, "\xcf\xbd"},
+	{0x037C, "\xcf\xbe"}, {0x037D, "\xcf\xbf"}, {0x037E, ";"},
+	{0x0384, " \xcc\x81"}, {0x0385, " \xcc\x88\xcc\x81"},
+	{0x0386, "\xce\x91\xcc\x81"}, {0x0387, "\xc2\xb7"},
+	{0x0388, "\xce\x95\xcc\x81"}, {0x0389, "\xce\x97\xcc\x81"},
+	{0x038A, "\xce\x99\xcc\x81"}, {0x038C, "\xce\x9f\xcc\x81"},
+	{0x038E, "\xce\xa5\xcc\x81"}, {0x038F, "\xce\xa9\xcc\x81"},
+	{0x0390, "\xce\x99\xcc\x88\xcc\x81"}, {0x03AA, "\xce\x99\xcc\x88"},
+	{0x03AB, "\xce\xa5\xcc\x88"}, {0x03AC, "\xce\x91\xcc\x81"},
+	{0x03AD, "\xce\x95\xcc\x81"}, {0x03AE, "\xce\x97\xcc\x81"},
+	{0x03AF, "\xce\x99\xcc\x81"}, {0x03B0, "\xce\xa5\xcc\x88\xcc\x81"},
+	{0x03B1, "\xce\x91"}, {0x03B2, "\xce\x92"}, {0x03B3, "\xce\x93"},
+	{0x03B4, "\xce\x94"}, {0x03B5, "\xce\x95"}, {0x03B6, "\xce\x96"},
+	{0x03B7, "\xce\x97"}, {0x03B8, "\xce\x98"}, {0x03B9, "\xce\x99"},
+	{0x03BA, "\xce\x9a"}, {0x03BB, "\xce\x9b"}, {0x03BC, "\xce\x9c"},
+	{0x03BD, "\xce\x9d"}, {0x03BE, "\xce\x9e"}, {0x03BF, "\xce\x9f"},
+	{0x03C0, "\xce\xa0"}, {0x03C1, "\xce\xa1"}, {0x03C2, "\xce\xa3"},
+	{0x03C3, "\xce\xa3"}, {0x03C4, "\xce\xa4"}, {0x03C5, "\xce\xa5"},
+	{0x03C6, "\xce\xa6"}, {0x03C7, "\xce\xa7"}, {0x03C8, "\xce\xa8"},
+	{0x03C9, "\xce\xa9"}, {0x03CA, "\xce\x99\xcc\x88"},
+	{0x03CB, "\xce\xa5\xcc\x88"}, {0x03CC, "\xce\x9f\xcc\x81"},
+	{0x03CD, "\xce\xa5\xcc\x81"}, {0x03CE, "\xce\xa9\xcc\x81"},
+	{0x03D0, "\xce\x92"}, {0x03D1, "\xce\x98"}, {0x03D2, "\xce\xa5"},
+	{0x03D3, "\xce\xa5\xcc\x81"}, {0x03D4, "\xce\xa5\xcc\x88"},
+	{0x03D5, "\xce\xa6"}, {0x03D6, "\xce\xa0"}, {0x03D7, "\xcf\x8f"},
+	{0x03D9, "\xcf\x98"}, {0x03DB, "\xcf\x9a"}, {0x03DD, "\xcf\x9c"},
+	{0x03DF, "\xcf\x9e"}, {0x03E1, "\xcf\xa0"}, {0x03E3, "\xcf\xa2"},
+	{0x03E5, "\xcf\xa4"}, {0x03E7, "\xcf\xa6"}, {0x03E9, "\xcf\xa8"},
+	{0x03EB, "\xcf\xaa"}, {0x03ED, "\xcf\xac"}, {0x03EF, "\xcf\xae"},
+	{0x03F0, "\xce\x9a"}, {0x03F1, "\xce\xa1"}, {0x03F2, "\xce\xa3"},
+	{0x03F3, "\xcd\xbf"}, {0x03F4, "\xce\x98"}, {0x03F5, "\xce\x95"},
+	{0x03F8, "\xcf\xb7"}, {0x03F9, "\xce\xa3"}, {0x03FB, "\xcf\xba"},
+	{0x0400, "\xd0\x95\xcc\x80"}, {0x0401, "\xd0\x95\xcc\x88"},
+	{0x0403, "\xd0\x93\xcc\x81"}, {0x0407, "\xd0\x86\xcc\x88"},
+	{0x040C, "\xd0\x9a\xcc\x81"}, {0x040D, "\xd0\x98\xcc\x80"},
+	{0x040E, "\xd0\xa3\xcc\x86"}, {0x0419, "\xd0\x98\xcc\x86"},
+	{0x0430, "\xd0\x90"}, {0x0431, "\xd0\x91"}, {0x0432, "\xd0\x92"},
+	{0x0433, "\xd0\x93"}, {0x0434, "\xd0\x94"}, {0x0435, "\xd0\x95"},
+	{0x0436, "\xd0\x96"}, {0x0437, "\xd0\x97"}, {0x0438, "\xd0\x98"},
+	{0x0439, "\xd0\x98\xcc\x86"}, {0x043A, "\xd0\x9a"},
+	{0x043B, "\xd0\x9b"}, {0x043C, "\xd0\x9c"}, {0x043D, "\xd0\x9d"},
+	{0x043E, "\xd0\x9e"}, {0x043F, "\xd0\x9f"}, {0x0440, "\xd0\xa0"},
+	{0x0441, "\xd0\xa1"}, {0x0442, "\xd0\xa2"}, {0x0443, "\xd0\xa3"},
+	{0x0444, "\xd0\xa4"}, {0x0445, "\xd0\xa5"}, {0x0446, "\xd0\xa6"},
+	{0x0447, "\xd0\xa7"}, {0x0448, "\xd0\xa8"}, {0x0449, "\xd0\xa9"},
+	{0x044A, "\xd0\xaa"}, {0x044B, "\xd0\xab"}, {0x044C, "\xd0\xac"},
+	{0x044D, "\xd0\xad"}, {0x044E, "\xd0\xae"}, {0x044F, "\xd0\xaf"},
+	{0x0450, "\xd0\x95\xcc\x80"}, {0x0451, "\xd0\x95\xcc\x88"},
+	{0x0452, "\xd0\x82"}, {0x0453, "\xd0\x93\xcc\x81"},
+	{0x0454, "\xd0\x84"}, {0x0455, "\xd0\x85"}, {0x0456, "\xd0\x86"},
+	{0x0457, "\xd0\x86\xcc\x88"}, {0x0458, "\xd0\x88"},
+	{0x0459, "\xd0\x89"}, {0x045A, "\xd0\x8a"}, {0x045B, "\xd0\x8b"},
+	{0x045C, "\xd0\x9a\xcc\x81"}, {0x045D, "\xd0\x98\xcc\x80"},
+	{0x045E, "\xd0\xa3\xcc\x86"}, {0x045F, "\xd0\x8f"},
+	{0x0461, "\xd1\xa0"}, {0x0463, "\xd1\xa2"}, {0x0465, "\xd1\xa4"},
+	{0x0467, "\xd1\xa6"}, {0x0469, "\xd1\xa8"}, {0x046B, "\xd1\xaa"},
+	{0x046D, "\xd1\xac"}, {0x046F, "\xd1\xae"}, {0x0471, "\xd1\xb0"},
+	{0x0473, "\xd1\xb2"}, {0x0475, "\xd1\xb4"},
+	{0x0476, "\xd1\xb4\xcc\x8f"}, {0x0477, "\xd1\xb4\xcc\x8f"},
+	{0x0479, "\xd1\xb8"}, {0x047B, "\xd1\xba"}, {0x047D, "\xd1\xbc"},
+	{0x047F, "\xd1\xbe"}, {0x0481, "\xd2\x80"}, {0x048B, "\xd2\x8a"},
+	{0x048D, "\xd2\x8c"}, {0x048F, "\xd2\x8e"}, {0x0491, "\xd2\x90"},
+	{0x0493, "\xd2\x92"}, {0x0495, "\xd2\x94"}, {0x0497, "\xd2\x96"},
+	{0x0499, "\xd2\x98"}, {0x049B, "\xd2\x9a"}, {0x049D, "\xd2\x9c"},
+	{0x049F, "\xd2\x9e"}, {0x04A1, "\xd2\xa0"}, {0x04A3, "\xd2\xa2"},
+	{0x04A5, "\xd2\xa4"}, {0x04A7, "\xd2\xa6"}, {0x04A9, "\xd2\xa8"},
+	{0x04AB, "\xd2\xaa"}, {0x04AD, "\xd2\xac"}, {0x04AF, "\xd2\xae"},
+	{0x04B1, "\xd2\xb0"}, {0x04B3, "\xd2\xb2"}, {0x04B5, "\xd2\xb4"},
+	{0x04B7, "\xd2\xb6"}, {0x04B9, "\xd2\xb8"}, {0x04BB, "\xd2\xba"},
+	{0x04BD, "\xd2\xbc"}, {0x04BF, "\xd2\xbe"},
+	{0x04C1, "\xd0\x96\xcc\x86"}, {0x04C2, "\xd0\x96\xcc\x86"},
+	{0x04C4, "\xd3\x83"}, {0x04C6, "\xd3\x85"}, {0x04C8, "\xd3\x87"},
+	{0x04CA, "\xd3\x89"}, {0x04CC, "\xd3\x8b"}, {0x04CE, "\xd3\x8d"},
+	{0x04CF, "\xd3\x80"}, {0x04D0, "\xd0\x90\xcc\x86"},
+	{0x04D1, "\xd0\x90\xcc\x86"}, {0x04D2, "\xd0\x90\xcc\x88"},
+	{0x04D3, "\xd0\x90\xcc\x88"}, {0x04D5, "\xd3\x94"},
+	{0x04D6, "\xd0\x95\xcc\x86"}, {0x04D7, "\xd0\x95\xcc\x86"},
+	{0x04D9, "\xd3\x98"}, {0x04DA, "\xd3\x98\xcc\x88"},
+	{0x04DB, "\xd3\x98\xcc\x88"}, {0x04DC, "\xd0\x96\xcc\x88"},
+	{0x04DD, "\xd0\x96\xcc\x88"}, {0x04DE, "\xd0\x97\xcc\x88"},
+	{0x04DF, "\xd0\x97\xcc\x88"}, {0x04E1, "\xd3\xa0"},
+	{0x04E2, "\xd0\x98\xcc\x84"}, {0x04E3, "\xd0\x98\xcc\x84"},
+	{0x04E4, "\xd0\x98\xcc\x88"}, {0x04E5, "\xd0\x98\xcc\x88"},
+	{0x04E6, "\xd0\x9e\xcc\x88"}, {0x04E7, "\xd0\x9e\xcc\x88"},
+	{0x04E9, "\xd3\xa8"}, {0x04EA, "\xd3\xa8\xcc\x88"},
+	{0x04EB, "\xd3\xa8\xcc\x88"}, {0x04EC, "\xd0\xad\xcc\x88"},
+	{0x04ED, "\xd0\xad\xcc\x88"}, {0x04EE, "\xd0\xa3\xcc\x84"},
+	{0x04EF, "\xd0\xa3\xcc\x84"}, {0x04F0, "\xd0\xa3\xcc\x88"},
+	{0x04F1, "\xd0\xa3\xcc\x88"}, {0x04F2, "\xd0\xa3\xcc\x8b"},
+	{0x04F3, "\xd0\xa3\xcc\x8b"}, {0x04F4, "\xd0\xa7\xcc\x88"},
+	{0x04F5, "\xd0\xa7\xcc\x88"}, {0x04F7, "\xd3\xb6"},
+	{0x04F8, "\xd0\xab\xcc\x88"}, {0x04F9, "\xd0\xab\xcc\x88"},
+	{0x04FB, "\xd3\xba"}, {0x04FD, "\xd3\xbc"}, {0x04FF, "\xd3\xbe"},
+};
+
+static const char *
+fold_lookup(uint32_t cp)
+{
+	size_t lo = 0, hi = sizeof(fold_table) / sizeof(fold_table[0]);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (fold_table[mid].cp < cp)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < sizeof(fold_table) / sizeof(fold_table[0]) &&
+			       fold_table[lo].cp == cp
+		       ? fold_table[lo].to
+		       : NULL;
+}
+
+void
+imap_casefold(const char *in, size_t len, struct buf *out)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t i = 0;
+	while (i < len) {
+		/* Output is at most 4 times the input (2 bytes become at most
+		 * 8), and a character may run 3 bytes past the chunk. */
+		size_t chunk = len - i < 4096 ? len - i : 4096, end = i + chunk;
+		char *w = buf_reserve(out, chunk * 4 + 16);
+		size_t o = 0;
+		while (i < end) {
+			unsigned char c = p[i];
+			if (c < 0x80) {
+				w[o++] = c >= 'a' && c <= 'z' ? (char)(c - 32)
+							      : (char)c;
+				i++;
+				continue;
+			}
+			if (c >= 0xc2 && c <= 0xd3 && i + 1 < len &&
+			    (p[i + 1] & 0xc0) == 0x80) {
+				uint32_t cp = (uint32_t)(c & 0x1f) << 6 |
+					      (p[i + 1] & 0x3f);
+				const char *f = fold_lookup(cp);
+				if (f != NULL) {
+					size_t fl = strlen(f);
+					memcpy(w + o, f, fl);
+					o += fl;
+					i += 2;
+					continue;
+				}
+			}
+			w[o++] = (char)c;
+			i++;
+		}
+		buf_commit(out, o);
+	}
+}
+
+/* -- dates --------------------------------------------------------------- */
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* Skips white space and (nested) comments. */
+static const char *
+skip_cfws(const char *p)
+{
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			p++;
+		if (*p != '(')
+			return p;
+		int depth = 0;
+		while (*p != '\0') {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '(')
+				depth++;
+			else if (*p == ')' && --depth == 0) {
+				p++;
+				break;
+			}
+			p++;
+		}
+	}
+}
+
+/* Up to max digits; -1 if none. */
+static int
+read_num(const char **pp, int max, int *digits_r)
+{
+	const char *p = *pp;
+	int v = 0, n = 0;
+	while (n < max && *p >= '0' && *p <= '9') {
+		v = v * 10 + (*p - '0');
+		p++;
+		n++;
+	}
+	if (n == 0)
+		return -1;
+	*pp = p;
+	if (digits_r != NULL)
+		*digits_r = n;
+	return v;
+}
+
+int
+imap_date_parse(const char *s, int64_t *utc_r, int64_t *day_r)
+{
+	static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+	static const struct {
+		const char *name;
+		int hours;
+	} zones[] = {{"UT", 0},   {"GMT", 0},  {"Z", 0},    {"EST", -5},
+		     {"EDT", -4}, {"CST", -6}, {"CDT", -5}, {"MST", -7},
+		     {"MDT", -6}, {"PST", -8}, {"PDT", -7}};
+	const char *p = skip_cfws(s);
+	/* [day-of-week ","] */
+	if (isalpha((unsigned char)*p)) {
+		while (isalpha((unsigned char)*p))
+			p++;
+		p = skip_cfws(p);
+		if (*p == ',')
+			p = skip_cfws(p + 1);
+	}
+	int day = read_num(&p, 2, NULL), ndig;
+	if (day < 1 || day > 31)
+		return -1;
+	p = skip_cfws(p);
+	if (*p == '-')
+		p++;
+	char mon[4] = {0};
+	for (int i = 0; i < 3; i++) {
+		if (!isalpha((unsigned char)p[i]))
+			return -1;
+		mon[i] = (char)tolower((unsigned char)p[i]);
+	}
+	const char *mp = strstr(months, mon);
+	if (mp == NULL || (mp - months) % 3 != 0)
+		return -1;
+	unsigned month = (unsigned)(mp - months) / 3 + 1;
+	p += 3;
+	while (isalpha((unsigned char)*p))
+		p++;
+	p = skip_cfws(p);
+	if (*p == '-')
+		p++;
+	int year = read_num(&p, 4, &ndig);
+	if (year < 0)
+		return -1;
+	if (ndig == 2)
+		year += year < 50 ? 2000 : 1900; /* RFC 5322 4.3 */
+	else if (ndig == 3)
+		year += 1900;
+	if (day > 28) {
+		static const unsigned char mdays[] = {31, 29, 31, 30, 31, 30,
+						      31, 31, 30, 31, 30, 31};
+		int leap = (year % 4 == 0 && year % 100 != 0) ||
+			   year % 400 == 0;
+		if (day > mdays[month - 1] || (month == 2 && day == 29 && !leap))
+			return -1;
+	}
+	int64_t days = days_from_civil(year, month, (unsigned)day);
+	*day_r = days * 86400;
+	*utc_r = *day_r;
+	/* time: hour ":" minute [":" second]; a bad one is 00:00:00 */
+	p = skip_cfws(p);
+	int hh = read_num(&p, 2, NULL), mm = -1, ss = 0;
+	if (hh >= 0 && *p == ':') {
+		p++;
+		mm = read_num(&p, 2, NULL);
+		if (mm >= 0 && *p == ':') {
+			p++;
+			ss = read_num(&p, 2, NULL);
+		}
+	}
+	if (hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60)
+		return 0;
+	int64_t t = *day_r + hh * 3600 + mm * 60 + ss;
+	/* zone: ("+" / "-") 4DIGIT, or an obsolete name; a bad one is UTC */
+	p = skip_cfws(p);
+	int off = 0;
+	if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1])) {
+		const char *z = p + 1;
+		int v = read_num(&z, 4, &ndig);
+		if (ndig == 4 && v % 100 < 60)
+			off = (*p == '-' ? -1 : 1) * ((v / 100) * 3600 +
+						      (v % 100) * 60);
+	} else if (isalpha((unsigned char)*p)) {
+		char z[4];
+		size_t n = 0;
+		while (isalpha((unsigned char)p[n]) && n < 4)
+			n++;
+		if (n < 4) {
+			for (size_t i = 0; i < n; i++)
+				z[i] = (char)toupper((unsigned char)p[i]);
+			z[n] = '\0';
+			for (size_t i = 0; i < sizeof(zones) / sizeof(zones[0]);
+			     i++)
+				if (strcmp(z, zones[i].name) == 0)
+					off = zones[i].hours * 3600;
+		}
+	}
+	*utc_r = t - off;
+	return 0;
+}
+
+/* -- messages ------------------------------------------------------------ */
+
+struct imap_search {
+	struct imap_cmd_ctx *cmd;
+	struct snode *root;
+	int modseq_used;
+	uint64_t maxmodseq;
+	uint64_t budget; /* units left */
+	int over;        /* the budget ran out */
+	int error;       /* a store error was logged */
 	struct store *st;
 	MDB_txn *txn;
 	const char *kwnames;
 	size_t kwlen;
-	int error;
+	struct arena pool; /* one message's, cleared between messages */
+	struct buf tmp, tmp2, fold, htext, btext;
 };
 
+struct imap_msg {
+	struct imap_search *s;
+	uint32_t seq, uid;
+	struct store_msg_rec rec;
+	const char *data; /* the bytes, loaded on demand */
+	size_t len;
+	size_t hlen;      /* header, up to the blank line */
+	int loaded;       /* 0 not yet, 1 loaded, -1 failed */
+	int hdr_charged;
+	struct mime_msg *mime; /* whole message */
+	int mime_state;
+	struct imap_envelope env;
+	int env_state;
+	int htext_state, btext_state; /* folded texts in s->htext, s->btext */
+	int64_t sent_day;
+	int sent_state;
+};
+
+int
+imap_search_charge(struct imap_search *s, uint64_t n)
+{
+	if (s->over || n > s->budget) {
+		s->over = 1;
+		s->budget = 0;
+		return -1;
+	}
+	s->budget -= n;
+	return 0;
+}
+
+void
+imap_search_limit_reply(struct imap_search *s)
+{
+	imap_tagged(s->cmd, "NO",
+		    "[LIMIT] %s would read more than %llu bytes of messages",
+		    s->cmd->name,
+		    (unsigned long long)s->cmd->is->s->be->cfg
+			    .limits_search_max_bytes);
+}
+
+uint32_t
+imap_msg_seq(const struct imap_msg *m)
+{
+	return m->seq;
+}
+
+uint32_t
+imap_msg_uid(const struct imap_msg *m)
+{
+	return m->uid;
+}
+
+const struct store_msg_rec *
+imap_msg_rec(const struct imap_msg *m)
+{
+	return &m->rec;
+}
+
 static int
-load_body(struct smsg *m)
+msg_load(struct imap_msg *m)
 {
 	if (m->loaded)
-		return m->body != NULL;
-	m->loaded = 1;
+		return m->loaded > 0;
+	m->loaded = -1;
 	const char *err;
-	if (store_body_get(m->st, m->txn, m->rec->body_id, &m->body, &m->blen,
-			   &err) < 0) {
-		m->error = 1;
-		m->body = NULL;
+	if (store_body_get(m->s->st, m->s->txn, m->rec.body_id, &m->data,
+			   &m->len, &err) < 0) {
+		log_error("session=%s store error=\"%s\"", m->s->cmd->is->s->id,
+			  err);
+		m->s->error = 1;
 		return 0;
 	}
-	m->hlen = m->blen;
-	for (size_t i = 0; i + 1 < m->blen; i++) {
-		if (m->body[i] == '\n' &&
-		    (m->body[i + 1] == '\n' ||
-		     (m->body[i + 1] == '\r' && i + 2 < m->blen &&
-		      m->body[i + 2] == '\n'))) {
-			m->hlen = i + 1;
-			break;
+	const char *h = m->data;
+	m->hlen = m->len;
+	if (m->len > 0 && (h[0] == '\n' || (h[0] == '\r' && m->len > 1 &&
+					     h[1] == '\n'))) {
+		m->hlen = 0;
+	} else {
+		for (size_t i = 0; i + 1 < m->len; i++) {
+			const char *nl = memchr(h + i, '\n', m->len - i - 1);
+			if (nl == NULL)
+				break;
+			i = (size_t)(nl - h);
+			if (h[i + 1] == '\n' ||
+			    (h[i + 1] == '\r' && i + 2 < m->len &&
+			     h[i + 2] == '\n')) {
+				m->hlen = i + 1;
+				break;
+			}
 		}
+	}
+	m->loaded = 1;
+	return 1;
+}
+
+/* The bytes, with the header charged once. */
+static int
+msg_header_load(struct imap_msg *m)
+{
+	if (!msg_load(m))
+		return 0;
+	if (!m->hdr_charged) {
+		if (imap_search_charge(m->s, m->hlen) < 0)
+			return 0;
+		m->hdr_charged = 1;
 	}
 	return 1;
 }
 
+/* The stored MIME structure, into m->mime; 0 if there is none. */
 static int
-contains_ci(const char *hay, size_t hlen, const char *needle)
+msg_mime_cached(struct imap_msg *m)
 {
-	size_t nlen = strlen(needle);
-	if (nlen == 0)
-		return 1;
-	if (nlen > hlen)
+	const void *blob;
+	size_t blen;
+	const char *err;
+	int rc = store_bodymeta_get(m->s->st, m->s->txn, m->rec.body_id, &blob,
+				    &blen, &err);
+	if (rc < 0)
+		log_error("session=%s store error=\"%s\"", m->s->cmd->is->s->id,
+			  err);
+	if (rc != 0)
 		return 0;
-	for (size_t i = 0; i + nlen <= hlen; i++)
-		if (strncasecmp(hay + i, needle, nlen) == 0)
-			return 1;
+	if (mime_cache_load(&m->s->pool, blob, blen, m->len, &m->mime, &err) <
+	    0) {
+		log_warn("session=%s uid=%u bodymeta refused: %s",
+			 m->s->cmd->is->s->id, m->uid, err);
+		m->mime = NULL;
+		return 0;
+	}
+	return 1;
+}
+
+static struct mime_msg *
+msg_mime(struct imap_msg *m)
+{
+	if (m->mime_state)
+		return m->mime;
+	m->mime_state = 1;
+	if (!msg_load(m) || msg_mime_cached(m))
+		return m->mime;
+	const char *err;
+	if (imap_search_charge(m->s, m->len) < 0 ||
+	    mime_parse(&m->s->pool, m->data, m->len, &m->mime, &err) < 0)
+		m->mime = NULL;
+	return m->mime;
+}
+
+/* A header field: its name and its raw value (line breaks kept, the last
+ * one dropped). */
+struct hfield {
+	const char *name, *val;
+	size_t nlen, vlen;
+};
+
+static int
+hdr_next(const char *h, size_t len, size_t *pos, struct hfield *f)
+{
+	size_t i = *pos;
+	while (i < len) {
+		size_t start = i;
+		for (;;) {
+			const char *nl = memchr(h + i, '\n', len - i);
+			i = nl ? (size_t)(nl - h) + 1 : len;
+			if (i >= len || (h[i] != ' ' && h[i] != '\t'))
+				break;
+		}
+		const char *colon = memchr(h + start, ':', i - start);
+		if (colon == NULL)
+			continue;
+		f->name = h + start;
+		f->nlen = (size_t)(colon - f->name);
+		while (f->nlen > 0 && (f->name[f->nlen - 1] == ' ' ||
+				       f->name[f->nlen - 1] == '\t'))
+			f->nlen--;
+		f->val = colon + 1;
+		f->vlen = (size_t)(h + i - f->val);
+		while (f->vlen > 0 && (f->val[f->vlen - 1] == '\n' ||
+				       f->val[f->vlen - 1] == '\r'))
+			f->vlen--;
+		*pos = i;
+		return 1;
+	}
+	*pos = i;
 	return 0;
 }
 
-/* Calls fn for each value of header field (unfolded into a buffer). */
 static int
-header_match(struct smsg *m, const char *field, const char *needle)
+field_is(const struct hfield *f, const char *name)
 {
-	if (!load_body(m))
-		return 0;
-	size_t flen = strlen(field);
-	const char *h = m->body;
-	size_t i = 0;
-	struct buf v = BUF_INIT;
-	int found = 0;
-	while (i < m->hlen && !found) {
-		size_t start = i;
-		for (;;) {
-			const char *nl = memchr(h + i, '\n', m->hlen - i);
-			i = nl ? (size_t)(nl - h) + 1 : m->hlen;
-			if (i >= m->hlen || (h[i] != ' ' && h[i] != '\t'))
-				break;
-		}
-		if (i - start > flen && h[start + flen] == ':' &&
-		    strncasecmp(h + start, field, flen) == 0) {
-			buf_reset(&v);
-			for (size_t j = start + flen + 1; j < i; j++)
-				if (h[j] != '\r' && h[j] != '\n')
-					buf_append(&v, &h[j], 1);
-			found = contains_ci(buf_ptr(&v), buf_used(&v), needle);
-		}
+	size_t n = strlen(name);
+	return f->nlen == n && strncasecmp(f->name, name, n) == 0;
+}
+
+const char *
+imap_msg_header(struct imap_msg *m, const char *name, int *over_r)
+{
+	*over_r = 0;
+	if (!msg_header_load(m)) {
+		*over_r = m->s->over || m->s->error;
+		return NULL;
 	}
-	buf_free(&v);
-	return found;
+	size_t pos = 0;
+	struct hfield f;
+	while (hdr_next(m->data, m->hlen, &pos, &f)) {
+		if (!field_is(&f, name))
+			continue;
+		char *v = arena_alloc(&m->s->pool, f.vlen + 1);
+		size_t n = 0;
+		for (size_t i = 0; i < f.vlen; i++)
+			if (f.val[i] != '\r' && f.val[i] != '\n')
+				v[n++] = f.val[i];
+		while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+			n--;
+		v[n] = '\0';
+		while (*v == ' ' || *v == '\t')
+			v++;
+		return v;
+	}
+	return NULL;
+}
+
+/* Decoded, folded value of a field into s->fold. */
+static void
+fold_field(struct imap_search *s, const struct hfield *f)
+{
+	buf_reset(&s->tmp);
+	buf_reset(&s->fold);
+	mime_decode_header(f->val, f->vlen, &s->tmp);
+	imap_casefold(buf_ptr(&s->tmp), buf_used(&s->tmp), &s->fold);
+}
+
+static int
+fold_contains(const struct buf *b, const struct snode *n)
+{
+	if (n->flen == 0)
+		return 1;
+	return buf_used(b) >= n->flen &&
+	       memmem(buf_ptr(b), buf_used(b), n->fold, n->flen) != NULL;
+}
+
+static int
+match_header(struct imap_msg *m, const struct snode *n)
+{
+	if (!msg_header_load(m))
+		return 0;
+	size_t pos = 0;
+	struct hfield f;
+	while (hdr_next(m->data, m->hlen, &pos, &f)) {
+		if (!field_is(&f, n->field))
+			continue;
+		if (n->flen == 0)
+			return 1;
+		fold_field(m->s, &f);
+		if (fold_contains(&m->s->fold, n))
+			return 1;
+	}
+	return 0;
+}
+
+/* Appends a header block to out, decoded and folded field by field. */
+static void
+fold_header_fields(struct imap_search *s, const char *h, size_t len,
+		   struct buf *out)
+{
+	size_t pos = 0;
+	struct hfield f;
+	while (hdr_next(h, len, &pos, &f)) {
+		fold_field(s, &f);
+		imap_casefold(f.name, f.nlen, out);
+		buf_append(out, ": ", 2);
+		buf_append(out, buf_ptr(&s->fold), buf_used(&s->fold));
+		buf_append(out, "\n", 1);
+	}
+}
+
+/* TEXT's view of the header: as written, then decoded. */
+static int
+htext_load(struct imap_msg *m)
+{
+	struct imap_search *s = m->s;
+	if (m->htext_state)
+		return m->htext_state > 0;
+	m->htext_state = -1;
+	if (!msg_header_load(m))
+		return 0;
+	buf_reset(&s->htext);
+	imap_casefold(m->data, m->hlen, &s->htext);
+	buf_append(&s->htext, "\n", 1);
+	fold_header_fields(s, m->data, m->hlen, &s->htext);
+	m->htext_state = 1;
+	return 1;
+}
+
+static int
+token_is(const char *v, const char *word)
+{
+	if (v == NULL)
+		return 0;
+	while (*v == ' ' || *v == '\t' || *v == '"')
+		v++;
+	size_t n = strlen(word);
+	if (strncasecmp(v, word, n) != 0)
+		return 0;
+	for (v += n; *v != '\0'; v++)
+		if (*v != ' ' && *v != '\t' && *v != '"')
+			return 0;
+	return 1;
+}
+
+/* One text part, decoded to UTF-8 and folded onto s->btext. */
+static int
+btext_part(struct imap_msg *m, const struct mime_part_info *pi, uint32_t idx)
+{
+	struct imap_search *s = m->s;
+	if (imap_search_charge(s, pi->body_len) < 0)
+		return -1;
+	const char *body = m->data + pi->body_off;
+	struct buf *text = &s->tmp;
+	buf_reset(&s->tmp);
+	if (token_is(pi->cte, "base64"))
+		mime_decode_base64(body, pi->body_len, &s->tmp);
+	else if (token_is(pi->cte, "quoted-printable"))
+		mime_decode_qp(body, pi->body_len, &s->tmp);
+	else
+		buf_append(&s->tmp, body, pi->body_len);
+	const char *cs = mime_part_param(m->mime, idx, "charset", 0);
+	int utf8 = token_is(cs, "utf-8") || token_is(cs, "utf8");
+	int ascii = cs == NULL || token_is(cs, "us-ascii") || *cs == '\0';
+	if (ascii && !imap_utf8_valid(buf_ptr(&s->tmp), buf_used(&s->tmp)))
+		cs = "windows-1252";
+	else if (ascii)
+		utf8 = 1;
+	if (!utf8) {
+		buf_reset(&s->tmp2);
+		if (mime_decode_charset(cs, buf_ptr(&s->tmp), buf_used(&s->tmp),
+					&s->tmp2) == 0)
+			text = &s->tmp2;
+	}
+	imap_casefold(buf_ptr(text), buf_used(text), &s->btext);
+	buf_append(&s->btext, "\n", 1);
+	return 0;
+}
+
+/* BODY's view: text parts and nested headers, decoded and folded. */
+static int
+btext_load(struct imap_msg *m)
+{
+	struct imap_search *s = m->s;
+	if (m->btext_state)
+		return m->btext_state > 0;
+	m->btext_state = -1;
+	struct mime_msg *mm = msg_mime(m);
+	if (mm == NULL)
+		return 0;
+	buf_reset(&s->btext);
+	uint32_t n = mime_part_count(mm);
+	for (uint32_t idx = 0; idx < n; idx++) {
+		struct mime_part_info pi, parent;
+		if (mime_part_get(mm, idx, &pi) < 0)
+			break;
+		if (pi.parent != MIME_NONE &&
+		    mime_part_get(mm, pi.parent, &parent) == 0 &&
+		    (parent.flags & MIME_PART_MESSAGE)) {
+			/* a nested message: its header is body text */
+			if (imap_search_charge(s, pi.hdr_len) < 0)
+				return 0;
+			fold_header_fields(s, m->data + pi.hdr_off, pi.hdr_len,
+					   &s->btext);
+		}
+		if (pi.flags & (MIME_PART_MULTIPART | MIME_PART_MESSAGE) ||
+		    !(pi.flags & MIME_PART_TEXT))
+			continue;
+		if (btext_part(m, &pi, idx) < 0)
+			return 0;
+	}
+	m->btext_state = 1;
+	return 1;
 }
 
 static int64_t
-sent_date(struct smsg *m)
+sent_day(struct imap_msg *m)
 {
-	if (m->sent_parsed)
-		return m->sent;
-	m->sent_parsed = 1;
-	m->sent = -1;
-	if (!load_body(m))
-		return -1;
-	const char *h = m->body;
-	for (size_t i = 0; i + 5 < m->hlen;) {
-		if ((i == 0 || h[i - 1] == '\n') &&
-		    strncasecmp(h + i, "Date:", 5) == 0) {
-			char tmp[128];
-			size_t j = i + 5, k = 0;
-			while (j < m->hlen && h[j] != '\r' && h[j] != '\n' &&
-			       k + 1 < sizeof(tmp))
-				tmp[k++] = h[j++];
-			tmp[k] = '\0';
-			struct tm tm = {0};
-			const char *s = tmp;
-			while (*s == ' ' || *s == '\t')
-				s++;
-			const char *e = strptime(s, "%a, %d %b %Y", &tm);
-			if (e == NULL)
-				e = strptime(s, "%d %b %Y", &tm);
-			if (e != NULL)
-				m->sent = (int64_t)timegm(&tm);
-			return m->sent;
+	if (m->sent_state)
+		return m->sent_day;
+	m->sent_state = 1;
+	m->sent_day = -1;
+	int over;
+	const char *v = imap_msg_header(m, "Date", &over);
+	int64_t utc, day;
+	if (v != NULL && imap_date_parse(v, &utc, &day) == 0)
+		m->sent_day = day;
+	return m->sent_day;
+}
+
+/* -- ENVELOPE text, read back ---------------------------------------------- */
+
+struct envrd {
+	const char *p, *end;
+	struct arena *a;
+};
+
+static void
+env_space(struct envrd *r)
+{
+	while (r->p < r->end && *r->p == ' ')
+		r->p++;
+}
+
+/* An nstring into *s_r (NULL for NIL); -1 on a syntax error. */
+static int
+env_nstring(struct envrd *r, const char **s_r)
+{
+	env_space(r);
+	if (r->end - r->p >= 3 && memcmp(r->p, "NIL", 3) == 0) {
+		r->p += 3;
+		*s_r = NULL;
+		return 0;
+	}
+	if (r->p < r->end && *r->p == '"') {
+		char *v = arena_alloc(r->a, (size_t)(r->end - r->p));
+		size_t n = 0;
+		for (r->p++; r->p < r->end && *r->p != '"'; r->p++) {
+			if (*r->p == '\\' && r->p + 1 < r->end)
+				r->p++;
+			v[n++] = *r->p;
 		}
-		const char *nl = memchr(h + i, '\n', m->hlen - i);
-		if (nl == NULL)
-			break;
-		i = (size_t)(nl - h) + 1;
+		if (r->p >= r->end)
+			return -1;
+		r->p++;
+		v[n] = '\0';
+		*s_r = v;
+		return 0;
+	}
+	if (r->p < r->end && *r->p == '{') {
+		char *e;
+		unsigned long long n = strtoull(r->p + 1, &e, 10);
+		if (e >= r->end || *e != '}' || (size_t)(r->end - e) < 3 ||
+		    n > (unsigned long long)(r->end - e - 3))
+			return -1;
+		r->p = e + 3; /* "}\r\n" */
+		*s_r = arena_strndup(r->a, r->p, (size_t)n);
+		r->p += n;
+		return 0;
 	}
 	return -1;
 }
+
+static int
+env_char(struct envrd *r, char c)
+{
+	env_space(r);
+	if (r->p >= r->end || *r->p != c)
+		return -1;
+	r->p++;
+	return 0;
+}
+
+/* An address list, keeping its first address. */
+static int
+env_addrs(struct envrd *r, struct imap_env_addr *first)
+{
+	memset(first, 0, sizeof(*first));
+	env_space(r);
+	if (r->end - r->p >= 3 && memcmp(r->p, "NIL", 3) == 0) {
+		r->p += 3;
+		return 0;
+	}
+	if (env_char(r, '(') < 0)
+		return -1;
+	for (int i = 0;; i++) {
+		env_space(r);
+		if (r->p < r->end && *r->p == ')') {
+			r->p++;
+			return 0;
+		}
+		struct imap_env_addr a;
+		const char *adl;
+		if (env_char(r, '(') < 0 || env_nstring(r, &a.name) < 0 ||
+		    env_nstring(r, &adl) < 0 || env_nstring(r, &a.mailbox) < 0 ||
+		    env_nstring(r, &a.host) < 0 || env_char(r, ')') < 0)
+			return -1;
+		if (i == 0)
+			*first = a;
+	}
+}
+
+static int
+env_parse(const char *text, size_t len, struct arena *a,
+	  struct imap_envelope *e)
+{
+	struct envrd r = {text, text + len, a};
+	struct imap_env_addr skip;
+	memset(e, 0, sizeof(*e));
+	if (env_char(&r, '(') < 0 || env_nstring(&r, &e->date) < 0 ||
+	    env_nstring(&r, &e->subject) < 0 || env_addrs(&r, &e->from) < 0 ||
+	    env_addrs(&r, &skip) < 0 || env_addrs(&r, &skip) < 0 ||
+	    env_addrs(&r, &e->to) < 0 || env_addrs(&r, &e->cc) < 0 ||
+	    env_addrs(&r, &skip) < 0 || env_nstring(&r, &e->in_reply_to) < 0 ||
+	    env_nstring(&r, &e->message_id) < 0 || env_char(&r, ')') < 0) {
+		memset(e, 0, sizeof(*e));
+		return -1;
+	}
+	return 0;
+}
+
+const struct imap_envelope *
+imap_msg_envelope(struct imap_msg *m)
+{
+	struct imap_search *s = m->s;
+	if (m->env_state)
+		return m->env_state > 0 ? &m->env : NULL;
+	m->env_state = -1;
+	if (!msg_load(m))
+		return NULL;
+	struct mime_msg *mm = m->mime;
+	if (mm == NULL && !m->mime_state && msg_mime_cached(m)) {
+		m->mime_state = 1;
+		mm = m->mime;
+	}
+	if (mm == NULL) {
+		/* The envelope is the header's: parse only that. */
+		const char *err;
+		if (!msg_header_load(m) ||
+		    mime_parse(&s->pool, m->data, m->hlen, &mm, &err) < 0)
+			return NULL;
+	}
+	buf_reset(&s->tmp);
+	mime_imap_envelope(mm, &s->tmp);
+	if (imap_search_charge(s, buf_used(&s->tmp)) < 0)
+		return NULL;
+	if (env_parse(buf_ptr(&s->tmp), buf_used(&s->tmp), &s->pool,
+		      &m->env) < 0)
+		log_warn("session=%s uid=%u unreadable envelope",
+			 s->cmd->is->s->id, m->uid);
+	m->env_state = 1;
+	return &m->env;
+}
+
+/* -- evaluation -----------------------------------------------------------*/
 
 static int64_t
 day_of(int64_t t)
@@ -507,22 +1417,25 @@ day_of(int64_t t)
 }
 
 static int
-keyword_set(const struct smsg *m, const char *kw)
+keyword_set(const struct imap_msg *m, const char *kw)
 {
 	size_t off = 0;
-	for (unsigned b = 0; b < STORE_MAX_KEYWORDS && off < m->kwlen; b++) {
-		const char *name = m->kwnames + off;
+	for (unsigned b = 0; b < STORE_MAX_KEYWORDS && off < m->s->kwlen;
+	     b++) {
+		const char *name = m->s->kwnames + off;
 		if (strcasecmp(name, kw) == 0)
-			return (m->rec->keywords >> b) & 1;
+			return (m->rec.keywords >> b) & 1;
 		off += strlen(name) + 1;
 	}
 	return 0;
 }
 
 static int
-eval(const struct snode *n, struct smsg *m)
+eval(const struct snode *n, struct imap_msg *m)
 {
 	int64_t d;
+	if (m->s->over || m->s->error)
+		return 0;
 	switch (n->key) {
 	case SK_ALL:
 		return 1;
@@ -538,60 +1451,60 @@ eval(const struct snode *n, struct smsg *m)
 	case SK_NOT:
 		return !eval(n->a, m);
 	case SK_FLAG_SET:
-		return (m->rec->flags & n->flag) != 0;
+		return (m->rec.flags & n->flag) != 0;
 	case SK_FLAG_UNSET:
-		return (m->rec->flags & n->flag) == 0;
+		return (m->rec.flags & n->flag) == 0;
 	case SK_KEYWORD:
 		return keyword_set(m, n->str);
 	case SK_UNKEYWORD:
 		return !keyword_set(m, n->str);
 	case SK_LARGER:
-		return m->rec->size > n->number;
+		return m->rec.size > n->number;
 	case SK_SMALLER:
-		return m->rec->size < n->number;
+		return m->rec.size < n->number;
 	case SK_BEFORE:
-		return day_of(m->rec->internaldate) < n->date;
+		return day_of(m->rec.internaldate) < n->date;
 	case SK_ON:
-		return day_of(m->rec->internaldate) == n->date;
+		return day_of(m->rec.internaldate) == n->date;
 	case SK_SINCE:
-		return day_of(m->rec->internaldate) >= n->date;
+		return day_of(m->rec.internaldate) >= n->date;
 	case SK_SENTBEFORE:
-		d = sent_date(m);
-		return d >= 0 && day_of(d) < n->date;
+		d = sent_day(m);
+		return d != -1 && d < n->date;
 	case SK_SENTON:
-		d = sent_date(m);
-		return d >= 0 && day_of(d) == n->date;
+		d = sent_day(m);
+		return d != -1 && d == n->date;
 	case SK_SENTSINCE:
-		d = sent_date(m);
-		return d >= 0 && day_of(d) >= n->date;
+		d = sent_day(m);
+		return d != -1 && d >= n->date;
 	case SK_HEADER:
-		return header_match(m, n->field, n->str);
+		return match_header(m, n);
 	case SK_BODY:
-		return load_body(m) && contains_ci(m->body + m->hlen,
-						   m->blen - m->hlen, n->str);
+		return btext_load(m) && fold_contains(&m->s->btext, n);
 	case SK_TEXT:
-		return load_body(m) && contains_ci(m->body, m->blen, n->str);
+		return (htext_load(m) && fold_contains(&m->s->htext, n)) ||
+		       (btext_load(m) && fold_contains(&m->s->btext, n));
 	case SK_SEQSET:
 		return imap_seqset_contains(n->ranges, n->nranges, m->seq);
 	case SK_UIDSET:
 		return imap_seqset_contains(n->ranges, n->nranges, m->uid);
 	case SK_MODSEQ:
-		return m->rec->modseq >= n->number;
+		return m->rec.modseq >= n->number;
 	case SK_SAVEDBEFORE:
-		return day_of(m->rec->savedate) < n->date;
+		return day_of(m->rec.savedate) < n->date;
 	case SK_SAVEDON:
-		return day_of(m->rec->savedate) == n->date;
+		return day_of(m->rec.savedate) == n->date;
 	case SK_SAVEDSINCE:
-		return day_of(m->rec->savedate) >= n->date;
+		return day_of(m->rec.savedate) >= n->date;
 	case SK_OLDER:
-		return m->rec->internaldate <= n->date - (int64_t)n->number;
+		return m->rec.internaldate <= n->date - (int64_t)n->number;
 	case SK_YOUNGER:
-		return m->rec->internaldate >= n->date - (int64_t)n->number;
+		return m->rec.internaldate >= n->date - (int64_t)n->number;
 	case SK_EMAILID:
-		return m->rec->body_id == n->number;
+		return m->rec.body_id == n->number;
 	case SK_SAVED:
-		for (size_t i = 0; i < m->is->nsaved; i++)
-			if (m->is->saved[i] == m->uid)
+		for (size_t i = 0; i < m->s->cmd->is->nsaved; i++)
+			if (m->s->cmd->is->saved[i] == m->uid)
 				return 1;
 		return 0;
 	case SK_COUNT:
@@ -600,12 +1513,131 @@ eval(const struct snode *n, struct smsg *m)
 	abort();
 }
 
+/* -- the search API ---------------------------------------------------------*/
+
+int
+imap_search_charset(struct imap_cmd_ctx *cmd, const struct imap_arg *arg)
+{
+	if (!imap_arg_is_astring(arg) || imap_arg_is_nil(arg) ||
+	    (strcasecmp(arg->str, "UTF-8") != 0 &&
+	     strcasecmp(arg->str, "US-ASCII") != 0)) {
+		imap_tagged(cmd, "NO", "[BADCHARSET (UTF-8 US-ASCII)] "
+				       "Unsupported charset");
+		return -1;
+	}
+	return 0;
+}
+
+struct imap_search *
+imap_search_parse(struct imap_cmd_ctx *cmd, const struct imap_arg *args,
+		  unsigned argc)
+{
+	struct sparse p = {cmd, args, argc, 0, NULL, 0, 0};
+	if (argc == 0) {
+		imap_tagged(cmd, "BAD", "Missing search criteria");
+		return NULL;
+	}
+	struct snode *root = parse_list(&p, args, argc);
+	if (root == NULL) {
+		imap_tagged(cmd, "BAD", "%s",
+			    p.error ? p.error : "Invalid search");
+		return NULL;
+	}
+	struct imap_search *s = arena_zalloc(&cmd->is->cmd_pool, sizeof(*s));
+	s->cmd = cmd;
+	s->root = root;
+	s->modseq_used = p.modseq_used;
+	return s;
+}
+
+uint64_t
+imap_search_modseq(const struct imap_search *s)
+{
+	return s->modseq_used ? s->maxmodseq : 0;
+}
+
+int
+imap_search_run(struct imap_search *s, imap_search_hit_fn *fn, void *ctx)
+{
+	struct imap_session *is = s->cmd->is;
+	const char *err;
+	s->st = is->s->be->store;
+	s->budget = is->s->be->cfg.limits_search_max_bytes;
+	s->over = s->error = 0;
+	s->maxmodseq = 0;
+	if (store_read_begin(s->st, &s->txn, &err) < 0 ||
+	    store_keywords_get(s->st, s->txn, is->mbox.mbox_id, &s->kwnames,
+			       &s->kwlen, &err) < 0) {
+		store_read_end(&s->txn);
+		log_error("session=%s store error=\"%s\"", is->s->id, err);
+		imap_tagged(s->cmd, "NO", "[SERVERBUG] Mail store error");
+		return -1;
+	}
+	arena_init(&s->pool, 65536);
+	for (size_t i = 0; i < is->count && !s->over && !s->error; i++) {
+		struct imap_msg m = {.s = s,
+				     .seq = (uint32_t)i + 1,
+				     .uid = is->uids[i]};
+		/* Expunged by another session since the view was made: no
+		   longer matches anything. */
+		if (store_message_get(s->st, s->txn, is->mbox.mbox_id,
+				      is->uids[i], &m.rec, &err) != 0)
+			continue;
+		if (eval(s->root, &m) && !s->over && !s->error) {
+			if (m.rec.modseq > s->maxmodseq)
+				s->maxmodseq = m.rec.modseq;
+			if (fn(&m, ctx) < 0 && !s->over)
+				s->error = 1;
+		}
+		arena_clear(&s->pool);
+	}
+	store_read_end(&s->txn);
+	arena_free(&s->pool);
+	buf_free(&s->tmp);
+	buf_free(&s->tmp2);
+	buf_free(&s->fold);
+	buf_free(&s->htext);
+	buf_free(&s->btext);
+	if (s->over) {
+		imap_search_limit_reply(s);
+		return -1;
+	}
+	if (s->error) {
+		imap_tagged(s->cmd, "NO", "[SERVERBUG] Mail store error");
+		return -1;
+	}
+	return 0;
+}
+
+/* -- SEARCH -------------------------------------------------------------- */
+
+struct search_hits {
+	int uid;
+	uint32_t *ids, *uids;
+	size_t n, cap;
+};
+
+static int
+search_hit(struct imap_msg *m, void *ctx)
+{
+	struct search_hits *h = ctx;
+	if (h->n == h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 256;
+		h->ids = realloc(h->ids, h->cap * sizeof(*h->ids));
+		h->uids = realloc(h->uids, h->cap * sizeof(*h->uids));
+		if (h->ids == NULL || h->uids == NULL)
+			abort();
+	}
+	h->ids[h->n] = h->uid ? m->uid : m->seq;
+	h->uids[h->n++] = m->uid;
+	return 0;
+}
+
 void
 imap_cmd_search(struct imap_cmd_ctx *cmd)
 {
 	struct imap_session *is = cmd->is;
-	struct store *st = is->s->be->store;
-	struct sparse p = {cmd, cmd->args, cmd->argc, 0, NULL, 0, 0};
+	unsigned pos = 0;
 	/* ESEARCH (RFC 4731) and SEARCHRES (RFC 5182): RETURN (...) */
 	enum { R_MIN = 1, R_MAX = 2, R_ALL = 4, R_COUNT = 8, R_SAVE = 16 };
 	unsigned ret = 0;
@@ -635,79 +1667,37 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 		if (ret == 0)
 			ret = R_ALL;
 		esearch = ret != R_SAVE;
-		p.pos = 2;
+		pos = 2;
 	}
-	if (cmd->argc >= p.pos + 2 &&
-	    imap_arg_is_atom(&cmd->args[p.pos], "CHARSET")) {
-		const char *cs = cmd->args[p.pos + 1].str;
-		if (!imap_arg_is_astring(&cmd->args[p.pos + 1]) ||
-		    (strcasecmp(cs, "UTF-8") != 0 &&
-		     strcasecmp(cs, "US-ASCII") != 0)) {
-			imap_tagged(cmd, "NO", "[BADCHARSET (UTF-8 US-ASCII)] "
-					       "Unsupported charset");
+	if (cmd->argc >= pos + 2 &&
+	    imap_arg_is_atom(&cmd->args[pos], "CHARSET")) {
+		if (imap_search_charset(cmd, &cmd->args[pos + 1]) < 0)
 			return;
-		}
-		p.pos += 2;
+		pos += 2;
 	}
 	if (ret == 0 && (is->enabled & IMAP_ENABLE_REV2)) {
 		/* IMAP4rev2 answers SEARCH with ESEARCH (RFC 9051 6.4.4). */
 		ret = R_ALL;
 		esearch = 1;
 	}
-	if (p.pos >= p.argc) {
-		imap_tagged(cmd, "BAD", "Missing search criteria");
+	struct imap_search *s = imap_search_parse(cmd, cmd->args + pos,
+						  cmd->argc - pos);
+	if (s == NULL)
+		return;
+	struct search_hits h = {cmd->uid, NULL, NULL, 0, 0};
+	if (imap_search_run(s, search_hit, &h) < 0) {
+		free(h.ids);
+		free(h.uids);
 		return;
 	}
-	struct snode *root = parse_list(&p, p.args + p.pos, p.argc - p.pos);
-	if (root == NULL) {
-		imap_tagged(cmd, "BAD", "%s", p.error ? p.error : "Invalid search");
-		return;
-	}
-	MDB_txn *txn = NULL;
-	const char *err, *kwnames;
-	size_t kwlen;
-	if (store_read_begin(st, &txn, &err) < 0 ||
-	    store_keywords_get(st, txn, is->mbox.mbox_id, &kwnames, &kwlen,
-			       &err) < 0) {
-		store_read_end(&txn);
-		log_error("session=%s store error=\"%s\"", is->s->id, err);
-		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
-		return;
-	}
-	uint64_t maxmodseq = 0;
-	uint32_t *hits = malloc((is->count ? is->count : 1) * sizeof(*hits));
-	uint32_t *hit_uids = malloc((is->count ? is->count : 1) *
-				    sizeof(*hit_uids));
-	size_t nhits = 0;
-	if (hits == NULL || hit_uids == NULL)
-		abort();
-	for (size_t i = 0; i < is->count; i++) {
-		struct store_msg_rec rec;
-		int rc = store_message_get(st, txn, is->mbox.mbox_id,
-					   is->uids[i], &rec, &err);
-		if (rc != 0)
-			continue;
-		struct smsg m = {.is = is,
-				 .seq = (uint32_t)i + 1,
-				 .uid = is->uids[i],
-				 .rec = &rec,
-				 .st = st,
-				 .txn = txn,
-				 .kwnames = kwnames,
-				 .kwlen = kwlen};
-		if (eval(root, &m)) {
-			hits[nhits] = cmd->uid ? m.uid : m.seq;
-			hit_uids[nhits++] = m.uid;
-			if (rec.modseq > maxmodseq)
-				maxmodseq = rec.modseq;
-		}
-	}
-	store_read_end(&txn);
+	uint32_t *hits = h.ids;
+	size_t nhits = h.n;
+	uint64_t maxmodseq = imap_search_modseq(s);
 	if (ret & R_SAVE) {
 		free(is->saved);
-		is->saved = hit_uids;
+		is->saved = h.uids;
 		is->nsaved = nhits;
-		hit_uids = NULL;
+		h.uids = NULL;
 	}
 	struct buf out = BUF_INIT;
 	if (esearch) {
@@ -723,7 +1713,7 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 			buf_append_str(&out, " ALL ");
 			imap_uid_set_format(hits, nhits, &out);
 		}
-		if (p.modseq_used && maxmodseq > 0)
+		if (maxmodseq > 0)
 			buf_printf(&out, " MODSEQ %llu",
 				   (unsigned long long)maxmodseq);
 		buf_append(&out, "\r\n", 2);
@@ -731,13 +1721,13 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 		buf_append_str(&out, "* SEARCH");
 		for (size_t i = 0; i < nhits; i++)
 			buf_printf(&out, " %u", hits[i]);
-		if (p.modseq_used && maxmodseq > 0)
+		if (maxmodseq > 0)
 			buf_printf(&out, " (MODSEQ %llu)",
 				   (unsigned long long)maxmodseq);
 		buf_append(&out, "\r\n", 2);
 	}
-	free(hits);
-	free(hit_uids);
+	free(h.ids);
+	free(h.uids);
 	session_write(is->s, buf_ptr(&out), buf_used(&out));
 	buf_free(&out);
 	imap_tagged(cmd, "OK", "%sSEARCH completed", cmd->uid ? "UID " : "");

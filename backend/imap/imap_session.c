@@ -36,6 +36,8 @@ static const struct imap_cmd imap_cmds[] = {
 	{ "FETCH",       imap_cmd_fetch,       IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
 	{ "STORE",       imap_cmd_store,       IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
 	{ "SEARCH",      imap_cmd_search,      IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
+	{ "SORT",        imap_cmd_sort,        IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
+	{ "THREAD",      imap_cmd_thread,      IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
 	{ "COPY",        imap_cmd_copy,        IMAP_F_SELECTED },
 	{ "MOVE",        imap_cmd_move,        IMAP_F_SELECTED },
 	{ "EXPUNGE",     imap_cmd_expunge,     IMAP_F_SELECTED },
@@ -52,8 +54,8 @@ _Static_assert(sizeof(imap_state_names) / sizeof(imap_state_names[0]) ==
 	       "imap state names");
 
 /* Commands that UID may prefix. */
-static const char *imap_uid_cmds[] = {"FETCH", "STORE", "COPY", "MOVE",
-				      "EXPUNGE", "SEARCH"};
+static const char *imap_uid_cmds[] = {"FETCH", "STORE",  "COPY",  "MOVE",
+				      "EXPUNGE", "SEARCH", "SORT", "THREAD"};
 
 static char imap_caps[512];
 
@@ -64,7 +66,8 @@ backend_imap_capabilities_init(const struct config *cfg)
 		 "IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
 		 "MOVE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED "
 		 "LIST-STATUS MULTIAPPEND STATUS=SIZE CONDSTORE QRESYNC "
-		 "OBJECTID SAVEDATE WITHIN ESEARCH SEARCHRES COMPRESS=DEFLATE "
+		 "OBJECTID SAVEDATE WITHIN ESEARCH SEARCHRES SORT SORT=DISPLAY "
+		 "THREAD=ORDEREDSUBJECT THREAD=REFERENCES COMPRESS=DEFLATE "
 		 "QUOTA "
 		 "QUOTA=RES-STORAGE "
 		 "QUOTA=RES-MESSAGE UTF8=ACCEPT BINARY APPENDLIMIT=%llu",
