@@ -30,7 +30,9 @@ def workers_seen(st):
 
 
 def test_connections_spread_over_the_loops(st):
-    assert "workers=%d ready" % WORKERS in st.log("s1f1")
+    # (The ports accept before the last loop has started.)
+    wait_for(lambda: "workers=%d ready" % WORKERS in st.log("s1f1"),
+             what="every loop to start")
     user, pw = st.new_user("spread")
     for _ in range(30):
         s, f = raw_client(st, st.IMAPS_PORT, tls=True)
