@@ -86,6 +86,7 @@ $(BUILD)/unit/backend/test_mime: $(call obj,backend/mime/mime.c backend/mime/mim
 $(BUILD)/unit/frontend/test_ldap_escape: $(call obj,frontend/ldap_escape.c)
 $(BUILD)/unit/frontend/test_proxy_proto: $(call obj,common/proxy_proto.c)
 $(BUILD)/unit/frontend/test_cidr: $(call obj,common/cidr.c)
+$(BUILD)/unit/frontend/test_lru: $(call obj,frontend/lru.c)
 
 $(BUILD)/unit/%: tests/unit/%.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
