@@ -9,7 +9,9 @@
 # A target names the sources it links in FUZZ_SRC_<name> (headers may be
 # listed too, they only count as dependencies); a dictionary
 # tests/fuzz/<name>.dict is used when it exists.  Adding a target is adding
-# tests/fuzz/fuzz_<name>.c, its corpus directory and one FUZZ_SRC_ line.
+# tests/fuzz/fuzz_<name>.c, its corpus directory and one FUZZ_SRC_ line
+# (FUZZ_CFLAGS_<name> and FUZZ_LIBS_<name> when it needs more).
+# docs/FUZZING.md has the figures and how to run longer campaigns.
 
 FUZZ_CC     ?= clang
 FUZZ_SAN    ?= fuzzer,address,undefined
@@ -32,13 +34,32 @@ FUZZ_SRC_imap_parser := common/lineparse.c common/lineparse.h \
 
 FUZZ_SRC_proxy := common/proxy_proto.c common/proxy_proto.h
 
+FUZZ_SRC_line := common/lineparse.c common/lineparse.h common/buf.c common/buf.h
+
+# The generated protobuf-c code comes from the Makefile's rule for $(PROTO_C).
+FUZZ_SRC_link := common/link.c common/link.h common/buf.c common/buf.h \
+                 $(PROTO_C) $(PROTO_H)
+FUZZ_CFLAGS_link := -I$(BUILD)/gen -Wno-error
+FUZZ_LIBS_link := -lprotobuf-c
+
+FUZZ_SRC_ldap_escape := frontend/ldap_escape.c frontend/directory.h
+
+FUZZ_SRC_config := common/config.c common/config.h common/settings.def
+FUZZ_LIBS_config := $(shell pkg-config --libs inih 2>/dev/null)
+
+# imap.h pulls in the backend's headers; only the one file is linked.
+FUZZ_SRC_mutf7 := backend/imap/imap_mutf7.c backend/imap/imap.h \
+                  common/buf.c common/buf.h $(PROTO_H)
+FUZZ_CFLAGS_mutf7 := -I$(BUILD)/gen
+
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
 
 define FUZZ_RULE
 $(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $$(FUZZ_SRC_$(1))
 	@mkdir -p $$(dir $$@)
-	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -o $$@ $$(filter %.c,$$^) $$(FUZZ_LIBS)
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $$(FUZZ_CFLAGS_$(1)) -o $$@ \
+		$$(filter %.c,$$^) $$(FUZZ_LIBS) $$(FUZZ_LIBS_$(1))
 endef
 $(foreach n,$(FUZZ_NAMES),$(eval $(call FUZZ_RULE,$(n))))
 

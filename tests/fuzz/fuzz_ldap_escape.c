@@ -1,0 +1,102 @@
+/* fuzz_ldap_escape.c - RFC 4515 value escaping (frontend/ldap_escape.c).
+ *
+ * The first byte picks the size of the output buffer (sometimes too
+ * small); the rest is a login as a client might send it.  With room enough
+ * (3 bytes per input byte and the NUL) escaping must succeed; whenever it
+ * succeeds the output is terminated inside the buffer, holds no bare
+ * ( ) * or NUL, every backslash starts a two-digit hex escape, and
+ * unescaping gives the input back.  Too little room is an error, never a
+ * write past the buffer (ASan watches the exact-size heap copy). */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend/directory.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A broken property: say which, then abort (libFuzzer saves the input). */
+#define FAIL()                                                                 \
+	(fprintf(stderr, "%s:%d: property violated\n", __FILE__, __LINE__),   \
+	 abort())
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1 || size > 4096)
+		return 0;
+	const char *in = (const char *)data + 1;
+	size_t len = size - 1;
+	size_t need = 3 * len + 1;
+	/* Sizes around the input's length, and the worst case. */
+	size_t outsize;
+	switch (data[0] % 4) {
+	case 0:
+		outsize = need;
+		break;
+	case 1:
+		outsize = len + data[0] / 4;
+		break;
+	case 2:
+		outsize = data[0] / 4;
+		break;
+	default:
+		outsize = need + data[0];
+		break;
+	}
+	char *out = malloc(outsize ? outsize : 1);
+	if (out == NULL)
+		return 0;
+	int rc = ldap_filter_escape(in, len, out, outsize);
+	if (rc != 0 && rc != -1)
+		FAIL();
+	if (rc < 0 && outsize >= need)
+		FAIL();
+	if (rc == 0) {
+		char *nul = memchr(out, '\0', outsize);
+		if (nul == NULL)
+			FAIL();
+		size_t olen = (size_t)(nul - out);
+		char *back = malloc(len ? len : 1);
+		if (back == NULL)
+			abort();
+		size_t b = 0;
+		for (size_t i = 0; i < olen; i++) {
+			char c = out[i];
+			if (c == '(' || c == ')' || c == '*')
+				FAIL();
+			if (c == '\\') {
+				if (i + 2 >= olen + 1)
+					FAIL();
+				int hi = hexval(out[i + 1]),
+				    lo = hexval(out[i + 2]);
+				if (hi < 0 || lo < 0)
+					FAIL();
+				c = (char)(hi << 4 | lo);
+				i += 2;
+			}
+			if (b >= len)
+				FAIL();
+			back[b++] = c;
+		}
+		if (b != len || (len > 0 && memcmp(back, in, len) != 0))
+			FAIL();
+		free(back);
+	}
+	free(out);
+	return 0;
+}
