@@ -562,3 +562,50 @@ store_usage_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 	*messages_r = u[1];
 	return 0;
 }
+
+int
+store_walk(struct store *st, MDB_txn *txn, const char *db, const void *prefix,
+	   size_t plen, store_walk_fn *fn, void *ctx, const char **error_r)
+{
+	const struct {
+		const char *name;
+		MDB_dbi dbi;
+	} dbs[] = {
+		{"meta", st->meta},           {"users", st->users},
+		{"mailboxes", st->mailboxes}, {"mboxids", st->mboxids},
+		{"subs", st->subs},           {"messages", st->messages},
+		{"modseqs", st->modseqs},     {"expunged", st->expunged},
+		{"keywords", st->keywords},   {"bodies", st->bodies},
+		{"bodymeta", st->bodymeta},   {"bodyrefs", st->bodyrefs},
+		{"bodyhash", st->bodyhash},
+	};
+	size_t i = 0;
+	while (i < sizeof(dbs) / sizeof(dbs[0]) && strcmp(dbs[i].name, db) != 0)
+		i++;
+	if (i == sizeof(dbs) / sizeof(dbs[0])) {
+		snprintf(store_error, sizeof(store_error),
+			 "store: no database named %s", db);
+		*error_r = store_error;
+		return -1;
+	}
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, dbs[i].dbi, &cur);
+	if (rc != 0) {
+		*error_r = store_fail("cursor", rc);
+		return -1;
+	}
+	MDB_val k = {plen, (void *)(uintptr_t)prefix}, v;
+	rc = mdb_cursor_get(cur, &k, &v, plen > 0 ? MDB_SET_RANGE : MDB_FIRST);
+	while (rc == 0 && k.mv_size >= plen &&
+	       (plen == 0 || memcmp(k.mv_data, prefix, plen) == 0)) {
+		if (fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size) != 0)
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		*error_r = store_fail(db, rc);
+		return -1;
+	}
+	return 0;
+}

@@ -174,6 +174,17 @@ int store_changed_since(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 int store_vanished_since(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 			 uint64_t modseq, uint32_t **uids_r, size_t *count_r,
 			 const char **error_r);
+/* Calls fn for every record of the named database (a name of the schema
+ * above: "users", "messages", "bodies" ...) whose key starts with prefix
+ * (plen 0: every record), in key order; key and value are valid until the
+ * transaction ends.  fn returns 0 to go on, anything else to stop.  For
+ * consistency checks (portico-admin check); sessions use the typed reads.
+ * -1 with *error_r on an unknown name or an LMDB error. */
+typedef int store_walk_fn(void *ctx, const void *key, size_t klen,
+			  const void *val, size_t vlen);
+int store_walk(struct store *st, MDB_txn *txn, const char *db,
+	       const void *prefix, size_t plen, store_walk_fn *fn, void *ctx,
+	       const char **error_r);
 /* What a user's messages take (quota): bytes and messages. */
 int store_usage_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 		    uint64_t *size_r, uint64_t *messages_r,
