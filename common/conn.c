@@ -24,6 +24,7 @@ struct conn_wreq {
 static _Thread_local char conn_read_buf[CONN_READ_CHUNK];
 
 static void conn_fail(struct conn *c, const char *why);
+static void conn_close_handles(struct conn *c);
 
 static void
 conn_handle_closed(uv_handle_t *h)
@@ -274,6 +275,11 @@ static void
 conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
 	struct conn *c = s->data;
+	if (c->lingering) {
+		if (nread < 0)
+			conn_close_handles(c);
+		return;
+	}
 	if (c->closing)
 		return;
 	if (nread < 0) {
@@ -359,9 +365,17 @@ static void
 conn_shutdown_done(uv_shutdown_t *req, int status)
 {
 	struct conn *c = req->data;
-	(void)status;
 	free(req);
-	conn_close_handles(c);
+	if (status < 0 || uv_is_closing((uv_handle_t *)&c->tcp)) {
+		conn_close_handles(c);
+		return;
+	}
+	/* Lingering close: drop what the peer still sends until it closes
+	   too; the close guard timer bounds the wait. */
+	c->lingering = 1;
+	if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read) <
+	    0)
+		conn_close_handles(c);
 }
 
 static void

@@ -50,6 +50,7 @@ struct conn {
 	unsigned closing : 1;
 	unsigned reading : 1;
 	unsigned connected : 1;
+	unsigned lingering : 1; /* closed for writing, draining the peer */
 };
 
 /* Initialises the handles; call before uv_accept() or conn_connect(). */
@@ -74,7 +75,10 @@ int conn_printf(struct conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Bytes queued and not yet taken by the kernel. */
 size_t conn_queued(const struct conn *c);
-/* Sends what is queued (TLS close_notify included), then closes. */
+/* Sends what is queued (TLS close_notify included), then closes.  After
+ * our FIN, what the peer still sends is read and dropped until its own
+ * FIN (at most a few seconds), so that closing never resets the
+ * connection under data the peer has not read yet (a last BYE). */
 void conn_close(struct conn *c);
 /* Closes at once, dropping queued bytes. */
 void conn_abort(struct conn *c);
