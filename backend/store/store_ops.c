@@ -496,7 +496,6 @@ store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		return op_fail(err, STORE_ERR_LIMIT,
 			       "[LIMIT] Mailbox has run out of UIDs");
 	int64_t now = (int64_t)time(NULL);
-	uint64_t modseq = ++mb.rec.highestmodseq;
 	a->first_uid = mb.rec.uidnext;
 	for (size_t i = 0; i < a->n; i++) {
 		const struct store_new_msg *nm = &a->msgs[i];
@@ -509,7 +508,9 @@ store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		m.size = nm->len;
 		m.internaldate = nm->internaldate ? nm->internaldate : now;
 		m.savedate = now;
-		m.modseq = modseq;
+		/* Every message gets a modseq of its own: the index is keyed
+		   by (mailbox, modseq). */
+		m.modseq = ++mb.rec.highestmodseq;
 		m.flags = nm->flags & (STORE_F_SEEN | STORE_F_ANSWERED |
 				       STORE_F_FLAGGED | STORE_F_DELETED |
 				       STORE_F_DRAFT);
@@ -545,7 +546,6 @@ store_op_flags(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	if ((rc = kw_resolve(st, txn, a->mbox_id, a->keywords, a->nkeywords,
 			     a->mode != STORE_FLAGS_REMOVE, &kw, err)) != 0)
 		return rc;
-	uint64_t modseq = mb.rec.highestmodseq + 1;
 	int changed = 0;
 	for (size_t i = 0; i < a->n; i++) {
 		struct store_msg_rec m, old;
@@ -585,15 +585,14 @@ store_op_flags(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		else if (!(old.flags & STORE_F_SEEN) &&
 			 (m.flags & STORE_F_SEEN) && mb.rec.unseen > 0)
 			mb.rec.unseen--;
-		m.modseq = modseq;
+		m.modseq = ++mb.rec.highestmodseq;
 		if ((rc = msg_put(st, txn, a->mbox_id, a->uids[i], &old, &m)) !=
 		    0)
 			return op_mdb(err, "store", rc);
-		a->modseq[i] = modseq;
+		a->modseq[i] = m.modseq;
 		changed = 1;
 	}
 	if (changed) {
-		mb.rec.highestmodseq = modseq;
 		if ((rc = mbox_save(st, txn, &mb)) != 0)
 			return op_mdb(err, "store", rc);
 	}
@@ -715,7 +714,6 @@ store_op_copy(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		off += strlen(namebuf + off) + 1;
 	}
 	int64_t now = (int64_t)time(NULL);
-	uint64_t dmodseq = ++dst.rec.highestmodseq;
 	uint64_t smodseq = src.rec.highestmodseq + 1;
 	int src_changed = 0;
 	for (size_t i = 0; i < a->n; i++) {
@@ -735,7 +733,7 @@ store_op_copy(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		if ((rc = kw_resolve(st, txn, a->dst_mbox, kwn, nk, 1,
 				     &c.keywords, err)) != 0)
 			return rc;
-		c.modseq = dmodseq;
+		c.modseq = ++dst.rec.highestmodseq;
 		c.savedate = now;
 		c.pop3_retrieved = 0;
 		uint32_t uid = dst.rec.uidnext++;

@@ -18,6 +18,7 @@ struct store_req {
 	store_done_fn *done;
 	void *ctx;
 	int rc;
+	int active;           /* runs in the current round */
 	char err[STORE_ERR_SIZE];
 	struct store_req *next;
 };
@@ -35,34 +36,61 @@ struct store_writer {
 	uint64_t last_batch;
 };
 
-static void
-req_set_all(struct store_req *batch, int rc, const char *err)
-{
-	for (struct store_req *r = batch; r != NULL; r = r->next) {
-		if (r->rc == 0) {
-			r->rc = rc;
-			snprintf(r->err, sizeof(r->err), "%s", err);
-		}
-	}
-}
-
-static void
-run_batch(struct store *st, struct store_req *batch)
+/* Commits a transaction that only bumps a counter: LMDB reuses the pages
+ * a commit freed only from the second transaction after it. */
+static int
+advance_txnid(struct store *st)
 {
 	MDB_txn *txn;
+	static const char key[] = "writer_generation";
+	uint64_t gen = 0;
+	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rc != 0)
+		return rc;
+	MDB_val k = {sizeof(key) - 1, (void *)(uintptr_t)key}, v;
+	if (mdb_get(txn, st->meta, &k, &v) == 0 && v.mv_size == sizeof(gen))
+		memcpy(&gen, v.mv_data, sizeof(gen));
+	gen++;
+	v.mv_size = sizeof(gen);
+	v.mv_data = &gen;
+	if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
+static int
+full_or_internal(int rc)
+{
+	return rc == MDB_MAP_FULL ? STORE_ERR_FULL : STORE_ERR_INTERNAL;
+}
+
+/* Runs the active operations of a batch in one transaction, each in a
+ * nested one; a failed commit fails every active operation. */
+static void
+run_batch_once(struct store *st, struct store_req *batch)
+{
+	MDB_txn *txn;
+	char msg[STORE_ERR_SIZE];
 	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rc != 0) {
-		char msg[STORE_ERR_SIZE];
 		snprintf(msg, sizeof(msg), "write transaction: %s",
 			 store_strerror(rc));
-		req_set_all(batch, STORE_ERR_INTERNAL, msg);
+		for (struct store_req *r = batch; r != NULL; r = r->next)
+			if (r->active) {
+				r->rc = STORE_ERR_INTERNAL;
+				snprintf(r->err, sizeof(r->err), "%s", msg);
+			}
 		return;
 	}
 	for (struct store_req *r = batch; r != NULL; r = r->next) {
 		MDB_txn *child;
+		if (!r->active)
+			continue;
 		rc = mdb_txn_begin(st->env, txn, 0, &child);
 		if (rc != 0) {
-			r->rc = STORE_ERR_INTERNAL;
+			r->rc = full_or_internal(rc);
 			snprintf(r->err, sizeof(r->err), "%s",
 				 store_strerror(rc));
 			continue;
@@ -74,24 +102,41 @@ run_batch(struct store *st, struct store_req *batch)
 		else
 			mdb_txn_abort(child);
 		if (r->rc == 0 && rc != 0) {
-			r->rc = rc == MDB_MAP_FULL ? STORE_ERR_FULL
-						   : STORE_ERR_INTERNAL;
+			r->rc = full_or_internal(rc);
 			snprintf(r->err, sizeof(r->err), "%s",
 				 store_strerror(rc));
 		}
 	}
 	rc = mdb_txn_commit(txn);
 	if (rc != 0) {
-		char msg[STORE_ERR_SIZE];
+		/* Nothing of this transaction is stored. */
 		snprintf(msg, sizeof(msg), "commit: %s", store_strerror(rc));
-		req_set_all(batch, rc == MDB_MAP_FULL ? STORE_ERR_FULL
-						      : STORE_ERR_INTERNAL,
-			    msg);
-		/* Operations that had succeeded are undone too. */
-		for (struct store_req *r = batch; r != NULL; r = r->next)
-			if (r->rc == 0)
-				r->rc = STORE_ERR_INTERNAL;
+		for (struct store_req *r = batch; r != NULL; r = r->next) {
+			if (!r->active)
+				continue;
+			r->rc = full_or_internal(rc);
+			snprintf(r->err, sizeof(r->err), "%s", msg);
+		}
 	}
+}
+
+/* Runs the batch; operations that found the map full are tried once more
+ * after the pages freed by recent commits (an EXPUNGE, say) have become
+ * reusable. */
+static void
+run_batch(struct store *st, struct store_req *batch)
+{
+	int full = 0;
+	for (struct store_req *r = batch; r != NULL; r = r->next)
+		r->active = 1;
+	run_batch_once(st, batch);
+	for (struct store_req *r = batch; r != NULL; r = r->next) {
+		r->active = r->rc == STORE_ERR_FULL;
+		full |= r->active;
+	}
+	if (!full || advance_txnid(st) != 0)
+		return;
+	run_batch_once(st, batch);
 }
 
 static void *
