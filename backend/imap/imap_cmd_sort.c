@@ -812,15 +812,19 @@ merge_subjects(struct thread_ctx *t, struct tnode *root)
 		nb *= 2;
 	struct tsubj **tab = calloc(nb, sizeof(*tab));
 	struct tnode **v = malloc((k ? k : 1) * sizeof(*v));
-	if (tab == NULL || v == NULL)
+	/* thread subjects as they were before any merge */
+	const struct sstr **ts = malloc((k ? k : 1) * sizeof(*ts));
+	if (tab == NULL || v == NULL || ts == NULL)
 		abort();
 	k = 0;
-	for (struct tnode *c = root->child; c != NULL; c = c->next)
+	for (struct tnode *c = root->child; c != NULL; c = c->next) {
+		ts[k] = thread_subject(c);
 		v[k++] = c;
+	}
 	/* (B) one message per base subject */
 	for (size_t i = 0; i < k; i++) {
 		struct tnode *c = v[i];
-		const struct sstr *subj = thread_subject(c);
+		const struct sstr *subj = ts[i];
 		if (subj == NULL || subj->len == 0)
 			continue;
 		struct tsubj *e = subj_find(tab, nb, subj, 1, a);
@@ -835,7 +839,7 @@ merge_subjects(struct thread_ctx *t, struct tnode *root)
 	struct tnode *added = NULL;
 	for (size_t i = 0; i < k; i++) {
 		struct tnode *c = v[i];
-		const struct sstr *subj = thread_subject(c);
+		const struct sstr *subj = ts[i];
 		if (c->gone || subj == NULL || subj->len == 0)
 			continue;
 		struct tsubj *e = subj_find(tab, nb, subj, 0, a);
@@ -881,6 +885,7 @@ merge_subjects(struct thread_ctx *t, struct tnode *root)
 	*tail = NULL;
 	free(tab);
 	free(v);
+	free(ts);
 }
 
 /* THREAD=REFERENCES (RFC 5256 3); the root's children are the threads.

@@ -513,3 +513,34 @@ def test_thread_long_chains(stack):
             break
     assert got == "* THREAD (" + expect + ")" * close + ")"
     c.logout()
+
+
+def test_thread_dummies_merge_by_subject(stack):
+    c = mailbox(stack, [
+        tmsg("<t1@x>", "Topic", 2, 0, refs="<m1@x>"),
+        tmsg("<t2@x>", "Other", 2, 1, refs="<m1@x>"),
+        tmsg("<t3@x>", "Re: Topic", 3, 0, refs="<m2@x>"),
+        tmsg("<t4@x>", "Zzz", 3, 1, refs="<m2@x>"),
+        tmsg("<t5@x>", "Zzz", 4, 0),
+    ])
+    # two dummies with the thread subject "Topic": the children of the
+    # later one join the earlier one's
+    got = ok(c, b"THREAD REFERENCES UTF-8 ALL", b"* THREAD")
+    assert got == "* THREAD ((1)(2)(3)(4))(5)"
+    c.logout()
+
+
+def test_sort_thread_with_saved_result_and_modseq(sortbox):
+    _, tagged = raw(sortbox, b"SEARCH RETURN (SAVE) SUBJECT beta")
+    assert tagged.startswith(b"OK")
+    assert ok(sortbox, b"SORT (REVERSE ARRIVAL) UTF-8 $", b"* SORT") == \
+        "* SORT 4 1"
+    assert ok(sortbox, b"THREAD ORDEREDSUBJECT UTF-8 $", b"* THREAD") == \
+        "* THREAD (1 4)"
+    # CONDSTORE: the highest MODSEQ of the matches (RFC 7162 3.1.5)
+    _, tagged = raw(sortbox, b"STORE 2 +FLAGS (\\Flagged)")
+    assert tagged.startswith(b"OK")
+    untagged, tagged = raw(sortbox, b"FETCH 2 (MODSEQ)")
+    modseq = untagged[0].decode().split("MODSEQ (")[1].rstrip(")")
+    assert ok(sortbox, b"SORT (SUBJECT) UTF-8 MODSEQ 1", b"* SORT") == \
+        "* SORT 5 2 1 4 3 (MODSEQ %s)" % modseq
