@@ -479,6 +479,10 @@ blink_frame(struct blink *l, Portico__Frame *f)
 		return;
 	case PORTICO__FRAME__BODY_OPENED:
 	case PORTICO__FRAME__BODY_REFUSED:
+	case PORTICO__FRAME__BODY_SUBMIT:
+	case PORTICO__FRAME__BODY_DELIVER:
+	case PORTICO__FRAME__BODY_END:
+	case PORTICO__FRAME__BODY_RESULT:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
 		break;

@@ -184,6 +184,10 @@ flink_frame(struct flink *l, Portico__Frame *f)
 		return;
 	case PORTICO__FRAME__BODY_HELLO:
 	case PORTICO__FRAME__BODY_OPEN:
+	case PORTICO__FRAME__BODY_SUBMIT:
+	case PORTICO__FRAME__BODY_DELIVER:
+	case PORTICO__FRAME__BODY_END:
+	case PORTICO__FRAME__BODY_RESULT:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
 		break;

@@ -33,6 +33,19 @@ check_str(const char *s)
 }
 
 static void
+check_rcpts(Portico__Recipient *const *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (r[i] == NULL)
+			FAIL();
+		check_str(r[i]->address);
+		check_str(r[i]->mailbox_id);
+		check_str(r[i]->notify);
+		check_str(r[i]->orcpt);
+	}
+}
+
+static void
 check_frame(const Portico__Frame *f)
 {
 	const void *body = NULL;
@@ -87,6 +100,44 @@ check_frame(const Portico__Frame *f)
 		if (f->close != NULL)
 			check_str(f->close->reason);
 		break;
+	case PORTICO__FRAME__BODY_SUBMIT:
+		body = f->submit;
+		if (f->submit != NULL) {
+			check_str(f->submit->user);
+			check_str(f->submit->mailbox_id);
+			check_str(f->submit->mail_from);
+			check_str(f->submit->client_addr);
+			check_str(f->submit->session_id);
+			check_str(f->submit->body);
+			check_str(f->submit->envid);
+			check_str(f->submit->ret);
+			check_rcpts(f->submit->rcpt, f->submit->n_rcpt);
+		}
+		break;
+	case PORTICO__FRAME__BODY_DELIVER:
+		body = f->deliver;
+		if (f->deliver != NULL) {
+			check_str(f->deliver->mail_from);
+			check_str(f->deliver->client_addr);
+			check_str(f->deliver->session_id);
+			check_rcpts(f->deliver->rcpt, f->deliver->n_rcpt);
+		}
+		break;
+	case PORTICO__FRAME__BODY_END:
+		body = f->end;
+		break;
+	case PORTICO__FRAME__BODY_RESULT:
+		body = f->result;
+		if (f->result != NULL) {
+			check_str(f->result->queue_id);
+			for (size_t i = 0; i < f->result->n_reply; i++) {
+				if (f->result->reply[i] == NULL)
+					FAIL();
+				check_str(f->result->reply[i]->status);
+				check_str(f->result->reply[i]->text);
+			}
+		}
+		break;
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
 		FAIL();
 	}
@@ -105,6 +156,15 @@ has_field0(const ProtobufCMessage *m)
 		return 0;
 	for (unsigned i = 0; i < m->n_unknown_fields; i++)
 		if (m->unknown_fields[i].tag == 0)
+			return 1;
+	return 0;
+}
+
+static int
+has_rcpt_field0(Portico__Recipient *const *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (has_field0(&r[i]->base))
 			return 1;
 	return 0;
 }
@@ -137,6 +197,27 @@ frame_has_field0(const Portico__Frame *f)
 		break;
 	case PORTICO__FRAME__BODY_CLOSE:
 		body = &f->close->base;
+		break;
+	case PORTICO__FRAME__BODY_SUBMIT:
+		body = &f->submit->base;
+		if (f->submit->n_rcpt > 0 && has_rcpt_field0(
+			    f->submit->rcpt, f->submit->n_rcpt))
+			return 1;
+		break;
+	case PORTICO__FRAME__BODY_DELIVER:
+		body = &f->deliver->base;
+		if (f->deliver->n_rcpt > 0 && has_rcpt_field0(
+			    f->deliver->rcpt, f->deliver->n_rcpt))
+			return 1;
+		break;
+	case PORTICO__FRAME__BODY_END:
+		body = &f->end->base;
+		break;
+	case PORTICO__FRAME__BODY_RESULT:
+		body = &f->result->base;
+		for (size_t i = 0; i < f->result->n_reply; i++)
+			if (has_field0(&f->result->reply[i]->base))
+				return 1;
 		break;
 	}
 	return has_field0(&f->base) || has_field0(body);
