@@ -85,14 +85,33 @@ client_timer_reset(struct client *c)
 	if (c->state == CLIENT_RELAY && c->protocol == CLIENT_IMAP &&
 	    secs < CLIENT_IMAP_MIN_SESSION_TIMEOUT)
 		secs = CLIENT_IMAP_MIN_SESSION_TIMEOUT;
-	uv_timer_start(&c->idle, client_on_timeout, (uint64_t)secs * 1000,
-		       (uint64_t)secs * 1000);
+	uint64_t ms = (uint64_t)secs * 1000;
+	if (c->state != CLIENT_RELAY) {
+		/* Before authentication activity does not buy more than
+		   limits.login_deadline from the connection. */
+		uint64_t now = uv_now(c->fe->loop);
+		uint64_t left = c->login_by > now ? c->login_by - now : 0;
+		if (left < ms)
+			ms = left;
+	}
+	uv_timer_start(&c->idle, client_on_timeout, ms, ms ? ms : 1);
 }
 
 static void
 client_on_timeout(uv_timer_t *t)
 {
 	struct client *c = t->data;
+	if (c->state != CLIENT_RELAY && uv_now(c->fe->loop) >= c->login_by) {
+		log_info("session=%s client=%s state=%s login deadline "
+			 "reached", c->id, c->peer,
+			 client_state_names[c->state]);
+		if (c->proto->login_expired != NULL)
+			c->proto->login_expired(c);
+		else
+			c->proto->timeout(c);
+		client_close(c, "login deadline");
+		return;
+	}
 	log_info("session=%s client=%s state=%s idle timeout", c->id, c->peer,
 		 client_state_names[c->state]);
 	c->proto->timeout(c);
@@ -761,9 +780,9 @@ client_accept(struct frontend *fe, uv_stream_t *server,
 	conn_peer_addr(&c->conn, &c->addr);
 	conn_addr_name((struct sockaddr *)&c->addr, c->peer, sizeof(c->peer));
 	c->counted_conn = limits_conn_acquire(fe->policy) == 0;
-	uv_timer_start(&c->idle, client_on_timeout,
-		       (uint64_t)cfg->limits_prelogin_timeout * 1000,
-		       (uint64_t)cfg->limits_prelogin_timeout * 1000);
+	c->login_by = uv_now(fe->loop) +
+		      (uint64_t)cfg->limits_login_deadline * 1000;
+	client_timer_reset(c);
 	if (policy_proxy_allowed(fe->policy, (struct sockaddr *)&c->addr)) {
 		/* The load balancer speaks first: the PROXY header. */
 		c->proxy_wait = 1;

@@ -73,6 +73,9 @@ struct client_proto {
 	/* Relay lost its backend, or the server is stopping. */
 	void (*bye_unavailable)(struct client *c, const char *msg);
 	void (*timeout)(struct client *c);
+	/* limits.login_deadline ran out before authentication (optional;
+	   timeout is used without it). */
+	void (*login_expired)(struct client *c);
 };
 
 extern const struct client_proto imap_login_proto;
@@ -116,6 +119,7 @@ struct client {
 	uv_timer_t idle;
 	uv_timer_t delay;       /* penalty wait; cached answers */
 	unsigned handles;       /* uv handles still open (idle, delay) */
+	uint64_t login_by;      /* loop time (ms) limits.login_deadline ends */
 	enum client_state state;
 	char id[24];
 	char peer[64];          /* the client: "ip:port" (after PROXY) */

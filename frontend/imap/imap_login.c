@@ -333,6 +333,12 @@ imap_timeout(struct client *c)
 	client_printf(c, "* BYE Disconnected for inactivity.\r\n");
 }
 
+static void
+imap_login_expired(struct client *c)
+{
+	client_printf(c, "* BYE Login time limit reached.\r\n");
+}
+
 const struct client_proto imap_login_proto = {
 	.name = "imap",
 	.mode = LP_MODE_IMAP,
@@ -343,4 +349,5 @@ const struct client_proto imap_login_proto = {
 	.login_failed = imap_login_failed,
 	.bye_unavailable = imap_bye_unavailable,
 	.timeout = imap_timeout,
+	.login_expired = imap_login_expired,
 };

@@ -278,6 +278,12 @@ pop3_timeout(struct client *c)
 	client_printf(c, "-ERR Disconnected for inactivity.\r\n");
 }
 
+static void
+pop3_login_expired(struct client *c)
+{
+	client_printf(c, "-ERR Login time limit reached.\r\n");
+}
+
 const struct client_proto pop3_login_proto = {
 	.name = "pop3",
 	.mode = LP_MODE_LINE,
@@ -288,4 +294,5 @@ const struct client_proto pop3_login_proto = {
 	.login_failed = pop3_login_failed,
 	.bye_unavailable = pop3_bye_unavailable,
 	.timeout = pop3_timeout,
+	.login_expired = pop3_login_expired,
 };
