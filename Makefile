@@ -117,9 +117,19 @@ test: deps
 e2e:
 	PORTICO_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -ra tests/e2e
 
-# Benchmarks: numbers, never pass/fail (docs/BENCHMARKS.md).
-bench: all
-	$(PYTHON) tests/bench/imap_large.py
+# Benchmarks: numbers, never pass/fail (docs/BENCHMARKS.md).  The load
+# generator (tests/bench/loadgen.c) drives Portico and Dovecot side by side.
+LOADGEN := $(BUILD)/bench/loadgen
+$(LOADGEN): $(call obj,tests/bench/loadgen.c common/conn.c common/tls.c common/buf.c common/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: all $(LOADGEN)
+	PORTICO_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) tests/bench/imap_large.py
+	PORTICO_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) tests/bench/bench.py $(BENCH_ARGS)
+
+bench-quick: all $(LOADGEN)
+	PORTICO_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) tests/bench/bench.py --quick $(BENCH_ARGS)
 
 docs/CONFIG.md: $(BUILD)/portico-admin
 	$(BUILD)/portico-admin config-reference > $@
@@ -131,6 +141,6 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all unit deps run test e2e bench format clean
+.PHONY: all unit deps run test e2e bench bench-quick format clean
 
 -include $(shell find $(BUILD)/obj $(BUILD)/unit -name '*.d' 2>/dev/null)

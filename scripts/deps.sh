@@ -11,6 +11,7 @@ PACKAGES=(
     slapd ldap-utils
     python3-pytest curl openssl haproxy
     fetchmail getmail6 isync offlineimap3
+    dovecot-imapd dovecot-pop3d
 )
 
 if [ "$(id -u)" -eq 0 ]; then
