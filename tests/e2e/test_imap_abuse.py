@@ -132,3 +132,30 @@ def test_too_many_bad_commands_closes(raw):
             break
         data += line
     assert b"* BYE Too many invalid commands" in data
+
+
+def test_append_beyond_the_size_limit(stack_factory):
+    """APPENDLIMIT (limits.max_literal_size): a synchronizing literal
+    beyond it is refused before the continuation, so the client never
+    sends it; a non-synchronizing one ends the session, since its bytes
+    are already on the way.  Nothing is stored either way."""
+    st = stack_factory("appendlimit", settings=["limits.max_literal_size=2k"])
+    user = st.new_user("limit")
+    st.import_message(user[0], b"Subject: keep me\r\n\r\nbody\r\n")
+    r = Raw(st, user)
+    out = r.cmd(b"a", b"APPEND INBOX {5000}")
+    assert out == [b"a BAD [TOOBIG] Literal too large\r\n"]
+    assert r.cmd(b"b", b"NOOP")[-1].startswith(b"b OK")
+    r.s.sendall(b"c APPEND INBOX {2048}\r\n")
+    assert r.f.readline() == b"+ OK\r\n"
+    head = b"Subject: fits\r\n\r\n"
+    r.s.sendall(head + b"x" * (2048 - len(head)) + b"\r\n")
+    assert r.until(b"c")[-1].startswith(b"c OK [APPENDUID ")
+    r.s.sendall(b"d APPEND INBOX {5000+}\r\n" + b"y" * 5000 + b"\r\n")
+    assert r.f.readline() == b"* BYE [TOOBIG] Literal too large\r\n"
+    assert r.f.readline() == b""
+    r.close()
+    c = st.imap(*user)
+    typ, data = c.select("INBOX")
+    assert data == [b"2"]
+    c.logout()
