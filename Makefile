@@ -112,6 +112,7 @@ run: deps
 TEST_BUILD := build/test
 test: deps
 	$(MAKE) BUILD=$(TEST_BUILD) SANITIZE=address,undefined OPT=-O1 all unit
+	$(MAKE) BUILD=$(TEST_BUILD) FUZZ_TIME=5 fuzz-smoke
 	PORTICO_BUILD=$(CURDIR)/$(TEST_BUILD) $(PYTHON) -m pytest -ra tests/e2e
 
 e2e:

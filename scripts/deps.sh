@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    build-essential clang pkg-config
+    build-essential clang libclang-rt-14-dev pkg-config
     libssl-dev libuv1-dev liblmdb-dev lmdb-utils
     libprotobuf-c-dev protobuf-c-compiler
     libldap-dev libinih-dev libcmocka-dev zlib1g-dev
