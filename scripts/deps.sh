@@ -9,7 +9,7 @@ PACKAGES=(
     libprotobuf-c-dev protobuf-c-compiler
     libldap-dev libinih-dev libcmocka-dev zlib1g-dev
     slapd ldap-utils
-    python3-pytest curl openssl haproxy
+    python3-pytest curl openssl iproute2 haproxy
     fetchmail getmail6 isync offlineimap3
     dovecot-imapd dovecot-pop3d
 )

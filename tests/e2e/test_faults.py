@@ -474,6 +474,71 @@ def test_frontend_kill9_cuts_sessions_cleanly(stack_factory):
     assert_store_consistent(st)
 
 
+# ---- the link reset under live sessions --------------------------------------
+
+def reset_links(st, backend="s1b1"):
+    """Destroy every TCP connection to BACKEND's link port (ss -K: the
+    kernel aborts the sockets and resets the peer), as a firewall or a
+    network fault would; both daemons keep running.  Returns how many
+    sockets were destroyed."""
+    port = int(st["SITE1_BE1_LINK_PORT"])
+    p = subprocess.run(["ss", "-K", "-t", "state", "established", "dst",
+                        "127.0.0.1", "dport", "=", str(port)],
+                       capture_output=True, text=True, timeout=10)
+    return sum(1 for line in p.stdout.splitlines()
+               if ":%d" % port in line)
+
+
+def test_link_reset_amid_sessions(stack_factory):
+    st = stack_factory(name="faults-reset")
+    u, p = st.new_user("reset")
+    watcher_u, watcher_p = st.new_user("reset")
+    appenders = [Appender(st, u, p, "r%d" % i) for i in range(2)]
+    for a in appenders:
+        a.start()
+    watcher = st.imap(watcher_u, watcher_p, timeout=10)
+    assert watcher.select("INBOX")[0] == "OK"
+    wait_for(lambda: sum(len(a.acked) for a in appenders) >= 20,
+             timeout=60, what="20 acknowledged APPENDs")
+    frontend_pid, backend_pid = pid_of(st, "s1f1"), pid_of(st, "s1b1")
+
+    assert reset_links(st) >= 1
+    # Clients on the cut link are told at once, with BYE [UNAVAILABLE],
+    # not left hanging.
+    t0 = time.monotonic()
+    with pytest.raises(CONN_ERRORS):
+        watcher.noop()
+    assert time.monotonic() - t0 < 5
+    assert b"UNAVAILABLE" in b" ".join(
+        watcher.untagged_responses.get("BYE", [b""])), \
+        watcher.untagged_responses
+    for a in appenders:
+        a.stop.set()
+    for a in appenders:
+        a.join(timeout=30)
+        assert not a.is_alive() and a.error is None, a.error
+
+    # Neither daemon died; the link comes back by itself.
+    assert alive(frontend_pid) and alive(backend_pid)
+    wait_until_served(st, [(u, p), (watcher_u, watcher_p)])
+    assert pid_of(st, "s1f1") == frontend_pid
+    assert pid_of(st, "s1b1") == backend_pid
+
+    acked = [m for a in appenders for m in a.acked]
+    in_flight = {m for a in appenders for m, _ in a.in_flight}
+    have = mailbox_contents(st, u, p)
+    for mid in acked:
+        assert mid in have, "acknowledged APPEND %s lost" % mid
+    for mid, copies in have.items():
+        assert len(copies) == 1 and copies[0] == message(mid), mid
+        assert mid in acked or mid in in_flight, mid
+    assert_store_consistent(st)
+    c = st.imap(u, p)
+    typ, data = append_one(c, "reset-after@faults.test")
+    assert typ == "OK", data
+    c.logout()
+
+
 # ---- slapd stopped and restarted during logins ------------------------------
 
 def login_result(st, user, password):
