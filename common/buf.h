@@ -24,7 +24,9 @@ struct buf {
 static inline char *
 buf_ptr(const struct buf *b)
 {
-	return b->data + b->off;
+	/* NULL + 0 is undefined behaviour: an empty, never allocated
+	   buffer has no unconsumed bytes at NULL. */
+	return b->data == NULL ? NULL : b->data + b->off;
 }
 
 static inline size_t

@@ -36,6 +36,9 @@ FUZZ_SRC_proxy := common/proxy_proto.c common/proxy_proto.h
 
 FUZZ_SRC_line := common/lineparse.c common/lineparse.h common/buf.c common/buf.h
 
+FUZZ_SRC_smtp := common/smtp_parser.c common/smtp_parser.h common/buf.c \
+                 common/buf.h
+
 # The generated protobuf-c code comes from the Makefile's rule for $(PROTO_C).
 FUZZ_SRC_link := common/link.c common/link.h common/buf.c common/buf.h \
                  $(PROTO_C) $(PROTO_H)
