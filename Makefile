@@ -34,6 +34,9 @@ endif
 PROTO_SRC  := proto/link.proto
 PROTO_C    := $(BUILD)/gen/link.pb-c.c
 PROTO_H    := $(BUILD)/gen/link.pb-c.h
+# The transport queue's records (backend only).
+QPROTO_C   := $(BUILD)/gen/queue.pb-c.c
+QPROTO_H   := $(BUILD)/gen/queue.pb-c.h
 
 COMMON_SRC := $(wildcard common/*.c)
 FRONT_SRC  := $(wildcard frontend/*.c frontend/*/*.c)
@@ -44,7 +47,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(BUILD)/obj/gen/link.pb-c.o
 FRONT_OBJ  := $(call obj,$(FRONT_SRC))
-BACK_OBJ   := $(call obj,$(BACK_LIB))
+BACK_OBJ   := $(call obj,$(BACK_LIB)) $(BUILD)/obj/gen/queue.pb-c.o
 
 BINS := $(BUILD)/portico-frontend $(BUILD)/portico-backend \
         $(BUILD)/portico-admin
@@ -59,7 +62,15 @@ $(BUILD)/obj/gen/link.pb-c.o: $(PROTO_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-error -c -o $@ $<
 
-$(BUILD)/obj/%.o: %.c | $(PROTO_H)
+$(QPROTO_C) $(QPROTO_H): proto/queue.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen proto/queue.proto
+
+$(BUILD)/obj/gen/queue.pb-c.o: $(QPROTO_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-error -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c | $(PROTO_H) $(QPROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -24,6 +24,7 @@
 
 #include "backend/mime/mime.h"
 #include "backend/store/store.h"
+#include "backend/transport/transport.h"
 #include "common/buf.h"
 #include "common/config.h"
 
@@ -36,6 +37,8 @@ usage(void)
 		"[--mailbox NAME]\n"
 		"       portico-admin -c BACKEND.ini list MAILBOX_ID\n"
 		"       portico-admin -c BACKEND.ini check MAILBOX_ID|--all\n"
+		"       portico-admin -c BACKEND.ini deliver [--from ADDR] "
+		"MAILBOX_ID... < MESSAGE\n"
 		"       portico-admin config-reference\n");
 	exit(2);
 }
@@ -1085,6 +1088,74 @@ out:
 	return c.violations == 0 ? 0 : 1;
 }
 
+/* Local delivery of a message read from stdin into the INBOX of each
+ * mailbox, as the LMTP path does it (Return-Path, Received, quota):
+ * one reply line per recipient; exit 0 when all were delivered, 75
+ * (EX_TEMPFAIL) when one failed temporarily, 1 otherwise. */
+static int
+cmd_deliver(struct store *st, const struct config *cfg, const char *from,
+	    char **ids, int n)
+{
+	struct buf in = BUF_INIT, msg = BUF_INIT, meta = BUF_INIT;
+	char tmp[65536];
+	size_t r;
+	while ((r = fread(tmp, 1, sizeof(tmp), stdin)) > 0) {
+		/* Line ends as LMTP delivers them: CRLF. */
+		for (size_t i = 0; i < r; i++) {
+			if (tmp[i] == '\n' &&
+			    (buf_used(&in) == 0 ||
+			     buf_ptr(&in)[buf_used(&in) - 1] != '\r'))
+				buf_append(&in, "\r", 1);
+			buf_append(&in, &tmp[i], 1);
+		}
+		if (buf_used(&in) > cfg->transport_max_message_size) {
+			fprintf(stderr, "portico-admin: deliver: message "
+					"larger than transport.max_message_size\n");
+			buf_free(&in);
+			return 1;
+		}
+	}
+	if (buf_used(&in) == 0) {
+		fprintf(stderr, "portico-admin: deliver: empty message\n");
+		return 1;
+	}
+	deliver_build(cfg, from, "localhost", "127.0.0.1", "local",
+		      "portico-admin", n == 1 ? ids[0] : NULL, buf_ptr(&in),
+		      buf_used(&in), &msg, &meta);
+	buf_free(&in);
+	struct deliver_args a = {0};
+	a.msg.data = buf_ptr(&msg);
+	a.msg.len = buf_used(&msg);
+	a.msg.meta = buf_used(&meta) ? buf_ptr(&meta) : NULL;
+	a.msg.metalen = buf_used(&meta);
+	a.rcpt = calloc((size_t)n, sizeof(*a.rcpt));
+	if (a.rcpt == NULL)
+		abort();
+	a.n = (size_t)n;
+	for (int i = 0; i < n; i++)
+		a.rcpt[i].mailbox_id = ids[i];
+	a.quota_storage = cfg->backend_quota_storage;
+	a.quota_messages = cfg->backend_quota_messages;
+	char ebuf[STORE_ERR_SIZE];
+	int rc = store_run(st, deliver_op, &a, ebuf), ret = 0;
+	for (int i = 0; i < n; i++) {
+		uint32_t code;
+		const char *status, *text;
+		deliver_reply(cfg, rc != 0 ? rc : a.rcpt[i].rc,
+			      rc != 0 ? ebuf : a.rcpt[i].err, &code, &status,
+			      &text);
+		printf("%s: %u %s %s\n", ids[i], code, status, text);
+		if (code >= 500)
+			ret = 1;
+		else if (code >= 400 && ret == 0)
+			ret = 75;
+	}
+	free(a.rcpt);
+	buf_free(&msg);
+	buf_free(&meta);
+	return ret;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1131,6 +1202,13 @@ main(int argc, char **argv)
 		rc = cmd_import(st, argv[i], argv[i + 1], mbox);
 	} else if (strcmp(cmd, "list") == 0 && argc - i == 1) {
 		rc = cmd_list(st, argv[i]);
+	} else if (strcmp(cmd, "deliver") == 0 && argc - i >= 1) {
+		const char *from = "";
+		if (argc - i >= 3 && strcmp(argv[i], "--from") == 0) {
+			from = argv[i + 1];
+			i += 2;
+		}
+		rc = cmd_deliver(st, &cfg, from, argv + i, argc - i);
 	} else if (strcmp(cmd, "check") == 0 && argc - i == 1) {
 		rc = cmd_check(st, strcmp(argv[i], "--all") == 0 ? NULL
 								: argv[i]);

@@ -20,6 +20,7 @@ struct blink;
 struct bsession;
 struct pop3_session;
 struct pop3_login;
+struct transport;
 
 struct backend {
 	uv_loop_t *loop;
@@ -31,6 +32,7 @@ struct backend {
 	struct blink *links;   /* live links */
 	struct pop3_session *pop3_sessions; /* maildrops locked by POP3 */
 	struct pop3_login *pop3_logins;     /* last login per maildrop */
+	struct transport *transport;        /* queue runner (transport/) */
 	unsigned sessions;     /* live sessions */
 	int imap_rev2;         /* IMAP4rev2 offered (all its parts built) */
 };
@@ -49,6 +51,9 @@ struct session_engine {
 	void (*free)(struct bsession *s);
 	/* Optional: mbox_id changed (another session's write). */
 	void (*notify)(struct bsession *s, uint64_t mbox_id);
+	/* Transport streams: the frontend sent End (the message is
+	   complete in what input() has seen). */
+	void (*end)(struct bsession *s);
 };
 
 struct bsession {
@@ -105,8 +110,13 @@ void session_store(struct bsession *s, store_op_fn *op, void *op_args,
 /* Starts DEFLATE in both directions: what was written before stays
  * plain, input not yet processed is inflated (RFC 4978). */
 int session_compress_start(struct bsession *s);
+/* Transport streams: sends the Result frame, then ends the stream. */
+void session_result(struct bsession *s, const Portico__Result *r);
 /* Tells sessions with mailbox mbox_id selected that it changed. */
 void backend_mailbox_changed(struct backend *be, uint64_t mbox_id);
+
+/* The frontend's Hello name on the session's link (for Received:). */
+const char *session_link_name(const struct bsession *s);
 
 /* Link server (link_server.c). */
 int link_server_start(struct backend *be, const char **error_r);

@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 #include <zlib.h>
 
+#include "backend/transport/transport.h"
 #include "common/link.h"
 #include "common/log.h"
 
@@ -308,6 +309,23 @@ session_store(struct bsession *s, store_op_fn *fn, void *op_args,
 }
 
 void
+session_result(struct bsession *s, const Portico__Result *r)
+{
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	f.stream = s->stream;
+	f.body_case = PORTICO__FRAME__BODY_RESULT;
+	f.result = (Portico__Result *)(uintptr_t)r;
+	blink_send(s->link, &f);
+	session_end(s, "result sent");
+}
+
+const char *
+session_link_name(const struct bsession *s)
+{
+	return s->link->name;
+}
+
+void
 backend_mailbox_changed(struct backend *be, uint64_t mbox_id)
 {
 	for (struct blink *l = be->links; l != NULL; l = l->next) {
@@ -391,6 +409,46 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 	log_info("session=%s stream=%u user=%s protocol=%s client=%s opened",
 		 s->id, stream, s->user, engine->name, o->client_addr);
 	session_run(s);
+}
+
+/* Submit or Deliver: a stream that carries one message. */
+static void
+blink_transport(struct blink *l, const Portico__Frame *f)
+{
+	uint32_t stream = f->stream;
+	if (stream == 0 || blink_find(l, stream) != NULL) {
+		blink_refuse(l, stream, "CLIENTBUG", "stream in use", 0);
+		return;
+	}
+	struct bsession *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		abort();
+	s->be = l->be;
+	s->link = l;
+	s->stream = stream;
+	s->engine = &transport_engine;
+	s->window = l->be->cfg.limits_link_window;
+	l->be->sessions++;
+	const char *code = "UNAVAILABLE", *reason = "internal error";
+	int temporary = 1;
+	if (transport_open(s, f, &code, &reason, &temporary) < 0) {
+		log_warn("session=%s stream=%u transport refused code=%s "
+			 "reason=\"%s\"",
+			 s->id, stream, code, reason);
+		blink_refuse(l, stream, code, reason, temporary);
+		s->engine = NULL;
+		session_free(s);
+		return;
+	}
+	s->next = l->sessions;
+	l->sessions = s;
+	Portico__Frame of = PORTICO__FRAME__INIT;
+	Portico__Opened op = PORTICO__OPENED__INIT;
+	op.window = (uint32_t)s->window;
+	of.stream = stream;
+	of.body_case = PORTICO__FRAME__BODY_OPENED;
+	of.opened = &op;
+	blink_send(l, &of);
 }
 
 static void
@@ -477,11 +535,25 @@ blink_frame(struct blink *l, Portico__Frame *f)
 		session_unlink(s);
 		session_free(s);
 		return;
-	case PORTICO__FRAME__BODY_OPENED:
-	case PORTICO__FRAME__BODY_REFUSED:
 	case PORTICO__FRAME__BODY_SUBMIT:
 	case PORTICO__FRAME__BODY_DELIVER:
+		blink_transport(l, f);
+		return;
 	case PORTICO__FRAME__BODY_END:
+		s = blink_find(l, f->stream);
+		if (s == NULL)
+			return;
+		if (s->engine->end == NULL || s->ending) {
+			log_warn("session=%s unexpected End", s->id);
+			session_end(s, "unexpected End");
+			session_flush(s);
+			return;
+		}
+		s->engine->end(s);
+		session_run(s);
+		return;
+	case PORTICO__FRAME__BODY_OPENED:
+	case PORTICO__FRAME__BODY_REFUSED:
 	case PORTICO__FRAME__BODY_RESULT:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:

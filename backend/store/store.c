@@ -80,6 +80,7 @@ store_open(const char *dir, uint64_t map_size, struct store **st_r,
 		{"subs", &st->subs},
 		{"bodies", &st->bodies},       {"bodyrefs", &st->bodyrefs},
 		{"bodyhash", &st->bodyhash},   {"expunged", &st->expunged},
+		{"queue", &st->queue},         {"queuemsg", &st->queuemsg},
 	};
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -577,7 +578,8 @@ store_walk(struct store *st, MDB_txn *txn, const char *db, const void *prefix,
 		{"modseqs", st->modseqs},     {"expunged", st->expunged},
 		{"keywords", st->keywords},   {"bodies", st->bodies},
 		{"bodymeta", st->bodymeta},   {"bodyrefs", st->bodyrefs},
-		{"bodyhash", st->bodyhash},
+		{"bodyhash", st->bodyhash},   {"queue", st->queue},
+		{"queuemsg", st->queuemsg},
 	};
 	size_t i = 0;
 	while (i < sizeof(dbs) / sizeof(dbs[0]) && strcmp(dbs[i].name, db) != 0)

@@ -24,6 +24,16 @@
  *   bodyrefs   body_id u64 -> u32 reference count
  *   bodyhash   SHA-256 of the bytes -> body_id u64 (single instance:
  *              a message delivered to many mailboxes is stored once)
+ *   queue      queue_id u64 -> the transport queue entry: envelope and
+ *              per-recipient state, a packed portico.QueueEntry
+ *              (proto/queue.proto; backend/transport/queue.h)
+ *   queuemsg   queue_id u64 -> the queued message's bytes
+ *
+ * meta also holds "next_queue" (u64), the next queue id.  Every queue
+ * entry has its queuemsg record and the other way round; an entry has at
+ * least one recipient still pending (an entry whose recipients are all
+ * delivered or failed is removed in the transaction that settles the
+ * last one, its delivery status notification included).
  *
  * Counters (messages, unseen, size, highestmodseq) of a mailbox and the
  * user's totals change in the same transaction as the messages.
@@ -229,8 +239,28 @@ void store_submit(struct store *st, store_op_fn *op, void *args,
 		  store_done_fn *done, void *ctx);
 /* Runs op in a transaction of its own now (admin tool). */
 int store_run(struct store *st, store_op_fn *op, void *args, char *err);
+/* Runs op inside txn in a nested transaction, from another operation: a
+ * failure undoes op's changes alone and leaves txn usable. */
+int store_nested(struct store *st, MDB_txn *txn, store_op_fn *op, void *args,
+		 char *err);
 /* Commits in the last writer batch, for metrics and tests. */
 uint64_t store_commits(const struct store *st);
+
+/* The transport queue (store_queue.c): raw records, the format is the
+ * transport's.  Reads: 0, 1 not found, -1 with *error_r.  Writes run
+ * inside an operation and return an LMDB code. */
+int store_queue_get(struct store *st, MDB_txn *txn, uint64_t id,
+		    const void **entry_r, size_t *len_r, const char **error_r);
+int store_queue_msg_get(struct store *st, MDB_txn *txn, uint64_t id,
+			const char **data_r, size_t *len_r,
+			const char **error_r);
+int store_queue_next_id(struct store *st, MDB_txn *txn, uint64_t *id_r);
+int store_queue_put(struct store *st, MDB_txn *txn, uint64_t id,
+		    const void *entry, size_t len);
+int store_queue_msg_put(struct store *st, MDB_txn *txn, uint64_t id,
+			const void *data, size_t len);
+/* Removes the entry and its message. */
+int store_queue_del(struct store *st, MDB_txn *txn, uint64_t id);
 
 /* Operations (store_ops.c).  In/out fields are documented per struct. */
 

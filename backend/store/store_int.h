@@ -14,7 +14,8 @@ struct store_writer;
 struct store {
 	MDB_env *env;
 	MDB_dbi meta, users, mailboxes, mboxids, messages, modseqs, expunged,
-		bodies, bodyrefs, bodyhash, bodymeta, keywords, subs;
+		bodies, bodyrefs, bodyhash, bodymeta, keywords, subs, queue,
+		queuemsg;
 	struct store_writer *writer;
 };
 

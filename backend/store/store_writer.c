@@ -289,6 +289,31 @@ store_run(struct store *st, store_op_fn *op, void *args, char *err)
 	return 0;
 }
 
+int
+store_nested(struct store *st, MDB_txn *txn, store_op_fn *op, void *args,
+	     char *err)
+{
+	MDB_txn *child;
+	int rc = mdb_txn_begin(st->env, txn, 0, &child);
+	if (rc != 0) {
+		snprintf(err, STORE_ERR_SIZE, "nested transaction: %s",
+			 store_strerror(rc));
+		return full_or_internal(rc);
+	}
+	err[0] = '\0';
+	int res = op(st, child, args, err);
+	if (res != 0) {
+		mdb_txn_abort(child);
+		return res;
+	}
+	if ((rc = mdb_txn_commit(child)) != 0) {
+		snprintf(err, STORE_ERR_SIZE, "nested commit: %s",
+			 store_strerror(rc));
+		return full_or_internal(rc);
+	}
+	return 0;
+}
+
 uint64_t
 store_commits(const struct store *st)
 {

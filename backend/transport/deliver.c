@@ -1,0 +1,158 @@
+/* deliver.c - local delivery: a message into recipients' INBOXes. */
+#include "backend/transport/transport.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/mime/mime.h"
+
+const char *
+transport_hostname(const struct config *cfg)
+{
+	static char host[256];
+	if (cfg->transport_hostname[0] != '\0')
+		return cfg->transport_hostname;
+	if (host[0] == '\0' && gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	return host;
+}
+
+void
+transport_date(int64_t t, char *out, size_t outsize)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed",
+					   "Thu", "Fri", "Sat"};
+	static const char *const mons[] = {"Jan", "Feb", "Mar", "Apr",
+					   "May", "Jun", "Jul", "Aug",
+					   "Sep", "Oct", "Nov", "Dec"};
+	snprintf(out, outsize, "%s, %d %s %04d %02d:%02d:%02d +0000",
+		 days[tm.tm_wday % 7], tm.tm_mday, mons[tm.tm_mon % 12],
+		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+void
+transport_clean(char *out, size_t outsize, const char *s)
+{
+	size_t o = 0;
+	for (; *s != '\0' && o + 1 < outsize; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c == 0x7f)
+			continue;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+}
+
+void
+deliver_build(const struct config *cfg, const char *mail_from,
+	      const char *from_host, const char *client_addr,
+	      const char *with, const char *id, const char *rcpt,
+	      const char *data, size_t len, struct buf *msg_r,
+	      struct buf *meta_r)
+{
+	char from[512], fhost[256], addr[128], sid[128], to[512], date[64];
+	transport_clean(from, sizeof(from), mail_from);
+	transport_clean(fhost, sizeof(fhost), from_host);
+	transport_clean(addr, sizeof(addr), client_addr);
+	transport_clean(sid, sizeof(sid), id);
+	transport_date((int64_t)time(NULL), date, sizeof(date));
+	/* "ip:port" -> "ip" */
+	char *colon = strrchr(addr, ':');
+	if (colon != NULL && strchr(addr, ':') == colon)
+		*colon = '\0';
+	else if (addr[0] == '[' && (colon = strstr(addr, "]:")) != NULL)
+		colon[1] = '\0';
+	const char *ip = addr;
+	if (ip[0] == '[') {
+		ip++;
+		char *e = strchr(addr, ']');
+		if (e != NULL)
+			*e = '\0';
+	}
+	buf_printf(msg_r, "Return-Path: <%s>\r\n", from);
+	buf_printf(msg_r, "Received: from %s ([%s])\r\n\tby %s (Portico) "
+			  "with %s id %s",
+		   fhost[0] != '\0' ? fhost : "unknown", ip,
+		   transport_hostname(cfg), with, sid[0] ? sid : "-");
+	if (rcpt != NULL) {
+		transport_clean(to, sizeof(to), rcpt);
+		buf_printf(msg_r, "\r\n\tfor <%s>", to);
+	}
+	buf_printf(msg_r, ";\r\n\t%s\r\n", date);
+	buf_append(msg_r, data, len);
+	buf_reset(meta_r);
+	mime_cache_build(buf_ptr(msg_r), buf_used(msg_r), meta_r);
+}
+
+int
+deliver_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct deliver_args *a = vargs;
+	for (size_t i = 0; i < a->n; i++) {
+		struct deliver_rcpt *r = &a->rcpt[i];
+		struct store_user_rec u;
+		const char *e;
+		r->mbox_id = 0;
+		int rc = store_user_get(st, txn, r->mailbox_id, &u, &e);
+		if (rc != 0) {
+			r->rc = rc > 0 ? STORE_ERR_NONEXISTENT
+				       : STORE_ERR_INTERNAL;
+			snprintf(r->err, sizeof(r->err), "%s",
+				 rc > 0 ? "Mailbox not provisioned on this "
+					  "server"
+					: e);
+			continue;
+		}
+		struct store_append_args aa = {
+			.user_num = u.user_num,
+			.mailbox = "INBOX",
+			.msgs = &a->msg,
+			.n = 1,
+			.quota_storage = a->quota_storage,
+			.quota_messages = a->quota_messages,
+		};
+		r->rc = store_nested(st, txn, store_op_append, &aa, r->err);
+		if (r->rc == 0)
+			r->mbox_id = aa.mbox_id_out;
+	}
+	return 0;
+}
+
+void
+deliver_reply(const struct config *cfg, int rc, const char *err,
+	      uint32_t *code_r, const char **status_r, const char **text_r)
+{
+	int permanent = strcasecmp(cfg->transport_quota_failure,
+				   "permanent") == 0;
+	switch (rc) {
+	case STORE_OK:
+		*code_r = 250;
+		*status_r = "2.0.0";
+		*text_r = "Saved";
+		return;
+	case STORE_ERR_QUOTA:
+		*code_r = permanent ? 552 : 452;
+		*status_r = permanent ? "5.2.2" : "4.2.2";
+		*text_r = "Mailbox is full (quota exceeded)";
+		return;
+	case STORE_ERR_FULL:
+		*code_r = 452;
+		*status_r = "4.3.1";
+		*text_r = "Insufficient system storage";
+		return;
+	case STORE_ERR_NONEXISTENT:
+		*code_r = 451;
+		*status_r = "4.3.0";
+		*text_r = err[0] != '\0' ? err : "Mailbox not available";
+		return;
+	}
+	*code_r = 451;
+	*status_r = "4.3.0";
+	*text_r = "Temporary internal error";
+}

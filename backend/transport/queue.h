@@ -1,0 +1,53 @@
+/* queue.h - the transport queue: accepted submissions until every
+ * recipient is delivered or has failed.
+ *
+ * Records (store.h, databases "queue" and "queuemsg"): a packed
+ * portico.QueueEntry (proto/queue.proto) per message - envelope, DSN
+ * parameters, per-recipient state and last reply, attempts and the time
+ * of the next one - and the message bytes.  Every change of state is a
+ * store operation through the writer thread, durable before it counts:
+ *   - a submission is answered 250 only after its entry is committed;
+ *   - a recipient the next hop accepted is marked in the commit that
+ *     follows its reply, before anything else happens to that entry, so
+ *     a restart never sends it again (only a crash between the reply and
+ *     that commit can, as with any MTA);
+ *   - the last recipient settled, the entry goes in the same transaction
+ *     as the delivery status notification into the sender's INBOX.
+ * At start the runner reads every entry and schedules it.
+ */
+#ifndef PORTICO_QUEUE_H
+#define PORTICO_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+
+/* Recipients of one submission at most. */
+#define QUEUE_MAX_RCPTS 1000
+
+/* Queueing one submission (a store operation). */
+struct queue_add_args {
+	uint8_t *entry;       /* packed QueueEntry, id filled in by the op */
+	size_t entry_len;
+	struct Portico__QueueEntry *qe;
+	const char *data;
+	size_t len;
+	/* out */
+	uint64_t id_out;
+};
+void queue_add_prepare(struct queue_add_args *a, const Portico__Submit *sub,
+		       const char *user, const char *data, size_t len);
+store_op_fn queue_add_op;
+void queue_add_release(struct queue_add_args *a);
+
+/* "0000000000000012" */
+void queue_id_format(uint64_t id, char *out, size_t outsize);
+
+/* The runner: reads the queue and schedules every entry. */
+int queue_start(struct backend *be, const char **error_r);
+void queue_stop(struct backend *be);
+/* An entry was just queued: attempt it now. */
+void queue_kick(struct backend *be, uint64_t id);
+
+#endif

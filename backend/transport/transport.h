@@ -1,0 +1,81 @@
+/* transport.h - the backend's mail transport.
+ *
+ * Messages arrive on link streams of their own (proto/link.proto, "Mail
+ * transport"):
+ *   Deliver (the frontend's LMTP): the message goes into the INBOX of each
+ *     recipient, all on this backend, one reply per recipient, sent once
+ *     the store has committed (deliver.c);
+ *   Submit (the frontend's submission service): the message and its
+ *     envelope go into the transport queue (queue.c), durable before the
+ *     250 reply; the queue runner then delivers local recipients through
+ *     the frontends' LMTP and relays the others to the smarthost
+ *     (relay.c), retrying on temporary failures, and returns a delivery
+ *     status notification (dsn.c) into the sender's INBOX when a
+ *     recipient finally fails.
+ */
+#ifndef PORTICO_TRANSPORT_H
+#define PORTICO_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "common/buf.h"
+
+/* The engine of transport streams (input gathers the message, end
+ * delivers or queues it). */
+extern const struct session_engine transport_engine;
+
+/* Starts a transport stream from a Submit or Deliver frame.  -1 with a
+ * code, reason and temporariness for the Refused frame. */
+int transport_open(struct bsession *s, const Portico__Frame *f,
+		   const char **code_r, const char **reason_r,
+		   int *temporary_r);
+
+/* This backend's name for Received:, EHLO and DSNs. */
+const char *transport_hostname(const struct config *cfg);
+/* "Mon, 23 Nov 2026 12:30:00 +0000" (RFC 5322 date-time) into out. */
+void transport_date(int64_t t, char *out, size_t outsize);
+/* Copies s into out without control characters (header values built
+ * from envelope fields). */
+void transport_clean(char *out, size_t outsize, const char *s);
+
+/* -- local delivery (deliver.c) ------------------------------------------ */
+
+struct deliver_rcpt {
+	const char *mailbox_id;
+	/* out */
+	int rc;                     /* enum store_result */
+	char err[STORE_ERR_SIZE];
+	uint64_t mbox_id;           /* the INBOX it reached */
+};
+
+/* One message into the INBOX of each recipient: one body for all, each
+ * recipient in a nested transaction of its own (one over quota does not
+ * stop the others).  The operation itself fails only when the store
+ * does. */
+struct deliver_args {
+	struct store_new_msg msg;
+	struct deliver_rcpt *rcpt;
+	size_t n;
+	uint64_t quota_storage, quota_messages;
+};
+store_op_fn deliver_op;
+
+/* The message as stored: Return-Path and Received: (this hop) before the
+ * bytes received, with the MIME structure parsed once into meta.  rcpt
+ * goes into "for <...>" when there is exactly one recipient (the body
+ * then stays shareable between the recipients of one delivery). */
+void deliver_build(const struct config *cfg, const char *mail_from,
+		   const char *from_host, const char *client_addr,
+		   const char *with, const char *id, const char *rcpt,
+		   const char *data, size_t len, struct buf *msg_r,
+		   struct buf *meta_r);
+
+/* The SMTP reply for one recipient's result (250, 452/552 for quota per
+ * transport.quota_failure, 451 ...). */
+void deliver_reply(const struct config *cfg, int rc, const char *err,
+		   uint32_t *code_r, const char **status_r,
+		   const char **text_r);
+
+#endif
