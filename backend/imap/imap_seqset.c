@@ -76,3 +76,21 @@ imap_seqset_contains(const struct imap_range *r, unsigned n, uint32_t v)
 			return 1;
 	return 0;
 }
+
+/* Appends "1:3,7" for sorted uids to out. */
+void
+imap_uid_set_format(const uint32_t *uids, size_t n, struct buf *out)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if (i > 0)
+			buf_append(out, ",", 1);
+		if (j > i)
+			buf_printf(out, "%u:%u", uids[i], uids[j]);
+		else
+			buf_printf(out, "%u", uids[i]);
+		i = j + 1;
+	}
+}

@@ -208,24 +208,6 @@ uid_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Appends "1:3,7" for sorted uids to out. */
-void
-imap_uid_set_format(const uint32_t *uids, size_t n, struct buf *out)
-{
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
-			j++;
-		if (i > 0)
-			buf_append(out, ",", 1);
-		if (j > i)
-			buf_printf(out, "%u:%u", uids[i], uids[j]);
-		else
-			buf_printf(out, "%u", uids[i]);
-		i = j + 1;
-	}
-}
-
 /* Brings the selected mailbox view up to date with the store, from the
  * modseq index (never a scan of the mailbox): messages expunged by other
  * sessions (IMAP or POP3) are reported with EXPUNGE (VANISHED once QRESYNC

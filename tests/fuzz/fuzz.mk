@@ -36,6 +36,19 @@ FUZZ_SRC_proxy := common/proxy_proto.c common/proxy_proto.h
 
 FUZZ_SRC_line := common/lineparse.c common/lineparse.h common/buf.c common/buf.h
 
+# SEARCH against a real store (in a temporary directory), with the session
+# output captured by the target itself.
+FUZZ_SRC_search := backend/imap/imap_cmd_search.c backend/imap/imap_seqset.c \
+                   backend/imap/imap_mutf7.c backend/imap/imap.h \
+                   $(wildcard backend/store/*.c backend/store/*.h) \
+                   $(wildcard backend/mime/*.c backend/mime/*.h) \
+                   common/lineparse.c common/imap_parser.c common/config.c \
+                   common/settings.def common/buf.c common/arena.c \
+                   common/log.c $(PROTO_H)
+FUZZ_CFLAGS_search := -I$(BUILD)/gen
+FUZZ_LIBS_search := -llmdb -luv -lpthread \
+                    $(shell pkg-config --libs inih 2>/dev/null)
+
 FUZZ_SRC_smtp := common/smtp_parser.c common/smtp_parser.h common/buf.c \
                  common/buf.h
 
