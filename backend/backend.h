@@ -18,6 +18,8 @@
 
 struct blink;
 struct bsession;
+struct direct_conn;
+struct direct_listener;
 struct pop3_session;
 struct pop3_login;
 struct transport;
@@ -33,6 +35,7 @@ struct backend {
 	struct pop3_session *pop3_sessions; /* maildrops locked by POP3 */
 	struct pop3_login *pop3_logins;     /* last login per maildrop */
 	struct transport *transport;        /* queue runner (transport/) */
+	struct direct_listener *direct;     /* direct.c, tests only */
 	unsigned sessions;     /* live sessions */
 	int imap_rev2;         /* IMAP4rev2 offered (all its parts built) */
 };
@@ -58,7 +61,8 @@ struct session_engine {
 
 struct bsession {
 	struct backend *be;
-	struct blink *link;
+	struct blink *link;       /* NULL for a direct session */
+	struct direct_conn *direct; /* direct.c: the client's socket */
 	uint32_t stream;
 	char id[64];              /* the frontend's session id */
 	char user[256];
@@ -118,9 +122,26 @@ void backend_mailbox_changed(struct backend *be, uint64_t mbox_id);
 /* The frontend's Hello name on the session's link (for Received:). */
 const char *session_link_name(const struct bsession *s);
 
+/* Session host (link_server.c).  Runs the engine over s->in, returns
+ * the consumed input's credit and sends the output; may free s. */
+void session_run(struct bsession *s);
+/* Frees s now, or when its pending store operations complete. */
+void session_free(struct bsession *s);
+
 /* Link server (link_server.c). */
 int link_server_start(struct backend *be, const char **error_r);
 void link_server_stop(struct backend *be);
+
+/* Direct IMAP listener for benchmarks and tests (direct.c); off unless
+ * backend.direct_imap_listen is set, loopback only. */
+/* Checks the settings (loopback, password) before anything starts. */
+int direct_check_config(const struct config *cfg, const char **error_r);
+int direct_start(struct backend *be, const char **error_r);
+void direct_stop(struct backend *be);
+void direct_free(struct backend *be);
+/* Sends a direct session's output as far as the socket takes it. */
+void direct_session_flush(struct bsession *s);
+void direct_mailbox_changed(struct backend *be, uint64_t mbox_id);
 /* Capabilities a logged-in IMAP client is offered (after _init). */
 void backend_imap_capabilities_init(const struct config *cfg);
 const char *backend_imap_capabilities(void);

@@ -32,7 +32,6 @@ struct blink {
 	struct blink *next;
 };
 
-static void session_free(struct bsession *s);
 
 static void
 blink_send(struct blink *l, const Portico__Frame *f)
@@ -139,6 +138,10 @@ session_compress_start(struct bsession *s)
 static void
 session_flush(struct bsession *s)
 {
+	if (s->link == NULL) {
+		direct_session_flush(s);
+		return;
+	}
 	struct buf frames = BUF_INIT;
 	if (s->zout != NULL && s->zdirty)
 		session_deflate(s, NULL, 0);
@@ -221,7 +224,7 @@ session_end(struct bsession *s, const char *reason)
 	s->ending = 1;
 }
 
-static void
+void
 session_free(struct bsession *s)
 {
 	if (s->pending_ops > 0) {
@@ -244,9 +247,7 @@ session_free(struct bsession *s)
 	free(s);
 }
 
-/* Runs the engine over buffered input, returns credit, flushes output.
- * May free s. */
-static void
+void
 session_run(struct bsession *s)
 {
 	if (!s->ending && !s->in_input && !s->waiting) {
@@ -254,7 +255,7 @@ session_run(struct bsession *s)
 		s->engine->input(s);
 		s->in_input = 0;
 	}
-	if (s->unacked_in > 0 && !s->ending) {
+	if (s->link != NULL && s->unacked_in > 0 && !s->ending) {
 		struct buf frames = BUF_INIT;
 		link_send_credit(&frames, s->stream, (uint32_t)s->unacked_in);
 		s->unacked_in = 0;
@@ -338,6 +339,7 @@ backend_mailbox_changed(struct backend *be, uint64_t mbox_id)
 			session_flush(s); /* may free s */
 		}
 	}
+	direct_mailbox_changed(be, mbox_id);
 }
 
 static void

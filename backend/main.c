@@ -24,6 +24,7 @@ on_signal(uv_signal_t *h, int signum)
 	uv_signal_stop(&be->sigterm);
 	uv_signal_stop(&be->sigint);
 	link_server_stop(be);
+	direct_stop(be);
 	uv_stop(be->loop);
 }
 
@@ -67,6 +68,10 @@ main(int argc, char **argv)
 			  "are required");
 		return 1;
 	}
+	if (direct_check_config(&be.cfg, &err) < 0) {
+		log_error("%s", err);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	backend_imap_capabilities_init(&be.cfg);
 	be.imap_rev2 = 1;
@@ -92,6 +97,11 @@ main(int argc, char **argv)
 			  be.cfg.backend_link_listen, err);
 		return 1;
 	}
+	if (direct_start(&be, &err) < 0) {
+		log_error("direct listen=%s error=\"%s\"",
+			  be.cfg.backend_direct_imap_listen, err);
+		return 1;
+	}
 	uv_signal_init(be.loop, &be.sigterm);
 	uv_signal_init(be.loop, &be.sigint);
 	be.sigterm.data = be.sigint.data = &be;
@@ -108,6 +118,7 @@ main(int argc, char **argv)
 	uv_walk(be.loop, close_walk, NULL);
 	uv_run(be.loop, UV_RUN_DEFAULT);
 	uv_loop_close(be.loop);
+	direct_free(&be);
 	SSL_CTX_free(be.link_ctx);
 	store_close(&be.store);
 	config_free(&be.cfg);

@@ -52,7 +52,7 @@ DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
 # Run sizes.  quick: the whole run (set-up included) in under two minutes.
 PROFILES = {
-    "quick": dict(duration=2.0, warmup=0.5, clients=8,
+    "quick": dict(duration=2.0, warmup=0.3, clients=8,
                   mix_users=8, mix_msgs=40,
                   fetch_users=2, fetch_msgs=300,
                   pop_users=8, pop_msgs=10,
@@ -64,7 +64,20 @@ PROFILES = {
                  pop_users=16, pop_msgs=20,
                  app_users=16, idle_conns=2000, deliveries=10,
                  plaintext=True),
+    # the CI smoke test (tests/e2e/test_bench_smoke.py): every workload
+    # once, tiny
+    "smoke": dict(duration=1.0, warmup=0.2, clients=2,
+                  mix_users=2, mix_msgs=5,
+                  fetch_users=1, fetch_msgs=10,
+                  pop_users=2, pop_msgs=3,
+                  app_users=2, idle_conns=5, deliveries=2,
+                  plaintext=False),
 }
+
+# The backend's direct IMAP listener (backend.direct_imap_listen, for
+# benchmarks and tests only): hop-latency compares a session through the
+# frontend with one straight to the backend's session host.
+DIRECT_SECRET = "bench-direct-secret"
 
 TARGET_NAMES = ("portico", "dovecot", "dovecot-proxy")
 TARGET_TITLES = {"portico": "Portico", "dovecot": "Dovecot",
@@ -239,6 +252,8 @@ class Portico:
         self.root = root / "portico"
         self.prof = prof
         self.env = {}
+        self.mailbox_ids = {}
+        self.direct_port = free_port()
 
     def stack(self, *args, timeout=300):
         return run([STACK] + list(args), timeout=timeout)
@@ -257,6 +272,8 @@ class Portico:
             "limits.max_connections=%d" % (n + 2000),
             "limits.max_connections_per_user=%d" % (n + 100),
             "backend.store_map_size=8G",
+            "backend.direct_imap_listen=%s:%d" % (HOST, self.direct_port),
+            "backend.direct_imap_password=" + DIRECT_SECRET,
         ]
         args = ["up", self.root]
         for s in settings:
@@ -273,7 +290,9 @@ class Portico:
         self.key = self.root / "certs" / "mail.key"
 
     def adduser(self, user):
-        self.stack("adduser", self.root, user, PASSWORD)
+        out = self.stack("adduser", self.root, user, PASSWORD).stdout
+        # "added USER (mailbox ID on s1b1)"
+        self.mailbox_ids[user] = out.split("(mailbox ", 1)[1].split()[0]
 
     def import_mbox(self, user, mbox):
         self.stack("import", self.root, user, mbox, timeout=900)
@@ -640,6 +659,36 @@ FIG = {
 }
 
 
+def hop(which, pctl):
+    def f(r):
+        if which == "added":
+            a, b = hop("via", pctl)(r), hop("direct", pctl)(r)
+            return None if a is None or b is None else a - b
+        return r[which]["ops"].get("select-fetch", {}).get(pctl + "_ms")
+    return f
+
+
+FIG["hop-latency"] = [
+    ("SELECT+FETCH p50 through the frontend (Dovecot: proxy)",
+     hop("via", "p50"), "ms", False),
+    ("SELECT+FETCH p50 direct to the backend (Dovecot: direct)",
+     hop("direct", "p50"), "ms", False),
+    ("added by the hop p50", hop("added", "p50"), "ms", False),
+    ("SELECT+FETCH p99 through", hop("via", "p99"), "ms", False),
+    ("SELECT+FETCH p99 direct", hop("direct", "p99"), "ms", False),
+    ("added by the hop p99", hop("added", "p99"), "ms", False),
+]
+FIG["ldap-bind"] = [
+    ("binds/s (Portico column: the stack's slapd)", rate("login"), "",
+     True),
+    ("bind p50", pct("login", "p50"), "ms", False),
+    ("bind p99", pct("login", "p99"), "ms", False),
+]
+FIG["login-storm"].append(
+    ("logins/s / slapd alone's binds/s (cache off)",
+     lambda r: r.get("share_of_slapd"), "", True))
+
+
 def plan(prof, only):
     """(run name, loadgen workload, protocol, tls, group, extra args,
     auth cache on)"""
@@ -663,6 +712,12 @@ def plan(prof, only):
         ("idle-hold", "idle-hold", "imap", True, "idle",
          ["--idle-conns", prof["idle_conns"], "--deliveries",
           prof["deliveries"]], True),
+        # one client, no TLS: the latency one hop adds (run_hop)
+        ("hop-latency", "hop-latency", "imap", False, "mix",
+         ["--clients", 1, "--users", 1], True),
+        # the directory alone, for login-storm (cache off) (run_ldap)
+        ("ldap-bind (slapd alone)", "ldap-bind", "ldap", False, "mix",
+         ["--clients", c, "--users", prof["mix_users"]], False),
     ]
     if prof["plaintext"]:
         runs += [
@@ -670,19 +725,26 @@ def plan(prof, only):
              ["--clients", c, "--users", prof["mix_users"]], True),
             ("imap-mixed-stay (no TLS)", "imap-mixed-stay", "imap", False,
              "mix", ["--clients", c, "--users", prof["mix_users"]], True),
+            ("login-storm (cache off, no TLS)", "login-storm", "imap",
+             False, "mix", ["--clients", c, "--users", prof["mix_users"]],
+             False),
         ]
     if only:
         runs = [r for r in runs if r[1] in only or r[0] in only]
     return runs
 
 
-def loadgen(target, run_, prof, ca):
+def loadgen(target, run_, prof, ca, port=None, user=None, password=None,
+            label=None, more=()):
     name, wl, proto, tls, group, extra, _ = run_
-    port = target.ports[proto + ("s" if tls else "")]
+    if port is None:
+        port = target.ports[proto + ("s" if tls else "")]
     argv = [LOADGEN, "--port", port, "--workload", wl,
-            "--user", group + "%d@example.test", "--password", PASSWORD,
+            "--user", user or group + "%d@example.test",
+            "--password", password or PASSWORD,
             "--duration", prof["duration"], "--warmup", prof["warmup"],
-            "--label", target.name, "--timeout", 300] + extra
+            "--label", label or target.name, "--timeout", 300] + extra
+    argv += list(more)
     if tls:
         argv += ["--tls", "--ca", ca]
     for pid in target.pids():
@@ -695,6 +757,45 @@ def loadgen(target, run_, prof, ca):
         raise RuntimeError("loadgen %s gave no result (exit %d)"
                            % (wl, res.returncode))
     return json.loads(lines[-1])
+
+
+def run_hop(name, tgt, run_, prof, ca):
+    """hop-latency: the same client loop through the frontend (Portico) or
+    the proxy (Dovecot), and straight to the backend's session host (the
+    backend's direct listener; Dovecot direct)."""
+    group = run_[4]
+    user = group + "0@example.test"
+    out = {}
+    for t in ("portico", "dovecot"):
+        if t not in tgt:
+            continue
+        if t == "portico":
+            p = tgt["portico"]
+            via = loadgen(p, run_, prof, ca, user=user,
+                          label="portico-frontend")
+            direct = loadgen(p, run_, prof, ca, port=p.direct_port,
+                             user=p.mailbox_ids[user],
+                             password=DIRECT_SECRET,
+                             label="portico-backend-direct")
+        else:
+            if "dovecot-proxy" not in tgt:
+                continue
+            via = loadgen(tgt["dovecot-proxy"], run_, prof, ca, user=user)
+            direct = loadgen(tgt["dovecot"], run_, prof, ca, user=user)
+        out[t] = {"via": via, "direct": direct, "ops": {},
+                  "connection_errors": errors(via) + errors(direct)}
+    return out
+
+
+def run_ldap(name, tgt, run_, prof, ca):
+    """ldap-bind: simple binds straight to Portico's slapd."""
+    p = tgt["portico"]
+    people = p.env.get("LDAP_PEOPLE_DN", "ou=people,dc=example,dc=test")
+    r = loadgen(p, run_, prof, ca, port=int(p.env["LDAP_PORT"]),
+                label="slapd",
+                more=["--ldap-dn", "uid=%s%%d@example.test,%s"
+                      % (run_[4], people)])
+    return {"portico": r}
 
 
 def warm(target, groups):
@@ -761,7 +862,8 @@ def table(results, targets, runs):
                 row.append(fmt(vals[t]))
                 if t != "portico" and "portico" in cols:
                     row.append(ratio(vals.get("portico"), vals[t]))
-            rows.append(row)
+            if any(v is not None for v in vals.values()):
+                rows.append(row)
     rows.append(["smtp-submit", "not possible yet: Portico has no SMTP "
                  "submission server"] + ["—"] * (len(head) - 2))
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
@@ -785,6 +887,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="small run, under two minutes")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny run of every workload (CI smoke test)")
     ap.add_argument("--workloads", help="comma-separated workloads")
     ap.add_argument("--targets", default=",".join(TARGET_NAMES),
                     help="comma-separated: portico,dovecot,dovecot-proxy")
@@ -799,7 +903,8 @@ def main():
     ap.add_argument("--keep", action="store_true",
                     help="keep the temporary directory (servers stopped)")
     a = ap.parse_args()
-    prof = dict(PROFILES["quick" if a.quick else "full"])
+    mode = "smoke" if a.smoke else "quick" if a.quick else "full"
+    prof = dict(PROFILES[mode])
     if a.duration:
         prof["duration"] = a.duration
     if a.clients:
@@ -918,6 +1023,17 @@ def main():
         for run_ in runs:
             name, cache_on = run_[0], run_[6]
             results[name] = {}
+            special = {"hop-latency": run_hop,
+                       "ldap-bind": run_ldap}.get(run_[1])
+            if special is not None:
+                log("%s" % name)
+                try:
+                    results[name] = special(name, tgt, run_, prof,
+                                            portico.ca)
+                except (RuntimeError, subprocess.TimeoutExpired,
+                        KeyError) as e:
+                    log("%s failed: %s" % (name, e))
+                continue
             for t in targets:
                 tgt[t].set_auth_cache(cache_on)
                 if t == "dovecot-proxy":
@@ -933,6 +1049,18 @@ def main():
                 if t == "dovecot-proxy":
                     direct.set_auth_cache(True)
 
+        # -- login-storm (cache off) beside what slapd alone binds
+        for name in results:
+            if not name.startswith("login-storm (cache off"):
+                continue
+            try:
+                binds = results["ldap-bind (slapd alone)"]["portico"][
+                    "ops"]["login"]["per_s"]
+                r = results[name]["portico"]
+                r["share_of_slapd"] = r["ops"]["login"]["per_s"] / binds
+            except (KeyError, ZeroDivisionError):
+                pass
+
         # -- output
         elapsed = time.monotonic() - t_begin
         header = (
@@ -942,7 +1070,7 @@ def main():
             + "\nRun: %s mode, %d clients, %g s measured per run after "
             "%g s of warm-up, %d connections in idle-hold; %.0f s in all; "
             "load average %.2f before, %.2f after."
-            % ("quick" if a.quick else "full", prof["clients"],
+            % (mode, prof["clients"],
                prof["duration"], prof["warmup"], prof["idle_conns"],
                elapsed, load_before[0], os.getloadavg()[0]))
         tab = table(results, targets, runs)

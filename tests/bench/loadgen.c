@@ -25,6 +25,14 @@
  *   imap-append      write-heavy: APPEND after APPEND
  *   pop3-download    USER/PASS, STAT, LIST, RETR of every message, QUIT
  *   login-storm      connect, LOGIN, LOGOUT, close
+ *   hop-latency      LOGIN once, then SELECT INBOX + FETCH n BODY.PEEK[]
+ *                    over and over; the pair's time is "select-fetch"
+ *                    (bench.py runs it through a frontend or proxy and
+ *                    directly against the backend, and subtracts)
+ *   ldap-bind        LDAP simple binds as the users, back to back, one
+ *                    connection per client (--port is the directory's,
+ *                    --ldap-dn the DN format): what the directory alone
+ *                    can do, for login-storm to be compared with
  *   idle-hold        N connections SELECT and IDLE on one mailbox; the
  *                    memory of the server's processes (--mem-pid and
  *                    their descendants, from /proc) before and after, then
@@ -52,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ldap.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <uv.h>
@@ -156,6 +165,7 @@ enum op {
 	OP_RETR,
 	OP_QUIT,
 	OP_SESSION,
+	OP_SELECT_FETCH,
 	OP_DELIVERY_ALL,
 	OP_DELIVERY_EACH,
 	OP_DELIVERY_AFTER_OK,
@@ -170,7 +180,7 @@ static const char *const op_names[OP_COUNT] = {
 	"connect", "login",  "list",	 "status",	 "select",
 	"fetch",   "fetch-body", "store", "delete",	 "expunge",
 	"append",  "idle",   "logout",	 "stat",	 "retr",
-	"quit",	   "session", "delivery-all", "delivery-each",
+	"quit",	   "session", "select-fetch", "delivery-all", "delivery-each",
 	"delivery-after-ok", "all-commands",
 };
 
@@ -184,7 +194,7 @@ static struct opstat stats[OP_COUNT];
 
 /* ---- configuration ------------------------------------------------------ */
 
-enum proto { P_IMAP, P_POP3, P_SMTP };
+enum proto { P_IMAP, P_POP3, P_SMTP, P_LDAP };
 
 struct client;
 
@@ -215,6 +225,7 @@ static struct {
 	int mem_pids[MAX_MEM_PIDS];
 	int n_mem_pids;
 	const char *label;
+	const char *ldap_dn;
 } cfg = {
 	.host = "127.0.0.1",
 	.sni = "localhost",
@@ -232,6 +243,7 @@ static struct {
 	.fetch_window = 20,
 	.append_size = 4096,
 	.label = "",
+	.ldap_dn = "uid=bench%d@example.test,ou=people,dc=example,dc=test",
 };
 
 /* ---- run state ---------------------------------------------------------- */
@@ -315,6 +327,7 @@ struct client {
 	size_t litlen;
 	int step;
 	uint64_t session_t0;
+	uint64_t t_pair; /* hop-latency: SELECT sent */
 	/* IMAP */
 	uint32_t exists;
 	int deleted;
@@ -707,6 +720,150 @@ storm_step(struct client *c, int ok)
 		client_finish_session(c);
 		client_drop(c);
 		return;
+	}
+}
+
+static void
+hop_step(struct client *c, int ok)
+{
+	if (!ok) {
+		client_fail(c);
+		return;
+	}
+	switch (c->op) {
+	case OP_CONNECT:
+		imap_login(c);
+		return;
+	case OP_SELECT:
+		if (c->exists == 0) {
+			note_error("hop-latency: empty mailbox");
+			client_fail(c);
+			return;
+		}
+		imap_cmd(c, OP_FETCH_BODY, "FETCH %u BODY.PEEK[]", pick_msg(c));
+		return;
+	case OP_FETCH_BODY:
+		record(OP_SELECT_FETCH, now_ns() - c->t_pair, 1, 0);
+		break;
+	default: /* LOGIN */
+		break;
+	}
+	c->exists = 0;
+	imap_cmd(c, OP_SELECT, "SELECT INBOX");
+	c->t_pair = c->t0;
+}
+
+/* ---- ldap-bind ---------------------------------------------------------- */
+
+struct ldapc {
+	LDAP *ld;
+	uv_poll_t poll;
+	int polling;
+	int msgid;
+	int user;
+	uint64_t t0;
+};
+
+static struct ldapc *ldapcs;
+
+static int
+ldap_send(struct ldapc *l)
+{
+	char dn[512];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	snprintf(dn, sizeof(dn), cfg.ldap_dn, cfg.user_base + l->user);
+	char pw[256];
+	snprintf(pw, sizeof(pw), cfg.pass_fmt, cfg.user_base + l->user);
+#pragma GCC diagnostic pop
+	struct berval cred = {(ber_len_t)strlen(pw), pw};
+	l->t0 = now_ns();
+	int rc = ldap_sasl_bind(l->ld, dn, LDAP_SASL_SIMPLE, &cred, NULL,
+				NULL, &l->msgid);
+	if (rc != LDAP_SUCCESS) {
+		note_error("ldap bind: %s", ldap_err2string(rc));
+		record(OP_LOGIN, 0, 0, 0);
+		if (measuring)
+			conn_errors++;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+ldap_on_poll(uv_poll_t *p, int status, int events)
+{
+	(void)events;
+	struct ldapc *l = p->data;
+	if (status < 0) {
+		note_error("ldap poll: %s", uv_strerror(status));
+		uv_poll_stop(p);
+		return;
+	}
+	for (;;) {
+		struct timeval zero = {0, 0};
+		LDAPMessage *msg = NULL;
+		int rc = ldap_result(l->ld, l->msgid, LDAP_MSG_ALL, &zero, &msg);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			int err = 0;
+			ldap_get_option(l->ld, LDAP_OPT_RESULT_CODE, &err);
+			note_error("ldap result: %s", ldap_err2string(err));
+			record(OP_LOGIN, 0, 0, 0);
+			if (measuring)
+				conn_errors++;
+			uv_poll_stop(p);
+			return;
+		}
+		int err = LDAP_OTHER;
+		if (ldap_parse_result(l->ld, msg, &err, NULL, NULL, NULL, NULL,
+				      1) != LDAP_SUCCESS)
+			err = LDAP_OTHER;
+		record(OP_LOGIN, now_ns() - l->t0, err == LDAP_SUCCESS, 0);
+		if (err != LDAP_SUCCESS)
+			note_error("ldap bind: %s", ldap_err2string(err));
+		if (stopping)
+			return;
+		l->user = (l->user + cfg.clients) % cfg.nusers;
+		if (ldap_send(l) < 0) {
+			uv_poll_stop(p);
+			return;
+		}
+	}
+}
+
+static void
+ldap_clients_start(void)
+{
+	char uri[300];
+	snprintf(uri, sizeof(uri), "ldap://%s:%d/", cfg.host, cfg.port);
+	ldapcs = calloc((size_t)cfg.clients, sizeof(*ldapcs));
+	if (ldapcs == NULL)
+		abort();
+	for (int i = 0; i < cfg.clients; i++) {
+		struct ldapc *l = &ldapcs[i];
+		l->user = i % cfg.nusers;
+		int version = LDAP_VERSION3;
+		if (ldap_initialize(&l->ld, uri) != LDAP_SUCCESS) {
+			note_error("ldap_initialize %s failed", uri);
+			continue;
+		}
+		ldap_set_option(l->ld, LDAP_OPT_PROTOCOL_VERSION, &version);
+		/* the first bind connects (blocking, on loopback) */
+		if (ldap_send(l) < 0)
+			continue;
+		int fd = -1;
+		if (ldap_get_option(l->ld, LDAP_OPT_DESC, &fd) !=
+			    LDAP_OPT_SUCCESS ||
+		    fd < 0) {
+			note_error("ldap: no descriptor");
+			continue;
+		}
+		uv_poll_init(loop, &l->poll, fd);
+		l->poll.data = l;
+		l->polling = 1;
+		uv_poll_start(&l->poll, UV_READABLE, ldap_on_poll);
 	}
 }
 
@@ -1140,6 +1297,8 @@ on_read(struct conn *conn, const char *data, size_t len)
 		case P_SMTP:
 			smtp_line(c, c->line, n);
 			break;
+		case P_LDAP:
+			abort();
 		}
 	}
 }
@@ -1636,6 +1795,8 @@ static const struct workload workloads[] = {
 	{"pop3-download", P_POP3, pop3_step, 0, NULL},
 	{"login-storm", P_IMAP, storm_step, 0, NULL},
 	{"idle-hold", P_IMAP, idle_step, 0, NULL},
+	{"hop-latency", P_IMAP, hop_step, 0, NULL},
+	{"ldap-bind", P_LDAP, NULL, 0, NULL},
 	{"smtp-submit", P_SMTP, NULL, 0,
 	 "not possible yet: Portico has no SMTP submission server"},
 };
@@ -1652,7 +1813,8 @@ usage(FILE *f)
 		"  --sni NAME           name sent and verified (localhost)\n"
 		"  --workload NAME      imap-mixed imap-mixed-stay imap-fetch\n"
 		"                       imap-append pop3-download login-storm\n"
-		"                       idle-hold smtp-submit\n"
+		"                       idle-hold hop-latency ldap-bind\n"
+		"                       smtp-submit\n"
 		"  --clients N          concurrent clients (16)\n"
 		"  --duration S         measured seconds (10)\n"
 		"  --warmup S           seconds before measuring (1)\n"
@@ -1669,6 +1831,9 @@ usage(FILE *f)
 		"  --delivery-timeout S idle-hold: wait per delivery (10)\n"
 		"  --connect-parallel N idle-hold: logins in flight (64)\n"
 		"  --mem-pid PID        measure PID and descendants (repeat)\n"
+		"  --ldap-dn FMT        ldap-bind: DN, one %%d for the user\n"
+		"                       number (uid=bench%%d@example.test,\n"
+		"                       ou=people,dc=example,dc=test)\n"
 		"  --label TEXT         copied into the JSON output\n");
 }
 
@@ -1698,7 +1863,7 @@ main(int argc, char **argv)
 		O_CLIENTS, O_DURATION, O_WARMUP, O_TIMEOUT, O_USER, O_PASS,
 		O_USERS, O_USER_BASE, O_FETCH_WINDOW, O_APPEND_SIZE,
 		O_IDLE_CONNS, O_DELIVERIES, O_DELIVERY_TIMEOUT,
-		O_CONNECT_PARALLEL, O_MEM_PID, O_LABEL, O_HELP
+		O_CONNECT_PARALLEL, O_MEM_PID, O_LABEL, O_LDAP_DN, O_HELP
 	};
 	static const struct option longopts[] = {
 		{"host", required_argument, NULL, O_HOST},
@@ -1725,6 +1890,7 @@ main(int argc, char **argv)
 		 O_CONNECT_PARALLEL},
 		{"mem-pid", required_argument, NULL, O_MEM_PID},
 		{"label", required_argument, NULL, O_LABEL},
+		{"ldap-dn", required_argument, NULL, O_LDAP_DN},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -1764,6 +1930,7 @@ main(int argc, char **argv)
 			cfg.mem_pids[cfg.n_mem_pids++] = atoi(optarg);
 			break;
 		case O_LABEL: cfg.label = optarg; break;
+		case O_LDAP_DN: cfg.ldap_dn = optarg; break;
 		case O_HELP: usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -1777,7 +1944,8 @@ main(int argc, char **argv)
 	    cfg.clients < 1 || cfg.nusers < 1 || cfg.duration <= 0 ||
 	    cfg.idle_conns < 1 || cfg.fetch_window < 1 ||
 	    cfg.append_size < 256 || cfg.connect_parallel < 1 ||
-	    check_fmt(cfg.user_fmt) < 0 || check_fmt(cfg.pass_fmt) < 0) {
+	    check_fmt(cfg.user_fmt) < 0 || check_fmt(cfg.pass_fmt) < 0 ||
+	    check_fmt(cfg.ldap_dn) < 0) {
 		usage(stderr);
 		return 2;
 	}
@@ -1829,6 +1997,23 @@ main(int argc, char **argv)
 	uv_timer_init(loop, &idle_timer);
 
 	int is_idle = cfg.wl->step == idle_step;
+	if (cfg.wl->proto == P_LDAP) {
+		signal(SIGPIPE, SIG_IGN);
+		t_start = now_ns();
+		uv_timer_start(&hard_timer, on_hard_timeout,
+			       (uint64_t)(cfg.timeout * 1000), 0);
+		if (cfg.n_mem_pids > 0)
+			mem_measure(&mem_before);
+		ldap_clients_start();
+		if (cfg.warmup > 0)
+			uv_timer_start(&idle_timer, on_warm,
+				       (uint64_t)(cfg.warmup * 1000), 0);
+		else
+			on_warm(NULL);
+		uv_run(loop, UV_RUN_DEFAULT);
+		finish_run();
+		return 0;
+	}
 	nclients = is_idle ? cfg.idle_conns + 1 : cfg.clients;
 	clients = calloc((size_t)nclients, sizeof(*clients));
 	if (clients == NULL)
