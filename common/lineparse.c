@@ -183,6 +183,12 @@ lp_imap_line_end(struct lp_reader *r)
 			return LP_FATAL;
 		return LP_ERROR;
 	}
+	if (!sync && r->lim.max_nonsync != 0 && size > r->lim.max_nonsync) {
+		r->error = "[TOOBIG] Non-synchronizing literals are limited to "
+			   "4096 octets (LITERAL-)";
+		r->literal_left = 0;
+		return LP_FATAL;
+	}
 	if (++r->literals > r->lim.max_literals) {
 		r->error = "[LIMIT] Too many literals";
 		return sync ? LP_ERROR : LP_FATAL;

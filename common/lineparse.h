@@ -53,6 +53,9 @@ struct lp_limits {
 	size_t max_literal;  /* one literal */
 	size_t max_command;  /* whole command, literals included */
 	unsigned max_literals;
+	/* LITERAL- (RFC 7888): the largest non-synchronizing literal; a
+	   larger one is fatal.  0: up to max_literal (LITERAL+). */
+	size_t max_nonsync;
 };
 
 struct lp_reader {

@@ -767,7 +767,8 @@ client_accept(struct frontend *fe, uv_stream_t *server,
 	const struct config *cfg = &fe->cfg;
 	struct lp_limits lim = {cfg->limits_prelogin_max_line,
 				cfg->limits_prelogin_max_line,
-				cfg->limits_prelogin_max_line * 2, 4};
+				cfg->limits_prelogin_max_line * 2, 4,
+				cfg->limits_literal_plus ? 0 : 4096};
 	if (protocol == CLIENT_POP3) {
 		lim.max_line = lim.max_command = cfg->pop3_max_command_size;
 		lim.max_literal = 0;

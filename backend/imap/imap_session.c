@@ -63,7 +63,7 @@ void
 backend_imap_capabilities_init(const struct config *cfg)
 {
 	snprintf(imap_caps, sizeof(imap_caps),
-		 "IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
+		 "IMAP4rev1 IMAP4rev2 %s ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
 		 "MOVE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED "
 		 "LIST-STATUS MULTIAPPEND STATUS=SIZE CONDSTORE QRESYNC "
 		 "OBJECTID SAVEDATE WITHIN ESEARCH SEARCHRES SORT SORT=DISPLAY "
@@ -71,6 +71,7 @@ backend_imap_capabilities_init(const struct config *cfg)
 		 "QUOTA "
 		 "QUOTA=RES-STORAGE "
 		 "QUOTA=RES-MESSAGE UTF8=ACCEPT BINARY APPENDLIMIT=%llu",
+		 cfg->limits_literal_plus ? "LITERAL+" : "LITERAL-",
 		 (unsigned long long)cfg->limits_max_literal_size);
 }
 
@@ -719,7 +720,8 @@ imap_open(struct bsession *s, const Portico__Open *o, const char **code_r,
 	const struct config *cfg = &s->be->cfg;
 	struct lp_limits lim = {cfg->limits_max_line,
 				cfg->limits_max_literal_size,
-				cfg->limits_max_command_size, 1000};
+				cfg->limits_max_command_size, 1000,
+				cfg->limits_literal_plus ? 0 : 4096};
 	lp_init(&is->lp, LP_MODE_IMAP, &lim);
 	arena_init(&is->cmd_pool, 8192);
 	is->state = IMAP_STATE_AUTHENTICATED;

@@ -22,6 +22,7 @@ struct imap_login_cmd {
  * post-login one, apart from STARTTLS, AUTH=, LOGINDISABLED and SASL-IR
  * (which only make sense before login). */
 static const char *imap_shared_caps[] = {"IMAP4rev1", "LITERAL+", "ID"};
+#define IMAP_CAP_LITERAL 1 /* LITERAL+, or LITERAL- as configured */
 
 static void
 imap_capability_string(struct client *c, char *out, size_t outsize)
@@ -30,12 +31,14 @@ imap_capability_string(struct client *c, char *out, size_t outsize)
 	out[0] = '\0';
 	for (size_t i = 0;
 	     i < sizeof(imap_shared_caps) / sizeof(imap_shared_caps[0]); i++) {
+		const char *cap = imap_shared_caps[i];
+		if (i == IMAP_CAP_LITERAL && !c->fe->cfg.limits_literal_plus)
+			cap = "LITERAL-";
 		/* IMAP4rev1 always: a backend without it is not one. */
-		if (i > 0 && !link_pool_backends_offer(c->fe,
-						       imap_shared_caps[i]))
+		if (i > 0 && !link_pool_backends_offer(c->fe, cap))
 			continue;
 		used += (size_t)snprintf(out + used, outsize - used, "%s%s",
-					 used ? " " : "", imap_shared_caps[i]);
+					 used ? " " : "", cap);
 	}
 	snprintf(out + used, outsize - used, " SASL-IR%s%s",
 		 !c->tls ? " STARTTLS" : "",

@@ -159,3 +159,41 @@ def test_append_beyond_the_size_limit(stack_factory):
     typ, data = c.select("INBOX")
     assert data == [b"2"]
     c.logout()
+
+
+def test_literal_minus(stack_factory):
+    """limits.literal_plus = no: LITERAL- (RFC 7888) before and after
+    login; non-synchronizing literals up to 4096 octets, a larger one
+    ends the session."""
+    st = stack_factory("literalminus", settings=["limits.literal_plus=no"])
+    user = st.new_user("minus")
+    st.import_message(user[0], b"Subject: keep me\r\n\r\nbody\r\n")
+    # before login, at the frontend
+    s = st.ssl_context().wrap_socket(
+        socket.create_connection((st.host, st.IMAPS_PORT), timeout=15),
+        server_hostname=st.host)
+    f = s.makefile("rb")
+    greeting = f.readline()
+    assert b" LITERAL- " in greeting and b"LITERAL+" not in greeting
+    s.sendall(b"a LOGIN {4097+}\r\n" + b"x" * 4097 + b" y\r\n")
+    assert f.readline() == (b"* BYE [TOOBIG] Non-synchronizing literals are "
+                            b"limited to 4096 octets (LITERAL-)\r\n")
+    assert f.readline() == b""
+    s.close()
+    # after login, at the backend
+    r = Raw(st, user)
+    out = r.cmd(b"c", b"CAPABILITY")
+    assert b" LITERAL- " in out[0] and b"LITERAL+" not in out[0]
+    msg = b"Subject: small\r\n\r\n" + b"s" * 4000 + b"\r\n"
+    assert len(msg) <= 4096
+    r.s.sendall(b"d APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    assert r.until(b"d")[-1].startswith(b"d OK [APPENDUID ")
+    r.s.sendall(b"e APPEND INBOX {5000+}\r\n" + b"y" * 5000 + b"\r\n")
+    assert r.f.readline() == (b"* BYE [TOOBIG] Non-synchronizing literals "
+                              b"are limited to 4096 octets (LITERAL-)\r\n")
+    assert r.f.readline() == b""
+    r.close()
+    c = st.imap(*user)
+    typ, data = c.select("INBOX")
+    assert data == [b"2"]
+    c.logout()

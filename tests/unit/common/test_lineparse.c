@@ -596,6 +596,29 @@ test_command_too_big_through_literals(void **state)
 		  nonsync);
 }
 
+/* LITERAL- (RFC 7888): non-synchronizing literals up to 4096 octets;
+ * synchronizing ones keep the usual limit. */
+static void
+test_literal_minus(void **state)
+{
+	static const struct lp_limits minus = {
+		.max_line = 1024,
+		.max_literal = 8192,
+		.max_command = 16384,
+		.max_literals = 10,
+		.max_nonsync = 4096,
+	};
+	static const struct ev small[] = {CMD("a LOGIN {3-}\r\nabc {1+}\r\nx")};
+	CHECK_LIM(LP_MODE_IMAP, &minus, "a LOGIN {3-}\r\nabc {1+}\r\nx\r\n",
+		  small);
+	static const struct ev big[] = {FATAL(
+		"[TOOBIG] Non-synchronizing literals are limited to 4096 "
+		"octets (LITERAL-)")};
+	CHECK_LIM(LP_MODE_IMAP, &minus, "a APPEND INBOX {4097+}\r\nxyz", big);
+	static const struct ev sync[] = {CONT};
+	CHECK_LIM(LP_MODE_IMAP, &minus, "a APPEND INBOX {4097}\r\n", sync);
+}
+
 static void
 test_command_size_boundary(void **state)
 {
@@ -930,6 +953,7 @@ main(void)
 		cmocka_unit_test(test_literal_leading_zeros),
 		cmocka_unit_test(test_too_many_literals),
 		cmocka_unit_test(test_command_too_big_through_literals),
+		cmocka_unit_test(test_literal_minus),
 		cmocka_unit_test(test_command_size_boundary),
 		cmocka_unit_test(test_command_size_literal_boundary),
 		cmocka_unit_test(test_bad_line_with_nonsync_literal),
