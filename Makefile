@@ -22,7 +22,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS   += -std=c11 -D_GNU_SOURCE -g $(OPT) $(W) -I. -I$(BUILD)/gen \
             $(PKG_CFLAGS) -pthread -MMD -MP
-LDLIBS   += $(PKG_LIBS) -pthread
+LDLIBS   += $(PKG_LIBS) -lhttp_parser -pthread
 ifneq ($(SANITIZE),)
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
             -fno-sanitize-recover=all

@@ -27,6 +27,7 @@
 #include "backend/transport/transport.h"
 #include "common/buf.h"
 #include "common/config.h"
+#include "common/connset.h"
 
 static void
 usage(void)
@@ -39,6 +40,8 @@ usage(void)
 		"       portico-admin -c BACKEND.ini check MAILBOX_ID|--all\n"
 		"       portico-admin -c BACKEND.ini deliver [--from ADDR] "
 		"MAILBOX_ID... < MESSAGE\n"
+		"       portico-admin -c FRONTEND.ini dns-srv DOMAIN "
+		"[--ttl SECONDS]\n"
 		"       portico-admin config-reference\n");
 	exit(2);
 }
@@ -1156,6 +1159,42 @@ cmd_deliver(struct store *st, const struct config *cfg, const char *from,
 	return ret;
 }
 
+/* dns-srv DOMAIN [--ttl SECONDS]: the SRV records (RFC 6186, RFC 8314)
+ * for the external connection settings of a frontend's configuration. */
+static int
+cmd_dns_srv(struct config *cfg, int argc, char **argv)
+{
+	const char *err;
+	long ttl = 3600;
+	char *end = NULL;
+	if (argc == 3 && strcmp(argv[1], "--ttl") == 0)
+		ttl = strtol(argv[2], &end, 10);
+	if ((argc != 1 && argc != 3) || (argc == 3 && end == NULL) ||
+	    (end != NULL && (*end != '\0' || ttl < 0 || ttl > 2147483647L))) {
+		config_free(cfg);
+		usage();
+	}
+	if (argv[0][0] == '\0' || argv[0][0] == '.' ||
+	    strspn(argv[0], "abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") !=
+		    strlen(argv[0])) {
+		fprintf(stderr, "portico-admin: dns-srv: invalid domain\n");
+		config_free(cfg);
+		return 2;
+	}
+	struct connsets sets;
+	if (connsets_load(cfg, &sets, &err) < 0) {
+		fprintf(stderr, "portico-admin: %s\n", err);
+		config_free(cfg);
+		return 1;
+	}
+	int offered[CONNSET_PROTO_COUNT] = {cfg->frontend_imap_enabled,
+					     cfg->frontend_pop3_enabled, 1};
+	connsets_write_srv(&sets, offered, argv[0], ttl, stdout);
+	config_free(cfg);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1178,6 +1217,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	const char *cmd = argv[i++];
+	if (strcmp(cmd, "dns-srv") == 0)
+		return cmd_dns_srv(&cfg, argc - i, argv + i);
 	struct store *st;
 	if (store_open(cfg.backend_store_dir, cfg.backend_store_map_size, &st,
 		       &err) < 0) {

@@ -586,7 +586,7 @@ client_auth_start_cb(uv_timer_t *t)
 }
 
 /* Login names are matched case-insensitively, with or without a domain. */
-static int
+int
 client_privileged(const struct frontend *fe, const char *user)
 {
 	char list[1024];

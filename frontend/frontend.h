@@ -21,6 +21,7 @@
 
 #include "common/buf.h"
 #include "common/config.h"
+#include "common/connset.h"
 #include "common/conn.h"
 #include "common/lineparse.h"
 #include "common/tls.h"
@@ -30,6 +31,7 @@
 
 struct client;
 struct flink;
+struct http_server;
 
 enum client_state {
 	CLIENT_PRELOGIN,
@@ -109,6 +111,10 @@ struct frontend {
 	struct tls_server *new_tls;  /* under wake_lock: to swap in */
 	pthread_t thread;
 	int stopping;
+	/* HTTP(S): autoconfig, autodiscover, settings page (http/) */
+	struct http_server *http;
+	const struct connsets *connsets; /* the process's, read-only */
+	unsigned long *http_connections; /* the process's count (atomic) */
 };
 
 struct client {
@@ -174,6 +180,8 @@ void client_close(struct client *c, const char *reason);
 void client_start_tls(struct client *c);
 /* Credentials complete: directory, policy, routing, backend session. */
 void client_login(struct client *c, const char *user, const char *password);
+/* Whether a login name is one of frontend.refused_accounts. */
+int client_privileged(const struct frontend *fe, const char *user);
 /* Whether plain-text credentials are acceptable on this connection. */
 int client_plaintext_allowed(const struct client *c);
 /* Link callbacks (link_pool.c -> client.c). */

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "frontend/frontend.h"
+#include "frontend/http/http_routes.h"
 
 #define FRONTEND_MAX_LISTENERS 4
 #define FRONTEND_MAX_WORKERS 256
@@ -34,6 +35,8 @@ struct listener {
 struct process {
 	struct config cfg;
 	struct policy policy;
+	struct connsets connsets;
+	unsigned long http_connections;
 	SSL_CTX *link_ctx;
 	struct tls_server *tls;
 	struct frontend *workers;
@@ -130,6 +133,7 @@ worker_stop(struct frontend *fe)
 	fe->stopping = 1;
 	for (unsigned i = 0; i < fe->nlisteners; i++)
 		uv_close((uv_handle_t *)&fe->listeners[i].tcp, NULL);
+	http_routes_stop(fe);
 	for (struct client *c = fe->clients, *next; c != NULL; c = next) {
 		next = c->next;
 		if (c->state != CLIENT_CLOSING) {
@@ -180,6 +184,8 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 	fe->cfg = p->cfg; /* read-only copy; strings stay the process's */
 	fe->policy = &p->policy;
 	fe->link_ctx = p->link_ctx;
+	fe->connsets = &p->connsets;
+	fe->http_connections = &p->http_connections;
 	fe->tls = tls_server_ref(p->tls);
 	fe->loop = malloc(sizeof(*fe->loop));
 	fe->listeners = calloc(FRONTEND_MAX_LISTENERS,
@@ -202,7 +208,8 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 	    listener_start(fe, cfg->frontend_pop3_listen, "pop3_listen",
 			   CLIENT_POP3, 0) < 0 ||
 	    listener_start(fe, cfg->frontend_pop3s_listen, "pop3s_listen",
-			   CLIENT_POP3, 1) < 0)
+			   CLIENT_POP3, 1) < 0 ||
+	    http_routes_start(fe) < 0)
 		return -1;
 	if (fe->nlisteners == 0) {
 		log_error("no listener configured");
@@ -225,6 +232,7 @@ worker_free(struct frontend *fe)
 	uv_loop_close(fe->loop);
 	dir_free(&fe->dir);
 	link_pool_free(fe);
+	http_routes_free(fe);
 	tls_server_unref(&fe->tls);
 	tls_server_unref(&fe->new_tls);
 	pthread_mutex_destroy(&fe->wake_lock);
@@ -332,6 +340,10 @@ main(int argc, char **argv)
 				  types[i]);
 			return 1;
 		}
+	}
+	if (connsets_load(&p.cfg, &p.connsets, &err) < 0) {
+		log_error("%s", err);
+		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	p.tls = tls_server_load(p.cfg.tls_cert_file, p.cfg.tls_key_file,

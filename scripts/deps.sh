@@ -7,9 +7,9 @@ PACKAGES=(
     build-essential clang libclang-rt-14-dev pkg-config
     libssl-dev libuv1-dev liblmdb-dev lmdb-utils
     libprotobuf-c-dev protobuf-c-compiler
-    libldap-dev libinih-dev libcmocka-dev zlib1g-dev
+    libldap-dev libinih-dev libcmocka-dev zlib1g-dev libhttp-parser-dev
     slapd ldap-utils
-    python3-pytest curl openssl iproute2 haproxy
+    python3-pytest curl openssl iproute2 haproxy chromium
     fetchmail getmail6 isync offlineimap3
     dovecot-imapd dovecot-pop3d
 )

@@ -1,0 +1,739 @@
+/* http.c - HTTP/1.1 server connections over conn.c, parsed by
+ * http-parser. */
+#include "common/http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <http_parser.h>
+
+#include "common/conn.h"
+#include "common/log.h"
+
+#define HTTP_MAX_LISTENERS 4
+
+enum http_conn_state {
+	HTTP_IDLE,     /* between requests */
+	HTTP_READING,  /* a request has begun */
+	HTTP_HANDLING, /* the handler has the request */
+	HTTP_CLOSING,
+	HTTP_CONN_STATE_COUNT
+};
+
+struct http_listener {
+	uv_tcp_t tcp;
+	struct http_server *srv;
+	int tls;
+};
+
+struct http_server {
+	uv_loop_t *loop;
+	struct http_server_conf conf;
+	struct http_listener listeners[HTTP_MAX_LISTENERS];
+	unsigned nlisteners;
+	struct http_conn *conns;
+	unsigned nconns;
+	int stopping;
+};
+
+struct http_conn {
+	struct conn conn;
+	uv_timer_t timer;
+	struct http_server *srv;
+	enum http_conn_state state;
+	http_parser parser;
+	struct http_request req;
+	struct buf in;          /* received, not parsed yet */
+	struct buf url;
+	struct buf hname, hval; /* header being received */
+	int in_value;
+	size_t header_bytes;
+	int error_status;       /* 413/431 decided by a parser callback */
+	int expect_continue;
+	int have_host;
+	int keep_alive;
+	int counted;
+	unsigned requests;
+	void (*cancel)(void *arg);
+	void *cancel_arg;
+	struct tls_server *certs;
+	struct http_conn *prev, *next;
+};
+
+static void hc_process(struct http_conn *hc);
+static void hc_close(struct http_conn *hc, const char *why);
+
+/* -- status texts ---------------------------------------------------------*/
+
+const char *
+http_status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 421: return "Misdirected Request";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+/* -- helpers for handlers -------------------------------------------------*/
+
+static int
+hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Decodes src[0..len) into out; -1 when malformed or too long. */
+static int
+param_decode(const char *src, size_t len, char *out, size_t outsize)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		int ch = (unsigned char)src[i];
+		if (ch == '+') {
+			ch = ' ';
+		} else if (ch == '%') {
+			if (i + 2 >= len)
+				return -1;
+			int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			ch = hi * 16 + lo;
+			i += 2;
+		}
+		if (ch == 0 || o + 1 >= outsize)
+			return -1;
+		out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int
+http_param(const char *params, size_t len, const char *name, char *out,
+	   size_t outsize)
+{
+	size_t nlen = strlen(name);
+	const char *p = params, *end = params + len;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(stop - p));
+		const char *kend = eq ? eq : stop;
+		char key[64];
+		if ((size_t)(kend - p) < sizeof(key) &&
+		    param_decode(p, (size_t)(kend - p), key, sizeof(key)) == 0 &&
+		    strlen(key) == nlen && memcmp(key, name, nlen) == 0) {
+			if (eq == NULL) {
+				if (outsize == 0)
+					return -1;
+				out[0] = '\0';
+				return 1;
+			}
+			if (param_decode(eq + 1, (size_t)(stop - eq - 1), out,
+					 outsize) < 0)
+				return -1;
+			return 1;
+		}
+		p = amp ? amp + 1 : end;
+	}
+	return 0;
+}
+
+void
+http_escape(struct buf *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '&': buf_append_str(b, "&amp;"); break;
+		case '<': buf_append_str(b, "&lt;"); break;
+		case '>': buf_append_str(b, "&gt;"); break;
+		case '"': buf_append_str(b, "&quot;"); break;
+		case '\'': buf_append_str(b, "&#39;"); break;
+		default: buf_append(b, s, 1); break;
+		}
+	}
+}
+
+/* -- parser callbacks -----------------------------------------------------*/
+
+static void
+hc_header_done(struct http_conn *hc)
+{
+	if (buf_used(&hc->hname) == 0)
+		return;
+	buf_append(&hc->hname, "", 1);
+	buf_append(&hc->hval, "", 1);
+	const char *name = buf_ptr(&hc->hname);
+	const char *value = buf_ptr(&hc->hval);
+	struct http_request *r = &hc->req;
+	if (strcasecmp(name, "Host") == 0) {
+		snprintf(r->host, sizeof(r->host), "%s", value);
+		hc->have_host = 1;
+	}
+	else if (strcasecmp(name, "Content-Type") == 0)
+		snprintf(r->content_type, sizeof(r->content_type), "%s", value);
+	else if (strcasecmp(name, "Expect") == 0)
+		hc->expect_continue = strcasecmp(value, "100-continue") == 0;
+	buf_reset(&hc->hname);
+	buf_reset(&hc->hval);
+	hc->in_value = 0;
+}
+
+static int
+hc_count_header(struct http_conn *hc, size_t len)
+{
+	hc->header_bytes += len;
+	if (hc->header_bytes > hc->srv->conf.max_header) {
+		hc->error_status = 431;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+on_message_begin(http_parser *p)
+{
+	struct http_conn *hc = p->data;
+	hc->state = HTTP_READING;
+	uv_timer_stop(&hc->timer);
+	return 0;
+}
+
+static int
+on_url(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *hc = p->data;
+	if (hc_count_header(hc, len) < 0)
+		return -1;
+	buf_append(&hc->url, at, len);
+	return 0;
+}
+
+static int
+on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *hc = p->data;
+	if (hc_count_header(hc, len + 4) < 0)
+		return -1;
+	if (hc->in_value)
+		hc_header_done(hc);
+	buf_append(&hc->hname, at, len);
+	return 0;
+}
+
+static int
+on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *hc = p->data;
+	if (hc_count_header(hc, len) < 0)
+		return -1;
+	hc->in_value = 1;
+	buf_append(&hc->hval, at, len);
+	return 0;
+}
+
+static int
+on_headers_complete(http_parser *p)
+{
+	struct http_conn *hc = p->data;
+	hc_header_done(hc);
+	if ((p->flags & F_CONTENTLENGTH) &&
+	    p->content_length > hc->srv->conf.max_body) {
+		hc->error_status = 413;
+		return -1; /* stops the parser with an error */
+	}
+	if (hc->expect_continue) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		conn_write(&hc->conn, cont, sizeof(cont) - 1);
+	}
+	return 0;
+}
+
+static int
+on_body(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *hc = p->data;
+	if (buf_used(&hc->req.body) + len > hc->srv->conf.max_body) {
+		hc->error_status = 413;
+		return -1;
+	}
+	buf_append(&hc->req.body, at, len);
+	return 0;
+}
+
+static int
+on_message_complete(http_parser *p)
+{
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings hc_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+/* -- requests -------------------------------------------------------------*/
+
+static void
+hc_timeout(uv_timer_t *t)
+{
+	struct http_conn *hc = t->data;
+	if (hc->state == HTTP_READING) {
+		hc->keep_alive = 0;
+		http_respond(hc, 408, "text/plain; charset=utf-8",
+			     "Request timeout.\n", 17, NULL);
+		return;
+	}
+	hc_close(hc, "idle timeout");
+}
+
+/* Ready for the next request (or the first). */
+static void
+hc_request_reset(struct http_conn *hc)
+{
+	struct http_request *r = &hc->req;
+	buf_wipe(&r->body); /* may hold a password */
+	memset(r->path, 0, sizeof(r->path));
+	r->query[0] = r->host[0] = r->content_type[0] = '\0';
+	r->method = "";
+	r->head = 0;
+	buf_reset(&hc->url);
+	buf_reset(&hc->hname);
+	buf_reset(&hc->hval);
+	hc->in_value = 0;
+	hc->header_bytes = 0;
+	hc->error_status = 0;
+	hc->expect_continue = 0;
+	hc->have_host = 0;
+	hc->cancel = NULL;
+	hc->cancel_arg = NULL;
+	http_parser_init(&hc->parser, HTTP_REQUEST);
+	hc->parser.data = hc;
+	hc->state = HTTP_IDLE;
+	uv_timer_start(&hc->timer, hc_timeout,
+		       hc->srv->conf.keepalive_timeout_ms, 0);
+}
+
+static void
+hc_dispatch(struct http_conn *hc)
+{
+	struct http_request *r = &hc->req;
+	http_parser *p = &hc->parser;
+	hc->state = HTTP_HANDLING;
+	hc->requests++;
+	/* An Upgrade is ignored (RFC 9110 7.8); what follows it would not
+	   be HTTP, so the connection closes after the answer. */
+	hc->keep_alive = !p->upgrade && http_should_keep_alive(p) &&
+			 hc->requests < hc->srv->conf.max_requests &&
+			 !hc->srv->stopping;
+	r->method = http_method_str((enum http_method)p->method);
+	r->head = p->method == HTTP_HEAD;
+	buf_append(&hc->url, "", 1);
+	const char *url = buf_ptr(&hc->url);
+	const char *q = strchr(url, '?');
+	size_t plen = q ? (size_t)(q - url) : strlen(url);
+	if (plen >= sizeof(r->path) ||
+	    (q != NULL && strlen(q + 1) >= sizeof(r->query)) || url[0] != '/') {
+		hc->keep_alive = 0;
+		http_respond(hc, 400, "text/plain; charset=utf-8", "Bad request.\n", 13,
+			     NULL);
+		return;
+	}
+	if (p->http_major != 1) {
+		hc->keep_alive = 0;
+		http_respond(hc, 505, "text/plain; charset=utf-8",
+			     "HTTP/1.1 only.\n", 15, NULL);
+		return;
+	}
+	if (p->http_minor >= 1 && !hc->have_host) {
+		/* RFC 9112 3.2: a request without Host gets 400. */
+		hc->keep_alive = 0;
+		http_respond(hc, 400, "text/plain; charset=utf-8",
+			     "Host header missing.\n", 21, NULL);
+		return;
+	}
+	memcpy(r->path, url, plen);
+	r->path[plen] = '\0';
+	snprintf(r->query, sizeof(r->query), "%s", q ? q + 1 : "");
+	/* One request at a time: what is pipelined waits. */
+	conn_read_stop(&hc->conn);
+	hc->srv->conf.handler(hc, r, hc->srv->conf.ctx);
+}
+
+static void
+hc_parse_error(struct http_conn *hc)
+{
+	int status = hc->error_status ? hc->error_status : 400;
+	const char *msg = status == 431 ? "Request headers too large.\n"
+			  : status == 413 ? "Request body too large.\n"
+					  : "Bad request.\n";
+	log_info("http client=%s refused request error=\"%s\"",
+		 hc->req.peer_name,
+		 hc->error_status ? http_status_text(status)
+				  : http_errno_description(
+					    HTTP_PARSER_ERRNO(&hc->parser)));
+	hc->state = HTTP_HANDLING;
+	hc->keep_alive = 0;
+	buf_reset(&hc->in);
+	http_respond(hc, status, "text/plain; charset=utf-8", msg, strlen(msg),
+		     NULL);
+}
+
+static void
+hc_process(struct http_conn *hc)
+{
+	while ((hc->state == HTTP_IDLE || hc->state == HTTP_READING) &&
+	       buf_used(&hc->in) > 0) {
+		size_t n = http_parser_execute(&hc->parser, &hc_settings,
+					       buf_ptr(&hc->in),
+					       buf_used(&hc->in));
+		enum http_errno e = HTTP_PARSER_ERRNO(&hc->parser);
+		buf_consume(&hc->in, n);
+		if (e == HPE_PAUSED) {
+			http_parser_pause(&hc->parser, 0);
+			hc_dispatch(hc);
+			return;
+		}
+		if (e != HPE_OK || hc->parser.upgrade) {
+			hc_parse_error(hc);
+			return;
+		}
+	}
+	if (hc->state == HTTP_READING && !uv_is_active((uv_handle_t *)&hc->timer))
+		uv_timer_start(&hc->timer, hc_timeout,
+			       hc->srv->conf.request_timeout_ms, 0);
+}
+
+void
+http_defer(struct http_conn *hc, void (*cancel)(void *arg), void *arg)
+{
+	hc->cancel = cancel;
+	hc->cancel_arg = arg;
+}
+
+uv_loop_t *
+http_conn_loop(struct http_conn *hc)
+{
+	return hc->srv->loop;
+}
+
+static void
+http_date(char *out, size_t outsize)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(out, outsize, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+void
+http_respond(struct http_conn *hc, int status, const char *content_type,
+	     const void *body, size_t len, const char *extra_headers)
+{
+	if (hc->state != HTTP_HANDLING && hc->state != HTTP_READING)
+		return;
+	hc->cancel = NULL;
+	if (status >= 400 && status != 404 && status != 401 && status != 403 &&
+	    status != 405)
+		hc->keep_alive = 0;
+	char date[64];
+	http_date(date, sizeof(date));
+	struct buf b = BUF_INIT;
+	buf_printf(&b,
+		   "HTTP/1.1 %d %s\r\n"
+		   "Date: %s\r\n"
+		   "Content-Type: %s\r\n"
+		   "Content-Length: %zu\r\n"
+		   "Cache-Control: no-store\r\n"
+		   "X-Content-Type-Options: nosniff\r\n"
+		   "%s"
+		   "Connection: %s\r\n\r\n",
+		   status, http_status_text(status), date, content_type, len,
+		   extra_headers ? extra_headers : "",
+		   hc->keep_alive ? "keep-alive" : "close");
+	if (!hc->req.head && len > 0)
+		buf_append(&b, body, len);
+	conn_write(&hc->conn, buf_ptr(&b), buf_used(&b));
+	buf_free(&b);
+	char path[96];
+	log_info("http client=%s method=%s path=\"%s\" status=%d bytes=%zu",
+		 hc->req.peer_name, hc->req.method[0] ? hc->req.method : "-",
+		 log_sanitize(path, sizeof(path), hc->req.path,
+			      strlen(hc->req.path), 80),
+		 status, len);
+	if (!hc->keep_alive) {
+		hc_close(hc, "done");
+		return;
+	}
+	hc_request_reset(hc);
+	conn_read_start(&hc->conn);
+	hc_process(hc);
+}
+
+/* -- connections ----------------------------------------------------------*/
+
+static void
+hc_timer_closed(uv_handle_t *h)
+{
+	struct http_conn *hc = h->data;
+	struct http_server *s = hc->srv;
+	if (hc->prev != NULL)
+		hc->prev->next = hc->next;
+	else
+		s->conns = hc->next;
+	if (hc->next != NULL)
+		hc->next->prev = hc->prev;
+	s->nconns--;
+	if (hc->counted && s->conf.connections != NULL)
+		__atomic_fetch_sub(s->conf.connections, 1, __ATOMIC_RELAXED);
+	tls_server_unref(&hc->certs);
+	buf_wipe(&hc->in);
+	buf_wipe(&hc->req.body);
+	buf_free(&hc->url);
+	buf_free(&hc->hname);
+	buf_free(&hc->hval);
+	free(hc);
+}
+
+static void
+hc_conn_closed(struct conn *conn)
+{
+	struct http_conn *hc = conn->data;
+	uv_close((uv_handle_t *)&hc->timer, hc_timer_closed);
+}
+
+/* The connection is going: a handler still working gives up. */
+static void
+hc_detach(struct http_conn *hc, const char *why)
+{
+	if (hc->state == HTTP_CLOSING)
+		return;
+	hc->state = HTTP_CLOSING;
+	uv_timer_stop(&hc->timer);
+	if (hc->cancel != NULL) {
+		void (*cancel)(void *) = hc->cancel;
+		hc->cancel = NULL;
+		cancel(hc->cancel_arg);
+	}
+	log_debug("http client=%s closed reason=\"%s\"", hc->req.peer_name,
+		  why);
+}
+
+static void
+hc_close(struct http_conn *hc, const char *why)
+{
+	hc_detach(hc, why);
+	conn_close(&hc->conn);
+}
+
+static void
+hc_conn_read(struct conn *conn, const char *data, size_t len)
+{
+	struct http_conn *hc = conn->data;
+	if (hc->state == HTTP_CLOSING)
+		return;
+	buf_append(&hc->in, data, len);
+	hc_process(hc);
+}
+
+static void
+hc_conn_error(struct conn *conn, const char *why)
+{
+	hc_detach(conn->data, why);
+}
+
+static const struct conn_ops hc_conn_ops = {
+	.read = hc_conn_read,
+	.error = hc_conn_error,
+	.closed = hc_conn_closed,
+};
+
+static void
+on_http_connection(uv_stream_t *server, int status)
+{
+	struct http_listener *l = server->data;
+	struct http_server *s = l->srv;
+	if (status < 0) {
+		log_warn("http accept error=\"%s\"", uv_strerror(status));
+		return;
+	}
+	struct http_conn *hc = calloc(1, sizeof(*hc));
+	if (hc == NULL)
+		abort();
+	hc->srv = s;
+	if (conn_init(s->loop, &hc->conn, &hc_conn_ops, hc) < 0) {
+		free(hc);
+		return;
+	}
+	uv_timer_init(s->loop, &hc->timer);
+	hc->timer.data = hc;
+	hc->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = hc;
+	s->conns = hc;
+	s->nconns++;
+	hc->state = HTTP_IDLE;
+	if (conn_accept(server, &hc->conn) < 0) {
+		hc_close(hc, "accept failed");
+		return;
+	}
+	hc->req.tls = l->tls;
+	conn_peer_addr(&hc->conn, &hc->req.peer);
+	conn_addr_name((struct sockaddr *)&hc->req.peer, hc->req.peer_name,
+		       sizeof(hc->req.peer_name));
+	if (s->conf.connections != NULL) {
+		unsigned long n = __atomic_add_fetch(s->conf.connections, 1,
+						     __ATOMIC_RELAXED);
+		hc->counted = 1;
+		if (n > s->conf.max_connections) {
+			log_warn("http client=%s refused: more than %lu "
+				 "connections",
+				 hc->req.peer_name, s->conf.max_connections);
+			if (!l->tls) {
+				static const char busy[] =
+					"HTTP/1.1 503 Service Unavailable\r\n"
+					"Content-Length: 0\r\n"
+					"Retry-After: 5\r\n"
+					"Connection: close\r\n\r\n";
+				conn_write(&hc->conn, busy, sizeof(busy) - 1);
+			}
+			hc_close(hc, "connection limit");
+			return;
+		}
+	}
+	if (l->tls) {
+		hc->certs = s->conf.tls_certs(s->conf.ctx);
+		if (conn_start_tls(&hc->conn, tls_server_default(hc->certs), 1,
+				   NULL) < 0) {
+			hc_close(hc, "TLS setup failed");
+			return;
+		}
+	}
+	hc_request_reset(hc);
+	conn_read_start(&hc->conn);
+}
+
+struct http_server *
+http_server_create(uv_loop_t *loop, const struct http_server_conf *conf)
+{
+	struct http_server *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		abort();
+	s->loop = loop;
+	s->conf = *conf;
+	return s;
+}
+
+int
+http_server_listen(struct http_server *s, const char *addr, int tls,
+		   const char **error_r)
+{
+	static char msg[160];
+	struct sockaddr_storage ss;
+	const char *err;
+	if (s->nlisteners == HTTP_MAX_LISTENERS) {
+		*error_r = "too many HTTP listeners";
+		return -1;
+	}
+	if (conn_parse_addr(addr, &ss, &err) < 0) {
+		*error_r = err;
+		return -1;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+					      SOCK_CLOEXEC,
+			0);
+	int one = 1;
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss,
+		 ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					  : sizeof(struct sockaddr_in)) < 0) {
+		snprintf(msg, sizeof(msg), "%s", strerror(errno));
+		*error_r = msg;
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	struct http_listener *l = &s->listeners[s->nlisteners++];
+	uv_tcp_init(s->loop, &l->tcp);
+	l->tcp.data = l;
+	l->srv = s;
+	l->tls = tls;
+	int rc = uv_tcp_open(&l->tcp, fd);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&l->tcp, 1024,
+			       on_http_connection);
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "%s", uv_strerror(rc));
+		*error_r = msg;
+		return -1;
+	}
+	return 0;
+}
+
+void
+http_server_stop(struct http_server *s)
+{
+	if (s == NULL || s->stopping)
+		return;
+	s->stopping = 1;
+	for (unsigned i = 0; i < s->nlisteners; i++)
+		if (!uv_is_closing((uv_handle_t *)&s->listeners[i].tcp))
+			uv_close((uv_handle_t *)&s->listeners[i].tcp, NULL);
+	for (struct http_conn *hc = s->conns, *next; hc != NULL; hc = next) {
+		next = hc->next;
+		hc_close(hc, "shutdown");
+	}
+}
+
+unsigned
+http_server_connections(const struct http_server *s)
+{
+	return s->nconns;
+}
+
+void
+http_server_free(struct http_server **sp)
+{
+	free(*sp);
+	*sp = NULL;
+}

@@ -1,0 +1,102 @@
+/* http.h - a small HTTP/1.1 server on a libuv loop, plain or TLS.
+ *
+ * Requests are parsed by http-parser (nodejs' http_parser) within named
+ * bounds: request line plus headers (431 beyond), body (413), time to
+ * receive a request (408) and idle time between keep-alive requests.  A
+ * request the parser refuses gets 400 and the connection closes; nothing
+ * else is disturbed.  One request is handled at a time per connection:
+ * pipelined requests wait in the input buffer until the answer of the
+ * one before is queued.
+ *
+ * A handler answers with http_respond(), at once or later (after an
+ * LDAP lookup); the request stays valid until then.  If the connection
+ * goes away before a late answer, the cancel function given to
+ * http_defer() runs instead and http_respond() must not be called.
+ */
+#ifndef PORTICO_HTTP_H
+#define PORTICO_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/tls.h"
+
+struct http_conn;
+struct http_server;
+
+struct http_request {
+	const char *method; /* "GET", "POST", ... */
+	int head;           /* HEAD: answer without a body */
+	char path[1024];    /* as sent, without the query */
+	char query[2048];   /* after '?', "" if none */
+	char host[256];     /* Host header, "" if none */
+	char content_type[128];
+	struct buf body;
+	int tls;            /* arrived over TLS */
+	struct sockaddr_storage peer;
+	char peer_name[64]; /* "ip:port" */
+};
+
+typedef void http_handler_fn(struct http_conn *hc, struct http_request *req,
+			     void *ctx);
+
+struct http_server_conf {
+	size_t max_header;            /* request line + headers */
+	size_t max_body;
+	uint64_t request_timeout_ms;  /* first byte to complete request */
+	uint64_t keepalive_timeout_ms;
+	unsigned max_requests;        /* per connection */
+	unsigned long max_connections;
+	/* Open connections, shared by every server of a process (atomic);
+	   may be NULL (no limit). */
+	unsigned long *connections;
+	http_handler_fn *handler;
+	void *ctx;
+	/* TLS listeners: a reference to the certificate set to use for a new
+	   connection (released when the connection ends). */
+	struct tls_server *(*tls_certs)(void *ctx);
+};
+
+/* A server of one loop; listeners are added with http_server_listen(). */
+struct http_server *http_server_create(uv_loop_t *loop,
+				       const struct http_server_conf *conf);
+/* Listens on "host:port" (SO_REUSEPORT, so every loop of a process may
+ * listen on the same port).  Returns -1 with *error_r (static) on
+ * failure. */
+int http_server_listen(struct http_server *s, const char *addr, int tls,
+		       const char **error_r);
+/* Closes the listeners and every connection (handlers' cancel runs). */
+void http_server_stop(struct http_server *s);
+/* After the loop has closed every handle. */
+void http_server_free(struct http_server **s);
+/* Open connections of this server. */
+unsigned http_server_connections(const struct http_server *s);
+
+/* Answers the current request.  extra_headers: "Name: value\r\n" lines
+ * or NULL.  Status 4xx/5xx other than 404/401/403 close the
+ * connection after the answer. */
+void http_respond(struct http_conn *hc, int status, const char *content_type,
+		  const void *body, size_t len, const char *extra_headers);
+/* The handler answers later; cancel(arg) runs if the connection closes
+ * before. */
+void http_defer(struct http_conn *hc, void (*cancel)(void *arg), void *arg);
+/* The loop of the connection (for the handler's timers). */
+uv_loop_t *http_conn_loop(struct http_conn *hc);
+
+/* Reason phrase of a status code. */
+const char *http_status_text(int status);
+
+/* Looks up name in a query string or an
+ * application/x-www-form-urlencoded body and decodes it (%XX, '+') into
+ * out.  Returns 1 when found, 0 when absent, -1 when malformed, longer
+ * than outsize - 1 or holding a NUL byte. */
+int http_param(const char *params, size_t len, const char *name, char *out,
+	       size_t outsize);
+/* Appends s with & < > " ' escaped (HTML text and attributes, XML). */
+void http_escape(struct buf *b, const char *s);
+
+#endif

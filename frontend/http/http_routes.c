@@ -1,0 +1,140 @@
+/* http_routes.c - the frontend's HTTP listeners and the table of what
+ * they serve. */
+#include "frontend/http/http_routes.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "frontend/frontend.h"
+
+typedef void http_route_fn(struct frontend *fe, struct http_conn *hc,
+			   struct http_request *req);
+
+struct http_route {
+	const char *path;
+	int nocase;        /* Outlook capitalises at will */
+	http_route_fn *fn;
+};
+
+/* clang-format off */
+static const struct http_route http_routes[] = {
+	{ "/mail/config-v1.1.xml",                      0, http_autoconfig },
+	{ "/.well-known/autoconfig/mail/config-v1.1.xml", 0, http_autoconfig },
+	{ "/autodiscover/autodiscover.xml",             1, http_autodiscover },
+	{ "/",                                          0, http_settings_page },
+	{ "/settings",                                  0, http_settings_page },
+};
+/* clang-format on */
+
+static void
+http_routes_handle(struct http_conn *hc, struct http_request *req, void *ctx)
+{
+	struct frontend *fe = ctx;
+	for (size_t i = 0; i < sizeof(http_routes) / sizeof(http_routes[0]);
+	     i++) {
+		const struct http_route *r = &http_routes[i];
+		if (r->nocase ? strcasecmp(r->path, req->path) == 0
+			      : strcmp(r->path, req->path) == 0) {
+			r->fn(fe, hc, req);
+			return;
+		}
+	}
+	static const char nf[] = "Not found.\n";
+	http_respond(hc, 404, "text/plain; charset=utf-8", nf, sizeof(nf) - 1,
+		     NULL);
+}
+
+static struct tls_server *
+http_routes_certs(void *ctx)
+{
+	struct frontend *fe = ctx;
+	return tls_server_ref(fe->tls);
+}
+
+int
+http_routes_start(struct frontend *fe)
+{
+	const struct config *cfg = &fe->cfg;
+	if (cfg->http_listen[0] == '\0' && cfg->http_tls_listen[0] == '\0')
+		return 0;
+	struct http_server_conf conf = {
+		.max_header = cfg->http_max_header_size,
+		.max_body = cfg->http_max_body_size,
+		.request_timeout_ms = (uint64_t)cfg->http_request_timeout * 1000,
+		.keepalive_timeout_ms =
+			(uint64_t)cfg->http_keepalive_timeout * 1000,
+		.max_requests = (unsigned)cfg->http_max_requests,
+		.max_connections = (unsigned long)cfg->http_max_connections,
+		.connections = fe->http_connections,
+		.handler = http_routes_handle,
+		.ctx = fe,
+		.tls_certs = http_routes_certs,
+	};
+	fe->http = http_server_create(fe->loop, &conf);
+	const char *addrs[2] = {cfg->http_listen, cfg->http_tls_listen};
+	for (int tls = 0; tls < 2; tls++) {
+		const char *err;
+		if (addrs[tls][0] == '\0')
+			continue;
+		if (http_server_listen(fe->http, addrs[tls], tls, &err) < 0) {
+			log_error("http.%s=%s error=\"%s\"",
+				  tls ? "tls_listen" : "listen", addrs[tls],
+				  err);
+			return -1;
+		}
+		if (fe->index == 0)
+			log_info("listening protocol=%s address=%s",
+				 tls ? "https" : "http", addrs[tls]);
+	}
+	return 0;
+}
+
+void
+http_routes_stop(struct frontend *fe)
+{
+	http_server_stop(fe->http);
+}
+
+void
+http_routes_free(struct frontend *fe)
+{
+	if (fe->http != NULL)
+		http_server_free(&fe->http);
+}
+
+int
+http_mail_address_valid(const char *addr, const char **domain_r)
+{
+	size_t len = strlen(addr);
+	const char *at = strrchr(addr, '@');
+	if (len == 0 || len > 254 || at == NULL || at == addr ||
+	    at[1] == '\0')
+		return 0;
+	for (const char *p = addr; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch <= ' ' || ch == 0x7f || ch == '<' || ch == '>' ||
+		    ch == '"' || ch == '\\')
+			return 0;
+	}
+	for (const char *p = at + 1; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+			return 0;
+	if (domain_r != NULL)
+		*domain_r = at + 1;
+	return 1;
+}
+
+const struct connset *
+http_public_settings(const struct frontend *fe, enum connset_proto p)
+{
+	static const struct connset none;
+	const struct config *cfg = &fe->cfg;
+	if (!connsets_shown(fe->connsets, p) ||
+	    (p == CONNSET_IMAP && !cfg->frontend_imap_enabled) ||
+	    (p == CONNSET_POP3 && !cfg->frontend_pop3_enabled))
+		return &none;
+	return &fe->connsets->external[p];
+}

@@ -1,0 +1,40 @@
+/* http_routes.h - what a frontend serves over HTTP(S): autoconfig,
+ * autodiscover, the settings page, metrics and health.
+ *
+ * Every worker loop has its own HTTP server (SO_REUSEPORT listeners on
+ * http.listen and http.tls_listen).  Handlers answer from the loop that
+ * accepted the request; a sign-in on the settings page goes through that
+ * loop's directory connections like an IMAP login.
+ */
+#ifndef PORTICO_HTTP_ROUTES_H
+#define PORTICO_HTTP_ROUTES_H
+
+#include "common/buf.h"
+#include "common/connset.h"
+#include "common/http.h"
+
+struct frontend;
+
+/* Starts this loop's HTTP listeners (none configured: nothing).  Returns
+ * -1 after logging the error. */
+int http_routes_start(struct frontend *fe);
+void http_routes_stop(struct frontend *fe);
+void http_routes_free(struct frontend *fe);
+
+/* Handlers (one file each). */
+void http_autoconfig(struct frontend *fe, struct http_conn *hc,
+		     struct http_request *req);
+void http_autodiscover(struct frontend *fe, struct http_conn *hc,
+		       struct http_request *req);
+void http_settings_page(struct frontend *fe, struct http_conn *hc,
+			struct http_request *req);
+
+/* Whether a mail address is plausible enough to echo in settings
+ * (local@domain, printable, bounded); *domain_r points into it. */
+int http_mail_address_valid(const char *addr, const char **domain_r);
+/* The settings shown without signing in: a protocol's external entries
+ * that apply to every site, when the protocol is offered. */
+const struct connset *http_public_settings(const struct frontend *fe,
+					   enum connset_proto p);
+
+#endif

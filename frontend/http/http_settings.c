@@ -1,0 +1,506 @@
+/* http_settings.c - the page "Settings for POP or IMAP access".
+ *
+ * GET shows a sign-in form; POST (mail address or login name, mail
+ * password) checks the password like an IMAP login does: refused
+ * account names, the brute-force penalty of the (client address, login)
+ * pair, the authentication cache, then a search and a bind as the user
+ * through this loop's directory connections; account state and
+ * privileged accounts are refused the same way.  A signed-in user sees
+ * the internal and external servers, ports and encryption of every
+ * protocol offered to them, entries for their own site included (the
+ * site of their mailbox server, from LDAP).
+ *
+ * Nothing changes state: no session, no cookie, nothing to forge
+ * (CSRF).  Over plain HTTP the password is refused unless
+ * http.plaintext_login allows it.  Every value echoed is HTML-escaped;
+ * the page has no script, and its Content-Security-Policy forbids any.
+ */
+#include "frontend/http/http_routes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "common/log.h"
+#include "frontend/frontend.h"
+
+#define SETTINGS_TITLE "Settings for POP or IMAP access"
+
+static const char settings_headers[] =
+	"Content-Security-Policy: default-src 'none'; "
+	"style-src 'unsafe-inline'; form-action 'self'; "
+	"frame-ancestors 'none'; base-uri 'none'\r\n"
+	"X-Frame-Options: DENY\r\n"
+	"Referrer-Policy: no-referrer\r\n";
+
+struct settings_login {
+	struct frontend *fe;
+	struct http_conn *hc;   /* NULL once the connection has gone */
+	uv_timer_t delay;       /* penalty; cached answers */
+	struct dir_req *dreq;
+	char user[256];
+	char peer[64];
+	struct buf secret;
+	struct policy_login_keys keys;
+	struct dir_user duser;
+	int trusted;
+	int cached;             /* 1 ok, 0 fail, -1 not cached */
+	int site;               /* of the user's mailbox server, 0: unknown */
+};
+
+/* -- HTML -----------------------------------------------------------------*/
+
+static void
+settings_head(struct buf *b, const struct frontend *fe)
+{
+	buf_append_str(b,
+		       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
+		       "<meta charset=\"utf-8\">\n"
+		       "<meta name=\"viewport\" content=\"width=device-width, "
+		       "initial-scale=1\">\n"
+		       "<title>" SETTINGS_TITLE "</title>\n"
+		       "<style>\n"
+		       "body{font-family:sans-serif;margin:2em auto;"
+		       "max-width:46em;padding:0 1em;color:#222}\n"
+		       "h1{font-size:1.5em}h2{font-size:1.15em;"
+		       "margin-top:1.5em}\n"
+		       "label{display:block;margin-top:.8em}\n"
+		       "input{font-size:1em;padding:.3em;width:20em;"
+		       "max-width:100%}\n"
+		       "button{margin-top:1em;font-size:1em;padding:.4em 1em}\n"
+		       "table{border-collapse:collapse;margin-top:.5em}\n"
+		       "th,td{border:1px solid #bbb;padding:.3em .7em;"
+		       "text-align:left}\n"
+		       ".message{padding:.6em;border:1px solid #c66;"
+		       "background:#fee}\n"
+		       ".note{color:#555}\n"
+		       "</style>\n</head>\n<body>\n<main>\n"
+		       "<h1>" SETTINGS_TITLE "</h1>\n"
+		       "<p class=\"service\">");
+	http_escape(b, fe->cfg.http_display_name);
+	buf_append_str(b, "</p>\n");
+}
+
+static void
+settings_tail(struct buf *b)
+{
+	buf_append_str(b, "</main>\n</body>\n</html>\n");
+}
+
+static int
+settings_login_allowed(const struct frontend *fe,
+		       const struct http_request *req)
+{
+	return req->tls || fe->cfg.http_plaintext_login;
+}
+
+/* The sign-in form, with a message (may be NULL) and the login name
+ * typed before (may be ""). */
+static void
+settings_form(struct buf *b, const struct frontend *fe,
+	      const struct http_request *req, const char *message,
+	      const char *user)
+{
+	if (message != NULL) {
+		buf_append_str(b, "<p class=\"message\" id=\"message\">");
+		http_escape(b, message);
+		buf_append_str(b, "</p>\n");
+	}
+	if (!settings_login_allowed(fe, req)) {
+		buf_append_str(b, "<p class=\"message\" id=\"insecure\">"
+				  "Signing in needs a secure connection: "
+				  "open this page with https://.</p>\n");
+		return;
+	}
+	buf_append_str(b,
+		       "<p>Sign in with your mail address (or login name) and "
+		       "your mail password to see the servers, ports and "
+		       "encryption to enter in your mail program.</p>\n"
+		       "<form method=\"post\" action=\"/settings\">\n"
+		       "<label for=\"user\">Mail address or login name</label>\n"
+		       "<input id=\"user\" name=\"user\" type=\"text\" "
+		       "autocomplete=\"username\" required value=\"");
+	http_escape(b, user);
+	buf_append_str(b, "\">\n"
+			  "<label for=\"password\">Password</label>\n"
+			  "<input id=\"password\" name=\"password\" "
+			  "type=\"password\" autocomplete=\"current-password\" "
+			  "required>\n"
+			  "<button type=\"submit\">Show my settings</button>\n"
+			  "</form>\n");
+}
+
+static void
+settings_send(struct http_conn *hc, int status, struct buf *b)
+{
+	settings_tail(b);
+	http_respond(hc, status, "text/html; charset=utf-8", buf_ptr(b),
+		     buf_used(b), settings_headers);
+	buf_free(b);
+}
+
+static void
+settings_form_page(struct frontend *fe, struct http_conn *hc,
+		   const struct http_request *req, int status,
+		   const char *message, const char *user)
+{
+	struct buf b = BUF_INIT;
+	settings_head(&b, fe);
+	settings_form(&b, fe, req, message, user);
+	settings_send(hc, status, &b);
+}
+
+static void
+settings_rows(struct buf *b, const struct connset *set, int site,
+	      const char *where, const char *label, enum connset_proto p,
+	      unsigned *rows)
+{
+	for (unsigned i = 0; i < set->n; i++) {
+		const struct connset_entry *e = &set->e[i];
+		if (e->site != 0 && e->site != site)
+			continue;
+		buf_printf(b,
+			   "<tr class=\"setting\" data-protocol=\"%s\" "
+			   "data-where=\"%s\"><td>%s</td><td class=\"host\">",
+			   connset_proto_name(p), where, label);
+		http_escape(b, e->host);
+		buf_printf(b,
+			   "</td><td class=\"port\">%u</td>"
+			   "<td class=\"encryption\">%s</td></tr>\n",
+			   e->port, connset_enc_label(e->enc));
+		(*rows)++;
+	}
+}
+
+static void
+settings_protocol(struct buf *b, const struct frontend *fe, int site,
+		  enum connset_proto p, const char *title, int offered,
+		  int for_user)
+{
+	const struct connsets *sets = fe->connsets;
+	if (!offered || !connsets_shown(sets, p))
+		return;
+	buf_printf(b, "<section id=\"%s\">\n<h2>%s</h2>\n",
+		   connset_proto_name(p), title);
+	if (!for_user) {
+		buf_printf(b, "<p class=\"note\">%s is not enabled for your "
+			      "account.</p>\n</section>\n",
+			   connset_proto_name(p));
+		return;
+	}
+	struct buf rows = BUF_INIT;
+	unsigned n = 0;
+	settings_rows(&rows, &sets->internal[p], site, "internal",
+		      "Inside the organisation's network", p, &n);
+	settings_rows(&rows, &sets->external[p], site, "external",
+		      "From anywhere else", p, &n);
+	if (n == 0) {
+		buf_append_str(b, "<p class=\"note\">No server is configured "
+				  "for this protocol; ask your "
+				  "administrator.</p>\n");
+	} else {
+		buf_append_str(b, "<table>\n<tr><th>Where you are</th>"
+				  "<th>Server</th><th>Port</th>"
+				  "<th>Encryption</th></tr>\n");
+		buf_append(b, buf_ptr(&rows), buf_used(&rows));
+		buf_append_str(b, "</table>\n");
+	}
+	buf_free(&rows);
+	buf_append_str(b, "</section>\n");
+}
+
+static void
+settings_result_page(struct settings_login *sl)
+{
+	struct frontend *fe = sl->fe;
+	const struct config *cfg = &fe->cfg;
+	const struct dir_user *u = &sl->duser;
+	struct buf b = BUF_INIT;
+	settings_head(&b, fe);
+	buf_append_str(&b, "<p id=\"signed-in\">Signed in as <strong>");
+	http_escape(&b, sl->user);
+	buf_append_str(&b, "</strong>.  In your mail program, use the user "
+			   "name <strong id=\"login\">");
+	http_escape(&b, u->mail[0] ? u->mail : u->uid[0] ? u->uid : sl->user);
+	buf_append_str(&b, "</strong> with your mail password, and these "
+			   "servers:</p>\n");
+	settings_protocol(&b, fe, sl->site, CONNSET_IMAP,
+			  "IMAP (incoming mail, kept on the server)",
+			  cfg->frontend_imap_enabled, u->imap_enabled);
+	settings_protocol(&b, fe, sl->site, CONNSET_POP3,
+			  "POP3 (incoming mail, downloaded)",
+			  cfg->frontend_pop3_enabled, u->pop3_enabled);
+	settings_protocol(&b, fe, sl->site, CONNSET_SMTP,
+			  "SMTP (outgoing mail)", 1, 1);
+	buf_append_str(&b, "<p class=\"note\">SSL/TLS: encrypted from the "
+			   "start.  STARTTLS: the program switches to "
+			   "encryption after connecting.</p>\n");
+	settings_send(sl->hc, 200, &b);
+}
+
+/* -- sign-in --------------------------------------------------------------*/
+
+static void
+settings_login_freed(uv_handle_t *h)
+{
+	struct settings_login *sl = h->data;
+	buf_wipe(&sl->secret);
+	OPENSSL_cleanse(&sl->keys, sizeof(sl->keys));
+	free(sl);
+}
+
+static void
+settings_login_end(struct settings_login *sl)
+{
+	if (sl->dreq != NULL) {
+		dir_cancel(sl->dreq);
+		sl->dreq = NULL;
+	}
+	sl->hc = NULL;
+	buf_wipe(&sl->secret);
+	uv_close((uv_handle_t *)&sl->delay, settings_login_freed);
+}
+
+/* The connection went away before the answer. */
+static void
+settings_login_cancel(void *arg)
+{
+	settings_login_end(arg);
+}
+
+static void
+settings_refuse(struct settings_login *sl, int status, const char *message)
+{
+	struct http_conn *hc = sl->hc;
+	struct http_request dummy;
+	memset(&dummy, 0, sizeof(dummy));
+	dummy.tls = 1; /* the form was acceptable for this request */
+	settings_form_page(sl->fe, hc, &dummy, status, message, sl->user);
+	settings_login_end(sl);
+}
+
+static void
+settings_backend_done(void *ctx, enum dir_result res,
+		      const struct dir_backend *be, const char *why)
+{
+	struct settings_login *sl = ctx;
+	sl->dreq = NULL;
+	if (res == DIR_OK)
+		sl->site = be->site;
+	else
+		log_info("http settings user=%s backend=%s site unknown: %s",
+			 sl->user, sl->duser.mailbox_server, why ? why : "");
+	settings_result_page(sl);
+	settings_login_end(sl);
+}
+
+/* Whether any setting depends on the site. */
+static int
+settings_site_dependent(const struct connsets *sets)
+{
+	for (int p = 0; p < CONNSET_PROTO_COUNT; p++)
+		for (unsigned i = 0; i < CONNSET_MAX; i++)
+			if ((i < sets->internal[p].n &&
+			     sets->internal[p].e[i].site != 0) ||
+			    (i < sets->external[p].n &&
+			     sets->external[p].e[i].site != 0))
+				return 1;
+	return 0;
+}
+
+static void
+settings_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
+		   const char *why)
+{
+	struct settings_login *sl = ctx;
+	struct policy *policy = sl->fe->policy;
+	int cached = sl->cached >= 0;
+	sl->dreq = NULL;
+	if (res != DIR_TEMPFAIL) {
+		if (!cached)
+			auth_cache_put(policy, &sl->keys, res == DIR_OK, u);
+		if (!sl->trusted)
+			penalty_record(policy, &sl->keys, res == DIR_FAIL);
+	}
+	const char *peer = sl->peer;
+	if (res != DIR_OK) {
+		log_info("http settings client=%s user=%s login failed "
+			 "result=%s cache=%s reason=\"%s\"",
+			 peer, sl->user, res == DIR_FAIL ? "fail" : "tempfail",
+			 cached ? "hit" : "miss", why ? why : "");
+		if (res == DIR_FAIL)
+			settings_refuse(sl, 403,
+					"The mail address or the password is "
+					"wrong.");
+		else
+			settings_refuse(sl, 503,
+					"The directory is unavailable; try "
+					"again in a moment.");
+		return;
+	}
+	sl->duser = *u;
+	if (u->account_state[0] != '\0' &&
+	    strcasecmp(u->account_state, "active") != 0) {
+		log_info("http settings client=%s user=%s refused: account %s",
+			 peer, sl->user, u->account_state);
+		settings_refuse(sl, 403, "This account is disabled.");
+		return;
+	}
+	if (u->privileged) {
+		log_info("http settings client=%s user=%s refused: privileged "
+			 "account (directory)",
+			 peer, sl->user);
+		settings_refuse(sl, 403,
+				"Anonymous, guest and administrator accounts "
+				"cannot use POP3/IMAP4.");
+		return;
+	}
+	log_info("http settings client=%s user=%s authenticated cache=%s",
+		 peer, sl->user, cached ? "hit" : "miss");
+	if (settings_site_dependent(sl->fe->connsets) &&
+	    u->mailbox_server[0] != '\0') {
+		sl->dreq = dir_lookup_backend(sl->fe->dir, u->mailbox_server,
+					      settings_backend_done, sl);
+		return;
+	}
+	settings_result_page(sl);
+	settings_login_end(sl);
+}
+
+static void
+settings_cached_cb(uv_timer_t *t)
+{
+	struct settings_login *sl = t->data;
+	settings_auth_done(sl, sl->cached ? DIR_OK : DIR_FAIL,
+			   sl->cached ? &sl->duser : NULL,
+			   sl->cached ? NULL : "invalid credentials (cached)");
+}
+
+static void
+settings_auth_start(struct settings_login *sl)
+{
+	struct dir_user u;
+	int hit = auth_cache_get(sl->fe->policy, &sl->keys, &u);
+	if (hit >= 0) {
+		buf_wipe(&sl->secret);
+		sl->cached = hit;
+		if (hit)
+			sl->duser = u;
+		uv_timer_start(&sl->delay, settings_cached_cb, 0, 0);
+		return;
+	}
+	sl->cached = -1;
+	sl->dreq = dir_authenticate(sl->fe->dir, sl->user,
+				    buf_ptr(&sl->secret), settings_auth_done,
+				    sl);
+	buf_wipe(&sl->secret);
+}
+
+static void
+settings_auth_start_cb(uv_timer_t *t)
+{
+	settings_auth_start(t->data);
+}
+
+static void
+settings_post(struct frontend *fe, struct http_conn *hc,
+	      struct http_request *req)
+{
+	char user[256], password[1024];
+	if (!settings_login_allowed(fe, req)) {
+		log_info("http settings client=%s refused: password over "
+			 "plain HTTP",
+			 req->peer_name);
+		settings_form_page(fe, hc, req, 403,
+				   "Your password was not checked: it must "
+				   "not travel unencrypted.",
+				   "");
+		return;
+	}
+	if (strncasecmp(req->content_type,
+			"application/x-www-form-urlencoded", 33) != 0) {
+		settings_form_page(fe, hc, req, 415,
+				   "Send the form as "
+				   "application/x-www-form-urlencoded.",
+				   "");
+		return;
+	}
+	const char *body = buf_used(&req->body) ? buf_ptr(&req->body) : "";
+	size_t len = buf_used(&req->body);
+	int hu = http_param(body, len, "user", user, sizeof(user));
+	int hp = http_param(body, len, "password", password,
+			    sizeof(password));
+	if (hu < 0 || hp < 0) {
+		OPENSSL_cleanse(password, sizeof(password));
+		settings_form_page(fe, hc, req, 400,
+				   "The form could not be read.", "");
+		return;
+	}
+	if (hu == 0 || hp == 0 || user[0] == '\0' || password[0] == '\0') {
+		OPENSSL_cleanse(password, sizeof(password));
+		settings_form_page(fe, hc, req, 400,
+				   "Enter your mail address and your password.",
+				   hu == 1 ? user : "");
+		return;
+	}
+	if (client_privileged(fe, user)) {
+		OPENSSL_cleanse(password, sizeof(password));
+		log_info("http settings client=%s user=%s refused: privileged "
+			 "account",
+			 req->peer_name, user);
+		settings_form_page(fe, hc, req, 403,
+				   "Anonymous, guest and administrator "
+				   "accounts cannot use POP3/IMAP4.",
+				   user);
+		return;
+	}
+	struct settings_login *sl = calloc(1, sizeof(*sl));
+	if (sl == NULL)
+		abort();
+	sl->fe = fe;
+	sl->hc = hc;
+	sl->cached = -1;
+	snprintf(sl->user, sizeof(sl->user), "%s", user);
+	snprintf(sl->peer, sizeof(sl->peer), "%s", req->peer_name);
+	uv_timer_init(fe->loop, &sl->delay);
+	sl->delay.data = sl;
+	const struct sockaddr *sa = (const struct sockaddr *)&req->peer;
+	sl->trusted = policy_trusted(fe->policy, sa);
+	policy_login_keys(fe->policy, sa, user, password, &sl->keys);
+	buf_append(&sl->secret, password, strlen(password) + 1);
+	OPENSSL_cleanse(password, sizeof(password));
+	http_defer(hc, settings_login_cancel, sl);
+	unsigned failures = 0;
+	uint64_t delay = sl->trusted ? 0
+				     : penalty_delay(fe->policy, &sl->keys,
+						     &failures);
+	if (delay > 0) {
+		log_info("http settings client=%s user=%s auth penalty "
+			 "delay_ms=%llu failures=%u",
+			 req->peer_name, sl->user, (unsigned long long)delay,
+			 failures);
+		uv_timer_start(&sl->delay, settings_auth_start_cb, delay, 0);
+		return;
+	}
+	settings_auth_start(sl);
+}
+
+void
+http_settings_page(struct frontend *fe, struct http_conn *hc,
+		   struct http_request *req)
+{
+	if (strcmp(req->method, "POST") == 0) {
+		settings_post(fe, hc, req);
+		return;
+	}
+	if (strcmp(req->method, "GET") != 0 && !req->head) {
+		static const char m[] = "Use GET or POST.\n";
+		http_respond(hc, 405, "text/plain; charset=utf-8", m,
+			     sizeof(m) - 1, "Allow: GET, HEAD, POST\r\n");
+		return;
+	}
+	settings_form_page(fe, hc, req, 200, NULL, "");
+}

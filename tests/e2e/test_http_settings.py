@@ -1,0 +1,646 @@
+"""How users learn their settings: the frontend's HTTP(S) listener
+(Thunderbird autoconfig, Outlook POX autodiscover, the page "Settings for
+POP or IMAP access" signed in against LDAP), its bounds (431, 413, 400,
+keep-alive) and `portico-admin dns-srv`.
+
+One stack for the module, its connection settings replaced by fixed
+names so that every field can be asserted:
+
+    connection.imap_internal = imap.int.example.test:993:SSL,
+                               1=imap.site1.example.test:143:TLS,
+                               2=imap.site2.example.test:143:TLS
+    connection.imap_external = imap.example.test:993:SSL,
+                               imap.example.test:143:TLS
+    connection.pop3_internal = pop.int.example.test:110:
+    connection.pop3_external = pop.example.test:995:SSL
+    connection.smtp_internal = smtp.int.example.test:587:TLS
+    connection.smtp_external = smtp.example.test:465:SSL,
+                               smtp.example.test:587:TLS
+    connection.smtp_advertise = yes
+    http.max_header_size = 2k, http.max_body_size = 4k
+    ldap.privileged_attribute = employeeType=administrator
+
+The settings page is also driven in headless Chromium (Debian's
+chromium): a local page posts the sign-in form, --dump-dom gives what the
+browser shows and --screenshot keeps a picture under the test's tmp dir.
+"""
+
+import html.parser
+import http.client
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import urllib.parse
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.daemons
+
+SETTINGS = [
+    "connection.imap_internal=imap.int.example.test:993:SSL,"
+    "1=imap.site1.example.test:143:TLS,2=imap.site2.example.test:143:TLS",
+    "connection.imap_external=imap.example.test:993:SSL,"
+    "imap.example.test:143:TLS",
+    "connection.pop3_internal=pop.int.example.test:110:",
+    "connection.pop3_external=pop.example.test:995:SSL",
+    "connection.smtp_internal=smtp.int.example.test:587:TLS",
+    "connection.smtp_external=smtp.example.test:465:SSL,"
+    "smtp.example.test:587:TLS",
+    "connection.smtp_advertise=yes",
+    "http.max_header_size=2k",
+    "http.max_body_size=4k",
+    "ldap.privileged_attribute=employeeType=administrator",
+]
+
+AC_NS = "{http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006}"
+AD_NS = ("{http://schemas.microsoft.com/exchange/autodiscover/outlook/"
+         "responseschema/2006a}")
+AD_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+  <Request>
+    <EMailAddress>%s</EMailAddress>
+    <AcceptableResponseSchema>%s</AcceptableResponseSchema>
+  </Request>
+</Autodiscover>
+"""
+OUTLOOK_SCHEMA = ("http://schemas.microsoft.com/exchange/autodiscover/"
+                  "outlook/responseschema/2006a")
+
+
+@pytest.fixture(scope="module")
+def st(stack_factory):
+    return stack_factory(name="http", settings=SETTINGS)
+
+
+def https(st, timeout=10):
+    ctx = st.ssl_context()
+    return http.client.HTTPSConnection(st.host, st.HTTPS_PORT,
+                                       context=ctx, timeout=timeout)
+
+
+def plain(st, timeout=10):
+    return http.client.HTTPConnection(st.host, st.HTTP_PORT,
+                                      timeout=timeout)
+
+
+def request(conn, method, path, body=None, headers=None):
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    return r.status, dict((k.lower(), v) for k, v in r.getheaders()), \
+        r.read()
+
+
+def sign_in(st, user, password, conn=None):
+    conn = conn or https(st)
+    body = urllib.parse.urlencode({"user": user, "password": password})
+    return request(conn, "POST", "/settings", body,
+                   {"Content-Type": "application/x-www-form-urlencoded"})
+
+
+class SettingsPage(html.parser.HTMLParser):
+    """The rows of the settings tables and the page's messages."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = []          # (protocol, where, host, port, encryption)
+        self.notes = {}         # section id -> texts of <p class="note">
+        self.message = None
+        self.login = None
+        self.title = None
+        self._row = None
+        self._cell = None
+        self._text = None
+        self._section = None
+        self._capture = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "section":
+            self._section = a.get("id")
+        if tag == "tr" and a.get("class") == "setting":
+            self._row = {"protocol": a["data-protocol"],
+                         "where": a["data-where"]}
+        if tag == "td" and self._row is not None and a.get("class"):
+            self._cell = a["class"]
+            self._text = ""
+        if tag == "p" and a.get("id") == "message":
+            self._capture, self._text = "message", ""
+        if tag == "p" and a.get("class") == "note" and self._section:
+            self._capture, self._text = "note", ""
+        if tag == "strong" and a.get("id") == "login":
+            self._capture, self._text = "login", ""
+        if tag == "title":
+            self._capture, self._text = "title", ""
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text += data
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self._row[self._cell] = self._text
+            self._cell = self._text = None
+        elif tag == "tr" and self._row is not None:
+            r = self._row
+            self.rows.append((r["protocol"], r["where"], r["host"],
+                              int(r["port"]), r["encryption"]))
+            self._row = None
+        elif self._capture and tag in ("p", "strong", "title"):
+            if self._capture == "message":
+                self.message = self._text
+            elif self._capture == "note":
+                self.notes.setdefault(self._section, []).append(self._text)
+            elif self._capture == "login":
+                self.login = self._text
+            elif self._capture == "title":
+                self.title = self._text
+            self._capture = self._text = None
+        elif tag == "section":
+            self._section = None
+
+
+def parse_page(body):
+    p = SettingsPage()
+    p.feed(body.decode() if isinstance(body, bytes) else body)
+    return p
+
+
+def ldap_modify(st, ldif):
+    subprocess.run(
+        ["ldapmodify", "-x", "-H", st.LDAP_URI, "-D", st.LDAP_ADMIN_DN,
+         "-w", st.LDAP_ADMIN_PASSWORD],
+        input=ldif.encode(), check=True, capture_output=True, timeout=30)
+
+
+SITE1_ROWS = [
+    ("IMAP", "internal", "imap.int.example.test", 993, "SSL/TLS"),
+    ("IMAP", "internal", "imap.site1.example.test", 143, "STARTTLS"),
+    ("IMAP", "external", "imap.example.test", 993, "SSL/TLS"),
+    ("IMAP", "external", "imap.example.test", 143, "STARTTLS"),
+    ("POP3", "internal", "pop.int.example.test", 110, "None"),
+    ("POP3", "external", "pop.example.test", 995, "SSL/TLS"),
+    ("SMTP", "internal", "smtp.int.example.test", 587, "STARTTLS"),
+    ("SMTP", "external", "smtp.example.test", 465, "SSL/TLS"),
+    ("SMTP", "external", "smtp.example.test", 587, "STARTTLS"),
+]
+
+
+# -- Thunderbird autoconfig ---------------------------------------------------
+
+def servers(root, tag):
+    return [(s.get("type"), s.findtext("hostname"), int(s.findtext("port")),
+             s.findtext("socketType"), s.findtext("authentication"),
+             s.findtext("username"))
+            for s in root.iter(tag)]
+
+
+@pytest.mark.parametrize("path", ["/mail/config-v1.1.xml",
+                                  "/.well-known/autoconfig/mail/"
+                                  "config-v1.1.xml"])
+def test_autoconfig(st, path):
+    status, hdrs, body = request(
+        plain(st), "GET", path + "?emailaddress=someone%40example.test")
+    assert status == 200, body
+    assert hdrs["content-type"] == "application/xml; charset=utf-8"
+    root = ET.fromstring(body)
+    assert root.tag == "clientConfig" and root.get("version") == "1.1"
+    providers = root.findall("emailProvider")
+    assert len(providers) == 1
+    p = providers[0]
+    assert p.get("id") == "example.test"
+    assert [d.text for d in p.findall("domain")] == ["example.test"]
+    assert p.findtext("displayName") == "Mail"
+    assert p.findtext("displayShortName") == "Mail"
+    u = "%EMAILADDRESS%"
+    # only the external settings that apply to every site
+    assert servers(p, "incomingServer") == [
+        ("imap", "imap.example.test", 993, "SSL", "password-cleartext", u),
+        ("imap", "imap.example.test", 143, "STARTTLS", "password-cleartext",
+         u),
+        ("pop3", "pop.example.test", 995, "SSL", "password-cleartext", u),
+    ]
+    assert servers(p, "outgoingServer") == [
+        ("smtp", "smtp.example.test", 465, "SSL", "password-cleartext", u),
+        ("smtp", "smtp.example.test", 587, "STARTTLS", "password-cleartext",
+         u),
+    ]
+    # every element accounted for
+    assert sorted(c.tag for c in p) == sorted(
+        ["domain", "displayName", "displayShortName"] +
+        ["incomingServer"] * 3 + ["outgoingServer"] * 2)
+
+
+def test_autoconfig_over_https_and_bad_address(st):
+    conn = https(st)
+    status, _, body = request(conn, "GET", "/mail/config-v1.1.xml?"
+                              "emailaddress=a%40example.test")
+    assert status == 200
+    assert ET.fromstring(body).find("emailProvider").get("id") == \
+        "example.test"
+    for bad in ["%3Cscript%3E%40example.test", "no-at-sign",
+                "a%40exa%22mple.test", "a%40%00.test", "%ZZ"]:
+        status, _, body = request(plain(st), "GET",
+                                  "/mail/config-v1.1.xml?emailaddress=" + bad)
+        assert status == 400, (bad, body)
+        assert b"<script" not in body
+    status, hdrs, _ = request(plain(st), "POST", "/mail/config-v1.1.xml",
+                              "x")
+    assert status == 405 and hdrs["allow"] == "GET, HEAD"
+
+
+# -- Outlook autodiscover -----------------------------------------------------
+
+def test_autodiscover(st):
+    body = AD_REQUEST % ("dora@example.test", OUTLOOK_SCHEMA)
+    status, hdrs, resp = request(https(st), "POST",
+                                 "/autodiscover/autodiscover.xml",
+                                 body, {"Content-Type": "text/xml"})
+    assert status == 200, resp
+    assert hdrs["content-type"] == "application/xml; charset=utf-8"
+    root = ET.fromstring(resp)
+    assert root.tag == AC_NS + "Autodiscover"
+    r = root.find(AD_NS + "Response")
+    assert r.find(AD_NS + "User").findtext(AD_NS + "DisplayName") == \
+        "dora@example.test"
+    acct = r.find(AD_NS + "Account")
+    assert acct.findtext(AD_NS + "AccountType") == "email"
+    assert acct.findtext(AD_NS + "Action") == "settings"
+    protos = []
+    for p in acct.findall(AD_NS + "Protocol"):
+        fields = {c.tag[len(AD_NS):]: c.text for c in p}
+        assert set(fields) == {"Type", "Server", "Port", "DomainRequired",
+                               "LoginName", "SPA", "SSL", "Encryption",
+                               "AuthRequired"}
+        assert fields["DomainRequired"] == "off"
+        assert fields["SPA"] == "off"
+        assert fields["AuthRequired"] == "on"
+        assert fields["LoginName"] == "dora@example.test"
+        protos.append((fields["Type"], fields["Server"], int(fields["Port"]),
+                       fields["SSL"], fields["Encryption"]))
+    assert protos == [
+        ("IMAP", "imap.example.test", 993, "on", "SSL"),
+        ("IMAP", "imap.example.test", 143, "on", "TLS"),
+        ("POP3", "pop.example.test", 995, "on", "SSL"),
+        ("SMTP", "smtp.example.test", 465, "on", "SSL"),
+        ("SMTP", "smtp.example.test", 587, "on", "TLS"),
+    ]
+
+
+def test_autodiscover_refusals(st):
+    conn = plain(st)
+    # Outlook's capitalisation, a prefixed element and an entity
+    body = ('<a:Autodiscover xmlns:a="x"><a:Request><a:EMailAddress> '
+            'o&amp;neil@example.test </a:EMailAddress></a:Request>'
+            '</a:Autodiscover>')
+    status, _, resp = request(conn, "POST", "/Autodiscover/Autodiscover.xml",
+                              body)
+    assert status == 200, resp
+    acct = ET.fromstring(resp).find(AD_NS + "Response").find(
+        AD_NS + "Account")
+    assert {p.findtext(AD_NS + "LoginName")
+            for p in acct.findall(AD_NS + "Protocol")} == \
+        {"o&neil@example.test"}
+
+    def error_code(resp):
+        e = ET.fromstring(resp).find(AC_NS + "Response").find(AC_NS + "Error")
+        return e.findtext(AC_NS + "ErrorCode")
+
+    for bad in ["", "<Autodiscover/>", "not xml at all",
+                AD_REQUEST % ("no-domain", OUTLOOK_SCHEMA),
+                AD_REQUEST % ("x@<b>.test", OUTLOOK_SCHEMA),
+                AD_REQUEST % ("a@b.test&bogus;", OUTLOOK_SCHEMA)]:
+        status, _, resp = request(plain(st), "POST",
+                                  "/autodiscover/autodiscover.xml", bad)
+        assert status == 400, (bad, resp)
+        assert error_code(resp) == "600"
+    status, _, resp = request(
+        plain(st), "POST", "/autodiscover/autodiscover.xml",
+        AD_REQUEST % ("a@example.test", "http://schemas.microsoft.com/"
+                      "exchange/autodiscover/mobilesync/responseschema/2006"))
+    assert status == 400 and error_code(resp) == "601"
+    status, hdrs, _ = request(plain(st), "GET",
+                              "/autodiscover/autodiscover.xml")
+    assert status == 405 and hdrs["allow"] == "POST"
+
+
+# -- the settings page --------------------------------------------------------
+
+def test_settings_form(st):
+    status, hdrs, body = request(https(st), "GET", "/settings")
+    assert status == 200
+    assert hdrs["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in hdrs["content-security-policy"]
+    assert hdrs["x-frame-options"] == "DENY"
+    assert hdrs["cache-control"] == "no-store"
+    page = body.decode()
+    assert "<title>Settings for POP or IMAP access</title>" in page
+    assert '<form method="post" action="/settings">' in page
+    assert 'type="password"' in page
+    assert "<script" not in page
+    # the form is not offered over plain HTTP
+    status, _, body = request(plain(st), "GET", "/settings")
+    assert status == 200
+    assert b"<form" not in body and b'id="insecure"' in body
+
+
+def test_settings_signed_in(st):
+    user, pw = st.new_user("page")
+    status, hdrs, body = sign_in(st, user, pw)
+    assert status == 200, body
+    page = parse_page(body)
+    assert page.title == "Settings for POP or IMAP access"
+    assert page.login == user
+    # site 1: the site-1 internal entry, not the site-2 one
+    assert page.rows == SITE1_ROWS
+    assert "default-src 'none'" in hdrs["content-security-policy"]
+    # by login name (uid) too
+    uid = user
+    status, _, body = sign_in(st, uid, pw)
+    assert status == 200
+
+
+def test_settings_site_two_user(st):
+    """The internal entries of the user's own site (from LDAP: the site of
+    their mailbox server)."""
+    user, pw = st.new_user("site2")
+    ldap_modify(st, "dn: cn=s1b1,ou=backends,dc=example,dc=test\n"
+                "changetype: modify\nreplace: porticoSite\nporticoSite: 2\n")
+    try:
+        status, _, body = sign_in(st, user, pw)
+    finally:
+        ldap_modify(st, "dn: cn=s1b1,ou=backends,dc=example,dc=test\n"
+                    "changetype: modify\nreplace: porticoSite\n"
+                    "porticoSite: 1\n")
+    assert status == 200, body
+    rows = parse_page(body).rows
+    internal = [r for r in rows if r[0] == "IMAP" and r[1] == "internal"]
+    assert internal == [
+        ("IMAP", "internal", "imap.int.example.test", 993, "SSL/TLS"),
+        ("IMAP", "internal", "imap.site2.example.test", 143, "STARTTLS")]
+
+
+def test_settings_pop3_off_for_user(st):
+    user, pw = st.new_user("nopop", pop3=False)
+    status, _, body = sign_in(st, user, pw)
+    assert status == 200
+    page = parse_page(body)
+    assert [r for r in page.rows if r[0] == "POP3"] == []
+    assert page.notes["POP3"] == ["POP3 is not enabled for your account."]
+    assert [r for r in page.rows if r[0] == "IMAP"] == SITE1_ROWS[:4]
+
+
+@pytest.mark.parametrize("case", ["wrong-password", "unknown-user",
+                                  "admin", "privileged-in-ldap",
+                                  "disabled", "empty-password"])
+def test_settings_refusals(st, case):
+    user, pw = st.new_user("ref")
+    expect_status, expect_msg = 403, "The mail address or the password is " \
+        "wrong."
+    if case == "wrong-password":
+        pw = pw + "x"
+    elif case == "unknown-user":
+        user = "nobody-%d@example.test" % os.getpid()
+    elif case == "admin":
+        user = "Admin@example.test"
+        expect_msg = ("Anonymous, guest and administrator accounts cannot "
+                      "use POP3/IMAP4.")
+    elif case == "privileged-in-ldap":
+        ldap_modify(st, "dn: uid=%s,ou=people,dc=example,dc=test\n"
+                    "changetype: modify\nadd: employeeType\n"
+                    "employeeType: administrator\n" % user)
+        expect_msg = ("Anonymous, guest and administrator accounts cannot "
+                      "use POP3/IMAP4.")
+    elif case == "disabled":
+        user, pw = st.new_user("disabled", state="disabled")
+        expect_msg = "This account is disabled."
+    elif case == "empty-password":
+        pw = ""
+        expect_status = 400
+        expect_msg = "Enter your mail address and your password."
+    status, _, body = sign_in(st, user, pw)
+    page = parse_page(body)
+    assert status == expect_status, body
+    assert page.message == expect_msg
+    assert page.rows == []
+    assert "imap.example.test" not in body.decode()
+
+
+def test_settings_refused_over_plain_http(st):
+    user, pw = st.new_user("plain")
+    status, _, body = sign_in(st, user, pw, conn=plain(st))
+    assert status == 403
+    page = parse_page(body)
+    assert page.message == ("Your password was not checked: it must not "
+                            "travel unencrypted.")
+    assert page.rows == []
+    # the password never reached the directory
+    assert "user=%s " % user not in st.log("s1f1")
+
+
+def test_settings_escapes_what_it_echoes(st):
+    user = '"><script>alert(1)</script><b x="@example.test'
+    status, _, body = sign_in(st, user, "whatever")
+    assert status == 403
+    text = body.decode()
+    assert "<script>" not in text and "<b x=" not in text
+    assert ('value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;b '
+            'x=&quot;@example.test"') in text
+
+
+def test_settings_form_errors(st):
+    conn = https(st)
+    status, _, body = request(conn, "POST", "/settings", "user=a&password=b",
+                              {"Content-Type": "text/plain"})
+    assert status == 415
+    status, _, body = request(https(st), "POST", "/settings",
+                              "user=%ZZ&password=b",
+                              {"Content-Type":
+                               "application/x-www-form-urlencoded"})
+    assert status == 400
+    assert parse_page(body).message == "The form could not be read."
+    status, hdrs, _ = request(https(st), "DELETE", "/settings")
+    assert status == 405
+
+
+CHROMIUM = shutil.which("chromium")
+
+
+def chromium(args, tmp_path):
+    proc = subprocess.run(
+        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
+         "--ignore-certificate-errors", "--no-first-run",
+         "--user-data-dir=%s" % (tmp_path / "profile"),
+         "--virtual-time-budget=10000"] + args,
+        capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.decode(errors="replace")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed "
+                    "(scripts/deps.sh)")
+def test_settings_page_in_chromium(st, tmp_path):
+    user, pw = st.new_user("browser")
+    # A local page that submits the sign-in form as a user would.
+    post = tmp_path / "sign-in.html"
+    post.write_text(
+        '<!DOCTYPE html><html><body onload="document.forms[0].submit()">'
+        '<form method="post" action="https://%s:%d/settings">'
+        '<input name="user" value="%s"><input name="password" value="%s">'
+        '</form></body></html>' % (st.host, st.HTTPS_PORT, user, pw))
+    dom = chromium(["--dump-dom", post.as_uri()], tmp_path)
+    page = parse_page(dom)
+    assert page.title == "Settings for POP or IMAP access", dom[:2000]
+    assert page.login == user
+    assert page.rows == SITE1_ROWS
+    shot = tmp_path / "settings.png"
+    chromium(["--screenshot=%s" % shot, "--window-size=1000,1400",
+              post.as_uri()], tmp_path)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
+    # A wrong password shows the refusal in the browser too.
+    post.write_text(post.read_text().replace(
+        'value="%s"' % pw, 'value="%s-wrong"' % pw))
+    dom = chromium(["--dump-dom", post.as_uri()], tmp_path)
+    assert parse_page(dom).message == \
+        "The mail address or the password is wrong."
+
+
+# -- HTTP bounds ----------------------------------------------------------------
+
+def raw_http(st, data, tls=False, read_all=True):
+    s = socket.create_connection((st.host, st.HTTPS_PORT if tls
+                                  else st.HTTP_PORT), timeout=10)
+    if tls:
+        s = st.ssl_context().wrap_socket(s, server_hostname=st.host)
+    s.sendall(data)
+    chunks = []
+    while True:
+        try:
+            b = s.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not b:
+            break
+        chunks.append(b)
+        if not read_all:
+            break
+    s.close()
+    return b"".join(chunks)
+
+
+def status_of(resp):
+    return int(resp.split(b" ", 2)[1])
+
+
+def test_oversized_headers_431(st):
+    req = (b"GET /settings HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 3000 +
+           b"\r\n\r\n")
+    resp = raw_http(st, req)
+    assert status_of(resp) == 431, resp[:200]
+    assert b"Connection: close" in resp
+    # a long URL counts too
+    resp = raw_http(st, b"GET /" + b"a" * 2100 + b" HTTP/1.1\r\n\r\n")
+    assert status_of(resp) == 431
+
+
+def test_oversized_body_413(st):
+    # declared too large: refused before the body is sent
+    resp = raw_http(st, b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\n"
+                    b"Host: x\r\nContent-Length: 5000\r\n\r\n")
+    assert status_of(resp) == 413, resp[:200]
+    # chunked, growing past the limit
+    chunk = b"a" * 3000
+    resp = raw_http(st, b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\n"
+                    b"Host: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                    (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 2 + b"0\r\n\r\n")
+    assert status_of(resp) == 413
+    # Expect: 100-continue with a body too large gets 413 at once
+    resp = raw_http(st, b"POST /settings HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Length: 99999\r\nExpect: 100-continue\r\n\r\n",
+                    tls=True)
+    assert status_of(resp) == 413
+
+
+@pytest.mark.parametrize("junk,status", [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost x\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\n\r\n", 400),                     # no Host
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    (b"POST /settings HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+     400),
+    (b"POST /settings HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    (b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET http://evil.example/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+])
+def test_bad_requests_400_server_keeps_serving(st, junk, status):
+    resp = raw_http(st, junk)
+    assert status_of(resp) == status, resp[:200]
+    assert b"Connection: close" in resp
+    got, _, _ = request(plain(st), "GET", "/mail/config-v1.1.xml")
+    assert got == 200
+
+
+def test_upgrade_ignored(st):
+    resp = raw_http(st, b"GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: x\r\n"
+                    b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                    b"\x81\x85garbage")
+    assert status_of(resp) == 200
+    assert b"Connection: close" in resp and resp.count(b"HTTP/1.1") == 1
+
+
+def test_keep_alive_and_pipelining(st):
+    conn = plain(st)
+    for _ in range(3):
+        status, hdrs, _ = request(conn, "GET", "/mail/config-v1.1.xml")
+        assert status == 200 and hdrs["connection"] == "keep-alive"
+    # two pipelined requests, answered in order on one connection
+    req = (b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: x\r\n"
+           b"Connection: close\r\n\r\n")
+    resp = raw_http(st, req)
+    assert resp.startswith(b"HTTP/1.1 404 ")
+    assert resp.count(b"HTTP/1.1 200 OK") == 1
+    assert resp.index(b"HTTP/1.1 404") < resp.index(b"HTTP/1.1 200")
+
+
+def test_head_has_no_body(st):
+    conn = plain(st)
+    conn.request("HEAD", "/mail/config-v1.1.xml")
+    r = conn.getresponse()
+    assert r.status == 200 and int(r.getheader("Content-Length")) > 100
+    assert r.read() == b""
+
+
+# -- DNS SRV records ------------------------------------------------------------
+
+def test_dns_srv(st):
+    admin = Path(os.environ.get("PORTICO_BUILD", REPO / "build")) / \
+        "portico-admin"
+    out = subprocess.run(
+        [str(admin), "-c", str(st.dir / "s1f1" / "frontend.ini"), "dns-srv",
+         "example.test", "--ttl", "600"],
+        check=True, capture_output=True, timeout=30).stdout.decode()
+    assert [l.split() for l in out.splitlines()] == [
+        ["_imaps._tcp.example.test.", "600", "IN", "SRV", "0", "1", "993",
+         "imap.example.test."],
+        ["_imap._tcp.example.test.", "600", "IN", "SRV", "10", "1", "143",
+         "imap.example.test."],
+        ["_pop3s._tcp.example.test.", "600", "IN", "SRV", "0", "1", "995",
+         "pop.example.test."],
+        ["_pop3._tcp.example.test.", "600", "IN", "SRV", "0", "0", "0", "."],
+        ["_submissions._tcp.example.test.", "600", "IN", "SRV", "0", "1",
+         "465", "smtp.example.test."],
+        ["_submission._tcp.example.test.", "600", "IN", "SRV", "10", "1",
+         "587", "smtp.example.test."],
+    ]
+    bad = subprocess.run(
+        [str(admin), "-c", str(st.dir / "s1f1" / "frontend.ini"), "dns-srv",
+         "exa mple"], capture_output=True, timeout=30)
+    assert bad.returncode == 2
