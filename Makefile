@@ -52,7 +52,8 @@ BACK_OBJ   := $(call obj,$(BACK_LIB)) $(BUILD)/obj/gen/queue.pb-c.o
 BINS := $(BUILD)/portico-frontend $(BUILD)/portico-backend \
         $(BUILD)/portico-admin
 
-all: $(BINS)
+# the benchmarks' load generator too: the e2e smoke test runs it
+all: $(BINS) $(BUILD)/bench/loadgen
 
 $(PROTO_C) $(PROTO_H): $(PROTO_SRC)
 	@mkdir -p $(BUILD)/gen

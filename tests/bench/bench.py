@@ -66,7 +66,7 @@ PROFILES = {
                  plaintext=True),
     # the CI smoke test (tests/e2e/test_bench_smoke.py): every workload
     # once, tiny
-    "smoke": dict(duration=1.0, warmup=0.2, clients=2,
+    "smoke": dict(duration=0.5, warmup=0.1, clients=2,
                   mix_users=2, mix_msgs=5,
                   fetch_users=1, fetch_msgs=10,
                   pop_users=2, pop_msgs=3,

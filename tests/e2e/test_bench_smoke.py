@@ -1,0 +1,85 @@
+"""`make bench`'s harness as a smoke test: tests/bench/bench.py --smoke runs
+every workload once, tiny, against Portico (and Dovecot direct when it is
+installed and the test runs as root), and must complete each with zero
+errors and print a well-formed table.  Nothing here is about speed."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.daemons
+
+BENCH = REPO / "tests" / "bench" / "bench.py"
+sys.path.insert(0, str(BENCH.parent))
+import bench  # noqa: E402
+
+
+def test_bench_smoke(tmp_path):
+    build = Path(os.environ.get("PORTICO_BUILD", REPO / "build"))
+    loadgen = build / "bench" / "loadgen"
+    assert loadgen.exists(), "%s missing: `make all` builds it" % loadgen
+    out = tmp_path / "results"
+    res = subprocess.run(
+        ["/usr/bin/python3", str(BENCH), "--smoke", "--targets",
+         "portico,dovecot", "--results", str(out)],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PORTICO_BUILD=str(build)),
+        stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr[-4000:]
+    data = json.loads((out / "results.json").read_text())
+    results = data["results"]
+    dovecot = os.path.exists(bench.DOVECOT) and os.geteuid() == 0
+    targets = ["portico"] + (["dovecot"] if dovecot else [])
+
+    # every workload of the plan ran on every target, without an error
+    runs = bench.plan(bench.PROFILES["smoke"], None)
+    assert [r[0] for r in runs] == list(results)
+    for name, wl in [(r[0], r[1]) for r in runs]:
+        want = ["portico"] if wl == "ldap-bind" else targets
+        if wl == "hop-latency":
+            # Dovecot's side of it needs its proxy, not run here
+            want = ["portico"]
+        assert sorted(results[name]) == sorted(want), name
+        for t in want:
+            r = results[name][t]
+            parts = [r["via"], r["direct"]] if wl == "hop-latency" else [r]
+            for p in parts:
+                assert p["workload"] == wl
+                assert not p["timed_out"], (name, t)
+                assert p["first_error"] == "", (name, t, p["first_error"])
+                assert p["connection_errors"] == 0, (name, t)
+                assert bench.errors(p) == 0, (name, t, p["ops"])
+                assert p["commands"] > 0, (name, t)
+                if wl in ("imap-mixed", "pop3-download", "login-storm"):
+                    assert p["ops"]["login"]["count"] > 0, (name, t)
+                for op in p["ops"].values():
+                    assert (op["p50_ms"] <= op["p99_ms"] <= op["p999_ms"]
+                            <= op["max_ms"]), (name, t, op)
+            if wl == "idle-hold":
+                assert r["idle"]["ready"] == 5
+                assert r["idle"]["failed"] == 0
+                assert r["ops"]["delivery-all"]["count"] == 2
+                assert r["memory"]["connections"] == 5
+
+    # the table: a header, a separator, rows of as many cells, every run
+    table = (out / "table.md").read_text().split("\n\n", 1)[1]
+    rows = [l for l in table.splitlines() if l]
+    cells = [[c.strip() for c in l.strip("|").split("|")] for l in rows]
+    head = ["workload", "figure", "Portico"]
+    if dovecot:
+        head += ["Dovecot", "Portico / Dovecot"]
+    assert cells[0] == head
+    assert set(cells[1]) == {"---"}
+    for c in cells[2:]:
+        assert len(c) == len(head), c
+        assert c[2] != "—" or c[0] == "smtp-submit", c
+    assert {c[0] for c in cells[2:]} == {r[0] for r in runs} | {
+        "smtp-submit"}
+    assert not any(c[1].startswith("errors") for c in cells[2:])
+    assert table.strip() in res.stdout
