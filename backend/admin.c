@@ -24,7 +24,9 @@
 
 #include "backend/mime/mime.h"
 #include "backend/store/store.h"
+#include "backend/transport/queue.h"
 #include "backend/transport/transport.h"
+#include "queue.pb-c.h"
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/connset.h"
@@ -38,6 +40,7 @@ usage(void)
 		"[--mailbox NAME]\n"
 		"       portico-admin -c BACKEND.ini list MAILBOX_ID\n"
 		"       portico-admin -c BACKEND.ini check MAILBOX_ID|--all\n"
+		"       portico-admin -c BACKEND.ini queue\n"
 		"       portico-admin -c BACKEND.ini deliver [--from ADDR] "
 		"MAILBOX_ID... < MESSAGE\n"
 		"       portico-admin -c FRONTEND.ini dns-srv DOMAIN "
@@ -343,6 +346,8 @@ struct check {
 	struct u64s user_nums; /* of the users checked */
 	struct u64s my_bodies; /* bodies the checked messages point at */
 	struct u64s body_ids;  /* --all: every body */
+	struct u64s queue_ids; /* --all: every queue entry */
+	uint64_t next_queue;
 	char where[600];       /* what is being checked, for the report */
 };
 
@@ -971,6 +976,84 @@ users_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
 	return 0;
 }
 
+/* A transport queue entry (queue.h): it parses, names itself, has
+ * recipients of which one at least is pending, and its message. */
+static int
+queue_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct check *c = ctx;
+	if (kl != 8) {
+		check_violation(c, "queue: a record with a %zu-byte key", kl);
+		return 0;
+	}
+	uint64_t id = get64(k);
+	char qid[32];
+	queue_id_format(id, qid, sizeof(qid));
+	snprintf(c->where, sizeof(c->where), "queue %s", qid);
+	u64s_add(&c->queue_ids, id);
+	Portico__QueueEntry *qe = portico__queue_entry__unpack(NULL, vl, v);
+	if (qe == NULL) {
+		check_violation(c, "the entry does not parse");
+		return 0;
+	}
+	if (qe->id != id)
+		check_violation(c, "the entry says it is %016llX",
+				(unsigned long long)qe->id);
+	if (c->next_queue == 0 || id >= c->next_queue)
+		check_violation(c, "id not below the next_queue counter (%llu)",
+				(unsigned long long)c->next_queue);
+	if (qe->n_rcpt == 0)
+		check_violation(c, "no recipients");
+	size_t pending = 0;
+	for (size_t i = 0; i < qe->n_rcpt; i++) {
+		int st = qe->rcpt[i]->state;
+		if (st == PORTICO__RCPT_STATE__RCPT_PENDING)
+			pending++;
+		else if (st != PORTICO__RCPT_STATE__RCPT_DELIVERED &&
+			 st != PORTICO__RCPT_STATE__RCPT_RELAYED &&
+			 st != PORTICO__RCPT_STATE__RCPT_FAILED)
+			check_violation(c, "recipient %zu has state %d", i, st);
+	}
+	if (qe->n_rcpt > 0 && pending == 0)
+		check_violation(c, "every recipient is settled but the entry "
+				   "is still queued");
+	if (qe->mailbox_id[0] == '\0')
+		check_violation(c, "no sender mailbox id");
+	portico__queue_entry__free_unpacked(qe, NULL);
+	struct exact e;
+	if (check_get(c, "queuemsg", k, 8, &e) < 0)
+		return 1;
+	if (!e.found)
+		check_violation(c, "no message (queuemsg)");
+	return 0;
+}
+
+static int
+queuemsg_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct check *c = ctx;
+	c->where[0] = '\0';
+	if (kl != 8) {
+		check_violation(c, "queuemsg: a record with a %zu-byte key",
+				kl);
+		return 0;
+	}
+	if (u64s_count(&c->queue_ids, get64(k)) == 0)
+		check_violation(c, "queuemsg %016llX: no queue entry",
+				(unsigned long long)get64(k));
+	return 0;
+}
+
+static int
+check_queue(struct check *c)
+{
+	c->next_queue = check_counter(c, "next_queue");
+	if (check_walk(c, "queue", NULL, 0, queue_fn, c) < 0)
+		return -1;
+	u64s_sort(&c->queue_ids);
+	return check_walk(c, "queuemsg", NULL, 0, queuemsg_fn, c);
+}
+
 /* The orphan checks of --all, once every user has been checked. */
 static int
 check_orphans(struct check *c)
@@ -1005,7 +1088,9 @@ check_orphans(struct check *c)
 	for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++)
 		if (check_walk(c, o[i].db, NULL, 0, owned_fn, &o[i]) < 0)
 			return -1;
-	return check_walk(c, "bodyhash", NULL, 0, bodyhash_fn, c);
+	if (check_walk(c, "bodyhash", NULL, 0, bodyhash_fn, c) < 0)
+		return -1;
+	return check_queue(c);
 }
 
 static int
@@ -1077,6 +1162,7 @@ out:
 	u64s_free(&c.user_nums);
 	u64s_free(&c.my_bodies);
 	u64s_free(&c.body_ids);
+	u64s_free(&c.queue_ids);
 	if (rc < 0)
 		return 1;
 	if (c.violations > CHECK_MAX_REPORTS)
@@ -1089,6 +1175,89 @@ out:
 	if (c.violations != 0)
 		printf("%lu violations\n", c.violations);
 	return c.violations == 0 ? 0 : 1;
+}
+
+static const char *
+rcpt_state_name(int st)
+{
+	switch (st) {
+	case PORTICO__RCPT_STATE__RCPT_PENDING:
+		return "pending";
+	case PORTICO__RCPT_STATE__RCPT_DELIVERED:
+		return "delivered";
+	case PORTICO__RCPT_STATE__RCPT_RELAYED:
+		return "relayed";
+	case PORTICO__RCPT_STATE__RCPT_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+static void
+age_text(int64_t secs, char *out, size_t outsize)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 120)
+		snprintf(out, outsize, "%llds", (long long)secs);
+	else if (secs < 7200)
+		snprintf(out, outsize, "%lldm", (long long)secs / 60);
+	else if (secs < 172800)
+		snprintf(out, outsize, "%lldh", (long long)secs / 3600);
+	else
+		snprintf(out, outsize, "%lldd", (long long)secs / 86400);
+}
+
+static int
+queue_list_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+	unsigned *n = ctx;
+	Portico__QueueEntry *qe = portico__queue_entry__unpack(NULL, vl, v);
+	char qid[32], age[32], next[32];
+	queue_id_format(kl == 8 ? get64(k) : 0, qid, sizeof(qid));
+	if (qe == NULL) {
+		printf("%s (corrupt entry)\n", qid);
+		return 0;
+	}
+	int64_t now = (int64_t)time(NULL);
+	age_text(now - qe->arrival, age, sizeof(age));
+	age_text(qe->next_attempt - now, next, sizeof(next));
+	printf("%s age=%s attempts=%u next=%s from=<%s> user=%s\n", qid, age,
+	       qe->attempts, next, qe->mail_from, qe->user);
+	for (size_t i = 0; i < qe->n_rcpt; i++) {
+		const Portico__QueueRcpt *r = qe->rcpt[i];
+		printf("  <%s> %s", r->address, rcpt_state_name(r->state));
+		if (r->code != 0 || r->text[0] != '\0')
+			printf(" %u %s %s", r->code, r->status, r->text);
+		if (r->remote[0] != '\0')
+			printf(" (%s)", r->remote);
+		printf("\n");
+	}
+	portico__queue_entry__free_unpacked(qe, NULL);
+	(*n)++;
+	return 0;
+}
+
+/* The transport queue: one line per message, one per recipient. */
+static int
+cmd_queue(struct store *st)
+{
+	MDB_txn *txn;
+	const char *err;
+	unsigned n = 0;
+	if (store_read_begin(st, &txn, &err) < 0) {
+		fprintf(stderr, "portico-admin: queue: %s\n", err);
+		return 1;
+	}
+	int rc = store_walk(st, txn, "queue", NULL, 0, queue_list_fn, &n,
+			    &err);
+	store_read_end(&txn);
+	if (rc < 0) {
+		fprintf(stderr, "portico-admin: queue: %s\n", err);
+		return 1;
+	}
+	printf("%u queued\n", n);
+	return 0;
 }
 
 /* Local delivery of a message read from stdin into the INBOX of each
@@ -1243,6 +1412,8 @@ main(int argc, char **argv)
 		rc = cmd_import(st, argv[i], argv[i + 1], mbox);
 	} else if (strcmp(cmd, "list") == 0 && argc - i == 1) {
 		rc = cmd_list(st, argv[i]);
+	} else if (strcmp(cmd, "queue") == 0 && argc - i == 0) {
+		rc = cmd_queue(st);
 	} else if (strcmp(cmd, "deliver") == 0 && argc - i >= 1) {
 		const char *from = "";
 		if (argc - i >= 3 && strcmp(argv[i], "--from") == 0) {

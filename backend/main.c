@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/transport/queue.h"
 #include "common/log.h"
 #include "common/tls.h"
 
@@ -24,6 +25,7 @@ on_signal(uv_signal_t *h, int signum)
 	uv_signal_stop(&be->sigterm);
 	uv_signal_stop(&be->sigint);
 	link_server_stop(be);
+	queue_stop(be);
 	direct_stop(be);
 	uv_stop(be->loop);
 }
@@ -102,6 +104,10 @@ main(int argc, char **argv)
 			  be.cfg.backend_direct_imap_listen, err);
 		return 1;
 	}
+	if (queue_start(&be, &err) < 0) {
+		log_error("transport queue error=\"%s\"", err);
+		return 1;
+	}
 	uv_signal_init(be.loop, &be.sigterm);
 	uv_signal_init(be.loop, &be.sigint);
 	be.sigterm.data = be.sigint.data = &be;
@@ -118,6 +124,7 @@ main(int argc, char **argv)
 	uv_walk(be.loop, close_walk, NULL);
 	uv_run(be.loop, UV_RUN_DEFAULT);
 	uv_loop_close(be.loop);
+	queue_free(&be);
 	direct_free(&be);
 	SSL_CTX_free(be.link_ctx);
 	store_close(&be.store);

@@ -7,7 +7,14 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <strings.h>
+
+#include "backend/transport/dsn.h"
+#include "backend/transport/relay.h"
 #include "backend/transport/transport.h"
+#include "backend/mime/mime.h"
 #include "common/log.h"
 #include "queue.pb-c.h"
 
@@ -95,25 +102,690 @@ queue_add_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	return 0;
 }
 
-/* -- the runner -------------------------------------------------------------*/
+/* -- the runner -------------------------------------------------------------
+ *
+ * Entries live on disk; in memory the runner keeps their ids and next
+ * attempt times.  An attempt reads the entry, sends its pending local
+ * recipients to the LMTP servers and the others to the smarthost (two
+ * relays at once), then settles: one store operation writes the new
+ * state (or removes the entry) together with a DSN for recipients that
+ * just failed (or succeeded, with NOTIFY=SUCCESS).
+ */
+
+enum { ROUTE_LMTP, ROUTE_SMARTHOST, ROUTE_COUNT };
+
+struct qitem {
+	uint64_t id;
+	int64_t next_attempt;
+	int busy;
+	struct qitem *next;
+};
+
+struct route {
+	struct relay_req req;
+	struct relay_rcpt *rcpt;
+	size_t *idx;          /* into the entry's recipients */
+	size_t n;
+};
+
+struct attempt {
+	struct transport *t;
+	struct qitem *item;
+	Portico__QueueEntry *qe;
+	char *data;
+	size_t len;
+	char qid[32];
+	uint8_t *was_pending;
+	struct route routes[ROUTE_COUNT];
+	int pending_routes;
+	/* the settling operation */
+	uint8_t *entry;
+	size_t entry_len;
+	int remove;
+	struct buf dsn, dsn_meta;
+	int dsn_rc;
+	char dsn_err[STORE_ERR_SIZE];
+	uint64_t dsn_mbox;
+	struct attempt *next;
+};
+
+struct transport {
+	struct backend *be;
+	uv_timer_t timer;
+	struct qitem *items;
+	struct attempt *attempts;
+	unsigned active;
+	SSL_CTX *tls_ctx;
+	enum relay_tls tls;
+	int stopping;
+};
+
+static void queue_schedule(struct transport *t);
+
+static int64_t
+now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static struct qitem *
+item_add(struct transport *t, uint64_t id, int64_t next_attempt)
+{
+	struct qitem **pp = &t->items;
+	while (*pp != NULL) {
+		if ((*pp)->id == id)
+			return *pp;
+		pp = &(*pp)->next;
+	}
+	struct qitem *it = calloc(1, sizeof(*it));
+	if (it == NULL)
+		abort();
+	it->id = id;
+	it->next_attempt = next_attempt;
+	*pp = it;
+	return it;
+}
+
+static void
+item_remove(struct transport *t, struct qitem *it)
+{
+	struct qitem **pp = &t->items;
+	while (*pp != NULL && *pp != it)
+		pp = &(*pp)->next;
+	if (*pp == it)
+		*pp = it->next;
+	free(it);
+}
+
+static int
+is_local(const struct config *cfg, const char *address)
+{
+	const char *at = strrchr(address, '@');
+	if (at == NULL)
+		return 1; /* a bare local part: ours */
+	const char *dom = at + 1;
+	size_t dl = strlen(dom);
+	const char *p = cfg->transport_local_domains;
+	while (*p != '\0') {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, " \t,");
+		if (n > 0 && n == dl && strncasecmp(p, dom, n) == 0)
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+static void
+attempt_free(struct attempt *a)
+{
+	struct transport *t = a->t;
+	struct attempt **pp = &t->attempts;
+	while (*pp != NULL && *pp != a)
+		pp = &(*pp)->next;
+	if (*pp == a)
+		*pp = a->next;
+	for (int i = 0; i < ROUTE_COUNT; i++) {
+		free(a->routes[i].rcpt);
+		free(a->routes[i].idx);
+	}
+	if (a->qe != NULL)
+		portico__queue_entry__free_unpacked(a->qe, NULL);
+	free(a->was_pending);
+	free(a->data);
+	free(a->entry);
+	buf_free(&a->dsn);
+	buf_free(&a->dsn_meta);
+	free(a);
+}
+
+/* Sets a recipient's last reply (strings copied into the entry). */
+static void
+rcpt_set(Portico__QueueRcpt *r, uint32_t code, const char *status,
+	 const char *text, const char *remote, int64_t when)
+{
+	if (r->status != NULL && r->status != protobuf_c_empty_string)
+		free(r->status);
+	if (r->text != NULL && r->text != protobuf_c_empty_string)
+		free(r->text);
+	if (r->remote != NULL && r->remote != protobuf_c_empty_string)
+		free(r->remote);
+	r->code = code;
+	r->status = strdup(status);
+	r->text = strdup(text);
+	r->remote = strdup(remote);
+	if (r->status == NULL || r->text == NULL || r->remote == NULL)
+		abort();
+	r->last_attempt = when;
+}
+
+static int
+settle_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct attempt *a = vargs;
+	int rc = a->remove ? store_queue_del(st, txn, a->qe->id)
+			   : store_queue_put(st, txn, a->qe->id, a->entry,
+					     a->entry_len);
+	if (rc != 0) {
+		snprintf(err, STORE_ERR_SIZE, "queue: %s", mdb_strerror(rc));
+		return rc == MDB_MAP_FULL ? STORE_ERR_FULL : STORE_ERR_INTERNAL;
+	}
+	a->dsn_mbox = 0;
+	if (buf_used(&a->dsn) == 0)
+		return 0;
+	/* The notification goes into the sender's INBOX, whatever the
+	   quota: it must not be lost. */
+	struct deliver_rcpt dr = {.mailbox_id = a->qe->mailbox_id};
+	struct deliver_args da = {
+		.msg = {.data = buf_ptr(&a->dsn), .len = buf_used(&a->dsn),
+			.meta = buf_used(&a->dsn_meta) ? buf_ptr(&a->dsn_meta)
+						       : NULL,
+			.metalen = buf_used(&a->dsn_meta)},
+		.rcpt = &dr,
+		.n = 1,
+	};
+	if ((rc = deliver_op(st, txn, &da, err)) != 0)
+		return rc;
+	a->dsn_rc = dr.rc;
+	snprintf(a->dsn_err, sizeof(a->dsn_err), "%s", dr.err);
+	a->dsn_mbox = dr.mbox_id;
+	return 0;
+}
+
+static void
+settle_done(void *ctx, int rc, const char *err)
+{
+	struct attempt *a = ctx;
+	struct transport *t = a->t;
+	struct qitem *it = a->item;
+	if (rc != 0) {
+		log_error("queue=%s state not saved error=\"%s\"", a->qid, err);
+		it->next_attempt = now_s() + t->be->cfg.transport_retry_first;
+	} else {
+		if (buf_used(&a->dsn) > 0) {
+			if (a->dsn_rc == 0) {
+				log_info("queue=%s dsn to=<%s> mailbox=%s "
+					 "stored",
+					 a->qid, a->qe->mail_from,
+					 a->qe->mailbox_id);
+				backend_mailbox_changed(t->be, a->dsn_mbox);
+			} else {
+				log_error("queue=%s dsn to=<%s> mailbox=%s "
+					  "lost error=\"%s\"",
+					  a->qid, a->qe->mail_from,
+					  a->qe->mailbox_id, a->dsn_err);
+			}
+		}
+		it->next_attempt = a->qe->next_attempt;
+	}
+	it->busy = 0;
+	if (rc == 0 && a->remove) {
+		log_info("queue=%s removed", a->qid);
+		item_remove(t, it);
+	}
+	t->active--;
+	attempt_free(a);
+	queue_schedule(t);
+}
+
+/* Every route has answered: the new state, durable, with its DSN. */
+static void
+attempt_settle(struct attempt *a)
+{
+	struct transport *t = a->t;
+	const struct config *cfg = &t->be->cfg;
+	Portico__QueueEntry *qe = a->qe;
+	int64_t now = now_s();
+	int64_t expires = qe->arrival + cfg->transport_max_queue_lifetime;
+	size_t pending = 0;
+	qe->attempts++;
+	for (size_t i = 0; i < qe->n_rcpt; i++) {
+		Portico__QueueRcpt *r = qe->rcpt[i];
+		if (r->state != PORTICO__RCPT_STATE__RCPT_PENDING)
+			continue;
+		if (now >= expires) {
+			char text[700];
+			snprintf(text, sizeof(text),
+				 "Message expired after %u attempts; last "
+				 "error: %s",
+				 qe->attempts, r->text);
+			char *status = strdup(r->status[0] == '4' ? r->status
+								  : "4.4.7");
+			char *remote = strdup(r->remote);
+			if (status == NULL || remote == NULL)
+				abort();
+			rcpt_set(r, r->code, status, text, remote,
+				 r->last_attempt ? r->last_attempt : now);
+			free(status);
+			free(remote);
+			r->state = PORTICO__RCPT_STATE__RCPT_FAILED;
+			continue;
+		}
+		pending++;
+	}
+	/* Recipients settled by this attempt that want a report. */
+	struct dsn_rcpt *dr = calloc(qe->n_rcpt, sizeof(*dr));
+	if (dr == NULL)
+		abort();
+	size_t nd = 0;
+	for (size_t i = 0; i < qe->n_rcpt; i++) {
+		Portico__QueueRcpt *r = qe->rcpt[i];
+		if (!a->was_pending[i] ||
+		    r->state == PORTICO__RCPT_STATE__RCPT_PENDING)
+			continue;
+		int failed = r->state == PORTICO__RCPT_STATE__RCPT_FAILED;
+		log_info("queue=%s to=<%s> %s remote=%s status=%u %s \"%s\"",
+			 a->qid, r->address,
+			 failed ? "failed"
+			 : r->state == PORTICO__RCPT_STATE__RCPT_DELIVERED
+				 ? "delivered"
+				 : "relayed",
+			 r->remote[0] ? r->remote : "-", r->code, r->status,
+			 r->text);
+		if (!dsn_wanted(r->notify, failed))
+			continue;
+		/* A relayed recipient's success is reported by the next
+		   hop when it took NOTIFY. */
+		if (r->state == PORTICO__RCPT_STATE__RCPT_RELAYED &&
+		    a->routes[ROUTE_SMARTHOST].req.dsn_offered)
+			continue;
+		dr[nd].address = r->address;
+		dr[nd].orcpt = r->orcpt;
+		dr[nd].action =
+			failed ? "failed"
+			: r->state == PORTICO__RCPT_STATE__RCPT_DELIVERED
+				? "delivered"
+				: "relayed";
+		dr[nd].code = r->code;
+		dr[nd].status = r->status;
+		dr[nd].text = r->text;
+		dr[nd].remote = r->remote;
+		dr[nd].last_attempt = r->last_attempt;
+		nd++;
+	}
+	/* Never a report about a report (null reverse-path). */
+	if (nd > 0 && qe->mail_from[0] != '\0') {
+		struct dsn_msg m = {
+			.queue_id = a->qid,
+			.sender = qe->mail_from,
+			.envid = qe->envid,
+			.ret = qe->ret,
+			.eightbit = strcasecmp(qe->body, "8BITMIME") == 0,
+			.arrival = qe->arrival,
+			.data = a->data,
+			.len = a->len,
+		};
+		dsn_build(cfg, &m, dr, nd, &a->dsn);
+		mime_cache_build(buf_ptr(&a->dsn), buf_used(&a->dsn),
+				 &a->dsn_meta);
+	}
+	free(dr);
+	if (pending == 0) {
+		a->remove = 1;
+	} else {
+		int64_t wait = cfg->transport_retry_first;
+		for (uint32_t k = 1; k < qe->attempts && wait < cfg->transport_retry_max; k++)
+			wait *= 2;
+		if (wait > cfg->transport_retry_max)
+			wait = cfg->transport_retry_max;
+		qe->next_attempt = now + wait;
+		if (qe->next_attempt > expires)
+			qe->next_attempt = expires;
+		a->entry_len = portico__queue_entry__get_packed_size(qe);
+		a->entry = malloc(a->entry_len ? a->entry_len : 1);
+		if (a->entry == NULL)
+			abort();
+		portico__queue_entry__pack(qe, a->entry);
+		log_info("queue=%s deferred pending=%zu attempts=%u next=%llds",
+			 a->qid, pending, qe->attempts,
+			 (long long)(qe->next_attempt - now));
+	}
+	store_submit(t->be->store, settle_op, a, settle_done, a);
+}
+
+static void
+route_done(struct relay_req *req)
+{
+	struct attempt *a = req->ctx;
+	struct route *rt = NULL;
+	int which = 0;
+	for (int i = 0; i < ROUTE_COUNT; i++)
+		if (&a->routes[i].req == req) {
+			rt = &a->routes[i];
+			which = i;
+		}
+	int64_t now = now_s();
+	for (size_t k = 0; rt != NULL && k < rt->n; k++) {
+		const struct relay_rcpt *rr = &rt->rcpt[k];
+		Portico__QueueRcpt *r = a->qe->rcpt[rt->idx[k]];
+		rcpt_set(r, rr->code, rr->status, rr->text, req->remote, now);
+		if (rr->code >= 200 && rr->code < 300)
+			r->state = which == ROUTE_LMTP
+					   ? PORTICO__RCPT_STATE__RCPT_DELIVERED
+					   : PORTICO__RCPT_STATE__RCPT_RELAYED;
+		else if (rr->code >= 500)
+			r->state = PORTICO__RCPT_STATE__RCPT_FAILED;
+	}
+	if (--a->pending_routes == 0)
+		attempt_settle(a);
+}
+
+static void
+attempt_start(struct transport *t, struct qitem *it)
+{
+	struct backend *be = t->be;
+	const struct config *cfg = &be->cfg;
+	MDB_txn *txn;
+	const char *err;
+	const void *ev;
+	const char *mv;
+	size_t el, ml;
+	char qid[32];
+	queue_id_format(it->id, qid, sizeof(qid));
+	if (store_read_begin(be->store, &txn, &err) < 0) {
+		log_error("queue=%s read error=\"%s\"", qid, err);
+		it->next_attempt = now_s() + cfg->transport_retry_first;
+		return;
+	}
+	int rc = store_queue_get(be->store, txn, it->id, &ev, &el, &err);
+	if (rc == 0)
+		rc = store_queue_msg_get(be->store, txn, it->id, &mv, &ml, &err);
+	if (rc != 0) {
+		store_read_end(&txn);
+		if (rc > 0) {
+			item_remove(t, it);
+		} else {
+			log_error("queue=%s read error=\"%s\"", qid, err);
+			it->next_attempt = now_s() + cfg->transport_retry_first;
+		}
+		return;
+	}
+	struct attempt *a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		abort();
+	a->t = t;
+	a->item = it;
+	snprintf(a->qid, sizeof(a->qid), "%s", qid);
+	a->qe = portico__queue_entry__unpack(NULL, el, ev);
+	a->data = malloc(ml ? ml : 1);
+	if (a->data == NULL)
+		abort();
+	memcpy(a->data, mv, ml);
+	a->len = ml;
+	store_read_end(&txn);
+	if (a->qe == NULL) {
+		log_error("queue=%s corrupt entry: left alone", qid);
+		it->next_attempt = INT64_MAX;
+		free(a->data);
+		free(a);
+		return;
+	}
+	it->busy = 1;
+	t->active++;
+	a->next = t->attempts;
+	t->attempts = a;
+	Portico__QueueEntry *qe = a->qe;
+	a->was_pending = calloc(qe->n_rcpt ? qe->n_rcpt : 1, 1);
+	for (int i = 0; i < ROUTE_COUNT; i++) {
+		a->routes[i].rcpt = calloc(qe->n_rcpt ? qe->n_rcpt : 1,
+					   sizeof(struct relay_rcpt));
+		a->routes[i].idx = calloc(qe->n_rcpt ? qe->n_rcpt : 1,
+					  sizeof(size_t));
+		if (a->routes[i].rcpt == NULL || a->routes[i].idx == NULL)
+			abort();
+	}
+	if (a->was_pending == NULL)
+		abort();
+	for (size_t i = 0; i < qe->n_rcpt; i++) {
+		Portico__QueueRcpt *r = qe->rcpt[i];
+		if (r->state != PORTICO__RCPT_STATE__RCPT_PENDING)
+			continue;
+		a->was_pending[i] = 1;
+		struct route *rt =
+			&a->routes[is_local(cfg, r->address) ? ROUTE_LMTP
+							      : ROUTE_SMARTHOST];
+		rt->rcpt[rt->n].address = r->address;
+		rt->rcpt[rt->n].notify = r->notify;
+		rt->rcpt[rt->n].orcpt = r->orcpt;
+		rt->idx[rt->n++] = i;
+	}
+	int64_t now = now_s();
+	for (int i = 0; i < ROUTE_COUNT; i++) {
+		struct route *rt = &a->routes[i];
+		const char *hosts = i == ROUTE_LMTP ? cfg->transport_lmtp
+						    : cfg->transport_smarthost;
+		if (rt->n == 0)
+			continue;
+		if (hosts[0] == '\0') {
+			/* Nowhere to send them: LMTP missing is a
+			   configuration to fix (retry), no smarthost means
+			   remote mail is not allowed (bounce). */
+			for (size_t k = 0; k < rt->n; k++) {
+				Portico__QueueRcpt *r = qe->rcpt[rt->idx[k]];
+				if (i == ROUTE_LMTP) {
+					rcpt_set(r, 451, "4.3.5",
+						 "No LMTP server configured "
+						 "(transport.lmtp)",
+						 "", now);
+				} else {
+					rcpt_set(r, 550, "5.4.4",
+						 "No route to remote "
+						 "recipients (transport."
+						 "smarthost is not set)",
+						 "", now);
+					r->state =
+						PORTICO__RCPT_STATE__RCPT_FAILED;
+				}
+			}
+			continue;
+		}
+		struct relay_req *q = &rt->req;
+		q->lmtp = i == ROUTE_LMTP;
+		q->hosts = hosts;
+		q->helo = transport_hostname(cfg);
+		q->tls = i == ROUTE_LMTP ? RELAY_TLS_NONE : t->tls;
+		q->tls_ctx = i == ROUTE_LMTP ? NULL : t->tls_ctx;
+		q->timeout_ms = cfg->transport_timeout * 1000;
+		q->mail_from = qe->mail_from;
+		q->envid = qe->envid;
+		q->ret = qe->ret;
+		q->body = qe->body;
+		q->smtputf8 = qe->smtputf8;
+		q->data = a->data;
+		q->len = a->len;
+		q->rcpt = rt->rcpt;
+		q->n = rt->n;
+		q->log_id = a->qid;
+		q->done = route_done;
+		q->ctx = a;
+		a->pending_routes++;
+	}
+	log_info("queue=%s attempt=%u local=%zu remote=%zu", a->qid,
+		 qe->attempts + 1, a->routes[ROUTE_LMTP].n,
+		 a->routes[ROUTE_SMARTHOST].n);
+	if (a->pending_routes == 0) {
+		attempt_settle(a);
+		return;
+	}
+	for (int i = 0; i < ROUTE_COUNT; i++)
+		if (a->routes[i].req.done != NULL)
+			relay_start(be->loop, &a->routes[i].req);
+}
+
+static void
+queue_timer(uv_timer_t *h)
+{
+	queue_schedule(h->data);
+}
+
+/* Starts what is due (within transport.concurrency) and sets the timer
+ * for the next one. */
+static void
+queue_schedule(struct transport *t)
+{
+	if (t->stopping)
+		return;
+	int64_t now = now_s(), next = INT64_MAX;
+	struct qitem *it = t->items;
+	while (it != NULL) {
+		struct qitem *nx = it->next;
+		if (!it->busy && it->next_attempt <= now &&
+		    t->active < (unsigned)t->be->cfg.transport_concurrency) {
+			attempt_start(t, it); /* may remove it */
+		} else if (!it->busy && it->next_attempt < next) {
+			next = it->next_attempt;
+		}
+		it = nx;
+	}
+	/* What is due but found no free slot starts when an attempt
+	   finishes (settle_done schedules again). */
+	uv_timer_stop(&t->timer);
+	if (next == INT64_MAX)
+		return;
+	uv_timer_start(&t->timer, queue_timer,
+		       next > now ? (uint64_t)(next - now) * 1000 : 1000, 0);
+}
+
+static int
+load_fn(void *ctx, const void *key, size_t klen, const void *val,
+	size_t vlen)
+{
+	struct transport *t = ctx;
+	if (klen != 8)
+		return 0;
+	const uint8_t *k = key;
+	uint64_t id = 0;
+	for (int i = 0; i < 8; i++)
+		id = id << 8 | k[i];
+	Portico__QueueEntry *qe = portico__queue_entry__unpack(NULL, vlen, val);
+	if (qe == NULL) {
+		char qid[32];
+		queue_id_format(id, qid, sizeof(qid));
+		log_error("queue=%s corrupt entry: left alone", qid);
+		return 0;
+	}
+	item_add(t, id, qe->next_attempt);
+	portico__queue_entry__free_unpacked(qe, NULL);
+	return 0;
+}
 
 int
 queue_start(struct backend *be, const char **error_r)
 {
-	(void)be;
-	(void)error_r;
+	static char errbuf[256];
+	const struct config *cfg = &be->cfg;
+	struct transport *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		abort();
+	t->be = be;
+	const char *mode = cfg->transport_smarthost_tls;
+	if (strcasecmp(mode, "none") == 0)
+		t->tls = RELAY_TLS_NONE;
+	else if (strcasecmp(mode, "may") == 0)
+		t->tls = RELAY_TLS_MAY;
+	else if (strcasecmp(mode, "encrypt") == 0)
+		t->tls = RELAY_TLS_ENCRYPT;
+	else if (strcasecmp(mode, "verify") == 0)
+		t->tls = RELAY_TLS_VERIFY;
+	else {
+		*error_r = "transport.smarthost_tls must be none, may, "
+			   "encrypt or verify";
+		free(t);
+		return -1;
+	}
+	if (strcasecmp(cfg->transport_quota_failure, "temporary") != 0 &&
+	    strcasecmp(cfg->transport_quota_failure, "permanent") != 0) {
+		*error_r = "transport.quota_failure must be temporary or "
+			   "permanent";
+		free(t);
+		return -1;
+	}
+	if (t->tls != RELAY_TLS_NONE) {
+		t->tls_ctx = SSL_CTX_new(TLS_client_method());
+		if (t->tls_ctx == NULL)
+			abort();
+		SSL_CTX_set_min_proto_version(t->tls_ctx, TLS1_2_VERSION);
+		if (t->tls == RELAY_TLS_VERIFY) {
+			SSL_CTX_set_verify(t->tls_ctx, SSL_VERIFY_PEER, NULL);
+			int ok = cfg->transport_smarthost_ca_file[0] != '\0'
+					 ? SSL_CTX_load_verify_locations(
+						   t->tls_ctx,
+						   cfg->transport_smarthost_ca_file,
+						   NULL)
+					 : SSL_CTX_set_default_verify_paths(
+						   t->tls_ctx);
+			if (ok != 1) {
+				snprintf(errbuf, sizeof(errbuf),
+					 "transport.smarthost_ca_file: cannot "
+					 "load %s",
+					 cfg->transport_smarthost_ca_file);
+				*error_r = errbuf;
+				SSL_CTX_free(t->tls_ctx);
+				free(t);
+				return -1;
+			}
+		} else {
+			SSL_CTX_set_verify(t->tls_ctx, SSL_VERIFY_NONE, NULL);
+		}
+	}
+	MDB_txn *txn = NULL;
+	if (store_read_begin(be->store, &txn, error_r) < 0 ||
+	    store_walk(be->store, txn, "queue", NULL, 0, load_fn, t,
+		       error_r) < 0) {
+		if (txn != NULL)
+			store_read_end(&txn);
+		SSL_CTX_free(t->tls_ctx);
+		free(t);
+		return -1;
+	}
+	store_read_end(&txn);
+	uv_timer_init(be->loop, &t->timer);
+	t->timer.data = t;
+	be->transport = t;
+	size_t n = 0;
+	for (struct qitem *it = t->items; it != NULL; it = it->next)
+		n++;
+	log_info("queue entries=%zu lmtp=\"%s\" smarthost=\"%s\"", n,
+		 cfg->transport_lmtp, cfg->transport_smarthost);
+	queue_schedule(t);
 	return 0;
 }
 
 void
 queue_stop(struct backend *be)
 {
-	(void)be;
+	struct transport *t = be->transport;
+	if (t == NULL || t->stopping)
+		return;
+	t->stopping = 1;
+	uv_timer_stop(&t->timer);
+	for (struct attempt *a = t->attempts; a != NULL; a = a->next)
+		for (int i = 0; i < ROUTE_COUNT; i++)
+			if (a->routes[i].req.relay != NULL)
+				relay_abort(&a->routes[i].req);
+}
+
+void
+queue_free(struct backend *be)
+{
+	struct transport *t = be->transport;
+	if (t == NULL)
+		return;
+	while (t->attempts != NULL)
+		attempt_free(t->attempts);
+	while (t->items != NULL)
+		item_remove(t, t->items);
+	SSL_CTX_free(t->tls_ctx);
+	free(t);
+	be->transport = NULL;
 }
 
 void
 queue_kick(struct backend *be, uint64_t id)
 {
-	(void)be;
-	(void)id;
+	struct transport *t = be->transport;
+	if (t == NULL)
+		return;
+	item_add(t, id, now_s());
+	queue_schedule(t);
 }

@@ -46,7 +46,11 @@ void queue_id_format(uint64_t id, char *out, size_t outsize);
 
 /* The runner: reads the queue and schedules every entry. */
 int queue_start(struct backend *be, const char **error_r);
+/* Interrupts the deliveries in progress (what the next hop already
+ * accepted is still recorded). */
 void queue_stop(struct backend *be);
+/* After the loop's last run. */
+void queue_free(struct backend *be);
 /* An entry was just queued: attempt it now. */
 void queue_kick(struct backend *be, uint64_t id);
 

@@ -71,12 +71,6 @@ transport_open(struct bsession *s, const Portico__Frame *f,
 			 rcpts > 0 ? t->deliver->rcpt[0]->address : "");
 	} else {
 		t->kind = TSTREAM_SUBMIT;
-		if (t->kind == TSTREAM_SUBMIT) {
-			*code_r = "UNAVAILABLE";
-			*reason_r = "submission is not served by this backend";
-			*temporary_r = 1;
-			goto fail;
-		}
 		size_t n = portico__submit__get_packed_size(f->submit);
 		packed = malloc(n ? n : 1);
 		if (packed == NULL)

@@ -2,14 +2,19 @@
 the submission queue and its runner (LMTP, smarthost, retries, DSNs)."""
 
 import email
+import email.policy
 import os
 import re
+import signal
+import smtplib
+import ssl
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
-from conftest import CMD_TIMEOUT
+from conftest import ALICE, CMD_TIMEOUT, wait_for
 
 pytestmark = pytest.mark.daemons
 
@@ -108,5 +113,315 @@ def test_admin_deliver_over_quota(stack_factory):
     assert p.returncode == 1
     assert p.stdout.decode() == \
         "%s: 552 5.2.2 Mailbox is full (quota exceeded)\n" % fid
+    assert len(fetch_inbox(st, full)) == 1
+    assert len(fetch_inbox(st, ok)) == 1
+
+
+# ---- submission through the queue -------------------------------------------
+
+def need(st, key):
+    if key not in st:
+        pytest.skip("the frontends of this stack have no %s" % key)
+
+
+def submit(st, user, password, rcpts, msg, mail_from=None, site=1,
+           frontend=1, mail_options=(), rcpt_options=()):
+    """Submission over implicit TLS (465-style); returns the 250 text."""
+    need(st, "SITE%d_FE%d_SUBMISSIONS_PORT" % (site, frontend))
+    ctx = st.ssl_context()
+    port = st["SITE%d_FE%d_SUBMISSIONS_PORT" % (site, frontend)]
+    with smtplib.SMTP_SSL(st.host, port, context=ctx, timeout=30,
+                          server_hostname="localhost") as s:
+        s.login(user, password)
+        s.mail(mail_from or user, list(mail_options))
+        for r in rcpts:
+            code, text = s.rcpt(r, list(rcpt_options))
+            assert code == 250, (r, code, text)
+        code, text = s.data(msg)
+        assert code == 250, (code, text)
+        return text.decode()
+
+
+def queue_listing(st, backend="s1b1"):
+    p = admin(st, backend, "queue")
+    assert p.returncode == 0, p.stderr
+    return p.stdout.decode()
+
+
+def queue_empty(st, backend="s1b1"):
+    return queue_listing(st, backend).endswith("\n0 queued\n") or \
+        queue_listing(st, backend) == "0 queued\n"
+
+
+def inbox_when(st, user, count, timeout=30, site=1):
+    """USER's INBOX once it holds COUNT messages."""
+    def have():
+        got = fetch_inbox(st, user)
+        return got if len(got) >= count else None
+    got = wait_for(have, timeout=timeout, interval=0.2,
+                   what="%d message(s) for %s" % (count, user))
+    assert len(got) == count, got
+    return got
+
+
+def body_of(raw):
+    return raw.split(b"\r\n\r\n", 1)[1]
+
+
+def test_submission_to_same_backend(stack):
+    """Submitted, queued (250 with a queue id), delivered through the
+    frontend's LMTP into the INBOX of a user of the same backend."""
+    user, pw = stack.new_user("rcpt")
+    text = submit(stack, *ALICE, [user], MSG)
+    assert re.fullmatch(r"2\.0\.0 Ok: queued as [0-9A-F]{16}", text), text
+    [(size, data)] = inbox_when(stack, user, 1)
+    assert size == len(data)
+    assert data.startswith(b"Return-Path: <alice@example.test>\r\n"
+                           b"Received: from ")
+    assert data.endswith(b"\r\n" + MSG)
+    wait_for(lambda: queue_empty(stack), what="the queue to empty")
+    assert admin(stack, "s1b1", "check", "--all").returncode == 0
+
+
+@pytest.fixture(scope="module")
+def two_sites(stack_factory):
+    """Two sites of two backends each, users on three of them."""
+    st = stack_factory("sites", sites=2, backends_per_site=2)
+    st.add_user("s1@example.test", "pw-s1", site=1, backend=1)
+    st.add_user("b2@example.test", "pw-b2", site=1, backend=2)
+    st.add_user("s2@example.test", "pw-s2", site=2, backend=1)
+    return st
+
+
+def test_submission_to_other_backend_and_site(two_sites):
+    """One submission to a user of the same backend, one of another
+    backend of the site, one of another site: each gets it once."""
+    st = two_sites
+    msg = MSG.replace(b"<t1@", b"<sites@")
+    submit(st, "s1@example.test", "pw-s1",
+           ["s1@example.test", "b2@example.test", "s2@example.test"], msg)
+    for user, site in (("s1@example.test", 1), ("b2@example.test", 1),
+                       ("s2@example.test", 2)):
+        [(size, data)] = inbox_when(st, user, 1, site=site)
+        assert data.endswith(b"\r\n" + msg), user
+        assert data.startswith(b"Return-Path: <s1@example.test>\r\n")
+    wait_for(lambda: queue_empty(st), what="the queue to empty")
+    for b in ("s1b1", "s1b2", "s2b1"):
+        p = admin(st, b, "check", "--all")
+        assert p.returncode == 0, (b, p.stdout)
+
+
+# ---- the smarthost -----------------------------------------------------------
+
+class Sink:
+    """An SMTP server (aiosmtpd) on a fixed port that can be started and
+    stopped; RCPT to an address starting with 'bad' gets 550 5.1.1."""
+
+    def __init__(self, port, cert=None, key=None):
+        from aiosmtpd.controller import Controller
+        self.port = port
+        self.messages = []
+        self.tls_seen = []
+        sink = self
+
+        class Handler:
+            async def handle_RCPT(self, server, session, envelope, address,
+                                  rcpt_options):
+                if address.startswith("bad"):
+                    return "550 5.1.1 No such user here"
+                envelope.rcpt_tos.append(address)
+                return "250 2.1.5 Ok"
+
+            async def handle_DATA(self, server, session, envelope):
+                sink.messages.append((envelope.mail_from,
+                                      list(envelope.rcpt_tos),
+                                      envelope.original_content))
+                sink.tls_seen.append(session.ssl is not None)
+                return "250 2.0.0 Ok: queued"
+
+        ctx = None
+        if cert:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(cert, key)
+        self.controller = Controller(Handler(), hostname="127.0.0.1",
+                                     port=port, tls_context=ctx,
+                                     require_starttls=False)
+        self.running = False
+
+    def start(self):
+        self.controller.start()
+        self.running = True
+
+    def stop(self):
+        if self.running:
+            self.controller.stop()
+            self.running = False
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def relay_stack(stack_factory):
+    """A stack whose backend relays remote mail to a smarthost (not yet
+    running) on SINK_PORT, with STARTTLS, retrying every second or two."""
+    port = free_port()
+    st = stack_factory("relay", settings=[
+        "transport.smarthost=127.0.0.1:%d" % port,
+        "transport.retry_first=1s", "transport.retry_max=2s"])
+    st.sink = Sink(port, str(st.dir / "certs" / "mail.pem"),
+                   str(st.dir / "certs" / "mail.key"))
+    st.add_user("sender@example.test", "pw-sender")
+    try:
+        yield st
+    finally:
+        st.sink.stop()
+
+
+def test_relay_smarthost_down_then_up(relay_stack):
+    """The smarthost is down: the message waits in the queue, retried;
+    once it is up the message arrives once, over STARTTLS, and the queue
+    is empty."""
+    st = relay_stack
+    msg = MSG.replace(b"<t1@", b"<relay@")
+    submit(st, "sender@example.test", "pw-sender", ["far@remote.test"], msg)
+    wait_for(lambda: re.search(r"attempts=[2-9].*\n  <far@remote\.test> "
+                               r"pending 451 4\.4\.1 ",
+                               queue_listing(st)),
+             timeout=30, what="two failed attempts")
+    st.sink.start()
+    wait_for(lambda: queue_empty(st), timeout=30, what="the queue to empty")
+    assert len(st.sink.messages) == 1
+    mail_from, rcpts, data = st.sink.messages[0]
+    assert (mail_from, rcpts) == ("sender@example.test", ["far@remote.test"])
+    assert data.replace(b"\r\n", b"\n").endswith(
+        msg.replace(b"\r\n", b"\n"))
+    assert st.sink.tls_seen == [True]
+    assert "to=<far@remote.test> relayed" in st.log("s1b1")
+
+
+def dsn_parts(raw):
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    assert m.get_content_type() == "multipart/report"
+    assert m.get_param("report-type") == "delivery-status"
+    parts = m.get_payload()
+    assert [p.get_content_type() for p in parts[:2]] == [
+        "text/plain", "message/delivery-status"]
+    return m, parts
+
+
+def test_permanent_failure_dsn(relay_stack):
+    """A 550 from the smarthost: the sender gets one DSN (RFC 3464) in
+    the INBOX for the recipients that asked for one - NOTIFY=NEVER gets
+    none - with ENVID and only the headers under RET=HDRS; the good
+    recipient's copy is relayed."""
+    st = relay_stack
+    st.sink.start()
+    msg = MSG.replace(b"<t1@", b"<dsn@")
+    submit(st, "sender@example.test", "pw-sender",
+           ["bad1@remote.test", "good@remote.test"], msg,
+           mail_options=["RET=HDRS", "ENVID=env-42"])
+    submit(st, "sender@example.test", "pw-sender", ["bad2@remote.test"],
+           msg, rcpt_options=["NOTIFY=NEVER"])
+    wait_for(lambda: queue_empty(st), timeout=30, what="the queue to empty")
+    [(size, raw)] = inbox_when(st, "sender@example.test", 1)
+    m, parts = dsn_parts(raw)
+    assert m["To"] == "<sender@example.test>"
+    assert m["Subject"] == "Undelivered Mail Returned to Sender"
+    assert m["Auto-Submitted"] == "auto-replied"
+    status = parts[1].get_payload()
+    fields = [dict(b.items()) for b in status]
+    assert fields[0]["Original-Envelope-Id"] == "env-42"
+    assert fields[0]["Reporting-MTA"] == "dns; s1b1.example.test"
+    [r] = fields[1:]
+    assert r["Final-Recipient"] == "rfc822; bad1@remote.test"
+    assert r["Action"] == "failed"
+    assert r["Status"] == "5.1.1"
+    assert r["Diagnostic-Code"] == "smtp; 550 5.1.1 No such user here"
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    assert b"Message-ID: <dsn@example.test>" in raw
+    assert b"Hello over the transport." not in raw
+    assert [m[1] for m in st.sink.messages] == [["good@remote.test"]]
+    assert admin(st, "s1b1", "check", "--all").returncode == 0
+
+
+def kill9(st, service):
+    pid = int((st.dir / service / "pid").read_text().strip())
+    os.kill(pid, signal.SIGKILL)
+
+    def gone():
+        try:
+            os.kill(pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+    wait_for(gone, timeout=10, what="%s to die" % service)
+
+
+def test_restart_between_acceptance_and_delivery(relay_stack):
+    """kill -9 of the backend with a message accepted (its local
+    recipient already delivered, the remote one waiting for the
+    smarthost): after the restart the remote copy goes out once and the
+    local one is not delivered again."""
+    st = relay_stack
+    local, _ = st.new_user("local")
+    msg = MSG.replace(b"<t1@", b"<restart@")
+    submit(st, "sender@example.test", "pw-sender",
+           [local, "far@remote.test"], msg)
+    inbox_when(st, local, 1)
+    wait_for(lambda: re.search(r"<%s> delivered" % re.escape(local),
+                               queue_listing(st)),
+             timeout=30, what="the local recipient marked delivered")
+    kill9(st, "s1b1")
+    st.start("s1b1")
+    st.sink.start()
+    wait_for(lambda: queue_empty(st), timeout=30, what="the queue to empty")
+    assert [m[1] for m in st.sink.messages] == [["far@remote.test"]]
+    assert len(fetch_inbox(st, local)) == 1
+    assert admin(st, "s1b1", "check", "--all").returncode == 0
+
+
+# ---- quota through LMTP -----------------------------------------------------
+
+def lmtp(st, rcpts, msg, mail_from="someone@remote.test"):
+    """One LMTP transaction on the frontend; {rcpt: (code, text)}."""
+    need(st, "SITE1_FE1_LMTP_PORT")
+    with smtplib.LMTP(st.host, st["SITE1_FE1_LMTP_PORT"], timeout=30) as c:
+        c.ehlo_or_helo_if_needed()
+        code, text = c.mail(mail_from)
+        assert code == 250, text
+        for r in rcpts:
+            code, text = c.rcpt(r)
+            assert code == 250, (r, text)
+        c.putcmd("data")
+        code, text = c.getreply()
+        assert code == 354, text
+        c.send(smtplib.quotedata(msg.decode()).encode() + b"\r\n.\r\n")
+        out = {}
+        for r in rcpts:
+            out[r] = c.getreply()
+        return out
+
+
+@pytest.mark.parametrize("mode,code,status", [
+    ("temporary", 452, b"4.2.2"), ("permanent", 552, b"5.2.2")])
+def test_over_quota_through_lmtp(stack_factory, mode, code, status):
+    """A recipient over quota gets 452 4.2.2 or 552 5.2.2 as
+    transport.quota_failure says; the other recipient gets the message."""
+    st = stack_factory("quota-" + mode, settings=[
+        "backend.quota_messages=1", "transport.quota_failure=" + mode])
+    full, _ = st.new_user("full")
+    ok, _ = st.new_user("ok")
+    assert lmtp(st, [full], MSG)[full][0] == 250
+    got = lmtp(st, [full, ok], MSG)
+    assert got[ok][0] == 250
+    assert got[full][0] == code
+    assert got[full][1].startswith(status + b" ")
     assert len(fetch_inbox(st, full)) == 1
     assert len(fetch_inbox(st, ok)) == 1
