@@ -84,6 +84,7 @@ struct bsession {
 	const struct session_engine *engine;
 	void *state;
 	struct bsession *next;    /* in link's list */
+	struct bsession *prev;
 };
 
 /* A protocol engine may implement notify(): a mailbox it shows changed. */

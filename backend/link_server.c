@@ -17,6 +17,7 @@
 
 #include "backend/transport/transport.h"
 #include "common/link.h"
+#include "common/stream_map.h"
 #include "common/log.h"
 
 #define LINK_DATA_CHUNK 65536
@@ -28,7 +29,8 @@ struct blink {
 	char peer[64];
 	char name[128];      /* frontend's Hello name */
 	int hello;           /* Hello received */
-	struct bsession *sessions;
+	struct bsession *sessions;   /* every session, for iteration */
+	struct stream_map streams;   /* stream id -> session, per frame */
 	struct blink *next;
 };
 
@@ -54,20 +56,34 @@ blink_send_buf(struct blink *l, struct buf *b)
 static struct bsession *
 blink_find(struct blink *l, uint32_t stream)
 {
-	for (struct bsession *s = l->sessions; s != NULL; s = s->next)
-		if (s->stream == stream)
-			return s;
-	return NULL;
+	return stream_map_get(&l->streams, stream);
+}
+
+static void
+session_link(struct blink *l, struct bsession *s)
+{
+	s->prev = NULL;
+	s->next = l->sessions;
+	if (l->sessions != NULL)
+		l->sessions->prev = s;
+	l->sessions = s;
+	stream_map_put(&l->streams, s->stream, s);
 }
 
 static void
 session_unlink(struct bsession *s)
 {
-	struct bsession **pp = &s->link->sessions;
-	while (*pp != NULL && *pp != s)
-		pp = &(*pp)->next;
-	if (*pp == s)
-		*pp = s->next;
+	struct blink *l = s->link;
+	if (stream_map_get(&l->streams, s->stream) != s)
+		return; /* not linked */
+	stream_map_del(&l->streams, s->stream);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		l->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
 }
 
 /* Deflates len bytes (or flushes with Z_SYNC_FLUSH when data is NULL)
@@ -399,8 +415,7 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 		session_free(s);
 		return;
 	}
-	s->next = l->sessions;
-	l->sessions = s;
+	session_link(l, s);
 	Portico__Frame f = PORTICO__FRAME__INIT;
 	Portico__Opened op = PORTICO__OPENED__INIT;
 	op.window = (uint32_t)s->window;
@@ -442,8 +457,7 @@ blink_transport(struct blink *l, const Portico__Frame *f)
 		session_free(s);
 		return;
 	}
-	s->next = l->sessions;
-	l->sessions = s;
+	session_link(l, s);
 	Portico__Frame of = PORTICO__FRAME__INIT;
 	Portico__Opened op = PORTICO__OPENED__INIT;
 	op.window = (uint32_t)s->window;
@@ -599,6 +613,7 @@ blink_drop_sessions(struct blink *l)
 		l->sessions = s->next;
 		session_free(s);
 	}
+	stream_map_free(&l->streams);
 }
 
 static void

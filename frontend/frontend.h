@@ -164,6 +164,7 @@ struct client {
 	uint64_t recv_uncredited; /* bytes written to the client, not yet
 				     credited back */
 	struct client *link_next; /* in the link's stream or wait list */
+	struct client *link_prev; /* in the stream list */
 
 	struct client *prev, *next; /* all clients */
 };

@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "common/link.h"
+#include "common/stream_map.h"
 #include "common/log.h"
 
 enum flink_state {
@@ -46,6 +47,7 @@ struct flink {
 	uint32_t next_stream;
 	char *imap_caps;
 	struct client *streams;  /* sessions opened or opening */
+	struct stream_map smap;  /* stream id -> client, looked up per frame */
 	struct client *waiting;  /* waiting for the link or the lookup */
 	struct flink *next;
 };
@@ -95,10 +97,43 @@ list_remove(struct client **head, struct client *c)
 static struct client *
 flink_stream(struct flink *l, uint32_t stream)
 {
-	for (struct client *c = l->streams; c != NULL; c = c->link_next)
-		if (c->stream == stream)
-			return c;
-	return NULL;
+	return stream_map_get(&l->smap, stream);
+}
+
+static void
+flink_stream_add(struct flink *l, struct client *c)
+{
+	c->link_prev = NULL;
+	c->link_next = l->streams;
+	if (l->streams != NULL)
+		l->streams->link_prev = c;
+	l->streams = c;
+	stream_map_put(&l->smap, c->stream, c);
+}
+
+static void
+flink_stream_remove(struct flink *l, struct client *c)
+{
+	if (stream_map_get(&l->smap, c->stream) != c)
+		return;
+	stream_map_del(&l->smap, c->stream);
+	if (c->link_prev != NULL)
+		c->link_prev->link_next = c->link_next;
+	else
+		l->streams = c->link_next;
+	if (c->link_next != NULL)
+		c->link_next->link_prev = c->link_prev;
+	c->link_prev = c->link_next = NULL;
+}
+
+static uint32_t
+flink_new_stream(struct flink *l)
+{
+	do {
+		if (++l->next_stream == 0)
+			l->next_stream = 1;
+	} while (flink_stream(l, l->next_stream) != NULL);
+	return l->next_stream;
 }
 
 static void
@@ -107,13 +142,8 @@ flink_send_open(struct flink *l, struct client *c)
 	Portico__Frame f = PORTICO__FRAME__INIT;
 	Portico__Open o = PORTICO__OPEN__INIT;
 	char tls[128];
-	do {
-		if (++l->next_stream == 0)
-			l->next_stream = 1;
-	} while (flink_stream(l, l->next_stream) != NULL);
-	c->stream = l->next_stream;
-	c->link_next = l->streams;
-	l->streams = c;
+	c->stream = flink_new_stream(l);
+	flink_stream_add(l, c);
 	conn_tls_desc(&c->conn, tls, sizeof(tls));
 	o.protocol = c->protocol == CLIENT_IMAP ? PORTICO__PROTOCOL__PROTOCOL_IMAP
 						: PORTICO__PROTOCOL__PROTOCOL_POP3;
@@ -167,7 +197,7 @@ flink_frame(struct flink *l, Portico__Frame *f)
 		client_link_opened(c, f->opened->window);
 		return;
 	case PORTICO__FRAME__BODY_REFUSED:
-		list_remove(&l->streams, c);
+		flink_stream_remove(l, c);
 		c->link = NULL;
 		client_link_refused(c, f->refused->code, f->refused->reason);
 		return;
@@ -178,7 +208,7 @@ flink_frame(struct flink *l, Portico__Frame *f)
 		client_link_credit(c, f->credit->bytes);
 		return;
 	case PORTICO__FRAME__BODY_CLOSE:
-		list_remove(&l->streams, c);
+		flink_stream_remove(l, c);
 		c->link = NULL;
 		client_link_closed(c, "session ended", 0);
 		return;
@@ -242,8 +272,7 @@ flink_fail(struct flink *l, const char *why)
 	buf_reset(&l->in);
 	while (l->streams != NULL) {
 		struct client *c = l->streams;
-		l->streams = c->link_next;
-		c->link_next = NULL;
+		flink_stream_remove(l, c);
 		c->link = NULL;
 		client_link_closed(c, "backend link lost", 1);
 	}
@@ -469,12 +498,9 @@ link_pool_detach(struct client *c)
 	struct flink *l = c->link;
 	if (l == NULL)
 		return;
-	int open = 0;
-	for (struct client *p = l->streams; p != NULL; p = p->link_next)
-		if (p == c)
-			open = 1;
+	int open = c->stream != 0 && flink_stream(l, c->stream) == c;
 	if (open) {
-		list_remove(&l->streams, c);
+		flink_stream_remove(l, c);
 		struct buf b = BUF_INIT;
 		link_send_close(&b, c->stream, "client gone");
 		flink_write(l, &b);
@@ -528,6 +554,7 @@ link_pool_free(struct frontend *fe)
 		fe->links = l->next;
 		buf_free(&l->in);
 		free(l->imap_caps);
+		stream_map_free(&l->smap);
 		free(l);
 	}
 }
