@@ -23,9 +23,6 @@
 
 #include "backend/backend.h"
 
-/* Recipients of one submission at most. */
-#define QUEUE_MAX_RCPTS 1000
-
 /* Queueing one submission (a store operation). */
 struct queue_add_args {
 	uint8_t *entry;       /* packed QueueEntry, id filled in by the op */

@@ -92,14 +92,14 @@ transport_open(struct bsession *s, const Portico__Frame *f,
 			*temporary_r = 0;
 			goto fail;
 		}
-		if (rcpts > QUEUE_MAX_RCPTS) {
-			*code_r = "LIMIT";
-			*reason_r = "Too many recipients";
-			*temporary_r = 0;
-			goto fail;
-		}
 	}
 	snprintf(s->id, sizeof(s->id), "%s", sid);
+	if (rcpts > (size_t)s->be->cfg.transport_max_recipients) {
+		*code_r = "LIMIT";
+		*reason_r = "Too many recipients";
+		*temporary_r = 0;
+		goto fail;
+	}
 	if (rcpts == 0) {
 		*code_r = "CLIENTBUG";
 		*reason_r = "no recipients";
@@ -283,6 +283,10 @@ static void
 tstream_end(struct bsession *s)
 {
 	struct tstream *t = ts_of(s);
+	if (t->ended) {
+		log_warn("session=%s End after End", s->id);
+		return; /* the first one's answer is on its way */
+	}
 	t->ended = 1;
 	size_t n = t->kind == TSTREAM_DELIVER ? t->deliver->n_rcpt : 1;
 	if (t->too_big) {
