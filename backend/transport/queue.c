@@ -443,6 +443,55 @@ attempt_settle(struct attempt *a)
 	store_submit(t->be->store, settle_op, a, settle_done, a);
 }
 
+/* What one route settled is written at once, before the other route
+ * ends (a smarthost may take minutes): a restart in between must not
+ * send those recipients again. */
+struct mark {
+	uint64_t id;
+	uint8_t *entry;
+	size_t len;
+	char qid[32];
+};
+
+static int
+mark_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct mark *m = vargs;
+	int rc = store_queue_put(st, txn, m->id, m->entry, m->len);
+	if (rc != 0) {
+		snprintf(err, STORE_ERR_SIZE, "queue: %s", mdb_strerror(rc));
+		return rc == MDB_MAP_FULL ? STORE_ERR_FULL : STORE_ERR_INTERNAL;
+	}
+	return 0;
+}
+
+static void
+mark_done(void *ctx, int rc, const char *err)
+{
+	struct mark *m = ctx;
+	if (rc != 0)
+		log_error("queue=%s state not saved error=\"%s\"", m->qid,
+			  err);
+	free(m->entry);
+	free(m);
+}
+
+static void
+attempt_mark(struct attempt *a)
+{
+	struct mark *m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		abort();
+	m->id = a->qe->id;
+	snprintf(m->qid, sizeof(m->qid), "%s", a->qid);
+	m->len = portico__queue_entry__get_packed_size(a->qe);
+	m->entry = malloc(m->len ? m->len : 1);
+	if (m->entry == NULL)
+		abort();
+	portico__queue_entry__pack(a->qe, m->entry);
+	store_submit(a->t->be->store, mark_op, m, mark_done, m);
+}
+
 static void
 route_done(struct relay_req *req)
 {
@@ -468,6 +517,8 @@ route_done(struct relay_req *req)
 	}
 	if (--a->pending_routes == 0)
 		attempt_settle(a);
+	else
+		attempt_mark(a);
 }
 
 static void

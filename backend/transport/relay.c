@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <netdb.h>
+
 #include "common/buf.h"
 #include "common/conn.h"
 #include "common/log.h"
@@ -53,6 +55,8 @@ struct relay {
 	char host[280];        /* the one being tried */
 	int connected;         /* the current host accepted the connection */
 	int aborted;
+	uv_getaddrinfo_t gai;  /* a host name being resolved */
+	int resolving;
 	struct buf in;
 	/* the reply being read */
 	unsigned lines;
@@ -130,8 +134,8 @@ timer_closed(uv_handle_t *h)
 static void
 relay_finish(struct relay *r)
 {
-	if (r->timer_closing)
-		return;
+	if (r->timer_closing || r->resolving)
+		return; /* the resolver's callback finishes */
 	r->timer_closing = 1;
 	relay_fail_pending(r, 451, "4.4.1", "No host reachable");
 	uv_timer_stop(&r->timer);
@@ -600,6 +604,64 @@ connect_timer(uv_timer_t *t)
 	relay_connect_next(t->data);
 }
 
+static void relay_connect_to(struct relay *r, const struct sockaddr *sa);
+
+static void
+relay_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct relay *r = req->data;
+	r->resolving = 0;
+	if (r->aborted) {
+		if (res != NULL)
+			uv_freeaddrinfo(res);
+		relay_finish(r);
+		return;
+	}
+	if (status < 0 || res == NULL) {
+		log_info("relay queue=%s host=%s resolve error=\"%s\"",
+			 r->req->log_id, r->host, uv_strerror(status));
+		snprintf(r->text, sizeof(r->text), "%s",
+			 status < 0 ? uv_strerror(status) : "no address");
+		if (res != NULL)
+			uv_freeaddrinfo(res);
+		relay_connect_next(r);
+		return;
+	}
+	struct sockaddr_storage ss;
+	memcpy(&ss, res->ai_addr,
+	       res->ai_addrlen < sizeof(ss) ? res->ai_addrlen : sizeof(ss));
+	uv_freeaddrinfo(res);
+	relay_connect_to(r, (struct sockaddr *)&ss);
+}
+
+/* Starts resolving "name:port"; -1 (with r->text) if it cannot. */
+static int
+relay_resolve(struct relay *r, const char *hostport)
+{
+	char name[256];
+	const char *colon = strrchr(hostport, ':');
+	if (colon == NULL || colon == hostport || colon[1] == '\0' ||
+	    (size_t)(colon - hostport) >= sizeof(name)) {
+		snprintf(r->text, sizeof(r->text), "expected host:port");
+		return -1;
+	}
+	memcpy(name, hostport, (size_t)(colon - hostport));
+	name[colon - hostport] = '\0';
+	struct addrinfo hints;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	r->gai.data = r;
+	int rc = uv_getaddrinfo(r->loop, &r->gai, relay_resolved, name,
+				colon + 1, &hints);
+	if (rc < 0) {
+		snprintf(r->text, sizeof(r->text), "%s", uv_strerror(rc));
+		return -1;
+	}
+	r->resolving = 1;
+	return 0;
+}
+
 /* Tries the next host of the list; none left: finish. */
 static void
 relay_connect_next(struct relay *r)
@@ -625,13 +687,19 @@ relay_connect_next(struct relay *r)
 		r->next_host = h[n] != '\0' ? h + n + 1 : NULL;
 		h[n] = '\0';
 		snprintf(r->host, sizeof(r->host), "%s", h);
-		if (conn_parse_addr(h, (struct sockaddr_storage *)&ss, &err) <
-		    0) {
-			snprintf(r->text, sizeof(r->text), "%s", err);
-			continue;
-		}
-		break;
+		if (conn_parse_addr(h, (struct sockaddr_storage *)&ss, &err) ==
+		    0)
+			break;
+		if (relay_resolve(r, h) == 0)
+			return; /* relay_resolved() goes on */
 	}
+	relay_connect_to(r, (struct sockaddr *)&ss);
+}
+
+/* Connects to the address of r->host. */
+static void
+relay_connect_to(struct relay *r, const struct sockaddr *sa)
+{
 	r->text[0] = '\0';
 	r->connected = 0;
 	r->state = R_CONNECT;
@@ -640,8 +708,7 @@ relay_connect_next(struct relay *r)
 		return;
 	}
 	r->conn_live = 1;
-	int rc = conn_connect(&r->conn, (struct sockaddr *)&ss,
-			      relay_connected);
+	int rc = conn_connect(&r->conn, sa, relay_connected);
 	if (rc < 0) {
 		snprintf(r->text, sizeof(r->text), "%s", uv_strerror(rc));
 		conn_abort(&r->conn);
@@ -688,6 +755,8 @@ relay_abort(struct relay_req *req)
 	if (r->conn_live) {
 		r->state = R_CLOSED;
 		conn_abort(&r->conn);
+	} else if (r->resolving) {
+		uv_cancel((uv_req_t *)&r->gai); /* relay_resolved() ends */
 	} else {
 		relay_finish(r);
 	}
