@@ -130,8 +130,7 @@ def submit(st, user, password, rcpts, msg, mail_from=None, site=1,
     need(st, "SITE%d_FE%d_SUBMISSIONS_PORT" % (site, frontend))
     ctx = st.ssl_context()
     port = st["SITE%d_FE%d_SUBMISSIONS_PORT" % (site, frontend)]
-    with smtplib.SMTP_SSL(st.host, port, context=ctx, timeout=30,
-                          server_hostname="localhost") as s:
+    with smtplib.SMTP_SSL(st.host, port, context=ctx, timeout=30) as s:
         s.login(user, password)
         s.mail(mail_from or user, list(mail_options))
         for r in rcpts:
