@@ -22,6 +22,8 @@ struct conn_wreq {
 };
 
 static _Thread_local char conn_read_buf[CONN_READ_CHUNK];
+/* TLS records on their way from OpenSSL to the socket. */
+static _Thread_local char conn_tls_out[CONN_READ_CHUNK];
 
 static void conn_fail(struct conn *c, const char *why);
 static void conn_close_handles(struct conn *c);
@@ -98,9 +100,24 @@ conn_send_wreq(struct conn *c, struct conn_wreq *w)
 	return 0;
 }
 
+/* Sends bytes, copied: when nothing is queued they go straight to the
+ * kernel (no copy, no write request, no change to the poll set: one
+ * syscall per response); what the kernel does not take now is queued
+ * behind a write request.  A failed direct write is retried through the
+ * queue, whose completion reports the error as before. */
 static int
 conn_send_raw(struct conn *c, const void *data, size_t len)
 {
+	if (c->queued == 0) {
+		uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (n > 0) {
+			data = (const char *)data + n;
+			len -= (size_t)n;
+			if (len == 0)
+				return 0;
+		}
+	}
 	struct conn_wreq *w = malloc(sizeof(*w) + len);
 	if (w == NULL)
 		abort();
@@ -115,16 +132,12 @@ conn_flush_tls(struct conn *c)
 {
 	size_t pending;
 	while ((pending = BIO_ctrl_pending(c->wbio)) > 0) {
-		struct conn_wreq *w = malloc(sizeof(*w) + pending);
-		if (w == NULL)
-			abort();
-		int n = BIO_read(c->wbio, w->data, (int)pending);
-		if (n <= 0) {
-			free(w);
+		if (pending > sizeof(conn_tls_out))
+			pending = sizeof(conn_tls_out);
+		int n = BIO_read(c->wbio, conn_tls_out, (int)pending);
+		if (n <= 0)
 			return -1;
-		}
-		w->len = (size_t)n;
-		if (conn_send_wreq(c, w) < 0)
+		if (conn_send_raw(c, conn_tls_out, (size_t)n) < 0)
 			return -1;
 	}
 	return 0;
