@@ -58,12 +58,12 @@ PROFILES = {
                   pop_users=8, pop_msgs=10,
                   app_users=8, idle_conns=100, deliveries=5,
                   plaintext=False),
-    "full": dict(duration=20.0, warmup=2.0, clients=16,
+    "full": dict(duration=10.0, warmup=2.0, clients=16,
                  mix_users=16, mix_msgs=100,
                  fetch_users=4, fetch_msgs=2000,
                  pop_users=16, pop_msgs=20,
                  app_users=16, idle_conns=2000, deliveries=10,
-                 plaintext=True),
+                 plaintext=True, idle_big=10000),
     # the CI smoke test (tests/e2e/test_bench_smoke.py): every workload
     # once, tiny
     "smoke": dict(duration=0.5, warmup=0.1, clients=2,
@@ -142,9 +142,16 @@ def machine():
     if os.path.exists(DOVECOT):
         dv = run([DOVECOT, "--version"], check=False).stdout.strip()
     ossl = run(["openssl", "version"], check=False).stdout.strip()
+    # issue's reference: what OpenSSL alone encrypts on one core
+    aes = None
+    sp = run(["openssl", "speed", "-evp", "aes-128-gcm", "-seconds", "2",
+              "-bytes", "16384"], check=False).stdout
+    for line in sp.splitlines():
+        if line.startswith("AES-128-GCM"):
+            aes = float(line.split()[-1].rstrip("k")) * 1000 / 1e6
     return {"nproc": os.cpu_count(), "model": model,
             "memory_gib": round(mem_kb / 1048576, 1), "kernel": kernel,
-            "dovecot": dv, "openssl": ossl,
+            "dovecot": dv, "openssl": ossl, "aes128gcm_mb_s": aes,
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
@@ -259,7 +266,7 @@ class Portico:
         return run([STACK] + list(args), timeout=timeout)
 
     def up(self):
-        n = self.prof["idle_conns"]
+        n = max(self.prof["idle_conns"], self.prof.get("idle_big", 0))
         settings = [
             # same authentication cache as Dovecot's auth_cache_size
             "ldap.cache_size=100000",
@@ -579,6 +586,15 @@ def cpu_per(op, scale):
     return f
 
 
+AES_MB_S = [None]  # set in main from machine()
+
+
+def aes_share(r):
+    if not AES_MB_S[0]:
+        return None
+    return mbps(r) / AES_MB_S[0]
+
+
 def mem(key):
     return lambda r: r.get("memory", {}).get(key)
 
@@ -613,6 +629,7 @@ FIG = {
     ],
     "imap-fetch": [
         ("MB/s received", mbps, "", True),
+        ("MB/s / OpenSSL AES-128-GCM on one core", aes_share, "", True),
         ("FETCH BODY[] /s", rate("fetch-body"), "", True),
         ("FETCH BODY[] p99", pct("fetch-body", "p99"), "ms", False),
         ("FETCH 20 headers p99", pct("fetch", "p99"), "ms", False),
@@ -628,6 +645,7 @@ FIG = {
     "pop3-download": [
         ("sessions/s", rate("session"), "", True),
         ("MB/s received", mbps, "", True),
+        ("MB/s / OpenSSL AES-128-GCM on one core", aes_share, "", True),
         ("RETR p99", pct("retr", "p99"), "ms", False),
         ("session p99", pct("session", "p99"), "ms", False),
         ("server CPU per session", cpu_per("session", 1000), "ms", False),
@@ -719,6 +737,13 @@ def plan(prof, only):
         ("ldap-bind (slapd alone)", "ldap-bind", "ldap", False, "mix",
          ["--clients", c, "--users", prof["mix_users"]], False),
     ]
+    if prof.get("idle_big"):
+        # the 10,000 connections, Portico only (PORTICO_ONLY)
+        runs.append(
+            ("idle-hold (%d, Portico only)" % prof["idle_big"], "idle-hold",
+             "imap", True, "idle", ["--idle-conns", prof["idle_big"],
+                                    "--deliveries", prof["deliveries"],
+                                    "--connect-parallel", 128], True))
     if prof["plaintext"]:
         runs += [
             ("imap-mixed (no TLS)", "imap-mixed", "imap", False, "mix",
@@ -951,6 +976,7 @@ def main():
     direct = proxy = None
     results = {}
     info = machine()
+    AES_MB_S[0] = info.get("aes128gcm_mb_s")
     load_before = os.getloadavg()
     try:
         # -- Portico, users, messages
@@ -1023,6 +1049,14 @@ def main():
         for run_ in runs:
             name, cache_on = run_[0], run_[6]
             results[name] = {}
+            if name.endswith("Portico only)"):
+                log("%s: portico" % name)
+                try:
+                    results[name]["portico"] = loadgen(
+                        portico, run_, prof, portico.ca)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    log("%s failed: %s" % (name, e))
+                continue
             special = {"hop-latency": run_hop,
                        "ldap-bind": run_ldap}.get(run_[1])
             if special is not None:
@@ -1065,14 +1099,20 @@ def main():
         elapsed = time.monotonic() - t_begin
         header = (
             "Machine: %(nproc)d cores, %(model)s, %(memory_gib)s GiB, "
-            "Linux %(kernel)s; %(dovecot_v)s; %(openssl)s; %(date)s." % dict(
-                info, dovecot_v="Dovecot " + info["dovecot"])
+            "Linux %(kernel)s; %(dovecot_v)s; %(openssl)s (AES-128-GCM "
+            "on one core: %(aes)s MB/s); %(date)s." % dict(
+                info, dovecot_v="Dovecot " + info["dovecot"],
+                aes="%.0f" % info["aes128gcm_mb_s"]
+                if info.get("aes128gcm_mb_s") else "?")
             + "\nRun: %s mode, %d clients, %g s measured per run after "
             "%g s of warm-up, %d connections in idle-hold; %.0f s in all; "
             "load average %.2f before, %.2f after."
             % (mode, prof["clients"],
                prof["duration"], prof["warmup"], prof["idle_conns"],
                elapsed, load_before[0], os.getloadavg()[0]))
+        ciphers = sorted({r.get("tls_cipher") for rs in results.values()
+                          for r in rs.values() if r.get("tls_cipher")})
+        header += "\nTLS: %s." % (", ".join(ciphers) or "none")
         tab = table(results, targets, runs)
         print(header)
         print()
