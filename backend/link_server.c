@@ -31,24 +31,46 @@ struct blink {
 	int hello;           /* Hello received */
 	struct bsession *sessions;   /* every session, for iteration */
 	struct stream_map streams;   /* stream id -> session, per frame */
+	/* While corked, frames collect in wout and go out in one write:
+	   a batch of frames read, or a change shown to many sessions. */
+	int corked;
+	struct buf wout;
 	struct blink *next;
 };
 
+
+static void
+blink_send_buf(struct blink *l, struct buf *b)
+{
+	if (l->corked)
+		buf_append(&l->wout, buf_ptr(b), buf_used(b));
+	else
+		conn_write(&l->conn, buf_ptr(b), buf_used(b));
+	buf_free(b);
+}
 
 static void
 blink_send(struct blink *l, const Portico__Frame *f)
 {
 	struct buf out = BUF_INIT;
 	link_frame_pack(f, &out);
-	conn_write(&l->conn, buf_ptr(&out), buf_used(&out));
-	buf_free(&out);
+	blink_send_buf(l, &out);
 }
 
 static void
-blink_send_buf(struct blink *l, struct buf *b)
+blink_cork(struct blink *l)
 {
-	conn_write(&l->conn, buf_ptr(b), buf_used(b));
-	buf_free(b);
+	l->corked++;
+}
+
+static void
+blink_uncork(struct blink *l)
+{
+	if (--l->corked > 0)
+		return;
+	if (buf_used(&l->wout) > 0 && !l->conn.closing)
+		conn_write(&l->conn, buf_ptr(&l->wout), buf_used(&l->wout));
+	buf_reset(&l->wout);
 }
 
 /* -- sessions -------------------------------------------------------------*/
@@ -346,6 +368,7 @@ void
 backend_mailbox_changed(struct backend *be, uint64_t mbox_id)
 {
 	for (struct blink *l = be->links; l != NULL; l = l->next) {
+		blink_cork(l);
 		for (struct bsession *s = l->sessions, *next; s != NULL;
 		     s = next) {
 			next = s->next;
@@ -354,6 +377,7 @@ backend_mailbox_changed(struct backend *be, uint64_t mbox_id)
 			s->engine->notify(s, mbox_id);
 			session_flush(s); /* may free s */
 		}
+		blink_uncork(l);
 	}
 	direct_mailbox_changed(be, mbox_id);
 }
@@ -585,6 +609,7 @@ blink_read(struct conn *c, const char *data, size_t len)
 {
 	struct blink *l = c->data;
 	buf_append(&l->in, data, len);
+	blink_cork(l);
 	for (;;) {
 		Portico__Frame *f = NULL;
 		const char *err;
@@ -595,14 +620,16 @@ blink_read(struct conn *c, const char *data, size_t len)
 			break;
 		if (rc < 0) {
 			log_warn("link peer=%s error=\"%s\"", l->peer, err);
+			blink_uncork(l);
 			conn_close(&l->conn);
 			return;
 		}
 		blink_frame(l, f);
 		link_frame_free(&f);
 		if (l->conn.closing)
-			return;
+			break;
 	}
+	blink_uncork(l);
 }
 
 static void
@@ -649,6 +676,7 @@ blink_closed(struct conn *c)
 	if (*pp == l)
 		*pp = l->next;
 	buf_free(&l->in);
+	buf_free(&l->wout);
 	free(l);
 }
 

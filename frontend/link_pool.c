@@ -48,6 +48,10 @@ struct flink {
 	char *imap_caps;
 	struct client *streams;  /* sessions opened or opening */
 	struct stream_map smap;  /* stream id -> client, looked up per frame */
+	/* While a batch of frames is handled, what goes back (credit, data,
+	   closes) collects here and leaves in one write. */
+	int corked;
+	struct buf wout;
 	struct client *waiting;  /* waiting for the link or the lookup */
 	struct flink *next;
 };
@@ -67,8 +71,12 @@ flink_set_state(struct flink *l, enum flink_state state)
 static void
 flink_write(struct flink *l, struct buf *b)
 {
-	if (l->conn != NULL && l->state == FLINK_READY)
-		conn_write(l->conn, buf_ptr(b), buf_used(b));
+	if (l->conn != NULL && l->state == FLINK_READY) {
+		if (l->corked)
+			buf_append(&l->wout, buf_ptr(b), buf_used(b));
+		else
+			conn_write(l->conn, buf_ptr(b), buf_used(b));
+	}
 	buf_free(b);
 }
 
@@ -77,8 +85,12 @@ flink_send(struct flink *l, const Portico__Frame *f)
 {
 	struct buf b = BUF_INIT;
 	link_frame_pack(f, &b);
-	if (l->conn != NULL)
-		conn_write(l->conn, buf_ptr(&b), buf_used(&b));
+	if (l->conn != NULL) {
+		if (l->corked)
+			buf_append(&l->wout, buf_ptr(&b), buf_used(&b));
+		else
+			conn_write(l->conn, buf_ptr(&b), buf_used(&b));
+	}
 	buf_free(&b);
 }
 
@@ -230,6 +242,7 @@ flink_read(struct conn *conn, const char *data, size_t len)
 {
 	struct flink *l = conn->data;
 	buf_append(&l->in, data, len);
+	l->corked = 1;
 	while (l->conn == conn && !conn->closing) {
 		Portico__Frame *f = NULL;
 		const char *err;
@@ -239,12 +252,18 @@ flink_read(struct conn *conn, const char *data, size_t len)
 		if (rc == 0)
 			break;
 		if (rc < 0) {
+			l->corked = 0;
+			buf_reset(&l->wout);
 			flink_fail(l, err);
 			return;
 		}
 		flink_frame(l, f);
 		link_frame_free(&f);
 	}
+	l->corked = 0;
+	if (buf_used(&l->wout) > 0 && l->conn == conn && !conn->closing)
+		conn_write(conn, buf_ptr(&l->wout), buf_used(&l->wout));
+	buf_reset(&l->wout);
 }
 
 static void
@@ -553,6 +572,7 @@ link_pool_free(struct frontend *fe)
 		struct flink *l = fe->links;
 		fe->links = l->next;
 		buf_free(&l->in);
+		buf_free(&l->wout);
 		free(l->imap_caps);
 		stream_map_free(&l->smap);
 		free(l);
