@@ -37,8 +37,19 @@ struct backend {
 	struct transport *transport;        /* queue runner (transport/) */
 	struct direct_listener *direct;     /* direct.c, tests only */
 	unsigned sessions;     /* live sessions */
+	struct backend_http *http; /* backend_http.c: /metrics, /health */
 	int imap_rev2;         /* IMAP4rev2 offered (all its parts built) */
 };
+
+/* backend_http.c: the metrics and health listener (backend.http_listen,
+ * off when empty) and the session counts it reports. */
+int backend_http_start(struct backend *be, const char **error_r);
+void backend_http_stop(struct backend *be);
+void backend_http_free(struct backend *be);
+void backend_metrics_session(struct backend *be, const char *protocol);
+/* imap_session.c: commands by name and result. */
+struct buf;
+void imap_metrics_write(struct buf *b);
 
 /* A protocol engine hosted for one stream (IMAP, POP3). */
 struct session_engine {

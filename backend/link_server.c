@@ -440,6 +440,7 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 		return;
 	}
 	session_link(l, s);
+	backend_metrics_session(l->be, engine->name);
 	Portico__Frame f = PORTICO__FRAME__INIT;
 	Portico__Opened op = PORTICO__OPENED__INIT;
 	op.window = (uint32_t)s->window;

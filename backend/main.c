@@ -25,6 +25,7 @@ on_signal(uv_signal_t *h, int signum)
 	uv_signal_stop(&be->sigterm);
 	uv_signal_stop(&be->sigint);
 	link_server_stop(be);
+	backend_http_stop(be);
 	queue_stop(be);
 	direct_stop(be);
 	uv_stop(be->loop);
@@ -108,6 +109,11 @@ main(int argc, char **argv)
 		log_error("transport queue error=\"%s\"", err);
 		return 1;
 	}
+	if (backend_http_start(&be, &err) < 0) {
+		log_error("http listen=%s error=\"%s\"",
+			  be.cfg.backend_http_listen, err);
+		return 1;
+	}
 	uv_signal_init(be.loop, &be.sigterm);
 	uv_signal_init(be.loop, &be.sigint);
 	be.sigterm.data = be.sigint.data = &be;
@@ -124,6 +130,7 @@ main(int argc, char **argv)
 	uv_walk(be.loop, close_walk, NULL);
 	uv_run(be.loop, UV_RUN_DEFAULT);
 	uv_loop_close(be.loop);
+	backend_http_free(&be);
 	queue_free(&be);
 	direct_free(&be);
 	SSL_CTX_free(be.link_ctx);

@@ -37,6 +37,7 @@ client_set_state(struct client *c, enum client_state state)
 		return;
 	log_debug("session=%s state %s -> %s", c->id,
 		  client_state_names[c->state], client_state_names[state]);
+	frontend_metrics_state(c, state);
 	c->state = state;
 }
 
@@ -136,6 +137,7 @@ client_handle_closed(uv_handle_t *h)
 	tls_server_unref(&c->tls_certs);
 	buf_wipe(&c->in);
 	buf_wipe(&c->secret);
+	frontend_metrics_closed(c);
 	free(c);
 }
 
@@ -212,6 +214,7 @@ static int
 client_tls_begin(struct client *c)
 {
 	c->tls_certs = tls_server_ref(c->fe->tls);
+	c->t_tls = uv_hrtime();
 	return conn_start_tls(&c->conn, tls_server_default(c->tls_certs), 1,
 			      NULL);
 }
@@ -367,6 +370,8 @@ client_tls_ready(struct conn *conn)
 	conn_tls_desc(conn, desc, sizeof(desc));
 	log_debug("session=%s client=%s tls=\"%s\"", c->id, c->peer, desc);
 	c->tls = 1;
+	c->t_mark = c->t_tls;
+	frontend_metrics_phase(c, FM_PHASE_TLS);
 	if (!c->implicit_tls)
 		return;
 	if (c->refuse != NULL) {
@@ -458,6 +463,7 @@ client_login_failed(struct client *c, enum login_failure why,
 		    const char *msg)
 {
 	client_set_state(c, CLIENT_PRELOGIN);
+	frontend_metrics_login(c->fe, c->protocol, why);
 	client_release_user(c);
 	buf_wipe(&c->secret);
 	c->proto->login_failed(c, why, msg);
@@ -477,6 +483,10 @@ client_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 	int cached = c->cached >= 0;
 	c->dreq = NULL;
 	c->cached = -1;
+	if (!cached)
+		frontend_metrics_phase(c, FM_PHASE_LDAP);
+	if (res == DIR_TEMPFAIL)
+		frontend_metrics_ldap_error(c->fe, why);
 	if (res != DIR_TEMPFAIL) {
 		if (!cached)
 			auth_cache_put(policy, &c->keys, res == DIR_OK, u);
@@ -546,6 +556,7 @@ client_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 		 c->id, c->peer, c->user, cached ? "hit" : "miss",
 		 u->mailbox_server);
 	client_set_state(c, CLIENT_OPENING);
+	c->t_mark = uv_hrtime();
 	link_pool_open(c->fe, c);
 }
 
@@ -574,6 +585,7 @@ client_auth_start(struct client *c)
 		return;
 	}
 	c->cached = -1;
+	c->t_mark = uv_hrtime(); /* the penalty wait is not LDAP's */
 	c->dreq = dir_authenticate(c->fe->dir, c->user, buf_ptr(&c->secret),
 				   client_auth_done, c);
 	buf_wipe(&c->secret);
@@ -608,6 +620,7 @@ client_privileged(const struct frontend *fe, const char *user)
 void
 client_login(struct client *c, const char *user, const char *password)
 {
+	frontend_metrics_phase(c, FM_PHASE_CREDENTIALS);
 	snprintf(c->user, sizeof(c->user), "%s", user);
 	if (strlen(user) >= sizeof(c->user) || user[0] == '\0') {
 		client_login_failed(c, LOGIN_FAIL_CREDENTIALS, NULL);
@@ -649,6 +662,10 @@ client_link_opened(struct client *c, uint32_t window)
 {
 	c->send_credit = window;
 	client_set_state(c, CLIENT_RELAY);
+	frontend_metrics_phase(c, FM_PHASE_BACKEND);
+	frontend_metrics_phase(c, FM_PHASE_TOTAL);
+	frontend_metrics_login(c->fe, c->protocol, FM_LOGIN_OK);
+	metrics_add(&c->fe->metrics.link_sessions, 1);
 	client_timer_reset(c);
 	lp_reset(&c->lp);
 	if (c->input_paused) {
@@ -676,6 +693,7 @@ client_link_data(struct client *c, const void *data, size_t len)
 		return;
 	conn_write(&c->conn, data, len);
 	c->recv_uncredited += len;
+	metrics_add(&c->fe->metrics.link_bytes_from_backend, len);
 	/* Return credit at once while the client keeps up; otherwise when
 	   its socket drains. */
 	if (conn_queued(&c->conn) <= c->fe->cfg.limits_link_window / 2) {
@@ -718,6 +736,7 @@ client_relay_flush(struct client *c)
 		if (n > CLIENT_DATA_CHUNK)
 			n = CLIENT_DATA_CHUNK;
 		link_pool_send_data(c, buf_ptr(&c->in), n);
+		metrics_add(&c->fe->metrics.link_bytes_to_backend, n);
 		buf_consume(&c->in, n);
 		c->send_credit -= n;
 	}
@@ -755,6 +774,7 @@ client_accept(struct frontend *fe, uv_stream_t *server,
 	uv_timer_init(fe->loop, &c->delay);
 	c->idle.data = c->delay.data = c;
 	c->cached = -1;
+	frontend_metrics_accept(c);
 	c->next = fe->clients;
 	if (fe->clients != NULL)
 		fe->clients->prev = c;

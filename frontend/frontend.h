@@ -24,6 +24,7 @@
 #include "common/connset.h"
 #include "common/conn.h"
 #include "common/lineparse.h"
+#include "common/metrics.h"
 #include "common/tls.h"
 #include "frontend/directory.h"
 #include "frontend/policy.h"
@@ -56,6 +57,43 @@ enum login_failure {
 	LOGIN_FAIL_PRIVILEGED,  /* anonymous/guest/administrator */
 	LOGIN_FAIL_LIMIT,       /* too many sessions for the account */
 	LOGIN_FAILURE_COUNT
+};
+
+/* Metrics of one event loop (frontend_metrics.c; its thread is the only
+ * writer, a scrape sums every loop's).  Protocols: the client protocols,
+ * then the settings page (FM_PROTO_HTTP). */
+#define FM_PROTO_HTTP CLIENT_PROTOCOL_COUNT
+#define FM_PROTOS (CLIENT_PROTOCOL_COUNT + 1)
+#define FM_LOGIN_OK LOGIN_FAILURE_COUNT
+#define FM_LOGIN_RESULTS (LOGIN_FAILURE_COUNT + 1)
+
+enum fm_phase {
+	FM_PHASE_TLS,         /* TLS handshake */
+	FM_PHASE_CREDENTIALS, /* connected (TLS done) -> credentials sent */
+	FM_PHASE_LDAP,        /* directory search + bind as the user */
+	FM_PHASE_ROUTE,       /* authenticated -> session asked of backend */
+	FM_PHASE_BACKEND,     /* asked -> backend session ready */
+	FM_PHASE_TOTAL,       /* accepted -> backend session ready */
+	FM_PHASE_COUNT
+};
+
+enum fm_ldap_error {
+	FM_LDAP_UNAVAILABLE,
+	FM_LDAP_TIMEOUT,
+	FM_LDAP_ERROR_COUNT
+};
+
+struct frontend_metrics {
+	uint64_t accepted[FM_PROTOS];
+	uint64_t connections[FM_PROTOS][CLIENT_STATE_COUNT]; /* gauge */
+	uint64_t logins[FM_PROTOS][FM_LOGIN_RESULTS];
+	struct metrics_hist phase[FM_PROTOS][FM_PHASE_COUNT];
+	uint64_t ldap_errors[FM_LDAP_ERROR_COUNT];
+	uint64_t link_sessions;            /* opened on a backend */
+	uint64_t link_bytes_to_backend;
+	uint64_t link_bytes_from_backend;
+	uint64_t links_ready;              /* gauge */
+	const char *protocol_name[FM_PROTOS];
 };
 
 /* The protocol side of a client before login, one per protocol dir. */
@@ -115,6 +153,10 @@ struct frontend {
 	struct http_server *http;
 	const struct connsets *connsets; /* the process's, read-only */
 	unsigned long *http_connections; /* the process's count (atomic) */
+	struct cidr_list *metrics_networks; /* who may GET /metrics */
+	struct frontend *workers;        /* every loop of the process */
+	unsigned nworkers;
+	struct frontend_metrics metrics;
 };
 
 struct client {
@@ -156,6 +198,9 @@ struct client {
 	struct policy_login_keys keys;
 	int cached;             /* auth cache answer: 1 ok, 0 fail, -1 none */
 	char fail_code[32];     /* backend's refusal code (IN-USE ...) */
+	uint64_t t_accept;      /* uv_hrtime(): for login phase metrics */
+	uint64_t t_mark;        /* start of the current phase */
+	uint64_t t_tls;         /* TLS handshake started */
 
 	/* relay */
 	struct flink *link;
@@ -181,6 +226,18 @@ void client_close(struct client *c, const char *reason);
 void client_start_tls(struct client *c);
 /* Credentials complete: directory, policy, routing, backend session. */
 void client_login(struct client *c, const char *user, const char *password);
+/* frontend_metrics.c: the events counted (the loop's own counters). */
+void frontend_metrics_accept(struct client *c);
+void frontend_metrics_state(struct client *c, enum client_state to);
+void frontend_metrics_closed(struct client *c);
+/* Observes the phase that ends now and starts the next one. */
+void frontend_metrics_phase(struct client *c, enum fm_phase phase);
+void frontend_metrics_login(struct frontend *fe, unsigned protocol,
+			    unsigned result);
+void frontend_metrics_ldap_error(struct frontend *fe, const char *why);
+const char *frontend_metrics_state_name(enum client_state s);
+const char *frontend_metrics_login_name(unsigned result);
+
 /* Whether a login name is one of frontend.refused_accounts. */
 int client_privileged(const struct frontend *fe, const char *user);
 /* Whether plain-text credentials are acceptable on this connection. */

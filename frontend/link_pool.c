@@ -65,6 +65,10 @@ flink_set_state(struct flink *l, enum flink_state state)
 		return;
 	log_debug("link backend=%s %s -> %s", l->id,
 		  flink_state_names[l->state], flink_state_names[state]);
+	if (state == FLINK_READY)
+		metrics_add(&l->fe->metrics.links_ready, 1);
+	else if (l->state == FLINK_READY)
+		metrics_sub(&l->fe->metrics.links_ready, 1);
 	l->state = state;
 }
 
@@ -156,6 +160,7 @@ flink_send_open(struct flink *l, struct client *c)
 	char tls[128];
 	c->stream = flink_new_stream(l);
 	flink_stream_add(l, c);
+	frontend_metrics_phase(c, FM_PHASE_ROUTE);
 	conn_tls_desc(&c->conn, tls, sizeof(tls));
 	o.protocol = c->protocol == CLIENT_IMAP ? PORTICO__PROTOCOL__PROTOCOL_IMAP
 						: PORTICO__PROTOCOL__PROTOCOL_POP3;

@@ -185,6 +185,8 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 	fe->policy = &p->policy;
 	fe->link_ctx = p->link_ctx;
 	fe->connsets = &p->connsets;
+	fe->workers = p->workers;
+	fe->nworkers = p->nworkers;
 	fe->http_connections = &p->http_connections;
 	fe->tls = tls_server_ref(p->tls);
 	fe->loop = malloc(sizeof(*fe->loop));

@@ -7,6 +7,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/metrics.h"
+
+static void imap_cmd_count(const struct imap_cmd_ctx *cmd,
+			   const char *status);
+
 #include "common/log.h"
 
 /* clang-format off */
@@ -97,6 +102,7 @@ imap_tagged(struct imap_cmd_ctx *cmd, const char *status, const char *fmt,
 {
 	struct bsession *s = cmd->is->s;
 	va_list ap;
+	imap_cmd_count(cmd, status);
 	session_printf(s, "%s %s ", cmd->tag, status);
 	va_start(ap, fmt);
 	session_vprintf(s, fmt, ap);
@@ -154,6 +160,43 @@ imap_cmd_find(const char *name)
 		if (strcasecmp(imap_cmds[i].name, name) == 0)
 			return &imap_cmds[i];
 	return NULL;
+}
+
+/* Commands by name and result, for /metrics (the loop's thread only). */
+static uint64_t imap_cmd_counts[sizeof(imap_cmds) / sizeof(imap_cmds[0])]
+			       [2][3];
+
+static void
+imap_cmd_count(const struct imap_cmd_ctx *cmd, const char *status)
+{
+	const struct imap_cmd *c = imap_cmd_find(cmd->name);
+	int r = strcmp(status, "OK") == 0 ? 0 : strcmp(status, "NO") == 0 ? 1
+									   : 2;
+	if (c != NULL)
+		metrics_add(&imap_cmd_counts[c - imap_cmds][cmd->uid ? 1 : 0][r],
+			    1);
+}
+
+void
+imap_metrics_write(struct buf *b)
+{
+	static const char *results[3] = {"OK", "NO", "BAD"};
+	char labels[128];
+	for (size_t i = 0; i < sizeof(imap_cmds) / sizeof(imap_cmds[0]); i++)
+		for (int u = 0; u < 2; u++)
+			for (int r = 0; r < 3; r++) {
+				uint64_t n = metrics_get(&imap_cmd_counts[i][u][r]);
+				if (n == 0)
+					continue;
+				snprintf(labels, sizeof(labels),
+					 "protocol=\"imap\",command=\"%s%s\","
+					 "result=\"%s\"",
+					 u ? "UID " : "", imap_cmds[i].name,
+					 results[r]);
+				metrics_sample(b,
+					       "portico_backend_commands_total",
+					       labels, n);
+			}
 }
 
 static int

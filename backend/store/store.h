@@ -245,6 +245,11 @@ int store_nested(struct store *st, MDB_txn *txn, store_op_fn *op, void *args,
 		 char *err);
 /* Commits in the last writer batch, for metrics and tests. */
 uint64_t store_commits(const struct store *st);
+/* Adds the writer's histograms (any thread): the time of each batch's
+ * transaction, commit included, and the operations per commit. */
+struct metrics_hist;
+void store_writer_metrics(const struct store *st, struct metrics_hist *txn_r,
+			  struct metrics_hist *batch_r);
 
 /* The transport queue (store_queue.c): raw records, the format is the
  * transport's.  Reads: 0, 1 not found, -1 with *error_r.  Writes run

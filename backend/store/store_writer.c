@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
+#include "common/metrics.h"
+
 struct store_req {
 	store_op_fn *op;
 	void *args;
@@ -34,6 +38,9 @@ struct store_writer {
 	int stopping;
 	uint64_t commits;
 	uint64_t last_batch;
+	/* written by the writer thread only (common/metrics.h) */
+	struct metrics_hist txn_us;  /* one batch: its transaction */
+	struct metrics_hist batch;   /* operations per commit */
 };
 
 /* Commits a transaction that only bumps a counter: LMDB reuses the pages
@@ -157,7 +164,10 @@ writer_main(void *arg)
 		uint64_t n = 0;
 		for (struct store_req *r = batch; r != NULL; r = r->next)
 			n++;
+		uint64_t t0 = uv_hrtime();
 		run_batch(w->st, batch);
+		metrics_observe(&w->txn_us, (uv_hrtime() - t0) / 1000);
+		metrics_observe_in(&w->batch, metrics_bucket_size, n);
 
 		pthread_mutex_lock(&w->lock);
 		w->commits++;
@@ -312,6 +322,16 @@ store_nested(struct store *st, MDB_txn *txn, store_op_fn *op, void *args,
 		return full_or_internal(rc);
 	}
 	return 0;
+}
+
+void
+store_writer_metrics(const struct store *st, struct metrics_hist *txn_r,
+		     struct metrics_hist *batch_r)
+{
+	if (st->writer == NULL)
+		return;
+	metrics_hist_sum(txn_r, &st->writer->txn_us);
+	metrics_hist_sum(batch_r, &st->writer->batch);
 }
 
 uint64_t

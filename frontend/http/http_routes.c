@@ -4,9 +4,11 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "common/cidr.h"
 #include "common/log.h"
 #include "frontend/frontend.h"
 
@@ -26,6 +28,10 @@ static const struct http_route http_routes[] = {
 	{ "/autodiscover/autodiscover.xml",             1, http_autodiscover },
 	{ "/",                                          0, http_settings_page },
 	{ "/settings",                                  0, http_settings_page },
+	{ "/metrics",                                   0, http_metrics },
+	{ "/health",                                    0, http_health },
+	{ "/health/imap",                               0, http_health },
+	{ "/health/pop3",                               0, http_health },
 };
 /* clang-format on */
 
@@ -73,6 +79,15 @@ http_routes_start(struct frontend *fe)
 		.ctx = fe,
 		.tls_certs = http_routes_certs,
 	};
+	fe->metrics_networks = calloc(1, sizeof(*fe->metrics_networks));
+	if (fe->metrics_networks == NULL)
+		abort();
+	const char *nerr;
+	if (cidr_list_parse(cfg->http_metrics_networks, fe->metrics_networks,
+			    &nerr) < 0) {
+		log_error("http.metrics_networks error=\"%s\"", nerr);
+		return -1;
+	}
 	fe->http = http_server_create(fe->loop, &conf);
 	const char *addrs[2] = {cfg->http_listen, cfg->http_tls_listen};
 	for (int tls = 0; tls < 2; tls++) {
@@ -103,6 +118,8 @@ http_routes_free(struct frontend *fe)
 {
 	if (fe->http != NULL)
 		http_server_free(&fe->http);
+	free(fe->metrics_networks);
+	fe->metrics_networks = NULL;
 }
 
 int

@@ -28,6 +28,10 @@ void http_autodiscover(struct frontend *fe, struct http_conn *hc,
 		       struct http_request *req);
 void http_settings_page(struct frontend *fe, struct http_conn *hc,
 			struct http_request *req);
+void http_metrics(struct frontend *fe, struct http_conn *hc,
+		  struct http_request *req);
+void http_health(struct frontend *fe, struct http_conn *hc,
+		 struct http_request *req);
 
 /* Whether a mail address is plausible enough to echo in settings
  * (local@domain, printable, bounded); *domain_r points into it. */

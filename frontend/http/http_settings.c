@@ -326,7 +326,12 @@ settings_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 			penalty_record(policy, &sl->keys, res == DIR_FAIL);
 	}
 	const char *peer = sl->peer;
+	if (res == DIR_TEMPFAIL)
+		frontend_metrics_ldap_error(sl->fe, why);
 	if (res != DIR_OK) {
+		frontend_metrics_login(sl->fe, FM_PROTO_HTTP,
+				       res == DIR_FAIL ? LOGIN_FAIL_CREDENTIALS
+						       : LOGIN_FAIL_TEMPORARY);
 		log_info("http settings client=%s user=%s login failed "
 			 "result=%s cache=%s reason=\"%s\"",
 			 peer, sl->user, res == DIR_FAIL ? "fail" : "tempfail",
@@ -346,6 +351,8 @@ settings_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 	    strcasecmp(u->account_state, "active") != 0) {
 		log_info("http settings client=%s user=%s refused: account %s",
 			 peer, sl->user, u->account_state);
+		frontend_metrics_login(sl->fe, FM_PROTO_HTTP,
+				       LOGIN_FAIL_DISABLED);
 		settings_refuse(sl, 403, "This account is disabled.");
 		return;
 	}
@@ -353,11 +360,14 @@ settings_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 		log_info("http settings client=%s user=%s refused: privileged "
 			 "account (directory)",
 			 peer, sl->user);
+		frontend_metrics_login(sl->fe, FM_PROTO_HTTP,
+				       LOGIN_FAIL_PRIVILEGED);
 		settings_refuse(sl, 403,
 				"Anonymous, guest and administrator accounts "
 				"cannot use POP3/IMAP4.");
 		return;
 	}
+	frontend_metrics_login(sl->fe, FM_PROTO_HTTP, FM_LOGIN_OK);
 	log_info("http settings client=%s user=%s authenticated cache=%s",
 		 peer, sl->user, cached ? "hit" : "miss");
 	if (settings_site_dependent(sl->fe->connsets) &&
@@ -451,6 +461,8 @@ settings_post(struct frontend *fe, struct http_conn *hc,
 		log_info("http settings client=%s user=%s refused: privileged "
 			 "account",
 			 req->peer_name, user);
+		frontend_metrics_login(fe, FM_PROTO_HTTP,
+				       LOGIN_FAIL_PRIVILEGED);
 		settings_form_page(fe, hc, req, 403,
 				   "Anonymous, guest and administrator "
 				   "accounts cannot use POP3/IMAP4.",

@@ -1,0 +1,197 @@
+/* backend_http.c - the backend's metrics and health listener
+ * (backend.http_listen, plain HTTP, off when empty).
+ *
+ * GET /metrics: sessions by protocol, live sessions, IMAP
+ * commands by name and result, the store writer's transaction latency
+ * and operations per commit.  GET /health: 200 while the store is open
+ * and the link listener accepts, with the counts.  The session host runs
+ * on one loop, which is the only writer of these counters; the store
+ * writer thread owns its histograms (store_writer_metrics()).
+ */
+#include "backend/backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/http.h"
+#include "common/log.h"
+#include "common/metrics.h"
+
+#define BACKEND_HTTP_PROTOCOLS 8
+
+struct backend_http {
+	struct http_server *srv;
+	unsigned long connections;
+	struct {
+		const char *name; /* engine names are static */
+		uint64_t opened;
+	} sessions[BACKEND_HTTP_PROTOCOLS];
+};
+
+static struct backend_http *
+backend_http_get(struct backend *be)
+{
+	if (be->http == NULL) {
+		be->http = calloc(1, sizeof(*be->http));
+		if (be->http == NULL)
+			abort();
+	}
+	return be->http;
+}
+
+void
+backend_metrics_session(struct backend *be, const char *protocol)
+{
+	struct backend_http *h = backend_http_get(be);
+	for (unsigned i = 0; i < BACKEND_HTTP_PROTOCOLS; i++) {
+		if (h->sessions[i].name == NULL)
+			h->sessions[i].name = protocol;
+		if (strcmp(h->sessions[i].name, protocol) == 0) {
+			metrics_add(&h->sessions[i].opened, 1);
+			return;
+		}
+	}
+}
+
+static void
+backend_metrics_write(struct backend *be, struct buf *b)
+{
+	struct backend_http *h = be->http;
+	char labels[96];
+	metrics_family(b, "portico_backend_sessions_opened_total", "counter",
+		       "Sessions opened for frontends, by protocol.");
+	static const char *known[] = {"imap", "pop3"};
+	for (unsigned k = 0; k < 2; k++) {
+		uint64_t n = 0;
+		for (unsigned i = 0; i < BACKEND_HTTP_PROTOCOLS; i++)
+			if (h->sessions[i].name != NULL &&
+			    strcmp(h->sessions[i].name, known[k]) == 0)
+				n = metrics_get(&h->sessions[i].opened);
+		snprintf(labels, sizeof(labels), "protocol=\"%s\"", known[k]);
+		metrics_sample(b, "portico_backend_sessions_opened_total",
+			       labels, n);
+	}
+	for (unsigned i = 0; i < BACKEND_HTTP_PROTOCOLS; i++) {
+		const char *name = h->sessions[i].name;
+		if (name == NULL || strcmp(name, "imap") == 0 ||
+		    strcmp(name, "pop3") == 0)
+			continue;
+		snprintf(labels, sizeof(labels), "protocol=\"%s\"", name);
+		metrics_sample(b, "portico_backend_sessions_opened_total",
+			       labels, metrics_get(&h->sessions[i].opened));
+	}
+	metrics_family(b, "portico_backend_sessions", "gauge",
+		       "Sessions open now (every protocol and transport "
+		       "stream).");
+	metrics_sample(b, "portico_backend_sessions", NULL, be->sessions);
+	metrics_family(b, "portico_backend_commands_total", "counter",
+		       "IMAP commands answered, by name and tagged result.");
+	imap_metrics_write(b);
+	struct metrics_hist txn, batch;
+	memset(&txn, 0, sizeof(txn));
+	memset(&batch, 0, sizeof(batch));
+	store_writer_metrics(be->store, &txn, &batch);
+	metrics_family(b, "portico_backend_store_transaction_seconds",
+		       "histogram",
+		       "Time of each write transaction of the store writer "
+		       "(a batch of operations, its commit and fsync "
+		       "included).");
+	metrics_hist_write(b, "portico_backend_store_transaction_seconds",
+			   NULL, &txn);
+	metrics_family(b, "portico_backend_store_commit_operations",
+		       "histogram",
+		       "Operations (APPEND, STORE, EXPUNGE, delivery...) "
+		       "sharing one commit (group commit).");
+	metrics_hist_write_in(b, "portico_backend_store_commit_operations",
+			      NULL, &batch, metrics_bucket_size, 1);
+	metrics_family(b, "portico_backend_store_commits_total", "counter",
+		       "Commits of the store writer.");
+	metrics_sample(b, "portico_backend_store_commits_total", NULL,
+		       store_commits(be->store));
+}
+
+static void
+backend_http_handle(struct http_conn *hc, struct http_request *req,
+		    void *ctx)
+{
+	struct backend *be = ctx;
+	if (strcmp(req->method, "GET") != 0 && !req->head) {
+		static const char m[] = "Use GET.\n";
+		http_respond(hc, 405, "text/plain; charset=utf-8", m,
+			     sizeof(m) - 1, "Allow: GET, HEAD\r\n");
+		return;
+	}
+	struct buf b = BUF_INIT;
+	if (strcmp(req->path, "/metrics") == 0) {
+		backend_metrics_write(be, &b);
+		http_respond(hc, 200,
+			     "text/plain; version=0.0.4; charset=utf-8",
+			     buf_ptr(&b), buf_used(&b), NULL);
+	} else if (strcmp(req->path, "/health") == 0 ||
+		   strcmp(req->path, "/health/imap") == 0 ||
+		   strcmp(req->path, "/health/pop3") == 0) {
+		int ok = be->store != NULL &&
+			 uv_is_active((uv_handle_t *)&be->link_listener);
+		buf_printf(&b,
+			   "status %s\nstore %s\nlink %s\nsessions %u\n",
+			   ok ? "ok" : "fail", be->store ? "ok" : "fail",
+			   uv_is_active((uv_handle_t *)&be->link_listener)
+				   ? "ok"
+				   : "fail not listening",
+			   be->sessions);
+		http_respond(hc, ok ? 200 : 503, "text/plain; charset=utf-8",
+			     buf_ptr(&b), buf_used(&b), NULL);
+	} else {
+		static const char m[] = "Not found.\n";
+		http_respond(hc, 404, "text/plain; charset=utf-8", m,
+			     sizeof(m) - 1, NULL);
+	}
+	buf_free(&b);
+}
+
+int
+backend_http_start(struct backend *be, const char **error_r)
+{
+	const struct config *cfg = &be->cfg;
+	if (cfg->backend_http_listen[0] == '\0')
+		return 0;
+	struct backend_http *h = backend_http_get(be);
+	struct http_server_conf conf = {
+		.max_header = cfg->http_max_header_size,
+		.max_body = cfg->http_max_body_size,
+		.request_timeout_ms = (uint64_t)cfg->http_request_timeout * 1000,
+		.keepalive_timeout_ms =
+			(uint64_t)cfg->http_keepalive_timeout * 1000,
+		.max_requests = (unsigned)cfg->http_max_requests,
+		.max_connections = (unsigned long)cfg->http_max_connections,
+		.connections = &h->connections,
+		.handler = backend_http_handle,
+		.ctx = be,
+	};
+	h->srv = http_server_create(be->loop, &conf);
+	if (http_server_listen(h->srv, cfg->backend_http_listen, 0, error_r) <
+	    0)
+		return -1;
+	log_info("listening protocol=http address=%s",
+		 cfg->backend_http_listen);
+	return 0;
+}
+
+void
+backend_http_stop(struct backend *be)
+{
+	if (be->http != NULL && be->http->srv != NULL)
+		http_server_stop(be->http->srv);
+}
+
+void
+backend_http_free(struct backend *be)
+{
+	if (be->http == NULL)
+		return;
+	if (be->http->srv != NULL)
+		http_server_free(&be->http->srv);
+	free(be->http);
+	be->http = NULL;
+}
