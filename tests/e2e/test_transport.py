@@ -45,8 +45,10 @@ def fetch_inbox(st, user):
     """[(RFC822.SIZE, bytes)] of USER's INBOX, in UID order."""
     c = st.imap(user)
     try:
-        typ, _ = c.select("INBOX", readonly=True)
+        typ, data = c.select("INBOX", readonly=True)
         assert typ == "OK"
+        if int(data[0]) == 0:
+            return []
         typ, data = c.uid("FETCH", "1:*", "(RFC822.SIZE BODY.PEEK[])")
         assert typ == "OK", data
         out = []
@@ -401,7 +403,10 @@ def lmtp(st, rcpts, msg, mail_from="someone@remote.test"):
         c.putcmd("data")
         code, text = c.getreply()
         assert code == 354, text
-        c.send(smtplib.quotedata(msg.decode()).encode() + b"\r\n.\r\n")
+        q = smtplib.quotedata(msg.decode()).encode()
+        if not q.endswith(b"\r\n"):
+            q += b"\r\n"
+        c.send(q + b".\r\n")
         out = {}
         for r in rcpts:
             out[r] = c.getreply()
@@ -424,3 +429,31 @@ def test_over_quota_through_lmtp(stack_factory, mode, code, status):
     assert got[full][1].startswith(status + b" ")
     assert len(fetch_inbox(st, full)) == 1
     assert len(fetch_inbox(st, ok)) == 1
+
+
+def test_lmtp_delivery_wakes_idle(stack):
+    """A session in IDLE on the recipient's INBOX hears of the message
+    delivered through LMTP at once (EXISTS), and fetches it whole."""
+    need(stack, "SITE1_FE1_LMTP_PORT")
+    user, _ = stack.new_user("idle")
+    c = stack.imap(user)
+    try:
+        typ, data = c.select("INBOX")
+        assert (typ, data) == ("OK", [b"0"])
+        c.send(b"i1 IDLE\r\n")
+        assert c.readline().startswith(b"+ ")
+        got = lmtp(stack, [user], MSG, mail_from="far@remote.test")
+        assert got[user][0] == 250, got
+        assert c.readline() == b"* 1 EXISTS\r\n"
+        c.send(b"DONE\r\n")
+        line = c.readline()
+        while not line.startswith(b"i1 "):
+            line = c.readline()
+        assert line.startswith(b"i1 OK"), line
+    finally:
+        c.logout()
+    [(size, data)] = fetch_inbox(stack, user)
+    assert data.startswith(b"Return-Path: <far@remote.test>\r\n"
+                           b"Received: from ")
+    assert b"\tfor <%s>;" % user.encode() in data
+    assert data.endswith(b"\r\n" + MSG)
