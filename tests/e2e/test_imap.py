@@ -271,6 +271,45 @@ def test_two_sessions_see_each_other(stack, user):
     b.logout()
 
 
+def test_expunge_never_renumbers_under_a_command(stack, user):
+    """RFC 3501 7.4.1 / RFC 9051 7.5.1: another session's expunge is not
+    reported during FETCH, STORE or SEARCH, so the numbers a client uses
+    keep their meaning; it comes with the next command that allows it."""
+    a = stack.imap(*user)
+    b = stack.imap(*user)
+    for i in range(3):
+        a.append("INBOX", None, None, msg(i))
+    a.select("INBOX")
+    b.select("INBOX")
+    a.store("1", "+FLAGS", r"(\Deleted)")
+    a.expunge()
+
+    def raw(cmd):
+        tag = b._new_tag()
+        b.send(tag + b" " + cmd + b"\r\n")
+        lines = []
+        while True:
+            line = b.readline()
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+    out = raw(b"FETCH 1:* (UID)")
+    assert out[:-1] == [b"* 2 FETCH (UID 2)\r\n", b"* 3 FETCH (UID 3)\r\n"]
+    assert b" OK " in out[-1]
+    out = raw(b"STORE 3 +FLAGS.SILENT (\\Seen)")
+    assert len(out) == 1 and b" OK " in out[0]
+    out = raw(b"SEARCH ALL")
+    assert out[0] == b"* SEARCH 2 3\r\n" and b" OK " in out[-1]
+    # NOOP may, and does, report it; the numbers shift then
+    out = raw(b"NOOP")
+    assert out[0] == b"* 1 EXPUNGE\r\n"
+    out = raw(b"FETCH 1:* (UID FLAGS)")
+    assert out[:-1] == [b"* 1 FETCH (UID 2 FLAGS ())\r\n",
+                        b"* 2 FETCH (UID 3 FLAGS (\\Seen))\r\n"]
+    a.logout()
+    b.logout()
+
+
 def test_idle_sees_append_from_other_session(stack, user):
     watcher = stack.imap(*user)
     watcher.select("INBOX")
