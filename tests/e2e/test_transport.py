@@ -457,3 +457,66 @@ def test_lmtp_delivery_wakes_idle(stack):
                            b"Received: from ")
     assert b"\tfor <%s>;" % user.encode() in data
     assert data.endswith(b"\r\n" + MSG)
+
+
+def mdb_put_raw(store_dir, db, records):
+    text = "VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n"
+    for k, v in records:
+        text += " %s\n %s\n" % (k.hex(), v.hex())
+    text += "DATA=END\n"
+    subprocess.run(["mdb_load", "-s", db, str(store_dir)], input=text,
+                   text=True, capture_output=True, timeout=30, check=True)
+
+
+def test_check_queue_invariants(relay_stack):
+    """portico-admin check --all: a queued message is consistent; a queue
+    entry that does not parse and a message without an entry are
+    violations."""
+    st = relay_stack
+    submit(st, "sender@example.test", "pw-sender", ["far@remote.test"], MSG)
+    wait_for(lambda: "attempts=1" in queue_listing(st), timeout=30,
+             what="a first attempt")
+    p = admin(st, "s1b1", "check", "--all")
+    assert p.returncode == 0, p.stdout
+    store = st.dir / "s1b1" / "store"
+    mdb_put_raw(store, "queue", [((998).to_bytes(8, "big"), b"\xff\xff")])
+    mdb_put_raw(store, "queuemsg", [((999).to_bytes(8, "big"), b"x")])
+    p = admin(st, "s1b1", "check", "--all")
+    out = p.stdout.decode()
+    assert p.returncode == 1, out
+    assert "VIOLATION queue 00000000000003E6: the entry does not parse" \
+        in out, out
+    assert "VIOLATION queuemsg 00000000000003E7: no queue entry" in out, out
+    assert out.rstrip().endswith(": 2 violations"), out
+
+
+def test_submission_to_full_mailbox(stack_factory):
+    """Submitted mail for a recipient over quota: with quota_failure =
+    temporary it stays queued (452 4.2.2 from LMTP, retried); with
+    permanent the sender gets a DSN saying 5.2.2."""
+    st = stack_factory("quota-submit", settings=[
+        "backend.quota_messages=1", "transport.retry_first=1s",
+        "transport.retry_max=1s"])
+    full, _ = st.new_user("full")
+    st.add_user("qsender@example.test", "pw-q")
+    assert lmtp(st, [full], MSG)[full][0] == 250
+    submit(st, "qsender@example.test", "pw-q", [full], MSG)
+    wait_for(lambda: re.search(r"attempts=[2-9].*\n  <%s> pending 452 "
+                               r"4\.2\.2 " % re.escape(full),
+                               queue_listing(st)),
+             timeout=30, what="two attempts answered 452 4.2.2")
+    assert fetch_inbox(st, "qsender@example.test") == []
+    # The same backend told to fail for good: the next attempt bounces.
+    ini = st.dir / "s1b1" / "backend.ini"
+    ini.write_text(ini.read_text() +
+                   "\n[transport]\nquota_failure = permanent\n")
+    st.stop("s1b1")
+    st.start("s1b1")
+    wait_for(lambda: queue_empty(st), timeout=30, what="the queue to empty")
+    [(size, raw)] = inbox_when(st, "qsender@example.test", 1)
+    m, parts = dsn_parts(raw)
+    [r] = [dict(b.items()) for b in parts[1].get_payload()][1:]
+    assert r["Final-Recipient"] == "rfc822; " + full
+    assert (r["Action"], r["Status"]) == ("failed", "5.2.2")
+    assert r["Diagnostic-Code"].startswith("smtp; 552 5.2.2 ")
+    assert len(fetch_inbox(st, full)) == 1
