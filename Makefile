@@ -94,6 +94,8 @@ $(BUILD)/unit/common/test_lineparse: $(call obj,common/lineparse.c common/buf.c)
 $(BUILD)/unit/common/test_imap_parser: $(call obj,common/imap_parser.c common/arena.c common/lineparse.c common/buf.c)
 $(BUILD)/unit/common/test_link: $(call obj,common/link.c common/buf.c) $(BUILD)/obj/gen/link.pb-c.o
 $(BUILD)/unit/common/test_config: $(call obj,common/config.c)
+$(BUILD)/unit/common/test_connset: $(call obj,common/connset.c common/config.c)
+$(BUILD)/unit/common/test_http_util: $(call obj,common/http_util.c common/buf.c)
 $(BUILD)/unit/common/test_smtp_parser: $(call obj,common/smtp_parser.c)
 $(BUILD)/unit/common/test_stream_map: $(call obj,common/stream_map.c)
 $(BUILD)/unit/backend/test_mime: $(call obj,backend/mime/mime.c backend/mime/mime_cache.c backend/mime/mime_decode.c backend/mime/mime_imap.c backend/mime/mime_parse.c backend/mime/mime_rfc822.c backend/mime/mime_section.c common/buf.c common/arena.c)

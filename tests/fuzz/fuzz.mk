@@ -36,6 +36,10 @@ FUZZ_SRC_proxy := common/proxy_proto.c common/proxy_proto.h
 
 FUZZ_SRC_line := common/lineparse.c common/lineparse.h common/buf.c common/buf.h
 
+FUZZ_SRC_http_xml := frontend/http/http_xml.c frontend/http/http_xml.h \
+                     common/http_util.c common/http.h common/buf.c \
+                     common/buf.h
+
 # SEARCH against a real store (in a temporary directory), with the session
 # output captured by the target itself.
 FUZZ_SRC_search := backend/imap/imap_cmd_search.c backend/imap/imap_seqset.c \
