@@ -30,6 +30,20 @@ dsn_wanted(const char *notify, int failed)
 	return 0;
 }
 
+int
+dsn_wanted_delay(const char *notify)
+{
+	if (notify == NULL || notify[0] == '\0')
+		return 1;
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), "%s", notify);
+	for (char *save = NULL, *w = strtok_r(tmp, ",", &save); w != NULL;
+	     w = strtok_r(NULL, ",", &save))
+		if (strcasecmp(w, "DELAY") == 0)
+			return 1;
+	return 0;
+}
+
 /* Copies s into out, printable ASCII only (fields of the report). */
 static void
 field(char *out, size_t outsize, const char *s)
@@ -63,9 +77,11 @@ dsn_build(const struct config *cfg, const struct dsn_msg *m,
 	const char *host = transport_hostname(cfg);
 	char date[64], arrival[64], boundary[96], sender[512], tmp[600];
 	unsigned char rnd[8];
-	int failed = 0;
-	for (size_t i = 0; i < n; i++)
+	int failed = 0, delayed = 0;
+	for (size_t i = 0; i < n; i++) {
 		failed |= strcmp(r[i].action, "failed") == 0;
+		delayed |= strcmp(r[i].action, "delayed") == 0;
+	}
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		memset(rnd, 0x5a, sizeof(rnd));
 	snprintf(boundary, sizeof(boundary),
@@ -81,8 +97,9 @@ dsn_build(const struct config *cfg, const struct dsn_msg *m,
 		   host);
 	buf_printf(out, "To: <%s>\r\n", sender);
 	buf_printf(out, "Subject: %s\r\n",
-		   failed ? "Undelivered Mail Returned to Sender"
-			  : "Successful Mail Delivery Report");
+		   failed    ? "Undelivered Mail Returned to Sender"
+		   : delayed ? "Delayed Mail (still being retried)"
+			     : "Successful Mail Delivery Report");
 	buf_printf(out, "Date: %s\r\n", date);
 	buf_printf(out, "Message-ID: <dsn.%s.%lld@%s>\r\n", m->queue_id,
 		   (long long)now, host);
@@ -103,6 +120,11 @@ dsn_build(const struct config *cfg, const struct dsn_msg *m,
 			   "I'm sorry to have to inform you that your message "
 			   "could not\r\nbe delivered to one or more "
 			   "recipients. It's attached below.\r\n\r\n");
+	else if (delayed)
+		buf_printf(out, "Your message could not be delivered yet to "
+				"the recipient(s)\r\nlisted below; delivery "
+				"will be tried again. No action is\r\nneeded "
+				"on your part.\r\n\r\n");
 	else
 		buf_printf(out, "Your message was successfully delivered to "
 				"the destination(s)\r\nlisted below.\r\n\r\n");
@@ -159,12 +181,20 @@ dsn_build(const struct config *cfg, const struct dsn_msg *m,
 			transport_date(r[i].last_attempt, last, sizeof(last));
 			buf_printf(out, "Last-Attempt-Date: %s\r\n", last);
 		}
+		if (r[i].will_retry_until != 0) {
+			transport_date(r[i].will_retry_until, last,
+				       sizeof(last));
+			buf_printf(out, "Will-Retry-Until: %s\r\n", last);
+		}
 	}
 	buf_printf(out, "\r\n");
 
 	/* 3: the message, or its header */
+	/* A delay warning returns only the header: the message itself is
+	   still on its way. */
 	int headers_only = (m->ret != NULL && strcasecmp(m->ret, "HDRS") == 0) ||
-			   m->len > cfg->transport_dsn_return_limit;
+			   m->len > cfg->transport_dsn_return_limit ||
+			   (delayed && !failed);
 	size_t len = headers_only ? header_len(m->data, m->len) : m->len;
 	buf_printf(out, "--%s\r\n", boundary);
 	if (headers_only)

@@ -12,12 +12,14 @@
 struct dsn_rcpt {
 	const char *address;
 	const char *orcpt;     /* "rfc822;addr" as submitted, or "" */
-	const char *action;    /* "failed", "delivered" or "relayed" */
+	const char *action;    /* "failed", "delayed", "delivered" or
+				  "relayed" */
 	uint32_t code;         /* the reply (0: none) */
 	const char *status;    /* enhanced status code */
 	const char *text;
 	const char *remote;    /* "host:port" that answered, or "" */
 	int64_t last_attempt;
+	int64_t will_retry_until; /* delayed: when it will be given up */
 };
 
 /* What the report is about. */
@@ -42,5 +44,8 @@ void dsn_build(const struct config *cfg, const struct dsn_msg *m,
 /* Whether NOTIFY asks for a report on this outcome (RFC 3461 4.1: an
  * empty NOTIFY means FAILURE; NEVER means none). */
 int dsn_wanted(const char *notify, int failed);
+/* Whether NOTIFY asks to hear of a delay (an empty NOTIFY is taken as
+ * FAILURE,DELAY, which RFC 3461 4.1 allows). */
+int dsn_wanted_delay(const char *notify);
 
 #endif

@@ -403,6 +403,32 @@ attempt_settle(struct attempt *a)
 		dr[nd].last_attempt = r->last_attempt;
 		nd++;
 	}
+	/* Still pending after transport.delay_warning: the sender hears of
+	   it once per recipient. */
+	if (cfg->transport_delay_warning > 0 &&
+	    now - qe->arrival >= cfg->transport_delay_warning) {
+		for (size_t i = 0; i < qe->n_rcpt; i++) {
+			Portico__QueueRcpt *r = qe->rcpt[i];
+			if (r->state != PORTICO__RCPT_STATE__RCPT_PENDING ||
+			    r->delay_notified)
+				continue;
+			r->delay_notified = 1;
+			if (!dsn_wanted_delay(r->notify))
+				continue;
+			dr[nd].address = r->address;
+			dr[nd].orcpt = r->orcpt;
+			dr[nd].action = "delayed";
+			dr[nd].code = r->code;
+			dr[nd].status = r->status[0] == '4' ? r->status : "4.0.0";
+			dr[nd].text = r->text;
+			dr[nd].remote = r->remote;
+			dr[nd].last_attempt = r->last_attempt;
+			dr[nd].will_retry_until = expires;
+			nd++;
+			log_info("queue=%s to=<%s> delayed: sender told",
+				 a->qid, r->address);
+		}
+	}
 	/* Never a report about a report (null reverse-path). */
 	if (nd > 0 && qe->mail_from[0] != '\0') {
 		struct dsn_msg m = {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backend/transport/queue.h"
 #include "common/log.h"
@@ -279,6 +280,26 @@ submit_end(struct bsession *s, struct tstream *t)
 	session_store(s, queue_add_op, &t->qargs, submit_done, s, NULL);
 }
 
+/* Received: fields in the message's header (RFC 5321 6.3: a loop shows
+ * as a growing number of them). */
+static unsigned
+count_hops(const char *p, size_t len)
+{
+	unsigned n = 0;
+	size_t i = 0;
+	while (i < len) {
+		if (p[i] == '\r' || p[i] == '\n')
+			break; /* the empty line: end of the header */
+		if (len - i >= 9 && strncasecmp(p + i, "Received:", 9) == 0)
+			n++;
+		const char *nl = memchr(p + i, '\n', len - i);
+		if (nl == NULL)
+			break;
+		i = (size_t)(nl - p) + 1;
+	}
+	return n;
+}
+
 static void
 tstream_end(struct bsession *s)
 {
@@ -295,6 +316,12 @@ tstream_end(struct bsession *s)
 	}
 	if (buf_used(&t->data) == 0) {
 		reply_all(s, n, 554, "5.6.0", "Empty message");
+		return;
+	}
+	if (count_hops(buf_ptr(&t->data), buf_used(&t->data)) >
+	    (unsigned)s->be->cfg.transport_max_hops) {
+		log_warn("session=%s too many hops: refused", s->id);
+		reply_all(s, n, 554, "5.4.6", "Too many hops (a mail loop?)");
 		return;
 	}
 	if (t->kind == TSTREAM_DELIVER)

@@ -520,3 +520,47 @@ def test_submission_to_full_mailbox(stack_factory):
     assert (r["Action"], r["Status"]) == ("failed", "5.2.2")
     assert r["Diagnostic-Code"].startswith("smtp; 552 5.2.2 ")
     assert len(fetch_inbox(st, full)) == 1
+
+
+def test_delay_warning_once(stack_factory):
+    """Still queued after transport.delay_warning: the sender is told
+    once (Action: delayed, Will-Retry-Until), the queue keeps retrying,
+    and the message goes out when the smarthost returns."""
+    port = free_port()
+    st = stack_factory("delay", settings=[
+        "transport.smarthost=127.0.0.1:%d" % port,
+        "transport.smarthost_tls=none", "transport.retry_first=1s",
+        "transport.retry_max=1s", "transport.delay_warning=2s"])
+    sink = Sink(port)
+    st.add_user("late@example.test", "pw-late")
+    try:
+        submit(st, "late@example.test", "pw-late", ["far@remote.test"],
+               MSG, rcpt_options=["NOTIFY=DELAY,FAILURE"])
+        [(size, raw)] = inbox_when(st, "late@example.test", 1)
+        m, parts = dsn_parts(raw)
+        assert m["Subject"] == "Delayed Mail (still being retried)"
+        [r] = [dict(b.items()) for b in parts[1].get_payload()][1:]
+        assert (r["Action"], r["Status"]) == ("delayed", "4.4.1")
+        assert "Will-Retry-Until" in r
+        assert parts[2].get_content_type() == "text/rfc822-headers"
+        wait_for(lambda: re.search(r"attempts=[4-9]", queue_listing(st)),
+                 timeout=30, what="more attempts")
+        sink.start()
+        wait_for(lambda: queue_empty(st), timeout=30,
+                 what="the queue to empty")
+        assert [x[1] for x in sink.messages] == [["far@remote.test"]]
+        assert len(fetch_inbox(st, "late@example.test")) == 1
+    finally:
+        sink.stop()
+
+
+def test_mail_loop_refused(stack):
+    """A message that already carries more Received: fields than
+    transport.max_hops is refused, not delivered."""
+    user, _ = stack.new_user("loop")
+    looped = b"".join(b"Received: from hop%d by hop%d; Mon, 23 Nov 2026 "
+                      b"12:00:00 +0000\r\n" % (i, i + 1)
+                      for i in range(51)) + MSG
+    got = lmtp(stack, [user], looped)
+    assert got[user][0] == 554 and got[user][1].startswith(b"5.4.6 "), got
+    assert fetch_inbox(stack, user) == []

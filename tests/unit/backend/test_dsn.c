@@ -32,6 +32,10 @@ test_wanted(void **state)
 	assert_false(dsn_wanted("DELAY", 1));
 	assert_false(dsn_wanted("FAILURE", 0));
 	assert_true(dsn_wanted("DELAY,FAILURE", 1));
+	assert_true(dsn_wanted_delay(""));
+	assert_true(dsn_wanted_delay("FAILURE,DELAY"));
+	assert_false(dsn_wanted_delay("FAILURE"));
+	assert_false(dsn_wanted_delay("NEVER"));
 }
 
 /* The report as a string (NUL-terminated copy). */
@@ -163,6 +167,35 @@ test_success(void **state)
 	config_free(&cfg);
 }
 
+static void
+test_delayed(void **state)
+{
+	(void)state;
+	struct config cfg;
+	config_defaults(&cfg);
+	struct dsn_rcpt late = {
+		.address = "far@remote.test",
+		.orcpt = "",
+		.action = "delayed",
+		.code = 451,
+		.status = "4.4.1",
+		.text = "No host reachable",
+		.remote = "",
+		.last_attempt = 1795438040,
+		.will_retry_until = 1795870032,
+	};
+	char *s = build(&cfg, "FULL", &late, 1);
+	assert_non_null(strstr(s, "Subject: Delayed Mail (still being "
+				  "retried)\r\n"));
+	assert_non_null(strstr(s, "Action: delayed\r\nStatus: 4.4.1\r\n"));
+	assert_non_null(strstr(s, "\r\nWill-Retry-Until: "));
+	/* The message is still on its way: only its header comes back. */
+	assert_non_null(strstr(s, "text/rfc822-headers"));
+	assert_null(strstr(s, "the body line"));
+	free(s);
+	config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -171,6 +204,7 @@ main(void)
 		cmocka_unit_test(test_failed_full),
 		cmocka_unit_test(test_headers_only),
 		cmocka_unit_test(test_success),
+		cmocka_unit_test(test_delayed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
