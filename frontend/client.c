@@ -19,7 +19,7 @@
 #define CLIENT_IMAP_MIN_SESSION_TIMEOUT (30 * 60)
 
 static const char *client_state_names[] = {"prelogin", "auth", "opening",
-					   "relay", "closing"};
+					   "relay", "local", "closing"};
 _Static_assert(sizeof(client_state_names) / sizeof(client_state_names[0]) ==
 		       CLIENT_STATE_COUNT,
 	       "client state names");
@@ -70,7 +70,9 @@ client_plaintext_allowed(const struct client *c)
 	if (c->tls)
 		return 1;
 	const char *type = c->protocol == CLIENT_IMAP ? cfg->frontend_imap_login_type
-						      : cfg->frontend_pop3_login_type;
+			   : c->protocol == CLIENT_POP3
+				   ? cfg->frontend_pop3_login_type
+				   : cfg->frontend_smtp_login_type;
 	return strcasecmp(type, "plaintext") == 0;
 }
 
@@ -86,8 +88,10 @@ client_timer_reset(struct client *c)
 	if (c->state == CLIENT_RELAY && c->protocol == CLIENT_IMAP &&
 	    secs < CLIENT_IMAP_MIN_SESSION_TIMEOUT)
 		secs = CLIENT_IMAP_MIN_SESSION_TIMEOUT;
+	if (c->state == CLIENT_LOCAL)
+		secs = cfg->smtp_timeout;
 	uint64_t ms = (uint64_t)secs * 1000;
-	if (c->state != CLIENT_RELAY) {
+	if (c->state != CLIENT_RELAY && c->state != CLIENT_LOCAL) {
 		/* Before authentication activity does not buy more than
 		   limits.login_deadline from the connection. */
 		uint64_t now = uv_now(c->fe->loop);
@@ -102,7 +106,8 @@ static void
 client_on_timeout(uv_timer_t *t)
 {
 	struct client *c = t->data;
-	if (c->state != CLIENT_RELAY && uv_now(c->fe->loop) >= c->login_by) {
+	if (c->state != CLIENT_RELAY && c->state != CLIENT_LOCAL &&
+	    uv_now(c->fe->loop) >= c->login_by) {
 		log_info("session=%s client=%s state=%s login deadline "
 			 "reached", c->id, c->peer,
 			 client_state_names[c->state]);
@@ -133,6 +138,8 @@ client_handle_closed(uv_handle_t *h)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	fe->nclients--;
+	if (c->proto->free != NULL)
+		c->proto->free(c);
 	lp_free(&c->lp);
 	tls_server_unref(&c->tls_certs);
 	buf_wipe(&c->in);
@@ -168,6 +175,8 @@ client_detach(struct client *c)
 	}
 	if (c->link != NULL)
 		link_pool_detach(c);
+	if (c->proto->detach != NULL)
+		c->proto->detach(c);
 	uv_timer_stop(&c->delay);
 	buf_wipe(&c->secret);
 	client_release_user(c);
@@ -340,7 +349,8 @@ client_conn_read(struct conn *conn, const char *data, size_t len)
 		client_relay_flush(c);
 		return;
 	}
-	if (c->state != CLIENT_PRELOGIN) {
+	if ((c->state != CLIENT_PRELOGIN && c->state != CLIENT_LOCAL) ||
+	    c->hold) {
 		/* Waiting for LDAP or the backend: hold what the client
 		   pipelines, within bounds. */
 		if (buf_used(&c->in) > c->fe->cfg.limits_prelogin_max_line * 4) {
@@ -394,7 +404,12 @@ static const struct conn_ops client_conn_ops = {
 static void
 client_process(struct client *c)
 {
-	while (c->state == CLIENT_PRELOGIN && buf_used(&c->in) > 0) {
+	while ((c->state == CLIENT_PRELOGIN || c->state == CLIENT_LOCAL) &&
+	       buf_used(&c->in) > 0 && !c->hold) {
+		if (c->raw) {
+			c->proto->content(c);
+			continue;
+		}
 		size_t used, len;
 		enum lp_status st = lp_feed(&c->lp, buf_ptr(&c->in),
 					    buf_used(&c->in), &used);
@@ -443,6 +458,16 @@ client_process(struct client *c)
 			abort();
 		}
 	}
+}
+
+void
+client_resume(struct client *c)
+{
+	if (c->input_paused && c->state != CLIENT_CLOSING) {
+		c->input_paused = 0;
+		conn_read_start(&c->conn);
+	}
+	client_process(c);
 }
 
 void
@@ -514,15 +539,19 @@ client_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 		return;
 	}
 	if ((c->protocol == CLIENT_IMAP && !u->imap_enabled) ||
-	    (c->protocol == CLIENT_POP3 && !u->pop3_enabled)) {
+	    (c->protocol == CLIENT_POP3 && !u->pop3_enabled) ||
+	    (c->protocol == CLIENT_SUBMISSION && !u->smtp_enabled)) {
 		log_info("session=%s user=%s login refused: %s disabled",
 			 c->id, c->user, c->proto->name);
 		client_login_failed(c, LOGIN_FAIL_DISABLED,
 				    c->protocol == CLIENT_IMAP
 					    ? "IMAP4 is disabled for this "
 					      "account"
-					    : "POP3 is disabled for this "
-					      "account");
+				    : c->protocol == CLIENT_POP3
+					    ? "POP3 is disabled for this "
+					      "account"
+					    : "SMTP submission is disabled for "
+					      "this account");
 		return;
 	}
 	if (u->privileged) {
@@ -555,6 +584,13 @@ client_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 		 "backend=%s",
 		 c->id, c->peer, c->user, cached ? "hit" : "miss",
 		 u->mailbox_server);
+	if (c->proto->logged_in != NULL) {
+		client_set_state(c, CLIENT_LOCAL);
+		client_timer_reset(c);
+		c->proto->logged_in(c);
+		client_resume(c);
+		return;
+	}
 	client_set_state(c, CLIENT_OPENING);
 	c->t_mark = uv_hrtime();
 	link_pool_open(c->fe, c);
@@ -763,8 +799,13 @@ client_accept(struct frontend *fe, uv_stream_t *server,
 		abort();
 	c->fe = fe;
 	c->protocol = protocol;
-	c->proto = protocol == CLIENT_IMAP ? &imap_login_proto
-					   : &pop3_login_proto;
+	static const struct client_proto *protos[] = {
+		&imap_login_proto, &pop3_login_proto, &smtp_session_proto,
+		&lmtp_session_proto};
+	_Static_assert(sizeof(protos) / sizeof(protos[0]) ==
+			       CLIENT_PROTOCOL_COUNT,
+		       "a session per protocol");
+	c->proto = protos[protocol];
 	c->implicit_tls = implicit_tls;
 	if (conn_init(fe->loop, &c->conn, &client_conn_ops, c) < 0) {
 		free(c);
@@ -791,6 +832,9 @@ client_accept(struct frontend *fe, uv_stream_t *server,
 				cfg->limits_literal_plus ? 0 : 4096};
 	if (protocol == CLIENT_POP3) {
 		lim.max_line = lim.max_command = cfg->pop3_max_command_size;
+		lim.max_literal = 0;
+	} else if (protocol == CLIENT_SUBMISSION || protocol == CLIENT_LMTP) {
+		lim.max_line = lim.max_command = cfg->smtp_max_line;
 		lim.max_literal = 0;
 	}
 	lp_init(&c->lp, c->proto->mode, &lim);

@@ -36,7 +36,7 @@ _Static_assert(sizeof(ldc_state_names) / sizeof(ldc_state_names[0]) ==
 
 enum ldc_role { LDC_SEARCH, LDC_AUTH };
 
-enum req_kind { REQ_AUTH, REQ_BACKEND };
+enum req_kind { REQ_AUTH, REQ_BACKEND, REQ_ADDRESS };
 
 enum req_phase {
 	PH_SEARCH_QUEUED,
@@ -102,7 +102,7 @@ struct directory {
 	uv_timer_t sweep;
 	uv_timer_t done_timer;
 	int shut;
-	const char *user_attrs[10];
+	const char *user_attrs[12];
 	char priv_attr[128];    /* ldap.privileged_attribute, split */
 	char priv_value[512];
 };
@@ -133,7 +133,7 @@ dir_run_done(uv_timer_t *t)
 		d->done = r->next;
 		if (!r->cancelled) {
 			const char *why = r->why[0] ? r->why : NULL;
-			if (r->kind == REQ_AUTH)
+			if (r->kind == REQ_AUTH || r->kind == REQ_ADDRESS)
 				r->auth_cb(r->ctx, r->result,
 					   r->result == DIR_OK ? &r->user
 							       : NULL,
@@ -354,8 +354,8 @@ ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 	int n = ldap_count_entries(lc->ld, res);
 	if (n == 0) {
 		req_complete(r, DIR_FAIL,
-			     r->kind == REQ_AUTH ? "unknown user"
-						 : "unknown backend");
+			     r->kind == REQ_BACKEND ? "unknown backend"
+						    : "unknown user");
 		return;
 	}
 	if (n > 1) {
@@ -396,6 +396,22 @@ ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 					     1);
 	r->user.pop3_enabled = ldc_bool_attr(lc->ld, e, "porticoPop3Enabled",
 					     1);
+	r->user.smtp_enabled = ldc_bool_attr(lc->ld, e, "porticoSmtpEnabled",
+					     1);
+	struct berval **mails = ldap_get_values_len(lc->ld, e, "mail");
+	size_t used = 0;
+	for (size_t i = 0; mails != NULL && mails[i] != NULL; i++) {
+		size_t vlen = mails[i]->bv_len;
+		if (vlen == 0 || memchr(mails[i]->bv_val, '\0', vlen) != NULL ||
+		    used + vlen + 2 > sizeof(r->user.addresses))
+			continue;
+		memcpy(r->user.addresses + used, mails[i]->bv_val, vlen);
+		used += vlen;
+		r->user.addresses[used++] = '\0';
+	}
+	r->user.addresses[used] = '\0';
+	if (mails != NULL)
+		ldap_value_free_len(mails);
 	r->user.privileged = 0;
 	if (r->d->priv_attr[0] != '\0') {
 		struct berval **vals = ldap_get_values_len(lc->ld, e,
@@ -407,6 +423,10 @@ ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 					want) == 0)
 				r->user.privileged = 1;
 		ldap_value_free_len(vals);
+	}
+	if (r->kind == REQ_ADDRESS) {
+		req_complete(r, DIR_OK, NULL);
+		return;
 	}
 	r->conn = NULL;
 	r->phase = PH_BIND_QUEUED;
@@ -515,7 +535,7 @@ ldc_on_poll(uv_poll_t *h, int status, int events)
 static const char *user_attrs[] = {
 	"uid", "mail", "porticoMailboxServer", "porticoMailboxId",
 	"porticoAccountState", "porticoImapEnabled", "porticoPop3Enabled",
-	NULL,
+	"porticoSmtpEnabled", NULL,
 };
 static const char *backend_attrs[] = {"porticoSite", "porticoLinkAddress",
 				      NULL};
@@ -526,7 +546,7 @@ req_start_search(struct ldconn *lc, struct dir_req *r)
 	struct timeval tv = {(time_t)lc->d->cfg->ldap_timeout, 0};
 	int rc = ldap_search_ext(lc->ld, r->base, LDAP_SCOPE_SUBTREE,
 				 r->filter,
-				 (char **)(uintptr_t)(r->kind == REQ_AUTH
+				 (char **)(uintptr_t)(r->kind != REQ_BACKEND
 							      ? lc->d->user_attrs
 							      : backend_attrs),
 				 0, NULL, NULL, &tv, 2, &r->msgid);
@@ -695,6 +715,35 @@ dir_authenticate(struct directory *d, const char *login, const char *password,
 	buf_append(&r->password, password, strlen(password));
 	dir_pump(d);
 	return r;
+}
+
+struct dir_req *
+dir_lookup_address(struct directory *d, const char *address, dir_auth_cb *cb,
+		   void *ctx)
+{
+	struct dir_req *r = req_new(d, REQ_ADDRESS, ctx);
+	char esc[800];
+	r->auth_cb = cb;
+	r->base = d->cfg->ldap_base_dn;
+	if (address[0] == '\0' ||
+	    ldap_filter_escape(address, strlen(address), esc, sizeof(esc)) <
+		    0) {
+		req_complete(r, DIR_FAIL, "invalid address");
+		return r;
+	}
+	snprintf(r->filter, sizeof(r->filter),
+		 "(&(objectClass=porticoUser)(mail=%s))", esc);
+	dir_pump(d);
+	return r;
+}
+
+int
+dir_user_has_address(const struct dir_user *u, const char *address)
+{
+	for (const char *p = u->addresses; *p != '\0'; p += strlen(p) + 1)
+		if (strcasecmp(p, address) == 0)
+			return 1;
+	return 0;
 }
 
 struct dir_req *

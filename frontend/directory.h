@@ -33,8 +33,12 @@ struct dir_user {
 	char mailbox_server[64];
 	char mailbox_id[128];
 	char account_state[32];
+	/* Every value of mail (the address and its aliases), each ended by
+	   a NUL, the list by an empty string; what fits. */
+	char addresses[1024];
 	int imap_enabled;
 	int pop3_enabled;
+	int smtp_enabled;
 	int privileged;   /* carries ldap.privileged_attribute */
 };
 
@@ -64,6 +68,12 @@ void dir_free(struct directory **dir);
 struct dir_req *dir_authenticate(struct directory *d, const char *login,
 				 const char *password, dir_auth_cb *cb,
 				 void *ctx);
+/* The user whose mail attribute (address or alias) is address, without
+ * authenticating (LMTP recipients): DIR_FAIL if there is none. */
+struct dir_req *dir_lookup_address(struct directory *d, const char *address,
+				   dir_auth_cb *cb, void *ctx);
+/* Whether address is one of u's addresses (case-insensitive). */
+int dir_user_has_address(const struct dir_user *u, const char *address);
 struct dir_req *dir_lookup_backend(struct directory *d, const char *id,
 				   dir_backend_cb *cb, void *ctx);
 /* The callback of r will not run. */

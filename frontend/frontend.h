@@ -8,6 +8,8 @@
  *   AUTH      waiting for the directory (LDAP search + bind)
  *   OPENING   waiting for the backend to open the session
  *   RELAY     bytes flow both ways between the client and the backend
+ *   LOCAL     the frontend serves the session itself (SMTP submission
+ *             after AUTH, LMTP): no login deadline, smtp.timeout
  *   CLOSING   the connection is being closed
  */
 #ifndef PORTICO_FRONTEND_H
@@ -32,6 +34,7 @@
 
 struct client;
 struct flink;
+struct smtp_session;
 struct http_server;
 
 enum client_state {
@@ -39,6 +42,7 @@ enum client_state {
 	CLIENT_AUTH,
 	CLIENT_OPENING,
 	CLIENT_RELAY,
+	CLIENT_LOCAL,
 	CLIENT_CLOSING,
 	CLIENT_STATE_COUNT
 };
@@ -46,6 +50,8 @@ enum client_state {
 enum client_protocol {
 	CLIENT_IMAP,
 	CLIENT_POP3,
+	CLIENT_SUBMISSION, /* SMTP submission (587 STARTTLS, 465 TLS) */
+	CLIENT_LMTP,
 	CLIENT_PROTOCOL_COUNT
 };
 
@@ -116,10 +122,22 @@ struct client_proto {
 	/* limits.login_deadline ran out before authentication (optional;
 	   timeout is used without it). */
 	void (*login_expired)(struct client *c);
+	/* Protocols the frontend serves itself (SMTP submission): the
+	   login succeeded; no backend session is opened. */
+	void (*logged_in)(struct client *c);
+	/* While c->raw: take message content from c->in (some of it, or
+	   set c->hold). */
+	void (*content)(struct client *c);
+	/* The connection ends: cancel what is pending (optional). */
+	void (*detach)(struct client *c);
+	/* The client is freed (optional). */
+	void (*free)(struct client *c);
 };
 
 extern const struct client_proto imap_login_proto;
 extern const struct client_proto pop3_login_proto;
+extern const struct client_proto smtp_session_proto;
+extern const struct client_proto lmtp_session_proto;
 
 /* One per event loop (frontend.workers of them, one thread each, with
  * SO_REUSEPORT listeners): its own listeners, clients, directory
@@ -183,9 +201,12 @@ struct client {
 	unsigned counted_conn : 1; /* limits acquired, to release */
 	unsigned counted_addr : 1;
 	unsigned counted_user : 1;
+	unsigned hold : 1;         /* commands wait (SMTP: the backend) */
+	unsigned raw : 1;          /* input is message content */
 	struct lp_reader lp;
 	struct buf in;
 	unsigned bad_commands;
+	struct smtp_session *smtp; /* SMTP submission and LMTP state */
 
 	/* login in progress */
 	char tag[128];          /* IMAP tag of LOGIN/AUTHENTICATE */
@@ -250,6 +271,9 @@ void client_link_data(struct client *c, const void *data, size_t len);
 void client_link_credit(struct client *c, uint32_t bytes);
 void client_link_closed(struct client *c, const char *reason, int lost);
 
+/* Resumes command processing after c->hold is cleared. */
+void client_resume(struct client *c);
+
 /* link_pool.c */
 /* Opens a backend session for c (c->duser names the backend).  The
  * answer comes through client_link_opened()/client_link_refused(). */
@@ -262,6 +286,29 @@ void link_pool_send_credit(struct client *c, uint32_t bytes);
  * login (pre-login lists stay a subset of post-login ones). */
 int link_pool_backends_offer(struct frontend *fe, const char *cap);
 void link_pool_stop(struct frontend *fe);
+
+/* Mail transport: one message on a stream of its own to a backend
+ * (proto/link.proto, "Mail transport").  request holds Submit or Deliver
+ * (its stream is set here).  The callbacks run from the loop, never from
+ * inside these calls; after failed() or result() no other runs but
+ * credit.  link_pool_xfer_open() returns NULL when the backend's link
+ * failed recently (retry pending). */
+struct xfer;
+struct xfer_ops {
+	void (*opened)(void *ctx, uint32_t window);
+	void (*credit)(void *ctx, uint32_t bytes);
+	void (*result)(void *ctx, const Portico__Result *r);
+	/* No Result will come (refused, link lost, backend unknown). */
+	void (*failed)(void *ctx, const char *why);
+};
+struct xfer *link_pool_xfer_open(struct frontend *fe, const char *backend,
+				 const Portico__Frame *request,
+				 const struct xfer_ops *ops, void *ctx);
+void link_pool_xfer_data(struct xfer *x, const void *data, size_t len);
+void link_pool_xfer_end(struct xfer *x);
+/* Forgets *x (Close to the backend if it was open); no callback runs
+ * after. */
+void link_pool_xfer_close(struct xfer **x);
 /* After the loop has ended. */
 void link_pool_free(struct frontend *fe);
 

@@ -53,8 +53,27 @@ struct flink {
 	int corked;
 	struct buf wout;
 	struct client *waiting;  /* waiting for the link or the lookup */
+	struct xfer *xstreams;   /* mail transport streams, opened */
+	struct xfer *xwaiting;   /* waiting for the link or the lookup */
 	struct flink *next;
 };
+
+/* One message on its own stream (Submit or Deliver, then Data... End,
+ * answered by Result). */
+struct xfer {
+	struct flink *link;
+	uint32_t stream;
+	struct buf request;      /* the packed Frame to open with */
+	const struct xfer_ops *ops;
+	void *ctx;
+	int answered;            /* Result received */
+	struct xfer *next;
+};
+
+static void xfer_fail_list(struct xfer **head, const char *why);
+static void xfer_send_open(struct flink *l, struct xfer *x);
+static void xfer_attach(struct flink *l, struct xfer *x);
+static void xfer_frame(struct flink *l, Portico__Frame *f);
 
 static void flink_fail(struct flink *l, const char *why);
 
@@ -142,13 +161,24 @@ flink_stream_remove(struct flink *l, struct client *c)
 	c->link_prev = c->link_next = NULL;
 }
 
+/* Transport streams are few (a message each, while it is sent): a list. */
+static struct xfer *
+flink_xfer(struct flink *l, uint32_t stream)
+{
+	for (struct xfer *x = l->xstreams; x != NULL; x = x->next)
+		if (x->stream == stream)
+			return x;
+	return NULL;
+}
+
 static uint32_t
 flink_new_stream(struct flink *l)
 {
 	do {
 		if (++l->next_stream == 0)
 			l->next_stream = 1;
-	} while (flink_stream(l, l->next_stream) != NULL);
+	} while (flink_stream(l, l->next_stream) != NULL ||
+		 flink_xfer(l, l->next_stream) != NULL);
 	return l->next_stream;
 }
 
@@ -200,6 +230,11 @@ flink_frame(struct flink *l, Portico__Frame *f)
 			c->link_next = NULL;
 			flink_send_open(l, c);
 		}
+		while (l->xwaiting != NULL) {
+			struct xfer *x = l->xwaiting;
+			l->xwaiting = x->next;
+			xfer_send_open(l, x);
+		}
 		return;
 	}
 	if (l->state != FLINK_READY) {
@@ -207,8 +242,10 @@ flink_frame(struct flink *l, Portico__Frame *f)
 		return;
 	}
 	c = flink_stream(l, f->stream);
-	if (c == NULL)
-		return; /* the client left; its Close is on the way */
+	if (c == NULL) {
+		xfer_frame(l, f);
+		return;
+	}
 	switch (f->body_case) {
 	case PORTICO__FRAME__BODY_OPENED:
 		client_link_opened(c, f->opened->window);
@@ -307,6 +344,8 @@ flink_fail(struct flink *l, const char *why)
 		c->link = NULL;
 		client_link_closed(c, "backend link lost", 1);
 	}
+	xfer_fail_list(&l->xstreams, "backend link lost");
+	xfer_fail_list(&l->xwaiting, "backend link lost");
 }
 
 static void
@@ -463,6 +502,7 @@ flink_lookup_done(void *ctx, enum dir_result res, const struct dir_backend *b,
 			c->link = NULL;
 			client_link_closed(c, "backend lookup failed", 1);
 		}
+		xfer_fail_list(&l->xwaiting, "backend lookup failed");
 		return;
 	}
 	l->info_at = uv_now(l->fe->loop);
@@ -483,37 +523,67 @@ flink_lookup_done(void *ctx, enum dir_result res, const struct dir_backend *b,
 		c->link_next = NULL;
 		flink_attach(l, c);
 	}
+	struct xfer *xw = l->xwaiting;
+	l->xwaiting = NULL;
+	while (xw != NULL) {
+		struct xfer *x = xw;
+		xw = x->next;
+		x->next = NULL;
+		xfer_attach(l, x);
+	}
 }
 
-void
-link_pool_open(struct frontend *fe, struct client *c)
+/* The link to backend id, created on first use. */
+static struct flink *
+flink_get(struct frontend *fe, const char *id)
 {
-	struct flink *l = flink_find(fe, c->duser.mailbox_server);
+	struct flink *l = flink_find(fe, id);
 	if (l == NULL) {
 		l = calloc(1, sizeof(*l));
 		if (l == NULL)
 			abort();
 		l->fe = fe;
-		snprintf(l->id, sizeof(l->id), "%s", c->duser.mailbox_server);
+		snprintf(l->id, sizeof(l->id), "%s", id);
 		l->next = fe->links;
 		fe->links = l;
 	}
+	return l;
+}
+
+/* Whether the backend's entry may be used without reading it again. */
+static int
+flink_usable(struct flink *l)
+{
+	struct frontend *fe = l->fe;
 	uint64_t ttl = (uint64_t)fe->cfg.frontend_backend_cache_ttl * 1000;
 	int fresh = l->address[0] != '\0' &&
 		    uv_now(fe->loop) - l->info_at < ttl;
 	/* A link that is up keeps serving while its entry is re-read. */
-	if (fresh || (l->state == FLINK_READY && l->lookup == NULL &&
-		      l->address[0] != '\0' && ttl > 0 &&
-		      uv_now(fe->loop) - l->info_at < 2 * ttl)) {
+	return fresh || (l->state == FLINK_READY && l->lookup == NULL &&
+			 l->address[0] != '\0' && ttl > 0 &&
+			 uv_now(fe->loop) - l->info_at < 2 * ttl);
+}
+
+static void
+flink_lookup(struct flink *l)
+{
+	if (l->lookup == NULL)
+		l->lookup = dir_lookup_backend(l->fe->dir, l->id,
+					       flink_lookup_done, l);
+}
+
+void
+link_pool_open(struct frontend *fe, struct client *c)
+{
+	struct flink *l = flink_get(fe, c->duser.mailbox_server);
+	if (flink_usable(l)) {
 		flink_attach(l, c);
 		return;
 	}
 	c->link = l;
 	c->link_next = l->waiting;
 	l->waiting = c;
-	if (l->lookup == NULL)
-		l->lookup = dir_lookup_backend(fe->dir, l->id,
-					       flink_lookup_done, l);
+	flink_lookup(l);
 }
 
 void
@@ -606,4 +676,208 @@ link_pool_backends_offer(struct frontend *fe, const char *cap)
 			return 0;
 	}
 	return 1;
+}
+
+/* -- mail transport streams -----------------------------------------------*/
+
+static void
+xfer_unlink(struct xfer **head, struct xfer *x)
+{
+	for (struct xfer **pp = head; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == x) {
+			*pp = x->next;
+			x->next = NULL;
+			return;
+		}
+	}
+}
+
+/* Every stream of the list fails: its owner hears why, then x is its
+ * owner's to close. */
+static void
+xfer_fail_list(struct xfer **head, const char *why)
+{
+	while (*head != NULL) {
+		struct xfer *x = *head;
+		*head = x->next;
+		x->next = NULL;
+		x->link = NULL;
+		if (!x->answered)
+			x->ops->failed(x->ctx, why);
+	}
+}
+
+static void
+xfer_send_open(struct flink *l, struct xfer *x)
+{
+	Portico__Frame *f = portico__frame__unpack(
+		NULL, buf_used(&x->request), (const uint8_t *)buf_ptr(&x->request));
+	if (f == NULL)
+		abort(); /* packed by us */
+	x->stream = flink_new_stream(l);
+	f->stream = x->stream;
+	x->next = l->xstreams;
+	l->xstreams = x;
+	flink_send(l, f);
+	portico__frame__free_unpacked(f, NULL);
+	buf_wipe(&x->request);
+}
+
+static void
+xfer_attach(struct flink *l, struct xfer *x)
+{
+	x->link = l;
+	switch (l->state) {
+	case FLINK_READY:
+		xfer_send_open(l, x);
+		return;
+	case FLINK_CONNECTING:
+		x->next = l->xwaiting;
+		l->xwaiting = x;
+		return;
+	case FLINK_DOWN:
+	case FLINK_CLOSING:
+		if (uv_now(l->fe->loop) < l->retry_at) {
+			x->link = NULL;
+			x->ops->failed(x->ctx, "backend unavailable");
+			return;
+		}
+		x->next = l->xwaiting;
+		l->xwaiting = x;
+		flink_connect(l);
+		return;
+	case FLINK_STATE_COUNT:
+		abort();
+	}
+}
+
+/* A frame for a stream that is not a client session. */
+static void
+xfer_frame(struct flink *l, Portico__Frame *f)
+{
+	struct xfer *x = flink_xfer(l, f->stream);
+	if (x == NULL)
+		return; /* closed by its owner; our Close is on the way */
+	switch (f->body_case) {
+	case PORTICO__FRAME__BODY_OPENED:
+		x->ops->opened(x->ctx, f->opened->window);
+		return;
+	case PORTICO__FRAME__BODY_CREDIT:
+		x->ops->credit(x->ctx, f->credit->bytes);
+		return;
+	case PORTICO__FRAME__BODY_REFUSED: {
+		xfer_unlink(&l->xstreams, x);
+		x->link = NULL;
+		char why[300];
+		snprintf(why, sizeof(why), "%s %s", f->refused->code,
+			 f->refused->reason);
+		x->ops->failed(x->ctx, why);
+		return;
+	}
+	case PORTICO__FRAME__BODY_RESULT:
+		if (x->answered) {
+			flink_fail(l, "second result on a stream");
+			return;
+		}
+		x->answered = 1;
+		x->ops->result(x->ctx, f->result);
+		return;
+	case PORTICO__FRAME__BODY_CLOSE:
+		xfer_unlink(&l->xstreams, x);
+		x->link = NULL;
+		if (!x->answered)
+			x->ops->failed(x->ctx, f->close->reason[0]
+						       ? f->close->reason
+						       : "closed by the backend");
+		return;
+	case PORTICO__FRAME__BODY_DATA:
+	case PORTICO__FRAME__BODY_HELLO:
+	case PORTICO__FRAME__BODY_OPEN:
+	case PORTICO__FRAME__BODY_SUBMIT:
+	case PORTICO__FRAME__BODY_DELIVER:
+	case PORTICO__FRAME__BODY_END:
+	case PORTICO__FRAME__BODY__NOT_SET:
+	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
+		break;
+	}
+	flink_fail(l, "unexpected frame on a transport stream");
+}
+
+struct xfer *
+link_pool_xfer_open(struct frontend *fe, const char *backend,
+		    const Portico__Frame *f, const struct xfer_ops *ops,
+		    void *ctx)
+{
+	struct xfer *x = calloc(1, sizeof(*x));
+	if (x == NULL)
+		abort();
+	x->ops = ops;
+	x->ctx = ctx;
+	size_t n = portico__frame__get_packed_size(f);
+	portico__frame__pack(f, (uint8_t *)buf_reserve(&x->request, n));
+	buf_commit(&x->request, n);
+	struct flink *l = flink_get(fe, backend);
+	if (flink_usable(l)) {
+		if ((l->state == FLINK_DOWN || l->state == FLINK_CLOSING) &&
+		    uv_now(fe->loop) < l->retry_at) {
+			buf_free(&x->request);
+			free(x);
+			return NULL; /* failed recently: not before the retry */
+		}
+		xfer_attach(l, x);
+		return x;
+	}
+	x->link = l;
+	x->next = l->xwaiting;
+	l->xwaiting = x;
+	flink_lookup(l);
+	return x;
+}
+
+void
+link_pool_xfer_data(struct xfer *x, const void *data, size_t len)
+{
+	if (x->link == NULL || x->stream == 0)
+		return;
+	struct buf b = BUF_INIT;
+	link_send_data(&b, x->stream, data, len);
+	flink_write(x->link, &b);
+}
+
+void
+link_pool_xfer_end(struct xfer *x)
+{
+	if (x->link == NULL || x->stream == 0)
+		return;
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__End e = PORTICO__END__INIT;
+	f.stream = x->stream;
+	f.body_case = PORTICO__FRAME__BODY_END;
+	f.end = &e;
+	struct buf b = BUF_INIT;
+	link_frame_pack(&f, &b);
+	flink_write(x->link, &b);
+}
+
+void
+link_pool_xfer_close(struct xfer **xp)
+{
+	struct xfer *x = *xp;
+	if (x == NULL)
+		return;
+	*xp = NULL;
+	struct flink *l = x->link;
+	if (l != NULL) {
+		if (x->stream != 0 && flink_xfer(l, x->stream) == x) {
+			xfer_unlink(&l->xstreams, x);
+			struct buf b = BUF_INIT;
+			link_send_close(&b, x->stream,
+					x->answered ? "done" : "aborted");
+			flink_write(l, &b);
+		} else {
+			xfer_unlink(&l->xwaiting, x);
+		}
+	}
+	buf_wipe(&x->request);
+	free(x);
 }

@@ -21,7 +21,7 @@
 #include "frontend/frontend.h"
 #include "frontend/http/http_routes.h"
 
-#define FRONTEND_MAX_LISTENERS 4
+#define FRONTEND_MAX_LISTENERS 7
 #define FRONTEND_MAX_WORKERS 256
 
 struct listener {
@@ -111,7 +111,10 @@ listener_start(struct frontend *fe, const char *addr, const char *setting,
 	}
 	if (fe->index == 0)
 		log_info("listening protocol=%s%s address=%s",
-			 protocol == CLIENT_IMAP ? "imap" : "pop3",
+			 protocol == CLIENT_IMAP	? "imap"
+			 : protocol == CLIENT_POP3	? "pop3"
+			 : protocol == CLIENT_SUBMISSION ? "submission"
+							 : "lmtp",
 			 implicit_tls ? "s" : "", addr);
 	return 0;
 }
@@ -211,6 +214,12 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 			   CLIENT_POP3, 0) < 0 ||
 	    listener_start(fe, cfg->frontend_pop3s_listen, "pop3s_listen",
 			   CLIENT_POP3, 1) < 0 ||
+	    listener_start(fe, cfg->frontend_submission_listen,
+			   "submission_listen", CLIENT_SUBMISSION, 0) < 0 ||
+	    listener_start(fe, cfg->frontend_submissions_listen,
+			   "submissions_listen", CLIENT_SUBMISSION, 1) < 0 ||
+	    listener_start(fe, cfg->frontend_lmtp_listen, "lmtp_listen",
+			   CLIENT_LMTP, 0) < 0 ||
 	    http_routes_start(fe) < 0)
 		return -1;
 	if (fe->nlisteners == 0) {

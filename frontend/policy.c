@@ -19,7 +19,9 @@ policy_create(struct policy *p, const struct config *cfg,
 	if (cidr_list_parse(cfg->frontend_trusted_networks, &p->trusted,
 			    error_r) < 0 ||
 	    cidr_list_parse(cfg->frontend_proxy_networks, &p->proxy,
-			    error_r) < 0)
+			    error_r) < 0 ||
+	    cidr_list_parse(cfg->lmtp_trusted_networks, &p->lmtp, error_r) <
+		    0)
 		return -1;
 	if (RAND_bytes(p->secret, sizeof(p->secret)) != 1) {
 		*error_r = "no random bytes for the policy key";
@@ -57,6 +59,12 @@ int
 policy_proxy_allowed(const struct policy *p, const struct sockaddr *sa)
 {
 	return cidr_list_match(&p->proxy, sa);
+}
+
+int
+policy_lmtp_allowed(const struct policy *p, const struct sockaddr *sa)
+{
+	return cidr_list_match(&p->lmtp, sa);
 }
 
 void

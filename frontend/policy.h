@@ -25,6 +25,7 @@ struct policy {
 	unsigned char secret[32];
 	struct cidr_list trusted;    /* frontend.trusted_networks */
 	struct cidr_list proxy;      /* frontend.proxy_networks */
+	struct cidr_list lmtp;       /* lmtp.trusted_networks */
 	uint64_t connections;
 	struct lru per_address;      /* unsigned count */
 	struct lru per_user;         /* unsigned count */
@@ -45,6 +46,7 @@ int policy_create(struct policy *p, const struct config *cfg,
 void policy_free(struct policy *p);
 int policy_trusted(const struct policy *p, const struct sockaddr *sa);
 int policy_proxy_allowed(const struct policy *p, const struct sockaddr *sa);
+int policy_lmtp_allowed(const struct policy *p, const struct sockaddr *sa);
 /* Fills keys for login (compared case-insensitively) and password from
  * the client address sa. */
 void policy_login_keys(const struct policy *p, const struct sockaddr *sa,

@@ -12,6 +12,7 @@ PACKAGES=(
     python3-pytest curl openssl iproute2 haproxy chromium
     fetchmail getmail6 isync offlineimap3
     dovecot-imapd dovecot-pop3d
+    swaks postfix
 )
 
 if [ "$(id -u)" -eq 0 ]; then

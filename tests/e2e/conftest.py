@@ -223,7 +223,7 @@ class Stack:
         return run_stack("status", self.dir, check=False).stdout
 
     def add_user(self, user, password, site=1, backend=1, aliases=(),
-                 imap=True, pop3=True, state=None):
+                 imap=True, pop3=True, state=None, smtp=True):
         args = ["adduser", self.dir, user, password, "--site", site,
                 "--backend", backend]
         for a in aliases:
@@ -232,6 +232,8 @@ class Stack:
             args.append("--no-imap")
         if not pop3:
             args.append("--no-pop3")
+        if not smtp:
+            args.append("--no-smtp")
         if state is not None:
             args += ["--state", state]
         run_stack(*args)

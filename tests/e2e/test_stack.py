@@ -35,11 +35,12 @@ def greeting(port, host="127.0.0.1"):
 def canonical(key):
     """The per-frontend name of a port key: IMAP_PORT -> SITE1_FE1_IMAP_PORT,
     SITE2_POP3_PORT -> SITE2_FE1_POP3_PORT; other keys unchanged."""
-    m = re.fullmatch(r"(IMAP|IMAPS|POP3|POP3S|HTTP|HTTPS)_PORT", key)
+    m = re.fullmatch(r"(IMAP|IMAPS|POP3|POP3S|HTTP|HTTPS|SUBMISSION|"
+                     r"SUBMISSIONS|LMTP)_PORT", key)
     if m:
         return "SITE1_FE1_%s_PORT" % m.group(1)
-    m = re.fullmatch(r"SITE(\d+)_(IMAP|IMAPS|POP3|POP3S|HTTP|HTTPS)_PORT",
-                     key)
+    m = re.fullmatch(r"SITE(\d+)_(IMAP|IMAPS|POP3|POP3S|HTTP|HTTPS|"
+                     r"SUBMISSION|SUBMISSIONS|LMTP)_PORT", key)
     if m:
         return "SITE%s_FE1_%s_PORT" % (m.group(1), m.group(2))
     return key

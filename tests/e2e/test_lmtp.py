@@ -1,0 +1,212 @@
+"""Inbound LMTP (RFC 2033) through the frontend: trusted networks only,
+recipients looked up in LDAP at RCPT, the message delivered by each
+recipient's backend (Deliver on the link, several backends in parallel,
+any site) and one reply per recipient, in order."""
+
+import re
+
+import pytest
+
+from conftest import ALICE, BOB
+from smtp_client import RawSMTP
+
+pytestmark = pytest.mark.daemons
+
+MSG = (b"From: Sender <sender@remote.example>\r\n"
+       b"To: list@example.test\r\n"
+       b"Subject: lmtp test %s\r\n"
+       b"\r\n"
+       b"Hello.\r\n"
+       b"..a line that began with a dot\r\n")
+
+
+def lmtp(st, site=1, source=None):
+    c = RawSMTP(st.host, st.port("lmtp", site=site), source=source)
+    code, text = c.reply()
+    assert code == 220 and text[0].endswith("LMTP Portico ready"), text
+    return c
+
+
+def inbox(st, user, password):
+    """Bodies of USER's INBOX, in UID order."""
+    c = st.imap(user, password)
+    try:
+        typ, exists = c.select("INBOX", readonly=True)
+        assert typ == "OK"
+        if int(exists[0]) == 0:
+            return []
+        typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        assert typ == "OK", data
+        return [d[1] for d in data if isinstance(d, tuple)]
+    finally:
+        c.logout()
+
+
+def send(c, sender, rcpts, body):
+    """MAIL, RCPTs (each must be accepted), DATA: the replies after the
+    content, one per recipient."""
+    c.expect("MAIL FROM:<%s>" % sender, 250, "2.1.0")
+    for r in rcpts:
+        c.expect("RCPT TO:<%s>" % r, 250, "2.1.5")
+    c.expect("DATA", 354)
+    c.send(body.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+    return [c.reply() for _ in rcpts]
+
+
+@pytest.fixture(scope="module")
+def two_sites(stack_factory):
+    st = stack_factory("lmtp2", sites=2)
+    st.add_user(*ALICE, site=1)
+    st.add_user(*BOB, site=2)
+    st.add_user("carol@example.test", "carol-pw", site=1,
+                aliases=["c.alias@example.test"])
+    st.add_user("off@example.test", "off-pw", state="disabled")
+    return st
+
+
+def test_untrusted_address_refused(stack):
+    c = RawSMTP(stack.host, stack.LMTP_PORT, source="127.0.0.2")
+    code, text = c.reply()
+    assert code == 554 and text[0].startswith("5.7.1 "), text
+    assert c.reply() == (None, [])
+    c.close()
+
+
+def test_lhlo_and_commands(stack):
+    c = lmtp(stack)
+    c.expect("EHLO x", 500, "5.5.2")
+    c.expect("HELO x", 500, "5.5.2")
+    c.expect("MAIL FROM:<>", 503, "5.5.1")     # LHLO first
+    code, text = c.cmd("LHLO mta.example")
+    assert code == 250
+    assert text[1:] == ["PIPELINING", "SIZE 52428800", "8BITMIME",
+                        "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN",
+                        "CHUNKING"]                # no STARTTLS, no AUTH
+    c.expect("AUTH PLAIN AAAA", 500, "5.5.2")
+    c.expect("STARTTLS", 500, "5.5.2")
+    c.expect("RCPT TO:<%s>" % ALICE[0], 503, "5.5.1")
+    c.expect("MAIL FROM:<>", 250, "2.1.0")       # bounces are welcome
+    c.expect("DATA", 554, "5.5.1")
+    c.expect("QUIT", 221, "2.0.0")
+    c.close()
+
+
+def test_recipients_checked_at_rcpt(two_sites):
+    st = two_sites
+    c = lmtp(st)
+    c.cmd("LHLO mta.example")
+    c.expect("MAIL FROM:<sender@remote.example>", 250)
+    text = c.expect("RCPT TO:<nobody@example.test>", 550, "5.1.1")
+    assert "nobody@example.test" in text[0]
+    c.expect("RCPT TO:<off@example.test>", 550, "5.2.1")
+    c.expect("RCPT TO:<Postmaster>", 550, "5.1.1")
+    c.expect("RCPT TO:<C.Alias@Example.Test>", 250, "2.1.5")
+    c.expect("RCPT TO:<%s>" % ALICE[0], 250, "2.1.5")
+    # pipelined lookups answer in order
+    c.send("RCPT TO:<x1@example.test>\r\nRCPT TO:<%s>\r\n"
+           "RCPT TO:<x2@example.test>\r\nNOOP\r\n" % BOB[0])
+    assert [c.reply()[0] for _ in range(4)] == [550, 250, 550, 250]
+    c.expect("RSET", 250)
+    c.close()
+
+
+def test_delivery_to_two_sites_one_reply_each(two_sites):
+    st = two_sites
+    before_a = len(inbox(st, *ALICE))
+    before_b = len(inbox(st, *BOB))
+    before_c = len(inbox(st, "carol@example.test", "carol-pw"))
+    c = lmtp(st)
+    c.cmd("LHLO mta.example")
+    body = MSG % b"two sites"
+    replies = send(c, "sender@remote.example",
+                   [BOB[0], ALICE[0], "c.alias@example.test"], body)
+    for (code, text), who in zip(replies, [BOB[0], ALICE[0],
+                                           "c.alias@example.test"]):
+        assert code == 250, replies
+        assert text[0].startswith("2.0.0 <%s> " % who), replies
+    c.expect("QUIT", 221)
+    c.close()
+    for user, pw, before in ((ALICE[0], ALICE[1], before_a),
+                             (BOB[0], BOB[1], before_b),
+                             ("carol@example.test", "carol-pw", before_c)):
+        msgs = inbox(st, user, pw)
+        assert len(msgs) == before + 1, user
+        m = msgs[-1]
+        # The message as sent (dot-unstuffed), below the backend's
+        # Return-Path and Received lines.
+        assert m.endswith(body), m
+        assert m.startswith(b"Return-Path: <sender@remote.example>\r\n"), m
+
+
+def test_backend_down_fails_only_its_recipients(two_sites):
+    st = two_sites
+    st.stop("s2b1")
+    try:
+        c = lmtp(st)
+        c.cmd("LHLO mta.example")
+        replies = send(c, "", [ALICE[0], BOB[0]], MSG % b"half")
+        assert replies[0][0] == 250, replies
+        assert replies[1][0] == 451 and \
+            replies[1][1][0].startswith("4.4.1 "), replies
+        c.close()
+    finally:
+        st.start("s2b1")
+    assert inbox(st, *ALICE)[-1].endswith(MSG % b"half")
+    assert not inbox(st, *BOB) or \
+        not inbox(st, *BOB)[-1].endswith(MSG % b"half")
+
+
+@pytest.mark.parametrize("smuggle", [b"\n.\n", b"\r.\r", b"\n.\r\n"],
+                         ids=["LF.LF", "CR.CR", "LF.CRLF"])
+def test_smuggling_refused_per_recipient(two_sites, smuggle):
+    st = two_sites
+    before = inbox(st, *ALICE)
+    c = lmtp(st)
+    c.cmd("LHLO mta.example")
+    c.expect("MAIL FROM:<sender@remote.example>", 250)
+    c.expect("RCPT TO:<%s>" % ALICE[0], 250)
+    c.expect("RCPT TO:<carol@example.test>", 250)
+    c.expect("DATA", 354)
+    c.send(b"Subject: first\r\n\r\nfirst" + smuggle +
+           b"MAIL FROM:<evil@remote.example>\r\n"
+           b"RCPT TO:<" + ALICE[0].encode() + b">\r\n"
+           b"DATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n")
+    for _ in range(2):
+        code, text = c.reply()
+        assert code == 550 and text[0].startswith("5.6.2 "), text
+    assert c.cmd("NOOP") == (250, ["2.0.0 OK"])
+    c.close()
+    assert inbox(st, *ALICE) == before
+
+
+def test_bdat_delivery(two_sites):
+    st = two_sites
+    c = lmtp(st)
+    c.cmd("LHLO mta.example")
+    c.expect("MAIL FROM:<sender@remote.example> BODY=8BITMIME", 250)
+    c.expect("RCPT TO:<%s>" % ALICE[0], 250)
+    c.expect("RCPT TO:<%s>" % BOB[0], 250)
+    body = MSG % b"bdat \xc3\xa9"
+    half = len(body) // 2
+    c.send(b"BDAT %d\r\n" % half + body[:half])
+    assert c.reply() == (250, ["2.0.0 %d octets received" % half])
+    c.send(b"BDAT %d LAST\r\n" % (len(body) - half) + body[half:])
+    assert [c.reply()[0] for _ in range(2)] == [250, 250]
+    c.close()
+    assert inbox(st, *ALICE)[-1].endswith(body)
+    assert inbox(st, *BOB)[-1].endswith(body)
+
+
+def test_large_message_streams(two_sites):
+    """A message several times the link window goes through whole."""
+    st = two_sites
+    line = b"0123456789" * 7 + b"abcdefgh\r\n"
+    body = b"Subject: large\r\n\r\n" + line * 40000      # 3.2 MB
+    c = lmtp(st)
+    c.cmd("LHLO mta.example")
+    replies = send(c, "sender@remote.example", [ALICE[0], BOB[0]], body)
+    assert [r[0] for r in replies] == [250, 250], replies
+    c.close()
+    assert inbox(st, *ALICE)[-1].endswith(body)
+    assert inbox(st, *BOB)[-1].endswith(body)
+
