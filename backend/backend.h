@@ -50,6 +50,8 @@ void backend_metrics_session(struct backend *be, const char *protocol);
 /* imap_session.c: commands by name and result. */
 struct buf;
 void imap_metrics_write(struct buf *b);
+/* pop3_session.c: the same for POP3 (+OK: OK, -ERR: ERR). */
+void pop3_metrics_write(struct buf *b);
 
 /* A protocol engine hosted for one stream (IMAP, POP3). */
 struct session_engine {

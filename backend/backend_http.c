@@ -86,8 +86,10 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "stream).");
 	metrics_sample(b, "portico_backend_sessions", NULL, be->sessions);
 	metrics_family(b, "portico_backend_commands_total", "counter",
-		       "IMAP commands answered, by name and tagged result.");
+		       "Commands answered, by protocol, name and result (IMAP: "
+		       "the tagged OK, NO or BAD; POP3: OK or ERR).");
 	imap_metrics_write(b);
+	pop3_metrics_write(b);
 	struct metrics_hist txn, batch;
 	memset(&txn, 0, sizeof(txn));
 	memset(&batch, 0, sizeof(batch));

@@ -55,6 +55,9 @@ struct pop3_login {
 
 typedef void pop3_cmd_func(struct pop3_session *ps, const char *args);
 
+/* pop3_session.c: counts a command's reply for /metrics. */
+void pop3_cmd_result(const char *name, int ok);
+
 struct pop3_cmd {
 	const char *name;
 	pop3_cmd_func *func;

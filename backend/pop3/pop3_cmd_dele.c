@@ -55,10 +55,12 @@ pop3_update_done(void *arg, int rc, const char *err)
 		log_error("session=%s store error=\"%s\"", ps->s->id, err);
 		session_printf(ps->s, "-ERR [SYS/TEMP] Some deleted messages "
 				      "were not removed.\r\n");
+		pop3_cmd_result("QUIT", 0);
 	} else {
 		log_info("session=%s pop3 update removed=%zu", ps->s->id,
 			 u->a.removed);
 		session_printf(ps->s, "+OK Logging out.\r\n");
+		pop3_cmd_result("QUIT", 1);
 		if (u->a.removed > 0)
 			backend_mailbox_changed(ps->s->be, ps->mbox_id);
 	}

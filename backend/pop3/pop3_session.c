@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 
 /* clang-format off */
 static const struct pop3_cmd pop3_cmds[] = {
@@ -46,6 +47,34 @@ pop3_msg_arg(struct pop3_session *ps, const char *arg)
 	return &ps->msgs[n - 1];
 }
 
+/* Commands by name and result, for /metrics (the loop's thread only). */
+static uint64_t pop3_cmd_counts[sizeof(pop3_cmds) / sizeof(pop3_cmds[0])][2];
+
+void
+pop3_cmd_result(const char *name, int ok)
+{
+	for (size_t i = 0; i < sizeof(pop3_cmds) / sizeof(pop3_cmds[0]); i++)
+		if (strcmp(pop3_cmds[i].name, name) == 0)
+			metrics_add(&pop3_cmd_counts[i][ok ? 0 : 1], 1);
+}
+
+void
+pop3_metrics_write(struct buf *b)
+{
+	char labels[96];
+	for (size_t i = 0; i < sizeof(pop3_cmds) / sizeof(pop3_cmds[0]); i++)
+		for (int r = 0; r < 2; r++) {
+			uint64_t n = metrics_get(&pop3_cmd_counts[i][r]);
+			if (n == 0)
+				continue;
+			snprintf(labels, sizeof(labels),
+				 "protocol=\"pop3\",command=\"%s\",result=\"%s\"",
+				 pop3_cmds[i].name, r == 0 ? "OK" : "ERR");
+			metrics_sample(b, "portico_backend_commands_total",
+				       labels, n);
+		}
+}
+
 static void
 pop3_bad(struct pop3_session *ps, const char *msg)
 {
@@ -68,7 +97,14 @@ pop3_dispatch(struct pop3_session *ps, char *line, size_t len)
 	}
 	for (size_t i = 0; i < sizeof(pop3_cmds) / sizeof(pop3_cmds[0]); i++) {
 		if (strcasecmp(pop3_cmds[i].name, line) == 0) {
+			/* A reply written now is counted now; QUIT's comes
+			   after the store has committed (pop3_cmd_dele.c). */
+			size_t before = buf_used(&ps->s->out);
 			pop3_cmds[i].func(ps, args);
+			if (buf_used(&ps->s->out) > before)
+				pop3_cmd_result(pop3_cmds[i].name,
+						buf_ptr(&ps->s->out)[before] ==
+							'+');
 			return;
 		}
 	}

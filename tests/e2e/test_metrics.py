@@ -267,6 +267,10 @@ def test_backend_metrics_move(st):
     p = poplib.POP3_SSL(st.host, st.POP3S_PORT, context=st.ssl_context())
     p.user(user)
     p.pass_(pw)
+    assert p.stat()[0] == 3
+    p.retr(1)
+    with pytest.raises(poplib.error_proto):
+        p.retr(99)
     p.quit()
     after = wait_for(lambda: (lambda m: m if v(
         m, "portico_backend_sessions") == 0 else None)(scrape(st, port)),
@@ -284,6 +288,10 @@ def test_backend_metrics_move(st):
     assert d(cmd, protocol="imap", command="UID FETCH", result="OK") == 1
     assert d(cmd, protocol="imap", command="UID STORE", result="OK") == 1
     assert d(cmd, protocol="imap", command="LOGOUT", result="OK") == 1
+    assert d(cmd, protocol="pop3", command="STAT", result="OK") == 1
+    assert d(cmd, protocol="pop3", command="RETR", result="OK") == 1
+    assert d(cmd, protocol="pop3", command="RETR", result="ERR") == 1
+    assert d(cmd, protocol="pop3", command="QUIT", result="OK") == 1
     # every APPEND and the STORE were written; commits may group them
     commits = d("portico_backend_store_commits_total")
     txns = d("portico_backend_store_transaction_seconds_count")
