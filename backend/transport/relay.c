@@ -357,6 +357,25 @@ relay_reply(struct relay *r, uint32_t code)
 			return;
 		}
 		r->req->dsn_offered = r->ext_dsn;
+		/* What the server cannot take is not sent (RFC 6531 3.4,
+		   RFC 6152 3). */
+		if (q->smtputf8 && !r->ext_utf8) {
+			relay_fail_pending(r, 553, "5.6.7",
+					   "%s does not support SMTPUTF8, "
+					   "which this message needs",
+					   r->host);
+			relay_quit(r);
+			return;
+		}
+		if (q->body != NULL && strcasecmp(q->body, "8BITMIME") == 0 &&
+		    !r->ext_8bit) {
+			relay_fail_pending(r, 554, "5.6.3",
+					   "%s does not support 8BITMIME, "
+					   "which this message needs",
+					   r->host);
+			relay_quit(r);
+			return;
+		}
 		send_mail(r);
 		return;
 	case R_STARTTLS: {

@@ -218,7 +218,7 @@ class Sink:
     """An SMTP server (aiosmtpd) on a fixed port that can be started and
     stopped; RCPT to an address starting with 'bad' gets 550 5.1.1."""
 
-    def __init__(self, port, cert=None, key=None):
+    def __init__(self, port, cert=None, key=None, utf8=True):
         from aiosmtpd.controller import Controller
         self.port = port
         self.messages = []
@@ -246,7 +246,8 @@ class Sink:
             ctx.load_cert_chain(cert, key)
         self.controller = Controller(Handler(), hostname="127.0.0.1",
                                      port=port, tls_context=ctx,
-                                     require_starttls=False)
+                                     require_starttls=False,
+                                     enable_SMTPUTF8=utf8)
         self.running = False
 
     def start(self):
@@ -564,3 +565,20 @@ def test_mail_loop_refused(stack):
     got = lmtp(stack, [user], looped)
     assert got[user][0] == 554 and got[user][1].startswith(b"5.4.6 "), got
     assert fetch_inbox(stack, user) == []
+
+
+def test_smtputf8_not_sent_to_a_smarthost_without_it(relay_stack):
+    """A smarthost that does not offer SMTPUTF8 does not get a message
+    submitted with SMTPUTF8; the sender gets a 5.6.7 report."""
+    st = relay_stack
+    st.sink = Sink(st.sink.port, str(st.dir / "certs" / "mail.pem"),
+                   str(st.dir / "certs" / "mail.key"), utf8=False)
+    st.sink.start()
+    submit(st, "sender@example.test", "pw-sender", ["far@remote.test"], MSG,
+           mail_options=["SMTPUTF8"])
+    wait_for(lambda: queue_empty(st), timeout=30, what="the queue to empty")
+    assert st.sink.messages == []
+    [(size, raw)] = inbox_when(st, "sender@example.test", 1)
+    m, parts = dsn_parts(raw)
+    [r] = [dict(b.items()) for b in parts[1].get_payload()][1:]
+    assert (r["Action"], r["Status"]) == ("failed", "5.6.7")
