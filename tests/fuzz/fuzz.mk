@@ -48,7 +48,8 @@ FUZZ_SRC_search := backend/imap/imap_cmd_search.c backend/imap/imap_seqset.c \
                    $(wildcard backend/mime/*.c backend/mime/*.h) \
                    common/lineparse.c common/imap_parser.c common/config.c \
                    common/settings.def common/buf.c common/arena.c \
-                   common/log.c $(PROTO_H)
+                   common/log.c common/metrics.c common/metrics.h \
+                   $(PROTO_H)
 FUZZ_CFLAGS_search := -I$(BUILD)/gen
 FUZZ_LIBS_search := -llmdb -luv -lpthread \
                     $(shell pkg-config --libs inih 2>/dev/null)
