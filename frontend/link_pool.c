@@ -3,8 +3,9 @@
  * One link per backend, multiplexing every session to it.  A backend is
  * found through its LDAP entry (site, link address), cached for
  * frontend.backend_cache_ttl.  A link that fails gives its sessions a
- * clean "unavailable" answer and is reconnected by the next login after
- * frontend.link_retry_interval.
+ * clean "unavailable" answer and is reconnected by the next login: at
+ * once if it was up, after frontend.link_retry_interval if it failed to
+ * come up.
  */
 #include "frontend/frontend.h"
 
@@ -327,9 +328,16 @@ flink_fail(struct flink *l, const char *why)
 	conn->data = l; /* callbacks below ignore it: l->conn != conn */
 	if (!conn->closing)
 		conn_abort(conn);
+	/* A link that was up is tried again by the next login at once (the
+	 * backend restarting is back within a moment); one that failed to
+	 * come up waits for the retry interval. */
+	int was_ready = l->state == FLINK_READY;
 	flink_set_state(l, FLINK_DOWN);
-	l->retry_at = uv_now(l->fe->loop) +
-		      (uint64_t)l->fe->cfg.frontend_link_retry_interval * 1000;
+	l->retry_at = was_ready ? 0
+				: uv_now(l->fe->loop) +
+					  (uint64_t)l->fe->cfg
+							  .frontend_link_retry_interval *
+						  1000;
 	buf_reset(&l->in);
 	while (l->streams != NULL) {
 		struct client *c = l->streams;
