@@ -14,6 +14,7 @@
 
 #include "common/conn.h"
 #include "common/log.h"
+#include "common/proxy_proto.h"
 
 #define HTTP_MAX_LISTENERS 4
 
@@ -58,6 +59,8 @@ struct http_conn {
 	int have_host;
 	int keep_alive;
 	int counted;
+	int tls_pending;        /* TLS starts after the PROXY header */
+	int proxy_wait;         /* a PROXY header must come first */
 	unsigned requests;
 	void (*cancel)(void *arg);
 	void *cancel_arg;
@@ -478,12 +481,58 @@ hc_close(struct http_conn *hc, const char *why)
 	conn_close(&hc->conn);
 }
 
+static int hc_start_tls(struct http_conn *hc);
+
+/* Input of a proxy_required peer until its PROXY header is complete. */
+static void
+hc_proxy_input(struct http_conn *hc, const char *data, size_t len)
+{
+	struct proxy_hdr h;
+	size_t used = 0;
+	const char *err = "";
+	buf_append(&hc->in, data, len);
+	switch (proxy_parse(buf_ptr(&hc->in), buf_used(&hc->in), &h, &used,
+			    &err)) {
+	case PROXY_MORE:
+		return;
+	case PROXY_ERROR:
+		log_warn("http proxy=%s invalid PROXY header: %s",
+			 hc->req.peer_name, err);
+		hc_close(hc, "invalid PROXY header");
+		return;
+	case PROXY_DONE:
+		break;
+	case PROXY_STATUS_COUNT:
+		abort();
+	}
+	buf_consume(&hc->in, used);
+	hc->proxy_wait = 0;
+	if (!h.local) {
+		memcpy(&hc->req.peer, &h.src, sizeof(hc->req.peer));
+		conn_addr_name((struct sockaddr *)&hc->req.peer,
+			       hc->req.peer_name, sizeof(hc->req.peer_name));
+	}
+	if (hc->tls_pending) {
+		struct buf rest = hc->in;
+		memset(&hc->in, 0, sizeof(hc->in));
+		if (hc_start_tls(hc) == 0 && buf_used(&rest) > 0)
+			conn_feed(&hc->conn, buf_ptr(&rest), buf_used(&rest));
+		buf_free(&rest);
+		return;
+	}
+	hc_process(hc);
+}
+
 static void
 hc_conn_read(struct conn *conn, const char *data, size_t len)
 {
 	struct http_conn *hc = conn->data;
 	if (hc->state == HTTP_CLOSING)
 		return;
+	if (hc->proxy_wait) {
+		hc_proxy_input(hc, data, len);
+		return;
+	}
 	buf_append(&hc->in, data, len);
 	hc_process(hc);
 }
@@ -553,16 +602,31 @@ on_http_connection(uv_stream_t *server, int status)
 			return;
 		}
 	}
-	if (l->tls) {
-		hc->certs = s->conf.tls_certs(s->conf.ctx);
-		if (conn_start_tls(&hc->conn, tls_server_default(hc->certs), 1,
-				   NULL) < 0) {
-			hc_close(hc, "TLS setup failed");
-			return;
-		}
-	}
 	hc_request_reset(hc);
+	if (s->conf.proxy_required != NULL &&
+	    s->conf.proxy_required(s->conf.ctx,
+				   (struct sockaddr *)&hc->req.peer)) {
+		/* The balancer speaks first: the PROXY header, then TLS. */
+		hc->proxy_wait = 1;
+		hc->tls_pending = l->tls;
+	} else if (l->tls && hc_start_tls(hc) < 0) {
+		return;
+	}
 	conn_read_start(&hc->conn);
+}
+
+static int
+hc_start_tls(struct http_conn *hc)
+{
+	struct http_server *s = hc->srv;
+	hc->tls_pending = 0;
+	hc->certs = s->conf.tls_certs(s->conf.ctx);
+	if (conn_start_tls(&hc->conn, tls_server_default(hc->certs), 1, NULL) <
+	    0) {
+		hc_close(hc, "TLS setup failed");
+		return -1;
+	}
+	return 0;
 }
 
 struct http_server *

@@ -59,6 +59,10 @@ struct http_server_conf {
 	/* TLS listeners: a reference to the certificate set to use for a new
 	   connection (released when the connection ends). */
 	struct tls_server *(*tls_certs)(void *ctx);
+	/* Optional: whether a connection from sa must begin with a PROXY
+	   protocol header (v1 or v2, before TLS); the client address in it
+	   becomes the request's peer.  NULL: never. */
+	int (*proxy_required)(void *ctx, const struct sockaddr *sa);
 };
 
 /* A server of one loop; listeners are added with http_server_listen(). */

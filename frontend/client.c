@@ -328,9 +328,13 @@ client_conn_read(struct conn *conn, const char *data, size_t len)
 						      ? "* BYE PROXY protocol "
 							"is not accepted from "
 							"your address.\r\n"
-						      : "-ERR PROXY protocol "
+					      : c->protocol == CLIENT_POP3
+						      ? "-ERR PROXY protocol "
 							"is not accepted from "
-							"your address.\r\n");
+							"your address.\r\n"
+						      : "554 5.7.0 PROXY protocol "
+							"is not accepted from "
+							"your address\r\n");
 			client_close(c, "PROXY header refused");
 			return;
 		}

@@ -60,6 +60,13 @@ http_routes_certs(void *ctx)
 	return tls_server_ref(fe->tls);
 }
 
+static int
+http_routes_proxy(void *ctx, const struct sockaddr *sa)
+{
+	struct frontend *fe = ctx;
+	return policy_proxy_allowed(fe->policy, sa);
+}
+
 int
 http_routes_start(struct frontend *fe)
 {
@@ -78,6 +85,7 @@ http_routes_start(struct frontend *fe)
 		.handler = http_routes_handle,
 		.ctx = fe,
 		.tls_certs = http_routes_certs,
+		.proxy_required = http_routes_proxy,
 	};
 	fe->metrics_networks = calloc(1, sizeof(*fe->metrics_networks));
 	if (fe->metrics_networks == NULL)

@@ -75,3 +75,18 @@ class RawSMTP:
 
 def b64(s):
     return base64.b64encode(s.encode()).decode()
+
+
+def inbox(st, user, password):
+    """Bodies of USER's INBOX, in UID order."""
+    c = st.imap(user, password)
+    try:
+        typ, exists = c.select("INBOX", readonly=True)
+        assert typ == "OK"
+        if int(exists[0]) == 0:
+            return []
+        typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        assert typ == "OK", data
+        return [d[1] for d in data if isinstance(d, tuple)]
+    finally:
+        c.logout()

@@ -6,7 +6,8 @@ One stack for the module, its frontend with two event loops (counters
 live per loop and are summed at scrape time) and /metrics open to
 127.0.0.1 only:
 
-    frontend.workers = 2, http.metrics_networks = 127.0.0.1/32
+    frontend.workers = 2, http.metrics_networks = 127.0.0.1/32,
+    frontend.proxy_networks = 127.0.0.2 (a load balancer)
 
 Values are compared before and after what a test does: every count
 moves by exactly what the test caused.
@@ -17,6 +18,7 @@ import imaplib
 import poplib
 import re
 import socket
+import ssl
 import urllib.parse
 
 import pytest
@@ -34,6 +36,7 @@ def st(stack_factory):
     return stack_factory(name="metrics", settings=[
         "frontend.workers=2",
         "http.metrics_networks=127.0.0.1/32",
+        "frontend.proxy_networks=127.0.0.2",
     ])
 
 
@@ -156,7 +159,6 @@ def test_metrics_move_with_logins(st):
 def test_settings_page_logins_counted(st):
     user, pw = st.new_user("mh")
     before = scrape(st)
-    import ssl
     conn = http.client.HTTPSConnection(st.host, st.HTTPS_PORT,
                                        context=st.ssl_context(), timeout=30)
     for password, status in ((pw, 200), (pw + "x", 403)):
@@ -179,6 +181,44 @@ def test_metrics_only_for_metrics_networks(st):
     # health is for everyone (load balancers)
     status, _, _ = get(st, "/health", source="127.0.0.7")
     assert status == 200
+
+
+def via_balancer(st, client, request, tls=False):
+    """REQUEST sent from the balancer (127.0.0.2) after a PROXY v1 header
+    naming CLIENT (None: no header); the raw answer."""
+    s = socket.create_connection(
+        (st.host, st.HTTPS_PORT if tls else st.HTTP_PORT), timeout=10,
+        source_address=("127.0.0.2", 0))
+    if client is not None:
+        s.sendall(b"PROXY TCP4 %s 127.0.0.1 40000 80\r\n" %
+                  client.encode())
+    if tls:
+        s = st.ssl_context().wrap_socket(s, server_hostname=st.host)
+    s.sendall(request)
+    out = b""
+    while True:
+        try:
+            b = s.recv(65536)
+        except (ConnectionResetError, socket.timeout, ssl.SSLError):
+            break
+        if not b:
+            break
+        out += b
+    s.close()
+    return out
+
+
+def test_http_behind_a_balancer(st):
+    req = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    # the client address of the PROXY header is the one that counts
+    assert via_balancer(st, "127.0.0.1", req).startswith(b"HTTP/1.1 200 ")
+    assert via_balancer(st, "127.0.0.9", req).startswith(b"HTTP/1.1 403 ")
+    # PROXY header, then TLS
+    assert via_balancer(st, "127.0.0.1", req, tls=True).startswith(
+        b"HTTP/1.1 200 ")
+    # from the balancer without a header: closed, never served
+    assert via_balancer(st, None, req) == b""
+    assert "invalid PROXY header" in st.log("s1f1")
 
 
 def health(st, path="/health"):

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import ALICE, BOB
-from smtp_client import RawSMTP, b64
+from smtp_client import RawSMTP, b64, inbox
 
 pytestmark = pytest.mark.daemons
 
@@ -350,11 +350,51 @@ def test_swaks_both_ports(stack):
     assert "235 " not in out.stdout
 
 
-def test_limits(stack_factory):
+@pytest.fixture(scope="module")
+def limited(stack_factory):
     st = stack_factory("smtplimits", settings=[
         "smtp.max_message_size=4k", "smtp.max_recipients=3",
-        "smtp.max_errors=4", "frontend.smtp_login_type=plaintext"])
+        "smtp.max_errors=4", "frontend.smtp_login_type=plaintext",
+        "frontend.proxy_networks=127.0.0.2/32"])
     st.add_user(*ALICE)
+    return st
+
+
+def test_proxy_protocol(limited):
+    """PROXY from a load balancer (127.0.0.2 here): the address in the
+    header is the client's, for logs and for lmtp.trusted_networks."""
+    st = limited
+    c = RawSMTP(st.host, st.SUBMISSION_PORT, source="127.0.0.2")
+    c.send(b"PROXY TCP4 198.51.100.7 127.0.0.1 40001 587\r\n")
+    assert c.reply()[0] == 220
+    c.expect("QUIT", 221)
+    c.close()
+    # LMTP: a client at 127.0.0.1 behind the balancer may deliver, one
+    # elsewhere may not
+    c = RawSMTP(st.host, st.LMTP_PORT, source="127.0.0.2")
+    c.send(b"PROXY TCP4 127.0.0.1 127.0.0.1 40002 24\r\n")
+    assert c.reply()[0] == 220
+    c.close()
+    c = RawSMTP(st.host, st.LMTP_PORT, source="127.0.0.2")
+    c.send(b"PROXY TCP4 198.51.100.8 127.0.0.1 40003 24\r\n")
+    code, text = c.reply()
+    assert code == 554 and text[0].startswith("5.7.1 "), text
+    c.close()
+    log = st.log("s1f1")
+    assert re.search(r"client=198\.51\.100\.7:40001 proxy=127\.0\.0\.2:\d+ "
+                     r"proxy_protocol=v1 protocol=submission ", log), log
+    # a PROXY header from an address not in proxy_networks is refused
+    c = RawSMTP(st.host, st.SUBMISSION_PORT)
+    assert c.reply()[0] == 220
+    c.send(b"PROXY TCP4 198.51.100.9 127.0.0.1 40004 587\r\n")
+    code, text = c.reply()
+    assert code == 554 and text[0].startswith("5.7.0 PROXY"), text
+    assert c.reply() == (None, [])
+    c.close()
+
+
+def test_limits(limited):
+    st = limited
     # plaintext login type: AUTH without TLS
     c = RawSMTP(st.host, st.SUBMISSION_PORT)
     assert c.reply()[0] == 220
@@ -384,21 +424,6 @@ def test_limits(stack_factory):
 
 
 # ---- delivery: Submit -> the sender's backend queue -> LMTP -> INBOX ------
-
-def inbox(st, user, password):
-    """Bodies of USER's INBOX, in UID order."""
-    c = st.imap(user, password)
-    try:
-        typ, exists = c.select("INBOX", readonly=True)
-        assert typ == "OK"
-        if int(exists[0]) == 0:
-            return []
-        typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[])")
-        assert typ == "OK", data
-        return [d[1] for d in data if isinstance(d, tuple)]
-    finally:
-        c.logout()
-
 
 def wait_delivered(st, user, password, marker):
     """The message of USER's INBOX holding MARKER, once it is there."""
