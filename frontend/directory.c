@@ -717,24 +717,34 @@ dir_authenticate(struct directory *d, const char *login, const char *password,
 	return r;
 }
 
+/* r searches for entries of objectclass whose attr is value (escaped,
+ * RFC 4515); an empty value, or one too long, completes r with DIR_FAIL
+ * and invalid. */
+static struct dir_req *
+req_search_for(struct dir_req *r, const char *objectclass, const char *attr,
+	       const char *value, const char *invalid)
+{
+	char esc[800];
+	if (value[0] == '\0' ||
+	    ldap_filter_escape(value, strlen(value), esc, sizeof(esc)) < 0) {
+		req_complete(r, DIR_FAIL, invalid);
+		return r;
+	}
+	snprintf(r->filter, sizeof(r->filter), "(&(objectClass=%s)(%s=%s))",
+		 objectclass, attr, esc);
+	dir_pump(r->d);
+	return r;
+}
+
 struct dir_req *
 dir_lookup_address(struct directory *d, const char *address, dir_auth_cb *cb,
 		   void *ctx)
 {
 	struct dir_req *r = req_new(d, REQ_ADDRESS, ctx);
-	char esc[800];
 	r->auth_cb = cb;
 	r->base = d->cfg->ldap_base_dn;
-	if (address[0] == '\0' ||
-	    ldap_filter_escape(address, strlen(address), esc, sizeof(esc)) <
-		    0) {
-		req_complete(r, DIR_FAIL, "invalid address");
-		return r;
-	}
-	snprintf(r->filter, sizeof(r->filter),
-		 "(&(objectClass=porticoUser)(mail=%s))", esc);
-	dir_pump(d);
-	return r;
+	return req_search_for(r, "porticoUser", "mail", address,
+			      "invalid address");
 }
 
 int
@@ -751,19 +761,11 @@ dir_lookup_backend(struct directory *d, const char *id, dir_backend_cb *cb,
 		   void *ctx)
 {
 	struct dir_req *r = req_new(d, REQ_BACKEND, ctx);
-	char esc[200];
 	r->be_cb = cb;
 	r->base = d->cfg->ldap_backends_dn;
 	snprintf(r->be.id, sizeof(r->be.id), "%s", id);
-	if (id[0] == '\0' ||
-	    ldap_filter_escape(id, strlen(id), esc, sizeof(esc)) < 0) {
-		req_complete(r, DIR_FAIL, "invalid backend id");
-		return r;
-	}
-	snprintf(r->filter, sizeof(r->filter),
-		 "(&(objectClass=porticoBackend)(cn=%s))", esc);
-	dir_pump(d);
-	return r;
+	return req_search_for(r, "porticoBackend", "cn", id,
+			      "invalid backend id");
 }
 
 void

@@ -496,6 +496,20 @@ smtp_content_end(struct smtp_session *s)
 	smtp_data_check_done(s, 0);
 }
 
+/* A BDAT chunk other than the last is in (RFC 3030 2: a reply each). */
+static void
+smtp_chunk_done(struct smtp_session *s)
+{
+	s->c->raw = 0;
+	if (s->error != SMTP_CE_NONE) {
+		smtp_content_refused(s);
+		return;
+	}
+	smtp_set_state(s, SMTP_S_CHUNKS);
+	smtp_reply(s, 250, "2.0.0", "%llu octets received",
+		   (unsigned long long)s->chunk_octets);
+}
+
 void
 smtp_data_content(struct client *c)
 {
@@ -534,15 +548,7 @@ smtp_data_content(struct client *c)
 		smtp_content_end(s);
 		return;
 	}
-	/* A chunk other than the last. */
-	c->raw = 0;
-	if (s->error != SMTP_CE_NONE) {
-		smtp_content_refused(s);
-		return;
-	}
-	smtp_set_state(s, SMTP_S_CHUNKS);
-	smtp_reply(s, 250, "2.0.0", "%llu octets received",
-		   (unsigned long long)s->chunk_octets);
+	smtp_chunk_done(s);
 }
 
 void
@@ -615,11 +621,5 @@ smtp_cmd_bdat(struct smtp_session *s, const char *args)
 		smtp_content_end(s);
 		return;
 	}
-	if (s->error != SMTP_CE_NONE) {
-		smtp_content_refused(s);
-		return;
-	}
-	smtp_set_state(s, SMTP_S_CHUNKS);
-	smtp_reply(s, 250, "2.0.0", "%llu octets received",
-		   (unsigned long long)s->chunk_octets);
+	smtp_chunk_done(s);
 }
