@@ -29,6 +29,9 @@
 
 /* Pre-login commands are short: a LOGIN with a mailbox id. */
 #define DIRECT_MAX_LINE 1024
+/* One read of the socket (conn.c) beyond the window: reading stops once
+ * the session holds more than its window of unprocessed input. */
+#define DIRECT_MAX_READ 65536
 
 struct direct_conn {
 	struct backend *be;
@@ -245,7 +248,7 @@ direct_read(struct conn *c, const char *data, size_t len)
 	if (d->s == NULL || c->closing)
 		return;
 	/* After LOGIN: what follows is the session's. */
-	if (buf_used(&d->s->in) + len > d->s->window * 2) {
+	if (buf_used(&d->s->in) + len > d->s->window + DIRECT_MAX_READ) {
 		/* A client that does not read its responses. */
 		log_warn("session=%s direct input over the window", d->s->id);
 		conn_close(c);

@@ -80,12 +80,14 @@ class Direct:
 
 
 def test_off_by_default(stack):
-    """The default stack's backend listens on its link port only."""
+    """The default stack's backend listens on its link port and its
+    metrics/health port only."""
     pid = int((stack.dir / "s1b1" / "pid").read_text())
     ini = (stack.dir / "s1b1" / "backend.ini").read_text()
     link_port = int(re.search(r"link_listen = [\d.]+:(\d+)", ini).group(1))
+    http_port = int(re.search(r"http_listen = [\d.]+:(\d+)", ini).group(1))
     assert "direct_imap" not in ini
-    assert listening_ports(pid) == {link_port}
+    assert listening_ports(pid) == {link_port, http_port}
     assert "direct IMAP listener" not in stack.log("s1b1")
 
 
