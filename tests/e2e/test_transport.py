@@ -70,12 +70,24 @@ MSG = (b"From: Sender <sender@example.test>\r\n"
        b"Hello over the transport.\r\n")
 
 
+def mdb_bodies(st):
+    """Keys of the backend's "bodies" database (mdb_dump, lmdb-utils;
+    a read transaction beside the running backend)."""
+    out = subprocess.run(["mdb_dump", "-s", "bodies",
+                          str(st.dir / "s1b1" / "store")],
+                         capture_output=True, text=True, timeout=30,
+                         check=True).stdout
+    data = out.split("HEADER=END\n", 1)[1].split("DATA=END", 1)[0]
+    return data.splitlines()[0::2]
+
+
 def test_admin_deliver_two_recipients(stack):
     """portico-admin deliver: Return-Path and Received on top, the message
     byte for byte below, RFC822.SIZE exact, one body for both."""
     u1, _ = stack.new_user("dl")
     u2, _ = stack.new_user("dl")
     ids = [mailbox_id(stack, u1), mailbox_id(stack, u2)]
+    bodies = len(mdb_bodies(stack))
     p = admin(stack, "s1b1", "deliver", "--from", "sender@example.test",
               *ids, stdin=MSG)
     assert p.returncode == 0, p.stderr
@@ -90,6 +102,8 @@ def test_admin_deliver_two_recipients(stack):
                            b"\tby ")
     assert data.endswith(b"\r\n" + MSG)
     assert b"\tfor <" not in data  # two recipients: no "for"
+    # single-instance store: one body more on the backend, for both
+    assert len(mdb_bodies(stack)) == bodies + 1
     p = admin(stack, "s1b1", "check", "--all")
     assert p.returncode == 0, p.stdout
 
