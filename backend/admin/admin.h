@@ -1,0 +1,41 @@
+/* admin.h - portico-admin: the command families (backend/admin/) and
+ * what the dispatcher (backend/admin.c) hands them.
+ *
+ * A command gets the words after its name and returns the process's exit
+ * status (0 done, 1 failed with a message on stderr, others as the
+ * command documents), or ADMIN_USAGE for arguments it does not take: the
+ * dispatcher then prints the usage and exits 2.
+ */
+#ifndef PORTICO_ADMIN_H
+#define PORTICO_ADMIN_H
+
+#include "backend/store/store.h"
+#include "common/config.h"
+
+#define ADMIN_USAGE (-1)
+
+struct admin {
+	const char *config_path; /* -c FILE; NULL when not given */
+	struct config cfg;       /* FILE over the defaults */
+	struct store *st;        /* open for commands that need the store */
+};
+
+typedef int admin_cmd_fn(struct admin *a, int argc, char **argv);
+
+/* users: the mailboxes of a backend's store and the accounts in LDAP */
+admin_cmd_fn admin_users_provision;
+
+/* store: a mailbox's contents */
+admin_cmd_fn admin_store_import;
+admin_cmd_fn admin_store_list;
+admin_cmd_fn admin_check;
+
+/* queue/deliver: the transport */
+admin_cmd_fn admin_queue;
+admin_cmd_fn admin_deliver;
+
+/* settings */
+admin_cmd_fn admin_dns_srv;
+admin_cmd_fn admin_config_reference;
+
+#endif

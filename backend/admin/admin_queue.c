@@ -1,0 +1,199 @@
+/* admin_queue.c - portico-admin's transport commands: queue (list the
+ * transport queue), deliver (local delivery of a message from stdin).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/admin/admin.h"
+#include "backend/transport/queue.h"
+#include "backend/transport/transport.h"
+#include "common/buf.h"
+#include "queue.pb-c.h"
+
+static uint64_t
+get64(const void *p)
+{
+	const uint8_t *b = p;
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
+static const char *
+rcpt_state_name(int st)
+{
+	switch (st) {
+	case PORTICO__RCPT_STATE__RCPT_PENDING:
+		return "pending";
+	case PORTICO__RCPT_STATE__RCPT_DELIVERED:
+		return "delivered";
+	case PORTICO__RCPT_STATE__RCPT_RELAYED:
+		return "relayed";
+	case PORTICO__RCPT_STATE__RCPT_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+static void
+age_text(int64_t secs, char *out, size_t outsize)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 120)
+		snprintf(out, outsize, "%llds", (long long)secs);
+	else if (secs < 7200)
+		snprintf(out, outsize, "%lldm", (long long)secs / 60);
+	else if (secs < 172800)
+		snprintf(out, outsize, "%lldh", (long long)secs / 3600);
+	else
+		snprintf(out, outsize, "%lldd", (long long)secs / 86400);
+}
+
+static int
+queue_list_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+	unsigned *n = ctx;
+	Portico__QueueEntry *qe = portico__queue_entry__unpack(NULL, vl, v);
+	char qid[32], age[32], next[32];
+	queue_id_format(kl == 8 ? get64(k) : 0, qid, sizeof(qid));
+	if (qe == NULL) {
+		printf("%s (corrupt entry)\n", qid);
+		return 0;
+	}
+	int64_t now = (int64_t)time(NULL);
+	age_text(now - qe->arrival, age, sizeof(age));
+	age_text(qe->next_attempt - now, next, sizeof(next));
+	printf("%s age=%s attempts=%u next=%s from=<%s> user=%s\n", qid, age,
+	       qe->attempts, next, qe->mail_from, qe->user);
+	for (size_t i = 0; i < qe->n_rcpt; i++) {
+		const Portico__QueueRcpt *r = qe->rcpt[i];
+		printf("  <%s> %s", r->address, rcpt_state_name(r->state));
+		if (r->code != 0 || r->text[0] != '\0')
+			printf(" %u %s %s", r->code, r->status, r->text);
+		if (r->remote[0] != '\0')
+			printf(" (%s)", r->remote);
+		printf("\n");
+	}
+	portico__queue_entry__free_unpacked(qe, NULL);
+	(*n)++;
+	return 0;
+}
+
+/* The transport queue: one line per message, one per recipient. */
+static int
+queue_list(struct store *st)
+{
+	MDB_txn *txn;
+	const char *err;
+	unsigned n = 0;
+	if (store_read_begin(st, &txn, &err) < 0) {
+		fprintf(stderr, "portico-admin: queue: %s\n", err);
+		return 1;
+	}
+	int rc = store_walk(st, txn, "queue", NULL, 0, queue_list_fn, &n,
+			    &err);
+	store_read_end(&txn);
+	if (rc < 0) {
+		fprintf(stderr, "portico-admin: queue: %s\n", err);
+		return 1;
+	}
+	printf("%u queued\n", n);
+	return 0;
+}
+
+/* Local delivery of a message read from stdin into the INBOX of each
+ * mailbox, as the LMTP path does it (Return-Path, Received, quota):
+ * one reply line per recipient; exit 0 when all were delivered, 75
+ * (EX_TEMPFAIL) when one failed temporarily, 1 otherwise. */
+static int
+deliver_stdin(struct store *st, const struct config *cfg, const char *from,
+	      char **ids, int n)
+{
+	struct buf in = BUF_INIT, msg = BUF_INIT, meta = BUF_INIT;
+	char tmp[65536];
+	size_t r;
+	while ((r = fread(tmp, 1, sizeof(tmp), stdin)) > 0) {
+		/* Line ends as LMTP delivers them: CRLF. */
+		for (size_t i = 0; i < r; i++) {
+			if (tmp[i] == '\n' &&
+			    (buf_used(&in) == 0 ||
+			     buf_ptr(&in)[buf_used(&in) - 1] != '\r'))
+				buf_append(&in, "\r", 1);
+			buf_append(&in, &tmp[i], 1);
+		}
+		if (buf_used(&in) > cfg->transport_max_message_size) {
+			fprintf(stderr, "portico-admin: deliver: message "
+					"larger than transport.max_message_size\n");
+			buf_free(&in);
+			return 1;
+		}
+	}
+	if (buf_used(&in) == 0) {
+		fprintf(stderr, "portico-admin: deliver: empty message\n");
+		return 1;
+	}
+	deliver_build(cfg, from, "localhost", "127.0.0.1", "local",
+		      "portico-admin", n == 1 ? ids[0] : NULL, buf_ptr(&in),
+		      buf_used(&in), &msg, &meta);
+	buf_free(&in);
+	struct deliver_args a = {0};
+	a.msg.data = buf_ptr(&msg);
+	a.msg.len = buf_used(&msg);
+	a.msg.meta = buf_used(&meta) ? buf_ptr(&meta) : NULL;
+	a.msg.metalen = buf_used(&meta);
+	a.rcpt = calloc((size_t)n, sizeof(*a.rcpt));
+	if (a.rcpt == NULL)
+		abort();
+	a.n = (size_t)n;
+	for (int i = 0; i < n; i++)
+		a.rcpt[i].mailbox_id = ids[i];
+	a.quota_storage = cfg->backend_quota_storage;
+	a.quota_messages = cfg->backend_quota_messages;
+	char ebuf[STORE_ERR_SIZE];
+	int rc = store_run(st, deliver_op, &a, ebuf), ret = 0;
+	for (int i = 0; i < n; i++) {
+		uint32_t code;
+		const char *status, *text;
+		deliver_reply(cfg, rc != 0 ? rc : a.rcpt[i].rc,
+			      rc != 0 ? ebuf : a.rcpt[i].err, &code, &status,
+			      &text);
+		printf("%s: %u %s %s\n", ids[i], code, status, text);
+		if (code >= 500)
+			ret = 1;
+		else if (code >= 400 && ret == 0)
+			ret = 75;
+	}
+	free(a.rcpt);
+	buf_free(&msg);
+	buf_free(&meta);
+	return ret;
+}
+
+/* queue */
+int
+admin_queue(struct admin *a, int argc, char **argv)
+{
+	if (argc != 0)
+		return ADMIN_USAGE;
+	return queue_list(a->st);
+}
+
+/* deliver [--from ADDR] MAILBOX_ID... < MESSAGE */
+int
+admin_deliver(struct admin *a, int argc, char **argv)
+{
+	const char *from = "";
+	if (argc >= 3 && strcmp(argv[0], "--from") == 0) {
+		from = argv[1];
+		argc -= 2;
+		argv += 2;
+	}
+	if (argc < 1)
+		return ADMIN_USAGE;
+	return deliver_stdin(a->st, &a->cfg, from, argv, argc);
+}
