@@ -39,7 +39,8 @@ QPROTO_C   := $(BUILD)/gen/queue.pb-c.c
 QPROTO_H   := $(BUILD)/gen/queue.pb-c.h
 
 COMMON_SRC := $(wildcard common/*.c)
-FRONT_SRC  := $(wildcard frontend/*.c frontend/*/*.c)
+FRONT_SRC  := $(filter-out frontend/probe/probe_main.c,\
+              $(wildcard frontend/*.c frontend/*/*.c))
 BACK_SRC   := $(wildcard backend/*.c backend/*/*.c)
 # portico-admin: the dispatcher and its command families (admin only)
 ADMIN_SRC  := backend/admin.c $(wildcard backend/admin/*.c)
@@ -52,7 +53,7 @@ FRONT_OBJ  := $(call obj,$(FRONT_SRC))
 BACK_OBJ   := $(call obj,$(BACK_LIB)) $(BUILD)/obj/gen/queue.pb-c.o
 
 BINS := $(BUILD)/portico-frontend $(BUILD)/portico-backend \
-        $(BUILD)/portico-admin
+        $(BUILD)/portico-admin $(BUILD)/portico-probe
 
 # the benchmarks' load generator too: the e2e smoke test runs it
 all: $(BINS) $(BUILD)/bench/loadgen
@@ -84,6 +85,12 @@ $(BUILD)/portico-backend: $(call obj,backend/main.c) $(BACK_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/portico-admin: $(call obj,$(ADMIN_SRC)) $(BACK_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# connectivity probes from the command line (frontend/probe/)
+$(BUILD)/portico-probe: $(call obj,frontend/probe/probe_main.c \
+		frontend/probe/probe.c common/conn.c common/tls.c \
+		common/buf.c common/log.c)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # -- unit tests (cmocka): tests/unit/<dir>/test_<module>.c links only the
