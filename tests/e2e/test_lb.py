@@ -1,0 +1,380 @@
+"""Two sites behind HAProxy: `scripts/stack up --sites 2
+--frontends-per-site 2 --lb` (issue #7 point 9; docs/DEPLOYMENT.md).
+
+One stack for the module: site 1's slapd (service ldap) is the provider,
+site 2's (ldap2) a syncrepl replica of it; each site has a backend and two
+frontends, site 2's asking ldap2 first; HAProxy (lb) balances every client
+port over the four frontends with PROXY v2 from 127.0.0.2.  Everything is
+real: slapd, HAProxy, the daemons, imaplib/poplib/smtplib/urllib.
+
+Tests that break something (the provider stopped, a frontend killed) come
+last and put it back.
+"""
+
+import email
+import email.policy
+import imaplib
+import os
+import poplib
+import re
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import (CMD_TIMEOUT, UP_TIMEOUT, Stack, run_stack,
+                      stop_and_check, wait_for)
+
+pytestmark = pytest.mark.daemons
+
+LB_PROTOCOLS = ("IMAP", "IMAPS", "POP3", "POP3S", "SUBMISSION",
+                "SUBMISSIONS", "HTTP", "HTTPS")
+FRONTENDS = ("s1f1", "s1f2", "s2f1", "s2f2")
+# the address the tests connect to HAProxy from, to be found in the
+# frontends' logs (any 127/8 address is local)
+CLIENT_ADDR = "127.0.0.3"
+
+
+@pytest.fixture(scope="module")
+def st(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("lb")
+    try:
+        run_stack("up", directory, "--sites", 2, "--frontends-per-site", 2,
+                  "--lb", timeout=UP_TIMEOUT)
+        yield Stack(directory)
+    finally:
+        stop_and_check(directory)
+
+
+@pytest.fixture(scope="module")
+def users(st):
+    """A user with a mailbox in each site, added after startup."""
+    return {1: st.new_user("site1u", site=1), 2: st.new_user("site2u", site=2)}
+
+
+def log(st, name):
+    path = st.dir / (name + "/slapd.log" if name.startswith("ldap")
+                     else "%s/%s.log" % (name, name))
+    return path.read_text(errors="replace")
+
+
+def binds(st, ldap, user):
+    """Successful-or-not simple binds as USER's DN in slapd LDAP's log."""
+    dn = "uid=%s,ou=people,dc=example,dc=test" % user
+    return log(st, ldap).count('BIND dn="%s" mech=SIMPLE' % dn)
+
+
+def haproxy_servers(st):
+    """{(listener, frontend): status} from HAProxy's stats socket."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(str(st.dir / "lb" / "admin.sock"))
+    s.sendall(b"show stat\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    lines = data.decode().splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    out = {}
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("svname") in FRONTENDS:
+            out[(row["pxname"], row["svname"])] = row["status"]
+    return out
+
+
+def ctx(st):
+    return st.ssl_context()
+
+
+def lb(st, proto):
+    return st["LB_%s_PORT" % proto.upper()]
+
+
+def imap_login(st, user, password, proto="imaps", source=None):
+    """Log in through HAProxy (IMAPS, or IMAP with STARTTLS), SELECT INBOX
+    read-only; returns the number of messages."""
+    if proto == "imaps":
+        c = imaplib.IMAP4_SSL(st.LB_HOST, lb(st, "imaps"),
+                              ssl_context=ctx(st), timeout=10)
+    else:
+        c = imaplib.IMAP4(st.LB_HOST, lb(st, "imap"), timeout=10)
+        assert c.starttls(ssl_context=ctx(st))[0] == "OK"
+    try:
+        typ, data = c.login(user, password)
+        assert typ == "OK", data
+        typ, data = c.select("INBOX", readonly=True)
+        assert typ == "OK", data
+        return int(data[0])
+    finally:
+        c.logout()
+
+
+def pop3_login(st, user, password, proto="pop3s"):
+    """Log in through HAProxy (POP3S, or POP3 with STLS); returns STAT."""
+    if proto == "pop3s":
+        p = poplib.POP3_SSL(st.LB_HOST, lb(st, "pop3s"), context=ctx(st),
+                            timeout=10)
+    else:
+        p = poplib.POP3(st.LB_HOST, lb(st, "pop3"), timeout=10)
+        assert p.stls(context=ctx(st)).startswith(b"+OK")
+    try:
+        p.user(user)
+        assert p.pass_(password).startswith(b"+OK")
+        return p.stat()
+    finally:
+        p.quit()
+
+
+def submit(st, user, password, to, subject, body, proto="submissions"):
+    """Submit a message through HAProxy; returns its Message-ID."""
+    mid = "<%s.%d@example.test>" % (subject.replace(" ", "-"),
+                                    time.monotonic_ns())
+    msg = ("From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: %s\r\n\r\n%s\r\n"
+           % (user, to, subject, mid, body)).encode()
+    if proto == "submissions":
+        s = smtplib.SMTP_SSL(st.LB_HOST, lb(st, "submissions"),
+                             context=ctx(st), timeout=30)
+    else:
+        s = smtplib.SMTP(st.LB_HOST, lb(st, "submission"), timeout=30)
+        s.starttls(context=ctx(st))
+    try:
+        s.login(user, password)
+        refused = s.sendmail(user, [to], msg)
+        assert refused == {}
+    finally:
+        s.quit()
+    return mid
+
+
+def imap_messages(st, user, password):
+    """{Message-ID: parsed message} of USER's INBOX, read over IMAPS
+    through HAProxy."""
+    c = imaplib.IMAP4_SSL(st.LB_HOST, lb(st, "imaps"), ssl_context=ctx(st),
+                          timeout=10)
+    try:
+        c.login(user, password)
+        typ, data = c.select("INBOX", readonly=True)
+        assert typ == "OK"
+        if int(data[0]) == 0:
+            return {}
+        typ, data = c.fetch("1:*", "(BODY.PEEK[])")
+        assert typ == "OK", data
+        out = {}
+        for item in data:
+            if isinstance(item, tuple):
+                m = email.message_from_bytes(item[1],
+                                             policy=email.policy.default)
+                out[m["Message-ID"]] = m
+        return out
+    finally:
+        c.logout()
+
+
+# ---------------------------------------------------------------------------
+
+def test_topology(st):
+    for proto in LB_PROTOCOLS:
+        assert isinstance(st["LB_%s_PORT" % proto], int), proto
+    assert st.SITE2_LDAP_URI != st.LDAP_URI
+    assert st.SITE2_LDAP_URI == "ldap://127.0.0.1:%d/" % st.SITE2_LDAP_PORT
+    # each site's frontends ask their own slapd first, the other one next
+    for fe, uris in (("s1f1", (st.LDAP_URI, st.SITE2_LDAP_URI)),
+                     ("s2f2", (st.SITE2_LDAP_URI, st.LDAP_URI))):
+        ini = (st.dir / fe / "frontend.ini").read_text()
+        assert "\nuris = %s %s\n" % uris in ini, fe
+        assert "\nproxy_networks = 127.0.0.2/32\n" in ini, fe
+    status = st.status()
+    for name in ("ldap", "ldap2", "lb") + FRONTENDS:
+        assert re.search(r"^%s +\S+ +pid \d+" % name, status, re.M), status
+    # HAProxy balances every listener over the four frontends, all up
+    servers = wait_for(
+        lambda: (lambda s: s if set(s.values()) == {"UP"} else None)(
+            haproxy_servers(st)), timeout=30, what="every server UP")
+    assert sorted(servers) == sorted(
+        (p.lower(), fe) for p in LB_PROTOCOLS for fe in FRONTENDS)
+    # writes to the replica are referred to the provider
+    res = subprocess.run(
+        ["ldapmodify", "-x", "-H", st.SITE2_LDAP_URI, "-D",
+         st.LDAP_ADMIN_DN, "-w", st.LDAP_ADMIN_PASSWORD],
+        input="dn: ou=people,dc=example,dc=test\nchangetype: modify\n"
+        "replace: description\ndescription: written on the replica\n",
+        capture_output=True, text=True, timeout=CMD_TIMEOUT)
+    assert res.returncode == 10, res.stderr          # LDAP referral
+    assert "%sou=people,dc=example,dc=test" % st.LDAP_URI in res.stderr
+
+
+def test_each_site_user_logs_in_through_the_lb(st, users):
+    for site in (1, 2):
+        user, pw = users[site]
+        for _ in range(4):       # leastconn spreads these over the four
+            assert imap_login(st, user, pw, "imaps") == 0
+        assert imap_login(st, user, pw, "imap") == 0
+        assert pop3_login(st, user, pw, "pop3s") == (0, 0)
+        assert pop3_login(st, user, pw, "pop3") == (0, 0)
+        for proto in ("submission", "submissions"):
+            if proto == "submissions":
+                s = smtplib.SMTP_SSL(st.LB_HOST, lb(st, proto),
+                                     context=ctx(st), timeout=30)
+            else:
+                s = smtplib.SMTP(st.LB_HOST, lb(st, proto), timeout=30)
+                s.starttls(context=ctx(st))
+            code, _ = s.login(user, pw)
+            assert code == 235
+            s.quit()
+    # every frontend served some of these, each through a PROXY v2 header
+    for fe in FRONTENDS:
+        assert re.search(r"client=127\.0\.0\.1:\d+ proxy=127\.0\.0\.2:\d+ "
+                         r"proxy_protocol=v2 protocol=imaps ", log(st, fe)), fe
+
+
+def test_mail_from_site1_to_site2_through_the_lb(st, users):
+    (u1, p1), (u2, p2) = users[1], users[2]
+    mid = submit(st, u1, p1, u2, "across sites", "From site 1 to site 2.",
+                 "submissions")
+    got = wait_for(lambda: imap_messages(st, u2, p2).get(mid), timeout=30,
+                   what="the message in site 2's INBOX")
+    assert got["From"] == u1 and got["Subject"] == "across sites"
+    assert got.get_content() == "From site 1 to site 2.\r\n"
+    # and back, over submission with STARTTLS, read over POP3S
+    mid = submit(st, u2, p2, u1, "and back", "From site 2 to site 1.",
+                 "submission")
+    got = wait_for(lambda: imap_messages(st, u1, p1).get(mid), timeout=30,
+                   what="the reply in site 1's INBOX")
+    assert got.get_content() == "From site 2 to site 1.\r\n"
+    count, _ = pop3_login(st, u1, p1, "pop3s")
+    assert count == 1
+
+
+def test_frontends_log_the_real_client_address(st, users):
+    user, pw = users[2]
+    raw = socket.create_connection((st.LB_HOST, lb(st, "imaps")), timeout=10,
+                                   source_address=(CLIENT_ADDR, 0))
+    sport = raw.getsockname()[1]
+    s = ctx(st).wrap_socket(raw, server_hostname=st.LB_HOST)
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    s.sendall(b"a1 LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
+    while True:
+        line = f.readline()
+        assert line, "connection closed"
+        if line.startswith(b"a1 "):
+            break
+    assert line.startswith(b"a1 OK"), line
+    s.sendall(b"a2 LOGOUT\r\n")
+    s.close()
+    want = ("client=%s:%d proxy=127.0.0.2:" % (CLIENT_ADDR, sport),
+            "client=%s:%d user=%s authenticated" % (CLIENT_ADDR, sport, user))
+    served = wait_for(lambda: [fe for fe in FRONTENDS
+                               if all(w in log(st, fe) for w in want)],
+                      timeout=10, what="the login in a frontend's log")
+    assert len(served) == 1, served
+    # HTTP through the balancer too: the page's request is logged with the
+    # client's address, and autoconfig sends clients to the balancer
+    raw = socket.create_connection((st.LB_HOST, lb(st, "http")), timeout=10,
+                                   source_address=(CLIENT_ADDR, 0))
+    sport = raw.getsockname()[1]
+    raw.sendall(b"GET /mail/config-v1.1.xml?emailaddress=%s HTTP/1.1\r\n"
+                b"Host: localhost\r\nConnection: close\r\n\r\n"
+                % user.encode())
+    reply = b""
+    while True:
+        chunk = raw.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+    raw.close()
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply[:200]
+    assert b"<port>%d</port>" % lb(st, "imaps") in reply
+    assert b"<port>%d</port>" % lb(st, "pop3s") in reply
+    wait_for(lambda: any(
+        "http client=%s:%d method=GET path=\"/mail/config-v1.1.xml\"" %
+        (CLIENT_ADDR, sport) in log(st, fe) for fe in FRONTENDS),
+        timeout=10, what="the HTTP request in a frontend's log")
+    with urllib.request.urlopen("https://%s:%d/health" % (
+            st.LB_HOST, lb(st, "https")), context=ctx(st), timeout=10) as r:
+        assert r.status == 200
+        assert r.read().decode().startswith("status ok\n")
+
+
+def test_user_added_later_logs_in_at_site2(st):
+    user, pw = st.new_user("late", site=2)
+    # adduser returned once the replica had the entry: it is there, as the
+    # frontends' service account sees it
+    out = subprocess.run(
+        ["ldapsearch", "-x", "-LLL", "-H", st.SITE2_LDAP_URI, "-D",
+         st.LDAP_SERVICE_DN, "-w", st.LDAP_SERVICE_PASSWORD, "-b",
+         st.LDAP_PEOPLE_DN, "(mail=%s)" % user, "porticoMailboxServer"],
+        capture_output=True, text=True, check=True, timeout=CMD_TIMEOUT)
+    assert "porticoMailboxServer: s2b1" in out.stdout
+    for k in (1, 2):
+        c = st.imap(user, pw, site=2, frontend=k)
+        assert c.select("INBOX", readonly=True) == ("OK", [b"0"])
+        c.logout()
+    # the binds went to site 2's replica, none to the provider
+    assert binds(st, "ldap2", user) == 2
+    assert binds(st, "ldap", user) == 0
+
+
+def test_provider_down_binds_go_to_the_replica(st, users):
+    counts = {site: imap_login(st, *users[site]) for site in (1, 2)}
+    st.stop("ldap")
+    try:
+        for site in (1, 2):
+            user, pw = users[site]
+            before = binds(st, "ldap2", user)
+            for _ in range(4):
+                assert imap_login(st, user, pw, "imaps") == counts[site]
+            assert pop3_login(st, user, pw, "pop3s")[0] == counts[site]
+            # every one of them checked by the replica
+            assert binds(st, "ldap2", user) == before + 5
+        # new users cannot be added meanwhile (the provider takes writes)
+        res = st.run("adduser", st.dir, "nobody@example.test", "pw",
+                     check=False)
+        assert res.returncode == 1
+        assert "does not answer" in res.stderr
+    finally:
+        st.start("ldap")
+    # the replica catches up with what the provider gets from now on
+    user, pw = st.new_user("afterwards", site=2)
+    assert imap_login(st, user, pw, "imaps") == 0
+
+
+def test_killed_frontend_logins_keep_working(st, users):
+    user, pw = users[2]
+    count = imap_login(st, user, pw)
+    pid = int((st.dir / "s1f1" / "pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    try:
+        # at once: a connection to s1f1 is refused, HAProxy retries on
+        # another frontend
+        for _ in range(8):
+            assert imap_login(st, user, pw, "imaps") == count
+        for _ in range(4):
+            assert pop3_login(st, user, pw, "pop3s")[0] == count
+        s = smtplib.SMTP_SSL(st.LB_HOST, lb(st, "submissions"),
+                             context=ctx(st), timeout=30)
+        assert s.login(user, pw)[0] == 235
+        s.quit()
+        # and the health checks take s1f1 out of every listener
+        wait_for(lambda: all(v == "DOWN" for (px, fe), v in
+                             haproxy_servers(st).items() if fe == "s1f1"),
+                 timeout=30, what="s1f1 DOWN in HAProxy")
+        servers = haproxy_servers(st)
+        assert {v for (px, fe), v in servers.items() if fe != "s1f1"} == \
+            {"UP"}
+        for _ in range(4):
+            assert imap_login(st, user, pw, "imap") == count
+    finally:
+        st.start("s1f1")
+    wait_for(lambda: set(haproxy_servers(st).values()) == {"UP"},
+             timeout=30, what="s1f1 UP again")
