@@ -26,12 +26,31 @@ struct admin_cmd {
 
 /* clang-format off */
 static const struct admin_cmd admin_cmds[] = {
+	{ "settings",         admin_settings,         0,
+	  "FILE.ini", "show [--changed] [SECTION|SECTION.NAME]" },
+	{ "settings",         admin_settings,         0,
+	  "FILE.ini", "set SECTION.NAME=VALUE... [--reload PIDFILE]" },
+	{ "backends",         admin_backends,         0,
+	  "FRONTEND.ini", "" },
+	{ "sessions",         admin_sessions,         0,
+	  "FRONTEND.ini", "" },
+	{ "disable",          admin_users_disable,    0,
+	  "FRONTEND.ini", "ADDRESS --bind-dn DN --password-file FILE "
+	  "[--state STATE]" },
+	{ "enable",           admin_users_enable,     0,
+	  "FRONTEND.ini", "ADDRESS --bind-dn DN --password-file FILE" },
 	{ "provision",        admin_users_provision,  ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID" },
-	{ "import",           admin_store_import,     ADMIN_F_STORE,
-	  "BACKEND.ini", "MAILBOX_ID FILE [--mailbox NAME]" },
+	{ "remove",           admin_users_remove,     ADMIN_F_STORE,
+	  "BACKEND.ini", "MAILBOX_ID --yes" },
+	{ "show",             admin_store_show,       ADMIN_F_STORE,
+	  "BACKEND.ini", "MAILBOX_ID" },
 	{ "list",             admin_store_list,       ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID" },
+	{ "import",           admin_store_import,     ADMIN_F_STORE,
+	  "BACKEND.ini", "MAILBOX_ID FILE|MAILDIR [--mailbox NAME]" },
+	{ "export",           admin_store_export,     ADMIN_F_STORE,
+	  "BACKEND.ini", "MAILBOX_ID [--mailbox NAME] > FILE.mbox" },
 	{ "check",            admin_check,            ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID|--all" },
 	{ "queue",            admin_queue,            ADMIN_F_STORE,
@@ -76,7 +95,7 @@ main(int argc, char **argv)
 	if (i >= argc)
 		usage();
 	const struct admin_cmd *cmd = NULL;
-	for (size_t k = 0; k < N_CMDS; k++)
+	for (size_t k = 0; k < N_CMDS && cmd == NULL; k++)
 		if (strcmp(admin_cmds[k].name, argv[i]) == 0)
 			cmd = &admin_cmds[k];
 	if (cmd == NULL ||

@@ -36,6 +36,7 @@ struct client;
 struct flink;
 struct smtp_session;
 struct http_server;
+struct http_sessions;
 
 enum client_state {
 	CLIENT_PRELOGIN,
@@ -172,6 +173,7 @@ struct frontend {
 	const struct connsets *connsets; /* the process's, read-only */
 	unsigned long *http_connections; /* the process's count (atomic) */
 	struct cidr_list *metrics_networks; /* who may GET /metrics */
+	struct http_sessions *sessions;     /* GET /sessions (http/) */
 	struct frontend *workers;        /* every loop of the process */
 	unsigned nworkers;
 	struct frontend_metrics metrics;

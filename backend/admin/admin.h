@@ -9,6 +9,11 @@
 #ifndef PORTICO_ADMIN_H
 #define PORTICO_ADMIN_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ldap.h>
+
 #include "backend/store/store.h"
 #include "common/config.h"
 
@@ -24,10 +29,15 @@ typedef int admin_cmd_fn(struct admin *a, int argc, char **argv);
 
 /* users: the mailboxes of a backend's store and the accounts in LDAP */
 admin_cmd_fn admin_users_provision;
+admin_cmd_fn admin_users_remove;
+admin_cmd_fn admin_users_disable;
+admin_cmd_fn admin_users_enable;
 
 /* store: a mailbox's contents */
 admin_cmd_fn admin_store_import;
 admin_cmd_fn admin_store_list;
+admin_cmd_fn admin_store_show;
+admin_cmd_fn admin_store_export;
 admin_cmd_fn admin_check;
 
 /* queue/deliver: the transport */
@@ -35,7 +45,24 @@ admin_cmd_fn admin_queue;
 admin_cmd_fn admin_deliver;
 
 /* settings */
+admin_cmd_fn admin_settings;
 admin_cmd_fn admin_dns_srv;
 admin_cmd_fn admin_config_reference;
+
+/* directory: the deployment seen from a frontend's configuration */
+admin_cmd_fn admin_backends;
+admin_cmd_fn admin_sessions;
+
+/* Connects to ldap.uris and binds as dn (simple bind); -1 after printing
+ * why. */
+int admin_ldap_open(const struct config *cfg, const char *dn,
+		    const char *password, LDAP **ld_r);
+/* The first value of attr ("" if none), cut to outsize. */
+void admin_ldap_value(LDAP *ld, LDAPMessage *e, const char *attr, char *out,
+		      size_t outsize);
+/* A blocking TCP connection to "host:port" (a wildcard host means the
+ * loopback address) with send/receive timeouts; -1 and why. */
+int admin_connect(const char *addr, int64_t timeout_s, char *why,
+		  size_t whysize);
 
 #endif

@@ -1,13 +1,25 @@
-/* admin_store.c - portico-admin's mailbox commands: import, list.
+/* admin_store.c - portico-admin's mailbox commands: import (an mbox
+ * file, a single message or a Maildir), export (mboxrd), list and show.
  *
  * The store is opened directly; LMDB lets this run beside the backend.
+ * Imports write through store_run() (one transaction per batch); export,
+ * list and show read one snapshot.
+ *
+ * mboxrd (export, and import of an mbox file): each message starts with
+ * "From SENDER DATE" (DATE as asctime(3) in UTC: the internal date), its
+ * lines end in LF, a line of the message that matches ^>*From  gets one
+ * more '>' (import takes it off again), and an empty line follows each
+ * message.  A message that does not end in a line end gets one.
  */
 #define _XOPEN_SOURCE 700
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "backend/admin/admin.h"
@@ -60,6 +72,7 @@ struct importer {
 	const char *mbox;
 	struct buf msgs[IMPORT_BATCH];
 	int64_t dates[IMPORT_BATCH];
+	uint32_t flags[IMPORT_BATCH];
 	size_t n, bytes;
 	unsigned total;
 };
@@ -77,6 +90,7 @@ import_flush(struct importer *im)
 		nm[i].data = buf_ptr(&im->msgs[i]);
 		nm[i].len = buf_used(&im->msgs[i]);
 		nm[i].internaldate = im->dates[i];
+		nm[i].flags = im->flags[i];
 		/* The MIME structure is computed once, at import. */
 		if (mime_cache_build(nm[i].data, nm[i].len, &meta[i]) == 0) {
 			nm[i].meta = buf_ptr(&meta[i]);
@@ -99,6 +113,7 @@ import_flush(struct importer *im)
 		buf_free(&im->msgs[i]);
 	if (rc != 0) {
 		fprintf(stderr, "portico-admin: import: %s\n", ebuf);
+		im->n = 0;
 		return -1;
 	}
 	im->total += (unsigned)im->n;
@@ -111,7 +126,7 @@ import_flush(struct importer *im)
  * from_mbox ('>From ' lines lose one '>'). */
 static int
 import_one(struct importer *im, const char *data, size_t len, int from_mbox,
-	   int64_t date)
+	   int64_t date, uint32_t flags)
 {
 	struct buf *msg = &im->msgs[im->n];
 	memset(msg, 0, sizeof(*msg));
@@ -151,11 +166,142 @@ import_one(struct importer *im, const char *data, size_t len, int from_mbox,
 		return 0; /* nothing to store */
 	}
 	im->dates[im->n] = date ? date : (int64_t)time(NULL);
+	im->flags[im->n] = flags;
 	im->bytes += buf_used(msg);
 	im->n++;
 	if (im->n == IMPORT_BATCH || im->bytes >= IMPORT_BATCH_BYTES)
 		return import_flush(im);
 	return 0;
+}
+
+/* -- Maildir ---------------------------------------------------------------
+ *
+ * The messages of DIR/cur and DIR/new, oldest file first (modification
+ * time, then name): the internal date is the file's modification time,
+ * the flags those of the ":2," info suffix (S seen, R answered, F
+ * flagged, T deleted, D draft; other letters, such as Dovecot's keyword
+ * letters, are left out).  Subfolders (Maildir++ ".name") are not
+ * walked: import each into its mailbox with --mailbox. */
+
+struct maildir_file {
+	char *path;
+	const char *name;
+	int64_t mtime;
+};
+
+static int
+maildir_cmp(const void *x, const void *y)
+{
+	const struct maildir_file *a = x, *b = y;
+	if (a->mtime != b->mtime)
+		return a->mtime < b->mtime ? -1 : 1;
+	return strcmp(a->name, b->name);
+}
+
+static uint32_t
+maildir_flags(const char *name)
+{
+	const char *info = strstr(name, ":2,");
+	uint32_t f = 0;
+	if (info == NULL)
+		return 0;
+	for (const char *p = info + 3; *p != '\0'; p++) {
+		switch (*p) {
+		case 'S': f |= STORE_F_SEEN; break;
+		case 'R': f |= STORE_F_ANSWERED; break;
+		case 'F': f |= STORE_F_FLAGGED; break;
+		case 'T': f |= STORE_F_DELETED; break;
+		case 'D': f |= STORE_F_DRAFT; break;
+		default: break;
+		}
+	}
+	return f;
+}
+
+static int
+import_maildir(struct store *st, uint64_t user_num, const char *dir,
+	       const char *mbox)
+{
+	static const char *const subs[] = {"cur", "new"};
+	struct maildir_file *files = NULL;
+	size_t n = 0, cap = 0;
+	int found = 0, rc = 0;
+	for (size_t s = 0; s < 2 && rc == 0; s++) {
+		char sub[4096];
+		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[s]);
+		DIR *d = opendir(sub);
+		if (d == NULL) {
+			if (errno == ENOENT)
+				continue;
+			fprintf(stderr, "portico-admin: %s: %s\n", sub,
+				strerror(errno));
+			rc = -1;
+			break;
+		}
+		found++;
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			struct stat sb;
+			char *p;
+			if (asprintf(&p, "%s/%s", sub, de->d_name) < 0)
+				abort();
+			if (stat(p, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+				free(p);
+				continue;
+			}
+			if (n == cap) {
+				cap = cap ? cap * 2 : 256;
+				files = realloc(files, cap * sizeof(*files));
+				if (files == NULL)
+					abort();
+			}
+			files[n].path = p;
+			files[n].name = p + strlen(sub) + 1;
+			files[n].mtime = (int64_t)sb.st_mtime;
+			n++;
+		}
+		closedir(d);
+	}
+	if (rc == 0 && found == 0) {
+		fprintf(stderr, "portico-admin: import: %s is a directory "
+				"without cur/ or new/: not a Maildir\n",
+			dir);
+		rc = -1;
+	}
+	struct importer *im = calloc(1, sizeof(*im));
+	if (im == NULL)
+		abort();
+	im->st = st;
+	im->user_num = user_num;
+	im->mbox = mbox;
+	if (n > 1)
+		qsort(files, n, sizeof(*files), maildir_cmp);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct buf data = BUF_INIT;
+		if (read_file(files[i].path, &data) < 0) {
+			fprintf(stderr, "portico-admin: %s: %s\n",
+				files[i].path, strerror(errno));
+			rc = -1;
+		} else {
+			rc = import_one(im, buf_ptr(&data), buf_used(&data), 0,
+					files[i].mtime,
+					maildir_flags(files[i].name));
+		}
+		buf_free(&data);
+	}
+	if (rc == 0)
+		rc = import_flush(im);
+	for (size_t i = 0; i < im->n; i++) /* not stored after an error */
+		buf_free(&im->msgs[i]);
+	for (size_t i = 0; i < n; i++)
+		free(files[i].path);
+	free(files);
+	if (rc == 0)
+		printf("imported %u\n", im->total);
+	free(im);
+	return rc == 0 ? 0 : 1;
 }
 
 static int
@@ -177,6 +323,9 @@ import_file(struct store *st, const char *mailbox_id, const char *path,
 			rc > 0 ? "no such mailbox id in this store" : err);
 		return 1;
 	}
+	struct stat sb;
+	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return import_maildir(st, u.user_num, path, mbox);
 	if (read_file(path, &file) < 0) {
 		fprintf(stderr, "portico-admin: %s: %s\n", path,
 			strerror(errno));
@@ -219,11 +368,11 @@ import_file(struct store *st, const char *mailbox_id, const char *path,
 			}
 			if (next >= len)
 				end = len;
-			rc = import_one(im, d + body, end - body, 1, date);
+			rc = import_one(im, d + body, end - body, 1, date, 0);
 			start = end;
 		}
 	} else {
-		rc = import_one(im, d, len, 0, 0);
+		rc = import_one(im, d, len, 0, 0, 0);
 	}
 	if (rc == 0)
 		rc = import_flush(im);
@@ -289,4 +438,219 @@ admin_store_list(struct admin *a, int argc, char **argv)
 	if (argc != 1)
 		return ADMIN_USAGE;
 	return list_mailboxes(a->st, argv[0]);
+}
+
+/* -- export ------------------------------------------------------------------*/
+
+/* The envelope sender for the From_ line: Return-Path, else the address
+ * of From:, else MAILER-DAEMON; one word without spaces. */
+static void
+export_sender(const char *msg, size_t len, char *out, size_t outsize)
+{
+	snprintf(out, outsize, "MAILER-DAEMON");
+	const char *hend = memmem(msg, len, "\r\n\r\n", 4);
+	size_t hlen = hend ? (size_t)(hend - msg) + 2 : len;
+	static const char *const names[] = {"Return-Path:", "From:"};
+	for (int k = 0; k < 2; k++) {
+		size_t nl = strlen(names[k]);
+		for (size_t i = 0; i + nl <= hlen;) {
+			const char *eol = memchr(msg + i, '\n', hlen - i);
+			size_t le = eol ? (size_t)(eol - msg) : hlen;
+			if (le - i > nl && strncasecmp(msg + i, names[k], nl) ==
+						   0) {
+				char v[512];
+				size_t vl = le - i - nl;
+				if (vl >= sizeof(v))
+					vl = sizeof(v) - 1;
+				memcpy(v, msg + i + nl, vl);
+				v[vl] = '\0';
+				char *lt = strchr(v, '<'), *gt;
+				char *a = lt ? lt + 1 : v;
+				if (lt && (gt = strchr(a, '>')) != NULL)
+					*gt = '\0';
+				a += strspn(a, " \t");
+				a[strcspn(a, " \t\r\n")] = '\0';
+				if (a[0] != '\0' && strchr(a, '@') != NULL) {
+					snprintf(out, outsize, "%s", a);
+					return;
+				}
+				if (k == 0 && lt != NULL && a[0] == '\0')
+					return; /* <>: MAILER-DAEMON */
+				break;
+			}
+			i = le + 1;
+		}
+	}
+}
+
+/* One message in mboxrd form. */
+static void
+export_message(FILE *out, const char *msg, size_t len, int64_t date)
+{
+	char sender[512], when[64];
+	time_t t = (time_t)date;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%a %b %e %H:%M:%S %Y", &tm);
+	export_sender(msg, len, sender, sizeof(sender));
+	fprintf(out, "From %s %s\n", sender, when);
+	size_t i = 0;
+	while (i < len) {
+		const char *nl = memchr(msg + i, '\n', len - i);
+		size_t end = nl ? (size_t)(nl - msg) : len;
+		size_t lend = end;
+		if (nl != NULL && lend > i && msg[lend - 1] == '\r')
+			lend--;
+		size_t q = i;
+		while (q < lend && msg[q] == '>')
+			q++;
+		if (lend - q >= 5 && memcmp(msg + q, "From ", 5) == 0)
+			fputc('>', out);
+		fwrite(msg + i, 1, lend - i, out);
+		fputc('\n', out);
+		i = nl ? end + 1 : len;
+	}
+	fputc('\n', out);
+}
+
+/* export MAILBOX_ID [--mailbox NAME] > FILE.mbox */
+int
+admin_store_export(struct admin *a, int argc, char **argv)
+{
+	const char *name = "INBOX";
+	if (argc == 3 && strcmp(argv[1], "--mailbox") == 0)
+		name = argv[2];
+	else if (argc != 1)
+		return ADMIN_USAGE;
+	MDB_txn *txn = NULL;
+	const char *err;
+	struct store_user_rec u;
+	struct store_mailbox_rec mb;
+	if (store_read_begin(a->st, &txn, &err) < 0) {
+		fprintf(stderr, "portico-admin: export: %s\n", err);
+		return 1;
+	}
+	int rc = store_user_get(a->st, txn, argv[0], &u, &err);
+	if (rc == 0)
+		rc = store_mailbox_get(a->st, txn, u.user_num, name, &mb, &err);
+	if (rc != 0) {
+		store_read_end(&txn);
+		fprintf(stderr, "portico-admin: export: %s\n",
+			rc < 0 ? err
+			       : "no such mailbox id in this store, or no such "
+				 "mailbox");
+		return 1;
+	}
+	struct store_msg *msgs = NULL;
+	size_t n = 0;
+	if (store_messages_list(a->st, txn, mb.mbox_id, &msgs, &n, &err) < 0) {
+		store_read_end(&txn);
+		fprintf(stderr, "portico-admin: export: %s\n", err);
+		return 1;
+	}
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *data;
+		size_t len;
+		if (store_body_get(a->st, txn, msgs[i].rec.body_id, &data, &len,
+				   &err) < 0) {
+			fprintf(stderr, "portico-admin: export: uid %u: %s\n",
+				msgs[i].uid, err);
+			rc = 1;
+			break;
+		}
+		export_message(stdout, data, len, msgs[i].rec.internaldate);
+	}
+	store_read_end(&txn);
+	free(msgs);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "portico-admin: export: writing: %s\n",
+			strerror(errno));
+		return 1;
+	}
+	if (rc == 0)
+		fprintf(stderr, "exported %zu messages of %s %s\n", n, argv[0],
+			name);
+	return rc;
+}
+
+/* -- show ------------------------------------------------------------------*/
+
+static void
+quota_line(const char *what, uint64_t used, uint64_t limit, const char *unit)
+{
+	printf("quota-%-9s %llu%s", what, (unsigned long long)used, unit);
+	if (limit == 0)
+		printf(", no limit\n");
+	else
+		printf(" of %llu%s (%.1f%%)\n", (unsigned long long)limit,
+		       unit, 100.0 * (double)used / (double)limit);
+}
+
+/* show MAILBOX_ID: the account's folders with their counts and sizes,
+ * and its quota (backend.quota_storage, backend.quota_messages of the
+ * configuration given). */
+int
+admin_store_show(struct admin *a, int argc, char **argv)
+{
+	if (argc != 1)
+		return ADMIN_USAGE;
+	MDB_txn *txn = NULL;
+	const char *err;
+	struct store_user_rec u;
+	struct store_mailbox_info *list = NULL;
+	size_t n = 0;
+	uint64_t used = 0, nmsgs = 0;
+	char **subs = NULL;
+	size_t nsubs = 0;
+	if (store_read_begin(a->st, &txn, &err) < 0) {
+		fprintf(stderr, "portico-admin: show: %s\n", err);
+		return 1;
+	}
+	int rc = store_user_get(a->st, txn, argv[0], &u, &err);
+	if (rc == 0 &&
+	    (store_mailboxes_list(a->st, txn, u.user_num, &list, &n, &err) <
+		     0 ||
+	     store_usage_get(a->st, txn, u.user_num, &used, &nmsgs, &err) <
+		     0 ||
+	     store_subscriptions(a->st, txn, u.user_num, &subs, &nsubs,
+				 &err) < 0))
+		rc = -1;
+	store_read_end(&txn);
+	if (rc != 0) {
+		fprintf(stderr, "portico-admin: show: %s\n",
+			rc > 0 ? "no such mailbox id in this store" : err);
+		store_mailboxes_free(list, n);
+		return 1;
+	}
+	char created[64];
+	time_t t = (time_t)u.created;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(created, sizeof(created), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	printf("mailbox-id %s\ncreated    %s\n", argv[0], created);
+	printf("%-24s %10s %10s %12s %-11s %s\n", "folder", "messages",
+	       "unseen", "bytes", "special-use", "subscribed");
+	uint64_t tm_msgs = 0, tm_unseen = 0, tm_size = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_mailbox_rec *r = &list[i].rec;
+		int sub = 0;
+		for (size_t k = 0; k < nsubs && !sub; k++)
+			sub = strcmp(subs[k], list[i].name) == 0;
+		const char *su = store_special_use_name(r->special_use);
+		printf("%-24s %10u %10u %12llu %-11s %s\n", list[i].name,
+		       r->messages, r->unseen, (unsigned long long)r->size,
+		       su && su[0] ? su : "-", sub ? "yes" : "no");
+		tm_msgs += r->messages;
+		tm_unseen += r->unseen;
+		tm_size += r->size;
+	}
+	printf("%-24s %10llu %10llu %12llu\n", "total",
+	       (unsigned long long)tm_msgs, (unsigned long long)tm_unseen,
+	       (unsigned long long)tm_size);
+	quota_line("storage", used, a->cfg.backend_quota_storage, " bytes");
+	quota_line("messages", nmsgs, a->cfg.backend_quota_messages, "");
+	store_mailboxes_free(list, n);
+	store_names_free(subs, nsubs);
+	return 0;
 }

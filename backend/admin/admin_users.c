@@ -1,9 +1,18 @@
-/* admin_users.c - portico-admin's account commands: provision a
- * mailbox in a backend's store.
+/* admin_users.c - portico-admin's account commands: a mailbox in a
+ * backend's store (provision, remove) and the account's state in LDAP
+ * (disable, enable).
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#include <openssl/sha.h>
 
 #include "backend/admin/admin.h"
+#include "backend/store/store_int.h"
 
 /* provision MAILBOX_ID: the user and the standard folders (an existing
  * user is left as it is). */
@@ -20,4 +29,369 @@ admin_users_provision(struct admin *a, int argc, char **argv)
 	}
 	printf("provisioned %s\n", argv[0]);
 	return 0;
+}
+
+/* -- remove -----------------------------------------------------------------
+ *
+ * One transaction: every folder of the user with its messages, modseq
+ * index, expunge records and keywords, the subscriptions, the usage
+ * record and the user record; each message gives back its body
+ * reference, and a body nobody else points at goes with its hash and
+ * structure (the same bookkeeping as an expunge). */
+
+struct remove_args {
+	const char *mailbox_id;
+	unsigned long folders, messages, bodies;
+};
+
+/* Deletes every record of dbi whose key starts with prefix. */
+static int
+del_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc != 0)
+		return rc;
+	for (;;) {
+		MDB_val k = {plen, (void *)(uintptr_t)prefix}, v;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc != 0 || k.mv_size < plen ||
+		    memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+/* One reference less on a body; the last one removes it. */
+static int
+body_unref(struct store *st, MDB_txn *txn, uint64_t body_id,
+	   unsigned long *freed)
+{
+	uint8_t key[8];
+	uint32_t refs;
+	be64(key, body_id);
+	MDB_val k = {8, key}, v;
+	int rc = mdb_get(txn, st->bodyrefs, &k, &v);
+	if (rc != 0 || v.mv_size != sizeof(refs))
+		return rc ? rc : MDB_CORRUPTED;
+	memcpy(&refs, v.mv_data, sizeof(refs));
+	if (refs > 1) {
+		refs--;
+		v.mv_size = sizeof(refs);
+		v.mv_data = &refs;
+		return mdb_put(txn, st->bodyrefs, &k, &v, 0);
+	}
+	MDB_val b;
+	if ((rc = mdb_get(txn, st->bodies, &k, &b)) != 0)
+		return rc;
+	uint8_t hash[SHA256_DIGEST_LENGTH];
+	SHA256(b.mv_data, b.mv_size, hash);
+	MDB_val hk = {sizeof(hash), hash};
+	rc = mdb_del(txn, st->bodyhash, &hk, NULL);
+	if (rc == 0 || rc == MDB_NOTFOUND)
+		rc = mdb_del(txn, st->bodymeta, &k, NULL);
+	if (rc == 0 || rc == MDB_NOTFOUND)
+		rc = mdb_del(txn, st->bodies, &k, NULL);
+	if (rc == 0)
+		rc = mdb_del(txn, st->bodyrefs, &k, NULL);
+	if (rc == 0)
+		(*freed)++;
+	return rc;
+}
+
+static int
+remove_mailbox(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+	       struct remove_args *ra)
+{
+	uint8_t idkey[8];
+	be64(idkey, mbox_id);
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, st->messages, &cur);
+	if (rc != 0)
+		return rc;
+	MDB_val k = {8, idkey}, v;
+	/* Body ids first: the cursor must not see the bodies change. */
+	uint64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && k.mv_size == 12 && memcmp(k.mv_data, idkey, 8) == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct store_msg_rec m;
+		if (v.mv_size != sizeof(m)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(&m, v.mv_data, sizeof(m));
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			ids = realloc(ids, cap * sizeof(*ids));
+			if (ids == NULL)
+				abort();
+		}
+		ids[n++] = m.body_id;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		free(ids);
+		return rc;
+	}
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = body_unref(st, txn, ids[i], &ra->bodies);
+	free(ids);
+	ra->messages += n;
+	if (rc == 0)
+		rc = del_prefix(txn, st->messages, idkey, 8);
+	if (rc == 0)
+		rc = del_prefix(txn, st->modseqs, idkey, 8);
+	if (rc == 0)
+		rc = del_prefix(txn, st->expunged, idkey, 8);
+	MDB_val ik = {8, idkey};
+	if (rc == 0) {
+		rc = mdb_del(txn, st->keywords, &ik, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	if (rc == 0) {
+		rc = mdb_del(txn, st->mboxids, &ik, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	return rc;
+}
+
+static int
+remove_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct remove_args *ra = vargs;
+	MDB_val uk = {strlen(ra->mailbox_id), (void *)(uintptr_t)ra->mailbox_id};
+	MDB_val v;
+	struct store_user_rec u;
+	int rc = mdb_get(txn, st->users, &uk, &v);
+	if (rc == MDB_NOTFOUND) {
+		snprintf(err, STORE_ERR_SIZE, "no such mailbox id in this store");
+		return STORE_ERR_NONEXISTENT;
+	}
+	if (rc == 0 && v.mv_size != sizeof(u))
+		rc = MDB_CORRUPTED;
+	if (rc != 0)
+		goto fail;
+	memcpy(&u, v.mv_data, sizeof(u));
+	uint8_t up[8];
+	be64(up, u.user_num);
+	/* The user's folders: their ids first, then each one's records. */
+	MDB_cursor *cur;
+	if ((rc = mdb_cursor_open(txn, st->mailboxes, &cur)) != 0)
+		goto fail;
+	uint64_t *mboxes = NULL;
+	size_t n = 0, cap = 0;
+	MDB_val k = {8, up};
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && k.mv_size >= 8 && memcmp(k.mv_data, up, 8) == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct store_mailbox_rec r;
+		if (v.mv_size != sizeof(r)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(&r, v.mv_data, sizeof(r));
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			mboxes = realloc(mboxes, cap * sizeof(*mboxes));
+			if (mboxes == NULL)
+				abort();
+		}
+		mboxes[n++] = r.mbox_id;
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = remove_mailbox(st, txn, mboxes[i], ra);
+	free(mboxes);
+	ra->folders = n;
+	if (rc == 0)
+		rc = del_prefix(txn, st->mailboxes, up, 8);
+	if (rc == 0)
+		rc = del_prefix(txn, st->subs, up, 8);
+	if (rc == 0) {
+		uint8_t key[9] = {'u'};
+		be64(key + 1, u.user_num);
+		MDB_val mk = {9, key};
+		rc = mdb_del(txn, st->meta, &mk, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	if (rc == 0)
+		rc = mdb_del(txn, st->users, &uk, NULL);
+	if (rc == 0)
+		return 0;
+fail:
+	snprintf(err, STORE_ERR_SIZE, "remove: %s", store_strerror(rc));
+	return rc == MDB_MAP_FULL ? STORE_ERR_FULL : STORE_ERR_INTERNAL;
+}
+
+/* remove MAILBOX_ID --yes */
+int
+admin_users_remove(struct admin *a, int argc, char **argv)
+{
+	if (argc == 1) {
+		fprintf(stderr, "portico-admin: remove deletes every folder "
+				"and message of %s for good; add --yes to do "
+				"it\n",
+			argv[0]);
+		return 1;
+	}
+	if (argc != 2 || strcmp(argv[1], "--yes") != 0)
+		return ADMIN_USAGE;
+	struct remove_args ra = {argv[0], 0, 0, 0};
+	char ebuf[STORE_ERR_SIZE];
+	if (store_run(a->st, remove_op, &ra, ebuf) != 0) {
+		fprintf(stderr, "portico-admin: remove %s: %s\n", argv[0],
+			ebuf);
+		return 1;
+	}
+	printf("removed %s: %lu folders, %lu messages, %lu bodies freed\n",
+	       argv[0], ra.folders, ra.messages, ra.bodies);
+	return 0;
+}
+
+/* -- disable, enable: porticoAccountState in LDAP --------------------------*/
+
+/* RFC 4515: a value inside a search filter. */
+static void
+filter_escape(const char *in, char *out, size_t outsize)
+{
+	size_t o = 0;
+	for (; *in != '\0' && o + 4 < outsize; in++) {
+		unsigned char ch = (unsigned char)*in;
+		if (ch == '*' || ch == '(' || ch == ')' || ch == '\\' ||
+		    ch < 0x20 || ch == 0x7f)
+			o += (size_t)snprintf(out + o, outsize - o, "\\%02x", ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+}
+
+static int
+set_account_state(struct admin *a, const char *cmd, int argc, char **argv,
+		  const char *state)
+{
+	const char *bind_dn = NULL, *pwfile = NULL;
+	if (argc < 1)
+		return ADMIN_USAGE;
+	const char *address = argv[0];
+	for (int i = 1; i < argc; i += 2) {
+		if (i + 1 >= argc)
+			return ADMIN_USAGE;
+		if (strcmp(argv[i], "--bind-dn") == 0)
+			bind_dn = argv[i + 1];
+		else if (strcmp(argv[i], "--password-file") == 0)
+			pwfile = argv[i + 1];
+		else if (strcmp(argv[i], "--state") == 0 &&
+			 strcmp(cmd, "disable") == 0)
+			state = argv[i + 1];
+		else
+			return ADMIN_USAGE;
+	}
+	if (bind_dn == NULL || pwfile == NULL) {
+		fprintf(stderr, "portico-admin: %s: --bind-dn DN and "
+				"--password-file FILE name the directory "
+				"account that may change users\n",
+			cmd);
+		return 2;
+	}
+	if (state[0] == '\0' || strlen(state) > 64 ||
+	    (strcmp(cmd, "disable") == 0 && strcasecmp(state, "active") == 0)) {
+		fprintf(stderr, "portico-admin: disable: --state must be a "
+				"word other than active (disabled, locked, "
+				"...)\n");
+		return 2;
+	}
+	if (a->cfg.ldap_base_dn[0] == '\0') {
+		fprintf(stderr, "portico-admin: %s: ldap.base_dn is not set in "
+				"%s (give a frontend's configuration)\n",
+			cmd, a->config_path);
+		return 1;
+	}
+	char password[1024];
+	FILE *f = fopen(pwfile, "r");
+	if (f == NULL) {
+		fprintf(stderr, "portico-admin: %s: %s\n", pwfile,
+			strerror(errno));
+		return 1;
+	}
+	if (fgets(password, sizeof(password), f) == NULL)
+		password[0] = '\0';
+	fclose(f);
+	password[strcspn(password, "\r\n")] = '\0';
+	if (password[0] == '\0') {
+		fprintf(stderr, "portico-admin: %s: empty password\n", pwfile);
+		return 1;
+	}
+	LDAP *ld;
+	int rc = admin_ldap_open(&a->cfg, bind_dn, password, &ld);
+	explicit_bzero(password, sizeof(password));
+	if (rc < 0)
+		return 1;
+	char esc[1100], filter[2400];
+	filter_escape(address, esc, sizeof(esc));
+	snprintf(filter, sizeof(filter),
+		 "(&(objectClass=porticoUser)(|(uid=%s)(mail=%s)))", esc, esc);
+	char *attrs[] = {"porticoAccountState", NULL};
+	struct timeval tv = {(time_t)a->cfg.ldap_timeout, 0};
+	LDAPMessage *res = NULL;
+	int ret = 1;
+	rc = ldap_search_ext_s(ld, a->cfg.ldap_base_dn, LDAP_SCOPE_SUBTREE,
+			       filter, attrs, 0, NULL, NULL, &tv, 0, &res);
+	int count = rc == LDAP_SUCCESS ? ldap_count_entries(ld, res) : 0;
+	if (rc != LDAP_SUCCESS) {
+		fprintf(stderr, "portico-admin: %s: search: %s\n", cmd,
+			ldap_err2string(rc));
+	} else if (count != 1) {
+		fprintf(stderr, "portico-admin: %s: %s matches %d users\n", cmd,
+			address, count);
+	} else {
+		LDAPMessage *e = ldap_first_entry(ld, res);
+		char *dn = ldap_get_dn(ld, e);
+		char old[80];
+		admin_ldap_value(ld, e, "porticoAccountState", old,
+				 sizeof(old));
+		char *vals[] = {(char *)state, NULL};
+		LDAPMod mod = {LDAP_MOD_REPLACE, "porticoAccountState",
+			       {.modv_strvals = vals}};
+		LDAPMod *mods[] = {&mod, NULL};
+		rc = ldap_modify_ext_s(ld, dn, mods, NULL, NULL);
+		if (rc != LDAP_SUCCESS) {
+			fprintf(stderr, "portico-admin: %s: modify %s: %s\n",
+				cmd, dn, ldap_err2string(rc));
+		} else {
+			printf("%s: porticoAccountState %s -> %s (%s)\n",
+			       address, old[0] ? old : "(none: active)", state,
+			       dn);
+			ret = 0;
+		}
+		ldap_memfree(dn);
+	}
+	ldap_msgfree(res);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return ret;
+}
+
+/* disable ADDRESS --bind-dn DN --password-file FILE [--state STATE] */
+int
+admin_users_disable(struct admin *a, int argc, char **argv)
+{
+	return set_account_state(a, "disable", argc, argv, "disabled");
+}
+
+/* enable ADDRESS --bind-dn DN --password-file FILE */
+int
+admin_users_enable(struct admin *a, int argc, char **argv)
+{
+	return set_account_state(a, "enable", argc, argv, "active");
 }

@@ -29,6 +29,7 @@ static const struct http_route http_routes[] = {
 	{ "/",                                          0, http_settings_page },
 	{ "/settings",                                  0, http_settings_page },
 	{ "/metrics",                                   0, http_metrics },
+	{ "/sessions",                                  0, http_sessions },
 	{ "/health",                                    0, http_health },
 	{ "/health/imap",                               0, http_health },
 	{ "/health/pop3",                               0, http_health },
@@ -96,6 +97,7 @@ http_routes_start(struct frontend *fe)
 		log_error("http.metrics_networks error=\"%s\"", nerr);
 		return -1;
 	}
+	http_sessions_start(fe);
 	fe->http = http_server_create(fe->loop, &conf);
 	const char *addrs[2] = {cfg->http_listen, cfg->http_tls_listen};
 	for (int tls = 0; tls < 2; tls++) {
@@ -119,6 +121,7 @@ void
 http_routes_stop(struct frontend *fe)
 {
 	http_server_stop(fe->http);
+	http_sessions_stop(fe);
 }
 
 void
@@ -126,6 +129,7 @@ http_routes_free(struct frontend *fe)
 {
 	if (fe->http != NULL)
 		http_server_free(&fe->http);
+	http_sessions_free(fe);
 	free(fe->metrics_networks);
 	fe->metrics_networks = NULL;
 }

@@ -32,6 +32,14 @@ void http_metrics(struct frontend *fe, struct http_conn *hc,
 		  struct http_request *req);
 void http_health(struct frontend *fe, struct http_conn *hc,
 		 struct http_request *req);
+/* GET /sessions (http_sessions.c): every loop's client connections. */
+void http_sessions(struct frontend *fe, struct http_conn *hc,
+		   struct http_request *req);
+/* The loop's part of /sessions: started with its HTTP listeners, stopped
+ * after them (in its thread), freed after its loop has ended. */
+int http_sessions_start(struct frontend *fe);
+void http_sessions_stop(struct frontend *fe);
+void http_sessions_free(struct frontend *fe);
 
 /* Whether a mail address is plausible enough to echo in settings
  * (local@domain, printable, bounded); *domain_r points into it. */
