@@ -146,6 +146,7 @@ extern const struct client_proto lmtp_session_proto;
  * configuration (strings shared); link_ctx and policy are shared by every
  * loop; tls is this loop's reference to the current certificate set. */
 struct listener;
+struct probe_sched;
 
 struct frontend {
 	unsigned index;         /* worker number, for logs */
@@ -177,6 +178,8 @@ struct frontend {
 	struct frontend *workers;        /* every loop of the process */
 	unsigned nworkers;
 	struct frontend_metrics metrics;
+	/* scheduled connectivity probes (probe/): first loop only */
+	struct probe_sched *probe;
 };
 
 struct client {

@@ -20,6 +20,7 @@
 #include "common/tls.h"
 #include "frontend/frontend.h"
 #include "frontend/http/http_routes.h"
+#include "frontend/probe/probe_sched.h"
 
 #define FRONTEND_MAX_LISTENERS 7
 #define FRONTEND_MAX_WORKERS 256
@@ -144,6 +145,7 @@ worker_stop(struct frontend *fe)
 			client_close(c, "shutdown");
 		}
 	}
+	probe_sched_stop(fe);
 	link_pool_stop(fe);
 	dir_shutdown(fe->dir);
 	uv_close((uv_handle_t *)&fe->wakeup, NULL);
@@ -226,6 +228,11 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 		log_error("no listener configured");
 		return -1;
 	}
+	/* scheduled probes of this frontend's listeners: first loop */
+	if (index == 0 && probe_sched_start(fe, &err) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
 	return 0;
 }
 
@@ -244,6 +251,7 @@ worker_free(struct frontend *fe)
 	dir_free(&fe->dir);
 	link_pool_free(fe);
 	http_routes_free(fe);
+	probe_sched_free(fe);
 	tls_server_unref(&fe->tls);
 	tls_server_unref(&fe->new_tls);
 	pthread_mutex_destroy(&fe->wake_lock);

@@ -18,6 +18,7 @@
 #include "common/conn.h"
 #include "common/log.h"
 #include "frontend/frontend.h"
+#include "frontend/probe/probe_sched.h"
 
 #define HEALTH_PROBE_ID "portico-health-check"
 
@@ -162,6 +163,7 @@ metrics_write(const struct frontend *fe, struct buf *b)
 	metrics_family(b, "portico_frontend_workers", "gauge",
 		       "Event loops of this frontend.");
 	metrics_sample(b, "portico_frontend_workers", NULL, nw);
+	probe_sched_metrics(fe, b);
 #undef SUM
 }
 
