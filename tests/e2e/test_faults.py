@@ -16,6 +16,7 @@ import os
 import poplib
 import re
 import signal
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -421,6 +422,209 @@ def test_backend_kill9_during_pop3_quits(stack_factory):
     assert seen["ok"] + seen["not ok, updated"] + \
         seen["not ok, untouched"] == len(users)
     assert_store_consistent(st)
+
+
+# ---- kill -9 of a backend during SMTP submissions ----------------------------
+
+SMTP_CONN_ERRORS = (smtplib.SMTPServerDisconnected, OSError, ssl.SSLError)
+QUEUED_RE = re.compile(r"queued as ([0-9A-F]{16})")
+
+
+class Submitter(threading.Thread):
+    """One client submitting a stream of messages (MAIL FROM, RCPT TO each
+    recipient, DATA) in one authenticated session, over STARTTLS on the
+    submission port or implicit TLS on the submissions port, until told to
+    stop or its connection dies; records what the server answered to
+    each."""
+
+    def __init__(self, st, user, password, rcpts, prefix, implicit_tls):
+        super().__init__(daemon=True)
+        self.st, self.user, self.password = st, user, password
+        self.rcpts, self.prefix = rcpts, prefix
+        self.implicit_tls = implicit_tls
+        self.acked = []      # (mid, queue id): 250 after the content
+        self.unacked = []    # (mid, reply or error): the content was sent,
+        #                      no 250 (a 4xx, or the connection died)
+        self.not_sent = []   # (mid, reply or error): refused before DATA
+        self.error = None
+        self.stop = threading.Event()
+
+    def connect(self):
+        ctx = self.st.ssl_context()
+        if self.implicit_tls:
+            s = smtplib.SMTP_SSL(self.st.host, self.st["SUBMISSIONS_PORT"],
+                                 context=ctx, timeout=30)
+        else:
+            s = smtplib.SMTP(self.st.host, self.st["SUBMISSION_PORT"],
+                             timeout=30)
+            s.starttls(context=ctx)
+        s.login(self.user, self.password)
+        return s
+
+    def run(self):
+        try:
+            s = self.connect()
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            self.error = "login: %r" % e
+            return
+        i = 0
+        while not self.stop.is_set():
+            mid = "%s-%d@faults.test" % (self.prefix, i)
+            i += 1
+            data_sent = False
+            try:
+                code, text = s.mail(self.user)
+                for r in self.rcpts:
+                    if code != 250:
+                        break
+                    code, text = s.rcpt(r)
+                if code != 250:
+                    self.not_sent.append((mid, (code, text)))
+                    s.rset()
+                    continue
+                data_sent = True
+                code, text = s.data(message(mid))
+            except smtplib.SMTPDataError as e:   # DATA itself refused
+                self.not_sent.append((mid, (e.smtp_code, e.smtp_error)))
+                try:
+                    s.rset()
+                except SMTP_CONN_ERRORS:
+                    return
+                continue
+            except SMTP_CONN_ERRORS as e:
+                (self.unacked if data_sent else self.not_sent).append(
+                    (mid, repr(e)))
+                return
+            if code == 250:
+                m = QUEUED_RE.search(text.decode(errors="replace"))
+                assert m, text
+                self.acked.append((mid, m.group(1)))
+            else:
+                self.unacked.append((mid, (code, text)))
+                try:
+                    s.rset()
+                except SMTP_CONN_ERRORS:
+                    return
+        try:
+            s.quit()
+        except SMTP_CONN_ERRORS + (smtplib.SMTPException,):
+            pass
+
+
+def queue_length(st, backend):
+    p = admin(st, "queue", backend=backend)
+    assert p.returncode == 0, p.stdout + p.stderr
+    m = re.search(r"^(\d+) queued$", p.stdout, re.M)
+    assert m, p.stdout
+    return int(m.group(1))
+
+
+def test_backend_kill9_during_submissions(stack_factory):
+    """kill -9 of the senders' backend (which holds the queue, and the
+    mailbox of one recipient) in the middle of a stream of submissions to
+    a recipient on it and one on another backend.  After the restart and
+    once the queue has drained, every message that got 250 is in both
+    INBOXes, whole; one that got no 250 is there at most once; one refused
+    before its content was sent is nowhere; no failure report; `check
+    --all` passes on both backends.
+
+    The 250 comes after the queue entry's commit, so the kill can lose no
+    acknowledged message (a backend that answered before its commit fails
+    here: the last messages acknowledged before the kill are missing).
+
+    Not exactly once today: the queue delivers at least once.  A
+    recipient whose LMTP 250 came before the kill, and whose new state
+    was not yet committed, gets the message again after the restart
+    (docs/TRANSPORT.md).  With a stream under way that window is not
+    milliseconds: the far recipient's 250 waits for the near one's
+    delivery and the whole LMTP transaction, and up to
+    transport.concurrency attempts are in it at once, so a kill -9
+    doubles a few messages nearly every time.  A second copy is allowed
+    only for a message whose attempt the backend's log shows started and
+    not finished at the kill; any other duplicate fails."""
+    st = stack_factory(name="faults-submit", backends_per_site=2,
+                       settings=["transport.retry_first=1s",
+                                 "transport.retry_max=2s"])
+    senders = [st.new_user("submitter"), st.new_user("submitter")]
+    near = st.new_user("near")                      # on s1b1, with the queue
+    far = st.new_user("far", backend=2)             # on s1b2
+    rcpts = [near[0], far[0]]
+    clients = [Submitter(st, u, p, rcpts, "s%d" % i, implicit_tls=i % 2)
+               for i, (u, p) in enumerate(senders * 2)]
+    for c in clients:
+        c.start()
+    wait_for(lambda: sum(len(c.acked) for c in clients) >= 40, timeout=60,
+             interval=0.01, what="40 acknowledged submissions")
+    kill9(st, "s1b1")
+    log_at_kill = st.log("s1b1")
+    for c in clients:
+        c.stop.set()
+    for c in clients:
+        c.join(timeout=40)
+        assert not c.is_alive(), (
+            "a client still waits for an answer 40 s after the backend "
+            "died")
+        assert c.error is None, c.error
+    st.start("s1b1")
+    wait_until_served(st, senders + [near])
+    wait_for(lambda: queue_length(st, "s1b1") == 0, timeout=60,
+             interval=0.5, what="the queue to drain after the restart")
+
+    acked = dict(m for c in clients for m in c.acked)
+    unacked = {m for c in clients for m, _ in c.unacked}
+    not_sent = {m for c in clients for m, _ in c.not_sent}
+    # Queue ids whose delivery was under way at the kill: an attempt
+    # logged, the entry not removed.
+    started = set(re.findall(r"queue=([0-9A-F]{16}) attempt=", log_at_kill))
+    removed = set(re.findall(r"queue=([0-9A-F]{16}) removed", log_at_kill))
+    under_way = started - removed
+    print("submissions around kill -9: %d acknowledged, %d without 250, "
+          "%d refused before DATA; deliveries under way at the kill: %d"
+          % (len(acked), len(unacked), len(not_sent), len(under_way)))
+    doubled = []
+    for user, password in (near, far):
+        have = mailbox_contents(st, user, password)
+        for mid, qid in acked.items():
+            assert mid in have, (
+                "%s: acknowledged submission %s (queue id %s) lost after "
+                "kill -9 (%d acked in all)\n--- backend log:\n%s"
+                % (user, mid, qid, len(acked), st.log("s1b1")[-3000:]))
+        for mid, copies in have.items():
+            assert mid in acked or mid in unacked, (
+                "%s: %s delivered but %s" % (
+                    user, mid, "refused before DATA" if mid in not_sent
+                    else "never sent"))
+            for raw in copies:
+                assert raw.endswith(b"\r\n" + message(mid)), (
+                    "%s: %s is not what was sent (half-written?): %r"
+                    % (user, mid, raw[-300:]))
+            if len(copies) > 1:
+                assert len(copies) == 2 and acked.get(mid) in under_way, (
+                    "%s: %s delivered %d times (queue id %s; under way at "
+                    "the kill: %s)" % (user, mid, len(copies),
+                                       acked.get(mid), sorted(under_way)))
+                doubled.append((user, mid))
+        print("%s: %d delivered, of them without 250: %s" % (
+            user, len(have), sorted(unacked & set(have))))
+    print("delivered twice (kill between an LMTP 250 and its commit):",
+          doubled)
+    # Nothing failed, so the senders got no report.
+    for user, password in senders:
+        assert mailbox_contents(st, user, password) == {}, (
+            "%s got a delivery report" % user)
+    for backend in ("s1b1", "s1b2"):
+        assert_store_consistent(st, backend=backend)
+    # And the restarted backend takes submissions again.
+    s = smtplib.SMTP_SSL(st.host, st["SUBMISSIONS_PORT"],
+                         context=st.ssl_context(), timeout=30)
+    s.login(*senders[0])
+    assert s.sendmail(senders[0][0], rcpts,
+                      message("submit-after@faults.test")) == {}
+    s.quit()
+    for user, password in (near, far):
+        wait_for(lambda: "submit-after@faults.test" in mailbox_contents(
+            st, user, password), timeout=30, interval=0.3,
+            what="the submission after the restart")
 
 
 # ---- the link cut: kill -9 of the frontend ----------------------------------
