@@ -1,0 +1,488 @@
+"""portico-admin against a running two-site stack: settings show/set,
+backends with their health, a frontend's live sessions (GET /sessions),
+disable/enable in LDAP, export/import round trips (mboxrd, Maildir),
+show, and remove.
+
+One stack for the module: two sites with a backend each, the frontends
+with two event loops (sessions are listed from both), /metrics and
+/sessions open to 127.0.0.1 only, a message quota for `show`.
+"""
+
+import difflib
+import http.client
+import imaplib
+import itertools
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import CMD_TIMEOUT, run_stack, wait_for
+
+pytestmark = pytest.mark.daemons
+
+BUILD = Path(os.environ.get("PORTICO_BUILD",
+                            Path(__file__).resolve().parents[2] / "build"))
+QUOTA_MESSAGES = 1000
+_n = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def st(stack_factory):
+    return stack_factory(name="admin", sites=2, settings=[
+        "frontend.workers=2",
+        "http.metrics_networks=127.0.0.1/32",
+        "backend.quota_messages=%d" % QUOTA_MESSAGES,
+    ])
+
+
+def admin(st, ini, *args, stdin=None, text=True):
+    """portico-admin -c DIR/INI ARGS (INI: "s1f1/frontend.ini", ...)."""
+    argv = [str(BUILD / "portico-admin"), "-c", str(st.dir / ini)]
+    return subprocess.run(argv + [str(a) for a in args], input=stdin,
+                          capture_output=True, text=text,
+                          timeout=CMD_TIMEOUT)
+
+
+FE = "s1f1/frontend.ini"
+BE = "s1b1/backend.ini"
+
+
+def new_user(st, prefix):
+    """A fresh user on s1b1: (login, password, mailbox id)."""
+    n = next(_n)
+    user = "%s%d-%d@example.test" % (prefix, n, os.getpid())
+    password = "pw-%s-%d" % (prefix, n)
+    out = run_stack("adduser", st.dir, user, password).stdout
+    m = re.search(r"\(mailbox ([0-9a-f]+) on s1b1\)", out)
+    assert m, out
+    st.users[user] = password
+    return user, password, m.group(1)
+
+
+def password_file(st):
+    p = st.dir / "ldap-admin.pw"
+    p.write_text(st.LDAP_ADMIN_PASSWORD + "\n")
+    return p
+
+
+def parse_show(out):
+    """settings show: {name: (value, source)}; every line is
+    "section.name = value  ; default" or "...  ; set (default "X")"."""
+    got = {}
+    for line in out.splitlines():
+        m = re.fullmatch(r'([a-z0-9_]+\.[a-z0-9_]+) = (.*?) *  ; '
+                         r'(default|set \(default "(.*)"\))', line)
+        assert m, line
+        got[m.group(1)] = (m.group(2), m.group(3) if m.group(4) is None
+                           else "set", m.group(4))
+    return got
+
+
+def fetch_all(st, user, mailbox="INBOX"):
+    """[(flags, INTERNALDATE, bytes)] of every message, in UID order."""
+    c = st.imap(user)
+    try:
+        typ, _ = c.select(mailbox, readonly=True)
+        assert typ == "OK"
+        typ, data = c.uid("FETCH", "1:*",
+                          "(FLAGS INTERNALDATE BODY.PEEK[])")
+        assert typ == "OK", data
+        out = []
+        for item in data:
+            if not isinstance(item, tuple):
+                continue
+            head = item[0].decode()
+            flags = re.search(r"FLAGS \(([^)]*)\)", head).group(1)
+            date = re.search(r'INTERNALDATE "([^"]+)"', head).group(1)
+            out.append((set(flags.split()), date, item[1]))
+        return out
+    finally:
+        c.logout()
+
+
+# ---- settings ----------------------------------------------------------------
+
+def test_settings_show_and_set(st, tmp_path):
+    ini = tmp_path / "frontend.ini"
+    original = (st.dir / FE).read_text()
+    ini.write_text("; operator's note, kept\n" + original.replace(
+        "[ldap]\n", "[ldap]\n; directory servers\ntimeout = 7s ; short\n", 1))
+
+    def run(*args):
+        return admin(st, ini, "settings", *args)
+
+    p = run("show")
+    assert p.returncode == 0, p.stderr
+    got = parse_show(p.stdout)
+    assert got["ldap.timeout"] == ("7s", "set", "5s")
+    assert got["ldap.bind_password"] == ("(hidden)", "set", "")
+    assert got["frontend.workers"] == ("2", "set", "0")
+    assert got["frontend.imap_listen"] == ("127.0.0.1:%d" % st.IMAP_PORT,
+                                           "set", "")
+    assert got["ldap.auth_connections"] == ("4", "default", None)
+    assert got["frontend.imap_enabled"] == ("yes", "default", None)
+    assert len(got) > 100
+    # --changed: only what the file sets
+    p = run("show", "--changed")
+    assert p.returncode == 0
+    changed = parse_show(p.stdout)
+    assert {v[1] for v in changed.values()} == {"set"}
+    assert changed == {k: v for k, v in got.items() if v[1] == "set"}
+    p = run("show", "ldap.timeout")
+    assert list(parse_show(p.stdout).items()) == [
+        ("ldap.timeout", ("7s", "set", "5s"))]
+    assert set(k.split(".")[0] for k in
+               parse_show(run("show", "ldap").stdout)) == {"ldap"}
+    p = run("show", "nosuch.thing")
+    assert p.returncode == 1
+    assert "no setting or section nosuch.thing" in p.stderr
+
+    # set: in place, in its section, in a new section; SIGHUP to the pid
+    before_set = ini.read_text()
+    pidfile = st.dir / "s1f1" / "pid"
+    p = run("set", "ldap.timeout=30s", "frontend.workers=3",
+            "ldap.cache_size=100", "backend.quota_storage=1G",
+            "lmtp.trusted_networks=10.0.0.0/8", "--reload", pidfile)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [
+        "ldap.timeout = 30s", "frontend.workers = 3",
+        "ldap.cache_size = 100", "backend.quota_storage = 1G",
+        "lmtp.trusted_networks = 10.0.0.0/8",
+        "reload: SIGHUP sent to %s" % pidfile.read_text().strip()]
+    text = ini.read_text()
+    assert text.startswith("; operator's note, kept\n")
+    assert "[ldap]\n; directory servers\ntimeout = 30s ; short\n" in text
+    assert text.count("workers = ") == 1 and "workers = 3\n" in text
+    assert "\nbase_dn = " in text
+    # a new key at the end of its section (before the next one), or in a
+    # section of its own at the end
+    ldap_section = text.split("[ldap]\n", 1)[1].split("\n[", 1)[0]
+    assert ldap_section.rstrip("\n").endswith("cache_size = 100")
+    assert "[backend]\nquota_messages = %d\nquota_storage = 1G\n" % \
+        QUOTA_MESSAGES in text
+    assert text.endswith("\n\n[lmtp]\ntrusted_networks = 10.0.0.0/8\n")
+    # and nothing else changed
+    diff = list(difflib.ndiff(before_set.splitlines(), text.splitlines()))
+    assert sorted(l for l in diff if l[:2] == "- ") == [
+        "- timeout = 7s ; short", "- workers = 2"]
+    assert sorted(l for l in diff if l[:2] == "+ ") == sorted([
+        "+ timeout = 30s ; short", "+ workers = 3", "+ cache_size = 100",
+        "+ quota_storage = 1G", "+ ", "+ [lmtp]",
+        "+ trusted_networks = 10.0.0.0/8"])
+    changed = parse_show(run("show", "--changed").stdout)
+    assert changed["ldap.timeout"] == ("30s", "set", "5s")
+    assert changed["ldap.cache_size"] == ("100", "set", "0")
+    assert changed["backend.quota_storage"][:2] == ("1G", "set")
+    assert changed["frontend.workers"] == ("3", "set", "0")
+    assert changed["lmtp.trusted_networks"][:2] == ("10.0.0.0/8", "set")
+    # the file is what the daemons read: the frontend starts with it
+    # (checked by config-load of every value above) and the running one
+    # took SIGHUP and still answers
+    status = http.client.HTTPConnection(st.host, st.HTTP_PORT, timeout=30)
+    status.request("GET", "/health")
+    assert status.getresponse().status == 200
+
+    # refused values: the file is left alone, the setting named
+    before = ini.read_bytes()
+    for arg, rc, msg in [
+            ("frontend.workers=abc", 1,
+             "frontend.workers: invalid value 'abc'"),
+            ("ldap.timeout=0", 1, "ldap.timeout: '0' is outside 1..300"),
+            ("frontend.nosuch=1", 1, "unknown setting frontend.nosuch"),
+            ("workers=3", 2, "expected section.name=value"),
+            ("ldap.uris=a\nb", 1, "ldap.uris: a value is one line")]:
+        p = run("set", "frontend.workers=4", arg)
+        assert p.returncode == rc, (arg, p.stdout, p.stderr)
+        assert msg in p.stderr, (arg, p.stderr)
+    assert ini.read_bytes() == before
+
+
+# ---- backends ----------------------------------------------------------------
+
+def test_backends_two_sites(st):
+    p = admin(st, FE, "backends")
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = p.stdout.splitlines()
+    assert rows[0].split() == ["backend", "site", "link-address", "health"]
+    assert [r.split()[:2] for r in rows[1:3]] == [["s1b1", "1"],
+                                                   ["s2b1", "2"]]
+    for r in rows[1:3]:
+        assert re.fullmatch(r"\S+ +\d +127\.0\.0\.1:\d+ +ok \d+\.\d ms", r)
+    assert rows[3] == "2 backends, 0 failing"
+    st.stop("s2b1")
+    try:
+        p = admin(st, FE, "backends")
+        assert p.returncode == 1
+        rows = p.stdout.splitlines()
+        assert re.fullmatch(r"s1b1 +1 +\S+ +ok .*", rows[1])
+        assert re.fullmatch(r"s2b1 +2 +\S+ +fail connect: Connection "
+                            r"refused \(\d+\.\d ms\)", rows[2]), rows[2]
+        assert rows[3] == "2 backends, 1 failing"
+    finally:
+        st.start("s2b1")
+    # a backend configuration has no backends_dn: a clear refusal
+    p = admin(st, BE, "backends")
+    assert p.returncode == 1
+    assert "ldap.backends_dn is not set" in p.stderr
+
+
+# ---- sessions ----------------------------------------------------------------
+
+def sessions(st):
+    p = admin(st, FE, "sessions")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].split() == ["id", "protocol", "user", "client",
+                                "backend", "state", "age", "worker"]
+    assert re.fullmatch(r"\d+ sessions", lines[-1])
+    rows = [l.split() for l in lines[1:-1]]
+    assert int(lines[-1].split()[0]) == len(rows)
+    return rows
+
+
+def test_sessions_of_every_loop(st):
+    user, pw, _ = new_user(st, "sess")
+    imaps = [st.imap(user) for _ in range(6)]
+    pop = st.pop3(user)
+    try:
+        for c in imaps:
+            c.select("INBOX")
+        rows = [r for r in sessions(st) if r[2] == user]
+        assert sorted(r[1] for r in rows) == ["imap"] * 6 + ["pop3"]
+        for r in rows:
+            assert re.fullmatch(r"[0-9a-f]{16}", r[0])
+            assert r[3].startswith("127.0.0.1:")
+            assert r[4] == "s1b1" and r[5] == "relay"
+            assert int(r[6]) >= 0 and r[7] in ("0", "1")
+        assert len({r[0] for r in rows}) == 7
+        # the raw endpoint, and its owner: the same sessions
+        conn = http.client.HTTPConnection(st.host, st.HTTP_PORT, timeout=30)
+        conn.request("GET", "/sessions")
+        r = conn.getresponse()
+        body = r.read().decode()
+        assert r.status == 200
+        assert r.getheader("Content-Type").startswith("text/plain")
+        assert sum(1 for l in body.splitlines()
+                   if l.split("\t")[2:3] == [user]) == 7
+    finally:
+        for c in imaps:
+            c.logout()
+        pop.quit()
+    wait_for(lambda: not [r for r in sessions(st) if r[2] == user],
+             what="sessions gone after logout")
+
+
+def test_sessions_refused_outside_metrics_networks(st):
+    conn = http.client.HTTPConnection(st.host, st.HTTP_PORT, timeout=30,
+                                      source_address=("127.0.0.2", 0))
+    conn.request("GET", "/sessions")
+    r = conn.getresponse()
+    assert r.status == 403
+    assert r.read() == b"Not from this address (http.metrics_networks).\n"
+
+
+# ---- disable / enable ------------------------------------------------------
+
+def test_disable_then_enable(st):
+    user, pw, _ = new_user(st, "dis")
+    pwfile = password_file(st)
+    creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file", pwfile]
+    st.imap(user).logout()
+    p = admin(st, FE, "disable", user, *creds)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == ("%s: porticoAccountState active -> disabled "
+                        "(uid=%s,ou=people,dc=example,dc=test)\n"
+                        % (user, user))
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        st.imap(user)
+    assert "AUTHORIZATIONFAILED" in str(e.value)
+    p = admin(st, FE, "enable", user, *creds)
+    assert p.returncode == 0, p.stderr
+    assert "disabled -> active" in p.stdout
+    st.imap(user).logout()
+    # refusals
+    p = admin(st, FE, "disable", "nobody@example.test", *creds)
+    assert p.returncode == 1
+    assert "nobody@example.test matches 0 users" in p.stderr
+    p = admin(st, FE, "disable", user)
+    assert p.returncode == 2 and "--bind-dn DN" in p.stderr
+    wrong = st.dir / "wrong.pw"
+    wrong.write_text("not-the-password\n")
+    p = admin(st, FE, "disable", user, "--bind-dn", st.LDAP_ADMIN_DN,
+              "--password-file", wrong)
+    assert p.returncode == 1 and "Invalid credentials" in p.stderr
+    st.imap(user).logout()
+
+
+# ---- export / import -------------------------------------------------------
+
+MBOX = (b"From alice@example.test Mon Nov  3 08:00:00 2025\n"
+        b"Return-Path: <sender@example.test>\n"
+        b"From: Sender <sender@example.test>\n"
+        b"Subject: first\n"
+        b"\n"
+        b">From the start of a line\n"
+        b">>From a quoted line\n"
+        b"From: not a header\n"
+        b"\n"
+        b"From MAILER-DAEMON Tue Nov 18 09:10:11 2025\n"
+        b"Subject: second\n"
+        b"\n"
+        b"second body \xc3\xa9\n"
+        b"\n")
+
+APPENDED = (b"From: Other <other@example.test>\r\n"
+            b"Subject: appended\r\n"
+            b"\r\n"
+            b"From now on\r\n"
+            b">>>From deep\r\n"
+            b"\r\n"
+            b"last line\r\n")
+
+
+def test_export_import_round_trip(st, tmp_path):
+    src, _, src_id = new_user(st, "exp")
+    dst, _, dst_id = new_user(st, "imp")
+    src_file = tmp_path / "src.mbox"
+    src_file.write_bytes(MBOX)
+    p = admin(st, BE, "import", src_id, src_file)
+    assert p.returncode == 0 and p.stdout == "imported 2\n", p.stderr
+    c = st.imap(src)
+    typ, _ = c.append("INBOX", "(\\Seen)", '"05-Jan-2024 10:20:30 +0000"',
+                      APPENDED)
+    assert typ == "OK"
+    c.logout()
+    before = fetch_all(st, src)
+    assert [m[2] for m in before[:2]] == [
+        b"Return-Path: <sender@example.test>\r\n"
+        b"From: Sender <sender@example.test>\r\nSubject: first\r\n\r\n"
+        b"From the start of a line\r\n>From a quoted line\r\n"
+        b"From: not a header\r\n",
+        b"Subject: second\r\n\r\nsecond body \xc3\xa9\r\n"]
+
+    p = admin(st, BE, "export", src_id, text=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == b"exported 3 messages of %s INBOX\n" % \
+        src_id.encode()
+    out = p.stdout
+    assert out.startswith(b"From sender@example.test Mon Nov  3 08:00:00 "
+                          b"2025\nReturn-Path: <sender@example.test>\n")
+    assert b"\n>From the start of a line\n>>From a quoted line\n" in out
+    assert b"\nFrom MAILER-DAEMON Tue Nov 18 09:10:11 2025\n" in out
+    assert b"\nFrom other@example.test Fri Jan  5 10:20:30 2024\n" in out
+    assert b"\n>From now on\n>>>>From deep\n\nlast line\n\n" in out
+    assert b"\r" not in out
+    exported = tmp_path / "out.mbox"
+    exported.write_bytes(out)
+
+    p = admin(st, BE, "import", dst_id, exported)
+    assert p.returncode == 0 and p.stdout == "imported 3\n", p.stderr
+    after = fetch_all(st, dst)
+    # every byte and internal date; flags are not part of mbox
+    assert [(m[1], m[2]) for m in after] == [(m[1], m[2]) for m in before]
+    assert after[0][1].strip() in ("3-Nov-2025 08:00:00 +0000",
+                                   "03-Nov-2025 08:00:00 +0000")
+
+    # another mailbox, and the errors
+    p = admin(st, BE, "export", src_id, "--mailbox", "Trash")
+    assert p.returncode == 0 and p.stdout == ""
+    p = admin(st, BE, "export", src_id, "--mailbox", "Nope")
+    assert p.returncode == 1 and "no such mailbox" in p.stderr
+    p = admin(st, BE, "export", "0000000000000000")
+    assert p.returncode == 1 and "no such mailbox id" in p.stderr
+
+
+def test_maildir_import_with_flags(st, tmp_path):
+    user, _, mid = new_user(st, "md")
+    md = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    files = [  # (path, body, mtime): imported oldest first
+        (md / "cur" / "1700000300.M3.host:2,RS", b"Subject: replied\n\n3\n",
+         1700000300),
+        (md / "cur" / "1700000100.M1.host:2,FS", b"Subject: flagged\n\n1\n",
+         1700000100),
+        (md / "cur" / "1700000200.M2.host:2,DT", b"Subject: draft\n\n2\n",
+         1700000200),
+        (md / "new" / "1700000400.M4.host", b"Subject: new\n\n4\n",
+         1700000400),
+        (md / "tmp" / "1700000500.M5.host", b"Subject: tmp\n\n5\n",
+         1700000500),
+    ]
+    for path, body, mtime in files:
+        path.write_bytes(body)
+        os.utime(path, (mtime, mtime))
+    p = admin(st, BE, "import", mid, md, "--mailbox", "Archive")
+    assert p.returncode == 0 and p.stdout == "imported 4\n", p.stderr
+    got = fetch_all(st, user, "Archive")
+    assert got == [
+        ({"\\Flagged", "\\Seen"}, "14-Nov-2023 22:15:00 +0000",
+         b"Subject: flagged\r\n\r\n1\r\n"),
+        ({"\\Draft", "\\Deleted"}, "14-Nov-2023 22:16:40 +0000",
+         b"Subject: draft\r\n\r\n2\r\n"),
+        ({"\\Answered", "\\Seen"}, "14-Nov-2023 22:18:20 +0000",
+         b"Subject: replied\r\n\r\n3\r\n"),
+        (set(), "14-Nov-2023 22:20:00 +0000", b"Subject: new\r\n\r\n4\r\n"),
+    ]
+    p = admin(st, BE, "show", mid)
+    assert p.returncode == 0, p.stderr
+    rows = {l.split()[0]: l.split()[1:] for l in p.stdout.splitlines()}
+    assert rows["Archive"][:3] == ["4", "2", str(sum(len(m[2])
+                                                    for m in got))]
+    assert rows["INBOX"][:3] == ["0", "0", "0"]
+    assert rows["total"] == ["4", "2", rows["Archive"][2]]
+    assert "quota-messages  4 of %d (0.4%%)" % QUOTA_MESSAGES in p.stdout
+    assert "quota-storage   %s bytes, no limit" % rows["Archive"][2] in \
+        p.stdout
+    # a directory that is no Maildir
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = admin(st, BE, "import", mid, empty)
+    assert p.returncode == 1 and "not a Maildir" in p.stderr
+
+
+# ---- remove ----------------------------------------------------------------
+
+def test_remove_then_list_and_check(st, tmp_path):
+    gone, _, gone_id = new_user(st, "rm")
+    kept, _, kept_id = new_user(st, "keep")
+    # one message to both (one body), one to the removed user alone
+    shared = b"Subject: shared\r\n\r\nfor both\r\n"
+    p = admin(st, BE, "deliver", gone_id, kept_id, stdin=shared.decode())
+    assert p.returncode == 0, p.stdout + p.stderr
+    own = tmp_path / "own.eml"
+    own.write_bytes(b"Subject: own\n\nonly mine\n")
+    assert admin(st, BE, "import", gone_id, own, "--mailbox",
+                 "Sent").returncode == 0
+    kept_before = fetch_all(st, kept)
+    session = st.imap(gone)
+    session.select("INBOX")
+
+    p = admin(st, BE, "remove", gone_id)
+    assert p.returncode == 1 and "add --yes" in p.stderr
+    assert admin(st, BE, "list", gone_id).returncode == 0
+    p = admin(st, BE, "remove", gone_id, "--yes")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == ("removed %s: 6 folders, 2 messages, 1 bodies "
+                        "freed\n" % gone_id)
+    p = admin(st, BE, "list", gone_id)
+    assert p.returncode == 1
+    assert "no such mailbox id in this store" in p.stderr
+    p = admin(st, BE, "check", "--all")
+    assert p.returncode == 0, p.stdout
+    assert p.stdout.endswith(": consistent\n")
+    assert admin(st, BE, "check", kept_id).returncode == 0
+    assert fetch_all(st, kept) == kept_before
+    # the open session learns at its next command; a new login is refused
+    with pytest.raises(imaplib.IMAP4.abort) as e:
+        session.noop()
+    assert "NONEXISTENT" in str(e.value)
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        st.imap(gone)
+    assert "UNAVAILABLE" in str(e.value)
+    p = admin(st, BE, "remove", gone_id, "--yes")
+    assert p.returncode == 1 and "no such mailbox id" in p.stderr
