@@ -18,6 +18,8 @@
 
 struct blink;
 struct bsession;
+struct config_snap;
+struct protolog;
 struct direct_conn;
 struct direct_listener;
 struct pop3_session;
@@ -26,11 +28,18 @@ struct transport;
 
 struct backend {
 	uv_loop_t *loop;
-	struct config cfg;
+	struct config cfg;     /* = snap->cfg; a reload (SIGHUP) replaces it */
+	struct config_snap *snap; /* the newest; older ones stay until exit */
+	const char *config_path;
 	struct store *store;
 	SSL_CTX *link_ctx;
 	uv_tcp_t link_listener;
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sighup;
+	/* SIGTERM: no new links or sessions; sessions end at their next
+	   command boundary, the rest at drain_until (loop ms). */
+	int draining;
+	uv_timer_t drain_timer;
+	uint64_t drain_until;
 	struct blink *links;   /* live links */
 	struct pop3_session *pop3_sessions; /* maildrops locked by POP3 */
 	struct pop3_login *pop3_logins;     /* last login per maildrop */
@@ -70,6 +79,11 @@ struct session_engine {
 	/* Transport streams: the frontend sent End (the message is
 	   complete in what input() has seen). */
 	void (*end)(struct bsession *s);
+	/* Optional: the backend is stopping (be->draining).  Between
+	   commands (or in IDLE) the engine says goodbye and ends the
+	   session now, else after the command in progress (it checks
+	   be->draining itself); force: now, whatever it is doing. */
+	void (*shutdown)(struct bsession *s, int force);
 };
 
 struct bsession {
@@ -96,6 +110,7 @@ struct bsession {
 	int zdirty;               /* deflated output not yet flushed */
 	const struct session_engine *engine;
 	void *state;
+	struct protolog *plog;    /* log.protocol_*: NULL when off */
 	struct bsession *next;    /* in link's list */
 	struct bsession *prev;
 };
@@ -145,6 +160,9 @@ void session_free(struct bsession *s);
 /* Link server (link_server.c). */
 int link_server_start(struct backend *be, const char **error_r);
 void link_server_stop(struct backend *be);
+/* SIGTERM: closes the listener (links up stay) and asks every session's
+ * engine to end (shutdown(s, force)). */
+void link_server_drain(struct backend *be, int force);
 
 /* Direct IMAP listener for benchmarks and tests (direct.c); off unless
  * backend.direct_imap_listen is set, loopback only. */

@@ -19,6 +19,7 @@
 #include "common/link.h"
 #include "common/stream_map.h"
 #include "common/log.h"
+#include "common/protolog.h"
 
 #define LINK_DATA_CHUNK 65536
 
@@ -210,6 +211,7 @@ session_flush(struct bsession *s)
 void
 session_write(struct bsession *s, const void *data, size_t len)
 {
+	protolog_output(s->plog, data, len);
 	if (s->zout != NULL) {
 		if (len > 0)
 			session_deflate(s, data, len);
@@ -221,10 +223,10 @@ session_write(struct bsession *s, const void *data, size_t len)
 void
 session_vprintf(struct bsession *s, const char *fmt, va_list ap)
 {
-	if (s->zout != NULL) {
+	if (s->zout != NULL || s->plog != NULL) {
 		struct buf tmp = BUF_INIT;
 		buf_vprintf(&tmp, fmt, ap);
-		session_deflate(s, buf_ptr(&tmp), buf_used(&tmp));
+		session_write(s, buf_ptr(&tmp), buf_used(&tmp));
 		buf_free(&tmp);
 	} else {
 		buf_vprintf(&s->out, fmt, ap);
@@ -275,6 +277,7 @@ session_free(struct bsession *s)
 		s->engine->free(s);
 	buf_wipe(&s->in);
 	buf_free(&s->out);
+	protolog_free(&s->plog);
 	if (s->zin != NULL) {
 		inflateEnd(s->zin);
 		deflateEnd(s->zout);
@@ -416,6 +419,11 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 		blink_refuse(l, stream, "CLIENTBUG", "stream in use", 0);
 		return;
 	}
+	if (l->be->draining) {
+		blink_refuse(l, stream, "UNAVAILABLE", "Server shutting down",
+			     1);
+		return;
+	}
 	struct bsession *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		abort();
@@ -460,6 +468,11 @@ blink_transport(struct blink *l, const Portico__Frame *f)
 	uint32_t stream = f->stream;
 	if (stream == 0 || blink_find(l, stream) != NULL) {
 		blink_refuse(l, stream, "CLIENTBUG", "stream in use", 0);
+		return;
+	}
+	if (l->be->draining) {
+		blink_refuse(l, stream, "UNAVAILABLE", "Server shutting down",
+			     1);
 		return;
 	}
 	struct bsession *s = calloc(1, sizeof(*s));
@@ -732,6 +745,25 @@ link_server_start(struct backend *be, const char **error_r)
 		return -1;
 	}
 	return 0;
+}
+
+void
+link_server_drain(struct backend *be, int force)
+{
+	if (!uv_is_closing((uv_handle_t *)&be->link_listener))
+		uv_close((uv_handle_t *)&be->link_listener, NULL);
+	for (struct blink *l = be->links; l != NULL; l = l->next) {
+		for (struct bsession *s = l->sessions, *next; s != NULL;
+		     s = next) {
+			next = s->next;
+			if (s->engine == NULL || s->engine->shutdown == NULL ||
+			    s->ending)
+				continue;
+			s->engine->shutdown(s, force);
+			if (s->ending)
+				session_run(s); /* may free s */
+		}
+	}
 }
 
 void

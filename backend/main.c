@@ -1,4 +1,22 @@
-/* main.c - portico-backend: link server, session host, mail store. */
+/* main.c - portico-backend: link server, session host, mail store.
+ *
+ * Signals, on the one event loop:
+ *
+ *   SIGHUP   reads the configuration file again and applies what may
+ *            change live (limits, timeouts, quotas, transport, logging);
+ *            settings that only take effect at start keep their value (a
+ *            warning names each); a file that does not parse changes
+ *            nothing.
+ *   SIGTERM  drains: the link listener closes, new sessions are refused,
+ *            sessions between commands or in IDLE get their goodbye at
+ *            once, the others after the command they are running, or when
+ *            backend.shutdown_grace is over.  The store writer commits
+ *            everything queued before the process exits.  A second
+ *            SIGTERM, or SIGINT, stops at once.
+ *
+ * portico-backend -t -c FILE checks a configuration and exits.
+ */
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,28 +25,147 @@
 
 #include "backend/backend.h"
 #include "backend/transport/queue.h"
+#include "common/config_reload.h"
 #include "common/log.h"
 #include "common/tls.h"
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: portico-backend -c CONFIG\n");
+	fprintf(stderr, "usage: portico-backend [-t|--check] -c CONFIG\n");
 	exit(2);
+}
+
+/* Everything stops; the loop ends once handles are closed. */
+static void
+backend_stop(struct backend *be)
+{
+	if (!uv_is_closing((uv_handle_t *)&be->sigterm)) {
+		uv_close((uv_handle_t *)&be->sigterm, NULL);
+		uv_close((uv_handle_t *)&be->sigint, NULL);
+		uv_close((uv_handle_t *)&be->sighup, NULL);
+	}
+	if (!uv_is_closing((uv_handle_t *)&be->drain_timer))
+		uv_close((uv_handle_t *)&be->drain_timer, NULL);
+	link_server_stop(be);
+	backend_http_stop(be);
+	queue_stop(be);
+	direct_stop(be);
+	uv_stop(be->loop);
+}
+
+static void
+drain_tick(uv_timer_t *t)
+{
+	struct backend *be = t->data;
+	if (be->sessions > 0 && uv_now(be->loop) < be->drain_until)
+		return;
+	if (be->sessions > 0) {
+		log_info("shutdown grace over: closing sessions=%u",
+			 be->sessions);
+		link_server_drain(be, 1);
+	}
+	backend_stop(be);
 }
 
 static void
 on_signal(uv_signal_t *h, int signum)
 {
 	struct backend *be = h->data;
+	if (signum == SIGTERM && !be->draining) {
+		log_info("signal=%d draining sessions=%u grace=%llds", signum,
+			 be->sessions, (long long)be->cfg.backend_shutdown_grace);
+		be->draining = 1;
+		link_server_drain(be, 0);
+		be->drain_until = uv_now(be->loop) +
+				  (uint64_t)be->cfg.backend_shutdown_grace * 1000;
+		uv_timer_start(&be->drain_timer, drain_tick, 0, 100);
+		return;
+	}
 	log_info("signal=%d stopping", signum);
-	uv_signal_stop(&be->sigterm);
-	uv_signal_stop(&be->sigint);
-	link_server_stop(be);
-	backend_http_stop(be);
-	queue_stop(be);
-	direct_stop(be);
-	uv_stop(be->loop);
+	backend_stop(be);
+}
+
+/* What a configuration must satisfy beyond its syntax and ranges. */
+static int
+backend_config_check(const struct config *cfg, const char **error_r)
+{
+	static char msg[512];
+	enum log_level level;
+	if (log_level_parse(cfg->global_log_level, &level) < 0) {
+		snprintf(msg, sizeof(msg),
+			 "global.log_level: invalid value '%s' (debug, info, "
+			 "warn or error)",
+			 cfg->global_log_level);
+		*error_r = msg;
+		return -1;
+	}
+	const char *required[] = {cfg->backend_id, cfg->backend_store_dir,
+				  cfg->backend_link_listen};
+	const char *names[] = {"backend.id", "backend.store_dir",
+			       "backend.link_listen"};
+	for (int i = 0; i < 3; i++) {
+		if (required[i][0] == '\0') {
+			snprintf(msg, sizeof(msg), "%s: required", names[i]);
+			*error_r = msg;
+			return -1;
+		}
+	}
+	const char *addrs[] = {cfg->backend_link_listen, cfg->backend_http_listen};
+	const char *addr_names[] = {"backend.link_listen",
+				    "backend.http_listen"};
+	for (int i = 0; i < 2; i++) {
+		struct sockaddr_storage ss;
+		const char *err;
+		if (addrs[i][0] != '\0' &&
+		    conn_parse_addr(addrs[i], &ss, &err) < 0) {
+			snprintf(msg, sizeof(msg), "%s: '%s': %s",
+				 addr_names[i], addrs[i], err);
+			*error_r = msg;
+			return -1;
+		}
+	}
+	if (strcmp(cfg->transport_quota_failure, "temporary") != 0 &&
+	    strcmp(cfg->transport_quota_failure, "permanent") != 0) {
+		snprintf(msg, sizeof(msg),
+			 "transport.quota_failure: invalid value '%s' "
+			 "(temporary or permanent)",
+			 cfg->transport_quota_failure);
+		*error_r = msg;
+		return -1;
+	}
+	return direct_check_config(cfg, error_r);
+}
+
+/* SIGHUP, on the loop: the new values are read by the next use. */
+static void
+on_reload(uv_signal_t *h, int signum)
+{
+	struct backend *be = h->data;
+	const char *err;
+	if (be->draining)
+		return;
+	log_info("signal=%d reloading config=%s", signum, be->config_path);
+	struct config_snap *snap = config_snap_load(
+		be->config_path, be->snap->generation + 1, &err);
+	if (snap == NULL) {
+		log_error("reload: configuration kept, error=\"%s\"", err);
+		return;
+	}
+	if (backend_config_check(&snap->cfg, &err) < 0) {
+		log_error("reload: configuration kept, error=\"%s\"", err);
+		config_snap_free_all(&snap);
+		return;
+	}
+	unsigned live = config_reload_merge(&be->snap->cfg, &snap->cfg);
+	snap->older = be->snap;
+	be->snap = snap;
+	be->cfg = snap->cfg;
+	enum log_level level = LOG_LEVEL_INFO;
+	log_level_parse(be->cfg.global_log_level, &level);
+	log_set_level(level);
+	log_info("reload: generation=%u settings_changed=%u", snap->generation,
+		 live);
 }
 
 static void
@@ -43,38 +180,43 @@ int
 main(int argc, char **argv)
 {
 	const char *config_path = NULL, *err;
-	int opt;
-	while ((opt = getopt(argc, argv, "c:")) != -1) {
+	int opt, check = 0;
+	static const struct option longopts[] = {
+		{"check", no_argument, NULL, 't'},
+		{"config", required_argument, NULL, 'c'},
+		{NULL, 0, NULL, 0}};
+	while ((opt = getopt_long(argc, argv, "c:t", longopts, NULL)) != -1) {
 		if (opt == 'c')
 			config_path = optarg;
+		else if (opt == 't')
+			check = 1;
 		else
 			usage();
 	}
-	if (config_path == NULL)
+	if (config_path == NULL || optind != argc)
 		usage();
 
 	static struct backend be;
-	config_defaults(&be.cfg);
-	if (config_load(&be.cfg, config_path, &err) < 0) {
+	be.config_path = config_path;
+	be.snap = config_snap_load(config_path, 1, &err);
+	if (be.snap == NULL) {
 		fprintf(stderr, "portico-backend: %s\n", err);
 		return 1;
 	}
+	be.cfg = be.snap->cfg;
+	if (backend_config_check(&be.cfg, &err) < 0) {
+		fprintf(stderr, "portico-backend: %s: %s\n", config_path, err);
+		config_snap_free_all(&be.snap);
+		return 1;
+	}
+	if (check) {
+		printf("portico-backend: %s: configuration OK\n", config_path);
+		config_snap_free_all(&be.snap);
+		return 0;
+	}
 	enum log_level level = LOG_LEVEL_INFO;
-	if (log_level_parse(be.cfg.global_log_level, &level) < 0) {
-		fprintf(stderr, "portico-backend: invalid log_level\n");
-		return 1;
-	}
+	log_level_parse(be.cfg.global_log_level, &level);
 	log_init(be.cfg.global_name, level);
-	if (be.cfg.backend_id[0] == '\0' || be.cfg.backend_store_dir[0] == '\0' ||
-	    be.cfg.backend_link_listen[0] == '\0') {
-		log_error("backend.id, backend.store_dir and backend.link_listen "
-			  "are required");
-		return 1;
-	}
-	if (direct_check_config(&be.cfg, &err) < 0) {
-		log_error("%s", err);
-		return 1;
-	}
 	signal(SIGPIPE, SIG_IGN);
 	backend_imap_capabilities_init(&be.cfg);
 	be.imap_rev2 = 1;
@@ -116,9 +258,13 @@ main(int argc, char **argv)
 	}
 	uv_signal_init(be.loop, &be.sigterm);
 	uv_signal_init(be.loop, &be.sigint);
-	be.sigterm.data = be.sigint.data = &be;
+	uv_signal_init(be.loop, &be.sighup);
+	uv_timer_init(be.loop, &be.drain_timer);
+	be.sigterm.data = be.sigint.data = be.sighup.data = &be;
+	be.drain_timer.data = &be;
 	uv_signal_start(&be.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&be.sigint, on_signal, SIGINT);
+	uv_signal_start(&be.sighup, on_reload, SIGHUP);
 	log_info("backend id=%s site=%lld link=%s store=%s ready",
 		 be.cfg.backend_id, (long long)be.cfg.global_site,
 		 be.cfg.backend_link_listen, be.cfg.backend_store_dir);
@@ -135,7 +281,7 @@ main(int argc, char **argv)
 	direct_free(&be);
 	SSL_CTX_free(be.link_ctx);
 	store_close(&be.store);
-	config_free(&be.cfg);
+	config_snap_free_all(&be.snap);
 	log_info("stopped");
 	return 0;
 }

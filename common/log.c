@@ -12,14 +12,21 @@ _Static_assert(sizeof(log_names) / sizeof(log_names[0]) == LOG_LEVEL_COUNT,
 	       "log level names");
 
 static char log_daemon[64] = "portico";
-static enum log_level log_min = LOG_LEVEL_INFO;
+/* Read by every thread, changed by a reload: relaxed atomics. */
+static int log_min = LOG_LEVEL_INFO;
 
 void
 log_init(const char *daemon, enum log_level level)
 {
 	snprintf(log_daemon, sizeof(log_daemon), "%s", daemon);
-	log_min = level;
+	__atomic_store_n(&log_min, (int)level, __ATOMIC_RELAXED);
 	setvbuf(stderr, NULL, _IOLBF, 0);
+}
+
+void
+log_set_level(enum log_level level)
+{
+	__atomic_store_n(&log_min, (int)level, __ATOMIC_RELAXED);
 }
 
 int
@@ -37,7 +44,7 @@ log_level_parse(const char *s, enum log_level *level_r)
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
-	if (level < log_min)
+	if ((int)level < __atomic_load_n(&log_min, __ATOMIC_RELAXED))
 		return;
 	char line[2048];
 	struct timespec ts;

@@ -18,6 +18,8 @@ enum log_level {
 };
 
 void log_init(const char *daemon, enum log_level level);
+/* Changes the least severe level logged (any thread, e.g. a reload). */
+void log_set_level(enum log_level level);
 int log_level_parse(const char *s, enum log_level *level_r);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -26,12 +26,14 @@ void
 auth_cache_put(struct policy *p, const struct policy_login_keys *k, int ok,
 	       const struct dir_user *user)
 {
-	const struct config *cfg = p->cfg;
-	int64_t ttl = ok ? cfg->ldap_cache_ttl : cfg->ldap_cache_negative_ttl;
-	if (ttl <= 0)
-		return;
 	uint64_t now = lru_now();
 	pthread_mutex_lock(&p->lock);
+	const struct config *cfg = p->cfg;
+	int64_t ttl = ok ? cfg->ldap_cache_ttl : cfg->ldap_cache_negative_ttl;
+	if (ttl <= 0) {
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
 	struct lru_entry *e = lru_put(&p->auth_cache, k->cache, now);
 	if (e != NULL) {
 		struct auth_cache_entry *ce = lru_payload(e);

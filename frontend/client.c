@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "common/protolog.h"
 #include "common/proxy_proto.h"
 
 #define CLIENT_DATA_CHUNK 65536
@@ -52,15 +53,22 @@ client_printf(struct client *c, const char *fmt, ...)
 	if (n < 0)
 		return;
 	if ((size_t)n < sizeof(small)) {
-		conn_write(&c->conn, small, (size_t)n);
+		client_write(c, small, (size_t)n);
 		return;
 	}
 	struct buf b = BUF_INIT;
 	va_start(ap, fmt);
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	conn_write(&c->conn, buf_ptr(&b), buf_used(&b));
+	client_write(c, buf_ptr(&b), buf_used(&b));
 	buf_free(&b);
+}
+
+void
+client_write(struct client *c, const void *data, size_t len)
+{
+	protolog_output(c->plog, data, len);
+	conn_write(&c->conn, data, len);
 }
 
 int
@@ -144,6 +152,7 @@ client_handle_closed(uv_handle_t *h)
 	tls_server_unref(&c->tls_certs);
 	buf_wipe(&c->in);
 	buf_wipe(&c->secret);
+	protolog_free(&c->plog);
 	frontend_metrics_closed(c);
 	free(c);
 }
@@ -406,12 +415,15 @@ static const struct conn_ops client_conn_ops = {
 
 /* Runs the pre-login reader over buffered input. */
 static void
-client_process(struct client *c)
+client_process_input(struct client *c)
 {
 	while ((c->state == CLIENT_PRELOGIN || c->state == CLIENT_LOCAL) &&
 	       buf_used(&c->in) > 0 && !c->hold) {
 		if (c->raw) {
+			size_t before = buf_used(&c->in);
 			c->proto->content(c);
+			protolog_content(c->plog, before - buf_used(&c->in),
+					 !c->raw);
 			continue;
 		}
 		size_t used, len;
@@ -435,6 +447,8 @@ client_process(struct client *c)
 			memcpy(copy, line, len);
 			copy[len] = '\0';
 			lp_next(&c->lp);
+			/* A SASL response is never logged (protolog). */
+			protolog_command(c->plog, copy, len, c->sasl_wait);
 			c->proto->command(c, copy, len);
 			OPENSSL_cleanse(copy, len);
 			free(copy);
@@ -462,6 +476,37 @@ client_process(struct client *c)
 			abort();
 		}
 	}
+}
+
+/* Whether c is between commands: nothing of a command read or running. */
+static int
+client_idle(const struct client *c)
+{
+	return (c->state == CLIENT_PRELOGIN || c->state == CLIENT_LOCAL) &&
+	       !c->hold && !c->raw && !c->sasl_wait && !c->proxy_wait &&
+	       buf_used(&c->in) == 0 && buf_used(&c->lp.cmd) == 0 &&
+	       c->lp.literal_left == 0;
+}
+
+void
+client_drain(struct client *c)
+{
+	if (c->state == CLIENT_CLOSING || !client_idle(c))
+		return;
+	if (c->implicit_tls && !c->tls) {
+		client_close(c, "shutdown");
+		return;
+	}
+	c->proto->bye_unavailable(c, "Server shutting down.");
+	client_close(c, "shutdown");
+}
+
+static void
+client_process(struct client *c)
+{
+	client_process_input(c);
+	if (c->fe->draining)
+		client_drain(c);
 }
 
 void
@@ -842,6 +887,18 @@ client_accept(struct frontend *fe, uv_stream_t *server,
 		lim.max_literal = 0;
 	}
 	lp_init(&c->lp, c->proto->mode, &lim);
+	const int64_t logged[] = {cfg->log_protocol_imap, cfg->log_protocol_pop3,
+				  cfg->log_protocol_smtp,
+				  cfg->log_protocol_lmtp};
+	_Static_assert(sizeof(logged) / sizeof(logged[0]) ==
+			       CLIENT_PROTOCOL_COUNT,
+		       "a protocol log setting per protocol");
+	_Static_assert((int)CLIENT_IMAP == (int)PROTOLOG_IMAP &&
+			       (int)CLIENT_LMTP == (int)PROTOLOG_LMTP,
+		       "protocols in the same order");
+	if (logged[protocol])
+		c->plog = protolog_new((enum protolog_proto)protocol, c->id,
+				       (size_t)cfg->log_protocol_max_line);
 	if (conn_accept(server, &c->conn) < 0) {
 		client_close(c, "accept failed");
 		return;

@@ -33,7 +33,9 @@
 #include "link.pb-c.h"
 
 struct client;
+struct config_snap;
 struct flink;
+struct protolog;
 struct smtp_session;
 struct http_server;
 struct http_sessions;
@@ -162,13 +164,25 @@ struct frontend {
 	unsigned nclients;
 	struct listener *listeners;
 	unsigned nlisteners;
-	/* Wakes the loop from the main thread: stop, new certificates. */
+	/* Wakes the loop from the main thread: stop, drain, new
+	   configuration, new certificates. */
 	uv_async_t wakeup;
 	pthread_mutex_t wake_lock;
 	int stop_requested;          /* under wake_lock */
+	int drain_requested;         /* under wake_lock */
+	const struct config_snap *new_cfg; /* under wake_lock: to apply */
 	struct tls_server *new_tls;  /* under wake_lock: to swap in */
+	unsigned cfg_generation;     /* of the snapshot cfg was copied from */
+	unsigned *reloads_applied;   /* the process's count (atomic) */
+	uv_async_t *done;            /* the process's: this loop ended */
+	unsigned *done_count;        /* ... and how many did (atomic) */
 	pthread_t thread;
 	int stopping;
+	/* SIGTERM: listeners closed, sessions finishing until drain_until
+	   (loop time, ms; frontend.shutdown_grace) */
+	int draining;
+	uv_timer_t drain_timer;
+	uint64_t drain_until;
 	/* HTTP(S): autoconfig, autodiscover, settings page (http/) */
 	struct http_server *http;
 	const struct connsets *connsets; /* the process's, read-only */
@@ -212,6 +226,7 @@ struct client {
 	struct buf in;
 	unsigned bad_commands;
 	struct smtp_session *smtp; /* SMTP submission and LMTP state */
+	struct protolog *plog;     /* log.protocol_*: NULL when off */
 
 	/* login in progress */
 	char tag[128];          /* IMAP tag of LOGIN/AUTHENTICATE */
@@ -247,6 +262,12 @@ void client_set_state(struct client *c, enum client_state state);
 void client_printf(struct client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void client_close(struct client *c, const char *reason);
+/* Writes to the client (protocol logged; not for relayed bytes). */
+void client_write(struct client *c, const void *data, size_t len);
+/* The frontend is draining (SIGTERM): a client between commands before
+ * login (or in an SMTP session between transactions) is told goodbye and
+ * closed now; others are checked again after each command. */
+void client_drain(struct client *c);
 /* STARTTLS/STLS: after the positive reply, discard buffered input and
  * start the handshake. */
 void client_start_tls(struct client *c);

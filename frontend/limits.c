@@ -2,6 +2,7 @@
 #include "frontend/policy.h"
 
 #include <netinet/in.h>
+#include <stddef.h>
 #include <string.h>
 
 int
@@ -53,12 +54,15 @@ user_key(const struct policy *p, const char *user, unsigned char *key)
 	lru_key(p->secret, sizeof(p->secret), "user", key, lower, n, NULL);
 }
 
+/* max_field: offsetof() the limit in struct config, read under the lock
+ * (a reload swaps p->cfg). */
 static int
 count_acquire(struct policy *p, struct lru *t, const unsigned char *key,
-	      int64_t max)
+	      size_t max_field)
 {
 	int rc = -1;
 	pthread_mutex_lock(&p->lock);
+	int64_t max = *(const int64_t *)((const char *)p->cfg + max_field);
 	struct lru_entry *e = lru_put(t, key, 0);
 	unsigned *n = e ? lru_payload(e) : NULL;
 	if (n != NULL && *n < (uint64_t)max) {
@@ -92,7 +96,8 @@ limits_addr_acquire(struct policy *p, const struct sockaddr *sa)
 	unsigned char key[LRU_KEY_SIZE];
 	addr_key(p, sa, key);
 	return count_acquire(p, &p->per_address, key,
-			     p->cfg->limits_max_connections_per_address);
+			     offsetof(struct config,
+				      limits_max_connections_per_address));
 }
 
 void
@@ -109,7 +114,8 @@ limits_user_acquire(struct policy *p, const char *user)
 	unsigned char key[LRU_KEY_SIZE];
 	user_key(p, user, key);
 	return count_acquire(p, &p->per_user, key,
-			     p->cfg->limits_max_connections_per_user);
+			     offsetof(struct config,
+				      limits_max_connections_per_user));
 }
 
 void

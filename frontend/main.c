@@ -4,11 +4,23 @@
  * TLS contexts), prepares frontend.workers loops (listeners bound with
  * SO_REUSEPORT so that the kernel spreads connections over them,
  * directory connections, link pool) and runs each in a thread of its
- * own.  It then only waits for signals: SIGTERM/SIGINT stop every loop
- * (clients get a clean goodbye), SIGHUP reloads the certificates for
- * mail clients and hands the new set to each loop.
+ * own.  It then only waits for signals:
+ *
+ *   SIGHUP   reads the configuration file again; what may change live
+ *            (limits, timeouts, login types, logging ...) goes to each
+ *            loop as a new immutable snapshot through its uv_async, with
+ *            the certificates for mail clients read again; settings that
+ *            only take effect at start keep their value (a warning names
+ *            each), and a file that does not parse changes nothing.
+ *   SIGTERM  drains: every loop closes its listeners, tells clients
+ *            between commands before login goodbye, lets the others go
+ *            on for frontend.shutdown_grace and then closes them with a
+ *            goodbye.  A second SIGTERM, or SIGINT, stops at once.
+ *
+ * portico-frontend -t -c FILE checks a configuration and exits.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/config_reload.h"
 #include "common/log.h"
 #include "common/tls.h"
 #include "frontend/frontend.h"
@@ -34,7 +47,9 @@ struct listener {
 };
 
 struct process {
-	struct config cfg;
+	const char *config_path;
+	struct config_snap *snap; /* the newest; older ones stay until exit */
+	struct config cfg;        /* = snap->cfg (strings are the snap's) */
 	struct policy policy;
 	struct connsets connsets;
 	unsigned long http_connections;
@@ -44,12 +59,17 @@ struct process {
 	unsigned nworkers;
 	uv_loop_t *loop;
 	uv_signal_t sigterm, sigint, sighup;
+	uv_async_t worker_done;   /* a worker's loop has ended */
+	unsigned workers_done;    /* atomic */
+	unsigned reloads_applied; /* atomic: loops that took the newest */
+	int draining;
+	int stopping;
 };
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: portico-frontend -c CONFIG\n");
+	fprintf(stderr, "usage: portico-frontend [-t|--check] -c CONFIG\n");
 	exit(2);
 }
 
@@ -136,8 +156,12 @@ worker_stop(struct frontend *fe)
 		return;
 	fe->stopping = 1;
 	for (unsigned i = 0; i < fe->nlisteners; i++)
-		uv_close((uv_handle_t *)&fe->listeners[i].tcp, NULL);
-	http_routes_stop(fe);
+		if (!uv_is_closing((uv_handle_t *)&fe->listeners[i].tcp))
+			uv_close((uv_handle_t *)&fe->listeners[i].tcp, NULL);
+	if (!fe->draining)
+		http_routes_stop(fe);
+	if (!uv_is_closing((uv_handle_t *)&fe->drain_timer))
+		uv_close((uv_handle_t *)&fe->drain_timer, NULL);
 	for (struct client *c = fe->clients, *next; c != NULL; c = next) {
 		next = c->next;
 		if (c->state != CLIENT_CLOSING) {
@@ -151,6 +175,55 @@ worker_stop(struct frontend *fe)
 	uv_close((uv_handle_t *)&fe->wakeup, NULL);
 }
 
+/* While draining: the grace period is over, or nobody is left. */
+static void
+worker_drain_tick(uv_timer_t *t)
+{
+	struct frontend *fe = t->data;
+	if (fe->nclients == 0 || uv_now(fe->loop) >= fe->drain_until) {
+		if (fe->nclients > 0)
+			log_info("worker=%u shutdown grace over: closing %u "
+				 "sessions",
+				 fe->index, fe->nclients);
+		worker_stop(fe);
+	}
+}
+
+/* SIGTERM: no new connections; clients between commands before login
+ * are told now, the others when their command is done or the grace
+ * period is over. */
+static void
+worker_drain(struct frontend *fe)
+{
+	if (fe->draining || fe->stopping)
+		return;
+	fe->draining = 1;
+	for (unsigned i = 0; i < fe->nlisteners; i++)
+		uv_close((uv_handle_t *)&fe->listeners[i].tcp, NULL);
+	http_routes_stop(fe);
+	for (struct client *c = fe->clients, *next; c != NULL; c = next) {
+		next = c->next;
+		client_drain(c);
+	}
+	fe->drain_until = uv_now(fe->loop) +
+			  (uint64_t)fe->cfg.frontend_shutdown_grace * 1000;
+	uv_timer_start(&fe->drain_timer, worker_drain_tick, 0, 100);
+}
+
+/* A reload: the loop takes the new snapshot (its own copy of the struct;
+ * the strings are the snapshot's, which outlives every loop). */
+static void
+worker_apply(struct frontend *fe, const struct config_snap *snap)
+{
+	fe->cfg = snap->cfg;
+	fe->cfg_generation = snap->generation;
+	unsigned n = __atomic_add_fetch(fe->reloads_applied, 1,
+					__ATOMIC_ACQ_REL);
+	if (n == fe->nworkers)
+		log_info("reload: generation=%u applied by %u workers",
+			 snap->generation, n);
+}
+
 static void
 worker_wakeup(uv_async_t *h)
 {
@@ -158,14 +231,23 @@ worker_wakeup(uv_async_t *h)
 	pthread_mutex_lock(&fe->wake_lock);
 	struct tls_server *t = fe->new_tls;
 	fe->new_tls = NULL;
+	const struct config_snap *snap = fe->new_cfg;
+	fe->new_cfg = NULL;
 	int stop = fe->stop_requested;
+	int drain = fe->drain_requested;
 	pthread_mutex_unlock(&fe->wake_lock);
+	if (fe->stopping)
+		stop = 0; /* the async handle is closed already */
+	if (snap != NULL && !fe->stopping)
+		worker_apply(fe, snap);
 	if (t != NULL) {
 		tls_server_unref(&fe->tls);
 		fe->tls = t;
 	}
 	if (stop)
 		worker_stop(fe);
+	else if (drain)
+		worker_drain(fe);
 }
 
 static void *
@@ -175,6 +257,10 @@ worker_run(void *arg)
 	uv_run(fe->loop, UV_RUN_DEFAULT);
 	uv_walk(fe->loop, close_walk, NULL);
 	uv_run(fe->loop, UV_RUN_DEFAULT);
+	if (fe->done != NULL) {
+		__atomic_add_fetch(fe->done_count, 1, __ATOMIC_ACQ_REL);
+		uv_async_send(fe->done);
+	}
 	return NULL;
 }
 
@@ -186,7 +272,9 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 	const char *err;
 	memset(fe, 0, sizeof(*fe));
 	fe->index = index;
-	fe->cfg = p->cfg; /* read-only copy; strings stay the process's */
+	fe->cfg = p->cfg; /* the loop's copy; strings are the snapshot's */
+	fe->cfg_generation = p->snap->generation;
+	fe->reloads_applied = &p->reloads_applied;
 	fe->policy = &p->policy;
 	fe->link_ctx = p->link_ctx;
 	fe->connsets = &p->connsets;
@@ -203,6 +291,8 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 	pthread_mutex_init(&fe->wake_lock, NULL);
 	uv_async_init(fe->loop, &fe->wakeup, worker_wakeup);
 	fe->wakeup.data = fe;
+	uv_timer_init(fe->loop, &fe->drain_timer);
+	fe->drain_timer.data = fe;
 	if (dir_create(fe->loop, &fe->cfg, &fe->dir, &err) < 0) {
 		log_error("ldap error=\"%s\"", err);
 		return -1;
@@ -260,14 +350,20 @@ worker_free(struct frontend *fe)
 	fe->loop = NULL;
 }
 
+enum wake { WAKE_CONFIG, WAKE_DRAIN, WAKE_STOP };
+
 static void
-workers_wake(struct process *p, int stop, struct tls_server *t)
+workers_wake(struct process *p, enum wake what, struct tls_server *t)
 {
 	for (unsigned i = 0; i < p->nworkers; i++) {
 		struct frontend *fe = &p->workers[i];
 		pthread_mutex_lock(&fe->wake_lock);
-		if (stop)
+		if (what == WAKE_STOP)
 			fe->stop_requested = 1;
+		if (what == WAKE_DRAIN)
+			fe->drain_requested = 1;
+		if (what == WAKE_CONFIG)
+			fe->new_cfg = p->snap;
 		if (t != NULL) {
 			tls_server_unref(&fe->new_tls);
 			fe->new_tls = tls_server_ref(t);
@@ -277,36 +373,169 @@ workers_wake(struct process *p, int stop, struct tls_server *t)
 	}
 }
 
-/* SIGHUP: the certificates for mail clients are read again (same
- * paths); sessions keep theirs, new connections get the new ones. */
+/* What a configuration must satisfy beyond its syntax and ranges (at
+ * start, for -t and for a reload).  The message names the setting. */
+static int
+frontend_config_check(const struct config *cfg, const char **error_r)
+{
+	static char msg[512];
+	enum log_level level;
+	if (log_level_parse(cfg->global_log_level, &level) < 0) {
+		snprintf(msg, sizeof(msg),
+			 "global.log_level: invalid value '%s' (debug, info, "
+			 "warn or error)",
+			 cfg->global_log_level);
+		*error_r = msg;
+		return -1;
+	}
+	const char *names[] = {"imap_login_type", "pop3_login_type",
+			       "smtp_login_type"};
+	const char *types[] = {cfg->frontend_imap_login_type,
+			       cfg->frontend_pop3_login_type,
+			       cfg->frontend_smtp_login_type};
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(types[i], "secure") != 0 &&
+		    strcmp(types[i], "plaintext") != 0) {
+			snprintf(msg, sizeof(msg),
+				 "frontend.%s: invalid value '%s' (secure or "
+				 "plaintext)",
+				 names[i], types[i]);
+			*error_r = msg;
+			return -1;
+		}
+	}
+	struct connsets sets;
+	if (connsets_load(cfg, &sets, error_r) < 0)
+		return -1;
+	struct cidr_list nets;
+	const char *lists[] = {cfg->frontend_trusted_networks,
+			       cfg->frontend_proxy_networks,
+			       cfg->lmtp_trusted_networks,
+			       cfg->http_metrics_networks};
+	const char *list_names[] = {"frontend.trusted_networks",
+				    "frontend.proxy_networks",
+				    "lmtp.trusted_networks",
+				    "http.metrics_networks"};
+	for (int i = 0; i < 4; i++) {
+		const char *err;
+		if (cidr_list_parse(lists[i], &nets, &err) < 0) {
+			snprintf(msg, sizeof(msg), "%s: %s", list_names[i],
+				 err);
+			*error_r = msg;
+			return -1;
+		}
+	}
+	const char *listeners[] = {
+		cfg->frontend_imap_listen,	 cfg->frontend_imaps_listen,
+		cfg->frontend_pop3_listen,	 cfg->frontend_pop3s_listen,
+		cfg->frontend_submission_listen, cfg->frontend_submissions_listen,
+		cfg->frontend_lmtp_listen,	 cfg->http_listen,
+		cfg->http_tls_listen};
+	const char *listener_names[] = {
+		"frontend.imap_listen",	      "frontend.imaps_listen",
+		"frontend.pop3_listen",	      "frontend.pop3s_listen",
+		"frontend.submission_listen", "frontend.submissions_listen",
+		"frontend.lmtp_listen",	      "http.listen",
+		"http.tls_listen"};
+	int any = 0;
+	for (int i = 0; i < 9; i++) {
+		struct sockaddr_storage ss;
+		const char *err;
+		if (listeners[i][0] == '\0')
+			continue;
+		if (i < 7)
+			any = 1;
+		if (conn_parse_addr(listeners[i], &ss, &err) < 0) {
+			snprintf(msg, sizeof(msg), "%s: '%s': %s",
+				 listener_names[i], listeners[i], err);
+			*error_r = msg;
+			return -1;
+		}
+	}
+	if (!any) {
+		*error_r = "frontend: no listener configured (imap_listen, "
+			   "imaps_listen, pop3_listen, ...)";
+		return -1;
+	}
+	return 0;
+}
+
+/* SIGHUP: the configuration file and the certificates for mail clients
+ * are read again; sessions keep their certificates, new connections get
+ * the new ones. */
 static void
 on_reload(uv_signal_t *h, int signum)
 {
 	struct process *p = h->data;
 	const char *err;
+	if (p->draining || p->stopping)
+		return;
+	log_info("signal=%d reloading config=%s", signum, p->config_path);
+	struct config_snap *snap = config_snap_load(
+		p->config_path, p->snap->generation + 1, &err);
+	if (snap == NULL) {
+		log_error("reload: configuration kept, error=\"%s\"", err);
+		return;
+	}
+	if (frontend_config_check(&snap->cfg, &err) < 0) {
+		log_error("reload: configuration kept, error=\"%s\"", err);
+		config_snap_free_all(&snap);
+		return;
+	}
+	unsigned live = config_reload_merge(&p->snap->cfg, &snap->cfg);
+	snap->older = p->snap;
+	p->snap = snap;
+	p->cfg = snap->cfg;
+	enum log_level level = LOG_LEVEL_INFO;
+	log_level_parse(p->cfg.global_log_level, &level);
+	log_set_level(level);
+	policy_reload(&p->policy, &p->snap->cfg);
 	struct tls_server *t = tls_server_load(p->cfg.tls_cert_file,
 					       p->cfg.tls_key_file,
 					       p->cfg.tls_sni_dir, &err);
-	if (t == NULL) {
+	if (t == NULL)
 		log_error("reload: certificates kept, error=\"%s\"", err);
-		return;
+	__atomic_store_n(&p->reloads_applied, 0, __ATOMIC_RELEASE);
+	workers_wake(p, WAKE_CONFIG, t);
+	if (t != NULL) {
+		tls_server_unref(&p->tls);
+		p->tls = t;
+		log_info("reload: certificates loaded count=%u",
+			 tls_server_count(t));
 	}
-	workers_wake(p, 0, t);
-	tls_server_unref(&p->tls);
-	p->tls = t;
-	log_info("reload: certificates loaded count=%u",
-		 tls_server_count(t));
+	log_info("reload: generation=%u settings_changed=%u", snap->generation,
+		 live);
 }
 
 static void
 on_signal(uv_signal_t *h, int signum)
 {
 	struct process *p = h->data;
+	if (signum == SIGTERM && !p->draining && !p->stopping) {
+		log_info("signal=%d draining grace=%llds", signum,
+			 (long long)p->cfg.frontend_shutdown_grace);
+		p->draining = 1;
+		workers_wake(p, WAKE_DRAIN, NULL);
+		return;
+	}
+	if (p->stopping)
+		return;
 	log_info("signal=%d stopping", signum);
+	p->stopping = 1;
+	workers_wake(p, WAKE_STOP, NULL);
+}
+
+/* A worker's loop has ended; the last one ends the main loop. */
+static void
+on_worker_done(uv_async_t *h)
+{
+	struct process *p = h->data;
+	if (__atomic_load_n(&p->workers_done, __ATOMIC_ACQUIRE) < p->nworkers)
+		return;
 	uv_close((uv_handle_t *)&p->sigterm, NULL);
 	uv_close((uv_handle_t *)&p->sigint, NULL);
 	uv_close((uv_handle_t *)&p->sighup, NULL);
-	workers_wake(p, 1, NULL);
+	uv_close((uv_handle_t *)&p->worker_done, NULL);
 }
 
 static unsigned
@@ -327,39 +556,43 @@ int
 main(int argc, char **argv)
 {
 	const char *config_path = NULL, *err;
-	int opt, rc = 1;
-	while ((opt = getopt(argc, argv, "c:")) != -1) {
+	int opt, rc = 1, check = 0;
+	static const struct option longopts[] = {
+		{"check", no_argument, NULL, 't'},
+		{"config", required_argument, NULL, 'c'},
+		{NULL, 0, NULL, 0}};
+	while ((opt = getopt_long(argc, argv, "c:t", longopts, NULL)) != -1) {
 		if (opt == 'c')
 			config_path = optarg;
+		else if (opt == 't')
+			check = 1;
 		else
 			usage();
 	}
-	if (config_path == NULL)
+	if (config_path == NULL || optind != argc)
 		usage();
 
 	static struct process p;
-	config_defaults(&p.cfg);
-	if (config_load(&p.cfg, config_path, &err) < 0) {
+	p.config_path = config_path;
+	p.snap = config_snap_load(config_path, 1, &err);
+	if (p.snap == NULL) {
 		fprintf(stderr, "portico-frontend: %s\n", err);
 		return 1;
 	}
-	enum log_level level = LOG_LEVEL_INFO;
-	if (log_level_parse(p.cfg.global_log_level, &level) < 0) {
-		fprintf(stderr, "portico-frontend: invalid log_level\n");
+	p.cfg = p.snap->cfg;
+	if (frontend_config_check(&p.cfg, &err) < 0) {
+		fprintf(stderr, "portico-frontend: %s: %s\n", config_path, err);
+		config_snap_free_all(&p.snap);
 		return 1;
 	}
-	log_init(p.cfg.global_name, level);
-	const char *types[] = {p.cfg.frontend_imap_login_type,
-			       p.cfg.frontend_pop3_login_type};
-	for (int i = 0; i < 2; i++) {
-		if (strcmp(types[i], "secure") != 0 &&
-		    strcmp(types[i], "plaintext") != 0) {
-			log_error("login type \"%s\": expected secure or "
-				  "plaintext",
-				  types[i]);
-			return 1;
-		}
+	if (check) {
+		printf("portico-frontend: %s: configuration OK\n", config_path);
+		config_snap_free_all(&p.snap);
+		return 0;
 	}
+	enum log_level level = LOG_LEVEL_INFO;
+	log_level_parse(p.cfg.global_log_level, &level);
+	log_init(p.cfg.global_name, level);
 	if (connsets_load(&p.cfg, &p.connsets, &err) < 0) {
 		log_error("%s", err);
 		return 1;
@@ -378,7 +611,7 @@ main(int argc, char **argv)
 		log_error("link TLS error=\"%s\"", err);
 		return 1;
 	}
-	if (policy_create(&p.policy, &p.cfg, &err) < 0) {
+	if (policy_create(&p.policy, &p.snap->cfg, &err) < 0) {
 		log_error("frontend policy error=\"%s\"", err);
 		return 1;
 	}
@@ -394,15 +627,21 @@ main(int argc, char **argv)
 	uv_signal_init(p.loop, &p.sigterm);
 	uv_signal_init(p.loop, &p.sigint);
 	uv_signal_init(p.loop, &p.sighup);
+	uv_async_init(p.loop, &p.worker_done, on_worker_done);
 	p.sigterm.data = p.sigint.data = p.sighup.data = &p;
+	p.worker_done.data = &p;
 	uv_signal_start(&p.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&p.sigint, on_signal, SIGINT);
 	uv_signal_start(&p.sighup, on_reload, SIGHUP);
+	for (unsigned i = 0; i < p.nworkers; i++) {
+		p.workers[i].done = &p.worker_done;
+		p.workers[i].done_count = &p.workers_done;
+	}
 	for (; started < p.nworkers; started++) {
 		if (pthread_create(&p.workers[started].thread, NULL, worker_run,
 				   &p.workers[started]) != 0) {
 			log_error("cannot start worker %u", started);
-			workers_wake(&p, 1, NULL);
+			workers_wake(&p, WAKE_STOP, NULL);
 			break;
 		}
 	}
@@ -429,7 +668,7 @@ out:
 	tls_server_unref(&p.tls);
 	SSL_CTX_free(p.link_ctx);
 	policy_free(&p.policy);
-	config_free(&p.cfg);
+	config_snap_free_all(&p.snap);
 	log_info("stopped");
 	return rc;
 }

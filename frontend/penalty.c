@@ -16,12 +16,14 @@ uint64_t
 penalty_delay(struct policy *p, const struct policy_login_keys *k,
 	      unsigned *failures_r)
 {
-	const struct config *cfg = p->cfg;
 	uint64_t delay = 0;
 	*failures_r = 0;
-	if (cfg->limits_auth_penalty == 0)
-		return 0;
 	pthread_mutex_lock(&p->lock);
+	const struct config *cfg = p->cfg;
+	if (cfg->limits_auth_penalty == 0) {
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
 	struct lru_entry *e = lru_get(&p->penalty, k->penalty, lru_now());
 	if (e != NULL) {
 		struct penalty_entry *pe = lru_payload(e);
@@ -45,9 +47,9 @@ void
 penalty_record(struct policy *p, const struct policy_login_keys *k,
 	       int failed)
 {
-	const struct config *cfg = p->cfg;
 	uint64_t now = lru_now();
 	pthread_mutex_lock(&p->lock);
+	const struct config *cfg = p->cfg;
 	struct lru_entry *e = lru_get(&p->penalty, k->penalty, now);
 	if (!failed) {
 		if (e != NULL)

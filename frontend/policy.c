@@ -49,6 +49,20 @@ policy_free(struct policy *p)
 	OPENSSL_cleanse(p->secret, sizeof(p->secret));
 }
 
+void
+policy_reload(struct policy *p, const struct config *cfg)
+{
+	pthread_mutex_lock(&p->lock);
+	p->cfg = cfg;
+	/* Connection counts are never evicted by a lower limit. */
+	size_t conns = (size_t)cfg->limits_max_connections;
+	if (conns > p->per_address.max)
+		p->per_address.max = conns;
+	if (conns > p->per_user.max)
+		p->per_user.max = conns;
+	pthread_mutex_unlock(&p->lock);
+}
+
 int
 policy_trusted(const struct policy *p, const struct sockaddr *sa)
 {

@@ -21,7 +21,7 @@
 
 struct policy {
 	pthread_mutex_t lock;
-	const struct config *cfg;
+	const struct config *cfg;    /* under lock: a reload swaps it */
 	unsigned char secret[32];
 	struct cidr_list trusted;    /* frontend.trusted_networks */
 	struct cidr_list proxy;      /* frontend.proxy_networks */
@@ -44,6 +44,9 @@ struct policy_login_keys {
 int policy_create(struct policy *p, const struct config *cfg,
 		  const char **error_r);
 void policy_free(struct policy *p);
+/* SIGHUP: limits, penalty and cache times from cfg from now on (cfg must
+ * outlive the policy; network lists and table sizes stay). */
+void policy_reload(struct policy *p, const struct config *cfg);
 int policy_trusted(const struct policy *p, const struct sockaddr *sa);
 int policy_proxy_allowed(const struct policy *p, const struct sockaddr *sa);
 int policy_lmtp_allowed(const struct policy *p, const struct sockaddr *sa);

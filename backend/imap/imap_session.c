@@ -13,6 +13,7 @@ static void imap_cmd_count(const struct imap_cmd_ctx *cmd,
 			   const char *status);
 
 #include "common/log.h"
+#include "common/protolog.h"
 
 /* clang-format off */
 static const struct imap_cmd imap_cmds[] = {
@@ -431,10 +432,35 @@ imap_dispatch(struct imap_session *is, const char *line, size_t len)
 	c->func(&cmd);
 }
 
+/* No command read in part or running: IDLE, or between two commands. */
+static int
+imap_between_commands(const struct imap_session *is)
+{
+	const struct bsession *s = is->s;
+	if (is->idling)
+		return 1;
+	return !s->waiting && buf_used(&is->lp.cmd) == 0 &&
+	       is->lp.literal_left == 0;
+}
+
+static void
+imap_shutdown(struct bsession *s, int force)
+{
+	struct imap_session *is = s->state;
+	if (is == NULL || s->ending || (!force && !imap_between_commands(is)))
+		return;
+	imap_untagged(is, "BYE [UNAVAILABLE] Server shutting down");
+	imap_set_state(is, IMAP_STATE_LOGOUT);
+	session_end(s, "shutdown");
+}
+
 static void
 imap_input(struct bsession *s)
 {
 	struct imap_session *is = s->state;
+	/* Stopping: no command begins after the one that was running. */
+	if (s->be->draining)
+		imap_shutdown(s, 0);
 	while (buf_used(&s->in) > 0 && !s->ending && !s->waiting &&
 	       !session_output_full(s)) {
 		size_t used;
@@ -453,14 +479,18 @@ imap_input(struct bsession *s)
 			continue;
 		case LP_COMMAND:
 			line = lp_command(&is->lp, &len);
+			protolog_command(s->plog, line, len, 0);
 			if (is->idling)
 				imap_idle_line(is, line, len);
 			else
 				imap_dispatch(is, line, len);
 			lp_next(&is->lp);
+			if (s->be->draining)
+				imap_shutdown(s, 0);
 			continue;
 		case LP_ERROR:
 			line = lp_command(&is->lp, &len);
+			protolog_command(s->plog, line, len, 0);
 			lp_tag(line, len, tag, sizeof(tag));
 			imap_bad(is, tag, lp_error(&is->lp));
 			lp_next(&is->lp);
@@ -767,6 +797,9 @@ imap_open(struct bsession *s, const Portico__Open *o, const char **code_r,
 				cfg->limits_literal_plus ? 0 : 4096};
 	lp_init(&is->lp, LP_MODE_IMAP, &lim);
 	arena_init(&is->cmd_pool, 8192);
+	if (cfg->log_protocol_imap)
+		s->plog = protolog_new(PROTOLOG_IMAP, s->id,
+				       (size_t)cfg->log_protocol_max_line);
 	is->state = IMAP_STATE_AUTHENTICATED;
 	s->state = is;
 	session_printf(s, "%s OK [CAPABILITY %s] Logged in\r\n", o->tag,
@@ -795,4 +828,5 @@ const struct session_engine imap_engine = {
 	.input = imap_input,
 	.free = imap_free,
 	.notify = imap_notify,
+	.shutdown = imap_shutdown,
 };

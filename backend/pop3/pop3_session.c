@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/protolog.h"
 
 /* clang-format off */
 static const struct pop3_cmd pop3_cmds[] = {
@@ -116,14 +117,37 @@ pop3_dispatch(struct pop3_session *ps, char *line, size_t len)
 		pop3_bad(ps, "Unknown command.");
 }
 
+/* No command read in part, running or sending a message. */
+static int
+pop3_between_commands(const struct pop3_session *ps)
+{
+	return !ps->streaming && !ps->s->waiting &&
+	       buf_used(&ps->lp.cmd) == 0;
+}
+
+/* A session that ends without QUIT changes nothing (RFC 1939 6). */
+static void
+pop3_shutdown(struct bsession *s, int force)
+{
+	struct pop3_session *ps = s->state;
+	if (ps == NULL || s->ending || (!force && !pop3_between_commands(ps)))
+		return;
+	session_printf(s, "-ERR [SYS/TEMP] Server shutting down.\r\n");
+	session_end(s, "shutdown");
+}
+
 static void
 pop3_input(struct bsession *s)
 {
 	struct pop3_session *ps = s->state;
+	if (s->be->draining)
+		pop3_shutdown(s, 0);
 	while (!s->ending && !session_output_full(s)) {
 		if (ps->streaming) {
 			if (pop3_stream_pump(ps))
 				return; /* continues when credit arrives */
+			if (s->be->draining)
+				pop3_shutdown(s, 0);
 			continue;
 		}
 		if (buf_used(&s->in) == 0)
@@ -138,16 +162,22 @@ pop3_input(struct bsession *s)
 			return;
 		case LP_COMMAND: {
 			const char *line = lp_command(&ps->lp, &len);
+			protolog_command(s->plog, line, len, 0);
 			char *copy = strndup(line, len);
 			if (copy == NULL)
 				abort();
 			pop3_dispatch(ps, copy, len);
 			free(copy);
 			lp_next(&ps->lp);
+			if (s->be->draining)
+				pop3_shutdown(s, 0);
 			continue;
 		}
 		case LP_ERROR:
-		case LP_FATAL:
+		case LP_FATAL: {
+			const char *line = lp_command(&ps->lp, &len);
+			protolog_command(s->plog, line, len, 0);
+		}
 			pop3_bad(ps, lp_error(&ps->lp));
 			lp_next(&ps->lp);
 			continue;
@@ -234,6 +264,9 @@ pop3_open(struct bsession *s, const Portico__Open *o, const char **code_r,
 	if (ps == NULL)
 		abort();
 	ps->s = s;
+	if (cfg->log_protocol_pop3)
+		s->plog = protolog_new(PROTOLOG_POP3, s->id,
+				       (size_t)cfg->log_protocol_max_line);
 	ps->mbox_id = mb.mbox_id;
 	ps->uidvalidity = mb.uidvalidity;
 	ps->expire_days = pop3_expire_days(cfg->pop3_expire);
@@ -299,4 +332,5 @@ const struct session_engine pop3_engine = {
 	.open = pop3_open,
 	.input = pop3_input,
 	.free = pop3_free,
+	.shutdown = pop3_shutdown,
 };

@@ -126,7 +126,7 @@ smtp_ehlo_reply(struct smtp_session *s, const char *args)
 	buf_printf(&b, "250-%s Hello %s\r\n", cfg->global_name, args);
 	for (unsigned i = 0; i < n; i++)
 		buf_printf(&b, "250%c%s\r\n", i + 1 == n ? ' ' : '-', lines[i]);
-	conn_write(&c->conn, buf_ptr(&b), buf_used(&b));
+	client_write(c, buf_ptr(&b), buf_used(&b));
 	buf_free(&b);
 }
 
