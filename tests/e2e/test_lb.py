@@ -11,12 +11,14 @@ Tests that break something (the provider stopped, a frontend killed) come
 last and put it back.
 """
 
+import base64
 import email
 import email.policy
 import imaplib
 import os
 import poplib
 import re
+import shlex
 import signal
 import smtplib
 import socket
@@ -24,10 +26,11 @@ import ssl
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from conftest import (CMD_TIMEOUT, UP_TIMEOUT, Stack, run_stack,
+from conftest import (CMD_TIMEOUT, REPO, UP_TIMEOUT, Stack, run_stack,
                       stop_and_check, wait_for)
 
 pytestmark = pytest.mark.daemons
@@ -90,6 +93,14 @@ def haproxy_servers(st):
         if row.get("svname") in FRONTENDS:
             out[(row["pxname"], row["svname"])] = row["status"]
     return out
+
+
+def gone_or_zombie(pid):
+    try:
+        stat = open("/proc/%d/stat" % pid).read()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2:][:1] in ("Z", "X")
 
 
 def ctx(st):
@@ -355,8 +366,12 @@ def test_killed_frontend_logins_keep_working(st, users):
     pid = int((st.dir / "s1f1" / "pid").read_text())
     os.kill(pid, signal.SIGKILL)
     try:
-        # at once: a connection to s1f1 is refused, HAProxy retries on
-        # another frontend
+        # once it is gone (a connection the dying process still accepted
+        # would just close), connections to s1f1 are refused and HAProxy
+        # retries them on another frontend at once, before any health check
+        # has noticed
+        wait_for(lambda: gone_or_zombie(pid), timeout=10,
+                 what="s1f1 to exit")
         for _ in range(8):
             assert imap_login(st, user, pw, "imaps") == count
         for _ in range(4):
@@ -378,3 +393,197 @@ def test_killed_frontend_logins_keep_working(st, users):
         st.start("s1f1")
     wait_for(lambda: set(haproxy_servers(st).values()) == {"UP"},
              timeout=30, what="s1f1 UP again")
+
+
+# ---------------------------------------------------------------------------
+# docs/DEPLOYMENT.md and config/: the same configuration as the stack's
+
+def haproxy_sections(text):
+    """{section header: [lines]} of the defaults and listen sections, with
+    what differs between loopback and real hosts made abstract: listen and
+    server addresses, the check port, the loopback source address."""
+    sections, cur = {}, None
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].rstrip()
+        if not line:
+            continue
+        if not line.startswith(" "):
+            cur = line if line.split()[0] in ("defaults", "listen") else None
+            if cur:
+                sections[cur] = []
+            continue
+        if cur is None:
+            continue
+        words = line.split()
+        if words[0] == "bind":
+            words[1:] = ["ADDRESS"]
+        elif words[0] == "server":
+            words[2] = "ADDRESS"
+        elif words[0] == "default-server" and "source" in words:
+            i = words.index("source")
+            del words[i:i + 2]
+        line = re.sub(r"check port \d+", "check port PORT", " ".join(words))
+        sections[cur].append(line)
+    return sections
+
+
+def test_haproxy_example_matches_the_stack(st):
+    example = REPO / "config" / "haproxy" / "portico.cfg"
+    mine = haproxy_sections((st.dir / "lb" / "haproxy.cfg").read_text())
+    theirs = haproxy_sections(example.read_text())
+    assert list(theirs) == list(mine)
+    for section in mine:
+        assert theirs[section] == mine[section], section
+    res = subprocess.run(["haproxy", "-c", "-f", str(example)],
+                         capture_output=True, text=True, timeout=CMD_TIMEOUT)
+    assert res.returncode == 0, res.stdout + res.stderr
+    # the guide shows this very file
+    guide = (REPO / "docs" / "DEPLOYMENT.md").read_text()
+    body = example.read_text().split("\nglobal\n", 1)[1]
+    assert body in guide
+
+
+def ldif_records(path):
+    """[{attribute: [values]}] of the LDIF file PATH (folded lines joined,
+    base64 decoded, comments dropped)."""
+    lines = []
+    for raw in Path(path).read_text().splitlines():
+        if raw.startswith("#"):
+            continue
+        if raw.startswith(" ") and lines:
+            lines[-1] += raw[1:]
+        else:
+            lines.append(raw)
+    out, cur = [], {}
+    for line in lines + [""]:
+        if not line.strip() or line == "-":
+            if not line.strip() and cur:
+                out.append(cur)
+                cur = {}
+            continue
+        name, _, value = line.partition(":")
+        if value.startswith(":"):
+            value = base64.b64decode(value[1:].strip()).decode()
+        cur.setdefault(name, []).append(value.strip())
+    return out
+
+
+def cn_config(conf, workdir):
+    """Convert slapd.conf CONF (its database moved to an empty directory)
+    into a cn=config directory under WORKDIR; returns that directory."""
+    workdir.mkdir()
+    (workdir / "data").mkdir()
+    (workdir / "cfg").mkdir()
+    text = re.sub(r'^directory ".*"$', 'directory "%s"' % (workdir / "data"),
+                  conf, flags=re.M)
+    text = re.sub(r'^argsfile ".*"$', 'argsfile "%s"' % (workdir / "args"),
+                  text, flags=re.M)
+    (workdir / "slapd.conf").write_text(text)
+    for argv in (["slapadd", "-f", workdir / "slapd.conf", "-l", "/dev/null"],
+                 ["slaptest", "-Q", "-f", workdir / "slapd.conf", "-F",
+                  workdir / "cfg"]):
+        subprocess.run([str(a) for a in argv], check=True,
+                       capture_output=True, timeout=CMD_TIMEOUT)
+    return workdir / "cfg"
+
+
+SYNCREPL_DEFAULTS = ("timeout=0", "network-timeout=0", "keepalive=0:0:0",
+                     "tcp-user-timeout=0", "starttls=no",
+                     "filter=(objectclass=*)")
+
+
+def limits(value):
+    """An olcLimits value as (who, {limit: value}): slapd writes out
+    `size=X` as size.soft and size.hard, and leaves out a soft size limit
+    equal to the global one (`sizelimit unlimited` in the stack's)."""
+    who, *words = value.split()
+    lims = {"size.soft": "unlimited"}
+    for w in words:
+        key, val = w.split("=", 1)
+        for k in ((key + ".soft", key + ".hard") if "." not in key
+                  else (key,)):
+            lims[k] = val
+    return who, lims
+
+
+def replication_config(cfg):
+    """What replication is made of in the cn=config directory CFG:
+    modules, the database's indexes, limits, ACLs, syncrepl (as a set of
+    keyword=value), updateref, and the syncprov overlay's settings."""
+    d = cfg / "cn=config"
+    db = ldif_records(d / "olcDatabase={1}mdb.ldif")[0]
+    strip = lambda vals: [re.sub(r"^\{\d+\}", "", " ".join(v.split()))
+                          for v in vals]
+    out = {
+        "modules": sorted(strip(ldif_records(
+            d / "cn=module{0}.ldif")[0]["olcModuleLoad"])),
+        "index": sorted(db.get("olcDbIndex", [])),
+        "limits": [limits(v) for v in strip(db.get("olcLimits", []))],
+        "access": strip(db.get("olcAccess", [])),
+        "updateref": db.get("olcUpdateRef", []),
+        # slapd writes out the keywords left at their defaults too
+        "syncrepl": [sorted(kv for kv in shlex.split(v)
+                            if kv not in SYNCREPL_DEFAULTS)
+                     for v in strip(db.get("olcSyncrepl", []))],
+        "overlay": None,
+    }
+    ov = d / "olcDatabase={1}mdb" / "olcOverlay={0}syncprov.ldif"
+    if ov.exists():
+        rec = ldif_records(ov)[0]
+        out["overlay"] = (rec["olcSpCheckpoint"], rec["olcSpSessionlog"])
+    return out
+
+
+def apply_ldif(cfg, path, replace=()):
+    """Apply the change records of PATH to the cn=config directory CFG
+    offline (slapmodify, one record per run so that a module loaded by one
+    record is there for the next), after the textual REPLACEments."""
+    text = Path(path).read_text()
+    for old, new in replace:
+        assert old in text, old
+        text = text.replace(old, new)
+    records = [r for r in re.split(r"\n\s*\n", text)
+               if any(line.startswith("dn:") for line in r.splitlines())]
+    for i, rec in enumerate(records):
+        one = cfg.parent / ("change%d.ldif" % i)
+        one.write_text(rec.strip() + "\n")
+        res = subprocess.run(["slapmodify", "-F", str(cfg), "-n0", "-l",
+                              str(one)], capture_output=True, text=True,
+                             timeout=CMD_TIMEOUT)
+        assert res.returncode == 0, (rec, res.stderr)
+
+
+def without_replication(conf):
+    """The stack's slapd.conf as a slapd without replicas has it."""
+    conf = conf.split("\n# Provider of the replicas")[0]
+    conf = conf.split("\n# Replica of ")[0]
+    return "".join(line + "\n" for line in conf.splitlines()
+                   if "cn=replicator" not in line
+                   and line != "moduleload syncprov")
+
+
+@pytest.mark.parametrize("name,ldif", [
+    ("ldap", "replication-provider.ldif"),
+    ("ldap2", "replication-consumer.ldif")])
+def test_replication_ldif_matches_the_stack(st, tmp_path, name, ldif):
+    """config/ldap/replication-*.ldif, applied to the cn=config form of a
+    slapd without replication, give what the stack's replicating slapd.conf
+    gives."""
+    conf = (st.dir / name / "slapd.conf").read_text()
+    want = replication_config(cn_config(conf, tmp_path / "stack"))
+    assert want["access"] and want["index"]
+    cfg = cn_config(without_replication(conf), tmp_path / "doc")
+    assert replication_config(cfg) != want
+    password = re.search(r"^\s+credentials=(\S+)$", conf, re.M)
+    apply_ldif(cfg, REPO / "config" / "ldap" / ldif, replace=[
+        ("ldap://ldap1.site1.example.com/", st.LDAP_URI),
+        ("REPLICATOR-PASSWORD", password.group(1) if password else "")]
+        if name != "ldap" else [])
+    assert replication_config(cfg) == want
+    # the guide shows these very records
+    guide = (REPO / "docs" / "DEPLOYMENT.md").read_text()
+    text = (REPO / "config" / "ldap" / ldif).read_text()
+    for rec in re.split(r"\n\s*\n", text):
+        rec = "\n".join(line for line in rec.splitlines()
+                        if not line.startswith("#"))
+        assert rec.strip() in guide, rec
