@@ -38,7 +38,8 @@ static const char *probe_step_names[] = {
 	[PROBE_STEP_SELECT] = "select", [PROBE_STEP_FETCH] = "fetch",
 	[PROBE_STEP_STAT] = "stat", [PROBE_STEP_TOP] = "top",
 	[PROBE_STEP_MAIL] = "mail", [PROBE_STEP_RCPT] = "rcpt",
-	[PROBE_STEP_DATA] = "data", [PROBE_STEP_LOGOUT] = "logout",
+	[PROBE_STEP_DATA] = "data", [PROBE_STEP_CLEANUP] = "cleanup",
+	[PROBE_STEP_LOGOUT] = "logout",
 };
 _Static_assert(sizeof(probe_step_names) / sizeof(probe_step_names[0]) ==
 		       PROBE_STEP_COUNT,
@@ -77,6 +78,7 @@ struct probe {
 	enum probe_protocol protocol;
 	enum probe_tls tls;
 	int light;
+	int cleanup;
 	uint64_t timeout_ms;
 	char *tls_name, *user, *password, *rcpt, *helo, *tag;
 
@@ -97,6 +99,8 @@ struct probe {
 	uint64_t octets;        /* message bytes read (FETCH, TOP) */
 	uint64_t count;         /* EXISTS / STAT messages */
 	int multiline;          /* POP3 TOP answer in progress */
+	struct buf uids;        /* IMAP cleanup: "1,5,9" */
+	uint64_t nuids;
 };
 
 const char *
@@ -270,6 +274,7 @@ static void
 probe_free(struct probe *p)
 {
 	buf_free(&p->in);
+	buf_free(&p->uids);
 	if (p->password != NULL) {
 		OPENSSL_cleanse(p->password, strlen(p->password));
 		free(p->password);
@@ -372,18 +377,20 @@ imap_command(struct probe *p, enum probe_step step, const char *fmt, ...)
 static void
 imap_command(struct probe *p, enum probe_step step, const char *fmt, ...)
 {
-	char cmd[900];
+	if (step != p->step)
+		probe_step_begin(p, step);
+	snprintf(p->ctag, sizeof(p->ctag), "p%u", ++p->tagn);
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "%s ", p->ctag);
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	probe_step_begin(p, step);
-	snprintf(p->ctag, sizeof(p->ctag), "p%u", ++p->tagn);
-	if (n < 0 || (size_t)n >= sizeof(cmd)) {
-		probe_fail(p, "command too long");
-		return;
-	}
-	probe_send(p, "%s %s\r\n", p->ctag, cmd);
+	buf_append(&b, "\r\n", 2);
+	int rc = conn_write(&p->conn, buf_ptr(&b), buf_used(&b));
+	buf_wipe(&b); /* LOGIN carries the password */
+	if (rc < 0)
+		probe_fail(p, "write failed");
 }
 
 /* A quoted string (RFC 3501): backslash before " and \. */
@@ -404,7 +411,7 @@ imap_quote(const char *s, char *out, size_t outsize)
 static void
 imap_login(struct probe *p)
 {
-	char u[520], pw[520];
+	char u[1024], pw[1024]; /* each at most 400 characters, doubled */
 	imap_quote(p->user, u, sizeof(u));
 	imap_quote(p->password, pw, sizeof(pw));
 	imap_command(p, PROBE_STEP_LOGIN, "LOGIN %s %s", u, pw);
@@ -461,6 +468,36 @@ imap_tagged(struct probe *p, const char *line, size_t len, const char *rest)
 		}
 		probe_step_ok(p, "message %" PRIu64 ", %" PRIu64 " octets",
 			      p->count, p->octets);
+		if (p->cleanup && p->count > 1) {
+			uint64_t from = p->count > PROBE_CLEANUP_MAX
+						? p->count - PROBE_CLEANUP_MAX
+						: 1;
+			buf_reset(&p->uids);
+			p->nuids = 0;
+			imap_command(p, PROBE_STEP_CLEANUP,
+				     "UID SEARCH %" PRIu64 ":%" PRIu64
+				     " HEADER X-Portico-Probe \"\"",
+				     from, p->count - 1);
+			return;
+		}
+		imap_command(p, PROBE_STEP_LOGOUT, "LOGOUT");
+		return;
+	case PROBE_STEP_CLEANUP:
+		if (p->sub == 0 && p->nuids > 0) {
+			p->sub = 1;
+			imap_command(p, PROBE_STEP_CLEANUP,
+				     "UID STORE %.*s +FLAGS.SILENT (\\Deleted)",
+				     (int)buf_used(&p->uids), buf_ptr(&p->uids));
+			return;
+		}
+		if (p->sub == 1) {
+			p->sub = 2;
+			imap_command(p, PROBE_STEP_CLEANUP, "UID EXPUNGE %.*s",
+				     (int)buf_used(&p->uids), buf_ptr(&p->uids));
+			return;
+		}
+		probe_step_ok(p, "%" PRIu64 " probe message%s deleted",
+			      p->nuids, p->nuids == 1 ? "" : "s");
 		imap_command(p, PROBE_STEP_LOGOUT, "LOGOUT");
 		return;
 	case PROBE_STEP_LOGOUT:
@@ -480,6 +517,24 @@ imap_tagged(struct probe *p, const char *line, size_t len, const char *rest)
 		break;
 	}
 	probe_fail(p, "unexpected tagged reply");
+}
+
+/* The UIDs of "* SEARCH 3 7 9" into p->uids, at most
+ * PROBE_CLEANUP_MAX. */
+static void
+imap_search_uids(struct probe *p, const char *s)
+{
+	for (;;) {
+		while (*s == ' ')
+			s++;
+		char *end;
+		unsigned long long uid = strtoull(s, &end, 10);
+		if (end == s || uid == 0 || p->nuids >= PROBE_CLEANUP_MAX)
+			return;
+		buf_printf(&p->uids, "%s%llu", p->nuids ? "," : "", uid);
+		p->nuids++;
+		s = end;
+	}
 }
 
 static void
@@ -509,6 +564,9 @@ imap_line(struct probe *p, const char *line, size_t len)
 		if (end != s && p->step == PROBE_STEP_FETCH &&
 		    strncasecmp(end, " FETCH", 6) == 0 && n == p->count)
 			p->saw_fetch = 1;
+		if (p->step == PROBE_STEP_CLEANUP && p->sub == 0 &&
+		    strncasecmp(s, "SEARCH", 6) == 0)
+			imap_search_uids(p, s + 6);
 		return;
 	}
 	size_t tl = strlen(p->ctag);
@@ -631,6 +689,7 @@ pop3_line(struct probe *p, const char *line, size_t len)
 	case PROBE_STEP_MAIL:
 	case PROBE_STEP_RCPT:
 	case PROBE_STEP_DATA:
+	case PROBE_STEP_CLEANUP:
 	case PROBE_STEP_COUNT:
 		break;
 	}
@@ -727,6 +786,7 @@ smtp_reply_final(struct probe *p, unsigned code, const char *line,
 		want = 235;
 		break;
 	case PROBE_STEP_DATA:
+	case PROBE_STEP_CLEANUP:
 		want = p->sub == 0 ? 354 : 250;
 		break;
 	case PROBE_STEP_LOGOUT:
@@ -783,6 +843,7 @@ smtp_reply_final(struct probe *p, unsigned code, const char *line,
 		smtp_command(p, PROBE_STEP_DATA, "DATA");
 		return;
 	case PROBE_STEP_DATA:
+	case PROBE_STEP_CLEANUP:
 		if (p->sub == 0) {
 			p->sub = 1;
 			smtp_message(p);
@@ -1062,6 +1123,7 @@ probe_start(uv_loop_t *loop, const struct probe_opts *o, probe_done_cb *cb,
 	p->protocol = o->protocol;
 	p->tls = o->tls;
 	p->light = o->light;
+	p->cleanup = o->cleanup;
 	p->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
 	p->tls_name = o->tls_name != NULL ? probe_strdup(o->tls_name) : NULL;
 	p->user = probe_strdup(o->user);

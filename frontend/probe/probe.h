@@ -6,7 +6,9 @@
  * greeting, logs in as a test account and then:
  *
  *   imap        SELECT INBOX, FETCH (BODY.PEEK[]) of the newest message
- *               (none in an empty INBOX: still a pass), LOGOUT
+ *               (none in an empty INBOX: still a pass), with cleanup the
+ *               deletion of older probe messages (UID SEARCH HEADER
+ *               X-Portico-Probe, UID STORE \Deleted, UID EXPUNGE), LOGOUT
  *   pop3        USER/PASS, STAT, TOP of the newest message (TOP, not RETR:
  *               nothing is marked as downloaded), QUIT
  *   submission  EHLO, AUTH PLAIN, MAIL, RCPT, DATA of a small message to
@@ -57,6 +59,7 @@ enum probe_step {
 	PROBE_STEP_MAIL,     /* submission: MAIL FROM */
 	PROBE_STEP_RCPT,     /* submission: RCPT TO */
 	PROBE_STEP_DATA,     /* submission: DATA, message, final reply */
+	PROBE_STEP_CLEANUP,  /* imap: older probe messages deleted */
 	PROBE_STEP_LOGOUT,   /* LOGOUT / QUIT */
 	PROBE_STEP_COUNT
 };
@@ -75,10 +78,14 @@ struct probe_opts {
 	const char *helo;      /* EHLO name (NULL: "portico-probe") */
 	const char *tag;       /* X-Portico-Probe value (NULL: "cli") */
 	int light;             /* log in and out only */
+	int cleanup;           /* imap: delete probe messages (those with
+				  X-Portico-Probe) but the newest message,
+				  at most PROBE_CLEANUP_MAX a time */
 	uint64_t timeout_ms;   /* the whole probe */
 };
 
 #define PROBE_MAX_STEPS 16
+#define PROBE_CLEANUP_MAX 1000
 #define PROBE_REASON_MAX 256
 
 struct probe_step_result {

@@ -6,6 +6,7 @@
  *                 --tls none|starttls|implicit --user U --password-file F
  *                 [--ca FILE | --no-verify] [--tls-name NAME] [--light]
  *                 [--timeout SECONDS] [--rcpt ADDR] [--helo NAME]
+ *                 [--cleanup]
  *
  * Prints one line per step ("step=login ok 3.2 ms"), then "PASS ..." or
  * "FAIL step=... reason=\"...\"".  Exit status: 0 pass, 1 fail, 2 usage
@@ -33,11 +34,12 @@ usage(const char *msg)
 		"         --user USER --password-file FILE\n"
 		"         [--ca FILE | --no-verify] [--tls-name NAME]\n"
 		"         [--light] [--timeout SECONDS] [--rcpt ADDRESS]\n"
-		"         [--helo NAME]\n"
+		"         [--helo NAME] [--cleanup]\n"
 		"Logs in as USER (password: first line of FILE) and fetches\n"
 		"the newest message (IMAP, POP3) or sends one to USER\n"
-		"(submission); --light only logs in.  Exit status 0: PASS,\n"
-		"1: FAIL, 2: usage or local error.\n");
+		"(submission); --light only logs in; --cleanup (IMAP) deletes\n"
+		"probe messages (X-Portico-Probe) but the newest message.\n"
+		"Exit status 0: PASS, 1: FAIL, 2: usage or local error.\n");
 	exit(2);
 }
 
@@ -109,6 +111,7 @@ main(int argc, char **argv)
 		{"timeout", required_argument, NULL, 'T'},
 		{"rcpt", required_argument, NULL, 'r'},
 		{"helo", required_argument, NULL, 'e'},
+		{"cleanup", no_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -117,6 +120,7 @@ main(int argc, char **argv)
 	enum probe_protocol protocol = PROBE_IMAP;
 	enum probe_tls tls = PROBE_TLS_IMPLICIT;
 	int have_protocol = 0, have_tls = 0, verify = 1, light = 0;
+	int cleanup = 0;
 	long port = 0;
 	double timeout = 30;
 	int opt;
@@ -172,6 +176,9 @@ main(int argc, char **argv)
 			break;
 		case 'e':
 			helo = optarg;
+			break;
+		case 'C':
+			cleanup = 1;
 			break;
 		case 'h':
 			usage(NULL);
@@ -231,6 +238,7 @@ main(int argc, char **argv)
 	o.helo = helo;
 	o.tag = "portico-probe";
 	o.light = light;
+	o.cleanup = cleanup;
 	o.timeout_ms = (uint64_t)(timeout * 1000);
 
 	printf("probe protocol=%s host=%s port=%ld tls=%s user=%s mode=%s\n",

@@ -515,6 +515,7 @@ sched_next(struct probe_sched *s)
 		o.helo = cfg->global_name;
 		o.tag = cfg->global_name;
 		o.light = cfg->probe_light;
+		o.cleanup = cfg->probe_cleanup;
 		o.timeout_ms = (uint64_t)cfg->probe_timeout * 1000;
 		const char *err;
 		s->probe = probe_start(s->fe->loop, &o, sched_probe_done, s,

@@ -211,6 +211,32 @@ def test_cli_light_only_logs_in(stack, account, protocol):
         assert imap_messages(stack, user, password) == before
 
 
+def test_cli_cleanup_deletes_older_probe_messages(stack):
+    """--cleanup: the probe messages (X-Portico-Probe) but the newest
+    message go; other messages stay."""
+    user, password = stack.new_user("probe-clean")
+    stack.import_message(user, DATA / "plain.eml")
+    pwfile = password_file(stack, user, password)
+    for i in range(3):
+        r = probe(stack, "submission", "implicit", user, pwfile)
+        assert r.rc == 0, r
+        wait_for(lambda: len(imap_messages(stack, user, password)) == 2 + i,
+                 timeout=20, what="probe message %d" % (i + 1))
+    before = imap_messages(stack, user, password)
+    assert [tag for _, tag in before] == [None] + ["portico-probe"] * 3
+    r = probe(stack, "imap", "starttls", user, pwfile, extra=["--cleanup"])
+    assert r.rc == 0, r
+    assert r.names() == ["connect", "greeting", "starttls", "tls", "login",
+                         "select", "fetch", "cleanup", "logout"], r
+    assert r.detail("cleanup") == "2 probe messages deleted", r
+    assert imap_messages(stack, user, password) == [before[0], before[-1]]
+    # again: nothing left to delete but the newest
+    r = probe(stack, "imap", "implicit", user, pwfile, extra=["--cleanup"])
+    assert r.rc == 0, r
+    assert r.detail("cleanup") == "0 probe messages deleted", r
+    assert imap_messages(stack, user, password) == [before[0], before[-1]]
+
+
 def test_cli_wrong_password_fails_at_login(stack):
     user, _ = stack.new_user("probe-wrong")
     bad = password_file(stack, user, "not-the-password")
@@ -354,9 +380,26 @@ def all_success(st, want):
 
 
 def test_cli_plaintext_passes_where_allowed(sched):
-    user, password = SITE_USERS[2]
+    """Without TLS where plain-text logins are allowed; an empty INBOX is
+    a pass with nothing to fetch."""
+    user, password = sched.new_user("probe-plain", site=2)
     pwfile = password_file(sched, user, password)
-    for protocol in PROTOCOLS:
+    r = probe(sched, "imap", "none", user, pwfile)
+    assert r.rc == 0, r
+    assert r.names() == ["connect", "greeting", "login", "select",
+                         "logout"], r
+    assert r.detail("select") == "0 messages", r
+    r = probe(sched, "pop3", "none", user, pwfile)
+    assert r.rc == 0, r
+    assert r.names() == ["connect", "greeting", "login", "stat",
+                         "logout"], r
+    assert r.detail("stat") == "0 messages", r
+    r = probe(sched, "submission", "none", user, pwfile)
+    assert r.rc == 0, r
+    assert r.names() == STEPS[("submission", "none")], r
+    wait_for(lambda: imap_messages(sched, user, password, site=2),
+             timeout=20, what="the probe message")
+    for protocol in ("imap", "pop3"):
         r = probe(sched, protocol, "none", user, pwfile)
         assert r.rc == 0, r
         assert r.names() == STEPS[(protocol, "none")], r
@@ -384,6 +427,12 @@ def test_schedule_probes_every_site_and_sees_a_backend_go(sched):
                              if x[1] in ("s1f1", "s2f1")],
                     timeout=20, what="a scheduled probe message")
     assert msgs
+    # probe.cleanup (default yes): the IMAP probes delete older ones
+    wait_for(lambda: re.search(r"probe protocol=imap tls=starttls "
+                               r"user=probe-s2@example\.test backend=s2b1 "
+                               r"result=pass duration_ms=\S+ "
+                               r"steps_ms=\S+,cleanup:", sched.log("s1f1")),
+             timeout=20, what="a scheduled IMAP probe with its cleanup")
 
     sched.stop("s2b1")
     try:
