@@ -1,0 +1,666 @@
+"""Operations (issue #7 points 7 and 8): one session id from frontend to
+backend, protocol logging with secrets redacted, SIGHUP reloads of the
+configuration, SIGTERM drains, --check, the systemd units and the
+production configuration in config/.
+
+One stack of its own (protocol logging on for every protocol, a frontend
+grace of 3s, a backend grace of 20s); the drain tests run last and start
+the daemons again.
+"""
+
+import base64
+import configparser
+import imaplib
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, raw_client, read_until_tagged, wait_for
+from smtp_client import RawSMTP
+
+pytestmark = pytest.mark.daemons
+
+BUILD = Path(os.environ.get("PORTICO_BUILD", REPO / "build"))
+FRONTEND_GRACE = 3
+BACKEND_GRACE = 20
+
+
+@pytest.fixture(scope="module")
+def st(stack_factory):
+    return stack_factory(
+        "ops", settings=("log.protocol_imap=yes", "log.protocol_pop3=yes",
+                         "log.protocol_smtp=yes", "log.protocol_lmtp=yes",
+                         "frontend.shutdown_grace=%ds" % FRONTEND_GRACE,
+                         "backend.shutdown_grace=%ds" % BACKEND_GRACE))
+
+
+def pid(st, service):
+    return int((st.dir / service / "pid").read_text())
+
+
+def logs(st):
+    return st.log("s1f1") + st.log("s1b1")
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def tls_line(s, f, line):
+    s.sendall(line if isinstance(line, bytes) else line.encode())
+    return f.readline()
+
+
+# ---- one session id, frontend to backend ---------------------------------
+
+def session_ids(log, user, event):
+    return re.findall(r"session=([0-9a-f]+) .*user=%s .*%s" % (
+        re.escape(user), event), log)
+
+
+def test_session_id_followed_from_frontend_to_backend(st):
+    user, pw = st.new_user("sid")
+    c = st.imap(user, pw)
+    assert c.select("INBOX")[0] == "OK"
+    c.logout()
+    p = st.pop3(user, pw)
+    p.stat()
+    p.quit()
+    fe = session_ids(st.log("s1f1"), user, "authenticated")
+    assert len(fe) == 2, fe
+    be_imap = session_ids(st.log("s1b1"), user, "protocol=imap .*opened")
+    be_pop3 = session_ids(st.log("s1b1"), user, "protocol=pop3 .*opened")
+    assert be_imap == [fe[0]] and be_pop3 == [fe[1]], (fe, be_imap,
+                                                        be_pop3)
+    # the backend's later lines of the session carry the same id
+    assert re.search(r"session=%s stream=\d+ closed" % fe[0],
+                     st.log("s1b1"))
+
+
+# ---- protocol logging ----------------------------------------------------
+
+SECRET = "Zq7Secret-PlogA1"
+SPACED = "Zq7 Spaced Secret B2"
+
+
+def secret_forms(user, password):
+    """Every form of PASSWORD a client sent in these tests."""
+    pw = password.encode()
+    u = user.encode()
+    return [password, b64(pw), b64(b"\0" + u + b"\0" + pw),
+            b64(u + b"\0" + u + b"\0" + pw)]
+
+
+def test_protocol_log_imap(st):
+    user, pw = st.add_user("plog-imap@example.test", SECRET)
+    user2, pw2 = st.add_user("plog-spaced@example.test", SPACED)
+    marker = "MARKER-body-%d" % os.getpid()
+    st.import_message(user, ("Subject: log\r\n\r\n%s\r\n" % marker).encode())
+    port = st.IMAPS_PORT
+
+    def session():
+        s, f = raw_client(st, port, tls=True)
+        assert f.readline().startswith(b"* OK")
+        return s, f
+
+    # LOGIN: atom, quoted and literal passwords
+    s, f = session()
+    assert tls_line(s, f, "a1 LOGIN %s %s\r\n" % (user, pw)).startswith(
+        b"a1 OK"), f
+    s.sendall(b"a2 SELECT INBOX\r\n")
+    assert read_until_tagged(f, b"a2")[-1].startswith(b"a2 OK")
+    s.sendall(b"a3 FETCH 1 BODY[]\r\n")
+    out = read_until_tagged(f, b"a3")
+    assert marker.encode() in b"".join(out)
+    msg = ("Subject: up\r\n\r\nUP-%s\r\n" % marker).encode()
+    s.sendall(b"a4 APPEND INBOX {%d+}\r\n%s\r\n" % (len(msg), msg))
+    assert read_until_tagged(f, b"a4")[-1].startswith(b"a4 OK")
+    s.close()
+    s, f = session()
+    assert tls_line(s, f, 'b1 LOGIN "%s" "%s"\r\n' % (
+        user2, pw2)).startswith(b"b1 OK")
+    s.close()
+    s, f = session()
+    s.sendall(b"c1 LOGIN {%d+}\r\n%s {%d+}\r\n%s\r\n" % (
+        len(user2), user2.encode(), len(pw2), pw2.encode()))
+    assert f.readline().startswith(b"c1 OK")
+    s.close()
+    # AUTHENTICATE PLAIN with SASL-IR, without, and LOGIN
+    plain = b64(b"\0" + user.encode() + b"\0" + pw.encode())
+    s, f = session()
+    assert tls_line(s, f, "d1 AUTHENTICATE PLAIN %s\r\n" % plain).startswith(
+        b"d1 OK")
+    s.close()
+    s, f = session()
+    assert tls_line(s, f, "e1 AUTHENTICATE PLAIN\r\n").startswith(b"+")
+    assert tls_line(s, f, plain + "\r\n").startswith(b"e1 OK")
+    s.close()
+    s, f = session()
+    assert tls_line(s, f, "g1 AUTHENTICATE LOGIN\r\n").startswith(b"+")
+    assert tls_line(s, f, b64(user.encode()) + "\r\n").startswith(b"+")
+    assert tls_line(s, f, b64(pw.encode()) + "\r\n").startswith(b"g1 OK")
+    s.close()
+
+    def logged(text):
+        return 'dir=in line="%s"' % text.replace('"', '\\"')
+
+    def wait_logged(*lines):
+        wait_for(lambda: all(logged(x) in logs(st) for x in lines),
+                 what="protocol log lines %r in %s" % (
+                     [x for x in lines if logged(x) not in logs(st)],
+                     logs(st)[-3000:]))
+
+    wait_logged("a1 LOGIN %s <redacted>" % user,
+                'b1 LOGIN "%s" <redacted>' % user2,
+                "c1 LOGIN {%d+}<%d octets> <redacted>" % (len(user2),
+                                                          len(user2)),
+                "d1 AUTHENTICATE PLAIN <redacted>",
+                "e1 AUTHENTICATE PLAIN", "g1 AUTHENTICATE LOGIN",
+                "<redacted>",
+                # after login: the backend
+                "a2 SELECT INBOX", "a3 FETCH 1 BODY[]",
+                "a4 APPEND INBOX {%d+}<%d octets>" % (len(msg), len(msg)))
+    text = logs(st)
+    # responses, with the session id and dir=out, literals by their size
+    assert re.search(r'session=[0-9a-f]+ protocol=imap dir=out line="a2 OK',
+                     st.log("s1b1"))
+    assert re.search(r'protocol=imap dir=out line="\* 1 FETCH \(.*BODY\[\] '
+                     r'\{\d+\}"', st.log("s1b1"))
+    assert re.search(r'protocol=imap dir=out line="\* OK \[CAPABILITY',
+                     st.log("s1f1"))
+    assert marker not in text
+    for form in secret_forms(user, pw) + secret_forms(user2, pw2):
+        assert form not in text, form
+
+
+def test_protocol_log_pop3(st):
+    user, pw = st.add_user("plog-pop3@example.test", SECRET + "p")
+    marker = "POPMARKER-%d" % os.getpid()
+    st.import_message(user, ("Subject: p\r\n\r\n%s\r\n" % marker).encode())
+    s, f = raw_client(st, st.POP3S_PORT, tls=True)
+    assert f.readline().startswith(b"+OK")
+    assert tls_line(s, f, "USER %s\r\n" % user).startswith(b"+OK")
+    assert tls_line(s, f, "PASS %s\r\n" % pw).startswith(b"+OK")
+    assert tls_line(s, f, "RETR 1\r\n").startswith(b"+OK")
+    body = b""
+    while not body.endswith(b"\r\n.\r\n"):
+        body += f.readline()
+    assert marker.encode() in body
+    assert tls_line(s, f, "QUIT\r\n").startswith(b"+OK")
+    s.close()
+    plain = b64(b"\0" + user.encode() + b"\0" + pw.encode())
+    s, f = raw_client(st, st.POP3S_PORT, tls=True)
+    f.readline()
+    assert tls_line(s, f, "AUTH PLAIN %s\r\n" % plain).startswith(b"+OK")
+    s.close()
+    s, f = raw_client(st, st.POP3S_PORT, tls=True)
+    f.readline()
+    assert tls_line(s, f, "AUTH PLAIN\r\n").startswith(b"+")
+    assert tls_line(s, f, plain + "\r\n").startswith(b"+OK")
+    s.close()
+    digest = "c4c9334bac560ecc979e58001b3e22fb"
+    s, f = raw_client(st, st.POP3S_PORT, tls=True)
+    f.readline()
+    assert tls_line(s, f, "APOP %s %s\r\n" % (user, digest)).startswith(
+        b"-ERR")
+    s.close()
+    for line in ("USER %s" % user, "PASS <redacted>",
+                 "AUTH PLAIN <redacted>", "AUTH PLAIN", "<redacted>",
+                 "APOP %s <redacted>" % user, "RETR 1", "QUIT"):
+        wait_for(lambda: 'protocol=pop3 dir=in line="%s"' % line in logs(st),
+                 what="POP3 line %r" % line)
+    text = logs(st)
+    assert re.search(r'protocol=pop3 dir=out data_octets=\d+',
+                     st.log("s1b1"))
+    assert marker not in text
+    assert digest not in text
+    for form in secret_forms(user, pw):
+        assert form not in text, form
+
+
+def test_protocol_log_smtp(st):
+    user, pw = st.add_user("plog-smtp@example.test", SECRET + "s")
+    marker = "SMTPMARKER-%d" % os.getpid()
+    ctx = st.ssl_context()
+    for how in ("plain-ir", "plain", "login"):
+        c = smtplib.SMTP(st.host, st.SUBMISSION_PORT, timeout=10)
+        c.starttls(context=ctx)
+        c.ehlo()
+        c.user, c.password = user, pw
+        if how == "plain-ir":
+            c.auth("PLAIN", c.auth_plain, initial_response_ok=True)
+            c.sendmail(user, [user], "Subject: s\r\n\r\n%s\r\n" % marker)
+        elif how == "plain":
+            c.auth("PLAIN", c.auth_plain, initial_response_ok=False)
+        else:
+            c.auth("LOGIN", c.auth_login, initial_response_ok=False)
+        c.quit()
+    for line in ("AUTH PLAIN <redacted>", "AUTH PLAIN", "AUTH LOGIN",
+                 "<redacted>"):
+        wait_for(lambda: 'protocol=smtp dir=in line="%s"' % line
+                 in st.log("s1f1"), what="SMTP line %r" % line)
+    text = st.log("s1f1")
+    assert re.search(r'protocol=smtp dir=in data_octets=\d+', text)
+    assert re.search(r'protocol=smtp dir=out line="235 ', text)
+    # the delivery to the user's mailbox went through LMTP, logged too
+    wait_for(lambda: 'protocol=lmtp dir=in line="LHLO' in st.log("s1f1"),
+             timeout=30, what="LMTP protocol log")
+    text = logs(st)
+    assert marker not in text
+    for form in secret_forms(user, pw):
+        assert form not in text, form
+
+
+# ---- SIGHUP ----------------------------------------------------------------
+
+def reload(st, service, what="reload: generation=%d applied"):
+    """SIGHUP to SERVICE; waits for its log to say the reload is done (or
+    refused).  Returns the new part of the log."""
+    before = len(st.log(service))
+    gens = re.findall(r"reload: generation=(\d+) settings_changed",
+                      st.log(service))
+    gen = int(gens[-1]) + 1 if gens else 2
+    os.kill(pid(st, service), signal.SIGHUP)
+    done = (what % gen) if service.startswith("s1f") else \
+        "reload: generation=%d settings_changed" % gen
+
+    def finished():
+        new = st.log(service)[before:]
+        return new if (done in new or "configuration kept" in new) else None
+    return wait_for(finished, what="%s to reload" % service)
+
+
+class ConfigEdit:
+    """Appends to a daemon's ini file; restore() puts it back and
+    reloads."""
+
+    def __init__(self, st, service, kind):
+        self.st, self.service = st, service
+        self.path = st.dir / service / ("%s.ini" % kind)
+        self.original = self.path.read_text()
+
+    def append(self, text):
+        with open(self.path, "a") as f:
+            f.write("\n; test_ops\n" + text)
+
+    def restore(self):
+        self.path.write_text(self.original)
+        new = reload(self.st, self.service)
+        assert "configuration kept" not in new, new
+
+
+def greeting(st, port, source, tls=True):
+    s, f = raw_client(st, port, tls=tls, source=source)
+    return s, f, f.readline()
+
+
+def test_sighup_frontend_applies_live_settings(st):
+    user, pw = st.new_user("hup")
+    src = "127.0.0.77"
+    # before: no LOGIN on the cleartext port, three connections from src
+    plain = st.imap_plain()
+    with pytest.raises(imaplib.IMAP4.error):
+        plain.login(user, pw)
+    plain.logout()
+    s1, f1, g = greeting(st, st.IMAPS_PORT, src)
+    assert g.startswith(b"* OK")
+    assert tls_line(s1, f1, "a LOGIN %s %s\r\n" % (user, pw)).startswith(
+        b"a OK")
+    s2, f2, g = greeting(st, st.IMAPS_PORT, src)
+    s3, f3, g = greeting(st, st.IMAPS_PORT, src)
+    assert g.startswith(b"* OK")
+    s3.close()
+    edit = ConfigEdit(st, "s1f1", "frontend")
+    try:
+        edit.append("[limits]\nmax_connections_per_address = 2\n"
+                    "[frontend]\nimap_login_type = plaintext\n"
+                    "imap_listen = 127.0.0.1:1\n")
+        new = reload(st, "s1f1")
+        assert "setting=limits.max_connections_per_address changed" in new
+        assert "setting=frontend.imap_login_type changed" in new
+        assert ("setting=frontend.imap_listen changed but takes effect "
+                "only at start; old value kept") in new
+        assert "settings_changed=2" in new, new
+        # a new connection from src is one too many now ...
+        s4, f4, g = greeting(st, st.IMAPS_PORT, src)
+        assert g == b"* BYE [UNAVAILABLE] Too many connections from your " \
+                    b"address.\r\n", g
+        s4.close()
+        # ... the existing session goes on, other addresses are served
+        s1.sendall(b"b NOOP\r\n")
+        assert read_until_tagged(f1, b"b")[-1].startswith(b"b OK")
+        s5, f5, g = greeting(st, st.IMAPS_PORT, "127.0.0.78")
+        assert g.startswith(b"* OK")
+        s5.close()
+        # plaintext login type, on the listener that was not moved
+        plain = st.imap_plain()
+        assert plain.login(user, pw)[0] == "OK"
+        plain.logout()
+    finally:
+        for s in (s1, s2):
+            s.close()
+        edit.restore()
+    plain = st.imap_plain()
+    with pytest.raises(imaplib.IMAP4.error):
+        plain.login(user, pw)
+    plain.logout()
+
+
+def test_sighup_with_a_broken_file_keeps_the_old_config(st):
+    src = "127.0.0.79"
+    edit = ConfigEdit(st, "s1f1", "frontend")
+    try:
+        # parses, but a live change next to a value out of range
+        edit.append("[limits]\nmax_connections_per_address = 1\n"
+                    "max_bad_commands = 0\n")
+        new = reload(st, "s1f1")
+        assert ('reload: configuration kept, error="%s:' % edit.path) in new
+        assert "limits.max_bad_commands: '0' is outside 1..1000" in new
+        # a value only the daemon's own checks refuse
+        edit.path.write_text(edit.original)
+        edit.append("[frontend]\nimap_login_type = sometimes\n")
+        new = reload(st, "s1f1")
+        assert ("reload: configuration kept, error=\"frontend."
+                "imap_login_type: invalid value 'sometimes'") in new, new
+        # not INI at all
+        edit.path.write_text(edit.original + "\n[limits\nno equals sign\n")
+        new = reload(st, "s1f1")
+        assert "syntax error" in new, new
+        # the old limit (500 per address) still holds
+        conns = [greeting(st, st.IMAPS_PORT, src) for _ in range(3)]
+        assert all(g.startswith(b"* OK") for _, _, g in conns)
+        for s, _, _ in conns:
+            s.close()
+    finally:
+        edit.restore()
+
+
+def test_sighup_backend(st):
+    user, pw = st.new_user("behup")
+    c = st.imap(user, pw)
+    typ, data = c.getquotaroot("INBOX")
+    assert b"MESSAGE" not in b" ".join(
+        x for x in data[1] if isinstance(x, bytes)), data
+    edit = ConfigEdit(st, "s1b1", "backend")
+    try:
+        edit.append("[backend]\nquota_messages = 7\nstore_dir = /nowhere\n")
+        new = reload(st, "s1b1")
+        assert "setting=backend.quota_messages changed" in new
+        assert ("setting=backend.store_dir changed but takes effect only "
+                "at start; old value kept") in new
+        # the session that was open sees the new quota
+        typ, data = c.getquotaroot("INBOX")
+        assert typ == "OK"
+        assert b'(MESSAGE 0 7)' in b" ".join(
+            x for x in data[1] if isinstance(x, bytes)), data
+        # a broken file: refused, the quota stays
+        edit.append("[limits]\nmax_line = lots\n")
+        new = reload(st, "s1b1")
+        assert "limits.max_line: invalid value 'lots'" in new, new
+        typ, data = c.getquotaroot("INBOX")
+        assert b'(MESSAGE 0 7)' in b" ".join(
+            x for x in data[1] if isinstance(x, bytes)), data
+    finally:
+        edit.restore()
+    c.logout()
+
+
+# ---- --check, config/production, config/systemd ---------------------------
+
+def check(daemon, path):
+    return subprocess.run([str(BUILD / daemon), "--check", "-c", str(path)],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_check_mode_and_production_configs(tmp_path):
+    for daemon, ini in (("portico-frontend", "frontend.ini"),
+                        ("portico-backend", "backend.ini")):
+        path = REPO / "config" / "production" / ini
+        p = check(daemon, path)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == "%s: %s: configuration OK\n" % (daemon, path)
+        # -t is the short form
+        p = subprocess.run([str(BUILD / daemon), "-t", "-c", str(path)],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+    fe = (REPO / "config/production/frontend.ini").read_text()
+    # the standard ports, LMTP on an internal address, HTTPS on 443
+    for listen in ("imap_listen = 0.0.0.0:143", "imaps_listen = 0.0.0.0:993",
+                   "pop3_listen = 0.0.0.0:110", "pop3s_listen = 0.0.0.0:995",
+                   "submission_listen = 0.0.0.0:587",
+                   "submissions_listen = 0.0.0.0:465",
+                   "lmtp_listen = 10.0.0.10:24",
+                   "tls_listen = 0.0.0.0:443"):
+        assert listen in fe
+    bad = tmp_path / "bad.ini"
+    bad.write_text(fe.replace("imap_login_type = secure",
+                              "imap_login_type = maybe"))
+    p = check("portico-frontend", bad)
+    assert p.returncode == 1
+    assert "frontend.imap_login_type: invalid value 'maybe'" in p.stderr
+    bad.write_text(fe + "\n[limits]\nmax_connections = 0\n")
+    p = check("portico-frontend", bad)
+    assert p.returncode == 1
+    assert "limits.max_connections: '0' is outside" in p.stderr
+    be = (REPO / "config/production/backend.ini").read_text()
+    bad.write_text(be.replace("id = be1", "id ="))
+    p = check("portico-backend", bad)
+    assert p.returncode == 1 and "backend.id: required" in p.stderr
+
+
+def unit(name):
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str
+    cp.read_string((REPO / "config" / "systemd" / name).read_text())
+    return cp
+
+
+def test_systemd_units(tmp_path):
+    for name, daemon, grace in (
+            ("portico-frontend.service", "portico-frontend", "45s"),
+            ("portico-backend.service", "portico-backend", "60s")):
+        u = unit(name)
+        svc = u["Service"]
+        assert svc["Type"] == "simple"
+        assert svc["ExecReload"] == "/bin/kill -HUP $MAINPID"
+        assert svc["ExecStart"] == ("/usr/local/bin/%s -c /etc/portico/%s"
+                                    % (daemon, daemon.split("-")[1] +
+                                       ".ini"))
+        assert svc["TimeoutStopSec"] == grace
+        assert svc["User"] == "portico"
+        assert int(svc["LimitNOFILE"]) >= 65536
+        assert svc["NoNewPrivileges"] == "yes"
+        assert svc["ProtectSystem"] == "strict"
+        assert u["Install"]["WantedBy"] == "multi-user.target"
+    assert unit("portico-backend.service")["Service"]["ReadWritePaths"] == \
+        "/var/lib/portico"
+    # the stop timeouts exceed the graces of config/production
+    for ini, unit_name in (("frontend.ini", "portico-frontend.service"),
+                           ("backend.ini", "portico-backend.service")):
+        text = (REPO / "config/production" / ini).read_text()
+        grace = int(re.search(r"^shutdown_grace = (\d+)s", text,
+                              re.M).group(1))
+        stop = int(unit(unit_name)["Service"]["TimeoutStopSec"][:-1])
+        assert stop > grace
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        print("systemd-analyze not installed: units checked as INI only")
+        return
+    # verify with the built binaries and the production configs in place
+    for kind in ("frontend", "backend"):
+        text = (REPO / ("config/systemd/portico-%s.service" % kind)).read_text()
+        text = text.replace("/usr/local/bin/portico-%s" % kind,
+                            str(BUILD / ("portico-" + kind)))
+        text = text.replace("/etc/portico/%s.ini" % kind,
+                            str(REPO / ("config/production/%s.ini" % kind)))
+        (tmp_path / ("portico-%s.service" % kind)).write_text(text)
+    p = subprocess.run([tool, "verify", "--man=no",
+                        str(tmp_path / "portico-frontend.service"),
+                        str(tmp_path / "portico-backend.service")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "Unknown" not in p.stderr and "ignoring" not in p.stderr, \
+        p.stderr
+
+
+# ---- SIGTERM (last: they stop and start the daemons) -----------------------
+
+def exited(p):
+    try:
+        os.kill(p, 0)
+    except ProcessLookupError:
+        return True
+    # a zombie until scripts/stack's parent is gone: look at its state
+    try:
+        return Path("/proc/%d/stat" % p).read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def imap_session(st, user, pw):
+    s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=30)
+    assert f.readline().startswith(b"* OK")
+    s.sendall(b"l LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
+    assert read_until_tagged(f, b"l")[-1].startswith(b"l OK")
+    return s, f
+
+
+def test_sigterm_backend_drains(st):
+    user, pw = st.new_user("drainbe")
+    idle, fi = imap_session(st, user, pw)
+    idle.sendall(b"i1 SELECT INBOX\r\n")
+    read_until_tagged(fi, b"i1")
+    idle.sendall(b"i2 IDLE\r\n")
+    assert fi.readline() == b"+ idling\r\n"
+    busy, fb = imap_session(st, user, pw)
+    acked = b"Subject: acked\r\n\r\nappended before SIGTERM\r\n"
+    busy.sendall(b"b1 APPEND INBOX {%d+}\r\n%s\r\n" % (len(acked), acked))
+    assert read_until_tagged(fb, b"b1")[-1].startswith(b"b1 OK")
+    late = b"Subject: late\r\n\r\nliteral finished after SIGTERM\r\n"
+    busy.sendall(b"b2 APPEND INBOX {%d}\r\n" % len(late))
+    assert fb.readline() == b"+ OK\r\n"
+    busy.sendall(late[:10])
+    be = pid(st, "s1b1")
+    t0 = time.monotonic()
+    os.kill(be, signal.SIGTERM)
+    try:
+        # IDLE: told at once (after the EXISTS of the first APPEND)
+        lines = [fi.readline()]
+        while lines[-1].startswith((b"* 1 EXISTS", b"* 0 RECENT")):
+            lines.append(fi.readline())
+        assert lines[-1] == b"* BYE [UNAVAILABLE] Server shutting down\r\n", \
+            lines
+        assert fi.readline() == b""
+        # no new links while the APPEND is still running
+        wait_for(lambda: not port_open(st.SITE1_BE1_LINK_PORT),
+                 what="the link listener to close")
+        assert not exited(be)
+        # the command in progress completes, then the goodbye
+        busy.sendall(late[10:] + b"\r\n")
+        line = fb.readline()
+        assert line.startswith(b"b2 OK [APPENDUID "), line
+        assert fb.readline() == \
+            b"* BYE [UNAVAILABLE] Server shutting down\r\n"
+        # nothing left: it exits long before backend.shutdown_grace
+        wait_for(lambda: exited(be), timeout=10, what="the backend to exit")
+        assert time.monotonic() - t0 < BACKEND_GRACE / 2
+    finally:
+        idle.close()
+        busy.close()
+        st.start("s1b1")
+    st.wait_for_login(user, pw, timeout=30)
+    c = st.imap(user, pw)
+    c.select("INBOX")
+    typ, data = c.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    subjects = sorted(x[1].strip() for x in data if isinstance(x, tuple))
+    assert subjects == [b"Subject: acked", b"Subject: late"], subjects
+    c.logout()
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_sigterm_frontend_drains(st):
+    user, pw = st.new_user("drainfe")
+    relay, fr = imap_session(st, user, pw)
+    relay.sendall(b"r1 SELECT INBOX\r\n")
+    read_until_tagged(fr, b"r1")
+    relay.sendall(b"r2 IDLE\r\n")
+    assert fr.readline() == b"+ idling\r\n"
+    waiting, fw = raw_client(st, st.IMAPS_PORT, tls=True, timeout=30)
+    assert fw.readline().startswith(b"* OK")
+    smtp = RawSMTP(st.host, st.SUBMISSION_PORT, timeout=30)
+    assert smtp.reply()[0] == 220
+    # a login in progress: its literal half sent
+    midcmd, fm = raw_client(st, st.IMAPS_PORT, tls=True, timeout=30)
+    assert fm.readline().startswith(b"* OK")
+    midcmd.sendall(b"m1 LOGIN %s {%d}\r\n" % (user.encode(), len(pw)))
+    assert fm.readline().startswith(b"+")
+    fe = pid(st, "s1f1")
+    t0 = time.monotonic()
+    os.kill(fe, signal.SIGTERM)
+    try:
+        # between commands before login: told at once
+        assert fw.readline() == b"* BYE [UNAVAILABLE] Server shutting " \
+                                b"down.\r\n"
+        assert fw.readline() == b""
+        assert smtp.reply() == (421, ["4.3.2 s1f1 Server shutting down."])
+        # no new connections
+        wait_for(lambda: not port_open(st.IMAPS_PORT),
+                 what="the listener to close")
+        # the login in progress completes, then the session goes on
+        midcmd.sendall(pw.encode() + b"\r\n")
+        assert read_until_tagged(fm, b"m1")[-1].startswith(b"m1 OK")
+        midcmd.sendall(b"m2 NOOP\r\n")
+        assert read_until_tagged(fm, b"m2")[-1].startswith(b"m2 OK")
+        # after frontend.shutdown_grace: a goodbye for everyone left
+        assert fr.readline() == b"* BYE [UNAVAILABLE] Server shutting " \
+                                b"down.\r\n"
+        assert fm.readline() == b"* BYE [UNAVAILABLE] Server shutting " \
+                                b"down.\r\n"
+        elapsed = time.monotonic() - t0
+        assert FRONTEND_GRACE - 0.5 <= elapsed < FRONTEND_GRACE + 10
+        wait_for(lambda: exited(fe), timeout=10, what="the frontend to exit")
+    finally:
+        for s in (relay, waiting, midcmd, smtp.sock):
+            s.close()
+        st.start("s1f1")
+    st.wait_for_login(user, pw)
+
+
+def test_second_sigterm_stops_at_once(st):
+    user, pw = st.new_user("twice")
+    s, f = imap_session(st, user, pw)
+    fe = pid(st, "s1f1")
+    before = len(st.log("s1f1"))
+    os.kill(fe, signal.SIGTERM)
+    wait_for(lambda: "signal=15 draining" in st.log("s1f1")[before:],
+             what="the frontend to drain")
+    t0 = time.monotonic()
+    os.kill(fe, signal.SIGTERM)
+    try:
+        assert f.readline() == b"* BYE [UNAVAILABLE] Server shutting " \
+                               b"down.\r\n"
+        # (a client closes after BYE; the frontend waits up to 3s for
+        # that, common/conn.c's lingering close)
+        f.close()
+        s.close()
+        wait_for(lambda: exited(fe), timeout=10, what="the frontend to exit")
+        assert time.monotonic() - t0 < FRONTEND_GRACE
+    finally:
+        s.close()
+        st.start("s1f1")
+    st.wait_for_login(user, pw)
