@@ -271,7 +271,8 @@ admin_backends(struct admin *a, int argc, char **argv)
 		SSL_CTX_free(ctx);
 		return 1;
 	}
-	size_t n = 0, cap = (size_t)ldap_count_entries(ld, res);
+	int count = ldap_count_entries(ld, res);
+	size_t n = 0, cap = count > 0 ? (size_t)count : 0;
 	struct backend_row *rows = calloc(cap ? cap : 1, sizeof(*rows));
 	if (rows == NULL)
 		abort();
@@ -378,8 +379,9 @@ http_get(const struct config *cfg, const char *path, int *status_r,
 				break;
 			buf_append(&resp, tmp, (size_t)r);
 		}
-		const char *d = buf_ptr(&resp);
 		size_t len = buf_used(&resp);
+		buf_append(&resp, "", 1); /* for sscanf */
+		const char *d = buf_ptr(&resp);
 		const char *hend = memmem(d, len, "\r\n\r\n", 4);
 		int st = 0;
 		if (hend != NULL &&
