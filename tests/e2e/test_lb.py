@@ -589,3 +589,55 @@ def test_replication_ldif_matches_the_stack(st, tmp_path, name, ldif):
         rec = "\n".join(line for line in rec.splitlines()
                         if not line.startswith("#"))
         assert rec.strip() in guide, rec
+
+
+# ---------------------------------------------------------------------------
+# start/stop of the replica and of HAProxy, then down: last, they leave the
+# stack stopped
+
+def test_replica_stopped_and_started_again(st):
+    st.stop("ldap2")
+    try:
+        # site 2's frontends fall back on the provider
+        user, pw = st.new_user("whilereplicadown", site=2)
+        before = binds(st, "ldap", user)
+        c = st.imap(user, pw, site=2, frontend=1)
+        assert c.select("INBOX", readonly=True) == ("OK", [b"0"])
+        c.logout()
+        assert binds(st, "ldap", user) == before + 1
+    finally:
+        st.start("ldap2")
+    # the replica catches up with what it missed
+    def on_replica():
+        out = subprocess.run(
+            ["ldapsearch", "-x", "-LLL", "-H", st.SITE2_LDAP_URI, "-D",
+             st.LDAP_SERVICE_DN, "-w", st.LDAP_SERVICE_PASSWORD, "-b",
+             st.LDAP_PEOPLE_DN, "(uid=%s)" % user, "uid"],
+            capture_output=True, text=True, timeout=CMD_TIMEOUT)
+        return "uid: %s" % user in out.stdout
+    wait_for(on_replica, timeout=30, what="the user on the restarted replica")
+
+
+def test_lb_stopped_and_started_again(st, users):
+    user, pw = users[1]
+    count = imap_login(st, user, pw)
+    st.stop("lb")
+    for proto in LB_PROTOCOLS:
+        assert refuses(lb(st, proto)), proto
+    st.start("lb")
+    assert imap_login(st, user, pw) == count
+
+
+def test_down_stops_everything(st):
+    pids = {name: int((st.dir / name / "pid").read_text())
+            for name in ("ldap", "ldap2", "lb") + FRONTENDS}
+    st.down()
+    for name, pid in pids.items():
+        assert not Path("/proc/%d" % pid).exists() or \
+            open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] \
+            in ("Z", "X"), name
+    res = st.run("status", st.dir, check=False)
+    assert res.returncode == 3
+    for name in ("ldap", "ldap2", "lb"):
+        assert re.search(r"^%s +\S+ +stopped " % name, res.stdout, re.M), \
+            res.stdout
