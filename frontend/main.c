@@ -458,7 +458,7 @@ frontend_config_check(const struct config *cfg, const char **error_r)
 			   "imaps_listen, pop3_listen, ...)";
 		return -1;
 	}
-	return 0;
+	return probe_sched_check(cfg, error_r);
 }
 
 /* SIGHUP: the configuration file and the certificates for mail clients

@@ -162,6 +162,83 @@ sched_free_users(struct probe_sched *s)
 
 static void sched_timer(uv_timer_t *t);
 
+/* The words of a probe setting (space, tab or comma separated). */
+static unsigned
+sched_words(const char *list, char ***words_r)
+{
+	char *copy = strdup(list);
+	char **words = calloc(PROBE_SCHED_MAX_USERS + 1, sizeof(*words));
+	if (copy == NULL || words == NULL)
+		abort();
+	unsigned n = 0;
+	char *save = NULL;
+	for (char *w = strtok_r(copy, " \t,", &save); w != NULL;
+	     w = strtok_r(NULL, " \t,", &save)) {
+		if (n == PROBE_SCHED_MAX_USERS + 1)
+			break;
+		words[n] = strdup(w);
+		if (words[n] == NULL)
+			abort();
+		n++;
+	}
+	free(copy);
+	*words_r = words;
+	return n;
+}
+
+static void
+sched_words_free(char ***words, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		free((*words)[i]);
+	free(*words);
+	*words = NULL;
+}
+
+int
+probe_sched_check(const struct config *cfg, const char **error_r)
+{
+	static _Thread_local char err[300];
+	if (cfg->probe_interval == 0)
+		return 0;
+	char **words;
+	unsigned n = sched_words(cfg->probe_users, &words);
+	sched_words_free(&words, n);
+	if (n == 0) {
+		*error_r = "probe.users: empty, but probe.interval is set";
+		return -1;
+	}
+	if (n > PROBE_SCHED_MAX_USERS) {
+		snprintf(err, sizeof(err),
+			 "probe.users: more than %d accounts",
+			 PROBE_SCHED_MAX_USERS);
+		*error_r = err;
+		return -1;
+	}
+	if (cfg->probe_password_file[0] == '\0') {
+		*error_r = "probe.password_file: empty, but probe.interval is "
+			   "set";
+		return -1;
+	}
+	n = sched_words(cfg->probe_protocols, &words);
+	int rc = n == 0 ? -1 : 0;
+	if (n == 0)
+		*error_r = "probe.protocols: empty, but probe.interval is set";
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		enum probe_protocol p;
+		if (probe_protocol_parse(words[i], &p) < 0) {
+			snprintf(err, sizeof(err),
+				 "probe.protocols: unknown protocol '%.40s' "
+				 "(imap, pop3, submission)",
+				 words[i]);
+			*error_r = err;
+			rc = -1;
+		}
+	}
+	sched_words_free(&words, n);
+	return rc;
+}
+
 int
 probe_sched_start(struct frontend *fe, const char **error_r)
 {
@@ -170,74 +247,34 @@ probe_sched_start(struct frontend *fe, const char **error_r)
 	fe->probe = NULL;
 	if (cfg->probe_interval == 0)
 		return 0;
+	if (probe_sched_check(cfg, error_r) < 0)
+		return -1;
 	struct probe_sched *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		abort();
 	s->fe = fe;
 	s->interval_ms = (uint64_t)cfg->probe_interval * 1000;
 	pthread_mutex_init(&s->lock, NULL);
+	s->nusers = sched_words(cfg->probe_users, &s->users);
 
-	/* accounts */
-	char *list = strdup(cfg->probe_users);
-	if (list == NULL)
-		abort();
-	s->users = calloc(PROBE_SCHED_MAX_USERS, sizeof(*s->users));
-	if (s->users == NULL)
-		abort();
-	char *save = NULL;
-	for (char *u = strtok_r(list, " \t,", &save); u != NULL;
-	     u = strtok_r(NULL, " \t,", &save)) {
-		if (s->nusers == PROBE_SCHED_MAX_USERS) {
-			snprintf(err, sizeof(err),
-				 "probe.users: more than %d accounts",
-				 PROBE_SCHED_MAX_USERS);
-			goto fail;
-		}
-		s->users[s->nusers] = strdup(u);
-		if (s->users[s->nusers] == NULL)
-			abort();
-		s->nusers++;
-	}
-	free(list);
-	list = NULL;
-	if (s->nusers == 0) {
-		snprintf(err, sizeof(err),
-			 "probe.interval is set but probe.users is empty");
-		goto fail;
-	}
-	if (cfg->probe_password_file[0] == '\0') {
-		snprintf(err, sizeof(err), "probe.interval is set but "
-					   "probe.password_file is empty");
-		goto fail;
-	}
-
-	/* protocols */
-	list = strdup(cfg->probe_protocols);
-	if (list == NULL)
-		abort();
+	char **words;
+	unsigned n = sched_words(cfg->probe_protocols, &words);
 	unsigned seen = 0;
-	for (char *w = strtok_r(list, " \t,", &save); w != NULL;
-	     w = strtok_r(NULL, " \t,", &save)) {
+	for (unsigned i = 0; i < n; i++) {
 		enum probe_protocol p;
 		const char *e;
-		if (probe_protocol_parse(w, &p) < 0) {
-			snprintf(err, sizeof(err),
-				 "probe.protocols: unknown protocol \"%.40s\" "
-				 "(imap, pop3, submission)",
-				 w);
-			goto fail;
-		}
-		if (seen & (1u << p))
+		if (probe_protocol_parse(words[i], &p) < 0 ||
+		    (seen & (1u << p)))
 			continue;
 		seen |= 1u << p;
 		if (target_find(s, p, &e) < 0) {
 			snprintf(err, sizeof(err), "probe %s: listener: %s",
 				 probe_protocol_name(p), e);
+			sched_words_free(&words, n);
 			goto fail;
 		}
 	}
-	free(list);
-	list = NULL;
+	sched_words_free(&words, n);
 	if (s->ntargets == 0) {
 		snprintf(err, sizeof(err),
 			 "probe.protocols: no listener to probe");
@@ -267,7 +304,6 @@ probe_sched_start(struct frontend *fe, const char **error_r)
 		 cfg->probe_light ? "yes" : "no");
 	return 0;
 fail:
-	free(list);
 	sched_free_users(s);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

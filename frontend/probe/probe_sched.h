@@ -22,8 +22,15 @@
 
 #include "common/buf.h"
 
+struct config;
 struct frontend;
 struct probe_sched;
+
+/* Whether the [probe] settings of cfg can work (nothing to check when
+ * probe.interval is 0): accounts, password file named, protocols known.
+ * -1 and *error_r (naming the setting) otherwise.  For start, -t and
+ * reloads. */
+int probe_sched_check(const struct config *cfg, const char **error_r);
 
 /* In the main thread, after fe's listeners are set up (fe is the first
  * loop): checks the [probe] settings and arms the schedule when

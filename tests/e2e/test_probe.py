@@ -480,3 +480,32 @@ def test_schedule_probes_every_site_and_sees_a_backend_go(sched):
         sched.start("s2b1")
     wait_for(lambda: all_success(sched, {1: 1, 2: 1}), timeout=30,
              what="probe_success back to 1 after the backend's return")
+
+
+def test_frontend_check_names_bad_probe_settings(tmp_path):
+    """portico-frontend -t (and so start and reloads) refuses [probe]
+    settings that cannot work, naming the setting."""
+    base = ("[frontend]\nimap_listen = 127.0.0.1:%d\n[probe]\n"
+            % free_port())
+    cases = {
+        "interval = 10s\nusers = a@example.test\n"
+        "password_file = /nonexistent\nprotocols = imap nntp\n":
+            "probe.protocols: unknown protocol 'nntp' (imap, pop3, "
+            "submission)",
+        "interval = 10s\npassword_file = /nonexistent\n":
+            "probe.users: empty, but probe.interval is set",
+        "interval = 10s\nusers = a@example.test\n":
+            "probe.password_file: empty, but probe.interval is set",
+        # off: nothing to check
+        "users = a@example.test\nprotocols = nntp\n": "configuration OK",
+    }
+    for text, want in cases.items():
+        ini = tmp_path / "frontend.ini"
+        ini.write_text(base + text)
+        p = subprocess.run([str(BUILD / "portico-frontend"), "-t", "-c",
+                            str(ini)], capture_output=True, text=True,
+                           timeout=30)
+        out = p.stdout + p.stderr
+        assert want in out, (text, out)
+        assert p.returncode == (0 if want == "configuration OK" else 1), \
+            (text, out)
