@@ -201,6 +201,7 @@ worker_drain(struct frontend *fe)
 	for (unsigned i = 0; i < fe->nlisteners; i++)
 		uv_close((uv_handle_t *)&fe->listeners[i].tcp, NULL);
 	http_routes_stop(fe);
+	probe_sched_stop(fe); /* its own listeners are closed */
 	probe_sched_stop(fe);
 	for (struct client *c = fe->clients, *next; c != NULL; c = next) {
 		next = c->next;
