@@ -79,10 +79,11 @@ struct session_engine {
 	/* Transport streams: the frontend sent End (the message is
 	   complete in what input() has seen). */
 	void (*end)(struct bsession *s);
-	/* Optional: the backend is stopping (be->draining).  Between
-	   commands (or in IDLE) the engine says goodbye and ends the
-	   session now, else after the command in progress (it checks
-	   be->draining itself); force: now, whatever it is doing. */
+	/* Optional: the backend (be->draining) or the session's frontend
+	   (s->draining) is stopping.  Between commands (or in IDLE) the
+	   engine says goodbye and ends the session now, else after the
+	   command in progress (it checks session_draining() itself);
+	   force: now, whatever it is doing. */
 	void (*shutdown)(struct bsession *s, int force);
 };
 
@@ -105,6 +106,7 @@ struct bsession {
 				     further input is processed */
 	unsigned pending_ops;     /* store operations not yet completed */
 	int dead;                 /* closed while operations were pending */
+	int draining;             /* the frontend is stopping (Drain) */
 	struct z_stream_s *zin;   /* COMPRESS=DEFLATE (RFC 4978): inflate */
 	struct z_stream_s *zout;  /* ... and deflate */
 	int zdirty;               /* deflated output not yet flushed */
@@ -119,6 +121,13 @@ struct bsession {
 
 extern const struct session_engine imap_engine;
 extern const struct session_engine pop3_engine;
+
+/* Whether the session should end at its next command boundary. */
+static inline int
+session_draining(const struct bsession *s)
+{
+	return s->draining || s->be->draining;
+}
 
 /* Queues output for the client. */
 void session_write(struct bsession *s, const void *data, size_t len);

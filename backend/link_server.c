@@ -589,6 +589,19 @@ blink_frame(struct blink *l, Portico__Frame *f)
 		session_unlink(s);
 		session_free(s);
 		return;
+	case PORTICO__FRAME__BODY_DRAIN:
+		s = blink_find(l, f->stream);
+		if (s == NULL || s->ending)
+			return;
+		log_debug("session=%s stream=%u frontend draining", s->id,
+			  s->stream);
+		s->draining = 1;
+		if (s->engine->shutdown != NULL) {
+			s->engine->shutdown(s, 0);
+			if (s->ending)
+				session_run(s); /* may free s */
+		}
+		return;
 	case PORTICO__FRAME__BODY_SUBMIT:
 	case PORTICO__FRAME__BODY_DELIVER:
 		blink_transport(l, f);

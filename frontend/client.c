@@ -491,6 +491,15 @@ client_idle(const struct client *c)
 void
 client_drain(struct client *c)
 {
+	if (c->state == CLIENT_RELAY) {
+		/* The backend knows when the session is between commands
+		   or in IDLE: it says goodbye then. */
+		if (!c->drain_sent) {
+			c->drain_sent = 1;
+			link_pool_send_drain(c);
+		}
+		return;
+	}
 	if (c->state == CLIENT_CLOSING || !client_idle(c))
 		return;
 	if (c->implicit_tls && !c->tls) {
@@ -759,6 +768,8 @@ client_link_opened(struct client *c, uint32_t window)
 	}
 	/* What the client pipelined after its login goes to the backend. */
 	client_relay_flush(c);
+	if (c->fe->draining && c->state == CLIENT_RELAY)
+		client_drain(c);
 }
 
 void

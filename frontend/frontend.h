@@ -222,6 +222,7 @@ struct client {
 	unsigned counted_user : 1;
 	unsigned hold : 1;         /* commands wait (SMTP: the backend) */
 	unsigned raw : 1;          /* input is message content */
+	unsigned drain_sent : 1;   /* Drain sent to the backend session */
 	struct lp_reader lp;
 	struct buf in;
 	unsigned bad_commands;
@@ -308,6 +309,9 @@ void link_pool_open(struct frontend *fe, struct client *c);
 void link_pool_detach(struct client *c);
 void link_pool_send_data(struct client *c, const void *data, size_t len);
 void link_pool_send_credit(struct client *c, uint32_t bytes);
+/* The frontend is draining: the backend ends c's session at its next
+ * command boundary with the protocol's goodbye (Drain frame). */
+void link_pool_send_drain(struct client *c);
 /* Whether every backend seen so far offers the IMAP capability cap after
  * login (pre-login lists stay a subset of post-login ones). */
 int link_pool_backends_offer(struct frontend *fe, const char *cap);

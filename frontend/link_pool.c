@@ -273,6 +273,7 @@ flink_frame(struct flink *l, Portico__Frame *f)
 	case PORTICO__FRAME__BODY_DELIVER:
 	case PORTICO__FRAME__BODY_END:
 	case PORTICO__FRAME__BODY_RESULT:
+	case PORTICO__FRAME__BODY_DRAIN:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
 		break;
@@ -633,6 +634,21 @@ link_pool_send_credit(struct client *c, uint32_t bytes)
 }
 
 void
+link_pool_send_drain(struct client *c)
+{
+	if (c->link == NULL || c->state != CLIENT_RELAY)
+		return;
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__Drain d = PORTICO__DRAIN__INIT;
+	f.stream = c->stream;
+	f.body_case = PORTICO__FRAME__BODY_DRAIN;
+	f.drain = &d;
+	struct buf b = BUF_INIT;
+	link_frame_pack(&f, &b);
+	flink_write(c->link, &b);
+}
+
+void
 link_pool_stop(struct frontend *fe)
 {
 	for (struct flink *l = fe->links; l != NULL; l = l->next) {
@@ -804,6 +820,7 @@ xfer_frame(struct flink *l, Portico__Frame *f)
 	case PORTICO__FRAME__BODY_SUBMIT:
 	case PORTICO__FRAME__BODY_DELIVER:
 	case PORTICO__FRAME__BODY_END:
+	case PORTICO__FRAME__BODY_DRAIN:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
 		break;

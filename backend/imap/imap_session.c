@@ -459,7 +459,7 @@ imap_input(struct bsession *s)
 {
 	struct imap_session *is = s->state;
 	/* Stopping: no command begins after the one that was running. */
-	if (s->be->draining)
+	if (session_draining(s))
 		imap_shutdown(s, 0);
 	while (buf_used(&s->in) > 0 && !s->ending && !s->waiting &&
 	       !session_output_full(s)) {
@@ -485,7 +485,7 @@ imap_input(struct bsession *s)
 			else
 				imap_dispatch(is, line, len);
 			lp_next(&is->lp);
-			if (s->be->draining)
+			if (session_draining(s))
 				imap_shutdown(s, 0);
 			continue;
 		case LP_ERROR:

@@ -140,13 +140,13 @@ static void
 pop3_input(struct bsession *s)
 {
 	struct pop3_session *ps = s->state;
-	if (s->be->draining)
+	if (session_draining(s))
 		pop3_shutdown(s, 0);
 	while (!s->ending && !session_output_full(s)) {
 		if (ps->streaming) {
 			if (pop3_stream_pump(ps))
 				return; /* continues when credit arrives */
-			if (s->be->draining)
+			if (session_draining(s))
 				pop3_shutdown(s, 0);
 			continue;
 		}
@@ -169,7 +169,7 @@ pop3_input(struct bsession *s)
 			pop3_dispatch(ps, copy, len);
 			free(copy);
 			lp_next(&ps->lp);
-			if (s->be->draining)
+			if (session_draining(s))
 				pop3_shutdown(s, 0);
 			continue;
 		}

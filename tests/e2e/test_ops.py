@@ -593,6 +593,20 @@ def port_open(port):
         return False
 
 
+def start_append(st, user, pw, tag=b"p"):
+    """A session in the middle of an APPEND: its literal half sent."""
+    s, f = imap_session(st, user, pw)
+    msg = b"Subject: half\r\n\r\nnever completed\r\n"
+    s.sendall(b"%s APPEND INBOX {%d}\r\n" % (tag, len(msg)))
+    assert f.readline() == b"+ OK\r\n"
+    s.sendall(msg[:10])
+    return s, f
+
+
+FE_BYE = b"* BYE [UNAVAILABLE] Server shutting down.\r\n"
+BE_BYE = b"* BYE [UNAVAILABLE] Server shutting down\r\n"
+
+
 def test_sigterm_frontend_drains(st):
     user, pw = st.new_user("drainfe")
     relay, fr = imap_session(st, user, pw)
@@ -600,6 +614,11 @@ def test_sigterm_frontend_drains(st):
     read_until_tagged(fr, b"r1")
     relay.sendall(b"r2 IDLE\r\n")
     assert fr.readline() == b"+ idling\r\n"
+    busy, fb = start_append(st, user, pw)
+    pop, fp = raw_client(st, st.POP3S_PORT, tls=True, timeout=30)
+    assert fp.readline().startswith(b"+OK")
+    assert tls_line(pop, fp, "USER %s\r\n" % user).startswith(b"+OK")
+    assert tls_line(pop, fp, "PASS %s\r\n" % pw).startswith(b"+OK")
     waiting, fw = raw_client(st, st.IMAPS_PORT, tls=True, timeout=30)
     assert fw.readline().startswith(b"* OK")
     smtp = RawSMTP(st.host, st.SUBMISSION_PORT, timeout=30)
@@ -613,37 +632,45 @@ def test_sigterm_frontend_drains(st):
     t0 = time.monotonic()
     os.kill(fe, signal.SIGTERM)
     try:
-        # between commands before login: told at once
-        assert fw.readline() == b"* BYE [UNAVAILABLE] Server shutting " \
-                                b"down.\r\n"
+        # between commands before login: told at once by the frontend
+        assert fw.readline() == FE_BYE
         assert fw.readline() == b""
         assert smtp.reply() == (421, ["4.3.2 s1f1 Server shutting down."])
+        # in IDLE after login: told at once by the backend (Drain frame)
+        assert fr.readline() == BE_BYE
+        assert fr.readline() == b""
+        assert fp.readline() == b"-ERR [SYS/TEMP] Server shutting down.\r\n"
+        assert fp.readline() == b""
         # no new connections
         wait_for(lambda: not port_open(st.IMAPS_PORT),
                  what="the listener to close")
-        # the login in progress completes, then the session goes on
+        # the login in progress completes; the new session is between
+        # commands, so the backend says goodbye at once
         midcmd.sendall(pw.encode() + b"\r\n")
         assert read_until_tagged(fm, b"m1")[-1].startswith(b"m1 OK")
-        midcmd.sendall(b"m2 NOOP\r\n")
-        assert read_until_tagged(fm, b"m2")[-1].startswith(b"m2 OK")
-        # after frontend.shutdown_grace: a goodbye for everyone left
-        assert fr.readline() == b"* BYE [UNAVAILABLE] Server shutting " \
-                                b"down.\r\n"
-        assert fm.readline() == b"* BYE [UNAVAILABLE] Server shutting " \
-                                b"down.\r\n"
+        assert fm.readline() == BE_BYE
+        # the APPEND that never completes: frontend.shutdown_grace, then
+        # the frontend's goodbye
+        assert fb.readline() == FE_BYE
         elapsed = time.monotonic() - t0
         assert FRONTEND_GRACE - 0.5 <= elapsed < FRONTEND_GRACE + 10
+        for f in (fb, fm, fr, fw, fp):
+            f.close()
         wait_for(lambda: exited(fe), timeout=10, what="the frontend to exit")
     finally:
-        for s in (relay, waiting, midcmd, smtp.sock):
+        for s in (relay, busy, pop, waiting, midcmd, smtp.sock):
             s.close()
         st.start("s1f1")
     st.wait_for_login(user, pw)
+    c = st.imap(user, pw)
+    c.select("INBOX", readonly=True)
+    assert c.search(None, "ALL")[1] == [b""]  # the half APPEND is not there
+    c.logout()
 
 
 def test_second_sigterm_stops_at_once(st):
     user, pw = st.new_user("twice")
-    s, f = imap_session(st, user, pw)
+    s, f = start_append(st, user, pw)
     fe = pid(st, "s1f1")
     before = len(st.log("s1f1"))
     os.kill(fe, signal.SIGTERM)
@@ -652,8 +679,7 @@ def test_second_sigterm_stops_at_once(st):
     t0 = time.monotonic()
     os.kill(fe, signal.SIGTERM)
     try:
-        assert f.readline() == b"* BYE [UNAVAILABLE] Server shutting " \
-                               b"down.\r\n"
+        assert f.readline() == FE_BYE
         # (a client closes after BYE; the frontend waits up to 3s for
         # that, common/conn.c's lingering close)
         f.close()

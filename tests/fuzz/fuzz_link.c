@@ -126,6 +126,9 @@ check_frame(const Portico__Frame *f)
 	case PORTICO__FRAME__BODY_END:
 		body = f->end;
 		break;
+	case PORTICO__FRAME__BODY_DRAIN:
+		body = f->drain;
+		break;
 	case PORTICO__FRAME__BODY_RESULT:
 		body = f->result;
 		if (f->result != NULL) {
@@ -212,6 +215,9 @@ frame_has_field0(const Portico__Frame *f)
 		break;
 	case PORTICO__FRAME__BODY_END:
 		body = &f->end->base;
+		break;
+	case PORTICO__FRAME__BODY_DRAIN:
+		body = &f->drain->base;
 		break;
 	case PORTICO__FRAME__BODY_RESULT:
 		body = &f->result->base;
