@@ -38,12 +38,14 @@
  *                    their descendants, from /proc) before and after, then
  *                    K deliveries (APPEND by another client) and the time
  *                    until every watcher has seen the EXISTS
- *   smtp-submit      not possible yet: Portico has no SMTP submission
- *                    server.  The hook is here: proto P_SMTP has its
- *                    reply reader (smtp_line); the workload's step
- *                    function is what remains to be written (EHLO, AUTH
- *                    PLAIN, MAIL FROM, RCPT TO, DATA, QUIT, then the
- *                    time until an IDLE watcher of the recipient sees it).
+ *   smtp-submit      one message per connection, as a mail client
+ *                    sends it: greeting, EHLO, AUTH PLAIN (login),
+ *                    MAIL FROM (the user), RCPT TO (the user: local
+ *                    delivery), DATA and the message (--append-size),
+ *                    QUIT; "submit" is MAIL FROM to the reply after the
+ *                    data (the message accepted, i.e. queued durably).
+ *                    Not measured: the time until the message reaches
+ *                    the mailbox (delivery from the queue).
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -164,24 +166,29 @@ enum op {
 	OP_STAT,
 	OP_RETR,
 	OP_QUIT,
+	OP_EHLO,
+	OP_MAIL,
+	OP_RCPT,
+	OP_DATA,
 	OP_SESSION,
 	OP_SELECT_FETCH,
 	OP_DELIVERY_ALL,
 	OP_DELIVERY_EACH,
 	OP_DELIVERY_AFTER_OK,
+	OP_SUBMIT, /* smtp-submit: MAIL FROM to the reply after the data */
 	OP_COMMAND, /* every command above, together */
 	OP_COUNT
 };
 
 #define OP_FIRST_COMMAND OP_LOGIN
-#define OP_LAST_COMMAND OP_QUIT
+#define OP_LAST_COMMAND OP_DATA
 
 static const char *const op_names[OP_COUNT] = {
 	"connect", "login",  "list",	 "status",	 "select",
 	"fetch",   "fetch-body", "store", "delete",	 "expunge",
 	"append",  "idle",   "logout",	 "stat",	 "retr",
-	"quit",	   "session", "select-fetch", "delivery-all", "delivery-each",
-	"delivery-after-ok", "all-commands",
+	"quit",	   "ehlo", "mail", "rcpt", "data", "session", "select-fetch", "delivery-all", "delivery-each",
+	"delivery-after-ok", "submit", "all-commands",
 };
 
 struct opstat {
@@ -1113,17 +1120,128 @@ pop3_step(struct client *c, int ok)
 	}
 }
 
-/* ---- SMTP (hook) ----------------------------------------------------------- */
+/* ---- SMTP ------------------------------------------------------------------- */
+
+enum smtp_state { SS_EHLO = 1, SS_AUTH, SS_MAIL, SS_RCPT, SS_DATA,
+		  SS_BODY, SS_QUIT };
+
+static void smtp_cmd(struct client *c, int op, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+smtp_cmd(struct client *c, int op, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) - 2)
+		abort();
+	line[n++] = '\r';
+	line[n++] = '\n';
+	begin_cmd(c, op, W_SMTP);
+	send_line(c, line, (size_t)n);
+}
+
+static size_t
+base64(const unsigned char *in, size_t n, char *out)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				"0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= in[i + 2];
+		out[o++] = a[(v >> 18) & 63];
+		out[o++] = a[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? a[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? a[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static void
+smtp_step(struct client *c, int ok)
+{
+	if (!ok) {
+		client_fail(c);
+		return;
+	}
+	char u[256], p[256];
+	switch (c->step) {
+	case 0: /* greeting */
+		c->step = SS_EHLO;
+		smtp_cmd(c, OP_EHLO, "EHLO loadgen.example.test");
+		return;
+	case SS_EHLO: {
+		unsigned char raw[520];
+		char b64[700];
+		user_name(c, u, sizeof(u), 0);
+		user_name(c, p, sizeof(p), 1);
+		int n = snprintf((char *)raw, sizeof(raw), "%c%s%c%s", 0, u, 0,
+				 p);
+		base64(raw, (size_t)n, b64);
+		c->step = SS_AUTH;
+		smtp_cmd(c, OP_LOGIN, "AUTH PLAIN %s", b64);
+		return;
+	}
+	case SS_AUTH:
+		user_name(c, u, sizeof(u), 0);
+		c->step = SS_MAIL;
+		smtp_cmd(c, OP_MAIL, "MAIL FROM:<%s>", u);
+		c->t_pair = c->t0;
+		return;
+	case SS_MAIL:
+		user_name(c, u, sizeof(u), 0);
+		c->step = SS_RCPT;
+		smtp_cmd(c, OP_RCPT, "RCPT TO:<%s>", u);
+		return;
+	case SS_RCPT:
+		c->step = SS_DATA;
+		smtp_cmd(c, OP_NONE, "DATA");
+		c->t_user = c->t0;
+		return;
+	case SS_DATA: { /* 354: the message, then the dot */
+		size_t avg = (size_t)cfg.append_size;
+		size_t size = avg / 2 + (size_t)(rnd(c) % (avg + 1));
+		size_t len = make_message(c, size);
+		c->step = SS_BODY;
+		begin_cmd(c, OP_DATA, W_SMTP);
+		c->t0 = c->t_user;
+		conn_write(&c->conn, c->msg, len);
+		conn_write(&c->conn, ".\r\n", 3);
+		return;
+	}
+	case SS_BODY:
+		record(OP_SUBMIT, now_ns() - c->t_pair, 1, 0);
+		c->step = SS_QUIT;
+		smtp_cmd(c, OP_QUIT, "QUIT");
+		return;
+	case SS_QUIT:
+		client_finish_session(c);
+		client_drop(c);
+		return;
+	}
+}
 
 /* Reply lines are "NNN-text" (more follow) or "NNN text" (last). */
 static void
 smtp_line(struct client *c, const char *l, size_t n)
 {
-	if (n < 4 || !isdigit((unsigned char)l[0]))
+	if (c->waiting == W_NONE || n < 3 || !isdigit((unsigned char)l[0]))
 		return;
-	if (l[3] == '-')
+	if (n > 3 && l[3] == '-')
 		return;
-	finish_cmd(c, l[0] == '2' || l[0] == '3');
+	int ok = l[0] == '2' || l[0] == '3';
+	if (!ok)
+		note_error("%s: %.200s",
+			   c->op >= 0 ? op_names[c->op] : "DATA", l);
+	finish_cmd(c, ok);
 }
 
 /* ---- response reader ---------------------------------------------------- */
@@ -1810,8 +1928,7 @@ static const struct workload workloads[] = {
 	{"idle-hold", P_IMAP, idle_step, 0, NULL},
 	{"hop-latency", P_IMAP, hop_step, 0, NULL},
 	{"ldap-bind", P_LDAP, NULL, 0, NULL},
-	{"smtp-submit", P_SMTP, NULL, 0,
-	 "not possible yet: Portico has no SMTP submission server"},
+	{"smtp-submit", P_SMTP, smtp_step, 0, NULL},
 };
 
 static void
