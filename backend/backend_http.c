@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "backend/transport/queue.h"
 #include "common/http.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -111,6 +113,20 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "Commits of the store writer.");
 	metrics_sample(b, "portico_backend_store_commits_total", NULL,
 		       store_commits(be->store));
+	uint64_t queued;
+	int64_t oldest;
+	queue_metrics(be, &queued, &oldest);
+	int64_t now = (int64_t)time(NULL);
+	metrics_family(b, "portico_backend_queue_messages", "gauge",
+		       "Messages in the transport queue (submitted, not yet "
+		       "delivered, relayed or returned to their sender).");
+	metrics_sample(b, "portico_backend_queue_messages", NULL, queued);
+	metrics_family(b, "portico_backend_queue_oldest_seconds", "gauge",
+		       "Age of the oldest message in the transport queue (0: "
+		       "empty).");
+	metrics_sample(b, "portico_backend_queue_oldest_seconds", NULL,
+		       oldest > 0 && now > oldest ? (uint64_t)(now - oldest)
+						  : 0);
 }
 
 static void

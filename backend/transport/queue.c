@@ -116,6 +116,7 @@ enum { ROUTE_LMTP, ROUTE_SMARTHOST, ROUTE_COUNT };
 
 struct qitem {
 	uint64_t id;
+	int64_t arrival;        /* when the message was accepted */
 	int64_t next_attempt;
 	int busy;
 	struct qitem *next;
@@ -169,7 +170,8 @@ now_s(void)
 }
 
 static struct qitem *
-item_add(struct transport *t, uint64_t id, int64_t next_attempt)
+item_add(struct transport *t, uint64_t id, int64_t arrival,
+	 int64_t next_attempt)
 {
 	struct qitem **pp = &t->items;
 	while (*pp != NULL) {
@@ -181,6 +183,7 @@ item_add(struct transport *t, uint64_t id, int64_t next_attempt)
 	if (it == NULL)
 		abort();
 	it->id = id;
+	it->arrival = arrival;
 	it->next_attempt = next_attempt;
 	*pp = it;
 	return it;
@@ -741,7 +744,7 @@ load_fn(void *ctx, const void *key, size_t klen, const void *val,
 		log_error("queue=%s corrupt entry: left alone", qid);
 		return 0;
 	}
-	item_add(t, id, qe->next_attempt);
+	item_add(t, id, qe->arrival, qe->next_attempt);
 	portico__queue_entry__free_unpacked(qe, NULL);
 	return 0;
 }
@@ -863,6 +866,22 @@ queue_kick(struct backend *be, uint64_t id)
 	struct transport *t = be->transport;
 	if (t == NULL)
 		return;
-	item_add(t, id, now_s());
+	int64_t now = now_s();
+	item_add(t, id, now, now);
 	queue_schedule(t);
+}
+
+void
+queue_metrics(struct backend *be, uint64_t *messages, int64_t *oldest)
+{
+	struct transport *t = be->transport;
+	*messages = 0;
+	*oldest = 0;
+	if (t == NULL)
+		return;
+	for (struct qitem *it = t->items; it != NULL; it = it->next) {
+		(*messages)++;
+		if (*oldest == 0 || it->arrival < *oldest)
+			*oldest = it->arrival;
+	}
 }

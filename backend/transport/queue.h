@@ -51,4 +51,8 @@ void queue_free(struct backend *be);
 /* An entry was just queued: attempt it now. */
 void queue_kick(struct backend *be, uint64_t id);
 
+/* Messages in the queue and the arrival time (Unix seconds) of the
+ * oldest, 0 when it is empty. */
+void queue_metrics(struct backend *be, uint64_t *messages, int64_t *oldest);
+
 #endif

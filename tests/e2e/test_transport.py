@@ -300,6 +300,20 @@ def relay_stack(stack_factory):
         st.sink.stop()
 
 
+def backend_metrics(st):
+    """The unlabelled samples of s1b1's /metrics, by name."""
+    import urllib.request
+    with urllib.request.urlopen("http://%s:%s/metrics" % (
+            st.host, st.SITE1_BE1_HTTP_PORT), timeout=10) as r:
+        body = r.read().decode()
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.split()
+            out[name] = float(value)
+    return out
+
+
 def test_relay_smarthost_down_then_up(relay_stack):
     """The smarthost is down: the message waits in the queue, retried;
     once it is up the message arrives once, over STARTTLS, and the queue
@@ -311,8 +325,15 @@ def test_relay_smarthost_down_then_up(relay_stack):
                                r"pending 451 4\.4\.1 ",
                                queue_listing(st)),
              timeout=30, what="two failed attempts")
+    # the backend's metrics show the waiting message and its age
+    m = backend_metrics(st)
+    assert m["portico_backend_queue_messages"] == 1, m
+    assert m["portico_backend_queue_oldest_seconds"] >= 1, m
     st.sink.start()
     wait_for(lambda: queue_empty(st), timeout=30, what="the queue to empty")
+    m = backend_metrics(st)
+    assert m["portico_backend_queue_messages"] == 0, m
+    assert m["portico_backend_queue_oldest_seconds"] == 0, m
     assert len(st.sink.messages) == 1
     mail_from, rcpts, data = st.sink.messages[0]
     assert (mail_from, rcpts) == ("sender@example.test", ["far@remote.test"])
