@@ -18,26 +18,36 @@ pop3_stream_end(struct pop3_session *ps)
 }
 
 /* Converts one chunk: a '.' at the start of a line is doubled, a bare LF
- * becomes CRLF. */
+ * becomes CRLF.  Lines are found with memchr; what lies between the
+ * insertions goes out in one write. */
 static void
 stream_chunk(struct bsession *s, struct pop3_stream *st, size_t n)
 {
 	const char *p = st->data + st->pos;
-	size_t start = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
-		if (st->bol && c == '.') {
+	size_t i = 0, start = 0;
+	while (i < n) {
+		if (st->bol && p[i] == '.') {
 			session_write(s, p + start, i - start);
 			session_write(s, ".", 1);
 			start = i;
 		}
-		if (c == '\n' && !st->prev_cr) {
-			session_write(s, p + start, i - start);
-			session_write(s, "\r", 1);
-			start = i;
+		const char *nl = memchr(p + i, '\n', n - i);
+		if (nl == NULL) {
+			st->bol = 0;
+			st->prev_cr = p[n - 1] == '\r';
+			break;
 		}
-		st->bol = c == '\n';
-		st->prev_cr = c == '\r';
+		size_t j = (size_t)(nl - p);
+		/* the byte before the LF may be the previous chunk's last */
+		int cr = j > 0 ? p[j - 1] == '\r' : st->prev_cr;
+		if (!cr) {
+			session_write(s, p + start, j - start);
+			session_write(s, "\r", 1);
+			start = j;
+		}
+		i = j + 1;
+		st->bol = 1;
+		st->prev_cr = 0;
 	}
 	session_write(s, p + start, n - start);
 	st->pos += n;
