@@ -11,6 +11,7 @@ import argparse
 import os
 import platform
 import select
+import shutil
 import socket
 import ssl
 import statistics
@@ -208,6 +209,7 @@ def main():
                 f.write("\n" + out + "\n")
     finally:
         subprocess.run([str(STACK), "down", d], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,6 +121,7 @@ def main():
         elapsed = time.monotonic() - t0
     finally:
         p.down()
+        shutil.rmtree(root, ignore_errors=True)
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(
         {"clients": a.clients, "users": a.users, "messages": a.messages,
