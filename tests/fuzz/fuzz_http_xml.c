@@ -14,6 +14,23 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* A decimal character reference to '<' (60), leading zeros allowed
+ * (XML 1.0, 4.1: CharRef ::= '&#' [0-9]+ ';'). */
+static int
+has_ref_60(const char *p, size_t n)
+{
+	for (size_t i = 0; i + 2 < n; i++) {
+		if (p[i] != '&' || p[i + 1] != '#')
+			continue;
+		size_t k = i + 2;
+		while (k < n && p[k] == '0')
+			k++;
+		if (n - k >= 3 && memcmp(p + k, "60;", 3) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -36,7 +53,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (rc == 1 && strchr(out, '<') != NULL &&
 		    memmem(copy, size, "&lt;", 4) == NULL &&
-		    memmem(copy, size, "&#60;", 5) == NULL)
+		    !has_ref_60(copy, size))
 			abort();
 		rc = http_param(copy, size, names[i], out, sizeof(out));
 		if (rc < -1 || rc > 1)
