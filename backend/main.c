@@ -142,30 +142,16 @@ static void
 on_reload(uv_signal_t *h, int signum)
 {
 	struct backend *be = h->data;
-	const char *err;
 	if (be->draining)
 		return;
 	log_info("signal=%d reloading config=%s", signum, be->config_path);
-	struct config_snap *snap = config_snap_load(
-		be->config_path, be->snap->generation + 1, &err);
-	if (snap == NULL) {
-		log_error("reload: configuration kept, error=\"%s\"", err);
+	unsigned live;
+	if (config_reload(&be->snap, be->config_path, backend_config_check,
+			  &live) < 0)
 		return;
-	}
-	if (backend_config_check(&snap->cfg, &err) < 0) {
-		log_error("reload: configuration kept, error=\"%s\"", err);
-		config_snap_free_all(&snap);
-		return;
-	}
-	unsigned live = config_reload_merge(&be->snap->cfg, &snap->cfg);
-	snap->older = be->snap;
-	be->snap = snap;
-	be->cfg = snap->cfg;
-	enum log_level level = LOG_LEVEL_INFO;
-	log_level_parse(be->cfg.global_log_level, &level);
-	log_set_level(level);
-	log_info("reload: generation=%u settings_changed=%u", snap->generation,
-		 live);
+	be->cfg = be->snap->cfg;
+	log_info("reload: generation=%u settings_changed=%u",
+		 be->snap->generation, live);
 }
 
 static void

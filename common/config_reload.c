@@ -166,3 +166,29 @@ config_reload_merge(const struct config *old, struct config *cfg)
 	}
 	return live;
 }
+
+int
+config_reload(struct config_snap **cur, const char *path,
+	      int (*check)(const struct config *cfg, const char **error_r),
+	      unsigned *live)
+{
+	const char *err;
+	struct config_snap *snap =
+		config_snap_load(path, (*cur)->generation + 1, &err);
+	if (snap == NULL) {
+		log_error("reload: configuration kept, error=\"%s\"", err);
+		return -1;
+	}
+	if (check(&snap->cfg, &err) < 0) {
+		log_error("reload: configuration kept, error=\"%s\"", err);
+		config_snap_free_all(&snap);
+		return -1;
+	}
+	*live = config_reload_merge(&(*cur)->cfg, &snap->cfg);
+	snap->older = *cur;
+	*cur = snap;
+	enum log_level level = LOG_LEVEL_INFO;
+	log_level_parse(snap->cfg.global_log_level, &level);
+	log_set_level(level);
+	return 0;
+}

@@ -32,4 +32,13 @@ int config_setting_fixed(const char *section, const char *name);
  * number of settings that change live. */
 unsigned config_reload_merge(const struct config *old, struct config *cfg);
 
+/* SIGHUP's common part: reads path into the next snapshot, checks it with
+ * check (the daemon's own validation), merges it over *cur and makes it
+ * the current one, the log level included.  Returns 0 with the number of
+ * settings changed live in *live, or -1 after logging why the running
+ * configuration is kept. */
+int config_reload(struct config_snap **cur, const char *path,
+		  int (*check)(const struct config *cfg, const char **error_r),
+		  unsigned *live);
+
 #endif

@@ -473,24 +473,11 @@ on_reload(uv_signal_t *h, int signum)
 	if (p->draining || p->stopping)
 		return;
 	log_info("signal=%d reloading config=%s", signum, p->config_path);
-	struct config_snap *snap = config_snap_load(
-		p->config_path, p->snap->generation + 1, &err);
-	if (snap == NULL) {
-		log_error("reload: configuration kept, error=\"%s\"", err);
+	unsigned live;
+	if (config_reload(&p->snap, p->config_path, frontend_config_check,
+			  &live) < 0)
 		return;
-	}
-	if (frontend_config_check(&snap->cfg, &err) < 0) {
-		log_error("reload: configuration kept, error=\"%s\"", err);
-		config_snap_free_all(&snap);
-		return;
-	}
-	unsigned live = config_reload_merge(&p->snap->cfg, &snap->cfg);
-	snap->older = p->snap;
-	p->snap = snap;
-	p->cfg = snap->cfg;
-	enum log_level level = LOG_LEVEL_INFO;
-	log_level_parse(p->cfg.global_log_level, &level);
-	log_set_level(level);
+	p->cfg = p->snap->cfg;
 	policy_reload(&p->policy, &p->snap->cfg);
 	struct tls_server *t = tls_server_load(p->cfg.tls_cert_file,
 					       p->cfg.tls_key_file,
@@ -505,8 +492,8 @@ on_reload(uv_signal_t *h, int signum)
 		log_info("reload: certificates loaded count=%u",
 			 tls_server_count(t));
 	}
-	log_info("reload: generation=%u settings_changed=%u", snap->generation,
-		 live);
+	log_info("reload: generation=%u settings_changed=%u",
+		 p->snap->generation, live);
 }
 
 static void
