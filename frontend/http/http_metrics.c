@@ -167,15 +167,15 @@ metrics_write(const struct frontend *fe, struct buf *b)
 #undef SUM
 }
 
-void
-http_metrics(struct frontend *fe, struct http_conn *hc,
-	     struct http_request *req)
+int
+http_management_allowed(struct frontend *fe, struct http_conn *hc,
+			const struct http_request *req)
 {
 	if (strcmp(req->method, "GET") != 0 && !req->head) {
 		static const char m[] = "Use GET.\n";
 		http_respond(hc, 405, "text/plain; charset=utf-8", m,
 			     sizeof(m) - 1, "Allow: GET, HEAD\r\n");
-		return;
+		return 0;
 	}
 	if (!cidr_list_match(fe->metrics_networks,
 			     (const struct sockaddr *)&req->peer)) {
@@ -183,8 +183,17 @@ http_metrics(struct frontend *fe, struct http_conn *hc,
 					"(http.metrics_networks).\n";
 		http_respond(hc, 403, "text/plain; charset=utf-8", m,
 			     sizeof(m) - 1, NULL);
-		return;
+		return 0;
 	}
+	return 1;
+}
+
+void
+http_metrics(struct frontend *fe, struct http_conn *hc,
+	     struct http_request *req)
+{
+	if (!http_management_allowed(fe, hc, req))
+		return;
 	struct buf b = BUF_INIT;
 	metrics_write(fe, &b);
 	http_respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8",

@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/cidr.h"
 #include "frontend/frontend.h"
 
 struct sessions_req;
@@ -179,20 +178,8 @@ void
 http_sessions(struct frontend *fe, struct http_conn *hc,
 	      struct http_request *req)
 {
-	if (strcmp(req->method, "GET") != 0 && !req->head) {
-		static const char m[] = "Use GET.\n";
-		http_respond(hc, 405, "text/plain; charset=utf-8", m,
-			     sizeof(m) - 1, "Allow: GET, HEAD\r\n");
+	if (!http_management_allowed(fe, hc, req))
 		return;
-	}
-	if (!cidr_list_match(fe->metrics_networks,
-			     (const struct sockaddr *)&req->peer)) {
-		static const char m[] = "Not from this address "
-					"(http.metrics_networks).\n";
-		http_respond(hc, 403, "text/plain; charset=utf-8", m,
-			     sizeof(m) - 1, NULL);
-		return;
-	}
 	unsigned n = fe->nworkers;
 	struct sessions_req *r =
 		calloc(1, sizeof(*r) + n * sizeof(r->slots[0]));
