@@ -133,7 +133,8 @@ session_draining(const struct bsession *s)
 void session_write(struct bsession *s, const void *data, size_t len);
 void session_printf(struct bsession *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void session_vprintf(struct bsession *s, const char *fmt, va_list ap);
+void session_vprintf(struct bsession *s, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /* Engines stop producing while this is true and continue from
  * engine->input() when credit arrives. */
 int session_output_full(const struct bsession *s);

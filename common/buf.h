@@ -43,7 +43,8 @@ void buf_append(struct buf *b, const void *data, size_t n);
 void buf_append_str(struct buf *b, const char *s);
 void buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /* Drops n bytes from the front. */
 void buf_consume(struct buf *b, size_t n);
 /* Empties the buffer, keeping the storage. */

@@ -12,6 +12,9 @@
 
 #include <openssl/sha.h>
 
+static int op_fail(char *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 static int
 op_fail(char *err, int code, const char *fmt, ...)
 {
