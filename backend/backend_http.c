@@ -113,6 +113,28 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "Commits of the store writer.");
 	metrics_sample(b, "portico_backend_store_commits_total", NULL,
 		       store_commits(be->store));
+	uint64_t used, map;
+	store_usage(be->store, &used, &map);
+	metrics_family(b, "portico_backend_store_used_bytes", "gauge",
+		       "Bytes of the store's map in use (up to its last page "
+		       "written, free pages among them included).");
+	metrics_sample(b, "portico_backend_store_used_bytes", NULL, used);
+	metrics_family(b, "portico_backend_store_map_bytes", "gauge",
+		       "The store's map size (backend.store_map_size): the "
+		       "most it can grow to.");
+	metrics_sample(b, "portico_backend_store_map_bytes", NULL, map);
+	MDB_txn *rtxn;
+	const char *rerr;
+	int64_t records = -1;
+	if (store_read_begin(be->store, &rtxn, &rerr) == 0) {
+		records = store_delivery_count(be->store, rtxn);
+		store_read_end(&rtxn);
+	}
+	metrics_family(b, "portico_backend_delivery_records", "gauge",
+		       "Local deliveries remembered by their delivery id "
+		       "(transport.delivery_id_lifetime).");
+	metrics_sample(b, "portico_backend_delivery_records", NULL,
+		       records > 0 ? (uint64_t)records : 0);
 	uint64_t queued;
 	int64_t oldest;
 	queue_metrics(be, &queued, &oldest);

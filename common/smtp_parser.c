@@ -337,6 +337,21 @@ value_is(const struct smtp_param *p, const char *v)
 }
 
 static int
+delivery_id_valid(const char *v, size_t len)
+{
+	if (v == NULL || len == 0 || len > SMTP_MAX_DELIVERY_ID)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+		      c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static int
 hexval(char ch)
 {
 	if (ch >= '0' && ch <= '9')
@@ -459,7 +474,7 @@ smtp_parse_mail(const char *args, const struct smtp_offer *offer,
 	}
 	unsigned seen = 0;
 	enum { P_SIZE = 1, P_BODY = 2, P_UTF8 = 4, P_RET = 8, P_ENVID = 16,
-	       P_AUTH = 32 };
+	       P_AUTH = 32, P_DELIVERY_ID = 64 };
 	for (int i = 0; i < n; i++) {
 		unsigned bit;
 		if (key_is(&pm[i], "SIZE") && offer->max_size > 0) {
@@ -522,6 +537,15 @@ smtp_parse_mail(const char *args, const struct smtp_offer *offer,
 					 "Invalid AUTH parameter");
 				return -1;
 			}
+		} else if (key_is(&pm[i], "XDELIVERYID") && offer->lmtp) {
+			bit = P_DELIVERY_ID;
+			if (!delivery_id_valid(pm[i].value, pm[i].vlen)) {
+				smtp_err(err, 501, "5.5.4",
+					 "Invalid XDELIVERYID parameter");
+				return -1;
+			}
+			memcpy(m->delivery_id, pm[i].value, pm[i].vlen);
+			m->delivery_id[pm[i].vlen] = '\0';
 		} else {
 			smtp_err(err, 555, "5.5.4", "Unsupported parameter");
 			return -1;

@@ -33,6 +33,9 @@
 /* RFC 3461 4.4: ENVID is at most 100 characters (xtext decoded). */
 #define SMTP_MAX_ENVID 100
 #define SMTP_MAX_ORCPT 500
+/* LMTP MAIL parameter XDELIVERYID (Portico's queue to a Portico LMTP
+ * server): 1 to 64 of A-Z a-z 0-9 . - _ */
+#define SMTP_MAX_DELIVERY_ID 64
 /* Parameters accepted on one MAIL or RCPT line. */
 #define SMTP_MAX_PARAMS 16
 
@@ -70,7 +73,7 @@ struct smtp_offer {
 	unsigned eightbit : 1;
 	unsigned auth : 1;  /* the AUTH= parameter of MAIL (RFC 4954) */
 	unsigned null_path_ok : 1; /* MAIL FROM:<> allowed */
-	unsigned lmtp : 1;
+	unsigned lmtp : 1;  /* LMTP: XDELIVERYID is offered */
 };
 
 enum smtp_body {
@@ -86,6 +89,7 @@ struct smtp_mail {
 	unsigned smtputf8 : 1;
 	char ret[8];                  /* "FULL", "HDRS" or "" */
 	char envid[SMTP_MAX_ENVID + 1]; /* xtext decoded */
+	char delivery_id[SMTP_MAX_DELIVERY_ID + 1]; /* LMTP; "" if none */
 };
 
 struct smtp_rcpt {

@@ -59,6 +59,7 @@ struct check {
 	struct u64s body_ids;  /* --all: every body */
 	struct u64s queue_ids; /* --all: every queue entry */
 	uint64_t next_queue;
+	uint64_t deliveries, deliveryage; /* --all: record counts */
 	char where[600];       /* what is being checked, for the report */
 };
 
@@ -765,6 +766,58 @@ check_queue(struct check *c)
 	return check_walk(c, "queuemsg", NULL, 0, queuemsg_fn, c);
 }
 
+/* Delivery records: each one has its expiry record with the same time,
+ * and the other way round. */
+static int
+deliveries_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct check *c = ctx;
+	c->where[0] = '\0';
+	c->deliveries++;
+	if (kl != STORE_DELIVERY_KEY || vl != 8) {
+		check_violation(c, "deliveries: a record with a %zu-byte key "
+				   "and a %zu-byte value",
+				kl, vl);
+		return 0;
+	}
+	uint8_t age[8 + STORE_DELIVERY_KEY];
+	memcpy(age, v, 8);
+	memcpy(age + 8, k, STORE_DELIVERY_KEY);
+	struct exact e;
+	if (check_get(c, "deliveryage", age, sizeof(age), &e) < 0)
+		return 1;
+	if (!e.found)
+		check_violation(c, "deliveries: a record without its "
+				   "deliveryage record");
+	return 0;
+}
+
+static int
+deliveryage_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct check *c = ctx;
+	c->where[0] = '\0';
+	c->deliveryage++;
+	if (kl != 8 + STORE_DELIVERY_KEY)
+		check_violation(c, "deliveryage: a record with a %zu-byte key",
+				kl);
+	return 0;
+}
+
+static int
+check_deliveries(struct check *c)
+{
+	if (check_walk(c, "deliveries", NULL, 0, deliveries_fn, c) < 0 ||
+	    check_walk(c, "deliveryage", NULL, 0, deliveryage_fn, c) < 0)
+		return -1;
+	if (c->deliveries != c->deliveryage)
+		check_violation(c, "%llu delivery records but %llu deliveryage "
+				   "records",
+				(unsigned long long)c->deliveries,
+				(unsigned long long)c->deliveryage);
+	return 0;
+}
+
 /* The orphan checks of --all, once every user has been checked. */
 static int
 check_orphans(struct check *c)
@@ -800,6 +853,8 @@ check_orphans(struct check *c)
 		if (check_walk(c, o[i].db, NULL, 0, owned_fn, &o[i]) < 0)
 			return -1;
 	if (check_walk(c, "bodyhash", NULL, 0, bodyhash_fn, c) < 0)
+		return -1;
+	if (check_deliveries(c) < 0)
 		return -1;
 	return check_queue(c);
 }

@@ -54,7 +54,7 @@ store_open(const char *dir, uint64_t map_size, struct store **st_r,
 		return -1;
 	}
 	if ((rc = mdb_env_create(&st->env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(st->env, 16)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(st->env, 32)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(st->env, 1024)) != 0 ||
 	    (rc = mdb_env_set_mapsize(st->env, map_size)) != 0) {
 		*error_r = store_fail("mdb_env_create", rc);
@@ -81,6 +81,8 @@ store_open(const char *dir, uint64_t map_size, struct store **st_r,
 		{"bodies", &st->bodies},       {"bodyrefs", &st->bodyrefs},
 		{"bodyhash", &st->bodyhash},   {"expunged", &st->expunged},
 		{"queue", &st->queue},         {"queuemsg", &st->queuemsg},
+		{"deliveries", &st->deliveries},
+		{"deliveryage", &st->deliveryage},
 	};
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -579,7 +581,8 @@ store_walk(struct store *st, MDB_txn *txn, const char *db, const void *prefix,
 		{"keywords", st->keywords},   {"bodies", st->bodies},
 		{"bodymeta", st->bodymeta},   {"bodyrefs", st->bodyrefs},
 		{"bodyhash", st->bodyhash},   {"queue", st->queue},
-		{"queuemsg", st->queuemsg},
+		{"queuemsg", st->queuemsg},   {"deliveries", st->deliveries},
+		{"deliveryage", st->deliveryage},
 	};
 	size_t i = 0;
 	while (i < sizeof(dbs) / sizeof(dbs[0]) && strcmp(dbs[i].name, db) != 0)

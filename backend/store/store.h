@@ -28,6 +28,12 @@
  *              per-recipient state, a packed portico.QueueEntry
  *              (proto/queue.proto; backend/transport/queue.h)
  *   queuemsg   queue_id u64 -> the queued message's bytes
+ *   deliveries SHA-256 of delivery id | NUL | mailbox id | NUL | address
+ *              -> i64 unix time it was stored (store_delivery.c): the
+ *              local deliveries made under a sender's delivery id, so
+ *              that a retry of one already stored is not stored twice
+ *   deliveryage time i64 | that hash -> "": the same records in the
+ *              order they expire (transport.delivery_id_lifetime)
  *
  * meta also holds "next_queue" (u64), the next queue id.  Every queue
  * entry has its queuemsg record and the other way round; an entry has at
@@ -266,6 +272,33 @@ int store_queue_msg_put(struct store *st, MDB_txn *txn, uint64_t id,
 			const void *data, size_t len);
 /* Removes the entry and its message. */
 int store_queue_del(struct store *st, MDB_txn *txn, uint64_t id);
+
+/* Delivery records (store_delivery.c): which recipients a sender's
+ * delivery id already reached.  store_delivery_key() makes the record's
+ * key; _seen() is 0 when recorded, 1 when not, -1 with *error_r;
+ * _record() returns an LMDB code and runs inside an operation. */
+#define STORE_DELIVERY_KEY 32
+void store_delivery_key(const char *delivery_id, const char *mailbox_id,
+			const char *address, uint8_t key[STORE_DELIVERY_KEY]);
+int store_delivery_seen(struct store *st, MDB_txn *txn,
+			const uint8_t key[STORE_DELIVERY_KEY],
+			const char **error_r);
+int store_delivery_record(struct store *st, MDB_txn *txn,
+			  const uint8_t key[STORE_DELIVERY_KEY], int64_t when);
+/* Removes up to max records stored before `before`; more_out says
+ * whether older ones are left. */
+struct store_delivery_prune_args {
+	int64_t before;
+	size_t max;
+	size_t removed_out;
+	int more_out;
+};
+store_op_fn store_op_delivery_prune;
+/* Records kept (for metrics and tests); -1 on error. */
+int64_t store_delivery_count(struct store *st, MDB_txn *txn);
+/* Bytes of the map in use (pages up to the last one used, free pages
+ * among them included) and the map size. */
+void store_usage(struct store *st, uint64_t *used_r, uint64_t *map_r);
 
 /* Operations (store_ops.c).  In/out fields are documented per struct. */
 

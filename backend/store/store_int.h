@@ -15,7 +15,7 @@ struct store {
 	MDB_env *env;
 	MDB_dbi meta, users, mailboxes, mboxids, messages, modseqs, expunged,
 		bodies, bodyrefs, bodyhash, bodymeta, keywords, subs, queue,
-		queuemsg;
+		queuemsg, deliveries, deliveryage;
 	struct store_writer *writer;
 };
 

@@ -53,11 +53,28 @@ int
 deliver_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 {
 	struct deliver_args *a = vargs;
+	int keyed = a->delivery_id != NULL && a->delivery_id[0] != '\0';
 	for (size_t i = 0; i < a->n; i++) {
 		struct deliver_rcpt *r = &a->rcpt[i];
 		struct store_user_rec u;
+		uint8_t key[STORE_DELIVERY_KEY];
 		const char *e;
 		r->mbox_id = 0;
+		r->duplicate = 0;
+		if (keyed) {
+			store_delivery_key(a->delivery_id, r->mailbox_id,
+					   r->address ? r->address : "", key);
+			int seen = store_delivery_seen(st, txn, key, &e);
+			if (seen < 0) {
+				snprintf(err, STORE_ERR_SIZE, "%s", e);
+				return STORE_ERR_INTERNAL;
+			}
+			if (seen == 0) {
+				r->rc = STORE_OK;
+				r->duplicate = 1;
+				continue;
+			}
+		}
 		int rc = store_user_get(st, txn, r->mailbox_id, &u, &e);
 		if (rc != 0) {
 			r->rc = rc > 0 ? STORE_ERR_NONEXISTENT
@@ -77,8 +94,19 @@ deliver_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 			.quota_messages = a->quota_messages,
 		};
 		r->rc = store_nested(st, txn, store_op_append, &aa, r->err);
-		if (r->rc == 0)
-			r->mbox_id = aa.mbox_id_out;
+		if (r->rc != 0)
+			continue;
+		r->mbox_id = aa.mbox_id_out;
+		/* In the transaction that stored it: a retry after a crash
+		   that lost our reply finds the record. */
+		if (keyed && (rc = store_delivery_record(st, txn, key,
+							 (int64_t)time(NULL))) !=
+				     0) {
+			snprintf(err, STORE_ERR_SIZE, "deliveries: %s",
+				 mdb_strerror(rc));
+			return rc == MDB_MAP_FULL ? STORE_ERR_FULL
+						  : STORE_ERR_INTERNAL;
+		}
 	}
 	return 0;
 }

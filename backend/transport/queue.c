@@ -1,6 +1,7 @@
 /* queue.c - the transport queue: durable entries and their runner. */
 #include "backend/transport/queue.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "backend/transport/transport.h"
 #include "backend/mime/mime.h"
 #include "common/log.h"
+#include "common/smtp_parser.h"
 #include "queue.pb-c.h"
 
 void
@@ -147,12 +149,22 @@ struct attempt {
 	int dsn_rc;
 	char dsn_err[STORE_ERR_SIZE];
 	uint64_t dsn_mbox;
+	char delivery_id[SMTP_MAX_DELIVERY_ID + 1];
 	struct attempt *next;
 };
+
+/* Delivery records older than transport.delivery_id_lifetime go every
+ * PRUNE_INTERVAL_MS, at most PRUNE_BATCH per transaction (the next batch
+ * follows at once when more are due). */
+#define PRUNE_INTERVAL_MS (10 * 60 * 1000)
+#define PRUNE_BATCH 5000
 
 struct transport {
 	struct backend *be;
 	uv_timer_t timer;
+	uv_timer_t prune_timer;
+	struct store_delivery_prune_args prune;
+	int pruning;
 	struct qitem *items;
 	struct attempt *attempts;
 	unsigned active;
@@ -550,6 +562,26 @@ route_done(struct relay_req *req)
 		attempt_mark(a);
 }
 
+/* The id under which the recipient backends record this entry's local
+ * deliveries: this backend's id, the queue id and the arrival time, the
+ * same on every attempt (a store rebuilt from scratch reuses queue ids,
+ * not their arrival times). */
+static void
+delivery_id(const struct config *cfg, const Portico__QueueEntry *qe,
+	    const char *qid, char *out, size_t outsize)
+{
+	char name[37];
+	size_t n = 0;
+	for (const char *p = cfg->backend_id; *p != '\0' && n + 1 < sizeof(name);
+	     p++) {
+		unsigned char c = (unsigned char)*p;
+		name[n++] = isalnum(c) || c == '-' || c == '_' ? (char)c : '_';
+	}
+	name[n] = '\0';
+	snprintf(out, outsize, "%s.%s.%lld", n ? name : "portico", qid,
+		 (long long)qe->arrival);
+}
+
 static void
 attempt_start(struct transport *t, struct qitem *it)
 {
@@ -671,6 +703,11 @@ attempt_start(struct transport *t, struct qitem *it)
 		q->ret = qe->ret;
 		q->body = qe->body;
 		q->smtputf8 = qe->smtputf8;
+		if (i == ROUTE_LMTP) {
+			delivery_id(cfg, qe, a->qid, a->delivery_id,
+				    sizeof(a->delivery_id));
+			q->delivery_id = a->delivery_id;
+		}
 		q->data = a->data;
 		q->len = a->len;
 		q->rcpt = rt->rcpt;
@@ -724,6 +761,41 @@ queue_schedule(struct transport *t)
 		return;
 	uv_timer_start(&t->timer, queue_timer,
 		       next > now ? (uint64_t)(next - now) * 1000 : 1000, 0);
+}
+
+static void prune_tick(uv_timer_t *h);
+
+static void
+prune_done(void *ctx, int rc, const char *err)
+{
+	struct transport *t = ctx;
+	t->pruning = 0;
+	if (rc != 0)
+		log_error("deliveries: expired records not removed "
+			  "error=\"%s\"",
+			  err);
+	else if (t->prune.removed_out > 0)
+		log_info("deliveries: %zu expired records removed%s",
+			 t->prune.removed_out,
+			 t->prune.more_out ? ", more to go" : "");
+	if (!t->stopping)
+		uv_timer_start(&t->prune_timer, prune_tick,
+			       rc == 0 && t->prune.more_out ? 10
+							    : PRUNE_INTERVAL_MS,
+			       0);
+}
+
+static void
+prune_tick(uv_timer_t *h)
+{
+	struct transport *t = h->data;
+	if (t->stopping || t->pruning)
+		return;
+	t->pruning = 1;
+	t->prune.before = now_s() - t->be->cfg.transport_delivery_id_lifetime;
+	t->prune.max = PRUNE_BATCH;
+	store_submit(t->be->store, store_op_delivery_prune, &t->prune,
+		     prune_done, t);
 }
 
 static int
@@ -821,6 +893,9 @@ queue_start(struct backend *be, const char **error_r)
 	store_read_end(&txn);
 	uv_timer_init(be->loop, &t->timer);
 	t->timer.data = t;
+	uv_timer_init(be->loop, &t->prune_timer);
+	t->prune_timer.data = t;
+	uv_timer_start(&t->prune_timer, prune_tick, 1000, 0);
 	be->transport = t;
 	size_t n = 0;
 	for (struct qitem *it = t->items; it != NULL; it = it->next)
@@ -839,6 +914,7 @@ queue_stop(struct backend *be)
 		return;
 	t->stopping = 1;
 	uv_timer_stop(&t->timer);
+	uv_timer_stop(&t->prune_timer);
 	for (struct attempt *a = t->attempts; a != NULL; a = a->next)
 		for (int i = 0; i < ROUTE_COUNT; i++)
 			if (a->routes[i].req.relay != NULL)

@@ -63,7 +63,7 @@ struct relay {
 	char text[512];
 	/* EHLO keywords */
 	unsigned ext_starttls : 1, ext_size : 1, ext_8bit : 1, ext_dsn : 1,
-		ext_utf8 : 1;
+		ext_utf8 : 1, ext_delivery_id : 1;
 	size_t rcpt_i;
 	size_t *accepted;      /* recipients accepted at RCPT */
 	size_t n_accepted, dot_i;
@@ -228,6 +228,9 @@ send_mail(struct relay *r)
 			xtext(&b, q->envid);
 		}
 	}
+	if (q->lmtp && r->ext_delivery_id && q->delivery_id != NULL &&
+	    q->delivery_id[0] != '\0')
+		buf_printf(&b, " XDELIVERYID=%s", q->delivery_id);
 	buf_printf(&b, "\r\n");
 	conn_write(&r->conn, buf_ptr(&b), buf_used(&b));
 	buf_free(&b);
@@ -330,6 +333,9 @@ relay_reply(struct relay *r, uint32_t code)
 			relay_quit(r);
 			return;
 		}
+		/* What this host offers, not the one before it. */
+		r->ext_starttls = r->ext_size = r->ext_8bit = r->ext_dsn =
+			r->ext_utf8 = r->ext_delivery_id = 0;
 		relay_send(r, R_EHLO, "%s %s\r\n", q->lmtp ? "LHLO" : "EHLO",
 			   q->helo);
 		return;
@@ -397,7 +403,7 @@ relay_reply(struct relay *r, uint32_t code)
 			*colon = '\0';
 		relay_enter(r, R_TLS);
 		r->ext_starttls = r->ext_size = r->ext_8bit = r->ext_dsn =
-			r->ext_utf8 = 0;
+			r->ext_utf8 = r->ext_delivery_id = 0;
 		if (conn_start_tls(&r->conn, q->tls_ctx, 0,
 				   q->tls == RELAY_TLS_VERIFY ? name : NULL) <
 		    0) {
@@ -496,6 +502,8 @@ ehlo_keyword(struct relay *r, const char *kw)
 		r->ext_dsn = 1;
 	else if (n == 8 && strncasecmp(kw, "SMTPUTF8", 8) == 0)
 		r->ext_utf8 = 1;
+	else if (n == 11 && strncasecmp(kw, "XDELIVERYID", 11) == 0)
+		r->ext_delivery_id = 1;
 }
 
 static void

@@ -3,7 +3,8 @@
  * One relay carries one message to the first host of a list that
  * answers: greeting, EHLO (LHLO for LMTP), STARTTLS when offered or
  * required (then EHLO again), MAIL FROM with the parameters the server
- * offers (SIZE, BODY, SMTPUTF8, RET/ENVID and NOTIFY/ORCPT with DSN),
+ * offers (SIZE, BODY, SMTPUTF8, RET/ENVID and NOTIFY/ORCPT with DSN,
+ * XDELIVERYID from a Portico LMTP server),
  * one RCPT per recipient, DATA with dot-stuffing, QUIT.  Commands go one
  * at a time.  Every recipient ends with a reply: the server's (RCPT, or
  * the final reply of DATA - per recipient under LMTP) or one made up for
@@ -45,6 +46,8 @@ struct relay_req {
 	const char *mail_from;
 	const char *envid, *ret, *body;
 	int smtputf8;
+	/* LMTP: sent as XDELIVERYID= when the server offers it (NULL: no) */
+	const char *delivery_id;
 	const char *data;     /* the message, CRLF lines */
 	size_t len;
 	struct relay_rcpt *rcpt;

@@ -13,6 +13,7 @@
 
 #include "backend/transport/queue.h"
 #include "common/log.h"
+#include "common/smtp_parser.h"
 
 enum tstream_kind { TSTREAM_DELIVER, TSTREAM_SUBMIT };
 
@@ -67,6 +68,12 @@ transport_open(struct bsession *s, const Portico__Frame *f,
 				*temporary_r = 0;
 				goto fail;
 			}
+		}
+		if (strlen(t->deliver->delivery_id) > SMTP_MAX_DELIVERY_ID) {
+			*code_r = "CLIENTBUG";
+			*reason_r = "delivery id too long";
+			*temporary_r = 0;
+			goto fail;
 		}
 		snprintf(s->user, sizeof(s->user), "%s",
 			 rcpts > 0 ? t->deliver->rcpt[0]->address : "");
@@ -195,19 +202,26 @@ deliver_done(void *ctx, int rc, const char *err)
 		portico__reply__init(&rep[i]);
 		rep[i].code = code;
 		rep[i].status = (char *)(uintptr_t)status;
-		if (code == 250)
-			snprintf(texts[i], sizeof(texts[i]), "<%s> %s %s",
-				 pr->address, s->id, text);
+		/* The frontend puts "<address>" before the text. */
+		if (res == 0 && r->duplicate)
+			snprintf(texts[i], sizeof(texts[i]),
+				 "%s Already delivered",
+				 t->deliver->delivery_id);
+		else if (code == 250)
+			snprintf(texts[i], sizeof(texts[i]), "%s %s", s->id,
+				 text);
 		else
-			snprintf(texts[i], sizeof(texts[i]), "<%s> %s",
-				 pr->address, text);
+			snprintf(texts[i], sizeof(texts[i]), "%s", text);
 		rep[i].text = texts[i];
+		const char *did = t->deliver->delivery_id;
 		log_info("session=%s deliver to=<%s> mailbox=%s size=%zu "
-			 "status=%u %s%s%s",
+			 "status=%u %s%s%s%s%s%s",
 			 s->id, pr->address, pr->mailbox_id,
 			 buf_used(&t->msg), code, status,
-			 res != 0 ? " error=" : "", res != 0 ? text : "");
-		if (res == 0)
+			 res != 0 ? " error=" : "", res != 0 ? text : "",
+			 did[0] ? " delivery=" : "", did,
+			 r->duplicate ? " duplicate" : "");
+		if (res == 0 && !r->duplicate)
 			backend_mailbox_changed(s->be, r->mbox_id);
 	}
 	send_replies(s, rep, n, NULL);
@@ -234,8 +248,11 @@ deliver_end(struct bsession *s, struct tstream *t)
 	t->args.rcpt = calloc(d->n_rcpt, sizeof(*t->args.rcpt));
 	if (t->args.rcpt == NULL)
 		abort();
-	for (size_t i = 0; i < d->n_rcpt; i++)
+	for (size_t i = 0; i < d->n_rcpt; i++) {
 		t->args.rcpt[i].mailbox_id = d->rcpt[i]->mailbox_id;
+		t->args.rcpt[i].address = d->rcpt[i]->address;
+	}
+	t->args.delivery_id = d->delivery_id;
 	t->args.quota_storage = cfg->backend_quota_storage;
 	t->args.quota_messages = cfg->backend_quota_messages;
 	session_store(s, deliver_op, &t->args, deliver_done, s, NULL);

@@ -44,10 +44,12 @@ void transport_clean(char *out, size_t outsize, const char *s);
 
 struct deliver_rcpt {
 	const char *mailbox_id;
+	const char *address;        /* for the delivery record */
 	/* out */
 	int rc;                     /* enum store_result */
 	char err[STORE_ERR_SIZE];
 	uint64_t mbox_id;           /* the INBOX it reached */
+	int duplicate;              /* already stored under delivery_id */
 };
 
 /* One message into the INBOX of each recipient: one body for all, each
@@ -59,6 +61,10 @@ struct deliver_args {
 	struct deliver_rcpt *rcpt;
 	size_t n;
 	uint64_t quota_storage, quota_messages;
+	/* The sender's delivery id, or NULL/"": each recipient stored is
+	   recorded under it in the same transaction, and one already
+	   recorded is not stored again (rc 0, duplicate set). */
+	const char *delivery_id;
 };
 store_op_fn deliver_op;
 

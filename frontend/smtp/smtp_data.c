@@ -349,6 +349,7 @@ smtp_content_begin(struct smtp_session *s)
 			del.session_id = c->id;
 			del.size = s->mail.size;
 			del.window = (uint32_t)cfg->limits_link_window;
+			del.delivery_id = s->mail.delivery_id;
 			f.body_case = PORTICO__FRAME__BODY_DELIVER;
 			f.deliver = &del;
 		}

@@ -117,6 +117,8 @@ smtp_ehlo_reply(struct smtp_session *s, const char *args)
 	snprintf(lines[n++], sizeof(lines[0]), "SMTPUTF8");
 	snprintf(lines[n++], sizeof(lines[0]), "DSN");
 	snprintf(lines[n++], sizeof(lines[0]), "CHUNKING");
+	if (s->lmtp)
+		snprintf(lines[n++], sizeof(lines[0]), "XDELIVERYID");
 	if (!s->lmtp && !c->tls)
 		snprintf(lines[n++], sizeof(lines[0]), "STARTTLS");
 	if (!s->lmtp && !s->authenticated && client_plaintext_allowed(c))

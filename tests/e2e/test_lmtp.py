@@ -67,7 +67,7 @@ def test_lhlo_and_commands(stack):
     assert code == 250
     assert text[1:] == ["PIPELINING", "SIZE 52428800", "8BITMIME",
                         "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN",
-                        "CHUNKING"]                # no STARTTLS, no AUTH
+                        "CHUNKING", "XDELIVERYID"]  # no STARTTLS, no AUTH
     c.expect("AUTH PLAIN AAAA", 500, "5.5.2")
     c.expect("STARTTLS", 500, "5.5.2")
     c.expect("RCPT TO:<%s>" % ALICE[0], 503, "5.5.1")
@@ -122,6 +122,69 @@ def test_delivery_to_two_sites_one_reply_each(two_sites):
         # Return-Path and Received lines.
         assert m.endswith(body), m
         assert m.startswith(b"Return-Path: <sender@remote.example>\r\n"), m
+
+
+def test_delivery_id_stores_each_recipient_once(two_sites):
+    """A retry under the same XDELIVERYID (Portico's queue after a crash
+    that lost the reply) gets 250 for each recipient already stored, and
+    no second copy; another recipient of the retry, or another id, is a
+    new delivery.  Both sites' backends keep the records."""
+    st = two_sites
+    carol = ("carol@example.test", "carol-pw")
+    before = {u: len(inbox(st, u, p)) for u, p in (ALICE, BOB, carol)}
+    body = MSG % b"delivery id"
+    did = "s9b9.%016X.%d" % (int(time.time() * 1000), int(time.time()))
+
+    def deliver(rcpts, delivery_id):
+        c = lmtp(st)
+        c.cmd("LHLO mta.example")
+        c.expect("MAIL FROM:<sender@remote.example> XDELIVERYID=%s"
+                 % delivery_id, 250, "2.1.0")
+        for r in rcpts:
+            c.expect("RCPT TO:<%s>" % r, 250, "2.1.5")
+        c.expect("DATA", 354)
+        c.send(body.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+        replies = [c.reply() for _ in rcpts]
+        c.expect("QUIT", 221)
+        c.close()
+        return replies
+
+    first = deliver([ALICE[0], BOB[0]], did)
+    for (code, text), who in zip(first, (ALICE[0], BOB[0])):
+        assert code == 250 and text[0].startswith("2.0.0 <%s> " % who) \
+            and "Already delivered" not in text[0], first
+    # The retry: both again, and carol, whom the first attempt missed.
+    again = deliver([ALICE[0], BOB[0], carol[0]], did)
+    for (code, text), who in zip(again[:2], (ALICE[0], BOB[0])):
+        assert (code, text) == (250, ["2.0.0 <%s> %s Already delivered"
+                                      % (who, did)]), again
+    assert again[2][0] == 250 and "Already" not in again[2][1][0], again
+    # A third time: everyone is known now.
+    third = deliver([carol[0], ALICE[0]], did)
+    assert [r[1][0].endswith("Already delivered") for r in third] == \
+        [True, True], third
+    # Another id is another message.
+    other = deliver([ALICE[0]], did + "x")
+    assert other[0][0] == 250 and "Already" not in other[0][1][0], other
+    after = {u: inbox(st, u, p) for u, p in (ALICE, BOB, carol)}
+    assert len(after[ALICE[0]]) == before[ALICE[0]] + 2
+    assert len(after[BOB[0]]) == before[BOB[0]] + 1
+    assert len(after[carol[0]]) == before[carol[0]] + 1
+    for msgs in after.values():
+        assert msgs[-1].endswith(body)
+    # Each backend logged the retries it recognised.
+    assert st.log("s1b1").count("delivery=%s duplicate" % did) == 3
+    assert st.log("s2b1").count("delivery=%s duplicate" % did) == 1
+    # Bad ids are refused at MAIL, the session goes on.
+    c = lmtp(st)
+    c.cmd("LHLO mta.example")
+    c.expect("MAIL FROM:<a@remote.example> XDELIVERYID=a/b", 501, "5.5.4")
+    c.expect("MAIL FROM:<a@remote.example> XDELIVERYID=" + "x" * 65, 501,
+             "5.5.4")
+    c.expect("MAIL FROM:<a@remote.example> XDELIVERYID=", 501, "5.5.4")
+    c.expect("MAIL FROM:<a@remote.example> XDELIVERYID=ok", 250, "2.1.0")
+    c.expect("QUIT", 221)
+    c.close()
 
 
 def test_backend_down_fails_only_its_recipients(two_sites):

@@ -221,6 +221,18 @@ def test_submission_to_other_backend_and_site(two_sites):
         assert data.endswith(b"\r\n" + msg), user
         assert data.startswith(b"Return-Path: <s1@example.test>\r\n")
     wait_for(lambda: queue_empty(st), what="the queue to empty")
+    # Each went with the queue's delivery id (s1b1's id, the queue id,
+    # the arrival time), which each recipient's backend recorded.
+    qid = re.findall(r"queue=([0-9A-F]{16}) attempt=1 local=3 remote=0",
+                     st.log("s1b1"))[-1]
+    for b, user in (("s1b1", "s1@"), ("s1b2", "b2@"), ("s2b1", "s2@")):
+        assert re.search(r"deliver to=<%sexample\.test> .* status=250 "
+                         r"2\.0\.0 delivery=s1b1\.%s\.\d+\n"
+                         % (user, qid), st.log(b)), (b, st.log(b)[-2000:])
+        m = backend_metrics(st, b)
+        assert m["portico_backend_delivery_records"] >= 1, (b, m)
+        assert 0 < m["portico_backend_store_used_bytes"] <= \
+            m["portico_backend_store_map_bytes"], (b, m)
     for b in ("s1b1", "s1b2", "s2b1"):
         p = admin(st, b, "check", "--all")
         assert p.returncode == 0, (b, p.stdout)
@@ -300,11 +312,13 @@ def relay_stack(stack_factory):
         st.sink.stop()
 
 
-def backend_metrics(st):
-    """The unlabelled samples of s1b1's /metrics, by name."""
+def backend_metrics(st, backend="s1b1"):
+    """The unlabelled samples of a backend's /metrics, by name."""
     import urllib.request
+    site, index = re.fullmatch(r"s(\d+)b(\d+)", backend).groups()
+    port = st["SITE%s_BE%s_HTTP_PORT" % (site, index)]
     with urllib.request.urlopen("http://%s:%s/metrics" % (
-            st.host, st.SITE1_BE1_HTTP_PORT), timeout=10) as r:
+            st.host, port), timeout=10) as r:
         body = r.read().decode()
     out = {}
     for line in body.splitlines():

@@ -137,6 +137,25 @@ test_mail(void **state)
 	mail_bad("<a@b.example>SIZE=1", &submission, 501, "5.5.4");
 	mail_bad("<a@b.example> =1", &submission, 501, "5.5.4");
 	mail_bad("<a@b.example> AUTH=<>", &lmtp, 555, "5.5.4");
+	/* XDELIVERYID: LMTP only, 1 to 64 of A-Z a-z 0-9 . - _ */
+	mail_ok("<a@b.example> XDELIVERYID=be_1.00000000000000A2.1795000000",
+		&lmtp, &m);
+	assert_string_equal(m.delivery_id, "be_1.00000000000000A2.1795000000");
+	mail_ok("<a@b.example>", &lmtp, &m);
+	assert_string_equal(m.delivery_id, "");
+	char id64[100] = "<a@b.example> XDELIVERYID=";
+	memset(id64 + strlen(id64), 'x', 64);
+	mail_ok(id64, &lmtp, &m);
+	assert_int_equal(strlen(m.delivery_id), 64);
+	strcat(id64, "x");
+	mail_bad(id64, &lmtp, 501, "5.5.4");
+	mail_bad("<a@b.example> XDELIVERYID=", &lmtp, 501, "5.5.4");
+	mail_bad("<a@b.example> XDELIVERYID", &lmtp, 501, "5.5.4");
+	mail_bad("<a@b.example> XDELIVERYID=a/b", &lmtp, 501, "5.5.4");
+	mail_bad("<a@b.example> XDELIVERYID=a+2Bb", &lmtp, 501, "5.5.4");
+	mail_bad("<a@b.example> XDELIVERYID=a XDELIVERYID=b", &lmtp, 501,
+		 "5.5.4");
+	mail_bad("<a@b.example> XDELIVERYID=a", &submission, 555, "5.5.4");
 	/* A path over 256 octets. */
 	char big[400] = "<";
 	memset(big + 1, 'a', 60);
