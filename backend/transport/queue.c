@@ -107,7 +107,9 @@ queue_add_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 /* -- the runner -------------------------------------------------------------
  *
  * Entries live on disk; in memory the runner keeps their ids and next
- * attempt times.  An attempt reads the entry, sends its pending local
+ * attempt times, those not under way in a binary heap ordered by next
+ * attempt (so a queue of many messages, a smarthost down for a day,
+ * costs O(log n) per submission and per attempt, never a scan).  An attempt reads the entry, sends its pending local
  * recipients to the LMTP servers and the others to the smarthost (two
  * relays at once), then settles: one store operation writes the new
  * state (or removes the entry) together with a DSN for recipients that
@@ -120,8 +122,7 @@ struct qitem {
 	uint64_t id;
 	int64_t arrival;        /* when the message was accepted */
 	int64_t next_attempt;
-	int busy;
-	struct qitem *next;
+	int busy;               /* an attempt is under way: not in the heap */
 };
 
 struct route {
@@ -162,10 +163,12 @@ struct attempt {
 struct transport {
 	struct backend *be;
 	uv_timer_t timer;
+	struct qitem **heap;    /* the items not under way */
+	size_t nheap, heapcap;
+	size_t count;           /* every item, under way or not */
 	uv_timer_t prune_timer;
 	struct store_delivery_prune_args prune;
 	int pruning;
-	struct qitem *items;
 	struct attempt *attempts;
 	unsigned active;
 	SSL_CTX *tls_ctx;
@@ -181,34 +184,77 @@ now_s(void)
 	return (int64_t)time(NULL);
 }
 
+static int
+heap_before(const struct qitem *a, const struct qitem *b)
+{
+	return a->next_attempt < b->next_attempt ||
+	       (a->next_attempt == b->next_attempt && a->id < b->id);
+}
+
+static void
+heap_push(struct transport *t, struct qitem *it)
+{
+	if (t->nheap == t->heapcap) {
+		size_t cap = t->heapcap ? t->heapcap * 2 : 64;
+		struct qitem **h = realloc(t->heap, cap * sizeof(*h));
+		if (h == NULL)
+			abort();
+		t->heap = h;
+		t->heapcap = cap;
+	}
+	size_t i = t->nheap++;
+	while (i > 0) {
+		size_t up = (i - 1) / 2;
+		if (!heap_before(it, t->heap[up]))
+			break;
+		t->heap[i] = t->heap[up];
+		i = up;
+	}
+	t->heap[i] = it;
+}
+
 static struct qitem *
+heap_pop(struct transport *t)
+{
+	struct qitem *top = t->heap[0], *last = t->heap[--t->nheap];
+	size_t i = 0, n = t->nheap;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && heap_before(t->heap[c + 1], t->heap[c]))
+			c++;
+		if (!heap_before(t->heap[c], last))
+			break;
+		t->heap[i] = t->heap[c];
+		i = c;
+	}
+	if (n > 0)
+		t->heap[i] = last;
+	return top;
+}
+
+/* A new item, waiting in the heap.  Ids come from the store (the queue
+ * at start, then each new submission): never one already here. */
+static void
 item_add(struct transport *t, uint64_t id, int64_t arrival,
 	 int64_t next_attempt)
 {
-	struct qitem **pp = &t->items;
-	while (*pp != NULL) {
-		if ((*pp)->id == id)
-			return *pp;
-		pp = &(*pp)->next;
-	}
 	struct qitem *it = calloc(1, sizeof(*it));
 	if (it == NULL)
 		abort();
 	it->id = id;
 	it->arrival = arrival;
 	it->next_attempt = next_attempt;
-	*pp = it;
-	return it;
+	t->count++;
+	heap_push(t, it);
 }
 
+/* Forgets an item that is not in the heap. */
 static void
 item_remove(struct transport *t, struct qitem *it)
 {
-	struct qitem **pp = &t->items;
-	while (*pp != NULL && *pp != it)
-		pp = &(*pp)->next;
-	if (*pp == it)
-		*pp = it->next;
+	t->count--;
 	free(it);
 }
 
@@ -337,6 +383,8 @@ settle_done(void *ctx, int rc, const char *err)
 	if (rc == 0 && a->remove) {
 		log_info("queue=%s removed", a->qid);
 		item_remove(t, it);
+	} else {
+		heap_push(t, it);
 	}
 	t->active--;
 	attempt_free(a);
@@ -582,7 +630,10 @@ delivery_id(const struct config *cfg, const Portico__QueueEntry *qe,
 		 (long long)qe->arrival);
 }
 
-static void
+/* Starts an attempt on an item taken from the heap: 1 under way, 0 not
+ * started (next_attempt moved on: back to the heap), -1 the entry is
+ * gone (the item freed). */
+static int
 attempt_start(struct transport *t, struct qitem *it)
 {
 	struct backend *be = t->be;
@@ -597,7 +648,7 @@ attempt_start(struct transport *t, struct qitem *it)
 	if (store_read_begin(be->store, &txn, &err) < 0) {
 		log_error("queue=%s read error=\"%s\"", qid, err);
 		it->next_attempt = now_s() + cfg->transport_retry_first;
-		return;
+		return 0;
 	}
 	int rc = store_queue_get(be->store, txn, it->id, &ev, &el, &err);
 	if (rc == 0)
@@ -606,11 +657,11 @@ attempt_start(struct transport *t, struct qitem *it)
 		store_read_end(&txn);
 		if (rc > 0) {
 			item_remove(t, it);
-		} else {
-			log_error("queue=%s read error=\"%s\"", qid, err);
-			it->next_attempt = now_s() + cfg->transport_retry_first;
+			return -1;
 		}
-		return;
+		log_error("queue=%s read error=\"%s\"", qid, err);
+		it->next_attempt = now_s() + cfg->transport_retry_first;
+		return 0;
 	}
 	struct attempt *a = calloc(1, sizeof(*a));
 	if (a == NULL)
@@ -630,7 +681,7 @@ attempt_start(struct transport *t, struct qitem *it)
 		it->next_attempt = INT64_MAX;
 		free(a->data);
 		free(a);
-		return;
+		return 0;
 	}
 	it->busy = 1;
 	t->active++;
@@ -722,11 +773,12 @@ attempt_start(struct transport *t, struct qitem *it)
 		 a->routes[ROUTE_SMARTHOST].n);
 	if (a->pending_routes == 0) {
 		attempt_settle(a);
-		return;
+		return 1;
 	}
 	for (int i = 0; i < ROUTE_COUNT; i++)
 		if (a->routes[i].req.done != NULL)
 			relay_start(be->loop, &a->routes[i].req);
+	return 1;
 }
 
 static void
@@ -742,22 +794,18 @@ queue_schedule(struct transport *t)
 {
 	if (t->stopping)
 		return;
-	int64_t now = now_s(), next = INT64_MAX;
-	struct qitem *it = t->items;
-	while (it != NULL) {
-		struct qitem *nx = it->next;
-		if (!it->busy && it->next_attempt <= now &&
-		    t->active < (unsigned)t->be->cfg.transport_concurrency) {
-			attempt_start(t, it); /* may remove it */
-		} else if (!it->busy && it->next_attempt < next) {
-			next = it->next_attempt;
-		}
-		it = nx;
+	int64_t now = now_s();
+	while (t->nheap > 0 && t->heap[0]->next_attempt <= now &&
+	       t->active < (unsigned)t->be->cfg.transport_concurrency) {
+		struct qitem *it = heap_pop(t);
+		if (attempt_start(t, it) == 0)
+			heap_push(t, it);
 	}
 	/* What is due but found no free slot starts when an attempt
 	   finishes (settle_done schedules again). */
 	uv_timer_stop(&t->timer);
-	if (next == INT64_MAX)
+	int64_t next = t->nheap > 0 ? t->heap[0]->next_attempt : INT64_MAX;
+	if (next == INT64_MAX || next <= now)
 		return;
 	uv_timer_start(&t->timer, queue_timer,
 		       next > now ? (uint64_t)(next - now) * 1000 : 1000, 0);
@@ -897,10 +945,7 @@ queue_start(struct backend *be, const char **error_r)
 	t->prune_timer.data = t;
 	uv_timer_start(&t->prune_timer, prune_tick, 1000, 0);
 	be->transport = t;
-	size_t n = 0;
-	for (struct qitem *it = t->items; it != NULL; it = it->next)
-		n++;
-	log_info("queue entries=%zu lmtp=\"%s\" smarthost=\"%s\"", n,
+	log_info("queue entries=%zu lmtp=\"%s\" smarthost=\"%s\"", t->count,
 		 cfg->transport_lmtp, cfg->transport_smarthost);
 	queue_schedule(t);
 	return 0;
@@ -927,10 +972,14 @@ queue_free(struct backend *be)
 	struct transport *t = be->transport;
 	if (t == NULL)
 		return;
-	while (t->attempts != NULL)
+	while (t->attempts != NULL) {
+		struct qitem *it = t->attempts->item;
 		attempt_free(t->attempts);
-	while (t->items != NULL)
-		item_remove(t, t->items);
+		item_remove(t, it);
+	}
+	while (t->nheap > 0)
+		item_remove(t, heap_pop(t));
+	free(t->heap);
 	SSL_CTX_free(t->tls_ctx);
 	free(t);
 	be->transport = NULL;
@@ -955,9 +1004,11 @@ queue_metrics(struct backend *be, uint64_t *messages, int64_t *oldest)
 	*oldest = 0;
 	if (t == NULL)
 		return;
-	for (struct qitem *it = t->items; it != NULL; it = it->next) {
-		(*messages)++;
-		if (*oldest == 0 || it->arrival < *oldest)
-			*oldest = it->arrival;
-	}
+	*messages = t->count;
+	for (size_t i = 0; i < t->nheap; i++)
+		if (*oldest == 0 || t->heap[i]->arrival < *oldest)
+			*oldest = t->heap[i]->arrival;
+	for (struct attempt *a = t->attempts; a != NULL; a = a->next)
+		if (*oldest == 0 || a->item->arrival < *oldest)
+			*oldest = a->item->arrival;
 }
