@@ -111,7 +111,7 @@ $(BUILD)/unit/common/test_protolog: $(call obj,common/protolog.c common/log.c co
 $(BUILD)/unit/common/test_config_reload: $(call obj,common/config_reload.c common/config.c common/log.c)
 $(BUILD)/unit/backend/test_mime: $(call obj,backend/mime/mime.c backend/mime/mime_cache.c backend/mime/mime_decode.c backend/mime/mime_imap.c backend/mime/mime_parse.c backend/mime/mime_rfc822.c backend/mime/mime_section.c common/buf.c common/arena.c)
 $(BUILD)/unit/backend/test_dsn: $(call obj,backend/transport/dsn.c backend/transport/message.c common/buf.c common/config.c)
-$(BUILD)/unit/backend/test_store_delivery: $(call obj,backend/store/store.c backend/store/store_delivery.c backend/store/store_writer.c backend/store/store_ops.c backend/store/store_queue.c common/metrics.c common/buf.c)
+$(BUILD)/unit/backend/test_store_records: $(call obj,backend/store/store.c backend/store/store_delivery.c backend/store/store_expunged.c backend/store/store_writer.c backend/store/store_ops.c backend/store/store_queue.c common/metrics.c common/buf.c)
 $(BUILD)/unit/frontend/test_ldap_escape: $(call obj,frontend/ldap_escape.c)
 $(BUILD)/unit/frontend/test_proxy_proto: $(call obj,common/proxy_proto.c)
 $(BUILD)/unit/frontend/test_cidr: $(call obj,common/cidr.c)

@@ -116,6 +116,9 @@ main(int argc, char **argv)
 		config_free(&a.cfg);
 		return 1;
 	}
+	if (a.st != NULL)
+		store_set_max_expunge_records(
+			a.st, (uint64_t)a.cfg.backend_max_expunge_records);
 	int rc = cmd->fn(&a, argc - i, argv + i);
 	if (a.st != NULL)
 		store_close(&a.st);

@@ -150,6 +150,8 @@ on_reload(uv_signal_t *h, int signum)
 			  &live) < 0)
 		return;
 	be->cfg = be->snap->cfg;
+	store_set_max_expunge_records(be->store,
+				      (uint64_t)be->cfg.backend_max_expunge_records);
 	log_info("reload: generation=%u settings_changed=%u",
 		 be->snap->generation, live);
 }
@@ -211,6 +213,8 @@ main(int argc, char **argv)
 		log_error("store error=\"%s\"", err);
 		return 1;
 	}
+	store_set_max_expunge_records(be.store,
+				      (uint64_t)be.cfg.backend_max_expunge_records);
 	be.link_ctx = tls_link_server_ctx(be.cfg.tls_ca_file,
 					  be.cfg.tls_link_cert_file,
 					  be.cfg.tls_link_key_file, &err);

@@ -236,12 +236,15 @@ struct pairs {
 	size_t n, cap;
 };
 
-/* modseqs: mbox | modseq -> uid (host order); expunged: mbox | uid ->
- * modseq (host order). */
+/* modseqs: mbox | modseq -> uid (host order); expunged: mbox | modseq |
+ * uid -> "" (its bookkeeping record, mbox | 0, is check_expunged()'s):
+ * key uid and modseq as val for both. */
 static int
 pairs_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
 {
 	struct pairs *ps = ctx;
+	if (ps->klen == 20 && kl == 16)
+		return 0;
 	if (kl != ps->klen || vl != ps->vlen) {
 		check_violation(ps->c, "%s: a record with a %zu-byte key and "
 				       "a %zu-byte value",
@@ -261,10 +264,8 @@ pairs_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
 		p->key = get64((const uint8_t *)k + 8);
 		p->val = uid;
 	} else {
-		uint64_t ms;
-		memcpy(&ms, v, 8);
-		p->key = get32((const uint8_t *)k + 8);
-		p->val = ms;
+		p->key = get32((const uint8_t *)k + 16);
+		p->val = get64((const uint8_t *)k + 8);
 	}
 	return 0;
 }
@@ -422,7 +423,7 @@ check_mailbox(struct check *c, const char *user, uint64_t user_num,
 
 	/* The modseq index: one entry per message, naming it. */
 	struct pairs ix = {c, "modseqs", 16, 4, NULL, 0, 0};
-	struct pairs ex = {c, "expunged", 12, 8, NULL, 0, 0};
+	struct pairs ex = {c, "expunged", 20, 0, NULL, 0, 0};
 	if (check_walk(c, "modseqs", idkey, 8, pairs_fn, &ix) < 0 ||
 	    check_walk(c, "expunged", idkey, 8, pairs_fn, &ex) < 0) {
 		free(ix.p);
@@ -766,6 +767,72 @@ check_queue(struct check *c)
 	return check_walk(c, "queuemsg", NULL, 0, queuemsg_fn, c);
 }
 
+/* Expunge records (store_expunged.c): per mailbox a bookkeeping record
+ * first, then one per expunge, as many as it says. */
+struct exp_walk {
+	struct check *c;
+	uint64_t mbox, said, seen;
+	int have_meta;
+};
+
+static void
+exp_mailbox_done(struct exp_walk *w)
+{
+	if (w->mbox == 0)
+		return;
+	snprintf(w->c->where, sizeof(w->c->where), "mailbox %llu",
+		 (unsigned long long)w->mbox);
+	if (!w->have_meta)
+		check_violation(w->c, "expunged: %llu records without their "
+				      "bookkeeping record",
+				(unsigned long long)w->seen);
+	else if (w->said != w->seen)
+		check_violation(w->c, "expunged: %llu records, the bookkeeping "
+				      "says %llu",
+				(unsigned long long)w->seen,
+				(unsigned long long)w->said);
+}
+
+static int
+expunged_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct exp_walk *w = ctx;
+	if (kl != 16 && kl != 20) {
+		w->c->where[0] = '\0';
+		check_violation(w->c, "expunged: a record with a %zu-byte key",
+				kl);
+		return 0;
+	}
+	uint64_t mbox = get64(k);
+	if (mbox != w->mbox) {
+		exp_mailbox_done(w);
+		w->mbox = mbox;
+		w->have_meta = 0;
+		w->said = w->seen = 0;
+	}
+	if (kl == 16) {
+		if (get64((const uint8_t *)k + 8) != 0 || vl != 16)
+			check_violation(w->c, "expunged: a malformed "
+					      "bookkeeping record");
+		else
+			w->said = get64((const uint8_t *)v + 8);
+		w->have_meta = 1;
+	} else {
+		w->seen++;
+	}
+	return 0;
+}
+
+static int
+check_expunged(struct check *c)
+{
+	struct exp_walk w = {.c = c};
+	if (check_walk(c, "expunged", NULL, 0, expunged_fn, &w) < 0)
+		return -1;
+	exp_mailbox_done(&w);
+	return 0;
+}
+
 /* Delivery records: each one has its expiry record with the same time,
  * and the other way round. */
 static int
@@ -854,7 +921,7 @@ check_orphans(struct check *c)
 			return -1;
 	if (check_walk(c, "bodyhash", NULL, 0, bodyhash_fn, c) < 0)
 		return -1;
-	if (check_deliveries(c) < 0)
+	if (check_deliveries(c) < 0 || check_expunged(c) < 0)
 		return -1;
 	return check_queue(c);
 }

@@ -106,6 +106,12 @@ struct imap_range {
 int imap_seqset_parse(const char *s, uint32_t max, struct arena *a,
 		      struct imap_range **ranges_r, unsigned *count_r);
 int imap_seqset_contains(const struct imap_range *r, unsigned n, uint32_t v);
+/* Appends the UIDs of ranges (NULL: every UID) below uidnext that are not
+ * among the sorted uids[0..n) to out, as a UID set; returns the number of
+ * ranges written (0: none absent). */
+size_t imap_uid_set_absent(const struct imap_range *ranges, unsigned nranges,
+			   uint32_t uidnext, const uint32_t *uids, size_t n,
+			   struct buf *out);
 
 /* STATUS items (imap_cmd_select.c), shared with LIST-STATUS. */
 int imap_status_items_valid(const struct imap_arg *list);

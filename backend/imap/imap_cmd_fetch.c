@@ -423,9 +423,25 @@ fetch_respond(struct fetch_ctx *fc)
 		/* RFC 7162 3.2.6: what was expunged since, within the set. */
 		uint32_t *gone;
 		size_t ngone;
+		int exact;
 		if (store_vanished_since(st, txn, is->mbox.mbox_id,
 					 fc->req.changedsince, &gone, &ngone,
-					 &err) == 0) {
+					 &exact, &err) == 0 &&
+		    !exact) {
+			/* Fewer records kept than asked for: every UID of the
+			   set that is not here (RFC 7162 3.2.6 lets the
+			   answer name UIDs the client knows are gone). */
+			struct buf b = BUF_INIT;
+			if (imap_uid_set_absent(fc->ranges, fc->nranges,
+						is->mbox.uidnext, is->uids,
+						is->count, &b) > 0) {
+				buf_append(&b, "", 1);
+				imap_untagged(is, "VANISHED (EARLIER) %s",
+					      buf_ptr(&b));
+			}
+			buf_free(&b);
+			free(gone);
+		} else if (exact) {
 			size_t k = 0;
 			for (size_t i = 0; i < ngone; i++)
 				if (imap_seqset_contains(fc->ranges,

@@ -217,9 +217,10 @@ imap_qresync_report(struct imap_session *is, uint64_t modseq,
 	size_t kwlen;
 	uint32_t *gone = NULL, *changed = NULL;
 	size_t ngone = 0, nchanged = 0;
+	int exact = 1;
 	if (store_read_begin(st, &txn, &err) < 0 ||
 	    store_vanished_since(st, txn, is->mbox.mbox_id, modseq, &gone,
-				 &ngone, &err) < 0 ||
+				 &ngone, &exact, &err) < 0 ||
 	    store_changed_since(st, txn, is->mbox.mbox_id, modseq, &changed,
 				&nchanged, &err) < 0 ||
 	    store_keywords_get(st, txn, is->mbox.mbox_id, &kwnames, &kwlen,
@@ -231,6 +232,19 @@ imap_qresync_report(struct imap_session *is, uint64_t modseq,
 		return;
 	}
 	size_t k = 0;
+	if (!exact) {
+		/* Expunges before the oldest record kept: every UID (of
+		   known-uids, if given) that is not here. */
+		struct buf b = BUF_INIT;
+		if (imap_uid_set_absent(known, nknown, is->mbox.uidnext,
+					is->uids, is->count, &b) > 0) {
+			buf_append(&b, "", 1);
+			imap_untagged(is, "VANISHED (EARLIER) %s",
+				      buf_ptr(&b));
+		}
+		buf_free(&b);
+		ngone = 0;
+	}
 	for (size_t i = 0; i < ngone; i++)
 		if (known == NULL || imap_seqset_contains(known, nknown, gone[i]))
 			gone[k++] = gone[i];

@@ -1,6 +1,7 @@
 /* imap_seqset.c - sequence sets (RFC 3501 sequence-set, RFC 9051). */
 #include "backend/imap/imap.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int
@@ -93,4 +94,74 @@ imap_uid_set_format(const uint32_t *uids, size_t n, struct buf *out)
 			buf_printf(out, "%u", uids[i]);
 		i = j + 1;
 	}
+}
+
+static int
+range_cmp(const void *a, const void *b)
+{
+	const struct imap_range *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Appends one range to out, comma-separated. */
+static void
+range_out(struct buf *out, uint32_t lo, uint32_t hi, size_t *written)
+{
+	if ((*written)++ > 0)
+		buf_append(out, ",", 1);
+	if (hi > lo)
+		buf_printf(out, "%u:%u", lo, hi);
+	else
+		buf_printf(out, "%u", lo);
+}
+
+size_t
+imap_uid_set_absent(const struct imap_range *r, unsigned nr, uint32_t uidnext,
+		    const uint32_t *uids, size_t n, struct buf *out)
+{
+	struct imap_range all = {1, UINT32_MAX}, *m;
+	if (r == NULL) {
+		r = &all;
+		nr = 1;
+	}
+	if (uidnext <= 1 || nr == 0)
+		return 0;
+	m = malloc(nr * sizeof(*m));
+	if (m == NULL)
+		abort();
+	memcpy(m, r, nr * sizeof(*m));
+	qsort(m, nr, sizeof(*m), range_cmp);
+	size_t written = 0;
+	uint32_t top = uidnext - 1;
+	uint32_t done = 0; /* every UID up to here is handled */
+	for (unsigned i = 0; i < nr; i++) {
+		uint32_t lo = m[i].lo > done ? m[i].lo : done + 1;
+		uint32_t hi = m[i].hi < top ? m[i].hi : top;
+		if (lo == 0)
+			lo = 1;
+		if (m[i].hi <= done || lo > hi)
+			continue;
+		/* The first UID present at or after lo. */
+		size_t a = 0, b = n;
+		while (a < b) {
+			size_t mid = a + (b - a) / 2;
+			if (uids[mid] < lo)
+				a = mid + 1;
+			else
+				b = mid;
+		}
+		uint32_t cur = lo;
+		for (size_t k = a; k < n && uids[k] <= hi; k++) {
+			if (uids[k] > cur)
+				range_out(out, cur, uids[k] - 1, &written);
+			cur = uids[k] + 1;
+		}
+		if (cur <= hi && cur != 0)
+			range_out(out, cur, hi, &written);
+		done = hi;
+		if (done == top)
+			break;
+	}
+	free(m);
+	return written;
 }

@@ -288,16 +288,42 @@ imap_sync(struct imap_session *is, int allow_expunge)
 		return;
 	}
 	uint64_t since = is->mbox.highestmodseq;
+	int exact = 1;
 	if (store_changed_since(st, txn, mb.mbox_id, since, &changed,
 				&nchanged, &err) < 0 ||
 	    store_vanished_since(st, txn, mb.mbox_id, since, &vanished,
-				 &nvanished, &err) < 0 ||
+				 &nvanished, &exact, &err) < 0 ||
 	    store_keywords_get(st, txn, mb.mbox_id, &kwnames, &kwlen, &err) <
 		    0) {
 		store_read_end(&txn);
 		free(changed);
 		free(vanished);
 		goto fail;
+	}
+	if (!exact) {
+		/* More expunges since this session last looked than the
+		   store remembers: ask for each message shown whether it is
+		   still there. */
+		nvanished = 0;
+		uint32_t *v = realloc(vanished,
+				      (is->count ? is->count : 1) *
+					      sizeof(*v));
+		if (v == NULL)
+			abort();
+		vanished = v;
+		for (size_t i = 0; i < is->count; i++) {
+			struct store_msg_rec m;
+			int r = store_message_get(st, txn, mb.mbox_id,
+						  is->uids[i], &m, &err);
+			if (r < 0) {
+				store_read_end(&txn);
+				free(changed);
+				free(vanished);
+				goto fail;
+			}
+			if (r == 1)
+				vanished[nvanished++] = is->uids[i];
+		}
 	}
 	int pending = 0;
 	/* Expunges. */

@@ -48,6 +48,7 @@ store_open(const char *dir, uint64_t map_size, struct store **st_r,
 	int rc;
 	if (st == NULL)
 		abort();
+	st->max_expunge_records = UINT64_MAX;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		*error_r = store_fail(dir, errno);
 		free(st);
@@ -105,7 +106,18 @@ store_open(const char *dir, uint64_t map_size, struct store **st_r,
 			goto fail;
 		}
 		memcpy(&ver, v.mv_data, sizeof(ver));
-		if (ver != STORE_SCHEMA_VERSION) {
+		if (ver == 2) {
+			/* Expunge records by modseq (store_expunged.c). */
+			rc = store_expunged_migrate(st, txn);
+			if (rc != 0) {
+				*error_r = store_fail("schema 2 -> 3", rc);
+				goto fail;
+			}
+			ver = STORE_SCHEMA_VERSION;
+			v.mv_size = sizeof(ver);
+			v.mv_data = &ver;
+			rc = mdb_put(txn, st->meta, &k, &v, 0);
+		} else if (ver != STORE_SCHEMA_VERSION) {
 			snprintf(store_error, sizeof(store_error),
 				 "store: schema version %u, expected %u", ver,
 				 STORE_SCHEMA_VERSION);
@@ -411,62 +423,38 @@ store_bodymeta_get(struct store *st, MDB_txn *txn, uint64_t body_id,
 	return 0;
 }
 
-static int
-scan_u32_after(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint64_t mbox_id,
-	       uint64_t after, int value_is_uid, uint32_t **uids_r,
-	       size_t *count_r, const char **error_r)
+/* UIDs changed after modseq, from modseqs: mbox | modseq -> uid. */
+int
+store_changed_since(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+		    uint64_t modseq, uint32_t **uids_r, size_t *count_r,
+		    const char **error_r)
 {
 	MDB_cursor *cur;
 	uint8_t start[16];
 	be64(start, mbox_id);
-	int rc = mdb_cursor_open(txn, dbi, &cur);
+	be64(start + 8, modseq + 1);
+	int rc = mdb_cursor_open(txn, st->modseqs, &cur);
 	if (rc != 0) {
 		*error_r = store_fail("cursor", rc);
 		return -1;
 	}
 	uint32_t *v = NULL;
 	size_t n = 0, cap = 0;
-	MDB_val k, d;
-	if (value_is_uid) {
-		/* modseqs: mbox | modseq -> uid, start after `after` */
-		be64(start + 8, after + 1);
-		k.mv_size = 16;
-	} else {
-		/* expunged: mbox | uid -> modseq: filter by value */
-		k.mv_size = 8;
-	}
-	k.mv_data = start;
+	MDB_val k = {16, start}, d;
 	rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size >= 12 &&
 	       get_be64(k.mv_data) == mbox_id) {
-		uint32_t uid;
-		int take;
-		if (value_is_uid) {
-			if (d.mv_size != 4) {
-				rc = MDB_CORRUPTED;
-				break;
-			}
-			memcpy(&uid, d.mv_data, 4);
-			take = 1;
-		} else {
-			uint64_t ms;
-			if (d.mv_size != 8) {
-				rc = MDB_CORRUPTED;
-				break;
-			}
-			memcpy(&ms, d.mv_data, 8);
-			uid = get_be32((const uint8_t *)k.mv_data + 8);
-			take = ms > after;
+		if (d.mv_size != 4) {
+			rc = MDB_CORRUPTED;
+			break;
 		}
-		if (take) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				v = realloc(v, cap * sizeof(*v));
-				if (v == NULL)
-					abort();
-			}
-			v[n++] = uid;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			v = realloc(v, cap * sizeof(*v));
+			if (v == NULL)
+				abort();
 		}
+		memcpy(&v[n++], d.mv_data, 4);
 		rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
@@ -478,24 +466,6 @@ scan_u32_after(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint64_t mbox_id,
 	*uids_r = v;
 	*count_r = n;
 	return 0;
-}
-
-int
-store_changed_since(struct store *st, MDB_txn *txn, uint64_t mbox_id,
-		    uint64_t modseq, uint32_t **uids_r, size_t *count_r,
-		    const char **error_r)
-{
-	return scan_u32_after(st, txn, st->modseqs, mbox_id, modseq, 1, uids_r,
-			      count_r, error_r);
-}
-
-int
-store_vanished_since(struct store *st, MDB_txn *txn, uint64_t mbox_id,
-		     uint64_t modseq, uint32_t **uids_r, size_t *count_r,
-		     const char **error_r)
-{
-	return scan_u32_after(st, txn, st->expunged, mbox_id, modseq, 0,
-			      uids_r, count_r, error_r);
 }
 
 int

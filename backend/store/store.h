@@ -14,8 +14,13 @@
  *   messages   mbox_id u64 | uid u32 -> struct store_msg_rec
  *   modseqs    mbox_id u64 | modseq u64 -> uid u32: the last change of
  *              every message, so CHANGEDSINCE never scans a mailbox
- *   expunged   mbox_id u64 | uid u32 -> modseq u64 of the expunge
- *              (VANISHED, RFC 7162)
+ *   expunged   mbox_id u64 | modseq u64 | uid u32 -> "": what was
+ *              expunged at which modseq (VANISHED, RFC 7162), the latest
+ *              backend.max_expunge_records per mailbox; and mbox_id u64 |
+ *              0 u64 -> floor u64 | count u64, the records kept and the
+ *              highest modseq of those dropped (store_expunged.c).
+ *              Schema 2 had mbox_id | uid -> modseq; store_open()
+ *              converts it.
  *   keywords   mbox_id u64 -> keyword names, NUL-separated; a message's
  *              keywords are bits of store_msg_rec.keywords
  *   bodies     body_id u64 -> the message bytes
@@ -63,7 +68,7 @@
 #include <lmdb.h>
 #include <uv.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_MAX_KEYWORDS 64
 
 /* System flags (RFC 3501 2.3.2). */
@@ -186,10 +191,22 @@ int store_bodymeta_get(struct store *st, MDB_txn *txn, uint64_t body_id,
 int store_changed_since(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 			uint64_t modseq, uint32_t **uids_r, size_t *count_r,
 			const char **error_r);
-/* UIDs expunged after modseq, ascending, into a malloc'd array. */
+/* UIDs expunged after modseq, ascending, into a malloc'd array.
+ * *exact_r is 0 when records after modseq were dropped (beyond
+ * backend.max_expunge_records): the list is then incomplete, and the
+ * caller reports every UID that is no longer there instead. */
 int store_vanished_since(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 			 uint64_t modseq, uint32_t **uids_r, size_t *count_r,
-			 const char **error_r);
+			 int *exact_r, const char **error_r);
+/* Records one expunge (inside an operation; an LMDB code), dropping the
+ * mailbox's oldest beyond the limit. */
+int store_expunged_add(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+		       uint32_t uid, uint64_t modseq);
+/* Expunge records kept per mailbox (backend.max_expunge_records);
+ * unlimited until set. */
+void store_set_max_expunge_records(struct store *st, uint64_t max);
+/* Schema 2 -> 3 (store_open()). */
+int store_expunged_migrate(struct store *st, MDB_txn *txn);
 /* Calls fn for every record of the named database (a name of the schema
  * above: "users", "messages", "bodies" ...) whose key starts with prefix
  * (plen 0: every record), in key order; key and value are valid until the

@@ -16,6 +16,7 @@ struct store {
 	MDB_dbi meta, users, mailboxes, mboxids, messages, modseqs, expunged,
 		bodies, bodyrefs, bodyhash, bodymeta, keywords, subs, queue,
 		queuemsg, deliveries, deliveryage;
+	uint64_t max_expunge_records; /* per mailbox (store_expunged.c) */
 	struct store_writer *writer;
 };
 

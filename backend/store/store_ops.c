@@ -394,8 +394,8 @@ msg_remove(struct store *st, MDB_txn *txn, struct mbox *mb, uint32_t uid,
 		return rc;
 	if ((rc = body_ref(st, txn, m->body_id, -1)) != 0)
 		return rc;
-	MDB_val ev = {sizeof(modseq), &modseq};
-	if ((rc = mdb_put(txn, st->expunged, &k, &ev, 0)) != 0)
+	if ((rc = store_expunged_add(st, txn, mb->rec.mbox_id, uid, modseq)) !=
+	    0)
 		return rc;
 	if (mb->rec.messages > 0)
 		mb->rec.messages--;

@@ -413,6 +413,95 @@ def test_qresync_reports_vanished_and_changes(stack, user):
     c.logout()
 
 
+def test_qresync_beyond_the_expunge_records_kept(stack_factory):
+    """backend.max_expunge_records=3: the store keeps the latest three
+    expunges of a mailbox.  A resync from within them is exact; one from
+    before them is told every UID no longer there (of its known-uids or
+    of the set asked); a session that saw none of them learns exactly
+    which of its messages went; `check --all` finds the bookkeeping
+    right."""
+    st = stack_factory(name="qresync-floor",
+                       settings=["backend.max_expunge_records=3"])
+    user = st.new_user("floor")
+    c = st.imap(*user)
+    for i in range(1, 11):
+        c.append("INBOX", None, None, msg(i))
+    c._simple_command("ENABLE", "QRESYNC")
+    c._simple_command("SELECT", "INBOX")
+    oks = c.untagged_responses.pop("OK")
+    uidvalidity = int([re.search(rb"UIDVALIDITY (\d+)", x).group(1)
+                       for x in oks if b"UIDVALIDITY" in x][0])
+    start = int([re.search(rb"HIGHESTMODSEQ (\d+)", x).group(1)
+                 for x in oks if b"HIGHESTMODSEQ" in x][0])
+    c.state = "SELECTED"
+    # A session that stays selected (without QRESYNC) and sees nothing.
+    w = st.imap(*user)
+    w.select("INBOX")
+    # Expunge UIDs 2, 4, 6, 7, 9 one at a time, noting the modseq between.
+    o = st.imap(*user)
+    o.select("INBOX")
+    marks = {}
+    for uid in (2, 4, 6, 7, 9):
+        o.uid("STORE", str(uid), "+FLAGS.SILENT", r"(\Deleted)")
+        typ, _ = o._simple_command("UID", "EXPUNGE", str(uid))
+        assert typ == "OK"
+        typ, data = o.status("INBOX", "(HIGHESTMODSEQ)")
+        marks[uid] = int(re.search(rb"HIGHESTMODSEQ (\d+)",
+                                   data[0]).group(1))
+    o.logout()
+    c.logout()
+
+    def qresync(since, known=None):
+        s = st.imap(*user)
+        s._simple_command("ENABLE", "QRESYNC")
+        arg = "(QRESYNC (%d %d%s))" % (uidvalidity, since,
+                                       " " + known if known else "")
+        typ, data = s._simple_command("SELECT", "INBOX", arg)
+        assert typ == "OK", data
+        s.state = "SELECTED"
+        got = s.untagged_responses.pop("VANISHED", [])
+        return s, got
+
+    # Within the three kept (after UID 4's expunge: 6, 7, 9): exact.
+    s, got = qresync(marks[4])
+    assert got == [b"(EARLIER) 6:7,9"], got
+    s.logout()
+    # From before them: every UID below UIDNEXT that is gone.
+    s, got = qresync(start)
+    assert got == [b"(EARLIER) 2,4,6:7,9"], got
+    # UID FETCH ... (CHANGEDSINCE x VANISHED) likewise, within the set.
+    typ, data = s._simple_command("UID", "FETCH", "3:7", "(FLAGS)",
+                                  "(CHANGEDSINCE %d VANISHED)" % start)
+    assert typ == "OK", data
+    assert s.untagged_responses.pop("VANISHED") == [b"(EARLIER) 4,6:7"]
+    typ, data = s._simple_command("UID", "FETCH", "1:*", "(FLAGS)",
+                                  "(CHANGEDSINCE %d VANISHED)" % marks[6])
+    assert s.untagged_responses.pop("VANISHED") == [b"(EARLIER) 7,9"]
+    s.logout()
+    # With known-uids: only those.
+    s, got = qresync(start, "1:5")
+    assert got == [b"(EARLIER) 2,4"], got
+    s.logout()
+    # The session that saw nothing: NOOP tells it exactly what went.
+    typ, _ = w.noop()
+    expunged = [int(x) for x in w.untagged_responses.pop("EXPUNGE")]
+    # Sequence numbers as each went: UIDs 2,4,6,7,9 were 2,4,6,7,9, each
+    # one lower per earlier removal.
+    assert expunged == [2, 3, 4, 4, 5], expunged
+    typ, data = w.uid("SEARCH", "ALL")
+    assert data[0].split() == [b"1", b"3", b"5", b"8", b"10"]
+    w.logout()
+    import os
+    import subprocess
+    from pathlib import Path
+    build = Path(os.environ.get("PORTICO_BUILD",
+                                Path(__file__).resolve().parents[2] / "build"))
+    p = subprocess.run([str(build / "portico-admin"), "-c",
+                        str(st.dir / "s1b1" / "backend.ini"), "check",
+                        "--all"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "consistent" in p.stdout, p.stdout + p.stderr
+
+
 # -- smaller extensions -----------------------------------------------------
 
 def test_list_extended_and_status(c):

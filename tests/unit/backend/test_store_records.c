@@ -1,5 +1,8 @@
-/* test_store_delivery.c - delivery records: recorded once, found by the
- * same id, mailbox and address only, expired in time order in batches. */
+/* test_store_records.c - the store's bookkeeping records.  Delivery
+ * records: recorded once, found by the same id, mailbox and address only,
+ * expired in time order in batches.  Expunge records: by modseq, the
+ * latest max_expunge_records per mailbox, "not exact" before the oldest
+ * kept; schema 2's records converted on open. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -144,12 +147,143 @@ test_prune_in_batches(void **state)
 	remove_store(&st, dir);
 }
 
+struct exp_args {
+	uint64_t mbox;
+	uint32_t uid;
+	uint64_t modseq;
+};
+
+static int
+exp_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct exp_args *a = vargs;
+	return store_expunged_add(st, txn, a->mbox, a->uid, a->modseq);
+}
+
+static void
+expunge(struct store *st, uint64_t mbox, uint32_t uid, uint64_t modseq)
+{
+	char err[STORE_ERR_SIZE];
+	struct exp_args a = {mbox, uid, modseq};
+	assert_int_equal(store_run(st, exp_op, &a, err), 0);
+}
+
+/* "uid,uid,..." of what vanished since modseq; *exact_r as returned. */
+static void
+vanished(struct store *st, uint64_t mbox, uint64_t since, char *out,
+	 size_t outsize, int *exact_r)
+{
+	MDB_txn *txn;
+	const char *err;
+	uint32_t *uids;
+	size_t n;
+	assert_int_equal(store_read_begin(st, &txn, &err), 0);
+	assert_int_equal(store_vanished_since(st, txn, mbox, since, &uids, &n,
+					      exact_r, &err),
+			 0);
+	store_read_end(&txn);
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + strlen(out), outsize - strlen(out), "%s%u",
+			 i ? "," : "", uids[i]);
+	free(uids);
+}
+
+static void
+test_expunge_records_bounded(void **state)
+{
+	char dir[64], got[256];
+	int exact;
+	struct store *st = open_store(dir, sizeof(dir));
+	store_set_max_expunge_records(st, 4);
+	/* Mailbox 7: UIDs expunged out of UID order, modseqs 10..15. */
+	uint32_t uids[] = {9, 2, 5, 1, 8, 3};
+	for (int i = 0; i < 6; i++)
+		expunge(st, 7, uids[i], 10 + (uint64_t)i);
+	/* Mailbox 8, next to it, keeps its own. */
+	expunge(st, 8, 4, 11);
+	/* The latest four kept (modseqs 12..15: UIDs 5, 1, 8, 3), sorted. */
+	vanished(st, 7, 11, got, sizeof(got), &exact);
+	assert_true(exact);
+	assert_string_equal(got, "1,3,5,8");
+	vanished(st, 7, 13, got, sizeof(got), &exact);
+	assert_true(exact);
+	assert_string_equal(got, "3,8");
+	vanished(st, 7, 15, got, sizeof(got), &exact);
+	assert_true(exact);
+	assert_string_equal(got, "");
+	/* Since before the dropped ones: what is kept, and not exact. */
+	vanished(st, 7, 10, got, sizeof(got), &exact);
+	assert_false(exact);
+	assert_string_equal(got, "1,3,5,8");
+	vanished(st, 7, 0, got, sizeof(got), &exact);
+	assert_false(exact);
+	vanished(st, 8, 0, got, sizeof(got), &exact);
+	assert_true(exact);
+	assert_string_equal(got, "4");
+	/* A mailbox without expunges. */
+	vanished(st, 9, 0, got, sizeof(got), &exact);
+	assert_true(exact);
+	assert_string_equal(got, "");
+	remove_store(&st, dir);
+}
+
+static void
+test_schema_2_converted(void **state)
+{
+	char dir[64], got[256];
+	int exact;
+	struct store *st = open_store(dir, sizeof(dir));
+	store_close(&st);
+	/* Make it a schema 2 store with two old-style records. */
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, exp;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	assert_int_equal(mdb_dbi_open(txn, "expunged", 0, &exp), 0);
+	uint32_t ver = 2;
+	MDB_val k = {7, "version"}, v = {sizeof(ver), &ver};
+	assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+	struct {
+		uint32_t uid;
+		uint64_t modseq;
+	} old[] = {{6, 40}, {2, 41}};
+	for (int i = 0; i < 2; i++) {
+		uint8_t key[12] = {0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0,
+				   (uint8_t)old[i].uid};
+		MDB_val ok = {12, key}, ov = {8, &old[i].modseq};
+		assert_int_equal(mdb_put(txn, exp, &ok, &ov, 0), 0);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	const char *err;
+	if (store_open(dir, 64 << 20, &st, &err) != 0)
+		fail_msg("store_open: %s", err);
+	vanished(st, 3, 39, got, sizeof(got), &exact);
+	assert_true(exact);
+	assert_string_equal(got, "2,6");
+	vanished(st, 3, 40, got, sizeof(got), &exact);
+	assert_string_equal(got, "2");
+	store_set_max_expunge_records(st, 2);
+	expunge(st, 3, 9, 42);
+	vanished(st, 3, 39, got, sizeof(got), &exact);
+	assert_false(exact);
+	assert_string_equal(got, "2,9");
+	remove_store(&st, dir);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_and_find),
 		cmocka_unit_test(test_prune_in_batches),
+		cmocka_unit_test(test_expunge_records_bounded),
+		cmocka_unit_test(test_schema_2_converted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
