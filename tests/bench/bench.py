@@ -282,7 +282,7 @@ class Portico:
             "backend.store_map_size=8G",
             "backend.direct_imap_listen=%s:%d" % (HOST, self.direct_port),
             "backend.direct_imap_password=" + DIRECT_SECRET,
-        ]
+        ] + list(self.prof.get("extra_settings", ()))
         args = ["up", self.root]
         for s in settings:
             args += ["--set", s]

@@ -12,6 +12,7 @@ end; operations; errors) as Markdown; everything also goes to a JSON file.
 
     tests/bench/soak.py [--duration 1800] [--interval 30] [--clients 50]
                         [--users 50] [--messages 100] [--json FILE]
+                        [--set SECTION.KEY=VALUE ...]
 
 Same messages as bench.py (small, 1-16 KB), same users' settings.
 """
@@ -63,12 +64,15 @@ def main():
     ap.add_argument("--messages", type=int, default=100)
     ap.add_argument("--json", default=str(bench.BUILD / "bench" /
                                           "soak.json"))
+    ap.add_argument("--set", action="append", default=[],
+                    metavar="SECTION.KEY=VALUE",
+                    help="a Portico setting for the run (repeatable)")
     a = ap.parse_args()
     if not bench.LOADGEN.exists():
         sys.exit("soak: %s not found (make)" % bench.LOADGEN)
     root = Path(tempfile.mkdtemp(prefix="portico-soak-"))
     prof = dict(bench.PROFILES["full"], idle_conns=a.clients,
-                mix_users=a.users, idle_big=0)
+                mix_users=a.users, idle_big=0, extra_settings=a.set)
     p = bench.Portico(root, prof)
     samples = []
     try:
@@ -125,6 +129,7 @@ def main():
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(
         {"clients": a.clients, "users": a.users, "messages": a.messages,
+         "settings": a.set,
          "interval": a.interval, "elapsed_s": elapsed,
          "samples": samples}, indent=1) + "\n")
     # summary
@@ -136,9 +141,10 @@ def main():
     firsts = sorted({s["first_error"] for s in runs if s["first_error"]})
     print()
     print("Soak: imap-mixed, %d clients over TLS, %d users of %d messages, "
-          "%.0f s (%d slices of %g s); load average %.1f at the end."
+          "%.0f s (%d slices of %g s); load average %.1f at the end%s."
           % (a.clients, a.users, a.messages, elapsed, len(runs),
-             a.interval, os.getloadavg()[0]))
+             a.interval, os.getloadavg()[0],
+             "; settings: " + " ".join(a.set) if a.set else ""))
     print()
     print("| when | frontend RSS | backend RSS | store on disk |")
     print("|---|---|---|---|")
