@@ -106,6 +106,17 @@ fuzz_commands(uint8_t sel, const char *in, size_t len)
 					FAIL();
 				if ((m.ret[0] || m.envid[0]) && !offer.dsn)
 					FAIL();
+				/* XDELIVERYID: LMTP only, 1-64 of A-Z a-z
+				   0-9 . - _ */
+				size_t dl = strnlen(m.delivery_id,
+						    SMTP_MAX_DELIVERY_ID + 1);
+				if (dl > SMTP_MAX_DELIVERY_ID ||
+				    (dl > 0 && !offer.lmtp) ||
+				    strspn(m.delivery_id,
+					   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					   "abcdefghijklmnopqrstuvwxyz"
+					   "0123456789.-_") != dl)
+					FAIL();
 			} else {
 				check_reply(&err);
 			}
