@@ -616,9 +616,10 @@ route_done(struct relay_req *req)
  * not their arrival times). */
 static void
 delivery_id(const struct config *cfg, const Portico__QueueEntry *qe,
-	    const char *qid, char *out, size_t outsize)
+	    char out[SMTP_MAX_DELIVERY_ID + 1])
 {
-	char name[37];
+	/* 26 + "." + 16 + "." + at most 20: within SMTP_MAX_DELIVERY_ID */
+	char name[27];
 	size_t n = 0;
 	for (const char *p = cfg->backend_id; *p != '\0' && n + 1 < sizeof(name);
 	     p++) {
@@ -626,8 +627,8 @@ delivery_id(const struct config *cfg, const Portico__QueueEntry *qe,
 		name[n++] = isalnum(c) || c == '-' || c == '_' ? (char)c : '_';
 	}
 	name[n] = '\0';
-	snprintf(out, outsize, "%s.%s.%lld", n ? name : "portico", qid,
-		 (long long)qe->arrival);
+	snprintf(out, SMTP_MAX_DELIVERY_ID + 1, "%s.%016" PRIX64 ".%lld",
+		 n ? name : "portico", qe->id, (long long)qe->arrival);
 }
 
 /* Starts an attempt on an item taken from the heap: 1 under way, 0 not
@@ -755,8 +756,7 @@ attempt_start(struct transport *t, struct qitem *it)
 		q->body = qe->body;
 		q->smtputf8 = qe->smtputf8;
 		if (i == ROUTE_LMTP) {
-			delivery_id(cfg, qe, a->qid, a->delivery_id,
-				    sizeof(a->delivery_id));
+			delivery_id(cfg, qe, a->delivery_id);
 			q->delivery_id = a->delivery_id;
 		}
 		q->data = a->data;
