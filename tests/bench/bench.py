@@ -1256,15 +1256,10 @@ def main():
         log("results, Dovecot configurations and Portico settings in %s"
             % out)
         if a.update_doc:
-            confs = ""
-            for d in (direct, proxy):
-                if d is None:
-                    continue
-                confs += ("\n<details><summary>dovecot-%s.conf</summary>"
-                          "\n\n```\n%s```\n</details>\n"
-                          % (d.role, d.conf.read_text().replace(
-                              str(root), "$TMP")))
-            update_doc(header + "\n\n" + tab + "\n" + confs)
+            # the table only: Dovecot's configuration, the same template
+            # every run but for its ports, is in the doc's section of
+            # its own and in the results directory
+            update_doc(header + "\n\n" + tab)
             log("docs/BENCHMARKS.md updated")
     finally:
         for d in (proxy, direct):
