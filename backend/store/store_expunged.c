@@ -15,7 +15,6 @@
  * the client already knows are gone). */
 #include "backend/store/store_int.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,14 +77,12 @@ trim(struct store *st, MDB_txn *txn, uint64_t mbox_id, struct exp_meta *m,
 			break;
 		}
 		uint64_t ms = get_be64((const uint8_t *)k.mv_data + 8);
-		if ((rc = mdb_cursor_del(cur, 0)) != 0)
-			break;
+		rc = store_cursor_del_next(cur, &k, &v);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			break; /* the operation fails: counts do not matter */
 		if (ms > m->floor)
 			m->floor = ms;
 		m->count--;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-		if (rc == MDB_NOTFOUND || rc == EINVAL)
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;

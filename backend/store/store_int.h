@@ -2,6 +2,7 @@
 #ifndef PORTICO_STORE_INT_H
 #define PORTICO_STORE_INT_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 
@@ -48,6 +49,20 @@ get_be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
 	       (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Deletes the cursor's record and moves to the one after it: the move's
+ * code (MDB_NOTFOUND past the end), or the deletion's if it failed. */
+static inline int
+store_cursor_del_next(MDB_cursor *cur, MDB_val *k, MDB_val *v)
+{
+	int rc = mdb_cursor_del(cur, 0);
+	if (rc != 0)
+		return rc;
+	rc = mdb_cursor_get(cur, k, v, MDB_GET_CURRENT);
+	if (rc == MDB_NOTFOUND || rc == EINVAL)
+		rc = mdb_cursor_get(cur, k, v, MDB_NEXT);
+	return rc;
 }
 
 /* Key of a mailbox: user_num | name; 0 if the name is too long. */

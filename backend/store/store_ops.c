@@ -885,13 +885,8 @@ del_prefix(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint64_t id)
 		return rc;
 	MDB_val k = {8, prefix}, v;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (rc == 0 && k.mv_size >= 8 && memcmp(k.mv_data, prefix, 8) == 0) {
-		if ((rc = mdb_cursor_del(cur, 0)) != 0)
-			break;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-		if (rc == MDB_NOTFOUND || rc == EINVAL)
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
+	while (rc == 0 && k.mv_size >= 8 && memcmp(k.mv_data, prefix, 8) == 0)
+		rc = store_cursor_del_next(cur, &k, &v);
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
