@@ -57,13 +57,13 @@ PROFILES = {
                   fetch_users=2, fetch_msgs=300,
                   pop_users=8, pop_msgs=10,
                   app_users=8, idle_conns=100, deliveries=5,
-                  plaintext=False, smtp=True),
+                  storm_rate=300, plaintext=False, smtp=True),
     "full": dict(duration=10.0, warmup=2.0, clients=16,
                  mix_users=16, mix_msgs=100,
                  fetch_users=4, fetch_msgs=2000,
                  pop_users=16, pop_msgs=20,
                  app_users=16, idle_conns=2000, deliveries=10,
-                 plaintext=True, idle_big=10000, smtp=True),
+                 storm_rate=500, plaintext=True, idle_big=10000, smtp=True),
     # the CI smoke test (tests/e2e/test_bench_smoke.py): every workload
     # once, tiny; smtp-submit only in the table (a row of dashes): it is
     # Portico's alone, and that test wants every run on every target
@@ -72,7 +72,7 @@ PROFILES = {
                   fetch_users=1, fetch_msgs=10,
                   pop_users=2, pop_msgs=3,
                   app_users=2, idle_conns=5, deliveries=2,
-                  plaintext=False),
+                  storm_rate=20, plaintext=False),
 }
 
 # The backend's direct IMAP listener (backend.direct_imap_listen, for
@@ -732,6 +732,11 @@ FIG = {
         ("connect+TLS+greeting p99", pct("connect", "p99"), "ms", False),
         ("server CPU per login session", cpu_per("session", 1000), "ms",
          False),
+        # paced runs (--rate): how late the sessions started against
+        # their schedule; more than a few ms means the target could not
+        # keep up with the rate and its latencies are not at that load
+        ("session start behind schedule p99", pct("start-lag", "p99"),
+         "ms", False),
     ],
     "idle-hold": [
         ("connections in IDLE", lambda r: r.get("idle", {}).get("ready"),
@@ -819,6 +824,12 @@ def plan(prof, only):
          ["--clients", c, "--users", prof["mix_users"]], True),
         ("login-storm (cache off)", "login-storm", "imap", True, "mix",
          ["--clients", c, "--users", prof["mix_users"]], False),
+        # the same logins started at a fixed rate (an open loop) that
+        # every target sustains: latency at a load, not at saturation
+        ("login-storm (cache on, %d/s)" % prof["storm_rate"], "login-storm",
+         "imap", True, "mix",
+         ["--clients", 64, "--users", prof["mix_users"],
+          "--rate", prof["storm_rate"]], True),
         ("idle-hold", "idle-hold", "imap", True, "idle",
          ["--idle-conns", prof["idle_conns"], "--deliveries",
           prof["deliveries"]], True),

@@ -8,7 +8,13 @@
  * the daemons do it.
  *
  * Clients are closed loops: each sends its next command as soon as the
- * previous one is answered.  Latencies go into log-linear histograms
+ * previous one is answered.  With --rate, sessions instead start at that
+ * many per second, evenly spaced, whatever the server's speed (an open
+ * loop, for latency at a given load rather than at saturation): --clients
+ * is then how many may be under way at once, and a start that finds none
+ * free waits for one; "start-lag" is how late each start was against its
+ * schedule, so a server that cannot keep up shows there and not as a
+ * lower rate with good latencies.  Latencies go into log-linear histograms
  * (HDR-style: 256 exact values, then 128 sub-buckets per power of two,
  * under 0.8% error) so memory stays bounded whatever the run length.
  * Operations that complete during the warm-up are not counted.
@@ -176,6 +182,7 @@ enum op {
 	OP_DELIVERY_EACH,
 	OP_DELIVERY_AFTER_OK,
 	OP_SUBMIT, /* smtp-submit: MAIL FROM to the reply after the data */
+	OP_START_LAG, /* --rate: a session's start behind its schedule */
 	OP_COMMAND, /* every command above, together */
 	OP_COUNT
 };
@@ -188,7 +195,7 @@ static const char *const op_names[OP_COUNT] = {
 	"fetch",   "fetch-body", "store", "delete",	 "expunge",
 	"append",  "idle",   "logout",	 "stat",	 "retr",
 	"quit",	   "ehlo", "mail", "rcpt", "data", "session", "select-fetch", "delivery-all", "delivery-each",
-	"delivery-after-ok", "submit", "all-commands",
+	"delivery-after-ok", "submit", "start-lag", "all-commands",
 };
 
 struct opstat {
@@ -223,6 +230,7 @@ static struct {
 	const char *sni;
 	const struct workload *wl;
 	int clients;
+	double rate; /* sessions started per second; 0: closed loops */
 	double duration, warmup, timeout;
 	const char *user_fmt, *pass_fmt;
 	int nusers, user_base;
@@ -263,7 +271,7 @@ static int measuring, stopping, timed_out;
 static uint64_t bytes_in;   /* while measuring */
 static uint64_t conn_errors;
 static char first_error[256];
-static uv_timer_t stop_timer, hard_timer, idle_timer;
+static uv_timer_t stop_timer, hard_timer, idle_timer, pace_timer;
 
 static uint64_t
 now_ns(void)
@@ -313,6 +321,7 @@ enum wait { W_NONE, W_GREETING, W_TAG, W_POP, W_POP_MULTI, W_SMTP };
 struct client {
 	struct conn conn; /* first: the conn callbacks cast back */
 	uv_timer_t timer;
+	struct client *next_free; /* --rate: waiting for its next start */
 	int id;
 	int user;
 	uint64_t rng;
@@ -1454,10 +1463,55 @@ on_error(struct conn *conn, const char *why)
 	}
 }
 
+/* ---- --rate: sessions started on a schedule ------------------------------ */
+
+static struct client *free_clients;
+static uint64_t pace_next, pace_interval; /* ns */
+
+/* Starts every session that is due, as long as clients are free; a start
+ * that finds none stays due (and late) until one is. */
+static void
+pace_run(void)
+{
+	uint64_t now = now_ns();
+	while (!stopping && pace_next <= now && free_clients != NULL) {
+		struct client *c = free_clients;
+		free_clients = c->next_free;
+		record(OP_START_LAG, now - pace_next, 1, 0);
+		pace_next += pace_interval;
+		client_connect(c);
+	}
+}
+
+static void
+pace_cb(uv_timer_t *t)
+{
+	(void)t;
+	pace_run();
+}
+
+static void
+pace_free(struct client *c)
+{
+	c->next_free = free_clients;
+	free_clients = c;
+	pace_run();
+}
+
+/* The client's next session: at once, or when the schedule says. */
+static void
+client_next(struct client *c)
+{
+	if (cfg.rate > 0)
+		pace_free(c);
+	else
+		client_connect(c);
+}
+
 static void
 retry_cb(uv_timer_t *t)
 {
-	client_connect(t->data);
+	client_next(t->data);
 }
 
 static void
@@ -1472,7 +1526,7 @@ on_closed(struct conn *conn)
 		c->failed = 0;
 		uv_timer_start(&c->timer, retry_cb, 20, 0);
 	} else {
-		client_connect(c);
+		client_next(c);
 	}
 }
 
@@ -1946,6 +2000,8 @@ usage(FILE *f)
 		"                       idle-hold hop-latency ldap-bind\n"
 		"                       smtp-submit\n"
 		"  --clients N          concurrent clients (16)\n"
+		"  --rate R             start R sessions a second (open loop;\n"
+		"                       --clients at most at once)\n"
 		"  --duration S         measured seconds (10)\n"
 		"  --warmup S           seconds before measuring (1)\n"
 		"  --timeout S          hard limit of the whole run (600)\n"
@@ -1990,7 +2046,7 @@ main(int argc, char **argv)
 {
 	enum {
 		O_HOST = 256, O_PORT, O_TLS, O_CA, O_SNI, O_WORKLOAD,
-		O_CLIENTS, O_DURATION, O_WARMUP, O_TIMEOUT, O_USER, O_PASS,
+		O_CLIENTS, O_RATE, O_DURATION, O_WARMUP, O_TIMEOUT, O_USER, O_PASS,
 		O_USERS, O_USER_BASE, O_FETCH_WINDOW, O_APPEND_SIZE,
 		O_IDLE_CONNS, O_DELIVERIES, O_DELIVERY_TIMEOUT,
 		O_CONNECT_PARALLEL, O_MEM_PID, O_LABEL, O_LDAP_DN, O_HELP
@@ -2003,6 +2059,7 @@ main(int argc, char **argv)
 		{"sni", required_argument, NULL, O_SNI},
 		{"workload", required_argument, NULL, O_WORKLOAD},
 		{"clients", required_argument, NULL, O_CLIENTS},
+		{"rate", required_argument, NULL, O_RATE},
 		{"duration", required_argument, NULL, O_DURATION},
 		{"warmup", required_argument, NULL, O_WARMUP},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
@@ -2035,6 +2092,7 @@ main(int argc, char **argv)
 		case O_SNI: cfg.sni = optarg; break;
 		case O_WORKLOAD: wname = optarg; break;
 		case O_CLIENTS: cfg.clients = atoi(optarg); break;
+		case O_RATE: cfg.rate = atof(optarg); break;
 		case O_DURATION: cfg.duration = atof(optarg); break;
 		case O_WARMUP: cfg.warmup = atof(optarg); break;
 		case O_TIMEOUT: cfg.timeout = atof(optarg); break;
@@ -2077,6 +2135,15 @@ main(int argc, char **argv)
 	    check_fmt(cfg.user_fmt) < 0 || check_fmt(cfg.pass_fmt) < 0 ||
 	    check_fmt(cfg.ldap_dn) < 0) {
 		usage(stderr);
+		return 2;
+	}
+	/* a schedule of sessions: for the workloads whose sessions end */
+	if (!(cfg.rate >= 0 && cfg.rate <= 1e6) ||
+	    (cfg.rate > 0 && cfg.wl->step != storm_step &&
+	     cfg.wl->step != pop3_step && cfg.wl->step != smtp_step &&
+	     !(cfg.wl->step == mixed_step && !cfg.wl->stay))) {
+		fprintf(stderr, "loadgen: --rate is for login-storm, "
+				"imap-mixed, pop3-download and smtp-submit\n");
 		return 2;
 	}
 	if (cfg.wl->unsupported != NULL) {
@@ -2176,8 +2243,22 @@ main(int argc, char **argv)
 	} else {
 		if (cfg.n_mem_pids > 0)
 			mem_measure(&mem_before);
-		for (int i = 0; i < nclients; i++)
-			client_connect(&clients[i]);
+		if (cfg.rate > 0) {
+			pace_interval = (uint64_t)(1e9 / cfg.rate);
+			if (pace_interval == 0)
+				pace_interval = 1;
+			pace_next = now_ns();
+			for (int i = nclients - 1; i >= 0; i--) {
+				clients[i].next_free = free_clients;
+				free_clients = &clients[i];
+			}
+			uv_timer_init(loop, &pace_timer);
+			uv_timer_start(&pace_timer, pace_cb, 1, 1);
+			pace_run();
+		} else {
+			for (int i = 0; i < nclients; i++)
+				client_connect(&clients[i]);
+		}
 		if (cfg.warmup > 0)
 			uv_timer_start(&idle_timer, on_warm,
 				       (uint64_t)(cfg.warmup * 1000), 0);

@@ -39,6 +39,7 @@ def test_bench_smoke(tmp_path):
 
     # every workload of the plan ran on every target, without an error
     runs = bench.plan(bench.PROFILES["smoke"], None)
+    runs_args = {r[0]: r[5] for r in runs}
     assert [r[0] for r in runs] == list(results)
     for name, wl in [(r[0], r[1]) for r in runs]:
         want = ["portico"] if wl == "ldap-bind" else targets
@@ -61,6 +62,14 @@ def test_bench_smoke(tmp_path):
                 for op in p["ops"].values():
                     assert (op["p50_ms"] <= op["p99_ms"] <= op["p999_ms"]
                             <= op["max_ms"]), (name, t, op)
+            if "--rate" in runs_args[name]:
+                # paced: sessions started on the schedule, each counted
+                # (smoke: 20/s for 0.5 s)
+                lag = r["ops"]["start-lag"]
+                assert 5 <= lag["count"] <= 15, (name, t, lag)
+                assert r["ops"]["login"]["count"] >= lag["count"] - 2
+            else:
+                assert "start-lag" not in r["ops"], (name, t)
             if wl == "idle-hold":
                 assert r["idle"]["ready"] == 5
                 assert r["idle"]["failed"] == 0
