@@ -117,6 +117,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (a.st != NULL)
+		store_set_external(a.st);
+	if (a.st != NULL)
 		store_set_max_expunge_records(
 			a.st, (uint64_t)a.cfg.backend_max_expunge_records);
 	int rc = cmd->fn(&a, argc - i, argv + i);

@@ -40,6 +40,10 @@ struct backend {
 	int draining;
 	uv_timer_t drain_timer;
 	uint64_t drain_until;
+	/* backend.external_change_interval: the store's external generation
+	   (store_set_external()) last seen */
+	uv_timer_t external_timer;
+	uint64_t external_gen;
 	struct blink *links;   /* live links */
 	struct pop3_session *pop3_sessions; /* maildrops locked by POP3 */
 	struct pop3_login *pop3_logins;     /* last login per maildrop */
@@ -157,6 +161,9 @@ int session_compress_start(struct bsession *s);
 void session_result(struct bsession *s, const Portico__Result *r);
 /* Tells sessions with mailbox mbox_id selected that it changed. */
 void backend_mailbox_changed(struct backend *be, uint64_t mbox_id);
+/* mbox_id of backend_mailbox_changed() for every mailbox: each session
+ * looks at its own (a change by another process, portico-admin). */
+#define BACKEND_MBOX_ANY UINT64_MAX
 
 /* The frontend's Hello name on the session's link (for Received:). */
 const char *session_link_name(const struct bsession *s);

@@ -47,11 +47,51 @@ backend_stop(struct backend *be)
 	}
 	if (!uv_is_closing((uv_handle_t *)&be->drain_timer))
 		uv_close((uv_handle_t *)&be->drain_timer, NULL);
+	if (!uv_is_closing((uv_handle_t *)&be->external_timer))
+		uv_close((uv_handle_t *)&be->external_timer, NULL);
 	link_server_stop(be);
 	backend_http_stop(be);
 	queue_stop(be);
 	direct_stop(be);
 	uv_stop(be->loop);
+}
+
+/* The store's external generation, which portico-admin advances with each
+ * commit; -1 on a store error (logged). */
+static int
+external_generation(struct backend *be, uint64_t *gen_r)
+{
+	MDB_txn *txn;
+	const char *err;
+	if (store_read_begin(be->store, &txn, &err) < 0) {
+		log_error("store error=\"%s\"", err);
+		return -1;
+	}
+	int rc = store_external_generation(be->store, txn, gen_r, &err);
+	store_read_end(&txn);
+	if (rc < 0)
+		log_error("store error=\"%s\"", err);
+	return rc;
+}
+
+/* backend.external_change_interval: another process (portico-admin) wrote
+ * to the store; sessions in IDLE look at their mailbox again.  Re-armed
+ * with the current value, so that a reload applies at the next tick. */
+static void
+external_tick(uv_timer_t *t)
+{
+	struct backend *be = t->data;
+	uint64_t gen;
+	int64_t every = be->cfg.backend_external_change_interval;
+	if (every > 0 && external_generation(be, &gen) == 0 &&
+	    gen != be->external_gen) {
+		log_info("store changed by another process: sessions in IDLE "
+			 "look again");
+		be->external_gen = gen;
+		backend_mailbox_changed(be, BACKEND_MBOX_ANY);
+	}
+	uv_timer_start(t, external_tick,
+		       (uint64_t)(every > 0 ? every : 1) * 1000, 0);
 }
 
 static void
@@ -250,8 +290,12 @@ main(int argc, char **argv)
 	uv_signal_init(be.loop, &be.sigint);
 	uv_signal_init(be.loop, &be.sighup);
 	uv_timer_init(be.loop, &be.drain_timer);
+	uv_timer_init(be.loop, &be.external_timer);
 	be.sigterm.data = be.sigint.data = be.sighup.data = &be;
-	be.drain_timer.data = &be;
+	be.drain_timer.data = be.external_timer.data = &be;
+	if (external_generation(&be, &be.external_gen) < 0)
+		return 1;
+	uv_timer_start(&be.external_timer, external_tick, 1000, 0);
 	uv_signal_start(&be.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&be.sigint, on_signal, SIGINT);
 	uv_signal_start(&be.sighup, on_reload, SIGHUP);

@@ -783,7 +783,7 @@ imap_notify(struct bsession *s, uint64_t mbox_id)
 {
 	struct imap_session *is = s->state;
 	if (is == NULL || !is->idling || is->state != IMAP_STATE_SELECTED ||
-	    is->mbox.mbox_id != mbox_id)
+	    (mbox_id != BACKEND_MBOX_ANY && is->mbox.mbox_id != mbox_id))
 		return;
 	imap_sync(is, 1);
 }

@@ -262,6 +262,14 @@ void store_submit(struct store *st, store_op_fn *op, void *args,
 		  store_done_fn *done, void *ctx);
 /* Runs op in a transaction of its own now (admin tool). */
 int store_run(struct store *st, store_op_fn *op, void *args, char *err);
+/* Marks the handle as another process writing beside a running backend
+ * (portico-admin): each of its commits also advances the store's external
+ * generation, in the same transaction, which the backend watches
+ * (store_external_generation()) to wake its sessions in IDLE. */
+void store_set_external(struct store *st);
+/* The external generation: 0 until the first external commit. */
+int store_external_generation(struct store *st, MDB_txn *txn,
+			      uint64_t *gen_r, const char **error_r);
 /* Runs op inside txn in a nested transaction, from another operation: a
  * failure undoes op's changes alone and leaves txn usable. */
 int store_nested(struct store *st, MDB_txn *txn, store_op_fn *op, void *args,

@@ -18,6 +18,7 @@ struct store {
 		bodies, bodyrefs, bodyhash, bodymeta, keywords, subs, queue,
 		queuemsg, deliveries, deliveryage;
 	uint64_t max_expunge_records; /* per mailbox (store_expunged.c) */
+	int external; /* portico-admin beside the backend (store_set_external) */
 	struct store_writer *writer;
 };
 

@@ -275,6 +275,49 @@ store_submit(struct store *st, store_op_fn *op, void *args,
 	pthread_mutex_unlock(&w->lock);
 }
 
+static const char external_key[] = "external_generation";
+
+void
+store_set_external(struct store *st)
+{
+	st->external = 1;
+}
+
+int
+store_external_generation(struct store *st, MDB_txn *txn, uint64_t *gen_r,
+			  const char **error_r)
+{
+	MDB_val k = {sizeof(external_key) - 1,
+		     (void *)(uintptr_t)external_key},
+		v;
+	*gen_r = 0;
+	int rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0 || v.mv_size != sizeof(*gen_r)) {
+		*error_r = rc != 0 ? store_strerror(rc)
+				   : "external generation: bad record";
+		return -1;
+	}
+	memcpy(gen_r, v.mv_data, sizeof(*gen_r));
+	return 0;
+}
+
+/* Advances the external generation inside txn (an external handle's). */
+static int
+bump_external(struct store *st, MDB_txn *txn)
+{
+	uint64_t gen;
+	const char *err;
+	if (store_external_generation(st, txn, &gen, &err) < 0)
+		return MDB_CORRUPTED;
+	gen++;
+	MDB_val k = {sizeof(external_key) - 1,
+		     (void *)(uintptr_t)external_key},
+		v = {sizeof(gen), &gen};
+	return mdb_put(txn, st->meta, &k, &v, 0);
+}
+
 int
 store_run(struct store *st, store_op_fn *op, void *args, char *err)
 {
@@ -290,6 +333,12 @@ store_run(struct store *st, store_op_fn *op, void *args, char *err)
 	if (res != 0) {
 		mdb_txn_abort(txn);
 		return res;
+	}
+	if (st->external && (rc = bump_external(st, txn)) != 0) {
+		mdb_txn_abort(txn);
+		snprintf(err, STORE_ERR_SIZE, "external generation: %s",
+			 store_strerror(rc));
+		return full_or_internal(rc);
 	}
 	rc = mdb_txn_commit(txn);
 	if (rc != 0) {

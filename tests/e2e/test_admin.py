@@ -396,6 +396,45 @@ def test_export_import_round_trip(st, tmp_path):
     assert p.returncode == 1 and "no such mailbox id" in p.stderr
 
 
+def idle_until(c, want):
+    """Lines of an IDLE response up to the one equal to want."""
+    c.sock.settimeout(10)
+    lines = []
+    while not lines or lines[-1] != want:
+        line = c.readline()
+        assert line, lines
+        lines.append(line)
+    return lines
+
+
+def test_import_and_deliver_wake_idle(st, tmp_path):
+    """portico-admin writes to the store beside the running backend; a
+    session in IDLE hears of it (backend.external_change_interval, 1 s)
+    without a command of its own."""
+    user, _, mid = new_user(st, "wake")
+    c = st.imap(user)
+    try:
+        typ, data = c.select("INBOX")
+        assert (typ, data) == ("OK", [b"0"])
+        c.send(b"w1 IDLE\r\n")
+        assert c.readline().startswith(b"+ ")
+        f = tmp_path / "two.mbox"
+        f.write_bytes(MBOX)
+        p = admin(st, BE, "import", mid, f)
+        assert p.returncode == 0 and p.stdout == "imported 2\n", p.stderr
+        idle_until(c, b"* 2 EXISTS\r\n")
+        p = admin(st, BE, "deliver", mid, text=False,
+                  stdin=b"Subject: delivered\r\n\r\nby the admin tool\r\n")
+        assert p.returncode == 0, p.stderr
+        idle_until(c, b"* 3 EXISTS\r\n")
+        c.send(b"DONE\r\n")
+        assert idle_until(c, b"w1 OK IDLE terminated\r\n")
+    finally:
+        c.logout()
+    log = (st.dir / "s1b1" / "s1b1.log").read_text()
+    assert "store changed by another process" in log
+
+
 def test_maildir_import_with_flags(st, tmp_path):
     user, _, mid = new_user(st, "md")
     md = tmp_path / "Maildir"

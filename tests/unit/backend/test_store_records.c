@@ -2,7 +2,9 @@
  * records: recorded once, found by the same id, mailbox and address only,
  * expired in time order in batches.  Expunge records: by modseq, the
  * latest max_expunge_records per mailbox, "not exact" before the oldest
- * kept; schema 2's records converted on open. */
+ * kept; schema 2's records converted on open.  The external generation:
+ * advanced by each commit of an external handle (portico-admin), in the
+ * same transaction, and by nothing else. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -276,6 +278,49 @@ test_schema_2_converted(void **state)
 	remove_store(&st, dir);
 }
 
+static uint64_t
+external_gen(struct store *st)
+{
+	MDB_txn *txn;
+	const char *err;
+	uint64_t gen = 99;
+	assert_int_equal(store_read_begin(st, &txn, &err), 0);
+	assert_int_equal(store_external_generation(st, txn, &gen, &err), 0);
+	store_read_end(&txn);
+	return gen;
+}
+
+static int
+fail_op(struct store *st, MDB_txn *txn, void *args, char *err)
+{
+	(void)rec_op(st, txn, args, err);
+	snprintf(err, STORE_ERR_SIZE, "refused");
+	return STORE_ERR_INTERNAL;
+}
+
+static void
+test_external_generation(void **state)
+{
+	char dir[64], err[STORE_ERR_SIZE];
+	struct store *st = open_store(dir, sizeof(dir));
+	/* The backend's own writes leave it alone. */
+	assert_int_equal(external_gen(st), 0);
+	record(st, "be1.0001.100", "m1", "a@x.example", 1000);
+	assert_int_equal(external_gen(st), 0);
+	/* Each commit of an external handle advances it. */
+	store_set_external(st);
+	record(st, "be1.0002.100", "m1", "a@x.example", 1000);
+	assert_int_equal(external_gen(st), 1);
+	record(st, "be1.0003.100", "m1", "a@x.example", 1000);
+	assert_int_equal(external_gen(st), 2);
+	/* A failed operation commits nothing, the generation neither. */
+	struct rec_args a = {"be1.0004.100", "m1", "a@x.example", 1000};
+	assert_int_equal(store_run(st, fail_op, &a, err), STORE_ERR_INTERNAL);
+	assert_int_equal(external_gen(st), 2);
+	assert_false(seen(st, "be1.0004.100", "m1", "a@x.example"));
+	remove_store(&st, dir);
+}
+
 int
 main(void)
 {
@@ -284,6 +329,7 @@ main(void)
 		cmocka_unit_test(test_prune_in_batches),
 		cmocka_unit_test(test_expunge_records_bounded),
 		cmocka_unit_test(test_schema_2_converted),
+		cmocka_unit_test(test_external_generation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
