@@ -824,8 +824,9 @@ def plan(prof, only):
          ["--clients", c, "--users", prof["mix_users"]], True),
         ("login-storm (cache off)", "login-storm", "imap", True, "mix",
          ["--clients", c, "--users", prof["mix_users"]], False),
-        # the same logins started at a fixed rate (an open loop) that
-        # every target sustains: latency at a load, not at saturation
+        # the same logins started at one fixed rate for every target (an
+        # open loop): latency at a load, not at saturation; the start-lag
+        # row shows a target that cannot keep the rate
         ("login-storm (cache on, %d/s)" % prof["storm_rate"], "login-storm",
          "imap", True, "mix",
          ["--clients", 64, "--users", prof["mix_users"],
