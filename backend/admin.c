@@ -47,6 +47,8 @@ static const struct admin_cmd admin_cmds[] = {
 	  "BACKEND.ini", "MAILBOX_ID" },
 	{ "list",             admin_store_list,       ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID" },
+	{ "quota",            admin_store_quota,      ADMIN_F_STORE,
+	  "BACKEND.ini", "MAILBOX_ID [STORAGE MESSAGES|--default]" },
 	{ "import",           admin_store_import,     ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID FILE|MAILDIR [--mailbox NAME]" },
 	{ "export",           admin_store_export,     ADMIN_F_STORE,

@@ -37,6 +37,7 @@ admin_cmd_fn admin_users_enable;
 admin_cmd_fn admin_store_import;
 admin_cmd_fn admin_store_list;
 admin_cmd_fn admin_store_show;
+admin_cmd_fn admin_store_quota;
 admin_cmd_fn admin_store_export;
 admin_cmd_fn admin_check;
 

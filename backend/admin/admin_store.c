@@ -25,6 +25,7 @@
 #include "backend/admin/admin.h"
 #include "backend/mime/mime.h"
 #include "common/buf.h"
+#include "common/config.h"
 
 static int
 read_file(const char *path, struct buf *out)
@@ -587,9 +588,32 @@ quota_line(const char *what, uint64_t used, uint64_t limit, const char *unit)
 		       unit, 100.0 * (double)used / (double)limit);
 }
 
+/* The user's limits: its own (portico-admin quota) or the backend's
+ * (backend.quota_storage, backend.quota_messages of the configuration
+ * given); 1 own, 0 the backend's, -1 error. */
+static int
+user_quota(struct admin *a, MDB_txn *txn, uint64_t user_num,
+	   struct store_quota *q, const char **err)
+{
+	q->storage = (uint64_t)a->cfg.backend_quota_storage;
+	q->messages = (uint64_t)a->cfg.backend_quota_messages;
+	return store_quota_get(a->st, txn, user_num, q, err);
+}
+
+static void
+quota_lines(uint64_t used, uint64_t nmsgs, const struct store_quota *q,
+	    int own)
+{
+	quota_line("storage", used, q->storage, " bytes");
+	quota_line("messages", nmsgs, q->messages, "");
+	printf("quota-limits    %s\n",
+	       own ? "the user's own (portico-admin quota)"
+		   : "the backend's (backend.quota_storage, "
+		     "backend.quota_messages)");
+}
+
 /* show MAILBOX_ID: the account's folders with their counts and sizes,
- * and its quota (backend.quota_storage, backend.quota_messages of the
- * configuration given). */
+ * and its quota. */
 int
 admin_store_show(struct admin *a, int argc, char **argv)
 {
@@ -603,6 +627,8 @@ admin_store_show(struct admin *a, int argc, char **argv)
 	uint64_t used = 0, nmsgs = 0;
 	char **subs = NULL;
 	size_t nsubs = 0;
+	struct store_quota q;
+	int own = 0;
 	if (store_read_begin(a->st, &txn, &err) < 0) {
 		fprintf(stderr, "portico-admin: show: %s\n", err);
 		return 1;
@@ -614,7 +640,8 @@ admin_store_show(struct admin *a, int argc, char **argv)
 	     store_usage_get(a->st, txn, u.user_num, &used, &nmsgs, &err) <
 		     0 ||
 	     store_subscriptions(a->st, txn, u.user_num, &subs, &nsubs,
-				 &err) < 0))
+				 &err) < 0 ||
+	     (own = user_quota(a, txn, u.user_num, &q, &err)) < 0))
 		rc = -1;
 	store_read_end(&txn);
 	if (rc != 0) {
@@ -648,9 +675,73 @@ admin_store_show(struct admin *a, int argc, char **argv)
 	printf("%-24s %10llu %10llu %12llu\n", "total",
 	       (unsigned long long)tm_msgs, (unsigned long long)tm_unseen,
 	       (unsigned long long)tm_size);
-	quota_line("storage", used, a->cfg.backend_quota_storage, " bytes");
-	quota_line("messages", nmsgs, a->cfg.backend_quota_messages, "");
+	quota_lines(used, nmsgs, &q, own);
 	store_mailboxes_free(list, n);
 	store_names_free(subs, nsubs);
+	return 0;
+}
+
+/* quota MAILBOX_ID [STORAGE MESSAGES | --default]: shows the user's
+ * limits and usage; sets limits of its own (STORAGE a size such as 2G,
+ * MESSAGES a count, 0 for no limit), or gives it the backend's again.
+ * They apply to its next APPEND, COPY or delivery, sessions open or not. */
+int
+admin_store_quota(struct admin *a, int argc, char **argv)
+{
+	if (argc < 1)
+		return ADMIN_USAGE;
+	struct store_quota_set_args qa = {.mailbox_id = argv[0]};
+	char ebuf[STORE_ERR_SIZE];
+	if (argc == 2 && strcmp(argv[1], "--default") == 0) {
+		qa.clear = 1;
+	} else if (argc == 3) {
+		char *end;
+		errno = 0;
+		unsigned long long m = strtoull(argv[2], &end, 10);
+		if (config_parse_size(argv[1], &qa.q.storage) < 0) {
+			fprintf(stderr, "portico-admin: quota: storage '%s': "
+					"a size such as 500M or 2G (0: no "
+					"limit)\n",
+				argv[1]);
+			return 1;
+		}
+		if (errno != 0 || end == argv[2] || *end != '\0' ||
+		    argv[2][0] == '-') {
+			fprintf(stderr, "portico-admin: quota: messages '%s': "
+					"a count (0: no limit)\n",
+				argv[2]);
+			return 1;
+		}
+		qa.q.messages = m;
+	} else if (argc != 1) {
+		return ADMIN_USAGE;
+	}
+	if (argc > 1 && store_run(a->st, store_op_quota_set, &qa, ebuf) != 0) {
+		fprintf(stderr, "portico-admin: quota %s: %s\n", argv[0], ebuf);
+		return 1;
+	}
+	MDB_txn *txn = NULL;
+	const char *err;
+	struct store_user_rec u;
+	struct store_quota q;
+	uint64_t used = 0, nmsgs = 0;
+	int own = 0;
+	if (store_read_begin(a->st, &txn, &err) < 0) {
+		fprintf(stderr, "portico-admin: quota: %s\n", err);
+		return 1;
+	}
+	int rc = store_user_get(a->st, txn, argv[0], &u, &err);
+	if (rc == 0 &&
+	    (store_usage_get(a->st, txn, u.user_num, &used, &nmsgs, &err) <
+		     0 ||
+	     (own = user_quota(a, txn, u.user_num, &q, &err)) < 0))
+		rc = -1;
+	store_read_end(&txn);
+	if (rc != 0) {
+		fprintf(stderr, "portico-admin: quota: %s\n",
+			rc > 0 ? "no such mailbox id in this store" : err);
+		return 1;
+	}
+	quota_lines(used, nmsgs, &q, own);
 	return 0;
 }

@@ -1,5 +1,6 @@
 /* imap_cmd_quota.c - QUOTA (RFC 9208): one quota root per user, with
- * STORAGE and MESSAGE resources; limits are the operator's to set. */
+ * STORAGE and MESSAGE resources; limits are the operator's to set (the
+ * user's own, portico-admin quota, else the backend's). */
 #include "backend/imap/imap.h"
 
 #include <string.h>
@@ -18,8 +19,11 @@ quota_write(struct imap_cmd_ctx *cmd)
 	MDB_txn *txn = NULL;
 	const char *err;
 	uint64_t size, msgs;
+	struct store_quota q = {(uint64_t)cfg->backend_quota_storage,
+				(uint64_t)cfg->backend_quota_messages};
 	if (store_read_begin(st, &txn, &err) < 0 ||
-	    store_usage_get(st, txn, is->user_num, &size, &msgs, &err) < 0) {
+	    store_usage_get(st, txn, is->user_num, &size, &msgs, &err) < 0 ||
+	    store_quota_get(st, txn, is->user_num, &q, &err) < 0) {
 		store_read_end(&txn);
 		log_error("session=%s store error=\"%s\"", is->s->id, err);
 		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
@@ -27,15 +31,14 @@ quota_write(struct imap_cmd_ctx *cmd)
 	}
 	store_read_end(&txn);
 	struct buf b = BUF_INIT;
-	if (cfg->backend_quota_storage > 0)
+	if (q.storage > 0)
 		buf_printf(&b, "STORAGE %llu %llu",
 			   (unsigned long long)((size + 1023) / 1024),
-			   (unsigned long long)(cfg->backend_quota_storage /
-						1024));
-	if (cfg->backend_quota_messages > 0)
-		buf_printf(&b, "%sMESSAGE %llu %lld", buf_used(&b) ? " " : "",
+			   (unsigned long long)(q.storage / 1024));
+	if (q.messages > 0)
+		buf_printf(&b, "%sMESSAGE %llu %llu", buf_used(&b) ? " " : "",
 			   (unsigned long long)msgs,
-			   (long long)cfg->backend_quota_messages);
+			   (unsigned long long)q.messages);
 	buf_append(&b, "", 1);
 	imap_untagged(is, "QUOTA \"%s\" (%s)", QUOTA_ROOT, buf_ptr(&b));
 	buf_free(&b);

@@ -219,6 +219,28 @@ int store_walk(struct store *st, MDB_txn *txn, const char *db,
 	       const void *prefix, size_t plen, store_walk_fn *fn, void *ctx,
 	       const char **error_r);
 /* What a user's messages take (quota): bytes and messages. */
+/* A user's own quota (portico-admin quota), in meta under "q" | user_num
+ * -> storage u64 | messages u64, 0 meaning no limit.  A user without one
+ * has the backend's (backend.quota_storage, backend.quota_messages):
+ * every quota check (APPEND, COPY, MOVE, delivery) looks for it first. */
+struct store_quota {
+	uint64_t storage;  /* bytes */
+	uint64_t messages;
+};
+/* 1 and *q_r when the user has limits of its own, 0 when not; -1 on a
+ * store error. */
+int store_quota_get(struct store *st, MDB_txn *txn, uint64_t user_num,
+		    struct store_quota *q_r, const char **error_r);
+struct store_quota_set_args {
+	const char *mailbox_id;
+	int clear;              /* back to the backend's limits */
+	struct store_quota q;
+};
+/* Sets (or clears) the limits of mailbox_id's user. */
+int store_op_quota_set(struct store *st, MDB_txn *txn, void *args,
+		       char *err);
+/* Removes the user's own limits (removal of the user). */
+int store_quota_del(struct store *st, MDB_txn *txn, uint64_t user_num);
 int store_usage_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 		    uint64_t *size_r, uint64_t *messages_r,
 		    const char **error_r);

@@ -405,13 +405,103 @@ msg_remove(struct store *st, MDB_txn *txn, struct mbox *mb, uint32_t uid,
 	return usage_add(st, txn, mb->user_num, -(int64_t)m->size, -1);
 }
 
+static void
+quota_key(uint8_t key[9], uint64_t user_num)
+{
+	key[0] = 'q';
+	be64(key + 1, user_num);
+}
+
+/* The user's own limits: 0 found, MDB_NOTFOUND, or an error. */
+static int
+quota_own(struct store *st, MDB_txn *txn, uint64_t user_num,
+	  struct store_quota *q)
+{
+	uint8_t key[9];
+	quota_key(key, user_num);
+	MDB_val k = {9, key}, v;
+	int rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc != 0)
+		return rc;
+	if (v.mv_size != 16)
+		return MDB_CORRUPTED;
+	q->storage = get_be64(v.mv_data);
+	q->messages = get_be64((const uint8_t *)v.mv_data + 8);
+	return 0;
+}
+
+int
+store_quota_get(struct store *st, MDB_txn *txn, uint64_t user_num,
+		struct store_quota *q_r, const char **error_r)
+{
+	int rc = quota_own(st, txn, user_num, q_r);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0) {
+		*error_r = store_strerror(rc);
+		return -1;
+	}
+	return 1;
+}
+
+int
+store_quota_del(struct store *st, MDB_txn *txn, uint64_t user_num)
+{
+	uint8_t key[9];
+	quota_key(key, user_num);
+	MDB_val k = {9, key};
+	int rc = mdb_del(txn, st->meta, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int
+store_op_quota_set(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct store_quota_set_args *a = vargs;
+	MDB_val uk = {strlen(a->mailbox_id), (void *)(uintptr_t)a->mailbox_id};
+	MDB_val v;
+	struct store_user_rec u;
+	int rc = mdb_get(txn, st->users, &uk, &v);
+	if (rc == MDB_NOTFOUND)
+		return op_fail(err, STORE_ERR_NONEXISTENT,
+			       "no such mailbox id in this store");
+	if (rc == 0 && v.mv_size != sizeof(u))
+		rc = MDB_CORRUPTED;
+	if (rc != 0)
+		return op_mdb(err, "quota", rc);
+	memcpy(&u, v.mv_data, sizeof(u));
+	if (a->clear) {
+		if ((rc = store_quota_del(st, txn, u.user_num)) != 0)
+			return op_mdb(err, "quota", rc);
+		return 0;
+	}
+	uint8_t key[9], val[16];
+	quota_key(key, u.user_num);
+	be64(val, a->q.storage);
+	be64(val + 8, a->q.messages);
+	MDB_val k = {9, key};
+	v.mv_size = sizeof(val);
+	v.mv_data = val;
+	if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0)
+		return op_mdb(err, "quota", rc);
+	return 0;
+}
+
+/* qsize, qmsgs: the backend's limits, for a user without its own. */
 static int
 quota_check(struct store *st, MDB_txn *txn, uint64_t user_num,
 	    uint64_t add_size, uint64_t add_msgs, uint64_t qsize,
 	    uint64_t qmsgs, char *err)
 {
 	struct usage u;
-	int rc;
+	struct store_quota own;
+	int rc = quota_own(st, txn, user_num, &own);
+	if (rc == 0) {
+		qsize = own.storage;
+		qmsgs = own.messages;
+	} else if (rc != MDB_NOTFOUND) {
+		return op_mdb(err, "quota", rc);
+	}
 	if (qsize == 0 && qmsgs == 0)
 		return 0;
 	if ((rc = usage_get(st, txn, user_num, &u)) != 0)

@@ -484,6 +484,100 @@ def test_maildir_import_with_flags(st, tmp_path):
     assert p.returncode == 1 and "not a Maildir" in p.stderr
 
 
+# ---- quota -----------------------------------------------------------------
+
+def quota_root(c):
+    """GETQUOTAROOT INBOX's QUOTA line."""
+    typ, data = c._simple_command("GETQUOTAROOT", "INBOX")
+    assert typ == "OK", data
+    return c.untagged_responses.pop("QUOTA")[-1].decode()
+
+
+def test_quota_of_one_user(st):
+    """portico-admin quota gives one user limits of its own over the
+    backend's; every check (APPEND, delivery) and GETQUOTA uses them,
+    open sessions included, until --default gives the backend's back."""
+    user, _, mid = new_user(st, "quota")
+    other, _, other_id = new_user(st, "quota-other")
+    p = admin(st, BE, "quota", mid)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [
+        "quota-storage   0 bytes, no limit",
+        "quota-messages  0 of %d (0.0%%)" % QUOTA_MESSAGES,
+        "quota-limits    the backend's (backend.quota_storage, "
+        "backend.quota_messages)"]
+    c = st.imap(user)
+    try:
+        assert quota_root(c) == '"User quota" (MESSAGE 0 %d)' % \
+            QUOTA_MESSAGES
+        p = admin(st, BE, "quota", mid, "1K", "2")
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.splitlines()[1:] == [
+            "quota-messages  0 of 2 (0.0%)",
+            "quota-limits    the user's own (portico-admin quota)"]
+        # the open session sees the new limits
+        assert quota_root(c) == '"User quota" (STORAGE 0 1 MESSAGE 0 2)'
+        msg = b"Subject: q\r\n\r\nsmall\r\n"
+        assert c.append("INBOX", None, None, msg)[0] == "OK"
+        assert c.append("INBOX", None, None, msg)[0] == "OK"
+        typ, data = c.append("INBOX", None, None, msg)
+        assert typ == "NO" and b"[OVERQUOTA]" in data[0], data
+        # a delivery too; the other user keeps the backend's limits
+        p = admin(st, BE, "deliver", mid, other_id, stdin=msg.decode())
+        assert p.returncode == 75, p.stdout + p.stderr
+        assert p.stdout.splitlines() == [
+            "%s: 452 4.2.2 Mailbox is full (quota exceeded)" % mid,
+            "%s: 250 2.0.0 Saved" % other_id]
+        # storage alone, no message limit
+        assert admin(st, BE, "quota", mid, "1K", "0").returncode == 0
+        assert quota_root(c) == '"User quota" (STORAGE 1 1)'
+        big = b"Subject: big\r\n\r\n" + b"x" * 2000 + b"\r\n"
+        typ, data = c.append("INBOX", None, None, big)
+        assert typ == "NO" and b"[OVERQUOTA]" in data[0], data
+        assert c.append("INBOX", None, None, msg)[0] == "OK"
+        # back to the backend's
+        p = admin(st, BE, "quota", mid, "--default")
+        assert p.returncode == 0, p.stderr
+        assert "quota-limits    the backend's" in p.stdout
+        assert quota_root(c) == '"User quota" (MESSAGE 3 %d)' % \
+            QUOTA_MESSAGES
+        assert c.append("INBOX", None, None, big)[0] == "OK"
+    finally:
+        c.logout()
+    p = admin(st, BE, "show", mid)
+    assert "quota-messages  4 of %d" % QUOTA_MESSAGES in p.stdout
+    # wrong arguments change nothing
+    assert admin(st, BE, "quota", mid, "1K", "2").returncode == 0
+    for args, why in ((["1X", "2"], "storage '1X'"),
+                      (["1K", "-2"], "messages '-2'"),
+                      (["1K", "two"], "messages 'two'")):
+        p = admin(st, BE, "quota", mid, *args)
+        assert p.returncode == 1 and why in p.stderr, (args, p.stderr)
+    assert admin(st, BE, "quota", mid, "1K").returncode == 2
+    p = admin(st, BE, "quota", "0000000000000000", "1K", "2")
+    assert p.returncode == 1 and "no such mailbox id" in p.stderr
+    p = admin(st, BE, "quota", mid)
+    assert "quota-messages  4 of 2 (200.0%)" in p.stdout
+    # removing the user removes its limits with it (the "q" | user_num
+    # record of the store's meta database; no other test sets one)
+    assert len(quota_records(st)) == 1
+    assert admin(st, BE, "remove", mid, "--yes").returncode == 0
+    assert quota_records(st) == []
+    assert admin(st, BE, "check", "--all").returncode == 0
+
+
+def quota_records(st):
+    """Keys of users' own limits in the store (mdb_dump, lmdb-utils; a
+    read transaction beside the running backend)."""
+    out = subprocess.run(["mdb_dump", "-s", "meta",
+                          str(st.dir / "s1b1" / "store")],
+                         capture_output=True, text=True, timeout=30,
+                         check=True).stdout
+    data = out.split("HEADER=END\n", 1)[1].split("DATA=END", 1)[0]
+    keys = [bytes.fromhex(k.strip()) for k in data.splitlines()[0::2]]
+    return [k for k in keys if len(k) == 9 and k[:1] == b"q"]
+
+
 # ---- remove ----------------------------------------------------------------
 
 def test_remove_then_list_and_check(st, tmp_path):
