@@ -21,6 +21,8 @@
 #include "common/log.h"
 #include "common/protolog.h"
 
+static void session_quota_sync(struct bsession *s, const Portico__Open *o);
+
 #define LINK_DATA_CHUNK 65536
 
 struct blink {
@@ -447,6 +449,7 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 		session_free(s);
 		return;
 	}
+	session_quota_sync(s, o);
 	session_link(l, s);
 	backend_metrics_session(l->be, engine->name);
 	Portico__Frame f = PORTICO__FRAME__INIT;
@@ -459,6 +462,108 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 	log_info("session=%s stream=%u user=%s protocol=%s client=%s opened",
 		 s->id, stream, s->user, engine->name, o->client_addr);
 	session_run(s);
+}
+
+/* The directory's quota, read by the frontend at login, becomes the
+ * user's own limits in the store: written only when it changed, and an
+ * entry without one removes a record the directory set (one set with
+ * portico-admin quota stays; store_op_quota_set).  The session's first
+ * command waits for the commit, so that it already sees the new limits. */
+struct quota_sync {
+	struct store_quota_set_args a;
+	char mailbox_id[256];
+	char session[64];
+};
+
+static const char *
+quota_limit_str(uint64_t v, char *buf, size_t size)
+{
+	if (v == STORE_QUOTA_BACKEND)
+		return "backend";
+	snprintf(buf, size, "%llu", (unsigned long long)v);
+	return buf;
+}
+
+static void
+quota_sync_free(void *ctx)
+{
+	free(ctx);
+}
+
+static void
+quota_sync_done(void *ctx, int rc, const char *err)
+{
+	struct quota_sync *q = ctx;
+	char s1[24], s2[24];
+	if (rc != 0)
+		log_error("session=%s mailbox=%s quota from the directory not "
+			  "kept error=\"%s\"",
+			  q->session, q->mailbox_id, err);
+	else if (q->a.changed_out)
+		log_info("session=%s mailbox=%s quota from the directory "
+			 "storage=%s messages=%s",
+			 q->session, q->mailbox_id,
+			 quota_limit_str(q->a.q.storage, s1, sizeof(s1)),
+			 quota_limit_str(q->a.q.messages, s2, sizeof(s2)));
+}
+
+static void
+quota_sync_detached(void *ctx, int rc, const char *err)
+{
+	quota_sync_done(ctx, rc, err);
+	quota_sync_free(ctx);
+}
+
+static void
+session_quota_sync(struct bsession *s, const Portico__Open *o)
+{
+	if (!o->quota_known)
+		return;
+	struct store_quota want = {
+		o->quota_storage_set ? o->quota_storage : STORE_QUOTA_BACKEND,
+		o->quota_messages_set ? o->quota_messages : STORE_QUOTA_BACKEND,
+		STORE_QUOTA_DIRECTORY};
+	if (want.storage == STORE_QUOTA_BACKEND && o->quota_storage_set)
+		want.storage--; /* the largest limit, not the backend's */
+	if (want.messages == STORE_QUOTA_BACKEND && o->quota_messages_set)
+		want.messages--;
+	struct store *st = s->be->store;
+	struct store_user_rec u;
+	struct store_quota have;
+	MDB_txn *txn;
+	const char *err;
+	if (store_read_begin(st, &txn, &err) < 0) {
+		log_error("session=%s store error=\"%s\"", s->id, err);
+		return;
+	}
+	int rc = store_user_get(st, txn, s->mailbox_id, &u, &err);
+	int own = rc == 0 ? store_quota_own(st, txn, u.user_num, &have, &err)
+			  : -1;
+	store_read_end(&txn);
+	if (own < 0)
+		return; /* no such user (the open failed) or a store error */
+	int none = want.storage == STORE_QUOTA_BACKEND &&
+		   want.messages == STORE_QUOTA_BACKEND;
+	int same = own == 1 && have.source == STORE_QUOTA_DIRECTORY &&
+		   have.storage == want.storage &&
+		   have.messages == want.messages;
+	if (none ? !(own == 1 && have.source == STORE_QUOTA_DIRECTORY)
+		 : same)
+		return;
+	struct quota_sync *q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		abort();
+	snprintf(q->mailbox_id, sizeof(q->mailbox_id), "%s", s->mailbox_id);
+	snprintf(q->session, sizeof(q->session), "%s", s->id);
+	q->a.mailbox_id = q->mailbox_id;
+	q->a.source = STORE_QUOTA_DIRECTORY;
+	q->a.q = want;
+	if (s->pending_ops == 0)
+		session_store(s, store_op_quota_set, &q->a, quota_sync_done, q,
+			      quota_sync_free);
+	else
+		store_submit(st, store_op_quota_set, &q->a,
+			     quota_sync_detached, q);
 }
 
 /* Submit or Deliver: a stream that carries one message. */

@@ -102,7 +102,7 @@ struct directory {
 	uv_timer_t sweep;
 	uv_timer_t done_timer;
 	int shut;
-	const char *user_attrs[12];
+	const char *user_attrs[16];
 	char priv_attr[128];    /* ldap.privileged_attribute, split */
 	char priv_value[512];
 };
@@ -327,6 +327,27 @@ ldc_bool_attr(LDAP *ld, LDAPMessage *e, const char *attr, int def)
 	return strcasecmp(v, "TRUE") == 0;
 }
 
+/* An unsigned integer attribute: 1 and *v when the entry has a valid one,
+ * 0 when it has none; a value that is not one is logged and ignored. */
+static int
+ldc_u64_attr(LDAP *ld, LDAPMessage *e, const char *dn, const char *attr,
+	     uint64_t *v)
+{
+	char s[32], *end;
+	ldc_attrs(ld, e, attr, s, sizeof(s));
+	if (s[0] == '\0')
+		return 0;
+	errno = 0;
+	unsigned long long n = strtoull(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0) {
+		log_warn("ldap dn=\"%s\" %s=\"%s\": not a count, ignored", dn,
+			 attr, s);
+		return 0;
+	}
+	*v = n;
+	return 1;
+}
+
 static void
 ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 {
@@ -398,6 +419,12 @@ ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 					     1);
 	r->user.smtp_enabled = ldc_bool_attr(lc->ld, e, "porticoSmtpEnabled",
 					     1);
+	r->user.quota_storage_set =
+		ldc_u64_attr(lc->ld, e, r->user.dn, "porticoQuotaStorage",
+			     &r->user.quota_storage);
+	r->user.quota_messages_set =
+		ldc_u64_attr(lc->ld, e, r->user.dn, "porticoQuotaMessages",
+			     &r->user.quota_messages);
 	struct berval **mails = ldap_get_values_len(lc->ld, e, "mail");
 	size_t used = 0;
 	for (size_t i = 0; mails != NULL && mails[i] != NULL; i++) {
@@ -535,7 +562,8 @@ ldc_on_poll(uv_poll_t *h, int status, int events)
 static const char *user_attrs[] = {
 	"uid", "mail", "porticoMailboxServer", "porticoMailboxId",
 	"porticoAccountState", "porticoImapEnabled", "porticoPop3Enabled",
-	"porticoSmtpEnabled", NULL,
+	"porticoSmtpEnabled", "porticoQuotaStorage", "porticoQuotaMessages",
+	NULL,
 };
 static const char *backend_attrs[] = {"porticoSite", "porticoLinkAddress",
 				      NULL};

@@ -40,6 +40,10 @@ struct dir_user {
 	int pop3_enabled;
 	int smtp_enabled;
 	int privileged;   /* carries ldap.privileged_attribute */
+	/* porticoQuotaStorage, porticoQuotaMessages (0: no limit), each when
+	   the entry has it; the backend takes them over at login */
+	int quota_storage_set, quota_messages_set;
+	uint64_t quota_storage, quota_messages;
 };
 
 struct dir_backend {

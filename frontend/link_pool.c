@@ -203,6 +203,11 @@ flink_send_open(struct flink *l, struct client *c)
 	o.session_id = c->id;
 	o.tag = c->tag;
 	o.window = (uint32_t)l->fe->cfg.limits_link_window;
+	o.quota_known = 1;
+	o.quota_storage_set = c->duser.quota_storage_set;
+	o.quota_storage = c->duser.quota_storage;
+	o.quota_messages_set = c->duser.quota_messages_set;
+	o.quota_messages = c->duser.quota_messages;
 	f.stream = c->stream;
 	f.body_case = PORTICO__FRAME__BODY_OPEN;
 	f.open = &o;

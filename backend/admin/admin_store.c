@@ -588,28 +588,50 @@ quota_line(const char *what, uint64_t used, uint64_t limit, const char *unit)
 		       unit, 100.0 * (double)used / (double)limit);
 }
 
-/* The user's limits: its own (portico-admin quota) or the backend's
- * (backend.quota_storage, backend.quota_messages of the configuration
- * given); 1 own, 0 the backend's, -1 error. */
+/* The limits in force (*q) and the user's record (*own, when it has one)
+ * over the backend's (backend.quota_storage, backend.quota_messages of
+ * the configuration given); 1 a record, 0 none, -1 error. */
 static int
 user_quota(struct admin *a, MDB_txn *txn, uint64_t user_num,
-	   struct store_quota *q, const char **err)
+	   struct store_quota *q, struct store_quota *own, const char **err)
 {
 	q->storage = (uint64_t)a->cfg.backend_quota_storage;
 	q->messages = (uint64_t)a->cfg.backend_quota_messages;
-	return store_quota_get(a->st, txn, user_num, q, err);
+	q->source = STORE_QUOTA_NONE;
+	int rc = store_quota_own(a->st, txn, user_num, own, err);
+	if (rc == 1) {
+		if (own->storage != STORE_QUOTA_BACKEND)
+			q->storage = own->storage;
+		if (own->messages != STORE_QUOTA_BACKEND)
+			q->messages = own->messages;
+		q->source = own->source;
+	}
+	return rc;
 }
 
 static void
 quota_lines(uint64_t used, uint64_t nmsgs, const struct store_quota *q,
-	    int own)
+	    const struct store_quota *own)
 {
+	static const char *const whose[] = {
+		[STORE_QUOTA_NONE] = "the backend's (backend.quota_storage, "
+				     "backend.quota_messages)",
+		[STORE_QUOTA_ADMIN] = "the user's own (portico-admin quota)",
+		[STORE_QUOTA_DIRECTORY] = "the directory's (porticoQuotaStorage, "
+					  "porticoQuotaMessages)",
+	};
 	quota_line("storage", used, q->storage, " bytes");
 	quota_line("messages", nmsgs, q->messages, "");
-	printf("quota-limits    %s\n",
-	       own ? "the user's own (portico-admin quota)"
-		   : "the backend's (backend.quota_storage, "
-		     "backend.quota_messages)");
+	printf("quota-limits    %s", q->source <= STORE_QUOTA_DIRECTORY
+					     ? whose[q->source]
+					     : "of an unknown source");
+	if (q->source != STORE_QUOTA_NONE &&
+	    own->storage == STORE_QUOTA_BACKEND)
+		printf("; storage: the backend's");
+	if (q->source != STORE_QUOTA_NONE &&
+	    own->messages == STORE_QUOTA_BACKEND)
+		printf("; messages: the backend's");
+	printf("\n");
 }
 
 /* show MAILBOX_ID: the account's folders with their counts and sizes,
@@ -627,8 +649,7 @@ admin_store_show(struct admin *a, int argc, char **argv)
 	uint64_t used = 0, nmsgs = 0;
 	char **subs = NULL;
 	size_t nsubs = 0;
-	struct store_quota q;
-	int own = 0;
+	struct store_quota q, own;
 	if (store_read_begin(a->st, &txn, &err) < 0) {
 		fprintf(stderr, "portico-admin: show: %s\n", err);
 		return 1;
@@ -641,7 +662,7 @@ admin_store_show(struct admin *a, int argc, char **argv)
 		     0 ||
 	     store_subscriptions(a->st, txn, u.user_num, &subs, &nsubs,
 				 &err) < 0 ||
-	     (own = user_quota(a, txn, u.user_num, &q, &err)) < 0))
+	     user_quota(a, txn, u.user_num, &q, &own, &err) < 0))
 		rc = -1;
 	store_read_end(&txn);
 	if (rc != 0) {
@@ -675,7 +696,7 @@ admin_store_show(struct admin *a, int argc, char **argv)
 	printf("%-24s %10llu %10llu %12llu\n", "total",
 	       (unsigned long long)tm_msgs, (unsigned long long)tm_unseen,
 	       (unsigned long long)tm_size);
-	quota_lines(used, nmsgs, &q, own);
+	quota_lines(used, nmsgs, &q, &own);
 	store_mailboxes_free(list, n);
 	store_names_free(subs, nsubs);
 	return 0;
@@ -683,14 +704,16 @@ admin_store_show(struct admin *a, int argc, char **argv)
 
 /* quota MAILBOX_ID [STORAGE MESSAGES | --default]: shows the user's
  * limits and usage; sets limits of its own (STORAGE a size such as 2G,
- * MESSAGES a count, 0 for no limit), or gives it the backend's again.
- * They apply to its next APPEND, COPY or delivery, sessions open or not. */
+ * MESSAGES a count, 0 for no limit, "default" for the backend's), or
+ * gives it the backend's again.  They apply to its next APPEND, COPY or
+ * delivery, sessions open or not. */
 int
 admin_store_quota(struct admin *a, int argc, char **argv)
 {
 	if (argc < 1)
 		return ADMIN_USAGE;
-	struct store_quota_set_args qa = {.mailbox_id = argv[0]};
+	struct store_quota_set_args qa = {.mailbox_id = argv[0],
+					  .source = STORE_QUOTA_ADMIN};
 	char ebuf[STORE_ERR_SIZE];
 	if (argc == 2 && strcmp(argv[1], "--default") == 0) {
 		qa.clear = 1;
@@ -698,21 +721,30 @@ admin_store_quota(struct admin *a, int argc, char **argv)
 		char *end;
 		errno = 0;
 		unsigned long long m = strtoull(argv[2], &end, 10);
-		if (config_parse_size(argv[1], &qa.q.storage) < 0) {
+		int m_bad = errno != 0 || end == argv[2] || *end != '\0' ||
+			    argv[2][0] == '-' || m == STORE_QUOTA_BACKEND;
+		int sdef = strcmp(argv[1], "default") == 0;
+		int mdef = strcmp(argv[2], "default") == 0;
+		if (sdef)
+			qa.q.storage = STORE_QUOTA_BACKEND;
+		if (sdef && mdef) {
+			qa.clear = 1;
+		} else if (!sdef &&
+			   (config_parse_size(argv[1], &qa.q.storage) < 0 ||
+			    qa.q.storage == STORE_QUOTA_BACKEND)) {
 			fprintf(stderr, "portico-admin: quota: storage '%s': "
 					"a size such as 500M or 2G (0: no "
 					"limit)\n",
 				argv[1]);
 			return 1;
 		}
-		if (errno != 0 || end == argv[2] || *end != '\0' ||
-		    argv[2][0] == '-') {
+		if (!mdef && m_bad) {
 			fprintf(stderr, "portico-admin: quota: messages '%s': "
 					"a count (0: no limit)\n",
 				argv[2]);
 			return 1;
 		}
-		qa.q.messages = m;
+		qa.q.messages = mdef ? STORE_QUOTA_BACKEND : m;
 	} else if (argc != 1) {
 		return ADMIN_USAGE;
 	}
@@ -723,9 +755,8 @@ admin_store_quota(struct admin *a, int argc, char **argv)
 	MDB_txn *txn = NULL;
 	const char *err;
 	struct store_user_rec u;
-	struct store_quota q;
+	struct store_quota q, own;
 	uint64_t used = 0, nmsgs = 0;
-	int own = 0;
 	if (store_read_begin(a->st, &txn, &err) < 0) {
 		fprintf(stderr, "portico-admin: quota: %s\n", err);
 		return 1;
@@ -734,7 +765,7 @@ admin_store_quota(struct admin *a, int argc, char **argv)
 	if (rc == 0 &&
 	    (store_usage_get(a->st, txn, u.user_num, &used, &nmsgs, &err) <
 		     0 ||
-	     (own = user_quota(a, txn, u.user_num, &q, &err)) < 0))
+	     user_quota(a, txn, u.user_num, &q, &own, &err) < 0))
 		rc = -1;
 	store_read_end(&txn);
 	if (rc != 0) {
@@ -742,6 +773,6 @@ admin_store_quota(struct admin *a, int argc, char **argv)
 			rc > 0 ? "no such mailbox id in this store" : err);
 		return 1;
 	}
-	quota_lines(used, nmsgs, &q, own);
+	quota_lines(used, nmsgs, &q, &own);
 	return 0;
 }

@@ -219,22 +219,42 @@ int store_walk(struct store *st, MDB_txn *txn, const char *db,
 	       const void *prefix, size_t plen, store_walk_fn *fn, void *ctx,
 	       const char **error_r);
 /* What a user's messages take (quota): bytes and messages. */
-/* A user's own quota (portico-admin quota), in meta under "q" | user_num
- * -> storage u64 | messages u64, 0 meaning no limit.  A user without one
- * has the backend's (backend.quota_storage, backend.quota_messages):
- * every quota check (APPEND, COPY, MOVE, delivery) looks for it first. */
+/* A user's own quota, set by portico-admin quota or taken over from the
+ * directory at login (porticoQuotaStorage, porticoQuotaMessages): in meta
+ * under "q" | user_num -> storage u64 | messages u64 | source u64, 0
+ * meaning no limit and STORE_QUOTA_BACKEND the backend's limit for that
+ * resource.  A user without one has the backend's (backend.quota_storage,
+ * backend.quota_messages): every quota check (APPEND, COPY, delivery)
+ * looks for it first. */
+#define STORE_QUOTA_BACKEND UINT64_MAX
+enum store_quota_source {
+	STORE_QUOTA_NONE = 0,      /* the backend's */
+	STORE_QUOTA_ADMIN = 1,     /* portico-admin quota */
+	STORE_QUOTA_DIRECTORY = 2, /* the LDAP entry, at login */
+};
 struct store_quota {
 	uint64_t storage;  /* bytes */
 	uint64_t messages;
+	uint64_t source;   /* enum store_quota_source */
 };
-/* 1 and *q_r when the user has limits of its own, 0 when not; -1 on a
- * store error. */
+/* The user's record as stored: 1 found, 0 none, -1 a store error. */
+int store_quota_own(struct store *st, MDB_txn *txn, uint64_t user_num,
+		    struct store_quota *q_r, const char **error_r);
+/* The limits in force: *q_r holds the backend's on entry and gets the
+ * user's own where it has them (q_r->source says whose); 1 when it has a
+ * record, 0 when not, -1 on a store error. */
 int store_quota_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 		    struct store_quota *q_r, const char **error_r);
 struct store_quota_set_args {
 	const char *mailbox_id;
-	int clear;              /* back to the backend's limits */
+	/* STORE_QUOTA_ADMIN: q becomes the user's record (clear: none);
+	   STORE_QUOTA_DIRECTORY: the same with the directory's values, or,
+	   when the entry has neither (both STORE_QUOTA_BACKEND), a record the
+	   directory set goes and one portico-admin set stays. */
+	uint64_t source;
+	int clear;
 	struct store_quota q;
+	int changed_out;   /* the record was written or removed */
 };
 /* Sets (or clears) the limits of mailbox_id's user. */
 int store_op_quota_set(struct store *st, MDB_txn *txn, void *args,

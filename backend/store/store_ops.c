@@ -423,15 +423,16 @@ quota_own(struct store *st, MDB_txn *txn, uint64_t user_num,
 	int rc = mdb_get(txn, st->meta, &k, &v);
 	if (rc != 0)
 		return rc;
-	if (v.mv_size != 16)
+	if (v.mv_size != 24)
 		return MDB_CORRUPTED;
 	q->storage = get_be64(v.mv_data);
 	q->messages = get_be64((const uint8_t *)v.mv_data + 8);
+	q->source = get_be64((const uint8_t *)v.mv_data + 16);
 	return 0;
 }
 
 int
-store_quota_get(struct store *st, MDB_txn *txn, uint64_t user_num,
+store_quota_own(struct store *st, MDB_txn *txn, uint64_t user_num,
 		struct store_quota *q_r, const char **error_r)
 {
 	int rc = quota_own(st, txn, user_num, q_r);
@@ -442,6 +443,29 @@ store_quota_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 		return -1;
 	}
 	return 1;
+}
+
+/* The limits in force: def's, overridden by own's where it has them. */
+static void
+quota_apply(struct store_quota *def, const struct store_quota *own)
+{
+	if (own->storage != STORE_QUOTA_BACKEND)
+		def->storage = own->storage;
+	if (own->messages != STORE_QUOTA_BACKEND)
+		def->messages = own->messages;
+	def->source = own->source;
+}
+
+int
+store_quota_get(struct store *st, MDB_txn *txn, uint64_t user_num,
+		struct store_quota *q_r, const char **error_r)
+{
+	struct store_quota own;
+	int rc = store_quota_own(st, txn, user_num, &own, error_r);
+	q_r->source = STORE_QUOTA_NONE;
+	if (rc == 1)
+		quota_apply(q_r, &own);
+	return rc;
 }
 
 int
@@ -461,6 +485,8 @@ store_op_quota_set(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	MDB_val uk = {strlen(a->mailbox_id), (void *)(uintptr_t)a->mailbox_id};
 	MDB_val v;
 	struct store_user_rec u;
+	struct store_quota old;
+	a->changed_out = 0;
 	int rc = mdb_get(txn, st->users, &uk, &v);
 	if (rc == MDB_NOTFOUND)
 		return op_fail(err, STORE_ERR_NONEXISTENT,
@@ -470,20 +496,41 @@ store_op_quota_set(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	if (rc != 0)
 		return op_mdb(err, "quota", rc);
 	memcpy(&u, v.mv_data, sizeof(u));
-	if (a->clear) {
+	rc = quota_own(st, txn, u.user_num, &old);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return op_mdb(err, "quota", rc);
+	int have = rc == 0;
+	int clear = a->clear;
+	if (a->source == STORE_QUOTA_DIRECTORY &&
+	    a->q.storage == STORE_QUOTA_BACKEND &&
+	    a->q.messages == STORE_QUOTA_BACKEND) {
+		/* the entry has no quota: the directory's record goes */
+		if (!have || old.source != STORE_QUOTA_DIRECTORY)
+			return 0;
+		clear = 1;
+	}
+	if (clear) {
+		if (!have)
+			return 0;
 		if ((rc = store_quota_del(st, txn, u.user_num)) != 0)
 			return op_mdb(err, "quota", rc);
+		a->changed_out = 1;
 		return 0;
 	}
-	uint8_t key[9], val[16];
+	if (have && old.storage == a->q.storage &&
+	    old.messages == a->q.messages && old.source == a->source)
+		return 0;
+	uint8_t key[9], val[24];
 	quota_key(key, u.user_num);
 	be64(val, a->q.storage);
 	be64(val + 8, a->q.messages);
+	be64(val + 16, a->source);
 	MDB_val k = {9, key};
 	v.mv_size = sizeof(val);
 	v.mv_data = val;
 	if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0)
 		return op_mdb(err, "quota", rc);
+	a->changed_out = 1;
 	return 0;
 }
 
@@ -494,11 +541,12 @@ quota_check(struct store *st, MDB_txn *txn, uint64_t user_num,
 	    uint64_t qmsgs, char *err)
 {
 	struct usage u;
-	struct store_quota own;
+	struct store_quota own, q = {qsize, qmsgs, STORE_QUOTA_NONE};
 	int rc = quota_own(st, txn, user_num, &own);
 	if (rc == 0) {
-		qsize = own.storage;
-		qmsgs = own.messages;
+		quota_apply(&q, &own);
+		qsize = q.storage;
+		qmsgs = q.messages;
 	} else if (rc != MDB_NOTFOUND) {
 		return op_mdb(err, "quota", rc);
 	}

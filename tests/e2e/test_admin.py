@@ -566,6 +566,114 @@ def test_quota_of_one_user(st):
     assert admin(st, BE, "check", "--all").returncode == 0
 
 
+def test_quota_storage_or_messages_alone(st):
+    """"default" for one resource keeps the backend's for it."""
+    user, _, mid = new_user(st, "quota-half")
+    p = admin(st, BE, "quota", mid, "2G", "default")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [
+        "quota-storage   0 bytes of 2147483648 bytes (0.0%)",
+        "quota-messages  0 of %d (0.0%%)" % QUOTA_MESSAGES,
+        "quota-limits    the user's own (portico-admin quota); "
+        "messages: the backend's"]
+    c = st.imap(user)
+    try:
+        assert quota_root(c) == '"User quota" (STORAGE 0 2097152 ' \
+            'MESSAGE 0 %d)' % QUOTA_MESSAGES
+    finally:
+        c.logout()
+    p = admin(st, BE, "quota", mid, "default", "default")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1].startswith(
+        "quota-limits    the backend's")
+    assert quota_records(st) == []
+
+
+def ldap_modify(st, dn, *changes):
+    """ldapmodify as the directory's admin: changes are LDIF lines after
+    "changetype: modify", groups separated by "-"."""
+    ldif = "dn: %s\nchangetype: modify\n%s\n" % (dn, "\n".join(changes))
+    subprocess.run(
+        ["ldapmodify", "-x", "-H", st.LDAP_URI, "-D", st.LDAP_ADMIN_DN,
+         "-w", st.LDAP_ADMIN_PASSWORD],
+        input=ldif.encode(), check=True, capture_output=True,
+        timeout=CMD_TIMEOUT)
+
+
+def test_quota_from_the_directory(st):
+    """porticoQuotaStorage and porticoQuotaMessages become the user's own
+    limits at each login (IMAP or POP3, through any frontend), over the
+    backend's and over one set with portico-admin quota; when the entry
+    loses them, the backend's apply again, while a quota set with
+    portico-admin on an entry without them stays."""
+    user, _, mid = new_user(st, "dirquota")
+    dn = "uid=%s,ou=people,dc=example,dc=test" % user
+    msg = b"Subject: q\r\n\r\nsmall\r\n"
+    ldap_modify(st, dn, "add: porticoQuotaMessages",
+                "porticoQuotaMessages: 1")
+    c = st.imap(user)
+    try:
+        # the first command after the login sees them
+        assert quota_root(c) == '"User quota" (MESSAGE 0 1)'
+        assert c.append("INBOX", None, None, msg)[0] == "OK"
+        typ, data = c.append("INBOX", None, None, msg)
+        assert typ == "NO" and b"[OVERQUOTA]" in data[0], data
+    finally:
+        c.logout()
+    p = admin(st, BE, "quota", mid)
+    assert p.stdout.splitlines()[1:] == [
+        "quota-messages  1 of 1 (100.0%)",
+        "quota-limits    the directory's (porticoQuotaStorage, "
+        "porticoQuotaMessages); storage: the backend's"]
+    log = (st.dir / "s1b1" / "s1b1.log").read_text()
+    assert "mailbox=%s quota from the directory storage=backend " \
+        "messages=1" % mid in log
+
+    # changed in the directory: the next login (POP3, site 2) takes it
+    ldap_modify(st, dn, "replace: porticoQuotaMessages",
+                "porticoQuotaMessages: 5", "-",
+                "add: porticoQuotaStorage", "porticoQuotaStorage: 4096")
+    p3 = st.pop3(user, site=2)
+    p3.quit()
+    p = admin(st, BE, "quota", mid)
+    lines = p.stdout.splitlines()
+    assert re.fullmatch(r"quota-storage   \d+ bytes of 4096 bytes "
+                        r"\([0-9.]+%\)", lines[0]), lines
+    assert lines[1:] == [
+        "quota-messages  1 of 5 (20.0%)",
+        "quota-limits    the directory's (porticoQuotaStorage, "
+        "porticoQuotaMessages)"]
+
+    # portico-admin quota now, the directory's again at the next login
+    assert admin(st, BE, "quota", mid, "0", "0").returncode == 0
+    c = st.imap(user)
+    try:
+        assert quota_root(c) == '"User quota" (STORAGE 1 4 MESSAGE 1 5)'
+    finally:
+        c.logout()
+
+    # the entry loses them: the backend's apply again
+    ldap_modify(st, dn, "delete: porticoQuotaMessages", "-",
+                "delete: porticoQuotaStorage")
+    c = st.imap(user)
+    try:
+        assert quota_root(c) == '"User quota" (MESSAGE 1 %d)' % \
+            QUOTA_MESSAGES
+    finally:
+        c.logout()
+    assert "the backend's" in admin(st, BE, "quota", mid).stdout
+
+    # without them in the entry, portico-admin's stays through logins
+    assert admin(st, BE, "quota", mid, "0", "7").returncode == 0
+    c = st.imap(user)
+    try:
+        assert quota_root(c) == '"User quota" (MESSAGE 1 7)'
+    finally:
+        c.logout()
+    assert "the user's own" in admin(st, BE, "quota", mid).stdout
+    assert admin(st, BE, "remove", mid, "--yes").returncode == 0
+
+
 def quota_records(st):
     """Keys of users' own limits in the store (mdb_dump, lmdb-utils; a
     read transaction beside the running backend)."""
