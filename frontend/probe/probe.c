@@ -99,9 +99,12 @@ struct probe {
 	uint64_t octets;        /* message bytes read (FETCH, TOP) */
 	uint64_t count;         /* EXISTS / STAT messages */
 	int multiline;          /* POP3 TOP answer in progress */
+	unsigned in_use;        /* POP3 [IN-USE] answers to PASS so far */
 	struct buf uids;        /* IMAP cleanup: "1,5,9" */
 	uint64_t nuids;
 };
+
+static void probe_timeout(uv_timer_t *t);
 
 const char *
 probe_step_name(enum probe_step s)
@@ -610,6 +613,47 @@ pop3_login(struct probe *p)
 	pop3_command(p, PROBE_STEP_LOGIN, "USER %s", p->user);
 }
 
+/* The maildrop was locked by another POP3 session ([IN-USE], RFC 2449):
+ * often another frontend's probe of the same account in the same second.
+ * The login is tried again on the same connection after a pause (the
+ * deadline timer doubles as the pause, then gets what is left), up to
+ * PROBE_IN_USE_RETRIES times; the step's time includes the pauses. */
+#define PROBE_IN_USE_RETRIES 3
+#define PROBE_IN_USE_PAUSE_MS 150
+
+static void
+pop3_relogin(uv_timer_t *t)
+{
+	struct probe *p = t->data;
+	if (p->done)
+		return;
+	uint64_t spent = (uv_hrtime() - p->t_start) / 1000000;
+	if (spent >= p->timeout_ms) {
+		probe_fail(p, "timed out after %.1f s",
+			   (double)p->timeout_ms / 1000);
+		return;
+	}
+	uv_timer_start(&p->timer, probe_timeout, p->timeout_ms - spent, 0);
+	p->sub = 0;
+	probe_send(p, "USER %s\r\n", p->user);
+}
+
+static int
+pop3_in_use(struct probe *p, const char *line, size_t len)
+{
+	static const char code[] = "[IN-USE]";
+	if (p->step != PROBE_STEP_LOGIN || p->sub != 1 ||
+	    p->in_use >= PROBE_IN_USE_RETRIES || len < 5 + sizeof(code) - 1 ||
+	    strncmp(line, "-ERR ", 5) != 0 ||
+	    strncmp(line + 5, code, sizeof(code) - 1) != 0)
+		return 0;
+	p->in_use++;
+	uv_timer_stop(&p->timer);
+	uv_timer_start(&p->timer, pop3_relogin,
+		       (uint64_t)PROBE_IN_USE_PAUSE_MS * p->in_use, 0);
+	return 1;
+}
+
 static void
 pop3_line(struct probe *p, const char *line, size_t len)
 {
@@ -626,7 +670,8 @@ pop3_line(struct probe *p, const char *line, size_t len)
 		return;
 	}
 	if (strncmp(line, "+OK", 3) != 0) {
-		probe_fail_text(p, line, len);
+		if (!pop3_in_use(p, line, len))
+			probe_fail_text(p, line, len);
 		return;
 	}
 	switch (p->step) {
@@ -648,7 +693,11 @@ pop3_line(struct probe *p, const char *line, size_t len)
 				     p->password);
 			return;
 		}
-		probe_step_ok(p, NULL);
+		if (p->in_use > 0)
+			probe_step_ok(p, "mailbox in use %u time%s, tried again",
+				      p->in_use, p->in_use == 1 ? "" : "s");
+		else
+			probe_step_ok(p, NULL);
 		if (p->light)
 			pop3_command(p, PROBE_STEP_LOGOUT, "QUIT");
 		else

@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -249,6 +250,35 @@ def test_cli_wrong_password_fails_at_login(stack):
     r = probe(stack, "submission", "implicit", user, bad)
     assert r.rc == 1, r
     assert r.verdict.startswith('FAIL step=login reason="535 5.7.8 '), r
+
+
+def test_cli_pop3_tries_again_while_the_maildrop_is_locked(stack):
+    """Another POP3 session holds the maildrop ([IN-USE], RFC 2449): the
+    probe logs in again after a pause, up to three times, and passes once
+    the lock is gone; a lock held longer fails it with the server's
+    answer."""
+    user, password = stack.new_user("probe-inuse")
+    pwfile = password_file(stack, user, password)
+    holder = stack.pop3(user, password)
+    timer = threading.Timer(0.2, holder.quit)
+    timer.start()
+    try:
+        r = probe(stack, "pop3", "implicit", user, pwfile)
+    finally:
+        timer.join()
+    assert r.rc == 0, r
+    assert re.fullmatch(r"mailbox in use [123] times?, tried again",
+                        r.detail("login")), r
+    holder = stack.pop3(user, password)
+    try:
+        r = probe(stack, "pop3", "implicit", user, pwfile)
+    finally:
+        holder.quit()
+    assert r.rc == 1, r
+    assert r.verdict.startswith('FAIL step=login reason="-ERR [IN-USE] '), r
+    # without the lock, a plain pass
+    r = probe(stack, "pop3", "implicit", user, pwfile)
+    assert r.rc == 0 and r.detail("login") == "", r
 
 
 def test_cli_plaintext_refused_names_the_login_step(stack, account):
