@@ -532,6 +532,34 @@ check_user(struct check *c, const char *user,
 				(unsigned long long)usize,
 				(unsigned long long)msgs,
 				(unsigned long long)size);
+	struct store_quota q;
+	int qrc = store_quota_own(c->st, c->txn, u->user_num, &q, &err);
+	if (qrc < 0)
+		check_violation(c, "quota record: %s", err);
+	else if (qrc == 1 && q.source != STORE_QUOTA_ADMIN &&
+		 q.source != STORE_QUOTA_DIRECTORY)
+		check_violation(c, "quota record of unknown source %llu",
+				(unsigned long long)q.source);
+	return 0;
+}
+
+/* Quota records ("q" | user_num in meta) of users that are not there. */
+static int
+quota_orphan_fn(void *ctx, const void *k, size_t kl, const void *v,
+		size_t vl)
+{
+	struct check *c = ctx;
+	(void)v;
+	(void)vl;
+	if (kl != 9)
+		return 0; /* another meta record starting with "q" */
+	uint64_t user_num = get64((const uint8_t *)k + 1);
+	if (u64s_count(&c->user_nums, user_num) == 0) {
+		c->where[0] = '\0';
+		check_violation(c, "quota record of user number %llu, which "
+				   "does not exist",
+				(unsigned long long)user_num);
+	}
 	return 0;
 }
 
@@ -921,7 +949,8 @@ check_orphans(struct check *c)
 			return -1;
 	if (check_walk(c, "bodyhash", NULL, 0, bodyhash_fn, c) < 0)
 		return -1;
-	if (check_deliveries(c) < 0 || check_expunged(c) < 0)
+	if (check_deliveries(c) < 0 || check_expunged(c) < 0 ||
+	    check_walk(c, "meta", "q", 1, quota_orphan_fn, c) < 0)
 		return -1;
 	return check_queue(c);
 }

@@ -4,7 +4,9 @@
  * byte order is numeric order):
  *
  *   meta       "version" -> u32; counters "next_user", "next_mbox",
- *              "next_body" -> u64
+ *              "next_body" -> u64; per user "u" | user_num -> its usage
+ *              and "q" | user_num -> its own quota (store_quota_own());
+ *              "external_generation" -> u64 (store_set_external())
  *   users      porticoMailboxId (text) -> struct store_user_rec
  *   mailboxes  user_num u64 | name (UTF-8, "/" separated)
  *              -> struct store_mailbox_rec

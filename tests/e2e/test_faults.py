@@ -202,6 +202,16 @@ def test_check_finds_crafted_violations(stack_factory):
     # struct store_mailbox_rec: messages is the u32 at offset 24.
     v = v[:24] + (7).to_bytes(4, "little") + v[28:]
     mdb_put_raw(store, "mailboxes", [(k, v)])
+    # Quota records: one of a user number that does not exist, and the
+    # user's own cut short.
+    users = mdb_records(store, "users")
+    assert len(users) == 1
+    # struct store_user_rec: user_num is the u64 at offset 8.
+    user_num = int.from_bytes(users[0][1][8:16], "little")
+    mdb_put_raw(store, "meta", [
+        (b"q" + (999999).to_bytes(8, "big"), bytes(24)[:16] +
+         (1).to_bytes(8, "big")),
+        (b"q" + user_num.to_bytes(8, "big"), bytes(16))])
 
     r = admin(st, "check", "--all")
     assert r.returncode == 1, r.stdout + r.stderr
@@ -215,8 +225,11 @@ def test_check_finds_crafted_violations(stack_factory):
                  "it", "body id is not below the next id",
                  "no bodyhash entry"):
         assert "body=999: " + what in out, out
-    assert out.count("VIOLATION") == 6, out
-    assert out.rstrip().endswith(": 6 violations"), out
+    assert "quota record of user number 999999, which does not exist" \
+        in out, out
+    assert "user=%s: quota record: " % users[0][0].decode() in out, out
+    assert out.count("VIOLATION") == 8, out
+    assert out.rstrip().endswith(": 8 violations"), out
 
 
 def test_check_after_multi_message_operations(stack_factory):
