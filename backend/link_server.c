@@ -519,14 +519,9 @@ session_quota_sync(struct bsession *s, const Portico__Open *o)
 {
 	if (!o->quota_known)
 		return;
-	struct store_quota want = {
-		o->quota_storage_set ? o->quota_storage : STORE_QUOTA_BACKEND,
-		o->quota_messages_set ? o->quota_messages : STORE_QUOTA_BACKEND,
-		STORE_QUOTA_DIRECTORY};
-	if (want.storage == STORE_QUOTA_BACKEND && o->quota_storage_set)
-		want.storage--; /* the largest limit, not the backend's */
-	if (want.messages == STORE_QUOTA_BACKEND && o->quota_messages_set)
-		want.messages--;
+	struct store_quota want = store_quota_directory(
+		o->quota_storage_set, o->quota_storage, o->quota_messages_set,
+		o->quota_messages);
 	struct store *st = s->be->store;
 	struct store_user_rec u;
 	struct store_quota have;

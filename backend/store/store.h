@@ -261,6 +261,10 @@ struct store_quota_set_args {
 /* Sets (or clears) the limits of mailbox_id's user. */
 int store_op_quota_set(struct store *st, MDB_txn *txn, void *args,
 		       char *err);
+/* The directory's attributes as a record's limits: a resource not given
+ * is STORE_QUOTA_BACKEND (a value of exactly that is taken as one less). */
+struct store_quota store_quota_directory(int storage_set, uint64_t storage,
+					 int messages_set, uint64_t messages);
 /* Removes the user's own limits (removal of the user). */
 int store_quota_del(struct store *st, MDB_txn *txn, uint64_t user_num);
 int store_usage_get(struct store *st, MDB_txn *txn, uint64_t user_num,

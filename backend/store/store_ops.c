@@ -534,6 +534,21 @@ store_op_quota_set(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	return 0;
 }
 
+struct store_quota
+store_quota_directory(int storage_set, uint64_t storage, int messages_set,
+		      uint64_t messages)
+{
+	struct store_quota q = {STORE_QUOTA_BACKEND, STORE_QUOTA_BACKEND,
+				STORE_QUOTA_DIRECTORY};
+	if (storage_set)
+		q.storage = storage == STORE_QUOTA_BACKEND ? storage - 1
+							   : storage;
+	if (messages_set)
+		q.messages = messages == STORE_QUOTA_BACKEND ? messages - 1
+							     : messages;
+	return q;
+}
+
 /* qsize, qmsgs: the backend's limits, for a user without its own. */
 static int
 quota_check(struct store *st, MDB_txn *txn, uint64_t user_num,

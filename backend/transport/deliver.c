@@ -76,6 +76,17 @@ deliver_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 			}
 		}
 		int rc = store_user_get(st, txn, r->mailbox_id, &u, &e);
+		if (rc == 0 && r->quota_known) {
+			/* the directory's quota first, as at a login */
+			struct store_quota_set_args qa = {
+				.mailbox_id = r->mailbox_id,
+				.source = STORE_QUOTA_DIRECTORY,
+				.q = r->quota,
+			};
+			if ((rc = store_nested(st, txn, store_op_quota_set, &qa,
+					       err)) != 0)
+				return rc;
+		}
 		if (rc != 0) {
 			r->rc = rc > 0 ? STORE_ERR_NONEXISTENT
 				       : STORE_ERR_INTERNAL;

@@ -249,8 +249,13 @@ deliver_end(struct bsession *s, struct tstream *t)
 	if (t->args.rcpt == NULL)
 		abort();
 	for (size_t i = 0; i < d->n_rcpt; i++) {
-		t->args.rcpt[i].mailbox_id = d->rcpt[i]->mailbox_id;
-		t->args.rcpt[i].address = d->rcpt[i]->address;
+		const Portico__Recipient *pr = d->rcpt[i];
+		t->args.rcpt[i].mailbox_id = pr->mailbox_id;
+		t->args.rcpt[i].address = pr->address;
+		t->args.rcpt[i].quota_known = pr->quota_known;
+		t->args.rcpt[i].quota = store_quota_directory(
+			pr->quota_storage_set, pr->quota_storage,
+			pr->quota_messages_set, pr->quota_messages);
 	}
 	t->args.delivery_id = d->delivery_id;
 	t->args.quota_storage = cfg->backend_quota_storage;

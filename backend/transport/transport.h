@@ -45,6 +45,10 @@ void transport_clean(char *out, size_t outsize, const char *s);
 struct deliver_rcpt {
 	const char *mailbox_id;
 	const char *address;        /* for the delivery record */
+	/* the directory's quota for it (LMTP), kept as the user's own
+	   limits before the message is stored; quota_known 0: none given */
+	int quota_known;
+	struct store_quota quota;
 	/* out */
 	int rc;                     /* enum store_result */
 	char err[STORE_ERR_SIZE];

@@ -319,6 +319,14 @@ smtp_content_begin(struct smtp_session *s)
 			rv[n].mailbox_id = e->mailbox_id;
 			rv[n].notify = e->rcpt.notify;
 			rv[n].orcpt = e->rcpt.orcpt;
+			if (s->lmtp) {
+				rv[n].quota_known = 1;
+				rv[n].quota_storage_set = e->quota_storage_set;
+				rv[n].quota_storage = e->quota_storage;
+				rv[n].quota_messages_set =
+					e->quota_messages_set;
+				rv[n].quota_messages = e->quota_messages;
+			}
 			rp[n] = &rv[n];
 			n++;
 		}

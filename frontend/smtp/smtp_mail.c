@@ -123,6 +123,10 @@ lmtp_rcpt_found(void *ctx, enum dir_result res, const struct dir_user *u,
 			 u->mailbox_server);
 		snprintf(e->mailbox_id, sizeof(e->mailbox_id), "%s",
 			 u->mailbox_id);
+		e->quota_storage_set = u->quota_storage_set;
+		e->quota_storage = u->quota_storage;
+		e->quota_messages_set = u->quota_messages_set;
+		e->quota_messages = u->quota_messages;
 		smtp_reply(s, 250, "2.1.5", "<%s> OK", pa);
 	}
 	client_resume(c);

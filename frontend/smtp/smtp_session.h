@@ -55,6 +55,9 @@ struct smtp_recipient {
 	struct smtp_rcpt rcpt;
 	char backend[64];         /* LMTP: the recipient's backend */
 	char mailbox_id[128];     /* LMTP: its porticoMailboxId */
+	/* LMTP: its quota in the directory (struct dir_user's) */
+	int quota_storage_set, quota_messages_set;
+	uint64_t quota_storage, quota_messages;
 	unsigned target;          /* index in targets */
 	unsigned code;            /* LMTP: the reply after the content */
 	char status[16];

@@ -4,6 +4,7 @@ recipient's backend (Deliver on the link, several backends in parallel,
 any site) and one reply per recipient, in order."""
 
 import re
+import subprocess
 import time
 
 import pytest
@@ -185,6 +186,41 @@ def test_delivery_id_stores_each_recipient_once(two_sites):
     c.expect("MAIL FROM:<a@remote.example> XDELIVERYID=ok", 250, "2.1.0")
     c.expect("QUIT", 221)
     c.close()
+
+
+def ldap_modify(st, dn, *changes):
+    ldif = "dn: %s\nchangetype: modify\n%s\n" % (dn, "\n".join(changes))
+    subprocess.run(
+        ["ldapmodify", "-x", "-H", st.LDAP_URI, "-D", st.LDAP_ADMIN_DN,
+         "-w", st.LDAP_ADMIN_PASSWORD],
+        input=ldif.encode(), check=True, capture_output=True, timeout=30)
+
+
+def test_directory_quota_applies_to_deliveries(two_sites):
+    """The recipient's porticoQuotaMessages reaches its backend with the
+    delivery (in the other site too), without a login of the user: a
+    second message is over it; without the attribute the backend's
+    limits apply again."""
+    st = two_sites
+    user, pw = st.new_user("lmtpquota", site=2)
+    dn = "uid=%s,ou=people,dc=example,dc=test" % user
+    ldap_modify(st, dn, "add: porticoQuotaMessages",
+                "porticoQuotaMessages: 1")
+    c = lmtp(st)
+    c.cmd("LHLO mta.example")
+    assert send(c, "sender@remote.example", [user],
+                MSG % b"q1")[0][0] == 250
+    c.expect("MAIL FROM:<sender@remote.example>", 250)
+    c.expect("RCPT TO:<%s>" % user, 250)
+    c.expect("DATA", 354)
+    c.send(MSG % b"q2" + b".\r\n")
+    code, text = c.reply()
+    assert (code, text[0][:6]) == (452, "4.2.2 "), (code, text)
+    ldap_modify(st, dn, "delete: porticoQuotaMessages")
+    assert send(c, "sender@remote.example", [user],
+                MSG % b"q3")[0][0] == 250
+    c.close()
+    assert len(inbox(st, user, pw)) == 2
 
 
 def test_backend_down_fails_only_its_recipients(two_sites):
