@@ -671,6 +671,19 @@ def test_quota_from_the_directory(st):
     finally:
         c.logout()
     assert "the user's own" in admin(st, BE, "quota", mid).stdout
+
+    # a value that is not a count (the schema's INTEGER allows -5): the
+    # frontend logs it and ignores it; the login works, the limits stay
+    ldap_modify(st, dn, "add: porticoQuotaMessages",
+                "porticoQuotaMessages: -5")
+    c = st.imap(user)
+    try:
+        assert quota_root(c) == '"User quota" (MESSAGE 1 7)'
+        assert c.append("INBOX", None, None, msg)[0] == "OK"
+    finally:
+        c.logout()
+    assert 'porticoQuotaMessages="-5": not a count, ignored' in \
+        (st.dir / "s1f1" / "s1f1.log").read_text()
     assert admin(st, BE, "remove", mid, "--yes").returncode == 0
 
 
