@@ -537,22 +537,18 @@ session_quota_sync(struct bsession *s, const Portico__Open *o)
 	store_read_end(&txn);
 	if (own < 0)
 		return; /* no such user (the open failed) or a store error */
-	int none = want.storage == STORE_QUOTA_BACKEND &&
-		   want.messages == STORE_QUOTA_BACKEND;
-	int same = own == 1 && have.source == STORE_QUOTA_DIRECTORY &&
-		   have.storage == want.storage &&
-		   have.messages == want.messages;
-	if (none ? !(own == 1 && have.source == STORE_QUOTA_DIRECTORY)
-		 : same)
-		return;
 	struct quota_sync *q = calloc(1, sizeof(*q));
 	if (q == NULL)
 		abort();
+	q->a.source = STORE_QUOTA_DIRECTORY;
+	q->a.q = want;
+	if (store_quota_change(own == 1 ? &have : NULL, &q->a) == 0) {
+		free(q); /* only a change is written */
+		return;
+	}
 	snprintf(q->mailbox_id, sizeof(q->mailbox_id), "%s", s->mailbox_id);
 	snprintf(q->session, sizeof(q->session), "%s", s->id);
 	q->a.mailbox_id = q->mailbox_id;
-	q->a.source = STORE_QUOTA_DIRECTORY;
-	q->a.q = want;
 	if (s->pending_ops == 0)
 		session_store(s, store_op_quota_set, &q->a, quota_sync_done, q,
 			      quota_sync_free);

@@ -261,6 +261,10 @@ struct store_quota_set_args {
 /* Sets (or clears) the limits of mailbox_id's user. */
 int store_op_quota_set(struct store *st, MDB_txn *txn, void *args,
 		       char *err);
+/* What store_op_quota_set() would do to a user whose record is have
+ * (NULL: none): 0 nothing, 1 write a->q, -1 remove the record. */
+int store_quota_change(const struct store_quota *have,
+		       const struct store_quota_set_args *a);
 /* The directory's attributes as a record's limits: a resource not given
  * is STORE_QUOTA_BACKEND (a value of exactly that is taken as one less). */
 struct store_quota store_quota_directory(int storage_set, uint64_t storage,

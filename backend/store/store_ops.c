@@ -479,6 +479,25 @@ store_quota_del(struct store *st, MDB_txn *txn, uint64_t user_num)
 }
 
 int
+store_quota_change(const struct store_quota *have,
+		   const struct store_quota_set_args *a)
+{
+	if (a->source == STORE_QUOTA_DIRECTORY &&
+	    a->q.storage == STORE_QUOTA_BACKEND &&
+	    a->q.messages == STORE_QUOTA_BACKEND)
+		/* the entry has no quota: the directory's record goes */
+		return have != NULL && have->source == STORE_QUOTA_DIRECTORY
+			       ? -1
+			       : 0;
+	if (a->clear)
+		return have != NULL ? -1 : 0;
+	if (have != NULL && have->storage == a->q.storage &&
+	    have->messages == a->q.messages && have->source == a->source)
+		return 0;
+	return 1;
+}
+
+int
 store_op_quota_set(struct store *st, MDB_txn *txn, void *vargs, char *err)
 {
 	struct store_quota_set_args *a = vargs;
@@ -499,27 +518,15 @@ store_op_quota_set(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	rc = quota_own(st, txn, u.user_num, &old);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return op_mdb(err, "quota", rc);
-	int have = rc == 0;
-	int clear = a->clear;
-	if (a->source == STORE_QUOTA_DIRECTORY &&
-	    a->q.storage == STORE_QUOTA_BACKEND &&
-	    a->q.messages == STORE_QUOTA_BACKEND) {
-		/* the entry has no quota: the directory's record goes */
-		if (!have || old.source != STORE_QUOTA_DIRECTORY)
-			return 0;
-		clear = 1;
-	}
-	if (clear) {
-		if (!have)
-			return 0;
+	int change = store_quota_change(rc == 0 ? &old : NULL, a);
+	if (change == 0)
+		return 0;
+	if (change < 0) {
 		if ((rc = store_quota_del(st, txn, u.user_num)) != 0)
 			return op_mdb(err, "quota", rc);
 		a->changed_out = 1;
 		return 0;
 	}
-	if (have && old.storage == a->q.storage &&
-	    old.messages == a->q.messages && old.source == a->source)
-		return 0;
 	uint8_t key[9], val[24];
 	quota_key(key, u.user_num);
 	be64(val, a->q.storage);
