@@ -44,6 +44,13 @@ struct backend {
 	   (store_set_external()) last seen */
 	uv_timer_t external_timer;
 	uint64_t external_gen;
+	/* backend_mailbox_changed(): mailboxes changed since the last
+	   notification pass, which runs from an idle handle once the
+	   callback that changed them has sent its own answer. */
+	uv_idle_t notify_idle;
+	int notify_ready;      /* notify_idle initialised */
+	unsigned nchanged;     /* ids in changed[]; any: BACKEND_MBOX_ANY */
+	uint64_t changed[16];
 	struct blink *links;   /* live links */
 	struct pop3_session *pop3_sessions; /* maildrops locked by POP3 */
 	struct pop3_login *pop3_logins;     /* last login per maildrop */
@@ -159,7 +166,10 @@ void session_store(struct bsession *s, store_op_fn *op, void *op_args,
 int session_compress_start(struct bsession *s);
 /* Transport streams: sends the Result frame, then ends the stream. */
 void session_result(struct bsession *s, const Portico__Result *r);
-/* Tells sessions with mailbox mbox_id selected that it changed. */
+/* Tells sessions with mailbox mbox_id selected that it changed: at once
+ * without a loop (portico-admin), else once the current callback has
+ * returned, so that the session that made the change answers first and
+ * changes made together are shown in one pass over the sessions. */
 void backend_mailbox_changed(struct backend *be, uint64_t mbox_id);
 /* mbox_id of backend_mailbox_changed() for every mailbox: each session
  * looks at its own (a change by another process, portico-admin). */

@@ -369,8 +369,8 @@ session_link_name(const struct bsession *s)
 	return s->link->name;
 }
 
-void
-backend_mailbox_changed(struct backend *be, uint64_t mbox_id)
+static void
+notify_pass(struct backend *be, const uint64_t *ids, unsigned n)
 {
 	for (struct blink *l = be->links; l != NULL; l = l->next) {
 		blink_cork(l);
@@ -379,12 +379,58 @@ backend_mailbox_changed(struct backend *be, uint64_t mbox_id)
 			next = s->next;
 			if (s->engine->notify == NULL || s->dead || s->ending)
 				continue;
-			s->engine->notify(s, mbox_id);
+			for (unsigned i = 0; i < n; i++)
+				s->engine->notify(s, ids[i]);
 			session_flush(s); /* may free s */
 		}
 		blink_uncork(l);
 	}
-	direct_mailbox_changed(be, mbox_id);
+	for (unsigned i = 0; i < n; i++)
+		direct_mailbox_changed(be, ids[i]);
+}
+
+static void
+notify_run(uv_idle_t *h)
+{
+	struct backend *be = h->data;
+	uint64_t ids[sizeof(be->changed) / sizeof(be->changed[0])];
+	unsigned n = be->nchanged;
+	memcpy(ids, be->changed, n * sizeof(ids[0]));
+	be->nchanged = 0;
+	uv_idle_stop(h);
+	notify_pass(be, ids, n);
+}
+
+void
+backend_mailbox_changed(struct backend *be, uint64_t mbox_id)
+{
+	if (be->loop == NULL || (be->notify_ready &&
+	    uv_is_closing((uv_handle_t *)&be->notify_idle))) {
+		notify_pass(be, &mbox_id, 1);
+		return;
+	}
+	if (!be->notify_ready) {
+		uv_idle_init(be->loop, &be->notify_idle);
+		be->notify_idle.data = be;
+		be->notify_ready = 1;
+	}
+	const unsigned max = sizeof(be->changed) / sizeof(be->changed[0]);
+	unsigned i;
+	for (i = 0; i < be->nchanged; i++)
+		if (be->changed[i] == mbox_id ||
+		    be->changed[i] == BACKEND_MBOX_ANY)
+			break;
+	if (i == be->nchanged) {
+		if (mbox_id == BACKEND_MBOX_ANY || be->nchanged == max) {
+			/* every session looks at its own mailbox */
+			be->changed[0] = BACKEND_MBOX_ANY;
+			be->nchanged = 1;
+		} else {
+			be->changed[be->nchanged++] = mbox_id;
+		}
+	}
+	if (!uv_is_active((uv_handle_t *)&be->notify_idle))
+		uv_idle_start(&be->notify_idle, notify_run);
 }
 
 static void

@@ -49,6 +49,9 @@ backend_stop(struct backend *be)
 		uv_close((uv_handle_t *)&be->drain_timer, NULL);
 	if (!uv_is_closing((uv_handle_t *)&be->external_timer))
 		uv_close((uv_handle_t *)&be->external_timer, NULL);
+	if (be->notify_ready &&
+	    !uv_is_closing((uv_handle_t *)&be->notify_idle))
+		uv_close((uv_handle_t *)&be->notify_idle, NULL);
 	link_server_stop(be);
 	backend_http_stop(be);
 	queue_stop(be);

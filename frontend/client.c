@@ -379,7 +379,8 @@ static void
 client_conn_drained(struct conn *conn)
 {
 	struct client *c = conn->data;
-	if (c->state == CLIENT_RELAY && c->recv_uncredited > 0) {
+	if (c->state == CLIENT_RELAY &&
+	    c->recv_uncredited >= c->recv_window / 2) {
 		link_pool_send_credit(c, (uint32_t)c->recv_uncredited);
 		c->recv_uncredited = 0;
 	}
@@ -790,9 +791,13 @@ client_link_data(struct client *c, const void *data, size_t len)
 	conn_write(&c->conn, data, len);
 	c->recv_uncredited += len;
 	metrics_add(&c->fe->metrics.link_bytes_from_backend, len);
-	/* Return credit at once while the client keeps up; otherwise when
-	   its socket drains. */
-	if (conn_queued(&c->conn) <= c->fe->cfg.limits_link_window / 2) {
+	/* Credit goes back in halves of the window: the backend always has
+	   at least half of it to send in, and a change shown to thousands
+	   of sessions in IDLE costs no frame back per session.  While the
+	   client lags (more than half a window queued for it), the credit
+	   waits until its socket drains. */
+	if (c->recv_uncredited >= c->recv_window / 2 &&
+	    conn_queued(&c->conn) <= c->recv_window / 2) {
 		link_pool_send_credit(c, (uint32_t)c->recv_uncredited);
 		c->recv_uncredited = 0;
 	}

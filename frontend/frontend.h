@@ -250,6 +250,7 @@ struct client {
 	uint64_t send_credit;   /* bytes the backend accepts now */
 	uint64_t recv_uncredited; /* bytes written to the client, not yet
 				     credited back */
+	uint64_t recv_window;   /* the window granted in Open */
 	struct client *link_next; /* in the link's stream or wait list */
 	struct client *link_prev; /* in the stream list */
 

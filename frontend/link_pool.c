@@ -203,6 +203,8 @@ flink_send_open(struct flink *l, struct client *c)
 	o.session_id = c->id;
 	o.tag = c->tag;
 	o.window = (uint32_t)l->fe->cfg.limits_link_window;
+	c->recv_window = o.window;
+	c->recv_uncredited = 0;
 	o.quota_known = 1;
 	o.quota_storage_set = c->duser.quota_storage_set;
 	o.quota_storage = c->duser.quota_storage;

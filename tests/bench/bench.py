@@ -752,6 +752,9 @@ FIG = {
          False),
         ("last EXISTS after APPEND OK p50",
          pct("delivery-after-ok", "p50"), "ms", False),
+        # the appending client's own wait, watchers or not
+        ("APPEND p50 (the delivering client)", pct("append", "p50"), "ms",
+         False),
     ],
 }
 

@@ -108,3 +108,65 @@ def test_backend_loss_and_return(st):
     # The link comes back by itself.
     st.wait_for_login(user, pw, timeout=30)
     s.close()
+
+
+@pytest.fixture(scope="module")
+def narrow(stack_factory):
+    # The smallest link window there is: every path of the credit that
+    # flows back to the backend is taken many times over.
+    return stack_factory(name="narrow", settings=[
+        "frontend.workers=1", "limits.link_window=16k"])
+
+
+def test_narrow_window_idle_changes_and_big_fetch(narrow, tmp_path):
+    """With a 16 KB window, a session in IDLE is shown changes many times
+    larger than the window, then fetches a message many times larger:
+    the credit the frontend returns keeps both flowing (a frontend that
+    held it back would leave the session stalled)."""
+    st = narrow
+    user, pw = st.new_user("narrow")
+    n = 600
+    mbox = tmp_path / "narrow.mbox"
+    with open(mbox, "wb") as f:
+        for i in range(n):
+            f.write(b"From narrow@example.test Thu Jan  1 00:00:00 2026\n"
+                    b"Subject: narrow %d\n\nbody %d\n\n" % (i, i))
+    st.import_message(user, mbox)
+    big = b"Subject: big\r\n\r\n" + (b"y" * 78 + b"\r\n") * 3000  # 240 KB
+    st.import_message(user, big)
+
+    s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=60)
+    assert f.readline().startswith(b"* OK")
+    s.sendall(b"a1 LOGIN %s %s\r\na2 SELECT INBOX\r\na3 IDLE\r\n"
+              % (user.encode(), pw.encode()))
+    read_until_tagged(f, b"a2")
+    assert f.readline().startswith(b"+ ")
+
+    other = st.imap(user, pw)
+    assert other.select("INBOX")[0] == "OK"
+    shown = 0
+    for flag in (b"+FLAGS", b"-FLAGS", b"+FLAGS"):
+        typ, _ = other.uid("STORE", "1:*", flag.decode(), r"(\Flagged)")
+        assert typ == "OK"
+        # Every message's new flags reach the idling session: about
+        # 30 KB each time, twice the window.
+        got = 0
+        while got < n + 1:
+            line = f.readline()
+            assert line, "the idling session stopped receiving"
+            if b" FETCH (" in line and b"FLAGS" in line:
+                got += 1
+        shown += got
+    assert shown == 3 * (n + 1)
+    other.logout()
+
+    s.sendall(b"DONE\r\na4 FETCH %d BODY.PEEK[]\r\n" % (n + 1))
+    lines = read_until_tagged(f, b"a3")
+    assert lines[-1].startswith(b"a3 OK"), lines[-1]
+    first = f.readline()
+    assert first.startswith(b"* %d FETCH (BODY[] {%d}" % (n + 1, len(big))), \
+        first
+    assert f.read(len(big)) == big
+    rest = read_until_tagged(f, b"a4")
+    assert rest[-1].startswith(b"a4 OK"), rest
+    s.close()
