@@ -143,13 +143,16 @@ def machine():
     if os.path.exists(DOVECOT):
         dv = run([DOVECOT, "--version"], check=False).stdout.strip()
     ossl = run(["openssl", "version"], check=False).stdout.strip()
-    # issue's reference: what OpenSSL alone encrypts on one core
+    # issue's reference: what OpenSSL alone encrypts on one core; the best
+    # of three samples, as a shared machine's neighbours only slow it down
     aes = None
-    sp = run(["openssl", "speed", "-evp", "aes-128-gcm", "-seconds", "2",
-              "-bytes", "16384"], check=False).stdout
-    for line in sp.splitlines():
-        if line.startswith("AES-128-GCM"):
-            aes = float(line.split()[-1].rstrip("k")) * 1000 / 1e6
+    for _ in range(3):
+        sp = run(["openssl", "speed", "-evp", "aes-128-gcm", "-seconds",
+                  "1", "-bytes", "16384"], check=False).stdout
+        for line in sp.splitlines():
+            if line.startswith("AES-128-GCM"):
+                v = float(line.split()[-1].rstrip("k")) * 1000 / 1e6
+                aes = v if aes is None else max(aes, v)
     return {"nproc": os.cpu_count(), "model": model,
             "memory_gib": round(mem_kb / 1048576, 1), "kernel": kernel,
             "dovecot": dv, "openssl": ossl, "aes128gcm_mb_s": aes,
