@@ -8,7 +8,9 @@
  * the daemons do it.
  *
  * Clients are closed loops: each sends its next command as soon as the
- * previous one is answered.  With --rate, sessions instead start at that
+ * previous one is answered.  bench.py shares the clients of a closed-loop
+ * run among several processes (--client-base numbers them as one set) and
+ * merges their output, of which each operation's histogram is part.  With --rate, sessions instead start at that
  * many per second, evenly spaced, whatever the server's speed (an open
  * loop, for latency at a given load rather than at saturation): --clients
  * is then how many may be under way at once, and a start that finds none
@@ -234,6 +236,7 @@ static struct {
 	double duration, warmup, timeout;
 	const char *user_fmt, *pass_fmt;
 	int nusers, user_base;
+	int client_base;     /* --client-base: index of client 0 */
 	int idle_conns, deliveries, connect_parallel;
 	double delivery_timeout;
 	int fetch_window, append_size;
@@ -859,7 +862,7 @@ ldap_clients_start(void)
 		abort();
 	for (int i = 0; i < cfg.clients; i++) {
 		struct ldapc *l = &ldapcs[i];
-		l->user = i % cfg.nusers;
+		l->user = (cfg.client_base + i) % cfg.nusers;
 		int version = LDAP_VERSION3;
 		if (ldap_initialize(&l->ld, uri) != LDAP_SUCCESS) {
 			note_error("ldap_initialize %s failed", uri);
@@ -1848,7 +1851,7 @@ report(void)
 			   ", \"errors\": %" PRIu64 ", \"per_s\": %.2f, "
 			   "\"p50_ms\": %.3f, \"p99_ms\": %.3f, "
 			   "\"p999_ms\": %.3f, \"max_ms\": %.3f, "
-			   "\"mean_ms\": %.3f, \"bytes\": %" PRIu64 "}",
+			   "\"mean_ms\": %.3f, \"bytes\": %" PRIu64,
 			first ? "" : ", ", op_names[op], s->h.count, s->errors,
 			(double)s->h.count / secs, hist_pct_ms(&s->h, 0.5),
 			hist_pct_ms(&s->h, 0.99), hist_pct_ms(&s->h, 0.999),
@@ -1856,6 +1859,19 @@ report(void)
 			s->h.count ? (double)s->h.sum / (double)s->h.count / 1e6
 				   : 0.0,
 			s->bytes);
+		/* the histogram itself, for merging the output of several
+		   processes: [bucket value in ns, count] */
+		fprintf(f, ", \"min_ns\": %" PRIu64 ", \"max_ns\": %" PRIu64
+			   ", \"hist\": [", s->h.min, s->h.max);
+		int hfirst = 1;
+		for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+			if (s->h.b[i] == 0)
+				continue;
+			fprintf(f, "%s[%" PRIu64 ", %u]", hfirst ? "" : ", ",
+				hist_value(i), s->h.b[i]);
+			hfirst = 0;
+		}
+		fprintf(f, "]}");
 		first = 0;
 	}
 	fprintf(f, "}");
@@ -2010,6 +2026,8 @@ usage(FILE *f)
 		"  --password FMT       password, may use %%d (bench-password)\n"
 		"  --users N            users, client i uses user i %% N (1)\n"
 		"  --user-base N        number of the first user (0)\n"
+		"  --client-base N      client 0 counts as client N for\n"
+		"                       --users (one of several processes)\n"
 		"  --fetch-window N     messages per header FETCH (20)\n"
 		"  --append-size N      mean APPEND size in bytes (4096)\n"
 		"  --idle-conns N       idle-hold: watchers (100)\n"
@@ -2047,7 +2065,7 @@ main(int argc, char **argv)
 	enum {
 		O_HOST = 256, O_PORT, O_TLS, O_CA, O_SNI, O_WORKLOAD,
 		O_CLIENTS, O_RATE, O_DURATION, O_WARMUP, O_TIMEOUT, O_USER, O_PASS,
-		O_USERS, O_USER_BASE, O_FETCH_WINDOW, O_APPEND_SIZE,
+		O_USERS, O_USER_BASE, O_CLIENT_BASE, O_FETCH_WINDOW, O_APPEND_SIZE,
 		O_IDLE_CONNS, O_DELIVERIES, O_DELIVERY_TIMEOUT,
 		O_CONNECT_PARALLEL, O_MEM_PID, O_LABEL, O_LDAP_DN, O_HELP
 	};
@@ -2067,6 +2085,7 @@ main(int argc, char **argv)
 		{"password", required_argument, NULL, O_PASS},
 		{"users", required_argument, NULL, O_USERS},
 		{"user-base", required_argument, NULL, O_USER_BASE},
+		{"client-base", required_argument, NULL, O_CLIENT_BASE},
 		{"fetch-window", required_argument, NULL, O_FETCH_WINDOW},
 		{"append-size", required_argument, NULL, O_APPEND_SIZE},
 		{"idle-conns", required_argument, NULL, O_IDLE_CONNS},
@@ -2100,6 +2119,7 @@ main(int argc, char **argv)
 		case O_PASS: cfg.pass_fmt = optarg; break;
 		case O_USERS: cfg.nusers = atoi(optarg); break;
 		case O_USER_BASE: cfg.user_base = atoi(optarg); break;
+		case O_CLIENT_BASE: cfg.client_base = atoi(optarg); break;
 		case O_FETCH_WINDOW: cfg.fetch_window = atoi(optarg); break;
 		case O_APPEND_SIZE: cfg.append_size = atoi(optarg); break;
 		case O_IDLE_CONNS: cfg.idle_conns = atoi(optarg); break;
@@ -2223,7 +2243,7 @@ main(int argc, char **argv)
 	for (int i = 0; i < nclients; i++) {
 		struct client *c = &clients[i];
 		c->id = i;
-		c->user = is_idle ? 0 : i % cfg.nusers;
+		c->user = is_idle ? 0 : (cfg.client_base + i) % cfg.nusers;
 		c->rng = UINT64_C(0x9E3779B97F4A7C15) * (uint64_t)(i + 1);
 		uv_timer_init(loop, &c->timer);
 		c->timer.data = c;
