@@ -905,11 +905,12 @@ def plan(prof, only):
     return runs
 
 
-# Closed-loop workloads whose clients are independent: their clients are
-# shared among prof["procs"] load generator processes (one per core), so
-# that the load generator's own single thread (a TLS client handshake
-# costs it 1.3-1.6 ms with Debian's OpenSSL 3.0) is not what limits the
-# rate; the processes' histograms are merged.
+# Workloads whose clients are independent: their clients (and for a paced
+# run its rate) are shared among prof["procs"] load generator processes
+# (one per core), so that the load generator's own single thread (a TLS
+# client handshake costs it 1.3-1.6 ms with Debian's OpenSSL 3.0) is not
+# what limits the rate or delays the replies it times; the processes'
+# histograms are merged.
 SPLIT_WORKLOADS = {"imap-mixed", "imap-mixed-stay", "imap-fetch",
                    "imap-append", "pop3-download", "login-storm",
                    "smtp-submit", "ldap-bind"}
@@ -996,7 +997,7 @@ def loadgen(target, run_, prof, ca, port=None, user=None, password=None,
     clients = int(argv[argv.index("--clients") + 1]) \
         if "--clients" in argv else 16
     procs = prof.get("procs", 1)
-    if wl not in SPLIT_WORKLOADS or "--rate" in argv or clients < 2:
+    if wl not in SPLIT_WORKLOADS or clients < 2:
         procs = 1
     procs = min(procs, clients)
     runs = []
@@ -1010,6 +1011,10 @@ def loadgen(target, run_, prof, ca, port=None, user=None, password=None,
             else:
                 a += ["--clients", str(mine)]
             a += ["--client-base", str(base)]
+            if "--rate" in a:
+                # paced: each process starts its share of the sessions
+                i = a.index("--rate") + 1
+                a[i] = "%g" % (float(a[i]) / procs)
         base += mine
         runs.append(subprocess.Popen(a, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True))

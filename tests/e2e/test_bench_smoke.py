@@ -65,13 +65,14 @@ def test_bench_smoke(tmp_path):
                     # the histogram holds every operation counted
                     assert sum(n for _, n in op["hist"]) == op["count"], \
                         (name, t, op)
-            # closed-loop runs: the clients shared among two load
-            # generator processes, their results merged
-            split = (wl in bench.SPLIT_WORKLOADS
-                     and "--rate" not in runs_args[name])
+            # the clients (and a paced run's rate) shared among two
+            # load generator processes, their results merged
+            split = wl in bench.SPLIT_WORKLOADS
             assert r.get("processes", 1) == (2 if split else 1), (name, t)
             if split:
-                assert r["clients"] == 2, (name, t)
+                args = runs_args[name]
+                assert r["clients"] == args[args.index("--clients") + 1], \
+                    (name, t)
             if "--rate" in runs_args[name]:
                 # paced: sessions started on the schedule, each counted
                 # (smoke: 20/s for 0.5 s)
