@@ -57,14 +57,13 @@ PROFILES = {
                   fetch_users=2, fetch_msgs=300,
                   pop_users=8, pop_msgs=10,
                   app_users=8, idle_conns=100, deliveries=5,
-                  storm_rate=300, plaintext=False, smtp=True, procs=2),
+                  storm_rate=300, plaintext=False, smtp=True),
     "full": dict(duration=10.0, warmup=2.0, clients=16,
                  mix_users=16, mix_msgs=100,
                  fetch_users=4, fetch_msgs=2000,
                  pop_users=16, pop_msgs=20,
                  app_users=16, idle_conns=2000, deliveries=10,
-                 storm_rate=500, plaintext=True, idle_big=10000, smtp=True,
-                 procs=2),
+                 storm_rate=500, plaintext=True, idle_big=10000, smtp=True),
     # the CI smoke test (tests/e2e/test_bench_smoke.py): every workload
     # once, tiny; smtp-submit only in the table (a row of dashes): it is
     # Portico's alone, and that test wants every run on every target
@@ -73,7 +72,7 @@ PROFILES = {
                   fetch_users=1, fetch_msgs=10,
                   pop_users=2, pop_msgs=3,
                   app_users=2, idle_conns=5, deliveries=2,
-                  storm_rate=20, plaintext=False, procs=2),
+                  storm_rate=20, plaintext=False),
 }
 
 # The backend's direct IMAP listener (backend.direct_imap_listen, for
@@ -905,12 +904,10 @@ def plan(prof, only):
     return runs
 
 
-# Workloads whose clients are independent: their clients (and for a paced
-# run its rate) are shared among prof["procs"] load generator processes
-# (one per core), so that the load generator's own single thread (a TLS
-# client handshake costs it 1.3-1.6 ms with Debian's OpenSSL 3.0) is not
-# what limits the rate or delays the replies it times; the processes'
-# histograms are merged.
+# Workloads whose clients are independent: with --procs N their clients
+# (and a paced run's rate) are shared among N load generator processes and
+# the processes' histograms merged (the default is one process: see
+# docs/BENCHMARKS.md for what two do on two cores).
 SPLIT_WORKLOADS = {"imap-mixed", "imap-mixed-stay", "imap-fetch",
                    "imap-append", "pop3-download", "login-storm",
                    "smtp-submit", "ldap-bind"}
@@ -1172,6 +1169,9 @@ def main():
     ap.add_argument("--duration", type=float)
     ap.add_argument("--clients", type=int)
     ap.add_argument("--idle-conns", type=int)
+    ap.add_argument("--procs", type=int, default=1,
+                    help="load generator processes sharing the clients of "
+                    "each run (not idle-hold or hop-latency; default 1)")
     ap.add_argument("--results", default=str(BUILD / "bench" / "results"),
                     help="directory for results.json, table.md and the "
                     "configurations (default: build/bench/results)")
@@ -1188,6 +1188,7 @@ def main():
         prof["clients"] = a.clients
     if a.idle_conns:
         prof["idle_conns"] = a.idle_conns
+    prof["procs"] = max(1, a.procs)
     targets = [t for t in a.targets.split(",") if t]
     only = set(a.workloads.split(",")) if a.workloads else None
     if not LOADGEN.exists():

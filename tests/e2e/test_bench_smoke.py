@@ -27,7 +27,7 @@ def test_bench_smoke(tmp_path):
     out = tmp_path / "results"
     res = subprocess.run(
         ["/usr/bin/python3", str(BENCH), "--smoke", "--targets",
-         "portico,dovecot", "--results", str(out)],
+         "portico,dovecot", "--results", str(out), "--procs", "2"],
         capture_output=True, text=True, timeout=300,
         env=dict(os.environ, PORTICO_BUILD=str(build)),
         stdin=subprocess.DEVNULL)
@@ -65,8 +65,8 @@ def test_bench_smoke(tmp_path):
                     # the histogram holds every operation counted
                     assert sum(n for _, n in op["hist"]) == op["count"], \
                         (name, t, op)
-            # the clients (and a paced run's rate) shared among two
-            # load generator processes, their results merged
+            # --procs 2: the clients (and a paced run's rate) shared
+            # among two load generator processes, their results merged
             split = wl in bench.SPLIT_WORKLOADS
             assert r.get("processes", 1) == (2 if split else 1), (name, t)
             if split:
