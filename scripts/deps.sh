@@ -9,10 +9,10 @@ PACKAGES=(
     libprotobuf-c-dev protobuf-c-compiler
     libldap-dev libinih-dev libcmocka-dev zlib1g-dev libhttp-parser-dev
     slapd ldap-utils
-    python3-pytest curl openssl iproute2 haproxy chromium
+    python3-pytest python3-aiosmtpd curl openssl iproute2 haproxy chromium
     fetchmail getmail6 isync offlineimap3
     dovecot-imapd dovecot-pop3d
-    swaks postfix
+    swaks libnet-ssleay-perl postfix
 )
 
 if [ "$(id -u)" -eq 0 ]; then
