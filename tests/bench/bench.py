@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -337,15 +338,10 @@ class Portico:
         t0 = time.monotonic()
         while time.monotonic() - t0 < limit:
             try:
-                with socket.create_connection((HOST, int(port)),
-                                              timeout=5) as s:
-                    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-                    data = b""
-                    while True:
-                        chunk = s.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
+                with urllib.request.urlopen(
+                        "http://%s:%s/metrics" % (HOST, port),
+                        timeout=5) as r:
+                    data = r.read()
             except OSError:
                 return None
             for line in data.decode("latin-1").splitlines():
