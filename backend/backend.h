@@ -52,6 +52,11 @@ struct backend {
 	unsigned nchanged;     /* ids in changed[]; any: BACKEND_MBOX_ANY */
 	uint64_t changed[16];
 	struct blink *links;   /* live links */
+	/* link_server_cork(): frames for every link collect and go out in
+	   one write per link at link_server_uncork() */
+	int links_corked;
+	uint64_t link_writes;  /* writes to links (metrics) */
+	uint64_t link_credits; /* Credit frames sent (metrics) */
 	struct pop3_session *pop3_sessions; /* maildrops locked by POP3 */
 	struct pop3_login *pop3_logins;     /* last login per maildrop */
 	struct transport *transport;        /* queue runner (transport/) */
@@ -187,6 +192,10 @@ void session_free(struct bsession *s);
 /* Link server (link_server.c). */
 int link_server_start(struct backend *be, const char **error_r);
 void link_server_stop(struct backend *be);
+/* Frames sent to any link between the two calls go out together, one
+ * write per link, at the last uncork (a batch of store completions). */
+void link_server_cork(struct backend *be);
+void link_server_uncork(struct backend *be);
 /* SIGTERM: closes the listener (links up stay) and asks every session's
  * engine to end (shutdown(s, force)). */
 void link_server_drain(struct backend *be, int force);

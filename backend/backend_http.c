@@ -1,8 +1,8 @@
 /* backend_http.c - the backend's metrics and health listener
  * (backend.http_listen, plain HTTP, off when empty).
  *
- * GET /metrics: sessions by protocol, live sessions, IMAP
- * commands by name and result, the store writer's transaction latency
+ * GET /metrics: sessions by protocol, live sessions, link writes and
+ * credit frames, IMAP commands by name and result, the store writer's transaction latency
  * and operations per commit.  GET /health: 200 while the store is open
  * and the link listener accepts, with the counts.  The session host runs
  * on one loop, which is the only writer of these counters; the store
@@ -87,6 +87,17 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "Sessions open now (every protocol and transport "
 		       "stream).");
 	metrics_sample(b, "portico_backend_sessions", NULL, be->sessions);
+	metrics_family(b, "portico_backend_link_writes_total", "counter",
+		       "Writes to frontends' links (frames made together go "
+		       "out in one write).");
+	metrics_sample(b, "portico_backend_link_writes_total", NULL,
+		       metrics_get(&be->link_writes));
+	metrics_family(b, "portico_backend_link_credit_frames_total",
+		       "counter",
+		       "Credit frames sent to frontends (one per half window "
+		       "of a session's input consumed).");
+	metrics_sample(b, "portico_backend_link_credit_frames_total", NULL,
+		       metrics_get(&be->link_credits));
 	metrics_family(b, "portico_backend_commands_total", "counter",
 		       "Commands answered, by protocol, name and result (IMAP: "
 		       "the tagged OK, NO or BAD; POP3: OK or ERR).");

@@ -2,8 +2,11 @@
  *
  * One link carries many sessions, each a stream.  Per stream and per
  * direction the receiver grants a window of bytes (Open.window,
- * Opened.window) and returns credit as it consumes, so one slow client
- * never stalls the others on the link.
+ * Opened.window) and returns credit as it consumes (once half of the
+ * window is used), so one slow client never stalls the others on the
+ * link.  Frames go out corked: those made while reading one batch of
+ * frames, during one notification pass or for one batch of store
+ * completions leave in one write per link.
  */
 #include "backend/backend.h"
 
@@ -17,6 +20,7 @@
 
 #include "backend/transport/transport.h"
 #include "common/link.h"
+#include "common/metrics.h"
 #include "common/stream_map.h"
 #include "common/log.h"
 #include "common/protolog.h"
@@ -45,10 +49,12 @@ struct blink {
 static void
 blink_send_buf(struct blink *l, struct buf *b)
 {
-	if (l->corked)
+	if (l->corked || l->be->links_corked) {
 		buf_append(&l->wout, buf_ptr(b), buf_used(b));
-	else
+	} else {
+		metrics_add(&l->be->link_writes, 1);
 		conn_write(&l->conn, buf_ptr(b), buf_used(b));
+	}
 	buf_free(b);
 }
 
@@ -69,11 +75,30 @@ blink_cork(struct blink *l)
 static void
 blink_uncork(struct blink *l)
 {
-	if (--l->corked > 0)
+	if (--l->corked > 0 || l->be->links_corked)
 		return;
-	if (buf_used(&l->wout) > 0 && !l->conn.closing)
+	if (buf_used(&l->wout) > 0 && !l->conn.closing) {
+		metrics_add(&l->be->link_writes, 1);
 		conn_write(&l->conn, buf_ptr(&l->wout), buf_used(&l->wout));
+	}
 	buf_reset(&l->wout);
+}
+
+void
+link_server_cork(struct backend *be)
+{
+	be->links_corked++;
+}
+
+void
+link_server_uncork(struct backend *be)
+{
+	if (--be->links_corked > 0)
+		return;
+	for (struct blink *l = be->links; l != NULL; l = l->next) {
+		l->corked++;
+		blink_uncork(l);
+	}
 }
 
 /* -- sessions -------------------------------------------------------------*/
@@ -298,9 +323,17 @@ session_run(struct bsession *s)
 		s->engine->input(s);
 		s->in_input = 0;
 	}
-	if (s->link != NULL && s->unacked_in > 0 && !s->ending) {
+	/* Credit goes back once the frontend has used half of the window
+	   (bytes consumed and bytes still buffered here): not a Credit frame
+	   of its own after every command whose answer waits for the store.
+	   A frontend out of credit has used all of it, so it always gets
+	   back what has been consumed, as before. */
+	size_t used = s->unacked_in + (s->zin == NULL ? buf_used(&s->in) : 0);
+	if (s->link != NULL && s->unacked_in > 0 && !s->ending &&
+	    used >= s->window / 2) {
 		struct buf frames = BUF_INIT;
 		link_send_credit(&frames, s->stream, (uint32_t)s->unacked_in);
+		metrics_add(&s->be->link_credits, 1);
 		s->unacked_in = 0;
 		blink_send_buf(s->link, &frames);
 	}
@@ -883,10 +916,24 @@ link_on_connection(uv_stream_t *server, int status)
 	conn_read_start(&l->conn);
 }
 
+static void
+link_server_cork_cb(void *arg)
+{
+	link_server_cork(arg);
+}
+
+static void
+link_server_uncork_cb(void *arg)
+{
+	link_server_uncork(arg);
+}
+
 int
 link_server_start(struct backend *be, const char **error_r)
 {
 	struct sockaddr_storage ss;
+	store_writer_batch_hooks(be->store, link_server_cork_cb,
+				 link_server_uncork_cb, be);
 	if (conn_parse_addr(be->cfg.backend_link_listen, &ss, error_r) < 0)
 		return -1;
 	uv_tcp_init(be->loop, &be->link_listener);

@@ -308,6 +308,11 @@ int store_writer_start(struct store *st, uv_loop_t *loop,
 		       const char **error_r);
 /* Finishes what is queued and stops the thread. */
 void store_writer_stop(struct store *st);
+/* begin and end run on the loop around each batch of completions (after
+ * store_writer_start()): the backend sends their answers together. */
+typedef void store_batch_fn(void *arg);
+void store_writer_batch_hooks(struct store *st, store_batch_fn *begin,
+			      store_batch_fn *end, void *arg);
 /* Queues op; done runs once it is durable (or failed).  args must live
  * until then. */
 void store_submit(struct store *st, store_op_fn *op, void *args,

@@ -35,6 +35,8 @@ struct store_writer {
 	struct store_req *queue, **queue_tail; /* waiting for the thread */
 	struct store_req *done, **done_tail;   /* waiting for the loop */
 	uv_async_t async;
+	store_batch_fn *batch_begin, *batch_end; /* around completions */
+	void *batch_arg;
 	int stopping;
 	uint64_t commits;
 	uint64_t last_batch;
@@ -190,12 +192,30 @@ writer_deliver(uv_async_t *h)
 	w->done = NULL;
 	w->done_tail = &w->done;
 	pthread_mutex_unlock(&w->lock);
+	if (done == NULL)
+		return;
+	if (w->batch_begin != NULL)
+		w->batch_begin(w->batch_arg);
 	while (done != NULL) {
 		struct store_req *r = done;
 		done = r->next;
 		r->done(r->ctx, r->rc, r->err);
 		free(r);
 	}
+	if (w->batch_end != NULL)
+		w->batch_end(w->batch_arg);
+}
+
+void
+store_writer_batch_hooks(struct store *st, store_batch_fn *begin,
+			 store_batch_fn *end, void *arg)
+{
+	struct store_writer *w = st->writer;
+	if (w == NULL)
+		return;
+	w->batch_begin = begin;
+	w->batch_end = end;
+	w->batch_arg = arg;
 }
 
 int

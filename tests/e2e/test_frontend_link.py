@@ -170,3 +170,51 @@ def test_narrow_window_idle_changes_and_big_fetch(narrow, tmp_path):
     rest = read_until_tagged(f, b"a4")
     assert rest[-1].startswith(b"a4 OK"), rest
     s.close()
+
+
+def backend_counter(st, name):
+    import urllib.request
+    url = "http://%s:%s/metrics" % (st.host, st.SITE1_BE1_HTTP_PORT)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError("%s not in the backend's metrics" % name)
+
+
+def test_store_answers_of_one_commit_leave_together(st):
+    """Sessions on one link whose commands are committed together: their
+    answers go to the link in one write per batch of completions, not
+    one write each."""
+    n = 12
+    clients = []
+    for i in range(n):
+        user, pw = st.new_user("batch%d" % i)
+        st.import_message(user, b"Subject: b\r\n\r\nbody\r\n")
+        s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=30)
+        assert f.readline().startswith(b"* OK")
+        s.sendall(b"a1 LOGIN %s %s\r\na2 SELECT INBOX\r\n"
+                  % (user.encode(), pw.encode()))
+        assert read_until_tagged(f, b"a2")[-1].startswith(b"a2 OK")
+        clients.append((s, f))
+    rounds = 5
+    writes = commits = 0
+    for r in range(rounds):
+        w0 = backend_counter(st, "portico_backend_link_writes_total")
+        c0 = backend_counter(st, "portico_backend_store_commits_total")
+        for s, _ in clients:
+            s.sendall(b"s%d STORE 1 +FLAGS.SILENT (\\Flagged)\r\n" % r)
+        for _, f in clients:
+            tag = b"s%d" % r
+            assert read_until_tagged(f, tag)[-1].startswith(tag + b" OK")
+        writes += backend_counter(
+            st, "portico_backend_link_writes_total") - w0
+        commits += backend_counter(
+            st, "portico_backend_store_commits_total") - c0
+    for s, _ in clients:
+        s.close()
+    # n answers a round; the writer commits what arrived together, and
+    # each batch of completions leaves in one write (a couple more for
+    # frames that arrive between batches)
+    assert commits < rounds * n, commits
+    assert writes <= commits + 2 * rounds, (writes, commits)

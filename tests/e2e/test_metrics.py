@@ -344,3 +344,32 @@ def test_backend_metrics_move(st):
     assert status == 200
     assert body.splitlines()[:3] == ["status ok", "store ok", "link ok"]
     assert get(st, "/nothing", port)[0] == 404
+
+
+def test_backend_link_writes_per_command(st):
+    """A session's commands that wait for the store: each answer leaves in
+    one write to the link, with no Credit frame of its own (credit goes
+    back once half of the link window is used)."""
+    port = st.SITE1_BE1_HTTP_PORT
+    user, pw = st.new_user("lw")
+    st.import_message(user, b"Subject: lw\r\n\r\nbody\r\n")
+    c = imaplib.IMAP4_SSL(st.host, st.IMAPS_PORT,
+                          ssl_context=st.ssl_context())
+    c.login(user, pw)
+    c.select("INBOX")
+    n = 40
+    before = scrape(st, port)
+    for i in range(n):
+        flag = "+FLAGS" if i % 2 == 0 else "-FLAGS"
+        assert c.store("1", flag, "(\\Flagged)")[0] == "OK"
+    after = scrape(st, port)
+    c.logout()
+
+    def d(name):
+        return v(after, name) - v(before, name)
+
+    writes = d("portico_backend_link_writes_total")
+    credits = d("portico_backend_link_credit_frames_total")
+    # 40 answers; a little room for other sessions of the shared stack
+    assert n <= writes <= n + 10, writes
+    assert credits <= 2, credits
