@@ -73,7 +73,7 @@ PROFILES = {
                   fetch_users=1, fetch_msgs=10,
                   pop_users=2, pop_msgs=3,
                   app_users=2, idle_conns=5, deliveries=2,
-                  storm_rate=20, plaintext=False),
+                  storm_rate=20, plaintext=False, quiesce=False),
 }
 
 # The backend's direct IMAP listener (backend.direct_imap_listen, for
@@ -964,9 +964,41 @@ def merge_results(parts):
     return out
 
 
+def cpu_busy_idle():
+    """(busy, all) jiffies of the machine's CPUs so far (/proc/stat):
+    busy is user, nice, system, irq and softirq time (not the time the
+    host took for other guests, which no waiting here changes)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return v[0] + v[1] + v[2] + v[5] + v[6], sum(v)
+
+
+def quiesce(limit=15.0, busy_max=0.10):
+    """Before every run: what the set-up or the run before left to the
+    kernel (dirty pages of the Maildirs and stores written, a server's
+    processes going away) is finished first, so that no run pays for the
+    one before it.  sync(2), then up to limit seconds until the CPUs are
+    idle (busy_max of them over half a second).  Returns the seconds
+    waited."""
+    t0 = time.monotonic()
+    os.sync()
+    b0, a0 = cpu_busy_idle()
+    while time.monotonic() - t0 < limit:
+        time.sleep(0.5)
+        b1, a1 = cpu_busy_idle()
+        if a1 > a0 and (b1 - b0) / (a1 - a0) <= busy_max:
+            break
+        b0, a0 = b1, a1
+    return time.monotonic() - t0
+
+
 def loadgen(target, run_, prof, ca, port=None, user=None, password=None,
             label=None, more=()):
     name, wl, proto, tls, group, extra, _ = run_
+    waited = quiesce() if prof.get("quiesce", True) else 0.0
+    if waited > 2:
+        log("machine busy before %s on %s: waited %.1f s"
+            % (name, target.name, waited))
     if port is None:
         port = target.ports[proto + ("s" if tls else "")]
     # the loadgen's own limit: 300 s, and for idle-hold the time every
