@@ -163,9 +163,11 @@ bench-quick: all $(LOADGEN)
 docs/CONFIG.md: $(BUILD)/portico-admin
 	$(BUILD)/portico-admin config-reference > $@
 
+# Formats the lines changed since the last commit (.clang-format), not
+# whole files: the tree is formatted already, by hand where clang-format
+# and the style part ways.
 format:
-	clang-format -i $(COMMON_SRC) $(FRONT_SRC) $(BACK_SRC) common/*.h \
-		frontend/*.h backend/*.h
+	git diff -U0 --no-color HEAD -- '*.c' '*.h' | clang-format-diff -p1 -i
 
 clean:
 	rm -rf build
