@@ -61,6 +61,7 @@ deliver_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		const char *e;
 		r->mbox_id = 0;
 		r->duplicate = 0;
+		r->same_as = 0;
 		if (keyed) {
 			store_delivery_key(a->delivery_id, r->mailbox_id,
 					   r->address ? r->address : "", key);
@@ -74,6 +75,29 @@ deliver_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 				r->duplicate = 1;
 				continue;
 			}
+		}
+		/* Two addresses of one mailbox (the user and an alias, or
+		   the same address twice): one copy, as Postfix's local and
+		   Dovecot's LMTP do; each recipient still has its reply. */
+		size_t j = 0;
+		while (j < i && (strcmp(a->rcpt[j].mailbox_id,
+					r->mailbox_id) != 0 ||
+				 a->rcpt[j].rc != STORE_OK))
+			j++;
+		if (j < i) {
+			int rc;
+			r->rc = STORE_OK;
+			r->mbox_id = a->rcpt[j].mbox_id;
+			r->same_as = j + 1;
+			if (keyed && (rc = store_delivery_record(
+					      st, txn, key,
+					      (int64_t)time(NULL))) != 0) {
+				snprintf(err, STORE_ERR_SIZE, "deliveries: %s",
+					 mdb_strerror(rc));
+				return rc == MDB_MAP_FULL ? STORE_ERR_FULL
+							  : STORE_ERR_INTERNAL;
+			}
+			continue;
 		}
 		int rc = store_user_get(st, txn, r->mailbox_id, &u, &e);
 		if (rc == 0 && r->quota_known) {

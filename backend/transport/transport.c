@@ -215,13 +215,14 @@ deliver_done(void *ctx, int rc, const char *err)
 		rep[i].text = texts[i];
 		const char *did = t->deliver->delivery_id;
 		log_info("session=%s deliver to=<%s> mailbox=%s size=%zu "
-			 "status=%u %s%s%s%s%s%s",
+			 "status=%u %s%s%s%s%s%s%s",
 			 s->id, pr->address, pr->mailbox_id,
 			 buf_used(&t->msg), code, status,
 			 res != 0 ? " error=" : "", res != 0 ? text : "",
 			 did[0] ? " delivery=" : "", did,
-			 r->duplicate ? " duplicate" : "");
-		if (res == 0 && !r->duplicate)
+			 r->duplicate ? " duplicate" : "",
+			 r->same_as ? " same_mailbox" : "");
+		if (res == 0 && !r->duplicate && !r->same_as)
 			backend_mailbox_changed(s->be, r->mbox_id);
 	}
 	send_replies(s, rep, n, NULL);

@@ -54,6 +54,8 @@ struct deliver_rcpt {
 	char err[STORE_ERR_SIZE];
 	uint64_t mbox_id;           /* the INBOX it reached */
 	int duplicate;              /* already stored under delivery_id */
+	size_t same_as;             /* 1 + the earlier recipient of the same
+				       mailbox whose copy it shares; 0: none */
 };
 
 /* One message into the INBOX of each recipient: one body for all, each

@@ -125,6 +125,42 @@ def test_delivery_to_two_sites_one_reply_each(two_sites):
         assert m.startswith(b"Return-Path: <sender@remote.example>\r\n"), m
 
 
+def test_one_copy_per_mailbox(two_sites):
+    """A user's own address and an alias of it (and the same address
+    twice) in one transaction: one copy in the INBOX, a 250 for each
+    recipient.  Under a delivery id a retry finds every one of them
+    delivered."""
+    st = two_sites
+    carol = ("carol@example.test", "carol-pw")
+    before_c = len(inbox(st, *carol))
+    before_a = len(inbox(st, *ALICE))
+    body = MSG % b"one copy"
+    rcpts = [carol[0], "c.alias@example.test", ALICE[0],
+             "C.Alias@Example.Test"]
+    did = "s8b8.%016X.%d" % (int(time.time() * 1000), int(time.time()))
+    for attempt in (1, 2):
+        c = lmtp(st)
+        c.cmd("LHLO mta.example")
+        c.expect("MAIL FROM:<sender@remote.example> XDELIVERYID=%s" % did,
+                 250, "2.1.0")
+        for r in rcpts:
+            c.expect("RCPT TO:<%s>" % r, 250, "2.1.5")
+        c.expect("DATA", 354)
+        c.send(body.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+        replies = [c.reply() for _ in rcpts]
+        c.expect("QUIT", 221)
+        c.close()
+        for (code, text), who in zip(replies, rcpts):
+            assert code == 250, replies
+            assert text[0].startswith("2.0.0 <%s> " % who), replies
+            assert ("Already delivered" in text[0]) == (attempt == 2), \
+                replies
+    msgs = inbox(st, *carol)
+    assert len(msgs) == before_c + 1, len(msgs) - before_c
+    assert msgs[-1].endswith(body)
+    assert len(inbox(st, *ALICE)) == before_a + 1
+
+
 def test_delivery_id_stores_each_recipient_once(two_sites):
     """A retry under the same XDELIVERYID (Portico's queue after a crash
     that lost the reply) gets 250 for each recipient already stored, and
