@@ -4,7 +4,8 @@
  *
  * Every setting is a row of common/settings.def; this file reads the
  * same rows for the names, types and defaults, and validates new values
- * with config_set(), the parser the daemons use.
+ * with config_set(), the parser the daemons use, then the whole new file
+ * with the daemon's own check (portico-backend or portico-frontend -t).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -402,6 +404,49 @@ write_atomically(const char *path, const struct buf *data, char *tmp,
 	return 0;
 }
 
+/* Runs "DAEMON -t -c path" (the daemon installed beside portico-admin):
+ * what the daemon checks beyond each value's syntax and range (a
+ * setting's allowed words, addresses, networks, settings that must agree)
+ * at a start or a reload.  0: passed, or no such daemon beside us (the
+ * check is skipped, *skipped_r set); -1: refused (its message on
+ * stderr). */
+static int
+daemon_check(const char *daemon, const char *path, int *skipped_r)
+{
+	char self[4096], bin[4200];
+	*skipped_r = 1;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return 0;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash == NULL)
+		return 0;
+	*slash = '\0';
+	snprintf(bin, sizeof(bin), "%s/%s", self, daemon);
+	if (access(bin, X_OK) != 0)
+		return 0;
+	*skipped_r = 0;
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		/* its "configuration OK" is not ours to print */
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, STDOUT_FILENO);
+		execl(bin, daemon, "-t", "-c", path, (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
 /* settings set SECTION.NAME=VALUE... [--reload PIDFILE] */
 static int
 settings_set(struct admin *a, int argc, char **argv)
@@ -489,7 +534,24 @@ settings_set(struct admin *a, int argc, char **argv)
 		unlink(tmp);
 		goto done;
 	}
+	/* A backend's file names the backend (backend.id); any other is a
+	   frontend's. */
+	const char *daemon = check.backend_id[0] != '\0' ? "portico-backend"
+						       : "portico-frontend";
 	config_free(&check);
+	int skipped;
+	if (daemon_check(daemon, tmp, &skipped) < 0) {
+		fprintf(stderr, "portico-admin: settings set: %s -t refuses "
+				"the new file; %s left as it was\n",
+			daemon, a->config_path);
+		unlink(tmp);
+		goto done;
+	}
+	if (skipped)
+		fprintf(stderr, "portico-admin: settings set: %s is not "
+				"installed beside portico-admin: the new file "
+				"is checked value by value only\n",
+			daemon);
 	if (rename(tmp, a->config_path) < 0) {
 		fprintf(stderr, "portico-admin: settings set: %s: %s\n",
 			a->config_path, strerror(errno));

@@ -199,6 +199,31 @@ def test_settings_show_and_set(st, tmp_path):
         assert p.returncode == rc, (arg, p.stdout, p.stderr)
         assert msg in p.stderr, (arg, p.stderr)
     assert ini.read_bytes() == before
+    # values each well-formed that the daemon itself would refuse at its
+    # next start or reload: portico-frontend -t (or -backend) decides
+    for arg, msg in [
+            ("frontend.imap_login_type=sometimes",
+             "frontend.imap_login_type: invalid value 'sometimes'"),
+            ("global.log_level=loud", "global.log_level: invalid value"),
+            ("lmtp.trusted_networks=10.0.0.0/33", "lmtp.trusted_networks"),
+            ("frontend.imap_listen=nowhere", "frontend.imap_listen")]:
+        p = run("set", "frontend.workers=4", arg)
+        assert p.returncode == 1, (arg, p.stdout, p.stderr)
+        assert msg in p.stderr, (arg, p.stderr)
+        assert "portico-frontend -t refuses the new file" in p.stderr, \
+            p.stderr
+        assert ini.read_bytes() == before
+    assert not [f for f in ini.parent.iterdir() if f.name != ini.name]
+    # a backend's file gets the backend's check
+    bini = tmp_path / "backend.ini"
+    bini.write_text((st.dir / BE).read_text())
+    p = admin(st, bini, "settings", "set", "transport.quota_failure=maybe")
+    assert p.returncode == 1, p.stdout
+    assert "transport.quota_failure: invalid value 'maybe'" in p.stderr
+    assert "portico-backend -t refuses the new file" in p.stderr
+    p = admin(st, bini, "settings", "set", "transport.quota_failure=permanent")
+    assert p.returncode == 0, p.stderr
+    assert "quota_failure = permanent" in bini.read_text()
 
 
 # ---- backends ----------------------------------------------------------------
