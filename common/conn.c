@@ -231,10 +231,10 @@ conn_tls_input(struct conn *c, const char *data, size_t len)
 			return;
 		}
 		c->handshaking = 0;
-		if (conn_flush_tls(c) < 0) {
-			conn_fail(c, "write failed");
-			return;
-		}
+		/* What the handshake's end produced (a server's session
+		   tickets, a client's Finished) leaves with the first words
+		   of the protocol (the greeting, the link's Hello): one
+		   write, and one read for the peer, instead of two. */
 		if (c->ops->tls_ready != NULL) {
 			c->ops->tls_ready(c);
 			if (c->closing)
@@ -250,6 +250,10 @@ conn_tls_input(struct conn *c, const char *data, size_t len)
 				conn_fail(c, "TLS write failed");
 				return;
 			}
+		}
+		if (conn_flush_tls(c) < 0) {
+			conn_fail(c, "write failed");
+			return;
 		}
 	}
 	for (;;) {
