@@ -32,6 +32,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import urllib.parse
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -472,25 +473,38 @@ CHROMIUM = shutil.which("chromium")
 
 
 def chromium(args, tmp_path, shot=None):
-    # Headless Chromium now and then does nothing at all (exit 0) for a
-    # page that navigates on load, while the frontend's log shows the
-    # request answered in full: no --dump-dom output, or no --screenshot
-    # file.  That is the browser's, and it is asked again (twice at most);
-    # what it does produce is checked by the caller.
+    # Each run of the browser gets a profile directory of its own: a
+    # Chromium started on the profile of one that has not quite exited
+    # hands its command line to that one and exits without doing the
+    # work (no --dump-dom output, no --screenshot file), or waits on it.
+    # What is left of that (a run that still produces nothing, or hangs)
+    # is asked again, twice at most; what the browser does produce is
+    # checked by the caller.
+    out, why = "", ""
     for _ in range(3):
-        proc = subprocess.run(
-            [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
-             "--ignore-certificate-errors", "--no-first-run",
-             "--user-data-dir=%s" % (tmp_path / "profile"),
-             "--virtual-time-budget=10000"] + args,
-            capture_output=True, timeout=120)
+        profile = tempfile.mkdtemp(prefix="profile-", dir=tmp_path)
+        try:
+            proc = subprocess.run(
+                [CHROMIUM, "--headless=new", "--no-sandbox",
+                 "--disable-gpu", "--ignore-certificate-errors",
+                 "--no-first-run", "--user-data-dir=%s" % profile,
+                 "--virtual-time-budget=10000"] + args,
+                capture_output=True, timeout=60)
+        except subprocess.TimeoutExpired as e:
+            why = "timed out: %r" % (e.stderr or b"")[-2000:]
+            continue
         assert proc.returncode == 0, proc.stderr[-2000:]
         out = proc.stdout.decode(errors="replace")
         if shot is not None:
             if shot.exists():
                 return out
+            why = "no screenshot written"
         elif "--dump-dom" not in args or out.strip():
             return out
+        else:
+            why = "empty --dump-dom"
+    if shot is not None and not shot.exists():
+        raise AssertionError("chromium, three times: %s" % why)
     return out
 
 
