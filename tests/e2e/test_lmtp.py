@@ -29,15 +29,26 @@ def lmtp(st, site=1, source=None):
     return c
 
 
-def send(c, sender, rcpts, body):
+def send(c, sender, rcpts, body, mail_params=""):
     """MAIL, RCPTs (each must be accepted), DATA: the replies after the
     content, one per recipient."""
-    c.expect("MAIL FROM:<%s>" % sender, 250, "2.1.0")
+    c.expect("MAIL FROM:<%s>%s" % (sender, mail_params), 250, "2.1.0")
     for r in rcpts:
         c.expect("RCPT TO:<%s>" % r, 250, "2.1.5")
     c.expect("DATA", 354)
     c.send(body.replace(b"\r\n.", b"\r\n..") + b".\r\n")
     return [c.reply() for _ in rcpts]
+
+
+def deliver_with_id(st, rcpts, body, delivery_id):
+    """One LMTP transaction under XDELIVERYID: the replies after DATA."""
+    c = lmtp(st)
+    c.cmd("LHLO mta.example")
+    replies = send(c, "sender@remote.example", rcpts, body,
+                   " XDELIVERYID=%s" % delivery_id)
+    c.expect("QUIT", 221)
+    c.close()
+    return replies
 
 
 @pytest.fixture(scope="module")
@@ -139,17 +150,7 @@ def test_one_copy_per_mailbox(two_sites):
              "C.Alias@Example.Test"]
     did = "s8b8.%016X.%d" % (int(time.time() * 1000), int(time.time()))
     for attempt in (1, 2):
-        c = lmtp(st)
-        c.cmd("LHLO mta.example")
-        c.expect("MAIL FROM:<sender@remote.example> XDELIVERYID=%s" % did,
-                 250, "2.1.0")
-        for r in rcpts:
-            c.expect("RCPT TO:<%s>" % r, 250, "2.1.5")
-        c.expect("DATA", 354)
-        c.send(body.replace(b"\r\n.", b"\r\n..") + b".\r\n")
-        replies = [c.reply() for _ in rcpts]
-        c.expect("QUIT", 221)
-        c.close()
+        replies = deliver_with_id(st, rcpts, body, did)
         for (code, text), who in zip(replies, rcpts):
             assert code == 250, replies
             assert text[0].startswith("2.0.0 <%s> " % who), replies
@@ -173,18 +174,7 @@ def test_delivery_id_stores_each_recipient_once(two_sites):
     did = "s9b9.%016X.%d" % (int(time.time() * 1000), int(time.time()))
 
     def deliver(rcpts, delivery_id):
-        c = lmtp(st)
-        c.cmd("LHLO mta.example")
-        c.expect("MAIL FROM:<sender@remote.example> XDELIVERYID=%s"
-                 % delivery_id, 250, "2.1.0")
-        for r in rcpts:
-            c.expect("RCPT TO:<%s>" % r, 250, "2.1.5")
-        c.expect("DATA", 354)
-        c.send(body.replace(b"\r\n.", b"\r\n..") + b".\r\n")
-        replies = [c.reply() for _ in rcpts]
-        c.expect("QUIT", 221)
-        c.close()
-        return replies
+        return deliver_with_id(st, rcpts, body, delivery_id)
 
     first = deliver([ALICE[0], BOB[0]], did)
     for (code, text), who in zip(first, (ALICE[0], BOB[0])):
