@@ -31,11 +31,11 @@ addr_key(const struct policy *p, const struct sockaddr *sa,
 	 unsigned char *key)
 {
 	if (sa->sa_family == AF_INET6)
-		lru_key(p->secret, sizeof(p->secret), "address", key,
+		lru_key(&p->keyer, "address", key,
 			&((const struct sockaddr_in6 *)sa)->sin6_addr,
 			(size_t)16, NULL);
 	else
-		lru_key(p->secret, sizeof(p->secret), "address", key,
+		lru_key(&p->keyer, "address", key,
 			&((const struct sockaddr_in *)sa)->sin_addr,
 			(size_t)4, NULL);
 }
@@ -51,7 +51,7 @@ user_key(const struct policy *p, const char *user, unsigned char *key)
 		char ch = user[i];
 		lower[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
 	}
-	lru_key(p->secret, sizeof(p->secret), "user", key, lower, n, NULL);
+	lru_key(&p->keyer, "user", key, lower, n, NULL);
 }
 
 /* max_field: offsetof() the limit in struct config, read under the lock

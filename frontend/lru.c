@@ -5,9 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <uv.h>
 
 void
@@ -123,43 +124,74 @@ lru_put(struct lru *t, const unsigned char *key, uint64_t now)
 	return e;
 }
 
-void
-lru_key(const unsigned char *secret, size_t secret_len, const char *domain,
-	unsigned char *out, ...)
+int
+lru_keyer_init(struct lru_keyer *k, const unsigned char *secret,
+	       size_t secret_len)
 {
-	va_list ap, ap2;
-	size_t total = strlen(domain) + 1;
+	k->base = NULL;
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (mac == NULL)
+		return -1;
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+	EVP_MAC_free(mac);
+	if (ctx == NULL)
+		return -1;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						 (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	if (EVP_MAC_init(ctx, secret, secret_len, params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		return -1;
+	}
+	k->base = ctx;
+	return 0;
+}
+
+void
+lru_keyer_free(struct lru_keyer *k)
+{
+	EVP_MAC_CTX_free(k->base); /* wipes the key */
+	k->base = NULL;
+}
+
+static void
+mac_update(EVP_MAC_CTX *ctx, const void *data, size_t len)
+{
+	if (EVP_MAC_update(ctx, data, len) != 1)
+		abort();
+}
+
+void
+lru_key(const struct lru_keyer *k, const char *domain, unsigned char *out,
+	...)
+{
+	/* Copying the keyed context only reads it (and takes references):
+	   safe from every loop at once. */
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(k->base);
+	if (ctx == NULL)
+		abort();
+	mac_update(ctx, domain, strlen(domain) + 1);
+	va_list ap;
 	va_start(ap, out);
-	va_copy(ap2, ap);
 	for (;;) {
 		const void *p = va_arg(ap, const void *);
 		if (p == NULL)
 			break;
-		total += 4 + va_arg(ap, size_t);
+		size_t len = va_arg(ap, size_t);
+		unsigned char prefix[4] = {
+			(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+			(unsigned char)(len >> 8), (unsigned char)len};
+		mac_update(ctx, prefix, sizeof(prefix));
+		mac_update(ctx, p, len);
 	}
 	va_end(ap);
-	unsigned char *msg = malloc(total);
-	if (msg == NULL)
+	size_t outlen = 0;
+	if (EVP_MAC_final(ctx, out, &outlen, LRU_KEY_SIZE) != 1 ||
+	    outlen != LRU_KEY_SIZE)
 		abort();
-	size_t used = strlen(domain) + 1;
-	memcpy(msg, domain, used);
-	for (;;) {
-		const void *p = va_arg(ap2, const void *);
-		if (p == NULL)
-			break;
-		size_t len = va_arg(ap2, size_t);
-		msg[used++] = (unsigned char)(len >> 24);
-		msg[used++] = (unsigned char)(len >> 16);
-		msg[used++] = (unsigned char)(len >> 8);
-		msg[used++] = (unsigned char)len;
-		memcpy(msg + used, p, len);
-		used += len;
-	}
-	va_end(ap2);
-	unsigned int outlen = LRU_KEY_SIZE;
-	HMAC(EVP_sha256(), secret, (int)secret_len, msg, used, out, &outlen);
-	OPENSSL_cleanse(msg, used);
-	free(msg);
+	EVP_MAC_CTX_free(ctx); /* wipes the state */
 }
 
 uint64_t

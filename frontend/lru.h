@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #define LRU_KEY_SIZE 32
 
 struct lru_entry {
@@ -55,11 +57,25 @@ lru_payload(struct lru_entry *e)
 	return e + 1;
 }
 
-/* HMAC-SHA256 under secret over the domain name and each part (length
- * prefixed, so ("ab","c") and ("a","bc") differ).  Parts end with a NULL
- * pointer: lru_key(secret, "auth", out, p1, len1, p2, len2, NULL). */
-void lru_key(const unsigned char *secret, size_t secret_len,
-	     const char *domain, unsigned char *out, ...);
+/* The secret of lru_key(), prepared once: an HMAC-SHA256 context with
+ * the key set, which every lru_key() copies (no algorithm lookup and no
+ * key schedule per key).  Read-only after lru_keyer_init(): every event
+ * loop may use it at once. */
+struct lru_keyer {
+	EVP_MAC_CTX *base;
+};
+
+/* -1 if OpenSSL cannot provide HMAC-SHA256.  The caller may wipe secret
+ * afterwards. */
+int lru_keyer_init(struct lru_keyer *k, const unsigned char *secret,
+		   size_t secret_len);
+void lru_keyer_free(struct lru_keyer *k);
+
+/* HMAC-SHA256 under the keyer's secret over the domain name and each part
+ * (length prefixed, so ("ab","c") and ("a","bc") differ).  Parts end with
+ * a NULL pointer: lru_key(k, "auth", out, p1, len1, p2, len2, NULL). */
+void lru_key(const struct lru_keyer *k, const char *domain,
+	     unsigned char *out, ...);
 
 /* Monotonic milliseconds (shared by every loop). */
 uint64_t lru_now(void);

@@ -23,8 +23,15 @@ policy_create(struct policy *p, const struct config *cfg,
 	    cidr_list_parse(cfg->lmtp_trusted_networks, &p->lmtp, error_r) <
 		    0)
 		return -1;
-	if (RAND_bytes(p->secret, sizeof(p->secret)) != 1) {
+	unsigned char secret[32];
+	if (RAND_bytes(secret, sizeof(secret)) != 1) {
 		*error_r = "no random bytes for the policy key";
+		return -1;
+	}
+	int rc = lru_keyer_init(&p->keyer, secret, sizeof(secret));
+	OPENSSL_cleanse(secret, sizeof(secret));
+	if (rc < 0) {
+		*error_r = "no HMAC-SHA256 for the policy key";
 		return -1;
 	}
 	pthread_mutex_init(&p->lock, NULL);
@@ -46,7 +53,7 @@ policy_free(struct policy *p)
 	lru_free(&p->penalty);
 	lru_free(&p->auth_cache);
 	pthread_mutex_destroy(&p->lock);
-	OPENSSL_cleanse(p->secret, sizeof(p->secret));
+	lru_keyer_free(&p->keyer);
 }
 
 void
@@ -105,11 +112,11 @@ policy_login_keys(const struct policy *p, const struct sockaddr *sa,
 		alen = 16;
 	}
 	size_t plen = strlen(password);
-	lru_key(p->secret, sizeof(p->secret), "auth", keys->cache, lower, n,
+	lru_key(&p->keyer, "auth", keys->cache, lower, n,
 		password, plen, NULL);
-	lru_key(p->secret, sizeof(p->secret), "penalty", keys->penalty, addr,
+	lru_key(&p->keyer, "penalty", keys->penalty, addr,
 		alen, lower, n, NULL);
-	lru_key(p->secret, sizeof(p->secret), "password", keys->password,
+	lru_key(&p->keyer, "password", keys->password,
 		lower, n, password, plen, NULL);
 	OPENSSL_cleanse(lower, sizeof(lower));
 }

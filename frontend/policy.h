@@ -22,7 +22,7 @@
 struct policy {
 	pthread_mutex_t lock;
 	const struct config *cfg;    /* under lock: a reload swaps it */
-	unsigned char secret[32];
+	struct lru_keyer keyer;     /* the secret, drawn at startup */
 	struct cidr_list trusted;    /* frontend.trusted_networks */
 	struct cidr_list proxy;      /* frontend.proxy_networks */
 	struct cidr_list lmtp;       /* lmtp.trusted_networks */

@@ -11,10 +11,25 @@
 
 static const unsigned char secret[32] = "0123456789abcdef0123456789abcdef";
 
+static struct lru_keyer keyer;
+
+static int
+setup_keyer(void **state)
+{
+	return lru_keyer_init(&keyer, secret, sizeof(secret));
+}
+
+static int
+teardown_keyer(void **state)
+{
+	lru_keyer_free(&keyer);
+	return 0;
+}
+
 static void
 key(const char *text, unsigned char *out)
 {
-	lru_key(secret, sizeof(secret), "test", out, text, strlen(text),
+	lru_key(&keyer, "test", out, text, strlen(text),
 		NULL);
 }
 
@@ -22,11 +37,11 @@ static void
 test_keys_are_length_prefixed(void **state)
 {
 	unsigned char a[LRU_KEY_SIZE], b[LRU_KEY_SIZE], c[LRU_KEY_SIZE];
-	lru_key(secret, sizeof(secret), "d", a, "ab", (size_t)2, "c",
+	lru_key(&keyer, "d", a, "ab", (size_t)2, "c",
 		(size_t)1, NULL);
-	lru_key(secret, sizeof(secret), "d", b, "a", (size_t)1, "bc",
+	lru_key(&keyer, "d", b, "a", (size_t)1, "bc",
 		(size_t)2, NULL);
-	lru_key(secret, sizeof(secret), "e", c, "ab", (size_t)2, "c",
+	lru_key(&keyer, "e", c, "ab", (size_t)2, "c",
 		(size_t)1, NULL);
 	assert_memory_not_equal(a, b, LRU_KEY_SIZE);
 	assert_memory_not_equal(a, c, LRU_KEY_SIZE);
@@ -35,9 +50,27 @@ test_keys_are_length_prefixed(void **state)
 	memset(big1, 'x', sizeof(big1));
 	memcpy(big2, big1, sizeof(big2));
 	big2[4999] = 'y';
-	lru_key(secret, sizeof(secret), "d", a, big1, sizeof(big1), NULL);
-	lru_key(secret, sizeof(secret), "d", b, big2, sizeof(big2), NULL);
+	lru_key(&keyer, "d", a, big1, sizeof(big1), NULL);
+	lru_key(&keyer, "d", b, big2, sizeof(big2), NULL);
 	assert_memory_not_equal(a, b, LRU_KEY_SIZE);
+}
+
+/* A key is HMAC-SHA256(secret, domain NUL, then each part as a 4-byte
+ * big-endian length and its bytes): the value Python's hmac gives. */
+static void
+test_key_is_hmac_sha256(void **state)
+{
+	static const unsigned char want[LRU_KEY_SIZE] = {
+		0x38, 0x01, 0x1d, 0xd9, 0xc8, 0xa3, 0x73, 0x39,
+		0x89, 0x18, 0xbd, 0xb8, 0x8a, 0x59, 0x57, 0x34,
+		0xd1, 0x5b, 0x30, 0x30, 0x60, 0xe1, 0xa7, 0xd6,
+		0x0e, 0xd3, 0xa3, 0xb5, 0x7c, 0x53, 0x55, 0x77};
+	unsigned char got[LRU_KEY_SIZE];
+	key("abc", got);
+	assert_memory_equal(got, want, LRU_KEY_SIZE);
+	/* the prepared context is copied, never consumed */
+	key("abc", got);
+	assert_memory_equal(got, want, LRU_KEY_SIZE);
 }
 
 static void
@@ -96,10 +129,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_key_is_hmac_sha256),
 		cmocka_unit_test(test_keys_are_length_prefixed),
 		cmocka_unit_test(test_put_get_evict),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_zero_size),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, setup_keyer, teardown_keyer);
 }
