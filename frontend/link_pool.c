@@ -523,6 +523,7 @@ flink_lookup_done(void *ctx, enum dir_result res, const struct dir_backend *b,
 	}
 	l->info_at = uv_now(l->fe->loop);
 	l->site = b->site;
+	policy_backend_put(l->fe->policy, b);
 	if (strcmp(l->address, b->link_address) != 0) {
 		if (l->address[0] != '\0')
 			log_info("backend=%s moved %s -> %s", l->id,
@@ -588,10 +589,35 @@ flink_lookup(struct flink *l)
 					       flink_lookup_done, l);
 }
 
+/* Takes the entry another loop read, if it is fresh and names the address
+ * this link has (or the link has none yet). */
+static void
+flink_adopt_shared(struct flink *l)
+{
+	struct frontend *fe = l->fe;
+	struct dir_backend b;
+	uint64_t age;
+	uint64_t ttl = (uint64_t)fe->cfg.frontend_backend_cache_ttl * 1000;
+	if (policy_backend_get(fe->policy, l->id, &b, &age) < 0 ||
+	    age >= ttl)
+		return;
+	if (l->address[0] != '\0' && strcmp(l->address, b.link_address) != 0)
+		return; /* moved: the lookup handles the change */
+	uint64_t now = uv_now(fe->loop);
+	uint64_t at = now > age ? now - age : 0;
+	if (l->address[0] != '\0' && at <= l->info_at)
+		return;
+	snprintf(l->address, sizeof(l->address), "%s", b.link_address);
+	l->site = b.site;
+	l->info_at = at;
+}
+
 void
 link_pool_open(struct frontend *fe, struct client *c)
 {
 	struct flink *l = flink_get(fe, c->duser.mailbox_server);
+	if (!flink_usable(l))
+		flink_adopt_shared(l);
 	if (flink_usable(l)) {
 		flink_attach(l, c);
 		return;
@@ -849,6 +875,8 @@ link_pool_xfer_open(struct frontend *fe, const char *backend,
 	portico__frame__pack(f, (uint8_t *)buf_reserve(&x->request, n));
 	buf_commit(&x->request, n);
 	struct flink *l = flink_get(fe, backend);
+	if (!flink_usable(l))
+		flink_adopt_shared(l);
 	if (flink_usable(l)) {
 		if ((l->state == FLINK_DOWN || l->state == FLINK_CLOSING) &&
 		    uv_now(fe->loop) < l->retry_at) {

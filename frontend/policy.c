@@ -2,6 +2,7 @@
 #include "frontend/policy.h"
 
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -52,6 +53,11 @@ policy_free(struct policy *p)
 	lru_free(&p->per_user);
 	lru_free(&p->penalty);
 	lru_free(&p->auth_cache);
+	while (p->backends != NULL) {
+		struct policy_backend *e = p->backends;
+		p->backends = e->next;
+		free(e);
+	}
 	pthread_mutex_destroy(&p->lock);
 	lru_keyer_free(&p->keyer);
 }
@@ -68,6 +74,44 @@ policy_reload(struct policy *p, const struct config *cfg)
 	if (conns > p->per_user.max)
 		p->per_user.max = conns;
 	pthread_mutex_unlock(&p->lock);
+}
+
+void
+policy_backend_put(struct policy *p, const struct dir_backend *b)
+{
+	pthread_mutex_lock(&p->lock);
+	struct policy_backend *e = p->backends;
+	while (e != NULL && strcmp(e->b.id, b->id) != 0)
+		e = e->next;
+	if (e == NULL) {
+		e = calloc(1, sizeof(*e));
+		if (e == NULL)
+			abort();
+		e->next = p->backends;
+		p->backends = e;
+	}
+	e->b = *b;
+	e->at = lru_now();
+	pthread_mutex_unlock(&p->lock);
+}
+
+int
+policy_backend_get(struct policy *p, const char *id, struct dir_backend *b,
+		   uint64_t *age_r)
+{
+	int rc = -1;
+	pthread_mutex_lock(&p->lock);
+	for (struct policy_backend *e = p->backends; e != NULL; e = e->next) {
+		if (strcmp(e->b.id, id) == 0) {
+			*b = e->b;
+			uint64_t now = lru_now();
+			*age_r = now > e->at ? now - e->at : 0;
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
 }
 
 int

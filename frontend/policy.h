@@ -31,6 +31,17 @@ struct policy {
 	struct lru per_user;         /* unsigned count */
 	struct lru penalty;          /* struct penalty_entry */
 	struct lru auth_cache;       /* struct auth_cache_entry */
+	struct policy_backend *backends; /* the backends' entries */
+};
+
+/* A backend's LDAP entry as one loop last read it: every loop of the
+ * process may use it while fresh (frontend.backend_cache_ttl), so one
+ * lookup serves them all, and a loop that has not read it yet can still
+ * route a login from the authentication cache while LDAP is away. */
+struct policy_backend {
+	struct dir_backend b;
+	uint64_t at;                 /* lru_now() when read */
+	struct policy_backend *next;
 };
 
 /* Keys computed outside the lock, once per login. */
@@ -55,6 +66,12 @@ int policy_lmtp_allowed(const struct policy *p, const struct sockaddr *sa);
 void policy_login_keys(const struct policy *p, const struct sockaddr *sa,
 		       const char *login, const char *password,
 		       struct policy_login_keys *keys);
+
+/* The entry read for backend b->id (replacing the one before). */
+void policy_backend_put(struct policy *p, const struct dir_backend *b);
+/* 0 with *b and its age in ms if an entry for id was read, else -1. */
+int policy_backend_get(struct policy *p, const char *id,
+		       struct dir_backend *b, uint64_t *age_r);
 
 /* limits.c: each acquire returns 0 and counts, or -1 when the limit is
  * reached (nothing counted).  Releases undo one acquire. */

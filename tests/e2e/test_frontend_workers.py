@@ -29,6 +29,51 @@ def workers_seen(st):
     return set(re.findall(r"worker=(\d+) connected", st.log("s1f1")))
 
 
+def raw_login(st, user, pw):
+    """LOGIN and LOGOUT over IMAPS; the lines read."""
+    s, f = raw_client(st, st.IMAPS_PORT, tls=True)
+    assert f.readline().startswith(b"* OK")
+    s.sendall(b"a LOGIN %s %s\r\nb LOGOUT\r\n" % (user.encode(),
+                                                    pw.encode()))
+    lines = read_until_tagged(f, b"b")
+    s.close()
+    return lines
+
+
+def login_workers(st, user):
+    """The loops that authenticated user's sessions."""
+    log = st.log("s1f1")
+    loop = dict(re.findall(r"session=(\w+) \S+ protocol=\w+ worker=(\d+) "
+                           r"connected", log))
+    return {loop.get(sid) for sid in re.findall(
+        r"session=(\w+) \S+ user=%s authenticated" % re.escape(user), log)}
+
+
+def test_cached_logins_on_every_loop_while_ldap_is_down(st):
+    """One loop's lookup of the backend's entry serves every loop: with
+    LDAP stopped right after one login, a cached login succeeds on loops
+    that never read the entry themselves."""
+    wait_for(lambda: "workers=%d ready" % WORKERS in st.log("s1f1"),
+             what="every loop to start")
+    user, pw = st.new_user("loops")
+    assert any(l.startswith(b"a OK") for l in raw_login(st, user, pw))
+    st.stop("ldap")
+    try:
+        for _ in range(60):
+            lines = raw_login(st, user, pw)
+            assert any(l.startswith(b"a OK") for l in lines), lines
+            if len(login_workers(st, user)) == WORKERS:
+                break
+        assert len(login_workers(st, user)) == WORKERS, \
+            login_workers(st, user)
+    finally:
+        st.start("ldap")
+    other, other_pw = st.new_user("loopsback")
+    wait_for(lambda: any(l.startswith(b"a OK")
+                         for l in raw_login(st, other, other_pw)),
+             timeout=20, interval=0.3, what="LDAP to come back")
+
+
 def test_connections_spread_over_the_loops(st):
     # (The ports accept before the last loop has started.)
     wait_for(lambda: "workers=%d ready" % WORKERS in st.log("s1f1"),
