@@ -99,6 +99,7 @@ struct frontend_metrics {
 	struct metrics_hist phase[FM_PROTOS][FM_PHASE_COUNT];
 	uint64_t ldap_errors[FM_LDAP_ERROR_COUNT];
 	uint64_t link_sessions;            /* opened on a backend */
+	uint64_t link_writes;              /* writes to the links */
 	uint64_t link_bytes_to_backend;
 	uint64_t link_bytes_from_backend;
 	uint64_t links_ready;              /* gauge */
@@ -160,6 +161,7 @@ struct frontend {
 	struct directory *dir;
 	struct policy *policy;  /* shared by every loop of the process */
 	struct flink *links;
+	uv_idle_t link_flush;   /* writes the links' queued frames */
 	struct client *clients;
 	unsigned nclients;
 	struct listener *listeners;
@@ -303,6 +305,8 @@ void client_link_closed(struct client *c, const char *reason, int lost);
 void client_resume(struct client *c);
 
 /* link_pool.c */
+/* The loop's handle that writes queued frames (before any other call). */
+void link_pool_init(struct frontend *fe);
 /* Opens a backend session for c (c->duser names the backend).  The
  * answer comes through client_link_opened()/client_link_refused(). */
 void link_pool_open(struct frontend *fe, struct client *c);

@@ -6,6 +6,12 @@
  * clean "unavailable" answer and is reconnected by the next login: at
  * once if it was up, after frontend.link_retry_interval if it failed to
  * come up.
+ *
+ * Frames for a link collect in its output buffer and leave in one write
+ * per loop iteration (an idle handle of the loop, which also keeps the
+ * next poll from blocking): the commands of every client read in one
+ * iteration, and what the frames of one read from the backend answer
+ * (credit, closes), go to the backend together.
  */
 #include "frontend/frontend.h"
 
@@ -49,9 +55,8 @@ struct flink {
 	char *imap_caps;
 	struct client *streams;  /* sessions opened or opening */
 	struct stream_map smap;  /* stream id -> client, looked up per frame */
-	/* While a batch of frames is handled, what goes back (credit, data,
-	   closes) collects here and leaves in one write. */
-	int corked;
+	/* Frames to send, written at the end of the loop iteration
+	   (link_pool_flush()). */
 	struct buf wout;
 	struct client *waiting;  /* waiting for the link or the lookup */
 	struct xfer *xstreams;   /* mail transport streams, opened */
@@ -77,6 +82,7 @@ static void xfer_attach(struct flink *l, struct xfer *x);
 static void xfer_frame(struct flink *l, Portico__Frame *f);
 
 static void flink_fail(struct flink *l, const char *why);
+static void link_pool_flush_cb(uv_idle_t *h);
 
 static void
 flink_set_state(struct flink *l, enum flink_state state)
@@ -92,29 +98,57 @@ flink_set_state(struct flink *l, enum flink_state state)
 	l->state = state;
 }
 
+/* Queues bytes for the link, to leave with the loop iteration's others. */
 static void
-flink_write(struct flink *l, struct buf *b)
+flink_queue(struct flink *l, const void *data, size_t len)
 {
-	if (l->conn != NULL && l->state == FLINK_READY) {
-		if (l->corked)
-			buf_append(&l->wout, buf_ptr(b), buf_used(b));
-		else
-			conn_write(l->conn, buf_ptr(b), buf_used(b));
-	}
-	buf_free(b);
+	buf_append(&l->wout, data, len);
+	uv_idle_t *flush = &l->fe->link_flush;
+	if (!uv_is_active((uv_handle_t *)flush) &&
+	    !uv_is_closing((uv_handle_t *)flush))
+		uv_idle_start(flush, link_pool_flush_cb);
 }
 
 static void
+flink_flush(struct flink *l)
+{
+	if (buf_used(&l->wout) == 0)
+		return;
+	if (l->conn != NULL && !l->conn->closing) {
+		metrics_add(&l->fe->metrics.link_writes, 1);
+		conn_write(l->conn, buf_ptr(&l->wout), buf_used(&l->wout));
+	}
+	buf_reset(&l->wout);
+}
+
+static void
+link_pool_flush_cb(uv_idle_t *h)
+{
+	struct frontend *fe = h->data;
+	uv_idle_stop(h);
+	/* a failing write fails its link (and that link's sessions) only */
+	for (struct flink *l = fe->links; l != NULL; l = l->next)
+		flink_flush(l);
+}
+
+/* A session's frame (b, freed): only on a link that is up. */
+static void
+flink_write(struct flink *l, struct buf *b)
+{
+	if (l->conn != NULL && l->state == FLINK_READY)
+		flink_queue(l, buf_ptr(b), buf_used(b));
+	buf_free(b);
+}
+
+/* A frame of the link's own (Hello) or one opening a stream. */
+static void
 flink_send(struct flink *l, const Portico__Frame *f)
 {
+	if (l->conn == NULL)
+		return;
 	struct buf b = BUF_INIT;
 	link_frame_pack(f, &b);
-	if (l->conn != NULL) {
-		if (l->corked)
-			buf_append(&l->wout, buf_ptr(&b), buf_used(&b));
-		else
-			conn_write(l->conn, buf_ptr(&b), buf_used(&b));
-	}
+	flink_queue(l, buf_ptr(&b), buf_used(&b));
 	buf_free(&b);
 }
 
@@ -293,7 +327,6 @@ flink_read(struct conn *conn, const char *data, size_t len)
 {
 	struct flink *l = conn->data;
 	buf_append(&l->in, data, len);
-	l->corked = 1;
 	while (l->conn == conn && !conn->closing) {
 		Portico__Frame *f = NULL;
 		const char *err;
@@ -303,18 +336,12 @@ flink_read(struct conn *conn, const char *data, size_t len)
 		if (rc == 0)
 			break;
 		if (rc < 0) {
-			l->corked = 0;
-			buf_reset(&l->wout);
 			flink_fail(l, err);
 			return;
 		}
 		flink_frame(l, f);
 		link_frame_free(&f);
 	}
-	l->corked = 0;
-	if (buf_used(&l->wout) > 0 && l->conn == conn && !conn->closing)
-		conn_write(conn, buf_ptr(&l->wout), buf_used(&l->wout));
-	buf_reset(&l->wout);
 }
 
 static void
@@ -347,6 +374,7 @@ flink_fail(struct flink *l, const char *why)
 							  .frontend_link_retry_interval *
 						  1000;
 	buf_reset(&l->in);
+	buf_reset(&l->wout); /* frames of the lost connection's streams */
 	while (l->streams != NULL) {
 		struct client *c = l->streams;
 		flink_stream_remove(l, c);
@@ -690,11 +718,19 @@ link_pool_stop(struct frontend *fe)
 			l->lookup = NULL;
 		}
 		if (l->conn != NULL) {
+			flink_flush(l); /* the Close frames of the sessions */
 			struct conn *conn = l->conn;
 			l->conn = NULL;
 			conn_close(conn);
 		}
 	}
+}
+
+void
+link_pool_init(struct frontend *fe)
+{
+	uv_idle_init(fe->loop, &fe->link_flush);
+	fe->link_flush.data = fe;
 }
 
 void

@@ -295,6 +295,7 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 	fe->wakeup.data = fe;
 	uv_timer_init(fe->loop, &fe->drain_timer);
 	fe->drain_timer.data = fe;
+	link_pool_init(fe);
 	if (dir_create(fe->loop, &fe->cfg, &fe->dir, &err) < 0) {
 		log_error("ldap error=\"%s\"", err);
 		return -1;

@@ -142,6 +142,11 @@ metrics_write(const struct frontend *fe, struct buf *b)
 		       "Sessions opened on backends over the links.");
 	metrics_sample(b, "portico_frontend_link_sessions_total", NULL,
 		       SUM(metrics.link_sessions));
+	metrics_family(b, "portico_frontend_link_writes_total", "counter",
+		       "Writes to the links (the frames of one loop iteration "
+		       "go out in one write per link).");
+	metrics_sample(b, "portico_frontend_link_writes_total", NULL,
+		       SUM(metrics.link_writes));
 	metrics_family(b, "portico_frontend_link_bytes_total", "counter",
 		       "Session bytes relayed over the links.");
 	metrics_sample(b, "portico_frontend_link_bytes_total",

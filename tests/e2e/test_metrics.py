@@ -15,10 +15,13 @@ moves by exactly what the test caused.
 
 import http.client
 import imaplib
+import os
 import poplib
 import re
+import signal
 import socket
 import ssl
+import time
 import urllib.parse
 
 import pytest
@@ -373,3 +376,54 @@ def test_backend_link_writes_per_command(st):
     # 40 answers; a little room for other sessions of the shared stack
     assert n <= writes <= n + 10, writes
     assert credits <= 2, credits
+
+
+def test_frontend_link_writes_per_loop_iteration(st):
+    """The commands of many clients that one event loop reads in the same
+    iteration go to the backend in one write per link, not one each: the
+    frontend is stopped (SIGSTOP) while twelve logged-in clients send a
+    NOOP, so that its two loops find them all ready at once when it goes
+    on; every client still gets its own answer."""
+    n = 12
+    socks = []
+    for i in range(n):
+        if i % 4 == 0:
+            user, pw = st.new_user("fw")
+        s = st.ssl_context().wrap_socket(
+            socket.create_connection((st.host, st.IMAPS_PORT), timeout=30),
+            server_hostname=st.host)
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"* OK")
+        s.sendall(b"l LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
+        while True:
+            line = f.readline()
+            assert line, "connection closed during LOGIN"
+            if line.startswith(b"l "):
+                assert line.startswith(b"l OK"), line
+                break
+        socks.append((s, f))
+    pid = int((st.dir / "s1f1" / "pid").read_text())
+    before = scrape(st)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for i, (s, f) in enumerate(socks):
+            s.sendall(b"n%d NOOP\r\n" % i)
+        time.sleep(0.5)  # every NOOP in the frontend's socket buffers
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    for i, (s, f) in enumerate(socks):
+        while True:
+            line = f.readline()
+            assert line, "connection closed before the NOOP's answer"
+            if line.startswith(b"n%d " % i):
+                assert line.startswith(b"n%d OK" % i), line
+                break
+    after = scrape(st)
+    for s, f in socks:
+        s.sendall(b"z LOGOUT\r\n")
+        s.close()
+    writes = v(after, "portico_frontend_link_writes_total") - \
+        v(before, "portico_frontend_link_writes_total")
+    # one per loop (two loops), a little room for a probe or a straggler;
+    # one write per command would be 12
+    assert 1 <= writes <= 5, writes
