@@ -26,7 +26,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import wait_for
+from conftest import raw_client, read_until_tagged, wait_for
 
 pytestmark = pytest.mark.daemons
 
@@ -389,18 +389,11 @@ def test_frontend_link_writes_per_loop_iteration(st):
     for i in range(n):
         if i % 4 == 0:
             user, pw = st.new_user("fw")
-        s = st.ssl_context().wrap_socket(
-            socket.create_connection((st.host, st.IMAPS_PORT), timeout=30),
-            server_hostname=st.host)
-        f = s.makefile("rb")
+        s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=30)
         assert f.readline().startswith(b"* OK")
         s.sendall(b"l LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
-        while True:
-            line = f.readline()
-            assert line, "connection closed during LOGIN"
-            if line.startswith(b"l "):
-                assert line.startswith(b"l OK"), line
-                break
+        line = read_until_tagged(f, b"l")[-1]
+        assert line.startswith(b"l OK"), line
         socks.append((s, f))
     pid = int((st.dir / "s1f1" / "pid").read_text())
     before = scrape(st)
@@ -412,12 +405,8 @@ def test_frontend_link_writes_per_loop_iteration(st):
     finally:
         os.kill(pid, signal.SIGCONT)
     for i, (s, f) in enumerate(socks):
-        while True:
-            line = f.readline()
-            assert line, "connection closed before the NOOP's answer"
-            if line.startswith(b"n%d " % i):
-                assert line.startswith(b"n%d OK" % i), line
-                break
+        line = read_until_tagged(f, b"n%d" % i)[-1]
+        assert line.startswith(b"n%d OK" % i), line
     after = scrape(st)
     for s, f in socks:
         s.sendall(b"z LOGOUT\r\n")
