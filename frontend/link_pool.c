@@ -595,18 +595,26 @@ flink_get(struct frontend *fe, const char *id)
 	return l;
 }
 
-/* Whether the backend's entry may be used without reading it again. */
+/* Whether the backend's entry was read within frontend.backend_cache_ttl. */
+static int
+flink_fresh(struct flink *l)
+{
+	struct frontend *fe = l->fe;
+	uint64_t ttl = (uint64_t)fe->cfg.frontend_backend_cache_ttl * 1000;
+	return l->address[0] != '\0' && uv_now(fe->loop) - l->info_at < ttl;
+}
+
+/* Whether the backend's entry may be used without waiting for it to be
+ * read again: fresh, or older (up to twice the time) while the link is up,
+ * which keeps serving while the entry is re-read (flink_route()). */
 static int
 flink_usable(struct flink *l)
 {
 	struct frontend *fe = l->fe;
 	uint64_t ttl = (uint64_t)fe->cfg.frontend_backend_cache_ttl * 1000;
-	int fresh = l->address[0] != '\0' &&
-		    uv_now(fe->loop) - l->info_at < ttl;
-	/* A link that is up keeps serving while its entry is re-read. */
-	return fresh || (l->state == FLINK_READY && l->lookup == NULL &&
-			 l->address[0] != '\0' && ttl > 0 &&
-			 uv_now(fe->loop) - l->info_at < 2 * ttl);
+	return flink_fresh(l) ||
+	       (l->state == FLINK_READY && l->address[0] != '\0' && ttl > 0 &&
+		uv_now(fe->loop) - l->info_at < 2 * ttl);
 }
 
 static void
@@ -640,13 +648,27 @@ flink_adopt_shared(struct flink *l)
 	l->info_at = at;
 }
 
+/* Whether a session may go onto l now: its entry is fresh (its own, or
+ * one another loop read), or past its time on a link that is up, which
+ * serves while the entry is read again in the background. */
+static int
+flink_route(struct flink *l)
+{
+	if (!flink_fresh(l))
+		flink_adopt_shared(l);
+	if (flink_fresh(l))
+		return 1;
+	if (!flink_usable(l))
+		return 0;
+	flink_lookup(l);
+	return 1;
+}
+
 void
 link_pool_open(struct frontend *fe, struct client *c)
 {
 	struct flink *l = flink_get(fe, c->duser.mailbox_server);
-	if (!flink_usable(l))
-		flink_adopt_shared(l);
-	if (flink_usable(l)) {
+	if (flink_route(l)) {
 		flink_attach(l, c);
 		return;
 	}
@@ -911,9 +933,7 @@ link_pool_xfer_open(struct frontend *fe, const char *backend,
 	portico__frame__pack(f, (uint8_t *)buf_reserve(&x->request, n));
 	buf_commit(&x->request, n);
 	struct flink *l = flink_get(fe, backend);
-	if (!flink_usable(l))
-		flink_adopt_shared(l);
-	if (flink_usable(l)) {
+	if (flink_route(l)) {
 		if ((l->state == FLINK_DOWN || l->state == FLINK_CLOSING) &&
 		    uv_now(fe->loop) < l->retry_at) {
 			buf_free(&x->request);

@@ -8,6 +8,7 @@ of the shared one.
 
 import imaplib
 import socket
+import subprocess
 import time
 
 import pytest
@@ -218,3 +219,49 @@ def test_store_answers_of_one_commit_leave_together(st):
     # frames that arrive between batches)
     assert commits < rounds * n, commits
     assert writes <= commits + 2 * rounds, (writes, commits)
+
+
+def test_stale_backend_entry_is_read_again_while_the_link_serves(
+        stack_factory):
+    """Past frontend.backend_cache_ttl a login still goes at once onto the
+    link that is up, and the backend's entry is read again meanwhile: a
+    changed link address is noticed then, not only by a login once the
+    entry is twice its time old.  (A stack of its own: the entry is
+    changed.)"""
+    ttl = 3
+    st = stack_factory(name="entry", settings=[
+        "frontend.workers=1", "frontend.backend_cache_ttl=%ds" % ttl])
+    user, pw = st.new_user("entry")
+
+    def login():
+        """LOGIN's answer (the session may be cut right after it: the
+        move below fails the link to the old address)."""
+        s, f = raw_client(st, st.IMAPS_PORT, tls=True)
+        assert f.readline().startswith(b"* OK")
+        s.sendall(b"a LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
+        line = read_until_tagged(f, b"a")[-1]
+        s.close()
+        return line
+
+    assert login().startswith(b"a OK")
+    read_at = time.monotonic()
+    # The backend moves (to a port nobody listens on).
+    ldif = ("dn: cn=s1b1,ou=backends,dc=example,dc=test\n"
+            "changetype: modify\nreplace: porticoLinkAddress\n"
+            "porticoLinkAddress: 127.0.0.1:1\n")
+    subprocess.run(["ldapmodify", "-x", "-H", st.LDAP_URI,
+                    "-D", st.LDAP_ADMIN_DN, "-w", st.LDAP_ADMIN_PASSWORD],
+                   input=ldif.encode(), check=True, capture_output=True,
+                   timeout=30)
+    time.sleep(max(0.0, read_at + ttl + 0.5 - time.monotonic()))
+    # stale, within twice the time: the session goes onto the link that
+    # is up (and is cut if the re-read below wins the race with its Opened:
+    # sessions on a moved backend's old address end)
+    line = login()
+    assert line.startswith(b"a OK") or \
+        line.startswith(b"a NO [UNAVAILABLE]"), line
+    assert time.monotonic() - read_at < 2 * ttl
+    # ... and the entry is read again right then, without another login
+    wait_for(lambda: "backend=s1b1 moved" in st.log("s1f1"), timeout=2,
+             what="the frontend to read the backend's entry again")
+    st.down()
