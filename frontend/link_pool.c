@@ -8,10 +8,10 @@
  * come up.
  *
  * Frames for a link collect in its output buffer and leave in one write
- * per loop iteration (an idle handle of the loop, which also keeps the
- * next poll from blocking): the commands of every client read in one
- * iteration, and what the frames of one read from the backend answer
- * (credit, closes), go to the backend together.
+ * per loop iteration (the loop's idle handle runs before the next poll
+ * and stops itself): the commands of every client read in one iteration,
+ * and what the frames of one read from the backend answer (credit,
+ * closes), go to the backend together.
  */
 #include "frontend/frontend.h"
 
@@ -55,8 +55,8 @@ struct flink {
 	char *imap_caps;
 	struct client *streams;  /* sessions opened or opening */
 	struct stream_map smap;  /* stream id -> client, looked up per frame */
-	/* Frames to send, written at the end of the loop iteration
-	   (link_pool_flush()). */
+	/* Frames to send, written before the loop's next poll
+	   (link_pool_flush_cb()). */
 	struct buf wout;
 	struct client *waiting;  /* waiting for the link or the lookup */
 	struct xfer *xstreams;   /* mail transport streams, opened */
@@ -595,13 +595,19 @@ flink_get(struct frontend *fe, const char *id)
 	return l;
 }
 
+/* frontend.backend_cache_ttl in ms. */
+static uint64_t
+flink_ttl(const struct flink *l)
+{
+	return (uint64_t)l->fe->cfg.frontend_backend_cache_ttl * 1000;
+}
+
 /* Whether the backend's entry was read within frontend.backend_cache_ttl. */
 static int
 flink_fresh(struct flink *l)
 {
-	struct frontend *fe = l->fe;
-	uint64_t ttl = (uint64_t)fe->cfg.frontend_backend_cache_ttl * 1000;
-	return l->address[0] != '\0' && uv_now(fe->loop) - l->info_at < ttl;
+	return l->address[0] != '\0' &&
+	       uv_now(l->fe->loop) - l->info_at < flink_ttl(l);
 }
 
 /* Whether the backend's entry may be used without waiting for it to be
@@ -610,11 +616,10 @@ flink_fresh(struct flink *l)
 static int
 flink_usable(struct flink *l)
 {
-	struct frontend *fe = l->fe;
-	uint64_t ttl = (uint64_t)fe->cfg.frontend_backend_cache_ttl * 1000;
+	uint64_t ttl = flink_ttl(l);
 	return flink_fresh(l) ||
 	       (l->state == FLINK_READY && l->address[0] != '\0' && ttl > 0 &&
-		uv_now(fe->loop) - l->info_at < 2 * ttl);
+		uv_now(l->fe->loop) - l->info_at < 2 * ttl);
 }
 
 static void
@@ -633,9 +638,8 @@ flink_adopt_shared(struct flink *l)
 	struct frontend *fe = l->fe;
 	struct dir_backend b;
 	uint64_t age;
-	uint64_t ttl = (uint64_t)fe->cfg.frontend_backend_cache_ttl * 1000;
 	if (policy_backend_get(fe->policy, l->id, &b, &age) < 0 ||
-	    age >= ttl)
+	    age >= flink_ttl(l))
 		return;
 	if (l->address[0] != '\0' && strcmp(l->address, b.link_address) != 0)
 		return; /* moved: the lookup handles the change */
