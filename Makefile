@@ -90,6 +90,7 @@ $(BUILD)/portico-admin: $(call obj,$(ADMIN_SRC)) $(BACK_OBJ) $(COMMON_OBJ)
 # connectivity probes from the command line (frontend/probe/)
 $(BUILD)/portico-probe: $(call obj,frontend/probe/probe_main.c \
 		frontend/probe/probe.c common/conn.c common/tls.c \
+		common/tls_tickets.c \
 		common/buf.c common/log.c)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -109,6 +110,7 @@ $(BUILD)/unit/common/test_smtp_parser: $(call obj,common/smtp_parser.c)
 $(BUILD)/unit/common/test_stream_map: $(call obj,common/stream_map.c)
 $(BUILD)/unit/common/test_protolog: $(call obj,common/protolog.c common/log.c common/buf.c)
 $(BUILD)/unit/common/test_config_reload: $(call obj,common/config_reload.c common/config.c common/log.c)
+$(BUILD)/unit/common/test_tls_tickets: $(call obj,common/tls_tickets.c)
 $(BUILD)/unit/backend/test_mime: $(call obj,backend/mime/mime.c backend/mime/mime_cache.c backend/mime/mime_decode.c backend/mime/mime_imap.c backend/mime/mime_parse.c backend/mime/mime_rfc822.c backend/mime/mime_section.c common/buf.c common/arena.c)
 $(BUILD)/unit/backend/test_dsn: $(call obj,backend/transport/dsn.c backend/transport/message.c common/buf.c common/config.c)
 $(BUILD)/unit/backend/test_store_records: $(call obj,backend/store/store.c backend/store/store_delivery.c backend/store/store_expunged.c backend/store/store_writer.c backend/store/store_ops.c backend/store/store_queue.c common/metrics.c common/buf.c)
@@ -149,7 +151,8 @@ e2e:
 # Benchmarks: numbers, never pass/fail (docs/BENCHMARKS.md).  The load
 # generator (tests/bench/loadgen.c) drives Portico and Dovecot side by side.
 LOADGEN := $(BUILD)/bench/loadgen
-$(LOADGEN): $(call obj,tests/bench/loadgen.c common/conn.c common/tls.c common/buf.c common/log.c)
+$(LOADGEN): $(call obj,tests/bench/loadgen.c common/conn.c common/tls.c \
+		common/tls_tickets.c common/buf.c common/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -1,5 +1,6 @@
 /* tls.c - OpenSSL contexts. */
 #include "common/tls.h"
+#include "common/tls_tickets.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -149,6 +150,7 @@ tls_link_client_ctx(const char *ca_file, const char *cert_file,
 
 struct tls_server {
 	int refs;
+	struct tls_tickets *tickets; /* NULL: resumption off */
 	SSL_CTX *def;
 	unsigned nsni;
 	SSL_CTX *sni[TLS_SNI_MAX];
@@ -232,9 +234,25 @@ tls_load_sni_dir(struct tls_server *t, const char *dir, const char **error_r)
 	return rc;
 }
 
+/* Resumption for one context of a set: tickets sealed with the set's
+ * keys, valid for lifetime seconds; none at all when lifetime is 0. */
+static void
+tls_server_sessions(SSL_CTX *ctx, struct tls_tickets *tickets, long lifetime)
+{
+	if (tickets == NULL) {
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_num_tickets(ctx, 0);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		return;
+	}
+	SSL_CTX_set_timeout(ctx, lifetime);
+	tls_tickets_use(ctx, tickets);
+}
+
 struct tls_server *
 tls_server_load(const char *cert_file, const char *key_file,
-		const char *sni_dir, const char **error_r)
+		const char *sni_dir, struct tls_tickets *tickets,
+		long session_lifetime, const char **error_r)
 {
 	struct tls_server *t = calloc(1, sizeof(*t));
 	if (t == NULL)
@@ -253,6 +271,11 @@ tls_server_load(const char *cert_file, const char *key_file,
 		SSL_CTX_set_tlsext_servername_callback(t->def, tls_sni_select);
 		SSL_CTX_set_tlsext_servername_arg(t->def, t);
 	}
+	if (tickets != NULL && session_lifetime > 0)
+		t->tickets = tls_tickets_ref(tickets);
+	tls_server_sessions(t->def, t->tickets, session_lifetime);
+	for (unsigned i = 0; i < t->nsni; i++)
+		tls_server_sessions(t->sni[i], t->tickets, session_lifetime);
 	return t;
 }
 
@@ -285,5 +308,6 @@ tls_server_unref(struct tls_server **tp)
 	for (unsigned i = 0; i < t->nsni; i++)
 		SSL_CTX_free(t->sni[i]);
 	SSL_CTX_free(t->def);
+	tls_tickets_unref(&t->tickets);
 	free(t);
 }

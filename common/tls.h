@@ -27,12 +27,17 @@ SSL_CTX *tls_link_client_ctx(const char *ca_file, const char *cert_file,
  * tls_server_load(): cert/key as tls_server_ctx(); sni_dir (may be "")
  * holds NAME.pem (chain) + NAME.key pairs; during the handshake the
  * first certificate whose names match the client's SNI (wildcards
- * included) is used, the default one otherwise.  Returns NULL and
- * *error_r on any unreadable or mismatched file. */
+ * included) is used, the default one otherwise.  Every context of the
+ * set seals its session tickets with tickets (tls_tickets.h; the set
+ * keeps a reference), which clients may resume for session_lifetime
+ * seconds; tickets NULL or a lifetime of 0: no resumption.  Returns NULL
+ * and *error_r on any unreadable or mismatched file. */
 struct tls_server;
-struct tls_server *tls_server_load(const char *cert_file,
-				   const char *key_file, const char *sni_dir,
-				   const char **error_r);
+struct tls_tickets;
+struct tls_server *tls_server_load(const char *cert_file, const char *key_file,
+				   const char *sni_dir,
+				   struct tls_tickets *tickets,
+				   long session_lifetime, const char **error_r);
 SSL_CTX *tls_server_default(struct tls_server *t);
 /* Certificates in the set (1 + SNI ones). */
 unsigned tls_server_count(const struct tls_server *t);

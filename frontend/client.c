@@ -396,6 +396,10 @@ client_tls_ready(struct conn *conn)
 	c->tls = 1;
 	c->t_mark = c->t_tls;
 	frontend_metrics_phase(c, FM_PHASE_TLS);
+	metrics_add(
+	    &c->fe->metrics
+		 .tls_handshakes[c->protocol][SSL_session_reused(conn->ssl)],
+	    1);
 	if (!c->implicit_tls)
 		return;
 	if (c->refuse != NULL) {

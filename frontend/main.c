@@ -31,6 +31,7 @@
 #include "common/config_reload.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "common/tls_tickets.h"
 #include "frontend/frontend.h"
 #include "frontend/http/http_routes.h"
 #include "frontend/probe/probe_sched.h"
@@ -55,6 +56,9 @@ struct process {
 	unsigned long http_connections;
 	SSL_CTX *link_ctx;
 	struct tls_server *tls;
+	/* session-ticket keys: own_tickets are made at start and serve
+	   while tls.ticket_key_file is empty; tickets are those of tls */
+	struct tls_tickets *own_tickets, *tickets;
 	struct frontend *workers;
 	unsigned nworkers;
 	uv_loop_t *loop;
@@ -466,6 +470,28 @@ frontend_config_check(const struct config *cfg, const char **error_r)
 /* SIGHUP: the configuration file and the certificates for mail clients
  * are read again; sessions keep their certificates, new connections get
  * the new ones. */
+/* The certificates for mail clients with the session-ticket keys of the
+ * configuration: tls.ticket_key_file's, or the process's own. */
+static struct tls_server *
+tls_load(struct process *p, const char **error_r)
+{
+	struct tls_tickets *k = p->cfg.tls_ticket_key_file[0] == '\0'
+				    ? tls_tickets_ref(p->own_tickets)
+				    : tls_tickets_load(
+					  p->cfg.tls_ticket_key_file, error_r);
+	if (k == NULL)
+		return NULL;
+	struct tls_server *t = tls_server_load(
+	    p->cfg.tls_cert_file, p->cfg.tls_key_file, p->cfg.tls_sni_dir, k,
+	    (long)p->cfg.tls_session_lifetime, error_r);
+	if (t != NULL) {
+		tls_tickets_unref(&p->tickets);
+		p->tickets = tls_tickets_ref(k);
+	}
+	tls_tickets_unref(&k);
+	return t;
+}
+
 static void
 on_reload(uv_signal_t *h, int signum)
 {
@@ -480,9 +506,7 @@ on_reload(uv_signal_t *h, int signum)
 		return;
 	p->cfg = p->snap->cfg;
 	policy_reload(&p->policy, &p->snap->cfg);
-	struct tls_server *t = tls_server_load(p->cfg.tls_cert_file,
-					       p->cfg.tls_key_file,
-					       p->cfg.tls_sni_dir, &err);
+	struct tls_server *t = tls_load(p, &err);
 	if (t == NULL)
 		log_error("reload: certificates kept, error=\"%s\"", err);
 	__atomic_store_n(&p->reloads_applied, 0, __ATOMIC_RELEASE);
@@ -490,8 +514,11 @@ on_reload(uv_signal_t *h, int signum)
 	if (t != NULL) {
 		tls_server_unref(&p->tls);
 		p->tls = t;
-		log_info("reload: certificates loaded count=%u",
-			 tls_server_count(t));
+		log_info("reload: certificates loaded count=%u ticket_keys=%u",
+			 tls_server_count(t),
+			 p->cfg.tls_session_lifetime > 0
+			     ? tls_tickets_count(p->tickets)
+			     : 0);
 	}
 	log_info("reload: generation=%u settings_changed=%u",
 		 p->snap->generation, live);
@@ -588,8 +615,12 @@ main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	p.tls = tls_server_load(p.cfg.tls_cert_file, p.cfg.tls_key_file,
-				p.cfg.tls_sni_dir, &err);
+	p.own_tickets = tls_tickets_random(&err);
+	if (p.own_tickets == NULL) {
+		log_error("client TLS error=\"%s\"", err);
+		return 1;
+	}
+	p.tls = tls_load(&p, &err);
 	if (p.tls == NULL) {
 		log_error("client TLS error=\"%s\"", err);
 		return 1;
@@ -656,6 +687,8 @@ out:
 		uv_loop_close(p.loop);
 	}
 	tls_server_unref(&p.tls);
+	tls_tickets_unref(&p.tickets);
+	tls_tickets_unref(&p.own_tickets);
 	SSL_CTX_free(p.link_ctx);
 	policy_free(&p.policy);
 	config_snap_free_all(&p.snap);

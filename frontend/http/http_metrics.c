@@ -130,6 +130,23 @@ metrics_write(const struct frontend *fe, struct buf *b)
 					   labels, &h);
 		}
 	}
+	metrics_family(b, "portico_frontend_tls_handshakes_total", "counter",
+		       "TLS handshakes with mail clients by protocol, "
+		       "resumed=\"yes\" for those that resumed a session "
+		       "(tls.ticket_key_file, tls.session_lifetime).");
+	for (unsigned p = 0; p < CLIENT_PROTOCOL_COUNT; p++) {
+		const char *name = metrics_protocol_name(fe, p);
+		if (name == NULL)
+			continue;
+		for (unsigned r = 0; r < 2; r++) {
+			snprintf(labels, sizeof(labels),
+				 "protocol=\"%s\",resumed=\"%s\"", name,
+				 r ? "yes" : "no");
+			metrics_sample(
+			    b, "portico_frontend_tls_handshakes_total", labels,
+			    SUM(metrics.tls_handshakes[p][r]));
+		}
+	}
 	metrics_family(b, "portico_frontend_ldap_errors_total", "counter",
 		       "Logins that met a directory failure, by kind.");
 	metrics_sample(b, "portico_frontend_ldap_errors_total",
