@@ -4,17 +4,7 @@
 
 #include <string.h>
 
-static int
-hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
+#include "common/hex.h"
 
 /* Decodes src[0..len) into out; -1 when malformed or too long. */
 static int
@@ -28,7 +18,8 @@ param_decode(const char *src, size_t len, char *out, size_t outsize)
 		} else if (ch == '%') {
 			if (i + 2 >= len)
 				return -1;
-			int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
+			int hi = hex_digit(src[i + 1]);
+			int lo = hex_digit(src[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			ch = hi * 16 + lo;

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/hex.h"
+
 static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
 
 static int
@@ -25,18 +27,6 @@ b64val(unsigned char c)
 		return 62;
 	if (c == '/')
 		return 63;
-	return -1;
-}
-
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
 	return -1;
 }
 
@@ -75,8 +65,8 @@ qp_line(const char *in, size_t len, struct buf *out)
 	for (size_t i = 0; i < len; i++) {
 		if (in[i] != '=')
 			continue;
-		int hi = i + 1 < len ? hexval((unsigned char)in[i + 1]) : -1;
-		int lo = i + 2 < len ? hexval((unsigned char)in[i + 2]) : -1;
+		int hi = i + 1 < len ? hex_digit((unsigned char)in[i + 1]) : -1;
+		int lo = i + 2 < len ? hex_digit((unsigned char)in[i + 2]) : -1;
 		if (hi < 0 || lo < 0)
 			continue; /* malformed: kept as it is */
 		buf_append(out, in + start, i - start);
@@ -315,11 +305,13 @@ eword_decode(const struct eword *w, struct buf *out)
 		if (c == '_') {
 			buf_append(out, " ", 1);
 		} else if (c == '=' && i + 2 < w->tlen &&
-			   hexval((unsigned char)w->text[i + 1]) >= 0 &&
-			   hexval((unsigned char)w->text[i + 2]) >= 0) {
-			unsigned char b = (unsigned char)(
-				hexval((unsigned char)w->text[i + 1]) << 4 |
-				hexval((unsigned char)w->text[i + 2]));
+			   hex_digit((unsigned char)w->text[i + 1]) >= 0 &&
+			   hex_digit((unsigned char)w->text[i + 2]) >= 0) {
+			const unsigned char *h =
+				(const unsigned char *)w->text + i + 1;
+			unsigned char b =
+				(unsigned char)(hex_digit(h[0]) << 4 |
+						hex_digit(h[1]));
 			buf_append(out, &b, 1);
 			i += 2;
 		} else {
@@ -440,8 +432,8 @@ mime_decode_param(const char *value, size_t len, struct buf *out)
 	for (; p < end; p++) {
 		int hi, lo;
 		if (*p == '%' && end - p >= 3 &&
-		    (hi = hexval((unsigned char)p[1])) >= 0 &&
-		    (lo = hexval((unsigned char)p[2])) >= 0) {
+		    (hi = hex_digit((unsigned char)p[1])) >= 0 &&
+		    (lo = hex_digit((unsigned char)p[2])) >= 0) {
 			unsigned char b = (unsigned char)(hi << 4 | lo);
 			buf_append(&tmp, &b, 1);
 			p += 2;
