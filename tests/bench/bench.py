@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import random
+import re
 import resource
 import shutil
 import signal
@@ -1218,7 +1219,10 @@ def main():
         prof["idle_conns"] = a.idle_conns
     prof["procs"] = max(1, a.procs)
     targets = [t for t in a.targets.split(",") if t]
-    only = set(a.workloads.split(",")) if a.workloads else None
+    # commas inside a run's name ("login-storm (cache on, 500/s)") do
+    # not separate
+    only = set(w.strip() for w in re.split(r",(?![^()]*\))", a.workloads)
+               if w.strip()) if a.workloads else None
     if not LOADGEN.exists():
         sys.exit("bench: %s not found (make %s)" % (LOADGEN, LOADGEN))
     if any(t.startswith("dovecot") for t in targets):
