@@ -333,12 +333,15 @@ conn_read_stop(struct conn *c)
 	c->reading = 0;
 }
 
-int
-conn_start_tls(struct conn *c, SSL_CTX *ctx, int server, const char *hostname)
+static int
+conn_tls_begin(struct conn *c, SSL_CTX *ctx, int server, const char *hostname,
+	       SSL_SESSION *session)
 {
 	c->ssl = SSL_new(ctx);
 	if (c->ssl == NULL)
 		return -1;
+	if (session != NULL && SSL_set_session(c->ssl, session) != 1)
+		ERR_clear_error(); /* a full handshake then */
 	c->rbio = BIO_new(BIO_s_mem());
 	c->wbio = BIO_new(BIO_s_mem());
 	if (c->rbio == NULL || c->wbio == NULL)
@@ -366,6 +369,19 @@ conn_start_tls(struct conn *c, SSL_CTX *ctx, int server, const char *hostname)
 			return -1;
 	}
 	return 0;
+}
+
+int
+conn_start_tls(struct conn *c, SSL_CTX *ctx, int server, const char *hostname)
+{
+	return conn_tls_begin(c, ctx, server, hostname, NULL);
+}
+
+int
+conn_start_tls_resume(struct conn *c, SSL_CTX *ctx, const char *hostname,
+		      SSL_SESSION *session)
+{
+	return conn_tls_begin(c, ctx, 0, hostname, session);
 }
 
 static void

@@ -69,6 +69,10 @@ void conn_read_stop(struct conn *c);
  * to verify and send as SNI (NULL: no name check). */
 int conn_start_tls(struct conn *c, SSL_CTX *ctx, int server,
 		   const char *hostname);
+/* Client side, offering session (may be NULL) for resumption; the
+ * connection's SSL holds its own reference. */
+int conn_start_tls_resume(struct conn *c, SSL_CTX *ctx, const char *hostname,
+			  SSL_SESSION *session);
 /* Queues bytes for the peer (copied).  Returns -1 if the conn is closing. */
 int conn_write(struct conn *c, const void *data, size_t len);
 int conn_printf(struct conn *c, const char *fmt, ...)

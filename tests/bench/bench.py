@@ -713,6 +713,14 @@ def errors(r):
                if k != "all-commands") + r.get("connection_errors", 0)
 
 
+def resumed_share(r):
+    """Runs with --resume: the share of the measured handshakes that
+    resumed a session (the first of each client cannot)."""
+    if not r.get("tls_resume") or not r.get("tls_handshakes"):
+        return None
+    return 100.0 * r["tls_resumed"] / r["tls_handshakes"]
+
+
 # (figure, function, unit, higher is better)
 FIG = {
     "imap-mixed": [
@@ -723,6 +731,8 @@ FIG = {
         ("command p99", pct("all-commands", "p99"), "ms", False),
         ("command p999", pct("all-commands", "p999"), "ms", False),
         ("server CPU per session", cpu_per("session", 1000), "ms", False),
+        ("TLS handshakes that resumed a session", resumed_share, "%",
+         True),
     ],
     "imap-mixed-stay": [
         ("commands/s", cps, "", True),
@@ -769,6 +779,8 @@ FIG = {
         # keep up with the rate and its latencies are not at that load
         ("session start behind schedule p99", pct("start-lag", "p99"),
          "ms", False),
+        ("TLS handshakes that resumed a session", resumed_share, "%",
+         True),
     ],
     "idle-hold": [
         ("connections in IDLE", lambda r: r.get("idle", {}).get("ready"),
@@ -839,6 +851,10 @@ def plan(prof, only):
          ["--clients", c, "--users", prof["mix_users"]], True),
         ("imap-mixed-stay", "imap-mixed-stay", "imap", True, "mix",
          ["--clients", c, "--users", prof["mix_users"]], True),
+        # the same sessions by clients that resume their last TLS session
+        # (session tickets, as mail clients do when they reconnect)
+        ("imap-mixed (TLS resumed)", "imap-mixed", "imap", True, "mix",
+         ["--clients", c, "--users", prof["mix_users"], "--resume"], True),
         ("imap-fetch", "imap-fetch", "imap", True, "fetch",
          ["--clients", c, "--users", prof["fetch_users"]], True),
         ("imap-append", "imap-append", "imap", True, "app",
@@ -866,6 +882,9 @@ def plan(prof, only):
          "imap", True, "mix",
          ["--clients", 64, "--users", prof["mix_users"],
           "--rate", prof["storm_rate"]], True),
+        ("login-storm (cache on, TLS resumed)", "login-storm", "imap",
+         True, "mix",
+         ["--clients", c, "--users", prof["mix_users"], "--resume"], True),
         ("idle-hold", "idle-hold", "imap", True, "idle",
          ["--idle-conns", prof["idle_conns"], "--deliveries",
           prof["deliveries"]], True),
@@ -918,7 +937,8 @@ def merge_results(parts):
         return parts[0]
     out = dict(parts[0])
     for k in ("clients", "commands", "commands_per_s", "bytes_in",
-              "bytes_in_per_s", "connection_errors", "loadgen_cpu_s"):
+              "bytes_in_per_s", "connection_errors", "loadgen_cpu_s",
+              "tls_handshakes", "tls_resumed"):
         out[k] = sum(p.get(k, 0) for p in parts)
     out["seconds"] = max(p["seconds"] for p in parts)
     out["timed_out"] = any(p.get("timed_out") for p in parts)

@@ -10,16 +10,20 @@
  * Clients are closed loops: each sends its next command as soon as the
  * previous one is answered.  bench.py shares the clients of a closed-loop
  * run among several processes (--client-base numbers them as one set) and
- * merges their output, of which each operation's histogram is part.  With --rate, sessions instead start at that
- * many per second, evenly spaced, whatever the server's speed (an open
- * loop, for latency at a given load rather than at saturation): --clients
- * is then how many may be under way at once, and a start that finds none
- * free waits for one; "start-lag" is how late each start was against its
- * schedule, so a server that cannot keep up shows there and not as a
- * lower rate with good latencies.  Latencies go into log-linear histograms
- * (HDR-style: 256 exact values, then 128 sub-buckets per power of two,
- * under 0.8% error) so memory stays bounded whatever the run length.
- * Operations that complete during the warm-up are not counted.
+ * merges their output, of which each operation's histogram is part.  With
+ * --rate, sessions instead start at that many per second, evenly spaced,
+ * whatever the server's speed (an open loop, for latency at a given load rather
+ * than at saturation): --clients is then how many may be under way at once, and
+ * a start that finds none free waits for one; "start-lag" is how late each
+ * start was against its schedule, so a server that cannot keep up shows there
+ * and not as a lower rate with good latencies.  Latencies go into log-linear
+ * histograms (HDR-style: 256 exact values, then 128 sub-buckets per power of
+ * two, under 0.8% error) so memory stays bounded whatever the run length.
+ * Operations that complete during the warm-up are not counted.  With
+ * --resume each client offers, on its next connection, the TLS session
+ * (the server's tickets) of its last one, as mail clients do when they
+ * reconnect; the output counts the measured handshakes and those that
+ * resumed.
  *
  * Workloads (--workload):
  *   imap-mixed       one full session per connection, in the proportions
@@ -230,6 +234,7 @@ static struct {
 	int tls;
 	const char *ca;
 	const char *sni;
+	int resume; /* offer each client's last TLS session again */
 	const struct workload *wl;
 	int clients;
 	double rate; /* sessions started per second; 0: closed loops */
@@ -273,6 +278,7 @@ static uint64_t t_start, t_measure, t_stop;
 static int measuring, stopping, timed_out;
 static uint64_t bytes_in;   /* while measuring */
 static uint64_t conn_errors;
+static uint64_t tls_handshakes, tls_resumed; /* measured ones */
 static char first_error[256];
 static uv_timer_t stop_timer, hard_timer, idle_timer, pace_timer;
 
@@ -360,6 +366,7 @@ struct client {
 	/* APPEND message */
 	char *msg;
 	size_t msgcap;
+	SSL_SESSION *tls_session; /* --resume: offered on the next connect */
 };
 
 static struct client *clients;
@@ -532,8 +539,20 @@ finish_cmd(struct client *c, int ok)
 static void
 client_drop(struct client *c)
 {
-	if (c->open)
-		conn_close(&c->conn);
+	if (!c->open)
+		return;
+	/* --resume: the session (with the tickets the server sent) is
+	   offered on the client's next connection, as a mail client does */
+	if (cfg.resume && c->conn.ssl != NULL && !c->conn.handshaking) {
+		SSL_SESSION *s = SSL_get1_session(c->conn.ssl);
+		if (s != NULL && SSL_SESSION_is_resumable(s)) {
+			SSL_SESSION_free(c->tls_session);
+			c->tls_session = s;
+		} else {
+			SSL_SESSION_free(s);
+		}
+	}
+	conn_close(&c->conn);
 }
 
 /* The connection is of no further use after a failure: the next one
@@ -1541,6 +1560,10 @@ on_tls_ready(struct conn *conn)
 {
 	if (tls_desc[0] == '\0')
 		conn_tls_desc(conn, tls_desc, sizeof(tls_desc));
+	if (measuring) {
+		tls_handshakes++;
+		tls_resumed += SSL_session_reused(conn->ssl) ? 1 : 0;
+	}
 }
 
 static const struct conn_ops client_ops = {
@@ -1572,7 +1595,9 @@ on_connect(struct conn *conn, int status)
 		return;
 	}
 	if (conn_read_start(&c->conn) < 0 ||
-	    (cfg.tls && conn_start_tls(&c->conn, tls_ctx, 0, cfg.sni) < 0)) {
+	    (cfg.tls &&
+	     conn_start_tls_resume(&c->conn, tls_ctx, cfg.sni,
+				   cfg.resume ? c->tls_session : NULL) < 0)) {
 		c->failed = 1;
 		conn_abort(&c->conn);
 	}
@@ -1841,6 +1866,10 @@ report(void)
 	json_str(f, tls_desc);
 	fprintf(f, ", \"loadgen_cpu_s\": %.3f, \"server_cpu_s\": %.3f",
 		self_cpu, server_cpu);
+	fprintf(f,
+		", \"tls_resume\": %s, \"tls_handshakes\": %" PRIu64
+		", \"tls_resumed\": %" PRIu64,
+		cfg.resume ? "true" : "false", tls_handshakes, tls_resumed);
 	fprintf(f, ", \"ops\": {");
 	int first = 1;
 	for (int op = 0; op < OP_COUNT; op++) {
@@ -2004,41 +2033,43 @@ static const struct workload workloads[] = {
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-		"usage: loadgen --port N --workload NAME [options]\n"
-		"  --host ADDR          server address (127.0.0.1)\n"
-		"  --port N             server port\n"
-		"  --tls                implicit TLS (IMAPS/POP3S)\n"
-		"  --ca FILE            CA to verify the server with (TLS)\n"
-		"  --sni NAME           name sent and verified (localhost)\n"
-		"  --workload NAME      imap-mixed imap-mixed-stay imap-fetch\n"
-		"                       imap-append pop3-download login-storm\n"
-		"                       idle-hold hop-latency ldap-bind\n"
-		"                       smtp-submit\n"
-		"  --clients N          concurrent clients (16)\n"
-		"  --rate R             start R sessions a second (open loop;\n"
-		"                       --clients at most at once)\n"
-		"  --duration S         measured seconds (10)\n"
-		"  --warmup S           seconds before measuring (1)\n"
-		"  --timeout S          hard limit of the whole run (600)\n"
-		"  --user FMT           login, one %%d for the user number\n"
-		"                       (bench%%d@example.test)\n"
-		"  --password FMT       password, may use %%d (bench-password)\n"
-		"  --users N            users, client i uses user i %% N (1)\n"
-		"  --user-base N        number of the first user (0)\n"
-		"  --client-base N      client 0 counts as client N for\n"
-		"                       --users (one of several processes)\n"
-		"  --fetch-window N     messages per header FETCH (20)\n"
-		"  --append-size N      mean APPEND size in bytes (4096)\n"
-		"  --idle-conns N       idle-hold: watchers (100)\n"
-		"  --deliveries N       idle-hold: deliveries timed (10)\n"
-		"  --delivery-timeout S idle-hold: wait per delivery (10)\n"
-		"  --connect-parallel N idle-hold: logins in flight (64)\n"
-		"  --mem-pid PID        measure PID and descendants (repeat)\n"
-		"  --ldap-dn FMT        ldap-bind: DN, one %%d for the user\n"
-		"                       number (uid=bench%%d@example.test,\n"
-		"                       ou=people,dc=example,dc=test)\n"
-		"  --label TEXT         copied into the JSON output\n");
+	fprintf(
+	    f, "usage: loadgen --port N --workload NAME [options]\n"
+	       "  --host ADDR          server address (127.0.0.1)\n"
+	       "  --port N             server port\n"
+	       "  --tls                implicit TLS (IMAPS/POP3S)\n"
+	       "  --ca FILE            CA to verify the server with (TLS)\n"
+	       "  --sni NAME           name sent and verified (localhost)\n"
+	       "  --resume             each client offers the TLS session of\n"
+	       "                       its last connection (tickets)\n"
+	       "  --workload NAME      imap-mixed imap-mixed-stay imap-fetch\n"
+	       "                       imap-append pop3-download login-storm\n"
+	       "                       idle-hold hop-latency ldap-bind\n"
+	       "                       smtp-submit\n"
+	       "  --clients N          concurrent clients (16)\n"
+	       "  --rate R             start R sessions a second (open loop;\n"
+	       "                       --clients at most at once)\n"
+	       "  --duration S         measured seconds (10)\n"
+	       "  --warmup S           seconds before measuring (1)\n"
+	       "  --timeout S          hard limit of the whole run (600)\n"
+	       "  --user FMT           login, one %%d for the user number\n"
+	       "                       (bench%%d@example.test)\n"
+	       "  --password FMT       password, may use %%d (bench-password)\n"
+	       "  --users N            users, client i uses user i %% N (1)\n"
+	       "  --user-base N        number of the first user (0)\n"
+	       "  --client-base N      client 0 counts as client N for\n"
+	       "                       --users (one of several processes)\n"
+	       "  --fetch-window N     messages per header FETCH (20)\n"
+	       "  --append-size N      mean APPEND size in bytes (4096)\n"
+	       "  --idle-conns N       idle-hold: watchers (100)\n"
+	       "  --deliveries N       idle-hold: deliveries timed (10)\n"
+	       "  --delivery-timeout S idle-hold: wait per delivery (10)\n"
+	       "  --connect-parallel N idle-hold: logins in flight (64)\n"
+	       "  --mem-pid PID        measure PID and descendants (repeat)\n"
+	       "  --ldap-dn FMT        ldap-bind: DN, one %%d for the user\n"
+	       "                       number (uid=bench%%d@example.test,\n"
+	       "                       ou=people,dc=example,dc=test)\n"
+	       "  --label TEXT         copied into the JSON output\n");
 }
 
 static int
@@ -2063,42 +2094,63 @@ int
 main(int argc, char **argv)
 {
 	enum {
-		O_HOST = 256, O_PORT, O_TLS, O_CA, O_SNI, O_WORKLOAD,
-		O_CLIENTS, O_RATE, O_DURATION, O_WARMUP, O_TIMEOUT, O_USER, O_PASS,
-		O_USERS, O_USER_BASE, O_CLIENT_BASE, O_FETCH_WINDOW, O_APPEND_SIZE,
-		O_IDLE_CONNS, O_DELIVERIES, O_DELIVERY_TIMEOUT,
-		O_CONNECT_PARALLEL, O_MEM_PID, O_LABEL, O_LDAP_DN, O_HELP
+		O_HOST = 256,
+		O_PORT,
+		O_TLS,
+		O_CA,
+		O_SNI,
+		O_RESUME,
+		O_WORKLOAD,
+		O_CLIENTS,
+		O_RATE,
+		O_DURATION,
+		O_WARMUP,
+		O_TIMEOUT,
+		O_USER,
+		O_PASS,
+		O_USERS,
+		O_USER_BASE,
+		O_CLIENT_BASE,
+		O_FETCH_WINDOW,
+		O_APPEND_SIZE,
+		O_IDLE_CONNS,
+		O_DELIVERIES,
+		O_DELIVERY_TIMEOUT,
+		O_CONNECT_PARALLEL,
+		O_MEM_PID,
+		O_LABEL,
+		O_LDAP_DN,
+		O_HELP
 	};
 	static const struct option longopts[] = {
-		{"host", required_argument, NULL, O_HOST},
-		{"port", required_argument, NULL, O_PORT},
-		{"tls", no_argument, NULL, O_TLS},
-		{"ca", required_argument, NULL, O_CA},
-		{"sni", required_argument, NULL, O_SNI},
-		{"workload", required_argument, NULL, O_WORKLOAD},
-		{"clients", required_argument, NULL, O_CLIENTS},
-		{"rate", required_argument, NULL, O_RATE},
-		{"duration", required_argument, NULL, O_DURATION},
-		{"warmup", required_argument, NULL, O_WARMUP},
-		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"user", required_argument, NULL, O_USER},
-		{"password", required_argument, NULL, O_PASS},
-		{"users", required_argument, NULL, O_USERS},
-		{"user-base", required_argument, NULL, O_USER_BASE},
-		{"client-base", required_argument, NULL, O_CLIENT_BASE},
-		{"fetch-window", required_argument, NULL, O_FETCH_WINDOW},
-		{"append-size", required_argument, NULL, O_APPEND_SIZE},
-		{"idle-conns", required_argument, NULL, O_IDLE_CONNS},
-		{"deliveries", required_argument, NULL, O_DELIVERIES},
-		{"delivery-timeout", required_argument, NULL,
-		 O_DELIVERY_TIMEOUT},
-		{"connect-parallel", required_argument, NULL,
-		 O_CONNECT_PARALLEL},
-		{"mem-pid", required_argument, NULL, O_MEM_PID},
-		{"label", required_argument, NULL, O_LABEL},
-		{"ldap-dn", required_argument, NULL, O_LDAP_DN},
-		{"help", no_argument, NULL, O_HELP},
-		{NULL, 0, NULL, 0},
+	    {"host", required_argument, NULL, O_HOST},
+	    {"port", required_argument, NULL, O_PORT},
+	    {"tls", no_argument, NULL, O_TLS},
+	    {"ca", required_argument, NULL, O_CA},
+	    {"sni", required_argument, NULL, O_SNI},
+	    {"resume", no_argument, NULL, O_RESUME},
+	    {"workload", required_argument, NULL, O_WORKLOAD},
+	    {"clients", required_argument, NULL, O_CLIENTS},
+	    {"rate", required_argument, NULL, O_RATE},
+	    {"duration", required_argument, NULL, O_DURATION},
+	    {"warmup", required_argument, NULL, O_WARMUP},
+	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"user", required_argument, NULL, O_USER},
+	    {"password", required_argument, NULL, O_PASS},
+	    {"users", required_argument, NULL, O_USERS},
+	    {"user-base", required_argument, NULL, O_USER_BASE},
+	    {"client-base", required_argument, NULL, O_CLIENT_BASE},
+	    {"fetch-window", required_argument, NULL, O_FETCH_WINDOW},
+	    {"append-size", required_argument, NULL, O_APPEND_SIZE},
+	    {"idle-conns", required_argument, NULL, O_IDLE_CONNS},
+	    {"deliveries", required_argument, NULL, O_DELIVERIES},
+	    {"delivery-timeout", required_argument, NULL, O_DELIVERY_TIMEOUT},
+	    {"connect-parallel", required_argument, NULL, O_CONNECT_PARALLEL},
+	    {"mem-pid", required_argument, NULL, O_MEM_PID},
+	    {"label", required_argument, NULL, O_LABEL},
+	    {"ldap-dn", required_argument, NULL, O_LDAP_DN},
+	    {"help", no_argument, NULL, O_HELP},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *wname = NULL;
 	int opt;
@@ -2109,6 +2161,9 @@ main(int argc, char **argv)
 		case O_TLS: cfg.tls = 1; break;
 		case O_CA: cfg.ca = optarg; break;
 		case O_SNI: cfg.sni = optarg; break;
+		case O_RESUME:
+			cfg.resume = 1;
+			break;
 		case O_WORKLOAD: wname = optarg; break;
 		case O_CLIENTS: cfg.clients = atoi(optarg); break;
 		case O_RATE: cfg.rate = atof(optarg); break;

@@ -73,6 +73,17 @@ def test_bench_smoke(tmp_path):
                 args = runs_args[name]
                 assert r["clients"] == args[args.index("--clients") + 1], \
                     (name, t)
+            if "--resume" in runs_args[name]:
+                # clients offer their last TLS session: from its second
+                # session on, a client's handshakes resume (Portico's
+                # frontends share their ticket keys; Dovecot's login
+                # processes do not, so only some of its resume)
+                assert r["tls_resume"] and r["tls_handshakes"] > 0, (name, t)
+                if t == "portico":
+                    assert r["tls_resumed"] > 0, (name, t, r["tls_resumed"])
+            else:
+                assert not r.get("tls_resume"), (name, t)
+                assert r.get("tls_resumed", 0) == 0, (name, t)
             if "--rate" in runs_args[name]:
                 # paced: sessions started on the schedule, each counted
                 # (smoke: 20/s for 0.5 s)
