@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/config_reload.h"
@@ -481,6 +482,14 @@ tls_load(struct process *p, const char **error_r)
 					  p->cfg.tls_ticket_key_file, error_r);
 	if (k == NULL)
 		return NULL;
+	struct stat st;
+	if (p->cfg.tls_ticket_key_file[0] != '\0' &&
+	    stat(p->cfg.tls_ticket_key_file, &st) == 0 &&
+	    (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+		log_warn("tls.ticket_key_file=%s is open to group or others "
+			 "(mode %03o): whoever reads it can open every "
+			 "session ticket",
+			 p->cfg.tls_ticket_key_file, st.st_mode & 0777);
 	struct tls_server *t = tls_server_load(
 	    p->cfg.tls_cert_file, p->cfg.tls_key_file, p->cfg.tls_sni_dir, k,
 	    (long)p->cfg.tls_session_lifetime, error_r);

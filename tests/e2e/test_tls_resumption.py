@@ -15,6 +15,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -203,11 +204,20 @@ def test_without_a_key_file_tickets_are_the_frontends_own(alone):
     assert session(alone, "ned", frontend=1, resume=s)[0]
 
 
-def test_session_lifetime_zero_turns_resumption_off(alone):
-    _, s = session(alone, "ned", frontend=2)
+def test_session_lifetime_bounds_resumption(alone):
     ini = alone.dir / "s1f2" / "frontend.ini"
     text = ini.read_text()
     try:
+        # tickets good for 2 s: one resumes at once, not after 3 s
+        ini.write_text(text + "\n[tls]\nsession_lifetime = 2s\n")
+        reload(alone, "s1f2")
+        _, s = session(alone, "ned", frontend=2)
+        assert s.ticket_lifetime_hint == 2
+        assert session(alone, "ned", frontend=2, resume=s)[0]
+        time.sleep(3)
+        assert not session(alone, "ned", frontend=2, resume=s)[0]
+        # 0: no tickets at all, and no resumption
+        _, s = session(alone, "ned", frontend=2)
         ini.write_text(text + "\n[tls]\nsession_lifetime = 0\n")
         reload(alone, "s1f2", "ticket_keys=0")
         resumed, s0 = session(alone, "ned", frontend=2, resume=s)
@@ -217,3 +227,17 @@ def test_session_lifetime_zero_turns_resumption_off(alone):
         ini.write_text(text)
         reload(alone, "s1f2")
     assert session(alone, "ned", frontend=2)[1].has_ticket
+
+
+def test_a_key_file_open_to_others_is_warned_about(st):
+    path = key_file(st)
+    warning = "is open to group or others (mode 644)"
+    try:
+        os.chmod(path, 0o644)
+        reload(st, "s1f2")
+        assert warning in st.log("s1f2")
+    finally:
+        os.chmod(path, 0o600)
+    before = st.log("s1f2").count(warning)
+    reload(st, "s1f2")
+    assert st.log("s1f2").count(warning) == before
