@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/tls.h"
 
 #define CONN_READ_CHUNK 65536
@@ -90,6 +91,8 @@ conn_send_wreq(struct conn *c, struct conn_wreq *w)
 	uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
 	w->c = c;
 	c->queued += w->len;
+	if (c->writes != NULL)
+		metrics_add(c->writes, 1);
 	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1,
 			  conn_write_done);
 	if (rc < 0) {
@@ -111,6 +114,8 @@ conn_send_raw(struct conn *c, const void *data, size_t len)
 	if (c->queued == 0) {
 		uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
 		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (c->writes != NULL)
+			metrics_add(c->writes, 1);
 		if (n > 0) {
 			data = (const char *)data + n;
 			len -= (size_t)n;
@@ -157,7 +162,7 @@ conn_tls_write(struct conn *c, const void *data, size_t len)
 		p += n;
 		len -= (size_t)n;
 	}
-	return conn_flush_tls(c);
+	return c->corked ? 0 : conn_flush_tls(c);
 }
 
 int
@@ -207,6 +212,23 @@ size_t
 conn_queued(const struct conn *c)
 {
 	return c->queued;
+}
+
+void
+conn_cork(struct conn *c)
+{
+	if (c->tls && !c->handshaking && !c->closing)
+		c->corked = 1;
+}
+
+void
+conn_uncork(struct conn *c)
+{
+	if (!c->corked)
+		return;
+	c->corked = 0;
+	if (!c->closing && conn_flush_tls(c) < 0)
+		conn_fail(c, "TLS write failed");
 }
 
 static void
@@ -423,6 +445,7 @@ conn_close(struct conn *c)
 	if (c->closing)
 		return;
 	c->closing = 1;
+	c->corked = 0; /* what waits leaves with the close_notify */
 	conn_read_stop(c);
 	if (c->tls && !c->handshaking) {
 		SSL_shutdown(c->ssl);
@@ -451,6 +474,7 @@ conn_abort(struct conn *c)
 	if (c->closing && uv_is_closing((uv_handle_t *)&c->tcp))
 		return;
 	c->closing = 1;
+	c->corked = 0;
 	conn_read_stop(c);
 	conn_close_handles(c);
 }

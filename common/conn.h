@@ -11,6 +11,7 @@
 #define PORTICO_CONN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 #include <uv.h>
@@ -44,6 +45,7 @@ struct conn {
 	void *data;             /* owner */
 	void (*connect_cb)(struct conn *c, int status);
 	size_t queued;          /* bytes handed to uv_write, not yet done */
+	uint64_t *writes;       /* optional: counts write syscalls */
 	unsigned handles;       /* handles still open */
 	unsigned tls : 1;
 	unsigned handshaking : 1;
@@ -51,6 +53,7 @@ struct conn {
 	unsigned reading : 1;
 	unsigned connected : 1;
 	unsigned lingering : 1; /* closed for writing, draining the peer */
+	unsigned corked : 1;    /* TLS records wait in wbio (conn_cork) */
 };
 
 /* Initialises the handles; call before uv_accept() or conn_connect(). */
@@ -79,6 +82,12 @@ int conn_printf(struct conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Bytes queued and not yet taken by the kernel. */
 size_t conn_queued(const struct conn *c);
+/* Over TLS, after the handshake: the records of the writes that follow
+ * wait until conn_uncork() (or conn_close(), with the close_notify) and
+ * leave in one write.  Whoever corks uncorks before its callback returns
+ * to the loop.  A no-op without TLS or during the handshake. */
+void conn_cork(struct conn *c);
+void conn_uncork(struct conn *c);
 /* Sends what is queued (TLS close_notify included), then closes.  After
  * our FIN, what the peer still sends is read and dropped until its own
  * FIN (at most a few seconds), so that closing never resets the

@@ -792,6 +792,16 @@ client_link_data(struct client *c, const void *data, size_t len)
 {
 	if (c->state != CLIENT_RELAY)
 		return;
+	/* Corked until the link's read is processed: the answers of one
+	   read, and a session's last answer with its close_notify, leave in
+	   one write. */
+	if (!c->conn.corked) {
+		conn_cork(&c->conn);
+		if (c->conn.corked) {
+			c->cork_next = c->fe->corked;
+			c->fe->corked = c;
+		}
+	}
 	conn_write(&c->conn, data, len);
 	c->recv_uncredited += len;
 	metrics_add(&c->fe->metrics.link_bytes_from_backend, len);
@@ -880,6 +890,7 @@ client_accept(struct frontend *fe, uv_stream_t *server,
 		free(c);
 		return;
 	}
+	c->conn.writes = &fe->metrics.client_writes;
 	uv_timer_init(fe->loop, &c->idle);
 	uv_timer_init(fe->loop, &c->delay);
 	c->idle.data = c->delay.data = c;

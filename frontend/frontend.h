@@ -101,6 +101,7 @@ struct frontend_metrics {
 	uint64_t tls_handshakes[FM_PROTOS][2]; /* [1]: session resumed */
 	uint64_t link_sessions;            /* opened on a backend */
 	uint64_t link_writes;              /* writes to the links */
+	uint64_t client_writes;            /* writes to mail clients */
 	uint64_t link_bytes_to_backend;
 	uint64_t link_bytes_from_backend;
 	uint64_t links_ready;              /* gauge */
@@ -163,6 +164,9 @@ struct frontend {
 	struct policy *policy;  /* shared by every loop of the process */
 	struct flink *links;
 	uv_idle_t link_flush;   /* writes the links' queued frames */
+	/* clients whose answers from a link read wait corked, to leave in
+	   one write each once the read is processed (link_pool.c) */
+	struct client *corked;
 	struct client *clients;
 	unsigned nclients;
 	struct listener *listeners;
@@ -255,6 +259,7 @@ struct client {
 				     credited back */
 	uint64_t recv_window;   /* the window granted in Open */
 	struct client *link_next; /* in the link's stream or wait list */
+	struct client *cork_next; /* in fe->corked */
 	struct client *link_prev; /* in the stream list */
 
 	struct client *prev, *next; /* all clients */

@@ -322,26 +322,40 @@ flink_frame(struct flink *l, Portico__Frame *f)
 	flink_fail(l, "unexpected frame");
 }
 
+/* The clients that answers of this read went to: their records leave now,
+ * one write each (client_link_data corks them). */
+static void
+link_pool_uncork(struct frontend *fe)
+{
+	while (fe->corked != NULL) {
+		struct client *c = fe->corked;
+		fe->corked = c->cork_next;
+		c->cork_next = NULL;
+		conn_uncork(&c->conn);
+	}
+}
+
 static void
 flink_read(struct conn *conn, const char *data, size_t len)
 {
 	struct flink *l = conn->data;
+	struct frontend *fe = l->fe;
 	buf_append(&l->in, data, len);
 	while (l->conn == conn && !conn->closing) {
 		Portico__Frame *f = NULL;
 		const char *err;
-		int rc = link_frame_next(&l->in,
-					 l->fe->cfg.limits_link_max_frame, &f,
-					 &err);
+		int rc = link_frame_next(&l->in, fe->cfg.limits_link_max_frame,
+					 &f, &err);
 		if (rc == 0)
 			break;
 		if (rc < 0) {
 			flink_fail(l, err);
-			return;
+			break;
 		}
 		flink_frame(l, f);
 		link_frame_free(&f);
 	}
+	link_pool_uncork(fe);
 }
 
 static void

@@ -164,6 +164,12 @@ metrics_write(const struct frontend *fe, struct buf *b)
 		       "go out in one write per link).");
 	metrics_sample(b, "portico_frontend_link_writes_total", NULL,
 		       SUM(metrics.link_writes));
+	metrics_family(b, "portico_frontend_client_writes_total", "counter",
+		       "Writes to mail clients' sockets (what one read from a "
+		       "link brings a client leaves in one write, a "
+		       "session's last answer with its TLS close_notify).");
+	metrics_sample(b, "portico_frontend_client_writes_total", NULL,
+		       SUM(metrics.client_writes));
 	metrics_family(b, "portico_frontend_link_bytes_total", "counter",
 		       "Session bytes relayed over the links.");
 	metrics_sample(b, "portico_frontend_link_bytes_total",

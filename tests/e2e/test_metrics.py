@@ -378,6 +378,29 @@ def test_backend_link_writes_per_command(st):
     assert credits <= 2, credits
 
 
+def test_frontend_logout_leaves_in_one_write(st):
+    """A session's last answer (BYE and the tagged OK) and its TLS
+    close_notify leave the frontend in one write: what one read from the
+    link brings a client waits corked until the read is processed (it
+    took two writes before, the close_notify one of its own)."""
+    user, pw = st.new_user("cw")
+    s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=30)
+    assert f.readline().startswith(b"* OK")
+    s.sendall(b"l LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
+    assert read_until_tagged(f, b"l")[-1].startswith(b"l OK")
+    s.sendall(b"n NOOP\r\n")
+    assert read_until_tagged(f, b"n")[-1].startswith(b"n OK")
+    before = v(scrape(st), "portico_frontend_client_writes_total")
+    s.sendall(b"z LOGOUT\r\n")
+    lines = read_until_tagged(f, b"z")
+    assert lines[0].startswith(b"* BYE"), lines
+    assert lines[-1].startswith(b"z OK"), lines
+    assert f.read() == b""  # the close_notify, then the end
+    s.close()
+    after = v(scrape(st), "portico_frontend_client_writes_total")
+    assert after - before == 1, after - before
+
+
 def test_frontend_link_writes_per_loop_iteration(st):
     """The commands of many clients that one event loop reads in the same
     iteration go to the backend in one write per link, not one each: the
