@@ -291,6 +291,12 @@ tls_server_count(const struct tls_server *t)
 	return 1 + t->nsni;
 }
 
+unsigned
+tls_server_ticket_keys(const struct tls_server *t)
+{
+	return t->tickets != NULL ? tls_tickets_count(t->tickets) : 0;
+}
+
 struct tls_server *
 tls_server_ref(struct tls_server *t)
 {

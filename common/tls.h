@@ -41,6 +41,8 @@ struct tls_server *tls_server_load(const char *cert_file, const char *key_file,
 SSL_CTX *tls_server_default(struct tls_server *t);
 /* Certificates in the set (1 + SNI ones). */
 unsigned tls_server_count(const struct tls_server *t);
+/* Session-ticket keys the set opens tickets with (0: no resumption). */
+unsigned tls_server_ticket_keys(const struct tls_server *t);
 struct tls_server *tls_server_ref(struct tls_server *t);
 void tls_server_unref(struct tls_server **t);
 

@@ -57,9 +57,9 @@ struct process {
 	unsigned long http_connections;
 	SSL_CTX *link_ctx;
 	struct tls_server *tls;
-	/* session-ticket keys: own_tickets are made at start and serve
-	   while tls.ticket_key_file is empty; tickets are those of tls */
-	struct tls_tickets *own_tickets, *tickets;
+	/* session-ticket keys made at start, for while
+	   tls.ticket_key_file is empty */
+	struct tls_tickets *own_tickets;
 	struct frontend *workers;
 	unsigned nworkers;
 	uv_loop_t *loop;
@@ -468,9 +468,6 @@ frontend_config_check(const struct config *cfg, const char **error_r)
 	return probe_sched_check(cfg, error_r);
 }
 
-/* SIGHUP: the configuration file and the certificates for mail clients
- * are read again; sessions keep their certificates, new connections get
- * the new ones. */
 /* The certificates for mail clients with the session-ticket keys of the
  * configuration: tls.ticket_key_file's, or the process's own. */
 static struct tls_server *
@@ -493,14 +490,13 @@ tls_load(struct process *p, const char **error_r)
 	struct tls_server *t = tls_server_load(
 	    p->cfg.tls_cert_file, p->cfg.tls_key_file, p->cfg.tls_sni_dir, k,
 	    (long)p->cfg.tls_session_lifetime, error_r);
-	if (t != NULL) {
-		tls_tickets_unref(&p->tickets);
-		p->tickets = tls_tickets_ref(k);
-	}
 	tls_tickets_unref(&k);
 	return t;
 }
 
+/* SIGHUP: the configuration file and the certificates for mail clients
+ * are read again; sessions keep their certificates, new connections get
+ * the new ones. */
 static void
 on_reload(uv_signal_t *h, int signum)
 {
@@ -524,10 +520,7 @@ on_reload(uv_signal_t *h, int signum)
 		tls_server_unref(&p->tls);
 		p->tls = t;
 		log_info("reload: certificates loaded count=%u ticket_keys=%u",
-			 tls_server_count(t),
-			 p->cfg.tls_session_lifetime > 0
-			     ? tls_tickets_count(p->tickets)
-			     : 0);
+			 tls_server_count(t), tls_server_ticket_keys(t));
 	}
 	log_info("reload: generation=%u settings_changed=%u",
 		 p->snap->generation, live);
@@ -696,7 +689,6 @@ out:
 		uv_loop_close(p.loop);
 	}
 	tls_server_unref(&p.tls);
-	tls_tickets_unref(&p.tickets);
 	tls_tickets_unref(&p.own_tickets);
 	SSL_CTX_free(p.link_ctx);
 	policy_free(&p.policy);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "frontend/directory.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -21,18 +22,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FAIL()                                                                 \
 	(fprintf(stderr, "%s:%d: property violated\n", __FILE__, __LINE__),   \
 	 abort())
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -82,8 +71,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (c == '\\') {
 				if (i + 2 >= olen + 1)
 					FAIL();
-				int hi = hexval(out[i + 1]),
-				    lo = hexval(out[i + 2]);
+				int hi = hex_digit(out[i + 1]),
+				    lo = hex_digit(out[i + 2]);
 				if (hi < 0 || lo < 0)
 					FAIL();
 				c = (char)(hi << 4 | lo);
