@@ -170,6 +170,10 @@ imap_cmd_func imap_cmd_append;
 imap_cmd_func imap_cmd_store;
 imap_cmd_func imap_cmd_copy, imap_cmd_move;
 imap_cmd_func imap_cmd_expunge;
+/* The \Deleted messages among cand[] (ascending UIDs) as stored now, into
+ * *gone_r (the command's pool); -1 after answering a store error. */
+int imap_deleted_among(struct imap_cmd_ctx *cmd, const uint32_t *cand,
+		       size_t ncand, uint32_t **gone_r, size_t *n_r);
 imap_cmd_func imap_cmd_idle;
 imap_cmd_func imap_cmd_search;
 imap_cmd_func imap_cmd_sort, imap_cmd_thread;

@@ -405,11 +405,13 @@ fetch_respond(struct fetch_ctx *fc)
 	struct imap_session *is = cmd->is;
 	struct store *st = is->s->be->store;
 	MDB_txn *txn = NULL;
+	struct store_msg_reader rd = {0};
 	const char *err, *kwnames;
 	size_t kwlen;
 	if (store_read_begin(st, &txn, &err) < 0 ||
 	    store_keywords_get(st, txn, is->mbox.mbox_id, &kwnames, &kwlen,
-			       &err) < 0) {
+			       &err) < 0 ||
+	    store_msg_reader_open(st, txn, is->mbox.mbox_id, &rd, &err) < 0) {
 		store_read_end(&txn);
 		log_error("session=%s store error=\"%s\"", is->s->id, err);
 		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
@@ -464,8 +466,7 @@ fetch_respond(struct fetch_ctx *fc)
 		if (idx < 0)
 			continue;
 		struct store_msg_rec m;
-		int rc = store_message_get(st, txn, is->mbox.mbox_id, uid, &m,
-					   &err);
+		int rc = store_msg_reader_get(&rd, uid, &m, &err);
 		if (rc > 0)
 			continue; /* expunged by another session */
 		if (rc == 0 && fc->req.changedsince &&
@@ -477,6 +478,7 @@ fetch_respond(struct fetch_ctx *fc)
 			rc = store_body_get(st, txn, m.body_id, &body, &blen,
 					    &err);
 		if (rc < 0) {
+			store_msg_reader_close(&rd);
 			store_read_end(&txn);
 			arena_free(&mp);
 			log_error("session=%s store error=\"%s\"", is->s->id,
@@ -498,6 +500,7 @@ fetch_respond(struct fetch_ctx *fc)
 							blen, &mm, &merr) < 0)
 				mime_parse(&mp, body, blen, &mm, &merr);
 			if (mm == NULL) {
+				store_msg_reader_close(&rd);
 				store_read_end(&txn);
 				arena_free(&mp);
 				imap_tagged(cmd, "NO", "[LIMIT] Message too "
@@ -507,11 +510,13 @@ fetch_respond(struct fetch_ctx *fc)
 		}
 		if (fetch_one(cmd, &fc->req, (uint32_t)idx + 1, uid, &m, body,
 			      blen, mm, kwnames, kwlen, &mp) < 0) {
+			store_msg_reader_close(&rd);
 			store_read_end(&txn);
 			arena_free(&mp);
 			return;
 		}
 	}
+	store_msg_reader_close(&rd);
 	store_read_end(&txn);
 	arena_free(&mp);
 	imap_tagged(cmd, "OK", "%sFETCH completed", cmd->uid ? "UID " : "");

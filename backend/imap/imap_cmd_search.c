@@ -1573,6 +1573,14 @@ imap_search_run(struct imap_search *s, imap_search_hit_fn *fn, void *ctx)
 		imap_tagged(s->cmd, "NO", "[SERVERBUG] Mail store error");
 		return -1;
 	}
+	struct store_msg_reader rd;
+	if (store_msg_reader_open(s->st, s->txn, is->mbox.mbox_id, &rd, &err) <
+	    0) {
+		store_read_end(&s->txn);
+		log_error("session=%s store error=\"%s\"", is->s->id, err);
+		imap_tagged(s->cmd, "NO", "[SERVERBUG] Mail store error");
+		return -1;
+	}
 	arena_init(&s->pool, 65536);
 	for (size_t i = 0; i < is->count && !s->over && !s->error; i++) {
 		struct imap_msg m = {.s = s,
@@ -1580,8 +1588,7 @@ imap_search_run(struct imap_search *s, imap_search_hit_fn *fn, void *ctx)
 				     .uid = is->uids[i]};
 		/* Expunged by another session since the view was made: no
 		   longer matches anything. */
-		if (store_message_get(s->st, s->txn, is->mbox.mbox_id,
-				      is->uids[i], &m.rec, &err) != 0)
+		if (store_msg_reader_get(&rd, is->uids[i], &m.rec, &err) != 0)
 			continue;
 		if (eval(s->root, &m) && !s->over && !s->error) {
 			if (m.rec.modseq > s->maxmodseq)
@@ -1591,6 +1598,7 @@ imap_search_run(struct imap_search *s, imap_search_hit_fn *fn, void *ctx)
 		}
 		arena_clear(&s->pool);
 	}
+	store_msg_reader_close(&rd);
 	store_read_end(&s->txn);
 	arena_free(&s->pool);
 	buf_free(&s->tmp);

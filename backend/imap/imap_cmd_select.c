@@ -308,7 +308,6 @@ void
 imap_cmd_close(struct imap_cmd_ctx *cmd)
 {
 	struct imap_session *is = cmd->is;
-	struct store *st = is->s->be->store;
 	if (cmd->argc != 0) {
 		imap_tagged(cmd, "BAD", "CLOSE takes no arguments");
 		return;
@@ -319,24 +318,10 @@ imap_cmd_close(struct imap_cmd_ctx *cmd)
 		return;
 	}
 	/* CLOSE removes \Deleted messages silently (RFC 3501 6.4.2). */
-	MDB_txn *txn = NULL;
-	const char *err;
-	if (store_read_begin(st, &txn, &err) < 0) {
-		log_error("session=%s store error=\"%s\"", is->s->id, err);
-		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
+	uint32_t *gone;
+	size_t n;
+	if (imap_deleted_among(cmd, is->uids, is->count, &gone, &n) < 0)
 		return;
-	}
-	uint32_t *gone = arena_alloc(&is->cmd_pool,
-				     (is->count ? is->count : 1) * sizeof(*gone));
-	size_t n = 0;
-	for (size_t i = 0; i < is->count; i++) {
-		struct store_msg_rec m;
-		if (store_message_get(st, txn, is->mbox.mbox_id, is->uids[i],
-				      &m, &err) == 0 &&
-		    (m.flags & STORE_F_DELETED))
-			gone[n++] = is->uids[i];
-	}
-	store_read_end(&txn);
 	if (n == 0) {
 		imap_mailbox_close(is);
 		imap_tagged(cmd, "OK", "CLOSE completed");

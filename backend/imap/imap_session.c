@@ -311,11 +311,19 @@ imap_sync(struct imap_session *is, int allow_expunge)
 		if (v == NULL)
 			abort();
 		vanished = v;
+		struct store_msg_reader rd;
+		if (store_msg_reader_open(st, txn, mb.mbox_id, &rd, &err) < 0) {
+			store_read_end(&txn);
+			free(changed);
+			free(vanished);
+			goto fail;
+		}
 		for (size_t i = 0; i < is->count; i++) {
 			struct store_msg_rec m;
-			int r = store_message_get(st, txn, mb.mbox_id,
-						  is->uids[i], &m, &err);
+			int r = store_msg_reader_get(&rd, is->uids[i], &m,
+						     &err);
 			if (r < 0) {
+				store_msg_reader_close(&rd);
 				store_read_end(&txn);
 				free(changed);
 				free(vanished);
@@ -324,6 +332,7 @@ imap_sync(struct imap_session *is, int allow_expunge)
 			if (r == 1)
 				vanished[nvanished++] = is->uids[i];
 		}
+		store_msg_reader_close(&rd);
 	}
 	int pending = 0;
 	/* Expunges. */

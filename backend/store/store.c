@@ -343,6 +343,94 @@ store_message_get(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 	return 0;
 }
 
+/* store_msg_reader states: not placed yet; at message at_uid of the
+ * mailbox; no message of the mailbox from UID at_uid on. */
+enum { READER_NONE, READER_AT, READER_END };
+
+int
+store_msg_reader_open(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+		      struct store_msg_reader *r, const char **error_r)
+{
+	int rc = mdb_cursor_open(txn, st->messages, &r->cur);
+	if (rc != 0) {
+		r->cur = NULL;
+		*error_r = store_fail("cursor", rc);
+		return -1;
+	}
+	r->mbox_id = mbox_id;
+	r->state = READER_NONE;
+	r->at_uid = 0;
+	return 0;
+}
+
+/* Where the cursor landed (rc of mdb_cursor_get): at a message of the
+ * mailbox, or past its last one (from UID past on there is none). */
+static int
+reader_landed(struct store_msg_reader *r, int rc, const MDB_val *k,
+	      const MDB_val *v, uint32_t uid, uint32_t past,
+	      struct store_msg_rec *rec, const char **error_r)
+{
+	uint8_t prefix[8];
+	be64(prefix, r->mbox_id);
+	if (rc == MDB_NOTFOUND ||
+	    (rc == 0 &&
+	     (k->mv_size != 12 || memcmp(k->mv_data, prefix, 8) != 0))) {
+		r->state = READER_END;
+		r->at_uid = past;
+		return 1;
+	}
+	if (rc != 0 || v->mv_size != sizeof(*rec)) {
+		r->state = READER_NONE;
+		*error_r = store_fail("message record",
+				      rc ? rc : MDB_CORRUPTED);
+		return -1;
+	}
+	r->state = READER_AT;
+	r->at_uid = get_be32((const uint8_t *)k->mv_data + 8);
+	if (r->at_uid != uid)
+		return 1;
+	memcpy(rec, v->mv_data, sizeof(*rec));
+	return 0;
+}
+
+int
+store_msg_reader_get(struct store_msg_reader *r, uint32_t uid,
+		     struct store_msg_rec *rec, const char **error_r)
+{
+	MDB_val k, v;
+	int rc;
+	if (r->state == READER_END && uid >= r->at_uid)
+		return 1;
+	if (r->state == READER_AT && uid == r->at_uid) {
+		rc = mdb_cursor_get(r->cur, &k, &v, MDB_GET_CURRENT);
+		return reader_landed(r, rc, &k, &v, uid, uid, rec, error_r);
+	}
+	if (r->state == READER_AT && uid > r->at_uid) {
+		/* The next message is most often the one asked for; if it
+		   is beyond it, the one asked for is not there. */
+		uint32_t from = r->at_uid + 1;
+		rc = mdb_cursor_get(r->cur, &k, &v, MDB_NEXT);
+		rc = reader_landed(r, rc, &k, &v, uid, from, rec, error_r);
+		if (rc <= 0 || r->state == READER_END || r->at_uid > uid)
+			return rc;
+	}
+	uint8_t key[12];
+	be64(key, r->mbox_id);
+	be32(key + 8, uid);
+	k.mv_size = sizeof(key);
+	k.mv_data = key;
+	rc = mdb_cursor_get(r->cur, &k, &v, MDB_SET_RANGE);
+	return reader_landed(r, rc, &k, &v, uid, uid, rec, error_r);
+}
+
+void
+store_msg_reader_close(struct store_msg_reader *r)
+{
+	if (r->cur != NULL)
+		mdb_cursor_close(r->cur);
+	r->cur = NULL;
+}
+
 int
 store_body_get(struct store *st, MDB_txn *txn, uint64_t body_id,
 	       const char **data_r, size_t *len_r, const char **error_r)

@@ -160,6 +160,24 @@ int store_messages_list(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 int store_message_get(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 		      uint32_t uid, struct store_msg_rec *r,
 		      const char **error_r);
+/* The records of one mailbox's messages read with one cursor: asked for
+ * in ascending UID order (as a session's view and a UID set are), each
+ * read steps forward from the last instead of searching the tree from
+ * its root; any other order still works (a search).  Answers are those
+ * of store_message_get.  Close before or after the transaction ends. */
+struct store_msg_reader {
+	MDB_cursor *cur;
+	uint64_t mbox_id;
+	int state;       /* what the cursor is at (store.c) */
+	uint32_t at_uid; /* the message it is at, or the first UID known
+			    to have no message from there on */
+};
+int store_msg_reader_open(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+			  struct store_msg_reader *r, const char **error_r);
+/* 0 found, 1 expunged (or never there). */
+int store_msg_reader_get(struct store_msg_reader *r, uint32_t uid,
+			 struct store_msg_rec *rec, const char **error_r);
+void store_msg_reader_close(struct store_msg_reader *r);
 /* The bytes of a body; valid until the transaction ends. */
 int store_body_get(struct store *st, MDB_txn *txn, uint64_t body_id,
 		   const char **data_r, size_t *len_r, const char **error_r);

@@ -119,6 +119,7 @@ def main():
             ("UID SEARCH FROM s42@", "UID SEARCH FROM s42@"),
             ("UID SEARCH BODY (not found)",
              'UID SEARCH BODY "no such words"'),
+            ("EXPUNGE (no message marked \\Deleted)", "EXPUNGE"),
         ]
         rows = []
         for name, cmd in ops:

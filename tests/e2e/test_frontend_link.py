@@ -221,6 +221,40 @@ def test_store_answers_of_one_commit_leave_together(st):
     assert writes <= commits + 2 * rounds, (writes, commits)
 
 
+def test_expunge_of_nothing_waits_for_no_commit(st):
+    """EXPUNGE and UID EXPUNGE that find no \\Deleted message answer at
+    once, without a store transaction; with one, it is removed in one."""
+    user, pw = st.new_user("noexp")
+    for i in range(3):
+        st.import_message(user, b"Subject: %d\r\n\r\nbody\r\n" % i)
+    s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=30)
+    assert f.readline().startswith(b"* OK")
+    s.sendall(b"a1 LOGIN %s %s\r\na2 SELECT INBOX\r\n"
+              % (user.encode(), pw.encode()))
+    assert read_until_tagged(f, b"a2")[-1].startswith(b"a2 OK")
+    c0 = backend_counter(st, "portico_backend_store_commits_total")
+    for i in range(20):
+        s.sendall(b"e%d EXPUNGE\r\nu%d UID EXPUNGE 1:*\r\n" % (i, i))
+        lines = read_until_tagged(f, b"e%d" % i)
+        assert lines[-1].startswith(b"e%d OK" % i), lines
+        assert not any(b"EXPUNGE\r\n" in x and x.startswith(b"* ")
+                       for x in lines), lines
+        lines = read_until_tagged(f, b"u%d" % i)
+        assert lines[-1].startswith(b"u%d OK" % i), lines
+    commits = backend_counter(st, "portico_backend_store_commits_total") - c0
+    # 40 commands; a commit of the backend's own (a timer) may fall in
+    assert commits <= 2, commits
+    s.sendall(b"f1 STORE 2 +FLAGS.SILENT (\\Deleted)\r\nf2 EXPUNGE\r\n"
+              b"f3 FETCH 1:* (UID)\r\n")
+    lines = read_until_tagged(f, b"f2")
+    assert lines[-1].startswith(b"f2 OK"), lines
+    assert b"* 2 EXPUNGE\r\n" in lines, lines
+    lines = read_until_tagged(f, b"f3")
+    assert [x for x in lines if x.startswith(b"* ")] == [
+        b"* 1 FETCH (UID 1)\r\n", b"* 2 FETCH (UID 3)\r\n"], lines
+    s.close()
+
+
 def test_stale_backend_entry_is_read_again_while_the_link_serves(
         stack_factory):
     """Past frontend.backend_cache_ttl a login still goes at once onto the

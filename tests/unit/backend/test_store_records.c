@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "backend/store/store.h"
+#include "tests/unit/backend/store_tmp.h"
 
 struct rec_args {
 	const char *id, *mbox, *addr;
@@ -64,30 +65,6 @@ count(struct store *st)
 	int64_t n = store_delivery_count(st, txn);
 	store_read_end(&txn);
 	return n;
-}
-
-static struct store *
-open_store(char *dir, size_t size)
-{
-	struct store *st;
-	const char *err;
-	snprintf(dir, size, "/tmp/portico-test-delivery-XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	if (store_open(dir, 64 << 20, &st, &err) != 0)
-		fail_msg("store_open: %s", err);
-	return st;
-}
-
-static void
-remove_store(struct store **st, const char *dir)
-{
-	char path[512];
-	store_close(st);
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/lock.mdb", dir);
-	unlink(path);
-	rmdir(dir);
 }
 
 static void
