@@ -63,27 +63,32 @@ class Client:
         tag = b"b%d" % self.n
         t0 = time.perf_counter()
         self.s.sendall(tag + b" " + text.encode() + b"\r\n")
-        total = 0
-        # Read until the tagged line (literal-free responses here).
+        # Read until the tagged line (literal-free responses here).  The
+        # response grows in a bytearray and only what arrived since the
+        # last look is searched: a client that copied and searched the
+        # whole response for each chunk would time itself, not the server.
+        buf = bytearray(b"\r\n")  # a line break before the first line
+        buf += self.buf
+        needle = b"\r\n" + tag + b" "
+        start = 0
         while True:
-            while True:
-                i = self.buf.find(b"\r\n" + tag + b" ")
-                if i >= 0 or self.buf.startswith(tag + b" "):
-                    end = self.buf.find(b"\r\n", max(i, 0) + 2)
-                    if end >= 0:
-                        total += end + 2
-                        resp = self.buf[:end]
-                        self.buf = self.buf[end + 2:]
-                        dt = time.perf_counter() - t0
-                        last = resp.rsplit(b"\r\n", 1)[-1]
-                        if not last.startswith(tag + b" OK"):
-                            raise RuntimeError(last)
-                        return dt, total
-                break
+            i = buf.find(needle, start)
+            if i >= 0:
+                end = buf.find(b"\r\n", i + 2)
+                if end >= 0:
+                    dt = time.perf_counter() - t0
+                    resp = bytes(buf[2:end])
+                    self.buf = bytes(buf[end + 2:])
+                    last = resp.rsplit(b"\r\n", 1)[-1]
+                    if not last.startswith(tag + b" OK"):
+                        raise RuntimeError(last)
+                    return dt, len(resp) + 2
+            else:
+                start = max(0, len(buf) - len(needle) + 1)
             chunk = self.s.recv(1 << 20)
             if not chunk:
                 raise EOFError
-            self.buf += chunk
+            buf += chunk
 
 
 def main():
