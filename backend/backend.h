@@ -147,6 +147,10 @@ session_draining(const struct bsession *s)
 
 /* Queues output for the client. */
 void session_write(struct bsession *s, const void *data, size_t len);
+/* A string, and a number in decimal: what answers are mostly made of,
+ * without printf's format parsing. */
+void session_puts(struct bsession *s, const char *str);
+void session_put_uint(struct bsession *s, uint64_t v);
 void session_printf(struct bsession *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void session_vprintf(struct bsession *s, const char *fmt, va_list ap)

@@ -248,6 +248,19 @@ session_write(struct bsession *s, const void *data, size_t len)
 }
 
 void
+session_puts(struct bsession *s, const char *str)
+{
+	session_write(s, str, strlen(str));
+}
+
+void
+session_put_uint(struct bsession *s, uint64_t v)
+{
+	char digits[20];
+	session_write(s, digits, buf_format_uint(digits, v));
+}
+
+void
 session_vprintf(struct bsession *s, const char *fmt, va_list ap)
 {
 	if (s->zout != NULL || s->plog != NULL) {

@@ -64,6 +64,27 @@ buf_append_str(struct buf *b, const char *s)
 	buf_append(b, s, strlen(s));
 }
 
+size_t
+buf_format_uint(char out[20], uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+void
+buf_append_uint(struct buf *b, uint64_t v)
+{
+	char *p = buf_reserve(b, 20);
+	b->len += buf_format_uint(p, v);
+}
+
 void
 buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {

@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct buf {
 	char *data;  /* storage */
@@ -41,6 +42,9 @@ char *buf_reserve(struct buf *b, size_t n);
 void buf_commit(struct buf *b, size_t n);
 void buf_append(struct buf *b, const void *data, size_t n);
 void buf_append_str(struct buf *b, const char *s);
+/* v in decimal into out (no NUL); returns the number of digits. */
+size_t buf_format_uint(char out[20], uint64_t v);
+void buf_append_uint(struct buf *b, uint64_t v);
 void buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)

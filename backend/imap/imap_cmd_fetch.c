@@ -298,24 +298,36 @@ fetch_one(struct imap_cmd_ctx *cmd, const struct fetch_req *req, uint32_t seq,
 			}
 		}
 	}
-	session_printf(s, "* %u FETCH (", seq);
+	/* The items most asked for (a client's flag sync asks for nothing
+	   else, for every message) are written without printf. */
+	session_write(s, "* ", 2);
+	session_put_uint(s, seq);
+	session_write(s, " FETCH (", 8);
 #define SEP() (first ? (first = 0, "") : " ")
-	if (req->want_uid)
-		session_printf(s, "%sUID %u", SEP(), uid);
+	if (req->want_uid) {
+		session_puts(s, SEP());
+		session_write(s, "UID ", 4);
+		session_put_uint(s, uid);
+	}
 	if (req->want_flags) {
-		session_printf(s, "%sFLAGS ", SEP());
+		session_puts(s, SEP());
+		session_write(s, "FLAGS ", 6);
 		imap_write_flags(is, m->flags, m->keywords, kwnames, kwlen);
 	}
-	if (req->want_modseq)
-		session_printf(s, "%sMODSEQ (%llu)", SEP(),
-			       (unsigned long long)m->modseq);
+	if (req->want_modseq) {
+		session_puts(s, SEP());
+		session_write(s, "MODSEQ (", 8);
+		session_put_uint(s, m->modseq);
+		session_write(s, ")", 1);
+	}
 	struct buf tmp = BUF_INIT;
 	for (unsigned i = 0; i < req->n; i++) {
 		const struct fetch_item *it = &req->items[i];
 		switch (it->kind) {
 		case FETCH_SIZE:
-			session_printf(s, "%sRFC822.SIZE %llu", SEP(),
-				       (unsigned long long)m->size);
+			session_puts(s, SEP());
+			session_write(s, "RFC822.SIZE ", 12);
+			session_put_uint(s, m->size);
 			break;
 		case FETCH_INTERNALDATE:
 		case FETCH_SAVEDATE: {
@@ -460,11 +472,16 @@ fetch_respond(struct fetch_ctx *fc)
 			free(gone);
 		}
 	}
+	size_t next = 0; /* the index after the last message answered */
 	for (size_t i = 0; i < fc->n; i++) {
 		uint32_t uid = fc->uids[i];
-		long idx = imap_uid_index(is, uid);
+		/* The set is most often a run of the view: the next one. */
+		long idx = next < is->count && is->uids[next] == uid
+			       ? (long)next
+			       : imap_uid_index(is, uid);
 		if (idx < 0)
 			continue;
+		next = (size_t)idx + 1;
 		struct store_msg_rec m;
 		int rc = store_msg_reader_get(&rd, uid, &m, &err);
 		if (rc > 0)

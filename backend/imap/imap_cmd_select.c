@@ -40,11 +40,13 @@ imap_flags_format(uint32_t flags, char *out, size_t outsize)
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (!(flags & names[i].bit))
 			continue;
-		int n = snprintf(out + o, outsize - o, "%s%s", o ? " " : "",
-				 names[i].name);
-		if (n < 0 || (size_t)n >= outsize - o)
+		size_t l = strlen(names[i].name);
+		if (o + (o > 0) + l >= outsize)
 			break;
-		o += (size_t)n;
+		if (o > 0)
+			out[o++] = ' ';
+		memcpy(out + o, names[i].name, l + 1);
+		o += l;
 	}
 }
 

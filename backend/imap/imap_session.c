@@ -761,15 +761,18 @@ imap_write_flags(struct imap_session *is, uint32_t flags, uint64_t keywords,
 {
 	char sys[128];
 	imap_flags_format(flags, sys, sizeof(sys));
-	session_printf(is->s, "(%s", sys);
+	session_write(is->s, "(", 1);
+	session_puts(is->s, sys);
 	int first = sys[0] == '\0';
 	size_t off = 0;
-	for (unsigned b = 0; b < STORE_MAX_KEYWORDS && off < nameslen; b++) {
+	for (unsigned b = 0;
+	     keywords != 0 && b < STORE_MAX_KEYWORDS && off < nameslen; b++) {
 		const char *name = names + off;
 		size_t l = strnlen(name, nameslen - off);
 		if (keywords & (1ULL << b)) {
-			session_printf(is->s, "%s%.*s", first ? "" : " ", (int)l,
-				       name);
+			if (!first)
+				session_write(is->s, " ", 1);
+			session_write(is->s, name, l);
 			first = 0;
 		}
 		off += l + 1;

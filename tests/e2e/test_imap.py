@@ -181,6 +181,13 @@ def test_store_flags_and_keywords(c):
                     b"3 (FLAGS (\\Answered \\Draft))"]
     typ, data = c.status("INBOX", "(UNSEEN)")
     assert data == [b'"INBOX" (UNSEEN 1)']
+    # several keywords, in the order the mailbox learnt them; the other
+    # items of a flag sync around them
+    c.store("1", "+FLAGS", "(beta alpha)")
+    typ, data = c.fetch("1", "(UID RFC822.SIZE FLAGS)")
+    size = len(c.fetch("1", "(BODY.PEEK[])")[1][0][1])
+    assert data == [b"1 (UID 1 FLAGS (\\Seen work beta alpha) "
+                    b"RFC822.SIZE %d)" % size], data
     with pytest.raises(imaplib.IMAP4.error):
         c.store("1", "+FLAGS", r"(\Recent)")
     with pytest.raises(imaplib.IMAP4.error):
