@@ -1727,8 +1727,10 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 		buf_append(&out, "\r\n", 2);
 	} else if (!(ret & R_SAVE)) {
 		buf_append_str(&out, "* SEARCH");
-		for (size_t i = 0; i < nhits; i++)
-			buf_printf(&out, " %u", hits[i]);
+		for (size_t i = 0; i < nhits; i++) {
+			buf_append(&out, " ", 1);
+			buf_append_uint(&out, hits[i]);
+		}
 		if (maxmodseq > 0)
 			buf_printf(&out, " (MODSEQ %llu)",
 				   (unsigned long long)maxmodseq);

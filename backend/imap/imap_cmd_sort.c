@@ -419,8 +419,10 @@ imap_cmd_sort(struct imap_cmd_ctx *cmd)
 		qsort_r(c.items, c.n, sizeof(*c.items), sort_cmp, &c);
 	struct buf out = BUF_INIT;
 	buf_append_str(&out, "* SORT");
-	for (size_t i = 0; i < c.n; i++)
-		buf_printf(&out, " %u", c.items[i].id);
+	for (size_t i = 0; i < c.n; i++) {
+		buf_append(&out, " ", 1);
+		buf_append_uint(&out, c.items[i].id);
+	}
 	uint64_t modseq = imap_search_modseq(s);
 	if (modseq > 0)
 		buf_printf(&out, " (MODSEQ %llu)", (unsigned long long)modseq);

@@ -88,10 +88,11 @@ imap_uid_set_format(const uint32_t *uids, size_t n, struct buf *out)
 			j++;
 		if (i > 0)
 			buf_append(out, ",", 1);
-		if (j > i)
-			buf_printf(out, "%u:%u", uids[i], uids[j]);
-		else
-			buf_printf(out, "%u", uids[i]);
+		buf_append_uint(out, uids[i]);
+		if (j > i) {
+			buf_append(out, ":", 1);
+			buf_append_uint(out, uids[j]);
+		}
 		i = j + 1;
 	}
 }
@@ -109,10 +110,11 @@ range_out(struct buf *out, uint32_t lo, uint32_t hi, size_t *written)
 {
 	if ((*written)++ > 0)
 		buf_append(out, ",", 1);
-	if (hi > lo)
-		buf_printf(out, "%u:%u", lo, hi);
-	else
-		buf_printf(out, "%u", lo);
+	buf_append_uint(out, lo);
+	if (hi > lo) {
+		buf_append(out, ":", 1);
+		buf_append_uint(out, hi);
+	}
 }
 
 size_t
