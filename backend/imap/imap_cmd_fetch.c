@@ -33,6 +33,7 @@ struct fetch_item {
 	int peek;
 	const char *spec;       /* between the brackets */
 	size_t spec_len;
+	struct mime_spec *parsed; /* BODY[]: spec, parsed once */
 	const char *reply_name; /* e.g. "BODY[HEADER]" or "RFC822" */
 	int partial;
 	uint64_t offset, length;
@@ -63,21 +64,19 @@ fetch_add(struct arena *a, struct fetch_req *req, enum fetch_kind kind)
 	return it;
 }
 
-/* Checks a section spec against an empty message: the syntax errors are
- * found before any response is sent (a BAD must come alone). */
+/* Checks a BINARY[] part spec against an empty message: the syntax
+ * errors are found before any response is sent (a BAD must come alone);
+ * a BODY[] spec is parsed once instead (mime_spec_parse). */
 static int
-section_valid(struct arena *a, enum fetch_kind kind, const char *spec,
-	      size_t len)
+section_valid(struct arena *a, const char *spec, size_t len)
 {
 	struct mime_msg *m;
 	struct mime_section sec;
 	const char *err;
 	if (mime_parse(a, "", 0, &m, &err) < 0)
 		return 0;
-	int rc = kind == FETCH_BODY
-			 ? mime_section_fetch(m, "", 0, spec, len, a, &sec, &err)
-			 : mime_section_binary(m, "", 0, spec, len, a, &sec, &err);
-	return rc != MIME_ERR_SYNTAX;
+	return mime_section_binary(m, "", 0, spec, len, a, &sec, &err) !=
+	       MIME_ERR_SYNTAX;
 }
 
 /* BODY[...], BODY.PEEK[...], BINARY[...], BINARY.PEEK[...],
@@ -110,9 +109,14 @@ parse_section_item(struct arena *a, const char *atom, struct fetch_req *req)
 	it->peek = peek;
 	it->spec = open + 1;
 	it->spec_len = (size_t)(close - it->spec);
-	if (!section_valid(a, kind == FETCH_BODY ? FETCH_BODY : FETCH_BINARY,
-			   it->spec, it->spec_len))
+	if (kind == FETCH_BODY) {
+		const char *err;
+		if (mime_spec_parse(a, it->spec, it->spec_len, &it->parsed,
+				    &err) != MIME_OK)
+			return -1;
+	} else if (!section_valid(a, it->spec, it->spec_len)) {
 		return -1;
+	}
 	const char *rest = close + 1;
 	if (*rest == '<' && kind != FETCH_BINARY_SIZE) {
 		char *end;
@@ -276,9 +280,9 @@ fetch_one(struct imap_cmd_ctx *cmd, const struct fetch_req *req, uint32_t seq,
 			const char *err;
 			int rc = MIME_OK;
 			if (it->kind == FETCH_BODY)
-				rc = mime_section_fetch(mm, body, blen, it->spec,
-							it->spec_len, a,
-							&secs[i], &err);
+				rc = mime_section_fetch_parsed(mm, body, blen,
+							       it->parsed, a,
+							       &secs[i], &err);
 			else if (it->kind == FETCH_BINARY ||
 				 it->kind == FETCH_BINARY_SIZE)
 				rc = mime_section_binary(mm, body, blen,

@@ -184,6 +184,17 @@ int mime_section_fetch(const struct mime_msg *m, const char *msg,
 		       struct arena *a, struct mime_section *sec_r,
 		       const char **error_r);
 
+/* A BODY[] section spec parsed once for the many messages of a FETCH:
+ * MIME_OK with *spec_r (in a), or MIME_ERR_SYNTAX. */
+struct mime_spec;
+int mime_spec_parse(struct arena *a, const char *spec, size_t spec_len,
+		    struct mime_spec **spec_r, const char **error_r);
+/* mime_section_fetch() with a spec from mime_spec_parse(). */
+int mime_section_fetch_parsed(const struct mime_msg *m, const char *msg,
+			      size_t msg_len, const struct mime_spec *spec,
+			      struct arena *a, struct mime_section *sec_r,
+			      const char **error_r);
+
 /* The content of BINARY[part] (RFC 3516): part is "" (the whole message,
  * unchanged) or "1.2"...; the body is decoded from its
  * Content-Transfer-Encoding (base64, quoted-printable; 7bit, 8bit and

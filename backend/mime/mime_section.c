@@ -8,7 +8,6 @@
  */
 #include "backend/mime/mime_private.h"
 
-#include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +27,7 @@ enum sec_text {
 	SEC_TEXT_COUNT
 };
 
-struct spec {
+struct mime_spec {
 	uint32_t path[SECTION_MAX_PATH];
 	unsigned int npath;
 	int too_long; /* more numbers than any part can have */
@@ -133,13 +132,19 @@ kw(const char **p, const char *end, const char *word)
 }
 
 /* Field names compare case-insensitively, shorter first on a tie. */
+static inline int
+ascii_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
 static int
 ci_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
 	size_t n = alen < blen ? alen : blen;
 	for (size_t i = 0; i < n; i++) {
-		int ca = tolower((unsigned char)a[i]);
-		int cb = tolower((unsigned char)b[i]);
+		int ca = ascii_lower((unsigned char)a[i]);
+		int cb = ascii_lower((unsigned char)b[i]);
 		if (ca != cb)
 			return ca - cb;
 	}
@@ -155,7 +160,7 @@ name_cmp(const void *x, const void *y)
 
 /* Is [name, name + len) in the sorted list? */
 static int
-name_listed(const struct spec *sp, const char *name, size_t len)
+name_listed(const struct mime_spec *sp, const char *name, size_t len)
 {
 	size_t lo = 0, hi = sp->nnames;
 	while (lo < hi) {
@@ -174,7 +179,8 @@ name_listed(const struct spec *sp, const char *name, size_t len)
 
 /* " (A B ...)" up to the end of the spec. */
 static int
-parse_list(struct arena *a, const char *p, const char *end, struct spec *sp)
+parse_list(struct arena *a, const char *p, const char *end,
+	   struct mime_spec *sp)
 {
 	if (p >= end || *p != ' ')
 		return -1;
@@ -233,7 +239,7 @@ parse_list(struct arena *a, const char *p, const char *end, struct spec *sp)
 /* Part numbers: nz-number *("." nz-number), leaving *pp after them (and
  * after the dot before a section-text). */
 static int
-parse_path(const char **pp, const char *end, struct spec *sp)
+parse_path(const char **pp, const char *end, struct mime_spec *sp)
 {
 	const char *p = *pp;
 	while (p < end && *p >= '0' && *p <= '9') {
@@ -262,7 +268,7 @@ parse_path(const char **pp, const char *end, struct spec *sp)
 }
 
 static int
-parse_spec(struct arena *a, const char *spec, size_t len, struct spec *sp)
+parse_spec(struct arena *a, const char *spec, size_t len, struct mime_spec *sp)
 {
 	const char *p = spec, *end = spec + len;
 	memset(sp, 0, sizeof(*sp));
@@ -292,7 +298,7 @@ parse_spec(struct arena *a, const char *spec, size_t len, struct spec *sp)
 
 /* The part a path names, or MIME_NONE. */
 static uint32_t
-find_part(const struct mime_msg *m, const struct spec *sp)
+find_part(const struct mime_msg *m, const struct mime_spec *sp)
 {
 	uint32_t part = 0;
 	if (sp->too_long)
@@ -322,7 +328,7 @@ find_part(const struct mime_msg *m, const struct spec *sp)
 /* Header fields of part's header, those named in the list (or not). */
 static void
 fields(struct builder *b, const struct mime_msg *m, uint32_t part,
-       const struct spec *sp, int want)
+       const struct mime_spec *sp, int want)
 {
 	const char *msg = b->msg;
 	size_t at = mime_pw(m, part, P_HDR_OFF);
@@ -365,12 +371,44 @@ fields(struct builder *b, const struct mime_msg *m, uint32_t part,
 }
 
 int
+mime_spec_parse(struct arena *a, const char *spec, size_t spec_len,
+		struct mime_spec **spec_r, const char **error_r)
+{
+	struct mime_spec *sp = arena_alloc(a, sizeof(*sp));
+	if (parse_spec(a, spec, spec_len, sp) < 0) {
+		*error_r = "Invalid BODY[<section>]";
+		return MIME_ERR_SYNTAX;
+	}
+	*spec_r = sp;
+	return MIME_OK;
+}
+
+int
 mime_section_fetch(const struct mime_msg *m, const char *msg,
 		   size_t msg_len, const char *spec, size_t spec_len,
 		   struct arena *a, struct mime_section *sec_r,
 		   const char **error_r)
 {
-	struct spec sp;
+	struct mime_spec *sp;
+	memset(sec_r, 0, sizeof(*sec_r));
+	if (msg_len != m->msg_size) {
+		*error_r = "message does not match its MIME structure";
+		return MIME_ERR_MESSAGE;
+	}
+	int rc = mime_spec_parse(a, spec, spec_len, &sp, error_r);
+	if (rc != MIME_OK)
+		return rc;
+	return mime_section_fetch_parsed(m, msg, msg_len, sp, a, sec_r,
+					 error_r);
+}
+
+int
+mime_section_fetch_parsed(const struct mime_msg *m, const char *msg,
+			  size_t msg_len, const struct mime_spec *spec,
+			  struct arena *a, struct mime_section *sec_r,
+			  const char **error_r)
+{
+	const struct mime_spec *sp = spec;
 	struct builder b = { a, msg, msg_len, sec_r, 0 };
 
 	memset(sec_r, 0, sizeof(*sec_r));
@@ -378,25 +416,21 @@ mime_section_fetch(const struct mime_msg *m, const char *msg,
 		*error_r = "message does not match its MIME structure";
 		return MIME_ERR_MESSAGE;
 	}
-	if (parse_spec(a, spec, spec_len, &sp) < 0) {
-		*error_r = "Invalid BODY[<section>]";
-		return MIME_ERR_SYNTAX;
-	}
-	if (sp.npath == 0 && sp.text == SEC_BODY) {
+	if (sp->npath == 0 && sp->text == SEC_BODY) {
 		range(&b, 0, msg_len);
 		return MIME_OK;
 	}
-	uint32_t part = find_part(m, &sp);
+	uint32_t part = find_part(m, sp);
 	if (part == MIME_NONE)
 		return MIME_OK; /* no such part: empty */
 
-	if (sp.npath == 0) {
+	if (sp->npath == 0) {
 		/* HEADER, TEXT, HEADER.FIELDS of the message itself */
-	} else if (sp.text == SEC_BODY) {
+	} else if (sp->text == SEC_BODY) {
 		uint32_t off = mime_pw(m, part, P_BODY_OFF);
 		range(&b, off, mime_pw(m, part, P_END) - off);
 		return MIME_OK;
-	} else if (sp.text == SEC_MIME) {
+	} else if (sp->text == SEC_MIME) {
 		uint32_t off = mime_pw(m, part, P_HDR_OFF);
 		range(&b, off, mime_pw(m, part, P_BODY_OFF) - off);
 		return MIME_OK;
@@ -406,7 +440,7 @@ mime_section_fetch(const struct mime_msg *m, const char *msg,
 		return MIME_OK; /* HEADER/TEXT of a non-message part */
 	}
 
-	switch (sp.text) {
+	switch (sp->text) {
 	case SEC_HEADER: {
 		uint32_t off = mime_pw(m, part, P_HDR_OFF);
 		range(&b, off, mime_pw(m, part, P_BODY_OFF) - off);
@@ -418,10 +452,10 @@ mime_section_fetch(const struct mime_msg *m, const char *msg,
 		break;
 	}
 	case SEC_FIELDS:
-		fields(&b, m, part, &sp, 1);
+		fields(&b, m, part, sp, 1);
 		break;
 	case SEC_FIELDS_NOT:
-		fields(&b, m, part, &sp, 0);
+		fields(&b, m, part, sp, 0);
 		break;
 	case SEC_BODY:
 	case SEC_MIME:
@@ -456,7 +490,7 @@ mime_section_binary(const struct mime_msg *m, const char *msg,
 		    struct arena *a, struct mime_section *sec_r,
 		    const char **error_r)
 {
-	struct spec sp;
+	struct mime_spec sp;
 	struct builder b = { a, msg, msg_len, sec_r, 0 };
 	const char *p = part_spec, *end = part_spec + part_len;
 

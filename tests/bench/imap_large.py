@@ -63,7 +63,8 @@ class Client:
         tag = b"b%d" % self.n
         t0 = time.perf_counter()
         self.s.sendall(tag + b" " + text.encode() + b"\r\n")
-        # Read until the tagged line (literal-free responses here).  The
+        # Read until the tagged line (no literal here holds a line that
+        # starts with the tag).  The
         # response grows in a bytearray and only what arrived since the
         # last look is searched: a client that copied and searched the
         # whole response for each chunk would time itself, not the server.
@@ -120,6 +121,14 @@ def main():
         ops = [
             ("SELECT INBOX", "SELECT INBOX"),
             ("UID FETCH 1:* (FLAGS)", "UID FETCH 1:* (FLAGS)"),
+            # what a mail client downloads of every message at its
+            # first look at a mailbox (Thunderbird's header fetch)
+            ("UID FETCH 1:* (headers, as a client's first sync)",
+             "UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS "
+             "(From To Cc Bcc Subject Date Message-ID Priority X-Priority "
+             "References Newsgroups In-Reply-To Content-Type "
+             "Reply-To)])"),
+            ("UID FETCH 1:* (ENVELOPE)", "UID FETCH 1:* (ENVELOPE)"),
             ("UID SEARCH UNSEEN", "UID SEARCH UNSEEN"),
             ("UID SEARCH FROM s42@", "UID SEARCH FROM s42@"),
             ("UID SEARCH BODY (not found)",
