@@ -225,6 +225,24 @@ check_section(struct t *t, const char *msg, size_t len, const char *spec,
 		assert_buf(&b1, want, want_len);
 	}
 	assert_buf(&b2, want, want_len);
+	/* The spec parsed once, used for both structures (a FETCH of many
+	   messages) */
+	struct mime_spec *ps;
+	const char *error = NULL;
+	assert_int_equal(
+	    mime_spec_parse(&t->a, spec, strlen(spec), &ps, &error), MIME_OK);
+	const struct mime_msg *both[] = {m, c};
+	for (int i = 0; i < 2; i++) {
+		struct mime_section sec;
+		struct buf b3 = BUF_INIT;
+		assert_int_equal(mime_section_fetch_parsed(both[i], msg, len,
+							   ps, &t->a, &sec,
+							   &error),
+				 MIME_OK);
+		mime_section_copy(&sec, 0, UINT64_MAX, &b3);
+		assert_buf(&b3, want, want_len);
+		buf_free(&b3);
+	}
 	buf_free(&b1);
 	buf_free(&b2);
 }
