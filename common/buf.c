@@ -50,10 +50,8 @@ buf_commit(struct buf *b, size_t n)
 }
 
 void
-buf_append(struct buf *b, const void *data, size_t n)
+buf_append_grow(struct buf *b, const void *data, size_t n)
 {
-	if (n == 0)
-		return;
 	memcpy(buf_reserve(b, n), data, n);
 	b->len += n;
 }

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct buf {
 	char *data;  /* storage */
@@ -40,7 +41,18 @@ buf_used(const struct buf *b)
 char *buf_reserve(struct buf *b, size_t n);
 /* Marks n bytes after buf_reserve() as written. */
 void buf_commit(struct buf *b, size_t n);
-void buf_append(struct buf *b, const void *data, size_t n);
+void buf_append_grow(struct buf *b, const void *data, size_t n);
+/* Inline while the bytes fit (answers are built of many small pieces). */
+static inline void
+buf_append(struct buf *b, const void *data, size_t n)
+{
+	if (n - 1 < b->cap - b->len) { /* 0 < n <= room */
+		memcpy(b->data + b->len, data, n);
+		b->len += n;
+	} else if (n != 0) {
+		buf_append_grow(b, data, n);
+	}
+}
 void buf_append_str(struct buf *b, const char *s);
 /* v in decimal into out (no NUL); returns the number of digits. */
 size_t buf_format_uint(char out[20], uint64_t v);
