@@ -59,9 +59,10 @@
 /* Largest message the parser and the cache accept (offsets are 32-bit). */
 #define MIME_MAX_MESSAGE_SIZE ((size_t)UINT32_MAX - 1)
 
-/* Version of the blob written by mime_cache_build(); a blob of another
- * version is refused by mime_cache_load(). */
-#define MIME_CACHE_VERSION 1
+/* Version of the blob written by mime_cache_build(); mime_cache_load()
+ * reads it and version 1 (the same layout with an FNV-1a checksum, in
+ * stores written before), and refuses any other. */
+#define MIME_CACHE_VERSION 2
 
 /* "No part": parent of the root, child of a leaf, next of a last child. */
 #define MIME_NONE UINT32_MAX
@@ -104,6 +105,11 @@ int mime_cache_build(const char *msg, size_t len, struct buf *out);
 int mime_cache_load(struct arena *a, const void *blob, size_t blob_len,
 		    size_t msg_len, struct mime_msg **msg_r,
 		    const char **error_r);
+
+/* The checksum blob's header should hold for its version and contents
+ * (0 for a blob shorter than its header): for tools and tests that build
+ * or alter blobs. */
+uint32_t mime_cache_checksum(const void *blob, size_t blob_len);
 
 /* The blob bytes behind m (to store the result of mime_parse()). */
 const void *mime_blob(const struct mime_msg *m, size_t *len_r);

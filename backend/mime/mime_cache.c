@@ -1,11 +1,12 @@
 /* mime_cache.c - the blob: compiling a parse tree, validating a blob.
  *
- * Layout (every integer a little-endian u32, version 1):
+ * Layout (every integer a little-endian u32, version 2):
  *
  *   header, 40 octets:
  *     "PMIM", u16 version, u16 header size (40), blob length,
  *     message length, parts, envelopes, addresses, refs, string table
- *     length, FNV-1a 32 of all octets after the header
+ *     length, checksum of all octets after the header: CRC-32 (zlib's)
+ *     in version 2, FNV-1a 32 in version 1 (stored before; still read)
  *   parts      P_WORDS words each, in message order (0 = the message)
  *   envelopes  E_WORDS words each
  *   addresses  A_WORDS words each
@@ -22,6 +23,8 @@
 #include "backend/mime/mime_private.h"
 
 #include <string.h>
+
+#include <zlib.h>
 
 struct cbuf {
 	struct buf parts, envs, addrs, refs, strs;
@@ -64,6 +67,27 @@ fnv1a(const unsigned char *p, size_t n)
 		h *= 16777619u;
 	}
 	return h;
+}
+
+/* The checksum of a version's blob over the octets after the header:
+ * version 1's FNV-1a takes a multiply per octet, version 2's CRC-32 a few
+ * octets per cycle (it is computed on every load). */
+static uint32_t
+blob_checksum(unsigned version, const unsigned char *p, size_t n)
+{
+	if (version == 1)
+		return fnv1a(p, n);
+	return (uint32_t)crc32_z(0, p, n);
+}
+
+uint32_t
+mime_cache_checksum(const void *blob, size_t blob_len)
+{
+	const unsigned char *b = blob;
+	if (blob_len < MIME_BLOB_HDR)
+		return 0;
+	return blob_checksum((unsigned)(b[4] | b[5] << 8), b + MIME_BLOB_HDR,
+			     blob_len - MIME_BLOB_HDR);
 }
 
 static uint32_t
@@ -195,7 +219,9 @@ mime_cache_compile(const struct mime_ptree *tree, struct buf *out)
 		put32(h + 24, cb.naddrs);
 		put32(h + 28, cb.nrefs);
 		put32(h + 32, (uint32_t)buf_used(&cb.strs));
-		put32(h + 36, fnv1a(h + MIME_BLOB_HDR, total - MIME_BLOB_HDR));
+		put32(h + 36,
+		      blob_checksum(MIME_CACHE_VERSION, h + MIME_BLOB_HDR,
+				    total - MIME_BLOB_HDR));
 		ret = 0;
 	}
 	buf_free(&cb.parts);
@@ -346,7 +372,8 @@ mime_cache_load(struct arena *a, const void *blob, size_t blob_len,
 		*error_r = "MIME cache: not a MIME cache blob";
 		return -1;
 	}
-	if ((b[4] | b[5] << 8) != MIME_CACHE_VERSION ||
+	unsigned version = (unsigned)(b[4] | b[5] << 8);
+	if ((version != MIME_CACHE_VERSION && version != 1) ||
 	    (b[6] | b[7] << 8) != MIME_BLOB_HDR) {
 		*error_r = "MIME cache: unsupported version";
 		return -1;
@@ -378,8 +405,8 @@ mime_cache_load(struct arena *a, const void *blob, size_t blob_len,
 		*error_r = "MIME cache: bad part count";
 		return -1;
 	}
-	if (mime_rd32(b + 36) != fnv1a(b + MIME_BLOB_HDR,
-				       blob_len - MIME_BLOB_HDR)) {
+	if (mime_rd32(b + 36) != blob_checksum(version, b + MIME_BLOB_HDR,
+					       blob_len - MIME_BLOB_HDR)) {
 		*error_r = "MIME cache: checksum mismatch";
 		return -1;
 	}

@@ -26,6 +26,7 @@ FUZZ_FLAGS  ?= -timeout=10 -rss_limit_mb=2048
 
 FUZZ_SRC_mime := $(wildcard backend/mime/*.c backend/mime/*.h) \
                  common/buf.c common/buf.h common/arena.c common/arena.h
+FUZZ_LIBS_mime := -lz
 
 FUZZ_SRC_imap_parser := common/lineparse.c common/lineparse.h \
                         common/imap_parser.c common/imap_parser.h \
@@ -51,7 +52,7 @@ FUZZ_SRC_search := backend/imap/imap_cmd_search.c backend/imap/imap_seqset.c \
                    common/log.c common/metrics.c common/metrics.h \
                    $(PROTO_H)
 FUZZ_CFLAGS_search := -I$(BUILD)/gen
-FUZZ_LIBS_search := -llmdb -luv -lpthread \
+FUZZ_LIBS_search := -llmdb -luv -lpthread -lz \
                     $(shell pkg-config --libs inih 2>/dev/null)
 
 FUZZ_SRC_smtp := common/smtp_parser.c common/smtp_parser.h common/buf.c \

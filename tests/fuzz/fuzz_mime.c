@@ -233,17 +233,6 @@ fuzz_message(const char *msg, size_t len)
 	arena_free(&a);
 }
 
-static uint32_t
-fnv1a(const unsigned char *p, size_t n)
-{
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static void
 fuzz_blob(const uint8_t *data, size_t size)
 {
@@ -262,7 +251,7 @@ fuzz_blob(const uint8_t *data, size_t size)
 	if (b == NULL || msg == NULL)
 		abort();
 	memcpy(b, data, size);
-	uint32_t h = fnv1a(b + 40, size - 40);
+	uint32_t h = mime_cache_checksum(b, size);
 	b[36] = (unsigned char)h;
 	b[37] = (unsigned char)(h >> 8);
 	b[38] = (unsigned char)(h >> 16);
