@@ -106,6 +106,13 @@ struct imap_range {
 int imap_seqset_parse(const char *s, uint32_t max, struct arena *a,
 		      struct imap_range **ranges_r, unsigned *count_r);
 int imap_seqset_contains(const struct imap_range *r, unsigned n, uint32_t v);
+/* The members of a view uids[0..n) (ascending) that ranges name, by UID
+ * (by_uid) or by sequence number (index + 1), into out (room for n):
+ * ascending, each once; returns how many.  A search per range, not a
+ * look at every member. */
+size_t imap_seqset_select(const struct imap_range *r, unsigned nr, int by_uid,
+			  const uint32_t *uids, size_t n, struct arena *a,
+			  uint32_t *out);
 /* Appends the UIDs of ranges (NULL: every UID) below uidnext that are not
  * among the sorted uids[0..n) to out, as a UID set; returns the number of
  * ranges written (0: none absent). */

@@ -104,6 +104,49 @@ range_cmp(const void *a, const void *b)
 	return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
+size_t
+imap_seqset_select(const struct imap_range *r, unsigned nr, int by_uid,
+		   const uint32_t *uids, size_t n, struct arena *a,
+		   uint32_t *out)
+{
+	if (nr == 0 || n == 0)
+		return 0;
+	struct imap_range *m = arena_alloc(a, nr * sizeof(*m));
+	memcpy(m, r, nr * sizeof(*m));
+	if (nr > 1)
+		qsort(m, nr, sizeof(*m), range_cmp);
+	size_t k = 0, pos = 0; /* members before pos are decided */
+	for (unsigned i = 0; i < nr && pos < n; i++) {
+		size_t from, to; /* [from, to) of the view */
+		if (by_uid) {
+			size_t lo = pos, hi = n;
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+				if (uids[mid] < m[i].lo)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			from = lo;
+			to = from;
+			while (to < n && uids[to] <= m[i].hi)
+				to++;
+		} else {
+			if (m[i].hi == 0)
+				continue;
+			from = m[i].lo > 0 ? (size_t)m[i].lo - 1 : 0;
+			to = m[i].hi < n ? (size_t)m[i].hi : n;
+			if (from < pos)
+				from = pos;
+		}
+		for (size_t j = from; j < to; j++)
+			out[k++] = uids[j];
+		if (to > pos)
+			pos = to;
+	}
+	return k;
+}
+
 /* Appends one range to out, comma-separated. */
 static void
 range_out(struct buf *out, uint32_t lo, uint32_t hi, size_t *written)

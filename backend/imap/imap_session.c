@@ -642,14 +642,9 @@ imap_set_uids(struct imap_cmd_ctx *cmd, const char *set, uint32_t **uids_r,
 	uint32_t *uids = arena_alloc(&is->cmd_pool,
 				     (is->count ? is->count : 1) *
 					     sizeof(*uids));
-	size_t n = 0;
-	for (size_t i = 0; i < is->count; i++) {
-		uint32_t key = cmd->uid ? is->uids[i] : (uint32_t)i + 1;
-		if (imap_seqset_contains(ranges, nranges, key))
-			uids[n++] = is->uids[i];
-	}
+	*n_r = imap_seqset_select(ranges, nranges, cmd->uid, is->uids,
+				  is->count, &is->cmd_pool, uids);
 	*uids_r = uids;
-	*n_r = n;
 	return 0;
 }
 
