@@ -420,6 +420,11 @@ struct store_new_msg {
 	size_t metalen;
 };
 
+/* Octets of a message as FETCH and RETR send it (bare LFs go out as
+ * CRLF): the size a message is stored with (RFC822.SIZE, the quota).
+ * Messages stored before this rule carry their raw length. */
+uint64_t store_sent_size(const char *p, size_t len);
+
 /* Appends msgs to one mailbox, all or none (MULTIAPPEND). */
 struct store_append_args {
 	uint64_t user_num;

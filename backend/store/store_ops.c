@@ -636,6 +636,20 @@ store_op_provision(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	return 0;
 }
 
+uint64_t
+store_sent_size(const char *p, size_t len)
+{
+	uint64_t n = len;
+	const char *end = p + len, *q = len ? memchr(p, '\n', len) : NULL;
+	while (q != NULL) {
+		if (q == p || q[-1] != '\r')
+			n++;
+		q++;
+		q = q < end ? memchr(q, '\n', (size_t)(end - q)) : NULL;
+	}
+	return n;
+}
+
 int
 store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
 {
@@ -651,7 +665,7 @@ store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		return op_mdb(err, "append", rc);
 	uint64_t total = 0;
 	for (size_t i = 0; i < a->n; i++)
-		total += a->msgs[i].len;
+		total += store_sent_size(a->msgs[i].data, a->msgs[i].len);
 	if ((rc = quota_check(st, txn, mb.user_num, total, a->n,
 			      a->quota_storage, a->quota_messages, err)) != 0)
 		return rc;
@@ -668,7 +682,7 @@ store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
 			return rc;
 		if ((rc = body_put(st, txn, nm, &m.body_id)) != 0)
 			return op_mdb(err, "append", rc);
-		m.size = nm->len;
+		m.size = store_sent_size(nm->data, nm->len);
 		m.internaldate = nm->internaldate ? nm->internaldate : now;
 		m.savedate = now;
 		/* Every message gets a modseq of its own: the index is keyed

@@ -752,3 +752,21 @@ def test_imap4rev2_enabled(stack, user):
     assert re.match(rb'\(TAG "\w+"\) ALL 1$',
                     c.untagged_responses.pop("ESEARCH")[0])
     c.logout()
+
+
+def test_bare_lf_message_sizes_agree(c):
+    """A message APPENDed with bare LF line ends is sent with CRLF:
+    RFC822.SIZE, BODY[]'s octets and BODYSTRUCTURE's size agree."""
+    raw = (b"From: a@example.org\nSubject: bare\n\nline one\nline two\r\n"
+           b"last\n")
+    # imaplib's append() turns LF into CRLF: the literal is sent as is
+    c.literal = raw
+    typ, _ = c._simple_command("APPEND", "INBOX")
+    assert typ == "OK"
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(RFC822.SIZE BODY.PEEK[])")
+    assert typ == "OK"
+    body = data[0][1]
+    assert b"\n" not in body.replace(b"\r\n", b"")
+    size = int(re.search(rb"RFC822\.SIZE (\d+)", data[0][0]).group(1))
+    assert size == len(body), (size, len(body))
