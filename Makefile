@@ -101,6 +101,7 @@ UNIT_SRC  := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 
 $(BUILD)/unit/common/test_buf: $(call obj,common/buf.c)
+$(BUILD)/unit/common/test_utc:
 $(BUILD)/unit/common/test_lineparse: $(call obj,common/lineparse.c common/buf.c)
 $(BUILD)/unit/common/test_imap_parser: $(call obj,common/imap_parser.c common/arena.c common/lineparse.c common/buf.c)
 $(BUILD)/unit/common/test_link: $(call obj,common/link.c common/buf.c) $(BUILD)/obj/gen/link.pb-c.o

@@ -1,5 +1,6 @@
 /* log.c - key=value logging. */
 #include "common/log.h"
+#include "common/utc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,13 +49,12 @@ log_msg(enum log_level level, const char *fmt, ...)
 		return;
 	char line[2048];
 	struct timespec ts;
-	struct tm tm;
+	struct utc u; /* not gmtime_r(): it takes the time zone lock */
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
+	utc_from_unix(ts.tv_sec, &u);
 	int n = snprintf(line, sizeof(line),
-			 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s ",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-			 tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 "%04lld-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s ",
+			 (long long)u.year, u.mon, u.mday, u.hour, u.min, u.sec,
 			 ts.tv_nsec / 1000000, log_names[level], log_daemon);
 	va_list ap;
 	va_start(ap, fmt);

@@ -9,6 +9,7 @@
 
 #include "backend/mime/mime.h"
 #include "common/log.h"
+#include "common/utc.h"
 
 enum fetch_kind {
 	FETCH_UID,
@@ -338,10 +339,22 @@ fetch_one(struct imap_cmd_ctx *cmd, const struct fetch_req *req, uint32_t seq,
 			static const char *mon[] = {"Jan", "Feb", "Mar", "Apr",
 						    "May", "Jun", "Jul", "Aug",
 						    "Sep", "Oct", "Nov", "Dec"};
+			int64_t when = it->kind == FETCH_SAVEDATE
+					   ? m->savedate
+					   : m->internaldate;
+			char dt[26];
+			size_t dtlen = utc_imap_date_time(when, dt);
+			if (dtlen > 0) {
+				session_puts(s, SEP());
+				session_puts(s, it->kind == FETCH_SAVEDATE
+						    ? "SAVEDATE \""
+						    : "INTERNALDATE \"");
+				session_write(s, dt, dtlen);
+				session_write(s, "\"", 1);
+				break;
+			}
 			struct tm tm;
-			time_t t = (time_t)(it->kind == FETCH_SAVEDATE
-						    ? m->savedate
-						    : m->internaldate);
+			time_t t = (time_t)when;
 			gmtime_r(&t, &tm);
 			session_printf(s,
 				       "%s%s \"%02d-%s-%04d "
