@@ -650,10 +650,11 @@ store_sent_size(const char *p, size_t len)
 	return n;
 }
 
-int
-store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
+/* store_op_append with each message's size as sent (sizes[]) known. */
+static int
+append_sized(struct store *st, MDB_txn *txn, struct store_append_args *a,
+	     const uint64_t *sizes, char *err)
 {
-	struct store_append_args *a = vargs;
 	struct mbox mb;
 	int rc = a->mailbox != NULL
 			 ? mbox_by_name(st, txn, a->user_num, a->mailbox, &mb)
@@ -665,7 +666,7 @@ store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		return op_mdb(err, "append", rc);
 	uint64_t total = 0;
 	for (size_t i = 0; i < a->n; i++)
-		total += store_sent_size(a->msgs[i].data, a->msgs[i].len);
+		total += sizes[i];
 	if ((rc = quota_check(st, txn, mb.user_num, total, a->n,
 			      a->quota_storage, a->quota_messages, err)) != 0)
 		return rc;
@@ -682,7 +683,7 @@ store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
 			return rc;
 		if ((rc = body_put(st, txn, nm, &m.body_id)) != 0)
 			return op_mdb(err, "append", rc);
-		m.size = store_sent_size(nm->data, nm->len);
+		m.size = sizes[i];
 		m.internaldate = nm->internaldate ? nm->internaldate : now;
 		m.savedate = now;
 		/* Every message gets a modseq of its own: the index is keyed
@@ -706,6 +707,23 @@ store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	a->uidvalidity = mb.rec.uidvalidity;
 	a->mbox_id_out = mb.rec.mbox_id;
 	return 0;
+}
+
+int
+store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct store_append_args *a = vargs;
+	/* Each message is scanned once, for the quota and its record. */
+	uint64_t one[8],
+	    *sizes = a->n <= 8 ? one : malloc(a->n * sizeof(*sizes));
+	if (sizes == NULL)
+		abort();
+	for (size_t i = 0; i < a->n; i++)
+		sizes[i] = store_sent_size(a->msgs[i].data, a->msgs[i].len);
+	int rc = append_sized(st, txn, a, sizes, err);
+	if (sizes != one)
+		free(sizes);
+	return rc;
 }
 
 int
