@@ -159,6 +159,11 @@ add_rfc822(struct arena *a, struct fetch_req *req, const char *spec,
 	it->spec_len = strlen(spec);
 	it->reply_name = reply;
 	it->peek = peek;
+	/* The spec is one of ours: "", "HEADER" or "TEXT". */
+	const char *err;
+	if (mime_spec_parse(a, it->spec, it->spec_len, &it->parsed, &err) !=
+	    MIME_OK)
+		abort();
 	if (!peek)
 		req->sets_seen = 1;
 	req->need_mime = 1;

@@ -770,3 +770,28 @@ def test_bare_lf_message_sizes_agree(c):
     assert b"\n" not in body.replace(b"\r\n", b"")
     size = int(re.search(rb"RFC822\.SIZE (\d+)", data[0][0]).group(1))
     assert size == len(body), (size, len(body))
+
+
+def test_fetch_rfc822_items(c):
+    """RFC822, RFC822.HEADER and RFC822.TEXT (RFC 3501 6.4.5) answer as
+    BODY[], BODY.PEEK[HEADER] and BODY[TEXT]; RFC822 and RFC822.TEXT set
+    \\Seen, RFC822.HEADER does not."""
+    m = msg(3, b"second line\r\n")
+    assert c.append("INBOX", None, None, m)[0] == "OK"
+    c.select("INBOX")
+    head, text = m.split(b"\r\n\r\n", 1)
+    typ, data = c.fetch("1", "(RFC822.HEADER)")
+    assert typ == "OK"
+    assert data[0][0].endswith(b"RFC822.HEADER {%d}" % (len(head) + 4))
+    assert data[0][1] == head + b"\r\n\r\n"
+    typ, data = c.fetch("1", "(FLAGS)")
+    assert b"\\Seen" not in data[0]
+    typ, data = c.fetch("1", "(RFC822.TEXT)")
+    assert typ == "OK"
+    assert data[0][1] == text
+    typ, data = c.fetch("1", "(RFC822 FLAGS)")
+    assert typ == "OK"
+    whole = [d for d in data if isinstance(d, tuple)][0]
+    assert whole[1] == m
+    assert b"\\Seen" in b"".join(
+        d if isinstance(d, bytes) else d[0] for d in data)
