@@ -795,3 +795,44 @@ def test_fetch_rfc822_items(c):
     assert whole[1] == m
     assert b"\\Seen" in b"".join(
         d if isinstance(d, bytes) else d[0] for d in data)
+
+
+def test_fetch_macros_partials_and_field_lists(c):
+    """FAST, ALL and FULL expand as RFC 3501 6.4.5 says; BODY without a
+    section is BODYSTRUCTURE without extension data; <offset.count>
+    partials and HEADER.FIELDS.NOT answer the octets asked for."""
+    m = msg(4, b"more text\r\n")
+    assert c.append("INBOX", None, None, m)[0] == "OK"
+    c.select("INBOX")
+    typ, data = c.fetch("1", "FAST")
+    assert typ == "OK"
+    line = data[0]
+    for item in (b"FLAGS (", b"INTERNALDATE \"", b"RFC822.SIZE %d" % len(m)):
+        assert item in line, (item, line)
+    assert b"ENVELOPE" not in line
+    typ, data = c.fetch("1", "ALL")
+    line = data[0]
+    assert b"ENVELOPE (\"Mon, 05 Jan 2024 10:00:00 +0000\" \"note 4\"" \
+        in line, line
+    assert b"BODY" not in line
+    typ, data = c.fetch("1", "FULL")
+    line = data[0]
+    assert b"ENVELOPE (" in line and b"RFC822.SIZE" in line
+    body = re.search(rb"BODY (\(.*\))\)$", line).group(1)
+    # strings compare case-insensitively (RFC 3501 7.4.2)
+    assert body.lower() == (b'("text" "plain" ("charset" "us-ascii") NIL '
+                            b'NIL "7bit" %d 2)'
+                            % len(m.split(b"\r\n\r\n")[1])).lower()
+    typ, data = c.fetch("1", "(BODY.PEEK[]<5.7> BODY.PEEK[TEXT]<0.4>)")
+    assert typ == "OK"
+    parts = [d for d in data if isinstance(d, tuple)]
+    assert parts[0][0].endswith(b"BODY[]<5> {7}") and parts[0][1] == m[5:12]
+    text = m.split(b"\r\n\r\n", 1)[1]
+    assert parts[1][0].endswith(b"BODY[TEXT]<0> {4}")
+    assert parts[1][1] == text[:4]
+    typ, data = c.fetch("1", "(BODY.PEEK[HEADER.FIELDS.NOT (From Date)])")
+    assert typ == "OK"
+    assert data[0][1] == (b"To: rcpt@example.test\r\nSubject: note 4\r\n"
+                          b"\r\n")
+    typ, data = c.fetch("1", "(BODY.PEEK[]<%d.10>)" % (len(m) + 5))
+    assert typ == "OK" and data[0][0].endswith(b"{0}") and data[0][1] == b""
