@@ -400,6 +400,17 @@ check_mailbox(struct check *c, const char *user, uint64_t user_num,
 					m->uid, (unsigned long long)m->rec.size,
 					(unsigned long long)m->rec.body_id,
 					len);
+		else if ((m->rec.flags & STORE_F_CRLF) &&
+			 (m->rec.size != len ||
+			  store_sent_size(data, len) != len))
+			check_violation(c,
+					"uid %u: marked as having no bare "
+					"LF, but body %llu has some",
+					m->uid,
+					(unsigned long long)m->rec.body_id);
+		if (m->rec.flags & ~(STORE_F_SYSTEM | STORE_F_CRLF))
+			check_violation(c, "uid %u has unknown flag bits %#x",
+					m->uid, m->rec.flags);
 		u64s_add(&c->my_bodies, m->rec.body_id);
 		size += m->rec.size;
 		unseen += !(m->rec.flags & STORE_F_SEEN);

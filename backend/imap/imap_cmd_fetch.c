@@ -43,7 +43,9 @@ struct fetch_item {
 struct fetch_req {
 	struct fetch_item *items;
 	unsigned n, cap;
-	int want_flags, sets_seen, want_uid, want_modseq, need_mime;
+	int want_flags, sets_seen, want_uid, want_modseq;
+	int need_body;          /* the message's octets */
+	int need_mime;          /* its MIME structure (and octets) */
 	uint64_t changedsince;  /* CHANGEDSINCE modifier, 0: none */
 	int vanished;           /* VANISHED modifier (QRESYNC) */
 };
@@ -146,7 +148,9 @@ parse_section_item(struct arena *a, const char *atom, struct fetch_req *req)
 					      (unsigned long long)it->offset);
 	if (!peek)
 		req->sets_seen = 1;
-	req->need_mime = 1;
+	req->need_body = 1;
+	if (kind != FETCH_BODY || !mime_spec_whole(it->parsed))
+		req->need_mime = 1;
 	return 0;
 }
 
@@ -166,7 +170,9 @@ add_rfc822(struct arena *a, struct fetch_req *req, const char *spec,
 		abort();
 	if (!peek)
 		req->sets_seen = 1;
-	req->need_mime = 1;
+	req->need_body = 1;
+	if (!mime_spec_whole(it->parsed))
+		req->need_mime = 1;
 	return it;
 }
 
@@ -279,16 +285,22 @@ fetch_one(struct imap_cmd_ctx *cmd, const struct fetch_req *req, uint32_t seq,
 	/* Sections are computed first: an unknown encoding must not leave a
 	   half-written response. */
 	struct mime_section *secs = NULL;
-	if (req->need_mime) {
+	if (req->need_body) {
+		/* The record knows when there are no bare LFs to convert. */
+		unsigned opts = m->flags & STORE_F_CRLF ? MIME_SEC_CRLF : 0;
 		secs = arena_zalloc(a, req->n * sizeof(*secs));
 		for (unsigned i = 0; i < req->n; i++) {
 			const struct fetch_item *it = &req->items[i];
 			const char *err;
 			int rc = MIME_OK;
-			if (it->kind == FETCH_BODY)
-				rc = mime_section_fetch_parsed(mm, body, blen,
-							       it->parsed, a,
-							       &secs[i], &err);
+			if (it->kind == FETCH_BODY &&
+			    mime_spec_whole(it->parsed))
+				mime_section_whole(body, blen, opts, a,
+						   &secs[i]);
+			else if (it->kind == FETCH_BODY)
+				rc = mime_section_fetch_parsed(
+				    mm, body, blen, it->parsed, opts, a,
+				    &secs[i], &err);
 			else if (it->kind == FETCH_BINARY ||
 				 it->kind == FETCH_BINARY_SIZE)
 				rc = mime_section_binary(mm, body, blen,
@@ -451,7 +463,7 @@ fetch_respond(struct fetch_ctx *fc)
 		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
 		return;
 	}
-	int need_body = fc->req.need_mime;
+	int need_body = fc->req.need_body || fc->req.need_mime;
 	/* Per-message memory, cleared for each message of the set. */
 	struct arena mp;
 	arena_init(&mp, 16384);
@@ -526,7 +538,9 @@ fetch_respond(struct fetch_ctx *fc)
 			return;
 		}
 		struct mime_msg *mm = NULL;
-		if (need_body) {
+		if (need_body)
+			arena_clear(&mp);
+		if (fc->req.need_mime) {
 			const void *blob;
 			size_t bloblen;
 			const char *merr;
@@ -534,7 +548,6 @@ fetch_respond(struct fetch_ctx *fc)
 						     &bloblen, &err);
 			/* The structure computed at delivery; messages stored
 			   without one are parsed now. */
-			arena_clear(&mp);
 			if (mrc != 0 || mime_cache_load(&mp, blob, bloblen,
 							blen, &mm, &merr) < 0)
 				mime_parse(&mp, body, blen, &mm, &merr);

@@ -195,11 +195,22 @@ int mime_section_fetch(const struct mime_msg *m, const char *msg,
 struct mime_spec;
 int mime_spec_parse(struct arena *a, const char *spec, size_t spec_len,
 		    struct mime_spec **spec_r, const char **error_r);
-/* mime_section_fetch() with a spec from mime_spec_parse(). */
+/* mime_section_fetch() with a spec from mime_spec_parse().  opts:
+ * MIME_SEC_CRLF when msg is known to hold no bare LF (each LF follows a
+ * CR), so its octets are sent without looking for LFs to turn into
+ * CRLF. */
+#define MIME_SEC_CRLF 1u
 int mime_section_fetch_parsed(const struct mime_msg *m, const char *msg,
 			      size_t msg_len, const struct mime_spec *spec,
-			      struct arena *a, struct mime_section *sec_r,
-			      const char **error_r);
+			      unsigned opts, struct arena *a,
+			      struct mime_section *sec_r, const char **error_r);
+/* Whether spec names the whole message (BODY[], RFC822), which needs no
+ * MIME structure: mime_section_whole() answers it. */
+int mime_spec_whole(const struct mime_spec *spec);
+/* The whole message as BODY[] sends it (bare LFs as CRLF); opts as for
+ * mime_section_fetch_parsed(). */
+void mime_section_whole(const char *msg, size_t msg_len, unsigned opts,
+			struct arena *a, struct mime_section *sec_r);
 
 /* The content of BINARY[part] (RFC 3516): part is "" (the whole message,
  * unchanged) or "1.2"...; the body is decoded from its

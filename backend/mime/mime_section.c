@@ -42,6 +42,7 @@ struct builder {
 	size_t msg_len;
 	struct mime_section *sec;
 	unsigned int cap;
+	unsigned opts; /* MIME_SEC_CRLF */
 };
 
 static int
@@ -90,6 +91,10 @@ range(struct builder *b, size_t off, size_t len)
 	if (len == 0)
 		return;
 	const char *p = b->msg + off;
+	if (b->opts & MIME_SEC_CRLF) {
+		chunk(b, p, len);
+		return;
+	}
 	size_t bare = 0;
 	const char *q = memchr(p, '\n', len);
 	while (q != NULL) {
@@ -398,18 +403,33 @@ mime_section_fetch(const struct mime_msg *m, const char *msg,
 	int rc = mime_spec_parse(a, spec, spec_len, &sp, error_r);
 	if (rc != MIME_OK)
 		return rc;
-	return mime_section_fetch_parsed(m, msg, msg_len, sp, a, sec_r,
+	return mime_section_fetch_parsed(m, msg, msg_len, sp, 0, a, sec_r,
 					 error_r);
+}
+
+int
+mime_spec_whole(const struct mime_spec *spec)
+{
+	return spec->npath == 0 && spec->text == SEC_BODY;
+}
+
+void
+mime_section_whole(const char *msg, size_t msg_len, unsigned opts,
+		   struct arena *a, struct mime_section *sec_r)
+{
+	struct builder b = {a, msg, msg_len, sec_r, 0, opts};
+	memset(sec_r, 0, sizeof(*sec_r));
+	range(&b, 0, msg_len);
 }
 
 int
 mime_section_fetch_parsed(const struct mime_msg *m, const char *msg,
 			  size_t msg_len, const struct mime_spec *spec,
-			  struct arena *a, struct mime_section *sec_r,
-			  const char **error_r)
+			  unsigned opts, struct arena *a,
+			  struct mime_section *sec_r, const char **error_r)
 {
 	const struct mime_spec *sp = spec;
-	struct builder b = { a, msg, msg_len, sec_r, 0 };
+	struct builder b = {a, msg, msg_len, sec_r, 0, opts};
 
 	memset(sec_r, 0, sizeof(*sec_r));
 	if (msg_len != m->msg_size) {
@@ -491,7 +511,7 @@ mime_section_binary(const struct mime_msg *m, const char *msg,
 		    const char **error_r)
 {
 	struct mime_spec sp;
-	struct builder b = { a, msg, msg_len, sec_r, 0 };
+	struct builder b = {a, msg, msg_len, sec_r, 0, 0};
 	const char *p = part_spec, *end = part_spec + part_len;
 
 	memset(sec_r, 0, sizeof(*sec_r));

@@ -81,6 +81,14 @@ enum store_flag {
 	STORE_F_DELETED = 1 << 3,
 	STORE_F_DRAFT = 1 << 4,
 };
+/* Not an IMAP flag: the record's own knowledge that the stored octets
+ * have no bare LF, so FETCH sends them as they are without looking.  Set
+ * at APPEND (and kept by COPY and STORE); records stored before it lack
+ * it and are looked at. */
+#define STORE_F_CRLF (1u << 31)
+#define STORE_F_SYSTEM                                                         \
+	(STORE_F_SEEN | STORE_F_ANSWERED | STORE_F_FLAGGED | STORE_F_DELETED | \
+	 STORE_F_DRAFT)
 
 /* Special-use attributes (RFC 6154). */
 enum store_special_use {

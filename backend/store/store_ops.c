@@ -689,9 +689,9 @@ append_sized(struct store *st, MDB_txn *txn, struct store_append_args *a,
 		/* Every message gets a modseq of its own: the index is keyed
 		   by (mailbox, modseq). */
 		m.modseq = ++mb.rec.highestmodseq;
-		m.flags = nm->flags & (STORE_F_SEEN | STORE_F_ANSWERED |
-				       STORE_F_FLAGGED | STORE_F_DELETED |
-				       STORE_F_DRAFT);
+		m.flags = nm->flags & STORE_F_SYSTEM;
+		if (sizes[i] == nm->len)
+			m.flags |= STORE_F_CRLF;
 		uint32_t uid = mb.rec.uidnext++;
 		if ((rc = msg_put(st, txn, mb.rec.mbox_id, uid, NULL, &m)) != 0)
 			return op_mdb(err, "append", rc);
@@ -742,6 +742,7 @@ store_op_flags(struct store *st, MDB_txn *txn, void *vargs, char *err)
 			     a->mode != STORE_FLAGS_REMOVE, &kw, err)) != 0)
 		return rc;
 	int changed = 0;
+	uint32_t flags = a->flags & STORE_F_SYSTEM;
 	for (size_t i = 0; i < a->n; i++) {
 		struct store_msg_rec m, old;
 		a->modseq[i] = 0;
@@ -759,15 +760,15 @@ store_op_flags(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		old = m;
 		switch (a->mode) {
 		case STORE_FLAGS_SET:
-			m.flags = a->flags;
+			m.flags = (m.flags & ~STORE_F_SYSTEM) | flags;
 			m.keywords = kw;
 			break;
 		case STORE_FLAGS_ADD:
-			m.flags |= a->flags;
+			m.flags |= flags;
 			m.keywords |= kw;
 			break;
 		case STORE_FLAGS_REMOVE:
-			m.flags &= ~a->flags;
+			m.flags &= ~flags;
 			m.keywords &= ~kw;
 			break;
 		}

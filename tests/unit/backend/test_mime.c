@@ -236,13 +236,39 @@ check_section(struct t *t, const char *msg, size_t len, const char *spec,
 		struct mime_section sec;
 		struct buf b3 = BUF_INIT;
 		assert_int_equal(mime_section_fetch_parsed(both[i], msg, len,
-							   ps, &t->a, &sec,
+							   ps, 0, &t->a, &sec,
 							   &error),
 				 MIME_OK);
 		mime_section_copy(&sec, 0, UINT64_MAX, &b3);
 		assert_buf(&b3, want, want_len);
 		buf_free(&b3);
 	}
+	/* A message without bare LFs, known to be so (MIME_SEC_CRLF), gives
+	   the same octets without being looked at; a whole-message spec
+	   needs no structure. */
+	int crlf = 1;
+	for (size_t i = 0; i < len; i++)
+		if (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r'))
+			crlf = 0;
+	unsigned opts[] = {0, MIME_SEC_CRLF};
+	for (int o = 0; o < 1 + crlf; o++) {
+		struct mime_section sec;
+		struct buf b4 = BUF_INIT;
+		assert_int_equal(mime_section_fetch_parsed(m, msg, len, ps,
+							   opts[o], &t->a, &sec,
+							   &error),
+				 MIME_OK);
+		mime_section_copy(&sec, 0, UINT64_MAX, &b4);
+		assert_buf(&b4, want, want_len);
+		buf_reset(&b4);
+		if (mime_spec_whole(ps)) {
+			mime_section_whole(msg, len, opts[o], &t->a, &sec);
+			mime_section_copy(&sec, 0, UINT64_MAX, &b4);
+			assert_buf(&b4, want, want_len);
+		}
+		buf_free(&b4);
+	}
+	assert_int_equal(mime_spec_whole(ps), spec[0] == '\0');
 	buf_free(&b1);
 	buf_free(&b2);
 }
@@ -941,6 +967,14 @@ test_bare_lf(void **state)
 		buf_free(&a);
 		buf_free(&b);
 	}
+	/* The whole message without its structure: CRLF too */
+	struct mime_section sec;
+	struct buf w = BUF_INIT;
+	mime_section_whole(lmsg, llen, 0, &t->a, &sec);
+	mime_section_copy(&sec, 0, UINT64_MAX, &w);
+	assert_buf(&w, msg_fwd, sizeof(msg_fwd) - 1);
+	assert_int_equal(sec.size, sizeof(msg_fwd) - 1);
+	buf_free(&w);
 	buf_free(&lf);
 }
 

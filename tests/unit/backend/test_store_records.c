@@ -275,6 +275,108 @@ fail_op(struct store *st, MDB_txn *txn, void *args, char *err)
 	return STORE_ERR_INTERNAL;
 }
 
+/* The record's STORE_F_CRLF: set at APPEND exactly for messages with no
+ * bare LF, whose size is then their length; kept through STORE (even
+ * one that names every bit) and COPY; never shown as an IMAP flag bit. */
+static struct store_msg_rec
+msg_rec(struct store *st, uint64_t mbox, uint32_t uid)
+{
+	MDB_txn *txn;
+	const char *err;
+	struct store_msg_rec r;
+	assert_int_equal(store_read_begin(st, &txn, &err), 0);
+	assert_int_equal(store_message_get(st, txn, mbox, uid, &r, &err), 0);
+	store_read_end(&txn);
+	return r;
+}
+
+static void
+test_crlf_flag(void **state)
+{
+	char dir[64], err[STORE_ERR_SIZE];
+	const char *e;
+	struct store *st = open_store(dir, sizeof(dir));
+	struct store_provision_args pa = {"crlf-user"};
+	assert_int_equal(store_run(st, store_op_provision, &pa, err), 0);
+	MDB_txn *txn;
+	struct store_user_rec u;
+	struct store_mailbox_rec arch;
+	assert_int_equal(store_read_begin(st, &txn, &e), 0);
+	assert_int_equal(store_user_get(st, txn, "crlf-user", &u, &e), 0);
+	assert_int_equal(
+	    store_mailbox_get(st, txn, u.user_num, "Archive", &arch, &e), 0);
+	store_read_end(&txn);
+
+	static const char crlf[] = "Subject: a\r\n\r\nbody\r\n";
+	static const char bare[] = "Subject: b\n\r\nbody\r\n";
+	static const char end_lf[] = "Subject: c\r\n\r\nbody\n";
+	struct store_new_msg nm[] = {
+	    {crlf, sizeof(crlf) - 1, STORE_F_SEEN, NULL, 0, 0, NULL, 0},
+	    {bare, sizeof(bare) - 1, 0, NULL, 0, 0, NULL, 0},
+	    {end_lf, sizeof(end_lf) - 1, 0, NULL, 0, 0, NULL, 0},
+	    {"", 0, 0, NULL, 0, 0, NULL, 0},
+	    /* a client cannot set it */
+	    {crlf, sizeof(crlf) - 1, 0xffffffffu, NULL, 0, 0, NULL, 0},
+	    {bare, sizeof(bare) - 1, 0xffffffffu, NULL, 0, 0, NULL, 0},
+	};
+	struct store_append_args aa = {0};
+	aa.user_num = u.user_num;
+	aa.mailbox = "INBOX";
+	aa.msgs = nm;
+	aa.n = 6;
+	assert_int_equal(store_run(st, store_op_append, &aa, err), 0);
+	uint64_t inbox = aa.mbox_id_out;
+	const int want[] = {1, 0, 0, 1, 1, 0};
+	for (uint32_t i = 0; i < 6; i++) {
+		struct store_msg_rec r = msg_rec(st, inbox, aa.first_uid + i);
+		assert_int_equal(!!(r.flags & STORE_F_CRLF), want[i]);
+		assert_int_equal(r.flags & ~(STORE_F_SYSTEM | STORE_F_CRLF), 0);
+		if (want[i])
+			assert_int_equal(r.size, nm[i].len);
+		else
+			assert_int_equal(r.size, nm[i].len + 1);
+	}
+	assert_int_equal(msg_rec(st, inbox, aa.first_uid + 4).flags,
+			 STORE_F_SYSTEM | STORE_F_CRLF);
+
+	/* STORE of every mode keeps it and changes the IMAP flags only */
+	uint32_t uids[] = {aa.first_uid, aa.first_uid + 1};
+	uint64_t modseq[2];
+	uint8_t failed[2];
+	const enum store_flags_mode modes[] = {
+	    STORE_FLAGS_SET, STORE_FLAGS_REMOVE, STORE_FLAGS_ADD,
+	    STORE_FLAGS_SET};
+	const uint32_t fl[] = {STORE_F_FLAGGED, 0xffffffffu, 0xffffffffu, 0};
+	const uint32_t after[] = {STORE_F_FLAGGED, 0, STORE_F_SYSTEM, 0};
+	for (int k = 0; k < 4; k++) {
+		struct store_flags_args fa = {0};
+		fa.mbox_id = inbox;
+		fa.uids = uids;
+		fa.n = 2;
+		fa.mode = modes[k];
+		fa.flags = fl[k];
+		fa.modseq = modseq;
+		fa.failed = failed;
+		assert_int_equal(store_run(st, store_op_flags, &fa, err), 0);
+		assert_int_equal(msg_rec(st, inbox, uids[0]).flags,
+				 after[k] | STORE_F_CRLF);
+		assert_int_equal(msg_rec(st, inbox, uids[1]).flags, after[k]);
+	}
+
+	/* COPY keeps it with the body */
+	uint32_t dst[2];
+	struct store_copy_args ca = {0};
+	ca.src_mbox = inbox;
+	ca.dst_mbox = arch.mbox_id;
+	ca.uids = uids;
+	ca.n = 2;
+	ca.dst_uids = dst;
+	assert_int_equal(store_run(st, store_op_copy, &ca, err), 0);
+	assert_true(msg_rec(st, arch.mbox_id, dst[0]).flags & STORE_F_CRLF);
+	assert_false(msg_rec(st, arch.mbox_id, dst[1]).flags & STORE_F_CRLF);
+	remove_store(&st, dir);
+}
+
 static void
 test_external_generation(void **state)
 {
@@ -302,11 +404,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_record_and_find),
-		cmocka_unit_test(test_prune_in_batches),
-		cmocka_unit_test(test_expunge_records_bounded),
-		cmocka_unit_test(test_schema_2_converted),
-		cmocka_unit_test(test_external_generation),
+	    cmocka_unit_test(test_record_and_find),
+	    cmocka_unit_test(test_prune_in_batches),
+	    cmocka_unit_test(test_expunge_records_bounded),
+	    cmocka_unit_test(test_schema_2_converted),
+	    cmocka_unit_test(test_external_generation),
+	    cmocka_unit_test(test_crlf_flag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
