@@ -2,7 +2,8 @@
 #
 #   make            build the daemons and the admin tool into $(BUILD)
 #   make run        build, then start a single-site deployment (Ctrl-C stops)
-#   make test       build with ASan+UBSan, run unit and end-to-end tests
+#   make test       build as `make run` does (-O2, which warns about more),
+#                   then with ASan+UBSan; run unit and end-to-end tests
 #   make unit       unit tests only
 #   make format     clang-format the C sources
 #
@@ -145,6 +146,7 @@ run: deps
 
 TEST_BUILD := build/test
 test: deps
+	$(MAKE) all
 	$(MAKE) BUILD=$(TEST_BUILD) SANITIZE=address,undefined OPT=-O1 all unit
 	$(MAKE) BUILD=$(TEST_BUILD) FUZZ_TIME=5 fuzz-smoke
 	PORTICO_BUILD=$(CURDIR)/$(TEST_BUILD) $(PYTHON) -m pytest -ra tests/e2e

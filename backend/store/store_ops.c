@@ -714,8 +714,8 @@ store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
 {
 	struct store_append_args *a = vargs;
 	/* Each message is scanned once, for the quota and its record. */
-	uint64_t one[8],
-	    *sizes = a->n <= 8 ? one : malloc(a->n * sizeof(*sizes));
+	uint64_t one[8] = {0},
+		 *sizes = a->n <= 8 ? one : malloc(a->n * sizeof(*sizes));
 	if (sizes == NULL)
 		abort();
 	for (size_t i = 0; i < a->n; i++)
