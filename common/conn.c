@@ -1,11 +1,15 @@
-/* conn.c - libuv TCP with TLS over memory BIOs. */
+/* conn.c - libuv TCP with TLS: OpenSSL reads the network's bytes from a
+ * memory BIO and writes its records into the connection's own buffer,
+ * which is handed to the socket as it is. */
 #include "common/conn.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 
 #include "common/log.h"
@@ -14,6 +18,9 @@
 
 #define CONN_READ_CHUNK 65536
 #define CONN_CLOSE_GRACE_MS 3000
+/* A connection's buffer of outgoing TLS records is kept between writes up
+ * to this size, and given back when a larger answer made it grow. */
+#define CONN_TLS_OUT_KEEP 65536
 
 struct conn_wreq {
 	uv_write_t req;
@@ -23,8 +30,62 @@ struct conn_wreq {
 };
 
 static _Thread_local char conn_read_buf[CONN_READ_CHUNK];
-/* TLS records on their way from OpenSSL to the socket. */
-static _Thread_local char conn_tls_out[CONN_READ_CHUNK];
+
+/* -- the write side of TLS ------------------------------------------------
+ * OpenSSL writes its records into c->tls_out (one copy, from its own
+ * record buffer) and conn_flush_tls() hands that buffer to the socket; a
+ * memory BIO would cost another copy of every byte (BIO_read out of it). */
+
+static int
+tls_out_write(BIO *b, const char *data, size_t len, size_t *written)
+{
+	struct conn *c = BIO_get_data(b);
+	buf_append(&c->tls_out, data, len);
+	*written = len;
+	return 1;
+}
+
+static long
+tls_out_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1; /* conn_flush_tls() sends, when not corked */
+	case BIO_CTRL_WPENDING:
+		return (long)buf_used(
+		    &((struct conn *)BIO_get_data(b))->tls_out);
+	default:
+		return 0;
+	}
+}
+
+static BIO_METHOD *tls_out_method;
+static pthread_once_t tls_out_once = PTHREAD_ONCE_INIT;
+
+static void
+tls_out_method_init(void)
+{
+	tls_out_method = BIO_meth_new(
+	    BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "conn records");
+	if (tls_out_method == NULL ||
+	    BIO_meth_set_write_ex(tls_out_method, tls_out_write) != 1 ||
+	    BIO_meth_set_ctrl(tls_out_method, tls_out_ctrl) != 1)
+		abort();
+}
+
+static BIO *
+tls_out_bio(struct conn *c)
+{
+	pthread_once(&tls_out_once, tls_out_method_init);
+	BIO *b = BIO_new(tls_out_method);
+	if (b == NULL)
+		abort();
+	BIO_set_data(b, c);
+	BIO_set_init(b, 1);
+	return b;
+}
 
 static void conn_fail(struct conn *c, const char *why);
 static void conn_close_handles(struct conn *c);
@@ -39,6 +100,7 @@ conn_handle_closed(uv_handle_t *h)
 			c->ssl = NULL;
 		}
 		buf_wipe(&c->tls_pending);
+		buf_free(&c->tls_out);
 		c->ops->closed(c);
 	}
 }
@@ -131,21 +193,18 @@ conn_send_raw(struct conn *c, const void *data, size_t len)
 	return conn_send_wreq(c, w);
 }
 
-/* Moves what OpenSSL produced to the socket. */
+/* Moves what OpenSSL produced to the socket, in one write. */
 static int
 conn_flush_tls(struct conn *c)
 {
-	size_t pending;
-	while ((pending = BIO_ctrl_pending(c->wbio)) > 0) {
-		if (pending > sizeof(conn_tls_out))
-			pending = sizeof(conn_tls_out);
-		int n = BIO_read(c->wbio, conn_tls_out, (int)pending);
-		if (n <= 0)
-			return -1;
-		if (conn_send_raw(c, conn_tls_out, (size_t)n) < 0)
-			return -1;
-	}
-	return 0;
+	size_t n = buf_used(&c->tls_out);
+	if (n == 0)
+		return 0;
+	int rc = conn_send_raw(c, buf_ptr(&c->tls_out), n);
+	buf_reset(&c->tls_out);
+	if (c->tls_out.cap > CONN_TLS_OUT_KEEP)
+		buf_free(&c->tls_out);
+	return rc < 0 ? -1 : 0;
 }
 
 static int
@@ -365,11 +424,10 @@ conn_tls_begin(struct conn *c, SSL_CTX *ctx, int server, const char *hostname,
 	if (session != NULL && SSL_set_session(c->ssl, session) != 1)
 		ERR_clear_error(); /* a full handshake then */
 	c->rbio = BIO_new(BIO_s_mem());
-	c->wbio = BIO_new(BIO_s_mem());
-	if (c->rbio == NULL || c->wbio == NULL)
+	c->wbio = tls_out_bio(c);
+	if (c->rbio == NULL)
 		abort();
 	BIO_set_mem_eof_return(c->rbio, -1);
-	BIO_set_mem_eof_return(c->wbio, -1);
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
 	if (server) {
 		SSL_set_accept_state(c->ssl);

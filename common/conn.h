@@ -39,7 +39,8 @@ struct conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;       /* close guard */
 	SSL *ssl;
-	BIO *rbio, *wbio;       /* network -> SSL, SSL -> network */
+	BIO *rbio, *wbio;       /* network -> SSL, SSL -> tls_out */
+	struct buf tls_out;     /* TLS records not yet given to the socket */
 	struct buf tls_pending; /* plaintext written before the handshake */
 	const struct conn_ops *ops;
 	void *data;             /* owner */
@@ -53,7 +54,7 @@ struct conn {
 	unsigned reading : 1;
 	unsigned connected : 1;
 	unsigned lingering : 1; /* closed for writing, draining the peer */
-	unsigned corked : 1;    /* TLS records wait in wbio (conn_cork) */
+	unsigned corked : 1;    /* TLS records wait in tls_out (conn_cork) */
 };
 
 /* Initialises the handles; call before uv_accept() or conn_connect(). */
