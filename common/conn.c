@@ -1,6 +1,6 @@
-/* conn.c - libuv TCP with TLS: OpenSSL reads the network's bytes from a
- * memory BIO and writes its records into the connection's own buffer,
- * which is handed to the socket as it is. */
+/* conn.c - libuv TCP with TLS: OpenSSL reads the network's bytes where
+ * libuv read them and writes its records into the connection's own
+ * buffer, which is handed to the socket as it is. */
 #include "common/conn.h"
 
 #include <pthread.h>
@@ -20,7 +20,7 @@
 #define CONN_CLOSE_GRACE_MS 3000
 /* A connection's buffer of outgoing TLS records is kept between writes up
  * to this size, and given back when a larger answer made it grow. */
-#define CONN_TLS_OUT_KEEP 65536
+#define CONN_TLS_OUT_KEEP (2 * CONN_READ_CHUNK)
 
 struct conn_wreq {
 	uv_write_t req;
@@ -29,15 +29,46 @@ struct conn_wreq {
 	char data[];
 };
 
+/* The socket's bytes, read by libuv (and, over TLS, by OpenSSL from
+ * there), and what SSL_read() decrypts. */
 static _Thread_local char conn_read_buf[CONN_READ_CHUNK];
+static _Thread_local char conn_plain_buf[CONN_READ_CHUNK];
 
-/* -- the write side of TLS ------------------------------------------------
- * OpenSSL writes its records into c->tls_out (one copy, from its own
- * record buffer) and conn_flush_tls() hands that buffer to the socket; a
- * memory BIO would cost another copy of every byte (BIO_read out of it). */
+/* -- TLS's BIO --------------------------------------------------------------
+ * OpenSSL reads the network's bytes where libuv put them (c->in_ptr: the
+ * read buffer, for the time of conn_tls_input()) and writes its records
+ * into c->tls_out, which conn_flush_tls() hands to the socket as it is.
+ * A pair of memory BIOs would cost two more copies of every byte: in
+ * (BIO_write into it) and out (BIO_read out of it). */
 
 static int
-tls_out_write(BIO *b, const char *data, size_t len, size_t *written)
+conn_bio_read(BIO *b, char *out, size_t outl, size_t *readbytes)
+{
+	struct conn *c = BIO_get_data(b);
+	size_t n;
+	BIO_clear_retry_flags(b);
+	if (buf_used(&c->tls_in) > 0) {
+		n = buf_used(&c->tls_in) < outl ? buf_used(&c->tls_in) : outl;
+		memcpy(out, buf_ptr(&c->tls_in), n);
+		buf_consume(&c->tls_in, n);
+		if (buf_used(&c->tls_in) == 0)
+			buf_free(&c->tls_in);
+	} else if (c->in_len > 0) {
+		n = c->in_len < outl ? c->in_len : outl;
+		memcpy(out, c->in_ptr, n);
+		c->in_ptr += n;
+		c->in_len -= n;
+	} else {
+		BIO_set_retry_read(b); /* more comes with the next read */
+		*readbytes = 0;
+		return 0;
+	}
+	*readbytes = n;
+	return 1;
+}
+
+static int
+conn_bio_write(BIO *b, const char *data, size_t len, size_t *written)
 {
 	struct conn *c = BIO_get_data(b);
 	buf_append(&c->tls_out, data, len);
@@ -46,40 +77,43 @@ tls_out_write(BIO *b, const char *data, size_t len, size_t *written)
 }
 
 static long
-tls_out_ctrl(BIO *b, int cmd, long num, void *ptr)
+conn_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
+	struct conn *c = BIO_get_data(b);
 	(void)num;
 	(void)ptr;
 	switch (cmd) {
 	case BIO_CTRL_FLUSH:
 		return 1; /* conn_flush_tls() sends, when not corked */
+	case BIO_CTRL_PENDING:
+		return (long)(buf_used(&c->tls_in) + c->in_len);
 	case BIO_CTRL_WPENDING:
-		return (long)buf_used(
-		    &((struct conn *)BIO_get_data(b))->tls_out);
+		return (long)buf_used(&c->tls_out);
 	default:
 		return 0;
 	}
 }
 
-static BIO_METHOD *tls_out_method;
-static pthread_once_t tls_out_once = PTHREAD_ONCE_INIT;
+static BIO_METHOD *conn_bio_method;
+static pthread_once_t conn_bio_once = PTHREAD_ONCE_INIT;
 
 static void
-tls_out_method_init(void)
+conn_bio_method_init(void)
 {
-	tls_out_method = BIO_meth_new(
-	    BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "conn records");
-	if (tls_out_method == NULL ||
-	    BIO_meth_set_write_ex(tls_out_method, tls_out_write) != 1 ||
-	    BIO_meth_set_ctrl(tls_out_method, tls_out_ctrl) != 1)
+	conn_bio_method = BIO_meth_new(
+	    BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "conn");
+	if (conn_bio_method == NULL ||
+	    BIO_meth_set_read_ex(conn_bio_method, conn_bio_read) != 1 ||
+	    BIO_meth_set_write_ex(conn_bio_method, conn_bio_write) != 1 ||
+	    BIO_meth_set_ctrl(conn_bio_method, conn_bio_ctrl) != 1)
 		abort();
 }
 
 static BIO *
-tls_out_bio(struct conn *c)
+conn_bio(struct conn *c)
 {
-	pthread_once(&tls_out_once, tls_out_method_init);
-	BIO *b = BIO_new(tls_out_method);
+	pthread_once(&conn_bio_once, conn_bio_method_init);
+	BIO *b = BIO_new(conn_bio_method);
 	if (b == NULL)
 		abort();
 	BIO_set_data(b, c);
@@ -101,6 +135,7 @@ conn_handle_closed(uv_handle_t *h)
 		}
 		buf_wipe(&c->tls_pending);
 		buf_free(&c->tls_out);
+		buf_free(&c->tls_in);
 		c->ops->closed(c);
 	}
 }
@@ -290,13 +325,26 @@ conn_uncork(struct conn *c)
 		conn_fail(c, "TLS write failed");
 }
 
+static void conn_tls_process(struct conn *c);
+
 static void
 conn_tls_input(struct conn *c, const char *data, size_t len)
 {
-	if (BIO_write(c->rbio, data, (int)len) != (int)len) {
-		conn_fail(c, "TLS input buffer");
-		return;
-	}
+	c->in_ptr = data;
+	c->in_len = len;
+	conn_tls_process(c);
+	/* OpenSSL reads until it wants more, so nothing is left unless the
+	   connection failed on the way; what is left waits for the next
+	   read (data is libuv's buffer, reused). */
+	if (c->in_len > 0 && !c->closing)
+		buf_append(&c->tls_in, c->in_ptr, c->in_len);
+	c->in_ptr = NULL;
+	c->in_len = 0;
+}
+
+static void
+conn_tls_process(struct conn *c)
+{
 	if (c->handshaking) {
 		int rc = SSL_do_handshake(c->ssl);
 		if (rc != 1) {
@@ -338,9 +386,10 @@ conn_tls_input(struct conn *c, const char *data, size_t len)
 		}
 	}
 	for (;;) {
-		int n = SSL_read(c->ssl, conn_read_buf, sizeof(conn_read_buf));
+		int n = SSL_read(c->ssl, conn_plain_buf,
+				 sizeof(conn_plain_buf));
 		if (n > 0) {
-			c->ops->read(c, conn_read_buf, (size_t)n);
+			c->ops->read(c, conn_plain_buf, (size_t)n);
 			if (c->closing)
 				return;
 			continue;
@@ -423,12 +472,8 @@ conn_tls_begin(struct conn *c, SSL_CTX *ctx, int server, const char *hostname,
 		return -1;
 	if (session != NULL && SSL_set_session(c->ssl, session) != 1)
 		ERR_clear_error(); /* a full handshake then */
-	c->rbio = BIO_new(BIO_s_mem());
-	c->wbio = tls_out_bio(c);
-	if (c->rbio == NULL)
-		abort();
-	BIO_set_mem_eof_return(c->rbio, -1);
-	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	c->rbio = c->wbio = conn_bio(c);
+	SSL_set_bio(c->ssl, c->rbio, c->wbio); /* one reference for both */
 	if (server) {
 		SSL_set_accept_state(c->ssl);
 	} else {

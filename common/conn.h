@@ -39,7 +39,10 @@ struct conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;       /* close guard */
 	SSL *ssl;
-	BIO *rbio, *wbio;       /* network -> SSL, SSL -> tls_out */
+	BIO *rbio, *wbio;   /* the same BIO: in_ptr/tls_in -> SSL -> tls_out */
+	const char *in_ptr; /* network bytes OpenSSL has not read yet */
+	size_t in_len;
+	struct buf tls_in;      /* ... kept between reads (rare) */
 	struct buf tls_out;     /* TLS records not yet given to the socket */
 	struct buf tls_pending; /* plaintext written before the handshake */
 	const struct conn_ops *ops;
