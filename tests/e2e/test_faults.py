@@ -185,11 +185,16 @@ def test_check_finds_crafted_violations(stack_factory):
     for i in range(2):
         typ, data = append_one(c, "checked-%d@faults.test" % i)
         assert typ == "OK", data
+    # a third with bare LF line ends (the literal as is: imaplib's
+    # append() would turn them into CRLF)
+    c.literal = b"Subject: bare\nMessage-ID: <bare@faults.test>\n\nbody\n"
+    typ, data = c._simple_command("APPEND", "INBOX")
+    assert typ == "OK", data
     c.logout()
     assert_store_consistent(st)
     store = st.dir / "s1b1" / "store"
     refs = mdb_records(store, "bodyrefs")
-    assert len(refs) == 2 and refs[0][1] == (1).to_bytes(4, "little")
+    assert len(refs) == 3 and refs[0][1] == (1).to_bytes(4, "little")
     # A reference count off by one, an orphan body, and an INBOX whose
     # message counter disagrees with its messages.
     body_id = refs[0][0]
@@ -202,6 +207,21 @@ def test_check_finds_crafted_violations(stack_factory):
     # struct store_mailbox_rec: messages is the u32 at offset 24.
     v = v[:24] + (7).to_bytes(4, "little") + v[28:]
     mdb_put_raw(store, "mailboxes", [(k, v)])
+    # struct store_msg_rec: flags is the u32 at offset 48.  The message
+    # with bare LFs marked as having none (STORE_F_CRLF, bit 31), and the
+    # first one with a flag bit nothing defines.
+    mbox_id = int.from_bytes(inbox[0][1][:8], "little")
+    msgs = [(k, v) for k, v in mdb_records(store, "messages")
+            if k[:8] == mbox_id.to_bytes(8, "big")]
+    assert len(msgs) == 3
+    flags = [int.from_bytes(v[48:52], "little") for _, v in msgs]
+    assert flags[0] & (1 << 31) and not flags[2] & (1 << 31), flags
+    crafted = []
+    for i, bit in ((2, 1 << 31), (0, 1 << 20)):
+        k, v = msgs[i]
+        crafted.append((k, v[:48] + (flags[i] | bit).to_bytes(4, "little")
+                        + v[52:]))
+    mdb_put_raw(store, "messages", crafted)
     # Quota records: one of a user number that does not exist, and the
     # user's own cut short.
     users = mdb_records(store, "users")
@@ -218,8 +238,14 @@ def test_check_finds_crafted_violations(stack_factory):
     out = r.stdout
     assert "body=%d: reference count 2, 1 messages point at it" % \
         int.from_bytes(body_id, "big") in out, out
-    assert "mailbox=INBOX: messages counter 7, the mailbox holds 2" in out, \
+    assert "mailbox=INBOX: messages counter 7, the mailbox holds 3" in out, \
         out
+    uid1 = int.from_bytes(msgs[0][0][8:12], "big")
+    uid3 = int.from_bytes(msgs[2][0][8:12], "big")
+    assert "uid %d: marked as having no bare LF, but body %d has some" % (
+        uid3, int.from_bytes(msgs[2][1][:8], "little")) in out, out
+    assert "uid %d has unknown flag bits %#x" % (
+        uid1, flags[0] | (1 << 20)) in out, out
     # The orphan is found from every side.
     for what in ("no reference count", "orphan body: no message points at "
                  "it", "body id is not below the next id",
@@ -228,8 +254,8 @@ def test_check_finds_crafted_violations(stack_factory):
     assert "quota record of user number 999999, which does not exist" \
         in out, out
     assert "user=%s: quota record: " % users[0][0].decode() in out, out
-    assert out.count("VIOLATION") == 8, out
-    assert out.rstrip().endswith(": 8 violations"), out
+    assert out.count("VIOLATION") == 10, out
+    assert out.rstrip().endswith(": 10 violations"), out
 
 
 def test_check_after_multi_message_operations(stack_factory):
