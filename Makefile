@@ -140,14 +140,19 @@ unit: $(UNIT_BINS)
 deps:
 	@scripts/deps.sh
 
+# The two commands compile on every core (the unit tests still run one
+# after the other: `unit` runs them in one recipe).
+JOBS := -j$(shell nproc 2>/dev/null || echo 2)
+
 run: deps
-	$(MAKE) all
+	$(MAKE) $(JOBS) all
 	scripts/stack run $(CURDIR)/run
 
 TEST_BUILD := build/test
 test: deps
-	$(MAKE) all
-	$(MAKE) BUILD=$(TEST_BUILD) SANITIZE=address,undefined OPT=-O1 all unit
+	$(MAKE) $(JOBS) all
+	$(MAKE) $(JOBS) BUILD=$(TEST_BUILD) SANITIZE=address,undefined OPT=-O1 \
+		all unit
 	$(MAKE) BUILD=$(TEST_BUILD) FUZZ_TIME=5 fuzz-smoke
 	PORTICO_BUILD=$(CURDIR)/$(TEST_BUILD) $(PYTHON) -m pytest -ra tests/e2e
 
