@@ -26,8 +26,17 @@ struct conn_wreq {
 	uv_write_t req;
 	struct conn *c;
 	size_t len;
+	char *base;  /* the bytes: data[], or in owned */
+	char *owned; /* a buffer handed over (conn_flush_tls), freed with w */
 	char data[];
 };
+
+static void
+conn_wreq_free(struct conn_wreq *w)
+{
+	free(w->owned);
+	free(w);
+}
 
 /* The socket's bytes, read by libuv (and, over TLS, by OpenSSL from
  * there), and what SSL_read() decrypts. */
@@ -171,7 +180,7 @@ conn_write_done(uv_write_t *req, int status)
 	struct conn_wreq *w = (struct conn_wreq *)req;
 	struct conn *c = w->c;
 	c->queued -= w->len;
-	free(w);
+	conn_wreq_free(w);
 	if (c->closing)
 		return;
 	if (status < 0) {
@@ -185,7 +194,7 @@ conn_write_done(uv_write_t *req, int status)
 static int
 conn_send_wreq(struct conn *c, struct conn_wreq *w)
 {
-	uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+	uv_buf_t b = uv_buf_init(w->base, (unsigned)w->len);
 	w->c = c;
 	c->queued += w->len;
 	if (c->writes != NULL)
@@ -194,7 +203,7 @@ conn_send_wreq(struct conn *c, struct conn_wreq *w)
 			  conn_write_done);
 	if (rc < 0) {
 		c->queued -= w->len;
-		free(w);
+		conn_wreq_free(w);
 		return rc;
 	}
 	return 0;
@@ -205,41 +214,63 @@ conn_send_wreq(struct conn *c, struct conn_wreq *w)
  * syscall per response); what the kernel does not take now is queued
  * behind a write request.  A failed direct write is retried through the
  * queue, whose completion reports the error as before. */
+/* How many of len bytes the kernel takes now (none while writes are
+ * queued: they keep their order). */
+static size_t
+conn_try_send(struct conn *c, const void *data, size_t len)
+{
+	if (c->queued > 0)
+		return 0;
+	uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+	int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	if (c->writes != NULL)
+		metrics_add(c->writes, 1);
+	return n > 0 ? (size_t)n : 0;
+}
+
 static int
 conn_send_raw(struct conn *c, const void *data, size_t len)
 {
-	if (c->queued == 0) {
-		uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
-		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-		if (c->writes != NULL)
-			metrics_add(c->writes, 1);
-		if (n > 0) {
-			data = (const char *)data + n;
-			len -= (size_t)n;
-			if (len == 0)
-				return 0;
-		}
-	}
+	size_t n = conn_try_send(c, data, len);
+	if (n == len)
+		return 0;
+	data = (const char *)data + n;
+	len -= n;
 	struct conn_wreq *w = malloc(sizeof(*w) + len);
 	if (w == NULL)
 		abort();
 	memcpy(w->data, data, len);
+	w->base = w->data;
+	w->owned = NULL;
 	w->len = len;
 	return conn_send_wreq(c, w);
 }
 
-/* Moves what OpenSSL produced to the socket, in one write. */
+/* Moves what OpenSSL produced to the socket, in one write; what the
+ * kernel does not take now waits in the buffer itself, handed over to a
+ * write request (not copied: a slow reader's answers are the large ones). */
 static int
 conn_flush_tls(struct conn *c)
 {
-	size_t n = buf_used(&c->tls_out);
-	if (n == 0)
+	size_t len = buf_used(&c->tls_out);
+	if (len == 0)
 		return 0;
-	int rc = conn_send_raw(c, buf_ptr(&c->tls_out), n);
-	buf_reset(&c->tls_out);
-	if (c->tls_out.cap > CONN_TLS_OUT_KEEP)
-		buf_free(&c->tls_out);
-	return rc < 0 ? -1 : 0;
+	size_t n = conn_try_send(c, buf_ptr(&c->tls_out), len);
+	if (n == len) {
+		buf_reset(&c->tls_out);
+		if (c->tls_out.cap > CONN_TLS_OUT_KEEP)
+			buf_free(&c->tls_out);
+		return 0;
+	}
+	struct conn_wreq *w = malloc(sizeof(*w));
+	if (w == NULL)
+		abort();
+	w->base = buf_ptr(&c->tls_out) + n;
+	w->owned = c->tls_out.data;
+	w->len = len - n;
+	struct buf none = BUF_INIT;
+	c->tls_out = none; /* the next records start a buffer of their own */
+	return conn_send_wreq(c, w) < 0 ? -1 : 0;
 }
 
 static int
