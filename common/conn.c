@@ -209,11 +209,6 @@ conn_send_wreq(struct conn *c, struct conn_wreq *w)
 	return 0;
 }
 
-/* Sends bytes, copied: when nothing is queued they go straight to the
- * kernel (no copy, no write request, no change to the poll set: one
- * syscall per response); what the kernel does not take now is queued
- * behind a write request.  A failed direct write is retried through the
- * queue, whose completion reports the error as before. */
 /* How many of len bytes the kernel takes now (none while writes are
  * queued: they keep their order). */
 static size_t
@@ -228,6 +223,11 @@ conn_try_send(struct conn *c, const void *data, size_t len)
 	return n > 0 ? (size_t)n : 0;
 }
 
+/* Sends bytes, copied: when nothing is queued they go straight to the
+ * kernel (no copy, no write request, no change to the poll set: one
+ * syscall per response); what the kernel does not take now is queued
+ * behind a write request.  A failed direct write is retried through the
+ * queue, whose completion reports the error as before. */
 static int
 conn_send_raw(struct conn *c, const void *data, size_t len)
 {
@@ -364,9 +364,10 @@ conn_tls_input(struct conn *c, const char *data, size_t len)
 	c->in_ptr = data;
 	c->in_len = len;
 	conn_tls_process(c);
-	/* OpenSSL reads until it wants more, so nothing is left unless the
-	   connection failed on the way; what is left waits for the next
-	   read (data is libuv's buffer, reused). */
+	/* OpenSSL reads until it wants more, so bytes are left only when the
+	   connection failed on the way (they are dropped with it); should
+	   any be left otherwise, they wait for the next read (data is
+	   libuv's buffer, reused). */
 	if (c->in_len > 0 && !c->closing)
 		buf_append(&c->tls_in, c->in_ptr, c->in_len);
 	c->in_ptr = NULL;
