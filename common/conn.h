@@ -1,9 +1,10 @@
 /* conn.h - a TCP connection on a libuv loop, with optional TLS.
  *
- * TLS runs over memory BIOs: ciphertext moves between the socket and
- * OpenSSL in this module, and owners only ever see plaintext.  A conn is
- * embedded in its owner; the owner frees it from the closed callback,
- * never earlier (libuv handles live until their close callback).
+ * Over TLS, ciphertext moves between the socket and OpenSSL in this
+ * module (through a BIO of its own: conn.c), and owners only ever see
+ * plaintext.  A conn is embedded in its owner; the owner frees it from
+ * the closed callback, never earlier (libuv handles live until their
+ * close callback).
  *
  * Callbacks never run after conn_close()/conn_abort() except closed.
  */
