@@ -158,3 +158,21 @@ def test_median_round():
     assert (fn(r), r["round_chosen"]) == (200.0, 1)
     r = bench.median_round(res(None, None), fn, True)
     assert r["round_chosen"] == 0 and r["rounds"] == [None, None]
+
+
+def test_round_users():
+    """imap-mixed's rounds run on mailboxes of their own, alike at the
+    start; the paced login-storm's (which change no mailbox) on the same
+    users every round."""
+    runs = {r[0]: r for r in bench.plan(bench.PROFILES["full"], None)}
+    mixed = runs["imap-mixed"]
+    groups = [bench.round_run(mixed, k)[4] for k in range(3)]
+    assert groups[0] == "mix" and len(set(groups)) == 3, groups
+    for k in range(3):
+        assert bench.round_run(mixed, k)[:4] == mixed[:4]
+        assert bench.round_run(mixed, k)[5:] == mixed[5:]
+    storm = next(r for r in runs.values() if bench.repeated(r)
+                 and r[1] == "login-storm")
+    assert all(bench.round_run(storm, k) == storm for k in range(3))
+    assert [r[0] for r in runs.values() if bench.repeated(r)] == [
+        "imap-mixed", storm[0]]
