@@ -964,11 +964,9 @@ def median_round(results, fn, higher):
     number, the worse of the middle two); rounds without the figure are
     chosen only when none has it."""
     usable = [i for i in range(len(results)) if fn(results[i]) is not None]
-    if not usable:
-        usable = list(range(len(results)))
-        chosen = usable[0]
-    else:
-        # best first: the worse middle one is at (n - 1) // 2 ... n // 2
+    chosen = 0
+    if usable:
+        # best first, so that of two middle ones the later is the worse
         usable.sort(key=lambda i: fn(results[i]), reverse=higher)
         chosen = usable[len(usable) // 2]
     r = dict(results[chosen])
@@ -1363,10 +1361,10 @@ def main():
         # -- Portico, users, messages
         log("starting Portico (%s)" % root)
         portico.up()
+        rounds_mix = [round_group(k) for k in range(1, prof["rounds"])]
         groups = {
             "mix": users("mix", prof["mix_users"]),
-            **{round_group(k): users(round_group(k), prof["mix_users"])
-               for k in range(1, prof["rounds"])},
+            **{g: users(g, prof["mix_users"]) for g in rounds_mix},
             "fetch": users("fetch", prof["fetch_users"]),
             "pop": users("pop", prof["pop_users"]),
             "app": users("app", prof["app_users"]),
@@ -1374,8 +1372,7 @@ def main():
         }
         mail = {
             "mix": corpus("small", prof["mix_msgs"], 1),
-            **{round_group(k): corpus("small", prof["mix_msgs"], 1)
-               for k in range(1, prof["rounds"])},
+            **{g: corpus("small", prof["mix_msgs"], 1) for g in rounds_mix},
             "fetch": corpus("large", prof["fetch_msgs"], 2),
             "pop": corpus("large", prof["pop_msgs"], 3),
             "app": [],
