@@ -25,9 +25,13 @@ enum imap_state {
 /* What a command needs. */
 enum imap_cmd_flags {
 	IMAP_F_ANY = 0,
-	IMAP_F_SELECTED = 1 << 0,   /* a mailbox must be selected */
-	IMAP_F_NO_EXPUNGE = 1 << 1, /* no EXPUNGE responses (RFC 3501 7.4.1) */
-	IMAP_F_NO_SYNC = 1 << 2,    /* no mailbox update before it runs */
+	IMAP_F_SELECTED = 1 << 0, /* a mailbox must be selected */
+	/* No EXPUNGE responses before it runs: RFC 3501 7.4.1 for FETCH,
+	   STORE and SEARCH; COPY and MOVE read their set in the numbers the
+	   client sent it in, and are told the expunges after (MOVE, COPY to
+	   the selected mailbox) or at the next command. */
+	IMAP_F_NO_EXPUNGE = 1 << 1,
+	IMAP_F_NO_SYNC = 1 << 2, /* no mailbox update before it runs */
 };
 
 enum imap_enable {

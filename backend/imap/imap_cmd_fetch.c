@@ -507,6 +507,7 @@ fetch_respond(struct fetch_ctx *fc)
 		}
 	}
 	size_t next = 0; /* the index after the last message answered */
+	int gone = 0;    /* a message of the view was expunged by another */
 	for (size_t i = 0; i < fc->n; i++) {
 		uint32_t uid = fc->uids[i];
 		/* The set is most often a run of the view: the next one. */
@@ -518,8 +519,10 @@ fetch_respond(struct fetch_ctx *fc)
 		next = (size_t)idx + 1;
 		struct store_msg_rec m;
 		int rc = store_msg_reader_get(&rd, uid, &m, &err);
-		if (rc > 0)
-			continue; /* expunged by another session */
+		if (rc > 0) {
+			gone = 1; /* expunged by another session */
+			continue;
+		}
 		if (rc == 0 && fc->req.changedsince &&
 		    m.modseq <= fc->req.changedsince)
 			continue;
@@ -571,7 +574,12 @@ fetch_respond(struct fetch_ctx *fc)
 	store_msg_reader_close(&rd);
 	store_read_end(&txn);
 	arena_free(&mp);
-	imap_tagged(cmd, "OK", "%sFETCH completed", cmd->uid ? "UID " : "");
+	/* RFC 2180 4.1, RFC 5530: the others' data is sent and the client
+	   told why some is missing; the EXPUNGE comes with its next command
+	   that allows one. */
+	imap_tagged(cmd, "OK", "%s%sFETCH completed",
+		    gone ? "[EXPUNGEISSUED] Some messages were expunged; " : "",
+		    cmd->uid ? "UID " : "");
 }
 
 static void

@@ -37,9 +37,12 @@ store_done(void *ctx, int rc, const char *err)
 		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
 		return;
 	}
+	int gone = 0; /* a message of the view was expunged by another */
 	for (size_t i = 0; i < sc->a.n; i++) {
 		long idx = imap_uid_index(is, sc->a.uids[i]);
 		struct store_msg_rec m;
+		if (idx >= 0 && sc->a.modseq[i] == 0)
+			gone = 1;
 		if (idx < 0 || sc->a.modseq[i] == 0 || sc->a.failed[i])
 			continue;
 		imap_own_change(is, sc->a.uids[i], sc->a.modseq[i]);
@@ -83,7 +86,10 @@ store_done(void *ctx, int rc, const char *err)
 				       "failed",
 			    buf_ptr(&mod), cmd->uid ? "UID " : "");
 	} else {
-		imap_tagged(cmd, "OK", "%sSTORE completed",
+		imap_tagged(cmd, "OK", "%s%sSTORE completed",
+			    gone ? "[EXPUNGEISSUED] Some messages were "
+				   "expunged; "
+				 : "",
 			    cmd->uid ? "UID " : "");
 	}
 	free(failed);

@@ -300,19 +300,77 @@ def test_expunge_never_renumbers_under_a_command(stack, user):
             lines.append(line)
             if line.startswith(tag + b" "):
                 return lines
+    # the others are answered, and the tagged OK says why one is not
+    # (RFC 2180 4.1, RFC 5530 EXPUNGEISSUED)
     out = raw(b"FETCH 1:* (UID)")
     assert out[:-1] == [b"* 2 FETCH (UID 2)\r\n", b"* 3 FETCH (UID 3)\r\n"]
-    assert b" OK " in out[-1]
+    assert b" OK [EXPUNGEISSUED] " in out[-1]
+    out = raw(b"UID FETCH 1 (FLAGS)")
+    assert len(out) == 1 and b" OK [EXPUNGEISSUED] " in out[0]
+    out = raw(b"FETCH 2:3 (UID)")
+    assert len(out) == 3 and out[-1].endswith(b" OK FETCH completed\r\n")
     out = raw(b"STORE 3 +FLAGS.SILENT (\\Seen)")
-    assert len(out) == 1 and b" OK " in out[0]
+    assert len(out) == 1 and out[0].endswith(b" OK STORE completed\r\n")
+    out = raw(b"STORE 1:2 +FLAGS (\\Flagged)")
+    assert out[:-1] == [b"* 2 FETCH (FLAGS (\\Flagged))\r\n"]
+    assert b" OK [EXPUNGEISSUED] " in out[-1]
     out = raw(b"SEARCH ALL")
     assert out[0] == b"* SEARCH 2 3\r\n" and b" OK " in out[-1]
+    # COPY copies the others; COPYUID names what was copied
+    a.create("Kept")
+    out = raw(b"COPY 1:3 Kept")
+    assert len(out) == 1 and re.search(
+        rb" OK \[COPYUID \d+ 2,3 1,2\] COPY completed", out[0]), out
     # NOOP may, and does, report it; the numbers shift then
     out = raw(b"NOOP")
     assert out[0] == b"* 1 EXPUNGE\r\n"
     out = raw(b"FETCH 1:* (UID FLAGS)")
-    assert out[:-1] == [b"* 1 FETCH (UID 2 FLAGS ())\r\n",
+    assert out[:-1] == [b"* 1 FETCH (UID 2 FLAGS (\\Flagged))\r\n",
                         b"* 2 FETCH (UID 3 FLAGS (\\Seen))\r\n"]
+    assert out[-1].endswith(b" OK FETCH completed\r\n")
+    a.logout()
+    b.logout()
+
+
+def test_copy_and_move_read_the_clients_numbers(stack, user):
+    """A COPY or MOVE by sequence number names the messages in the numbers
+    the client knew when it sent it: another session's expunge is reported
+    after the set is read (with MOVE's own), never before it, so that it
+    does not shift the set onto other messages."""
+    a = stack.imap(*user)
+    b = stack.imap(*user)
+    for i in range(4):
+        a.append("INBOX", None, None, msg(i))
+    a.create("Kept")
+    b.select("INBOX")
+    a.select("INBOX")
+    a.store("1", "+FLAGS", r"(\Deleted)")
+    a.expunge()
+
+    def raw(cmd):
+        tag = b._new_tag()
+        b.send(tag + b" " + cmd + b"\r\n")
+        lines = []
+        while True:
+            line = b.readline()
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+    # b still numbers UID 1..4 as 1..4: its 2 is UID 2
+    out = raw(b"COPY 2 Kept")
+    assert not any(b"EXPUNGE" in x for x in out), out
+    assert re.search(rb" OK \[COPYUID \d+ 2 1\]", out[-1]), out
+    out = raw(b"MOVE 3 Kept")
+    assert b"* OK [COPYUID" in out[0] and b" 3 2] " in out[0], out
+    # then the other session's expunge and MOVE's own, in b's numbers
+    assert out[1:-1] == [b"* 1 EXPUNGE\r\n", b"* 2 EXPUNGE\r\n"], out
+    assert out[-1].endswith(b" OK MOVE completed\r\n")
+    typ, data = b.fetch("1:*", "(UID)")
+    assert data == [b"1 (UID 2)", b"2 (UID 4)"]
+    a.select("Kept")
+    typ, data = a.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    subjects = [d[1].strip() for d in data if isinstance(d, tuple)]
+    assert subjects == [b"Subject: note 1", b"Subject: note 2"]
     a.logout()
     b.logout()
 
