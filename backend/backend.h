@@ -217,5 +217,9 @@ void direct_mailbox_changed(struct backend *be, uint64_t mbox_id);
 /* Capabilities a logged-in IMAP client is offered (after _init). */
 void backend_imap_capabilities_init(const struct config *cfg);
 const char *backend_imap_capabilities(void);
+/* The largest message APPEND takes (APPENDLIMIT, RFC 7889): one literal
+ * (limits.max_literal_size) within one command (limits.max_command_size,
+ * whose command line may be limits.max_line long). */
+uint64_t backend_imap_append_limit(const struct config *cfg);
 
 #endif

@@ -91,7 +91,7 @@ imap_cmd_append(struct imap_cmd_ctx *cmd)
 	struct append_ctx *ac = arena_zalloc(a, sizeof(*ac));
 	ac->msgs = arena_zalloc(a, cmd->argc * sizeof(*ac->msgs));
 	size_t n = 0;
-	uint64_t limit = is->s->be->cfg.limits_max_literal_size;
+	uint64_t limit = backend_imap_append_limit(&is->s->be->cfg);
 	for (unsigned i = 1; i < cmd->argc;) {
 		struct store_new_msg *m = &ac->msgs[n];
 		if (cmd->args[i].type == IMAP_ARG_LIST) {

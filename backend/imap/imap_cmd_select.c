@@ -440,9 +440,10 @@ imap_status_write(struct imap_session *is, const char *name,
 					       (unsigned long long)(ds + 1023) /
 						       1024);
 		} else if (imap_arg_is_atom(it, "APPENDLIMIT"))
-			session_printf(is->s, "%sAPPENDLIMIT %llu", sep,
-				       (unsigned long long)is->s->be->cfg
-					       .limits_max_literal_size);
+			session_printf(
+			    is->s, "%sAPPENDLIMIT %llu", sep,
+			    (unsigned long long)backend_imap_append_limit(
+				&is->s->be->cfg));
 		else
 			session_printf(is->s, "%sSIZE %llu", sep,
 				       (unsigned long long)mb->size);

@@ -68,17 +68,28 @@ static char imap_caps[512];
 void
 backend_imap_capabilities_init(const struct config *cfg)
 {
-	snprintf(imap_caps, sizeof(imap_caps),
-		 "IMAP4rev1 IMAP4rev2 %s ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
-		 "MOVE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED "
-		 "LIST-STATUS MULTIAPPEND STATUS=SIZE CONDSTORE QRESYNC "
-		 "OBJECTID SAVEDATE WITHIN ESEARCH SEARCHRES SORT SORT=DISPLAY "
-		 "THREAD=ORDEREDSUBJECT THREAD=REFERENCES COMPRESS=DEFLATE "
-		 "QUOTA "
-		 "QUOTA=RES-STORAGE "
-		 "QUOTA=RES-MESSAGE UTF8=ACCEPT BINARY APPENDLIMIT=%llu",
-		 cfg->limits_literal_plus ? "LITERAL+" : "LITERAL-",
-		 (unsigned long long)cfg->limits_max_literal_size);
+	snprintf(
+	    imap_caps, sizeof(imap_caps),
+	    "IMAP4rev1 IMAP4rev2 %s ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
+	    "MOVE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED "
+	    "LIST-STATUS MULTIAPPEND STATUS=SIZE CONDSTORE QRESYNC "
+	    "OBJECTID SAVEDATE WITHIN ESEARCH SEARCHRES SORT SORT=DISPLAY "
+	    "THREAD=ORDEREDSUBJECT THREAD=REFERENCES COMPRESS=DEFLATE "
+	    "QUOTA "
+	    "QUOTA=RES-STORAGE "
+	    "QUOTA=RES-MESSAGE UTF8=ACCEPT BINARY APPENDLIMIT=%llu",
+	    cfg->limits_literal_plus ? "LITERAL+" : "LITERAL-",
+	    (unsigned long long)backend_imap_append_limit(cfg));
+}
+
+uint64_t
+backend_imap_append_limit(const struct config *cfg)
+{
+	uint64_t lit = cfg->limits_max_literal_size;
+	uint64_t cmd = cfg->limits_max_command_size;
+	uint64_t line = (uint64_t)cfg->limits_max_line + 2;
+	uint64_t room = cmd > line ? cmd - line : 0;
+	return lit < room ? lit : room;
 }
 
 const char *

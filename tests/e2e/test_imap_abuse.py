@@ -134,6 +134,52 @@ def test_too_many_bad_commands_closes(raw):
     assert b"* BYE Too many invalid commands" in data
 
 
+def test_appendlimit_is_what_append_takes(stack, stack_factory):
+    """APPENDLIMIT (RFC 7889) is the largest message APPEND really takes:
+    by default limits.max_literal_size (64M), which fits within
+    limits.max_command_size, so a message of a few megabytes is stored;
+    where max_command_size leaves less room after a command line of
+    limits.max_line, the advertised limit is that room, and a message of
+    exactly that size is stored while one byte more is refused."""
+    user = stack.new_user("bigappend")
+    c = stack.imap(*user)
+    typ, caps = c.capability()
+    assert b"APPENDLIMIT=67108864" in caps[0].split()
+    big = b"Subject: big\r\n\r\n" + (b"y" * 78 + b"\r\n") * 30000
+    assert len(big) > 2 * 1024 * 1024
+    typ, data = c.append("INBOX", None, None, big)
+    assert typ == "OK", data
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(BODY.PEEK[])")
+    assert data[0][1] == big
+    c.logout()
+
+    st = stack_factory("appendroom", settings=[
+        "limits.max_command_size=100k", "limits.max_line=4k",
+        "limits.max_literal_size=1M"])
+    user = st.new_user("room")
+    limit = 100 * 1024 - 4096 - 2
+    r = Raw(st, user)
+    out = r.cmd(b"a", b"CAPABILITY")
+    assert b"APPENDLIMIT=%d" % limit in out[0].split()
+    out = r.cmd(b"b", b"STATUS INBOX (APPENDLIMIT)")
+    assert out[0] == b"* STATUS \"INBOX\" (APPENDLIMIT %d)\r\n" % limit
+    head = b"Subject: fits\r\n\r\n"
+    for tag, size in ((b"c", limit), (b"d", limit + 1)):
+        r.s.sendall(tag + b" APPEND INBOX {%d}\r\n" % size)
+        line = r.f.readline()
+        if line.startswith(b"+"):
+            r.s.sendall(head + b"x" * (size - len(head)) + b"\r\n")
+            line = r.until(tag)[-1]
+        if size == limit:
+            assert line.startswith(b"c OK [APPENDUID "), line
+        else:
+            assert line.startswith(b"d ") and b"[TOOBIG]" in line, line
+    out = r.cmd(b"e", b"STATUS INBOX (MESSAGES)")
+    assert out[0] == b"* STATUS \"INBOX\" (MESSAGES 1)\r\n"
+    r.close()
+
+
 def test_append_beyond_the_size_limit(stack_factory):
     """APPENDLIMIT (limits.max_literal_size): a synchronizing literal
     beyond it is refused before the continuation, so the client never
