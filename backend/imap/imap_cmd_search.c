@@ -1641,6 +1641,17 @@ search_hit(struct imap_msg *m, void *ctx)
 	return 0;
 }
 
+/* RFC 5182 2.1: a SEARCH ... SAVE that fails (NO) leaves $ empty. */
+static void
+search_save_failed(struct imap_session *is, int save)
+{
+	if (!save)
+		return;
+	free(is->saved);
+	is->saved = NULL;
+	is->nsaved = 0;
+}
+
 void
 imap_cmd_search(struct imap_cmd_ctx *cmd)
 {
@@ -1679,8 +1690,10 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 	}
 	if (cmd->argc >= pos + 2 &&
 	    imap_arg_is_atom(&cmd->args[pos], "CHARSET")) {
-		if (imap_search_charset(cmd, &cmd->args[pos + 1]) < 0)
+		if (imap_search_charset(cmd, &cmd->args[pos + 1]) < 0) {
+			search_save_failed(is, ret & R_SAVE);
 			return;
+		}
 		pos += 2;
 	}
 	if (ret == 0 && (is->enabled & IMAP_ENABLE_REV2)) {
@@ -1696,6 +1709,7 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 	if (imap_search_run(s, search_hit, &h) < 0) {
 		free(h.ids);
 		free(h.uids);
+		search_save_failed(is, ret & R_SAVE);
 		return;
 	}
 	uint32_t *hits = h.ids;
@@ -1703,8 +1717,20 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 	uint64_t maxmodseq = imap_search_modseq(s);
 	if (ret & R_SAVE) {
 		free(is->saved);
+		if ((ret & (R_MIN | R_MAX)) && !(ret & (R_ALL | R_COUNT)) &&
+		    nhits > 0) {
+			/* RFC 5182 2.4: with MIN and/or MAX alone, $ is the
+			   message(s) they name. */
+			size_t k = 0;
+			if (ret & R_MIN)
+				h.uids[k++] = h.uids[0];
+			if ((ret & R_MAX) && (k == 0 || nhits > 1))
+				h.uids[k++] = h.uids[nhits - 1];
+			is->nsaved = k;
+		} else {
+			is->nsaved = nhits;
+		}
 		is->saved = h.uids;
-		is->nsaved = nhits;
 		h.uids = NULL;
 	}
 	struct buf out = BUF_INIT;

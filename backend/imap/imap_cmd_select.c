@@ -196,9 +196,10 @@ imap_select(struct imap_cmd_ctx *cmd, int readonly)
 	imap_untagged(is, "OK [UIDNEXT %u] Predicted next UID", mb.uidnext);
 	imap_untagged(is, "OK [MAILBOXID (F%016llx)] Ok",
 		      (unsigned long long)mb.mbox_id);
-	if (is->enabled & IMAP_ENABLE_CONDSTORE)
-		imap_untagged(is, "OK [HIGHESTMODSEQ %llu] Highest",
-			      (unsigned long long)mb.highestmodseq);
+	/* RFC 7162 3.1.2.1: with every successful SELECT and EXAMINE, the
+	   client's CONDSTORE enabled or not. */
+	imap_untagged(is, "OK [HIGHESTMODSEQ %llu] Highest",
+		      (unsigned long long)mb.highestmodseq);
 	if (qresync && q_uidvalidity == mb.uidvalidity)
 		imap_qresync_report(is, q_modseq, q_known, q_nknown);
 	imap_set_state(is, IMAP_STATE_SELECTED);

@@ -50,12 +50,18 @@ store_done(void *ctx, int rc, const char *err)
 				      &m, &e) != 0)
 			continue;
 		/* .SILENT still reports what others changed meanwhile; here
-		   the answer is simply omitted. */
-		if (sc->silent)
+		   the answer is simply omitted, but for UNCHANGEDSINCE's
+		   MODSEQ (RFC 7162 3.1.3: sent even with .SILENT). */
+		if (sc->silent && !sc->a.conditional)
 			continue;
 		session_printf(is->s, "* %ld FETCH (", idx + 1);
 		if (cmd->uid)
 			session_printf(is->s, "UID %u ", sc->a.uids[i]);
+		if (sc->silent) {
+			session_printf(is->s, "MODSEQ (%llu))\r\n",
+				       (unsigned long long)m.modseq);
+			continue;
+		}
 		session_printf(is->s, "FLAGS ");
 		imap_write_flags(is, m.flags, m.keywords, kwnames, kwlen);
 		if (is->enabled & IMAP_ENABLE_CONDSTORE)

@@ -473,8 +473,13 @@ imap_dispatch(struct imap_session *is, const char *line, size_t len)
 		imap_bad(is, tag, "No mailbox selected");
 		return;
 	}
-	if (!(c->flags & IMAP_F_NO_SYNC))
+	if (!(c->flags & IMAP_F_NO_SYNC)) {
 		imap_sync(is, !(c->flags & IMAP_F_NO_EXPUNGE));
+		/* The selected mailbox was deleted: BYE, and nothing after
+		   it (RFC 9051 7.1.5). */
+		if (is->state == IMAP_STATE_LOGOUT)
+			return;
+	}
 	c->func(&cmd);
 }
 

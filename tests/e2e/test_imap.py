@@ -375,6 +375,25 @@ def test_copy_and_move_read_the_clients_numbers(stack, user):
     b.logout()
 
 
+def test_deleted_selected_mailbox_ends_the_session(stack, user):
+    """A session whose selected mailbox another session deleted is told
+    with BYE at its next command, and that command does not run (RFC 9051
+    7.1.5: nothing follows a BYE)."""
+    a = stack.imap(*user)
+    b = stack.imap(*user)
+    a.create("Doomed")
+    a.append("Doomed", None, None, msg(1))
+    a.select("Doomed")
+    b.delete("Doomed")
+    tag = a._new_tag()
+    a.send(tag + b" FETCH 1:* (FLAGS)\r\n")
+    a.sock.settimeout(10)
+    assert a.readline() == (b"* BYE [NONEXISTENT] Selected mailbox was "
+                            b"deleted\r\n")
+    assert a.readline() == b""
+    b.logout()
+
+
 def test_idle_sees_append_from_other_session(stack, user):
     watcher = stack.imap(*user)
     watcher.select("INBOX")
@@ -439,6 +458,33 @@ def test_condstore(stack, user):
     assert re.match(rb"\d( \d)* \(MODSEQ \d+\)", data[0])
     typ, data = c.status("INBOX", "(HIGHESTMODSEQ)")
     assert b"HIGHESTMODSEQ" in data[0]
+    # RFC 7162 3.1.3: UNCHANGEDSINCE answers with MODSEQ even .SILENT
+    top = max(modseq_of(d) for d in c.fetch("1:3", "(MODSEQ)")[1])
+    typ, data = c._simple_command("STORE", "3", "(UNCHANGEDSINCE %d)" % top,
+                                  "+FLAGS.SILENT", r"(\Answered)")
+    assert typ == "OK" and b"MODIFIED" not in data[0]
+    fetched = c.untagged_responses.pop("FETCH")
+    assert fetched == [b"3 (MODSEQ (%d))" % (top + 1)], fetched
+    typ, data = c._simple_command("UID", "STORE", "3", "(UNCHANGEDSINCE %d)"
+                                  % (top + 1), "-FLAGS.SILENT",
+                                  r"(\Answered)")
+    fetched = c.untagged_responses.pop("FETCH")
+    assert fetched == [b"3 (UID 3 MODSEQ (%d))" % (top + 2)], fetched
+    # a .SILENT STORE without UNCHANGEDSINCE stays silent
+    typ, data = c.store("3", "+FLAGS.SILENT", r"(\Answered)")
+    assert "FETCH" not in c.untagged_responses
+    c.logout()
+
+
+def test_highestmodseq_with_every_select(stack, user):
+    """RFC 7162 3.1.2.1: HIGHESTMODSEQ comes with every successful SELECT
+    and EXAMINE, whether or not the client has enabled CONDSTORE."""
+    c = stack.imap(*user)
+    c.append("INBOX", None, None, msg(1))
+    for cmd in (c.select, lambda m: c.select(m, readonly=True)):
+        cmd("INBOX")
+        oks = c.untagged_responses.pop("OK")
+        assert any(re.match(rb"\[HIGHESTMODSEQ \d+\]", x) for x in oks), oks
     c.logout()
 
 
@@ -661,6 +707,27 @@ def test_esearch_and_searchres(c):
     assert c.search(None, "$", "SUBJECT", '"note 4"')[1] == [b"4"]
     c.store("$", "+FLAGS", r"(\Flagged)")
     assert c.search(None, "FLAGGED")[1] == [b"2 4"]
+    # RFC 5182 2.4: SAVE with MIN and/or MAX (without ALL or COUNT)
+    # saves only the messages they name
+    for ret, want in (("(SAVE MIN)", [b"1 (UID 1)"]),
+                      ("(SAVE MAX)", [b"5 (UID 5)"]),
+                      ("(MIN SAVE MAX)", [b"1 (UID 1)", b"5 (UID 5)"]),
+                      ("(SAVE MIN COUNT)", [b"1 (UID 1)", b"3 (UID 3)",
+                                            b"5 (UID 5)"])):
+        typ, data = c._simple_command("SEARCH", "RETURN", ret, "SEEN")
+        assert typ == "OK"
+        c.untagged_responses.pop("ESEARCH", None)
+        assert c.fetch("$", "(UID)")[1] == want, ret
+    # RFC 5182 2.1: a SAVE search that fails (NO) leaves $ empty; one
+    # that is malformed (BAD) leaves it as it was
+    typ, data = c._simple_command("SEARCH", "RETURN", "(SAVE)", "UNSEEN")
+    with pytest.raises(imaplib.IMAP4.error):      # BAD
+        c._simple_command("SEARCH", "RETURN", "(SAVE)", "BOGUSKEY")
+    assert c.fetch("$", "(UID)")[1] == [b"2 (UID 2)", b"4 (UID 4)"]
+    typ, data = c._simple_command("SEARCH", "RETURN", "(SAVE)",
+                                  "CHARSET", "KOI8-R", "ALL")
+    assert typ == "NO" and b"BADCHARSET" in data[0]
+    assert c.fetch("$", "(UID)")[1] == [None]
 
 
 def test_compress_deflate(stack, user):
