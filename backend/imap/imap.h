@@ -58,6 +58,9 @@ struct imap_session {
 	int readonly;
 	uint32_t *uids; /* uids[seq - 1] */
 	size_t count;
+	/* Others' expunges not yet reported (not allowed during the
+	   command): mbox.highestmodseq stays below them meanwhile. */
+	int withheld;
 	/* Flag changes this session made and already reported: not echoed
 	   by imap_sync(). */
 	uint32_t *saved;          /* SEARCHRES: UIDs of SEARCH ... SAVE */

@@ -20,6 +20,7 @@ imap_mailbox_close(struct imap_session *is)
 	is->mbox_name = NULL;
 	is->uids = NULL;
 	is->count = 0;
+	is->withheld = 0;
 	if (is->state == IMAP_STATE_SELECTED)
 		imap_set_state(is, IMAP_STATE_AUTHENTICATED);
 }
@@ -320,11 +321,29 @@ imap_cmd_close(struct imap_cmd_ctx *cmd)
 		imap_tagged(cmd, "OK", "CLOSE completed");
 		return;
 	}
-	/* CLOSE removes \Deleted messages silently (RFC 3501 6.4.2). */
-	uint32_t *gone;
-	size_t n;
-	if (imap_deleted_among(cmd, is->uids, is->count, &gone, &n) < 0)
+	/* CLOSE removes every \Deleted message of the mailbox silently
+	   (RFC 3501 6.4.2), those other sessions added since this one
+	   looked included. */
+	struct store *st = is->s->be->store;
+	MDB_txn *txn = NULL;
+	const char *err;
+	struct store_msg *msgs = NULL;
+	size_t nmsgs = 0, n = 0;
+	if (store_read_begin(st, &txn, &err) < 0 ||
+	    store_messages_list(st, txn, is->mbox.mbox_id, &msgs, &nmsgs,
+				&err) < 0) {
+		store_read_end(&txn);
+		log_error("session=%s store error=\"%s\"", is->s->id, err);
+		imap_tagged(cmd, "NO", "[SERVERBUG] Mail store error");
 		return;
+	}
+	store_read_end(&txn);
+	uint32_t *gone = arena_alloc(&is->cmd_pool,
+				     (nmsgs ? nmsgs : 1) * sizeof(*gone));
+	for (size_t i = 0; i < nmsgs; i++)
+		if (msgs[i].rec.flags & STORE_F_DELETED)
+			gone[n++] = msgs[i].uid;
+	free(msgs);
 	if (n == 0) {
 		imap_mailbox_close(is);
 		imap_tagged(cmd, "OK", "CLOSE completed");

@@ -112,9 +112,32 @@ void
 imap_tagged(struct imap_cmd_ctx *cmd, const char *status, const char *fmt,
 	    ...)
 {
-	struct bsession *s = cmd->is->s;
+	struct imap_session *is = cmd->is;
+	struct bsession *s = is->s;
 	va_list ap;
 	imap_cmd_count(cmd, status);
+	if (is->withheld && is->state == IMAP_STATE_SELECTED &&
+	    (is->enabled & IMAP_ENABLE_CONDSTORE) &&
+	    strcmp(status, "OK") == 0) {
+		/* Expunges are held back while MODSEQs newer than them may
+		   have been sent: the client is given the modseq it has
+		   everything up to, so that a resynchronisation from it
+		   finds them (RFC 7162 3.2, errata 1810 of RFC 5162). */
+		struct buf text = BUF_INIT;
+		va_start(ap, fmt);
+		buf_vprintf(&text, fmt, ap);
+		va_end(ap);
+		unsigned long long m = is->mbox.highestmodseq;
+		if (buf_used(&text) > 0 && buf_ptr(&text)[0] == '[')
+			imap_untagged(is, "OK [HIGHESTMODSEQ %llu] Highest", m);
+		session_printf(s, "%s OK ", cmd->tag);
+		if (buf_used(&text) == 0 || buf_ptr(&text)[0] != '[')
+			session_printf(s, "[HIGHESTMODSEQ %llu] ", m);
+		session_write(s, buf_ptr(&text), buf_used(&text));
+		session_write(s, "\r\n", 2);
+		buf_free(&text);
+		return;
+	}
 	session_printf(s, "%s %s ", cmd->tag, status);
 	va_start(ap, fmt);
 	session_vprintf(s, fmt, ap);
@@ -414,6 +437,7 @@ imap_sync(struct imap_session *is, int allow_expunge)
 	}
 	free(changed);
 	free(vanished);
+	is->withheld = pending;
 	if (!pending) {
 		is->mbox.highestmodseq = mb.highestmodseq;
 		is->nown = 0;

@@ -394,6 +394,30 @@ def test_deleted_selected_mailbox_ends_the_session(stack, user):
     b.logout()
 
 
+def test_close_removes_every_deleted_message(stack, user):
+    """CLOSE removes every \\Deleted message of the mailbox (RFC 3501
+    6.4.2), one another session added after this one looked included,
+    and sends no EXPUNGE."""
+    a = stack.imap(*user)
+    b = stack.imap(*user)
+    a.create("Trash2")
+    a.append("Trash2", None, None, msg(1))
+    a.append("Trash2", None, None, msg(2))
+    a.select("Trash2")
+    a.store("1", "+FLAGS", r"(\Deleted)")
+    b.append("Trash2", r"(\Deleted)", None, msg(3))
+    typ, data = a.close()
+    assert typ == "OK"
+    assert "EXPUNGE" not in a.untagged_responses
+    typ, data = b.status("Trash2", "(MESSAGES)")
+    assert data == [b'"Trash2" (MESSAGES 1)'] or \
+        data == [b"Trash2 (MESSAGES 1)"], data
+    b.select("Trash2")
+    assert b.fetch("1:*", "(UID)")[1] == [b"1 (UID 2)"]
+    a.logout()
+    b.logout()
+
+
 def test_idle_sees_append_from_other_session(stack, user):
     watcher = stack.imap(*user)
     watcher.select("INBOX")
@@ -522,6 +546,65 @@ def test_qresync_reports_vanished_and_changes(stack, user):
     typ, data = c.expunge()
     assert c.untagged_responses.pop("VANISHED") == [b"1"]
     c.logout()
+
+
+def test_qresync_never_outruns_a_held_back_expunge(stack, user):
+    """While another session's expunge cannot be reported (UID FETCH,
+    FETCH, STORE, SEARCH), MODSEQs newer than it may be; the tagged OK
+    then carries a HIGHESTMODSEQ below the expunge, so that a client that
+    resynchronises from it after losing the connection still learns the
+    message went (RFC 7162 3.2; errata 1810 of RFC 5162)."""
+    a = stack.imap(*user)
+    for i in range(1, 4):
+        a.append("INBOX", None, None, msg(i))
+    a._simple_command("ENABLE", "QRESYNC")
+    a._simple_command("SELECT", "INBOX")
+    a.state = "SELECTED"
+    oks = a.untagged_responses.pop("OK")
+    uidvalidity = int([re.search(rb"UIDVALIDITY (\d+)", x).group(1)
+                       for x in oks if b"UIDVALIDITY" in x][0])
+    start = int([re.search(rb"HIGHESTMODSEQ (\d+)", x).group(1)
+                 for x in oks if b"HIGHESTMODSEQ" in x][0])
+    b = stack.imap(*user)
+    b.select("INBOX")
+    b.store("1", "+FLAGS", r"(\Deleted)")
+    b.expunge()
+    b.store("1", "+FLAGS", r"(\Flagged)")          # UID 2, after it
+
+    def raw(cmd):
+        tag = a._new_tag()
+        a.send(tag + b" " + cmd + b"\r\n")
+        lines = []
+        while True:
+            line = a.readline()
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+    out = raw(b"UID FETCH 2 (FLAGS)")
+    assert any(b"UID 2" in x and b"MODSEQ" in x for x in out[:-1]), out
+    assert not any(b"VANISHED" in x for x in out), out
+    m = re.search(rb" OK \[HIGHESTMODSEQ (\d+)\] ", out[-1])
+    assert m and int(m.group(1)) == start, out
+    # with a code of its own the tagged OK keeps it; HIGHESTMODSEQ comes
+    # untagged just before
+    out = raw(b"FETCH 1 (FLAGS)")
+    assert out[-2] == b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % start, out
+    assert b" OK [EXPUNGEISSUED] " in out[-1]
+    # the connection is lost; a resync from that modseq finds the expunge
+    c = stack.imap(*user)
+    c._simple_command("ENABLE", "QRESYNC")
+    typ, data = c._simple_command(
+        "SELECT", "INBOX", "(QRESYNC (%d %d))" % (uidvalidity, start))
+    assert typ == "OK"
+    assert c.untagged_responses.pop("VANISHED") == [b"(EARLIER) 1"]
+    # once it is reported, the tagged OKs are plain again
+    out = raw(b"NOOP")
+    assert out[0] == b"* VANISHED 1\r\n"
+    out = raw(b"UID FETCH 2 (FLAGS)")
+    assert b"HIGHESTMODSEQ" not in out[-1], out
+    c.logout()
+    b.logout()
+    a.logout()
 
 
 def test_qresync_beyond_the_expunge_records_kept(stack_factory):
