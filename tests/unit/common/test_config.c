@@ -96,7 +96,7 @@ test_defaults(void **state)
 	assert_int_equal(c->limits_session_timeout, 30 * 60);
 	assert_int_equal(c->limits_prelogin_max_line, 8 * 1024);
 	assert_int_equal(c->limits_max_line, 64 * 1024);
-	assert_int_equal(c->limits_max_command_size, 1024 * 1024);
+	assert_int_equal(c->limits_max_command_size, 65 * 1024 * 1024);
 	assert_int_equal(c->limits_max_literal_size, 64 * 1024 * 1024);
 	assert_int_equal(c->limits_max_nesting, 32);
 	assert_int_equal(c->limits_max_bad_commands, 10);
