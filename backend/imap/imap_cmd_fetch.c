@@ -234,6 +234,26 @@ parse_item(struct arena *a, const struct imap_arg *arg, struct fetch_req *req)
 }
 
 /* Writes a section as a literal (literal8 when it holds NULs: BINARY). */
+/* A literal may not hold NUL (RFC 9051 9: CHAR8); only BINARY's literal8
+ * may.  A stored message with one (a BINARY APPEND's, say) is sent with
+ * each NUL as 0x80, the way Dovecot does. */
+static void
+write_without_nul(struct bsession *s, const char *p, size_t n)
+{
+	const char *end = p + n;
+	while (p < end) {
+		const char *z = memchr(p, '\0', (size_t)(end - p));
+		if (z == NULL) {
+			session_write(s, p, (size_t)(end - p));
+			return;
+		}
+		if (z > p)
+			session_write(s, p, (size_t)(z - p));
+		session_write(s, "\x80", 1);
+		p = z + 1;
+	}
+}
+
 static void
 write_section(struct imap_session *is, const struct fetch_item *it,
 	      const struct mime_section *sec)
@@ -265,7 +285,10 @@ write_section(struct imap_session *is, const struct fetch_item *it,
 		size_t n = c->len - start;
 		if (n > count)
 			n = (size_t)count;
-		session_write(is->s, c->data + start, n);
+		if (it->kind == FETCH_BINARY)
+			session_write(is->s, c->data + start, n);
+		else
+			write_without_nul(is->s, c->data + start, n);
 		count -= n;
 		pos += c->len;
 	}

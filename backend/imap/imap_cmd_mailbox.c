@@ -427,9 +427,12 @@ list_or_lsub(struct imap_cmd_ctx *cmd, int lsub)
 		imap_tagged(cmd, "BAD", "Invalid %s arguments", what);
 		return;
 	}
-	if (!lsub && r.opts == 0 && r.npats == 1 &&
-	    cmd->args[cmd->argc - 1].type != IMAP_ARG_LIST &&
-	    cmd->args[1].len == 0) {
+	/* The pattern follows the reference, and the selection options
+	   when they are given (RFC 5258: "LIST () "" %" is "LIST "" %"). */
+	unsigned pat = cmd->argc > 0 && cmd->args[0].type == IMAP_ARG_LIST ? 2
+									   : 1;
+	if (!lsub && r.opts == 0 && r.npats == 1 && pat < cmd->argc &&
+	    cmd->args[pat].type != IMAP_ARG_LIST && r.pats[0][0] == '\0') {
 		/* The hierarchy delimiter and the root (RFC 3501 6.3.8). */
 		imap_untagged(is, "LIST (\\Noselect) \"/\" \"\"");
 		imap_tagged(cmd, "OK", "LIST completed");
@@ -454,6 +457,43 @@ list_or_lsub(struct imap_cmd_ctx *cmd, int lsub)
 	store_read_end(&txn);
 	char attrs[256];
 	if (lsub) {
+		/* RFC 3501 6.3.9: with "%", a subscribed name below a level
+		   the pattern stops at is answered by that level's unsubscribed
+		   parent, flagged \Noselect, once. */
+		char **parents = calloc(nsubs ? nsubs : 1, sizeof(*parents));
+		size_t nparents = 0;
+		if (parents == NULL)
+			abort();
+		for (size_t i = 0; i < nsubs; i++) {
+			if (list_any_match(&r, subs[i]))
+				continue;
+			char *up = strdup(subs[i]);
+			if (up == NULL)
+				abort();
+			for (char *sl = strchr(up, '/'); sl != NULL;
+			     sl = strchr(sl + 1, '/')) {
+				*sl = '\0';
+				if (list_any_match(&r, up) &&
+				    !name_in(subs, nsubs, up)) {
+					if (!name_in(parents, nparents, up)) {
+						session_printf(
+						    is->s,
+						    "* LSUB (\\Noselect) "
+						    "\"/\" ");
+						imap_write_mailbox(is, up);
+						session_write(is->s, "\r\n", 2);
+						parents[nparents++] = up;
+						up = NULL;
+					}
+					break;
+				}
+				*sl = '/';
+			}
+			free(up);
+		}
+		for (size_t i = 0; i < nparents; i++)
+			free(parents[i]);
+		free(parents);
 		for (size_t i = 0; i < nsubs; i++) {
 			if (!list_any_match(&r, subs[i]))
 				continue;

@@ -165,8 +165,18 @@ imap_select(struct imap_cmd_ctx *cmd, int readonly)
 	is->readonly = readonly;
 
 	imap_untagged(is, "%zu EXISTS", n);
-	if (!(is->enabled & IMAP_ENABLE_REV2))
+	if (!(is->enabled & IMAP_ENABLE_REV2)) {
 		imap_untagged(is, "0 RECENT");
+	} else {
+		/* RFC 9051 6.3.2: the mailbox's name as the server spells it,
+		   with its special use. */
+		session_printf(is->s, "* LIST (%s) \"/\" ",
+			       mb.special_use != STORE_SU_NONE
+				   ? store_special_use_name(mb.special_use)
+				   : "");
+		imap_write_mailbox(is, is->mbox_name);
+		session_write(is->s, "\r\n", 2);
+	}
 	const char *kwnames = "";
 	size_t kwlen = 0;
 	if (store_read_begin(st, &txn, &err) == 0) {

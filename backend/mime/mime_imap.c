@@ -192,6 +192,22 @@ str_ref(const struct mime_msg *m, struct buf *out, uint32_t ref, int nolf)
 		mime_imap_nstring(out, s, len);
 }
 
+/* The date, In-Reply-To and Message-ID of the envelope: the field's value
+ * unfolded (RFC 5322 2.2.3), without the white space around it. */
+static void
+str_ref_unfolded(const struct mime_msg *m, struct buf *out, uint32_t ref)
+{
+	size_t len;
+	const char *s = mime_str(m, ref, &len);
+	while (s != NULL && len > 0 && is_space((unsigned char)s[0])) {
+		s++;
+		len--;
+	}
+	while (s != NULL && len > 0 && is_space((unsigned char)s[len - 1]))
+		len--;
+	nstring_nolf(out, s, len);
+}
+
 static void
 addr_list(const struct mime_msg *m, struct buf *out, uint32_t first,
 	  uint32_t n)
@@ -237,7 +253,7 @@ envelope(const struct mime_msg *m, uint32_t e, struct buf *out)
 		}
 	}
 
-	str_ref(m, out, mime_ew(m, e, E_DATE), 0);
+	str_ref_unfolded(m, out, mime_ew(m, e, E_DATE));
 	buf_append(out, " ", 1);
 	size_t len;
 	const char *subject = mime_str(m, mime_ew(m, e, E_SUBJECT), &len);
@@ -250,9 +266,9 @@ envelope(const struct mime_msg *m, uint32_t e, struct buf *out)
 		addr_list(m, out, first[f], n[f]);
 	}
 	buf_append(out, " ", 1);
-	str_ref(m, out, mime_ew(m, e, E_IN_REPLY_TO), 0);
+	str_ref_unfolded(m, out, mime_ew(m, e, E_IN_REPLY_TO));
 	buf_append(out, " ", 1);
-	str_ref(m, out, mime_ew(m, e, E_MESSAGE_ID), 0);
+	str_ref_unfolded(m, out, mime_ew(m, e, E_MESSAGE_ID));
 }
 
 void

@@ -722,6 +722,26 @@ def test_list_extended_and_status(c):
     got = c.untagged_responses.pop("LIST")
     assert len(got) == 2
     assert any(b'\\Subscribed) "/" "Lists/A"' in x for x in got)
+    # an empty selection (and REMOTE, which is ignored) is plain LIST
+    # (RFC 5258 3)
+    typ, data = c._simple_command("LIST", '""', '"%"')
+    plain = sorted(c.untagged_responses.pop("LIST"))
+    assert len(plain) > 5
+    for sel in ("()", "(REMOTE)"):
+        typ, data = c._simple_command("LIST", sel, '""', '"%"')
+        assert sorted(c.untagged_responses.pop("LIST")) == plain, sel
+    # RFC 3501 6.3.9: "%" answers a subscribed child of an unsubscribed
+    # parent with the parent, \Noselect, once
+    c.create("Deep/One/Two")
+    c.subscribe("Deep/One/Two")
+    c.subscribe("Deep/Other")
+    typ, data = c._simple_command("LSUB", '""', '"%"')
+    got = c.untagged_responses.pop("LSUB")
+    assert [x for x in got if b"Deep" in x] == [b'(\\Noselect) "/" "Deep"'], got
+    typ, data = c._simple_command("LSUB", '""', '"Deep/%"')
+    got = sorted(c.untagged_responses.pop("LSUB"))
+    assert got == [b'(\\Noselect) "/" "Deep/One"',       # not subscribed
+                   b'(\\Noselect) "/" "Deep/Other"'], got  # not there
 
 
 def test_create_special_use_and_objectid(c):
@@ -956,9 +976,13 @@ def test_imap4rev2_enabled(stack, user):
     c.append("INBOX", None, None, msg(1))
     typ, data = c.select("INBOX")
     assert "RECENT" not in c.untagged_responses
+    # RFC 9051 6.3.2: SELECT answers with the mailbox's LIST as well
+    assert c.untagged_responses.pop("LIST") == [b'() "/" "INBOX"']
     typ, data = c._simple_command("SEARCH", "ALL")
     assert re.match(rb'\(TAG "\w+"\) ALL 1$',
                     c.untagged_responses.pop("ESEARCH")[0])
+    typ, data = c.select("Sent")
+    assert c.untagged_responses.pop("LIST") == [b'(\\Sent) "/" "Sent"']
     c.logout()
 
 
@@ -978,6 +1002,41 @@ def test_bare_lf_message_sizes_agree(c):
     assert b"\n" not in body.replace(b"\r\n", b"")
     size = int(re.search(rb"RFC822\.SIZE (\d+)", data[0][0]).group(1))
     assert size == len(body), (size, len(body))
+
+
+def test_nul_is_never_sent_in_a_literal(c):
+    """A message stored with a NUL (a BINARY APPEND, RFC 3516) is sent in
+    BODY[] and RFC822 with 0x80 in its place: a literal may not hold NUL
+    (RFC 9051 9); BINARY[] sends it as it is, in a literal8."""
+    m = b"Subject: nul\r\n\r\nab\x00cd\r\n"
+    tag = c._new_tag()
+    c.send(tag + b" APPEND INBOX ~{%d+}\r\n" % len(m) + m + b"\r\n")
+    while True:
+        line = c.readline()
+        if line.startswith(tag):
+            break
+    assert b" OK " in line, line
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(BODY.PEEK[] RFC822.TEXT BINARY.PEEK[1])")
+    parts = [d for d in data if isinstance(d, tuple)]
+    assert parts[0][1] == m.replace(b"\x00", b"\x80")
+    assert parts[1][1] == b"ab\x80cd\r\n"
+    assert parts[2][0].endswith(b"BINARY[1] ~{7}")
+    assert parts[2][1] == b"ab\x00cd\r\n"
+
+
+def test_envelope_fields_are_unfolded(c):
+    """The envelope's date, In-Reply-To and Message-ID are the fields'
+    values unfolded (RFC 5322 2.2.3), never a string with a line break."""
+    m = (b"Date: Mon, 7 Feb 1994\r\n 21:52:25 -0800\r\n"
+         b"Subject: fold\r\nIn-Reply-To:\r\n <a@x>\r\n <b@x>\r\n"
+         b"Message-ID:\r\n <folded@x.org>\r\n\r\nbody\r\n")
+    c.append("INBOX", None, None, m)
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(ENVELOPE)")
+    assert data == [b'1 (ENVELOPE ("Mon, 7 Feb 1994 21:52:25 -0800" '
+                    b'"fold" NIL NIL NIL NIL NIL NIL "<a@x> <b@x>" '
+                    b'"<folded@x.org>"))'], data
 
 
 def test_fetch_rfc822_items(c):

@@ -616,7 +616,9 @@ test_addresses(void **state)
 		  "((NIL \"@route\" \"user\" \"domain\")) "
 		  "((NIL \"@route\" \"user\" \"domain\")) "
 		  "NIL NIL NIL NIL NIL)");
-	/* 8-bit and folded values are literals; the last Subject wins */
+	/* 8-bit values are literals; the last Subject wins; the date,
+	   In-Reply-To and Message-ID are unfolded (RFC 5322 2.2.3) and
+	   trimmed */
 	CHECK_OUT(t,
 		  "Subject: first\r\n"
 		  "Subject: d\xc3\xa9j\xc3\xa0 vu\r\n"
@@ -624,7 +626,15 @@ test_addresses(void **state)
 		  "\r\n",
 		  OUT_ENVELOPE,
 		  "(NIL {9}\r\nd\xc3\xa9j\xc3\xa0 vu NIL NIL NIL NIL NIL "
-		  "NIL NIL {12}\r\n<a@b>\n <c@d>)");
+		  "NIL NIL \"<a@b> <c@d>\")");
+	CHECK_OUT(t,
+		  "Date: Mon, 7 Feb 1994\r\n 21:52:25 -0800\r\n"
+		  "In-Reply-To:\r\n <a@x>\r\n\t<b@x>\r\n"
+		  "Message-ID:\r\n <folded@x.org>  \r\n"
+		  "\r\n",
+		  OUT_ENVELOPE,
+		  "(\"Mon, 7 Feb 1994 21:52:25 -0800\" NIL NIL NIL NIL NIL NIL "
+		  "NIL \"<a@x>\t<b@x>\" \"<folded@x.org>\")");
 }
 
 static void
