@@ -2,6 +2,7 @@
  * LIST, LSUB. */
 #include "backend/imap/imap.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -221,15 +222,24 @@ list_match(const char *pat, const char *name, unsigned depth)
 	return *name == '\0';
 }
 
-/* Matches with INBOX case-insensitive. */
+/* Matches with INBOX case-insensitive: for INBOX and the names below it,
+ * the pattern's characters before its first wildcard that spell a prefix
+ * of "INBOX" in any case are taken as that prefix ("inbox*", "Inb%"). */
 static int
 list_match_name(const char *pat, const char *name)
 {
-	if (strncasecmp(pat, "INBOX", 5) == 0 &&
-	    (pat[5] == '\0' || pat[5] == '/') && strncmp(name, "INBOX", 5) == 0) {
-		char tmp[512];
-		snprintf(tmp, sizeof(tmp), "INBOX%s", pat + 5);
-		return list_match(tmp, name, 0);
+	if (strncmp(name, "INBOX", 5) == 0 &&
+	    (name[5] == '\0' || name[5] == '/')) {
+		size_t k = 0;
+		while (k < 5 && pat[k] != '\0' &&
+		       toupper((unsigned char)pat[k]) == "INBOX"[k])
+			k++;
+		if (k > 0 && strncmp(pat, "INBOX", k) != 0) {
+			char tmp[512];
+			snprintf(tmp, sizeof(tmp), "%.*s%s", (int)k, "INBOX",
+				 pat + k);
+			return list_match(tmp, name, 0);
+		}
 	}
 	return list_match(pat, name, 0);
 }

@@ -722,6 +722,13 @@ def test_list_extended_and_status(c):
     got = c.untagged_responses.pop("LIST")
     assert len(got) == 2
     assert any(b'\\Subscribed) "/" "Lists/A"' in x for x in got)
+    # INBOX is matched case-insensitively, wildcards after it or not
+    for pat in ("inbox", "inbox*", "Inb%", "i*", "INBOX"):
+        typ, data = c._simple_command("LIST", '""', pat)
+        got = c.untagged_responses.pop("LIST", [])
+        assert any(x.endswith(b' "INBOX"') for x in got), (pat, got)
+    typ, data = c._simple_command("LIST", '""', "inboxes*")
+    assert "LIST" not in c.untagged_responses
     # an empty selection (and REMOTE, which is ignored) is plain LIST
     # (RFC 5258 3)
     typ, data = c._simple_command("LIST", '""', '"%"')
