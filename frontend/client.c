@@ -533,6 +533,26 @@ client_resume(struct client *c)
 	client_process(c);
 }
 
+/* STARTTLS/STLS: what the client told us in clear text does not count
+ * under TLS (RFC 3207 4.2, RFC 2595 4): a POP3 USER, an SMTP AUTH with
+ * its directory entry and its place in the per-user connection count.
+ * An SMTP session authenticated before TLS is back before login, with a
+ * login deadline of its own (it has shown its credentials once). */
+static void
+client_forget_login(struct client *c)
+{
+	c->user[0] = '\0';
+	memset(&c->duser, 0, sizeof(c->duser));
+	buf_wipe(&c->secret);
+	client_release_user(c);
+	if (c->state == CLIENT_LOCAL && c->protocol == CLIENT_SUBMISSION) {
+		client_set_state(c, CLIENT_PRELOGIN);
+		c->login_by = uv_now(c->fe->loop) +
+			      (uint64_t)c->fe->cfg.limits_login_deadline * 1000;
+		client_timer_reset(c);
+	}
+}
+
 void
 client_start_tls(struct client *c)
 {
@@ -540,6 +560,7 @@ client_start_tls(struct client *c)
 	   are discarded, never executed under TLS (CVE-2011-0411 class). */
 	buf_reset(&c->in);
 	lp_reset(&c->lp);
+	client_forget_login(c);
 	if (client_tls_begin(c) < 0)
 		client_close(c, "TLS setup failed");
 }

@@ -278,8 +278,9 @@ void client_write(struct client *c, const void *data, size_t len);
  * login (or in an SMTP session between transactions) is told goodbye and
  * closed now; others are checked again after each command. */
 void client_drain(struct client *c);
-/* STARTTLS/STLS: after the positive reply, discard buffered input and
- * start the handshake. */
+/* STARTTLS/STLS: after the positive reply, discard buffered input,
+ * forget the login name and any login made before TLS, and start the
+ * handshake (the protocol forgets its own state: HELO, AUTH). */
 void client_start_tls(struct client *c);
 /* Credentials complete: directory, policy, routing, backend session. */
 void client_login(struct client *c, const char *user, const char *password);

@@ -179,11 +179,14 @@ smtp_cmd_starttls(struct smtp_session *s, const char *args)
 		return;
 	}
 	smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
-	/* RFC 3207 4.2: the client starts afresh; pipelined input after
-	   STARTTLS is discarded, never executed under TLS. */
+	/* RFC 3207 4.2: the client starts afresh, its EHLO and an AUTH
+	   before TLS (frontend.smtp_login_type = plaintext) forgotten;
+	   pipelined input after STARTTLS is discarded, never executed
+	   under TLS. */
 	smtp_reset_transaction(s);
 	s->helo[0] = '\0';
 	s->esmtp = 0;
+	s->authenticated = 0;
 	client_start_tls(c);
 }
 

@@ -143,3 +143,22 @@ def test_retr_dot_stuffing_and_bad_numbers(stack):
     s.sendall(b"QUIT\r\n")
     assert f.readline().startswith(b"+OK")
     s.close()
+
+
+def test_user_before_stls_forgotten(stack_factory):
+    """With frontend.pop3_login_type = plaintext USER may come before
+    STLS; STLS forgets it (RFC 2595 4): a PASS under TLS needs a USER
+    under TLS."""
+    st = stack_factory("pop3stls",
+                       settings=["frontend.pop3_login_type=plaintext"])
+    user, pw = st.new_user("stls")
+    p = poplib.POP3(st.host, st.POP3_PORT, timeout=10)
+    assert p.user(user).startswith(b"+OK")
+    assert p.stls(context=st.ssl_context()).startswith(b"+OK")
+    with pytest.raises(poplib.error_proto, match="Send USER first"):
+        p.pass_(pw)
+    p.user(user)
+    assert p.pass_(pw).startswith(b"+OK")
+    assert p.stat()[0] == 0
+    p.quit()
+    st.down()

@@ -393,6 +393,25 @@ def test_proxy_protocol(limited):
     c.close()
 
 
+def test_auth_before_starttls_forgotten(limited):
+    """frontend.smtp_login_type = plaintext lets AUTH come before TLS;
+    STARTTLS then forgets it with the rest of the session (RFC 3207 4.2):
+    under TLS the client is not authenticated until it says AUTH again."""
+    st = limited
+    c = RawSMTP(st.host, st.SUBMISSION_PORT)
+    assert c.reply()[0] == 220
+    c.ehlo()
+    assert c.auth_plain(*ALICE)[0] == 235
+    c.starttls(st.ssl_context())
+    c.expect("MAIL FROM:<%s>" % ALICE[0], 503, "5.5.1")  # EHLO forgotten
+    assert "AUTH PLAIN LOGIN" in c.ehlo()     # offered again
+    c.expect("MAIL FROM:<%s>" % ALICE[0], 530, "5.7.0")
+    assert c.auth_plain(*ALICE)[0] == 235
+    c.expect("MAIL FROM:<%s>" % ALICE[0], 250, "2.1.0")
+    c.expect("QUIT", 221, "2.0.0")
+    c.close()
+
+
 def test_limits(limited):
     st = limited
     # plaintext login type: AUTH without TLS
