@@ -19,19 +19,23 @@ static void
 lmtp_greet(struct client *c)
 {
 	struct smtp_session *s = smtp_session_any(c);
+	/* RFC 2033 4.1, RFC 5321 4.2: "220 domain text" or "554 domain
+	   text", without an enhanced status code (RFC 2034 4). */
+	s->greeted = 1;
 	if (!policy_lmtp_allowed(c->fe->policy,
 				 (struct sockaddr *)&c->addr)) {
 		log_warn("session=%s client=%s LMTP refused: not in "
 			 "lmtp.trusted_networks",
 			 c->id, c->peer);
-		smtp_reply(s, 554, "5.7.1", "%s LMTP is not offered to your "
-					    "address",
+		smtp_reply(s, 554, NULL,
+			   "%s LMTP is not offered to your "
+			   "address",
 			   c->fe->cfg.global_name);
 		client_close(c, "lmtp untrusted");
 		return;
 	}
 	client_set_state(c, CLIENT_LOCAL);
-	smtp_reply(s, 220, "2.0.0", "%s LMTP Portico ready",
+	smtp_reply(s, 220, NULL, "%s LMTP Portico ready",
 		   c->fe->cfg.global_name);
 }
 

@@ -36,7 +36,10 @@ smtp_reply(struct smtp_session *s, unsigned code, const char *status,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	client_printf(s->c, "%u %s %s\r\n", code, status, text);
+	if (status == NULL)
+		client_printf(s->c, "%u %s\r\n", code, text);
+	else
+		client_printf(s->c, "%u %s %s\r\n", code, status, text);
 }
 
 int
@@ -147,8 +150,8 @@ smtp_hello(struct smtp_session *s, const char *args, int esmtp)
 	s->esmtp = esmtp;
 	if (esmtp)
 		smtp_ehlo_reply(s, args);
-	else
-		smtp_reply(s, 250, "2.0.0", "%s Hello %s",
+	else /* RFC 5321 4.1.1.1: the domain first; no enhanced code */
+		smtp_reply(s, 250, NULL, "%s Hello %s",
 			   s->c->fe->cfg.global_name, args);
 }
 
@@ -374,10 +377,15 @@ smtp_session_timeout(struct client *c)
 		   "%s Error: timeout exceeded", c->fe->cfg.global_name);
 }
 
+/* In place of the greeting (a connection limit) the reply has the
+ * greeting's shape, "421 domain text" (RFC 5321 3.1, 4.2; RFC 2034 4:
+ * no enhanced code before EHLO); later (shutdown, too many invalid
+ * commands) it keeps its enhanced code. */
 void
 smtp_session_bye(struct client *c, const char *msg)
 {
-	smtp_reply(smtp_session_any(c), 421, "4.3.2", "%s %s",
+	struct smtp_session *s = smtp_session_any(c);
+	smtp_reply(s, 421, s->greeted ? "4.3.2" : NULL, "%s %s",
 		   c->fe->cfg.global_name, msg);
 }
 
@@ -385,14 +393,18 @@ static void
 smtp_greet(struct client *c)
 {
 	struct smtp_session *s = smtp_session_any(c);
+	/* RFC 5321 4.2, 4.3.1: "220 domain text" or "554 domain text";
+	   RFC 2034 4: the greeting has no enhanced status code. */
+	s->greeted = 1;
 	if (!c->fe->cfg.frontend_smtp_enabled) {
-		smtp_reply(s, 554, "5.3.2", "%s SMTP submission is not "
-					    "offered on this server",
+		smtp_reply(s, 554, NULL,
+			   "%s SMTP submission is not offered "
+			   "on this server",
 			   c->fe->cfg.global_name);
 		client_close(c, "smtp disabled");
 		return;
 	}
-	smtp_reply(s, 220, "2.0.0", "%s ESMTP Portico ready",
+	smtp_reply(s, 220, NULL, "%s ESMTP Portico ready",
 		   c->fe->cfg.global_name);
 }
 

@@ -84,6 +84,7 @@ struct smtp_session {
 	unsigned lmtp : 1;
 	unsigned esmtp : 1;       /* EHLO/LHLO (not HELO) */
 	unsigned authenticated : 1;
+	unsigned greeted : 1;     /* the greeting (220 or 554) was sent */
 	enum smtp_state state;
 	char helo[256];           /* "" until HELO/EHLO/LHLO */
 	unsigned errors;
@@ -119,7 +120,9 @@ smtp_session(struct client *c)
 
 /* smtp_session.c */
 void smtp_set_state(struct smtp_session *s, enum smtp_state state);
-/* Sends "code status text" (one line). */
+/* Sends "code status text" (one line); "code text" when status is NULL
+ * (RFC 2034 4: the greeting and the HELO/EHLO replies have no enhanced
+ * status code). */
 void smtp_reply(struct smtp_session *s, unsigned code, const char *status,
 		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* A failed command: counts towards smtp.max_errors (closing the

@@ -102,6 +102,15 @@ def test_per_address_limit(lim):
         s, f, line = greeting(st, st.IMAP_PORT, "127.0.0.1", tls=False)
         assert line.startswith(b"* BYE [UNAVAILABLE]"), line
         s.close()
+        # SMTP: a greeting's shape, "421 domain text", no enhanced code
+        # before EHLO (RFC 5321 3.1, 4.2; RFC 2034 4).
+        for port, tls in ((st.SUBMISSION_PORT, False),
+                          (st.SUBMISSIONS_PORT, True)):
+            s, f, line = greeting(st, port, "127.0.0.1", tls=tls)
+            assert line == (b"421 s1f1 Too many connections from your "
+                            b"address.\r\n"), line
+            assert f.readline() == b""
+            s.close()
         # Another address is not affected.
         s, f, line = greeting(st, st.IMAPS_PORT, "127.0.0.2")
         assert line.startswith(b"* OK"), line

@@ -21,10 +21,10 @@ EXTENSIONS = ["PIPELINING", "SIZE %d" % SIZE, "8BITMIME",
 
 
 def plain(st):
-    """Connected to the STARTTLS port, greeting read."""
+    """Connected to the STARTTLS port, greeting read: the domain first,
+    no enhanced status code (RFC 5321 4.2, RFC 2034 4)."""
     c = RawSMTP(st.host, st.SUBMISSION_PORT)
-    code, text = c.reply()
-    assert code == 220 and text[0].startswith("2.0.0 "), text
+    assert c.reply() == (220, ["s1f1 ESMTP Portico ready"])
     return c
 
 
@@ -69,7 +69,9 @@ def test_ehlo_implicit_tls(stack):
 
 def test_helo_and_simple_commands(stack):
     c = plain(stack)
-    c.expect("HELO client.example", 250, "2.0.0")
+    # RFC 5321 4.1.1.1: the domain first; RFC 2034 4: no enhanced code
+    assert c.cmd("HELO client.example") == (250,
+                                            ["s1f1 Hello client.example"])
     c.expect("NOOP", 250, "2.0.0")
     c.expect("RSET", 250, "2.0.0")
     c.expect("VRFY alice", 252, "2.5.0")
@@ -327,6 +329,18 @@ def test_session_state_reset_by_starttls(stack):
     c.close()
 
 
+def test_session_greetings_without_enhanced_codes(stack_factory):
+    """SMTP submission switched off: the refusal is a greeting too,
+    "554 domain text" (RFC 5321 3.1, 4.3.1), then the connection ends."""
+    st = stack_factory("smtpoff", settings=["frontend.smtp_enabled=no"])
+    c = RawSMTP(st.host, st.SUBMISSION_PORT)
+    assert c.reply() == (554, ["s1f1 SMTP submission is not offered on "
+                               "this server"])
+    assert c.reply() == (None, [])
+    c.close()
+    st.down()
+
+
 def test_swaks_both_ports(stack):
     common = ["swaks", "--server", stack.host, "--from", ALICE[0],
               "--to", BOB[0], "--auth-user", ALICE[0], "--auth-password",
@@ -377,8 +391,7 @@ def test_proxy_protocol(limited):
     c.close()
     c = RawSMTP(st.host, st.LMTP_PORT, source="127.0.0.2")
     c.send(b"PROXY TCP4 198.51.100.8 127.0.0.1 40003 24\r\n")
-    code, text = c.reply()
-    assert code == 554 and text[0].startswith("5.7.1 "), text
+    assert c.reply() == (554, ["s1f1 LMTP is not offered to your address"])
     c.close()
     log = st.log("s1f1")
     assert re.search(r"client=198\.51\.100\.7:40001 proxy=127\.0\.0\.2:\d+ "
