@@ -3,6 +3,7 @@
  * buffer, which is handed to the socket as it is. */
 #include "common/conn.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -651,6 +652,34 @@ conn_addr_name(const struct sockaddr *sa, char *out, size_t outsize)
 		port = ntohs(sin6->sin6_port);
 	}
 	snprintf(out, outsize, "%s:%d", host, port);
+}
+
+int
+conn_addr_literal(const char *name, char *out, size_t outsize)
+{
+	char host[INET6_ADDRSTRLEN];
+	unsigned char bin[16];
+	const char *p = name, *end;
+	if (p[0] == '[') {
+		p++;
+		end = strchr(p, ']');
+	} else {
+		end = strrchr(p, ':');
+	}
+	size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+	int v6 = memchr(p, ':', n) != NULL;
+	if (n >= sizeof(host) || (p != name && end == NULL)) {
+		snprintf(out, outsize, "unknown");
+		return -1;
+	}
+	memcpy(host, p, n);
+	host[n] = '\0';
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, host, bin) != 1) {
+		snprintf(out, outsize, "unknown");
+		return -1;
+	}
+	snprintf(out, outsize, "[%s%s]", v6 ? "IPv6:" : "", host);
+	return 0;
 }
 
 void

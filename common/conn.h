@@ -106,6 +106,12 @@ void conn_peer_name(struct conn *c, char *out, size_t outsize);
 int conn_peer_addr(struct conn *c, struct sockaddr_storage *ss);
 /* "ip:port" of an AF_INET/AF_INET6 address into out. */
 void conn_addr_name(const struct sockaddr *sa, char *out, size_t outsize);
+/* The address of a conn_addr_name() string ("192.0.2.1:587",
+ * "2001:db8::1:587", also "[2001:db8::1]:587" or an address without a
+ * port when it has no colon) as an RFC 5321 4.1.3 address literal:
+ * "[192.0.2.1]", "[IPv6:2001:db8::1]" (Received: TCP-info, RFC 5321
+ * 4.4).  -1 with "unknown" in out when it is not an address. */
+int conn_addr_literal(const char *name, char *out, size_t outsize);
 /* Processes bytes as if they had just been read from the socket (through
  * TLS when it is on): for bytes the owner read before starting TLS, e.g.
  * after a PROXY protocol header.  Callbacks may run. */

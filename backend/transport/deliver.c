@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "backend/mime/mime.h"
+#include "common/conn.h"
 
 void
 deliver_build(const struct config *cfg, const char *mail_from,
@@ -18,26 +19,15 @@ deliver_build(const struct config *cfg, const char *mail_from,
 	char from[512], fhost[256], addr[128], sid[128], to[512], date[64];
 	transport_clean(from, sizeof(from), mail_from);
 	transport_clean(fhost, sizeof(fhost), from_host);
-	transport_clean(addr, sizeof(addr), client_addr);
 	transport_clean(sid, sizeof(sid), id);
 	transport_date((int64_t)time(NULL), date, sizeof(date));
-	/* "ip:port" -> "ip" */
-	char *colon = strrchr(addr, ':');
-	if (colon != NULL && strchr(addr, ':') == colon)
-		*colon = '\0';
-	else if (addr[0] == '[' && (colon = strstr(addr, "]:")) != NULL)
-		colon[1] = '\0';
-	const char *ip = addr;
-	if (ip[0] == '[') {
-		ip++;
-		char *e = strchr(addr, ']');
-		if (e != NULL)
-			*e = '\0';
-	}
+	/* "ip:port" -> "[ip]", "[IPv6:ip]" (RFC 5321 4.4 TCP-info) */
+	conn_addr_literal(client_addr, addr, sizeof(addr));
 	buf_printf(msg_r, "Return-Path: <%s>\r\n", from);
-	buf_printf(msg_r, "Received: from %s ([%s])\r\n\tby %s (Portico) "
-			  "with %s id %s",
-		   fhost[0] != '\0' ? fhost : "unknown", ip,
+	buf_printf(msg_r,
+		   "Received: from %s (%s)\r\n\tby %s (Portico) "
+		   "with %s id %s",
+		   fhost[0] != '\0' ? fhost : "unknown", addr,
 		   transport_hostname(cfg), with, sid[0] ? sid : "-");
 	if (rcpt != NULL) {
 		transport_clean(to, sizeof(to), rcpt);

@@ -259,11 +259,14 @@ smtp_received(struct smtp_session *s, struct buf *out)
 	const char *with = c->tls ? "ESMTPSA" : "ESMTPA";
 	if (s->mail.smtputf8)
 		with = c->tls ? "UTF8SMTPSA" : "UTF8SMTPA";
+	/* TCP-info is an address literal, "[192.0.2.1]" (RFC 5321 4.4),
+	   as the backend's Received: of a delivery has it. */
+	char addr[INET6_ADDRSTRLEN + 8];
+	conn_addr_literal(c->peer, addr, sizeof(addr));
 	buf_printf(out,
 		   "Received: from %s (%s)\r\n\tby %s (Portico) with %s id "
 		   "%s;\r\n\t%s\r\n",
-		   s->helo, c->peer, c->fe->cfg.global_name, with, c->id,
-		   date);
+		   s->helo, addr, c->fe->cfg.global_name, with, c->id, date);
 }
 
 static const char *
