@@ -70,6 +70,18 @@ lp_error(const struct lp_reader *r)
 	return r->error != NULL ? r->error : "Invalid command";
 }
 
+const char *
+lp_error_text(const char *msg)
+{
+	const char *end = msg[0] == '[' ? strchr(msg, ']') : NULL;
+	if (end == NULL)
+		return msg;
+	end++;
+	while (*end == ' ')
+		end++;
+	return *end != '\0' ? end : msg;
+}
+
 /* While a bad line is skipped, r->skipping also says whether the line so
  * far ends like a non-synchronizing literal header: "+}" or "-}", maybe
  * followed by a CR.  The literal would follow at once and must not be read

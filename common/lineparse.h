@@ -85,6 +85,10 @@ enum lp_status lp_feed(struct lp_reader *r, const char *data, size_t len,
 /* The complete command (LP_COMMAND) or what was read of the bad one. */
 const char *lp_command(const struct lp_reader *r, size_t *len_r);
 const char *lp_error(const struct lp_reader *r);
+/* msg without the IMAP response code it may start with ("[TOOBIG]
+ * Command line too long" -> "Command line too long"): POP3 (RFC 2449 8
+ * has no such codes) and SMTP send only the text.  Points into msg. */
+const char *lp_error_text(const char *msg);
 /* Forgets the current command and error; ready for the next one. */
 void lp_next(struct lp_reader *r);
 /* Forgets everything, including a line being skipped (after STARTTLS). */

@@ -178,7 +178,9 @@ pop3_input(struct bsession *s)
 			const char *line = lp_command(&ps->lp, &len);
 			protolog_command(s->plog, line, len, 0);
 		}
-			pop3_bad(ps, lp_error(&ps->lp));
+			/* without IMAP's response code ([TOOBIG]): POP3
+			   has no such code (RFC 2449 8) */
+			pop3_bad(ps, lp_error_text(lp_error(&ps->lp)));
 			lp_next(&ps->lp);
 			continue;
 		case LP_CONTINUE:

@@ -227,7 +227,8 @@ pop3_input_error(struct client *c, const char *line, size_t len,
 		 const char *msg, int fatal)
 {
 	c->sasl_wait = 0;
-	client_printf(c, "-ERR %s\r\n", msg);
+	/* "[TOOBIG] ...": IMAP's response code, not POP3's (RFC 2449 8). */
+	client_printf(c, "-ERR %s\r\n", lp_error_text(msg));
 }
 
 static void

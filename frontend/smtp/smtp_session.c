@@ -317,9 +317,7 @@ smtp_session_input_error(struct client *c, const char *line, size_t len,
 		return;
 	}
 	/* "[TOOBIG] Command line too long": the code is IMAP's. */
-	const char *text = msg[0] == '[' && strchr(msg, ']') ? strchr(msg, ']') + 2
-							    : msg;
-	smtp_reply(s, 500, "5.5.2", "%s", text);
+	smtp_reply(s, 500, "5.5.2", "%s", lp_error_text(msg));
 	smtp_count_error(s);
 }
 

@@ -145,6 +145,20 @@ def test_retr_dot_stuffing_and_bad_numbers(stack):
     s.close()
 
 
+def test_overlong_line_without_imap_code(stack):
+    """Before login too, an over-long line is refused with the text
+    alone: [TOOBIG] is IMAP's, RFC 2449 8 has no such code."""
+    s = stack.ssl_context().wrap_socket(
+        socket.create_connection((stack.host, stack.POP3S_PORT), timeout=10),
+        server_hostname=stack.host)
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"+OK")
+    s.sendall(b"USER " + b"x" * 10000 + b"\r\nCAPA\r\n")
+    assert f.readline() == b"-ERR Command line too long\r\n"
+    assert f.readline().startswith(b"+OK")        # CAPA still answered
+    s.close()
+
+
 def test_user_before_stls_forgotten(stack_factory):
     """With frontend.pop3_login_type = plaintext USER may come before
     STLS; STLS forgets it (RFC 2595 4): a PASS under TLS needs a USER

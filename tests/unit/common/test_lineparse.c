@@ -846,6 +846,22 @@ test_error_default_message(void **state)
 }
 
 static void
+test_error_text(void **state)
+{
+	/* POP3 and SMTP send the text without IMAP's response code. */
+	assert_string_equal(lp_error_text("[TOOBIG] Command line too long"),
+			    "Command line too long");
+	assert_string_equal(lp_error_text("[LIMIT] Too many literals"),
+			    "Too many literals");
+	assert_string_equal(lp_error_text("NUL byte in command"),
+			    "NUL byte in command");
+	/* nothing after the code, or no closing bracket: left whole */
+	assert_string_equal(lp_error_text("[TOOBIG]"), "[TOOBIG]");
+	assert_string_equal(lp_error_text("[TOOBIG "), "[TOOBIG ");
+	assert_string_equal(lp_error_text(""), "");
+}
+
+static void
 test_set_limits(void **state)
 {
 	/* Limits tighten after a command (pre-login -> post-login). */
@@ -960,6 +976,7 @@ main(void)
 		cmocka_unit_test(test_reset_discards_partial_line),
 		cmocka_unit_test(test_next_keeps_skipping),
 		cmocka_unit_test(test_error_default_message),
+		cmocka_unit_test(test_error_text),
 		cmocka_unit_test(test_set_limits),
 		cmocka_unit_test(test_tag),
 	};
