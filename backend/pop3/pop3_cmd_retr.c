@@ -78,10 +78,26 @@ stream_begin(struct pop3_session *ps, const struct pop3_msg *m,
 	     const char **data_r, size_t *len_r)
 {
 	struct store *st = ps->s->be->store;
+	struct store_msg_rec rec;
 	const char *err;
-	if (store_read_begin(st, &ps->stream.txn, &err) < 0 ||
-	    store_body_get(st, ps->stream.txn, m->body_id, data_r, len_r,
-			   &err) < 0) {
+	int rc = store_read_begin(st, &ps->stream.txn, &err);
+	if (rc == 0)
+		rc = store_message_get(st, ps->stream.txn, ps->mbox_id, m->uid,
+				       &rec, &err);
+	if (rc == 1) {
+		/* Expunged by an IMAP session since the login: gone for
+		   good, not a store failure (no [SYS/TEMP]: trying again
+		   will not bring it back).  Its body may live on in
+		   another mailbox; it is not this message any more. */
+		pop3_stream_end(ps);
+		log_info("session=%s pop3 uid=%u removed by another session",
+			 ps->s->id, m->uid);
+		session_printf(ps->s, "-ERR Message was removed by another "
+				      "session.\r\n");
+		return -1;
+	}
+	if (rc < 0 || store_body_get(st, ps->stream.txn, m->body_id, data_r,
+				     len_r, &err) < 0) {
 		pop3_stream_end(ps);
 		log_error("session=%s store error=\"%s\"", ps->s->id, err);
 		session_printf(ps->s, "-ERR [SYS/TEMP] Mail store error.\r\n");

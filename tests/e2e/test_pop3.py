@@ -264,6 +264,38 @@ def test_pop3_deletion_reaches_imap_as_expunge(stack, maildrop):
     c.logout()
 
 
+def test_retr_of_message_expunged_by_imap(stack):
+    """A message an IMAP session expunged while the POP3 session was
+    open is gone for good: RETR and TOP say so plainly (no [SYS/TEMP],
+    no store error logged); DELE of it and QUIT still work, and the
+    other messages are served as before."""
+    user, pw = stack.new_user("gone")
+    # bytes of this user's own: no other mailbox shares the body
+    for i in range(1, 6):
+        stack.import_message(user, message(i, extra=user.encode()))
+    logged = len(stack.log("s1b1"))
+    p = login(stack, user, pw)
+    c = stack.imap(user, pw)
+    c.select("INBOX")
+    c.store("2", "+FLAGS", "(\\Deleted)")
+    assert c.expunge()[0] == "OK"
+    c.logout()
+    for cmd in ("RETR 2", "TOP 2 0"):
+        with pytest.raises(poplib.error_proto) as e:
+            p._shortcmd(cmd)
+        assert e.value.args[0] == \
+            b"-ERR Message was removed by another session.", cmd
+    resp, lines, _ = p.retr(3)
+    assert b"Subject: message 3" in lines
+    assert p.dele(2).startswith(b"+OK")
+    assert p.quit().startswith(b"+OK")
+    assert store_subjects(stack, user, pw) == ["message 1", "message 3",
+                                               "message 4", "message 5"]
+    log = stack.log("s1b1")[logged:]
+    assert "removed by another session" in log
+    assert "store error" not in log
+
+
 # -- settings -----------------------------------------------------------------
 
 def test_newest_first_and_expire_zero(stack_factory):
