@@ -766,6 +766,8 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len, char *out,
 		}
 		if (ch == '\n')
 			d->bare_lf++; /* data, never a line end */
+		else if (ch == '\0')
+			d->nul++;
 		out[o++] = ch;
 		d->state = D_TEXT;
 	}

@@ -20,7 +20,10 @@
  * preceded by CR is passed through as data, never taken for a line end,
  * and counted in bare_cr / bare_lf so that the caller refuses the message
  * (RFC 5321 2.3.8; the "\n.\n", "\r.\r" and "\n.\r\n" smuggling forms
- * cannot end a message).
+ * cannot end a message).  NUL bytes are passed through and counted in nul
+ * for the same reason: no mail line may hold one (RFC 5322 2.1, RFC 6152
+ * 3), IMAP cannot serve one in a literal (RFC 3501 4.3), and BINARYMIME
+ * is not offered.
  */
 #ifndef PORTICO_SMTP_PARSER_H
 #define PORTICO_SMTP_PARSER_H
@@ -110,6 +113,7 @@ struct smtp_data {
 	int ended;          /* DOT: the final "." CR LF was seen */
 	uint64_t bare_cr;
 	uint64_t bare_lf;
+	uint64_t nul;       /* NUL bytes (passed through, counted) */
 	uint64_t size;      /* bytes produced */
 };
 

@@ -6,7 +6,7 @@
  * (dot-unstuffed, strict CR LF) into s->pending and sent to each target
  * within its credit window; while a target lags by limits.link_window
  * bytes the client's input waits (c->hold).  Content with a bare CR or
- * LF, or larger than smtp.max_message_size, aborts the streams (Close
+ * LF or a NUL, or larger than smtp.max_message_size, aborts the streams (Close
  * instead of End: nothing is queued) and the rest is read and dropped.
  * At the end each target gets End, and the client hears 250 only from the
  * backend's Result, sent once the message is durable there.
@@ -459,6 +459,11 @@ smtp_content_refused(struct smtp_session *s)
 		text = "Bare CR or LF in the message; lines must end with CR "
 		       "LF (RFC 5321 2.3.8)";
 		break;
+	case SMTP_CE_NUL:
+		code = 550;
+		status = "5.6.0";
+		text = "Message contains NUL characters";
+		break;
 	case SMTP_CE_DISCARD:
 		code = 503;
 		status = "5.5.1";
@@ -542,6 +547,8 @@ smtp_data_content(struct client *c)
 	if (s->error == SMTP_CE_NONE) {
 		if (s->data.bare_cr > 0 || s->data.bare_lf > 0)
 			smtp_content_error(s, SMTP_CE_BARE);
+		else if (s->data.nul > 0)
+			smtp_content_error(s, SMTP_CE_NUL);
 		else if (s->content_size > c->fe->cfg.smtp_max_message_size)
 			smtp_content_error(s, SMTP_CE_SIZE);
 	}

@@ -45,9 +45,10 @@ enum smtp_state {
 /* Why content was refused while it streamed. */
 enum smtp_content_error {
 	SMTP_CE_NONE,
-	SMTP_CE_SIZE,     /* over smtp.max_message_size */
-	SMTP_CE_BARE,     /* bare CR or LF */
-	SMTP_CE_DISCARD,  /* BDAT outside a transaction: bytes dropped */
+	SMTP_CE_SIZE,    /* over smtp.max_message_size */
+	SMTP_CE_BARE,    /* bare CR or LF */
+	SMTP_CE_NUL,     /* a NUL byte */
+	SMTP_CE_DISCARD, /* BDAT outside a transaction: bytes dropped */
 	SMTP_CE_COUNT
 };
 

@@ -294,6 +294,26 @@ def test_smuggling_refused_per_recipient(two_sites, smuggle):
     assert inbox(st, *ALICE) == before
 
 
+def test_nul_refused_per_recipient(two_sites):
+    """A NUL byte in the content: 550 5.6.0 for each recipient, nothing
+    delivered (IMAP could not serve it, RFC 3501 4.3)."""
+    st = two_sites
+    before = inbox(st, *ALICE)
+    c = lmtp(st)
+    c.cmd("LHLO mta.example")
+    c.expect("MAIL FROM:<sender@remote.example>", 250)
+    c.expect("RCPT TO:<%s>" % ALICE[0], 250)
+    c.expect("RCPT TO:<carol@example.test>", 250)
+    c.expect("DATA", 354)
+    c.send(b"Subject: nul\r\n\r\nbefore\0after\r\n.\r\n")
+    for _ in range(2):
+        assert c.reply() == (550, ["5.6.0 Message contains NUL "
+                                   "characters"])
+    assert c.cmd("NOOP") == (250, ["2.0.0 OK"])
+    c.close()
+    assert inbox(st, *ALICE) == before
+
+
 def test_bdat_delivery(two_sites):
     st = two_sites
     c = lmtp(st)

@@ -329,6 +329,28 @@ def test_session_state_reset_by_starttls(stack):
     c.close()
 
 
+def test_data_nul_refused(stack):
+    """A NUL byte in the content (DATA or BDAT: BINARYMIME is not
+    offered) refuses the message like a bare CR or LF: 550 5.6.0, nothing
+    queued, the session goes on."""
+    before = bob_subjects(stack)
+    c = in_transaction(stack)
+    c.expect("DATA", 354)
+    c.send(b"Subject: nul-data\r\n\r\na\0b\r\n.\r\n")
+    assert c.reply() == (550, ["5.6.0 Message contains NUL characters"])
+    assert c.cmd("NOOP") == (250, ["2.0.0 OK"])
+    c.expect("RCPT TO:<%s>" % BOB[0], 503, "5.5.1")   # transaction gone
+    c.expect("MAIL FROM:<%s>" % ALICE[0], 250)
+    c.expect("RCPT TO:<%s>" % BOB[0], 250)
+    chunk = b"Subject: nul-bdat\r\n\r\n\0\r\n"
+    c.send(b"BDAT %d\r\n" % len(chunk) + chunk)
+    assert c.reply() == (550, ["5.6.0 Message contains NUL characters"])
+    assert c.cmd("NOOP") == (250, ["2.0.0 OK"])
+    c.close()
+    after = bob_subjects(stack)
+    assert after == before and b"nul-" not in after
+
+
 def test_session_greetings_without_enhanced_codes(stack_factory):
     """SMTP submission switched off: the refusal is a greeting too,
     "554 domain text" (RFC 5321 3.1, 4.3.1), then the connection ends."""

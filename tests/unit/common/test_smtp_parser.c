@@ -243,7 +243,7 @@ struct decoded {
 	size_t outlen;
 	size_t used;
 	int ended;
-	uint64_t bare_cr, bare_lf;
+	uint64_t bare_cr, bare_lf, nul;
 };
 
 static void
@@ -274,6 +274,7 @@ decode(enum smtp_data_mode mode, const char *in, size_t len, size_t step,
 	r->ended = d.ended;
 	r->bare_cr = d.bare_cr;
 	r->bare_lf = d.bare_lf;
+	r->nul = d.nul;
 	assert_int_equal(d.size, r->outlen);
 }
 
@@ -347,6 +348,31 @@ test_data_counted(void **state)
 	CNT("", "", 0, 0);
 }
 
+/* NUL bytes are data, passed through and counted (the caller refuses
+ * the message), in every position and both modes. */
+static void
+test_data_nul(void **state)
+{
+	static const char dot[] = "\0a\r\nb\0\0c\r\n.\0\r\n\r\n.\r\nX";
+	static const char counted[] = "a\0\r\n\0";
+	struct decoded r;
+	for (size_t step = 0; step < 3; step++) {
+		decode(SMTP_DATA_DOT, dot, sizeof(dot) - 1, step, 512, &r);
+		assert_int_equal(r.nul, 4);
+		assert_int_equal(r.ended, 1);
+		assert_int_equal(r.used, sizeof(dot) - 2); /* X left */
+		assert_int_equal(r.outlen, sizeof(dot) - 1 - 1 - 3 - 1);
+		assert_int_equal(r.bare_cr + r.bare_lf, 0);
+		decode(SMTP_DATA_COUNTED, counted, sizeof(counted) - 1, step,
+		       512, &r);
+		assert_int_equal(r.nul, 2);
+		assert_int_equal(r.outlen, sizeof(counted) - 1);
+	}
+	/* a message without NUL counts none */
+	decode(SMTP_DATA_DOT, "a\r\n.\r\n", 6, 0, 512, &r);
+	assert_int_equal(r.nul, 0);
+}
+
 int
 main(void)
 {
@@ -357,6 +383,7 @@ main(void)
 		cmocka_unit_test(test_bdat),
 		cmocka_unit_test(test_data_dot),
 		cmocka_unit_test(test_data_counted),
+		cmocka_unit_test(test_data_nul),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
