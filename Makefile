@@ -117,6 +117,7 @@ $(BUILD)/unit/common/test_config_reload: $(call obj,common/config_reload.c commo
 $(BUILD)/unit/common/test_tls_tickets: $(call obj,common/tls_tickets.c)
 $(BUILD)/unit/backend/test_mime: $(call obj,backend/mime/mime.c backend/mime/mime_cache.c backend/mime/mime_decode.c backend/mime/mime_imap.c backend/mime/mime_parse.c backend/mime/mime_rfc822.c backend/mime/mime_section.c common/buf.c common/arena.c)
 $(BUILD)/unit/backend/test_dsn: $(call obj,backend/transport/dsn.c backend/transport/message.c common/buf.c common/config.c)
+$(BUILD)/unit/backend/test_message: $(call obj,backend/transport/message.c common/buf.c common/config.c)
 $(BUILD)/unit/backend/test_store_records: $(call obj,backend/store/store.c backend/store/store_delivery.c backend/store/store_expunged.c backend/store/store_writer.c backend/store/store_ops.c backend/store/store_queue.c common/metrics.c common/buf.c)
 $(BUILD)/unit/backend/test_seqset: $(call obj,backend/imap/imap_seqset.c common/buf.c common/arena.c)
 $(BUILD)/unit/backend/test_store_reader: $(call obj,backend/store/store.c backend/store/store_delivery.c backend/store/store_expunged.c backend/store/store_writer.c backend/store/store_ops.c backend/store/store_queue.c common/metrics.c common/buf.c)

@@ -298,6 +298,15 @@ submit_done(void *ctx, int rc, const char *err)
 static void
 submit_end(struct bsession *s, struct tstream *t)
 {
+	/* The MSA completes the message before it is queued, so that the
+	   copies delivered and relayed all carry the same Date: and
+	   Message-ID: (RFC 6409 8.2, 8.3). */
+	struct buf fixed = BUF_INIT;
+	if (transport_submission_fields(&s->be->cfg, buf_ptr(&t->data),
+					buf_used(&t->data), &fixed)) {
+		buf_free(&t->data);
+		t->data = fixed;
+	}
 	queue_add_prepare(&t->qargs, t->submit, s->user,
 			  buf_ptr(&t->data), buf_used(&t->data));
 	session_store(s, queue_add_op, &t->qargs, submit_done, s, NULL);

@@ -39,6 +39,14 @@ void transport_date(int64_t t, char *out, size_t outsize);
 /* Copies s into out without control characters (header values built
  * from envelope fields). */
 void transport_clean(char *out, size_t outsize, const char *s);
+/* RFC 6409 8.2 and 8.3: a submitted message whose header section (up to
+ * the first empty line) has no Date: or no Message-ID: (field names in
+ * any case) gets them, "Date: <now>" and "Message-ID: <time.random@
+ * transport_hostname()>", after the trace fields on top of it (the
+ * frontend's Received:).  Returns 1 with the whole new message in out,
+ * 0 (out untouched) when both are there. */
+int transport_submission_fields(const struct config *cfg, const char *data,
+				size_t len, struct buf *out);
 
 /* -- local delivery (deliver.c) ------------------------------------------ */
 

@@ -402,6 +402,73 @@ def test_permanent_failure_dsn(relay_stack):
     assert admin(st, "s1b1", "check", "--all").returncode == 0
 
 
+def header_fields(raw, name):
+    """The values of every NAME: field of the message's header section
+    (up to the first empty line), matched in any case."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    return [v.strip() for v in re.findall(
+        rb"(?im)^" + re.escape(name) + rb"[ \t]*:(.*(?:\r\n[ \t].*)*)",
+        head)]
+
+
+def test_submission_gets_date_and_message_id(relay_stack):
+    """RFC 6409 8.2, 8.3: a submission without Date: and Message-ID:
+    gets both, once, before it is queued: the local copy and the relayed
+    one carry the same.  Fields already there (in any case) are kept as
+    they are and not added twice; LMTP deliveries get none."""
+    import email.utils
+    import time
+    st = relay_stack
+    st.sink.start()
+    local, _ = st.new_user("msgid")
+    bare = (b"From: sender@example.test\r\nTo: far@remote.test\r\n"
+            b"Subject: neither date nor id\r\n\r\nbody\r\n")
+    submit(st, "sender@example.test", "pw-sender",
+           [local, "far@remote.test"], bare)
+    wait_for(lambda: queue_empty(st), timeout=30, what="the queue to empty")
+    [(size, stored)] = inbox_when(st, local, 1)
+    [(_, _, relayed)] = st.sink.messages
+    relayed = relayed.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    seen = []
+    for copy in (stored, relayed):
+        # after the trace fields, then the message as sent
+        assert copy.endswith(b"\r\n" + bare), copy
+        [date] = header_fields(copy, b"Date")
+        [mid] = header_fields(copy, b"Message-ID")
+        when = email.utils.parsedate_to_datetime(date.decode())
+        assert when.utcoffset() is not None
+        assert abs(when.timestamp() - time.time()) < 600, date
+        assert re.fullmatch(rb"<[0-9]{14}\.[0-9a-f]{24}@s1b1\.example\.test>",
+                            mid), mid
+        assert re.search(rb"\r\n\tby s1f1 \(Portico\) with ESMTPSA id "
+                         rb"[^\r]*\r\n\t[^\r]*\r\nDate: .*\r\n"
+                         rb"Message-ID: .*\r\nFrom: ", copy), copy
+        seen.append((date, mid))
+    assert seen[0] == seen[1]
+    # Both there, in other cases: the message unchanged.
+    full = (b"from: sender@example.test\r\nDATE: Mon, 23 Nov 2026 "
+            b"08:00:00 +0000\r\nmessage-id: <keep@example.test>\r\n"
+            b"Subject: both\r\n\r\nDate: in the body\r\n")
+    submit(st, "sender@example.test", "pw-sender", [local], full)
+    stored = inbox_when(st, local, 2)[1][1]
+    assert stored.endswith(b"\r\n" + full)
+    assert header_fields(stored, b"Date") == [b"Mon, 23 Nov 2026 "
+                                              b"08:00:00 +0000"]
+    assert header_fields(stored, b"Message-ID") == [b"<keep@example.test>"]
+    # Only the Message-ID there: a Date added, nothing else.
+    submit(st, "sender@example.test", "pw-sender", [local], MSG)
+    stored = inbox_when(st, local, 3)[2][1]
+    assert stored.endswith(b"\r\n" + MSG)
+    assert len(header_fields(stored, b"Date")) == 1
+    assert header_fields(stored, b"Message-ID") == [b"<t1@example.test>"]
+    # LMTP (inbound mail) is delivered as it came.
+    got = lmtp(st, [local], bare, mail_from="far@remote.test")
+    assert got[local][0] == 250, got
+    stored = inbox_when(st, local, 4)[3][1]
+    assert header_fields(stored, b"Date") == []
+    assert header_fields(stored, b"Message-ID") == []
+
+
 def kill9(st, service):
     pid = int((st.dir / service / "pid").read_text().strip())
     os.kill(pid, signal.SIGKILL)
