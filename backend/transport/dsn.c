@@ -190,11 +190,15 @@ dsn_build(const struct config *cfg, const struct dsn_msg *m,
 	buf_printf(out, "\r\n");
 
 	/* 3: the message, or its header */
-	/* A delay warning returns only the header: the message itself is
-	   still on its way. */
-	int headers_only = (m->ret != NULL && strcasecmp(m->ret, "HDRS") == 0) ||
+	/* A report of no failure returns only the header: a delay warning
+	   (the message itself is still on its way), and a success report
+	   unless RET=FULL asked for the message (RFC 3461 4.3: it SHOULD
+	   then be the header only). */
+	int no_ret = m->ret == NULL || m->ret[0] == '\0';
+	int headers_only = (m->ret != NULL &&
+			    strcasecmp(m->ret, "HDRS") == 0) ||
 			   m->len > cfg->transport_dsn_return_limit ||
-			   (delayed && !failed);
+			   (!failed && (delayed || no_ret));
 	size_t len = headers_only ? header_len(m->data, m->len) : m->len;
 	buf_printf(out, "--%s\r\n", boundary);
 	if (headers_only)

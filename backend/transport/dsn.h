@@ -36,8 +36,9 @@ struct dsn_msg {
 
 /* Appends the whole report (headers, multipart/report with the text, the
  * message/delivery-status and the returned message or its headers) to
- * out.  The message goes back whole unless RET=HDRS or it is larger
- * than transport.dsn_return_limit. */
+ * out.  The message goes back whole unless RET=HDRS, it is larger than
+ * transport.dsn_return_limit, or the report has no failure (a delay
+ * warning; a success report without RET=FULL): then only its header. */
 void dsn_build(const struct config *cfg, const struct dsn_msg *m,
 	       const struct dsn_rcpt *r, size_t n, struct buf *out);
 

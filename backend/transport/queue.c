@@ -504,6 +504,10 @@ attempt_settle(struct attempt *a)
 			.data = a->data,
 			.len = a->len,
 		};
+		/* Stored straight into the sender's INBOX, so with the
+		   Return-Path final delivery adds (RFC 5321 4.4): null, a
+		   report's reverse path (RFC 3461 6.2). */
+		buf_printf(&a->dsn, "Return-Path: <>\r\n");
 		dsn_build(cfg, &m, dr, nd, &a->dsn);
 		mime_cache_build(buf_ptr(&a->dsn), buf_used(&a->dsn),
 				 &a->dsn_meta);

@@ -382,6 +382,9 @@ def test_permanent_failure_dsn(relay_stack):
            msg, rcpt_options=["NOTIFY=NEVER"])
     wait_for(lambda: queue_empty(st), timeout=30, what="the queue to empty")
     [(size, raw)] = inbox_when(st, "sender@example.test", 1)
+    # stored with the null reverse path of a report (RFC 3461 6.2)
+    assert raw.startswith(b"Return-Path: <>\r\nFrom: Mail Delivery "
+                          b"System <MAILER-DAEMON@"), raw[:200]
     m, parts = dsn_parts(raw)
     assert m["To"] == "<sender@example.test>"
     assert m["Subject"] == "Undelivered Mail Returned to Sender"
@@ -400,6 +403,28 @@ def test_permanent_failure_dsn(relay_stack):
     assert b"Hello over the transport." not in raw
     assert [m[1] for m in st.sink.messages] == [["good@remote.test"]]
     assert admin(st, "s1b1", "check", "--all").returncode == 0
+
+
+def test_success_dsn_returns_headers_only(stack):
+    """NOTIFY=SUCCESS without RET: the report of a delivery returns the
+    message's header only (RFC 3461 4.3), and it reaches the sender's
+    INBOX with Return-Path: <> on top (RFC 3461 6.2, RFC 5321 4.4)."""
+    sender, pw = stack.new_user("dsnok")
+    rcpt, _ = stack.new_user("dsnrcpt")
+    msg = MSG.replace(b"<t1@", b"<dsnok@")
+    submit(stack, sender, pw, [rcpt], msg, rcpt_options=["NOTIFY=SUCCESS"])
+    inbox_when(stack, rcpt, 1)
+    [(size, raw)] = inbox_when(stack, sender, 1)
+    assert raw.startswith(b"Return-Path: <>\r\nFrom: Mail Delivery "
+                          b"System <MAILER-DAEMON@"), raw[:200]
+    assert raw.count(b"Return-Path:") == 1
+    m, parts = dsn_parts(raw)
+    assert m["Subject"] == "Successful Mail Delivery Report"
+    [r] = [dict(b.items()) for b in parts[1].get_payload()][1:]
+    assert (r["Action"], r["Status"]) == ("delivered", "2.0.0")
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    assert b"Message-ID: <dsnok@example.test>" in raw
+    assert b"Hello over the transport." not in raw
 
 
 def header_fields(raw, name):

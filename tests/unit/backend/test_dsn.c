@@ -163,6 +163,22 @@ test_success(void **state)
 	assert_non_null(strstr(s, "Action: delivered\r\nStatus: 2.0.0\r\n"));
 	assert_null(strstr(s, "Remote-MTA"));
 	assert_null(strstr(s, "Original-Recipient"));
+	/* RFC 3461 4.3: no failure, no RET: the header only. */
+	assert_non_null(strstr(s, "Content-Type: text/rfc822-headers\r\n\r\n"
+				  "From: a@example.test\r\nSubject: hello\r\n"
+				  "\r\n"));
+	assert_null(strstr(s, "the body line"));
+	free(s);
+	/* RET=FULL asked for the message: it comes back. */
+	s = build(&cfg, "FULL", &ok, 1);
+	assert_non_null(strstr(s, "Content-Type: message/rfc822\r\n\r\n"));
+	assert_non_null(strstr(s, MSG));
+	free(s);
+	/* A failure beside the success: the message, as for a failure. */
+	struct dsn_rcpt both[2] = {ok, FAILED};
+	s = build(&cfg, "", both, 2);
+	assert_non_null(strstr(s, "Content-Type: message/rfc822\r\n\r\n"));
+	assert_non_null(strstr(s, MSG));
 	free(s);
 	config_free(&cfg);
 }
