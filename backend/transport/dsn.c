@@ -2,6 +2,7 @@
  * with a message/delivery-status part (RFC 3464). */
 #include "backend/transport/dsn.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -55,6 +56,21 @@ field(char *out, size_t outsize, const char *s)
 			out[o++] = (char)c;
 	}
 	out[o] = '\0';
+}
+
+/* The host of a "host:port" into out, if it is a name: 0 for an IPv4 or
+ * IPv6 address (bracketed or not). */
+static int
+remote_name(char *out, size_t outsize, const char *hostport)
+{
+	field(out, outsize, hostport);
+	char *colon = strrchr(out, ':');
+	if (colon == NULL || strchr(out, ':') != colon)
+		return 0; /* IPv6: "[::1]:25", "::1:25" */
+	*colon = '\0';
+	unsigned char bin[4];
+	return out[0] != '\0' && out[0] != '[' &&
+	       inet_pton(AF_INET, out, bin) != 1;
 }
 
 /* The header of the message: up to and including the empty line. */
@@ -163,15 +179,15 @@ dsn_build(const struct config *cfg, const struct dsn_msg *m,
 		}
 		buf_printf(out, "Action: %s\r\n", r[i].action);
 		buf_printf(out, "Status: %s\r\n", r[i].status);
-		if (r[i].remote != NULL && r[i].remote[0] != '\0') {
-			field(remote, sizeof(remote), r[i].remote);
-			char *colon = strrchr(remote, ':');
-			if (colon != NULL && strchr(remote, ']') == NULL &&
-			    strchr(remote, ':') == colon)
-				*colon = '\0';
+		/* RFC 3464 2.3.5: the MTA that answered, by its DNS name;
+		   a host given as an address has none to write. */
+		int answered = r[i].remote != NULL && r[i].remote[0] != '\0';
+		if (answered &&
+		    remote_name(remote, sizeof(remote), r[i].remote))
 			buf_printf(out, "Remote-MTA: dns; %s\r\n", remote);
-		}
-		if (r[i].code != 0)
+		/* RFC 3464 2.3.6: "smtp;" is what that MTA said; a failure
+		   found here (no route, no connection) is ours to word. */
+		if (r[i].code != 0 && answered)
 			buf_printf(out, "Diagnostic-Code: smtp; %u %s %s\r\n",
 				   r[i].code, r[i].status, text);
 		else if (text[0] != '\0')

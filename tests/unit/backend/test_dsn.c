@@ -67,7 +67,7 @@ static const struct dsn_rcpt FAILED = {
 	.code = 550,
 	.status = "5.1.1",
 	.text = "No such user",
-	.remote = "192.0.2.1:25",
+	.remote = "mx.remote.test:25",
 	.last_attempt = 1795438040,
 };
 
@@ -95,7 +95,7 @@ test_failed_full(void **state)
 				  "Original-Recipient: rfc822;Bad@remote.test\r\n"
 				  "Action: failed\r\n"
 				  "Status: 5.1.1\r\n"
-				  "Remote-MTA: dns; 192.0.2.1\r\n"
+				  "Remote-MTA: dns; mx.remote.test\r\n"
 				  "Diagnostic-Code: smtp; 550 5.1.1 No such "
 				  "user\r\n"
 				  "Last-Attempt-Date: "));
@@ -212,6 +212,45 @@ test_delayed(void **state)
 	config_free(&cfg);
 }
 
+/* RFC 3464 2.3.5, 2.3.6: Remote-MTA names a host (an address is no DNS
+ * name); "smtp;" diagnostics are what a remote MTA said. */
+static void
+test_remote_mta_and_diagnostic(void **state)
+{
+	(void)state;
+	struct config cfg;
+	config_defaults(&cfg);
+	struct dsn_rcpt r = FAILED;
+	static const char *const addrs[] = {"192.0.2.1:25", "[2001:db8::1]:25",
+					    "2001:db8::1:25", ":25"};
+	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+		r.remote = addrs[i];
+		char *s = build(&cfg, "", &r, 1);
+		assert_null(strstr(s, "Remote-MTA"));
+		assert_non_null(strstr(s, "Status: 5.1.1\r\nDiagnostic-Code: "
+					  "smtp; 550 5.1.1 No such user\r\n"));
+		free(s);
+	}
+	/* failed here, nobody answered: our own words, no "smtp;" */
+	struct dsn_rcpt local = {
+		.address = "far@remote.test",
+		.orcpt = "",
+		.action = "failed",
+		.code = 550,
+		.status = "5.4.4",
+		.text = "No route to remote recipients",
+		.remote = "",
+	};
+	char *s = build(&cfg, "", &local, 1);
+	assert_null(strstr(s, "Remote-MTA"));
+	assert_null(strstr(s, "smtp;"));
+	assert_non_null(strstr(s, "Status: 5.4.4\r\nDiagnostic-Code: "
+				  "X-Portico; No route to remote "
+				  "recipients\r\n"));
+	free(s);
+	config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -221,6 +260,7 @@ main(void)
 		cmocka_unit_test(test_headers_only),
 		cmocka_unit_test(test_success),
 		cmocka_unit_test(test_delayed),
+		cmocka_unit_test(test_remote_mta_and_diagnostic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
