@@ -21,6 +21,19 @@ def msg(i, extra=b""):
             b"\r\nline one of %d\r\n" % (i, i, i, i % 9 + 1, i)) + extra
 
 
+def tagged_lines(conn, cmd):
+    """Sends one command as it is; returns every line up to its tagged
+    answer, untagged ones included, as the server sent them."""
+    tag = conn._new_tag()
+    conn.send(tag + b" " + cmd + b"\r\n")
+    lines = []
+    while True:
+        line = conn.readline()
+        lines.append(line)
+        if line.startswith(tag + b" "):
+            return lines
+
+
 @pytest.fixture
 def user(stack):
     return stack.new_user("imap")
@@ -292,14 +305,7 @@ def test_expunge_never_renumbers_under_a_command(stack, user):
     a.expunge()
 
     def raw(cmd):
-        tag = b._new_tag()
-        b.send(tag + b" " + cmd + b"\r\n")
-        lines = []
-        while True:
-            line = b.readline()
-            lines.append(line)
-            if line.startswith(tag + b" "):
-                return lines
+        return tagged_lines(b, cmd)
     # the others are answered, and the tagged OK says why one is not
     # (RFC 2180 4.1, RFC 5530 EXPUNGEISSUED)
     out = raw(b"FETCH 1:* (UID)")
@@ -348,14 +354,7 @@ def test_copy_and_move_read_the_clients_numbers(stack, user):
     a.expunge()
 
     def raw(cmd):
-        tag = b._new_tag()
-        b.send(tag + b" " + cmd + b"\r\n")
-        lines = []
-        while True:
-            line = b.readline()
-            lines.append(line)
-            if line.startswith(tag + b" "):
-                return lines
+        return tagged_lines(b, cmd)
     # b still numbers UID 1..4 as 1..4: its 2 is UID 2
     out = raw(b"COPY 2 Kept")
     assert not any(b"EXPUNGE" in x for x in out), out
@@ -572,14 +571,7 @@ def test_qresync_never_outruns_a_held_back_expunge(stack, user):
     b.store("1", "+FLAGS", r"(\Flagged)")          # UID 2, after it
 
     def raw(cmd):
-        tag = a._new_tag()
-        a.send(tag + b" " + cmd + b"\r\n")
-        lines = []
-        while True:
-            line = a.readline()
-            lines.append(line)
-            if line.startswith(tag + b" "):
-                return lines
+        return tagged_lines(a, cmd)
     out = raw(b"UID FETCH 2 (FLAGS)")
     assert any(b"UID 2" in x and b"MODSEQ" in x for x in out[:-1]), out
     assert not any(b"VANISHED" in x for x in out), out
