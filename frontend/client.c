@@ -638,7 +638,7 @@ client_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 					      "this account");
 		return;
 	}
-	if (u->privileged) {
+	if (client_entry_refused(c->fe, u)) {
 		log_info("session=%s client=%s user=%s login refused: "
 			 "privileged account (directory)",
 			 c->id, c->peer, c->user);
@@ -737,15 +737,54 @@ client_privileged(const struct frontend *fe, const char *user)
 	return 0;
 }
 
+int
+client_entry_refused(const struct frontend *fe, const struct dir_user *u)
+{
+	return u->privileged || (u->uid[0] && client_privileged(fe, u->uid)) ||
+	       (u->mail[0] && client_privileged(fe, u->mail));
+}
+
+int
+client_login_name(const char *in, char *out, size_t outsize)
+{
+	size_t o = 0;
+	int space = 0;
+	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+		if (*p < 0x20 && *p != '\t')
+			return -1;
+		if (*p == 0x7f)
+			return -1;
+		if (*p == ' ' || *p == '\t') {
+			space = o > 0;
+			continue;
+		}
+		if (o + (size_t)space + 1 >= outsize)
+			return -1;
+		if (space)
+			out[o++] = ' ';
+		space = 0;
+		out[o++] = (char)*p;
+	}
+	if (o == 0)
+		return -1;
+	out[o] = '\0';
+	return 0;
+}
+
 void
-client_login(struct client *c, const char *user, const char *password)
+client_login(struct client *c, const char *typed, const char *password)
 {
 	frontend_metrics_phase(c, FM_PHASE_CREDENTIALS);
-	snprintf(c->user, sizeof(c->user), "%s", user);
-	if (strlen(user) >= sizeof(c->user) || user[0] == '\0') {
+	/* Spellings the directory takes for the same entry ("admin ",
+	   " alice") are one name here: for the refused accounts, the
+	   penalty, the cache and the logs. */
+	char user[sizeof(c->user)];
+	if (client_login_name(typed, user, sizeof(user)) < 0) {
+		snprintf(c->user, sizeof(c->user), "%s", "-");
 		client_login_failed(c, LOGIN_FAIL_CREDENTIALS, NULL);
 		return;
 	}
+	snprintf(c->user, sizeof(c->user), "%s", user);
 	if (client_privileged(c->fe, user)) {
 		log_info("session=%s client=%s user=%s login refused: "
 			 "privileged account",

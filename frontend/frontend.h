@@ -298,6 +298,14 @@ const char *frontend_metrics_login_name(unsigned result);
 
 /* Whether a login name is one of frontend.refused_accounts. */
 int client_privileged(const struct frontend *fe, const char *user);
+/* Whether a directory entry may not use mail: the directory says so
+ * (ldap.privileged_attribute), or its uid or address is one of
+ * frontend.refused_accounts, however the login name was spelled. */
+int client_entry_refused(const struct frontend *fe, const struct dir_user *u);
+/* The login name as the directory compares it (RFC 4518 2.6.1: white
+ * space around it dropped, runs within it one space) into out; -1 when
+ * nothing is left, it holds a control character or it does not fit. */
+int client_login_name(const char *in, char *out, size_t outsize);
 /* Whether plain-text credentials are acceptable on this connection. */
 int client_plaintext_allowed(const struct client *c);
 /* Link callbacks (link_pool.c -> client.c). */

@@ -356,7 +356,7 @@ settings_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 		settings_refuse(sl, 403, "This account is disabled.");
 		return;
 	}
-	if (u->privileged) {
+	if (client_entry_refused(sl->fe, u)) {
 		log_info("http settings client=%s user=%s refused: privileged "
 			 "account (directory)",
 			 peer, sl->user);
@@ -456,6 +456,16 @@ settings_post(struct frontend *fe, struct http_conn *hc,
 				   hu == 1 ? user : "");
 		return;
 	}
+	/* The name as the directory compares it, as for mail logins. */
+	char name[sizeof(user)];
+	if (client_login_name(user, name, sizeof(name)) < 0) {
+		OPENSSL_cleanse(password, sizeof(password));
+		settings_form_page(fe, hc, req, 400,
+				   "Enter your mail address and your password.",
+				   "");
+		return;
+	}
+	memcpy(user, name, sizeof(user));
 	if (client_privileged(fe, user)) {
 		OPENSSL_cleanse(password, sizeof(password));
 		log_info("http settings client=%s user=%s refused: privileged "

@@ -190,6 +190,40 @@ def test_privileged_attribute_refused_everywhere(st):
     s.close()
 
 
+def test_refused_accounts_however_spelled(st):
+    """A refused account (frontend.refused_accounts) stays refused however
+    its name is spelled for the directory ("root ", " ROOT"), and when
+    the login is an address of its entry: the entry's uid and address
+    are checked as well as the name typed.  A name with white space
+    around it is the name without it (RFC 4518 2.6.1) for every user."""
+    alias = "toor-%d@example.test" % len(st.users)
+    st.add_user("root", "Root-pw-1", aliases=[alias])
+    for login in ("root", "root ", " ROOT", "root\t", alias, alias + " "):
+        line = imap_login(st, login, "Root-pw-1", TRUSTED)
+        assert line.startswith(b"a1 NO [AUTHORIZATIONFAILED]"), (login, line)
+    assert log_lines(st, alias, "privileged account (directory)")
+    user, pw = st.new_user("spaced")
+    assert imap_login(st, "  " + user + " ", pw, TRUSTED).startswith(b"a1 OK")
+    assert log_lines(st, user, "authenticated")
+    # control characters never make a login name (nor a log line)
+    line = imap_login(st, user + "\nforged", pw, TRUSTED)
+    assert line.startswith(b"a1 NO"), line
+    assert not [l for l in st.log("s1f1").splitlines()
+                if l.startswith("forged")]
+
+
+def test_penalty_counts_spellings_as_one(st):
+    """The brute-force penalty is per address and login name as the
+    directory compares it: white space around the name changes nothing."""
+    user, pw = st.new_user("spellpen")
+    src = "127.0.0.24"
+    assert imap_login(st, user, "w1", src).startswith(b"a1 NO")
+    assert imap_login(st, " " + user, "w2", src).startswith(b"a1 NO")
+    assert imap_login(st, user + "  ", "w3", src).startswith(b"a1 NO")
+    assert len(log_lines(st, user, "delay_ms=1000 failures=1")) == 1
+    assert len(log_lines(st, user, "delay_ms=2000 failures=2")) == 1
+
+
 # -- hostile login names -------------------------------------------------------
 
 INJECTIONS = ["*", "a*)(uid=*", "*)(objectClass=*", "\\2a"]

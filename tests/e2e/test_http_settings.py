@@ -432,6 +432,17 @@ def test_settings_refusals(st, case):
     assert "imap.example.test" not in body.decode()
 
 
+def test_settings_refuses_padded_refused_names(st):
+    """ "admin " is "admin" to the directory, and so here: refused before
+    the directory is asked, like "admin"."""
+    for login in ("admin ", " admin", "Admin\t"):
+        status, _, body = sign_in(st, login, "whatever")
+        assert status == 403, (login, status)
+        assert b"administrator accounts cannot" in body
+    status, _, body = sign_in(st, "mallory\nforged", "x")
+    assert status == 400
+
+
 def test_settings_refused_over_plain_http(st):
     user, pw = st.new_user("plain")
     status, _, body = sign_in(st, user, pw, conn=plain(st))
