@@ -275,6 +275,9 @@ hc_dispatch(struct http_conn *hc)
 	struct http_request *r = &hc->req;
 	http_parser *p = &hc->parser;
 	hc->state = HTTP_HANDLING;
+	/* http.request_timeout is for receiving the request: the answer may
+	   take longer (a sign-in waiting out its penalty). */
+	uv_timer_stop(&hc->timer);
 	hc->requests++;
 	/* An Upgrade is ignored (RFC 9110 7.8); what follows it would not
 	   be HTTP, so the connection closes after the answer. */

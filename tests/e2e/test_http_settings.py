@@ -33,6 +33,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -56,6 +57,7 @@ SETTINGS = [
     "connection.smtp_advertise=yes",
     "http.max_header_size=2k",
     "http.max_body_size=4k",
+    "http.request_timeout=2s",
     "ldap.privileged_attribute=employeeType=administrator",
 ]
 
@@ -441,6 +443,31 @@ def test_settings_refuses_padded_refused_names(st):
         assert b"administrator accounts cannot" in body
     status, _, body = sign_in(st, "mallory\nforged", "x")
     assert status == 400
+
+
+def test_request_timeout_is_for_receiving_only(st):
+    """http.request_timeout (2s here) bounds the time to receive a request
+    (a request begun and never finished gets 408); the answer to one
+    received in time may take longer (a sign-in waiting out its brute-force
+    penalty) and still comes."""
+    s = socket.create_connection((st.host, st.HTTP_PORT), timeout=10)
+    s.sendall(b"GET /settings HTTP/1.1\r\nHost: x\r\n")
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"HTTP/1.1 408 ")
+    s.close()
+    user, pw = st.new_user("slowform")
+    assert sign_in(st, user, "wrong")[0] == 403     # a 1 s penalty now
+    body = urllib.parse.urlencode({"user": user, "password": pw}).encode()
+    conn = https(st)
+    conn.putrequest("POST", "/settings")
+    conn.putheader("Content-Type", "application/x-www-form-urlencoded")
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    time.sleep(1.5)                 # within the 2 s, then 1 s of penalty
+    conn.send(body)
+    r = conn.getresponse()
+    assert r.status == 200, r.status
+    r.read()
 
 
 def test_settings_refused_over_plain_http(st):
