@@ -43,6 +43,7 @@ static const char *fixed[] = {
 	"backend.direct_imap_listen", "backend.direct_imap_password",
 	"lmtp.trusted_networks",
 	"limits.literal_plus", "limits.max_literal_size",
+	"limits.max_command_size", "limits.max_line",
 	"limits.auth_penalty_entries",
 	"connection.*",
 	"http.listen", "http.tls_listen", "http.metrics_networks",

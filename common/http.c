@@ -643,6 +643,18 @@ http_server_create(uv_loop_t *loop, const struct http_server_conf *conf)
 	return s;
 }
 
+void
+http_server_set_limits(struct http_server *s,
+		       const struct http_server_conf *conf)
+{
+	s->conf.max_header = conf->max_header;
+	s->conf.max_body = conf->max_body;
+	s->conf.request_timeout_ms = conf->request_timeout_ms;
+	s->conf.keepalive_timeout_ms = conf->keepalive_timeout_ms;
+	s->conf.max_requests = conf->max_requests;
+	s->conf.max_connections = conf->max_connections;
+}
+
 int
 http_server_listen(struct http_server *s, const char *addr, int tls,
 		   const char **error_r)

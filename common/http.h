@@ -73,6 +73,10 @@ struct http_server *http_server_create(uv_loop_t *loop,
  * failure. */
 int http_server_listen(struct http_server *s, const char *addr, int tls,
 		       const char **error_r);
+/* A reload: conf's sizes, timeouts and counts apply from now on (to a
+ * request begun before, its timer as it was started). */
+void http_server_set_limits(struct http_server *s,
+			    const struct http_server_conf *conf);
 /* Closes the listeners and every connection (handlers' cancel runs). */
 void http_server_stop(struct http_server *s);
 /* After the loop has closed every handle. */

@@ -224,6 +224,7 @@ worker_apply(struct frontend *fe, const struct config_snap *snap)
 {
 	fe->cfg = snap->cfg;
 	fe->cfg_generation = snap->generation;
+	http_routes_apply(fe);
 	unsigned n = __atomic_add_fetch(fe->reloads_applied, 1,
 					__ATOMIC_ACQ_REL);
 	if (n == fe->nworkers)

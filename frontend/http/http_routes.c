@@ -68,6 +68,29 @@ http_routes_proxy(void *ctx, const struct sockaddr *sa)
 	return policy_proxy_allowed(fe->policy, sa);
 }
 
+/* The http.* sizes, timeouts and counts, at start and at each reload. */
+static void
+http_routes_limits(const struct config *cfg, struct http_server_conf *conf)
+{
+	conf->max_header = cfg->http_max_header_size;
+	conf->max_body = cfg->http_max_body_size;
+	conf->request_timeout_ms = (uint64_t)cfg->http_request_timeout * 1000;
+	conf->keepalive_timeout_ms = (uint64_t)cfg->http_keepalive_timeout *
+				     1000;
+	conf->max_requests = (unsigned)cfg->http_max_requests;
+	conf->max_connections = (unsigned long)cfg->http_max_connections;
+}
+
+void
+http_routes_apply(struct frontend *fe)
+{
+	if (fe->http == NULL)
+		return;
+	struct http_server_conf conf = {0};
+	http_routes_limits(&fe->cfg, &conf);
+	http_server_set_limits(fe->http, &conf);
+}
+
 int
 http_routes_start(struct frontend *fe)
 {
@@ -75,19 +98,13 @@ http_routes_start(struct frontend *fe)
 	if (cfg->http_listen[0] == '\0' && cfg->http_tls_listen[0] == '\0')
 		return 0;
 	struct http_server_conf conf = {
-		.max_header = cfg->http_max_header_size,
-		.max_body = cfg->http_max_body_size,
-		.request_timeout_ms = (uint64_t)cfg->http_request_timeout * 1000,
-		.keepalive_timeout_ms =
-			(uint64_t)cfg->http_keepalive_timeout * 1000,
-		.max_requests = (unsigned)cfg->http_max_requests,
-		.max_connections = (unsigned long)cfg->http_max_connections,
-		.connections = fe->http_connections,
-		.handler = http_routes_handle,
-		.ctx = fe,
-		.tls_certs = http_routes_certs,
-		.proxy_required = http_routes_proxy,
+	    .connections = fe->http_connections,
+	    .handler = http_routes_handle,
+	    .ctx = fe,
+	    .tls_certs = http_routes_certs,
+	    .proxy_required = http_routes_proxy,
 	};
+	http_routes_limits(cfg, &conf);
 	fe->metrics_networks = calloc(1, sizeof(*fe->metrics_networks));
 	if (fe->metrics_networks == NULL)
 		abort();

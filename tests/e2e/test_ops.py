@@ -354,6 +354,23 @@ def test_sighup_frontend_applies_live_settings(st):
     plain.logout()
 
 
+def test_sighup_applies_http_limits(st):
+    """http.* sizes and timeouts apply at a reload (docs/OPERATIONS.md):
+    after request_timeout = 1s, a request begun and left unfinished gets
+    its 408 well within the 10 s this test waits (30 s before)."""
+    edit = ConfigEdit(st, "s1f1", "frontend")
+    try:
+        edit.append("[http]\nrequest_timeout = 1s\n")
+        new = reload(st, "s1f1")
+        assert "setting=http.request_timeout changed" in new, new
+        s = socket.create_connection((st.host, st.HTTP_PORT), timeout=10)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        assert s.makefile("rb").readline().startswith(b"HTTP/1.1 408 ")
+        s.close()
+    finally:
+        edit.restore()
+
+
 def test_sighup_with_a_broken_file_keeps_the_old_config(st):
     src = "127.0.0.79"
     edit = ConfigEdit(st, "s1f1", "frontend")
