@@ -61,6 +61,8 @@ struct http_conn {
 	int counted;
 	int tls_pending;        /* TLS starts after the PROXY header */
 	int proxy_wait;         /* a PROXY header must come first */
+	int addr_counted;       /* conf.addr_acquire gave a place ... */
+	struct sockaddr_storage counted_addr; /* ... for this address */
 	unsigned requests;
 	void (*cancel)(void *arg);
 	void *cancel_arg;
@@ -444,6 +446,9 @@ hc_timer_closed(uv_handle_t *h)
 	s->nconns--;
 	if (hc->counted && s->conf.connections != NULL)
 		__atomic_fetch_sub(s->conf.connections, 1, __ATOMIC_RELAXED);
+	if (hc->addr_counted)
+		s->conf.addr_release(s->conf.ctx,
+				     (struct sockaddr *)&hc->counted_addr);
 	tls_server_unref(&hc->certs);
 	buf_wipe(&hc->in);
 	buf_wipe(&hc->req.body);
@@ -487,6 +492,34 @@ hc_close(struct http_conn *hc, const char *why)
 static int hc_start_tls(struct http_conn *hc);
 
 /* Input of a proxy_required peer until its PROXY header is complete. */
+static const char http_busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				"Content-Length: 0\r\n"
+				"Retry-After: 5\r\n"
+				"Connection: close\r\n\r\n";
+
+/* The client's address known: its place among conf.addr_acquire's.
+ * Returns -1 after closing the connection (503 first on plain HTTP). */
+static int
+hc_admit(struct http_conn *hc, int tls)
+{
+	struct http_server *s = hc->srv;
+	const struct sockaddr *sa = (const struct sockaddr *)&hc->req.peer;
+	if (s->conf.addr_acquire == NULL)
+		return 0;
+	if (s->conf.addr_acquire(s->conf.ctx, sa) < 0) {
+		log_warn("http client=%s refused: too many connections from "
+			 "the address",
+			 hc->req.peer_name);
+		if (!tls)
+			conn_write(&hc->conn, http_busy, sizeof(http_busy) - 1);
+		hc_close(hc, "address connection limit");
+		return -1;
+	}
+	hc->addr_counted = 1;
+	memcpy(&hc->counted_addr, &hc->req.peer, sizeof(hc->counted_addr));
+	return 0;
+}
+
 static void
 hc_proxy_input(struct http_conn *hc, const char *data, size_t len)
 {
@@ -515,6 +548,8 @@ hc_proxy_input(struct http_conn *hc, const char *data, size_t len)
 		conn_addr_name((struct sockaddr *)&hc->req.peer,
 			       hc->req.peer_name, sizeof(hc->req.peer_name));
 	}
+	if (hc_admit(hc, hc->tls_pending) < 0)
+		return;
 	if (hc->tls_pending) {
 		struct buf rest = hc->in;
 		memset(&hc->in, 0, sizeof(hc->in));
@@ -593,14 +628,9 @@ on_http_connection(uv_stream_t *server, int status)
 			log_warn("http client=%s refused: more than %lu "
 				 "connections",
 				 hc->req.peer_name, s->conf.max_connections);
-			if (!l->tls) {
-				static const char busy[] =
-					"HTTP/1.1 503 Service Unavailable\r\n"
-					"Content-Length: 0\r\n"
-					"Retry-After: 5\r\n"
-					"Connection: close\r\n\r\n";
-				conn_write(&hc->conn, busy, sizeof(busy) - 1);
-			}
+			if (!l->tls)
+				conn_write(&hc->conn, http_busy,
+					   sizeof(http_busy) - 1);
 			hc_close(hc, "connection limit");
 			return;
 		}
@@ -612,7 +642,8 @@ on_http_connection(uv_stream_t *server, int status)
 		/* The balancer speaks first: the PROXY header, then TLS. */
 		hc->proxy_wait = 1;
 		hc->tls_pending = l->tls;
-	} else if (l->tls && hc_start_tls(hc) < 0) {
+	} else if (hc_admit(hc, l->tls) < 0 ||
+		   (l->tls && hc_start_tls(hc) < 0)) {
 		return;
 	}
 	conn_read_start(&hc->conn);

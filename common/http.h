@@ -63,6 +63,12 @@ struct http_server_conf {
 	   protocol header (v1 or v2, before TLS); the client address in it
 	   becomes the request's peer.  NULL: never. */
 	int (*proxy_required)(void *ctx, const struct sockaddr *sa);
+	/* Optional: a place for one more connection from sa (the client's
+	   address, after a PROXY header); -1 refuses the connection (plain
+	   HTTP gets 503).  addr_release gives it back when the connection
+	   ends. */
+	int (*addr_acquire)(void *ctx, const struct sockaddr *sa);
+	void (*addr_release)(void *ctx, const struct sockaddr *sa);
 };
 
 /* A server of one loop; listeners are added with http_server_listen(). */

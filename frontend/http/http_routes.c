@@ -91,6 +91,25 @@ http_routes_apply(struct frontend *fe)
 	http_server_set_limits(fe->http, &conf);
 }
 
+/* limits.max_connections_per_address counts HTTP connections too, but
+ * for frontend.trusted_networks, as for mail. */
+static int
+http_routes_addr_acquire(void *ctx, const struct sockaddr *sa)
+{
+	struct frontend *fe = ctx;
+	if (policy_trusted(fe->policy, sa))
+		return 0;
+	return limits_addr_acquire(fe->policy, sa);
+}
+
+static void
+http_routes_addr_release(void *ctx, const struct sockaddr *sa)
+{
+	struct frontend *fe = ctx;
+	if (!policy_trusted(fe->policy, sa))
+		limits_addr_release(fe->policy, sa);
+}
+
 int
 http_routes_start(struct frontend *fe)
 {
@@ -103,6 +122,8 @@ http_routes_start(struct frontend *fe)
 	    .ctx = fe,
 	    .tls_certs = http_routes_certs,
 	    .proxy_required = http_routes_proxy,
+	    .addr_acquire = http_routes_addr_acquire,
+	    .addr_release = http_routes_addr_release,
 	};
 	http_routes_limits(cfg, &conf);
 	fe->metrics_networks = calloc(1, sizeof(*fe->metrics_networks));

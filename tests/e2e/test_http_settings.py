@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, wait_for
 
 pytestmark = pytest.mark.daemons
 
@@ -468,6 +468,43 @@ def test_request_timeout_is_for_receiving_only(st):
     r = conn.getresponse()
     assert r.status == 200, r.status
     r.read()
+
+
+def test_http_connections_count_per_address(stack_factory):
+    """limits.max_connections_per_address holds for HTTP as for mail: one
+    address cannot take every HTTP connection (and /health with them);
+    others are served, and a place comes back when a connection ends."""
+    st2 = stack_factory(name="httpaddr", settings=[
+        "limits.max_connections_per_address=3"])
+
+    def connect(src):
+        return socket.create_connection((st2.host, st2.HTTP_PORT),
+                                        timeout=10, source_address=(src, 0))
+    held = [connect("127.0.0.31") for _ in range(3)]
+    for h in held:                  # each of them is being served
+        h.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert h.recv(100).startswith(b"HTTP/1.1 ")
+    extra = connect("127.0.0.31")
+    assert extra.makefile("rb").readline().startswith(
+        b"HTTP/1.1 503 "), "a fourth connection was served"
+    extra.close()
+    other = connect("127.0.0.32")
+    other.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert other.recv(100).startswith(b"HTTP/1.1 200 ")
+    other.close()
+    held.pop().close()
+    def served():
+        s = connect("127.0.0.31")
+        try:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            return s.recv(100).startswith(b"HTTP/1.1 200 ")
+        except OSError:
+            return False
+        finally:
+            s.close()
+    wait_for(served, what="the place to come back")
+    for h in held:
+        h.close()
 
 
 def test_settings_refused_over_plain_http(st):
