@@ -65,7 +65,32 @@ http_xml_element(const char *xml, size_t len, const char *name,
 		p++;
 		if (p >= end)
 			return -1;
-		if (*p == '/' || *p == '?' || *p == '!')
+		/* Comments and CDATA hold no markup (XML 1.0 2.5, 2.7): what
+		   looks like an element inside them is none; a DTD is not
+		   read at all. */
+		static const struct {
+			const char *open, *close;
+		} skip[] = {{"!--", "-->"}, {"![CDATA[", "]]>"}, {"?", "?>"}};
+		int skipped = 0;
+		for (size_t k = 0; k < sizeof(skip) / sizeof(skip[0]); k++) {
+			size_t ol = strlen(skip[k].open);
+			if ((size_t)(end - p) < ol ||
+			    memcmp(p, skip[k].open, ol) != 0)
+				continue;
+			const char *c = memmem(p + ol, (size_t)(end - p - ol),
+					       skip[k].close,
+					       strlen(skip[k].close));
+			if (c == NULL)
+				return -1;
+			p = c + strlen(skip[k].close);
+			skipped = 1;
+			break;
+		}
+		if (skipped)
+			continue;
+		if (*p == '!')
+			return -1; /* <!DOCTYPE ...> and the like */
+		if (*p == '/')
 			continue;
 		const char *n = p;
 		while (p < end && *p != '>' && *p != '/' && *p != ' ' &&
@@ -86,8 +111,8 @@ http_xml_element(const char *xml, size_t len, const char *name,
 		}
 		const char *text = gt + 1;
 		const char *lt = memchr(text, '<', (size_t)(end - text));
-		if (lt == NULL)
-			return -1;
+		if (lt == NULL || (lt + 1 < end && lt[1] == '!'))
+			return -1; /* text with a comment or CDATA in it */
 		while (text < lt && (*text == ' ' || *text == '\t' ||
 				     *text == '\r' || *text == '\n'))
 			text++;
