@@ -57,6 +57,7 @@ struct http_conn {
 	int error_status;       /* 413/431 decided by a parser callback */
 	int expect_continue;
 	int have_host;
+	int bad_host; /* a second Host, or one no host:port */
 	int keep_alive;
 	int counted;
 	int tls_pending;        /* TLS starts after the PROXY header */
@@ -93,6 +94,8 @@ http_status_text(int status)
 	case 408: return "Request Timeout";
 	case 411: return "Length Required";
 	case 413: return "Content Too Large";
+	case 414:
+		return "URI Too Long";
 	case 415: return "Unsupported Media Type";
 	case 421: return "Misdirected Request";
 	case 429: return "Too Many Requests";
@@ -118,13 +121,31 @@ hc_header_done(struct http_conn *hc)
 	const char *value = buf_ptr(&hc->hval);
 	struct http_request *r = &hc->req;
 	if (strcasecmp(name, "Host") == 0) {
+		/* RFC 9112 3.2: one Host, a uri-host [":" port] */
+		hc->bad_host |= hc->have_host ||
+				strlen(value) >= sizeof(r->host) ||
+				strpbrk(value, " \t/\\@?#") != NULL;
+		for (const char *v = value; *v; v++)
+			hc->bad_host |= (unsigned char)*v < 0x21 ||
+					(unsigned char)*v >= 0x7f;
 		snprintf(r->host, sizeof(r->host), "%s", value);
 		hc->have_host = 1;
-	}
-	else if (strcasecmp(name, "Content-Type") == 0)
+	} else if (strcasecmp(name, "Content-Type") == 0) {
 		snprintf(r->content_type, sizeof(r->content_type), "%s", value);
-	else if (strcasecmp(name, "Expect") == 0)
-		hc->expect_continue = strcasecmp(value, "100-continue") == 0;
+	} else if (strcasecmp(name, "Expect") == 0) {
+		/* RFC 9110 10.1.1: not from an HTTP/1.0 client */
+		hc->expect_continue = strcasecmp(value, "100-continue") == 0 &&
+				      hc->parser.http_minor >= 1;
+	} else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+		/* chunked is the only coding read (RFC 9112 6.1: 501) */
+		while (*value == ' ' || *value == '\t')
+			value++;
+		size_t n = strlen(value);
+		while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+			n--;
+		if (n != 7 || strncasecmp(value, "chunked", 7) != 0)
+			hc->error_status = 501;
+	}
 	buf_reset(&hc->hname);
 	buf_reset(&hc->hval);
 	hc->in_value = 0;
@@ -188,6 +209,8 @@ on_headers_complete(http_parser *p)
 {
 	struct http_conn *hc = p->data;
 	hc_header_done(hc);
+	if (hc->error_status != 0)
+		return -1;
 	if ((p->flags & F_CONTENTLENGTH) &&
 	    p->content_length > hc->srv->conf.max_body) {
 		hc->error_status = 413;
@@ -262,6 +285,7 @@ hc_request_reset(struct http_conn *hc)
 	hc->error_status = 0;
 	hc->expect_continue = 0;
 	hc->have_host = 0;
+	hc->bad_host = 0;
 	hc->cancel = NULL;
 	hc->cancel_arg = NULL;
 	http_parser_init(&hc->parser, HTTP_REQUEST);
@@ -290,10 +314,35 @@ hc_dispatch(struct http_conn *hc)
 	r->head = p->method == HTTP_HEAD;
 	buf_append(&hc->url, "", 1);
 	const char *url = buf_ptr(&hc->url);
+	int absolute = 0;
+	if (strncasecmp(url, "http://", 7) == 0 ||
+	    strncasecmp(url, "https://", 8) == 0) {
+		/* RFC 9112 3.2.2: the absolute form is accepted, its
+		   authority taken for the Host */
+		const char *auth = strstr(url, "//") + 2;
+		const char *slash = strchr(auth, '/');
+		size_t alen = slash ? (size_t)(slash - auth) : strlen(auth);
+		if (alen == 0 || alen >= sizeof(r->host) ||
+		    memchr(auth, '@', alen) != NULL) {
+			hc->bad_host = 1;
+		} else {
+			memcpy(r->host, auth, alen);
+			r->host[alen] = '\0';
+			hc->bad_host = 0;
+		}
+		url = slash ? slash : "/";
+		absolute = 1;
+	}
 	const char *q = strchr(url, '?');
 	size_t plen = q ? (size_t)(q - url) : strlen(url);
 	if (plen >= sizeof(r->path) ||
-	    (q != NULL && strlen(q + 1) >= sizeof(r->query)) || url[0] != '/') {
+	    (q != NULL && strlen(q + 1) >= sizeof(r->query))) {
+		hc->keep_alive = 0;
+		http_respond(hc, 414, "text/plain; charset=utf-8",
+			     "URI too long.\n", 14, NULL);
+		return;
+	}
+	if (url[0] != '/' || hc->bad_host) {
 		hc->keep_alive = 0;
 		http_respond(hc, 400, "text/plain; charset=utf-8", "Bad request.\n", 13,
 			     NULL);
@@ -305,7 +354,7 @@ hc_dispatch(struct http_conn *hc)
 			     "HTTP/1.1 only.\n", 15, NULL);
 		return;
 	}
-	if (p->http_minor >= 1 && !hc->have_host) {
+	if (p->http_minor >= 1 && !hc->have_host && !absolute) {
 		/* RFC 9112 3.2: a request without Host gets 400. */
 		hc->keep_alive = 0;
 		http_respond(hc, 400, "text/plain; charset=utf-8",
@@ -324,8 +373,9 @@ static void
 hc_parse_error(struct http_conn *hc)
 {
 	int status = hc->error_status ? hc->error_status : 400;
-	const char *msg = status == 431 ? "Request headers too large.\n"
+	const char *msg = status == 431   ? "Request headers too large.\n"
 			  : status == 413 ? "Request body too large.\n"
+			  : status == 501 ? "Transfer coding not implemented.\n"
 					  : "Bad request.\n";
 	log_info("http client=%s refused request error=\"%s\"",
 		 hc->req.peer_name,

@@ -678,7 +678,12 @@ def test_oversized_body_413(st):
     (b"POST /settings HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
      b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
     (b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-    (b"GET http://evil.example/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET http://u@evil.example/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400),  # RFC 9112 3.2
+    (b"GET / HTTP/1.1\r\nHost: a b/c@d\r\n\r\n", 400),
+    (b"POST /settings HTTP/1.1\r\nHost: x\r\n"
+     b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+    (b"GET /" + b"a" * 1100 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
 ])
 def test_bad_requests_400_server_keeps_serving(st, junk, status):
     resp = raw_http(st, junk)
@@ -686,6 +691,21 @@ def test_bad_requests_400_server_keeps_serving(st, junk, status):
     assert b"Connection: close" in resp
     got, _, _ = request(plain(st), "GET", "/mail/config-v1.1.xml")
     assert got == 200
+
+
+def test_absolute_form_and_http10_expect(st):
+    """RFC 9112 3.2.2: a request target in absolute form is served as its
+    path, its authority taken for the Host; RFC 9110 10.1.1: an HTTP/1.0
+    request's Expect: 100-continue is ignored."""
+    resp = raw_http(st, b"GET http://mail.example.test/mail/config-v1.1.xml"
+                    b"?emailaddress=a%40example.test HTTP/1.1\r\n"
+                    b"Host: other\r\nConnection: close\r\n\r\n")
+    assert status_of(resp) == 200, resp[:200]
+    assert b"<clientConfig" in resp
+    resp = raw_http(st, b"POST /autodiscover/autodiscover.xml HTTP/1.0\r\n"
+                    b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+                    b"<x/>\n")
+    assert not resp.startswith(b"HTTP/1.1 100"), resp[:100]
 
 
 def test_upgrade_ignored(st):
