@@ -16,9 +16,9 @@ static const char *fm_login_names[FM_LOGIN_RESULTS] = {
 };
 
 static const char *fm_state_names[CLIENT_STATE_COUNT] = {
-	[CLIENT_PRELOGIN] = "prelogin", [CLIENT_AUTH] = "auth",
-	[CLIENT_OPENING] = "opening",   [CLIENT_RELAY] = "relay",
-	[CLIENT_CLOSING] = "closing",
+    [CLIENT_PRELOGIN] = "prelogin", [CLIENT_AUTH] = "auth",
+    [CLIENT_OPENING] = "opening",   [CLIENT_RELAY] = "relay",
+    [CLIENT_LOCAL] = "local",       [CLIENT_CLOSING] = "closing",
 };
 
 const char *

@@ -17,6 +17,7 @@ import http.client
 import imaplib
 import os
 import poplib
+import smtplib
 import re
 import signal
 import socket
@@ -157,6 +158,22 @@ def test_metrics_move_with_logins(st):
     for state in ("prelogin", "auth", "opening", "relay"):
         assert v(after, "portico_frontend_connections", protocol="imap",
                  state=state) == 0, state
+
+
+def test_logged_in_submission_sessions_are_local(st):
+    """A submission session after AUTH is counted in state "local" (its
+    transactions go to a backend one by one), never as "other"."""
+    user, pw = st.new_user("msub")
+    s = smtplib.SMTP_SSL(st.host, st["SUBMISSIONS_PORT"],
+                         context=st.ssl_context(), timeout=10)
+    try:
+        s.login(user, pw)
+        m = scrape(st)
+        assert v(m, "portico_frontend_connections", protocol="submission",
+                 state="local") == 1
+        assert not [k for k in m if dict(k[1]).get("state") == "other"]
+    finally:
+        s.quit()
 
 
 def test_settings_page_logins_counted(st):
