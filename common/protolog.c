@@ -102,6 +102,42 @@ literal_header(const char *p, size_t len, size_t i, uint64_t *n_r,
 	return 1;
 }
 
+static int
+is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
+	       c == '\f';
+}
+
+/* Fail closed: among the first few words of a line, however separated
+ * (tabs, runs of spaces, leading white space, a UID before the command),
+ * a word naming a command that carries a secret; the index after it, or
+ * 0.  IMAP: a tag, perhaps UID, then the command. */
+static size_t
+secret_word_end(enum protolog_proto proto, const char *p, size_t len)
+{
+	static const char *const imap[] = {"LOGIN", "AUTHENTICATE", NULL};
+	static const char *const pop3[] = {"PASS", "APOP", "AUTH", NULL};
+	static const char *const smtp[] = {"AUTH", NULL};
+	const char *const *names = proto == PROTOLOG_IMAP   ? imap
+				   : proto == PROTOLOG_POP3 ? pop3
+							    : smtp;
+	unsigned words = proto == PROTOLOG_IMAP ? 4 : 2;
+	size_t i = 0;
+	for (unsigned w = 0; w < words && i < len; w++) {
+		while (i < len && is_ws(p[i]))
+			i++;
+		size_t start = i;
+		while (i < len && !is_ws(p[i]))
+			i++;
+		for (const char *const *n = names; *n != NULL; n++)
+			if (i - start == strlen(*n) &&
+			    strncasecmp(p + start, *n, i - start) == 0)
+				return i;
+	}
+	return 0;
+}
+
 void
 protolog_render(enum protolog_proto proto, const char *p, size_t len,
 		int sasl, size_t max, struct buf *out)
@@ -124,13 +160,26 @@ protolog_render(enum protolog_proto proto, const char *p, size_t len,
 	} else if (word_is(p, len, 0, "AUTH")) {
 		cut = 2; /* AUTH mechanism | initial response */
 	}
+	/* Such a command in any other shape than the one read above (a
+	   leading space, two spaces, a tab before the command word, UID
+	   LOGIN) keeps nothing after its command word: the server refuses
+	   the line, but the secret in it may be a real one. */
+	size_t kw = secret_word_end(proto, p, len);
+	if (kw != 0 && cut == 0) {
+		buf_append(out, p, kw);
+		buf_append(out, " ", 1);
+		buf_append_str(out, PROTOLOG_REDACTED);
+		return;
+	}
 	unsigned tokens = 0;
 	int in_token = 0;
 	size_t start = buf_used(out);
 	size_t i = 0;
 	while (i < len && buf_used(out) - start <= max) {
 		char ch = p[i];
-		if (ch == ' ') {
+		if (is_ws(ch)) {
+			/* a tab separates arguments here as the parsers may
+			   take it: a password after one is still cut */
 			in_token = 0;
 			buf_append(out, " ", 1);
 			i++;

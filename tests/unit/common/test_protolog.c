@@ -71,6 +71,32 @@ test_line_protocols(void **state)
 	RENDER(PROTOLOG_SMTP, "PASS x", "PASS x");
 }
 
+/* Malformed shapes of secret-bearing commands, refused by the servers,
+ * keep nothing after the command word (or the argument before a tab). */
+static void
+test_malformed_secrets(void **state)
+{
+	RENDER(PROTOLOG_IMAP, "a LOGIN u@e.test\tLeak22",
+	       "a LOGIN u@e.test <redacted>");
+	RENDER(PROTOLOG_IMAP, " a LOGIN u@e.test Leak24", " a LOGIN <redacted>");
+	RENDER(PROTOLOG_IMAP, "a  LOGIN u@e.test Leak25", "a  LOGIN <redacted>");
+	RENDER(PROTOLOG_IMAP, "a UID LOGIN u Leak26", "a UID LOGIN <redacted>");
+	RENDER(PROTOLOG_IMAP, "a\tlogin u Leak27", "a\tlogin <redacted>");
+	RENDER(PROTOLOG_IMAP, "a AUTHENTICATE\tPLAIN AGFsaWNlAHMzY3JldA==",
+	       "a AUTHENTICATE <redacted>");
+	RENDER(PROTOLOG_POP3, "PASS\tLeak30", "PASS <redacted>");
+	RENDER(PROTOLOG_POP3, " PASS Leak32", " PASS <redacted>");
+	RENDER(PROTOLOG_POP3, "APOP  alice c4c9334b", "APOP  alice <redacted>");
+	RENDER(PROTOLOG_SMTP, "AUTH\tPLAIN AGFsaWNlAHMzY3JldA==",
+	       "AUTH <redacted>");
+	RENDER(PROTOLOG_SMTP, "AUTH PLAIN\tAGFsaWNlAHMzY3JldA==",
+	       "AUTH PLAIN <redacted>");
+	RENDER(PROTOLOG_LMTP, "  auth plain AGFsaWNl", "  auth <redacted>");
+	/* other commands are left alone */
+	RENDER(PROTOLOG_IMAP, "a SELECT\tINBOX", "a SELECT INBOX");
+	RENDER(PROTOLOG_POP3, "USER\talice", "USER alice");
+}
+
 /* The log goes to stderr: capture it in a file. */
 static FILE *capture;
 static int saved_stderr;
@@ -155,6 +181,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_imap_login),
 		cmocka_unit_test(test_line_protocols),
+		cmocka_unit_test(test_malformed_secrets),
 		cmocka_unit_test(test_output),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
