@@ -84,7 +84,7 @@ client_plaintext_allowed(const struct client *c)
 	return strcasecmp(type, "plaintext") == 0;
 }
 
-static void
+void
 client_timer_reset(struct client *c)
 {
 	const struct config *cfg = &c->fe->cfg;
@@ -99,6 +99,11 @@ client_timer_reset(struct client *c)
 	if (c->state == CLIENT_LOCAL)
 		secs = cfg->smtp_timeout;
 	uint64_t ms = (uint64_t)secs * 1000;
+	/* While the server has the login (a penalty delay, the directory, a
+	   backend opening the session) the client is not idle: only the
+	   login deadline runs. */
+	if (c->state == CLIENT_AUTH || c->state == CLIENT_OPENING)
+		ms = UINT64_MAX;
 	if (c->state != CLIENT_RELAY && c->state != CLIENT_LOCAL) {
 		/* Before authentication activity does not buy more than
 		   limits.login_deadline from the connection. */
@@ -795,6 +800,7 @@ client_login(struct client *c, const char *typed, const char *password)
 		return;
 	}
 	client_set_state(c, CLIENT_AUTH);
+	client_timer_reset(c);
 	policy_login_keys(c->fe->policy, (struct sockaddr *)&c->addr, user,
 			  password, &c->keys);
 	buf_wipe(&c->secret);

@@ -278,6 +278,10 @@ void client_write(struct client *c, const void *data, size_t len);
  * login (or in an SMTP session between transactions) is told goodbye and
  * closed now; others are checked again after each command. */
 void client_drain(struct client *c);
+/* The idle timer for the connection's state: before login
+ * limits.prelogin_timeout within limits.login_deadline (only the deadline
+ * while the server has the login), after it the session's timeout. */
+void client_timer_reset(struct client *c);
 /* STARTTLS/STLS: after the positive reply, discard buffered input,
  * forget the login name and any login made before TLS, and start the
  * handshake (the protocol forgets its own state: HELO, AUTH). */

@@ -35,6 +35,7 @@ lmtp_greet(struct client *c)
 		return;
 	}
 	client_set_state(c, CLIENT_LOCAL);
+	client_timer_reset(c); /* smtp.timeout from the greeting on */
 	smtp_reply(s, 220, NULL, "%s LMTP Portico ready",
 		   c->fe->cfg.global_name);
 }

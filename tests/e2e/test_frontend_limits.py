@@ -236,3 +236,45 @@ def test_authenticated_timeout(lim):
     s.sendall(b"i4 LOGOUT\r\n")
     read_until_tagged(f, b"i4")
     assert "state=relay idle timeout" in lim.st.log("s1f1")
+
+
+# -- timers while the server has the login -----------------------------------
+
+@pytest.fixture(scope="module")
+def timers(stack_factory):
+    return stack_factory(name="timers", settings=[
+        "limits.prelogin_timeout=2s",
+        "limits.auth_penalty=3s",
+        "limits.auth_penalty_max=3s",
+        "smtp.timeout=10s",
+    ])
+
+
+def test_penalty_longer_than_the_idle_timeout(timers):
+    """A login waiting out a brute-force penalty longer than
+    limits.prelogin_timeout is answered, not cut for inactivity: the
+    client is not idle while the server has its login."""
+    user, pw = timers.new_user("slowlogin")
+    src = "127.0.0.61"
+    s, f = raw_client(timers, timers.IMAPS_PORT, tls=True, source=src)
+    assert f.readline().startswith(b"* OK")
+    s.sendall(b"a1 LOGIN %s wrong\r\n" % user.encode())
+    assert read_until_tagged(f, b"a1")[-1].startswith(b"a1 NO")
+    s.sendall(b"a2 LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
+    s.settimeout(20)
+    line = read_until_tagged(f, b"a2")[-1]
+    assert line.startswith(b"a2 OK"), line
+    s.close()
+    assert "delay_ms=3000" in timers.log("s1f1")
+
+
+def test_lmtp_idle_time_is_smtp_timeout(timers):
+    """After the greeting an LMTP client has smtp.timeout (10s here) to
+    speak, not limits.prelogin_timeout (2s): LMTP has no login."""
+    s, f = raw_client(timers, timers.LMTP_PORT, tls=False)
+    assert f.readline().startswith(b"220 ")
+    time.sleep(4)
+    s.sendall(b"LHLO client.example\r\n")
+    line = f.readline()
+    assert line.startswith(b"250"), line
+    s.close()
