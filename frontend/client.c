@@ -424,6 +424,27 @@ static const struct conn_ops client_conn_ops = {
 };
 
 /* Runs the pre-login reader over buffered input. */
+
+void
+client_bad_command(struct client *c)
+{
+	c->cmd_bad = 1;
+}
+
+/* One more invalid command: beyond limits.max_bad_commands the client is
+ * told goodbye and the connection closes (1). */
+static int
+client_too_many_bad(struct client *c)
+{
+	if (++c->bad_commands < (unsigned)c->fe->cfg.limits_max_bad_commands)
+		return 0;
+	if (c->state == CLIENT_CLOSING)
+		return 1;
+	c->proto->bye_unavailable(c, "Too many invalid commands");
+	client_close(c, "too many invalid commands");
+	return 1;
+}
+
 static void
 client_process_input(struct client *c)
 {
@@ -459,9 +480,12 @@ client_process_input(struct client *c)
 			lp_next(&c->lp);
 			/* A SASL response is never logged (protolog). */
 			protolog_command(c->plog, copy, len, c->sasl_wait);
+			c->cmd_bad = 0;
 			c->proto->command(c, copy, len);
 			OPENSSL_cleanse(copy, len);
 			free(copy);
+			if (c->cmd_bad && client_too_many_bad(c))
+				return;
 			continue;
 		}
 		case LP_ERROR:
@@ -474,13 +498,8 @@ client_process_input(struct client *c)
 				client_close(c, "fatal input error");
 				return;
 			}
-			if (++c->bad_commands >=
-			    (unsigned)c->fe->cfg.limits_max_bad_commands) {
-				c->proto->bye_unavailable(
-					c, "Too many invalid commands");
-				client_close(c, "too many invalid commands");
+			if (client_too_many_bad(c))
 				return;
-			}
 			continue;
 		case LP_STATUS_COUNT:
 			abort();

@@ -233,6 +233,7 @@ struct client {
 	struct lp_reader lp;
 	struct buf in;
 	unsigned bad_commands;
+	int cmd_bad; /* the command being run was answered BAD / -ERR */
 	struct smtp_session *smtp; /* SMTP submission and LMTP state */
 	struct protolog *plog;     /* log.protocol_*: NULL when off */
 
@@ -278,6 +279,9 @@ void client_write(struct client *c, const void *data, size_t len);
  * login (or in an SMTP session between transactions) is told goodbye and
  * closed now; others are checked again after each command. */
 void client_drain(struct client *c);
+/* The command being run is invalid (IMAP BAD, a POP3 -ERR for a command
+ * or its arguments): it counts towards limits.max_bad_commands. */
+void client_bad_command(struct client *c);
 /* The idle timer for the connection's state: before login
  * limits.prelogin_timeout within limits.login_deadline (only the deadline
  * while the server has the login), after it the session's timeout. */

@@ -66,6 +66,7 @@ cmd_capability(struct client *c, const char *tag, const struct imap_arg *args,
 {
 	char caps[256];
 	if (argc != 0) {
+		client_bad_command(c);
 		client_printf(c, "%s BAD CAPABILITY takes no arguments\r\n",
 			      tag);
 		return;
@@ -88,6 +89,7 @@ cmd_id(struct client *c, const char *tag, const struct imap_arg *args,
 {
 	if (argc != 1 ||
 	    (!imap_arg_is_nil(&args[0]) && args[0].type != IMAP_ARG_LIST)) {
+		client_bad_command(c);
 		client_printf(c, "%s BAD ID takes a list or NIL\r\n", tag);
 		return;
 	}
@@ -110,10 +112,12 @@ cmd_starttls(struct client *c, const char *tag, const struct imap_arg *args,
 	     unsigned argc)
 {
 	if (c->tls) {
+		client_bad_command(c);
 		client_printf(c, "%s BAD TLS is already active.\r\n", tag);
 		return;
 	}
 	if (argc != 0) {
+		client_bad_command(c);
 		client_printf(c, "%s BAD STARTTLS takes no arguments\r\n", tag);
 		return;
 	}
@@ -127,6 +131,7 @@ cmd_login(struct client *c, const char *tag, const struct imap_arg *args,
 {
 	if (argc != 2 || !imap_arg_is_astring(&args[0]) ||
 	    !imap_arg_is_astring(&args[1])) {
+		client_bad_command(c);
 		client_printf(c, "%s BAD LOGIN expects user name and "
 				 "password\r\n",
 			      tag);
@@ -162,6 +167,7 @@ imap_sasl_result(struct client *c, int rc, const char *challenge)
 		client_printf(c, "+ %s\r\n", challenge);
 		return;
 	case SASL_MALFORMED:
+		client_bad_command(c);
 		client_printf(c, "%s BAD Invalid SASL response.\r\n", c->tag);
 		break;
 	case SASL_AUTHZ:
@@ -197,6 +203,7 @@ cmd_authenticate(struct client *c, const char *tag,
 {
 	if (argc < 1 || argc > 2 || args[0].type != IMAP_ARG_ATOM ||
 	    (argc == 2 && args[1].type != IMAP_ARG_ATOM)) {
+		client_bad_command(c);
 		client_printf(c, "%s BAD AUTHENTICATE expects a mechanism\r\n",
 			      tag);
 		return;
@@ -245,11 +252,13 @@ imap_command(struct client *c, const char *line, size_t len)
 	a.secret = 1; /* may hold a password */
 	lp_tag(line, len, tag, sizeof(tag));
 	if (imap_parse(line, len, &a, &lim, &args, &argc, &err) < 0) {
+		client_bad_command(c);
 		client_printf(c, "%s BAD %s\r\n", tag, err);
 		arena_free(&a);
 		return;
 	}
 	if (strcmp(tag, "*") == 0 || argc < 2 || args[1].type != IMAP_ARG_ATOM) {
+		client_bad_command(c);
 		client_printf(c, "%s BAD %s\r\n", tag,
 			      argc < 2 ? "Missing command" : "Invalid tag");
 		arena_free(&a);
@@ -263,6 +272,7 @@ imap_command(struct client *c, const char *line, size_t len)
 			return;
 		}
 	}
+	client_bad_command(c);
 	client_printf(c, "%s BAD Command unknown or not allowed before "
 			 "authentication.\r\n",
 		      tag);

@@ -52,10 +52,12 @@ static void
 cmd_stls(struct client *c, const char *args)
 {
 	if (c->tls) {
+		client_bad_command(c);
 		client_printf(c, "-ERR TLS is already active.\r\n");
 		return;
 	}
 	if (args != NULL) {
+		client_bad_command(c);
 		client_printf(c, "-ERR STLS takes no arguments.\r\n");
 		return;
 	}
@@ -77,12 +79,14 @@ static void
 cmd_user(struct client *c, const char *args)
 {
 	if (args == NULL || args[0] == '\0') {
+		client_bad_command(c);
 		client_printf(c, "-ERR USER expects a user name.\r\n");
 		return;
 	}
 	if (!pop3_plaintext_check(c))
 		return;
 	if (strlen(args) >= sizeof(c->user)) {
+		client_bad_command(c);
 		client_printf(c, "-ERR User name too long.\r\n");
 		return;
 	}
@@ -94,6 +98,7 @@ static void
 cmd_pass(struct client *c, const char *args)
 {
 	if (c->user[0] == '\0') {
+		client_bad_command(c);
 		client_printf(c, "-ERR Send USER first.\r\n");
 		return;
 	}
@@ -116,6 +121,7 @@ pop3_sasl_result(struct client *c, int rc, const char *challenge)
 		client_printf(c, "+ %s\r\n", challenge);
 		return;
 	case SASL_MALFORMED:
+		client_bad_command(c);
 		client_printf(c, "-ERR Invalid SASL response.\r\n");
 		return;
 	case SASL_AUTHZ:
@@ -123,6 +129,7 @@ pop3_sasl_result(struct client *c, int rc, const char *challenge)
 				 "equal the login name.\r\n");
 		return;
 	case SASL_UNSUPPORTED:
+		client_bad_command(c);
 		client_printf(c, "-ERR Unsupported authentication "
 				 "mechanism.\r\n");
 		return;
@@ -153,6 +160,7 @@ cmd_auth(struct client *c, const char *args)
 	const char *ir = strchr(args, ' ');
 	size_t mlen = ir ? (size_t)(ir - args) : strlen(args);
 	if (mlen >= sizeof(mech)) {
+		client_bad_command(c);
 		client_printf(c, "-ERR Unsupported authentication mechanism.\r\n");
 		return;
 	}
@@ -190,6 +198,7 @@ pop3_command(struct client *c, const char *line, size_t len)
 	/* A NUL would cut a user name or password short: refuse it. */
 	if (memchr(line, '\0', len) != NULL) {
 		c->sasl_wait = 0;
+		client_bad_command(c);
 		client_printf(c, "-ERR NUL byte in command.\r\n");
 		return;
 	}
@@ -202,6 +211,7 @@ pop3_command(struct client *c, const char *line, size_t len)
 	size_t nlen = sp ? (size_t)(sp - line) : len;
 	const char *args = sp ? sp + 1 : NULL;
 	if (nlen == 0 || nlen >= sizeof(name)) {
+		client_bad_command(c);
 		client_printf(c, "-ERR Unknown command.\r\n");
 		return;
 	}
@@ -220,6 +230,7 @@ pop3_command(struct client *c, const char *line, size_t len)
 		client_printf(c, "-ERR Authentication required.\r\n");
 	else
 		client_printf(c, "-ERR Unknown command.\r\n");
+	client_bad_command(c);
 }
 
 static void

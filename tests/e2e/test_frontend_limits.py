@@ -247,6 +247,7 @@ def timers(stack_factory):
         "limits.auth_penalty=3s",
         "limits.auth_penalty_max=3s",
         "smtp.timeout=10s",
+        "limits.max_bad_commands=3",
     ])
 
 
@@ -277,4 +278,35 @@ def test_lmtp_idle_time_is_smtp_timeout(timers):
     s.sendall(b"LHLO client.example\r\n")
     line = f.readline()
     assert line.startswith(b"250"), line
+    s.close()
+
+
+def test_invalid_commands_before_login_are_limited(timers):
+    """limits.max_bad_commands holds before login too: the third invalid
+    command (unknown, malformed, in the wrong state) ends the connection
+    with the protocol's goodbye; valid ones in between do not count."""
+    s, f = raw_client(timers, timers.IMAPS_PORT, tls=True)
+    assert f.readline().startswith(b"* OK")
+    s.sendall(b"x1 BOGUS\r\nx2 CAPABILITY\r\nx3 LOGIN\r\n")
+    assert read_until_tagged(f, b"x1")[-1].startswith(b"x1 BAD")
+    assert read_until_tagged(f, b"x2")[-1].startswith(b"x2 OK")
+    assert read_until_tagged(f, b"x3")[-1].startswith(b"x3 BAD")
+    s.sendall(b"x4 SELECT INBOX\r\n")
+    assert f.readline().startswith(b"x4 BAD")
+    line = f.readline()
+    assert line.startswith(b"* BYE") and b"Too many invalid commands" in line
+    assert f.readline() == b""
+    s.close()
+    s, f = raw_client(timers, timers.POP3S_PORT, tls=True)
+    assert f.readline().startswith(b"+OK")
+    s.sendall(b"BOGUS\r\nCAPA\r\n")
+    assert f.readline().startswith(b"-ERR")
+    while f.readline() != b".\r\n":
+        pass
+    s.sendall(b"RETR 1\r\nPASS x\r\n")
+    assert f.readline().startswith(b"-ERR")
+    assert f.readline().startswith(b"-ERR")
+    line = f.readline()
+    assert line.startswith(b"-ERR") and b"Too many invalid commands" in line
+    assert f.readline() == b""
     s.close()
