@@ -916,6 +916,11 @@ client_link_closed(struct client *c, const char *reason, int lost)
 		return;
 	if (lost) {
 		if (c->state == CLIENT_OPENING) {
+			/* the session's own line: the link's says no session */
+			log_warn("session=%s user=%s backend=%s login failed: "
+				 "%s",
+				 c->id, c->user, c->duser.mailbox_server,
+				 reason);
 			client_login_failed(c, LOGIN_FAIL_TEMPORARY,
 					    "Mailbox server unavailable");
 			return;

@@ -7,6 +7,7 @@ of the shared one.
 """
 
 import imaplib
+import re
 import socket
 import subprocess
 import time
@@ -104,6 +105,10 @@ def test_backend_loss_and_return(st):
         assert time.monotonic() - t0 < 10
         assert n.noop()[0] == "OK"
         n.logout()
+        # and the frontend's log says so with the session's id
+        assert re.search(r"session=\S+ user=%s backend=s1b1 login failed: "
+                         % re.escape(user), st.log("s1f1")), \
+            st.log("s1f1")[-2000:]
     finally:
         st.start("s1b1")
     # The link comes back by itself.
