@@ -246,6 +246,8 @@ class Sink:
 
     def __init__(self, port, cert=None, key=None, utf8=True):
         from aiosmtpd.controller import Controller
+        self.hold = port if isinstance(port, PortHold) else None
+        port = self.hold.port if self.hold else port
         self.port = port
         self.messages = []
         self.tls_seen = []
@@ -277,31 +279,44 @@ class Sink:
         self.running = False
 
     def start(self):
+        if self.hold is not None:
+            self.hold.release()
         self.controller.start()
         self.running = True
 
     def stop(self):
+        if self.hold is not None:
+            self.hold.release()
         if self.running:
             self.controller.stop()
             self.running = False
 
 
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+class PortHold:
+    """A loopback port bound, not listening, until released: connections
+    to it are refused, and no daemon of a stack started meanwhile can
+    take it (a port only looked up and let go could become the stack's
+    own, and a relay to it would wait on a server that never says 220)."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def release(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 @pytest.fixture
 def relay_stack(stack_factory):
     """A stack whose backend relays remote mail to a smarthost (not yet
     running) on SINK_PORT, with STARTTLS, retrying every second or two."""
-    port = free_port()
+    port = PortHold()
     st = stack_factory("relay", settings=[
-        "transport.smarthost=127.0.0.1:%d" % port,
+        "transport.smarthost=127.0.0.1:%d" % port.port,
         "transport.retry_first=1s", "transport.retry_max=2s"])
     st.sink = Sink(port, str(st.dir / "certs" / "mail.pem"),
                    str(st.dir / "certs" / "mail.key"))
@@ -616,8 +631,9 @@ def test_check_queue_invariants(relay_stack):
     violations."""
     st = relay_stack
     submit(st, "sender@example.test", "pw-sender", ["far@remote.test"], MSG)
-    wait_for(lambda: "attempts=1" in queue_listing(st), timeout=30,
-             what="a first attempt")
+    # retried every second or two: a listing may come after the second
+    wait_for(lambda: re.search(r"attempts=[1-9]", queue_listing(st)),
+             timeout=30, what="a first attempt")
     p = admin(st, "s1b1", "check", "--all")
     assert p.returncode == 0, p.stdout
     store = st.dir / "s1b1" / "store"
@@ -668,9 +684,9 @@ def test_delay_warning_once(stack_factory):
     """Still queued after transport.delay_warning: the sender is told
     once (Action: delayed, Will-Retry-Until), the queue keeps retrying,
     and the message goes out when the smarthost returns."""
-    port = free_port()
+    port = PortHold()
     st = stack_factory("delay", settings=[
-        "transport.smarthost=127.0.0.1:%d" % port,
+        "transport.smarthost=127.0.0.1:%d" % port.port,
         "transport.smarthost_tls=none", "transport.retry_first=1s",
         "transport.retry_max=1s", "transport.delay_warning=2s"])
     sink = Sink(port)
@@ -712,6 +728,7 @@ def test_smtputf8_not_sent_to_a_smarthost_without_it(relay_stack):
     """A smarthost that does not offer SMTPUTF8 does not get a message
     submitted with SMTPUTF8; the sender gets a 5.6.7 report."""
     st = relay_stack
+    st.sink.stop()                  # lets its port go for this one
     st.sink = Sink(st.sink.port, str(st.dir / "certs" / "mail.pem"),
                    str(st.dir / "certs" / "mail.key"), utf8=False)
     st.sink.start()
