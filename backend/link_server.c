@@ -807,6 +807,19 @@ blink_frame(struct blink *l, Portico__Frame *f)
 		s->engine->end(s);
 		session_run(s);
 		return;
+	case PORTICO__FRAME__BODY_PING:
+		/* the frontend checks that this loop runs: answered now */
+		if (f->stream == 0) {
+			struct buf b = BUF_INIT;
+			link_send_ping(&b, f->ping->seq, 1);
+			blink_send_buf(l, &b);
+			return;
+		}
+		break;
+	case PORTICO__FRAME__BODY_PONG:
+		if (f->stream == 0)
+			return;
+		break;
 	case PORTICO__FRAME__BODY_OPENED:
 	case PORTICO__FRAME__BODY_REFUSED:
 	case PORTICO__FRAME__BODY_RESULT:

@@ -86,3 +86,37 @@ link_send_close(struct buf *out, uint32_t stream, const char *reason)
 	f.close = &c;
 	link_frame_pack(&f, out);
 }
+
+void
+link_send_ping(struct buf *out, uint64_t seq, int pong)
+{
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__Ping p = PORTICO__PING__INIT;
+	Portico__Pong q = PORTICO__PONG__INIT;
+	f.stream = 0;
+	if (pong) {
+		q.seq = seq;
+		f.body_case = PORTICO__FRAME__BODY_PONG;
+		f.pong = &q;
+	} else {
+		p.seq = seq;
+		f.body_case = PORTICO__FRAME__BODY_PING;
+		f.ping = &p;
+	}
+	link_frame_pack(&f, out);
+}
+
+unsigned
+link_version_number(const char *version)
+{
+	size_t n = strlen(LINK_VERSION_PREFIX);
+	if (version == NULL || strncmp(version, LINK_VERSION_PREFIX, n) != 0)
+		return 0;
+	unsigned v = 0;
+	for (const char *p = version + n; *p >= '0' && *p <= '9'; p++) {
+		if (v > 100000)
+			return 0;
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	return v;
+}

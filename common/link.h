@@ -13,7 +13,13 @@
 #include "common/buf.h"
 #include "link.pb-c.h"
 
-#define LINK_VERSION "portico-link/1"
+/* Version 2: Ping and Pong. */
+#define LINK_VERSION "portico-link/2"
+#define LINK_VERSION_PREFIX "portico-link/"
+
+/* The number of a peer's Hello version ("portico-link/N"), 0 if it has
+ * none. */
+unsigned link_version_number(const char *version);
 
 /* Appends one frame to out. */
 void link_frame_pack(const Portico__Frame *f, struct buf *out);
@@ -29,5 +35,7 @@ void link_send_data(struct buf *out, uint32_t stream, const void *data,
 		    size_t len);
 void link_send_credit(struct buf *out, uint32_t stream, uint32_t bytes);
 void link_send_close(struct buf *out, uint32_t stream, const char *reason);
+/* Ping (pong 0) or Pong (pong 1) on stream 0. */
+void link_send_ping(struct buf *out, uint64_t seq, int pong);
 
 #endif

@@ -101,6 +101,8 @@ struct frontend_metrics {
 	uint64_t tls_handshakes[FM_PROTOS][2]; /* [1]: session resumed */
 	uint64_t link_sessions;            /* opened on a backend */
 	uint64_t link_writes;              /* writes to the links */
+	uint64_t link_pings;               /* Pings sent to quiet links */
+	uint64_t link_timeouts;            /* links given up as hung */
 	uint64_t client_writes;            /* writes to mail clients */
 	uint64_t link_bytes_to_backend;
 	uint64_t link_bytes_from_backend;
@@ -164,6 +166,8 @@ struct frontend {
 	struct policy *policy;  /* shared by every loop of the process */
 	struct flink *links;
 	uv_idle_t link_flush;   /* writes the links' queued frames */
+	uv_timer_t link_timer;  /* pings quiet links, ends hung ones */
+	uint64_t link_tick_at;  /* the link timer's last run (loop ms) */
 	/* clients whose answers from a link read wait corked, to leave in
 	   one write each once the read is processed (link_pool.c) */
 	struct client *corked;

@@ -12,6 +12,14 @@
  * and stops itself): the commands of every client read in one iteration,
  * and what the frames of one read from the backend answer (credit,
  * closes), go to the backend together.
+ *
+ * A backend can hang with its connections up (a stopped process, a loop
+ * stuck on a disk): once a second the loop's link timer pings the links
+ * that have been quiet for frontend.link_ping_interval and gives up those
+ * that brought nothing, not even a Pong or the TLS handshake and Hello of
+ * a new connection, for frontend.link_timeout.  Such a link waits out
+ * frontend.link_retry_interval before the next try, as one that failed to
+ * come up does.
  */
 #include "frontend/frontend.h"
 
@@ -52,6 +60,10 @@ struct flink {
 	struct conn *conn;       /* allocated per connection attempt */
 	struct buf in;
 	uint32_t next_stream;
+	uint64_t rx_at;   /* connection made, or bytes last read (ms) */
+	uint64_t ping_at; /* last Ping sent, 0: none since rx_at */
+	uint64_t ping_seq;
+	int can_ping; /* the backend's Hello: link version >= 2 */
 	char *imap_caps;
 	struct client *streams;  /* sessions opened or opening */
 	struct stream_map smap;  /* stream id -> client, looked up per frame */
@@ -82,6 +94,7 @@ static void xfer_attach(struct flink *l, struct xfer *x);
 static void xfer_frame(struct flink *l, Portico__Frame *f);
 
 static void flink_fail(struct flink *l, const char *why);
+static void flink_lost(struct flink *l, const char *why, int retry_later);
 static void link_pool_flush_cb(uv_idle_t *h);
 
 static void
@@ -263,6 +276,7 @@ flink_frame(struct flink *l, Portico__Frame *f)
 		}
 		free(l->imap_caps);
 		l->imap_caps = strdup(f->hello->imap_capabilities);
+		l->can_ping = link_version_number(f->hello->version) >= 2;
 		flink_set_state(l, FLINK_READY);
 		log_info("link backend=%s address=%s version=%s ready", l->id,
 			 l->address, f->hello->version);
@@ -282,6 +296,17 @@ flink_frame(struct flink *l, Portico__Frame *f)
 	if (l->state != FLINK_READY) {
 		flink_fail(l, "frame before hello");
 		return;
+	}
+	if (f->stream == 0) {
+		if (f->body_case == PORTICO__FRAME__BODY_PING) {
+			struct buf b = BUF_INIT;
+			link_send_ping(&b, f->ping->seq, 1);
+			flink_queue(l, buf_ptr(&b), buf_used(&b));
+			buf_free(&b);
+			return;
+		}
+		if (f->body_case == PORTICO__FRAME__BODY_PONG)
+			return; /* it was read: rx_at has moved */
 	}
 	c = flink_stream(l, f->stream);
 	if (c == NULL) {
@@ -315,6 +340,8 @@ flink_frame(struct flink *l, Portico__Frame *f)
 	case PORTICO__FRAME__BODY_END:
 	case PORTICO__FRAME__BODY_RESULT:
 	case PORTICO__FRAME__BODY_DRAIN:
+	case PORTICO__FRAME__BODY_PING:
+	case PORTICO__FRAME__BODY_PONG:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
 		break;
@@ -340,6 +367,8 @@ flink_read(struct conn *conn, const char *data, size_t len)
 {
 	struct flink *l = conn->data;
 	struct frontend *fe = l->fe;
+	l->rx_at = uv_now(fe->loop);
+	l->ping_at = 0;
 	buf_append(&l->in, data, len);
 	while (l->conn == conn && !conn->closing) {
 		Portico__Frame *f = NULL;
@@ -368,6 +397,14 @@ flink_conn_closed(struct conn *conn)
 static void
 flink_fail(struct flink *l, const char *why)
 {
+	flink_lost(l, why, 0);
+}
+
+/* flink_fail(); retry_later: wait out frontend.link_retry_interval even if
+ * the link was up (it hung rather than went away). */
+static void
+flink_lost(struct flink *l, const char *why, int retry_later)
+{
 	if (l->conn == NULL)
 		return;
 	log_warn("link backend=%s address=%s lost: %s", l->id, l->address,
@@ -380,7 +417,7 @@ flink_fail(struct flink *l, const char *why)
 	/* A link that was up is tried again by the next login at once (the
 	 * backend restarting is back within a moment); one that failed to
 	 * come up waits for the retry interval. */
-	int was_ready = l->state == FLINK_READY;
+	int was_ready = l->state == FLINK_READY && !retry_later;
 	flink_set_state(l, FLINK_DOWN);
 	l->retry_at = was_ready ? 0
 				: uv_now(l->fe->loop) +
@@ -496,6 +533,9 @@ flink_connect(struct flink *l)
 	}
 	l->conn = conn;
 	buf_reset(&l->in);
+	l->rx_at = uv_now(l->fe->loop);
+	l->ping_at = 0;
+	l->can_ping = 0;
 	flink_set_state(l, FLINK_CONNECTING);
 	int rc = conn_connect(conn, (struct sockaddr *)&ss, flink_connected);
 	if (rc < 0)
@@ -752,6 +792,8 @@ link_pool_send_drain(struct client *c)
 void
 link_pool_stop(struct frontend *fe)
 {
+	if (!uv_is_closing((uv_handle_t *)&fe->link_timer))
+		uv_close((uv_handle_t *)&fe->link_timer, NULL);
 	for (struct flink *l = fe->links; l != NULL; l = l->next) {
 		if (l->lookup != NULL) {
 			dir_cancel(l->lookup);
@@ -766,11 +808,63 @@ link_pool_stop(struct frontend *fe)
 	}
 }
 
+/* Once a second: pings for quiet links, and the end of hung ones. */
+static void
+link_pool_tick(uv_timer_t *t)
+{
+	struct frontend *fe = t->data;
+	uint64_t timeout = (uint64_t)fe->cfg.frontend_link_timeout * 1000;
+	if (timeout == 0)
+		return;
+	uint64_t interval = (uint64_t)fe->cfg.frontend_link_ping_interval *
+			    1000;
+	if (interval > timeout / 2)
+		interval = timeout / 2;
+	uint64_t now = uv_now(fe->loop);
+	/* A tick a second late or more: this loop was held up (a stopped
+	   process, a paused machine), and what the backends sent meanwhile
+	   waits unread in the sockets; the next tick judges. */
+	int late = fe->link_tick_at != 0 && now - fe->link_tick_at >= 2000;
+	fe->link_tick_at = now;
+	for (struct flink *l = fe->links; l != NULL; l = l->next) {
+		if (l->conn == NULL || l->conn->closing)
+			continue;
+		uint64_t quiet = now - l->rx_at;
+		if (l->state == FLINK_READY && !l->can_ping)
+			continue; /* an older backend: no Pong to wait for */
+		if (quiet >= timeout && !late) {
+			char why[96];
+			snprintf(why, sizeof(why),
+				 "%s for %llu s (frontend.link_timeout)",
+				 l->state == FLINK_READY
+				     ? "nothing from the backend"
+				     : "no TLS handshake and Hello",
+				 (unsigned long long)(quiet / 1000));
+			metrics_add(&fe->metrics.link_timeouts, 1);
+			flink_lost(l, why, 1);
+			continue;
+		}
+		if (l->state == FLINK_READY && quiet >= interval &&
+		    (l->ping_at == 0 || now - l->ping_at >= interval)) {
+			struct buf b = BUF_INIT;
+			link_send_ping(&b, ++l->ping_seq, 0);
+			flink_queue(l, buf_ptr(&b), buf_used(&b));
+			buf_free(&b);
+			l->ping_at = now;
+			metrics_add(&fe->metrics.link_pings, 1);
+		}
+	}
+}
+
 void
 link_pool_init(struct frontend *fe)
 {
 	uv_idle_init(fe->loop, &fe->link_flush);
 	fe->link_flush.data = fe;
+	uv_timer_init(fe->loop, &fe->link_timer);
+	fe->link_timer.data = fe;
+	uv_timer_start(&fe->link_timer, link_pool_tick, 1000, 1000);
+	uv_unref((uv_handle_t *)&fe->link_timer);
 }
 
 void
@@ -930,6 +1024,8 @@ xfer_frame(struct flink *l, Portico__Frame *f)
 	case PORTICO__FRAME__BODY_DELIVER:
 	case PORTICO__FRAME__BODY_END:
 	case PORTICO__FRAME__BODY_DRAIN:
+	case PORTICO__FRAME__BODY_PING:
+	case PORTICO__FRAME__BODY_PONG:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
 		break;

@@ -164,6 +164,16 @@ metrics_write(const struct frontend *fe, struct buf *b)
 		       "go out in one write per link).");
 	metrics_sample(b, "portico_frontend_link_writes_total", NULL,
 		       SUM(metrics.link_writes));
+	metrics_family(b, "portico_frontend_link_pings_total", "counter",
+		       "Pings sent to links that had been quiet for "
+		       "frontend.link_ping_interval.");
+	metrics_sample(b, "portico_frontend_link_pings_total", NULL,
+		       SUM(metrics.link_pings));
+	metrics_family(b, "portico_frontend_link_timeouts_total", "counter",
+		       "Links given up after frontend.link_timeout without a "
+		       "frame from the backend.");
+	metrics_sample(b, "portico_frontend_link_timeouts_total", NULL,
+		       SUM(metrics.link_timeouts));
 	metrics_family(b, "portico_frontend_client_writes_total", "counter",
 		       "Writes to mail clients' sockets (what one read from a "
 		       "link brings a client leaves in one write, a "

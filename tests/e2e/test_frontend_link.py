@@ -7,7 +7,9 @@ of the shared one.
 """
 
 import imaplib
+import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -304,3 +306,101 @@ def test_stale_backend_entry_is_read_again_while_the_link_serves(
     wait_for(lambda: "backend=s1b1 moved" in st.log("s1f1"), timeout=2,
              what="the frontend to read the backend's entry again")
     st.down()
+
+
+@pytest.fixture(scope="module")
+def pinged(stack_factory):
+    # Short link timers, so that a hung backend is found within seconds.
+    return stack_factory(name="ping", settings=[
+        "frontend.workers=1",
+        "frontend.link_ping_interval=1s",
+        "frontend.link_timeout=3s",
+        "frontend.link_retry_interval=1s",
+        "http.metrics_networks=127.0.0.1/32",
+    ])
+
+
+def frontend_counter(st, name):
+    import urllib.request
+    url = "http://%s:%s/metrics" % (st.host, st.HTTP_PORT)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError("%s not in the frontend's metrics" % name)
+
+
+def test_quiet_link_is_pinged_and_kept(pinged):
+    """A link with nothing to carry is pinged, the backend answers, and
+    the link outlives frontend.link_timeout many times over."""
+    st = pinged
+    user, pw = st.new_user("quiet")
+    c = st.imap(user, pw)
+    assert c.select("INBOX")[0] == "OK"
+    pings = frontend_counter(st, "portico_frontend_link_pings_total")
+    lost = frontend_counter(st, "portico_frontend_link_timeouts_total")
+    time.sleep(7.5)  # two and a half link timeouts without a command
+    assert c.noop()[0] == "OK"
+    assert c.select("INBOX")[0] == "OK"
+    c.logout()
+    assert frontend_counter(st, "portico_frontend_link_pings_total") \
+        >= pings + 3
+    assert frontend_counter(st, "portico_frontend_link_timeouts_total") \
+        == lost
+    assert "lost:" not in st.log("s1f1"), st.log("s1f1")[-2000:]
+
+
+def test_hung_backend_is_given_up(pinged):
+    """A backend that stops answering with its connections up (here
+    SIGSTOP): its sessions get BYE [UNAVAILABLE] and logins NO
+    [UNAVAILABLE] after frontend.link_timeout, not a hang until the
+    client or the login deadline gives up; when it runs again, the link
+    comes back by itself."""
+    st = pinged
+    user, pw = st.new_user("hung")
+    c = st.imap(user, pw)
+    assert c.select("INBOX")[0] == "OK"
+    s, f = raw_client(st, st.POP3S_PORT, tls=True, timeout=30)
+    assert f.readline().startswith(b"+OK")
+    other, other_pw = st.new_user("hung2")
+    s.sendall(b"USER %s\r\nPASS %s\r\n" % (other.encode(),
+                                           other_pw.encode()))
+    assert f.readline().startswith(b"+OK")
+    assert f.readline().startswith(b"+OK")
+    lost = frontend_counter(st, "portico_frontend_link_timeouts_total")
+    pid = int((st.dir / "s1b1" / "pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # The IMAP session sent a command the backend will not answer;
+        # the POP3 one is idle.  Both are told.
+        c.sock.settimeout(30)
+        c.send(b"n1 NOOP\r\n")
+        line = c.readline()
+        assert line.startswith(b"* BYE [UNAVAILABLE]"), line
+        line = f.readline()
+        assert line.startswith(b"-ERR [SYS/TEMP]"), line
+        assert f.readline() == b""
+        # A login now: refused at once while the retry interval runs, or
+        # after the new connection's handshake times out; either way
+        # NO [UNAVAILABLE], well before the client's 30 s.
+        for _ in range(2):
+            n = st.imap()
+            n.sock.settimeout(30)
+            with pytest.raises(imaplib.IMAP4.error,
+                               match=r"\[UNAVAILABLE\]"):
+                n.login(user, pw)
+            n.logout()
+            time.sleep(1.5)  # past frontend.link_retry_interval
+        log = st.log("s1f1")
+        assert re.search(r"link backend=s1b1 address=\S+ lost: nothing "
+                         r"from the backend for \d+ s "
+                         r"\(frontend.link_timeout\)", log), log[-3000:]
+        assert re.search(r"link backend=s1b1 address=\S+ lost: no TLS "
+                         r"handshake and Hello for \d+ s", log), log[-3000:]
+        assert frontend_counter(
+            st, "portico_frontend_link_timeouts_total") >= lost + 2
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # The link comes back by itself.
+    st.wait_for_login(user, pw, timeout=30)
+    s.close()

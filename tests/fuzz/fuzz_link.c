@@ -129,6 +129,12 @@ check_frame(const Portico__Frame *f)
 	case PORTICO__FRAME__BODY_DRAIN:
 		body = f->drain;
 		break;
+	case PORTICO__FRAME__BODY_PING:
+		body = f->ping;
+		break;
+	case PORTICO__FRAME__BODY_PONG:
+		body = f->pong;
+		break;
 	case PORTICO__FRAME__BODY_RESULT:
 		body = f->result;
 		if (f->result != NULL) {
@@ -218,6 +224,12 @@ frame_has_field0(const Portico__Frame *f)
 		break;
 	case PORTICO__FRAME__BODY_DRAIN:
 		body = &f->drain->base;
+		break;
+	case PORTICO__FRAME__BODY_PING:
+		body = &f->ping->base;
+		break;
+	case PORTICO__FRAME__BODY_PONG:
+		body = &f->pong->base;
 		break;
 	case PORTICO__FRAME__BODY_RESULT:
 		body = &f->result->base;

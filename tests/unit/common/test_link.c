@@ -72,7 +72,7 @@ test_hello(void **state)
 	assert_int_equal(g->body_case, PORTICO__FRAME__BODY_HELLO);
 	assert_string_equal(g->hello->role, "backend");
 	assert_string_equal(g->hello->name, "be-1");
-	assert_string_equal(g->hello->version, "portico-link/1");
+	assert_string_equal(g->hello->version, "portico-link/2");
 	assert_int_equal(g->hello->site, 65535);
 	assert_string_equal(g->hello->imap_capabilities,
 			    "IMAP4rev1 LITERAL+ IDLE");
@@ -82,6 +82,43 @@ test_hello(void **state)
 	assert_string_equal(g->hello->pop3_capa[2], "SASL PLAIN");
 	link_frame_free(&g);
 	assert_null(g);
+}
+
+static void
+test_ping_pong(void **state)
+{
+	(void)state;
+	struct buf b = BUF_INIT;
+	link_send_ping(&b, 42, 0);
+	link_send_ping(&b, UINT64_MAX, 1);
+	Portico__Frame *g = NULL;
+	const char *err = NULL;
+	assert_int_equal(link_frame_next(&b, 1 << 20, &g, &err), 1);
+	assert_int_equal(g->stream, 0);
+	assert_int_equal(g->body_case, PORTICO__FRAME__BODY_PING);
+	assert_true(g->ping->seq == 42);
+	link_frame_free(&g);
+	assert_int_equal(link_frame_next(&b, 1 << 20, &g, &err), 1);
+	assert_int_equal(g->stream, 0);
+	assert_int_equal(g->body_case, PORTICO__FRAME__BODY_PONG);
+	assert_true(g->pong->seq == UINT64_MAX);
+	link_frame_free(&g);
+	assert_int_equal(link_frame_next(&b, 1 << 20, &g, &err), 0);
+	buf_free(&b);
+}
+
+static void
+test_version_number(void **state)
+{
+	(void)state;
+	assert_int_equal(link_version_number(LINK_VERSION), 2);
+	assert_int_equal(link_version_number("portico-link/1"), 1);
+	assert_int_equal(link_version_number("portico-link/17"), 17);
+	assert_int_equal(link_version_number("portico-link/"), 0);
+	assert_int_equal(link_version_number("other/3"), 0);
+	assert_int_equal(link_version_number(""), 0);
+	assert_int_equal(link_version_number(NULL), 0);
+	assert_int_equal(link_version_number("portico-link/99999999999"), 0);
 }
 
 static void
@@ -505,18 +542,20 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hello),
-		cmocka_unit_test(test_open),
-		cmocka_unit_test(test_opened),
-		cmocka_unit_test(test_refused),
-		cmocka_unit_test(test_data_binary),
-		cmocka_unit_test(test_credit_and_close),
-		cmocka_unit_test(test_split_every_byte),
-		cmocka_unit_test(test_two_frames_one_buffer),
-		cmocka_unit_test(test_too_large),
-		cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_two_bodies),
-		cmocka_unit_test(test_truncated),
+	    cmocka_unit_test(test_hello),
+	    cmocka_unit_test(test_ping_pong),
+	    cmocka_unit_test(test_version_number),
+	    cmocka_unit_test(test_open),
+	    cmocka_unit_test(test_opened),
+	    cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_data_binary),
+	    cmocka_unit_test(test_credit_and_close),
+	    cmocka_unit_test(test_split_every_byte),
+	    cmocka_unit_test(test_two_frames_one_buffer),
+	    cmocka_unit_test(test_too_large),
+	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_two_bodies),
+	    cmocka_unit_test(test_truncated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
