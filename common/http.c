@@ -130,6 +130,16 @@ hc_header_done(struct http_conn *hc)
 					(unsigned char)*v >= 0x7f;
 		snprintf(r->host, sizeof(r->host), "%s", value);
 		hc->have_host = 1;
+	} else if (strcasecmp(name, "Origin") == 0) {
+		/* one, whole, or none usable (http_origin_matches() then
+		   refuses "") */
+		if (r->has_origin || strlen(value) >= sizeof(r->origin))
+			r->origin[0] = '\0';
+		else
+			snprintf(r->origin, sizeof(r->origin), "%s", value);
+		r->has_origin = 1;
+	} else if (strcasecmp(name, "Sec-Fetch-Site") == 0) {
+		snprintf(r->fetch_site, sizeof(r->fetch_site), "%s", value);
 	} else if (strcasecmp(name, "Content-Type") == 0) {
 		snprintf(r->content_type, sizeof(r->content_type), "%s", value);
 	} else if (strcasecmp(name, "Expect") == 0) {
@@ -275,6 +285,8 @@ hc_request_reset(struct http_conn *hc)
 	buf_wipe(&r->body); /* may hold a password */
 	memset(r->path, 0, sizeof(r->path));
 	r->query[0] = r->host[0] = r->content_type[0] = '\0';
+	r->origin[0] = r->fetch_site[0] = '\0';
+	r->has_origin = 0;
 	r->method = "";
 	r->head = 0;
 	buf_reset(&hc->url);
@@ -448,6 +460,11 @@ http_respond(struct http_conn *hc, int status, const char *content_type,
 		hc->keep_alive = 0;
 	char date[64];
 	http_date(date, sizeof(date));
+	char hsts[64] = "";
+	if (hc->req.tls && hc->srv->conf.hsts_max_age > 0)
+		snprintf(hsts, sizeof(hsts),
+			 "Strict-Transport-Security: max-age=%llu\r\n",
+			 (unsigned long long)hc->srv->conf.hsts_max_age);
 	struct buf b = BUF_INIT;
 	buf_printf(&b,
 		   "HTTP/1.1 %d %s\r\n"
@@ -456,10 +473,10 @@ http_respond(struct http_conn *hc, int status, const char *content_type,
 		   "Content-Length: %zu\r\n"
 		   "Cache-Control: no-store\r\n"
 		   "X-Content-Type-Options: nosniff\r\n"
-		   "%s"
+		   "%s%s"
 		   "Connection: %s\r\n\r\n",
 		   status, http_status_text(status), date, content_type, len,
-		   extra_headers ? extra_headers : "",
+		   hsts, extra_headers ? extra_headers : "",
 		   hc->keep_alive ? "keep-alive" : "close");
 	if (!hc->req.head && len > 0)
 		buf_append(&b, body, len);
@@ -734,6 +751,7 @@ http_server_set_limits(struct http_server *s,
 	s->conf.keepalive_timeout_ms = conf->keepalive_timeout_ms;
 	s->conf.max_requests = conf->max_requests;
 	s->conf.max_connections = conf->max_connections;
+	s->conf.hsts_max_age = conf->hsts_max_age;
 }
 
 int

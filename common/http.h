@@ -35,6 +35,11 @@ struct http_request {
 	char query[2048];   /* after '?', "" if none */
 	char host[256];     /* Host header, "" if none */
 	char content_type[128];
+	/* Origin header as sent, "" if none; has_origin: one was sent (an
+	   empty, repeated or over-long one leaves origin ""). */
+	char origin[256];
+	int has_origin;
+	char fetch_site[32]; /* Sec-Fetch-Site, "" if none */
 	struct buf body;
 	int tls;            /* arrived over TLS */
 	struct sockaddr_storage peer;
@@ -51,6 +56,9 @@ struct http_server_conf {
 	uint64_t keepalive_timeout_ms;
 	unsigned max_requests;        /* per connection */
 	unsigned long max_connections;
+	/* Seconds of Strict-Transport-Security on every answer of a TLS
+	   listener; 0: none. */
+	uint64_t hsts_max_age;
 	/* Open connections, shared by every server of a process (atomic);
 	   may be NULL (no limit). */
 	unsigned long *connections;
@@ -79,8 +87,8 @@ struct http_server *http_server_create(uv_loop_t *loop,
  * failure. */
 int http_server_listen(struct http_server *s, const char *addr, int tls,
 		       const char **error_r);
-/* A reload: conf's sizes, timeouts and counts apply from now on (to a
- * request begun before, its timer as it was started). */
+/* A reload: conf's sizes, timeouts, counts and hsts_max_age apply from
+ * now on (to a request begun before, its timer as it was started). */
 void http_server_set_limits(struct http_server *s,
 			    const struct http_server_conf *conf);
 /* Closes the listeners and every connection (handlers' cancel runs). */
@@ -91,8 +99,9 @@ void http_server_free(struct http_server **s);
 unsigned http_server_connections(const struct http_server *s);
 
 /* Answers the current request.  extra_headers: "Name: value\r\n" lines
- * or NULL.  Status 4xx/5xx other than 404/401/403 close the
- * connection after the answer. */
+ * or NULL.  Over TLS, Strict-Transport-Security is added when
+ * conf.hsts_max_age is set.  Status 4xx/5xx other than 404/401/403 close
+ * the connection after the answer. */
 void http_respond(struct http_conn *hc, int status, const char *content_type,
 		  const void *body, size_t len, const char *extra_headers);
 /* The handler answers later; cancel(arg) runs if the connection closes
@@ -110,6 +119,14 @@ const char *http_status_text(int status);
  * than outsize - 1 or holding a NUL byte. */
 int http_param(const char *params, size_t len, const char *name, char *out,
 	       size_t outsize);
+/* Whether origin, an Origin header's value (RFC 6454 6.1:
+ * scheme "://" host [":" port]), is the origin scheme "://" host: host
+ * as a Host header gives it (uri-host [":" port]), a missing port being
+ * the scheme's default (http 80, https 443).  Scheme and host compare
+ * without regard to case.  1 when it is, 0 otherwise ("null", "",
+ * anything malformed). */
+int http_origin_matches(const char *origin, const char *scheme,
+			const char *host);
 /* Appends s with & < > " ' escaped (HTML text and attributes, XML). */
 void http_escape(struct buf *b, const char *s);
 

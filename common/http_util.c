@@ -1,8 +1,9 @@
 /* http_util.c - what HTTP handlers share and tests link alone: form and
- * query parameters, escaping. */
+ * query parameters, escaping, origins. */
 #include "common/http.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "common/hex.h"
 
@@ -62,6 +63,72 @@ http_param(const char *params, size_t len, const char *name, char *out,
 		p = amp ? amp + 1 : end;
 	}
 	return 0;
+}
+
+/* host [":" port] (RFC 3986 3.2.2-3, an IPv6 host in brackets) into the
+ * host and the port, def when there is none.  -1 when malformed. */
+static int
+origin_authority(const char *a, size_t len, long def, const char **host_r,
+		 size_t *hostlen_r, long *port_r)
+{
+	const char *end = a + len, *colon = NULL;
+	if (len > 0 && a[0] == '[') {
+		const char *close = memchr(a, ']', len);
+		if (close == NULL)
+			return -1;
+		if (close + 1 < end) {
+			if (close[1] != ':')
+				return -1;
+			colon = close + 1;
+		}
+	} else {
+		colon = memchr(a, ':', len);
+	}
+	const char *hend = colon ? colon : end;
+	if (hend == a)
+		return -1;
+	for (const char *p = a; p < hend; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
+		    strchr("/?#@\\", *p) != NULL || (*p == ':' && a[0] != '['))
+			return -1;
+	long port = def;
+	if (colon != NULL && colon + 1 < end) {
+		if (end - (colon + 1) > 5)
+			return -1;
+		port = 0;
+		for (const char *p = colon + 1; p < end; p++) {
+			if (*p < '0' || *p > '9')
+				return -1;
+			port = port * 10 + (*p - '0');
+		}
+		if (port > 65535)
+			return -1;
+	}
+	*host_r = a;
+	*hostlen_r = (size_t)(hend - a);
+	*port_r = port;
+	return 0;
+}
+
+int
+http_origin_matches(const char *origin, const char *scheme, const char *host)
+{
+	long def = strcasecmp(scheme, "https") == 0  ? 443
+		   : strcasecmp(scheme, "http") == 0 ? 80
+						     : -1;
+	size_t slen = strlen(scheme);
+	if (def < 0 || strncasecmp(origin, scheme, slen) != 0 ||
+	    strncmp(origin + slen, "://", 3) != 0)
+		return 0;
+	const char *oa = origin + slen + 3;
+	const char *oh, *hh;
+	size_t ohlen, hhlen;
+	long oport, hport;
+	if (origin_authority(oa, strlen(oa), def, &oh, &ohlen, &oport) < 0 ||
+	    origin_authority(host, strlen(host), def, &hh, &hhlen, &hport) < 0)
+		return 0;
+	return ohlen == hhlen && strncasecmp(oh, hh, ohlen) == 0 &&
+	       oport == hport;
 }
 
 void

@@ -68,7 +68,8 @@ http_routes_proxy(void *ctx, const struct sockaddr *sa)
 	return policy_proxy_allowed(fe->policy, sa);
 }
 
-/* The http.* sizes, timeouts and counts, at start and at each reload. */
+/* The http.* sizes, timeouts, counts and HSTS, at start and at each
+ * reload. */
 static void
 http_routes_limits(const struct config *cfg, struct http_server_conf *conf)
 {
@@ -79,6 +80,7 @@ http_routes_limits(const struct config *cfg, struct http_server_conf *conf)
 				     1000;
 	conf->max_requests = (unsigned)cfg->http_max_requests;
 	conf->max_connections = (unsigned long)cfg->http_max_connections;
+	conf->hsts_max_age = (uint64_t)cfg->http_hsts_max_age;
 }
 
 void

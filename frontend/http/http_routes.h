@@ -18,7 +18,8 @@ struct frontend;
 /* Starts this loop's HTTP listeners (none configured: nothing).  Returns
  * -1 after logging the error. */
 int http_routes_start(struct frontend *fe);
-/* A reload: the http.* sizes, timeouts and counts of fe->cfg apply. */
+/* A reload: the http.* sizes, timeouts, counts and hsts_max_age of
+ * fe->cfg apply. */
 void http_routes_apply(struct frontend *fe);
 void http_routes_stop(struct frontend *fe);
 void http_routes_free(struct frontend *fe);

@@ -10,10 +10,18 @@
  * protocol offered to them, entries for their own site included (the
  * site of their mailbox server, from LDAP).
  *
- * Nothing changes state: no session, no cookie, nothing to forge
- * (CSRF).  Over plain HTTP the password is refused unless
- * http.plaintext_login allows it.  Every value echoed is HTML-escaped;
- * the page has no script, and its Content-Security-Policy forbids any.
+ * Nothing changes state: no session, no cookie.  A form posted from
+ * another site is still refused before its password is looked at (a
+ * hostile page could otherwise make a visitor's browser post wrong
+ * passwords and so add penalty delay to someone's (address, login)
+ * pair): a POST with Sec-Fetch-Site: cross-site, or with an Origin that
+ * is not the request's own (https over TLS, http otherwise, host and
+ * port of the Host header).  A POST without Origin (older clients,
+ * scripts) is served.  Over plain HTTP the password is refused unless
+ * http.plaintext_login allows it; then the https:// origin of the Host
+ * counts as the request's own too (a TLS-terminating proxy in front).
+ * Every value echoed is HTML-escaped; the page has no script, and its
+ * Content-Security-Policy forbids any.
  */
 #include "frontend/http/http_routes.h"
 
@@ -29,12 +37,16 @@
 
 #define SETTINGS_TITLE "Settings for POP or IMAP access"
 
+/* Referrer-Policy same-origin, not no-referrer: under no-referrer a
+ * browser sends "Origin: null" with the page's own form (Fetch,
+ * "serializing a request origin"), which settings_same_origin() must
+ * refuse. */
 static const char settings_headers[] =
-	"Content-Security-Policy: default-src 'none'; "
-	"style-src 'unsafe-inline'; form-action 'self'; "
-	"frame-ancestors 'none'; base-uri 'none'\r\n"
-	"X-Frame-Options: DENY\r\n"
-	"Referrer-Policy: no-referrer\r\n";
+    "Content-Security-Policy: default-src 'none'; "
+    "style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'\r\n"
+    "X-Frame-Options: DENY\r\n"
+    "Referrer-Policy: same-origin\r\n";
 
 struct settings_login {
 	struct frontend *fe;
@@ -415,11 +427,43 @@ settings_auth_start_cb(uv_timer_t *t)
 	settings_auth_start(t->data);
 }
 
+/* Whether the form was posted from this page's own origin, or by a
+ * client that does not say (no Origin, no Sec-Fetch-Site). */
+static int
+settings_same_origin(const struct frontend *fe, const struct http_request *req)
+{
+	if (strcasecmp(req->fetch_site, "cross-site") == 0)
+		return 0;
+	if (!req->has_origin)
+		return 1;
+	if (http_origin_matches(req->origin, req->tls ? "https" : "http",
+				req->host))
+		return 1;
+	return !req->tls && fe->cfg.http_plaintext_login &&
+	       http_origin_matches(req->origin, "https", req->host);
+}
+
 static void
 settings_post(struct frontend *fe, struct http_conn *hc,
 	      struct http_request *req)
 {
 	char user[256], password[1024];
+	if (!settings_same_origin(fe, req)) {
+		char origin[96], site[48];
+		log_info("http settings client=%s refused: form from another "
+			 "site origin=\"%s\" sec_fetch_site=\"%s\"",
+			 req->peer_name,
+			 log_sanitize(origin, sizeof(origin), req->origin,
+				      strlen(req->origin), 80),
+			 log_sanitize(site, sizeof(site), req->fetch_site,
+				      strlen(req->fetch_site), 32));
+		settings_form_page(fe, hc, req, 403,
+				   "Your password was not checked: the form "
+				   "was sent from another site.  Sign in on "
+				   "this page.",
+				   "");
+		return;
+	}
 	if (!settings_login_allowed(fe, req)) {
 		log_info("http settings client=%s refused: password over "
 			 "plain HTTP",

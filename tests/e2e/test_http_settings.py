@@ -18,16 +18,23 @@ names so that every field can be asserted:
                                smtp.example.test:587:TLS
     connection.smtp_advertise = yes
     http.max_header_size = 2k, http.max_body_size = 4k
+    http.hsts_max_age = 30d
     ldap.privileged_attribute = employeeType=administrator
 
 The settings page is also driven in headless Chromium (Debian's
-chromium): a local page posts the sign-in form, --dump-dom gives what the
-browser shows and --screenshot keeps a picture under the test's tmp dir.
+chromium): a user signs in on the page itself (through the DevTools
+protocol on a pipe, the page having no script of its own) and a picture
+of the result is kept under the test's tmp dir; a local page that posts
+the form from elsewhere shows the cross-site refusal (--dump-dom).
 """
 
+import base64
+import fcntl
 import html.parser
 import http.client
+import json
 import os
+import select
 import shutil
 import socket
 import ssl
@@ -58,6 +65,7 @@ SETTINGS = [
     "http.max_header_size=2k",
     "http.max_body_size=4k",
     "http.request_timeout=2s",
+    "http.hsts_max_age=30d",
     "ldap.privileged_attribute=employeeType=administrator",
 ]
 
@@ -99,11 +107,12 @@ def request(conn, method, path, body=None, headers=None):
         r.read()
 
 
-def sign_in(st, user, password, conn=None):
+def sign_in(st, user, password, conn=None, headers=None):
     conn = conn or https(st)
     body = urllib.parse.urlencode({"user": user, "password": password})
     return request(conn, "POST", "/settings", body,
-                   {"Content-Type": "application/x-www-form-urlencoded"})
+                   dict({"Content-Type": "application/x-www-form-urlencoded"},
+                        **(headers or {})))
 
 
 class SettingsPage(html.parser.HTMLParser):
@@ -340,6 +349,9 @@ def test_settings_form(st):
     assert hdrs["content-type"] == "text/html; charset=utf-8"
     assert "default-src 'none'" in hdrs["content-security-policy"]
     assert hdrs["x-frame-options"] == "DENY"
+    # not no-referrer: under it a browser's Origin for the page's own
+    # form is "null" (test_settings_page_in_chromium)
+    assert hdrs["referrer-policy"] == "same-origin"
     assert hdrs["cache-control"] == "no-store"
     page = body.decode()
     assert "<title>Settings for POP or IMAP access</title>" in page
@@ -519,6 +531,155 @@ def test_settings_refused_over_plain_http(st):
     assert "user=%s " % user not in st.log("s1f1")
 
 
+CROSS_SITE_MESSAGE = ("Your password was not checked: the form was sent "
+                      "from another site.  Sign in on this page.")
+
+
+def cross_site_headers(st, case):
+    own = "%s:%d" % (st.host, st.HTTPS_PORT)
+    return {
+        "other-site": {"Origin": "https://evil.example"},
+        "other-site-same-host-name": {"Origin": "https://%s.evil.example"
+                                      % st.host},
+        "null": {"Origin": "null"},     # sandboxed frames, local files
+        "empty": {"Origin": ""},
+        "http-scheme": {"Origin": "http://" + own},
+        "other-port": {"Origin": "https://%s:%d" % (st.host, st.HTTP_PORT)},
+        "with-path": {"Origin": "https://%s/settings" % own},
+        "sec-fetch-site": {"Sec-Fetch-Site": "cross-site"},
+        "sec-fetch-site-and-own-origin": {"Sec-Fetch-Site": "cross-site",
+                                          "Origin": "https://" + own},
+    }[case]
+
+
+@pytest.mark.parametrize("case", [
+    "other-site", "other-site-same-host-name", "null", "empty",
+    "http-scheme", "other-port", "with-path", "sec-fetch-site",
+    "sec-fetch-site-and-own-origin"])
+def test_settings_cross_site_post_refused(st, case):
+    """A form posted from another origin (a hostile page making a visitor's
+    browser post wrong passwords for someone) gets 403 before its password
+    is looked at: nothing reaches the directory and no brute-force penalty
+    is recorded for the (address, login) pair."""
+    user, pw = st.new_user("xsite")
+    headers = cross_site_headers(st, case)
+    for password in (pw + "-wrong", pw + "-wrong", pw):
+        status, hdrs, body = sign_in(st, user, password, headers=headers)
+        assert status == 403, (status, body[:300])
+        page = parse_page(body)
+        assert page.message == CROSS_SITE_MESSAGE
+        assert page.rows == []
+        assert "default-src 'none'" in hdrs["content-security-policy"]
+    wait_for(lambda: "refused: form from another site" in st.log("s1f1"),
+             what="the refusal logged")
+    assert "user=%s " % user not in st.log("s1f1")
+    # the pair has no penalty: the right password, sent from the page
+    # itself, is checked at once
+    status, _, body = sign_in(st, user, pw)
+    assert status == 200, body[:300]
+    assert parse_page(body).login == user
+    log = st.log("s1f1")
+    assert "user=%s authenticated" % user in log
+    assert "user=%s auth penalty" % user not in log
+
+
+def test_settings_origin_header_forms(st):
+    """An empty Origin followed by more headers, and a second Origin, are
+    Origins that are not the page's own."""
+    user, pw = st.new_user("xsiteraw")
+    body = urllib.parse.urlencode({"user": user, "password": pw}).encode()
+    own = b"https://%s:%d" % (st.host.encode(), st.HTTPS_PORT)
+    for origins in (b"Origin:\r\n", b"Origin: " + own + b"\r\nOrigin: " +
+                    own + b"\r\n"):
+        resp = raw_http(st, b"POST /settings HTTP/1.1\r\nHost: %s:%d\r\n"
+                        % (st.host.encode(), st.HTTPS_PORT) + origins +
+                        b"Content-Type: application/x-www-form-urlencoded"
+                        b"\r\nContent-Length: %d\r\nConnection: close\r\n"
+                        b"\r\n" % len(body) + body, tls=True)
+        assert status_of(resp) == 403, resp[:300]
+        assert CROSS_SITE_MESSAGE.encode() in resp
+    assert "user=%s " % user not in st.log("s1f1")
+
+
+def test_settings_same_origin_post_served(st):
+    """The page's own origin (default port written or not, any case), or
+    no Origin at all (older clients, scripts), is served."""
+    user, pw = st.new_user("sameorigin")
+    own = "%s:%d" % (st.host, st.HTTPS_PORT)
+    for headers in ({"Origin": "https://" + own},
+                    {"Origin": "HTTPS://" + own.upper()},
+                    {"Origin": "https://" + own,
+                     "Sec-Fetch-Site": "same-origin"},
+                    {"Sec-Fetch-Site": "none"},     # typed by the user
+                    {"Origin": "https://mail.example.test",
+                     "Host": "mail.example.test"},
+                    {"Origin": "https://mail.example.test",
+                     "Host": "mail.example.test:443"},
+                    {}):
+        status, _, body = sign_in(st, user, pw, headers=headers)
+        assert status == 200, (headers, body[:300])
+        assert parse_page(body).login == user
+
+
+@pytest.fixture(scope="module")
+def st_behind_proxy(stack_factory):
+    """A frontend behind a TLS-terminating proxy: sign-in over plain HTTP
+    allowed, no Strict-Transport-Security of its own."""
+    return stack_factory(name="httpproxy", settings=[
+        "http.plaintext_login=yes", "http.hsts_max_age=0"])
+
+
+def test_settings_behind_tls_proxy_origin(st_behind_proxy):
+    """With http.plaintext_login, the https:// origin of the Host is the
+    page's own too (the browser saw the proxy's https:// page); another
+    site is still refused."""
+    st2 = st_behind_proxy
+    user, pw = st2.new_user("proxied")
+    for origin, expect in (("https://mail.example.test", 200),
+                           ("http://mail.example.test", 200),
+                           ("https://mail.example.test:8443", 403),
+                           ("https://evil.example", 403)):
+        status, _, body = sign_in(st2, user, pw, conn=plain(st2), headers={
+            "Host": "mail.example.test", "Origin": origin})
+        assert status == expect, (origin, body[:300])
+        if expect == 403:
+            assert parse_page(body).message == CROSS_SITE_MESSAGE
+
+
+HSTS = "max-age=%d" % (30 * 86400)
+
+
+def test_hsts_on_tls_listener_only(st):
+    """Every answer of http.tls_listen carries Strict-Transport-Security
+    with http.hsts_max_age (30d here), pages, XML, errors and refusals by
+    the parser alike; no answer of the plain listener does."""
+    user, pw = st.new_user("hsts")
+    for method, path in (("GET", "/settings"),
+                         ("GET", "/mail/config-v1.1.xml"),
+                         ("GET", "/nowhere"), ("GET", "/health"),
+                         ("DELETE", "/settings")):
+        _, hdrs, _ = request(https(st), method, path)
+        assert hdrs.get("strict-transport-security") == HSTS, (path, hdrs)
+        _, hdrs, _ = request(plain(st), method, path)
+        assert "strict-transport-security" not in hdrs, (path, hdrs)
+    _, hdrs, _ = sign_in(st, user, pw)
+    assert hdrs.get("strict-transport-security") == HSTS
+    resp = raw_http(st, b"GARBAGE\r\n\r\n", tls=True)
+    assert status_of(resp) == 400
+    assert b"\r\nStrict-Transport-Security: " + HSTS.encode() + b"\r\n" \
+        in resp
+    resp = raw_http(st, b"GARBAGE\r\n\r\n")
+    assert b"Strict-Transport-Security" not in resp
+
+
+def test_hsts_zero_sends_none(st_behind_proxy):
+    st2 = st_behind_proxy
+    for conn in (https(st2), plain(st2)):
+        status, hdrs, _ = request(conn, "GET", "/settings")
+        assert status == 200
+        assert "strict-transport-security" not in hdrs, hdrs
+
+
 def test_settings_escapes_what_it_echoes(st):
     user = '"><script>alert(1)</script><b x="@example.test'
     status, _, body = sign_in(st, user, "whatever")
@@ -547,15 +708,14 @@ def test_settings_form_errors(st):
 CHROMIUM = shutil.which("chromium")
 
 
-def chromium(args, tmp_path, shot=None):
+def chromium(args, tmp_path):
     # Each run of the browser gets a profile directory of its own: a
     # Chromium started on the profile of one that has not quite exited
     # hands its command line to that one and exits without doing the
-    # work (no --dump-dom output, no --screenshot file), or waits on it.
-    # What is left of that (a run that still produces nothing, or hangs)
-    # is asked again, twice at most; what the browser does produce is
-    # checked by the caller.
-    out, why = "", ""
+    # work (no --dump-dom output), or waits on it.  What is left of that
+    # (a run that still produces nothing, or hangs) is asked again, twice
+    # at most; what the browser does produce is checked by the caller.
+    out = ""
     for _ in range(3):
         profile = tempfile.mkdtemp(prefix="profile-", dir=tmp_path)
         try:
@@ -565,51 +725,163 @@ def chromium(args, tmp_path, shot=None):
                  "--no-first-run", "--user-data-dir=%s" % profile,
                  "--virtual-time-budget=10000"] + args,
                 capture_output=True, timeout=60)
-        except subprocess.TimeoutExpired as e:
-            why = "timed out: %r" % (e.stderr or b"")[-2000:]
+        except subprocess.TimeoutExpired:
             continue
         assert proc.returncode == 0, proc.stderr[-2000:]
         out = proc.stdout.decode(errors="replace")
-        if shot is not None:
-            if shot.exists():
-                return out
-            why = "no screenshot written"
-        elif "--dump-dom" not in args or out.strip():
+        if "--dump-dom" not in args or out.strip():
             return out
-        else:
-            why = "empty --dump-dom"
-    if shot is not None and not shot.exists():
-        raise AssertionError("chromium, three times: %s" % why)
     return out
+
+
+class DevTools:
+    """Chromium driven through the DevTools protocol on a pipe
+    (--remote-debugging-pipe: JSON messages ending in NUL, the browser
+    reading fd 3 and writing fd 4), for what a page without script cannot
+    do by itself in a headless browser: fill in and submit its form."""
+
+    def __init__(self, tmp_path):
+        to_r, self.to_w = os.pipe()
+        self.from_r, from_w = os.pipe()
+
+        def child_fds():
+            # out of the way of 3 and 4 first, whatever their numbers
+            r, w = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_r,
+                                                                  from_w))
+            os.dup2(r, 3)
+            os.dup2(w, 4)
+        profile = tempfile.mkdtemp(prefix="profile-", dir=tmp_path)
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
+             "--ignore-certificate-errors", "--no-first-run",
+             "--user-data-dir=%s" % profile, "--window-size=1000,1400",
+             "--remote-debugging-pipe", "about:blank"],
+            preexec_fn=child_fds, pass_fds=(3, 4),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_r)
+        os.close(from_w)
+        self.buf, self.n, self.events = b"", 0, []
+        targets = self.call("Target.getTargets")["targetInfos"]
+        page = [t for t in targets if t["type"] == "page"][0]
+        self.session = self.call("Target.attachToTarget",
+                                 targetId=page["targetId"],
+                                 flatten=True)["sessionId"]
+        self.call("Page.enable", self.session)
+
+    def _message(self, deadline):
+        while b"\0" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.from_r], [], [],
+                                              left)[0]:
+                raise AssertionError("chromium: no answer in time")
+            data = os.read(self.from_r, 65536)
+            if not data:
+                raise AssertionError("chromium closed its pipe")
+            self.buf += data
+        msg, self.buf = self.buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def call(self, method, session=None, timeout=60, **params):
+        self.n += 1
+        msg = {"id": self.n, "method": method, "params": params}
+        if session is not None:
+            msg["sessionId"] = session
+        os.write(self.to_w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self._message(deadline)
+            if m.get("id") == self.n:
+                assert "error" not in m, (method, m["error"])
+                return m["result"]
+            self.events.append(m)
+
+    def page(self, method, **params):
+        return self.call(method, self.session, **params)
+
+    def loaded(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, e in enumerate(self.events):
+                if e.get("method") == "Page.loadEventFired":
+                    del self.events[i]
+                    return
+            self.events.append(self._message(deadline))
+
+    def open(self, url):
+        self.events.clear()
+        self.page("Page.navigate", url=url)
+        self.loaded()
+
+    def submit(self, fields):
+        """Types fields (id -> value) into the page's form and sends it;
+        returns the page that comes back."""
+        script = "".join("document.getElementById(%s).value = %s;" %
+                         (json.dumps(k), json.dumps(v))
+                         for k, v in fields.items())
+        self.events.clear()
+        self.page("Runtime.evaluate",
+                  expression=script + "document.forms[0].submit();")
+        self.loaded()
+        return self.page("Runtime.evaluate",
+                         expression="document.documentElement.outerHTML",
+                         returnByValue=True)["result"]["value"]
+
+    def screenshot(self):
+        return base64.b64decode(self.page("Page.captureScreenshot",
+                                          format="png")["data"])
+
+    def close(self):
+        try:
+            self.call("Browser.close", timeout=10)
+        except (AssertionError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.to_w)
+        os.close(self.from_r)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed "
                     "(scripts/deps.sh)")
 def test_settings_page_in_chromium(st, tmp_path):
     user, pw = st.new_user("browser")
-    # A local page that submits the sign-in form as a user would.
+    url = "https://%s:%d/settings" % (st.host, st.HTTPS_PORT)
+    browser = DevTools(tmp_path)
+    try:
+        # A user signs in on the page: the browser sends the page's own
+        # Origin with the form.
+        browser.open(url)
+        dom = browser.submit({"user": user, "password": pw})
+        page = parse_page(dom)
+        assert page.title == "Settings for POP or IMAP access", dom[:2000]
+        assert page.login == user
+        assert page.rows == SITE1_ROWS
+        shot = tmp_path / "settings.png"
+        shot.write_bytes(browser.screenshot())
+        data = shot.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
+        # A wrong password shows the refusal in the browser too.
+        browser.open(url)
+        dom = browser.submit({"user": user, "password": pw + "-wrong"})
+        assert parse_page(dom).message == \
+            "The mail address or the password is wrong."
+    finally:
+        browser.close()
+    # A local page that posts the form from elsewhere (Origin: null,
+    # Sec-Fetch-Site: cross-site) is refused, its password not checked.
+    other, opw = st.new_user("browser-xsite")
     post = tmp_path / "sign-in.html"
     post.write_text(
         '<!DOCTYPE html><html><body onload="document.forms[0].submit()">'
-        '<form method="post" action="https://%s:%d/settings">'
+        '<form method="post" action="%s">'
         '<input name="user" value="%s"><input name="password" value="%s">'
-        '</form></body></html>' % (st.host, st.HTTPS_PORT, user, pw))
+        '</form></body></html>' % (url, other, opw))
     dom = chromium(["--dump-dom", post.as_uri()], tmp_path)
-    page = parse_page(dom)
-    assert page.title == "Settings for POP or IMAP access", dom[:2000]
-    assert page.login == user
-    assert page.rows == SITE1_ROWS
-    shot = tmp_path / "settings.png"
-    chromium(["--screenshot=%s" % shot, "--window-size=1000,1400",
-              post.as_uri()], tmp_path, shot=shot)
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
-    # A wrong password shows the refusal in the browser too.
-    post.write_text(post.read_text().replace(
-        'value="%s"' % pw, 'value="%s-wrong"' % pw))
-    dom = chromium(["--dump-dom", post.as_uri()], tmp_path)
-    assert parse_page(dom).message == \
-        "The mail address or the password is wrong."
+    assert parse_page(dom).message == CROSS_SITE_MESSAGE, dom[:2000]
+    assert "user=%s " % other not in st.log("s1f1")
 
 
 # -- HTTP bounds ----------------------------------------------------------------

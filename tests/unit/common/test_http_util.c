@@ -1,5 +1,5 @@
-/* test_http_util.c - form/query parameters and escaping for HTTP
- * handlers. */
+/* test_http_util.c - form/query parameters, escaping and origins for
+ * HTTP handlers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,13 +69,69 @@ test_escape(void **state)
 	buf_free(&b);
 }
 
+static void
+test_origin(void **state)
+{
+	(void)state;
+	/* the same origin, the default port written or not */
+	assert_true(http_origin_matches("https://mail.example.test", "https",
+					"mail.example.test"));
+	assert_true(http_origin_matches("https://mail.example.test:443",
+					"https", "mail.example.test"));
+	assert_true(http_origin_matches("https://mail.example.test", "https",
+					"mail.example.test:443"));
+	assert_true(http_origin_matches("HTTPS://Mail.Example.Test:8443",
+					"https", "mail.example.test:8443"));
+	assert_true(http_origin_matches("http://127.0.0.1:8080", "http",
+					"127.0.0.1:8080"));
+	assert_true(http_origin_matches("http://mail.example.test:80", "http",
+					"mail.example.test"));
+	assert_true(
+	    http_origin_matches("https://[::1]:8443", "https", "[::1]:8443"));
+	assert_true(http_origin_matches("https://[::1]", "https", "[::1]:443"));
+	/* another scheme, host or port */
+	assert_false(http_origin_matches("http://mail.example.test", "https",
+					 "mail.example.test"));
+	assert_false(http_origin_matches("https://mail.example.test", "http",
+					 "mail.example.test"));
+	assert_false(http_origin_matches("https://evil.example", "https",
+					 "mail.example.test"));
+	assert_false(http_origin_matches("https://mail.example.test.evil",
+					 "https", "mail.example.test"));
+	assert_false(http_origin_matches("https://mail.example.tes", "https",
+					 "mail.example.test"));
+	assert_false(http_origin_matches("https://mail.example.test:8443",
+					 "https", "mail.example.test"));
+	assert_false(http_origin_matches("https://mail.example.test", "https",
+					 "mail.example.test:8443"));
+	assert_false(
+	    http_origin_matches("https://[::1]:8443", "https", "[::2]:8443"));
+	/* what a browser sends for sandboxed or local pages, and junk */
+	assert_false(http_origin_matches("null", "https", "mail.example.test"));
+	assert_false(http_origin_matches("", "https", "mail.example.test"));
+	assert_false(http_origin_matches("https://", "https", ""));
+	assert_false(http_origin_matches("https://a", "https", ""));
+	assert_false(http_origin_matches("https://a/", "https", "a"));
+	assert_false(http_origin_matches("https://u@a", "https", "a"));
+	assert_false(http_origin_matches("https:/a", "https", "a"));
+	assert_false(http_origin_matches("https://a:", "https", "a:x"));
+	assert_false(
+	    http_origin_matches("https://a:99999", "https", "a:99999"));
+	assert_false(http_origin_matches("https://a:000443", "https", "a"));
+	assert_false(http_origin_matches("https://[::1", "https", "[::1"));
+	assert_false(http_origin_matches("https://[::1]x", "https", "[::1]x"));
+	assert_false(http_origin_matches("https://a:b:1", "https", "a:b:1"));
+	assert_false(http_origin_matches("ftp://a", "ftp", "a"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_params),
-		cmocka_unit_test(test_param_errors),
-		cmocka_unit_test(test_escape),
+	    cmocka_unit_test(test_params),
+	    cmocka_unit_test(test_param_errors),
+	    cmocka_unit_test(test_escape),
+	    cmocka_unit_test(test_origin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
