@@ -624,7 +624,7 @@ client_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 		if (!cached)
 			auth_cache_put(policy, &c->keys, res == DIR_OK, u);
 		if (!c->trusted)
-			penalty_record(policy, &c->keys, res == DIR_FAIL);
+			penalty_record(policy, &c->keys, res == DIR_FAIL, u);
 	}
 	if (res != DIR_OK) {
 		log_info("session=%s client=%s user=%s login failed "
@@ -824,15 +824,23 @@ client_login(struct client *c, const char *typed, const char *password)
 			  password, &c->keys);
 	buf_wipe(&c->secret);
 	buf_append(&c->secret, password, strlen(password) + 1);
-	unsigned failures = 0;
-	uint64_t delay = c->trusted ? 0
-				    : penalty_delay(c->fe->policy, &c->keys,
-						    &failures);
+	struct penalty_wait w;
+	uint64_t delay = c->trusted
+			     ? 0
+			     : penalty_delay(c->fe->policy, &c->keys, &w);
 	if (delay > 0) {
-		log_info("session=%s client=%s user=%s auth penalty "
-			 "delay_ms=%llu failures=%u",
-			 c->id, c->peer, c->user, (unsigned long long)delay,
-			 failures);
+		if (w.address_delay > w.login_delay)
+			log_info("session=%s client=%s user=%s auth address "
+				 "penalty delay_ms=%llu address_failures=%u "
+				 "failures=%u",
+				 c->id, c->peer, c->user,
+				 (unsigned long long)delay, w.address_failures,
+				 w.failures);
+		else
+			log_info("session=%s client=%s user=%s auth penalty "
+				 "delay_ms=%llu failures=%u",
+				 c->id, c->peer, c->user,
+				 (unsigned long long)delay, w.failures);
 		uv_timer_start(&c->delay, client_auth_start_cb, delay, 0);
 		return;
 	}

@@ -133,11 +133,14 @@ dir_run_done(uv_timer_t *t)
 		d->done = r->next;
 		if (!r->cancelled) {
 			const char *why = r->why[0] ? r->why : NULL;
+			/* A failed bind: the entry was found (dn). */
+			int found = r->result == DIR_OK ||
+				    (r->result == DIR_FAIL &&
+				     r->kind == REQ_AUTH &&
+				     r->user.dn[0] != '\0');
 			if (r->kind == REQ_AUTH || r->kind == REQ_ADDRESS)
 				r->auth_cb(r->ctx, r->result,
-					   r->result == DIR_OK ? &r->user
-							       : NULL,
-					   why);
+					   found ? &r->user : NULL, why);
 			else
 				r->be_cb(r->ctx, r->result,
 					 r->result == DIR_OK ? &r->be : NULL,

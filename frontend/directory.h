@@ -55,6 +55,9 @@ struct dir_backend {
 struct directory;
 struct dir_req;
 
+/* user: the entry on DIR_OK; on DIR_FAIL of an authentication, the entry
+ * whose bind failed (wrong password), NULL if none was found; else
+ * NULL. */
 typedef void dir_auth_cb(void *ctx, enum dir_result res,
 			 const struct dir_user *user, const char *why);
 typedef void dir_backend_cb(void *ctx, enum dir_result res,

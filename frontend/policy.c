@@ -41,6 +41,8 @@ policy_create(struct policy *p, const struct config *cfg,
 	lru_init(&p->per_user, conns, sizeof(unsigned));
 	lru_init(&p->penalty, (size_t)cfg->limits_auth_penalty_entries,
 		 sizeof(struct penalty_entry));
+	lru_init(&p->penalty_address, (size_t)cfg->limits_auth_penalty_entries,
+		 sizeof(unsigned));
 	lru_init(&p->auth_cache, (size_t)cfg->ldap_cache_size,
 		 sizeof(struct auth_cache_entry));
 	return 0;
@@ -52,6 +54,7 @@ policy_free(struct policy *p)
 	lru_free(&p->per_address);
 	lru_free(&p->per_user);
 	lru_free(&p->penalty);
+	lru_free(&p->penalty_address);
 	lru_free(&p->auth_cache);
 	while (p->backends != NULL) {
 		struct policy_backend *e = p->backends;
@@ -162,5 +165,7 @@ policy_login_keys(const struct policy *p, const struct sockaddr *sa,
 		alen, lower, n, NULL);
 	lru_key(&p->keyer, "password", keys->password,
 		lower, n, password, plen, NULL);
+	lru_key(&p->keyer, "penalty-address", keys->address, addr, alen, NULL);
+	lru_key(&p->keyer, "guess", keys->guess, password, plen, NULL);
 	OPENSSL_cleanse(lower, sizeof(lower));
 }

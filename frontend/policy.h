@@ -1,5 +1,5 @@
 /* policy.h - what every event loop of a frontend shares: connection
- * counts and limits, the authentication penalty and the authentication
+ * counts and limits, the authentication penalties and the authentication
  * cache, under one mutex.
  *
  * Tables are keyed by keyed hashes (lru.h) under a secret drawn at
@@ -30,6 +30,7 @@ struct policy {
 	struct lru per_address;      /* unsigned count */
 	struct lru per_user;         /* unsigned count */
 	struct lru penalty;          /* struct penalty_entry */
+	struct lru penalty_address;  /* unsigned failures */
 	struct lru auth_cache;       /* struct auth_cache_entry */
 	struct policy_backend *backends; /* the backends' entries */
 };
@@ -49,6 +50,9 @@ struct policy_login_keys {
 	unsigned char cache[LRU_KEY_SIZE];   /* login + password */
 	unsigned char penalty[LRU_KEY_SIZE]; /* address + login */
 	unsigned char password[LRU_KEY_SIZE];/* password (penalty repeats) */
+	unsigned char address[LRU_KEY_SIZE]; /* address */
+	unsigned char guess[LRU_KEY_SIZE];   /* password alone (entry
+						repeats) */
 };
 
 /* policy.c */
@@ -83,14 +87,25 @@ void limits_addr_release(struct policy *p, const struct sockaddr *sa);
 int limits_user_acquire(struct policy *p, const char *user);
 void limits_user_release(struct policy *p, const char *user);
 
-/* penalty.c: the delay (ms) to apply before checking credentials, and
- * the failure count behind it. */
+/* penalty.c: what a login waits before its credentials are checked. */
+struct penalty_wait {
+	unsigned failures;         /* of the pair, or of its entry if more */
+	unsigned address_failures; /* counted from the client address */
+	uint64_t login_delay;      /* ms, for failures */
+	uint64_t address_delay;    /* ms, for address_failures beyond
+				      limits.auth_address_failures */
+};
+/* The delay (ms) to apply before checking credentials: the larger of
+ * the two in *w_r, which tells what is behind it. */
 uint64_t penalty_delay(struct policy *p, const struct policy_login_keys *k,
-		       unsigned *failures_r);
+		       struct penalty_wait *w_r);
 /* Records the outcome: a failure with a password not just tried counts
- * once more; a success forgets the pair. */
+ * once more for the pair and the address, and for the directory entry
+ * u (the one the login found, NULL if none: unknown user, or an answer
+ * from the authentication cache) or else the entry the pair found
+ * before; a success forgets the pair and the entry u. */
 void penalty_record(struct policy *p, const struct policy_login_keys *k,
-		    int failed);
+		    int failed, const struct dir_user *u);
 
 /* auth_cache.c: 1 with *user_r filled (success), 0 (failure), -1 (not
  * cached). */

@@ -2,8 +2,8 @@
  *
  * GET shows a sign-in form; POST (mail address or login name, mail
  * password) checks the password like an IMAP login does: refused
- * account names, the brute-force penalty of the (client address, login)
- * pair, the authentication cache, then a search and a bind as the user
+ * account names, the brute-force penalties (penalty.c), the
+ * authentication cache, then a search and a bind as the user
  * through this loop's directory connections; account state and
  * privileged accounts are refused the same way.  A signed-in user sees
  * the internal and external servers, ports and encryption of every
@@ -335,7 +335,7 @@ settings_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 		if (!cached)
 			auth_cache_put(policy, &sl->keys, res == DIR_OK, u);
 		if (!sl->trusted)
-			penalty_record(policy, &sl->keys, res == DIR_FAIL);
+			penalty_record(policy, &sl->keys, res == DIR_FAIL, u);
 	}
 	const char *peer = sl->peer;
 	if (res == DIR_TEMPFAIL)
@@ -539,15 +539,22 @@ settings_post(struct frontend *fe, struct http_conn *hc,
 	buf_append(&sl->secret, password, strlen(password) + 1);
 	OPENSSL_cleanse(password, sizeof(password));
 	http_defer(hc, settings_login_cancel, sl);
-	unsigned failures = 0;
+	struct penalty_wait w;
 	uint64_t delay = sl->trusted ? 0
-				     : penalty_delay(fe->policy, &sl->keys,
-						     &failures);
+				     : penalty_delay(fe->policy, &sl->keys, &w);
 	if (delay > 0) {
-		log_info("http settings client=%s user=%s auth penalty "
-			 "delay_ms=%llu failures=%u",
-			 req->peer_name, sl->user, (unsigned long long)delay,
-			 failures);
+		if (w.address_delay > w.login_delay)
+			log_info("http settings client=%s user=%s auth "
+				 "address penalty delay_ms=%llu "
+				 "address_failures=%u failures=%u",
+				 req->peer_name, sl->user,
+				 (unsigned long long)delay, w.address_failures,
+				 w.failures);
+		else
+			log_info("http settings client=%s user=%s auth "
+				 "penalty delay_ms=%llu failures=%u",
+				 req->peer_name, sl->user,
+				 (unsigned long long)delay, w.failures);
 		uv_timer_start(&sl->delay, settings_auth_start_cb, delay, 0);
 		return;
 	}

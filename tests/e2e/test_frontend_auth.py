@@ -6,11 +6,15 @@ One stack for the module:
 
     ldap.cache_size=1000, cache_ttl=300s, cache_negative_ttl=300s,
     limits.auth_penalty=1s, auth_penalty_max=2s,
+    limits.auth_address_failures=6,
     frontend.trusted_networks=127.0.0.9,
     ldap.privileged_attribute=employeeType=administrator
 
 What the frontend decided is read from its log (cache=hit|miss, "auth
-penalty delay_ms=... failures=..."), not from timings.
+penalty delay_ms=... failures=...", "auth address penalty delay_ms=...
+address_failures=..."), not from timings.  Tests that fail logins from
+untrusted addresses use addresses of their own, each with at most six
+counted failures but for the spraying test's.
 """
 
 import base64
@@ -35,6 +39,7 @@ def st(stack_factory):
         "ldap.cache_negative_ttl=300s",
         "limits.auth_penalty=1s",
         "limits.auth_penalty_max=2s",
+        "limits.auth_address_failures=6",
         "frontend.trusted_networks=" + TRUSTED,
         "ldap.privileged_attribute=employeeType=administrator",
     ])
@@ -222,6 +227,68 @@ def test_penalty_counts_spellings_as_one(st):
     assert imap_login(st, user + "  ", "w3", src).startswith(b"a1 NO")
     assert len(log_lines(st, user, "delay_ms=1000 failures=1")) == 1
     assert len(log_lines(st, user, "delay_ms=2000 failures=2")) == 1
+
+
+def test_penalty_shared_by_uid_and_mail_address(st):
+    """A failure whose login found the directory entry counts for the
+    entry too: the uid and a mail address of one account share a count
+    once each has failed from the address (two spellings are not twice
+    the guesses)."""
+    n = len(st.users)
+    alias = "shared-alias-%d@example.test" % n
+    user, pw = st.new_user("shared", aliases=[alias])
+    src = "127.0.0.25"
+    assert imap_login(st, user, "w1", src).startswith(b"a1 NO")
+    assert imap_login(st, alias, "w2", src).startswith(b"a1 NO")
+    # each spelling failed once; the entry twice
+    assert imap_login(st, user, "w3", src).startswith(b"a1 NO")
+    assert len(log_lines(st, user, "delay_ms=2000 failures=2")) == 1
+    assert imap_login(st, alias, "w4", src).startswith(b"a1 NO")
+    assert len(log_lines(st, alias, "delay_ms=2000 failures=3")) == 1
+    # the same guess under the other spelling does not count again
+    assert imap_login(st, user, "w4", src).startswith(b"a1 NO")
+    assert len(log_lines(st, user, "delay_ms=2000 failures=4")) == 1
+    assert imap_login(st, alias, "w5", src).startswith(b"a1 NO")
+    assert len(log_lines(st, alias, "delay_ms=2000 failures=4")) == 1
+
+
+def test_spraying_one_address_is_slowed(st):
+    """One password tried on many logins from one address: beyond
+    limits.auth_address_failures (6 here) failures every login from the
+    address waits, the right password too, and a success does not reset
+    the count; trusted_networks are exempt, other addresses untouched."""
+    user, pw = st.new_user("sprayed")
+    n = len(st.users)
+    src = "127.0.0.26"
+
+    def spray(i, source):
+        login = "spray%d-%d@example.test" % (n, i)
+        assert imap_login(st, login, "Winter-2024", source).startswith(
+            b"a1 NO [AUTHENTICATIONFAILED]")
+        return login
+
+    logins = [spray(i, src) for i in range(6)]
+    assert not [l for l in st.log("s1f1").splitlines()
+                if "client=%s:" % src in l and "penalty" in l]
+    # the same wrong password again on one login does not count
+    assert imap_login(st, logins[0], "Winter-2024", src).startswith(b"a1 NO")
+    assert imap_login(st, user, pw, src).startswith(b"a1 OK")
+    assert not log_lines(st, user, "auth address penalty")
+    # the seventh counted failure puts the address beyond 6
+    spray(6, src)
+    assert imap_login(st, user, pw, src).startswith(b"a1 OK")
+    assert len(log_lines(st, user, "auth address penalty delay_ms=1000 "
+                         "address_failures=7 failures=0")) == 1
+    # the success did not lower the count: the next login still waits
+    last = spray(7, src)
+    assert len(log_lines(st, last, "auth address penalty delay_ms=1000 "
+                         "address_failures=7")) == 1
+    # another address, and the trusted one however much it fails, do not
+    assert imap_login(st, user, pw, "127.0.0.27").startswith(b"a1 OK")
+    for i in range(20, 30):
+        spray(i, TRUSTED)
+    assert imap_login(st, user, pw, TRUSTED).startswith(b"a1 OK")
+    assert len(log_lines(st, user, "penalty")) == 1
 
 
 # -- hostile login names -------------------------------------------------------
