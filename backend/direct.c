@@ -157,7 +157,7 @@ direct_command(struct direct_conn *d, const char *line, size_t len)
 {
 	struct arena a;
 	arena_init(&a, 2048);
-	struct imap_parse_limits lim = {2, 8};
+	struct imap_parse_limits lim = {2, 8, DIRECT_MAX_LINE};
 	struct imap_arg *args;
 	unsigned argc;
 	const char *err;

@@ -60,52 +60,28 @@ is_atom_char(unsigned char c)
 	return c != '(' && c != ')' && c != '{' && c != '"';
 }
 
-static int
-parse_atom(struct parser *ps, struct imap_arg *arg)
+/* Output of scan_atom(): with out NULL only counts the octets. */
+struct emit {
+	char *out;
+	size_t n;
+	int section; /* the atom holds a section */
+};
+
+static void
+put(struct emit *e, const char *p, size_t len)
 {
-	const char *start = ps->p;
-	while (ps->p < ps->end) {
-		unsigned char c = (unsigned char)*ps->p;
-		if (c == '[') {
-			/* A section such as BODY[HEADER.FIELDS (A B)]: spaces
-			   and parentheses are part of the atom up to the
-			   closing bracket. */
-			const char *close = memchr(ps->p, ']',
-						   (size_t)(ps->end - ps->p));
-			if (close == NULL)
-				return fail(ps, "Missing ']'");
-			for (const char *q = ps->p; q < close; q++) {
-				if ((unsigned char)*q < 0x20 || *q == 0x7f ||
-				    *q == '{')
-					return fail(ps, "Invalid section");
-			}
-			ps->p = close + 1;
-			continue;
-		}
-		if (!is_atom_char(c) && c != '{')
-			break;
-		if (c == '{') {
-			/* '{' only starts a literal at an argument's start;
-			   inside an atom it ends it. */
-			break;
-		}
-		ps->p++;
-	}
-	if (ps->p == start)
-		return fail(ps, "Invalid characters in atom");
-	arg->type = IMAP_ARG_ATOM;
-	arg->len = (size_t)(ps->p - start);
-	arg->str = arena_strndup(ps->a, start, arg->len);
-	return 0;
+	if (e->out != NULL)
+		memcpy(e->out + e->n, p, len);
+	e->n += len;
 }
 
+/* A quoted string at ps->p ('"'): leaves ps->p after it, with its content
+ * (escapes still in it) in [*start_r, *start_r + *len_r). */
 static int
-parse_quoted(struct parser *ps, struct imap_arg *arg)
+read_quoted(struct parser *ps, const char **start_r, size_t *len_r)
 {
 	ps->p++; /* opening quote */
 	const char *start = ps->p;
-	size_t n = 0;
-	int escapes = 0;
 	while (ps->p < ps->end && *ps->p != '"') {
 		unsigned char c = (unsigned char)*ps->p;
 		if (c == '\r' || c == '\n')
@@ -116,31 +92,22 @@ parse_quoted(struct parser *ps, struct imap_arg *arg)
 				return fail(ps, "Invalid escape in quoted "
 						"string");
 			ps->p++;
-			escapes++;
 		}
 		ps->p++;
-		n++;
 	}
 	if (ps->p >= ps->end)
 		return fail(ps, "Missing '\"'");
-	char *s = arena_alloc(ps->a, n + 1);
-	size_t o = 0;
-	for (const char *q = start; q < ps->p; q++) {
-		if (*q == '\\')
-			q++;
-		s[o++] = *q;
-	}
-	s[o] = '\0';
+	*start_r = start;
+	*len_r = (size_t)(ps->p - start);
 	ps->p++; /* closing quote */
-	arg->type = IMAP_ARG_STRING;
-	arg->str = s;
-	arg->len = o;
-	(void)escapes;
 	return 0;
 }
 
+/* A literal at ps->p ('{' or '~{'): leaves ps->p after its octets, which
+ * are [*data_r, *data_r + *len_r), not copied. */
 static int
-parse_literal(struct parser *ps, struct imap_arg *arg)
+read_literal(struct parser *ps, const char **data_r, size_t *len_r,
+	     int *literal8_r)
 {
 	int literal8 = 0;
 	if (*ps->p == '~') {
@@ -172,13 +139,208 @@ parse_literal(struct parser *ps, struct imap_arg *arg)
 	ps->p += 2;
 	if ((uint64_t)(ps->end - ps->p) < size)
 		return fail(ps, "Literal shorter than announced");
+	*data_r = ps->p;
+	*len_r = (size_t)size;
+	*literal8_r = literal8;
+	ps->p += size;
+	return 0;
+}
+
+/* ATOM-CHAR of RFC 3501 9 (no list-wildcards, no resp-specials). */
+static int
+is_strict_atom_char(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && strchr("(){%*\"\\]", c) == NULL;
+}
+
+/* Puts one name of a section's list ([s, s + len), with quoted-string
+ * escapes in it when escaped): as an atom when it can be one, quoted
+ * otherwise, so that the section stays valid IMAP when FETCH echoes it.
+ * A header field name is printable US-ASCII (RFC 5322 2.2): controls and
+ * 8-bit octets are refused, the rest (a space, a quote) only matches no
+ * field. */
+static int
+put_name(struct parser *ps, struct emit *e, const char *s, size_t len,
+	 int escaped)
+{
+	int atom = len > 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (escaped && c == '\\')
+			c = (unsigned char)s[++i];
+		if (c < 0x20 || c >= 0x7f)
+			return fail(ps, "Invalid header field name");
+		if (!is_strict_atom_char(c))
+			atom = 0;
+	}
+	if (atom) {
+		put(e, s, len);
+		return 0;
+	}
+	put(e, "\"", 1);
+	for (size_t i = 0; i < len; i++) {
+		if (escaped && s[i] == '\\')
+			i++;
+		if (s[i] == '"' || s[i] == '\\')
+			put(e, "\\", 1);
+		put(e, &s[i], 1);
+	}
+	put(e, "\"", 1);
+	return 0;
+}
+
+/* The names of a list in a section (RFC 3501 header-list: astrings), from
+ * after its '(' up to and with its ')', one space apart. */
+static int
+scan_names(struct parser *ps, struct emit *e)
+{
+	for (unsigned n = 0;; n++) {
+		while (ps->p < ps->end && *ps->p == ' ')
+			ps->p++;
+		if (ps->p >= ps->end)
+			return fail(ps, "Missing ']'");
+		if (*ps->p == ')') {
+			put(e, ps->p++, 1);
+			return 0;
+		}
+		if (n > 0)
+			put(e, " ", 1);
+		unsigned char c = (unsigned char)*ps->p;
+		const char *s = ps->p;
+		size_t len;
+		int escaped = 0, literal8 = 0;
+		if (c == '"') {
+			if (read_quoted(ps, &s, &len) < 0)
+				return -1;
+			escaped = 1;
+		} else if (c == '{' || (c == '~' && ps->p + 1 < ps->end &&
+					ps->p[1] == '{')) {
+			if (read_literal(ps, &s, &len, &literal8) < 0)
+				return -1;
+			if (literal8)
+				return fail(ps, "Invalid header field name");
+		} else {
+			while (ps->p < ps->end &&
+			       is_atom_char((unsigned char)*ps->p))
+				ps->p++;
+			len = (size_t)(ps->p - s);
+			if (len == 0)
+				return fail(ps, "Invalid section");
+		}
+		if (put_name(ps, e, s, len, escaped) < 0)
+			return -1;
+		if (ps->p < ps->end && *ps->p != ' ' && *ps->p != ')')
+			return fail(ps, "Invalid section");
+	}
+}
+
+/* A section such as [HEADER.FIELDS (A B)], from its '[' up to and with its
+ * ']': spaces and parentheses are part of the atom.  The names of a list
+ * in it may be atoms, quoted strings or literals (astrings); they are put
+ * as scan_names() says.  The text between the brackets, so rewritten, is
+ * at most lim->max_section octets. */
+static int
+scan_section(struct parser *ps, struct emit *e)
+{
+	size_t start = e->n;
+	e->section = 1;
+	put(e, ps->p++, 1); /* [ */
+	while (ps->p < ps->end && *ps->p != ']') {
+		unsigned char c = (unsigned char)*ps->p;
+		if (c < 0x20 || c == 0x7f || c == '{')
+			return fail(ps, "Invalid section");
+		put(e, ps->p++, 1);
+		if (c == '(' && scan_names(ps, e) < 0)
+			return -1;
+	}
+	if (ps->p >= ps->end)
+		return fail(ps, "Missing ']'");
+	if (e->n - start - 1 > ps->lim->max_section)
+		return fail(ps, "[LIMIT] Section too long");
+	put(e, ps->p++, 1); /* ] */
+	return 0;
+}
+
+static int
+scan_atom(struct parser *ps, struct emit *e)
+{
+	while (ps->p < ps->end) {
+		unsigned char c = (unsigned char)*ps->p;
+		if (c == '[') {
+			if (scan_section(ps, e) < 0)
+				return -1;
+			continue;
+		}
+		/* '{' only starts a literal at an argument's start; inside
+		   an atom it ends it. */
+		if (!is_atom_char(c))
+			break;
+		put(e, ps->p++, 1);
+	}
+	return 0;
+}
+
+static int
+parse_atom(struct parser *ps, struct imap_arg *arg)
+{
+	const char *start = ps->p;
+	struct emit e = {NULL, 0, 0};
+	if (scan_atom(ps, &e) < 0)
+		return -1;
+	if (e.n == 0)
+		return fail(ps, "Invalid characters in atom");
+	arg->type = IMAP_ARG_ATOM;
+	arg->len = e.n;
+	if (!e.section) {
+		arg->str = arena_strndup(ps->a, start, arg->len);
+		return 0;
+	}
+	/* Again, to write the section as it was counted. */
+	char *s = arena_alloc(ps->a, e.n + 1);
+	e = (struct emit){s, 0, 0};
+	ps->p = start;
+	if (scan_atom(ps, &e) < 0)
+		return -1;
+	s[e.n] = '\0';
+	arg->str = s;
+	return 0;
+}
+
+static int
+parse_quoted(struct parser *ps, struct imap_arg *arg)
+{
+	const char *start;
+	size_t n;
+	if (read_quoted(ps, &start, &n) < 0)
+		return -1;
+	char *s = arena_alloc(ps->a, n + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (start[i] == '\\')
+			i++;
+		s[o++] = start[i];
+	}
+	s[o] = '\0';
+	arg->type = IMAP_ARG_STRING;
+	arg->str = s;
+	arg->len = o;
+	return 0;
+}
+
+static int
+parse_literal(struct parser *ps, struct imap_arg *arg)
+{
+	const char *data;
+	size_t len;
+	int literal8;
+	if (read_literal(ps, &data, &len, &literal8) < 0)
+		return -1;
 	arg->type = IMAP_ARG_LITERAL;
 	arg->literal8 = literal8;
-	arg->len = (size_t)size;
-	arg->str = arena_strndup(ps->a, ps->p, arg->len);
+	arg->len = len;
+	arg->str = arena_strndup(ps->a, data, len);
 	if (!literal8 && memchr(arg->str, '\0', arg->len) != NULL)
 		return fail(ps, "NUL byte in literal");
-	ps->p += size;
 	return 0;
 }
 

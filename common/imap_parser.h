@@ -5,6 +5,13 @@
  * atoms, quoted strings, literals and parenthesised lists, and bounds the
  * nesting depth and the number of arguments.  What a command means is left
  * to its handler.
+ *
+ * A section such as BODY[HEADER.FIELDS (A B)]<0.10> is part of its atom.
+ * The names in its list are astrings (RFC 3501 header-fld-name): in the
+ * atom each is written as an atom, or as a quoted string where an atom
+ * cannot hold it, whether the client sent an atom, a quoted string or a
+ * literal; so the atom only holds atoms and quoted strings and is valid
+ * IMAP to echo.  A name with a control or an 8-bit octet is an error.
  */
 #ifndef PORTICO_IMAP_PARSER_H
 #define PORTICO_IMAP_PARSER_H
@@ -34,6 +41,9 @@ struct imap_arg {
 struct imap_parse_limits {
 	unsigned max_depth;
 	unsigned max_args; /* in the whole command */
+	size_t max_section; /* octets between a section's brackets, as
+			       written in its atom (literals included):
+			       limits.max_line after login */
 };
 
 /* Parses cmd[0..len) (no final CRLF).  On success returns 0 with the

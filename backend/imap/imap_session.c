@@ -453,7 +453,7 @@ imap_dispatch(struct imap_session *is, const char *line, size_t len)
 {
 	const struct config *cfg = &is->s->be->cfg;
 	struct imap_parse_limits lim = {(unsigned)cfg->limits_max_nesting,
-					100000};
+					100000, cfg->limits_max_line};
 	struct imap_arg *args;
 	unsigned argc;
 	const char *err;

@@ -247,7 +247,8 @@ imap_command(struct client *c, const char *line, size_t len)
 	unsigned argc;
 	const char *err;
 	char tag[128];
-	struct imap_parse_limits lim = {8, 64};
+	struct imap_parse_limits lim = {8, 64,
+					c->fe->cfg.limits_prelogin_max_line};
 	arena_init(&a, 1024);
 	a.secret = 1; /* may hold a password */
 	lp_tag(line, len, tag, sizeof(tag));

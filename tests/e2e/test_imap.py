@@ -1102,3 +1102,73 @@ def test_fetch_macros_partials_and_field_lists(c):
                           b"\r\n")
     typ, data = c.fetch("1", "(BODY.PEEK[]<%d.10>)" % (len(m) + 5))
     assert typ == "OK" and data[0][0].endswith(b"{0}") and data[0][1] == b""
+
+
+def test_fetch_header_field_names_as_strings(c):
+    """RFC 3501 9: a header-fld-name is an astring, so quoted strings and
+    literals name header fields as atoms do.  The answer echoes each name
+    as an atom, or quoted where an atom cannot hold it; a name no header
+    field can have, or a section longer than limits.max_line, is BAD."""
+    m = msg(4)
+    assert c.append("INBOX", None, None, m)[0] == "OK"
+    c.select("INBOX")
+
+    def fetch(*parts):
+        """FETCH 1 (PARTS...): a part ending in a synchronizing literal
+        waits for the server's continuation before the next is sent."""
+        tag = c._new_tag()
+        lines = []
+        for i, part in enumerate(parts):
+            c.send((tag + b" " if i == 0 else b"") + part)
+            if i + 1 < len(parts):
+                line = c.readline()
+                if not line.startswith(b"+"):
+                    return [line]
+        c.send(b"\r\n")
+        while True:
+            line = c.readline()
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+
+    subject = b"Subject: note 4\r\n"
+    to = b"To: rcpt@example.test\r\n"
+
+    def answer(section, data):
+        return [b"* 1 FETCH (BODY[%s] {%d}\r\n" % (section, len(data))] + \
+            data.splitlines(keepends=True) + [b")\r\n"]
+
+    out = fetch(b'FETCH 1 (BODY.PEEK[HEADER.FIELDS ("Subject")])')
+    assert out[:-1] == answer(b"HEADER.FIELDS (Subject)",
+                              subject + b"\r\n"), out
+    assert out[-1].endswith(b" OK FETCH completed\r\n")
+    # a synchronizing literal, then an atom
+    out = fetch(b"FETCH 1 (BODY.PEEK[HEADER.FIELDS ({7}\r\n",
+                b"Subject To)])")
+    assert out[:-1] == answer(b"HEADER.FIELDS (Subject To)",
+                              to + subject + b"\r\n"), out
+    # LITERAL+ and quoted names in HEADER.FIELDS.NOT
+    out = fetch(b'FETCH 1 (BODY.PEEK[HEADER.FIELDS.NOT ({4+}\r\nFrom '
+                b'"Date" {2+}\r\nCc)])')
+    assert out[:-1] == answer(b"HEADER.FIELDS.NOT (From Date Cc)",
+                              to + subject + b"\r\n"), out
+    # names an atom cannot hold are echoed quoted; they match nothing
+    out = fetch(b'FETCH 1 (BODY.PEEK[HEADER.FIELDS ({5+}\r\na "\\b '
+                b'"x]" "" Subject)])')
+    assert out[:-1] == answer(b'HEADER.FIELDS ("a \\"\\\\b" "x]" "" '
+                              b"Subject)", subject + b"\r\n"), out
+    # what no field name can hold, and limits.max_line (64k here)
+    for parts, text in (
+            ((b"FETCH 1 (BODY.PEEK[HEADER.FIELDS ({3+}\r\na\r\n)])",),
+             b"BAD Invalid header field name"),
+            ((b'FETCH 1 (BODY.PEEK[HEADER.FIELDS ("Gr\xc3\xbc\xc3\x9fe")])',),
+             b"BAD Invalid header field name"),
+            ((b"FETCH 1 (BODY.PEEK[HEADER.FIELDS (~{1+}\r\na)])",),
+             b"BAD Invalid header field name"),
+            ((b"FETCH 1 (BODY.PEEK[HEADER.FIELDS ({70000+}\r\n"
+              + b"x" * 70000 + b")])",),
+             b"BAD [LIMIT] Section too long")):
+        out = fetch(*parts)
+        assert len(out) == 1 and out[0].endswith(b" " + text + b"\r\n"), \
+            (parts[0][:60], out)
+    assert c.noop()[0] == "OK"

@@ -13,14 +13,35 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* An atom with a section, as the parser wrote it, parses again to
+ * itself: FETCH echoes it to the client as valid IMAP. */
 static void
-walk(const struct imap_arg *args, unsigned n, unsigned depth)
+check_section(const struct imap_arg *arg, struct arena *a,
+	      const struct imap_parse_limits *plim)
+{
+	struct imap_arg *again;
+	unsigned n;
+	const char *err;
+	if (memchr(arg->str, '[', arg->len) == NULL)
+		return;
+	if (imap_parse(arg->str, arg->len, a, plim, &again, &n, &err) != 0 ||
+	    n != 1 || again[0].type != IMAP_ARG_ATOM ||
+	    again[0].len != arg->len ||
+	    memcmp(again[0].str, arg->str, arg->len) != 0)
+		__builtin_trap();
+}
+
+static void
+walk(const struct imap_arg *args, unsigned n, unsigned depth, struct arena *a,
+     const struct imap_parse_limits *plim)
 {
 	for (unsigned i = 0; i < n; i++) {
 		if (args[i].type == IMAP_ARG_LIST)
-			walk(args[i].list, args[i].count, depth + 1);
+			walk(args[i].list, args[i].count, depth + 1, a, plim);
 		else if (args[i].str[args[i].len] != '\0')
 			__builtin_trap();
+		else if (args[i].type == IMAP_ARG_ATOM)
+			check_section(&args[i], a, plim);
 		(void)imap_arg_is_nil(&args[i]);
 		(void)imap_arg_is_astring(&args[i]);
 	}
@@ -37,7 +58,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct lp_limits lim = {1024, 4096, 8192, 16};
 	struct lp_reader r;
 	struct arena a;
-	struct imap_parse_limits plim = {16, 1000};
+	struct imap_parse_limits plim = {16, 1000, 1024};
 	lp_init(&r, LP_MODE_IMAP, &lim);
 	arena_init(&a, 1024);
 	size_t off = 0;
@@ -60,7 +81,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				const char *err;
 				if (imap_parse(cmd, len, &a, &plim, &args, &argc,
 					       &err) == 0)
-					walk(args, argc, 0);
+					walk(args, argc, 0, &a, &plim);
 				arena_clear(&a);
 				lp_next(&r);
 			} else if (st == LP_ERROR) {

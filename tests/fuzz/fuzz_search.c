@@ -293,7 +293,8 @@ run_search(const char *criteria, size_t clen, unsigned *found)
 		size_t clen2;
 		const char *cmdline = lp_command(&r, &clen2);
 		struct imap_parse_limits plim = {
-			(unsigned)be.cfg.limits_max_nesting, 100000};
+			(unsigned)be.cfg.limits_max_nesting, 100000,
+			be.cfg.limits_max_line};
 		struct imap_arg *args;
 		unsigned argc;
 		const char *err;

@@ -17,6 +17,7 @@
 static const struct imap_parse_limits test_limits = {
 	.max_depth = 4,
 	.max_args = 32,
+	.max_section = 64,
 };
 
 struct fixture {
@@ -315,6 +316,68 @@ test_section_atom(void **state)
 	PARSE_FAIL(f, "a FETCH 1 BODY[]x(", "Missing space between arguments");
 }
 
+/* The names of a section's list are astrings: quoted strings and literals
+ * are written into the atom as atoms, or quoted where an atom cannot hold
+ * them. */
+static void
+test_section_names(void **state)
+{
+	struct fixture *f = *state;
+	PARSE_OK(f, "a FETCH 1 BODY[HEADER.FIELDS (\"Subject\" {2}\r\nTo)]", 4);
+	ATOM(&f->args[3], "BODY[HEADER.FIELDS (Subject To)]");
+	/* a literal may hold what ends a section or an atom */
+	PARSE_OK(f,
+		 "a FETCH 1 (BODY.PEEK[HEADER.FIELDS.NOT ( {4+}\r\na]b) "
+		 "\"x\\\\y\"  {5}\r\nq\"r s  \"\")]<0.10> UID)",
+		 4);
+	assert_list(&f->args[3], 2);
+	ATOM(&f->args[3].list[0],
+	     "BODY.PEEK[HEADER.FIELDS.NOT (\"a]b)\" \"x\\\\y\" "
+	     "\"q\\\"r s\" \"\")]<0.10>");
+	ATOM(&f->args[3].list[1], "UID");
+	/* atoms stay as they are, but for what ATOM-CHAR excludes */
+	PARSE_OK(f, "a FETCH 1 BODY[1.HEADER.FIELDS (X-a%b X-c\\d)]", 4);
+	ATOM(&f->args[3], "BODY[1.HEADER.FIELDS (\"X-a%b\" \"X-c\\\\d\")]");
+
+	/* what no header field name holds, and what no astring is */
+	PARSE_FAIL(f, "a FETCH 1 BODY[HEADER.FIELDS ({3}\r\na\r\n)]",
+		   "Invalid header field name");
+	PARSE_FAIL(f, "a FETCH 1 BODY[HEADER.FIELDS ({1}\r\n\0)]",
+		   "Invalid header field name");
+	PARSE_FAIL(f, "a FETCH 1 BODY[HEADER.FIELDS (\"\xc3\xa4\")]",
+		   "Invalid header field name");
+	PARSE_FAIL(f, "a FETCH 1 BODY[HEADER.FIELDS (\xc3\xa4)]",
+		   "Invalid header field name");
+	PARSE_FAIL(f, "a FETCH 1 BODY[HEADER.FIELDS (~{1}\r\na)]",
+		   "Invalid header field name");
+	PARSE_FAIL(f, "a FETCH 1 BODY[HEADER.FIELDS (\"a\"b)]",
+		   "Invalid section");
+	PARSE_FAIL(f, "a FETCH 1 BODY[HEADER.FIELDS ((a))]", "Invalid section");
+	PARSE_FAIL(f, "a FETCH 1 BODY[HEADER.FIELDS (\"a)]", "Missing '\"'");
+	PARSE_FAIL(f, "a FETCH 1 BODY[HEADER.FIELDS ({5}\r\na)]",
+		   "Literal shorter than announced");
+	PARSE_FAIL(f, "a FETCH 1 BODY[HEADER.FIELDS ({1}\r\na", "Missing ']'");
+	PARSE_FAIL(f, "a FETCH 1 BODY[HEADER.FIELDS {1}\r\na]",
+		   "Invalid section");
+
+	/* max_section (64 here) bounds the text between the brackets as it
+	   is written, literals included */
+	PARSE_OK(f,
+		 "a FETCH 1 BODY[HEADER.FIELDS ({48}\r\n"
+		 "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuv)]",
+		 4);
+	assert_int_equal(f->args[3].len, 5 + 64 + 1);
+	PARSE_FAIL(f,
+		   "a FETCH 1 BODY[HEADER.FIELDS ({49}\r\n"
+		   "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvw)]",
+		   "[LIMIT] Section too long");
+	/* a quoted name counts with its quotes */
+	PARSE_FAIL(f,
+		   "a FETCH 1 BODY[HEADER.FIELDS ({47}\r\n"
+		   "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrst )]",
+		   "[LIMIT] Section too long");
+}
+
 static void
 test_depth_limit(void **state)
 {
@@ -465,7 +528,8 @@ static const char stream[] =
 	"a6 SEARCH (OR (FROM \"a\" TO {1}\r\nb)\r\n"
 	"a7 NO\0OP\r\n"
 	"a8 LOGIN \"x{5}\r\n"
-	"a9 ID NIL\r\n";
+	"a9 ID NIL\r\n"
+	"a10 FETCH 1 BODY.PEEK[HEADER.FIELDS ({7}\r\nSubject \"To\")]\r\n";
 
 static const struct step steps[] = {
 	{ 1, LP_COMMAND, NULL, 4 },
@@ -477,6 +541,7 @@ static const struct step steps[] = {
 	{ 0, LP_ERROR, NULL, 0 },
 	{ 0, LP_COMMAND, "Missing '\"'", 0 },
 	{ 0, LP_COMMAND, NULL, 3 },
+	{ 1, LP_COMMAND, NULL, 4 },
 };
 
 /* Checks the arguments of some steps. */
@@ -505,6 +570,9 @@ check_args(unsigned step, const struct imap_arg *args)
 		break;
 	case 8:
 		assert_true(imap_arg_is_nil(&args[2]));
+		break;
+	case 9:
+		ATOM(&args[3], "BODY.PEEK[HEADER.FIELDS (Subject To)]");
 		break;
 	}
 }
@@ -586,6 +654,7 @@ main(void)
 		T(test_nested_lists),
 		T(test_long_list),
 		T(test_section_atom),
+		T(test_section_names),
 		T(test_depth_limit),
 		T(test_args_limit),
 		T(test_spaces),
