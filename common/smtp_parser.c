@@ -668,6 +668,17 @@ smtp_parse_rcpt(const char *args, const struct smtp_offer *offer,
 }
 
 int
+smtp_parse_reverse_path(const char *path, int utf8, char *out, size_t outsize)
+{
+	const char *p = path;
+	if (!utf8 && has_8bit(path))
+		return -1;
+	if (parse_path(&p, out, outsize, utf8, 1, 0) < 0 || *p != '\0')
+		return -1;
+	return 0;
+}
+
+int
 smtp_parse_bdat(const char *args, uint64_t *size_r, int *last_r,
 		struct smtp_reply *err)
 {

@@ -132,6 +132,13 @@ int smtp_parse_mail(const char *args, const struct smtp_offer *offer,
 		    struct smtp_mail *mail_r, struct smtp_reply *err_r);
 int smtp_parse_rcpt(const char *args, const struct smtp_offer *offer,
 		    struct smtp_rcpt *rcpt_r, struct smtp_reply *err_r);
+/* A reverse-path alone ("<>" or "<local-part@domain>", NUL-terminated,
+ * nothing after the '>'), checked as MAIL FROM checks its path; UTF-8 in
+ * it only when utf8 (SMTPUTF8).  0 with the address (without brackets or
+ * a source route, "" for the null sender) in out, of outsize octets
+ * (SMTP_MAX_PATH + 1 holds any); -1 when it is not one. */
+int smtp_parse_reverse_path(const char *path, int utf8, char *out,
+			    size_t outsize);
 /* BDAT chunk-size [LAST]. */
 int smtp_parse_bdat(const char *args, uint64_t *size_r, int *last_r,
 		    struct smtp_reply *err_r);

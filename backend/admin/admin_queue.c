@@ -11,6 +11,7 @@
 #include "backend/transport/queue.h"
 #include "backend/transport/transport.h"
 #include "common/buf.h"
+#include "common/smtp_parser.h"
 #include "queue.pb-c.h"
 
 static uint64_t
@@ -183,13 +184,35 @@ admin_queue(struct admin *a, int argc, char **argv)
 	return queue_list(a->st);
 }
 
-/* deliver [--from ADDR] MAILBOX_ID... < MESSAGE */
+/* deliver [--from ADDR] MAILBOX_ID... < MESSAGE
+ *
+ * ADDR is the envelope sender, an RFC 5321 reverse-path as MAIL FROM
+ * takes it (SMTPUTF8 allowed): "<>" or "" for the null sender, else
+ * local-part@domain, with or without its angle brackets.  Anything else
+ * exits 1 before the message is read. */
 int
 admin_deliver(struct admin *a, int argc, char **argv)
 {
-	const char *from = "";
-	if (argc >= 3 && strcmp(argv[0], "--from") == 0) {
-		from = argv[1];
+	char from[SMTP_MAX_PATH + 1] = "";
+	if (argc >= 1 && strcmp(argv[0], "--from") == 0) {
+		if (argc < 3)
+			return ADMIN_USAGE;
+		char path[SMTP_MAX_PATH + 3];
+		const char *arg = argv[1];
+		if (arg[0] != '<') {
+			snprintf(path, sizeof(path), "<%s>", arg);
+			arg = path;
+		}
+		if (strlen(argv[1]) > SMTP_MAX_PATH ||
+		    smtp_parse_reverse_path(arg, 1, from, sizeof(from)) < 0) {
+			fprintf(stderr,
+				"portico-admin: deliver: --from: not a "
+				"reverse-path (<> for the null sender, or "
+				"local-part@domain, at most %d octets with "
+				"the brackets)\n",
+				SMTP_MAX_PATH);
+			return 1;
+		}
 		argc -= 2;
 		argv += 2;
 	}

@@ -460,6 +460,51 @@ def test_import_and_deliver_wake_idle(st, tmp_path):
     assert "store changed by another process" in log
 
 
+def test_deliver_from_is_a_reverse_path(st):
+    """deliver --from takes what MAIL FROM takes (RFC 5321 reverse-path,
+    angle brackets optional, <> for the null sender) and refuses anything
+    else before the message is read: exit 1, nothing delivered."""
+    user, _, mid = new_user(st, "from")
+    body = b"Subject: sender\r\n\r\nfrom the admin tool\r\n"
+    good = (("a.b+c@example.org", b"<a.b+c@example.org>"),
+            ("<a.b@Example.ORG>", b"<a.b@Example.ORG>"),
+            ('"odd user"@example.org', b'<"odd user"@example.org>'),
+            ("<@relay.example:c@example.org>", b"<c@example.org>"),
+            ("d@[192.0.2.1]", b"<d@[192.0.2.1]>"),
+            ("gr\u00fc\u00df@example.org",
+             "<gr\u00fc\u00df@example.org>".encode()),
+            ("<>", b"<>"),
+            ("", b"<>"))
+    for arg, _ in good:
+        p = admin(st, BE, "deliver", "--from", arg, mid, stdin=body,
+                  text=False)
+        assert p.returncode == 0, (arg, p.stderr)
+    for arg in ("not an address", "a@", "@example.org", "a@b c", "<a@b",
+                "a@b>", "<a@b> SIZE=10", "a..b@example.org",
+                "a@-b.example", "a@b\r\nX-Injected: 1", "<<>>",
+                os.fsdecode(b"a@example.org\xff"),  # not UTF-8
+                "x" * 250 + "@example.org", "\\x@example.org"):
+        p = admin(st, BE, "deliver", "--from", arg, mid, stdin=body,
+                  text=False)
+        assert p.returncode == 1, (arg, p.stdout, p.stderr)
+        assert b"--from: not a reverse-path" in p.stderr, (arg, p.stderr)
+        assert p.stdout == b"", arg
+    # --from needs a value and a mailbox after it
+    assert admin(st, BE, "deliver", "--from", "a@example.org",
+                 stdin=body, text=False).returncode == 2
+    c = st.imap(user)
+    try:
+        c.select("INBOX", readonly=True)
+        typ, data = c.fetch("1:*",
+                            "(BODY.PEEK[HEADER.FIELDS (Return-Path)])")
+        assert typ == "OK"
+        got = [d[1] for d in data if isinstance(d, tuple)]
+    finally:
+        c.logout()
+    assert got == [b"Return-Path: " + want + b"\r\n\r\n"
+                   for _, want in good]
+
+
 def test_maildir_import_with_flags(st, tmp_path):
     user, _, mid = new_user(st, "md")
     md = tmp_path / "Maildir"

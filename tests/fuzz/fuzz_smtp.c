@@ -9,6 +9,8 @@
  *         character (quoted local parts and address literals may hold
  *         brackets and spaces), a refusal has a 4xx/5xx code, an
  *         enhanced status "c.s.d" of the same class and a one-line text.
+ *         MAIL arguments that smtp_parse_reverse_path() takes alone are
+ *         taken by MAIL FROM too, with the same path.
  *   odd:  the rest is message content, decoded in DOT mode (DATA) or
  *         COUNTED mode (BDAT), chosen by bit 1, once in one piece and once
  *         in chunks and output room from the second byte.  Both must give
@@ -90,6 +92,16 @@ fuzz_commands(uint8_t sel, const char *in, size_t len)
 		if (smtp_verb_name(v) == NULL)
 			FAIL();
 		struct smtp_reply err = {0};
+		char rp[SMTP_MAX_PATH + 1];
+		if (v == SMTP_MAIL &&
+		    smtp_parse_reverse_path(args, 0, rp, sizeof(rp)) == 0) {
+			struct smtp_offer plain = {.null_path_ok = 1};
+			struct smtp_mail m;
+			check_path(rp);
+			if (smtp_parse_mail(args, &plain, &m, &err) != 0 ||
+			    strcmp(m.path, rp) != 0)
+				FAIL();
+		}
 		if (v == SMTP_MAIL) {
 			struct smtp_mail m;
 			if (smtp_parse_mail(args, &offer, &m, &err) == 0) {

@@ -212,6 +212,62 @@ test_rcpt(void **state)
 			fail_msg("RCPT %s accepted", bad[i]);
 }
 
+/* A reverse-path alone, as portico-admin deliver --from takes it: the
+ * path of MAIL FROM, nothing before or after it. */
+static void
+test_reverse_path(void **state)
+{
+	char out[SMTP_MAX_PATH + 1];
+	assert_int_equal(
+	    smtp_parse_reverse_path("<a.b+c@example.org>", 0, out, sizeof(out)),
+	    0);
+	assert_string_equal(out, "a.b+c@example.org");
+	assert_int_equal(smtp_parse_reverse_path("<>", 0, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(smtp_parse_reverse_path("<@r.example:b@[10.0.0.1]>", 0,
+						 out, sizeof(out)),
+			 0);
+	assert_string_equal(out, "b@[10.0.0.1]");
+	assert_int_equal(smtp_parse_reverse_path("<\"a>b\"@example.org>", 0,
+						 out, sizeof(out)),
+			 0);
+	assert_string_equal(out, "\"a>b\"@example.org");
+	assert_int_equal(smtp_parse_reverse_path("<j\xc3\xb6rg@example.org>", 1,
+						 out, sizeof(out)),
+			 0);
+	assert_string_equal(out, "j\xc3\xb6rg@example.org");
+
+	static const char *const bad[] = {
+		"", "a@example.org", "<a@example.org", "<a@example.org> ",
+		"<a@example.org> SIZE=10", " <a@example.org>", "<<>>",
+		"<a@example.org>>", "<a b@example.org>", "<a..b@example.org>",
+		"<a@-example.org>", "<alice>", "<postmaster>",
+		"<a@example.org>\r\nX: y", "<j\xc3@example.org>",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (smtp_parse_reverse_path(bad[i], 1, out, sizeof(out)) == 0)
+			fail_msg("reverse-path %s accepted", bad[i]);
+	/* UTF-8 only when asked for */
+	assert_int_equal(smtp_parse_reverse_path("<j\xc3\xb6rg@example.org>", 0,
+						 out, sizeof(out)),
+			 -1);
+	/* as long as a path may be, and one octet more */
+	char big[SMTP_MAX_PATH + 2] = "<";
+	memset(big + 1, 'a', 64);
+	strcpy(big + 65, "@");
+	while (strlen(big) < SMTP_MAX_PATH - 1 - 50)
+		strcat(big,
+		       "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.");
+	while (strlen(big) < SMTP_MAX_PATH - 1)
+		strcat(big, "c");
+	strcat(big, ">");
+	assert_int_equal(strlen(big), SMTP_MAX_PATH);
+	assert_int_equal(smtp_parse_reverse_path(big, 0, out, sizeof(out)), 0);
+	big[SMTP_MAX_PATH - 1] = 'c';
+	strcpy(big + SMTP_MAX_PATH, ">");
+	assert_int_equal(smtp_parse_reverse_path(big, 0, out, sizeof(out)), -1);
+}
+
 static void
 test_bdat(void **state)
 {
@@ -380,6 +436,7 @@ main(void)
 		cmocka_unit_test(test_verbs),
 		cmocka_unit_test(test_mail),
 		cmocka_unit_test(test_rcpt),
+		cmocka_unit_test(test_reverse_path),
 		cmocka_unit_test(test_bdat),
 		cmocka_unit_test(test_data_dot),
 		cmocka_unit_test(test_data_counted),
