@@ -532,7 +532,15 @@ ldc_on_poll(uv_poll_t *h, int status, int events)
 	if (lc->state == LDC_CLOSING || lc->state == LDC_DOWN)
 		return;
 	if (status < 0) {
-		ldc_fail(lc, uv_strerror(status));
+		/* libuv reports a socket error (POLLERR: a refused connect,
+		   a reset) as UV_EBADF; the socket knows what it was */
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(lc->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+		    err != 0)
+			ldc_fail(lc, strerror(err));
+		else
+			ldc_fail(lc, uv_strerror(status));
 		return;
 	}
 	if (lc->state == LDC_CONNECTING) {

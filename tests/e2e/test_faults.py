@@ -851,6 +851,12 @@ def test_slapd_restart_during_logins(stack_factory):
     st.wait_for_login(*never, timeout=10)
     for u, p in fresh:
         st.wait_for_login(u, p, timeout=10)
+    # The frontend's log names the failure as the socket saw it (libuv
+    # reports a refused connect as EBADF).
+    errors = re.findall(r'ldap uri=\S+ error="([^"]*)"', st.log("s1f1"))
+    assert errors, st.log("s1f1")[-3000:]
+    assert not [e for e in errors if "descriptor" in e], errors
+    assert any("refused" in e.lower() for e in errors), errors
 
 
 # ---- the LMDB map fills up ---------------------------------------------------
