@@ -30,7 +30,7 @@ static const struct field fields[] = {
 static const char *fixed[] = {
 	"global.name", "global.site",
 	"tls.ca_file", "tls.link_cert_file", "tls.link_key_file",
-	"ldap.uris", "ldap.bind_dn", "ldap.bind_password", "ldap.base_dn",
+	"ldap.uris", "ldap.starttls", "ldap.tls_ca_file", "ldap.bind_dn", "ldap.bind_password", "ldap.base_dn",
 	"ldap.backends_dn", "ldap.auth_connections",
 	"ldap.privileged_attribute", "ldap.cache_size",
 	"frontend.imap_listen", "frontend.imaps_listen",

@@ -1,8 +1,20 @@
-/* directory.c - asynchronous LDAP for authentication and routing. */
+/* directory.c - asynchronous LDAP for authentication and routing.
+ *
+ * Connections are this loop's own: a non-blocking socket connected here,
+ * then handed to libldap (ldap_init_fd), whose results are read when the
+ * socket is readable.  TLS (ldaps://, or StartTLS with ldap.starttls) is
+ * OpenSSL's, its handshake driven by the same poll handle; once it is
+ * done a Sockbuf I/O layer of ours (LBER_SBIOD_LEVEL_TRANSPORT) carries
+ * libldap's reads and writes through the SSL object, so nothing blocks
+ * the loop and the directory's certificate is verified as every other
+ * peer's is (ldap.tls_ca_file, the URI's host name or address). */
 #include "frontend/directory.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +24,9 @@
 
 #include <ldap.h>
 #include <openldap.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -22,14 +37,16 @@
 enum ldc_state {
 	LDC_DOWN,
 	LDC_CONNECTING,
+	LDC_STARTTLS, /* StartTLS request sent, its answer awaited */
+	LDC_TLS,      /* TLS handshake */
 	LDC_BINDING,
 	LDC_READY,
 	LDC_CLOSING,
 	LDC_STATE_COUNT
 };
 
-static const char *ldc_state_names[] = {"down", "connecting", "binding",
-					"ready", "closing"};
+static const char *ldc_state_names[] = {
+    "down", "connecting", "starttls", "tls", "binding", "ready", "closing"};
 _Static_assert(sizeof(ldc_state_names) / sizeof(ldc_state_names[0]) ==
 		       LDC_STATE_COUNT,
 	       "ldap connection state names");
@@ -48,6 +65,8 @@ enum req_phase {
 
 struct ldap_uri {
 	char *uri;
+	char host[256]; /* as the URI names it: what its certificate names */
+	int ldaps;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 };
@@ -59,6 +78,7 @@ struct ldconn {
 	unsigned index;
 	LDAP *ld;
 	int fd;
+	SSL *ssl; /* ldaps:// or StartTLS */
 	uv_poll_t poll;
 	unsigned uri_idx;
 	unsigned tried;        /* URIs tried since the last success */
@@ -101,6 +121,7 @@ struct directory {
 	struct dir_req *done;  /* finished, callbacks pending */
 	uv_timer_t sweep;
 	uv_timer_t done_timer;
+	SSL_CTX *tls_ctx; /* when a URI or ldap.starttls needs TLS */
 	int shut;
 	const char *user_attrs[16];
 	char priv_attr[128];    /* ldap.privileged_attribute, split */
@@ -194,6 +215,8 @@ ldc_poll_closed(uv_handle_t *h)
 	} else if (lc->fd >= 0) {
 		close(lc->fd);
 	}
+	SSL_free(lc->ssl);
+	lc->ssl = NULL;
 	lc->fd = -1;
 	ldc_set_state(lc, LDC_DOWN);
 	dir_pump(lc->d);
@@ -235,41 +258,205 @@ ldc_ready(struct ldconn *lc)
 {
 	lc->tried = 0;
 	ldc_set_state(lc, LDC_READY);
-	log_info("ldap uri=%s conn=%s%u connected",
+	log_info("ldap uri=%s conn=%s%u connected%s%s",
 		 lc->d->uris[lc->uri_idx].uri,
-		 lc->role == LDC_SEARCH ? "search" : "auth", lc->index);
+		 lc->role == LDC_SEARCH ? "search" : "auth", lc->index,
+		 lc->ssl != NULL ? " tls=" : "",
+		 lc->ssl != NULL ? SSL_get_version(lc->ssl) : "");
 	dir_pump(lc->d);
 }
 
-static void
-ldc_connected(struct ldconn *lc)
+/* -- TLS ------------------------------------------------------------------*/
+
+/* libldap's reads and writes through the connection's SSL object (the
+ * layer's private pointer), above its TCP layer, which is then unused. */
+static int
+sbio_setup(Sockbuf_IO_Desc *sbiod, void *arg)
+{
+	sbiod->sbiod_pvt = arg;
+	return 0;
+}
+
+static int
+sbio_remove(Sockbuf_IO_Desc *sbiod)
+{
+	sbiod->sbiod_pvt = NULL;
+	return 0;
+}
+
+static int
+sbio_ctrl(Sockbuf_IO_Desc *sbiod, int opt, void *arg)
+{
+	SSL *ssl = sbiod->sbiod_pvt;
+	/* records already decrypted wait in OpenSSL, not in the socket */
+	if (opt == LBER_SB_OPT_DATA_READY && ssl != NULL &&
+	    SSL_pending(ssl) > 0)
+		return 1;
+	return LBER_SBIOD_CTRL_NEXT(sbiod, opt, arg);
+}
+
+/* An SSL_read/SSL_write result as read(2)/write(2) would give it. */
+static ber_slen_t
+sbio_result(SSL *ssl, int n)
+{
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		errno = EWOULDBLOCK;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		ERR_clear_error();
+		errno = ECONNRESET;
+		return -1;
+	}
+}
+
+static ber_slen_t
+sbio_read(Sockbuf_IO_Desc *sbiod, void *buf, ber_len_t len)
+{
+	SSL *ssl = sbiod->sbiod_pvt;
+	if (len > INT32_MAX)
+		len = INT32_MAX;
+	return sbio_result(ssl, SSL_read(ssl, buf, (int)len));
+}
+
+static ber_slen_t
+sbio_write(Sockbuf_IO_Desc *sbiod, void *buf, ber_len_t len)
+{
+	SSL *ssl = sbiod->sbiod_pvt;
+	if (len > INT32_MAX)
+		len = INT32_MAX;
+	return sbio_result(ssl, SSL_write(ssl, buf, (int)len));
+}
+
+static int
+sbio_close(Sockbuf_IO_Desc *sbiod)
+{
+	SSL *ssl = sbiod->sbiod_pvt;
+	if (ssl != NULL && SSL_is_init_finished(ssl))
+		(void)SSL_shutdown(ssl); /* close_notify, if it fits */
+	ERR_clear_error();
+	return 0;
+}
+
+static Sockbuf_IO sbio_tls = {
+    sbio_setup, sbio_remove, sbio_ctrl, sbio_read, sbio_write, sbio_close,
+};
+
+static void ldc_handshake(struct ldconn *lc);
+static void ldc_established(struct ldconn *lc);
+
+/* Gives the connected socket to libldap. */
+static int
+ldc_init_ld(struct ldconn *lc)
 {
 	struct directory *d = lc->d;
-	int err = 0;
-	socklen_t len = sizeof(err);
-	if (getsockopt(lc->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err != 0) {
-		ldc_fail(lc, strerror(err));
-		return;
-	}
 	int rc = ldap_init_fd(lc->fd, LDAP_PROTO_TCP, d->uris[lc->uri_idx].uri,
 			      &lc->ld);
 	if (rc != LDAP_SUCCESS) {
 		ldc_fail(lc, ldap_err2string(rc));
-		return;
+		return -1;
 	}
 	int version = LDAP_VERSION3;
 	ldap_set_option(lc->ld, LDAP_OPT_PROTOCOL_VERSION, &version);
 	ldap_set_option(lc->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+	return 0;
+}
+
+/* Starts TLS on the connected socket (ldaps://, or StartTLS accepted). */
+static void
+ldc_tls_start(struct ldconn *lc)
+{
+	const struct ldap_uri *u = &lc->d->uris[lc->uri_idx];
+	lc->ssl = SSL_new(lc->d->tls_ctx);
+	if (lc->ssl == NULL || SSL_set_fd(lc->ssl, lc->fd) != 1) {
+		ERR_clear_error();
+		ldc_fail(lc, "TLS setup failed");
+		return;
+	}
+	X509_VERIFY_PARAM *vp = SSL_get0_param(lc->ssl);
+	if (X509_VERIFY_PARAM_set1_ip_asc(vp, u->host) != 1) {
+		/* a name, not an address: checked, and sent as SNI */
+		ERR_clear_error();
+		if (SSL_set1_host(lc->ssl, u->host) != 1 ||
+		    SSL_set_tlsext_host_name(lc->ssl, u->host) != 1) {
+			ERR_clear_error();
+			ldc_fail(lc, "TLS setup failed");
+			return;
+		}
+	}
+	SSL_set_connect_state(lc->ssl);
+	ldc_set_state(lc, LDC_TLS);
+	ldc_handshake(lc);
+}
+
+static void
+ldc_handshake(struct ldconn *lc)
+{
+	int rc = SSL_do_handshake(lc->ssl);
+	if (rc == 1) {
+		if (lc->ld == NULL && ldc_init_ld(lc) < 0)
+			return;
+		Sockbuf *sb = NULL;
+		if (ldap_get_option(lc->ld, LDAP_OPT_SOCKBUF, &sb) !=
+			LDAP_OPT_SUCCESS ||
+		    sb == NULL ||
+		    ber_sockbuf_add_io(sb, &sbio_tls,
+				       LBER_SBIOD_LEVEL_TRANSPORT,
+				       lc->ssl) != 0) {
+			ldc_fail(lc, "TLS setup failed");
+			return;
+		}
+		ldc_established(lc);
+		return;
+	}
+	int err = SSL_get_error(lc->ssl, rc);
+	if (err == SSL_ERROR_WANT_READ) {
+		uv_poll_start(&lc->poll, UV_READABLE, ldc_on_poll);
+		return;
+	}
+	if (err == SSL_ERROR_WANT_WRITE) {
+		uv_poll_start(&lc->poll, UV_WRITABLE, ldc_on_poll);
+		return;
+	}
+	char why[300];
+	long v = SSL_get_verify_result(lc->ssl);
+	unsigned long e = ERR_peek_error();
+	if (v != X509_V_OK)
+		snprintf(why, sizeof(why), "TLS: certificate of %s: %s",
+			 lc->d->uris[lc->uri_idx].host,
+			 X509_verify_cert_error_string(v));
+	else if (e != 0)
+		snprintf(why, sizeof(why), "TLS handshake: %s",
+			 ERR_reason_error_string(e) ? ERR_reason_error_string(e)
+						    : "error");
+	else
+		snprintf(why, sizeof(why), "TLS handshake: %s",
+			 err == SSL_ERROR_SYSCALL && errno != 0
+			     ? strerror(errno)
+			     : "connection closed");
+	ERR_clear_error();
+	ldc_fail(lc, why);
+}
+
+/* The connection carries LDAP (TLS if it was asked for): the service
+ * bind, or ready. */
+static void
+ldc_established(struct ldconn *lc)
+{
+	struct directory *d = lc->d;
 	uv_poll_start(&lc->poll, UV_READABLE, ldc_on_poll);
 	if (lc->role == LDC_SEARCH && d->cfg->ldap_bind_dn[0] != '\0') {
 		struct berval cred;
 		cred.bv_val = d->cfg->ldap_bind_password;
 		cred.bv_len = strlen(cred.bv_val);
-		rc = ldap_sasl_bind(lc->ld, d->cfg->ldap_bind_dn,
-				    LDAP_SASL_SIMPLE, &cred, NULL, NULL,
-				    &lc->bind_msgid);
+		int rc = ldap_sasl_bind(lc->ld, d->cfg->ldap_bind_dn,
+					LDAP_SASL_SIMPLE, &cred, NULL, NULL,
+					&lc->bind_msgid);
 		if (rc != LDAP_SUCCESS) {
 			ldc_fail(lc, ldap_err2string(rc));
 			return;
@@ -278,6 +465,38 @@ ldc_connected(struct ldconn *lc)
 		return;
 	}
 	ldc_ready(lc);
+}
+
+static void
+ldc_connected(struct ldconn *lc)
+{
+	struct directory *d = lc->d;
+	const struct ldap_uri *u = &d->uris[lc->uri_idx];
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(lc->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		ldc_fail(lc, strerror(err));
+		return;
+	}
+	if (u->ldaps) {
+		ldc_tls_start(lc);
+		return;
+	}
+	if (ldc_init_ld(lc) < 0)
+		return;
+	if (d->cfg->ldap_starttls) {
+		int rc = ldap_start_tls(lc->ld, NULL, NULL, &lc->bind_msgid);
+		if (rc != LDAP_SUCCESS) {
+			ldc_fail(lc, ldap_err2string(rc));
+			return;
+		}
+		ldc_set_state(lc, LDC_STARTTLS);
+		uv_poll_start(&lc->poll, UV_READABLE, ldc_on_poll);
+		return;
+	}
+	ldc_established(lc);
 }
 
 static void
@@ -495,6 +714,26 @@ static void
 ldc_result(struct ldconn *lc, LDAPMessage *res)
 {
 	int msgid = ldap_msgid(res);
+	if (lc->state == LDC_STARTTLS && msgid == lc->bind_msgid) {
+		int err = LDAP_OTHER;
+		char *errmsg = NULL;
+		ldap_parse_result(lc->ld, res, &err, NULL, &errmsg, NULL, NULL,
+				  0);
+		if (err != LDAP_SUCCESS) {
+			char why[300];
+			snprintf(why, sizeof(why),
+				 "StartTLS refused (ldap.starttls): %s%s%s",
+				 ldap_err2string(err),
+				 errmsg && errmsg[0] ? ": " : "",
+				 errmsg ? errmsg : "");
+			ldap_memfree(errmsg);
+			ldc_fail(lc, why);
+			return;
+		}
+		ldap_memfree(errmsg);
+		ldc_tls_start(lc);
+		return;
+	}
 	if (lc->state == LDC_BINDING && msgid == lc->bind_msgid) {
 		int err = LDAP_OTHER;
 		char *errmsg = NULL;
@@ -547,6 +786,10 @@ ldc_on_poll(uv_poll_t *h, int status, int events)
 		ldc_connected(lc);
 		return;
 	}
+	if (lc->state == LDC_TLS) {
+		ldc_handshake(lc);
+		return;
+	}
 	for (;;) {
 		struct timeval zero = {0, 0};
 		LDAPMessage *res = NULL;
@@ -563,7 +806,8 @@ ldc_on_poll(uv_poll_t *h, int status, int events)
 		}
 		ldc_result(lc, res);
 		ldap_msgfree(res);
-		if (lc->state == LDC_CLOSING || lc->state == LDC_DOWN)
+		if (lc->state == LDC_CLOSING || lc->state == LDC_DOWN ||
+		    lc->state == LDC_TLS)
 			return;
 	}
 }
@@ -653,6 +897,8 @@ dir_pump(struct directory *d)
 				}
 				if (lc->state == LDC_CLOSING ||
 				    lc->state == LDC_CONNECTING ||
+				    lc->state == LDC_STARTTLS ||
+				    lc->state == LDC_TLS ||
 				    lc->state == LDC_READY)
 					waitable = 1;
 			}
@@ -706,9 +952,12 @@ dir_sweep(uv_timer_t *t)
 		all[n++] = &d->auth[i];
 	for (unsigned i = 0; i < n; i++) {
 		struct ldconn *lc = all[i];
-		if ((lc->state == LDC_CONNECTING || lc->state == LDC_BINDING) &&
+		if ((lc->state == LDC_CONNECTING || lc->state == LDC_STARTTLS ||
+		     lc->state == LDC_TLS || lc->state == LDC_BINDING) &&
 		    now >= lc->deadline)
-			ldc_fail(lc, "connect timeout");
+			ldc_fail(lc, lc->state == LDC_TLS
+					 ? "TLS handshake timeout"
+					 : "connect timeout");
 	}
 }
 
@@ -839,17 +1088,29 @@ dir_parse_uri(struct ldap_uri *u, const char *uri, const char **error_r)
 		*error_r = err;
 		return -1;
 	}
-	if (strcasecmp(lud->lud_scheme, "ldap") != 0) {
+	u->ldaps = strcasecmp(lud->lud_scheme, "ldaps") == 0;
+	if (!u->ldaps && strcasecmp(lud->lud_scheme, "ldap") != 0) {
 		snprintf(err, sizeof(err),
-			 "'%s': only ldap:// URIs are supported", uri);
+			 "'%s': only ldap:// and ldaps:// URIs are supported",
+			 uri);
 		ldap_free_urldesc(lud);
 		*error_r = err;
 		return -1;
 	}
 	const char *host = lud->lud_host && lud->lud_host[0] ? lud->lud_host
 							      : "127.0.0.1";
+	if (strlen(host) >= sizeof(u->host)) {
+		snprintf(err, sizeof(err), "'%s': host name too long", uri);
+		ldap_free_urldesc(lud);
+		*error_r = err;
+		return -1;
+	}
+	snprintf(u->host, sizeof(u->host), "%s", host);
 	char port[16];
-	snprintf(port, sizeof(port), "%d", lud->lud_port ? lud->lud_port : 389);
+	snprintf(port, sizeof(port), "%d",
+		 lud->lud_port ? lud->lud_port
+		 : u->ldaps    ? 636
+			       : 389);
 	struct addrinfo hints = {0}, *ai;
 	hints.ai_socktype = SOCK_STREAM;
 	int rc = getaddrinfo(host, port, &hints, &ai);
@@ -867,6 +1128,63 @@ dir_parse_uri(struct ldap_uri *u, const char *uri, const char **error_r)
 	if (u->uri == NULL)
 		abort();
 	return 0;
+}
+
+/* The client context of ldaps:// and StartTLS: TLS 1.2 or later, the
+ * directory's certificate verified against ldap.tls_ca_file (or the
+ * system's store). */
+static int
+dir_tls_ctx(struct directory *d, const char **error_r)
+{
+	static char err[600];
+	const char *ca = d->cfg->ldap_tls_ca_file;
+	d->tls_ctx = SSL_CTX_new(TLS_client_method());
+	if (d->tls_ctx == NULL) {
+		*error_r = "ldap: TLS context failed";
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(d->tls_ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(d->tls_ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(d->tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+					 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	int ok = ca[0] != '\0'
+		     ? SSL_CTX_load_verify_locations(d->tls_ctx, ca, NULL)
+		     : SSL_CTX_set_default_verify_paths(d->tls_ctx);
+	if (ok != 1) {
+		unsigned long e = ERR_get_error();
+		snprintf(err, sizeof(err), "ldap.tls_ca_file \"%s\": %s", ca,
+			 e ? ERR_reason_error_string(e) : "cannot be read");
+		ERR_clear_error();
+		*error_r = err;
+		return -1;
+	}
+	return 0;
+}
+
+/* Binds carry users' passwords: said once per process for a directory
+ * reached in clear over the network. */
+static void
+dir_warn_cleartext(const struct directory *d)
+{
+	static atomic_int warned;
+	if (d->cfg->ldap_starttls)
+		return;
+	for (unsigned i = 0; i < d->nuris; i++) {
+		const struct ldap_uri *u = &d->uris[i];
+		int loopback =
+		    (u->addr.ss_family == AF_INET &&
+		     (ntohl(((const struct sockaddr_in *)&u->addr)
+				->sin_addr.s_addr) >>
+		      24) == 127) ||
+		    (u->addr.ss_family == AF_INET6 &&
+		     IN6_IS_ADDR_LOOPBACK(
+			 &((const struct sockaddr_in6 *)&u->addr)->sin6_addr));
+		if (!u->ldaps && !loopback && atomic_exchange(&warned, 1) == 0)
+			log_warn("ldap uri=%s is neither ldaps:// nor "
+				 "ldap.starttls: users' passwords cross the "
+				 "network in clear",
+				 u->uri);
+	}
 }
 
 int
@@ -897,6 +1215,12 @@ dir_create(uv_loop_t *loop, const struct config *cfg, struct directory **dir_r,
 		*error_r = "ldap.uris is empty";
 		goto fail;
 	}
+	int need_tls = cfg->ldap_starttls;
+	for (unsigned i = 0; i < d->nuris; i++)
+		need_tls |= d->uris[i].ldaps;
+	if (need_tls && dir_tls_ctx(d, error_r) < 0)
+		goto fail;
+	dir_warn_cleartext(d);
 	unsigned na = 0;
 	for (; user_attrs[na] != NULL; na++)
 		d->user_attrs[na] = user_attrs[na];
@@ -943,6 +1267,7 @@ fail:
 	free(uris);
 	for (unsigned i = 0; i < d->nuris; i++)
 		free(d->uris[i].uri);
+	SSL_CTX_free(d->tls_ctx);
 	free(d);
 	return -1;
 }
@@ -983,6 +1308,7 @@ dir_free(struct directory **dp)
 	dir_run_done(&d->done_timer); /* frees finished requests */
 	for (unsigned i = 0; i < d->nuris; i++)
 		free(d->uris[i].uri);
+	SSL_CTX_free(d->tls_ctx);
 	free(d->auth);
 	free(d);
 	*dp = NULL;

@@ -46,6 +46,28 @@ admin_ldap_open(const struct config *cfg, const char *dn,
 	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
 	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
 	ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+	/* TLS as the frontend has it: ldaps:// URIs, or StartTLS with
+	   ldap.starttls; the directory's certificate always verified. */
+	int demand = LDAP_OPT_X_TLS_DEMAND, newctx = 0;
+	ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
+	if (cfg->ldap_tls_ca_file[0] != '\0')
+		ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE,
+				cfg->ldap_tls_ca_file);
+	ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &newctx);
+	rc = ldap_connect(ld);
+	if (rc == LDAP_SUCCESS && cfg->ldap_starttls && !ldap_tls_inplace(ld))
+		rc = ldap_start_tls_s(ld, NULL, NULL);
+	if (rc != LDAP_SUCCESS) {
+		char *diag = NULL;
+		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+		fprintf(stderr, "portico-admin: LDAP %s%s: %s%s%s\n",
+			cfg->ldap_uris, cfg->ldap_starttls ? " (StartTLS)" : "",
+			ldap_err2string(rc), diag && diag[0] ? ": " : "",
+			diag ? diag : "");
+		ldap_memfree(diag);
+		ldap_unbind_ext_s(ld, NULL, NULL);
+		return -1;
+	}
 	struct berval cred = {strlen(password), (char *)password};
 	rc = ldap_sasl_bind_s(ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL,
 			      NULL);

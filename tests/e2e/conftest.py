@@ -304,10 +304,11 @@ def stop_and_check(directory):
 
 
 def start_stack(directory, sites=1, backends_per_site=1,
-                frontends_per_site=1, settings=()):
-    """`scripts/stack up`; settings are "section.key=value" strings."""
+                frontends_per_site=1, settings=(), ldap_tls=None):
+    """`scripts/stack up`; settings are "section.key=value" strings;
+    ldap_tls: "starttls" or "ldaps" (scripts/stack --ldap-tls)."""
     directory = Path(directory)
-    extra = []
+    extra = ["--ldap-tls", ldap_tls] if ldap_tls else []
     for item in settings:
         extra += ["--set", item]
     try:
