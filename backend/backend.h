@@ -44,6 +44,7 @@ struct backend {
 	   (store_set_external()) last seen */
 	uv_timer_t external_timer;
 	uint64_t external_gen;
+	uv_timer_t tick_timer; /* engines' tick(), once a second */
 	/* backend_mailbox_changed(): mailboxes changed since the last
 	   notification pass, which runs from an idle handle once the
 	   callback that changed them has sent its own answer. */
@@ -101,6 +102,9 @@ struct session_engine {
 	   command in progress (it checks session_draining() itself);
 	   force: now, whatever it is doing. */
 	void (*shutdown)(struct bsession *s, int force);
+	/* Optional: about once a second (now: loop ms), for what is due by
+	   time (IDLE's keepalive); output is flushed after it. */
+	void (*tick)(struct bsession *s, uint64_t now);
 };
 
 struct bsession {
@@ -203,6 +207,8 @@ void link_server_uncork(struct backend *be);
 /* SIGTERM: closes the listener (links up stay) and asks every session's
  * engine to end (shutdown(s, force)). */
 void link_server_drain(struct backend *be, int force);
+/* Runs every session's engine tick() (the backend's tick timer). */
+void link_server_tick(struct backend *be, uint64_t now);
 
 /* Direct IMAP listener for benchmarks and tests (direct.c); off unless
  * backend.direct_imap_listen is set, loopback only. */
@@ -214,6 +220,7 @@ void direct_free(struct backend *be);
 /* Sends a direct session's output as far as the socket takes it. */
 void direct_session_flush(struct bsession *s);
 void direct_mailbox_changed(struct backend *be, uint64_t mbox_id);
+void direct_tick(struct backend *be, uint64_t now);
 /* Capabilities a logged-in IMAP client is offered (after _init). */
 void backend_imap_capabilities_init(const struct config *cfg);
 const char *backend_imap_capabilities(void);

@@ -404,6 +404,22 @@ direct_mailbox_changed(struct backend *be, uint64_t mbox_id)
 }
 
 void
+direct_tick(struct backend *be, uint64_t now)
+{
+	if (be->direct == NULL)
+		return;
+	for (struct direct_conn *d = be->direct->conns; d != NULL;
+	     d = d->next) {
+		struct bsession *s = d->s;
+		if (s == NULL || s->engine->tick == NULL || s->dead ||
+		    s->ending)
+			continue;
+		s->engine->tick(s, now);
+		direct_session_flush(s);
+	}
+}
+
+void
 direct_stop(struct backend *be)
 {
 	if (be->direct == NULL)

@@ -995,6 +995,24 @@ link_server_drain(struct backend *be, int force)
 }
 
 void
+link_server_tick(struct backend *be, uint64_t now)
+{
+	for (struct blink *l = be->links; l != NULL; l = l->next) {
+		blink_cork(l);
+		for (struct bsession *s = l->sessions, *next; s != NULL;
+		     s = next) {
+			next = s->next;
+			if (s->engine == NULL || s->engine->tick == NULL ||
+			    s->dead || s->ending)
+				continue;
+			s->engine->tick(s, now);
+			session_flush(s); /* may free s */
+		}
+		blink_uncork(l);
+	}
+}
+
+void
 link_server_stop(struct backend *be)
 {
 	if (!uv_is_closing((uv_handle_t *)&be->link_listener))

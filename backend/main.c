@@ -97,6 +97,16 @@ external_tick(uv_timer_t *t)
 		       (uint64_t)(every > 0 ? every : 1) * 1000, 0);
 }
 
+/* Once a second: what sessions have due by time (IDLE's keepalive). */
+static void
+engines_tick(uv_timer_t *t)
+{
+	struct backend *be = t->data;
+	uint64_t now = uv_now(be->loop);
+	link_server_tick(be, now);
+	direct_tick(be, now);
+}
+
 static void
 drain_tick(uv_timer_t *t)
 {
@@ -294,8 +304,11 @@ main(int argc, char **argv)
 	uv_signal_init(be.loop, &be.sighup);
 	uv_timer_init(be.loop, &be.drain_timer);
 	uv_timer_init(be.loop, &be.external_timer);
+	uv_timer_init(be.loop, &be.tick_timer);
 	be.sigterm.data = be.sigint.data = be.sighup.data = &be;
 	be.drain_timer.data = be.external_timer.data = &be;
+	be.tick_timer.data = &be;
+	uv_timer_start(&be.tick_timer, engines_tick, 1000, 1000);
 	if (external_generation(&be, &be.external_gen) < 0)
 		return 1;
 	uv_timer_start(&be.external_timer, external_tick, 1000, 0);

@@ -51,7 +51,7 @@ struct imap_session {
 	unsigned enabled;         /* enum imap_enable */
 	int idling;               /* IDLE: waiting for DONE */
 	char idle_tag[128];
-	struct imap_session *next_all; /* backend's IMAP sessions */
+	uint64_t idle_said_at; /* IDLE: its last word (loop ms) */
 	/* selected mailbox */
 	char *mbox_name;
 	struct store_mailbox_rec mbox;
@@ -264,6 +264,8 @@ int imap_date_parse(const char *s, int64_t *utc_r, int64_t *day_r);
 
 /* IDLE: a line received while idling (imap_cmd_idle.c). */
 void imap_idle_line(struct imap_session *is, const char *line, size_t len);
+/* IDLE: the keepalive, if one is due (imap.idle_notify_interval). */
+void imap_idle_tick(struct imap_session *is, uint64_t now);
 
 /* Flags as an IMAP list, e.g. "\\Seen \\Flagged", into out. */
 void imap_flags_format(uint32_t flags, char *out, size_t outsize);

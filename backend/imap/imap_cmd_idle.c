@@ -16,7 +16,22 @@ imap_cmd_idle(struct imap_cmd_ctx *cmd)
 	}
 	snprintf(is->idle_tag, sizeof(is->idle_tag), "%s", cmd->tag);
 	is->idling = 1;
+	is->idle_said_at = uv_now(is->s->be->loop);
 	session_printf(is->s, "+ idling\r\n");
+}
+
+/* imap.idle_notify_interval: a word now and then on a quiet IDLE, for
+ * the middleboxes that forget silent connections (RFC 2177 leaves the
+ * client 29 minutes between two IDLEs; NATs often forget sooner). */
+void
+imap_idle_tick(struct imap_session *is, uint64_t now)
+{
+	uint64_t every = (uint64_t)is->s->be->cfg.imap_idle_notify_interval *
+			 1000;
+	if (!is->idling || every == 0 || now - is->idle_said_at < every)
+		return;
+	is->idle_said_at = now;
+	session_puts(is->s, "* OK Still here\r\n");
 }
 
 void

@@ -833,6 +833,16 @@ imap_notify(struct bsession *s, uint64_t mbox_id)
 	    (mbox_id != BACKEND_MBOX_ANY && is->mbox.mbox_id != mbox_id))
 		return;
 	imap_sync(is, 1);
+	/* most often it said something; the keepalive can wait */
+	is->idle_said_at = uv_now(s->be->loop);
+}
+
+static void
+imap_tick(struct bsession *s, uint64_t now)
+{
+	struct imap_session *is = s->state;
+	if (is != NULL)
+		imap_idle_tick(is, now);
 }
 
 static int
@@ -896,10 +906,11 @@ imap_free(struct bsession *s)
 }
 
 const struct session_engine imap_engine = {
-	.name = "imap",
-	.open = imap_open,
-	.input = imap_input,
-	.free = imap_free,
-	.notify = imap_notify,
-	.shutdown = imap_shutdown,
+    .name = "imap",
+    .open = imap_open,
+    .input = imap_input,
+    .free = imap_free,
+    .notify = imap_notify,
+    .shutdown = imap_shutdown,
+    .tick = imap_tick,
 };

@@ -1172,3 +1172,71 @@ def test_fetch_header_field_names_as_strings(c):
         assert len(out) == 1 and out[0].endswith(b" " + text + b"\r\n"), \
             (parts[0][:60], out)
     assert c.noop()[0] == "OK"
+
+
+def test_idle_keepalive(stack_factory):
+    """imap.idle_notify_interval: a session in IDLE with nothing to say
+    is sent "* OK Still here" now and then; one not in IDLE is not, and
+    the keepalive does not get in the way of EXISTS or DONE."""
+    st = stack_factory(name="idle-keepalive",
+                       settings=["imap.idle_notify_interval=1s"])
+    user, pw = st.new_user("keepalive")
+    s = socket.create_connection((st.host, st.IMAPS_PORT), timeout=10)
+    s = st.ssl_context().wrap_socket(s, server_hostname=st.host)
+    pending = b""
+
+    def lines_for(seconds):
+        """Every line that arrives within SECONDS."""
+        nonlocal pending
+        out = []
+        end = time.monotonic() + seconds
+        while True:
+            while b"\r\n" in pending:
+                line, pending = pending.split(b"\r\n", 1)
+                out.append(line)
+            left = end - time.monotonic()
+            if left <= 0:
+                return out
+            s.settimeout(left)
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                continue
+            assert data, "connection closed"
+            pending += data
+
+    def until(tag):
+        got = []
+        for _ in range(50):
+            got += lines_for(0.2)
+            if any(g.startswith(tag + b" ") for g in got):
+                return got
+        raise AssertionError("no %r in %r" % (tag, got))
+
+    assert lines_for(0.5)[0].startswith(b"* OK")
+    s.sendall(b"a LOGIN %s %s\r\nb SELECT INBOX\r\n" % (user.encode(),
+                                                          pw.encode()))
+    assert until(b"b")[-1].startswith(b"b OK")
+    # Not in IDLE: nothing unasked.
+    assert lines_for(2.5) == []
+    s.sendall(b"c IDLE\r\n")
+    got = lines_for(3.6)
+    assert got[0] == b"+ idling", got
+    assert got[1:].count(b"* OK Still here") >= 2, got
+    assert set(got[1:]) == {b"* OK Still here"}, got
+    # A delivery still shows at once, and DONE ends the IDLE.
+    st.import_message(user, b"Subject: kept alive\r\n\r\nhi\r\n")
+    got = lines_for(2.0)
+    assert b"* 1 EXISTS" in got, got
+    s.sendall(b"DONE\r\n")
+    assert until(b"c")[-1] == b"c OK IDLE terminated"
+    s.sendall(b"d LOGOUT\r\n")
+    s.settimeout(10)
+    rest = pending
+    while True:
+        data = s.recv(65536)
+        if not data:
+            break
+        rest += data
+    assert b"\r\nd OK" in b"\r\n" + rest, rest
+    s.close()
