@@ -58,6 +58,14 @@ struct backend {
 	int links_corked;
 	uint64_t link_writes;  /* writes to links (metrics) */
 	uint64_t link_credits; /* Credit frames sent (metrics) */
+	/* Sessions of links waiting for a mailbox's changes (IDLE on it),
+	   by mailbox id, chained through bsession.watch_next: a change is
+	   shown to its mailbox's watchers without a look at every other
+	   session (backend_watch()). */
+	struct bsession **watch;
+	size_t watch_buckets; /* a power of two, 0 before the first */
+	size_t watchers;
+	uint64_t notified; /* engine notify() calls (metrics) */
 	struct pop3_session *pop3_sessions; /* maildrops locked by POP3 */
 	struct pop3_login *pop3_logins;     /* last login per maildrop */
 	struct transport *transport;        /* queue runner (transport/) */
@@ -135,6 +143,10 @@ struct bsession {
 	struct protolog *plog;    /* log.protocol_*: NULL when off */
 	struct bsession *next;    /* in link's list */
 	struct bsession *prev;
+	/* backend_watch(): the mailbox whose changes it waits for */
+	int watching;
+	uint64_t watch_mbox;
+	struct bsession *watch_next, *watch_prev;
 };
 
 /* A protocol engine may implement notify(): a mailbox it shows changed. */
@@ -207,6 +219,15 @@ void link_server_uncork(struct backend *be);
 /* SIGTERM: closes the listener (links up stay) and asks every session's
  * engine to end (shutdown(s, force)). */
 void link_server_drain(struct backend *be, int force);
+/* The session waits for changes of mbox_id (an IMAP session in IDLE on
+ * its selected mailbox): notify() is called for that mailbox's changes
+ * (and for BACKEND_MBOX_ANY), not for others'.  A session of a link that
+ * is not watching gets no notify() but for BACKEND_MBOX_ANY; direct
+ * sessions (tests) get every change as before.  backend_unwatch() ends
+ * it; session_free() does too. */
+void backend_watch(struct bsession *s, uint64_t mbox_id);
+void backend_unwatch(struct bsession *s);
+void backend_watch_free(struct backend *be);
 /* Runs every session's engine tick() (the backend's tick timer). */
 void link_server_tick(struct backend *be, uint64_t now);
 

@@ -98,6 +98,12 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "of a session's input consumed).");
 	metrics_sample(b, "portico_backend_link_credit_frames_total", NULL,
 		       metrics_get(&be->link_credits));
+	metrics_family(b, "portico_backend_notified_total", "counter",
+		       "Changes shown to sessions waiting for them (IDLE): "
+		       "one per session and changed mailbox, only the "
+		       "mailbox's own watchers.");
+	metrics_sample(b, "portico_backend_notified_total", NULL,
+		       metrics_get(&be->notified));
 	metrics_family(b, "portico_backend_commands_total", "counter",
 		       "Commands answered, by protocol, name and result (IMAP: "
 		       "the tagged OK, NO or BAD; POP3: OK or ERR).");

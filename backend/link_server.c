@@ -315,6 +315,7 @@ session_free(struct bsession *s)
 	}
 	if (s->engine != NULL && s->engine->free != NULL)
 		s->engine->free(s);
+	backend_unwatch(s);
 	buf_wipe(&s->in);
 	buf_free(&s->out);
 	protolog_free(&s->plog);
@@ -415,22 +416,135 @@ session_link_name(const struct bsession *s)
 	return s->link->name;
 }
 
+/* -- watchers ---------------------------------------------------------------*/
+
+static size_t
+watch_bucket(const struct backend *be, uint64_t mbox_id)
+{
+	/* Fibonacci hashing: mailbox ids are sequential */
+	return (size_t)((mbox_id * 0x9E3779B97F4A7C15ULL) >> 32) &
+	       (be->watch_buckets - 1);
+}
+
+static void
+watch_link(struct backend *be, struct bsession *s)
+{
+	struct bsession **head = &be->watch[watch_bucket(be, s->watch_mbox)];
+	s->watch_prev = NULL;
+	s->watch_next = *head;
+	if (*head != NULL)
+		(*head)->watch_prev = s;
+	*head = s;
+}
+
+/* Twice as many buckets (at least 64) once watchers outnumber them. */
+static void
+watch_grow(struct backend *be)
+{
+	size_t old = be->watch_buckets;
+	struct bsession **was = be->watch;
+	be->watch_buckets = old == 0 ? 64 : old * 2;
+	be->watch = calloc(be->watch_buckets, sizeof(*be->watch));
+	if (be->watch == NULL)
+		abort();
+	for (size_t i = 0; i < old; i++) {
+		for (struct bsession *s = was[i], *next; s != NULL; s = next) {
+			next = s->watch_next;
+			watch_link(be, s);
+		}
+	}
+	free(was);
+}
+
+void
+backend_watch(struct bsession *s, uint64_t mbox_id)
+{
+	struct backend *be = s->be;
+	if (s->link == NULL)
+		return; /* direct sessions hear of every change */
+	backend_unwatch(s);
+	if (be->watchers >= be->watch_buckets)
+		watch_grow(be);
+	s->watching = 1;
+	s->watch_mbox = mbox_id;
+	watch_link(be, s);
+	be->watchers++;
+}
+
+void
+backend_unwatch(struct bsession *s)
+{
+	struct backend *be = s->be;
+	if (!s->watching)
+		return;
+	if (s->watch_prev != NULL)
+		s->watch_prev->watch_next = s->watch_next;
+	else
+		be->watch[watch_bucket(be, s->watch_mbox)] = s->watch_next;
+	if (s->watch_next != NULL)
+		s->watch_next->watch_prev = s->watch_prev;
+	s->watch_next = s->watch_prev = NULL;
+	s->watching = 0;
+	be->watchers--;
+}
+
+void
+backend_watch_free(struct backend *be)
+{
+	free(be->watch);
+	be->watch = NULL;
+	be->watch_buckets = be->watchers = 0;
+}
+
+static void
+notify_session(struct bsession *s, const uint64_t *ids, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		metrics_add(&s->be->notified, 1);
+		s->engine->notify(s, ids[i]);
+	}
+	session_flush(s); /* may free s */
+}
+
+/* Shows changes to the sessions waiting for them: the watchers of each
+ * mailbox in ids, or, for BACKEND_MBOX_ANY (another process wrote to
+ * the store), every session.  What it sends to one link leaves in one
+ * write. */
 static void
 notify_pass(struct backend *be, const uint64_t *ids, unsigned n)
 {
-	for (struct blink *l = be->links; l != NULL; l = l->next) {
+	int any = 0;
+	for (unsigned i = 0; i < n; i++)
+		any |= ids[i] == BACKEND_MBOX_ANY;
+	for (struct blink *l = be->links; l != NULL; l = l->next)
 		blink_cork(l);
-		for (struct bsession *s = l->sessions, *next; s != NULL;
-		     s = next) {
-			next = s->next;
-			if (s->engine->notify == NULL || s->dead || s->ending)
-				continue;
-			for (unsigned i = 0; i < n; i++)
-				s->engine->notify(s, ids[i]);
-			session_flush(s); /* may free s */
+	if (any) {
+		for (struct blink *l = be->links; l != NULL; l = l->next) {
+			for (struct bsession *s = l->sessions, *next; s != NULL;
+			     s = next) {
+				next = s->next;
+				if (s->engine->notify == NULL || s->dead ||
+				    s->ending)
+					continue;
+				notify_session(s, ids, n);
+			}
 		}
-		blink_uncork(l);
+	} else if (be->watchers > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			struct bsession *s =
+			    be->watch[watch_bucket(be, ids[i])];
+			for (struct bsession *next; s != NULL; s = next) {
+				next = s->watch_next;
+				if (s->watch_mbox != ids[i] ||
+				    s->engine->notify == NULL || s->dead ||
+				    s->ending)
+					continue;
+				notify_session(s, &ids[i], 1);
+			}
+		}
 	}
+	for (struct blink *l = be->links; l != NULL; l = l->next)
+		blink_uncork(l);
 	for (unsigned i = 0; i < n; i++)
 		direct_mailbox_changed(be, ids[i]);
 }

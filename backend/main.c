@@ -329,6 +329,7 @@ main(int argc, char **argv)
 	backend_http_free(&be);
 	queue_free(&be);
 	direct_free(&be);
+	backend_watch_free(&be);
 	SSL_CTX_free(be.link_ctx);
 	store_close(&be.store);
 	config_snap_free_all(&be.snap);

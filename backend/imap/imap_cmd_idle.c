@@ -17,6 +17,9 @@ imap_cmd_idle(struct imap_cmd_ctx *cmd)
 	snprintf(is->idle_tag, sizeof(is->idle_tag), "%s", cmd->tag);
 	is->idling = 1;
 	is->idle_said_at = uv_now(is->s->be->loop);
+	/* others' commits to the selected mailbox are shown as they come */
+	if (is->state == IMAP_STATE_SELECTED)
+		backend_watch(is->s, is->mbox.mbox_id);
 	session_printf(is->s, "+ idling\r\n");
 }
 
@@ -38,6 +41,7 @@ void
 imap_idle_line(struct imap_session *is, const char *line, size_t len)
 {
 	is->idling = 0;
+	backend_unwatch(is->s);
 	if (len == 4 && strncasecmp(line, "DONE", 4) == 0) {
 		imap_sync(is, 1);
 		session_printf(is->s, "%s OK IDLE terminated\r\n",

@@ -404,3 +404,51 @@ def test_hung_backend_is_given_up(pinged):
     # The link comes back by itself.
     st.wait_for_login(user, pw, timeout=30)
     s.close()
+
+
+def test_change_shown_to_its_mailbox_watchers_only(st):
+    """A commit is shown to the sessions in IDLE on its mailbox, without
+    a look at the backend's other sessions: twelve sessions idling on
+    another user's INBOX and a few logged in elsewhere cost an APPEND
+    nothing (portico_backend_notified_total counts the sessions shown a
+    change)."""
+    quiet, quiet_pw = st.new_user("watchq")
+    busy, busy_pw = st.new_user("watchb")
+    idlers = []
+    for i in range(12):
+        s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=30)
+        assert f.readline().startswith(b"* OK")
+        s.sendall(b"l LOGIN %s %s\r\ns SELECT INBOX\r\ni IDLE\r\n"
+                  % (quiet.encode(), quiet_pw.encode()))
+        read_until_tagged(f, b"s")
+        assert f.readline() == b"+ idling\r\n"
+        idlers.append((s, f))
+    # the one watcher of busy's INBOX
+    w, wf = raw_client(st, st.IMAPS_PORT, tls=True, timeout=30)
+    assert wf.readline().startswith(b"* OK")
+    w.sendall(b"l LOGIN %s %s\r\ns SELECT INBOX\r\ni IDLE\r\n"
+              % (busy.encode(), busy_pw.encode()))
+    read_until_tagged(wf, b"s")
+    assert wf.readline() == b"+ idling\r\n"
+    others = [st.imap(busy, busy_pw) for _ in range(3)]
+    for o in others:
+        assert o.select("INBOX")[0] == "OK"
+    before = backend_counter(st, "portico_backend_notified_total")
+    for n in range(5):
+        msg = b"Subject: watched %d\r\n\r\nhi\r\n" % n
+        assert others[0].append("INBOX", None, None, msg)[0] == "OK"
+        line = wf.readline()
+        assert line == b"* %d EXISTS\r\n" % (n + 1), line
+    after = backend_counter(st, "portico_backend_notified_total")
+    # the watcher, once per APPEND's commit: not the twelve idlers of
+    # the other mailbox, nor the sessions that are not in IDLE
+    assert after - before == 5, (before, after)
+    for s, f in idlers:
+        s.sendall(b"DONE\r\n")
+        assert read_until_tagged(f, b"i")[-1] == b"i OK IDLE terminated\r\n"
+        s.close()
+    w.sendall(b"DONE\r\n")
+    assert read_until_tagged(wf, b"i")[-1] == b"i OK IDLE terminated\r\n"
+    w.close()
+    for o in others:
+        o.logout()
