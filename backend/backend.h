@@ -45,6 +45,8 @@ struct backend {
 	uv_timer_t external_timer;
 	uint64_t external_gen;
 	uv_timer_t tick_timer; /* engines' tick(), once a second */
+	uint64_t link_tick_at; /* its last run, for backend.link_timeout */
+	uint64_t link_timeouts; /* links closed by it (metrics) */
 	/* backend_mailbox_changed(): mailboxes changed since the last
 	   notification pass, which runs from an idle handle once the
 	   callback that changed them has sent its own answer. */
@@ -65,7 +67,9 @@ struct backend {
 	struct bsession **watch;
 	size_t watch_buckets; /* a power of two, 0 before the first */
 	size_t watchers;
-	uint64_t notified; /* engine notify() calls (metrics) */
+	/* engine notify() calls (metrics): [0] a mailbox's watchers, [1]
+	   passes over every session (BACKEND_MBOX_ANY) */
+	uint64_t notified[2];
 	struct pop3_session *pop3_sessions; /* maildrops locked by POP3 */
 	struct pop3_login *pop3_logins;     /* last login per maildrop */
 	struct transport *transport;        /* queue runner (transport/) */
@@ -228,7 +232,8 @@ void link_server_drain(struct backend *be, int force);
 void backend_watch(struct bsession *s, uint64_t mbox_id);
 void backend_unwatch(struct bsession *s);
 void backend_watch_free(struct backend *be);
-/* Runs every session's engine tick() (the backend's tick timer). */
+/* Runs every session's engine tick() (the backend's tick timer), after
+ * the links' Pings and backend.link_timeout. */
 void link_server_tick(struct backend *be, uint64_t now);
 
 /* Direct IMAP listener for benchmarks and tests (direct.c); off unless

@@ -98,12 +98,20 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "of a session's input consumed).");
 	metrics_sample(b, "portico_backend_link_credit_frames_total", NULL,
 		       metrics_get(&be->link_credits));
+	metrics_family(b, "portico_backend_link_timeouts_total", "counter",
+		       "Links from frontends closed after backend.link_timeout "
+		       "without a frame.");
+	metrics_sample(b, "portico_backend_link_timeouts_total", NULL,
+		       metrics_get(&be->link_timeouts));
 	metrics_family(b, "portico_backend_notified_total", "counter",
-		       "Changes shown to sessions waiting for them (IDLE): "
-		       "one per session and changed mailbox, only the "
-		       "mailbox's own watchers.");
-	metrics_sample(b, "portico_backend_notified_total", NULL,
-		       metrics_get(&be->notified));
+		       "Sessions shown a change, one per session and changed "
+		       "mailbox: a commit's to the sessions in IDLE on its "
+		       "mailbox (pass=\"mailbox\"), another process's "
+		       "writes to every session (pass=\"all\").");
+	metrics_sample(b, "portico_backend_notified_total", "pass=\"mailbox\"",
+		       metrics_get(&be->notified[0]));
+	metrics_sample(b, "portico_backend_notified_total", "pass=\"all\"",
+		       metrics_get(&be->notified[1]));
 	metrics_family(b, "portico_backend_commands_total", "counter",
 		       "Commands answered, by protocol, name and result (IMAP: "
 		       "the tagged OK, NO or BAD; POP3: OK or ERR).");

@@ -42,6 +42,12 @@ struct blink {
 	   a batch of frames read, or a change shown to many sessions. */
 	int corked;
 	struct buf wout;
+	/* backend.link_timeout: a frontend that has gone (its machine, its
+	   loop) is found by the Pings it leaves unanswered */
+	uint64_t rx_at;   /* accepted, or bytes last read (loop ms) */
+	uint64_t ping_at; /* last Ping sent, 0: none since rx_at */
+	uint64_t ping_seq;
+	int can_ping; /* the frontend's Hello: link version >= 2 */
 	struct blink *next;
 };
 
@@ -496,11 +502,13 @@ backend_watch_free(struct backend *be)
 	be->watch_buckets = be->watchers = 0;
 }
 
+/* all: a pass over every session (BACKEND_MBOX_ANY), else over the
+ * watchers of the mailboxes in ids. */
 static void
-notify_session(struct bsession *s, const uint64_t *ids, unsigned n)
+notify_session(struct bsession *s, const uint64_t *ids, unsigned n, int all)
 {
 	for (unsigned i = 0; i < n; i++) {
-		metrics_add(&s->be->notified, 1);
+		metrics_add(&s->be->notified[all], 1);
 		s->engine->notify(s, ids[i]);
 	}
 	session_flush(s); /* may free s */
@@ -526,7 +534,7 @@ notify_pass(struct backend *be, const uint64_t *ids, unsigned n)
 				if (s->engine->notify == NULL || s->dead ||
 				    s->ending)
 					continue;
-				notify_session(s, ids, n);
+				notify_session(s, ids, n, 1);
 			}
 		}
 	} else if (be->watchers > 0) {
@@ -539,7 +547,7 @@ notify_pass(struct backend *be, const uint64_t *ids, unsigned n)
 				    s->engine->notify == NULL || s->dead ||
 				    s->ending)
 					continue;
-				notify_session(s, &ids[i], 1);
+				notify_session(s, &ids[i], 1, 0);
 			}
 		}
 	}
@@ -812,6 +820,7 @@ blink_hello(struct blink *l, const Portico__Hello *h)
 {
 	snprintf(l->name, sizeof(l->name), "%s", h->name);
 	l->hello = 1;
+	l->can_ping = link_version_number(h->version) >= 2;
 	Portico__Frame f = PORTICO__FRAME__INIT;
 	Portico__Hello me = PORTICO__HELLO__INIT;
 	me.role = "backend";
@@ -950,6 +959,8 @@ static void
 blink_read(struct conn *c, const char *data, size_t len)
 {
 	struct blink *l = c->data;
+	l->rx_at = uv_now(l->be->loop);
+	l->ping_at = 0;
 	buf_append(&l->in, data, len);
 	blink_cork(l);
 	for (;;) {
@@ -1047,6 +1058,7 @@ link_on_connection(uv_stream_t *server, int status)
 	}
 	l->next = be->links;
 	be->links = l;
+	l->rx_at = uv_now(be->loop);
 	if (conn_accept(server, &l->conn) < 0 ||
 	    conn_start_tls(&l->conn, be->link_ctx, 1, NULL) < 0) {
 		conn_abort(&l->conn);
@@ -1108,9 +1120,56 @@ link_server_drain(struct backend *be, int force)
 	}
 }
 
+/* backend.link_timeout: a link that brought nothing (no frame, no Pong,
+ * or no TLS handshake and Hello when it was made) for that long is
+ * closed and its sessions end: their frontend, or its machine, has gone,
+ * and what they hold (a POP3 maildrop's lock) is free for the user's
+ * next login through another.  Quiet links are pinged first
+ * (backend.link_ping_interval, at most half the timeout), frontends of
+ * link version 2 or later only. */
+static void
+link_server_check_links(struct backend *be, uint64_t now)
+{
+	uint64_t timeout = (uint64_t)be->cfg.backend_link_timeout * 1000;
+	/* A tick a second late or more: this loop was held up, and what
+	   the frontends sent meanwhile is unread; the next tick judges. */
+	int late = be->link_tick_at != 0 && now - be->link_tick_at >= 2000;
+	be->link_tick_at = now;
+	if (timeout == 0)
+		return;
+	uint64_t interval = (uint64_t)be->cfg.backend_link_ping_interval * 1000;
+	if (interval > timeout / 2)
+		interval = timeout / 2;
+	for (struct blink *l = be->links, *next; l != NULL; l = next) {
+		next = l->next;
+		if (l->conn.closing || (l->hello && !l->can_ping))
+			continue;
+		uint64_t quiet = now - l->rx_at;
+		if (quiet >= timeout && !late) {
+			log_warn("link peer=%s frontend=%s lost: %s for %llu s "
+				 "(backend.link_timeout)",
+				 l->peer, l->hello ? l->name : "-",
+				 l->hello ? "nothing from the frontend"
+					  : "no TLS handshake and Hello",
+				 (unsigned long long)(quiet / 1000));
+			metrics_add(&be->link_timeouts, 1);
+			conn_abort(&l->conn);
+			continue;
+		}
+		if (l->hello && quiet >= interval &&
+		    (l->ping_at == 0 || now - l->ping_at >= interval)) {
+			struct buf b = BUF_INIT;
+			link_send_ping(&b, ++l->ping_seq, 0);
+			blink_send_buf(l, &b);
+			l->ping_at = now;
+		}
+	}
+}
+
 void
 link_server_tick(struct backend *be, uint64_t now)
 {
+	link_server_check_links(be, now);
 	for (struct blink *l = be->links; l != NULL; l = l->next) {
 		blink_cork(l);
 		for (struct bsession *s = l->sessions, *next; s != NULL;

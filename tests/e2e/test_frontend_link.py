@@ -410,8 +410,8 @@ def test_change_shown_to_its_mailbox_watchers_only(st):
     """A commit is shown to the sessions in IDLE on its mailbox, without
     a look at the backend's other sessions: twelve sessions idling on
     another user's INBOX and a few logged in elsewhere cost an APPEND
-    nothing (portico_backend_notified_total counts the sessions shown a
-    change)."""
+    nothing (portico_backend_notified_total{pass="mailbox"} counts the
+    sessions shown a commit's change)."""
     quiet, quiet_pw = st.new_user("watchq")
     busy, busy_pw = st.new_user("watchb")
     idlers = []
@@ -433,13 +433,16 @@ def test_change_shown_to_its_mailbox_watchers_only(st):
     others = [st.imap(busy, busy_pw) for _ in range(3)]
     for o in others:
         assert o.select("INBOX")[0] == "OK"
-    before = backend_counter(st, "portico_backend_notified_total")
+    # (pass="all": another process's writes, such as a new user's
+    # mailbox, shown to every session once the backend sees them)
+    key = 'portico_backend_notified_total{pass="mailbox"}'
+    before = backend_counter(st, key)
     for n in range(5):
         msg = b"Subject: watched %d\r\n\r\nhi\r\n" % n
         assert others[0].append("INBOX", None, None, msg)[0] == "OK"
         line = wf.readline()
         assert line == b"* %d EXISTS\r\n" % (n + 1), line
-    after = backend_counter(st, "portico_backend_notified_total")
+    after = backend_counter(st, key)
     # the watcher, once per APPEND's commit: not the twelve idlers of
     # the other mailbox, nor the sessions that are not in IDLE
     assert after - before == 5, (before, after)
@@ -452,3 +455,66 @@ def test_change_shown_to_its_mailbox_watchers_only(st):
     w.close()
     for o in others:
         o.logout()
+
+
+def test_gone_frontend_is_given_up_by_the_backend(stack_factory):
+    """A frontend that stops answering with its link up (SIGSTOP here; a
+    machine that lost power, in life): the backend closes the link after
+    backend.link_timeout, and what its sessions held is free, so the
+    user's POP3 maildrop opens through the other frontend instead of
+    staying locked."""
+    st = stack_factory(name="gonefe", frontends_per_site=2, settings=[
+        "backend.link_ping_interval=1s",
+        "backend.link_timeout=3s",
+        "http.metrics_networks=127.0.0.1/32",
+    ])
+    user, pw = st.new_user("gonefe")
+    s, f = raw_client(st, st.port("pop3s", frontend=1), tls=True,
+                      timeout=30)
+    assert f.readline().startswith(b"+OK")
+    s.sendall(b"USER %s\r\nPASS %s\r\n" % (user.encode(), pw.encode()))
+    assert f.readline().startswith(b"+OK")
+    assert f.readline().startswith(b"+OK")
+
+    def pop3_login(frontend):
+        s2, f2 = raw_client(st, st.port("pop3s", frontend=frontend),
+                            tls=True, timeout=30)
+        assert f2.readline().startswith(b"+OK")
+        s2.sendall(b"USER %s\r\nPASS %s\r\n" % (user.encode(),
+                                                pw.encode()))
+        assert f2.readline().startswith(b"+OK")
+        answer = f2.readline()
+        s2.sendall(b"QUIT\r\n")
+        s2.close()
+        return answer
+
+    # while the first frontend's session holds it, the maildrop is locked
+    assert pop3_login(2).startswith(b"-ERR [IN-USE]")
+    before = backend_counter(st, "portico_backend_link_timeouts_total")
+    pid = int((st.dir / "s1f1" / "pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            answer = pop3_login(2)
+            if answer.startswith(b"+OK") or time.monotonic() > deadline:
+                break
+            assert answer.startswith(b"-ERR [IN-USE]"), answer
+            time.sleep(0.5)
+        assert answer.startswith(b"+OK"), answer
+        log = st.log("s1b1")
+        assert re.search(r"link peer=\S+ frontend=s1f1 lost: nothing from "
+                         r"the frontend for \d+ s \(backend.link_timeout\)",
+                         log), log[-3000:]
+        assert backend_counter(
+            st, "portico_backend_link_timeouts_total") == before + 1
+        # the second frontend's link, answering its Pings, stays
+        assert "frontend=s1f2 lost" not in log, log[-3000:]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # the first frontend finds its link gone: its client is told
+    line = f.readline()
+    assert line == b"" or line.startswith(b"-ERR"), line
+    s.close()
+    # and serves again through a new link
+    st.wait_for_login(user, pw, timeout=30)
