@@ -73,6 +73,8 @@ struct backend {
 	struct pop3_session *pop3_sessions; /* maildrops locked by POP3 */
 	struct pop3_login *pop3_logins;     /* last login per maildrop */
 	struct transport *transport;        /* queue runner (transport/) */
+	struct sendrate_table *sendrate;    /* transport/sendrate.c */
+	uint64_t sendrate_swept_at;         /* loop ms */
 	struct direct_listener *direct;     /* direct.c, tests only */
 	unsigned sessions;     /* live sessions */
 	struct backend_http *http; /* backend_http.c: /metrics, /health */

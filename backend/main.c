@@ -25,6 +25,7 @@
 
 #include "backend/backend.h"
 #include "backend/transport/queue.h"
+#include "backend/transport/sendrate.h"
 #include "common/config_reload.h"
 #include "common/log.h"
 #include "common/tls.h"
@@ -105,6 +106,10 @@ engines_tick(uv_timer_t *t)
 	uint64_t now = uv_now(be->loop);
 	link_server_tick(be, now);
 	direct_tick(be, now);
+	if (now - be->sendrate_swept_at >= 60000) {
+		be->sendrate_swept_at = now;
+		sendrate_expire(be->sendrate, now);
+	}
 }
 
 static void
@@ -330,6 +335,7 @@ main(int argc, char **argv)
 	queue_free(&be);
 	direct_free(&be);
 	backend_watch_free(&be);
+	sendrate_table_free(&be.sendrate);
 	SSL_CTX_free(be.link_ctx);
 	store_close(&be.store);
 	config_snap_free_all(&be.snap);

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "backend/transport/queue.h"
+#include "backend/transport/sendrate.h"
 #include "common/log.h"
 #include "common/smtp_parser.h"
 
@@ -298,6 +299,33 @@ submit_done(void *ctx, int rc, const char *err)
 static void
 submit_end(struct bsession *s, struct tstream *t)
 {
+	uint64_t used;
+	struct backend *be = s->be;
+	if (!sendrate_count(&be->sendrate,
+			    (uint64_t)be->cfg.transport_max_recipients_per_hour,
+			    s->mailbox_id, (unsigned)t->submit->n_rcpt,
+			    uv_now(be->loop), &used)) {
+		/* a temporary refusal: the client keeps the message and
+		   tries later, when the hour has moved on */
+		char text[160];
+		snprintf(
+		    text, sizeof(text),
+		    "Sending limit reached (%lld recipients an hour); "
+		    "try again later",
+		    (long long)s->be->cfg.transport_max_recipients_per_hour);
+		Portico__Reply rep = PORTICO__REPLY__INIT;
+		rep.code = 450;
+		rep.status = "4.7.1";
+		rep.text = text;
+		log_warn(
+		    "session=%s user=%s submission refused: %zu recipients "
+		    "with %llu in the last hour over "
+		    "transport.max_recipients_per_hour=%lld",
+		    s->id, s->user, t->submit->n_rcpt, (unsigned long long)used,
+		    (long long)s->be->cfg.transport_max_recipients_per_hour);
+		send_replies(s, &rep, 1, NULL);
+		return;
+	}
 	/* The MSA completes the message before it is queued, so that the
 	   copies delivered and relayed all carry the same Date: and
 	   Message-ID: (RFC 6409 8.2, 8.3). */

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import ALICE, BOB
+from conftest import ALICE, BOB, wait_for
 from smtp_client import RawSMTP, b64, inbox
 
 pytestmark = pytest.mark.daemons
@@ -632,3 +632,55 @@ def test_smuggling_never_queued(spread, smuggle):
     for m in inbox(st, *u["same"]):
         assert b"outer " + tag not in m
         assert b"injected " + tag not in m
+
+
+def test_recipients_per_hour(stack_factory):
+    """transport.max_recipients_per_hour: a user's submissions past it in
+    the last hour get 450 4.7.1 and are not queued; up to it they go
+    through, and other users keep their own count."""
+    st = stack_factory(name="sendrate", settings=[
+        "transport.max_recipients_per_hour=5"])
+    sender, sender_pw = st.new_user("rate")
+    other, other_pw = st.new_user("rateother")
+    r1, r1_pw = st.new_user("ratercpt")
+    r2, r2_pw = st.new_user("ratercpt")
+
+    def message(n):
+        return ("From: <%s>\r\nTo: <%s>, <%s>\r\nSubject: rate %d\r\n"
+                "\r\nmessage %d\r\n" % (sender, r1, r2, n, n))
+
+    s = smtplib.SMTP_SSL(st.host, st.SUBMISSIONS_PORT, timeout=30,
+                         context=st.ssl_context())
+    s.login(sender, sender_pw)
+    assert s.sendmail(sender, [r1, r2], message(1)) == {}
+    assert s.sendmail(sender, [r1, r2], message(2)) == {}
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        s.sendmail(sender, [r1, r2], message(3))
+    assert e.value.smtp_code == 450, e.value
+    assert e.value.smtp_error.startswith(b"4.7.1 Sending limit reached"), \
+        e.value
+    # one more recipient fits exactly
+    assert s.sendmail(sender, [r1], message(4)) == {}
+    with pytest.raises(smtplib.SMTPDataError):
+        s.sendmail(sender, [r2], message(5))
+    s.quit()
+    # another user is not held back by the first one's count
+    o = smtplib.SMTP_SSL(st.host, st.SUBMISSIONS_PORT, timeout=30,
+                         context=st.ssl_context())
+    o.login(other, other_pw)
+    assert o.sendmail(other, [r1, r2], "Subject: other\r\n\r\nx\r\n") == {}
+    o.quit()
+    # what was refused was not queued
+    wait_for(lambda: len(inbox(st, r1, r1_pw)) == 4, timeout=30,
+             what="r1's four messages")
+    wait_for(lambda: len(inbox(st, r2, r2_pw)) == 3, timeout=30,
+             what="r2's three messages")
+    got = b"".join(inbox(st, r1, r1_pw)) + b"".join(inbox(st, r2, r2_pw))
+    for n in (1, 2, 4):
+        assert b"message %d" % n in got
+    for n in (3, 5):
+        assert b"message %d" % n not in got
+    assert re.search(r"user=%s submission refused: 2 recipients with 4 in "
+                     r"the last hour over transport.max_recipients_per_hour"
+                     r"=5" % re.escape(sender), st.log("s1b1")), \
+        st.log("s1b1")[-2000:]
