@@ -1032,6 +1032,11 @@ client_accept(struct frontend *fe, uv_stream_t *server,
 		client_close(c, "accept failed");
 		return;
 	}
+	/* a client gone without a word (a NAT that forgot it, a laptop
+	   closed) is found by the kernel instead of its session's timeout */
+	if (cfg->limits_tcp_keepalive > 0)
+		uv_tcp_keepalive(&c->conn.tcp, 1,
+				 (unsigned)cfg->limits_tcp_keepalive);
 	conn_peer_addr(&c->conn, &c->addr);
 	conn_addr_name((struct sockaddr *)&c->addr, c->peer, sizeof(c->peer));
 	c->counted_conn = limits_conn_acquire(fe->policy) == 0;

@@ -310,3 +310,30 @@ def test_invalid_commands_before_login_are_limited(timers):
     assert line.startswith(b"-ERR") and b"Too many invalid commands" in line
     assert f.readline() == b""
     s.close()
+
+
+def keepalive_timers(port):
+    """Timer kinds (/proc/net/tcp "tr": 2 is keepalive) of the
+    established sockets whose local port is PORT: the frontend's side of
+    its clients' connections."""
+    kinds = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, state, timer = fields[1], fields[3], fields[5]
+            if state == "01" and int(local.split(":")[1], 16) == port:
+                kinds.append(int(timer.split(":")[0], 16))
+    return kinds
+
+
+def test_tcp_keepalive_on_client_connections(stack):
+    """limits.tcp_keepalive (5m): the kernel keeps a keepalive timer on
+    every client connection, so a client that vanished is found."""
+    s, f = raw_client(stack, stack.IMAP_PORT)
+    assert f.readline().startswith(b"* OK")
+    wait_for(lambda: keepalive_timers(stack.IMAP_PORT), timeout=10,
+             what="the client's connection in /proc/net/tcp")
+    assert 2 in keepalive_timers(stack.IMAP_PORT), \
+        keepalive_timers(stack.IMAP_PORT)
+    s.close()
