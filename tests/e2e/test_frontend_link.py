@@ -180,14 +180,19 @@ def test_narrow_window_idle_changes_and_big_fetch(narrow, tmp_path):
     s.close()
 
 
-def backend_counter(st, name):
+def counter(st, port, name, whose):
+    """The value of NAME on the /metrics page at PORT."""
     import urllib.request
-    url = "http://%s:%s/metrics" % (st.host, st.SITE1_BE1_HTTP_PORT)
+    url = "http://%s:%s/metrics" % (st.host, port)
     with urllib.request.urlopen(url, timeout=10) as r:
         for line in r.read().decode().splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])
-    raise AssertionError("%s not in the backend's metrics" % name)
+    raise AssertionError("%s not in the %s's metrics" % (name, whose))
+
+
+def backend_counter(st, name):
+    return counter(st, st.SITE1_BE1_HTTP_PORT, name, "backend")
 
 
 def test_store_answers_of_one_commit_leave_together(st):
@@ -321,13 +326,7 @@ def pinged(stack_factory):
 
 
 def frontend_counter(st, name):
-    import urllib.request
-    url = "http://%s:%s/metrics" % (st.host, st.HTTP_PORT)
-    with urllib.request.urlopen(url, timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    raise AssertionError("%s not in the frontend's metrics" % name)
+    return counter(st, st.HTTP_PORT, name, "frontend")
 
 
 def test_quiet_link_is_pinged_and_kept(pinged):
