@@ -829,6 +829,9 @@ client_login(struct client *c, const char *typed, const char *password)
 			     ? 0
 			     : penalty_delay(c->fe->policy, &c->keys, &w);
 	if (delay > 0) {
+		metrics_add(&c->fe->metrics.auth_penalties[w.address_delay >
+							   w.login_delay],
+			    1);
 		if (w.address_delay > w.login_delay)
 			log_info("session=%s client=%s user=%s auth address "
 				 "penalty delay_ms=%llu address_failures=%u "

@@ -98,6 +98,9 @@ struct frontend_metrics {
 	uint64_t logins[FM_PROTOS][FM_LOGIN_RESULTS];
 	struct metrics_hist phase[FM_PROTOS][FM_PHASE_COUNT];
 	uint64_t ldap_errors[FM_LDAP_ERROR_COUNT];
+	/* logins held back by the brute-force penalty: [0] their (address,
+	   login) or directory entry's count, [1] their address's */
+	uint64_t auth_penalties[2];
 	uint64_t tls_handshakes[FM_PROTOS][2]; /* [1]: session resumed */
 	uint64_t link_sessions;            /* opened on a backend */
 	uint64_t link_writes;              /* writes to the links */

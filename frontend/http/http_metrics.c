@@ -155,6 +155,15 @@ metrics_write(const struct frontend *fe, struct buf *b)
 	metrics_sample(b, "portico_frontend_ldap_errors_total",
 		       "kind=\"timeout\"",
 		       SUM(metrics.ldap_errors[FM_LDAP_TIMEOUT]));
+	metrics_family(b, "portico_frontend_auth_penalties_total", "counter",
+		       "Logins held back by the brute-force penalty, by the "
+		       "count behind it: their (address, login) pair's or "
+		       "directory entry's (login), their address's "
+		       "(address: limits.auth_address_failures).");
+	metrics_sample(b, "portico_frontend_auth_penalties_total",
+		       "kind=\"login\"", SUM(metrics.auth_penalties[0]));
+	metrics_sample(b, "portico_frontend_auth_penalties_total",
+		       "kind=\"address\"", SUM(metrics.auth_penalties[1]));
 	metrics_family(b, "portico_frontend_link_sessions_total", "counter",
 		       "Sessions opened on backends over the links.");
 	metrics_sample(b, "portico_frontend_link_sessions_total", NULL,

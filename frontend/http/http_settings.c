@@ -543,6 +543,9 @@ settings_post(struct frontend *fe, struct http_conn *hc,
 	uint64_t delay = sl->trusted ? 0
 				     : penalty_delay(fe->policy, &sl->keys, &w);
 	if (delay > 0) {
+		metrics_add(&fe->metrics.auth_penalties[w.address_delay >
+							w.login_delay],
+			    1);
 		if (w.address_delay > w.login_delay)
 			log_info("http settings client=%s user=%s auth "
 				 "address penalty delay_ms=%llu "

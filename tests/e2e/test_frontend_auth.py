@@ -267,6 +267,17 @@ def test_spraying_one_address_is_slowed(st):
             b"a1 NO [AUTHENTICATIONFAILED]")
         return login
 
+    def held(kind):
+        import urllib.request
+        url = "http://%s:%s/metrics" % (st.host, st.HTTP_PORT)
+        want = 'portico_frontend_auth_penalties_total{kind="%s"} ' % kind
+        with urllib.request.urlopen(url, timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(want):
+                    return float(line.split()[1])
+        raise AssertionError("no %s in the metrics" % want)
+
+    before = held("address"), held("login")
     logins = [spray(i, src) for i in range(6)]
     assert not [l for l in st.log("s1f1").splitlines()
                 if "client=%s:" % src in l and "penalty" in l]
@@ -289,6 +300,10 @@ def test_spraying_one_address_is_slowed(st):
         spray(i, TRUSTED)
     assert imap_login(st, user, pw, TRUSTED).startswith(b"a1 OK")
     assert len(log_lines(st, user, "penalty")) == 1
+    # the metrics count the two logins the address held back, and the
+    # pair's for the repeated password
+    assert held("address") == before[0] + 2
+    assert held("login") >= before[1] + 1
 
 
 # -- hostile login names -------------------------------------------------------
