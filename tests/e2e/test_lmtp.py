@@ -271,17 +271,23 @@ def test_backend_down_fails_only_its_recipients(two_sites):
         not inbox(st, *BOB)[-1].endswith(MSG % b"half")
 
 
-@pytest.mark.parametrize("smuggle", [b"\n.\n", b"\r.\r", b"\n.\r\n"],
-                         ids=["LF.LF", "CR.CR", "LF.CRLF"])
-def test_smuggling_refused_per_recipient(two_sites, smuggle):
-    st = two_sites
-    before = inbox(st, *ALICE)
+def data_for_two(st):
+    """An LMTP session at DATA's 354, for alice and carol."""
     c = lmtp(st)
     c.cmd("LHLO mta.example")
     c.expect("MAIL FROM:<sender@remote.example>", 250)
     c.expect("RCPT TO:<%s>" % ALICE[0], 250)
     c.expect("RCPT TO:<carol@example.test>", 250)
     c.expect("DATA", 354)
+    return c
+
+
+@pytest.mark.parametrize("smuggle", [b"\n.\n", b"\r.\r", b"\n.\r\n"],
+                         ids=["LF.LF", "CR.CR", "LF.CRLF"])
+def test_smuggling_refused_per_recipient(two_sites, smuggle):
+    st = two_sites
+    before = inbox(st, *ALICE)
+    c = data_for_two(st)
     c.send(b"Subject: first\r\n\r\nfirst" + smuggle +
            b"MAIL FROM:<evil@remote.example>\r\n"
            b"RCPT TO:<" + ALICE[0].encode() + b">\r\n"
@@ -299,12 +305,7 @@ def test_nul_refused_per_recipient(two_sites):
     delivered (IMAP could not serve it, RFC 3501 4.3)."""
     st = two_sites
     before = inbox(st, *ALICE)
-    c = lmtp(st)
-    c.cmd("LHLO mta.example")
-    c.expect("MAIL FROM:<sender@remote.example>", 250)
-    c.expect("RCPT TO:<%s>" % ALICE[0], 250)
-    c.expect("RCPT TO:<carol@example.test>", 250)
-    c.expect("DATA", 354)
+    c = data_for_two(st)
     c.send(b"Subject: nul\r\n\r\nbefore\0after\r\n.\r\n")
     for _ in range(2):
         assert c.reply() == (550, ["5.6.0 Message contains NUL "
