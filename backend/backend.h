@@ -60,6 +60,9 @@ struct backend {
 	int links_corked;
 	uint64_t link_writes;  /* writes to links (metrics) */
 	uint64_t link_credits; /* Credit frames sent (metrics) */
+	/* The literals of the IMAP commands being read, all sessions
+	   together (backend.max_command_memory) */
+	struct lp_budget cmd_budget;
 	/* Sessions of links waiting for a mailbox's changes (IDLE on it),
 	   by mailbox id, chained through bsession.watch_next: a change is
 	   shown to its mailbox's watchers without a look at every other

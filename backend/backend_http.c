@@ -103,6 +103,19 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "without a frame.");
 	metrics_sample(b, "portico_backend_link_timeouts_total", NULL,
 		       metrics_get(&be->link_timeouts));
+	metrics_family(b, "portico_backend_command_memory_bytes", "gauge",
+		       "Literal octets announced by the IMAP commands being "
+		       "read, all sessions together (at most "
+		       "backend.max_command_memory).");
+	metrics_sample(b, "portico_backend_command_memory_bytes", NULL,
+		       metrics_get(&be->cmd_budget.used));
+	metrics_family(b, "portico_backend_command_memory_refusals_total",
+		       "counter",
+		       "Literals refused because backend.max_command_memory "
+		       "was in use (NO [UNAVAILABLE], or BYE for a "
+		       "non-synchronizing literal).");
+	metrics_sample(b, "portico_backend_command_memory_refusals_total", NULL,
+		       metrics_get(&be->cmd_budget.refused));
 	metrics_family(b, "portico_backend_notified_total", "counter",
 		       "Sessions shown a change, one per session and changed "
 		       "mailbox: a commit's to the sessions in IDLE on its "

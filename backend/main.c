@@ -250,6 +250,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	be.cfg = be.snap->cfg;
+	be.cmd_budget.max = be.cfg.backend_max_command_memory;
 	if (backend_config_check(&be.cfg, &err) < 0) {
 		fprintf(stderr, "portico-backend: %s: %s\n", config_path, err);
 		config_snap_free_all(&be.snap);

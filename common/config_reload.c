@@ -40,6 +40,7 @@ static const char *fixed[] = {
 	"frontend.trusted_networks", "frontend.proxy_networks",
 	"backend.id", "backend.link_listen", "backend.store_dir",
 	"backend.store_map_size", "backend.http_listen",
+	"backend.max_command_memory",
 	"backend.direct_imap_listen", "backend.direct_imap_password",
 	"lmtp.trusted_networks",
 	"limits.literal_plus", "limits.max_literal_size",

@@ -24,22 +24,43 @@ lp_set_limits(struct lp_reader *r, const struct lp_limits *lim)
 	r->lim = *lim;
 }
 
+static void
+lp_release(struct lp_reader *r)
+{
+	if (r->budget != NULL)
+		r->budget->used -= r->reserved;
+	r->reserved = 0;
+}
+
 void
 lp_free(struct lp_reader *r)
 {
+	lp_release(r);
 	buf_wipe(&r->cmd);
+}
+
+void
+lp_set_budget(struct lp_reader *r, struct lp_budget *budget)
+{
+	lp_release(r);
+	r->budget = budget;
 }
 
 static void
 lp_clear_command(struct lp_reader *r)
 {
-	buf_reset(&r->cmd);
+	lp_release(r);
+	if (r->cmd.cap > LP_KEEP_SIZE)
+		buf_free(&r->cmd);
+	else
+		buf_reset(&r->cmd);
 	r->line_start = 0;
 	r->literal_left = 0;
 	r->literals = 0;
 	r->in_quote = r->escaped = 0;
 	r->done = 0;
 	r->error = NULL;
+	r->temporary = 0;
 }
 
 void
@@ -68,6 +89,12 @@ const char *
 lp_error(const struct lp_reader *r)
 {
 	return r->error != NULL ? r->error : "Invalid command";
+}
+
+int
+lp_error_temporary(const struct lp_reader *r)
+{
+	return r->temporary;
 }
 
 const char *
@@ -204,6 +231,19 @@ lp_imap_line_end(struct lp_reader *r)
 	if (++r->literals > r->lim.max_literals) {
 		r->error = "[LIMIT] Too many literals";
 		return sync ? LP_ERROR : LP_FATAL;
+	}
+	if (r->budget != NULL && r->budget->max != 0 &&
+	    size > r->budget->max - r->budget->used) {
+		r->budget->refused++;
+		r->error = "[UNAVAILABLE] Server busy with other large "
+			   "commands, try again later";
+		r->temporary = 1;
+		r->literal_left = 0;
+		return sync ? LP_ERROR : LP_FATAL;
+	}
+	if (r->budget != NULL) {
+		r->budget->used += size;
+		r->reserved += size;
 	}
 	/* Keep the line end after the header: the parser expects it. */
 	buf_append(&r->cmd, "\r\n", 2);

@@ -21,6 +21,16 @@
  *                (a non-synchronizing literal over the limit): answer and
  *                close the connection.
  *
+ * A reader may share a budget (lp_set_budget()) with the other readers of
+ * its process: the literals of the commands being read, counted at their
+ * announced size from their header on, never exceed budget->max together.
+ * A literal that would is refused like one over the limits: a
+ * synchronizing one with LP_ERROR before the client sends it, a
+ * non-synchronizing one with LP_FATAL.  A command's literals are given
+ * back at lp_next()/lp_reset()/lp_free(), and so is its buffer when it
+ * grew beyond LP_KEEP_SIZE: a session holds a large command's memory only
+ * while it reads that command.
+ *
  * Lines end with CRLF or a bare LF; the CR is stripped.  NUL is refused
  * outside literals.  The command buffer keeps literal headers and the line
  * ends that follow them, so imap_parse() sees the command as sent.
@@ -58,6 +68,16 @@ struct lp_limits {
 	size_t max_nonsync;
 };
 
+/* Buffer capacity a reader keeps between commands. */
+#define LP_KEEP_SIZE 65536
+
+/* Literal bytes the readers sharing it may hold at once (one thread). */
+struct lp_budget {
+	uint64_t max;     /* 0: no cap */
+	uint64_t used;    /* reserved by the commands being read */
+	uint64_t refused; /* literals refused for it (metrics) */
+};
+
 struct lp_reader {
 	enum lp_mode mode;
 	struct lp_limits lim;
@@ -69,6 +89,9 @@ struct lp_reader {
 	int skipping;            /* discarding up to the next line end */
 	int done;                /* a status other than MORE is pending */
 	const char *error;
+	int temporary;            /* the error is the budget's: try later */
+	struct lp_budget *budget; /* NULL: none */
+	uint64_t reserved;        /* of budget, by this command's literals */
 };
 
 void lp_init(struct lp_reader *r, enum lp_mode mode,
@@ -76,6 +99,8 @@ void lp_init(struct lp_reader *r, enum lp_mode mode,
 void lp_set_mode(struct lp_reader *r, enum lp_mode mode);
 void lp_set_limits(struct lp_reader *r, const struct lp_limits *lim);
 void lp_free(struct lp_reader *r);
+/* Shares budget (NULL: none) from the next literal on. */
+void lp_set_budget(struct lp_reader *r, struct lp_budget *budget);
 
 /* Consumes up to len bytes of data and returns a status; *consumed_r says
  * how many were used.  Bytes after a status other than LP_MORE are left
@@ -85,6 +110,9 @@ enum lp_status lp_feed(struct lp_reader *r, const char *data, size_t len,
 /* The complete command (LP_COMMAND) or what was read of the bad one. */
 const char *lp_command(const struct lp_reader *r, size_t *len_r);
 const char *lp_error(const struct lp_reader *r);
+/* Whether the error is a refusal for the budget (the same command may
+ * succeed later: IMAP answers NO, not BAD). */
+int lp_error_temporary(const struct lp_reader *r);
 /* msg without the IMAP response code it may start with ("[TOOBIG]
  * Command line too long" -> "Command line too long"): POP3 (RFC 2449 8
  * has no such codes) and SMTP send only the text.  Points into msg. */

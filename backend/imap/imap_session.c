@@ -89,6 +89,9 @@ backend_imap_append_limit(const struct config *cfg)
 	uint64_t cmd = cfg->limits_max_command_size;
 	uint64_t line = (uint64_t)cfg->limits_max_line + 2;
 	uint64_t room = cmd > line ? cmd - line : 0;
+	uint64_t all = cfg->backend_max_command_memory;
+	if (all != 0 && all < room)
+		room = all;
 	return lit < room ? lit : room;
 }
 
@@ -567,7 +570,11 @@ imap_input(struct bsession *s)
 			line = lp_command(&is->lp, &len);
 			protolog_command(s->plog, line, len, 0);
 			lp_tag(line, len, tag, sizeof(tag));
-			imap_bad(is, tag, lp_error(&is->lp));
+			if (lp_error_temporary(&is->lp))
+				session_printf(s, "%s NO %s\r\n", tag,
+					       lp_error(&is->lp));
+			else
+				imap_bad(is, tag, lp_error(&is->lp));
 			lp_next(&is->lp);
 			continue;
 		case LP_FATAL:
@@ -879,6 +886,7 @@ imap_open(struct bsession *s, const Portico__Open *o, const char **code_r,
 				cfg->limits_max_command_size, 1000,
 				cfg->limits_literal_plus ? 0 : 4096};
 	lp_init(&is->lp, LP_MODE_IMAP, &lim);
+	lp_set_budget(&is->lp, &s->be->cmd_budget);
 	arena_init(&is->cmd_pool, 8192);
 	if (cfg->log_protocol_imap)
 		s->plog = protolog_new(PROTOLOG_IMAP, s->id,

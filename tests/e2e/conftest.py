@@ -388,6 +388,23 @@ def read_until_tagged(f, tag):
             return lines
 
 
+def metric(st, port, name, whose="server"):
+    """The value of the unlabelled sample NAME on the /metrics page at
+    PORT of ST."""
+    import urllib.request
+    url = "http://%s:%s/metrics" % (st.host, port)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError("%s not in the %s's metrics" % (name, whose))
+
+
+def backend_metric(st, name):
+    """NAME on the /metrics page of ST's first backend."""
+    return metric(st, st.SITE1_BE1_HTTP_PORT, name, "backend")
+
+
 def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
     """Poll PREDICATE until it returns a true value; return that value."""
     deadline = time.monotonic() + timeout

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from conftest import raw_client, read_until_tagged, wait_for
+from conftest import (backend_metric, metric, raw_client, read_until_tagged,
+                      wait_for)
 
 pytestmark = pytest.mark.daemons
 
@@ -180,21 +181,6 @@ def test_narrow_window_idle_changes_and_big_fetch(narrow, tmp_path):
     s.close()
 
 
-def counter(st, port, name, whose):
-    """The value of NAME on the /metrics page at PORT."""
-    import urllib.request
-    url = "http://%s:%s/metrics" % (st.host, port)
-    with urllib.request.urlopen(url, timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    raise AssertionError("%s not in the %s's metrics" % (name, whose))
-
-
-def backend_counter(st, name):
-    return counter(st, st.SITE1_BE1_HTTP_PORT, name, "backend")
-
-
 def test_store_answers_of_one_commit_leave_together(st):
     """Sessions on one link whose commands are committed together: their
     answers go to the link in one write per batch of completions, not
@@ -213,16 +199,16 @@ def test_store_answers_of_one_commit_leave_together(st):
     rounds = 5
     writes = commits = 0
     for r in range(rounds):
-        w0 = backend_counter(st, "portico_backend_link_writes_total")
-        c0 = backend_counter(st, "portico_backend_store_commits_total")
+        w0 = backend_metric(st, "portico_backend_link_writes_total")
+        c0 = backend_metric(st, "portico_backend_store_commits_total")
         for s, _ in clients:
             s.sendall(b"s%d STORE 1 +FLAGS.SILENT (\\Flagged)\r\n" % r)
         for _, f in clients:
             tag = b"s%d" % r
             assert read_until_tagged(f, tag)[-1].startswith(tag + b" OK")
-        writes += backend_counter(
+        writes += backend_metric(
             st, "portico_backend_link_writes_total") - w0
-        commits += backend_counter(
+        commits += backend_metric(
             st, "portico_backend_store_commits_total") - c0
     for s, _ in clients:
         s.close()
@@ -244,7 +230,7 @@ def test_expunge_of_nothing_waits_for_no_commit(st):
     s.sendall(b"a1 LOGIN %s %s\r\na2 SELECT INBOX\r\n"
               % (user.encode(), pw.encode()))
     assert read_until_tagged(f, b"a2")[-1].startswith(b"a2 OK")
-    c0 = backend_counter(st, "portico_backend_store_commits_total")
+    c0 = backend_metric(st, "portico_backend_store_commits_total")
     for i in range(20):
         s.sendall(b"e%d EXPUNGE\r\nu%d UID EXPUNGE 1:*\r\n" % (i, i))
         lines = read_until_tagged(f, b"e%d" % i)
@@ -253,7 +239,7 @@ def test_expunge_of_nothing_waits_for_no_commit(st):
                        for x in lines), lines
         lines = read_until_tagged(f, b"u%d" % i)
         assert lines[-1].startswith(b"u%d OK" % i), lines
-    commits = backend_counter(st, "portico_backend_store_commits_total") - c0
+    commits = backend_metric(st, "portico_backend_store_commits_total") - c0
     # 40 commands; a commit of the backend's own (a timer) may fall in
     assert commits <= 2, commits
     s.sendall(b"f1 STORE 2 +FLAGS.SILENT (\\Deleted)\r\nf2 EXPUNGE\r\n"
@@ -326,7 +312,7 @@ def pinged(stack_factory):
 
 
 def frontend_counter(st, name):
-    return counter(st, st.HTTP_PORT, name, "frontend")
+    return metric(st, st.HTTP_PORT, name, "frontend")
 
 
 def test_quiet_link_is_pinged_and_kept(pinged):
@@ -435,13 +421,13 @@ def test_change_shown_to_its_mailbox_watchers_only(st):
     # (pass="all": another process's writes, such as a new user's
     # mailbox, shown to every session once the backend sees them)
     key = 'portico_backend_notified_total{pass="mailbox"}'
-    before = backend_counter(st, key)
+    before = backend_metric(st, key)
     for n in range(5):
         msg = b"Subject: watched %d\r\n\r\nhi\r\n" % n
         assert others[0].append("INBOX", None, None, msg)[0] == "OK"
         line = wf.readline()
         assert line == b"* %d EXISTS\r\n" % (n + 1), line
-    after = backend_counter(st, key)
+    after = backend_metric(st, key)
     # the watcher, once per APPEND's commit: not the twelve idlers of
     # the other mailbox, nor the sessions that are not in IDLE
     assert after - before == 5, (before, after)
@@ -489,7 +475,7 @@ def test_gone_frontend_is_given_up_by_the_backend(stack_factory):
 
     # while the first frontend's session holds it, the maildrop is locked
     assert pop3_login(2).startswith(b"-ERR [IN-USE]")
-    before = backend_counter(st, "portico_backend_link_timeouts_total")
+    before = backend_metric(st, "portico_backend_link_timeouts_total")
     pid = int((st.dir / "s1f1" / "pid").read_text())
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -505,7 +491,7 @@ def test_gone_frontend_is_given_up_by_the_backend(stack_factory):
         assert re.search(r"link peer=\S+ frontend=s1f1 lost: nothing from "
                          r"the frontend for \d+ s \(backend.link_timeout\)",
                          log), log[-3000:]
-        assert backend_counter(
+        assert backend_metric(
             st, "portico_backend_link_timeouts_total") == before + 1
         # the second frontend's link, answering its Pings, stays
         assert "frontend=s1f2 lost" not in log, log[-3000:]

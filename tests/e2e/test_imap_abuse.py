@@ -6,6 +6,8 @@ import socket
 
 import pytest
 
+from conftest import backend_metric, wait_for
+
 pytestmark = pytest.mark.daemons
 
 
@@ -35,6 +37,7 @@ class Raw:
                 return lines
 
     def close(self):
+        self.f.close()
         self.s.close()
 
 
@@ -243,3 +246,76 @@ def test_literal_minus(stack_factory):
     typ, data = c.select("INBOX")
     assert data == [b"2"]
     c.logout()
+
+
+BUDGET = 1024 * 1024  # backend.max_command_memory in the test below
+BUSY = (b"[UNAVAILABLE] Server busy with other large commands, try again "
+        b"later")
+
+
+def test_command_memory_shared_by_all_sessions(stack_factory):
+    """backend.max_command_memory: the literals of the commands being read
+    by all sessions of a backend together, counted from their headers on.
+    One that does not fit is refused, a synchronizing one with NO before
+    the client sends it, a non-synchronizing one with BYE; the room comes
+    back when a command is done or its session goes; no stored mail is
+    touched."""
+    st = stack_factory("cmdmemory",
+                       settings=["backend.max_command_memory=1M"])
+    a_user = st.new_user("holder")
+    b_user = st.new_user("other")
+    used = "portico_backend_command_memory_bytes"
+    refused = "portico_backend_command_memory_refusals_total"
+    a = Raw(st, a_user)
+    b = Raw(st, b_user)
+    # APPENDLIMIT is at most the budget
+    caps = b.cmd(b"c", b"CAPABILITY")[0]
+    assert b" APPENDLIMIT=%d" % BUDGET in caps, caps
+    # a holds 700,000 octets of the budget once it has announced them
+    a.s.sendall(b"a1 APPEND INBOX {700000}\r\n")
+    assert a.f.readline() == b"+ OK\r\n"
+    a.s.sendall(b"Subject: held\r\n\r\n")
+    assert backend_metric(st, used) == 700000
+    # b's 400,000 do not fit beside them: NO, not "+", and b goes on
+    b.s.sendall(b"b1 APPEND INBOX {400000}\r\n")
+    assert b.f.readline() == b"b1 NO " + BUSY + b"\r\n"
+    assert b.cmd(b"b2", b"NOOP")[-1].startswith(b"b2 OK")
+    assert backend_metric(st, refused) == 1
+    # 300,000 do, and are given back when the command is done
+    msg = b"Subject: fits\r\n\r\n" + b"f" * (300000 - 19) + b"\r\n"
+    assert len(msg) == 300000
+    b.s.sendall(b"b3 APPEND INBOX {300000}\r\n")
+    assert b.f.readline() == b"+ OK\r\n"
+    assert backend_metric(st, used) == 1000000
+    b.s.sendall(msg + b"\r\n")
+    assert b.until(b"b3")[-1].startswith(b"b3 OK [APPENDUID ")
+    assert backend_metric(st, used) == 700000
+    # a non-synchronizing literal that does not fit ends its session
+    b.s.sendall(b"b4 APPEND INBOX {400000+}\r\n")
+    assert b.f.readline() == b"* BYE " + BUSY + b"\r\n"
+    assert b.f.readline() == b""
+    b.close()
+    assert backend_metric(st, refused) == 2
+    # a session gone in the middle of its literal gives its part back
+    a.close()
+    wait_for(lambda: backend_metric(st, used) == 0,
+             what="the budget to be given back")
+    # and the whole budget is there again
+    c = Raw(st, b_user)
+    big = b"Subject: whole\r\n\r\n" + b"w" * (BUDGET - 20) + b"\r\n"
+    assert len(big) == BUDGET
+    c.s.sendall(b"c1 APPEND INBOX {%d}\r\n" % len(big))
+    assert c.f.readline() == b"+ OK\r\n"
+    c.s.sendall(big + b"\r\n")
+    assert c.until(b"c1")[-1].startswith(b"c1 OK [APPENDUID ")
+    c.close()
+    # what was acknowledged is stored, what was refused or cut is not
+    m = st.imap(*b_user)
+    assert m.select("INBOX")[1] == [b"2"]
+    sizes = m.fetch("1:2", "(RFC822.SIZE)")[1]
+    assert [int(x.split(b"RFC822.SIZE ")[1].rstrip(b")")) for x in sizes] \
+        == [300000, BUDGET]
+    m.logout()
+    m = st.imap(*a_user)
+    assert m.select("INBOX")[1] == [b"0"]
+    m.logout()

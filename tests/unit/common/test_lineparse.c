@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -938,6 +939,120 @@ test_tag(void **state)
 	assert_string_equal(lp_tag("ab NOOP", 7, two, sizeof(two)), "*");
 }
 
+/* Feeds the whole of in (a string) and returns the status. */
+static enum lp_status
+feed_all(struct lp_reader *r, const char *in)
+{
+	size_t used = 0;
+	enum lp_status st = feed_str(r, in, &used);
+	assert_int_equal(used, strlen(in));
+	return st;
+}
+
+#define E_BUDGET                                                               \
+	"[UNAVAILABLE] Server busy with other large commands, "                \
+	"try again later"
+
+static void
+test_budget_shared(void **state)
+{
+	(void)state;
+	struct lp_budget budget = {.max = 40};
+	struct lp_reader a, b;
+	lp_init(&a, LP_MODE_IMAP, &test_limits);
+	lp_init(&b, LP_MODE_IMAP, &test_limits);
+	lp_set_budget(&a, &budget);
+	lp_set_budget(&b, &budget);
+
+	/* a's literal is counted at its announced size, before its octets. */
+	assert_int_equal(feed_all(&a, "1 APPEND x {30}\r\n"), LP_CONTINUE);
+	assert_int_equal(budget.used, 30);
+	/* b's does not fit beside it: refused before the client sends it,
+	   as a temporary error; nothing of b's is counted. */
+	assert_int_equal(feed_all(&b, "2 APPEND x {11}\r\n"), LP_ERROR);
+	assert_string_equal(lp_error(&b), E_BUDGET);
+	assert_true(lp_error_temporary(&b));
+	assert_int_equal(budget.used, 30);
+	assert_int_equal(budget.refused, 1);
+	lp_next(&b);
+	assert_false(lp_error_temporary(&b));
+	/* What fits beside it is taken, a zero-length literal always. */
+	assert_int_equal(feed_all(&b, "3 APPEND x {10}\r\n"), LP_CONTINUE);
+	assert_int_equal(budget.used, 40);
+	assert_int_equal(feed_all(&b, "0123456789 {0}\r\n"), LP_CONTINUE);
+	assert_int_equal(feed_all(&b, "\r\n"), LP_COMMAND);
+	/* A command's literals are given back when it is done with. */
+	lp_next(&b);
+	assert_int_equal(budget.used, 30);
+	/* A non-synchronizing literal over the budget cannot be refused
+	   before it arrives: fatal. */
+	assert_int_equal(feed_all(&b, "4 APPEND x {11+}\r\n"), LP_FATAL);
+	assert_string_equal(lp_error(&b), E_BUDGET);
+	assert_int_equal(budget.refused, 2);
+	lp_reset(&b);
+	/* The reader being freed mid-literal (a session ending) gives its
+	   part back. */
+	assert_int_equal(feed_all(&a, "0123456789"), LP_MORE);
+	lp_free(&a);
+	assert_int_equal(budget.used, 0);
+	assert_int_equal(feed_all(&b, "5 APPEND x {11+}\r\n0123456789a\r\n"),
+			 LP_COMMAND);
+	assert_int_equal(budget.used, 11);
+	lp_reset(&b);
+	assert_int_equal(budget.used, 0);
+	/* Detaching the budget gives back what the reader holds of it. */
+	assert_int_equal(feed_all(&b, "6 APPEND x {7}\r\n"), LP_CONTINUE);
+	assert_int_equal(budget.used, 7);
+	lp_set_budget(&b, NULL);
+	assert_int_equal(budget.used, 0);
+	lp_free(&b);
+
+	/* max 0: no cap, but still counted. */
+	struct lp_budget open = {.max = 0};
+	lp_init(&a, LP_MODE_IMAP, &test_limits);
+	lp_set_budget(&a, &open);
+	assert_int_equal(feed_all(&a, "7 APPEND x {32}\r\n"), LP_CONTINUE);
+	assert_int_equal(open.used, 32);
+	lp_free(&a);
+	assert_int_equal(open.used, 0);
+	assert_int_equal(open.refused, 0);
+}
+
+static void
+test_large_command_buffer_released(void **state)
+{
+	(void)state;
+	struct lp_limits lim = test_limits;
+	lim.max_literal = lim.max_command = 4 * LP_KEEP_SIZE;
+	struct lp_reader r;
+	lp_init(&r, LP_MODE_IMAP, &lim);
+	/* A small command's buffer is kept for the next. */
+	assert_int_equal(feed_all(&r, "1 NOOP\r\n"), LP_COMMAND);
+	lp_next(&r);
+	assert_true(r.cmd.cap > 0 && r.cmd.cap <= LP_KEEP_SIZE);
+	/* A large one's is not: a session holds it only while reading it. */
+	size_t n = 2 * LP_KEEP_SIZE;
+	char *lit = malloc(n);
+	assert_non_null(lit);
+	memset(lit, 'x', n);
+	char head[64];
+	snprintf(head, sizeof(head), "2 APPEND x {%zu+}\r\n", n);
+	assert_int_equal(feed_all(&r, head), LP_MORE);
+	size_t used;
+	assert_int_equal(lp_feed(&r, lit, n, &used), LP_MORE);
+	assert_int_equal(used, n);
+	assert_int_equal(feed_all(&r, "\r\n"), LP_COMMAND);
+	assert_true(r.cmd.cap >= n);
+	lp_next(&r);
+	assert_int_equal(r.cmd.cap, 0);
+	assert_int_equal(buf_used(&r.cmd), 0);
+	/* and the reader goes on as before */
+	assert_int_equal(feed_all(&r, "3 NOOP\r\n"), LP_COMMAND);
+	assert_command(&r, "3 NOOP");
+	lp_free(&r);
+	free(lit);
+}
+
 int
 main(void)
 {
@@ -979,6 +1094,8 @@ main(void)
 		cmocka_unit_test(test_error_text),
 		cmocka_unit_test(test_set_limits),
 		cmocka_unit_test(test_tag),
+		cmocka_unit_test(test_budget_shared),
+		cmocka_unit_test(test_large_command_buffer_released),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
