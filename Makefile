@@ -126,7 +126,7 @@ $(BUILD)/unit/frontend/test_ldap_escape: $(call obj,frontend/ldap_escape.c)
 $(BUILD)/unit/frontend/test_proxy_proto: $(call obj,common/proxy_proto.c)
 $(BUILD)/unit/frontend/test_cidr: $(call obj,common/cidr.c)
 $(BUILD)/unit/frontend/test_lru: $(call obj,frontend/lru.c)
-$(BUILD)/unit/frontend/test_penalty: $(call obj,frontend/penalty.c frontend/policy.c frontend/lru.c common/cidr.c common/config.c)
+$(BUILD)/unit/frontend/test_penalty: $(call obj,frontend/penalty.c frontend/policy.c frontend/limits.c frontend/lru.c common/cidr.c common/config.c)
 $(BUILD)/unit/frontend/test_http_xml: $(call obj,frontend/http/http_xml.c)
 
 $(BUILD)/unit/%: tests/unit/%.c | $(PROTO_H)

@@ -45,7 +45,7 @@ static const char *fixed[] = {
 	"lmtp.trusted_networks",
 	"limits.literal_plus", "limits.max_literal_size",
 	"limits.max_command_size", "limits.max_line",
-	"limits.auth_penalty_entries",
+	"limits.auth_penalty_entries", "limits.ipv6_prefix",
 	"connection.*",
 	"http.listen", "http.tls_listen", "http.metrics_networks",
 };

@@ -650,6 +650,10 @@ conn_addr_name(const struct sockaddr *sa, char *out, size_t outsize)
 			(const struct sockaddr_in6 *)sa;
 		uv_ip6_name(sin6, host, sizeof(host));
 		port = ntohs(sin6->sin6_port);
+		/* RFC 5952 6: the port cannot be told from the address
+		   otherwise */
+		snprintf(out, outsize, "[%s]:%d", host, port);
+		return;
 	}
 	snprintf(out, outsize, "%s:%d", host, port);
 }

@@ -30,14 +30,9 @@ static void
 addr_key(const struct policy *p, const struct sockaddr *sa,
 	 unsigned char *key)
 {
-	if (sa->sa_family == AF_INET6)
-		lru_key(&p->keyer, "address", key,
-			&((const struct sockaddr_in6 *)sa)->sin6_addr,
-			(size_t)16, NULL);
-	else
-		lru_key(&p->keyer, "address", key,
-			&((const struct sockaddr_in *)sa)->sin_addr,
-			(size_t)4, NULL);
+	unsigned char net[16];
+	size_t len = policy_client_net(p, sa, net);
+	lru_key(&p->keyer, "address", key, net, len, NULL);
 }
 
 static void

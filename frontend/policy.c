@@ -17,6 +17,7 @@ policy_create(struct policy *p, const struct config *cfg,
 {
 	memset(p, 0, sizeof(*p));
 	p->cfg = cfg;
+	p->ipv6_prefix = (unsigned)cfg->limits_ipv6_prefix;
 	if (cidr_list_parse(cfg->frontend_trusted_networks, &p->trusted,
 			    error_r) < 0 ||
 	    cidr_list_parse(cfg->frontend_proxy_networks, &p->proxy,
@@ -135,6 +136,33 @@ policy_lmtp_allowed(const struct policy *p, const struct sockaddr *sa)
 	return cidr_list_match(&p->lmtp, sa);
 }
 
+size_t
+policy_client_net(const struct policy *p, const struct sockaddr *sa,
+		  unsigned char *out)
+{
+	if (sa->sa_family == AF_INET) {
+		memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 4;
+	}
+	if (sa->sa_family != AF_INET6)
+		return 0;
+	const struct in6_addr *a =
+	    &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a)) {
+		memcpy(out, &a->s6_addr[12], 4);
+		return 4;
+	}
+	memcpy(out, a->s6_addr, 16);
+	unsigned bits = p->ipv6_prefix < 128 ? p->ipv6_prefix : 128;
+	for (unsigned i = 0; i < 16; i++) {
+		if (bits >= 8 * (i + 1))
+			continue;
+		unsigned keep = bits > 8 * i ? bits - 8 * i : 0;
+		out[i] &= (unsigned char)(0xff00u >> keep);
+	}
+	return 16;
+}
+
 void
 policy_login_keys(const struct policy *p, const struct sockaddr *sa,
 		  const char *login, const char *password,
@@ -149,15 +177,8 @@ policy_login_keys(const struct policy *p, const struct sockaddr *sa,
 		lower[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
 	}
 	lower[n] = '\0';
-	const void *addr = "";
-	size_t alen = 0;
-	if (sa->sa_family == AF_INET) {
-		addr = &((const struct sockaddr_in *)sa)->sin_addr;
-		alen = 4;
-	} else if (sa->sa_family == AF_INET6) {
-		addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		alen = 16;
-	}
+	unsigned char addr[16];
+	size_t alen = policy_client_net(p, sa, addr);
 	size_t plen = strlen(password);
 	lru_key(&p->keyer, "auth", keys->cache, lower, n,
 		password, plen, NULL);

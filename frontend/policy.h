@@ -26,6 +26,7 @@ struct policy {
 	struct cidr_list trusted;    /* frontend.trusted_networks */
 	struct cidr_list proxy;      /* frontend.proxy_networks */
 	struct cidr_list lmtp;       /* lmtp.trusted_networks */
+	unsigned ipv6_prefix;        /* limits.ipv6_prefix (fixed) */
 	uint64_t connections;
 	struct lru per_address;      /* unsigned count */
 	struct lru per_user;         /* unsigned count */
@@ -65,6 +66,12 @@ void policy_reload(struct policy *p, const struct config *cfg);
 int policy_trusted(const struct policy *p, const struct sockaddr *sa);
 int policy_proxy_allowed(const struct policy *p, const struct sockaddr *sa);
 int policy_lmtp_allowed(const struct policy *p, const struct sockaddr *sa);
+/* The client's network as the counts of addresses see it, in out (16
+ * bytes): the 4 bytes of an IPv4 address (an IPv4-mapped IPv6 one too),
+ * the 16 of an IPv6 address with the bits past limits.ipv6_prefix
+ * cleared.  Returns its length, 0 for other families. */
+size_t policy_client_net(const struct policy *p, const struct sockaddr *sa,
+			 unsigned char *out);
 /* Fills keys for login (compared case-insensitively) and password from
  * the client address sa. */
 void policy_login_keys(const struct policy *p, const struct sockaddr *sa,

@@ -213,6 +213,71 @@ def test_per_address_limit_uses_the_real_address(st):
             s.close()
 
 
+def v1_6(src, sport, dst="::1", dport=993):
+    return b"PROXY TCP6 %s %s %d %d\r\n" % (src.encode(), dst.encode(),
+                                            sport, dport)
+
+
+def v2_6(src, sport, dst="::1", dport=993):
+    addrs = socket.inet_pton(socket.AF_INET6, src) + \
+        socket.inet_pton(socket.AF_INET6, dst) + \
+        struct.pack("!HH", sport, dport)
+    return V2_SIG + bytes([0x21, 0x21]) + struct.pack("!H", len(addrs)) + \
+        addrs
+
+
+def test_ipv6_network_is_one_address(st):
+    """IPv6 clients are counted by their /64 (limits.ipv6_prefix): a host
+    drawing a new address of its network for every connection or guess is
+    one address to max_connections_per_address (2 here) and to the
+    authentication penalty."""
+    held = []
+    try:
+        for i, src in enumerate(("2001:db8:7:7::1", "2001:db8:7:7:a:b:c:d")):
+            s, f, line = proxied(st, v2_6(src, 43001 + i))
+            assert line.startswith(b"* OK"), line
+            held.append(s)
+        s, f, line = proxied(st, v1_6("2001:db8:7:7:ffff::3", 43003))
+        assert line.startswith(b"* BYE [UNAVAILABLE] Too many connections "
+                               b"from your address"), line
+        s.close()
+        # the next /64 is another client
+        s, f, line = proxied(st, v2_6("2001:db8:7:8::1", 43004))
+        assert line.startswith(b"* OK"), line
+        s.close()
+    finally:
+        for s in held:
+            s.close()
+    log = st.log("s1f1")
+    # the address is logged whole, in brackets before the port
+    assert "client=[2001:db8:7:7:a:b:c:d]:43002 proxy=" in log
+
+    user, pw = st.new_user("v6pen")
+
+    def login(src, password):
+        def greeted():
+            s, f, line = proxied(st, v1_6(src, 43100))
+            if line.startswith(b"* OK"):
+                return s, f
+            s.close()  # the connections above not yet released
+            return None
+        s, f = wait_for(greeted, what="a connection from " + src)
+        s.sendall(b"a1 LOGIN %s %s\r\n" % (user.encode(), password.encode()))
+        out = read_until_tagged(f, b"a1")[-1]
+        s.close()
+        return out
+
+    assert login("2001:db8:7:9::1", "bad1").startswith(b"a1 NO")
+    # the same login from another address of the network waits
+    assert login("2001:db8:7:9:1::2", "bad2").startswith(b"a1 NO")
+    assert "client=[2001:db8:7:9:1::2]:43100 user=%s auth penalty" % user \
+        in st.log("s1f1")
+    # another network does not
+    assert login("2001:db8:7:a::1", pw).startswith(b"a1 OK")
+    assert "client=[2001:db8:7:a::1]:43100 user=%s auth penalty" % user \
+        not in st.log("s1f1")
+
+
 def test_penalty_uses_the_real_address(st):
     user, pw = st.new_user("proxpen")
 

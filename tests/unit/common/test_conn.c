@@ -1,9 +1,15 @@
 /* test_conn.c - the address strings of connections: conn_addr_name()'s
- * "ip:port" as an RFC 5321 4.1.3 address literal. */
+ * "ip:port" or "[ipv6]:port", and either as an RFC 5321 4.1.3 address
+ * literal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -23,8 +29,7 @@ test_addr_literal(void **state)
 	(void)state;
 	literal("192.0.2.1:587", 0, "[192.0.2.1]");
 	literal("127.0.0.1", 0, "[127.0.0.1]"); /* no port */
-	/* conn_addr_name() writes IPv6 without brackets: the last colon
-	   is the port's */
+	/* without brackets the last colon is the port's */
 	literal("2001:db8::1:40001", 0, "[IPv6:2001:db8::1]");
 	literal("::1:25", 0, "[IPv6:::1]");
 	literal("::ffff:192.0.2.7:25", 0, "[IPv6:::ffff:192.0.2.7]");
@@ -37,11 +42,56 @@ test_addr_literal(void **state)
 	literal("[::1", -1, "unknown");
 }
 
+static void
+name(const char *addr, int port, const char *want)
+{
+	struct sockaddr_storage ss;
+	char out[64];
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(addr, ':') != NULL) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		assert_int_equal(inet_pton(AF_INET6, addr, &sin6->sin6_addr),
+				 1);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		assert_int_equal(inet_pton(AF_INET, addr, &sin->sin_addr), 1);
+	}
+	conn_addr_name((struct sockaddr *)&ss, out, sizeof(out));
+	assert_string_equal(out, want);
+	/* and what it writes is read back as the same address */
+	char lit[64], back[64];
+	assert_int_equal(conn_addr_literal(out, lit, sizeof(lit)), 0);
+	snprintf(back, sizeof(back), "[%s%s]",
+		 strchr(addr, ':') != NULL ? "IPv6:" : "", addr);
+	assert_string_equal(lit, back);
+}
+
+static void
+test_addr_name(void **state)
+{
+	(void)state;
+	name("192.0.2.1", 587, "192.0.2.1:587");
+	name("2001:db8::1", 40001, "[2001:db8::1]:40001");
+	name("::1", 25, "[::1]:25");
+	name("::ffff:192.0.2.7", 993, "[::ffff:192.0.2.7]:993");
+	struct sockaddr_storage none;
+	memset(&none, 0, sizeof(none));
+	none.ss_family = AF_UNSPEC;
+	char out[64];
+	conn_addr_name((struct sockaddr *)&none, out, sizeof(out));
+	assert_string_equal(out, "?:0");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_addr_literal),
+	    cmocka_unit_test(test_addr_literal),
+	    cmocka_unit_test(test_addr_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

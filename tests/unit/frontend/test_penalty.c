@@ -1,9 +1,12 @@
 /* test_penalty.c - authentication penalties per (address, login), per
- * (address, directory entry) and per address (frontend/penalty.c). */
+ * (address, directory entry) and per address (frontend/penalty.c), and
+ * what a client address is to them and to the connection counts (an
+ * IPv6 network, limits.ipv6_prefix). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <arpa/inet.h>
@@ -29,6 +32,8 @@ setup(void **state)
 	    config_set(&f.cfg, "limits", "auth_penalty_max", "60s", &err) < 0 ||
 	    config_set(&f.cfg, "limits", "auth_address_failures", "3", &err) <
 		0 ||
+	    config_set(&f.cfg, "limits", "max_connections_per_address", "2",
+		       &err) < 0 ||
 	    policy_create(&f.p, &f.cfg, &err) < 0)
 		return -1;
 	*state = &f;
@@ -44,15 +49,30 @@ teardown(void **state)
 	return 0;
 }
 
+/* addr as a socket address: IPv6 if it has a colon. */
+static const struct sockaddr *
+sockaddr_of(const char *addr, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(addr, ':') != NULL) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+		sin6->sin6_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, addr, &sin6->sin6_addr),
+				 1);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+		sin->sin_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, addr, &sin->sin_addr), 1);
+	}
+	return (const struct sockaddr *)ss;
+}
+
 static void
 keys(struct fixture *f, const char *addr, const char *login,
      const char *password, struct policy_login_keys *k)
 {
-	struct sockaddr_in sin;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	assert_int_equal(inet_pton(AF_INET, addr, &sin.sin_addr), 1);
-	policy_login_keys(&f->p, (struct sockaddr *)&sin, login, password, k);
+	struct sockaddr_storage ss;
+	policy_login_keys(&f->p, sockaddr_of(addr, &ss), login, password, k);
 }
 
 /* A failed login of login with password from addr; the entry dn found
@@ -225,11 +245,100 @@ test_spellings_of_one_entry_share_a_count(void **state)
 	    0);
 }
 
+static void
+test_client_net(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_storage ss;
+	unsigned char out[16];
+	static const unsigned char v4[] = {192, 0, 2, 7};
+	/* IPv4, and IPv4-mapped IPv6, one by one */
+	assert_int_equal(
+	    policy_client_net(&f->p, sockaddr_of("192.0.2.7", &ss), out), 4);
+	assert_memory_equal(out, v4, 4);
+	assert_int_equal(
+	    policy_client_net(&f->p, sockaddr_of("::ffff:192.0.2.7", &ss), out),
+	    4);
+	assert_memory_equal(out, v4, 4);
+	/* IPv6: the first limits.ipv6_prefix bits (64 by default) */
+	assert_int_equal(f->p.ipv6_prefix, 64);
+	static const struct {
+		unsigned prefix;
+		const char *addr, *net;
+	} cases[] = {
+	    {64, "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"},
+	    {64, "2001:db8:1:2::", "2001:db8:1:2::"},
+	    {48, "2001:db8:1:2:3:4:5:6", "2001:db8:1::"},
+	    {56, "2001:db8:1:2ff:3:4:5:6", "2001:db8:1:200::"},
+	    {60, "2001:db8:1:2ff:3:4:5:6", "2001:db8:1:2f0::"},
+	    {127, "2001:db8::ff", "2001:db8::fe"},
+	    {128, "2001:db8::ff", "2001:db8::ff"},
+	    {16, "2001:db8::ff", "2001::"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct in6_addr want;
+		f->p.ipv6_prefix = cases[i].prefix;
+		assert_int_equal(
+		    policy_client_net(&f->p, sockaddr_of(cases[i].addr, &ss),
+				      out),
+		    16);
+		assert_int_equal(inet_pton(AF_INET6, cases[i].net, &want), 1);
+		assert_memory_equal(out, want.s6_addr, 16);
+	}
+	f->p.ipv6_prefix = 64;
+}
+
+static void
+test_ipv6_network_is_one_client(void **state)
+{
+	struct fixture *f = *state;
+	struct penalty_wait w;
+	struct sockaddr_storage ss;
+	/* A sprayer drawing a new address of its /64 for every guess is
+	   still one address to the count. */
+	failed(f, "2001:db8:5:6::1", "user0", "Summer2024", NULL);
+	failed(f, "2001:db8:5:6::2", "user1", "Summer2024", NULL);
+	failed(f, "2001:db8:5:6:a:b:c:d", "user2", "Summer2024", NULL);
+	failed(f, "2001:db8:5:6:ffff::9", "user3", "Summer2024", NULL);
+	assert_int_equal(delay(f, "2001:db8:5:6:1::1", "fresh", &w), 1000);
+	assert_int_equal(w.address_failures, 4);
+	/* and so for its pairs: a login tried again from another address
+	   of the network waits for its earlier failure */
+	assert_int_equal(delay(f, "2001:db8:5:6:2::2", "user0", &w), 1000);
+	assert_int_equal(w.failures, 1);
+	/* The next /64 is another client. */
+	assert_int_equal(delay(f, "2001:db8:5:7::1", "fresh", &w), 0);
+	assert_int_equal(w.address_failures, 0);
+	/* An IPv4 client seen through an IPv6 socket is the IPv4 client. */
+	for (int i = 0; i < 4; i++) {
+		char login[32];
+		snprintf(login, sizeof(login), "v4user%d", i);
+		failed(f, "::ffff:192.0.2.30", login, "Summer2024", NULL);
+	}
+	assert_int_equal(delay(f, "192.0.2.30", "fresh", &w), 1000);
+	assert_int_equal(delay(f, "192.0.2.31", "fresh", &w), 0);
+	/* Connections per address count the network too (2 here). */
+	assert_int_equal(
+	    limits_addr_acquire(&f->p, sockaddr_of("2001:db8:9:9::1", &ss)), 0);
+	assert_int_equal(
+	    limits_addr_acquire(&f->p, sockaddr_of("2001:db8:9:9::2", &ss)), 0);
+	assert_int_equal(
+	    limits_addr_acquire(&f->p, sockaddr_of("2001:db8:9:9::3", &ss)),
+	    -1);
+	assert_int_equal(
+	    limits_addr_acquire(&f->p, sockaddr_of("2001:db8:9:a::3", &ss)), 0);
+	limits_addr_release(&f->p, sockaddr_of("2001:db8:9:9::1", &ss));
+	assert_int_equal(
+	    limits_addr_acquire(&f->p, sockaddr_of("2001:db8:9:9::3", &ss)), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_spraying_slows_the_address),
+	    cmocka_unit_test(test_client_net),
+	    cmocka_unit_test(test_ipv6_network_is_one_client),
 	    cmocka_unit_test(test_repeats_and_successes),
 	    cmocka_unit_test(test_address_count_off),
 	    cmocka_unit_test(test_spellings_of_one_entry_share_a_count),
