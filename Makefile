@@ -119,6 +119,7 @@ $(BUILD)/unit/backend/test_mime: $(call obj,backend/mime/mime.c backend/mime/mim
 $(BUILD)/unit/backend/test_dsn: $(call obj,backend/transport/dsn.c backend/transport/message.c common/buf.c common/config.c)
 $(BUILD)/unit/backend/test_message: $(call obj,backend/transport/message.c common/buf.c common/config.c)
 $(BUILD)/unit/backend/test_sendrate: $(call obj,backend/transport/sendrate.c)
+$(BUILD)/unit/backend/test_user_sessions: $(call obj,backend/user_sessions.c)
 $(BUILD)/unit/backend/test_store_records: $(call obj,backend/store/store.c backend/store/store_delivery.c backend/store/store_expunged.c backend/store/store_writer.c backend/store/store_ops.c backend/store/store_queue.c common/metrics.c common/buf.c)
 $(BUILD)/unit/backend/test_seqset: $(call obj,backend/imap/imap_seqset.c common/buf.c common/arena.c)
 $(BUILD)/unit/backend/test_store_reader: $(call obj,backend/store/store.c backend/store/store_delivery.c backend/store/store_expunged.c backend/store/store_writer.c backend/store/store_ops.c backend/store/store_queue.c common/metrics.c common/buf.c)

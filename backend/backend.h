@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "backend/store/store.h"
+#include "backend/user_sessions.h"
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/conn.h"
@@ -63,6 +64,9 @@ struct backend {
 	/* The literals of the IMAP commands being read, all sessions
 	   together (backend.max_command_memory) */
 	struct lp_budget cmd_budget;
+	/* IMAP and POP3 sessions by account, whatever frontend carries them
+	   (backend.max_sessions_per_user) */
+	struct user_sessions user_sessions;
 	/* Sessions of links waiting for a mailbox's changes (IDLE on it),
 	   by mailbox id, chained through bsession.watch_next: a change is
 	   shown to its mailbox's watchers without a look at every other
@@ -132,6 +136,7 @@ struct bsession {
 	char id[64];              /* the frontend's session id */
 	char user[256];
 	char mailbox_id[256];
+	int counted;              /* in be->user_sessions */
 	struct buf in;            /* received, not yet processed */
 	struct buf out;           /* produced, waiting for credit */
 	uint64_t send_credit;     /* bytes the frontend accepts now */

@@ -103,6 +103,12 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "without a frame.");
 	metrics_sample(b, "portico_backend_link_timeouts_total", NULL,
 		       metrics_get(&be->link_timeouts));
+	metrics_family(b, "portico_backend_user_session_refusals_total",
+		       "counter",
+		       "Sessions refused because their account had "
+		       "backend.max_sessions_per_user open already.");
+	metrics_sample(b, "portico_backend_user_session_refusals_total", NULL,
+		       metrics_get(&be->user_sessions.refused));
 	metrics_family(b, "portico_backend_command_memory_bytes", "gauge",
 		       "Literal octets announced by the IMAP commands being "
 		       "read, all sessions together (at most "

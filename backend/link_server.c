@@ -313,6 +313,11 @@ session_end(struct bsession *s, const char *reason)
 void
 session_free(struct bsession *s)
 {
+	if (s->counted) {
+		/* gone for the account, whatever still refers to it */
+		user_sessions_release(&s->be->user_sessions, s->mailbox_id);
+		s->counted = 0;
+	}
 	if (s->pending_ops > 0) {
 		/* A store operation still refers to it: free on its
 		   completion. */
@@ -652,6 +657,20 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 	snprintf(s->id, sizeof(s->id), "%s", o->session_id);
 	snprintf(s->user, sizeof(s->user), "%s", o->user);
 	snprintf(s->mailbox_id, sizeof(s->mailbox_id), "%s", o->mailbox_id);
+	uint64_t max = (uint64_t)l->be->cfg.backend_max_sessions_per_user;
+	if (user_sessions_acquire(&l->be->user_sessions, s->mailbox_id, max) <
+	    0) {
+		log_warn("session=%s user=%s mailbox=%s open refused: "
+			 "%llu sessions of the account already "
+			 "(backend.max_sessions_per_user)",
+			 s->id, s->user, s->mailbox_id,
+			 (unsigned long long)max);
+		blink_refuse(l, stream, "LIMIT",
+			     "Too many sessions for this account", 1);
+		free(s);
+		return;
+	}
+	s->counted = 1;
 	l->be->sessions++;
 	const char *code = "UNAVAILABLE", *reason = "internal error";
 	if (engine->open(s, o, &code, &reason) < 0) {

@@ -337,6 +337,7 @@ main(int argc, char **argv)
 	direct_free(&be);
 	backend_watch_free(&be);
 	sendrate_table_free(&be.sendrate);
+	user_sessions_free(&be.user_sessions);
 	SSL_CTX_free(be.link_ctx);
 	store_close(&be.store);
 	config_snap_free_all(&be.snap);

@@ -878,6 +878,11 @@ client_link_refused(struct client *c, const char *code, const char *reason)
 {
 	log_warn("session=%s user=%s backend=%s refused code=%s reason=\"%s\"",
 		 c->id, c->user, c->duser.mailbox_server, code, reason);
+	if (strcmp(code, "LIMIT") == 0) {
+		/* backend.max_sessions_per_user */
+		client_login_failed(c, LOGIN_FAIL_LIMIT, reason);
+		return;
+	}
 	snprintf(c->fail_code, sizeof(c->fail_code), "%s", code);
 	client_login_failed(c, LOGIN_FAIL_TEMPORARY, reason);
 	c->fail_code[0] = '\0';

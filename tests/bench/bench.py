@@ -286,6 +286,7 @@ class Portico:
             "frontend.trusted_networks=127.0.0.0/8",
             "limits.max_connections=%d" % (n + 2000),
             "limits.max_connections_per_user=%d" % (n + 100),
+            "backend.max_sessions_per_user=0",
             "backend.store_map_size=8G",
             "backend.direct_imap_listen=%s:%d" % (HOST, self.direct_port),
             "backend.direct_imap_password=" + DIRECT_SECRET,

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import raw_client, read_until_tagged, wait_for
+from conftest import backend_metric, raw_client, read_until_tagged, wait_for
 
 pytestmark = pytest.mark.daemons
 
@@ -337,3 +337,56 @@ def test_tcp_keepalive_on_client_connections(stack):
     assert 2 in keepalive_timers(stack.IMAP_PORT), \
         keepalive_timers(stack.IMAP_PORT)
     s.close()
+
+
+def test_sessions_per_user_on_the_backend(stack_factory):
+    """backend.max_sessions_per_user (3 here): an account's IMAP and POP3
+    sessions through all frontends together; each frontend's own
+    limits.max_connections_per_user (20) is far from reached.  Beyond,
+    the login is refused and the connection stays usable."""
+    st = stack_factory(name="usersessions", frontends_per_site=2,
+                       settings=["backend.max_sessions_per_user=3"])
+    user, pw = st.new_user("many")
+    other, other_pw = st.new_user("few")
+    refused = "portico_backend_user_session_refusals_total"
+    held = [st.imap(user, pw, frontend=1), st.imap(user, pw, frontend=2),
+            st.pop3(user, pw, frontend=1)]
+    # a fourth, through either frontend and either protocol
+    s, f = raw_client(st, st.port("imaps", 1, 2), tls=True)
+    assert f.readline().startswith(b"* OK")
+    s.sendall(b"a1 LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
+    assert read_until_tagged(f, b"a1")[-1] == \
+        b"a1 NO [LIMIT] Too many sessions for this account.\r\n"
+    s.sendall(b"a2 NOOP\r\n")
+    assert read_until_tagged(f, b"a2")[-1].startswith(b"a2 OK")
+    s, f = raw_client(st, st.port("pop3s", 1, 1), tls=True)
+    assert f.readline().startswith(b"+OK")
+    s.sendall(b"USER %s\r\nPASS %s\r\n" % (user.encode(), pw.encode()))
+    assert f.readline().startswith(b"+OK")
+    assert f.readline() == \
+        b"-ERR [SYS/TEMP] Too many sessions for this account.\r\n"
+    s.close()
+    assert backend_metric(st, refused) == 2
+    # another account is not concerned
+    c = st.imap(other, other_pw, frontend=2)
+    c.logout()
+    # a session ended makes room for one
+    held.pop(0).logout()
+    c = wait_for(lambda: try_imap(st, user, pw), what="room for a session")
+    assert try_imap(st, user, pw) is None
+    c.logout()
+    for h in held:
+        h.quit() if hasattr(h, "quit") else h.logout()
+
+
+def try_imap(st, user, pw):
+    """An IMAP session of USER through frontend 2, or None if refused."""
+    import imaplib
+    c = st.imap(frontend=2)
+    try:
+        c.login(user, pw)
+        return c
+    except imaplib.IMAP4.error as e:
+        assert "Too many sessions for this account" in str(e), e
+        c.logout()
+        return None
