@@ -2,7 +2,10 @@
  *
  * The input is split by its first byte into chunks of varying size, fed
  * through lineparse in IMAP mode (literals, continuations, errors) and
- * every complete command through imap_parse(), as the backend does. */
+ * every complete command through imap_parse(), as the backend does.  The
+ * reader shares a budget (its size from the first byte too) with a second
+ * reader holding part of it: the budget is never exceeded, and everything
+ * taken from it comes back. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -59,7 +62,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct lp_reader r;
 	struct arena a;
 	struct imap_parse_limits plim = {16, 1000, 1024};
+	struct lp_budget budget = {.max = (uint64_t)(data[-1] >> 6) * 1500};
+	struct lp_reader other;
 	lp_init(&r, LP_MODE_IMAP, &lim);
+	lp_init(&other, LP_MODE_IMAP, &lim);
+	lp_set_budget(&r, &budget);
+	lp_set_budget(&other, &budget);
+	size_t held;
+	(void)lp_feed(&other, "x APPEND a {700}\r\n", 18, &held);
 	arena_init(&a, 1024);
 	size_t off = 0;
 	while (off < size) {
@@ -74,6 +84,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t len;
 			const char *cmd = lp_command(&r, &len);
 			if (len > lim.max_command)
+				__builtin_trap();
+			if (budget.max != 0 && budget.used > budget.max)
+				__builtin_trap();
+			if (budget.used != r.reserved + other.reserved)
 				__builtin_trap();
 			if (st == LP_COMMAND) {
 				struct imap_arg *args;
@@ -97,5 +111,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 done:
 	arena_free(&a);
 	lp_free(&r);
+	lp_free(&other);
+	if (budget.used != 0)
+		__builtin_trap();
 	return 0;
 }
