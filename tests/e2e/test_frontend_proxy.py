@@ -193,24 +193,31 @@ def test_header_address_is_logged(st, make):
     assert "client=192.0.2.7:40002 proxy=127.0.0.1:" in log
 
 
-def test_per_address_limit_uses_the_real_address(st):
+def two_held_then_refused(st, make, sources, other, port):
+    """Two connections from SOURCES[0] and [1] are held, one from
+    SOURCES[2] is refused by the per-address limit (2 here) and one from
+    OTHER is not; headers made by MAKE(src, sport), ports from PORT."""
     held = []
     try:
-        for port in (41001, 41002):
-            s, f, line = proxied(st, v2("192.0.2.50", port))
+        for i, src in enumerate(sources[:2]):
+            s, f, line = proxied(st, make(src, port + i))
             assert line.startswith(b"* OK"), line
             held.append(s)
-        s, f, line = proxied(st, v2("192.0.2.50", 41003))
+        s, f, line = proxied(st, make(sources[2], port + 2))
         assert line.startswith(b"* BYE [UNAVAILABLE] Too many connections "
                                b"from your address"), line
         s.close()
-        # Another client behind the same balancer is not affected.
-        s, f, line = proxied(st, v2("192.0.2.51", 41004))
+        s, f, line = proxied(st, make(other, port + 3))
         assert line.startswith(b"* OK"), line
         s.close()
     finally:
         for s in held:
             s.close()
+
+
+def test_per_address_limit_uses_the_real_address(st):
+    # another client behind the same balancer is not affected
+    two_held_then_refused(st, v2, ["192.0.2.50"] * 3, "192.0.2.51", 41001)
 
 
 def v1_6(src, sport, dst="::1", dport=993):
@@ -231,23 +238,10 @@ def test_ipv6_network_is_one_address(st):
     drawing a new address of its network for every connection or guess is
     one address to max_connections_per_address (2 here) and to the
     authentication penalty."""
-    held = []
-    try:
-        for i, src in enumerate(("2001:db8:7:7::1", "2001:db8:7:7:a:b:c:d")):
-            s, f, line = proxied(st, v2_6(src, 43001 + i))
-            assert line.startswith(b"* OK"), line
-            held.append(s)
-        s, f, line = proxied(st, v1_6("2001:db8:7:7:ffff::3", 43003))
-        assert line.startswith(b"* BYE [UNAVAILABLE] Too many connections "
-                               b"from your address"), line
-        s.close()
-        # the next /64 is another client
-        s, f, line = proxied(st, v2_6("2001:db8:7:8::1", 43004))
-        assert line.startswith(b"* OK"), line
-        s.close()
-    finally:
-        for s in held:
-            s.close()
+    # the next /64 is another client
+    two_held_then_refused(st, v2_6, ["2001:db8:7:7::1", "2001:db8:7:7:a:b:c:d",
+                                     "2001:db8:7:7:ffff::3"],
+                          "2001:db8:7:8::1", 43001)
     log = st.log("s1f1")
     # the address is logged whole, in brackets before the port
     assert "client=[2001:db8:7:7:a:b:c:d]:43002 proxy=" in log
