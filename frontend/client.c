@@ -250,12 +250,20 @@ client_admit(struct client *c)
 {
 	struct frontend *fe = c->fe;
 	const struct sockaddr *sa = (const struct sockaddr *)&c->addr;
+	int rate_refused = 0;
 	c->trusted = policy_trusted(fe->policy, sa);
 	if (!c->counted_conn) {
 		c->refuse = "Too many connections to this server; try again "
 			    "later.";
 	} else if (!c->trusted) {
-		if (limits_addr_acquire(fe->policy, sa) == 0)
+		/* LMTP: mail transfer agents, listed in
+		   lmtp.trusted_networks, not counted */
+		if (c->protocol != CLIENT_LMTP &&
+		    limits_rate_admit(fe->policy, sa, lru_now()) < 0) {
+			c->refuse = "Too many new connections from your "
+				    "address; slow down.";
+			rate_refused = 1;
+		} else if (limits_addr_acquire(fe->policy, sa) == 0)
 			c->counted_addr = 1;
 		else
 			c->refuse = "Too many connections from your address.";
@@ -264,6 +272,15 @@ client_admit(struct client *c)
 		log_warn("session=%s client=%s refused: %s", c->id, c->peer,
 			 c->refuse);
 	c->first_read = 1;
+	if (rate_refused) {
+		metrics_add(&fe->metrics.rate_refused, 1);
+		if (c->implicit_tls) {
+			/* no handshake for it: a flood of handshakes is what
+			   the limit is against */
+			client_close(c, "connection rate");
+			return;
+		}
+	}
 	if (c->implicit_tls)
 		return;
 	if (c->refuse != NULL) {

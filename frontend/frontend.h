@@ -101,6 +101,8 @@ struct frontend_metrics {
 	/* logins held back by the brute-force penalty: [0] their (address,
 	   login) or directory entry's count, [1] their address's */
 	uint64_t auth_penalties[2];
+	/* connections closed by limits.connection_rate_per_address */
+	uint64_t rate_refused;
 	uint64_t tls_handshakes[FM_PROTOS][2]; /* [1]: session resumed */
 	uint64_t link_sessions;            /* opened on a backend */
 	uint64_t link_writes;              /* writes to the links */

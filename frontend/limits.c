@@ -86,6 +86,31 @@ count_release(struct policy *p, struct lru *t, const unsigned char *key)
 }
 
 int
+limits_rate_admit(struct policy *p, const struct sockaddr *sa, uint64_t now)
+{
+	unsigned char key[LRU_KEY_SIZE];
+	addr_key(p, sa, key);
+	int rc = 0;
+	pthread_mutex_lock(&p->lock);
+	uint64_t rate = (uint64_t)p->cfg->limits_connection_rate_per_address;
+	struct lru_entry *e = rate != 0 ? lru_put(&p->conn_rate, key, now)
+					: NULL;
+	if (e != NULL) {
+		struct conn_rate *r = lru_payload(e);
+		/* rate per minute: rate / 60 thousandths per ms */
+		uint64_t gone = now > r->at ? (now - r->at) * rate / 60 : 0;
+		r->level = gone < r->level ? r->level - gone : 0;
+		r->at = now;
+		if (r->level + 1000 > rate * 1000)
+			rc = -1;
+		else
+			r->level += 1000;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+int
 limits_addr_acquire(struct policy *p, const struct sockaddr *sa)
 {
 	unsigned char key[LRU_KEY_SIZE];

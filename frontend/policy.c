@@ -39,6 +39,7 @@ policy_create(struct policy *p, const struct config *cfg,
 	pthread_mutex_init(&p->lock, NULL);
 	size_t conns = (size_t)cfg->limits_max_connections;
 	lru_init(&p->per_address, conns, sizeof(unsigned));
+	lru_init(&p->conn_rate, conns, sizeof(struct conn_rate));
 	lru_init(&p->per_user, conns, sizeof(unsigned));
 	lru_init(&p->penalty, (size_t)cfg->limits_auth_penalty_entries,
 		 sizeof(struct penalty_entry));
@@ -53,6 +54,7 @@ void
 policy_free(struct policy *p)
 {
 	lru_free(&p->per_address);
+	lru_free(&p->conn_rate);
 	lru_free(&p->per_user);
 	lru_free(&p->penalty);
 	lru_free(&p->penalty_address);
@@ -75,6 +77,8 @@ policy_reload(struct policy *p, const struct config *cfg)
 	size_t conns = (size_t)cfg->limits_max_connections;
 	if (conns > p->per_address.max)
 		p->per_address.max = conns;
+	if (conns > p->conn_rate.max)
+		p->conn_rate.max = conns;
 	if (conns > p->per_user.max)
 		p->per_user.max = conns;
 	pthread_mutex_unlock(&p->lock);

@@ -19,6 +19,13 @@
 #include "frontend/directory.h"
 #include "frontend/lru.h"
 
+/* New connections of an address (limits.connection_rate_per_address): a
+ * leaky bucket of thousandths of a connection, emptied at the rate. */
+struct conn_rate {
+	uint64_t level; /* 1000 per connection */
+	uint64_t at;    /* lru_now() of the last one */
+};
+
 struct policy {
 	pthread_mutex_t lock;
 	const struct config *cfg;    /* under lock: a reload swaps it */
@@ -29,6 +36,7 @@ struct policy {
 	unsigned ipv6_prefix;        /* limits.ipv6_prefix (fixed) */
 	uint64_t connections;
 	struct lru per_address;      /* unsigned count */
+	struct lru conn_rate;        /* struct conn_rate, per address */
 	struct lru per_user;         /* unsigned count */
 	struct lru penalty;          /* struct penalty_entry */
 	struct lru penalty_address;  /* unsigned failures */
@@ -89,6 +97,10 @@ int policy_backend_get(struct policy *p, const char *id,
 int limits_conn_acquire(struct policy *p);
 void limits_conn_release(struct policy *p);
 int limits_addr_acquire(struct policy *p, const struct sockaddr *sa);
+/* A new connection from sa within limits.connection_rate_per_address:
+ * 0 (counted), or -1.  now: lru_now(). */
+int limits_rate_admit(struct policy *p, const struct sockaddr *sa,
+		      uint64_t now);
 void limits_addr_release(struct policy *p, const struct sockaddr *sa);
 /* user: the account's DN (aliases count as one account). */
 int limits_user_acquire(struct policy *p, const char *user);

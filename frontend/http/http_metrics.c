@@ -164,6 +164,13 @@ metrics_write(const struct frontend *fe, struct buf *b)
 		       "kind=\"login\"", SUM(metrics.auth_penalties[0]));
 	metrics_sample(b, "portico_frontend_auth_penalties_total",
 		       "kind=\"address\"", SUM(metrics.auth_penalties[1]));
+	metrics_family(b, "portico_frontend_connection_rate_refusals_total",
+		       "counter",
+		       "Mail connections closed at once because their client "
+		       "address opened more than "
+		       "limits.connection_rate_per_address a minute.");
+	metrics_sample(b, "portico_frontend_connection_rate_refusals_total",
+		       NULL, SUM(metrics.rate_refused));
 	metrics_family(b, "portico_frontend_link_sessions_total", "counter",
 		       "Sessions opened on backends over the links.");
 	metrics_sample(b, "portico_frontend_link_sessions_total", NULL,

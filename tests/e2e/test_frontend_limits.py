@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from conftest import backend_metric, raw_client, read_until_tagged, wait_for
+from conftest import (backend_metric, metric, raw_client, read_until_tagged,
+                      wait_for)
 
 pytestmark = pytest.mark.daemons
 
@@ -390,3 +391,50 @@ def try_imap(st, user, pw):
         assert "Too many sessions for this account" in str(e), e
         c.logout()
         return None
+
+
+def test_connection_rate_per_address(stack_factory):
+    """limits.connection_rate_per_address (5 a minute here): beyond it a
+    new connection is closed before its TLS handshake (a cleartext one
+    after * BYE), whatever the port; other addresses and trusted_networks
+    are not concerned."""
+    import ssl
+    st = stack_factory(name="connrate", settings=[
+        "limits.connection_rate_per_address=5",
+        "frontend.trusted_networks=127.0.0.9",
+    ])
+    src = "127.0.0.60"
+    # (the stack's start-up checks from 127.0.0.1 may have met it)
+    before = rate_refusals(st)
+    for _ in range(5):
+        s, f, line = greeting(st, st.IMAPS_PORT, src)
+        assert line.startswith(b"* OK"), line
+        s.close()
+    # the sixth: no handshake
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        greeting(st, st.IMAPS_PORT, src)
+    s, f, line = greeting(st, st.IMAP_PORT, src, tls=False)
+    assert line == (b"* BYE [UNAVAILABLE] Too many new connections from "
+                    b"your address; slow down.\r\n"), line
+    assert f.readline() == b""
+    s.close()
+    assert rate_refusals(st) == before + 2
+    # LMTP (mail transfer agents) is not counted
+    s, f, line = greeting(st, st.LMTP_PORT, src, tls=False)
+    assert line.startswith(b"220 ") or line.startswith(b"554 "), line
+    assert b"Too many" not in line
+    s.close()
+    # another address, and a trusted one however often
+    for source in ["127.0.0.61"] + ["127.0.0.9"] * 8:
+        s, f, line = greeting(st, st.IMAPS_PORT, source)
+        assert line.startswith(b"* OK"), (source, line)
+        s.close()
+    refused = [l for l in st.log("s1f1").splitlines()
+               if "client=%s:" % src in l and "Too many new connections" in l]
+    assert len(refused) == 2, refused
+
+
+def rate_refusals(st):
+    return metric(st, st.HTTP_PORT,
+                  "portico_frontend_connection_rate_refusals_total",
+                  "frontend")

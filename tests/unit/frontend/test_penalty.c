@@ -332,6 +332,54 @@ test_ipv6_network_is_one_client(void **state)
 	    limits_addr_acquire(&f->p, sockaddr_of("2001:db8:9:9::3", &ss)), 0);
 }
 
+static int
+admit(struct fixture *f, const char *addr, uint64_t now)
+{
+	struct sockaddr_storage ss;
+	return limits_rate_admit(&f->p, sockaddr_of(addr, &ss), now);
+}
+
+static void
+test_connection_rate(void **state)
+{
+	struct fixture *f = *state;
+	const char *err = NULL;
+	assert_int_equal(config_set(&f->cfg, "limits",
+				    "connection_rate_per_address", "3", &err),
+			 0);
+	uint64_t t = 1000000;
+	/* three at once, then one per 20 s (3 a minute) */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(admit(f, "198.51.100.1", t), 0);
+	assert_int_equal(admit(f, "198.51.100.1", t), -1);
+	assert_int_equal(admit(f, "198.51.100.1", t + 19000), -1);
+	assert_int_equal(admit(f, "198.51.100.1", t + 20000), 0);
+	assert_int_equal(admit(f, "198.51.100.1", t + 20000), -1);
+	/* refused attempts do not add: 40 s later, two fit */
+	assert_int_equal(admit(f, "198.51.100.1", t + 60000), 0);
+	assert_int_equal(admit(f, "198.51.100.1", t + 60000), 0);
+	assert_int_equal(admit(f, "198.51.100.1", t + 60000), -1);
+	/* a minute of quiet: the whole burst again, no more */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(admit(f, "198.51.100.1", t + 600000), 0);
+	assert_int_equal(admit(f, "198.51.100.1", t + 600000), -1);
+	/* another address is not concerned; an IPv6 network is one */
+	assert_int_equal(admit(f, "198.51.100.2", t), 0);
+	for (int i = 0; i < 3; i++) {
+		char a[64];
+		snprintf(a, sizeof(a), "2001:db8:77:1::%d", i + 1);
+		assert_int_equal(admit(f, a, t), 0);
+	}
+	assert_int_equal(admit(f, "2001:db8:77:1:ffff::1", t), -1);
+	assert_int_equal(admit(f, "2001:db8:77:2::1", t), 0);
+	/* 0: no limit */
+	assert_int_equal(config_set(&f->cfg, "limits",
+				    "connection_rate_per_address", "0", &err),
+			 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(admit(f, "198.51.100.1", t + 600000), 0);
+}
+
 int
 main(void)
 {
@@ -339,6 +387,7 @@ main(void)
 	    cmocka_unit_test(test_spraying_slows_the_address),
 	    cmocka_unit_test(test_client_net),
 	    cmocka_unit_test(test_ipv6_network_is_one_client),
+	    cmocka_unit_test(test_connection_rate),
 	    cmocka_unit_test(test_repeats_and_successes),
 	    cmocka_unit_test(test_address_count_off),
 	    cmocka_unit_test(test_spellings_of_one_entry_share_a_count),
