@@ -456,3 +456,24 @@ def test_frontend_link_writes_per_loop_iteration(st):
     # one per loop (two loops), a little room for a probe or a straggler;
     # one write per command would be 12
     assert 1 <= writes <= 5, writes
+
+
+def test_every_metric_is_documented(stack):
+    """Every family on a frontend's and a backend's /metrics page has its
+    row in docs/OPERATIONS.md, under its name without the prefix."""
+    from conftest import REPO
+    doc = (REPO / "docs" / "OPERATIONS.md").read_text()
+    missing = []
+    for port, prefix in ((stack.HTTP_PORT, "portico_frontend_"),
+                         (stack.SITE1_BE1_HTTP_PORT, "portico_backend_")):
+        status, _, body = get(stack, "/metrics", port)
+        assert status == 200
+        families = [l.split()[2] for l in body.splitlines()
+                    if l.startswith("# TYPE ")]
+        assert len(families) > 10, families
+        for name in families:
+            short = name[len(prefix):] if name.startswith(prefix) else name
+            if "| `%s` |" % short not in doc and \
+                    "| `%s` |" % name not in doc:
+                missing.append(name)
+    assert not missing, "not in docs/OPERATIONS.md: %s" % missing
