@@ -256,9 +256,11 @@ client_admit(struct client *c)
 		c->refuse = "Too many connections to this server; try again "
 			    "later.";
 	} else if (!c->trusted) {
-		/* LMTP: mail transfer agents, listed in
-		   lmtp.trusted_networks, not counted */
+		/* Not counted: LMTP (mail transfer agents, listed in
+		   lmtp.trusted_networks), and a load balancer's own
+		   connections (PROXY LOCAL: its health checks) */
 		if (c->protocol != CLIENT_LMTP &&
+		    !policy_proxy_allowed(fe->policy, sa) &&
 		    limits_rate_admit(fe->policy, sa, lru_now()) < 0) {
 			c->refuse = "Too many new connections from your "
 				    "address; slow down.";

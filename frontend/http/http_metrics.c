@@ -166,8 +166,8 @@ metrics_write(const struct frontend *fe, struct buf *b)
 		       "kind=\"address\"", SUM(metrics.auth_penalties[1]));
 	metrics_family(b, "portico_frontend_connection_rate_refusals_total",
 		       "counter",
-		       "Mail connections closed at once because their client "
-		       "address opened more than "
+		       "Mail and HTTP connections closed at once because their "
+		       "client address opened more than "
 		       "limits.connection_rate_per_address a minute.");
 	metrics_sample(b, "portico_frontend_connection_rate_refusals_total",
 		       NULL, SUM(metrics.rate_refused));

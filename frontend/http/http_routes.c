@@ -93,14 +93,20 @@ http_routes_apply(struct frontend *fe)
 	http_server_set_limits(fe->http, &conf);
 }
 
-/* limits.max_connections_per_address counts HTTP connections too, but
- * for frontend.trusted_networks, as for mail. */
+/* limits.max_connections_per_address and connection_rate_per_address
+ * count HTTP connections too, but for frontend.trusted_networks (and a
+ * load balancer's own connections for the rate), as for mail. */
 static int
 http_routes_addr_acquire(void *ctx, const struct sockaddr *sa)
 {
 	struct frontend *fe = ctx;
 	if (policy_trusted(fe->policy, sa))
 		return 0;
+	if (!policy_proxy_allowed(fe->policy, sa) &&
+	    limits_rate_admit(fe->policy, sa, lru_now()) < 0) {
+		metrics_add(&fe->metrics.rate_refused, 1);
+		return -1;
+	}
 	return limits_addr_acquire(fe->policy, sa);
 }
 

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import (backend_metric, metric, raw_client, read_until_tagged,
+from conftest import (backend_metric, raw_client, read_until_tagged,
                       wait_for)
 
 pytestmark = pytest.mark.daemons
@@ -396,12 +396,16 @@ def try_imap(st, user, pw):
 def test_connection_rate_per_address(stack_factory):
     """limits.connection_rate_per_address (5 a minute here): beyond it a
     new connection is closed before its TLS handshake (a cleartext one
-    after * BYE), whatever the port; other addresses and trusted_networks
-    are not concerned."""
+    after * BYE, HTTP after 503), whatever the port; other addresses,
+    trusted_networks, LMTP and a load balancer's own connections (PROXY
+    LOCAL) are not concerned; behind a balancer each client counts."""
+    import socket
     import ssl
+    import struct
     st = stack_factory(name="connrate", settings=[
         "limits.connection_rate_per_address=5",
         "frontend.trusted_networks=127.0.0.9",
+        "frontend.proxy_networks=127.0.0.70/32",
     ])
     src = "127.0.0.60"
     # (the stack's start-up checks from 127.0.0.1 may have met it)
@@ -418,7 +422,12 @@ def test_connection_rate_per_address(stack_factory):
                     b"your address; slow down.\r\n"), line
     assert f.readline() == b""
     s.close()
-    assert rate_refusals(st) == before + 2
+    # the settings page's listener shares the count
+    s, f = raw_client(st, st.HTTP_PORT, source=src)
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert f.readline().startswith(b"HTTP/1.1 503 "), "HTTP not refused"
+    s.close()
+    assert rate_refusals(st) == before + 3
     # LMTP (mail transfer agents) is not counted
     s, f, line = greeting(st, st.LMTP_PORT, src, tls=False)
     assert line.startswith(b"220 ") or line.startswith(b"554 "), line
@@ -429,12 +438,53 @@ def test_connection_rate_per_address(stack_factory):
         s, f, line = greeting(st, st.IMAPS_PORT, source)
         assert line.startswith(b"* OK"), (source, line)
         s.close()
+
+    # a balancer: its health checks (PROXY LOCAL) are not counted, its
+    # clients are, each on its own
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+
+    def via_balancer(header):
+        s = socket.create_connection((st.host, st.IMAPS_PORT), timeout=10,
+                                     source_address=("127.0.0.70", 0))
+        s.sendall(header)
+        try:
+            s = st.ssl_context().wrap_socket(s, server_hostname=st.host)
+            return s.makefile("rb").readline()
+        except (ssl.SSLError, ConnectionError, OSError):
+            return b""
+        finally:
+            s.close()
+
+    def client(ip, port):
+        addrs = socket.inet_aton(ip) + socket.inet_aton("127.0.0.1") + \
+            struct.pack("!HH", port, 993)
+        return sig + bytes([0x21, 0x11]) + struct.pack("!H", len(addrs)) + \
+            addrs
+
+    for _ in range(8):
+        assert via_balancer(sig + bytes([0x20, 0x00, 0, 0])) \
+            .startswith(b"* OK")
+    for i in range(5):
+        assert via_balancer(client("192.0.2.80", 44000 + i)) \
+            .startswith(b"* OK")
+    assert via_balancer(client("192.0.2.80", 44005)) == b""
+    assert via_balancer(client("192.0.2.81", 44006)).startswith(b"* OK")
     refused = [l for l in st.log("s1f1").splitlines()
-               if "client=%s:" % src in l and "Too many new connections" in l]
-    assert len(refused) == 2, refused
+               if "Too many new connections" in l and
+               ("client=%s:" % src in l or "client=192.0.2.80:" in l)]
+    assert len(refused) == 3, refused
 
 
 def rate_refusals(st):
-    return metric(st, st.HTTP_PORT,
-                  "portico_frontend_connection_rate_refusals_total",
-                  "frontend")
+    """The frontend's count, read from a trusted address (the others may
+    be over the rate)."""
+    s, f = raw_client(st, st.HTTP_PORT, source="127.0.0.9")
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close"
+              b"\r\n\r\n")
+    body = f.read().decode()
+    s.close()
+    name = "portico_frontend_connection_rate_refusals_total "
+    for line in body.splitlines():
+        if line.startswith(name):
+            return float(line.split()[1])
+    raise AssertionError("no %s in %r" % (name, body[:200]))
