@@ -519,6 +519,37 @@ def test_http_connections_count_per_address(stack_factory):
         h.close()
 
 
+def test_settings_sign_in_spraying_is_slowed(stack_factory):
+    """The settings page's sign-in shares the mail logins' penalty per
+    client address (limits.auth_address_failures, 3 here): one password
+    tried on many names from one address makes every later sign-in from
+    it wait, the right password too; another address does not."""
+    st2 = stack_factory(name="httpspray", settings=[
+        "limits.auth_address_failures=3", "limits.auth_penalty=1s"])
+    user, pw = st2.new_user("sprayed")
+
+    def from_(source):
+        return http.client.HTTPSConnection(
+            st2.host, st2.HTTPS_PORT, context=st2.ssl_context(), timeout=10,
+            source_address=(source, 0))
+
+    src = "127.0.0.44"
+    for i in range(4):
+        status = sign_in(st2, "nobody%d@example.test" % i, "Autumn-2025",
+                         conn=from_(src))[0]
+        assert status == 403, status
+    assert sign_in(st2, user, pw, conn=from_(src))[0] == 200
+    log = st2.log("s1f1")
+    assert ("http settings client=%s:" % src) in log
+    held = [l for l in log.splitlines() if "user=%s auth address penalty "
+            "delay_ms=1000 address_failures=4" % user in l]
+    assert len(held) == 1, held
+    assert "client=127.0.0.45" not in log
+    assert sign_in(st2, user, pw, conn=from_("127.0.0.45"))[0] == 200
+    assert not [l for l in st2.log("s1f1").splitlines()
+                if "client=127.0.0.45:" in l and "penalty" in l]
+
+
 def test_settings_refused_over_plain_http(st):
     user, pw = st.new_user("plain")
     status, _, body = sign_in(st, user, pw, conn=plain(st))
