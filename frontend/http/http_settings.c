@@ -17,9 +17,10 @@
  * pair): a POST with Sec-Fetch-Site: cross-site, or with an Origin that
  * is not the request's own (https over TLS, http otherwise, host and
  * port of the Host header).  A POST without Origin (older clients,
- * scripts) is served.  Over plain HTTP the password is refused unless
- * http.plaintext_login allows it; then the https:// origin of the Host
- * counts as the request's own too (a TLS-terminating proxy in front).
+ * scripts) is served, and so is one whose Origin is "null" (withheld by
+ * the browser) with Sec-Fetch-Site: same-origin.  Over plain HTTP the password
+ * is refused unless http.plaintext_login allows it; then the https:// origin of
+ * the Host counts as the request's own too (a TLS-terminating proxy in front).
  * Every value echoed is HTML-escaped; the page has no script, and its
  * Content-Security-Policy forbids any.
  */
@@ -39,8 +40,8 @@
 
 /* Referrer-Policy same-origin, not no-referrer: under no-referrer a
  * browser sends "Origin: null" with the page's own form (Fetch,
- * "serializing a request origin"), which settings_same_origin() must
- * refuse. */
+ * "serializing a request origin"), which settings_same_origin() takes
+ * only with Sec-Fetch-Site: same-origin (older browsers send none). */
 static const char settings_headers[] =
     "Content-Security-Policy: default-src 'none'; "
     "style-src 'unsafe-inline'; form-action 'self'; "
@@ -436,6 +437,10 @@ settings_same_origin(const struct frontend *fe, const struct http_request *req)
 		return 0;
 	if (!req->has_origin)
 		return 1;
+	/* "null": an origin the browser withholds (a privacy setting, a
+	   redirect); Sec-Fetch-Site, which pages cannot set, still tells */
+	if (strcmp(req->origin, "null") == 0)
+		return strcasecmp(req->fetch_site, "same-origin") == 0;
 	if (http_origin_matches(req->origin, req->tls ? "https" : "http",
 				req->host))
 		return 1;

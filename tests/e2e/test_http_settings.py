@@ -573,6 +573,8 @@ def cross_site_headers(st, case):
         "other-site-same-host-name": {"Origin": "https://%s.evil.example"
                                       % st.host},
         "null": {"Origin": "null"},     # sandboxed frames, local files
+        "null-cross-site": {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+        "null-same-site": {"Origin": "null", "Sec-Fetch-Site": "same-site"},
         "empty": {"Origin": ""},
         "http-scheme": {"Origin": "http://" + own},
         "other-port": {"Origin": "https://%s:%d" % (st.host, st.HTTP_PORT)},
@@ -584,7 +586,8 @@ def cross_site_headers(st, case):
 
 
 @pytest.mark.parametrize("case", [
-    "other-site", "other-site-same-host-name", "null", "empty",
+    "other-site", "other-site-same-host-name", "null", "null-cross-site",
+    "null-same-site", "empty",
     "http-scheme", "other-port", "with-path", "sec-fetch-site",
     "sec-fetch-site-and-own-origin"])
 def test_settings_cross_site_post_refused(st, case):
@@ -642,6 +645,8 @@ def test_settings_same_origin_post_served(st):
                     {"Origin": "https://" + own,
                      "Sec-Fetch-Site": "same-origin"},
                     {"Sec-Fetch-Site": "none"},     # typed by the user
+                    # an origin the browser withholds, its own form
+                    {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
                     {"Origin": "https://mail.example.test",
                      "Host": "mail.example.test"},
                     {"Origin": "https://mail.example.test",
