@@ -193,6 +193,19 @@ def test_header_address_is_logged(st, make):
     assert "client=192.0.2.7:40002 proxy=127.0.0.1:" in log
 
 
+def proxied_login(st, header, user, password):
+    """LOGIN over an IMAPS connection carrying HEADER: the tagged answer,
+    or None when the connection was not greeted."""
+    s, f, line = proxied(st, header)
+    if not line.startswith(b"* OK"):
+        s.close()
+        return None
+    s.sendall(b"a1 LOGIN %s %s\r\n" % (user.encode(), password.encode()))
+    out = read_until_tagged(f, b"a1")[-1]
+    s.close()
+    return out
+
+
 def two_held_then_refused(st, make, sources, other, port):
     """Two connections from SOURCES[0] and [1] are held, one from
     SOURCES[2] is refused by the per-address limit (2 here) and one from
@@ -249,17 +262,10 @@ def test_ipv6_network_is_one_address(st):
     user, pw = st.new_user("v6pen")
 
     def login(src, password):
-        def greeted():
-            s, f, line = proxied(st, v1_6(src, 43100))
-            if line.startswith(b"* OK"):
-                return s, f
-            s.close()  # the connections above not yet released
-            return None
-        s, f = wait_for(greeted, what="a connection from " + src)
-        s.sendall(b"a1 LOGIN %s %s\r\n" % (user.encode(), password.encode()))
-        out = read_until_tagged(f, b"a1")[-1]
-        s.close()
-        return out
+        # (the connections above may not be released yet)
+        return wait_for(lambda: proxied_login(st, v1_6(src, 43100), user,
+                                              password),
+                        what="a connection from " + src)
 
     assert login("2001:db8:7:9::1", "bad1").startswith(b"a1 NO")
     # the same login from another address of the network waits
@@ -276,11 +282,8 @@ def test_penalty_uses_the_real_address(st):
     user, pw = st.new_user("proxpen")
 
     def login(src, password):
-        s, f, line = proxied(st, v1(src, 42000))
-        assert line.startswith(b"* OK"), line
-        s.sendall(b"a1 LOGIN %s %s\r\n" % (user.encode(), password.encode()))
-        out = read_until_tagged(f, b"a1")[-1]
-        s.close()
+        out = proxied_login(st, v1(src, 42000), user, password)
+        assert out is not None, "not greeted"
         return out
 
     assert login("192.0.2.60", "bad1").startswith(b"a1 NO")
