@@ -399,22 +399,20 @@ def test_change_shown_to_its_mailbox_watchers_only(st):
     sessions shown a commit's change)."""
     quiet, quiet_pw = st.new_user("watchq")
     busy, busy_pw = st.new_user("watchb")
-    idlers = []
-    for i in range(12):
+
+    def idling(user, pw):
+        """A raw session of USER in IDLE on its INBOX: (sock, reader)."""
         s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=30)
         assert f.readline().startswith(b"* OK")
         s.sendall(b"l LOGIN %s %s\r\ns SELECT INBOX\r\ni IDLE\r\n"
-                  % (quiet.encode(), quiet_pw.encode()))
+                  % (user.encode(), pw.encode()))
         read_until_tagged(f, b"s")
         assert f.readline() == b"+ idling\r\n"
-        idlers.append((s, f))
+        return s, f
+
+    idlers = [idling(quiet, quiet_pw) for _ in range(12)]
     # the one watcher of busy's INBOX
-    w, wf = raw_client(st, st.IMAPS_PORT, tls=True, timeout=30)
-    assert wf.readline().startswith(b"* OK")
-    w.sendall(b"l LOGIN %s %s\r\ns SELECT INBOX\r\ni IDLE\r\n"
-              % (busy.encode(), busy_pw.encode()))
-    read_until_tagged(wf, b"s")
-    assert wf.readline() == b"+ idling\r\n"
+    w, wf = idling(busy, busy_pw)
     others = [st.imap(busy, busy_pw) for _ in range(3)]
     for o in others:
         assert o.select("INBOX")[0] == "OK"
