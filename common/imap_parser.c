@@ -338,7 +338,8 @@ parse_literal(struct parser *ps, struct imap_arg *arg)
 	arg->type = IMAP_ARG_LITERAL;
 	arg->literal8 = literal8;
 	arg->len = len;
-	arg->str = arena_strndup(ps->a, data, len);
+	arg->borrowed = ps->lim->borrow_min != 0 && len >= ps->lim->borrow_min;
+	arg->str = arg->borrowed ? data : arena_strndup(ps->a, data, len);
 	if (!literal8 && memchr(arg->str, '\0', arg->len) != NULL)
 		return fail(ps, "NUL byte in literal");
 	return 0;
@@ -445,12 +446,14 @@ int
 imap_arg_is_astring(const struct imap_arg *arg)
 {
 	return arg->type == IMAP_ARG_ATOM || arg->type == IMAP_ARG_STRING ||
-	       (arg->type == IMAP_ARG_LITERAL && !arg->literal8);
+	       (arg->type == IMAP_ARG_LITERAL && !arg->literal8 &&
+		!arg->borrowed);
 }
 
 int
 imap_arg_is_string(const struct imap_arg *arg)
 {
-	return arg->type == IMAP_ARG_STRING || arg->type == IMAP_ARG_LITERAL ||
+	return arg->type == IMAP_ARG_STRING ||
+	       (arg->type == IMAP_ARG_LITERAL && !arg->borrowed) ||
 	       imap_arg_is_nil(arg);
 }

@@ -34,6 +34,9 @@ struct imap_arg {
 				  literals: may hold NULs in literal8) */
 	size_t len;
 	int literal8;          /* ~{n} */
+	int borrowed;          /* a literal left where it was read: str
+				  points into the command, is not
+				  NUL-terminated and is no astring */
 	struct imap_arg *list; /* IMAP_ARG_LIST: children */
 	unsigned count;
 };
@@ -44,6 +47,9 @@ struct imap_parse_limits {
 	size_t max_section; /* octets between a section's brackets, as
 			       written in its atom (literals included):
 			       limits.max_line after login */
+	size_t borrow_min;  /* literals of at least this many octets are
+			       not copied (borrowed: the command must
+			       outlive the arguments); 0: all copied */
 };
 
 /* Parses cmd[0..len) (no final CRLF).  On success returns 0 with the

@@ -71,6 +71,31 @@ lp_next(struct lp_reader *r)
 	r->skipping = skipping;
 }
 
+const char *
+lp_hold_command(struct lp_reader *r, struct lp_held *h)
+{
+	lp_held_release(h);
+	/* The NUL after the command: a borrowed literal used as a C string
+	   by mistake ends there, not beyond the buffer. */
+	*buf_reserve(&r->cmd, 1) = '\0';
+	h->buf = r->cmd;
+	h->budget = r->budget;
+	h->reserved = r->reserved;
+	r->cmd = (struct buf)BUF_INIT;
+	r->reserved = 0;
+	return buf_used(&h->buf) > 0 ? buf_ptr(&h->buf) : "";
+}
+
+void
+lp_held_release(struct lp_held *h)
+{
+	if (h->budget != NULL)
+		h->budget->used -= h->reserved;
+	h->budget = NULL;
+	h->reserved = 0;
+	buf_free(&h->buf);
+}
+
 void
 lp_reset(struct lp_reader *r)
 {
@@ -245,7 +270,11 @@ lp_imap_line_end(struct lp_reader *r)
 		r->budget->used += size;
 		r->reserved += size;
 	}
-	/* Keep the line end after the header: the parser expects it. */
+	/* Keep the line end after the header: the parser expects it.  Room
+	   for the literal and a short line after it is made at once: a
+	   large literal is not copied from buffer to buffer as it grows, and
+	   its buffer is its size, not the next power of two. */
+	buf_reserve(&r->cmd, 2 + size + 256);
 	buf_append(&r->cmd, "\r\n", 2);
 	r->literal_left = size;
 	r->line_start = buf_used(&r->cmd) + size;

@@ -29,7 +29,11 @@
  * non-synchronizing one with LP_FATAL.  A command's literals are given
  * back at lp_next()/lp_reset()/lp_free(), and so is its buffer when it
  * grew beyond LP_KEEP_SIZE: a session holds a large command's memory only
- * while it reads that command.
+ * while it reads that command.  A command whose literals are used where
+ * they were read (an APPEND stored from them, not from a copy) is moved
+ * out of the reader with lp_hold_command(): its buffer, and its literals'
+ * share of the budget, are then given back by lp_held_release() when the
+ * command is done.
  *
  * Lines end with CRLF or a bare LF; the CR is stripped.  NUL is refused
  * outside literals.  The command buffer keeps literal headers and the line
@@ -119,6 +123,28 @@ int lp_error_temporary(const struct lp_reader *r);
 const char *lp_error_text(const char *msg);
 /* Forgets the current command and error; ready for the next one. */
 void lp_next(struct lp_reader *r);
+
+/* A complete command moved out of its reader, with what its literals
+ * reserved of the budget. */
+struct lp_held {
+	struct buf buf;
+	struct lp_budget *budget;
+	uint64_t reserved;
+};
+
+#define LP_HELD_INIT                                                           \
+	{                                                                      \
+		BUF_INIT, NULL, 0                                              \
+	}
+
+/* Moves the complete command (LP_COMMAND) into *h, whose command is
+ * released first, and returns it (len as lp_command() says), followed by a
+ * NUL that is not part of it.  The reader reads its next command into a
+ * buffer of its own; the budget keeps counting this one's literals until
+ * lp_held_release(). */
+const char *lp_hold_command(struct lp_reader *r, struct lp_held *h);
+/* Frees a held command and gives back its literals (none held: no-op). */
+void lp_held_release(struct lp_held *h);
 /* Forgets everything, including a line being skipped (after STARTTLS). */
 void lp_reset(struct lp_reader *r);
 

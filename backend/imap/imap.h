@@ -41,10 +41,16 @@ enum imap_enable {
 	IMAP_ENABLE_REV2 = 1 << 3,
 };
 
+/* A command of this many octets or more keeps its buffer, and its
+ * literals of this size or more are used in place (APPEND's messages). */
+#define IMAP_BORROW_MIN ((size_t)1 << 20)
+
 struct imap_session {
 	struct bsession *s;
 	struct lp_reader lp;
-	struct arena cmd_pool;
+	struct arena cmd_pool; /* the running command's memory */
+	struct lp_held held;   /* the running command as read, when its
+				  literals are used in place */
 	enum imap_state state;
 	uint64_t user_num;
 	unsigned bad_commands;

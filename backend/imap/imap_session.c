@@ -463,6 +463,13 @@ imap_dispatch(struct imap_session *is, const char *line, size_t len)
 	char tag[128];
 
 	arena_clear(&is->cmd_pool);
+	/* A large command (an APPEND of a large message) is kept as it was
+	   read and its large literals used where they are, not copied into
+	   the arena, until the command is done (imap_command_done()). */
+	if (len >= IMAP_BORROW_MIN) {
+		line = lp_hold_command(&is->lp, &is->held);
+		lim.borrow_min = IMAP_BORROW_MIN;
+	}
 	lp_tag(line, len, tag, sizeof(tag));
 	if (imap_parse(line, len, &is->cmd_pool, &lim, &args, &argc, &err) <
 	    0) {
@@ -532,10 +539,23 @@ imap_shutdown(struct bsession *s, int force)
 	session_end(s, "shutdown");
 }
 
+/* Once a command is done (its answer given, no store operation in
+ * flight, not IDLE), its memory goes: a session that stored a 50 MB
+ * message and then idles for hours does not keep the message. */
+static void
+imap_command_done(struct imap_session *is)
+{
+	if (is->s->waiting || is->idling)
+		return;
+	arena_clear(&is->cmd_pool);
+	lp_held_release(&is->held);
+}
+
 static void
 imap_input(struct bsession *s)
 {
 	struct imap_session *is = s->state;
+	imap_command_done(is);
 	/* Stopping: no command begins after the one that was running. */
 	if (session_draining(s))
 		imap_shutdown(s, 0);
@@ -563,6 +583,7 @@ imap_input(struct bsession *s)
 			else
 				imap_dispatch(is, line, len);
 			lp_next(&is->lp);
+			imap_command_done(is);
 			if (session_draining(s))
 				imap_shutdown(s, 0);
 			continue;
@@ -908,6 +929,7 @@ imap_free(struct bsession *s)
 	free(is->own);
 	free(is->saved);
 	lp_free(&is->lp);
+	lp_held_release(&is->held);
 	arena_free(&is->cmd_pool);
 	free(is);
 	s->state = NULL;

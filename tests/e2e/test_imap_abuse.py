@@ -2,6 +2,7 @@
 tagged BAD/NO (or a BYE where the stream cannot be trusted), and the
 session, the server and the stored mail stay intact."""
 
+import os
 import socket
 
 import pytest
@@ -318,4 +319,47 @@ def test_command_memory_shared_by_all_sessions(stack_factory):
     m.logout()
     m = st.imap(*a_user)
     assert m.select("INBOX")[1] == [b"0"]
+    m.logout()
+
+
+def proc_status_kb(pid, field):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+def test_large_append_memory(stack_factory, monkeypatch):
+    """A large APPEND's message leaves the backend's memory once the
+    command is done, though its session stays (not when the session sends
+    its next command or goes), and is stored as sent: it is used where it
+    was read, not copied for the command."""
+    # AddressSanitizer keeps freed memory in quarantine: off here, so that
+    # what is given back shows in the process's resident memory
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    monkeypatch.setenv("ASAN_OPTIONS",
+                       (asan + ":" if asan else "") + "quarantine_size_mb=0")
+    st = stack_factory("appendmemory")
+    pid = int((st.dir / "s1b1" / "pid").read_text().strip())
+    user = st.new_user("large")
+    size = 40 * 1024 * 1024
+    msg = (b"Subject: large\r\n\r\n"
+           + (b"x" * 998 + b"\r\n") * (size // 1000))
+    msg += b"y" * (size - len(msg) - 2) + b"\r\n"
+    assert len(msg) == size
+    r = Raw(st, user)
+    assert r.cmd(b"n", b"NOOP")[-1].startswith(b"n OK")
+    before = proc_status_kb(pid, "RssAnon")
+    r.s.sendall(b"a APPEND INBOX {%d}\r\n" % size)
+    assert r.f.readline() == b"+ OK\r\n"
+    r.s.sendall(msg + b"\r\n")
+    assert r.until(b"a")[-1].startswith(b"a OK [APPENDUID ")
+    held = proc_status_kb(pid, "RssAnon") - before
+    assert held < size // 1024 // 4, \
+        "%d KB still held after a %d KB APPEND" % (held, size // 1024)
+    assert r.cmd(b"n2", b"NOOP")[-1].startswith(b"n2 OK")
+    r.close()
+    m = st.imap(*user)
+    m.select("INBOX", readonly=True)
+    assert m.fetch("1", "(BODY.PEEK[])")[1][0][1] == msg
     m.logout()

@@ -5,7 +5,8 @@
  * every complete command through imap_parse(), as the backend does.  The
  * reader shares a budget (its size from the first byte too) with a second
  * reader holding part of it: the budget is never exceeded, and everything
- * taken from it comes back. */
+ * taken from it comes back, also from commands held beyond the reader
+ * with their large literals borrowed (not copied) by the parser. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -34,6 +35,20 @@ check_section(const struct imap_arg *arg, struct arena *a,
 		__builtin_trap();
 }
 
+/* The command a borrowed literal points into (held by the caller). */
+static const char *held_cmd;
+static size_t held_len;
+
+static void
+borrowed_ok(const struct imap_arg *arg, const struct imap_parse_limits *plim)
+{
+	if (arg->type != IMAP_ARG_LITERAL || plim->borrow_min == 0 ||
+	    arg->len < plim->borrow_min || held_cmd == NULL ||
+	    arg->str < held_cmd || arg->str + arg->len > held_cmd + held_len ||
+	    imap_arg_is_astring(arg))
+		__builtin_trap();
+}
+
 static void
 walk(const struct imap_arg *args, unsigned n, unsigned depth, struct arena *a,
      const struct imap_parse_limits *plim)
@@ -41,6 +56,8 @@ walk(const struct imap_arg *args, unsigned n, unsigned depth, struct arena *a,
 	for (unsigned i = 0; i < n; i++) {
 		if (args[i].type == IMAP_ARG_LIST)
 			walk(args[i].list, args[i].count, depth + 1, a, plim);
+		else if (args[i].borrowed)
+			borrowed_ok(&args[i], plim);
 		else if (args[i].str[args[i].len] != '\0')
 			__builtin_trap();
 		else if (args[i].type == IMAP_ARG_ATOM)
@@ -68,8 +85,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lp_init(&other, LP_MODE_IMAP, &lim);
 	lp_set_budget(&r, &budget);
 	lp_set_budget(&other, &budget);
-	size_t held;
-	(void)lp_feed(&other, "x APPEND a {700}\r\n", 18, &held);
+	size_t used0;
+	(void)lp_feed(&other, "x APPEND a {700}\r\n", 18, &used0);
+	/* Commands of 64 octets or more are held and their literals of 64
+	   or more borrowed, as the backend does from 1 MiB. */
+	struct lp_held held = LP_HELD_INIT;
 	arena_init(&a, 1024);
 	size_t off = 0;
 	while (off < size) {
@@ -87,17 +107,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				__builtin_trap();
 			if (budget.max != 0 && budget.used > budget.max)
 				__builtin_trap();
-			if (budget.used != r.reserved + other.reserved)
+			if (budget.used !=
+			    r.reserved + other.reserved + held.reserved)
 				__builtin_trap();
 			if (st == LP_COMMAND) {
 				struct imap_arg *args;
 				unsigned argc;
 				const char *err;
+				plim.borrow_min = 0;
+				held_cmd = NULL;
+				if (len >= 64) {
+					cmd = lp_hold_command(&r, &held);
+					if (cmd[len] != '\0')
+						__builtin_trap();
+					plim.borrow_min = 64;
+					held_cmd = cmd;
+					held_len = len;
+				}
 				if (imap_parse(cmd, len, &a, &plim, &args, &argc,
 					       &err) == 0)
 					walk(args, argc, 0, &a, &plim);
 				arena_clear(&a);
 				lp_next(&r);
+				if (held_cmd != NULL && (data[off] & 1))
+					lp_held_release(&held);
 			} else if (st == LP_ERROR) {
 				lp_next(&r);
 			} else if (st == LP_FATAL) {
@@ -112,6 +145,7 @@ done:
 	arena_free(&a);
 	lp_free(&r);
 	lp_free(&other);
+	lp_held_release(&held);
 	if (budget.used != 0)
 		__builtin_trap();
 	return 0;

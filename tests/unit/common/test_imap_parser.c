@@ -285,6 +285,44 @@ test_long_list(void **state)
 	}
 }
 
+/* borrow_min: literals of that size or more point into the command (no
+ * copy, no NUL after them) and are no astrings; smaller ones are copied;
+ * the NUL check holds for both. */
+static void
+test_borrowed_literals(void **state)
+{
+	struct fixture *f = *state;
+	struct imap_parse_limits lim = test_limits;
+	lim.borrow_min = 5;
+	static const char cmd[] = "a APPEND x (\\Seen) {5}\r\nhello {4}\r\n"
+				  "abcd";
+	assert_int_equal(parse_lim(f, cmd, sizeof(cmd) - 1, &lim), 0);
+	assert_int_equal(f->count, 6);
+	const struct imap_arg *big = &f->args[4], *small = &f->args[5];
+	assert_int_equal(big->type, IMAP_ARG_LITERAL);
+	assert_true(big->borrowed);
+	assert_ptr_equal(big->str, strstr(cmd, "hello"));
+	assert_int_equal(big->len, 5);
+	assert_false(imap_arg_is_astring(big));
+	assert_false(imap_arg_is_string(big));
+	assert_false(small->borrowed);
+	assert_true(small->str < cmd || small->str >= cmd + sizeof(cmd));
+	assert_string_equal(small->str, "abcd");
+	assert_true(imap_arg_is_astring(small));
+	assert_true(imap_arg_is_string(small));
+	/* 0: nothing borrowed */
+	lim.borrow_min = 0;
+	assert_int_equal(parse_lim(f, cmd, sizeof(cmd) - 1, &lim), 0);
+	assert_false(f->args[4].borrowed);
+	assert_string_equal(f->args[4].str, "hello");
+	assert_true(imap_arg_is_astring(&f->args[4]));
+	/* a NUL in a borrowed literal is refused as in a copied one */
+	lim.borrow_min = 1;
+	static const char nul[] = "a APPEND x {3}\r\na\0b";
+	assert_int_equal(parse_lim(f, nul, sizeof(nul) - 1, &lim), -1);
+	assert_string_equal(f->error, "NUL byte in literal");
+}
+
 static void
 test_section_atom(void **state)
 {
@@ -653,6 +691,7 @@ main(void)
 		T(test_literal_errors),
 		T(test_nested_lists),
 		T(test_long_list),
+		T(test_borrowed_literals),
 		T(test_section_atom),
 		T(test_section_names),
 		T(test_depth_limit),

@@ -1053,6 +1053,72 @@ test_large_command_buffer_released(void **state)
 	free(lit);
 }
 
+/* A command moved out of its reader keeps its literals counted until it
+ * is released; the reader goes on with a buffer of its own. */
+static void
+test_hold_command(void **state)
+{
+	(void)state;
+	struct lp_budget budget = {.max = 40};
+	struct lp_reader r;
+	struct lp_held h = LP_HELD_INIT;
+	lp_init(&r, LP_MODE_IMAP, &test_limits);
+	lp_set_budget(&r, &budget);
+	/* Releasing nothing is harmless. */
+	lp_held_release(&h);
+
+	assert_int_equal(feed_all(&r, "1 APPEND x {10}\r\n"), LP_CONTINUE);
+	assert_int_equal(feed_all(&r, "0123456789 more\r\n"), LP_COMMAND);
+	const char *reader_copy = buf_ptr(&r.cmd);
+	size_t len;
+	lp_command(&r, &len);
+	const char *cmd = lp_hold_command(&r, &h);
+	/* The same octets, not a copy, with a NUL after them. */
+	assert_int_equal(buf_used(&h.buf), len);
+	assert_true(cmd == reader_copy || r.cmd.data == NULL);
+	assert_memory_equal(cmd, "1 APPEND x {10}\r\n0123456789 more", len);
+	assert_int_equal(cmd[len], '\0');
+	/* The reader has nothing left of it... */
+	assert_null(r.cmd.data);
+	assert_int_equal(r.reserved, 0);
+	lp_next(&r);
+	/* ...but the budget still counts its literal. */
+	assert_int_equal(budget.used, 10);
+	assert_int_equal(feed_all(&r, "2 APPEND x {31}\r\n"), LP_ERROR);
+	assert_string_equal(lp_error(&r), E_BUDGET);
+	lp_next(&r);
+	/* The reader reads the next command while this one is held. */
+	assert_int_equal(feed_all(&r, "3 APPEND x {30}\r\n"), LP_CONTINUE);
+	assert_int_equal(budget.used, 40);
+	assert_int_equal(feed_all(&r, "012345678901234567890123456789\r\n"),
+			 LP_COMMAND);
+	assert_memory_equal(cmd, "1 APPEND x {10}\r\n0123456789 more", len);
+	/* Holding the next one releases the first. */
+	cmd = lp_hold_command(&r, &h);
+	assert_int_equal(budget.used, 30);
+	assert_int_equal(strncmp(cmd, "3 APPEND x {30}\r\n", 17), 0);
+	lp_next(&r);
+	lp_held_release(&h);
+	assert_int_equal(budget.used, 0);
+	assert_null(h.buf.data);
+	lp_held_release(&h);
+	assert_int_equal(budget.used, 0);
+	/* An empty command is "" with no buffer. */
+	assert_int_equal(feed_all(&r, "\r\n"), LP_COMMAND);
+	assert_string_equal(lp_hold_command(&r, &h), "");
+	lp_next(&r);
+	lp_held_release(&h);
+	/* Released after its reader is gone (a session freed while its
+	   command was stored), the budget still comes back. */
+	assert_int_equal(feed_all(&r, "4 APPEND x {5+}\r\nabcde\r\n"),
+			 LP_COMMAND);
+	lp_hold_command(&r, &h);
+	lp_free(&r);
+	assert_int_equal(budget.used, 5);
+	lp_held_release(&h);
+	assert_int_equal(budget.used, 0);
+}
+
 int
 main(void)
 {
@@ -1096,6 +1162,7 @@ main(void)
 		cmocka_unit_test(test_tag),
 		cmocka_unit_test(test_budget_shared),
 		cmocka_unit_test(test_large_command_buffer_released),
+		cmocka_unit_test(test_hold_command),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
