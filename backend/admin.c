@@ -39,6 +39,8 @@ static const struct admin_cmd admin_cmds[] = {
 	  "[--state STATE]" },
 	{ "enable",           admin_users_enable,     0,
 	  "FRONTEND.ini", "ADDRESS --bind-dn DN --password-file FILE" },
+	{ "kick",             admin_users_kick,       0,
+	  "BACKEND.ini", "MAILBOX_ID" },
 	{ "provision",        admin_users_provision,  ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID" },
 	{ "remove",           admin_users_remove,     ADMIN_F_STORE,

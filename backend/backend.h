@@ -61,6 +61,7 @@ struct backend {
 	int links_corked;
 	uint64_t link_writes;  /* writes to links (metrics) */
 	uint64_t link_credits; /* Credit frames sent (metrics) */
+	uint64_t kicked;       /* sessions ended by kick (metrics) */
 	/* The literals of the IMAP commands being read, all sessions
 	   together (backend.max_command_memory) */
 	struct lp_budget cmd_budget;
@@ -149,6 +150,8 @@ struct bsession {
 	unsigned pending_ops;     /* store operations not yet completed */
 	int dead;                 /* closed while operations were pending */
 	int draining;             /* the frontend is stopping (Drain) */
+	int kicked;               /* portico-admin kick: ends as when
+				     draining, with a goodbye of its own */
 	struct z_stream_s *zin;   /* COMPRESS=DEFLATE (RFC 4978): inflate */
 	struct z_stream_s *zout;  /* ... and deflate */
 	int zdirty;               /* deflated output not yet flushed */
@@ -172,7 +175,7 @@ extern const struct session_engine pop3_engine;
 static inline int
 session_draining(const struct bsession *s)
 {
-	return s->draining || s->be->draining;
+	return s->draining || s->kicked || s->be->draining;
 }
 
 /* Queues output for the client. */
@@ -233,6 +236,11 @@ void link_server_uncork(struct backend *be);
 /* SIGTERM: closes the listener (links up stay) and asks every session's
  * engine to end (shutdown(s, force)). */
 void link_server_drain(struct backend *be, int force);
+/* portico-admin kick: ends every IMAP and POP3 session of mailbox_id
+ * through any frontend, as draining does (between commands or in IDLE
+ * now, else after the command in progress), with "Session ended by an
+ * administrator".  Returns how many. */
+unsigned link_server_kick(struct backend *be, const char *mailbox_id);
 /* The session waits for changes of mbox_id (an IMAP session in IDLE on
  * its selected mailbox): notify() is called for that mailbox's changes
  * (and for BACKEND_MBOX_ANY), not for others'.  A session of a link that

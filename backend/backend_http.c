@@ -2,11 +2,13 @@
  * (backend.http_listen, plain HTTP, off when empty).
  *
  * GET /metrics: sessions by protocol, live sessions, link writes and
- * credit frames, IMAP commands by name and result, the store writer's transaction latency
- * and operations per commit.  GET /health: 200 while the store is open
- * and the link listener accepts, with the counts.  The session host runs
- * on one loop, which is the only writer of these counters; the store
- * writer thread owns its histograms (store_writer_metrics()).
+ * credit frames, IMAP commands by name and result, the store writer's
+ * transaction latency and operations per commit.  GET /health: 200 while the
+ * store is open and the link listener accepts, with the counts.  POST
+ * /kick?mailbox=ID (portico-admin kick, from http.metrics_networks): ends the
+ * mailbox's sessions.  The session host runs on one loop, which is the only
+ * writer of these counters; the store writer thread owns its histograms
+ * (store_writer_metrics()).
  */
 #include "backend/backend.h"
 
@@ -16,6 +18,7 @@
 #include <time.h>
 
 #include "backend/transport/queue.h"
+#include "common/cidr.h"
 #include "common/http.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -153,6 +156,10 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "sharing one commit (group commit).");
 	metrics_hist_write_in(b, "portico_backend_store_commit_operations",
 			      NULL, &batch, metrics_bucket_size, 1);
+	metrics_family(b, "portico_backend_kicked_sessions_total", "counter",
+		       "IMAP and POP3 sessions ended by portico-admin kick.");
+	metrics_sample(b, "portico_backend_kicked_sessions_total", NULL,
+		       be->kicked);
 	metrics_family(b, "portico_backend_store_commits_total", "counter",
 		       "Commits of the store writer.");
 	metrics_sample(b, "portico_backend_store_commits_total", NULL,
@@ -196,10 +203,65 @@ backend_metrics_write(struct backend *be, struct buf *b)
 }
 
 static void
+respond_text(struct http_conn *hc, int status, const char *text,
+	     const char *headers)
+{
+	http_respond(hc, status, "text/plain; charset=utf-8", text,
+		     strlen(text), headers);
+}
+
+/* POST /kick?mailbox=ID (portico-admin kick): ends the mailbox's IMAP
+ * and POP3 sessions.  Only from http.metrics_networks, and never from a
+ * browser (a page elsewhere could make one post here: no Origin, no
+ * Sec-Fetch-Site but "none"). */
+static void
+backend_http_kick(struct backend *be, struct http_conn *hc,
+		  const struct http_request *req)
+{
+	if (strcmp(req->method, "POST") != 0) {
+		respond_text(hc, 405, "Use POST.\n", "Allow: POST\r\n");
+		return;
+	}
+	struct cidr_list nets;
+	const char *nerr;
+	if (cidr_list_parse(be->cfg.http_metrics_networks, &nets, &nerr) < 0)
+		nets.n = 0;
+	int allowed = cidr_list_match(&nets,
+				      (const struct sockaddr *)&req->peer);
+	if (!allowed) {
+		respond_text(hc, 403,
+			     "Not from this address (http.metrics_networks).\n",
+			     NULL);
+		return;
+	}
+	if (req->has_origin ||
+	    (req->fetch_site[0] != '\0' && strcmp(req->fetch_site, "none"))) {
+		respond_text(hc, 403, "Not from a web page.\n", NULL);
+		return;
+	}
+	char id[256];
+	if (http_param(req->query, strlen(req->query), "mailbox", id,
+		       sizeof(id)) != 1 ||
+	    id[0] == '\0') {
+		respond_text(hc, 400, "Give mailbox=ID.\n", NULL);
+		return;
+	}
+	unsigned n = link_server_kick(be, id);
+	log_info("kick mailbox=%s sessions=%u peer=%s", id, n, req->peer_name);
+	char m[64];
+	snprintf(m, sizeof(m), "sessions %u\n", n);
+	respond_text(hc, 200, m, NULL);
+}
+
+static void
 backend_http_handle(struct http_conn *hc, struct http_request *req,
 		    void *ctx)
 {
 	struct backend *be = ctx;
+	if (strcmp(req->path, "/kick") == 0) {
+		backend_http_kick(be, hc, req);
+		return;
+	}
 	if (strcmp(req->method, "GET") != 0 && !req->head) {
 		static const char m[] = "Use GET.\n";
 		http_respond(hc, 405, "text/plain; charset=utf-8", m,

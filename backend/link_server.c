@@ -1139,6 +1139,30 @@ link_server_drain(struct backend *be, int force)
 	}
 }
 
+unsigned
+link_server_kick(struct backend *be, const char *mailbox_id)
+{
+	unsigned n = 0;
+	for (struct blink *l = be->links; l != NULL; l = l->next) {
+		for (struct bsession *s = l->sessions, *next; s != NULL;
+		     s = next) {
+			next = s->next;
+			if (s->engine == NULL || s->engine->shutdown == NULL ||
+			    s->ending || s->kicked ||
+			    strcmp(s->mailbox_id, mailbox_id) != 0)
+				continue;
+			log_info("session=%s user=%s kicked", s->id, s->user);
+			s->kicked = 1;
+			n++;
+			s->engine->shutdown(s, 0);
+			if (s->ending)
+				session_run(s); /* may free s */
+		}
+	}
+	be->kicked += n;
+	return n;
+}
+
 /* backend.link_timeout: a link that brought nothing (no frame, no Pong,
  * or no TLS handshake and Hello when it was made) for that long is
  * closed and its sessions end: their frontend, or its machine, has gone,

@@ -32,6 +32,7 @@ admin_cmd_fn admin_users_provision;
 admin_cmd_fn admin_users_remove;
 admin_cmd_fn admin_users_disable;
 admin_cmd_fn admin_users_enable;
+admin_cmd_fn admin_users_kick;
 
 /* store: a mailbox's contents */
 admin_cmd_fn admin_store_import;
@@ -65,5 +66,13 @@ void admin_ldap_value(LDAP *ld, LDAPMessage *e, const char *attr, char *out,
  * loopback address) with send/receive timeouts; -1 and why. */
 int admin_connect(const char *addr, int64_t timeout_s, char *why,
 		  size_t whysize);
+struct buf;
+/* One HTTP/1.1 request without a body (method GET or POST) to addr
+ * (over TLS verified with tls.ca_file when tls), bounded by
+ * http.request_timeout: 0 with the status and body, or -1 after printing
+ * why. */
+int admin_http(const struct config *cfg, const char *addr, int tls,
+	       const char *method, const char *path, int *status_r,
+	       struct buf *body);
 
 #endif

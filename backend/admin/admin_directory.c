@@ -338,23 +338,11 @@ admin_backends(struct admin *a, int argc, char **argv)
 
 /* -- sessions -------------------------------------------------------------*/
 
-/* GET path from the frontend's HTTP listener (http.listen, else
- * http.tls_listen with tls.ca_file): status and body. */
-static int
-http_get(const struct config *cfg, const char *path, int *status_r,
-	 struct buf *body)
+int
+admin_http(const struct config *cfg, const char *addr, int tls,
+	   const char *method, const char *path, int *status_r,
+	   struct buf *body)
 {
-	const char *addr = cfg->http_listen;
-	int tls = 0;
-	if (addr[0] == '\0') {
-		addr = cfg->http_tls_listen;
-		tls = 1;
-	}
-	if (addr[0] == '\0') {
-		fprintf(stderr, "portico-admin: neither http.listen nor "
-				"http.tls_listen is set\n");
-		return -1;
-	}
 	char why[256];
 	int fd = admin_connect(addr, cfg->http_request_timeout, why,
 			       sizeof(why));
@@ -386,9 +374,11 @@ http_get(const struct config *cfg, const char *path, int *status_r,
 		}
 	}
 	struct buf req = BUF_INIT, resp = BUF_INIT;
-	buf_printf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close"
-			 "\r\nUser-Agent: portico-admin\r\n\r\n",
-		   path, addr);
+	buf_printf(&req,
+		   "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close"
+		   "\r\nUser-Agent: portico-admin\r\n%s\r\n",
+		   method, path, addr,
+		   strcmp(method, "POST") == 0 ? "Content-Length: 0\r\n" : "");
 	int rc = -1;
 	ssize_t w = ssl ? SSL_write(ssl, buf_ptr(&req), (int)buf_used(&req))
 			: write(fd, buf_ptr(&req), buf_used(&req));
@@ -412,9 +402,10 @@ http_get(const struct config *cfg, const char *path, int *status_r,
 			buf_append(body, hend + 4, len - (size_t)(hend + 4 - d));
 			rc = 0;
 		} else {
-			fprintf(stderr, "portico-admin: %s: no HTTP answer to "
-					"GET %s\n",
-				addr, path);
+			fprintf(stderr,
+				"portico-admin: %s: no HTTP answer to "
+				"%s %s\n",
+				addr, method, path);
 		}
 	} else {
 		fprintf(stderr, "portico-admin: %s: cannot send: %s\n", addr,
@@ -429,6 +420,26 @@ http_get(const struct config *cfg, const char *path, int *status_r,
 	SSL_CTX_free(ctx);
 	close(fd);
 	return rc;
+}
+
+/* GET path from the frontend's HTTP listener (http.listen, else
+ * http.tls_listen with tls.ca_file): status and body. */
+static int
+http_get(const struct config *cfg, const char *path, int *status_r,
+	 struct buf *body)
+{
+	const char *addr = cfg->http_listen;
+	int tls = 0;
+	if (addr[0] == '\0') {
+		addr = cfg->http_tls_listen;
+		tls = 1;
+	}
+	if (addr[0] == '\0') {
+		fprintf(stderr, "portico-admin: neither http.listen nor "
+				"http.tls_listen is set\n");
+		return -1;
+	}
+	return admin_http(cfg, addr, tls, "GET", path, status_r, body);
 }
 
 #define SESSION_FIELDS 8

@@ -1,6 +1,6 @@
 /* admin_users.c - portico-admin's account commands: a mailbox in a
- * backend's store (provision, remove) and the account's state in LDAP
- * (disable, enable).
+ * backend's store (provision, remove), the account's state in LDAP
+ * (disable, enable) and its open sessions (kick).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +13,7 @@
 
 #include "backend/admin/admin.h"
 #include "backend/store/store_int.h"
+#include "common/buf.h"
 
 /* provision MAILBOX_ID: the user and the standard folders (an existing
  * user is left as it is). */
@@ -396,4 +397,49 @@ int
 admin_users_enable(struct admin *a, int argc, char **argv)
 {
 	return set_account_state(a, "enable", argc, argv, "active");
+}
+
+/* kick MAILBOX_ID: the backend (POST /kick on backend.http_listen) ends
+ * the mailbox's IMAP and POP3 sessions, whatever frontend carries them. */
+int
+admin_users_kick(struct admin *a, int argc, char **argv)
+{
+	if (argc != 1 || argv[0][0] == '\0')
+		return ADMIN_USAGE;
+	const char *addr = a->cfg.backend_http_listen;
+	if (addr[0] == '\0') {
+		fprintf(stderr, "portico-admin: kick: backend.http_listen is "
+				"not set (the backend is asked over it)\n");
+		return 1;
+	}
+	struct buf path = BUF_INIT, body = BUF_INIT;
+	buf_append_str(&path, "/kick?mailbox=");
+	for (const unsigned char *p = (const unsigned char *)argv[0]; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL)
+			buf_append(&path, p, 1);
+		else
+			buf_printf(&path, "%%%02X", *p);
+	}
+	buf_append(&path, "", 1);
+	int status = 0, rc = 1;
+	unsigned n;
+	if (admin_http(&a->cfg, addr, 0, "POST", buf_ptr(&path), &status,
+		       &body) == 0) {
+		buf_append(&body, "", 1);
+		if (status == 200 &&
+		    sscanf(buf_ptr(&body), "sessions %u", &n) == 1) {
+			printf("kicked %s: %u session%s\n", argv[0], n,
+			       n == 1 ? "" : "s");
+			rc = 0;
+		} else {
+			fprintf(stderr,
+				"portico-admin: kick: the backend answered "
+				"%d: %s",
+				status, buf_ptr(&body));
+		}
+	}
+	buf_free(&path);
+	buf_free(&body);
+	return rc;
 }

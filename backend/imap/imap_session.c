@@ -532,11 +532,18 @@ static void
 imap_shutdown(struct bsession *s, int force)
 {
 	struct imap_session *is = s->state;
-	if (is == NULL || s->ending || (!force && !imap_between_commands(is)))
+	/* A kick does not wait for a command (or literal) the client
+	   withholds, only for one being run. */
+	if (is == NULL || s->ending ||
+	    (!force && !imap_between_commands(is) &&
+	     !(s->kicked && !s->waiting)))
 		return;
-	imap_untagged(is, "BYE [UNAVAILABLE] Server shutting down");
+	if (s->kicked)
+		imap_untagged(is, "BYE Session ended by an administrator");
+	else
+		imap_untagged(is, "BYE [UNAVAILABLE] Server shutting down");
 	imap_set_state(is, IMAP_STATE_LOGOUT);
-	session_end(s, "shutdown");
+	session_end(s, s->kicked ? "kicked" : "shutdown");
 }
 
 /* Once a command is done (its answer given, no store operation in

@@ -130,10 +130,18 @@ static void
 pop3_shutdown(struct bsession *s, int force)
 {
 	struct pop3_session *ps = s->state;
-	if (ps == NULL || s->ending || (!force && !pop3_between_commands(ps)))
+	/* A kick does not wait for a command line the client withholds,
+	   only for a command being run or a message being sent. */
+	if (ps == NULL || s->ending ||
+	    (!force && !pop3_between_commands(ps) &&
+	     !(s->kicked && !ps->streaming && !s->waiting)))
 		return;
-	session_printf(s, "-ERR [SYS/TEMP] Server shutting down.\r\n");
-	session_end(s, "shutdown");
+	if (s->kicked)
+		session_printf(s,
+			       "-ERR Session ended by an administrator.\r\n");
+	else
+		session_printf(s, "-ERR [SYS/TEMP] Server shutting down.\r\n");
+	session_end(s, s->kicked ? "kicked" : "shutdown");
 }
 
 static void

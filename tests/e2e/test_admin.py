@@ -1,7 +1,7 @@
 """portico-admin against a running two-site stack: settings show/set,
 backends with their health, a frontend's live sessions (GET /sessions),
-disable/enable in LDAP, export/import round trips (mboxrd, Maildir),
-show, and remove.
+disable/enable in LDAP, kick, export/import round trips (mboxrd,
+Maildir), show, and remove.
 
 One stack for the module: two sites with a backend each, the frontends
 with two event loops (sessions are listed from both), /metrics and
@@ -15,12 +15,13 @@ import itertools
 import os
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import CMD_TIMEOUT, run_stack, wait_for
+from conftest import CMD_TIMEOUT, backend_metric, run_stack, wait_for
 
 pytestmark = pytest.mark.daemons
 
@@ -341,6 +342,123 @@ def test_disable_then_enable(st):
               "--password-file", wrong)
     assert p.returncode == 1 and "Invalid credentials" in p.stderr
     st.imap(user).logout()
+
+
+# ---- kick ------------------------------------------------------------------
+
+class Raw:
+    """A logged-in IMAP or POP3 session over implicit TLS, read by line."""
+
+    def __init__(self, st, proto, user, password, site=1):
+        self.s = st.ssl_context().wrap_socket(
+            socket.create_connection(
+                (st.host, st.port(proto + "s", site)), timeout=15),
+            server_hostname=st.host)
+        self.f = self.s.makefile("rb")
+        assert self.f.readline()[:4] in (b"* OK", b"+OK ")
+        if proto == "imap":
+            self.send(b"l LOGIN %s %s\r\n" % (user.encode(),
+                                                password.encode()))
+            assert self.until(b"l ").startswith(b"l OK")
+        else:
+            self.send(b"USER %s\r\n" % user.encode())
+            assert self.f.readline().startswith(b"+OK")
+            self.send(b"PASS %s\r\n" % password.encode())
+            assert self.f.readline().startswith(b"+OK")
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def until(self, prefix):
+        while True:
+            line = self.f.readline()
+            assert line, "connection closed"
+            if line.startswith(prefix):
+                return line
+
+    def rest(self):
+        """Every line until the server closes the connection."""
+        lines = []
+        while True:
+            line = self.f.readline()
+            if not line:
+                return lines
+            lines.append(line)
+
+
+def kick_http(st, method, query, headers=None, source="127.0.0.1"):
+    conn = http.client.HTTPConnection(st.host, st.SITE1_BE1_HTTP_PORT,
+                                      timeout=30,
+                                      source_address=(source, 0))
+    conn.request(method, "/kick" + query, headers=headers or {})
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
+def test_kick(st):
+    """portico-admin kick ends every IMAP and POP3 session of one mailbox
+    on its backend, through either site's frontend: in IDLE, in the middle
+    of a command line the client withholds, and a POP3 session whose DELE
+    is then not done (no QUIT, RFC 1939 6).  Another account's session
+    stays; the account can log in again (kick is not disable).  Only
+    POST, from http.metrics_networks, not from a web page."""
+    user, pw, mbox = new_user(st, "kick")
+    other, opw, _ = new_user(st, "kickother")
+    c = st.imap(user)
+    c.append("INBOX", None, None, b"Subject: keep\r\n\r\nkeep me\r\n")
+    c.logout()
+    kicked = "portico_backend_kicked_sessions_total"
+    before = backend_metric(st, kicked)
+
+    idle = Raw(st, "imap", user, pw)
+    idle.send(b"s SELECT INBOX\r\n")
+    assert idle.until(b"s ").startswith(b"s OK")
+    idle.send(b"i IDLE\r\n")
+    assert idle.f.readline().startswith(b"+ ")
+    partial = Raw(st, "imap", user, pw, site=2)
+    partial.send(b"p NOOP")  # no line end: a command withheld
+    pop = Raw(st, "pop3", user, pw)
+    pop.send(b"DELE 1\r\n")
+    assert pop.f.readline().startswith(b"+OK")
+    bystander = Raw(st, "imap", other, opw)
+
+    # refused: another method, another address, a web page, no mailbox
+    q = "?mailbox=" + mbox
+    assert kick_http(st, "GET", q)[0] == 405
+    assert kick_http(st, "POST", q, source="127.0.0.2") == (
+        403, b"Not from this address (http.metrics_networks).\n")
+    assert kick_http(st, "POST", q, {"Origin": "http://evil.test"}) == (
+        403, b"Not from a web page.\n")
+    assert kick_http(st, "POST", q, {"Sec-Fetch-Site": "cross-site"})[0] \
+        == 403
+    assert kick_http(st, "POST", "")[0] == 400
+    assert backend_metric(st, kicked) == before
+
+    p = admin(st, BE, "kick", mbox)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "kicked %s: 3 sessions\n" % mbox
+    assert idle.rest() == [b"* BYE Session ended by an administrator\r\n"]
+    assert partial.rest() == [
+        b"* BYE Session ended by an administrator\r\n"]
+    assert pop.rest() == [b"-ERR Session ended by an administrator.\r\n"]
+    assert backend_metric(st, kicked) == before + 3
+    # the other account's session goes on
+    bystander.send(b"n NOOP\r\n")
+    assert bystander.until(b"n ").startswith(b"n OK")
+    # none left; the account logs in again, its message not deleted
+    p = admin(st, BE, "kick", mbox)
+    assert p.returncode == 0 and p.stdout == "kicked %s: 0 sessions\n" % mbox
+    c = st.imap(user)
+    assert c.select("INBOX", readonly=True)[1] == [b"1"]
+    c.logout()
+    # without a backend.http_listen to ask
+    ini = st.dir / "kick-backend.ini"
+    ini.write_text((st.dir / BE).read_text().replace(
+        "http_listen", "; http_listen"))
+    p = admin(st, ini, "kick", mbox)
+    assert p.returncode == 1
+    assert "backend.http_listen is not set" in p.stderr
+    assert admin(st, BE, "kick").returncode == 2
 
 
 # ---- export / import -------------------------------------------------------
