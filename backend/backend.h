@@ -236,11 +236,14 @@ void link_server_uncork(struct backend *be);
 /* SIGTERM: closes the listener (links up stay) and asks every session's
  * engine to end (shutdown(s, force)). */
 void link_server_drain(struct backend *be, int force);
-/* portico-admin kick: ends every IMAP and POP3 session of mailbox_id
- * through any frontend, as draining does (between commands or in IDLE
- * now, else after the command in progress), with "Session ended by an
- * administrator".  Returns how many. */
-unsigned link_server_kick(struct backend *be, const char *mailbox_id);
+/* portico-admin kick: tells every linked frontend (link version 3) to
+ * forget its cached logins of mailbox_id (*links_r: how many links), and
+ * ends every IMAP and POP3 session of mailbox_id through any frontend,
+ * as draining does (between commands, in IDLE or with a command line
+ * withheld now, else after the command in progress), with "Session ended
+ * by an administrator".  Returns how many sessions. */
+unsigned link_server_kick(struct backend *be, const char *mailbox_id,
+			  unsigned *links_r);
 /* The session waits for changes of mbox_id (an IMAP session in IDLE on
  * its selected mailbox): notify() is called for that mailbox's changes
  * (and for BACKEND_MBOX_ANY), not for others'.  A session of a link that

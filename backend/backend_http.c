@@ -246,10 +246,12 @@ backend_http_kick(struct backend *be, struct http_conn *hc,
 		respond_text(hc, 400, "Give mailbox=ID.\n", NULL);
 		return;
 	}
-	unsigned n = link_server_kick(be, id);
-	log_info("kick mailbox=%s sessions=%u peer=%s", id, n, req->peer_name);
+	unsigned links;
+	unsigned n = link_server_kick(be, id, &links);
+	log_info("kick mailbox=%s sessions=%u links=%u peer=%s", id, n, links,
+		 req->peer_name);
 	char m[64];
-	snprintf(m, sizeof(m), "sessions %u\n", n);
+	snprintf(m, sizeof(m), "sessions %u\nlinks %u\n", n, links);
 	respond_text(hc, 200, m, NULL);
 }
 

@@ -48,6 +48,7 @@ struct blink {
 	uint64_t ping_at; /* last Ping sent, 0: none since rx_at */
 	uint64_t ping_seq;
 	int can_ping; /* the frontend's Hello: link version >= 2 */
+	int can_forget; /* ... >= 3 */
 	struct blink *next;
 };
 
@@ -840,6 +841,7 @@ blink_hello(struct blink *l, const Portico__Hello *h)
 	snprintf(l->name, sizeof(l->name), "%s", h->name);
 	l->hello = 1;
 	l->can_ping = link_version_number(h->version) >= 2;
+	l->can_forget = link_version_number(h->version) >= 3;
 	Portico__Frame f = PORTICO__FRAME__INIT;
 	Portico__Hello me = PORTICO__HELLO__INIT;
 	me.role = "backend";
@@ -965,6 +967,7 @@ blink_frame(struct blink *l, Portico__Frame *f)
 	case PORTICO__FRAME__BODY_OPENED:
 	case PORTICO__FRAME__BODY_REFUSED:
 	case PORTICO__FRAME__BODY_RESULT:
+	case PORTICO__FRAME__BODY_FORGET:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
 		break;
@@ -1140,9 +1143,20 @@ link_server_drain(struct backend *be, int force)
 }
 
 unsigned
-link_server_kick(struct backend *be, const char *mailbox_id)
+link_server_kick(struct backend *be, const char *mailbox_id, unsigned *links_r)
 {
 	unsigned n = 0;
+	*links_r = 0;
+	/* The frontends first: a client that reconnects at once after its
+	   BYE finds no cached login. */
+	for (struct blink *l = be->links; l != NULL; l = l->next) {
+		if (!l->hello || !l->can_forget || l->conn.closing)
+			continue;
+		struct buf b = BUF_INIT;
+		link_send_forget(&b, mailbox_id);
+		blink_send_buf(l, &b);
+		(*links_r)++;
+	}
 	for (struct blink *l = be->links; l != NULL; l = l->next) {
 		for (struct bsession *s = l->sessions, *next; s != NULL;
 		     s = next) {

@@ -106,6 +106,18 @@ link_send_ping(struct buf *out, uint64_t seq, int pong)
 	link_frame_pack(&f, out);
 }
 
+void
+link_send_forget(struct buf *out, const char *mailbox_id)
+{
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__Forget g = PORTICO__FORGET__INIT;
+	g.mailbox_id = (char *)(uintptr_t)mailbox_id;
+	f.stream = 0;
+	f.body_case = PORTICO__FRAME__BODY_FORGET;
+	f.forget = &g;
+	link_frame_pack(&f, out);
+}
+
 unsigned
 link_version_number(const char *version)
 {

@@ -13,8 +13,8 @@
 #include "common/buf.h"
 #include "link.pb-c.h"
 
-/* Version 2: Ping and Pong. */
-#define LINK_VERSION "portico-link/2"
+/* Version 2: Ping and Pong.  Version 3: Forget. */
+#define LINK_VERSION "portico-link/3"
 #define LINK_VERSION_PREFIX "portico-link/"
 
 /* The number of a peer's Hello version ("portico-link/N"), 0 if it has
@@ -37,5 +37,7 @@ void link_send_credit(struct buf *out, uint32_t stream, uint32_t bytes);
 void link_send_close(struct buf *out, uint32_t stream, const char *reason);
 /* Ping (pong 0) or Pong (pong 1) on stream 0. */
 void link_send_ping(struct buf *out, uint64_t seq, int pong);
+/* Forget on stream 0 (backend to frontend, version 3). */
+void link_send_forget(struct buf *out, const char *mailbox_id);
 
 #endif

@@ -3,6 +3,8 @@
  * ldap.cache_negative_ttl; temporary failures are never cached. */
 #include "frontend/auth_cache.h"
 
+#include <strings.h>
+
 #include "frontend/policy.h"
 
 int
@@ -43,4 +45,23 @@ auth_cache_put(struct policy *p, const struct policy_login_keys *k, int ok,
 		e->expires = now + (uint64_t)ttl * 1000;
 	}
 	pthread_mutex_unlock(&p->lock);
+}
+
+unsigned
+auth_cache_forget(struct policy *p, const char *mailbox_id)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&p->lock);
+	for (struct lru_entry *e = p->auth_cache.head, *next; e != NULL;
+	     e = next) {
+		next = e->next;
+		struct auth_cache_entry *ce = lru_payload(e);
+		if (ce->ok &&
+		    strcasecmp(ce->user.mailbox_id, mailbox_id) == 0) {
+			lru_del(&p->auth_cache, e);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }

@@ -307,6 +307,13 @@ flink_frame(struct flink *l, Portico__Frame *f)
 		}
 		if (f->body_case == PORTICO__FRAME__BODY_PONG)
 			return; /* it was read: rx_at has moved */
+		if (f->body_case == PORTICO__FRAME__BODY_FORGET) {
+			unsigned n = auth_cache_forget(l->fe->policy,
+						       f->forget->mailbox_id);
+			log_info("link backend=%s forget mailbox=%s cached=%u",
+				 l->id, f->forget->mailbox_id, n);
+			return;
+		}
 	}
 	c = flink_stream(l, f->stream);
 	if (c == NULL) {
@@ -342,6 +349,7 @@ flink_frame(struct flink *l, Portico__Frame *f)
 	case PORTICO__FRAME__BODY_DRAIN:
 	case PORTICO__FRAME__BODY_PING:
 	case PORTICO__FRAME__BODY_PONG:
+	case PORTICO__FRAME__BODY_FORGET:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
 		break;
@@ -1026,6 +1034,7 @@ xfer_frame(struct flink *l, Portico__Frame *f)
 	case PORTICO__FRAME__BODY_DRAIN:
 	case PORTICO__FRAME__BODY_PING:
 	case PORTICO__FRAME__BODY_PONG:
+	case PORTICO__FRAME__BODY_FORGET:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
 		break;

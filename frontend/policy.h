@@ -130,6 +130,10 @@ void penalty_record(struct policy *p, const struct policy_login_keys *k,
  * cached). */
 int auth_cache_get(struct policy *p, const struct policy_login_keys *k,
 		   struct dir_user *user_r);
+/* Removes every cached success of the account with this porticoMailboxId
+ * (a link's Forget: portico-admin kick); returns how many.  A pass over
+ * the whole cache under its lock. */
+unsigned auth_cache_forget(struct policy *p, const char *mailbox_id);
 void auth_cache_put(struct policy *p, const struct policy_login_keys *k,
 		    int ok, const struct dir_user *user);
 

@@ -423,14 +423,17 @@ admin_users_kick(struct admin *a, int argc, char **argv)
 	}
 	buf_append(&path, "", 1);
 	int status = 0, rc = 1;
-	unsigned n;
+	unsigned n, links;
 	if (admin_http(&a->cfg, addr, 0, "POST", buf_ptr(&path), &status,
 		       &body) == 0) {
 		buf_append(&body, "", 1);
 		if (status == 200 &&
-		    sscanf(buf_ptr(&body), "sessions %u", &n) == 1) {
-			printf("kicked %s: %u session%s\n", argv[0], n,
-			       n == 1 ? "" : "s");
+		    sscanf(buf_ptr(&body), "sessions %u links %u", &n,
+			   &links) == 2) {
+			printf("kicked %s: %u session%s ended, cached logins "
+			       "forgotten on %u frontend link%s\n",
+			       argv[0], n, n == 1 ? "" : "s", links,
+			       links == 1 ? "" : "s");
 			rc = 0;
 		} else {
 			fprintf(stderr,

@@ -436,7 +436,9 @@ def test_kick(st):
 
     p = admin(st, BE, "kick", mbox)
     assert p.returncode == 0, p.stderr
-    assert p.stdout == "kicked %s: 3 sessions\n" % mbox
+    assert re.fullmatch(r"kicked %s: 3 sessions ended, cached logins "
+                        r"forgotten on [1-9]\d* frontend links?\n" % mbox,
+                        p.stdout), p.stdout
     assert idle.rest() == [b"* BYE Session ended by an administrator\r\n"]
     assert partial.rest() == [
         b"* BYE Session ended by an administrator\r\n"]
@@ -447,7 +449,8 @@ def test_kick(st):
     assert bystander.until(b"n ").startswith(b"n OK")
     # none left; the account logs in again, its message not deleted
     p = admin(st, BE, "kick", mbox)
-    assert p.returncode == 0 and p.stdout == "kicked %s: 0 sessions\n" % mbox
+    assert p.returncode == 0
+    assert p.stdout.startswith("kicked %s: 0 sessions ended," % mbox)
     c = st.imap(user)
     assert c.select("INBOX", readonly=True)[1] == [b"1"]
     c.logout()
@@ -459,6 +462,37 @@ def test_kick(st):
     assert p.returncode == 1
     assert "backend.http_listen is not set" in p.stderr
     assert admin(st, BE, "kick").returncode == 2
+
+
+def test_kick_forgets_cached_logins(stack_factory):
+    """With ldap.cache_size set, a disabled account could log in from a
+    frontend's cache until ldap.cache_ttl ran out; kick has its backend
+    tell every linked frontend, of either site, to forget the account's
+    cached logins: the next login asks LDAP and is refused."""
+    st2 = stack_factory(name="kickcache", sites=2, settings=[
+        "frontend.workers=1", "ldap.cache_size=1000",
+        "http.metrics_networks=127.0.0.1/32"])
+    user, pw, mbox = new_user(st2, "cached")
+    other, opw, _ = new_user(st2, "cachedother")
+    for site in (1, 2):
+        st2.imap(user, site=site).logout()
+        st2.imap(other, site=site).logout()
+    p = admin(st2, FE, "disable", user, "--bind-dn", st2.LDAP_ADMIN_DN,
+              "--password-file", password_file(st2))
+    assert p.returncode == 0, p.stderr
+    # the caches still let it in
+    for site in (1, 2):
+        st2.imap(user, site=site).logout()
+    p = admin(st2, BE, "kick", mbox)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == ("kicked %s: 0 sessions ended, cached logins "
+                        "forgotten on 2 frontend links\n" % mbox)
+    for site in (1, 2):
+        with pytest.raises(imaplib.IMAP4.error) as e:
+            st2.imap(user, site=site)
+        assert "AUTHORIZATIONFAILED" in str(e.value)
+        # another account's cached login is not touched
+        st2.imap(other, site=site).logout()
 
 
 # ---- export / import -------------------------------------------------------

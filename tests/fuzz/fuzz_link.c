@@ -135,6 +135,11 @@ check_frame(const Portico__Frame *f)
 	case PORTICO__FRAME__BODY_PONG:
 		body = f->pong;
 		break;
+	case PORTICO__FRAME__BODY_FORGET:
+		body = f->forget;
+		if (f->forget != NULL)
+			check_str(f->forget->mailbox_id);
+		break;
 	case PORTICO__FRAME__BODY_RESULT:
 		body = f->result;
 		if (f->result != NULL) {

@@ -72,7 +72,7 @@ test_hello(void **state)
 	assert_int_equal(g->body_case, PORTICO__FRAME__BODY_HELLO);
 	assert_string_equal(g->hello->role, "backend");
 	assert_string_equal(g->hello->name, "be-1");
-	assert_string_equal(g->hello->version, "portico-link/2");
+	assert_string_equal(g->hello->version, "portico-link/3");
 	assert_int_equal(g->hello->site, 65535);
 	assert_string_equal(g->hello->imap_capabilities,
 			    "IMAP4rev1 LITERAL+ IDLE");
@@ -108,10 +108,27 @@ test_ping_pong(void **state)
 }
 
 static void
+test_forget(void **state)
+{
+	(void)state;
+	struct buf b = BUF_INIT;
+	link_send_forget(&b, "3f2a9c0d41e87b65");
+	Portico__Frame *g = NULL;
+	const char *err = NULL;
+	assert_int_equal(link_frame_next(&b, 1 << 20, &g, &err), 1);
+	assert_int_equal(g->stream, 0);
+	assert_int_equal(g->body_case, PORTICO__FRAME__BODY_FORGET);
+	assert_string_equal(g->forget->mailbox_id, "3f2a9c0d41e87b65");
+	link_frame_free(&g);
+	assert_int_equal(link_frame_next(&b, 1 << 20, &g, &err), 0);
+	buf_free(&b);
+}
+
+static void
 test_version_number(void **state)
 {
 	(void)state;
-	assert_int_equal(link_version_number(LINK_VERSION), 2);
+	assert_int_equal(link_version_number(LINK_VERSION), 3);
 	assert_int_equal(link_version_number("portico-link/1"), 1);
 	assert_int_equal(link_version_number("portico-link/17"), 17);
 	assert_int_equal(link_version_number("portico-link/"), 0);
@@ -544,6 +561,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hello),
 	    cmocka_unit_test(test_ping_pong),
+	    cmocka_unit_test(test_forget),
 	    cmocka_unit_test(test_version_number),
 	    cmocka_unit_test(test_open),
 	    cmocka_unit_test(test_opened),
