@@ -345,7 +345,8 @@ set_account_state(struct admin *a, const char *cmd, int argc, char **argv,
 	filter_escape(address, esc, sizeof(esc));
 	snprintf(filter, sizeof(filter),
 		 "(&(objectClass=porticoUser)(|(uid=%s)(mail=%s)))", esc, esc);
-	char *attrs[] = {"porticoAccountState", NULL};
+	char *attrs[] = {"porticoAccountState", "porticoMailboxId",
+			 "porticoMailboxServer", NULL};
 	struct timeval tv = {(time_t)a->cfg.ldap_timeout, 0};
 	LDAPMessage *res = NULL;
 	int ret = 1;
@@ -376,6 +377,18 @@ set_account_state(struct admin *a, const char *cmd, int argc, char **argv,
 			printf("%s: porticoAccountState %s -> %s (%s)\n",
 			       address, old[0] ? old : "(none: active)", state,
 			       dn);
+			/* What the sessions already open need: a kick on
+			   the account's backend. */
+			char id[128], server[64];
+			admin_ldap_value(ld, e, "porticoMailboxId", id,
+					 sizeof(id));
+			admin_ldap_value(ld, e, "porticoMailboxServer", server,
+					 sizeof(server));
+			if (strcmp(cmd, "disable") == 0 && id[0] != '\0')
+				printf("%s: sessions already open go on; end "
+				       "them with portico-admin -c "
+				       "BACKEND.ini kick %s (backend %s)\n",
+				       address, id, server);
 			ret = 0;
 		}
 		ldap_memfree(dn);

@@ -314,7 +314,7 @@ def test_sessions_refused_outside_metrics_networks(st):
 # ---- disable / enable ------------------------------------------------------
 
 def test_disable_then_enable(st):
-    user, pw, _ = new_user(st, "dis")
+    user, pw, mbox = new_user(st, "dis")
     pwfile = password_file(st)
     creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file", pwfile]
     st.imap(user).logout()
@@ -322,7 +322,9 @@ def test_disable_then_enable(st):
     assert p.returncode == 0, p.stderr
     assert p.stdout == ("%s: porticoAccountState active -> disabled "
                         "(uid=%s,ou=people,dc=example,dc=test)\n"
-                        % (user, user))
+                        "%s: sessions already open go on; end them with "
+                        "portico-admin -c BACKEND.ini kick %s (backend "
+                        "s1b1)\n" % (user, user, user, mbox))
     with pytest.raises(imaplib.IMAP4.error) as e:
         st.imap(user)
     assert "AUTHORIZATIONFAILED" in str(e.value)
