@@ -55,6 +55,8 @@ static const struct admin_cmd admin_cmds[] = {
 	  "BACKEND.ini", "MAILBOX_ID FILE|MAILDIR [--mailbox NAME]" },
 	{ "export",           admin_store_export,     ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID [--mailbox NAME] > FILE.mbox" },
+	{ "export",           admin_store_export,     ADMIN_F_STORE,
+	  "BACKEND.ini", "MAILBOX_ID [--mailbox NAME] --maildir DIR" },
 	{ "check",            admin_check,            ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID|--all" },
 	{ "queue",            admin_queue,            ADMIN_F_STORE,

@@ -1,5 +1,6 @@
 /* admin_store.c - portico-admin's mailbox commands: import (an mbox
- * file, a single message or a Maildir), export (mboxrd), list and show.
+ * file, a single message or a Maildir with its flags and keywords),
+ * export (mboxrd, or a Maildir with flags and keywords), list and show.
  *
  * The store is opened directly; LMDB lets this run beside the backend.
  * Imports write through store_run() (one transaction per batch); export,
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -62,6 +64,10 @@ mbox_from_date(const char *line, size_t len)
 	return (int64_t)timegm(&tm);
 }
 
+/* Keywords a Maildir can name: the letters a-z, each a line of its
+ * dovecot-keywords file ("0 $Junk"). */
+#define MAILDIR_KEYWORDS 26
+
 /* Messages are imported in batches: one transaction (one fsync) per
  * IMPORT_BATCH messages or IMPORT_BATCH_BYTES. */
 #define IMPORT_BATCH 1000
@@ -74,6 +80,9 @@ struct importer {
 	struct buf msgs[IMPORT_BATCH];
 	int64_t dates[IMPORT_BATCH];
 	uint32_t flags[IMPORT_BATCH];
+	/* Maildir keywords (letters a-z of dovecot-keywords) */
+	const char *keywords[IMPORT_BATCH][MAILDIR_KEYWORDS];
+	unsigned nkeywords[IMPORT_BATCH];
 	size_t n, bytes;
 	unsigned total;
 };
@@ -92,6 +101,8 @@ import_flush(struct importer *im)
 		nm[i].len = buf_used(&im->msgs[i]);
 		nm[i].internaldate = im->dates[i];
 		nm[i].flags = im->flags[i];
+		nm[i].keywords = im->keywords[i];
+		nm[i].nkeywords = im->nkeywords[i];
 		/* The MIME structure is computed once, at import. */
 		if (mime_cache_build(nm[i].data, nm[i].len, &meta[i]) == 0) {
 			nm[i].meta = buf_ptr(&meta[i]);
@@ -127,7 +138,8 @@ import_flush(struct importer *im)
  * from_mbox ('>From ' lines lose one '>'). */
 static int
 import_one(struct importer *im, const char *data, size_t len, int from_mbox,
-	   int64_t date, uint32_t flags)
+	   int64_t date, uint32_t flags, const char *const *keywords,
+	   unsigned nkeywords)
 {
 	struct buf *msg = &im->msgs[im->n];
 	memset(msg, 0, sizeof(*msg));
@@ -168,6 +180,9 @@ import_one(struct importer *im, const char *data, size_t len, int from_mbox,
 	}
 	im->dates[im->n] = date ? date : (int64_t)time(NULL);
 	im->flags[im->n] = flags;
+	for (unsigned k = 0; k < nkeywords; k++)
+		im->keywords[im->n][k] = keywords[k];
+	im->nkeywords[im->n] = nkeywords;
 	im->bytes += buf_used(msg);
 	im->n++;
 	if (im->n == IMPORT_BATCH || im->bytes >= IMPORT_BATCH_BYTES)
@@ -199,11 +214,15 @@ maildir_cmp(const void *x, const void *y)
 	return strcmp(a->name, b->name);
 }
 
+/* The flags of a file name's ":2," suffix, and its keywords: the
+ * letters a-z that kw (from dovecot-keywords) names. */
 static uint32_t
-maildir_flags(const char *name)
+maildir_flags(const char *name, char *const kw[MAILDIR_KEYWORDS],
+	      const char **keywords_r, unsigned *nkeywords_r)
 {
 	const char *info = strstr(name, ":2,");
 	uint32_t f = 0;
+	*nkeywords_r = 0;
 	if (info == NULL)
 		return 0;
 	for (const char *p = info + 3; *p != '\0'; p++) {
@@ -213,10 +232,52 @@ maildir_flags(const char *name)
 		case 'F': f |= STORE_F_FLAGGED; break;
 		case 'T': f |= STORE_F_DELETED; break;
 		case 'D': f |= STORE_F_DRAFT; break;
-		default: break;
+		default:
+			if (*p >= 'a' && *p <= 'z' && kw[*p - 'a'] != NULL &&
+			    *nkeywords_r < MAILDIR_KEYWORDS)
+				keywords_r[(*nkeywords_r)++] = kw[*p - 'a'];
+			break;
 		}
 	}
 	return f;
+}
+
+/* An IMAP keyword (RFC 3501 flag-keyword: an atom, not a \flag). */
+static int
+keyword_ok(const char *k)
+{
+	if (*k == '\0' || strlen(k) > 255)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)k; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || strchr("(){%*\"\\]", *p))
+			return 0;
+	return 1;
+}
+
+/* DIR/dovecot-keywords: "N name" lines, N 0-25 naming the letter 'a' + N
+ * (Dovecot's Maildir keywords, and what export --maildir writes); a name
+ * that is no IMAP keyword is left out. */
+static void
+maildir_keywords_read(const char *dir, char *kw[MAILDIR_KEYWORDS])
+{
+	char path[4096], line[1024];
+	snprintf(path, sizeof(path), "%s/dovecot-keywords", dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *end;
+		line[strcspn(line, "\r\n")] = '\0';
+		long n = strtol(line, &end, 10);
+		if (end == line || *end != ' ' || n < 0 ||
+		    n >= MAILDIR_KEYWORDS || !keyword_ok(end + 1) ||
+		    kw[n] != NULL)
+			continue;
+		kw[n] = strdup(end + 1);
+		if (kw[n] == NULL)
+			abort();
+	}
+	fclose(f);
 }
 
 static int
@@ -277,18 +338,24 @@ import_maildir(struct store *st, uint64_t user_num, const char *dir,
 	im->st = st;
 	im->user_num = user_num;
 	im->mbox = mbox;
+	char *kw[MAILDIR_KEYWORDS] = {NULL};
+	maildir_keywords_read(dir, kw);
 	if (n > 1)
 		qsort(files, n, sizeof(*files), maildir_cmp);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct buf data = BUF_INIT;
+		const char *keywords[MAILDIR_KEYWORDS];
+		unsigned nkeywords;
 		if (read_file(files[i].path, &data) < 0) {
 			fprintf(stderr, "portico-admin: %s: %s\n",
 				files[i].path, strerror(errno));
 			rc = -1;
 		} else {
+			uint32_t flags = maildir_flags(files[i].name, kw,
+						       keywords, &nkeywords);
 			rc = import_one(im, buf_ptr(&data), buf_used(&data), 0,
-					files[i].mtime,
-					maildir_flags(files[i].name));
+					files[i].mtime, flags, keywords,
+					nkeywords);
 		}
 		buf_free(&data);
 	}
@@ -299,6 +366,8 @@ import_maildir(struct store *st, uint64_t user_num, const char *dir,
 	for (size_t i = 0; i < n; i++)
 		free(files[i].path);
 	free(files);
+	for (unsigned k = 0; k < MAILDIR_KEYWORDS; k++)
+		free(kw[k]);
 	if (rc == 0)
 		printf("imported %u\n", im->total);
 	free(im);
@@ -318,11 +387,30 @@ import_file(struct store *st, const char *mailbox_id, const char *path,
 		return 1;
 	}
 	int rc = store_user_get(st, txn, mailbox_id, &u, &err);
+	struct store_mailbox_rec mb;
+	int have = rc != 0 ? -1
+			   : store_mailbox_get(st, txn, u.user_num, mbox, &mb,
+					       &err);
 	store_read_end(&txn);
-	if (rc != 0) {
+	if (rc != 0 || have < 0) {
 		fprintf(stderr, "portico-admin: import: %s\n",
 			rc > 0 ? "no such mailbox id in this store" : err);
 		return 1;
+	}
+	if (have > 0) {
+		/* A folder the account does not have yet (a move from
+		   another backend): created and subscribed. */
+		char ebuf[STORE_ERR_SIZE];
+		struct store_mailbox_args ma = {
+		    .user_num = u.user_num, .name = mbox, .subscribe = 1};
+		if (store_run(st, store_op_mailbox_create, &ma, ebuf) != 0 ||
+		    store_run(st, store_op_subscribe, &ma, ebuf) != 0) {
+			fprintf(stderr,
+				"portico-admin: import: create %s: %s\n", mbox,
+				ebuf);
+			return 1;
+		}
+		fprintf(stderr, "created mailbox %s\n", mbox);
 	}
 	struct stat sb;
 	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
@@ -369,11 +457,12 @@ import_file(struct store *st, const char *mailbox_id, const char *path,
 			}
 			if (next >= len)
 				end = len;
-			rc = import_one(im, d + body, end - body, 1, date, 0);
+			rc = import_one(im, d + body, end - body, 1, date, 0,
+					NULL, 0);
 			start = end;
 		}
 	} else {
-		rc = import_one(im, d, len, 0, 0, 0);
+		rc = import_one(im, d, len, 0, 0, 0, NULL, 0);
 	}
 	if (rc == 0)
 		rc = import_flush(im);
@@ -514,15 +603,128 @@ export_message(FILE *out, const char *msg, size_t len, int64_t date)
 	fputc('\n', out);
 }
 
-/* export MAILBOX_ID [--mailbox NAME] > FILE.mbox */
+/* -- export as a Maildir ----------------------------------------------------
+ *
+ * DIR (made here; it must not exist) with cur/, new/ and tmp/, a file per
+ * message in cur/ holding its octets as stored, its modification time the
+ * internal date, its name "DATE.P<uidvalidity>U<uid>.portico:2,FLAGS":
+ * D F R S T for \Draft \Flagged \Answered \Seen \Deleted and a letter
+ * a-z per keyword, which DIR/dovecot-keywords names ("0 $Junk"), as
+ * Dovecot writes them.  import reads it back with flags and keywords. */
+
+struct maildir_out {
+	const char *dir;
+	char *kw[MAILDIR_KEYWORDS]; /* the mailbox's keywords by bit */
+	unsigned dropped;           /* keywords beyond the letters */
+};
+
+static int
+maildir_out_open(struct maildir_out *o, const char *names, size_t len)
+{
+	static const char *const subs[] = {"cur", "new", "tmp"};
+	char path[4096];
+	if (mkdir(o->dir, 0700) < 0) {
+		fprintf(stderr, "portico-admin: export: %s: %s\n", o->dir,
+			strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", o->dir, subs[i]);
+		if (mkdir(path, 0700) < 0) {
+			fprintf(stderr, "portico-admin: export: %s: %s\n", path,
+				strerror(errno));
+			return -1;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/dovecot-keywords", o->dir);
+	FILE *f = NULL;
+	unsigned k = 0;
+	for (size_t off = 0; off < len; k++) {
+		const char *name = names + off;
+		size_t n = strnlen(name, len - off);
+		off += n + 1;
+		if (k >= MAILDIR_KEYWORDS) {
+			o->dropped++;
+			continue;
+		}
+		o->kw[k] = strndup(name, n);
+		if (o->kw[k] == NULL)
+			abort();
+		if (f == NULL && (f = fopen(path, "w")) == NULL) {
+			fprintf(stderr, "portico-admin: export: %s: %s\n", path,
+				strerror(errno));
+			return -1;
+		}
+		fprintf(f, "%u %s\n", k, o->kw[k]);
+	}
+	if (f != NULL && fclose(f) != 0) {
+		fprintf(stderr, "portico-admin: export: %s: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+maildir_out_message(struct maildir_out *o, uint32_t uidvalidity,
+		    const struct store_msg *m, const char *data, size_t len)
+{
+	char info[8 + MAILDIR_KEYWORDS], tmp[4096], cur[4096], name[128];
+	size_t i = 0;
+	uint32_t f = m->rec.flags;
+	/* the letters in ASCII order, as the Maildir convention wants */
+	if (f & STORE_F_DRAFT)
+		info[i++] = 'D';
+	if (f & STORE_F_FLAGGED)
+		info[i++] = 'F';
+	if (f & STORE_F_ANSWERED)
+		info[i++] = 'R';
+	if (f & STORE_F_SEEN)
+		info[i++] = 'S';
+	if (f & STORE_F_DELETED)
+		info[i++] = 'T';
+	for (unsigned k = 0; k < MAILDIR_KEYWORDS; k++)
+		if (o->kw[k] != NULL && (m->rec.keywords & (1ull << k)))
+			info[i++] = (char)('a' + k);
+	info[i] = '\0';
+	snprintf(name, sizeof(name), "%lld.P%uU%u.portico",
+		 (long long)m->rec.internaldate, uidvalidity, m->uid);
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", o->dir, name);
+	snprintf(cur, sizeof(cur), "%s/cur/%s:2,%s", o->dir, name, info);
+	FILE *out = fopen(tmp, "w");
+	if (out == NULL || fwrite(data, 1, len, out) != len ||
+	    fclose(out) != 0) {
+		fprintf(stderr, "portico-admin: export: %s: %s\n", tmp,
+			strerror(errno));
+		return -1;
+	}
+	struct timespec ts[2] = {{(time_t)m->rec.internaldate, 0},
+				 {(time_t)m->rec.internaldate, 0}};
+	if (utimensat(AT_FDCWD, tmp, ts, 0) < 0 || rename(tmp, cur) < 0) {
+		fprintf(stderr, "portico-admin: export: %s: %s\n", cur,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* export MAILBOX_ID [--mailbox NAME] [--maildir DIR]: mboxrd to stdout,
+ * or a Maildir */
 int
 admin_store_export(struct admin *a, int argc, char **argv)
 {
 	const char *name = "INBOX";
-	if (argc == 3 && strcmp(argv[1], "--mailbox") == 0)
-		name = argv[2];
-	else if (argc != 1)
+	struct maildir_out md = {NULL, {NULL}, 0};
+	if (argc < 1 || argc % 2 != 1)
 		return ADMIN_USAGE;
+	for (int i = 1; i < argc; i += 2) {
+		if (strcmp(argv[i], "--mailbox") == 0)
+			name = argv[i + 1];
+		else if (strcmp(argv[i], "--maildir") == 0)
+			md.dir = argv[i + 1];
+		else
+			return ADMIN_USAGE;
+	}
 	MDB_txn *txn = NULL;
 	const char *err;
 	struct store_user_rec u;
@@ -550,6 +752,17 @@ admin_store_export(struct admin *a, int argc, char **argv)
 		return 1;
 	}
 	rc = 0;
+	if (md.dir != NULL) {
+		const char *names = NULL;
+		size_t nlen = 0;
+		if (store_keywords_get(a->st, txn, mb.mbox_id, &names, &nlen,
+				       &err) < 0) {
+			fprintf(stderr, "portico-admin: export: %s\n", err);
+			rc = 1;
+		} else if (maildir_out_open(&md, names, nlen) < 0) {
+			rc = 1;
+		}
+	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const char *data;
 		size_t len;
@@ -560,10 +773,31 @@ admin_store_export(struct admin *a, int argc, char **argv)
 			rc = 1;
 			break;
 		}
-		export_message(stdout, data, len, msgs[i].rec.internaldate);
+		if (md.dir == NULL)
+			export_message(stdout, data, len,
+				       msgs[i].rec.internaldate);
+		else if (maildir_out_message(&md, mb.uidvalidity, &msgs[i],
+					     data, len) < 0)
+			rc = 1;
 	}
 	store_read_end(&txn);
 	free(msgs);
+	for (unsigned k = 0; k < MAILDIR_KEYWORDS; k++)
+		free(md.kw[k]);
+	if (md.dir != NULL) {
+		if (md.dropped > 0)
+			fprintf(stderr,
+				"portico-admin: export: %u keywords "
+				"beyond the 26 Maildir letters left "
+				"out\n",
+				md.dropped);
+		if (rc == 0)
+			fprintf(stderr,
+				"exported %zu messages of %s %s to "
+				"%s\n",
+				n, argv[0], name, md.dir);
+		return rc;
+	}
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "portico-admin: export: writing: %s\n",
 			strerror(errno));

@@ -575,6 +575,109 @@ def test_export_import_round_trip(st, tmp_path):
     assert p.returncode == 1 and "no such mailbox id" in p.stderr
 
 
+def folder_state(st, user, folder):
+    """{Message-ID: (flags, INTERNALDATE, bytes)} of one folder."""
+    c = st.imap(user)
+    try:
+        typ, _ = c.select('"%s"' % folder, readonly=True)
+        assert typ == "OK", folder
+        typ, data = c.uid("FETCH", "1:*",
+                          "(FLAGS INTERNALDATE BODY.PEEK[])")
+        assert typ == "OK", data
+        out = {}
+        for item in data:
+            if not isinstance(item, tuple):
+                continue
+            head = item[0].decode()
+            flags = re.search(r"FLAGS \(([^)]*)\)", head).group(1)
+            date = re.search(r'INTERNALDATE "([^"]+)"', head).group(1)
+            mid = re.search(rb"Message-ID: (\S+)", item[1]).group(1)
+            out[mid] = (frozenset(flags.split()) - {"\\Recent"}, date,
+                        item[1])
+        return out
+    finally:
+        c.logout()
+
+
+def test_move_to_another_backend(st, tmp_path):
+    """The move of docs/OPERATIONS.md, done as written: a mailbox goes from
+    s1b1 to s2b1 (the other site) with every folder, message byte,
+    internal date, flag and keyword (export --maildir, import, which
+    creates the folders the new backend lacks), the account logs in
+    through either site's frontend to its new backend, and the old copy
+    is removed."""
+    user, pw, mbox = new_user(st, "move")
+    dn = "uid=%s,ou=people,dc=example,dc=test" % user
+    c = st.imap(user)
+    c.create('"Projects/2024"')
+    msgs = [("INBOX", "(\\Seen \\Flagged $Important)",
+             '"03-Jan-2024 10:00:00 +0100"'),
+            ("INBOX", "()", '"04-Jan-2024 11:00:00 +0000"'),
+            ("INBOX", "(\\Answered \\Draft project-x)",
+             '"05-Jan-2024 12:30:00 -0500"'),
+            ("Sent", "(\\Seen)", '"06-Jan-2024 08:00:00 +0000"'),
+            ("Projects/2024", "(\\Seen project-x $Important)",
+             '"07-Jan-2024 09:15:00 +0000"'),
+            ("Projects/2024", "(\\Deleted)",
+             '"08-Jan-2024 09:15:00 +0000"')]
+    for i, (folder, flags, date) in enumerate(msgs):
+        typ, _ = c.append('"%s"' % folder, flags, date,
+                          b"Message-ID: <m%d@move>\r\nSubject: move %d\r\n"
+                          b"\r\nbody %d\r\n" % (i, i, i))
+        assert typ == "OK"
+    c.logout()
+    folders = ["INBOX", "Sent", "Projects/2024"]
+    before = {f: folder_state(st, user, f) for f in folders}
+    assert len(before["INBOX"]) == 3 and len(before["Projects/2024"]) == 2
+
+    # 1. no new logins, no open sessions
+    creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file",
+             password_file(st)]
+    p = admin(st, FE, "disable", user, *creds, "--state", "moving")
+    assert p.returncode == 0, p.stderr
+    p = admin(st, BE, "kick", mbox)
+    assert p.returncode == 0, p.stderr
+    # 2. every folder, as a Maildir, into the mailbox on the new backend
+    NEW = "s2b1/backend.ini"
+    p = admin(st, NEW, "provision", mbox)
+    assert p.returncode == 0, p.stderr
+    for i, folder in enumerate(folders):
+        d = tmp_path / ("folder%d" % i)
+        p = admin(st, BE, "export", mbox, "--mailbox", folder,
+                  "--maildir", d)
+        assert p.returncode == 0, p.stderr
+        assert p.stderr == "exported %d messages of %s %s to %s\n" % (
+            len(before[folder]), mbox, folder, d)
+        p = admin(st, NEW, "import", mbox, d, "--mailbox", folder)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == "imported %d\n" % len(before[folder])
+        assert ("created mailbox %s" % folder in p.stderr) == \
+            (folder == "Projects/2024")
+    # 3. the directory names the new backend; logins again
+    ldap_modify(st, dn, "replace: porticoMailboxServer",
+                "porticoMailboxServer: s2b1")
+    p = admin(st, FE, "enable", user, *creds)
+    assert p.returncode == 0, p.stderr
+    for site in (1, 2):
+        c = st.imap(user, site=site)
+        typ, data = c.list()
+        assert typ == "OK"
+        listed = b"\n".join(data)
+        assert b'"Projects/2024"' in listed or b" Projects/2024" in listed
+        c.logout()
+    after = {f: folder_state(st, user, f) for f in folders}
+    assert after == before
+    # 4. the old copy goes
+    p = admin(st, BE, "remove", mbox, "--yes")
+    assert p.returncode == 0, p.stderr
+    assert folder_state(st, user, "INBOX") == before["INBOX"]
+
+    # export --maildir refuses a directory that exists
+    p = admin(st, NEW, "export", mbox, "--maildir", tmp_path / "folder0")
+    assert p.returncode == 1 and "File exists" in p.stderr
+    assert admin(st, NEW, "export", mbox, "--maildir").returncode == 2
+
+
 def idle_until(c, want):
     """Lines of an IDLE response up to the one equal to want."""
     c.sock.settimeout(10)
@@ -665,11 +768,11 @@ def test_maildir_import_with_flags(st, tmp_path):
     for sub in ("cur", "new", "tmp"):
         (md / sub).mkdir(parents=True)
     files = [  # (path, body, mtime): imported oldest first
-        (md / "cur" / "1700000300.M3.host:2,RS", b"Subject: replied\n\n3\n",
+        (md / "cur" / "1700000300.M3.host:2,RSa", b"Subject: replied\n\n3\n",
          1700000300),
-        (md / "cur" / "1700000100.M1.host:2,FS", b"Subject: flagged\n\n1\n",
-         1700000100),
-        (md / "cur" / "1700000200.M2.host:2,DT", b"Subject: draft\n\n2\n",
+        (md / "cur" / "1700000100.M1.host:2,FSbc",
+         b"Subject: flagged\n\n1\n", 1700000100),
+        (md / "cur" / "1700000200.M2.host:2,DTz", b"Subject: draft\n\n2\n",
          1700000200),
         (md / "new" / "1700000400.M4.host", b"Subject: new\n\n4\n",
          1700000400),
@@ -679,15 +782,18 @@ def test_maildir_import_with_flags(st, tmp_path):
     for path, body, mtime in files:
         path.write_bytes(body)
         os.utime(path, (mtime, mtime))
+    # Dovecot's keyword letters: b names no IMAP keyword, z nothing
+    (md / "dovecot-keywords").write_text("0 $Junk\n1 bad keyword\n"
+                                         "2 project-x\n")
     p = admin(st, BE, "import", mid, md, "--mailbox", "Archive")
     assert p.returncode == 0 and p.stdout == "imported 4\n", p.stderr
     got = fetch_all(st, user, "Archive")
     assert got == [
-        ({"\\Flagged", "\\Seen"}, "14-Nov-2023 22:15:00 +0000",
+        ({"\\Flagged", "\\Seen", "project-x"}, "14-Nov-2023 22:15:00 +0000",
          b"Subject: flagged\r\n\r\n1\r\n"),
         ({"\\Draft", "\\Deleted"}, "14-Nov-2023 22:16:40 +0000",
          b"Subject: draft\r\n\r\n2\r\n"),
-        ({"\\Answered", "\\Seen"}, "14-Nov-2023 22:18:20 +0000",
+        ({"\\Answered", "\\Seen", "$Junk"}, "14-Nov-2023 22:18:20 +0000",
          b"Subject: replied\r\n\r\n3\r\n"),
         (set(), "14-Nov-2023 22:20:00 +0000", b"Subject: new\r\n\r\n4\r\n"),
     ]
