@@ -240,9 +240,14 @@ backend_http_kick(struct backend *be, struct http_conn *hc,
 		return;
 	}
 	char id[256];
-	if (http_param(req->query, strlen(req->query), "mailbox", id,
-		       sizeof(id)) != 1 ||
-	    id[0] == '\0') {
+	int ok = http_param(req->query, strlen(req->query), "mailbox", id,
+			    sizeof(id)) == 1 &&
+		 id[0] != '\0';
+	/* a mailbox id is an IA5 string: printable, no spaces (and nothing
+	   that could break a log line) */
+	for (const unsigned char *p = (const unsigned char *)id; ok && *p; p++)
+		ok = *p > ' ' && *p < 0x7f;
+	if (!ok) {
 		respond_text(hc, 400, "Give mailbox=ID.\n", NULL);
 		return;
 	}

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/x509.h>
 #include <zlib.h>
@@ -1163,7 +1164,7 @@ link_server_kick(struct backend *be, const char *mailbox_id, unsigned *links_r)
 			next = s->next;
 			if (s->engine == NULL || s->engine->shutdown == NULL ||
 			    s->ending || s->kicked ||
-			    strcmp(s->mailbox_id, mailbox_id) != 0)
+			    strcasecmp(s->mailbox_id, mailbox_id) != 0)
 				continue;
 			log_info("session=%s user=%s kicked", s->id, s->user);
 			s->kicked = 1;

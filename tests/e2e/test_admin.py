@@ -434,6 +434,7 @@ def test_kick(st):
     assert kick_http(st, "POST", q, {"Sec-Fetch-Site": "cross-site"})[0] \
         == 403
     assert kick_http(st, "POST", "")[0] == 400
+    assert kick_http(st, "POST", "?mailbox=a%0Ab")[0] == 400
     assert backend_metric(st, kicked) == before
 
     p = admin(st, BE, "kick", mbox)
