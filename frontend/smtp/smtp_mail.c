@@ -105,6 +105,16 @@ lmtp_rcpt_found(void *ctx, enum dir_result res, const struct dir_user *u,
 		log_info("session=%s rcpt=<%s> refused: %s", c->id, pa,
 			 why ? why : "unknown");
 		smtp_reply(s, 550, "5.1.1", "<%s>: user unknown", pa);
+	} else if (!u->privileged &&
+		   strcasecmp(u->account_state, "moving") == 0) {
+		/* Its mailbox is going to another backend (OPERATIONS.md):
+		   the sender's MTA tries again, and finds the new one. */
+		log_info("session=%s rcpt=<%s> deferred: account moving", c->id,
+			 pa);
+		smtp_reply(s, 450, "4.2.1",
+			   "<%s>: mailbox being moved; try "
+			   "again later",
+			   pa);
 	} else if ((u->account_state[0] != '\0' &&
 		    strcasecmp(u->account_state, "active") != 0) ||
 		   u->privileged) {

@@ -15,6 +15,7 @@ import itertools
 import os
 import re
 import shutil
+import smtplib
 import socket
 import subprocess
 from pathlib import Path
@@ -604,9 +605,10 @@ def test_move_to_another_backend(st, tmp_path):
     """The move of docs/OPERATIONS.md, done as written: a mailbox goes from
     s1b1 to s2b1 (the other site) with every folder, message byte,
     internal date, flag and keyword (export --maildir, import, which
-    creates the folders the new backend lacks), the account logs in
-    through either site's frontend to its new backend, and the old copy
-    is removed."""
+    creates the folders the new backend lacks), mail for it is deferred
+    during the move and reaches the new backend at the MTA's next try,
+    the account logs in through either site's frontend to its new
+    backend, and the old copy is removed."""
     user, pw, mbox = new_user(st, "move")
     dn = "uid=%s,ou=people,dc=example,dc=test" % user
     c = st.imap(user)
@@ -638,6 +640,14 @@ def test_move_to_another_backend(st, tmp_path):
     assert p.returncode == 0, p.stderr
     p = admin(st, BE, "kick", mbox)
     assert p.returncode == 0, p.stderr
+    # mail for it is deferred meanwhile, not refused
+    note = (b"Message-ID: <late@move>\r\nSubject: during the move\r\n\r\n"
+            b"kept by the MTA\r\n")
+    with smtplib.LMTP(st.host, int(st.LMTP_PORT), timeout=30) as lm:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
+            lm.sendmail("mta@remote.example", [user], note)
+        code, text = e.value.recipients[user]
+        assert code == 450 and text.startswith(b"4.2.1 "), text
     # 2. every folder, as a Maildir, into the mailbox on the new backend
     NEW = "s2b1/backend.ini"
     p = admin(st, NEW, "provision", mbox)
@@ -668,10 +678,16 @@ def test_move_to_another_backend(st, tmp_path):
         c.logout()
     after = {f: folder_state(st, user, f) for f in folders}
     assert after == before
+    # the MTA's next try reaches the new backend
+    with smtplib.LMTP(st.host, int(st.LMTP_PORT), timeout=30) as lm:
+        assert lm.sendmail("mta@remote.example", [user], note) == {}
+    inbox = folder_state(st, user, "INBOX")
+    assert inbox.pop(b"<late@move>")[2].endswith(note)
+    assert inbox == before["INBOX"]
     # 4. the old copy goes
     p = admin(st, BE, "remove", mbox, "--yes")
     assert p.returncode == 0, p.stderr
-    assert folder_state(st, user, "INBOX") == before["INBOX"]
+    assert len(folder_state(st, user, "INBOX")) == 4
 
     # export --maildir refuses a directory that exists
     p = admin(st, NEW, "export", mbox, "--maildir", tmp_path / "folder0")

@@ -59,6 +59,7 @@ def two_sites(stack_factory):
     st.add_user("carol@example.test", "carol-pw", site=1,
                 aliases=["c.alias@example.test"])
     st.add_user("off@example.test", "off-pw", state="disabled")
+    st.add_user("moving@example.test", "moving-pw", state="moving")
     return st
 
 
@@ -98,6 +99,9 @@ def test_recipients_checked_at_rcpt(two_sites):
     text = c.expect("RCPT TO:<nobody@example.test>", 550, "5.1.1")
     assert "nobody@example.test" in text[0]
     c.expect("RCPT TO:<off@example.test>", 550, "5.2.1")
+    # being moved to another backend: deferred, not refused
+    text = c.expect("RCPT TO:<moving@example.test>", 450, "4.2.1")
+    assert "being moved" in text[0]
     c.expect("RCPT TO:<Postmaster>", 550, "5.1.1")
     c.expect("RCPT TO:<C.Alias@Example.Test>", 250, "2.1.5")
     c.expect("RCPT TO:<%s>" % ALICE[0], 250, "2.1.5")
