@@ -137,6 +137,8 @@ struct bsession {
 	char id[64];              /* the frontend's session id */
 	char user[256];
 	char mailbox_id[256];
+	char client[64];          /* the mail client's address (Open) */
+	int64_t opened_at;        /* unix time */
 	int counted;              /* in be->user_sessions */
 	struct buf in;            /* received, not yet processed */
 	struct buf out;           /* produced, waiting for credit */
@@ -244,6 +246,12 @@ void link_server_drain(struct backend *be, int force);
  * by an administrator".  Returns how many sessions. */
 unsigned link_server_kick(struct backend *be, const char *mailbox_id,
 			  unsigned *links_r);
+/* GET /sessions (portico-admin sessions): a line per IMAP and POP3
+ * session through a link (of mailbox_id only, unless NULL), tab
+ * separated: session, protocol, user, mailbox id, frontend, client,
+ * age in seconds. */
+void link_server_sessions(struct backend *be, const char *mailbox_id,
+			  struct buf *out);
 /* The session waits for changes of mbox_id (an IMAP session in IDLE on
  * its selected mailbox): notify() is called for that mailbox's changes
  * (and for BACKEND_MBOX_ANY), not for others'.  A session of a link that

@@ -6,9 +6,10 @@
  * transaction latency and operations per commit.  GET /health: 200 while the
  * store is open and the link listener accepts, with the counts.  POST
  * /kick?mailbox=ID (portico-admin kick, from http.metrics_networks): ends the
- * mailbox's sessions.  The session host runs on one loop, which is the only
- * writer of these counters; the store writer thread owns its histograms
- * (store_writer_metrics()).
+ * mailbox's sessions; GET /sessions[?mailbox=ID] (portico-admin sessions,
+ * the same networks) lists them.  The session host runs on one loop, which is
+ * the only writer of these counters; the store writer thread owns its
+ * histograms (store_writer_metrics()).
  */
 #include "backend/backend.h"
 
@@ -210,18 +211,14 @@ respond_text(struct http_conn *hc, int status, const char *text,
 		     strlen(text), headers);
 }
 
-/* POST /kick?mailbox=ID (portico-admin kick): ends the mailbox's IMAP
- * and POP3 sessions.  Only from http.metrics_networks, and never from a
- * browser (a page elsewhere could make one post here: no Origin, no
- * Sec-Fetch-Site but "none"). */
-static void
-backend_http_kick(struct backend *be, struct http_conn *hc,
-		  const struct http_request *req)
+/* The operator's requests (kick, sessions) come only from
+ * http.metrics_networks, and never from a browser (a page elsewhere could
+ * make one post here: no Origin, no Sec-Fetch-Site but "none"); 0 after
+ * answering 403. */
+static int
+backend_http_management(struct backend *be, struct http_conn *hc,
+			const struct http_request *req)
 {
-	if (strcmp(req->method, "POST") != 0) {
-		respond_text(hc, 405, "Use POST.\n", "Allow: POST\r\n");
-		return;
-	}
 	struct cidr_list nets;
 	const char *nerr;
 	if (cidr_list_parse(be->cfg.http_metrics_networks, &nets, &nerr) < 0)
@@ -232,22 +229,48 @@ backend_http_kick(struct backend *be, struct http_conn *hc,
 		respond_text(hc, 403,
 			     "Not from this address (http.metrics_networks).\n",
 			     NULL);
-		return;
+		return 0;
 	}
 	if (req->has_origin ||
 	    (req->fetch_site[0] != '\0' && strcmp(req->fetch_site, "none"))) {
 		respond_text(hc, 403, "Not from a web page.\n", NULL);
+		return 0;
+	}
+	return 1;
+}
+
+/* mailbox=ID of the query into id: 1, 0 when absent, -1 when it is no
+ * mailbox id (an IA5 string: printable, no spaces, nothing that could
+ * break a log line). */
+static int
+mailbox_param(const struct http_request *req, char *id, size_t size)
+{
+	int rc = http_param(req->query, strlen(req->query), "mailbox", id,
+			    size);
+	if (rc <= 0)
+		return rc;
+	if (id[0] == '\0')
+		return -1;
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f)
+			return -1;
+	return 1;
+}
+
+/* POST /kick?mailbox=ID (portico-admin kick): ends the mailbox's IMAP
+ * and POP3 sessions. */
+static void
+backend_http_kick(struct backend *be, struct http_conn *hc,
+		  const struct http_request *req)
+{
+	if (strcmp(req->method, "POST") != 0) {
+		respond_text(hc, 405, "Use POST.\n", "Allow: POST\r\n");
 		return;
 	}
+	if (!backend_http_management(be, hc, req))
+		return;
 	char id[256];
-	int ok = http_param(req->query, strlen(req->query), "mailbox", id,
-			    sizeof(id)) == 1 &&
-		 id[0] != '\0';
-	/* a mailbox id is an IA5 string: printable, no spaces (and nothing
-	   that could break a log line) */
-	for (const unsigned char *p = (const unsigned char *)id; ok && *p; p++)
-		ok = *p > ' ' && *p < 0x7f;
-	if (!ok) {
+	if (mailbox_param(req, id, sizeof(id)) != 1) {
 		respond_text(hc, 400, "Give mailbox=ID.\n", NULL);
 		return;
 	}
@@ -258,6 +281,27 @@ backend_http_kick(struct backend *be, struct http_conn *hc,
 	char m[64];
 	snprintf(m, sizeof(m), "sessions %u\nlinks %u\n", n, links);
 	respond_text(hc, 200, m, NULL);
+}
+
+/* GET /sessions[?mailbox=ID] (portico-admin sessions): the IMAP and
+ * POP3 sessions, through every frontend. */
+static void
+backend_http_sessions(struct backend *be, struct http_conn *hc,
+		      const struct http_request *req)
+{
+	if (!backend_http_management(be, hc, req))
+		return;
+	char id[256];
+	int have = mailbox_param(req, id, sizeof(id));
+	if (have < 0) {
+		respond_text(hc, 400, "Give mailbox=ID.\n", NULL);
+		return;
+	}
+	struct buf b = BUF_INIT;
+	link_server_sessions(be, have ? id : NULL, &b);
+	http_respond(hc, 200, "text/plain; charset=utf-8", buf_ptr(&b),
+		     buf_used(&b), NULL);
+	buf_free(&b);
 }
 
 static void
@@ -281,6 +325,8 @@ backend_http_handle(struct http_conn *hc, struct http_request *req,
 		http_respond(hc, 200,
 			     "text/plain; version=0.0.4; charset=utf-8",
 			     buf_ptr(&b), buf_used(&b), NULL);
+	} else if (strcmp(req->path, "/sessions") == 0) {
+		backend_http_sessions(be, hc, req);
 	} else if (strcmp(req->path, "/health") == 0 ||
 		   strcmp(req->path, "/health/imap") == 0 ||
 		   strcmp(req->path, "/health/pop3") == 0) {

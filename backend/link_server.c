@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/x509.h>
 #include <zlib.h>
@@ -659,6 +660,8 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 	snprintf(s->id, sizeof(s->id), "%s", o->session_id);
 	snprintf(s->user, sizeof(s->user), "%s", o->user);
 	snprintf(s->mailbox_id, sizeof(s->mailbox_id), "%s", o->mailbox_id);
+	snprintf(s->client, sizeof(s->client), "%s", o->client_addr);
+	s->opened_at = (int64_t)time(NULL);
 	uint64_t max = (uint64_t)l->be->cfg.backend_max_sessions_per_user;
 	if (user_sessions_acquire(&l->be->user_sessions, s->mailbox_id, max) <
 	    0) {
@@ -1176,6 +1179,29 @@ link_server_kick(struct backend *be, const char *mailbox_id, unsigned *links_r)
 	}
 	be->kicked += n;
 	return n;
+}
+
+void
+link_server_sessions(struct backend *be, const char *mailbox_id,
+		     struct buf *out)
+{
+	int64_t now = (int64_t)time(NULL);
+	buf_append_str(out, "session\tprotocol\tuser\tmailbox-id\tfrontend\t"
+			    "client\tage\n");
+	for (struct blink *l = be->links; l != NULL; l = l->next) {
+		for (struct bsession *s = l->sessions; s != NULL; s = s->next) {
+			if (s->engine == NULL || s->engine->shutdown == NULL ||
+			    (mailbox_id != NULL &&
+			     strcasecmp(s->mailbox_id, mailbox_id) != 0))
+				continue;
+			buf_printf(out, "%s\t%s\t%s\t%s\t%s\t%s\t%lld\n", s->id,
+				   s->engine->name, s->user, s->mailbox_id,
+				   l->name, s->client,
+				   (long long)(now > s->opened_at
+						   ? now - s->opened_at
+						   : 0));
+		}
+	}
 }
 
 /* backend.link_timeout: a link that brought nothing (no frame, no Pong,

@@ -442,36 +442,21 @@ http_get(const struct config *cfg, const char *path, int *status_r,
 	return admin_http(cfg, addr, tls, "GET", path, status_r, body);
 }
 
-#define SESSION_FIELDS 8
+#define TABLE_FIELDS 16
 
-/* sessions: the frontend's connections (GET /sessions), as a table. */
-int
-admin_sessions(struct admin *a, int argc, char **argv)
+/* Tab-separated lines, a header first, as a table with aligned columns;
+ * returns the lines after the header. */
+static unsigned
+print_table(const struct buf *body)
 {
-	if (argc != 0)
-		return ADMIN_USAGE;
-	struct buf body = BUF_INIT;
-	int status = 0;
-	if (http_get(&a->cfg, "/sessions", &status, &body) < 0) {
-		buf_free(&body);
-		return 1;
-	}
-	if (status != 200) {
-		fprintf(stderr, "portico-admin: sessions: the frontend "
-				"answered %d: %.*s",
-			status, (int)buf_used(&body), buf_ptr(&body));
-		buf_free(&body);
-		return 1;
-	}
-	/* Column widths first, then the lines. */
-	size_t width[SESSION_FIELDS] = {0};
+	size_t width[TABLE_FIELDS] = {0};
 	unsigned lines = 0;
 	for (int pass = 0; pass < 2; pass++) {
-		const char *p = buf_ptr(&body), *end = p + buf_used(&body);
+		const char *p = buf_ptr(body), *end = p + buf_used(body);
 		while (p < end) {
 			const char *nl = memchr(p, '\n', (size_t)(end - p));
 			const char *le = nl ? nl : end;
-			for (int f = 0; f < SESSION_FIELDS && p <= le; f++) {
+			for (int f = 0; f < TABLE_FIELDS && p <= le; f++) {
 				const char *tab = memchr(p, '\t',
 							 (size_t)(le - p));
 				const char *fe = tab ? tab : le;
@@ -480,9 +465,7 @@ admin_sessions(struct admin *a, int argc, char **argv)
 					width[f] = fl;
 				if (pass == 1)
 					printf("%s%-*.*s", f ? "  " : "",
-					       f == SESSION_FIELDS - 1
-						       ? 0
-						       : (int)width[f],
+					       tab == NULL ? 0 : (int)width[f],
 					       (int)fl, p);
 				p = fe + 1;
 			}
@@ -492,7 +475,81 @@ admin_sessions(struct admin *a, int argc, char **argv)
 			p = le + 1;
 		}
 	}
-	printf("%u sessions\n", lines > 0 ? lines - 1 : 0);
+	return lines > 0 ? lines - 1 : 0;
+}
+
+/* sessions MAILBOX_ID given BACKEND.ini (backend.id set): the backend's
+ * sessions through every frontend (GET /sessions on backend.http_listen),
+ * of one mailbox if given. */
+static int
+backend_sessions(struct admin *a, int argc, char **argv)
+{
+	const char *addr = a->cfg.backend_http_listen;
+	if (argc > 1)
+		return ADMIN_USAGE;
+	if (addr[0] == '\0') {
+		fprintf(stderr, "portico-admin: sessions: backend.http_listen "
+				"is not set (the backend is asked over it)\n");
+		return 1;
+	}
+	struct buf path = BUF_INIT, body = BUF_INIT;
+	buf_append_str(&path, "/sessions");
+	if (argc == 1) {
+		buf_append_str(&path, "?mailbox=");
+		for (const unsigned char *p = (const unsigned char *)argv[0];
+		     *p; p++) {
+			if ((*p >= 'a' && *p <= 'z') ||
+			    (*p >= 'A' && *p <= 'Z') ||
+			    (*p >= '0' && *p <= '9') ||
+			    strchr("-._~", *p) != NULL)
+				buf_append(&path, p, 1);
+			else
+				buf_printf(&path, "%%%02X", *p);
+		}
+	}
+	buf_append(&path, "", 1);
+	int status = 0, rc = 1;
+	if (admin_http(&a->cfg, addr, 0, "GET", buf_ptr(&path), &status,
+		       &body) == 0) {
+		if (status == 200) {
+			printf("%u sessions\n", print_table(&body));
+			rc = 0;
+		} else {
+			fprintf(stderr,
+				"portico-admin: sessions: the backend "
+				"answered %d: %.*s",
+				status, (int)buf_used(&body), buf_ptr(&body));
+		}
+	}
+	buf_free(&path);
+	buf_free(&body);
+	return rc;
+}
+
+/* sessions: given FRONTEND.ini, the frontend's connections (GET
+ * /sessions), as a table; given BACKEND.ini, the backend's sessions. */
+int
+admin_sessions(struct admin *a, int argc, char **argv)
+{
+	if (a->cfg.backend_id[0] != '\0')
+		return backend_sessions(a, argc, argv);
+	if (argc != 0)
+		return ADMIN_USAGE;
+	struct buf body = BUF_INIT;
+	int status = 0;
+	if (http_get(&a->cfg, "/sessions", &status, &body) < 0) {
+		buf_free(&body);
+		return 1;
+	}
+	if (status != 200) {
+		fprintf(stderr,
+			"portico-admin: sessions: the frontend "
+			"answered %d: %.*s",
+			status, (int)buf_used(&body), buf_ptr(&body));
+		buf_free(&body);
+		return 1;
+	}
+	printf("%u sessions\n", print_table(&body));
 	buf_free(&body);
 	return 0;
 }

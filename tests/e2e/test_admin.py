@@ -425,6 +425,28 @@ def test_kick(st):
     assert pop.f.readline().startswith(b"+OK")
     bystander = Raw(st, "imap", other, opw)
 
+    # the backend lists them, through both sites' frontends
+    p = admin(st, BE, "sessions", mbox)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].split() == ["session", "protocol", "user", "mailbox-id",
+                                "frontend", "client", "age"]
+    rows = sorted((r.split()[1], r.split()[2], r.split()[3], r.split()[4])
+                  for r in lines[1:-1])
+    assert rows == sorted([("imap", user, mbox, "s1f1"),
+                           ("imap", user, mbox, "s2f1"),
+                           ("pop3", user, mbox, "s1f1")]), p.stdout
+    assert lines[-1] == "3 sessions"
+    p = admin(st, BE, "sessions")
+    assert p.returncode == 0, p.stderr
+    assert any(r.split()[2] == other for r in p.stdout.splitlines()[1:-1])
+    assert admin(st, BE, "sessions", mbox, "x").returncode == 2
+    status = http.client.HTTPConnection(
+        st.host, st.SITE1_BE1_HTTP_PORT, timeout=30,
+        source_address=("127.0.0.2", 0))
+    status.request("GET", "/sessions")
+    assert status.getresponse().status == 403
+
     # refused: another method, another address, a web page, no mailbox
     q = "?mailbox=" + mbox
     assert kick_http(st, "GET", q)[0] == 405
@@ -455,6 +477,8 @@ def test_kick(st):
     p = admin(st, BE, "kick", mbox)
     assert p.returncode == 0
     assert p.stdout.startswith("kicked %s: 0 sessions ended," % mbox)
+    p = admin(st, BE, "sessions", mbox)
+    assert p.returncode == 0 and p.stdout.splitlines()[1:] == ["0 sessions"]
     c = st.imap(user)
     assert c.select("INBOX", readonly=True)[1] == [b"1"]
     c.logout()
