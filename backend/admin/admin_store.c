@@ -692,8 +692,10 @@ maildir_out_message(struct maildir_out *o, uint32_t uidvalidity,
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", o->dir, name);
 	snprintf(cur, sizeof(cur), "%s/cur/%s:2,%s", o->dir, name, info);
 	FILE *out = fopen(tmp, "w");
-	if (out == NULL || fwrite(data, 1, len, out) != len ||
-	    fclose(out) != 0) {
+	int ok = out != NULL && fwrite(data, 1, len, out) == len;
+	if (out != NULL && fclose(out) != 0)
+		ok = 0;
+	if (!ok) {
 		fprintf(stderr, "portico-admin: export: %s: %s\n", tmp,
 			strerror(errno));
 		return -1;
