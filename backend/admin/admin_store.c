@@ -83,6 +83,15 @@ struct importer {
 	/* Maildir keywords (letters a-z of dovecot-keywords) */
 	const char *keywords[IMPORT_BATCH][MAILDIR_KEYWORDS];
 	unsigned nkeywords[IMPORT_BATCH];
+	/* A moved mailbox keeping its UIDs (keep.uidvalidity nonzero):
+	   each message's UID, and the mailbox's numbers for the store */
+	uint32_t uids[IMPORT_BATCH];
+	uint32_t next_uid; /* of the message import_one() queues */
+	struct keep_uids {
+		uint32_t uidvalidity, uidnext;
+		uint64_t modseq;
+	} keep;
+	int final; /* the last flush: UIDNEXT goes with it */
 	size_t n, bytes;
 	unsigned total;
 };
@@ -90,7 +99,7 @@ struct importer {
 static int
 import_flush(struct importer *im)
 {
-	if (im->n == 0)
+	if (im->n == 0 && !(im->keep.uidvalidity != 0 && im->final))
 		return 0;
 	struct store_new_msg *nm = calloc(im->n, sizeof(*nm));
 	struct buf *meta = calloc(im->n, sizeof(*meta));
@@ -103,6 +112,7 @@ import_flush(struct importer *im)
 		nm[i].flags = im->flags[i];
 		nm[i].keywords = im->keywords[i];
 		nm[i].nkeywords = im->nkeywords[i];
+		nm[i].uid = im->uids[i];
 		/* The MIME structure is computed once, at import. */
 		if (mime_cache_build(nm[i].data, nm[i].len, &meta[i]) == 0) {
 			nm[i].meta = buf_ptr(&meta[i]);
@@ -110,10 +120,13 @@ import_flush(struct importer *im)
 		}
 	}
 	struct store_append_args a = {
-		.user_num = im->user_num,
-		.mailbox = im->mbox,
-		.msgs = nm,
-		.n = im->n,
+	    .user_num = im->user_num,
+	    .mailbox = im->mbox,
+	    .msgs = nm,
+	    .n = im->n,
+	    .keep_uidvalidity = im->keep.uidvalidity,
+	    .keep_uidnext = im->final ? im->keep.uidnext : 0,
+	    .keep_modseq = im->keep.modseq,
 	};
 	char ebuf[STORE_ERR_SIZE];
 	int rc = store_run(im->st, store_op_append, &a, ebuf);
@@ -180,6 +193,7 @@ import_one(struct importer *im, const char *data, size_t len, int from_mbox,
 	}
 	im->dates[im->n] = date ? date : (int64_t)time(NULL);
 	im->flags[im->n] = flags;
+	im->uids[im->n] = im->next_uid;
 	for (unsigned k = 0; k < nkeywords; k++)
 		im->keywords[im->n][k] = keywords[k];
 	im->nkeywords[im->n] = nkeywords;
@@ -203,7 +217,65 @@ struct maildir_file {
 	char *path;
 	const char *name;
 	int64_t mtime;
+	uint32_t uid; /* from the name export --maildir gives, or 0 */
 };
+
+static int
+maildir_uid_cmp(const void *x, const void *y)
+{
+	const struct maildir_file *a = x, *b = y;
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+/* "DATE.P<uidvalidity>U<uid>.portico...", as export --maildir names a
+ * message: the UID when the UIDVALIDITY is v, else 0. */
+static uint32_t
+maildir_name_uid(const char *name, uint32_t v)
+{
+	const char *p = strchr(name, '.');
+	if (p == NULL || p[1] != 'P')
+		return 0;
+	p += 2;
+	uint64_t n[2] = {0, 0};
+	for (int i = 0; i < 2; i++) {
+		const char *start = p;
+		while (*p >= '0' && *p <= '9' && n[i] <= 0xffffffffULL)
+			n[i] = n[i] * 10 + (uint64_t)(*p++ - '0');
+		if (p == start || n[i] == 0 || n[i] >= 0xffffffffULL ||
+		    *p != (i == 0 ? 'U' : '.'))
+			return 0;
+		p++;
+	}
+	return n[0] == v ? (uint32_t)n[1] : 0;
+}
+
+/* DIR/portico-mailbox, which export --maildir writes: "uidvalidity V",
+ * "uidnext N", "highestmodseq M" lines.  0 with all three, else -1. */
+static int
+maildir_keep_read(const char *dir, struct keep_uids *k)
+{
+	char path[4096], key[32];
+	unsigned long long v;
+	snprintf(path, sizeof(path), "%s/portico-mailbox", dir);
+	FILE *f = fopen(path, "r");
+	memset(k, 0, sizeof(*k));
+	if (f == NULL)
+		return -1;
+	while (fscanf(f, "%31s %llu", key, &v) == 2) {
+		if (strcmp(key, "uidvalidity") == 0 && v < 0xffffffffULL)
+			k->uidvalidity = (uint32_t)v;
+		else if (strcmp(key, "uidnext") == 0 && v <= 0xffffffffULL)
+			k->uidnext = (uint32_t)v;
+		else if (strcmp(key, "highestmodseq") == 0)
+			k->modseq = v;
+	}
+	fclose(f);
+	if (k->uidvalidity == 0 || k->uidnext == 0) {
+		memset(k, 0, sizeof(*k));
+		return -1;
+	}
+	return 0;
+}
 
 static int
 maildir_cmp(const void *x, const void *y)
@@ -280,9 +352,11 @@ maildir_keywords_read(const char *dir, char *kw[MAILDIR_KEYWORDS])
 	fclose(f);
 }
 
+/* pristine: the folder never had a message (a moved mailbox's UIDs
+ * can be kept, when DIR says what they were). */
 static int
 import_maildir(struct store *st, uint64_t user_num, const char *dir,
-	       const char *mbox)
+	       const char *mbox, int pristine)
 {
 	static const char *const subs[] = {"cur", "new"};
 	struct maildir_file *files = NULL;
@@ -322,6 +396,7 @@ import_maildir(struct store *st, uint64_t user_num, const char *dir,
 			files[n].path = p;
 			files[n].name = p + strlen(sub) + 1;
 			files[n].mtime = (int64_t)sb.st_mtime;
+			files[n].uid = 0;
 			n++;
 		}
 		closedir(d);
@@ -340,9 +415,41 @@ import_maildir(struct store *st, uint64_t user_num, const char *dir,
 	im->mbox = mbox;
 	char *kw[MAILDIR_KEYWORDS] = {NULL};
 	maildir_keywords_read(dir, kw);
+	/* A folder written by export --maildir keeps its UIDVALIDITY and
+	   UIDs (POP3 UIDLs too) when every message names its UID. */
+	if (maildir_keep_read(dir, &im->keep) == 0) {
+		int all = 1;
+		for (size_t i = 0; i < n; i++) {
+			files[i].uid = maildir_name_uid(files[i].name,
+							im->keep.uidvalidity);
+			if (files[i].uid == 0 ||
+			    files[i].uid >= im->keep.uidnext)
+				all = 0;
+		}
+		if (!pristine || !all) {
+			fprintf(stderr,
+				"portico-admin: import: %s: new UIDs (%s)\n",
+				mbox,
+				!pristine ? "the folder has had messages"
+					  : "not every message names its UID");
+			memset(&im->keep, 0, sizeof(im->keep));
+			for (size_t i = 0; i < n; i++)
+				files[i].uid = 0;
+		}
+	}
 	if (n > 1)
-		qsort(files, n, sizeof(*files), maildir_cmp);
+		qsort(files, n, sizeof(*files),
+		      im->keep.uidvalidity ? maildir_uid_cmp : maildir_cmp);
+	for (size_t i = 1; im->keep.uidvalidity && i < n && rc == 0; i++)
+		if (files[i].uid == files[i - 1].uid) {
+			fprintf(stderr,
+				"portico-admin: import: %s and %s: "
+				"the same UID\n",
+				files[i - 1].path, files[i].path);
+			rc = -1;
+		}
 	for (size_t i = 0; i < n && rc == 0; i++) {
+		im->next_uid = files[i].uid;
 		struct buf data = BUF_INIT;
 		const char *keywords[MAILDIR_KEYWORDS];
 		unsigned nkeywords;
@@ -359,12 +466,16 @@ import_maildir(struct store *st, uint64_t user_num, const char *dir,
 		}
 		buf_free(&data);
 	}
+	im->final = 1;
 	if (rc == 0)
 		rc = import_flush(im);
 	for (size_t i = 0; i < im->n; i++) /* not stored after an error */
 		buf_free(&im->msgs[i]);
 	for (size_t i = 0; i < n; i++)
 		free(files[i].path);
+	if (rc == 0 && im->keep.uidvalidity != 0)
+		fprintf(stderr, "kept UIDVALIDITY %u and the UIDs of %s\n",
+			im->keep.uidvalidity, mbox);
 	free(files);
 	for (unsigned k = 0; k < MAILDIR_KEYWORDS; k++)
 		free(kw[k]);
@@ -387,7 +498,7 @@ import_file(struct store *st, const char *mailbox_id, const char *path,
 		return 1;
 	}
 	int rc = store_user_get(st, txn, mailbox_id, &u, &err);
-	struct store_mailbox_rec mb;
+	struct store_mailbox_rec mb = {0};
 	int have = rc != 0 ? -1
 			   : store_mailbox_get(st, txn, u.user_num, mbox, &mb,
 					       &err);
@@ -414,7 +525,9 @@ import_file(struct store *st, const char *mailbox_id, const char *path,
 	}
 	struct stat sb;
 	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-		return import_maildir(st, u.user_num, path, mbox);
+		return import_maildir(
+		    st, u.user_num, path, mbox,
+		    have > 0 || (mb.uidnext == 1 && mb.messages == 0));
 	if (read_file(path, &file) < 0) {
 		fprintf(stderr, "portico-admin: %s: %s\n", path,
 			strerror(errno));
@@ -619,7 +732,8 @@ struct maildir_out {
 };
 
 static int
-maildir_out_open(struct maildir_out *o, const char *names, size_t len)
+maildir_out_open(struct maildir_out *o, const char *names, size_t len,
+		 const struct store_mailbox_rec *mb)
 {
 	static const char *const subs[] = {"cur", "new", "tmp"};
 	char path[4096];
@@ -636,8 +750,20 @@ maildir_out_open(struct maildir_out *o, const char *names, size_t len)
 			return -1;
 		}
 	}
+	/* what import needs to keep the UIDs */
+	snprintf(path, sizeof(path), "%s/portico-mailbox", o->dir);
+	FILE *f = fopen(path, "w");
+	if (f == NULL ||
+	    fprintf(f, "uidvalidity %u\nuidnext %u\nhighestmodseq %llu\n",
+		    mb->uidvalidity, mb->uidnext,
+		    (unsigned long long)mb->highestmodseq) < 0 ||
+	    fclose(f) != 0) {
+		fprintf(stderr, "portico-admin: export: %s: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
 	snprintf(path, sizeof(path), "%s/dovecot-keywords", o->dir);
-	FILE *f = NULL;
+	f = NULL;
 	unsigned k = 0;
 	for (size_t off = 0; off < len; k++) {
 		const char *name = names + off;
@@ -761,7 +887,7 @@ admin_store_export(struct admin *a, int argc, char **argv)
 				       &err) < 0) {
 			fprintf(stderr, "portico-admin: export: %s\n", err);
 			rc = 1;
-		} else if (maildir_out_open(&md, names, nlen) < 0) {
+		} else if (maildir_out_open(&md, names, nlen, &mb) < 0) {
 			rc = 1;
 		}
 	}

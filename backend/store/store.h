@@ -230,6 +230,11 @@ int store_vanished_since(struct store *st, MDB_txn *txn, uint64_t mbox_id,
  * mailbox's oldest beyond the limit. */
 int store_expunged_add(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 		       uint32_t uid, uint64_t modseq);
+/* Raises the mailbox's floor (inside an operation; an LMDB code): a
+ * client that asks what vanished since an older modseq is told every UID
+ * no longer there. */
+int store_expunged_raise_floor(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+			       uint64_t floor);
 /* Expunge records kept per mailbox (backend.max_expunge_records);
  * unlimited until set. */
 void store_set_max_expunge_records(struct store *st, uint64_t max);
@@ -426,6 +431,9 @@ struct store_new_msg {
 	int64_t internaldate;
 	const void *meta;     /* parsed MIME structure, may be NULL */
 	size_t metalen;
+	/* 0: the mailbox's next UID; else this one (the import of a moved
+	   mailbox keeping its UIDs: ascending, at least the UIDNEXT) */
+	uint32_t uid;
 };
 
 /* Octets of a message as FETCH and RETR send it (bare LFs go out as
@@ -442,9 +450,19 @@ struct store_append_args {
 	size_t n;
 	uint64_t quota_storage;        /* bytes per user, 0: none */
 	uint64_t quota_messages;       /* messages per user, 0: none */
+	/* The import of a moved mailbox keeping its UIDs (keep_uidvalidity
+	   nonzero; its messages name their UIDs): a mailbox that never had
+	   a message takes this UIDVALIDITY (one that has it goes on, any
+	   other is refused), its HIGHESTMODSEQ is raised to keep_modseq and
+	   the expunge records' floor with it (a client's older modseq is
+	   told every UID that is gone), and UIDNEXT to keep_uidnext after
+	   the messages (0: not yet: more batches follow). */
+	uint32_t keep_uidvalidity, keep_uidnext;
+	uint64_t keep_modseq;
 	/* out */
 	uint32_t uidvalidity;
-	uint32_t first_uid;            /* uids are first_uid .. +n-1 */
+	uint32_t first_uid; /* uids are first_uid .. +n-1, or
+			       the first of the given ones */
 	uint64_t mbox_id_out;
 };
 store_op_fn store_op_append;

@@ -221,3 +221,15 @@ store_expunged_migrate(struct store *st, MDB_txn *txn)
 	free(recs);
 	return rc;
 }
+
+int
+store_expunged_raise_floor(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+			   uint64_t floor)
+{
+	struct exp_meta m;
+	int rc = meta_get(st, txn, mbox_id, &m);
+	if (rc != 0 || m.floor >= floor)
+		return rc;
+	m.floor = floor;
+	return meta_put(st, txn, mbox_id, &m);
+}

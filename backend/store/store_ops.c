@@ -673,8 +673,24 @@ append_sized(struct store *st, MDB_txn *txn, struct store_append_args *a,
 	if ((uint64_t)mb.rec.uidnext + a->n > 0xffffffffULL)
 		return op_fail(err, STORE_ERR_LIMIT,
 			       "[LIMIT] Mailbox has run out of UIDs");
+	if (a->keep_uidvalidity != 0) {
+		if (mb.rec.uidvalidity != a->keep_uidvalidity) {
+			if (mb.rec.uidnext != 1 || mb.rec.messages != 0)
+				return op_fail(err, STORE_ERR_CANNOT,
+					       "[CANNOT] The mailbox has had "
+					       "messages: its UIDs cannot be "
+					       "those of another");
+			mb.rec.uidvalidity = a->keep_uidvalidity;
+		}
+		if (mb.rec.highestmodseq < a->keep_modseq)
+			mb.rec.highestmodseq = a->keep_modseq;
+		if ((rc = store_expunged_raise_floor(
+			 st, txn, mb.rec.mbox_id, mb.rec.highestmodseq)) != 0)
+			return op_mdb(err, "append", rc);
+	}
 	int64_t now = (int64_t)time(NULL);
-	a->first_uid = mb.rec.uidnext;
+	a->first_uid = a->n > 0 && a->msgs[0].uid != 0 ? a->msgs[0].uid
+						       : mb.rec.uidnext;
 	for (size_t i = 0; i < a->n; i++) {
 		const struct store_new_msg *nm = &a->msgs[i];
 		struct store_msg_rec m = {0};
@@ -692,6 +708,13 @@ append_sized(struct store *st, MDB_txn *txn, struct store_append_args *a,
 		m.flags = nm->flags & STORE_F_SYSTEM;
 		if (sizes[i] == nm->len)
 			m.flags |= STORE_F_CRLF;
+		if (nm->uid != 0 &&
+		    (nm->uid < mb.rec.uidnext || nm->uid == 0xffffffffU))
+			return op_fail(err, STORE_ERR_CANNOT,
+				       "[CANNOT] A given UID below the "
+				       "mailbox's UIDNEXT");
+		if (nm->uid != 0)
+			mb.rec.uidnext = nm->uid;
 		uint32_t uid = mb.rec.uidnext++;
 		if ((rc = msg_put(st, txn, mb.rec.mbox_id, uid, NULL, &m)) != 0)
 			return op_mdb(err, "append", rc);
@@ -700,6 +723,8 @@ append_sized(struct store *st, MDB_txn *txn, struct store_append_args *a,
 			mb.rec.unseen++;
 		mb.rec.size += m.size;
 	}
+	if (a->keep_uidvalidity != 0 && a->keep_uidnext > mb.rec.uidnext)
+		mb.rec.uidnext = a->keep_uidnext;
 	if ((rc = mbox_save(st, txn, &mb)) != 0 ||
 	    (rc = usage_add(st, txn, mb.user_num, (int64_t)total,
 			    (int64_t)a->n)) != 0)

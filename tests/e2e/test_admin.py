@@ -602,11 +602,14 @@ def test_export_import_round_trip(st, tmp_path):
 
 
 def folder_state(st, user, folder):
-    """{Message-ID: (flags, INTERNALDATE, bytes)} of one folder."""
+    """{Message-ID: (flags, INTERNALDATE, bytes, UID)} of one folder, and
+    {"UIDVALIDITY": ..., "UIDNEXT": ...} under the key None."""
     c = st.imap(user)
     try:
         typ, _ = c.select('"%s"' % folder, readonly=True)
         assert typ == "OK", folder
+        info = {k: int(c.untagged_responses[k][-1])
+                for k in ("UIDVALIDITY", "UIDNEXT")}
         typ, data = c.uid("FETCH", "1:*",
                           "(FLAGS INTERNALDATE BODY.PEEK[])")
         assert typ == "OK", data
@@ -618,8 +621,10 @@ def folder_state(st, user, folder):
             flags = re.search(r"FLAGS \(([^)]*)\)", head).group(1)
             date = re.search(r'INTERNALDATE "([^"]+)"', head).group(1)
             mid = re.search(rb"Message-ID: (\S+)", item[1]).group(1)
+            uid = int(re.search(r"UID (\d+)", head).group(1))
             out[mid] = (frozenset(flags.split()) - {"\\Recent"}, date,
-                        item[1])
+                        item[1], uid)
+        out[None] = info
         return out
     finally:
         c.logout()
@@ -628,8 +633,9 @@ def folder_state(st, user, folder):
 def test_move_to_another_backend(st, tmp_path):
     """The move of docs/OPERATIONS.md, done as written: a mailbox goes from
     s1b1 to s2b1 (the other site) with every folder, message byte,
-    internal date, flag and keyword (export --maildir, import, which
-    creates the folders the new backend lacks), mail for it is deferred
+    internal date, flag, keyword, UID, UIDVALIDITY and UIDNEXT, and so
+    POP3 UIDL (export --maildir, import, which creates the folders the
+    new backend lacks), mail for it is deferred
     during the move and reaches the new backend at the MTA's next try,
     the account logs in through either site's frontend to its new
     backend, and the old copy is removed."""
@@ -652,10 +658,26 @@ def test_move_to_another_backend(st, tmp_path):
                           b"Message-ID: <m%d@move>\r\nSubject: move %d\r\n"
                           b"\r\nbody %d\r\n" % (i, i, i))
         assert typ == "OK"
+    # an expunged message: UIDNEXT is more than the last UID
+    c.select('"Projects/2024"')
+    c.expunge()
     c.logout()
     folders = ["INBOX", "Sent", "Projects/2024"]
     before = {f: folder_state(st, user, f) for f in folders}
-    assert len(before["INBOX"]) == 3 and len(before["Projects/2024"]) == 2
+    assert len(before["INBOX"]) == 4 and len(before["Projects/2024"]) == 2
+    assert before["Projects/2024"][None]["UIDNEXT"] == 3
+    pop = st.pop3(user, pw)
+    uidls = pop.uidl()[1]
+    pop.quit()
+    assert len(uidls) == 3
+
+    def highestmodseq(folder):
+        c = st.imap(user)
+        typ, data = c.status('"%s"' % folder, "(HIGHESTMODSEQ)")
+        c.logout()
+        assert typ == "OK", data
+        return int(re.search(rb"HIGHESTMODSEQ (\d+)", data[0]).group(1))
+    modseqs = {f: highestmodseq(f) for f in folders}
 
     # 1. no new logins, no open sessions
     creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file",
@@ -682,12 +704,14 @@ def test_move_to_another_backend(st, tmp_path):
                   "--maildir", d)
         assert p.returncode == 0, p.stderr
         assert p.stderr == "exported %d messages of %s %s to %s\n" % (
-            len(before[folder]), mbox, folder, d)
+            len(before[folder]) - 1, mbox, folder, d)
         p = admin(st, NEW, "import", mbox, d, "--mailbox", folder)
         assert p.returncode == 0, p.stderr
-        assert p.stdout == "imported %d\n" % len(before[folder])
+        assert p.stdout == "imported %d\n" % (len(before[folder]) - 1)
         assert ("created mailbox %s" % folder in p.stderr) == \
             (folder == "Projects/2024")
+        assert "kept UIDVALIDITY %d and the UIDs of %s" % (
+            before[folder][None]["UIDVALIDITY"], folder) in p.stderr
     # 3. the directory names the new backend; logins again
     ldap_modify(st, dn, "replace: porticoMailboxServer",
                 "porticoMailboxServer: s2b1")
@@ -700,18 +724,38 @@ def test_move_to_another_backend(st, tmp_path):
         listed = b"\n".join(data)
         assert b'"Projects/2024"' in listed or b" Projects/2024" in listed
         c.logout()
+    # the same UIDVALIDITY, UIDNEXT and UIDs: clients need not resync;
+    # HIGHESTMODSEQ above the old one (a CONDSTORE client's CHANGEDSINCE
+    # of the old backend is answered with every message's flags)
     after = {f: folder_state(st, user, f) for f in folders}
     assert after == before
-    # the MTA's next try reaches the new backend
+    for f in folders:
+        assert highestmodseq(f) > modseqs[f]
+    p = admin(st, NEW, "check", mbox)
+    assert p.returncode == 0, p.stdout + p.stderr
+    # the MTA's next try reaches the new backend, with the next UID
     with smtplib.LMTP(st.host, int(st.LMTP_PORT), timeout=30) as lm:
         assert lm.sendmail("mta@remote.example", [user], note) == {}
     inbox = folder_state(st, user, "INBOX")
-    assert inbox.pop(b"<late@move>")[2].endswith(note)
-    assert inbox == before["INBOX"]
+    late = inbox.pop(b"<late@move>")
+    assert late[2].endswith(note)
+    assert late[3] == before["INBOX"][None]["UIDNEXT"]
+    assert inbox.pop(None)["UIDNEXT"] == late[3] + 1
+    assert inbox == {k: v for k, v in before["INBOX"].items() if k}
+    # POP3 clients that leave mail on the server see the same UIDLs
+    pop = st.pop3(user, pw, site=2)
+    assert pop.uidl()[1][:3] == uidls
+    pop.quit()
     # 4. the old copy goes
     p = admin(st, BE, "remove", mbox, "--yes")
     assert p.returncode == 0, p.stderr
-    assert len(folder_state(st, user, "INBOX")) == 4
+    assert len(folder_state(st, user, "INBOX")) == 5
+
+    # into a folder that has had messages: new UIDs, said so
+    p = admin(st, NEW, "import", mbox, tmp_path / "folder1", "--mailbox",
+              "INBOX")
+    assert p.returncode == 0 and p.stdout == "imported 1\n", p.stderr
+    assert "INBOX: new UIDs (the folder has had messages)" in p.stderr
 
     # export --maildir refuses a directory that exists
     p = admin(st, NEW, "export", mbox, "--maildir", tmp_path / "folder0")

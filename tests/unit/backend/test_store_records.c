@@ -377,6 +377,104 @@ test_crlf_flag(void **state)
 	remove_store(&st, dir);
 }
 
+/* The import of a moved mailbox keeping its UIDs: an unused mailbox takes
+ * the UIDVALIDITY, the given UIDs, a HIGHESTMODSEQ above the old one with
+ * the expunge floor at it, and the UIDNEXT with the last batch; a used
+ * one, or a UID below the UIDNEXT, is refused and nothing changes. */
+static void
+test_keep_uids(void **state)
+{
+	(void)state;
+	char dir[64], err[STORE_ERR_SIZE];
+	const char *e;
+	struct store *st = open_store(dir, sizeof(dir));
+	struct store_provision_args pa = {"moved-user"};
+	assert_int_equal(store_run(st, store_op_provision, &pa, err), 0);
+	MDB_txn *txn;
+	struct store_user_rec u;
+	assert_int_equal(store_read_begin(st, &txn, &e), 0);
+	assert_int_equal(store_user_get(st, txn, "moved-user", &u, &e), 0);
+	store_read_end(&txn);
+
+	static const char msg[] = "Subject: kept\r\n\r\nbody\r\n";
+	struct store_new_msg nm[2] = {{0}, {0}};
+	for (int i = 0; i < 2; i++) {
+		nm[i].data = msg;
+		nm[i].len = sizeof(msg) - 1;
+	}
+	nm[0].uid = 7;
+	nm[1].uid = 12;
+	struct store_append_args aa = {0};
+	aa.user_num = u.user_num;
+	aa.mailbox = "Archive";
+	aa.msgs = nm;
+	aa.n = 2;
+	aa.keep_uidvalidity = 1234567;
+	aa.keep_modseq = 500;
+	/* a first batch: UIDNEXT not yet */
+	assert_int_equal(store_run(st, store_op_append, &aa, err), 0);
+	assert_int_equal(aa.uidvalidity, 1234567);
+	assert_int_equal(aa.first_uid, 7);
+	uint64_t mbox = aa.mbox_id_out;
+	assert_int_equal(msg_rec(st, mbox, 7).modseq, 501);
+	assert_int_equal(msg_rec(st, mbox, 12).modseq, 502);
+	/* the last batch, empty, brings UIDNEXT */
+	aa.n = 0;
+	aa.keep_uidnext = 20;
+	assert_int_equal(store_run(st, store_op_append, &aa, err), 0);
+	struct store_mailbox_rec mb;
+	assert_int_equal(store_read_begin(st, &txn, &e), 0);
+	assert_int_equal(
+	    store_mailbox_get(st, txn, u.user_num, "Archive", &mb, &e), 0);
+	uint32_t *gone;
+	size_t ngone;
+	int exact;
+	assert_int_equal(
+	    store_vanished_since(st, txn, mbox, 499, &gone, &ngone, &exact, &e),
+	    0);
+	free(gone);
+	assert_false(exact); /* older than the move: not known exactly */
+	assert_int_equal(
+	    store_vanished_since(st, txn, mbox, 502, &gone, &ngone, &exact, &e),
+	    0);
+	free(gone);
+	assert_true(exact);
+	store_read_end(&txn);
+	assert_int_equal(mb.uidvalidity, 1234567);
+	assert_int_equal(mb.uidnext, 20);
+	assert_int_equal(mb.highestmodseq, 502);
+	assert_int_equal(mb.messages, 2);
+
+	/* a UID below UIDNEXT: refused */
+	aa.n = 1;
+	aa.keep_uidnext = 0;
+	nm[0].uid = 19;
+	assert_int_equal(store_run(st, store_op_append, &aa, err),
+			 STORE_ERR_CANNOT);
+	/* another UIDVALIDITY on a mailbox that has had messages: refused */
+	nm[0].uid = 25;
+	aa.keep_uidvalidity = 99;
+	assert_int_equal(store_run(st, store_op_append, &aa, err),
+			 STORE_ERR_CANNOT);
+	assert_int_equal(store_read_begin(st, &txn, &e), 0);
+	assert_int_equal(
+	    store_mailbox_get(st, txn, u.user_num, "Archive", &mb, &e), 0);
+	store_read_end(&txn);
+	assert_int_equal(mb.uidvalidity, 1234567);
+	assert_int_equal(mb.uidnext, 20);
+	assert_int_equal(mb.messages, 2);
+	/* and an ordinary APPEND goes on from UIDNEXT */
+	struct store_append_args plain = {0};
+	plain.user_num = u.user_num;
+	plain.mailbox = "Archive";
+	plain.msgs = nm;
+	plain.n = 1;
+	nm[0].uid = 0;
+	assert_int_equal(store_run(st, store_op_append, &plain, err), 0);
+	assert_int_equal(plain.first_uid, 20);
+	remove_store(&st, dir);
+}
+
 static void
 test_external_generation(void **state)
 {
@@ -410,6 +508,7 @@ main(void)
 	    cmocka_unit_test(test_schema_2_converted),
 	    cmocka_unit_test(test_external_generation),
 	    cmocka_unit_test(test_crlf_flag),
+	    cmocka_unit_test(test_keep_uids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
