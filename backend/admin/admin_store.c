@@ -101,8 +101,9 @@ import_flush(struct importer *im)
 {
 	if (im->n == 0 && !(im->keep.uidvalidity != 0 && im->final))
 		return 0;
-	struct store_new_msg *nm = calloc(im->n, sizeof(*nm));
-	struct buf *meta = calloc(im->n, sizeof(*meta));
+	/* (the last batch of a kept-UID import may be empty) */
+	struct store_new_msg *nm = calloc(im->n + 1, sizeof(*nm));
+	struct buf *meta = calloc(im->n + 1, sizeof(*meta));
 	if (nm == NULL || meta == NULL)
 		abort();
 	for (size_t i = 0; i < im->n; i++) {

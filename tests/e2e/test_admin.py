@@ -763,6 +763,40 @@ def test_move_to_another_backend(st, tmp_path):
     assert admin(st, NEW, "export", mbox, "--maildir").returncode == 2
 
 
+def test_kept_uids_across_batches(st, tmp_path):
+    """A folder of exactly one import batch (1000 messages): the UIDs go
+    in with the full batch, UIDNEXT with the empty last one."""
+    a_user, _, a_id = new_user(st, "batcha")
+    b_user, _, b_id = new_user(st, "batchb")
+    md = tmp_path / "src"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    for i in range(1000):
+        f = md / "cur" / ("%d.M%d.host:2,S" % (1700000000 + i, i))
+        f.write_bytes(b"Subject: %d\n\n%d\n" % (i, i))
+        os.utime(f, (1700000000 + i, 1700000000 + i))
+    p = admin(st, BE, "import", a_id, md, "--mailbox", "Archive")
+    assert p.returncode == 0 and p.stdout == "imported 1000\n", p.stderr
+    out = tmp_path / "out"
+    p = admin(st, BE, "export", a_id, "--mailbox", "Archive", "--maildir",
+              out)
+    assert p.returncode == 0, p.stderr
+    p = admin(st, BE, "import", b_id, out, "--mailbox", "Archive")
+    assert p.returncode == 0 and p.stdout == "imported 1000\n", p.stderr
+    assert "kept UIDVALIDITY" in p.stderr
+    states = []
+    for user in (a_user, b_user):
+        c = st.imap(user)
+        c.select("Archive", readonly=True)
+        uidnext = c.untagged_responses["UIDNEXT"][-1]
+        uidvalidity = c.untagged_responses["UIDVALIDITY"][-1]
+        typ, data = c.uid("SEARCH", "ALL")
+        c.logout()
+        states.append((uidvalidity, uidnext, data[0]))
+    assert states[0] == states[1]
+    assert states[1][1] == b"1001"
+
+
 def idle_until(c, want):
     """Lines of an IDLE response up to the one equal to want."""
     c.sock.settimeout(10)
