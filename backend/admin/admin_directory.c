@@ -478,39 +478,54 @@ print_table(const struct buf *body)
 	return lines > 0 ? lines - 1 : 0;
 }
 
+int
+admin_backend_http(struct admin *a, const char *cmd, const char *method,
+		   const char *path, const char *mailbox_id, int *status_r,
+		   struct buf *body)
+{
+	const char *addr = a->cfg.backend_http_listen;
+	if (addr[0] == '\0') {
+		fprintf(stderr,
+			"portico-admin: %s: backend.http_listen is "
+			"not set (the backend is asked over it)\n",
+			cmd);
+		return -1;
+	}
+	struct buf url = BUF_INIT;
+	buf_append_str(&url, path);
+	if (mailbox_id != NULL) {
+		buf_append_str(&url, "?mailbox=");
+		for (const unsigned char *p = (const unsigned char *)mailbox_id;
+		     *p; p++) {
+			if ((*p >= 'a' && *p <= 'z') ||
+			    (*p >= 'A' && *p <= 'Z') ||
+			    (*p >= '0' && *p <= '9') ||
+			    strchr("-._~", *p) != NULL)
+				buf_append(&url, p, 1);
+			else
+				buf_printf(&url, "%%%02X", *p);
+		}
+	}
+	buf_append(&url, "", 1);
+	int rc = admin_http(&a->cfg, addr, 0, method, buf_ptr(&url), status_r,
+			    body);
+	buf_free(&url);
+	return rc;
+}
+
 /* sessions MAILBOX_ID given BACKEND.ini (backend.id set): the backend's
  * sessions through every frontend (GET /sessions on backend.http_listen),
  * of one mailbox if given. */
 static int
 backend_sessions(struct admin *a, int argc, char **argv)
 {
-	const char *addr = a->cfg.backend_http_listen;
 	if (argc > 1)
 		return ADMIN_USAGE;
-	if (addr[0] == '\0') {
-		fprintf(stderr, "portico-admin: sessions: backend.http_listen "
-				"is not set (the backend is asked over it)\n");
-		return 1;
-	}
-	struct buf path = BUF_INIT, body = BUF_INIT;
-	buf_append_str(&path, "/sessions");
-	if (argc == 1) {
-		buf_append_str(&path, "?mailbox=");
-		for (const unsigned char *p = (const unsigned char *)argv[0];
-		     *p; p++) {
-			if ((*p >= 'a' && *p <= 'z') ||
-			    (*p >= 'A' && *p <= 'Z') ||
-			    (*p >= '0' && *p <= '9') ||
-			    strchr("-._~", *p) != NULL)
-				buf_append(&path, p, 1);
-			else
-				buf_printf(&path, "%%%02X", *p);
-		}
-	}
-	buf_append(&path, "", 1);
+	struct buf body = BUF_INIT;
 	int status = 0, rc = 1;
-	if (admin_http(&a->cfg, addr, 0, "GET", buf_ptr(&path), &status,
-		       &body) == 0) {
+	if (admin_backend_http(a, "sessions", "GET", "/sessions",
+			       argc == 1 ? argv[0] : NULL, &status,
+			       &body) == 0) {
 		if (status == 200) {
 			printf("%u sessions\n", print_table(&body));
 			rc = 0;
@@ -521,7 +536,6 @@ backend_sessions(struct admin *a, int argc, char **argv)
 				status, (int)buf_used(&body), buf_ptr(&body));
 		}
 	}
-	buf_free(&path);
 	buf_free(&body);
 	return rc;
 }

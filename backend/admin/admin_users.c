@@ -419,26 +419,11 @@ admin_users_kick(struct admin *a, int argc, char **argv)
 {
 	if (argc != 1 || argv[0][0] == '\0')
 		return ADMIN_USAGE;
-	const char *addr = a->cfg.backend_http_listen;
-	if (addr[0] == '\0') {
-		fprintf(stderr, "portico-admin: kick: backend.http_listen is "
-				"not set (the backend is asked over it)\n");
-		return 1;
-	}
-	struct buf path = BUF_INIT, body = BUF_INIT;
-	buf_append_str(&path, "/kick?mailbox=");
-	for (const unsigned char *p = (const unsigned char *)argv[0]; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL)
-			buf_append(&path, p, 1);
-		else
-			buf_printf(&path, "%%%02X", *p);
-	}
-	buf_append(&path, "", 1);
+	struct buf body = BUF_INIT;
 	int status = 0, rc = 1;
 	unsigned n, links;
-	if (admin_http(&a->cfg, addr, 0, "POST", buf_ptr(&path), &status,
-		       &body) == 0) {
+	if (admin_backend_http(a, "kick", "POST", "/kick", argv[0], &status,
+			       &body) == 0) {
 		buf_append(&body, "", 1);
 		if (status == 200 &&
 		    sscanf(buf_ptr(&body), "sessions %u links %u", &n,
@@ -455,7 +440,6 @@ admin_users_kick(struct admin *a, int argc, char **argv)
 				status, buf_ptr(&body));
 		}
 	}
-	buf_free(&path);
 	buf_free(&body);
 	return rc;
 }

@@ -84,24 +84,31 @@ def parse_show(out):
     return got
 
 
+def uid_fetch_all(c):
+    """[(UID, flags, INTERNALDATE, bytes)] of every message of the selected
+    mailbox, in UID order."""
+    typ, data = c.uid("FETCH", "1:*", "(FLAGS INTERNALDATE BODY.PEEK[])")
+    assert typ == "OK", data
+    out = []
+    for item in data:
+        if not isinstance(item, tuple):
+            continue
+        head = item[0].decode()
+        flags = re.search(r"FLAGS \(([^)]*)\)", head).group(1)
+        date = re.search(r'INTERNALDATE "([^"]+)"', head).group(1)
+        uid = int(re.search(r"UID (\d+)", head).group(1))
+        out.append((uid, flags.split(), date, item[1]))
+    return out
+
+
 def fetch_all(st, user, mailbox="INBOX"):
     """[(flags, INTERNALDATE, bytes)] of every message, in UID order."""
     c = st.imap(user)
     try:
         typ, _ = c.select(mailbox, readonly=True)
         assert typ == "OK"
-        typ, data = c.uid("FETCH", "1:*",
-                          "(FLAGS INTERNALDATE BODY.PEEK[])")
-        assert typ == "OK", data
-        out = []
-        for item in data:
-            if not isinstance(item, tuple):
-                continue
-            head = item[0].decode()
-            flags = re.search(r"FLAGS \(([^)]*)\)", head).group(1)
-            date = re.search(r'INTERNALDATE "([^"]+)"', head).group(1)
-            out.append((set(flags.split()), date, item[1]))
-        return out
+        return [(set(flags), date, body)
+                for _, flags, date, body in uid_fetch_all(c)]
     finally:
         c.logout()
 
@@ -610,20 +617,10 @@ def folder_state(st, user, folder):
         assert typ == "OK", folder
         info = {k: int(c.untagged_responses[k][-1])
                 for k in ("UIDVALIDITY", "UIDNEXT")}
-        typ, data = c.uid("FETCH", "1:*",
-                          "(FLAGS INTERNALDATE BODY.PEEK[])")
-        assert typ == "OK", data
         out = {}
-        for item in data:
-            if not isinstance(item, tuple):
-                continue
-            head = item[0].decode()
-            flags = re.search(r"FLAGS \(([^)]*)\)", head).group(1)
-            date = re.search(r'INTERNALDATE "([^"]+)"', head).group(1)
-            mid = re.search(rb"Message-ID: (\S+)", item[1]).group(1)
-            uid = int(re.search(r"UID (\d+)", head).group(1))
-            out[mid] = (frozenset(flags.split()) - {"\\Recent"}, date,
-                        item[1], uid)
+        for uid, flags, date, body in uid_fetch_all(c):
+            mid = re.search(rb"Message-ID: (\S+)", body).group(1)
+            out[mid] = (frozenset(flags) - {"\\Recent"}, date, body, uid)
         out[None] = info
         return out
     finally:
