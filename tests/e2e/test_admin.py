@@ -453,6 +453,10 @@ def test_kick(st):
         source_address=("127.0.0.2", 0))
     status.request("GET", "/sessions")
     assert status.getresponse().status == 403
+    status = http.client.HTTPConnection(st.host, st.SITE1_BE1_HTTP_PORT,
+                                        timeout=30)
+    status.request("GET", "/sessions?mailbox=a%0Ab")
+    assert status.getresponse().status == 400
 
     # refused: another method, another address, a web page, no mailbox
     q = "?mailbox=" + mbox
@@ -792,6 +796,24 @@ def test_kept_uids_across_batches(st, tmp_path):
         states.append((uidvalidity, uidnext, data[0]))
     assert states[0] == states[1]
     assert states[1][1] == b"1001"
+
+    # a Maildir whose UIDs cannot be trusted gets new ones, said so
+    c_user, _, c_id = new_user(st, "batchc")
+    extra = out / "cur" / "1700009999.M9.host:2,S"
+    extra.write_bytes(b"Subject: no uid\n\nx\n")
+    p = admin(st, BE, "import", c_id, out, "--mailbox", "Archive")
+    assert p.returncode == 0 and p.stdout == "imported 1001\n", p.stderr
+    assert "Archive: new UIDs (not every message names its UID)" in p.stderr
+    extra.unlink()
+    (out / "portico-mailbox").write_text("uidvalidity x\nnonsense\n")
+    d_user, _, d_id = new_user(st, "batchd")
+    p = admin(st, BE, "import", d_id, out, "--mailbox", "Archive")
+    assert p.returncode == 0 and p.stdout == "imported 1000\n", p.stderr
+    assert "kept UIDVALIDITY" not in p.stderr
+    c = st.imap(d_user)
+    c.select("Archive", readonly=True)
+    assert c.untagged_responses["UIDVALIDITY"][-1] != states[0][0]
+    c.logout()
 
 
 def idle_until(c, want):
