@@ -62,6 +62,12 @@ struct backend {
 	uint64_t link_writes;  /* writes to links (metrics) */
 	uint64_t link_credits; /* Credit frames sent (metrics) */
 	uint64_t kicked;       /* sessions ended by kick (metrics) */
+	/* The accounts kick named within backend.kick_memory, oldest first
+	   (at most backend.kick_memory_entries): a frontend that links
+	   later, which may have had no link at the kick, is told to forget
+	   their cached logins before its first session. */
+	struct kick_memo *kicks;
+	size_t nkicks;
 	/* The literals of the IMAP commands being read, all sessions
 	   together (backend.max_command_memory) */
 	struct lp_budget cmd_budget;
@@ -246,6 +252,13 @@ void link_server_drain(struct backend *be, int force);
  * by an administrator".  Returns how many sessions. */
 unsigned link_server_kick(struct backend *be, const char *mailbox_id,
 			  unsigned *links_r);
+/* What kick remembers of an account (backend.kick_memory). */
+struct kick_memo {
+	char mailbox_id[128];
+	uint64_t at; /* loop ms */
+};
+/* Frees what kick remembers. */
+void link_server_kicks_free(struct backend *be);
 /* GET /sessions (portico-admin sessions): a line per IMAP and POP3
  * session through a link (of mailbox_id only, unless NULL), tab
  * separated: session, protocol, user, mailbox id, frontend, client,

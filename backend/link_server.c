@@ -839,6 +839,66 @@ blink_transport(struct blink *l, const Portico__Frame *f)
 	blink_send(l, &of);
 }
 
+/* Drops what kick remembers past backend.kick_memory. */
+static void
+kicks_prune(struct backend *be)
+{
+	uint64_t keep = (uint64_t)be->cfg.backend_kick_memory * 1000;
+	uint64_t now = uv_now(be->loop);
+	size_t old = 0;
+	while (old < be->nkicks && now - be->kicks[old].at >= keep)
+		old++;
+	if (old == 0)
+		return;
+	memmove(be->kicks, be->kicks + old,
+		(be->nkicks - old) * sizeof(be->kicks[0]));
+	be->nkicks -= old;
+}
+
+/* Remembers that kick named mailbox_id (once: a second kick moves it to
+ * the end). */
+static void
+kicks_remember(struct backend *be, const char *mailbox_id)
+{
+	size_t max = (size_t)be->cfg.backend_kick_memory_entries;
+	kicks_prune(be);
+	for (size_t i = 0; i < be->nkicks; i++) {
+		if (strcasecmp(be->kicks[i].mailbox_id, mailbox_id) != 0)
+			continue;
+		memmove(be->kicks + i, be->kicks + i + 1,
+			(be->nkicks - i - 1) * sizeof(be->kicks[0]));
+		be->nkicks--;
+		break;
+	}
+	if (be->cfg.backend_kick_memory == 0 || max == 0)
+		return;
+	if (be->nkicks >= max) {
+		size_t drop = be->nkicks - max + 1;
+		log_warn("kick memory full (backend.kick_memory_entries=%zu): "
+			 "forgetting the oldest %zu",
+			 max, drop);
+		memmove(be->kicks, be->kicks + drop,
+			(be->nkicks - drop) * sizeof(be->kicks[0]));
+		be->nkicks -= drop;
+	}
+	struct kick_memo *k = realloc(be->kicks,
+				      (be->nkicks + 1) * sizeof(be->kicks[0]));
+	if (k == NULL)
+		abort();
+	be->kicks = k;
+	k += be->nkicks++;
+	snprintf(k->mailbox_id, sizeof(k->mailbox_id), "%s", mailbox_id);
+	k->at = uv_now(be->loop);
+}
+
+void
+link_server_kicks_free(struct backend *be)
+{
+	free(be->kicks);
+	be->kicks = NULL;
+	be->nkicks = 0;
+}
+
 static void
 blink_hello(struct blink *l, const Portico__Hello *h)
 {
@@ -846,6 +906,21 @@ blink_hello(struct blink *l, const Portico__Hello *h)
 	l->hello = 1;
 	l->can_ping = link_version_number(h->version) >= 2;
 	l->can_forget = link_version_number(h->version) >= 3;
+	/* Before the Hello, so that no session opens from a cached login
+	   that a kick while this frontend had no link should have ended
+	   (a frontend of link version 3 takes Forget before Hello). */
+	size_t forgets = 0;
+	if (l->can_forget) {
+		kicks_prune(l->be);
+		struct buf b = BUF_INIT;
+		for (size_t i = 0; i < l->be->nkicks; i++)
+			link_send_forget(&b, l->be->kicks[i].mailbox_id);
+		forgets = l->be->nkicks;
+		if (forgets > 0)
+			blink_send_buf(l, &b);
+		else
+			buf_free(&b);
+	}
 	Portico__Frame f = PORTICO__FRAME__INIT;
 	Portico__Hello me = PORTICO__HELLO__INIT;
 	me.role = "backend";
@@ -857,8 +932,8 @@ blink_hello(struct blink *l, const Portico__Hello *h)
 	f.body_case = PORTICO__FRAME__BODY_HELLO;
 	f.hello = &me;
 	blink_send(l, &f);
-	log_info("link peer=%s frontend=%s version=%s ready", l->peer,
-		 l->name, h->version);
+	log_info("link peer=%s frontend=%s version=%s ready forgets=%zu",
+		 l->peer, l->name, h->version, forgets);
 }
 
 static void
@@ -1151,6 +1226,7 @@ link_server_kick(struct backend *be, const char *mailbox_id, unsigned *links_r)
 {
 	unsigned n = 0;
 	*links_r = 0;
+	kicks_remember(be, mailbox_id);
 	/* The frontends first: a client that reconnects at once after its
 	   BYE finds no cached login. */
 	for (struct blink *l = be->links; l != NULL; l = l->next) {

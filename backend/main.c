@@ -336,6 +336,7 @@ main(int argc, char **argv)
 	queue_free(&be);
 	direct_free(&be);
 	backend_watch_free(&be);
+	link_server_kicks_free(&be);
 	sendrate_table_free(&be.sendrate);
 	user_sessions_free(&be.user_sessions);
 	SSL_CTX_free(be.link_ctx);

@@ -3,6 +3,7 @@
  * ldap.cache_negative_ttl; temporary failures are never cached. */
 #include "frontend/auth_cache.h"
 
+#include <stdlib.h>
 #include <strings.h>
 
 #include "frontend/policy.h"
@@ -47,21 +48,49 @@ auth_cache_put(struct policy *p, const struct policy_login_keys *k, int ok,
 	pthread_mutex_unlock(&p->lock);
 }
 
-unsigned
-auth_cache_forget(struct policy *p, const char *mailbox_id)
+static int
+id_cmp(const void *a, const void *b)
 {
-	unsigned n = 0;
+	return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
+unsigned
+auth_cache_forget(struct policy *p, char **ids, size_t n)
+{
+	unsigned count = 0;
+	if (n == 0)
+		return 0;
+	qsort(ids, n, sizeof(*ids), id_cmp);
+	pthread_mutex_lock(&p->lock);
+	for (struct lru_entry *e = p->auth_cache.head, *next; e != NULL;
+	     e = next) {
+		next = e->next;
+		struct auth_cache_entry *ce = lru_payload(e);
+		const char *id = ce->user.mailbox_id;
+		if (ce->ok && bsearch(&id, ids, n, sizeof(*ids), id_cmp)) {
+			lru_del(&p->auth_cache, e);
+			count++;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return count;
+}
+
+unsigned
+auth_cache_forget_backend(struct policy *p, const char *backend)
+{
+	unsigned count = 0;
 	pthread_mutex_lock(&p->lock);
 	for (struct lru_entry *e = p->auth_cache.head, *next; e != NULL;
 	     e = next) {
 		next = e->next;
 		struct auth_cache_entry *ce = lru_payload(e);
 		if (ce->ok &&
-		    strcasecmp(ce->user.mailbox_id, mailbox_id) == 0) {
+		    strcasecmp(ce->user.mailbox_server, backend) == 0) {
 			lru_del(&p->auth_cache, e);
-			n++;
+			count++;
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
-	return n;
+	return count;
 }

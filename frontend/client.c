@@ -635,6 +635,7 @@ client_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 	int cached = c->cached >= 0;
 	c->dreq = NULL;
 	c->cached = -1;
+	c->login_cached = cached && res == DIR_OK;
 	if (!cached)
 		frontend_metrics_phase(c, FM_PHASE_LDAP);
 	if (res == DIR_TEMPFAIL)

@@ -34,6 +34,8 @@
 #include "common/stream_map.h"
 #include "common/log.h"
 
+#define FLINK_FORGETS_MAX 100000
+
 enum flink_state {
 	FLINK_DOWN,
 	FLINK_CONNECTING,
@@ -64,6 +66,12 @@ struct flink {
 	uint64_t ping_at; /* last Ping sent, 0: none since rx_at */
 	uint64_t ping_seq;
 	int can_ping; /* the backend's Hello: link version >= 2 */
+	/* Forget frames before the Hello (the kicks the backend remembers):
+	   applied together when it comes; beyond FLINK_FORGETS_MAX, every
+	   cached login of the backend's accounts is forgotten instead. */
+	char **forgets;
+	size_t nforgets;
+	int forget_all;
 	char *imap_caps;
 	struct client *streams;  /* sessions opened or opening */
 	struct stream_map smap;  /* stream id -> client, looked up per frame */
@@ -263,6 +271,79 @@ flink_send_open(struct flink *l, struct client *c)
 	flink_send(l, &f);
 }
 
+static void
+flink_forgets_clear(struct flink *l)
+{
+	for (size_t i = 0; i < l->nforgets; i++)
+		free(l->forgets[i]);
+	free(l->forgets);
+	l->forgets = NULL;
+	l->nforgets = 0;
+	l->forget_all = 0;
+}
+
+/* Forgets the cached logins of the accounts in ids (every account of the
+ * backend if all), and refuses the sessions waiting for this link that
+ * such a login let in (with a temporary failure: the client's next try
+ * asks LDAP). */
+static void
+flink_forget(struct flink *l, char **ids, size_t n, int all)
+{
+	unsigned cached = all ? auth_cache_forget_backend(l->fe->policy, l->id)
+			      : auth_cache_forget(l->fe->policy, ids, n);
+	unsigned refused = 0;
+	for (struct client *c = l->waiting, *next; c != NULL; c = next) {
+		next = c->link_next;
+		if (!c->login_cached)
+			continue;
+		int match = all;
+		for (size_t i = 0; i < n && !match; i++)
+			match = strcasecmp(c->duser.mailbox_id, ids[i]) == 0;
+		if (!match)
+			continue;
+		list_remove(&l->waiting, c);
+		c->link = NULL;
+		client_link_closed(c, "cached login forgotten", 1);
+		refused++;
+	}
+	if (n == 1 && !all)
+		log_info("link backend=%s forget mailbox=%s cached=%u "
+			 "waiting=%u",
+			 l->id, ids[0], cached, refused);
+	else if (all)
+		log_info("link backend=%s forget mailboxes=all cached=%u "
+			 "waiting=%u",
+			 l->id, cached, refused);
+	else
+		log_info("link backend=%s forget mailboxes=%zu cached=%u "
+			 "waiting=%u",
+			 l->id, n, cached, refused);
+}
+
+/* A Forget frame: applied at once on a link that is up, collected before
+ * its Hello. */
+static void
+flink_forget_frame(struct flink *l, const char *mailbox_id)
+{
+	if (l->state == FLINK_READY) {
+		char *id = (char *)(uintptr_t)mailbox_id;
+		flink_forget(l, &id, 1, 0);
+		return;
+	}
+	if (l->forget_all)
+		return;
+	if (l->nforgets >= FLINK_FORGETS_MAX) {
+		flink_forgets_clear(l);
+		l->forget_all = 1;
+		return;
+	}
+	char **v = realloc(l->forgets, (l->nforgets + 1) * sizeof(*v));
+	if (v == NULL || (v[l->nforgets] = strdup(mailbox_id)) == NULL)
+		abort();
+	l->forgets = v;
+	l->nforgets++;
+}
+
 /* -- frames from the backend ----------------------------------------------*/
 
 static void
@@ -277,9 +358,14 @@ flink_frame(struct flink *l, Portico__Frame *f)
 		free(l->imap_caps);
 		l->imap_caps = strdup(f->hello->imap_capabilities);
 		l->can_ping = link_version_number(f->hello->version) >= 2;
+		log_info(
+		    "link backend=%s address=%s version=%s ready forgets=%zu",
+		    l->id, l->address, f->hello->version,
+		    l->forget_all ? (size_t)FLINK_FORGETS_MAX : l->nforgets);
+		if (l->nforgets > 0 || l->forget_all)
+			flink_forget(l, l->forgets, l->nforgets, l->forget_all);
+		flink_forgets_clear(l);
 		flink_set_state(l, FLINK_READY);
-		log_info("link backend=%s address=%s version=%s ready", l->id,
-			 l->address, f->hello->version);
 		while (l->waiting != NULL) {
 			c = l->waiting;
 			l->waiting = c->link_next;
@@ -291,6 +377,10 @@ flink_frame(struct flink *l, Portico__Frame *f)
 			l->xwaiting = x->next;
 			xfer_send_open(l, x);
 		}
+		return;
+	}
+	if (f->stream == 0 && f->body_case == PORTICO__FRAME__BODY_FORGET) {
+		flink_forget_frame(l, f->forget->mailbox_id);
 		return;
 	}
 	if (l->state != FLINK_READY) {
@@ -307,13 +397,6 @@ flink_frame(struct flink *l, Portico__Frame *f)
 		}
 		if (f->body_case == PORTICO__FRAME__BODY_PONG)
 			return; /* it was read: rx_at has moved */
-		if (f->body_case == PORTICO__FRAME__BODY_FORGET) {
-			unsigned n = auth_cache_forget(l->fe->policy,
-						       f->forget->mailbox_id);
-			log_info("link backend=%s forget mailbox=%s cached=%u",
-				 l->id, f->forget->mailbox_id, n);
-			return;
-		}
 	}
 	c = flink_stream(l, f->stream);
 	if (c == NULL) {
@@ -427,6 +510,7 @@ flink_lost(struct flink *l, const char *why, int retry_later)
 	 * come up waits for the retry interval. */
 	int was_ready = l->state == FLINK_READY && !retry_later;
 	flink_set_state(l, FLINK_DOWN);
+	flink_forgets_clear(l);
 	l->retry_at = was_ready ? 0
 				: uv_now(l->fe->loop) +
 					  (uint64_t)l->fe->cfg
@@ -884,6 +968,7 @@ link_pool_free(struct frontend *fe)
 		buf_free(&l->in);
 		buf_free(&l->wout);
 		free(l->imap_caps);
+		flink_forgets_clear(l);
 		stream_map_free(&l->smap);
 		free(l);
 	}

@@ -130,10 +130,14 @@ void penalty_record(struct policy *p, const struct policy_login_keys *k,
  * cached). */
 int auth_cache_get(struct policy *p, const struct policy_login_keys *k,
 		   struct dir_user *user_r);
-/* Removes every cached success of the account with this porticoMailboxId
- * (a link's Forget: portico-admin kick); returns how many.  A pass over
- * the whole cache under its lock. */
-unsigned auth_cache_forget(struct policy *p, const char *mailbox_id);
+/* Removes every cached success of the accounts with these
+ * porticoMailboxIds (a link's Forget frames: portico-admin kick); returns
+ * how many.  One pass over the whole cache under its lock, whatever n
+ * (ids is sorted in place). */
+unsigned auth_cache_forget(struct policy *p, char **ids, size_t n);
+/* Removes every cached success of an account on this backend (more
+ * Forget frames before a link's Hello than are kept); returns how many. */
+unsigned auth_cache_forget_backend(struct policy *p, const char *backend);
 void auth_cache_put(struct policy *p, const struct policy_login_keys *k,
 		    int ok, const struct dir_user *user);
 

@@ -15,9 +15,11 @@ import itertools
 import os
 import re
 import shutil
+import signal
 import smtplib
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -532,6 +534,85 @@ def test_kick_forgets_cached_logins(stack_factory):
         assert "AUTHORIZATIONFAILED" in str(e.value)
         # another account's cached login is not touched
         st2.imap(other, site=site).logout()
+
+
+def test_kick_reaches_a_frontend_linked_later(stack_factory):
+    """A frontend whose link was down at the kick (stopped here until the
+    backend gave its link up: a network fault, in life) got no Forget and
+    let the disabled account in from its cache.  The backend remembers
+    the kick (backend.kick_memory) and tells such a frontend before its
+    new link's first session: a login its cache let in while the link
+    came up is refused for now, the next one asks LDAP."""
+    st2 = stack_factory(name="kicklater", frontends_per_site=2, settings=[
+        "frontend.workers=1", "ldap.cache_size=1000",
+        "backend.link_ping_interval=1s", "backend.link_timeout=3s",
+        "http.metrics_networks=127.0.0.1/32"])
+    user, pw, mbox = new_user(st2, "later")
+    other, opw, _ = new_user(st2, "laterother")
+    for fe in (1, 2):
+        st2.imap(user, frontend=fe).logout()
+        st2.imap(other, frontend=fe).logout()
+    p = admin(st2, FE, "disable", user, "--bind-dn", st2.LDAP_ADMIN_DN,
+              "--password-file", password_file(st2))
+    assert p.returncode == 0, p.stderr
+    pid = int((st2.dir / "s1f2" / "pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: re.search(r"frontend=s1f2 lost",
+                                   st2.log("s1b1")), timeout=30)
+        p = admin(st2, BE, "kick", mbox)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == ("kicked %s: 0 sessions ended, cached logins "
+                            "forgotten on 1 frontend link\n" % mbox)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHORIZATIONFAILED"):
+        st2.imap(user, frontend=1)
+    # The stopped frontend finds its link gone; past its retry interval
+    # the cached login waits for a new link, whose backend names the
+    # kicked account before its Hello.
+    time.sleep(1.5)
+    with pytest.raises(imaplib.IMAP4.error, match=r"\[UNAVAILABLE\]"):
+        st2.imap(user, frontend=2)
+    log = st2.log("s1f2")
+    assert re.search(r"link backend=s1b1 address=\S+ version=\S+ ready "
+                     r"forgets=1\n", log), log[-3000:]
+    assert re.search(r"link backend=s1b1 forget mailbox=%s cached=1 "
+                     r"waiting=1\n" % mbox, log), log[-3000:]
+    assert re.search(r"frontend=s1f2 version=\S+ ready forgets=1\n",
+                     st2.log("s1b1")), st2.log("s1b1")[-3000:]
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHORIZATIONFAILED"):
+        st2.imap(user, frontend=2)
+    # another account's cached login stays
+    hits = len(re.findall(r"user=%s authenticated cache=hit" %
+                          re.escape(other), st2.log("s1f2")))
+    st2.imap(other, frontend=2).logout()
+    assert len(re.findall(r"user=%s authenticated cache=hit" %
+                          re.escape(other), st2.log("s1f2"))) == hits + 1
+
+
+def test_kick_memory_is_bounded(stack_factory):
+    """What kick remembers is one entry per account (a second kick moves
+    it to the end), at most backend.kick_memory_entries, the oldest
+    forgotten first; a frontend linking later is named all of them."""
+    st2 = stack_factory(name="kickmem", settings=[
+        "backend.kick_memory_entries=3",
+        "http.metrics_networks=127.0.0.1/32"])
+    ids = ["%016x" % (0xa0 + i) for i in range(4)]
+    for i in (0, 1, 0, 2, 3):
+        p = admin(st2, BE, "kick", ids[i])
+        assert p.returncode == 0, p.stderr
+    log = st2.log("s1b1")
+    assert log.count("kick memory full (backend.kick_memory_entries=3): "
+                     "forgetting the oldest 1\n") == 1, log[-3000:]
+    # the frontend's first link comes with the login
+    user, pw, _ = new_user(st2, "kickmem")
+    st2.imap(user).logout()
+    assert re.search(r"frontend=s1f1 version=\S+ ready forgets=3\n",
+                     st2.log("s1b1")), st2.log("s1b1")[-3000:]
+    assert re.search(r"link backend=s1b1 forget mailboxes=3 cached=0 "
+                     r"waiting=0\n", st2.log("s1f1")), \
+        st2.log("s1f1")[-3000:]
 
 
 # ---- export / import -------------------------------------------------------
