@@ -12,7 +12,7 @@ PACKAGES=(
     python3-pytest python3-aiosmtpd curl openssl iproute2 haproxy chromium
     fetchmail getmail6 isync offlineimap3
     dovecot-imapd dovecot-pop3d
-    swaks libnet-ssleay-perl postfix
+    swaks libnet-ssleay-perl postfix libnss-wrapper
 )
 
 if [ "$(id -u)" -eq 0 ]; then

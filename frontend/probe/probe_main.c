@@ -9,7 +9,9 @@
  *                 [--cleanup]
  *
  * Prints one line per step ("step=login ok 3.2 ms"), then "PASS ..." or
- * "FAIL step=... reason=\"...\"".  Exit status: 0 pass, 1 fail, 2 usage
+ * "FAIL step=... reason=\"...\"".  A host name's addresses are tried in
+ * turn until one takes the connection ("connect to A failed (...);
+ * trying B").  Exit status: 0 pass, 1 fail, 2 usage
  * or local set-up error (unreadable password file, CA, unknown host).
  */
 #include <getopt.h>
@@ -74,10 +76,24 @@ default_port(enum probe_protocol p, enum probe_tls t)
 	return 0;
 }
 
+/* One attempt's outcome, for main()'s choice of trying the next address. */
+struct attempt {
+	int status; /* 0 pass, 1 fail, 2 local error */
+	int retry;  /* failed at connect, with another address left:
+		       printed as one line, not as the verdict */
+	char reason[PROBE_REASON_MAX];
+};
+
 static void
 done(void *ctx, const struct probe_result *r)
 {
-	int *status = ctx;
+	struct attempt *a = ctx;
+	if (!r->pass && r->failed_step == PROBE_STEP_CONNECT && a->retry) {
+		snprintf(a->reason, sizeof(a->reason), "%s", r->reason);
+		a->status = 1;
+		return;
+	}
+	a->retry = 0;
 	for (unsigned i = 0; i < r->nsteps; i++) {
 		const struct probe_step_result *s = &r->steps[i];
 		printf("step=%s %s %.1f ms%s%s\n", probe_step_name(s->step),
@@ -91,7 +107,23 @@ done(void *ctx, const struct probe_result *r)
 		       probe_step_name(r->failed_step), r->reason,
 		       (double)r->total_us / 1000.0);
 	fflush(stdout);
-	*status = r->pass ? 0 : 1;
+	a->status = r->pass ? 0 : 1;
+}
+
+/* "ADDRESS:PORT" ("[ADDRESS]:PORT" for IPv6) of sa. */
+static void
+addr_text(const struct sockaddr *sa, char *out, size_t outsize)
+{
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
+	if (getnameinfo(sa, len, host, sizeof(host), serv, sizeof(serv),
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		snprintf(out, outsize, "?");
+		return;
+	}
+	snprintf(out, outsize, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
+		 host, serv);
 }
 
 int
@@ -216,15 +248,13 @@ main(int argc, char **argv)
 			gai_strerror(gai));
 		return 2;
 	}
-	memcpy(&o.addr, ai->ai_addr, ai->ai_addrlen);
-	freeaddrinfo(ai);
-
 	const char *err;
 	SSL_CTX *ctx = NULL;
 	if (tls != PROBE_TLS_NONE) {
 		ctx = probe_ssl_ctx(ca, verify, &err);
 		if (ctx == NULL) {
 			fprintf(stderr, "portico-probe: %s\n", err);
+			freeaddrinfo(ai);
 			return 2;
 		}
 	}
@@ -239,27 +269,52 @@ main(int argc, char **argv)
 	o.tag = "portico-probe";
 	o.light = light;
 	o.cleanup = cleanup;
-	o.timeout_ms = (uint64_t)(timeout * 1000);
 
 	printf("probe protocol=%s host=%s port=%ld tls=%s user=%s mode=%s\n",
 	       probe_protocol_name(protocol), host, port, probe_tls_name(tls),
 	       user, light ? "light" : "full");
 	fflush(stdout);
 
+	/* Each address the name resolves to, in getaddrinfo()'s order,
+	   until one takes the connection (as mail clients do): the
+	   verdict is that one's; a refused or unreachable address before
+	   it gets a line of its own.  The timeout is for them all. */
 	uv_loop_t loop;
 	uv_loop_init(&loop);
-	int status = 2;
-	struct probe *p = probe_start(&loop, &o, done, &status, &err);
-	OPENSSL_cleanse(password, sizeof(password));
-	if (p == NULL) {
-		fprintf(stderr, "portico-probe: %s\n", err);
+	uint64_t start = uv_now(&loop);
+	struct attempt a = {.status = 2};
+	for (struct addrinfo *it = ai; it != NULL; it = it->ai_next) {
+		if (it->ai_addrlen > sizeof(o.addr))
+			continue;
+		memset(&o.addr, 0, sizeof(o.addr));
+		memcpy(&o.addr, it->ai_addr, it->ai_addrlen);
+		uv_update_time(&loop);
+		uint64_t spent = uv_now(&loop) - start;
+		uint64_t total = (uint64_t)(timeout * 1000);
+		o.timeout_ms = spent < total ? total - spent : 1;
+		a.status = 2;
+		a.retry = it->ai_next != NULL;
+		struct probe *p = probe_start(&loop, &o, done, &a, &err);
+		if (p == NULL) {
+			fprintf(stderr, "portico-probe: %s\n", err);
+			uv_run(&loop, UV_RUN_DEFAULT);
+			a.status = 2;
+			break;
+		}
 		uv_run(&loop, UV_RUN_DEFAULT);
-		uv_loop_close(&loop);
-		SSL_CTX_free(ctx);
-		return 2;
+		if (!a.retry)
+			break;
+		char here[NI_MAXHOST + NI_MAXSERV + 4];
+		char next[NI_MAXHOST + NI_MAXSERV + 4];
+		addr_text(it->ai_addr, here, sizeof(here));
+		addr_text(it->ai_next->ai_addr, next, sizeof(next));
+		printf("connect to %s failed (%s); trying %s\n", here, a.reason,
+		       next);
+		fflush(stdout);
 	}
-	uv_run(&loop, UV_RUN_DEFAULT);
+	OPENSSL_cleanse(password, sizeof(password));
+	freeaddrinfo(ai);
 	uv_loop_close(&loop);
 	SSL_CTX_free(ctx);
-	return status;
+	return a.status;
 }

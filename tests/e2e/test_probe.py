@@ -100,17 +100,17 @@ class Run:
 
 
 def probe(st, protocol, tls, user, password_file, port=None, site=1,
-          extra=(), ca=True):
+          extra=(), ca=True, host=None, env=None):
     if port is None:
         port = st.port(PORT_NAME[(protocol, tls)], site)
-    argv = [str(PROBE), "--host", st.host, "--port", str(port),
+    argv = [str(PROBE), "--host", host or st.host, "--port", str(port),
             "--protocol", protocol, "--tls", tls, "--user", user,
             "--password-file", str(password_file), "--timeout", "20"]
     if tls != "none" and ca:
         argv += ["--ca", st["CA_FILE"]]
     argv += list(extra)
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, env=env)
     # the test build runs under ASan and UBSan: the CLI too
     assert not any(m in proc.stderr for m in SANITIZER_MARKS), proc.stderr
     return Run(proc)
@@ -300,6 +300,57 @@ def test_cli_closed_port_fails_at_connect(stack, account):
     user, _, pwfile = account
     r = probe(stack, "imap", "implicit", user, pwfile, port=free_port())
     assert r.rc == 1, r
+    assert r.names() == ["connect"], r
+    assert re.fullmatch(r'FAIL step=connect reason="connection refused" '
+                        r'total \d+\.\d ms', r.verdict), r
+
+
+# nss_wrapper (Debian's libnss-wrapper, from scripts/deps.sh) gives the
+# probe's getaddrinfo() a hosts file of the test's own.
+NSS_WRAPPER = Path("/usr/lib/x86_64-linux-gnu/libnss_wrapper.so")
+
+
+def named_hosts(tmp_path, *addresses):
+    """An environment in which probe.test resolves to ADDRESSES, in order."""
+    assert NSS_WRAPPER.exists(), "libnss-wrapper missing: run scripts/deps.sh"
+    hosts = tmp_path / "hosts"
+    hosts.write_text("".join("%s probe.test\n" % a for a in addresses))
+    supp = tmp_path / "lsan.supp"
+    supp.write_text("leak:libnss_wrapper.so\n")
+    env = dict(os.environ)
+    env.update(LD_PRELOAD=str(NSS_WRAPPER), NSS_WRAPPER_HOSTS=str(hosts),
+               NSS_WRAPPER_PASSWD="/etc/passwd",
+               NSS_WRAPPER_GROUP="/etc/group",
+               LSAN_OPTIONS="suppressions=%s" % supp)
+    # the sanitizer runtime is then not the first library loaded
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
+                           ":verify_asan_link_order=0").lstrip(":")
+    return env
+
+
+def test_cli_tries_each_address_of_the_name(stack, account, tmp_path):
+    """A name with several addresses (a service name in front of several
+    frontends, or localhost with ::1 first): one that refuses the
+    connection gets a line of its own and the next is tried; the verdict
+    is the first that answers.  With none answering, the last one's."""
+    user, _, pwfile = account
+    port = stack.port("imaps")
+    env = named_hosts(tmp_path, "127.0.0.2", stack.host)
+    r = probe(stack, "imap", "implicit", user, pwfile, host="probe.test",
+              env=env, extra=["--tls-name", stack.host])
+    assert r.rc == 0, r
+    assert r.out.splitlines()[1] == (
+        "connect to 127.0.0.2:%d failed (connection refused); trying "
+        "%s:%d" % (port, stack.host, port)), r
+    assert r.names() == STEPS["imap", "implicit"], r
+    assert r.verdict.startswith("PASS total "), r
+    env = named_hosts(tmp_path, "127.0.0.2", "127.0.0.3")
+    r = probe(stack, "imap", "implicit", user, pwfile, host="probe.test",
+              env=env, extra=["--tls-name", stack.host])
+    assert r.rc == 1, r
+    assert r.out.splitlines()[1] == (
+        "connect to 127.0.0.2:%d failed (connection refused); trying "
+        "127.0.0.3:%d" % (port, port)), r
     assert r.names() == ["connect"], r
     assert re.fullmatch(r'FAIL step=connect reason="connection refused" '
                         r'total \d+\.\d ms', r.verdict), r
