@@ -51,6 +51,7 @@ struct blink {
 	uint64_t ping_seq;
 	int can_ping; /* the frontend's Hello: link version >= 2 */
 	int can_forget; /* ... >= 3 */
+	int can_forget_early; /* ... >= 4: Forget before our Hello */
 	struct blink *next;
 };
 
@@ -906,11 +907,13 @@ blink_hello(struct blink *l, const Portico__Hello *h)
 	l->hello = 1;
 	l->can_ping = link_version_number(h->version) >= 2;
 	l->can_forget = link_version_number(h->version) >= 3;
+	l->can_forget_early = link_version_number(h->version) >= 4;
 	/* Before the Hello, so that no session opens from a cached login
 	   that a kick while this frontend had no link should have ended
-	   (a frontend of link version 3 takes Forget before Hello). */
+	   (a frontend of link version 4 takes Forget before Hello; an
+	   older one would close the link on it). */
 	size_t forgets = 0;
-	if (l->can_forget) {
+	if (l->can_forget_early) {
 		kicks_prune(l->be);
 		struct buf b = BUF_INIT;
 		for (size_t i = 0; i < l->be->nkicks; i++)

@@ -13,8 +13,9 @@
 #include "common/buf.h"
 #include "link.pb-c.h"
 
-/* Version 2: Ping and Pong.  Version 3: Forget. */
-#define LINK_VERSION "portico-link/3"
+/* Version 2: Ping and Pong.  Version 3: Forget.  Version 4: Forget
+ * before the backend's Hello (the kicks it remembers). */
+#define LINK_VERSION "portico-link/4"
 #define LINK_VERSION_PREFIX "portico-link/"
 
 /* The number of a peer's Hello version ("portico-link/N"), 0 if it has

@@ -29,6 +29,11 @@ void
 auth_cache_put(struct policy *p, const struct policy_login_keys *k, int ok,
 	       const struct dir_user *user)
 {
+	/* An account that is not active (disabled, moving) is asked of LDAP
+	   at each login: `portico-admin enable` applies at once. */
+	if (ok && user->account_state[0] != '\0' &&
+	    strcasecmp(user->account_state, "active") != 0)
+		return;
 	uint64_t now = lru_now();
 	pthread_mutex_lock(&p->lock);
 	const struct config *cfg = p->cfg;

@@ -369,9 +369,12 @@ struct xfer_ops {
 	/* No Result will come (refused, link lost, backend unknown). */
 	void (*failed)(void *ctx, const char *why);
 };
+/* cached_login: the mailbox id of the account whose cached login let the
+ * submission in (NULL: none), which a Forget refuses (link_pool.c). */
 struct xfer *link_pool_xfer_open(struct frontend *fe, const char *backend,
 				 const Portico__Frame *request,
-				 const struct xfer_ops *ops, void *ctx);
+				 const struct xfer_ops *ops, void *ctx,
+				 const char *cached_login);
 void link_pool_xfer_data(struct xfer *x, const void *data, size_t len);
 void link_pool_xfer_end(struct xfer *x);
 /* Forgets *x (Close to the backend if it was open); no callback runs

@@ -93,10 +93,15 @@ struct xfer {
 	const struct xfer_ops *ops;
 	void *ctx;
 	int answered;            /* Result received */
+	/* the mailbox id of the cached login that let the submission in
+	   (empty: LDAP's answer, or LMTP): a Forget of it refuses the
+	   submission while it waits for the link */
+	char cached_login[128];
 	struct xfer *next;
 };
 
 static void xfer_fail_list(struct xfer **head, const char *why);
+static void xfer_unlink(struct xfer **head, struct xfer *x);
 static void xfer_send_open(struct flink *l, struct xfer *x);
 static void xfer_attach(struct flink *l, struct xfer *x);
 static void xfer_frame(struct flink *l, Portico__Frame *f);
@@ -282,42 +287,74 @@ flink_forgets_clear(struct flink *l)
 	l->forget_all = 0;
 }
 
+static int
+forget_id_cmp(const void *a, const void *b)
+{
+	return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whether id is among ids (sorted by auth_cache_forget()), or all. */
+static int
+forget_match(const char *id, char **ids, size_t n, int all)
+{
+	return all || (id[0] != '\0' &&
+		       bsearch(&id, ids, n, sizeof(*ids), forget_id_cmp));
+}
+
 /* Forgets the cached logins of the accounts in ids (every account of the
- * backend if all), and refuses the sessions waiting for this link that
- * such a login let in (with a temporary failure: the client's next try
- * asks LDAP). */
+ * backend if all), and refuses what such a login let in that waits for
+ * this link: sessions (a temporary login failure) and submissions (a
+ * temporary failure of the message), so that the client's next try asks
+ * LDAP. */
 static void
 flink_forget(struct flink *l, char **ids, size_t n, int all)
 {
 	unsigned cached = all ? auth_cache_forget_backend(l->fe->policy, l->id)
 			      : auth_cache_forget(l->fe->policy, ids, n);
-	unsigned refused = 0;
+	/* Taken off the lists first: the callbacks may change them. */
+	struct client *refused = NULL;
 	for (struct client *c = l->waiting, *next; c != NULL; c = next) {
 		next = c->link_next;
-		if (!c->login_cached)
-			continue;
-		int match = all;
-		for (size_t i = 0; i < n && !match; i++)
-			match = strcasecmp(c->duser.mailbox_id, ids[i]) == 0;
-		if (!match)
-			continue;
-		list_remove(&l->waiting, c);
+		if (c->login_cached &&
+		    forget_match(c->duser.mailbox_id, ids, n, all)) {
+			list_remove(&l->waiting, c);
+			c->link_next = refused;
+			refused = c;
+		}
+	}
+	struct xfer *xrefused = NULL;
+	for (struct xfer *x = l->xwaiting, *next; x != NULL; x = next) {
+		next = x->next;
+		if (forget_match(x->cached_login, ids, n, all)) {
+			xfer_unlink(&l->xwaiting, x);
+			x->next = xrefused;
+			xrefused = x;
+		}
+	}
+	unsigned nrefused = 0;
+	while (refused != NULL) {
+		struct client *c = refused;
+		refused = c->link_next;
+		c->link_next = NULL;
 		c->link = NULL;
 		client_link_closed(c, "cached login forgotten", 1);
-		refused++;
+		nrefused++;
 	}
+	for (struct xfer *x = xrefused; x != NULL; x = x->next)
+		nrefused++;
+	xfer_fail_list(&xrefused, "cached login forgotten");
 	if (n == 1 && !all)
 		log_info("link backend=%s forget mailbox=%s cached=%u "
 			 "waiting=%u",
-			 l->id, ids[0], cached, refused);
+			 l->id, ids[0], cached, nrefused);
 	else if (all)
 		log_info("link backend=%s forget mailboxes=all cached=%u "
 			 "waiting=%u",
-			 l->id, cached, refused);
+			 l->id, cached, nrefused);
 	else
 		log_info("link backend=%s forget mailboxes=%zu cached=%u "
 			 "waiting=%u",
-			 l->id, n, cached, refused);
+			 l->id, n, cached, nrefused);
 }
 
 /* A Forget frame: applied at once on a link that is up, collected before
@@ -1130,13 +1167,16 @@ xfer_frame(struct flink *l, Portico__Frame *f)
 struct xfer *
 link_pool_xfer_open(struct frontend *fe, const char *backend,
 		    const Portico__Frame *f, const struct xfer_ops *ops,
-		    void *ctx)
+		    void *ctx, const char *cached_login)
 {
 	struct xfer *x = calloc(1, sizeof(*x));
 	if (x == NULL)
 		abort();
 	x->ops = ops;
 	x->ctx = ctx;
+	if (cached_login != NULL)
+		snprintf(x->cached_login, sizeof(x->cached_login), "%s",
+			 cached_login);
 	size_t n = portico__frame__get_packed_size(f);
 	portico__frame__pack(f, (uint8_t *)buf_reserve(&x->request, n));
 	buf_commit(&x->request, n);

@@ -138,6 +138,8 @@ unsigned auth_cache_forget(struct policy *p, char **ids, size_t n);
 /* Removes every cached success of an account on this backend (more
  * Forget frames before a link's Hello than are kept); returns how many. */
 unsigned auth_cache_forget_backend(struct policy *p, const char *backend);
+/* Caches a success (ok, with user) or a failure; a success of an account
+ * whose porticoAccountState is not active is not cached. */
 void auth_cache_put(struct policy *p, const struct policy_login_keys *k,
 		    int ok, const struct dir_user *user);
 

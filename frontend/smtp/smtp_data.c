@@ -364,8 +364,9 @@ smtp_content_begin(struct smtp_session *s)
 			f.body_case = PORTICO__FRAME__BODY_DELIVER;
 			f.deliver = &del;
 		}
-		struct xfer *x = link_pool_xfer_open(c->fe, t->backend, &f,
-						     &smtp_target_ops, t);
+		struct xfer *x = link_pool_xfer_open(
+		    c->fe, t->backend, &f, &smtp_target_ops, t,
+		    s->lmtp || !c->login_cached ? NULL : c->duser.mailbox_id);
 		if (x == NULL) {
 			target_fail(t, "backend unavailable");
 			continue;

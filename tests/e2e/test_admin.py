@@ -534,6 +534,12 @@ def test_kick_forgets_cached_logins(stack_factory):
         assert "AUTHORIZATIONFAILED" in str(e.value)
         # another account's cached login is not touched
         st2.imap(other, site=site).logout()
+    # the refusal was not cached: enable applies at once
+    p = admin(st2, FE, "enable", user, "--bind-dn", st2.LDAP_ADMIN_DN,
+              "--password-file", password_file(st2))
+    assert p.returncode == 0, p.stderr
+    for site in (1, 2):
+        st2.imap(user, site=site).logout()
 
 
 def test_kick_reaches_a_frontend_linked_later(stack_factory):
@@ -541,54 +547,100 @@ def test_kick_reaches_a_frontend_linked_later(stack_factory):
     backend gave its link up: a network fault, in life) got no Forget and
     let the disabled account in from its cache.  The backend remembers
     the kick (backend.kick_memory) and tells such a frontend before its
-    new link's first session: a login its cache let in while the link
-    came up is refused for now, the next one asks LDAP."""
+    new link's first session: what its cache let in while the link came
+    up (a session, a submitted message) is refused for now, and the next
+    login asks LDAP."""
     st2 = stack_factory(name="kicklater", frontends_per_site=2, settings=[
         "frontend.workers=1", "ldap.cache_size=1000",
         "backend.link_ping_interval=1s", "backend.link_timeout=3s",
         "http.metrics_networks=127.0.0.1/32"])
     user, pw, mbox = new_user(st2, "later")
+    sender, spw, smbox = new_user(st2, "latersender")
     other, opw, _ = new_user(st2, "laterother")
+    late, lpw, lmbox = new_user(st2, "latersubmitter")
     for fe in (1, 2):
-        st2.imap(user, frontend=fe).logout()
-        st2.imap(other, frontend=fe).logout()
-    p = admin(st2, FE, "disable", user, "--bind-dn", st2.LDAP_ADMIN_DN,
-              "--password-file", password_file(st2))
-    assert p.returncode == 0, p.stderr
-    pid = int((st2.dir / "s1f2" / "pid").read_text())
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        wait_for(lambda: re.search(r"frontend=s1f2 lost",
-                                   st2.log("s1b1")), timeout=30)
-        p = admin(st2, BE, "kick", mbox)
+        for u in (user, sender, other):
+            st2.imap(u, frontend=fe).logout()
+    # submission logins are cached too
+    for u, p in ((sender, spw), (late, lpw)):
+        smtp = smtplib.SMTP_SSL(st2.host,
+                                st2.port("submissions", frontend=2),
+                                context=st2.ssl_context(), timeout=10)
+        smtp.login(u, p)
+        smtp.quit()
+    for u in (user, sender):
+        p = admin(st2, FE, "disable", u, "--bind-dn", st2.LDAP_ADMIN_DN,
+                  "--password-file", password_file(st2))
         assert p.returncode == 0, p.stderr
-        assert p.stdout == ("kicked %s: 0 sessions ended, cached logins "
-                            "forgotten on 1 frontend link\n" % mbox)
-    finally:
-        os.kill(pid, signal.SIGCONT)
+    pid = int((st2.dir / "s1f2" / "pid").read_text())
+
+    def kick_while_s1f2_is_cut_off(ids):
+        lost = st2.log("s1b1").count("frontend=s1f2 lost")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: st2.log("s1b1").count("frontend=s1f2 lost")
+                     > lost, timeout=30)
+            for i in ids:
+                p = admin(st2, BE, "kick", i)
+                assert p.returncode == 0, p.stderr
+                assert p.stdout == ("kicked %s: 0 sessions ended, cached "
+                                    "logins forgotten on 1 frontend "
+                                    "link\n" % i)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        # The stopped frontend finds its link gone; past its retry
+        # interval a new one is made for what comes next.
+        time.sleep(1.5)
+
+    kick_while_s1f2_is_cut_off([mbox, smbox])
     with pytest.raises(imaplib.IMAP4.error, match="AUTHORIZATIONFAILED"):
         st2.imap(user, frontend=1)
-    # The stopped frontend finds its link gone; past its retry interval
-    # the cached login waits for a new link, whose backend names the
-    # kicked account before its Hello.
-    time.sleep(1.5)
+    # A cached login waits for the new link, whose backend names the
+    # kicked accounts before its Hello.
     with pytest.raises(imaplib.IMAP4.error, match=r"\[UNAVAILABLE\]"):
         st2.imap(user, frontend=2)
-    log = st2.log("s1f2")
+    # (the frontend logs after answering)
+    wait_for(lambda: re.search(r"link backend=s1b1 forget mailboxes=2 "
+                               r"cached=2 waiting=1\n", st2.log("s1f2")),
+             what="the forget line in s1f2.log")
     assert re.search(r"link backend=s1b1 address=\S+ version=\S+ ready "
-                     r"forgets=1\n", log), log[-3000:]
-    assert re.search(r"link backend=s1b1 forget mailbox=%s cached=1 "
-                     r"waiting=1\n" % mbox, log), log[-3000:]
-    assert re.search(r"frontend=s1f2 version=\S+ ready forgets=1\n",
+                     r"forgets=2\n", st2.log("s1f2")), \
+        st2.log("s1f2")[-3000:]
+    assert re.search(r"frontend=s1f2 version=\S+ ready forgets=2\n",
                      st2.log("s1b1")), st2.log("s1b1")[-3000:]
-    with pytest.raises(imaplib.IMAP4.error, match="AUTHORIZATIONFAILED"):
-        st2.imap(user, frontend=2)
+    for u in (user, sender):
+        with pytest.raises(imaplib.IMAP4.error,
+                           match="AUTHORIZATIONFAILED"):
+            st2.imap(u, frontend=2)
     # another account's cached login stays
     hits = len(re.findall(r"user=%s authenticated cache=hit" %
                           re.escape(other), st2.log("s1f2")))
     st2.imap(other, frontend=2).logout()
     assert len(re.findall(r"user=%s authenticated cache=hit" %
                           re.escape(other), st2.log("s1f2"))) == hits + 1
+
+    # A submission its cache let in while the link was down: the message
+    # waiting for the link is refused, not sent.
+    p = admin(st2, FE, "disable", late, "--bind-dn", st2.LDAP_ADMIN_DN,
+              "--password-file", password_file(st2))
+    assert p.returncode == 0, p.stderr
+    kick_while_s1f2_is_cut_off([lmbox])
+    smtp = smtplib.SMTP_SSL(st2.host, st2.port("submissions", frontend=2),
+                            context=st2.ssl_context(), timeout=10)
+    smtp.login(late, lpw)   # from the cache: no link needed
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        smtp.sendmail(late, [other], b"Subject: after the kick\r\n\r\n"
+                      b"not to be sent\r\n")
+    assert 400 <= e.value.smtp_code < 500, e.value
+    smtp.close()
+    wait_for(lambda: re.search(r"link backend=s1b1 forget mailboxes=3 "
+                               r"cached=1 waiting=1\n",
+                               st2.log("s1f2")),
+             what="the forget line in s1f2.log")
+    c = st2.imap(other, frontend=1)
+    c.select("INBOX")
+    assert c.search(None, "SUBJECT", '"after the kick"')[1] == [b""]
+    c.logout()
 
 
 def test_kick_memory_is_bounded(stack_factory):

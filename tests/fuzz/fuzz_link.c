@@ -236,6 +236,9 @@ frame_has_field0(const Portico__Frame *f)
 	case PORTICO__FRAME__BODY_PONG:
 		body = &f->pong->base;
 		break;
+	case PORTICO__FRAME__BODY_FORGET:
+		body = &f->forget->base;
+		break;
 	case PORTICO__FRAME__BODY_RESULT:
 		body = &f->result->base;
 		for (size_t i = 0; i < f->result->n_reply; i++)

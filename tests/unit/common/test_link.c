@@ -72,7 +72,7 @@ test_hello(void **state)
 	assert_int_equal(g->body_case, PORTICO__FRAME__BODY_HELLO);
 	assert_string_equal(g->hello->role, "backend");
 	assert_string_equal(g->hello->name, "be-1");
-	assert_string_equal(g->hello->version, "portico-link/3");
+	assert_string_equal(g->hello->version, "portico-link/4");
 	assert_int_equal(g->hello->site, 65535);
 	assert_string_equal(g->hello->imap_capabilities,
 			    "IMAP4rev1 LITERAL+ IDLE");
@@ -128,7 +128,7 @@ static void
 test_version_number(void **state)
 {
 	(void)state;
-	assert_int_equal(link_version_number(LINK_VERSION), 3);
+	assert_int_equal(link_version_number(LINK_VERSION), 4);
 	assert_int_equal(link_version_number("portico-link/1"), 1);
 	assert_int_equal(link_version_number("portico-link/17"), 17);
 	assert_int_equal(link_version_number("portico-link/"), 0);
