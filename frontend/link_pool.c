@@ -70,7 +70,7 @@ struct flink {
 	   applied together when it comes; beyond FLINK_FORGETS_MAX, every
 	   cached login of the backend's accounts is forgotten instead. */
 	char **forgets;
-	size_t nforgets;
+	size_t nforgets, forgets_room;
 	int forget_all;
 	char *imap_caps;
 	struct client *streams;  /* sessions opened or opening */
@@ -276,6 +276,23 @@ flink_send_open(struct flink *l, struct client *c)
 	flink_send(l, &f);
 }
 
+/* Every session of the wait list (chained through link_next) fails to
+ * open: its login gets a temporary failure.  Returns how many. */
+static unsigned
+clients_fail_list(struct client **head, const char *why)
+{
+	unsigned n = 0;
+	while (*head != NULL) {
+		struct client *c = *head;
+		*head = c->link_next;
+		c->link_next = NULL;
+		c->link = NULL;
+		client_link_closed(c, why, 1);
+		n++;
+	}
+	return n;
+}
+
 static void
 flink_forgets_clear(struct flink *l)
 {
@@ -283,7 +300,7 @@ flink_forgets_clear(struct flink *l)
 		free(l->forgets[i]);
 	free(l->forgets);
 	l->forgets = NULL;
-	l->nforgets = 0;
+	l->nforgets = l->forgets_room = 0;
 	l->forget_all = 0;
 }
 
@@ -293,12 +310,13 @@ forget_id_cmp(const void *a, const void *b)
 	return strcasecmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Whether id is among ids (sorted by auth_cache_forget()), or all. */
+/* Whether id (a cached login's mailbox id, empty: none) is among ids
+ * (sorted by auth_cache_forget()), or all. */
 static int
 forget_match(const char *id, char **ids, size_t n, int all)
 {
-	return all || (id[0] != '\0' &&
-		       bsearch(&id, ids, n, sizeof(*ids), forget_id_cmp));
+	return id[0] != '\0' &&
+	       (all || bsearch(&id, ids, n, sizeof(*ids), forget_id_cmp));
 }
 
 /* Forgets the cached logins of the accounts in ids (every account of the
@@ -331,15 +349,8 @@ flink_forget(struct flink *l, char **ids, size_t n, int all)
 			xrefused = x;
 		}
 	}
-	unsigned nrefused = 0;
-	while (refused != NULL) {
-		struct client *c = refused;
-		refused = c->link_next;
-		c->link_next = NULL;
-		c->link = NULL;
-		client_link_closed(c, "cached login forgotten", 1);
-		nrefused++;
-	}
+	unsigned nrefused = clients_fail_list(&refused,
+					      "cached login forgotten");
 	for (struct xfer *x = xrefused; x != NULL; x = x->next)
 		nrefused++;
 	xfer_fail_list(&xrefused, "cached login forgotten");
@@ -374,10 +385,16 @@ flink_forget_frame(struct flink *l, const char *mailbox_id)
 		l->forget_all = 1;
 		return;
 	}
-	char **v = realloc(l->forgets, (l->nforgets + 1) * sizeof(*v));
-	if (v == NULL || (v[l->nforgets] = strdup(mailbox_id)) == NULL)
+	if (l->nforgets == l->forgets_room) {
+		size_t room = l->forgets_room ? 2 * l->forgets_room : 16;
+		char **v = realloc(l->forgets, room * sizeof(*v));
+		if (v == NULL)
+			abort();
+		l->forgets = v;
+		l->forgets_room = room;
+	}
+	if ((l->forgets[l->nforgets] = strdup(mailbox_id)) == NULL)
 		abort();
-	l->forgets = v;
 	l->nforgets++;
 }
 
@@ -561,13 +578,7 @@ flink_lost(struct flink *l, const char *why, int retry_later)
 		c->link = NULL;
 		client_link_closed(c, "backend link lost", 1);
 	}
-	while (l->waiting != NULL) {
-		struct client *c = l->waiting;
-		l->waiting = c->link_next;
-		c->link_next = NULL;
-		c->link = NULL;
-		client_link_closed(c, "backend link lost", 1);
-	}
+	clients_fail_list(&l->waiting, "backend link lost");
 	xfer_fail_list(&l->xstreams, "backend link lost");
 	xfer_fail_list(&l->xwaiting, "backend link lost");
 }
@@ -722,13 +733,7 @@ flink_lookup_done(void *ctx, enum dir_result res, const struct dir_backend *b,
 	if (res != DIR_OK) {
 		log_warn("backend=%s lookup failed: %s", l->id,
 			 why ? why : "?");
-		while (waiting != NULL) {
-			struct client *c = waiting;
-			waiting = c->link_next;
-			c->link_next = NULL;
-			c->link = NULL;
-			client_link_closed(c, "backend lookup failed", 1);
-		}
+		clients_fail_list(&waiting, "backend lookup failed");
 		xfer_fail_list(&l->xwaiting, "backend lookup failed");
 		return;
 	}
