@@ -53,8 +53,8 @@ auth_cache_put(struct policy *p, const struct policy_login_keys *k, int ok,
 	pthread_mutex_unlock(&p->lock);
 }
 
-static int
-id_cmp(const void *a, const void *b)
+int
+auth_cache_id_cmp(const void *a, const void *b)
 {
 	return strcasecmp(*(char *const *)a, *(char *const *)b);
 }
@@ -65,14 +65,15 @@ auth_cache_forget(struct policy *p, char **ids, size_t n)
 	unsigned count = 0;
 	if (n == 0)
 		return 0;
-	qsort(ids, n, sizeof(*ids), id_cmp);
+	qsort(ids, n, sizeof(*ids), auth_cache_id_cmp);
 	pthread_mutex_lock(&p->lock);
 	for (struct lru_entry *e = p->auth_cache.head, *next; e != NULL;
 	     e = next) {
 		next = e->next;
 		struct auth_cache_entry *ce = lru_payload(e);
 		const char *id = ce->user.mailbox_id;
-		if (ce->ok && bsearch(&id, ids, n, sizeof(*ids), id_cmp)) {
+		if (ce->ok &&
+		    bsearch(&id, ids, n, sizeof(*ids), auth_cache_id_cmp)) {
 			lru_del(&p->auth_cache, e);
 			count++;
 		}

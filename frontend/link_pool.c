@@ -304,19 +304,13 @@ flink_forgets_clear(struct flink *l)
 	l->forget_all = 0;
 }
 
-static int
-forget_id_cmp(const void *a, const void *b)
-{
-	return strcasecmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Whether id (a cached login's mailbox id, empty: none) is among ids
  * (sorted by auth_cache_forget()), or all. */
 static int
 forget_match(const char *id, char **ids, size_t n, int all)
 {
 	return id[0] != '\0' &&
-	       (all || bsearch(&id, ids, n, sizeof(*ids), forget_id_cmp));
+	       (all || bsearch(&id, ids, n, sizeof(*ids), auth_cache_id_cmp));
 }
 
 /* Forgets the cached logins of the accounts in ids (every account of the

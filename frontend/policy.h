@@ -135,6 +135,9 @@ int auth_cache_get(struct policy *p, const struct policy_login_keys *k,
  * how many.  One pass over the whole cache under its lock, whatever n
  * (ids is sorted in place). */
 unsigned auth_cache_forget(struct policy *p, char **ids, size_t n);
+/* The order of such a list (char * ids, case-insensitive), for qsort()
+ * and bsearch(). */
+int auth_cache_id_cmp(const void *a, const void *b);
 /* Removes every cached success of an account on this backend (more
  * Forget frames before a link's Hello than are kept); returns how many. */
 unsigned auth_cache_forget_backend(struct policy *p, const char *backend);

@@ -55,6 +55,14 @@ FE = "s1f1/frontend.ini"
 BE = "s1b1/backend.ini"
 
 
+def set_account_state(st, verb, user):
+    """portico-admin disable|enable USER, as the directory's admin."""
+    p = admin(st, FE, verb, user, "--bind-dn", st.LDAP_ADMIN_DN,
+              "--password-file", password_file(st))
+    assert p.returncode == 0, p.stderr
+    return p
+
+
 def new_user(st, prefix):
     """A fresh user on s1b1: (login, password, mailbox id)."""
     n = next(_n)
@@ -518,9 +526,7 @@ def test_kick_forgets_cached_logins(stack_factory):
     for site in (1, 2):
         st2.imap(user, site=site).logout()
         st2.imap(other, site=site).logout()
-    p = admin(st2, FE, "disable", user, "--bind-dn", st2.LDAP_ADMIN_DN,
-              "--password-file", password_file(st2))
-    assert p.returncode == 0, p.stderr
+    set_account_state(st2, "disable", user)
     # the caches still let it in
     for site in (1, 2):
         st2.imap(user, site=site).logout()
@@ -535,9 +541,7 @@ def test_kick_forgets_cached_logins(stack_factory):
         # another account's cached login is not touched
         st2.imap(other, site=site).logout()
     # the refusal was not cached: enable applies at once
-    p = admin(st2, FE, "enable", user, "--bind-dn", st2.LDAP_ADMIN_DN,
-              "--password-file", password_file(st2))
-    assert p.returncode == 0, p.stderr
+    set_account_state(st2, "enable", user)
     for site in (1, 2):
         st2.imap(user, site=site).logout()
 
@@ -569,9 +573,7 @@ def test_kick_reaches_a_frontend_linked_later(stack_factory):
         smtp.login(u, p)
         smtp.quit()
     for u in (user, sender):
-        p = admin(st2, FE, "disable", u, "--bind-dn", st2.LDAP_ADMIN_DN,
-                  "--password-file", password_file(st2))
-        assert p.returncode == 0, p.stderr
+        set_account_state(st2, "disable", u)
     pid = int((st2.dir / "s1f2" / "pid").read_text())
 
     def kick_while_s1f2_is_cut_off(ids):
@@ -621,9 +623,7 @@ def test_kick_reaches_a_frontend_linked_later(stack_factory):
 
     # A submission its cache let in while the link was down: the message
     # waiting for the link is refused, not sent.
-    p = admin(st2, FE, "disable", late, "--bind-dn", st2.LDAP_ADMIN_DN,
-              "--password-file", password_file(st2))
-    assert p.returncode == 0, p.stderr
+    set_account_state(st2, "disable", late)
     kick_while_s1f2_is_cut_off([lmbox])
     smtp = smtplib.SMTP_SSL(st2.host, st2.port("submissions", frontend=2),
                             context=st2.ssl_context(), timeout=10)
