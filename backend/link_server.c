@@ -915,9 +915,11 @@ blink_hello(struct blink *l, const Portico__Hello *h)
 	size_t forgets = 0;
 	if (l->can_forget_early) {
 		kicks_prune(l->be);
+		uint64_t now = uv_now(l->be->loop);
 		struct buf b = BUF_INIT;
 		for (size_t i = 0; i < l->be->nkicks; i++)
-			link_send_forget(&b, l->be->kicks[i].mailbox_id);
+			link_send_forget(&b, l->be->kicks[i].mailbox_id,
+					 now - l->be->kicks[i].at);
 		forgets = l->be->nkicks;
 		if (forgets > 0)
 			blink_send_buf(l, &b);
@@ -1236,7 +1238,7 @@ link_server_kick(struct backend *be, const char *mailbox_id, unsigned *links_r)
 		if (!l->hello || !l->can_forget || l->conn.closing)
 			continue;
 		struct buf b = BUF_INIT;
-		link_send_forget(&b, mailbox_id);
+		link_send_forget(&b, mailbox_id, 0);
 		blink_send_buf(l, &b);
 		(*links_r)++;
 	}

@@ -107,11 +107,12 @@ link_send_ping(struct buf *out, uint64_t seq, int pong)
 }
 
 void
-link_send_forget(struct buf *out, const char *mailbox_id)
+link_send_forget(struct buf *out, const char *mailbox_id, uint64_t age_ms)
 {
 	Portico__Frame f = PORTICO__FRAME__INIT;
 	Portico__Forget g = PORTICO__FORGET__INIT;
 	g.mailbox_id = (char *)(uintptr_t)mailbox_id;
+	g.age_ms = age_ms;
 	f.stream = 0;
 	f.body_case = PORTICO__FRAME__BODY_FORGET;
 	f.forget = &g;

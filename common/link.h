@@ -38,7 +38,8 @@ void link_send_credit(struct buf *out, uint32_t stream, uint32_t bytes);
 void link_send_close(struct buf *out, uint32_t stream, const char *reason);
 /* Ping (pong 0) or Pong (pong 1) on stream 0. */
 void link_send_ping(struct buf *out, uint64_t seq, int pong);
-/* Forget on stream 0 (backend to frontend, version 3). */
-void link_send_forget(struct buf *out, const char *mailbox_id);
+/* Forget on stream 0 (backend to frontend, version 3); age_ms: how long
+ * ago the kick was made (0: now). */
+void link_send_forget(struct buf *out, const char *mailbox_id, uint64_t age_ms);
 
 #endif

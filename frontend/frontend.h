@@ -39,6 +39,7 @@ struct protolog;
 struct smtp_session;
 struct http_server;
 struct http_sessions;
+struct fe_kicks;
 
 enum client_state {
 	CLIENT_PRELOGIN,
@@ -141,6 +142,11 @@ struct client_proto {
 	/* While c->raw: take message content from c->in (some of it, or
 	   set c->hold). */
 	void (*content)(struct client *c);
+	/* portico-admin kick named the account of c's login, at (uv_hrtime()
+	   in ms): a session the frontend serves itself (SMTP submission)
+	   that logged in before then ends; 1 if it does (optional: the
+	   backend ends the sessions it runs). */
+	int (*kick)(struct client *c, uint64_t at);
 	/* The connection ends: cancel what is pending (optional). */
 	void (*detach)(struct client *c);
 	/* The client is freed (optional). */
@@ -210,6 +216,9 @@ struct frontend {
 	struct frontend_metrics metrics;
 	/* scheduled connectivity probes (probe/): first loop only */
 	struct probe_sched *probe;
+	/* kicks another loop's link heard of, for this loop's sessions
+	   (kick.c) */
+	struct fe_kicks *kicks;
 };
 
 struct client {
@@ -382,6 +391,26 @@ void link_pool_xfer_end(struct xfer *x);
 void link_pool_xfer_close(struct xfer **x);
 /* After the loop has ended. */
 void link_pool_free(struct frontend *fe);
+
+/* kick.c: portico-admin kick reaching the sessions the frontend serves
+ * itself, on every loop.  A kicked account: its mailbox id and when the
+ * kick was made (uv_hrtime() in ms). */
+struct kick_note {
+	char *mailbox_id;
+	uint64_t at;
+};
+/* The loop's handle for kicks from other loops (before the loop runs). */
+void kick_start(struct frontend *fe);
+/* The backend named these accounts in Forget frames (all: every account
+ * of backend, when there were too many to keep): their sessions on every
+ * loop of the process that logged in before the kick end.  notes may be
+ * reordered; they stay the caller's. */
+void kick_sessions(struct frontend *fe, const char *backend,
+		   struct kick_note *notes, size_t n, int all);
+/* In the loop's thread, when it stops: nothing more is taken. */
+void kick_stop(struct frontend *fe);
+/* After the loop has ended. */
+void kick_free(struct frontend *fe);
 
 /* SASL (RFC 4422) for AUTHENTICATE / AUTH: PLAIN (RFC 4616) and LOGIN.
  * client_sasl_start() begins a mechanism with an optional initial

@@ -69,7 +69,7 @@ struct flink {
 	/* Forget frames before the Hello (the kicks the backend remembers):
 	   applied together when it comes; beyond FLINK_FORGETS_MAX, every
 	   cached login of the backend's accounts is forgotten instead. */
-	char **forgets;
+	struct kick_note *forgets;
 	size_t nforgets, forgets_room;
 	int forget_all;
 	char *imap_caps;
@@ -297,7 +297,7 @@ static void
 flink_forgets_clear(struct flink *l)
 {
 	for (size_t i = 0; i < l->nforgets; i++)
-		free(l->forgets[i]);
+		free(l->forgets[i].mailbox_id);
 	free(l->forgets);
 	l->forgets = NULL;
 	l->nforgets = l->forgets_room = 0;
@@ -313,14 +313,22 @@ forget_match(const char *id, char **ids, size_t n, int all)
 	       (all || bsearch(&id, ids, n, sizeof(*ids), auth_cache_id_cmp));
 }
 
-/* Forgets the cached logins of the accounts in ids (every account of the
+/* Forgets the cached logins of the accounts kicked (every account of the
  * backend if all), and refuses what such a login let in that waits for
  * this link: sessions (a temporary login failure) and submissions (a
  * temporary failure of the message), so that the client's next try asks
- * LDAP. */
+ * LDAP; then the accounts' SMTP submission sessions that logged in before
+ * the kick end, on every loop (kick.c). */
 static void
-flink_forget(struct flink *l, char **ids, size_t n, int all)
+flink_forget(struct flink *l, struct kick_note *notes, size_t n, int all)
 {
+	char **ids = NULL;
+	if (!all && n > 0) {
+		if ((ids = malloc(n * sizeof(*ids))) == NULL)
+			abort();
+		for (size_t i = 0; i < n; i++)
+			ids[i] = notes[i].mailbox_id;
+	}
 	unsigned cached = all ? auth_cache_forget_backend(l->fe->policy, l->id)
 			      : auth_cache_forget(l->fe->policy, ids, n);
 	/* Taken off the lists first: the callbacks may change them. */
@@ -348,10 +356,12 @@ flink_forget(struct flink *l, char **ids, size_t n, int all)
 	for (struct xfer *x = xrefused; x != NULL; x = x->next)
 		nrefused++;
 	xfer_fail_list(&xrefused, "cached login forgotten");
+	free(ids);
+	kick_sessions(l->fe, l->id, notes, n, all);
 	if (n == 1 && !all)
 		log_info("link backend=%s forget mailbox=%s cached=%u "
 			 "waiting=%u",
-			 l->id, ids[0], cached, nrefused);
+			 l->id, notes[0].mailbox_id, cached, nrefused);
 	else if (all)
 		log_info("link backend=%s forget mailboxes=all cached=%u "
 			 "waiting=%u",
@@ -363,13 +373,17 @@ flink_forget(struct flink *l, char **ids, size_t n, int all)
 }
 
 /* A Forget frame: applied at once on a link that is up, collected before
- * its Hello. */
+ * its Hello.  The kick was made age_ms ago (one the backend remembered). */
 static void
-flink_forget_frame(struct flink *l, const char *mailbox_id)
+flink_forget_frame(struct flink *l, const char *mailbox_id, uint64_t age_ms)
 {
+	uint64_t now = uv_hrtime() / 1000000;
+	struct kick_note note = {
+	    .mailbox_id = (char *)(uintptr_t)mailbox_id,
+	    .at = now > age_ms ? now - age_ms : 1,
+	};
 	if (l->state == FLINK_READY) {
-		char *id = (char *)(uintptr_t)mailbox_id;
-		flink_forget(l, &id, 1, 0);
+		flink_forget(l, &note, 1, 0);
 		return;
 	}
 	if (l->forget_all)
@@ -381,15 +395,15 @@ flink_forget_frame(struct flink *l, const char *mailbox_id)
 	}
 	if (l->nforgets == l->forgets_room) {
 		size_t room = l->forgets_room ? 2 * l->forgets_room : 16;
-		char **v = realloc(l->forgets, room * sizeof(*v));
+		struct kick_note *v = realloc(l->forgets, room * sizeof(*v));
 		if (v == NULL)
 			abort();
 		l->forgets = v;
 		l->forgets_room = room;
 	}
-	if ((l->forgets[l->nforgets] = strdup(mailbox_id)) == NULL)
+	if ((note.mailbox_id = strdup(mailbox_id)) == NULL)
 		abort();
-	l->nforgets++;
+	l->forgets[l->nforgets++] = note;
 }
 
 /* -- frames from the backend ----------------------------------------------*/
@@ -428,7 +442,7 @@ flink_frame(struct flink *l, Portico__Frame *f)
 		return;
 	}
 	if (f->stream == 0 && f->body_case == PORTICO__FRAME__BODY_FORGET) {
-		flink_forget_frame(l, f->forget->mailbox_id);
+		flink_forget_frame(l, f->forget->mailbox_id, f->forget->age_ms);
 		return;
 	}
 	if (l->state != FLINK_READY) {

@@ -175,6 +175,7 @@ worker_stop(struct frontend *fe)
 		}
 	}
 	probe_sched_stop(fe);
+	kick_stop(fe);
 	link_pool_stop(fe);
 	dir_shutdown(fe->dir);
 	uv_close((uv_handle_t *)&fe->wakeup, NULL);
@@ -302,6 +303,7 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 	uv_timer_init(fe->loop, &fe->drain_timer);
 	fe->drain_timer.data = fe;
 	link_pool_init(fe);
+	kick_start(fe);
 	if (dir_create(fe->loop, &fe->cfg, &fe->dir, &err) < 0) {
 		log_error("ldap error=\"%s\"", err);
 		return -1;
@@ -349,6 +351,7 @@ worker_free(struct frontend *fe)
 	uv_loop_close(fe->loop);
 	dir_free(&fe->dir);
 	link_pool_free(fe);
+	kick_free(fe);
 	http_routes_free(fe);
 	probe_sched_free(fe);
 	tls_server_unref(&fe->tls);

@@ -135,5 +135,6 @@ smtp_auth_logged_in(struct client *c)
 {
 	struct smtp_session *s = smtp_session(c);
 	s->authenticated = 1;
+	s->login_at = uv_hrtime() / 1000000;
 	smtp_reply(s, 235, "2.7.0", "Authentication successful");
 }

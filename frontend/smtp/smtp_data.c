@@ -437,6 +437,10 @@ smtp_data_check_done(struct smtp_session *s, int resume)
 	}
 	smtp_reset_transaction(s);
 	c->hold = 0;
+	if (s->kicked) {
+		smtp_session_kicked_bye(s);
+		return;
+	}
 	if (resume)
 		client_resume(c);
 }

@@ -387,6 +387,34 @@ smtp_session_bye(struct client *c, const char *msg)
 		   c->fe->cfg.global_name, msg);
 }
 
+void
+smtp_session_kicked_bye(struct smtp_session *s)
+{
+	smtp_reply(s, 421, "4.7.0", "%s Session ended by an administrator",
+		   s->c->fe->cfg.global_name);
+	client_close(s->c, "kicked");
+}
+
+/* portico-admin kick named the account (kick.c): a session that logged
+ * in before the kick ends with 421 (RFC 5321 3.8), whatever it was doing:
+ * a message whose content is still coming is dropped (its streams Close,
+ * never End); one that is complete and waits for its backend's Result
+ * gets that reply first, since the backend may have taken it. */
+static int
+smtp_session_kick(struct client *c, uint64_t at)
+{
+	struct smtp_session *s = smtp_session(c);
+	if (s == NULL || !s->authenticated || s->kicked || s->login_at > at ||
+	    c->state == CLIENT_CLOSING)
+		return 0;
+	s->kicked = 1;
+	log_info("session=%s user=%s kicked state=%s", c->id, c->user,
+		 smtp_state_names[s->state]);
+	if (s->state != SMTP_S_RESULT)
+		smtp_session_kicked_bye(s);
+	return 1;
+}
+
 static void
 smtp_greet(struct client *c)
 {
@@ -432,6 +460,7 @@ const struct client_proto smtp_session_proto = {
 	.login_expired = smtp_login_expired,
 	.logged_in = smtp_auth_logged_in,
 	.content = smtp_data_content,
+	.kick = smtp_session_kick,
 	.detach = smtp_session_detach,
 	.free = smtp_session_free,
 };

@@ -86,6 +86,9 @@ struct smtp_session {
 	unsigned esmtp : 1;       /* EHLO/LHLO (not HELO) */
 	unsigned authenticated : 1;
 	unsigned greeted : 1;     /* the greeting (220 or 554) was sent */
+	unsigned kicked : 1;      /* portico-admin kick: ends after the
+				     reply the message waits for */
+	uint64_t login_at;        /* AUTH succeeded (uv_hrtime() in ms) */
 	enum smtp_state state;
 	char helo[256];           /* "" until HELO/EHLO/LHLO */
 	unsigned errors;
@@ -172,6 +175,9 @@ void smtp_auth_logged_in(struct client *c);
 void smtp_data_content(struct client *c);
 /* Frees the targets and their streams. */
 void smtp_data_abort(struct smtp_session *s);
+/* The goodbye of a session portico-admin kick ended (421), and the
+ * connection closes. */
+void smtp_session_kicked_bye(struct smtp_session *s);
 
 /* lmtp_session.c */
 void lmtp_cmd_lhlo(struct smtp_session *s, const char *args);

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CMD_TIMEOUT, backend_metric, run_stack, wait_for
+from smtp_client import RawSMTP
 
 pytestmark = pytest.mark.daemons
 
@@ -665,6 +666,119 @@ def test_kick_memory_is_bounded(stack_factory):
     assert re.search(r"link backend=s1b1 forget mailboxes=3 cached=0 "
                      r"waiting=0\n", st2.log("s1f1")), \
         st2.log("s1f1")[-3000:]
+
+
+def submission(st, user, password, frontend=1):
+    """A RawSMTP session over implicit TLS, logged in as user."""
+    s = RawSMTP(st.host, st.port("submissions", frontend=frontend),
+                st.ssl_context())
+    assert s.reply()[0] == 220
+    s.ehlo()
+    assert s.auth_plain(user, password)[0] == 235
+    return s
+
+
+def kicked_bye(s):
+    """The unsolicited 421 of a kicked session, then the end of it."""
+    code, text = s.reply()
+    assert code == 421, (code, text)
+    assert text[-1].startswith("4.7.0 ") and \
+        text[-1].endswith("Session ended by an administrator"), text
+    assert s.f.readline() == b""
+
+
+def test_kick_ends_submission_sessions(stack_factory):
+    """An SMTP submission session lives in the frontend alone once logged
+    in (a link only per message), so the backend's kick did not end it: a
+    disabled or compromised account could go on sending until it quit.
+    The kick's Forget frames end the account's submission sessions with
+    421 4.7.0 (RFC 5321 3.8) on every loop of the frontend, the loops with
+    no link to the backend included; a message still coming in is
+    dropped.  A kick the backend remembers ends, when a frontend's link
+    comes up later, the sessions that logged in before it, not those that
+    logged in after it (kick is not disable)."""
+    st2 = stack_factory(name="kicksmtp", frontends_per_site=2, settings=[
+        "frontend.workers=2", "http.metrics_networks=127.0.0.1/32"])
+    user, pw, mbox = new_user(st2, "kicksub")
+    other, opw, _ = new_user(st2, "kicksubother")
+    f1 = "s1f1/frontend.ini"
+
+    def worker_of(s, ini=f1):
+        port = s.sock.getsockname()[1]
+        p = admin(st2, ini, "sessions")
+        assert p.returncode == 0, p.stderr
+        rows = [r.split() for r in p.stdout.splitlines()[1:-1]]
+        got = [r[7] for r in rows if r[3] == "127.0.0.1:%d" % port]
+        assert len(got) == 1, p.stdout
+        return got[0]
+
+    # One loop of s1f1 has a link to s1b1 (another account's IMAP
+    # session), the other none.
+    bystander = Raw(st2, "imap", other, opw)
+    linked = next(r[7] for r in sessions(st2) if r[2] == other)
+    assert st2.log("s1f1").count("link backend=s1b1 address=") == 1
+    # sessions of the account on both loops (SO_REUSEPORT spreads them)
+    subs = []
+    while len({worker_of(s) for s in subs}) < 2:
+        assert len(subs) < 24, "every connection on one loop"
+        subs.append(submission(st2, user, pw))
+    assert st2.log("s1f1").count("link backend=s1b1 address=") == 1
+    # one in the middle of a message's content
+    data = subs[0]
+    data.expect("MAIL FROM:<%s>" % user, 250)
+    data.expect("RCPT TO:<%s>" % other, 250)
+    data.expect("DATA", 354)
+    data.send("Subject: cut by the kick\r\n\r\nnot to be delivered\r\n")
+    # another account's session stays
+    keep = submission(st2, other, opw)
+
+    p = admin(st2, BE, "kick", mbox)
+    assert p.returncode == 0, p.stderr
+    for s in subs:
+        kicked_bye(s)
+        s.close()
+    keep.expect("NOOP", 250)
+    keep.expect("QUIT", 221)
+    bystander.send(b"n NOOP\r\n")
+    assert bystander.until(b"n ").startswith(b"n OK")
+    log = st2.log("s1f1")
+    assert log.count("kicked state=") == len(subs), log[-3000:]
+    assert "kicked state=content" in log
+    unlinked = "1" if linked == "0" else "0"
+    assert re.search(r"kick backend=s1b1 worker=%s mailboxes=1 "
+                     r"sessions=[1-9]" % unlinked, log), log[-3000:]
+    # the message was dropped, never delivered
+    c = st2.imap(other)
+    c.select("INBOX", readonly=True)
+    assert c.search(None, "SUBJECT", '"cut by the kick"')[1] == [b""]
+    c.logout()
+    # the account logs in again and sends (kick is not disable)
+    s = submission(st2, user, pw)
+    s.expect("MAIL FROM:<%s>" % user, 250)
+    s.expect("RCPT TO:<%s>" % other, 250)
+    s.expect("DATA", 354)
+    s.send("Subject: after the kick\r\n\r\nsent\r\n.\r\n")
+    assert s.reply()[0] == 250
+    s.expect("QUIT", 221)
+
+    # s1f2 has no link to s1b1: the kick reaches it when one comes up,
+    # through what the backend remembers, for the sessions from before.
+    assert "link backend=s1b1 address=" not in st2.log("s1f2")
+    before = submission(st2, user, pw, frontend=2)
+    p = admin(st2, BE, "kick", mbox)
+    assert p.returncode == 0, p.stderr
+    assert "kicked %s: 0 sessions ended" % mbox in p.stdout
+    time.sleep(0.05)
+    after = submission(st2, user, pw, frontend=2)
+    after.expect("NOOP", 250)
+    before.expect("NOOP", 250)  # nothing told s1f2 yet
+    st2.imap(other, frontend=2).logout()  # its first link to s1b1
+    kicked_bye(before)
+    after.expect("NOOP", 250)
+    after.expect("QUIT", 221)
+    wait_for(lambda: re.search(r"kick backend=s1b1 worker=\d mailboxes=1 "
+                               r"sessions=1\n", st2.log("s1f2")),
+             what="the kick line in s1f2.log")
 
 
 # ---- export / import -------------------------------------------------------

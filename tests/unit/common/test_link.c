@@ -112,13 +112,19 @@ test_forget(void **state)
 {
 	(void)state;
 	struct buf b = BUF_INIT;
-	link_send_forget(&b, "3f2a9c0d41e87b65");
+	link_send_forget(&b, "3f2a9c0d41e87b65", 0);
+	link_send_forget(&b, "77", 3600000);
 	Portico__Frame *g = NULL;
 	const char *err = NULL;
 	assert_int_equal(link_frame_next(&b, 1 << 20, &g, &err), 1);
 	assert_int_equal(g->stream, 0);
 	assert_int_equal(g->body_case, PORTICO__FRAME__BODY_FORGET);
 	assert_string_equal(g->forget->mailbox_id, "3f2a9c0d41e87b65");
+	assert_true(g->forget->age_ms == 0);
+	link_frame_free(&g);
+	assert_int_equal(link_frame_next(&b, 1 << 20, &g, &err), 1);
+	assert_string_equal(g->forget->mailbox_id, "77");
+	assert_true(g->forget->age_ms == 3600000);
 	link_frame_free(&g);
 	assert_int_equal(link_frame_next(&b, 1 << 20, &g, &err), 0);
 	buf_free(&b);
