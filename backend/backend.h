@@ -65,7 +65,8 @@ struct backend {
 	/* The accounts kick named within backend.kick_memory, oldest first
 	   (at most backend.kick_memory_entries): a frontend that links
 	   later, which may have had no link at the kick, is told to forget
-	   their cached logins before its first session. */
+	   their cached logins before its first session.  Also in the
+	   store, which a restart reads back (link_server_kicks_load). */
 	struct kick_memo *kicks;
 	size_t nkicks;
 	/* The literals of the IMAP commands being read, all sessions
@@ -255,8 +256,18 @@ unsigned link_server_kick(struct backend *be, const char *mailbox_id,
 /* What kick remembers of an account (backend.kick_memory). */
 struct kick_memo {
 	char mailbox_id[128];
-	uint64_t at; /* loop ms */
+	int64_t at; /* wall clock, ms since the epoch */
 };
+/* After link_server_kick(): the record of what kick remembers of it,
+ * for store_submit(store_op_kick_put), which also trims what is past
+ * backend.kick_memory and backend.kick_memory_entries (put->mailbox_id
+ * points into the memory, which moves: copy it); 0 when kick remembers
+ * nothing (backend.kick_memory or kick_memory_entries 0). */
+int link_server_kick_record(struct backend *be, const char *mailbox_id,
+			    struct store_kick_put_args *put);
+/* At start, before the store's writer: what kick remembered before the
+ * restart, within backend.kick_memory (older records are removed). */
+int link_server_kicks_load(struct backend *be, const char **error_r);
 /* Frees what kick remembers. */
 void link_server_kicks_free(struct backend *be);
 /* GET /sessions (portico-admin sessions): a line per IMAP and POP3

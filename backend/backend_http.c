@@ -257,8 +257,50 @@ mailbox_param(const struct http_request *req, char *id, size_t size)
 	return 1;
 }
 
+/* A kick's answer, once what kick remembers of it is in the store. */
+struct kick_reply {
+	struct http_conn *hc; /* NULL once the connection is gone */
+	unsigned sessions, links;
+	char mailbox_id[128];
+	struct store_kick_put_args put;
+};
+
+static void
+kick_reply_cancel(void *arg)
+{
+	struct kick_reply *r = arg;
+	r->hc = NULL;
+}
+
+static void
+kick_reply_answer(struct http_conn *hc, unsigned sessions, unsigned links)
+{
+	char m[64];
+	snprintf(m, sizeof(m), "sessions %u\nlinks %u\n", sessions, links);
+	respond_text(hc, 200, m, NULL);
+}
+
+static void
+kick_stored(void *ctx, int rc, const char *err)
+{
+	struct kick_reply *r = ctx;
+	if (rc != 0)
+		log_error("kick mailbox=%s not stored error=\"%s\"",
+			  r->put.mailbox_id, err);
+	if (r->hc != NULL && rc == 0)
+		kick_reply_answer(r->hc, r->sessions, r->links);
+	else if (r->hc != NULL)
+		respond_text(r->hc, 500,
+			     "Sessions ended and frontends told, but the "
+			     "kick was not stored (see the backend's log).\n",
+			     NULL);
+	free(r);
+}
+
 /* POST /kick?mailbox=ID (portico-admin kick): ends the mailbox's IMAP
- * and POP3 sessions. */
+ * and POP3 sessions and has the frontends forget its cached logins; the
+ * answer comes once the kick is in the store, for backend.kick_memory
+ * across a restart. */
 static void
 backend_http_kick(struct backend *be, struct http_conn *hc,
 		  const struct http_request *req)
@@ -278,9 +320,22 @@ backend_http_kick(struct backend *be, struct http_conn *hc,
 	unsigned n = link_server_kick(be, id, &links);
 	log_info("kick mailbox=%s sessions=%u links=%u peer=%s", id, n, links,
 		 req->peer_name);
-	char m[64];
-	snprintf(m, sizeof(m), "sessions %u\nlinks %u\n", n, links);
-	respond_text(hc, 200, m, NULL);
+	struct kick_reply *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		abort();
+	if (!link_server_kick_record(be, id, &r->put)) {
+		free(r);
+		kick_reply_answer(hc, n, links);
+		return;
+	}
+	/* the record outlives what kick remembers in memory, which moves */
+	snprintf(r->mailbox_id, sizeof(r->mailbox_id), "%s", r->put.mailbox_id);
+	r->put.mailbox_id = r->mailbox_id;
+	r->hc = hc;
+	r->sessions = n;
+	r->links = links;
+	http_defer(hc, kick_reply_cancel, r);
+	store_submit(be->store, store_op_kick_put, &r->put, kick_stored, r);
 }
 
 /* GET /sessions[?mailbox=ID] (portico-admin sessions): the IMAP and

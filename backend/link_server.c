@@ -840,14 +840,30 @@ blink_transport(struct blink *l, const Portico__Frame *f)
 	blink_send(l, &of);
 }
 
+/* The wall clock in ms since the epoch: what kick remembers outlives the
+ * process. */
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Kicks made before this are past backend.kick_memory. */
+static int64_t
+kicks_horizon(const struct backend *be, int64_t now)
+{
+	return now - (int64_t)be->cfg.backend_kick_memory * 1000;
+}
+
 /* Drops what kick remembers past backend.kick_memory. */
 static void
 kicks_prune(struct backend *be)
 {
-	uint64_t keep = (uint64_t)be->cfg.backend_kick_memory * 1000;
-	uint64_t now = uv_now(be->loop);
+	int64_t horizon = kicks_horizon(be, wall_ms());
 	size_t old = 0;
-	while (old < be->nkicks && now - be->kicks[old].at >= keep)
+	while (old < be->nkicks && be->kicks[old].at <= horizon)
 		old++;
 	if (old == 0)
 		return;
@@ -889,7 +905,81 @@ kicks_remember(struct backend *be, const char *mailbox_id)
 	be->kicks = k;
 	k += be->nkicks++;
 	snprintf(k->mailbox_id, sizeof(k->mailbox_id), "%s", mailbox_id);
-	k->at = uv_now(be->loop);
+	k->at = wall_ms();
+}
+
+int
+link_server_kick_record(struct backend *be, const char *mailbox_id,
+			struct store_kick_put_args *put)
+{
+	const struct kick_memo *k = be->nkicks > 0 ? &be->kicks[be->nkicks - 1]
+						   : NULL;
+	if (k == NULL || strcmp(k->mailbox_id, mailbox_id) != 0)
+		return 0;
+	put->mailbox_id = k->mailbox_id;
+	put->when = k->at;
+	put->before = kicks_horizon(be, k->at);
+	put->max = (size_t)be->cfg.backend_kick_memory_entries;
+	return 1;
+}
+
+static void
+kicks_load_one(void *ctx, const char *mailbox_id, int64_t when)
+{
+	struct backend *be = ctx;
+	struct kick_memo *k = realloc(be->kicks,
+				      (be->nkicks + 1) * sizeof(be->kicks[0]));
+	if (k == NULL)
+		abort();
+	be->kicks = k;
+	k += be->nkicks++;
+	snprintf(k->mailbox_id, sizeof(k->mailbox_id), "%s", mailbox_id);
+	k->at = when;
+}
+
+static int
+kick_memo_cmp(const void *a, const void *b)
+{
+	int64_t x = ((const struct kick_memo *)a)->at,
+		y = ((const struct kick_memo *)b)->at;
+	return (x > y) - (x < y);
+}
+
+int
+link_server_kicks_load(struct backend *be, const char **error_r)
+{
+	MDB_txn *txn;
+	if (store_read_begin(be->store, &txn, error_r) < 0)
+		return -1;
+	int rc = store_kicks_list(be->store, txn, kicks_load_one, be, error_r);
+	store_read_end(&txn);
+	if (rc < 0)
+		return -1;
+	size_t found = be->nkicks;
+	if (be->nkicks > 1)
+		qsort(be->kicks, be->nkicks, sizeof(be->kicks[0]),
+		      kick_memo_cmp);
+	kicks_prune(be);
+	size_t max = (size_t)be->cfg.backend_kick_memory_entries;
+	if (be->nkicks > max) {
+		size_t drop = be->nkicks - max;
+		memmove(be->kicks, be->kicks + drop,
+			max * sizeof(be->kicks[0]));
+		be->nkicks = max;
+	}
+	if (be->nkicks < found) {
+		static char err[STORE_ERR_SIZE];
+		struct store_kicks_trim_args ta = {
+		    .before = kicks_horizon(be, wall_ms()), .max = max};
+		if (store_run(be->store, store_op_kicks_trim, &ta, err) != 0) {
+			*error_r = err;
+			return -1;
+		}
+	}
+	log_info("kick memory: %zu accounts remembered, %zu past "
+		 "backend.kick_memory or its entries",
+		 be->nkicks, found - be->nkicks);
+	return 0;
 }
 
 void
@@ -915,11 +1005,13 @@ blink_hello(struct blink *l, const Portico__Hello *h)
 	size_t forgets = 0;
 	if (l->can_forget_early) {
 		kicks_prune(l->be);
-		uint64_t now = uv_now(l->be->loop);
+		int64_t now = wall_ms();
 		struct buf b = BUF_INIT;
-		for (size_t i = 0; i < l->be->nkicks; i++)
+		for (size_t i = 0; i < l->be->nkicks; i++) {
+			int64_t age = now - l->be->kicks[i].at;
 			link_send_forget(&b, l->be->kicks[i].mailbox_id,
-					 now - l->be->kicks[i].at);
+					 age > 0 ? (uint64_t)age : 0);
+		}
 		forgets = l->be->nkicks;
 		if (forgets > 0)
 			blink_send_buf(l, &b);

@@ -281,6 +281,10 @@ main(int argc, char **argv)
 		log_error("link TLS error=\"%s\"", err);
 		return 1;
 	}
+	if (link_server_kicks_load(&be, &err) < 0) {
+		log_error("store error=\"%s\"", err);
+		return 1;
+	}
 	be.loop = uv_default_loop();
 	if (store_writer_start(be.store, be.loop, &err) < 0) {
 		log_error("store writer error=\"%s\"", err);

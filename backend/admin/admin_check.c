@@ -925,6 +925,26 @@ check_deliveries(struct check *c)
 	return 0;
 }
 
+/* Kick records (store_kicks.c): a mailbox id in lower case, its time. */
+static int
+kicks_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct check *c = ctx;
+	c->where[0] = '\0';
+	const unsigned char *p = k;
+	int bad = kl == 0 || kl > 127;
+	for (size_t i = 0; i < kl && !bad; i++)
+		bad = p[i] <= ' ' || p[i] >= 0x7f ||
+		      (p[i] >= 'A' && p[i] <= 'Z');
+	if (bad || vl != 8)
+		check_violation(c,
+				"kicks: a record with a %zu-byte key that "
+				"is not a mailbox id in lower case, or a "
+				"%zu-byte value",
+				kl, vl);
+	return 0;
+}
+
 /* The orphan checks of --all, once every user has been checked. */
 static int
 check_orphans(struct check *c)
@@ -961,7 +981,9 @@ check_orphans(struct check *c)
 			return -1;
 	if (check_walk(c, "bodyhash", NULL, 0, bodyhash_fn, c) < 0)
 		return -1;
-	if (check_deliveries(c) < 0 || check_expunged(c) < 0 ||
+	if (check_deliveries(c) < 0 ||
+	    check_walk(c, "kicks", NULL, 0, kicks_fn, c) < 0 ||
+	    check_expunged(c) < 0 ||
 	    check_walk(c, "meta", "q", 1, quota_orphan_fn, c) < 0)
 		return -1;
 	return check_queue(c);

@@ -84,6 +84,7 @@ store_open(const char *dir, uint64_t map_size, struct store **st_r,
 		{"queue", &st->queue},         {"queuemsg", &st->queuemsg},
 		{"deliveries", &st->deliveries},
 		{"deliveryage", &st->deliveryage},
+		{"kicks", &st->kicks},
 	};
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -641,6 +642,7 @@ store_walk(struct store *st, MDB_txn *txn, const char *db, const void *prefix,
 		{"bodyhash", st->bodyhash},   {"queue", st->queue},
 		{"queuemsg", st->queuemsg},   {"deliveries", st->deliveries},
 		{"deliveryage", st->deliveryage},
+		{"kicks", st->kicks},
 	};
 	size_t i = 0;
 	while (i < sizeof(dbs) / sizeof(dbs[0]) && strcmp(dbs[i].name, db) != 0)

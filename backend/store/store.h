@@ -409,6 +409,31 @@ struct store_delivery_prune_args {
 store_op_fn store_op_delivery_prune;
 /* Records kept (for metrics and tests); -1 on error. */
 int64_t store_delivery_count(struct store *st, MDB_txn *txn);
+/* Kick records (store_kicks.c): the accounts portico-admin kick named
+ * and when (wall clock, ms since the epoch), one record per account, so
+ * that a restarted backend still names them to the frontends whose links
+ * come up (backend.kick_memory).  put records one, or moves its time; when
+ * that makes more than max, the oldest go, with those made before
+ * `before`. */
+struct store_kick_put_args {
+	const char *mailbox_id;
+	int64_t when;
+	int64_t before;
+	size_t max;
+};
+store_op_fn store_op_kick_put;
+/* Removes the records made before `before` and the oldest beyond max. */
+struct store_kicks_trim_args {
+	int64_t before;
+	size_t max;
+	size_t removed_out;
+};
+store_op_fn store_op_kicks_trim;
+/* Calls fn for each record, in no order; -1 with *error_r. */
+typedef void store_kick_fn(void *ctx, const char *mailbox_id, int64_t when);
+int store_kicks_list(struct store *st, MDB_txn *txn, store_kick_fn *fn,
+		     void *ctx, const char **error_r);
+
 /* Bytes of the map in use (pages up to the last one used, free pages
  * among them included) and the map size. */
 void store_usage(struct store *st, uint64_t *used_r, uint64_t *map_r);

@@ -15,8 +15,8 @@ struct store_writer;
 struct store {
 	MDB_env *env;
 	MDB_dbi meta, users, mailboxes, mboxids, messages, modseqs, expunged,
-		bodies, bodyrefs, bodyhash, bodymeta, keywords, subs, queue,
-		queuemsg, deliveries, deliveryage;
+	    bodies, bodyrefs, bodyhash, bodymeta, keywords, subs, queue,
+	    queuemsg, deliveries, deliveryage, kicks;
 	uint64_t max_expunge_records; /* per mailbox (store_expunged.c) */
 	int external; /* portico-admin beside the backend (store_set_external) */
 	struct store_writer *writer;

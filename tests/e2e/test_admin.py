@@ -668,6 +668,57 @@ def test_kick_memory_is_bounded(stack_factory):
         st2.log("s1f1")[-3000:]
 
 
+def test_kick_memory_survives_a_restart(stack_factory):
+    """What kick remembers is in the store as well: a restarted backend
+    still names the kicked accounts to a frontend whose link comes up,
+    those within backend.kick_memory; the records past it or beyond
+    backend.kick_memory_entries are removed.  The kick's answer comes
+    once its record is stored."""
+    memory = 6.0
+    st2 = stack_factory(name="kickstore", settings=[
+        "backend.kick_memory=%ds" % memory, "backend.kick_memory_entries=3",
+        "http.metrics_networks=127.0.0.1/32"])
+    ids = ["%016x" % (0xb0 + i) for i in range(4)]
+
+    def kick(i):
+        p = admin(st2, BE, "kick", i)
+        assert p.returncode == 0, p.stderr
+
+    def restart():
+        st2.stop("s1b1")
+        st2.start("s1b1")
+        return re.findall(r"kick memory: (\d+) accounts remembered, (\d+) "
+                          r"past backend.kick_memory or its entries\n",
+                          st2.log("s1b1"))[-1]
+
+    kick(ids[0])
+    time.sleep(memory + 0.3)
+    t = time.monotonic()
+    for i in ids[1:]:
+        kick(i)
+    # the fourth record went with the third kick's (past kick_memory)
+    assert restart() == ("3", "0")
+    assert time.monotonic() - t < memory - 1, "restart too slow to test"
+    p = admin(st2, BE, "check", "--all")  # the records are well formed
+    assert p.returncode == 0, p.stdout + p.stderr
+    user, pw, _ = new_user(st2, "kickstore")
+    ready = st2.log("s1b1").count("ready forgets=3\n")
+    st2.imap(user).logout()  # the frontend's link to the new process
+    assert st2.log("s1b1").count("frontend=s1f1 version=")
+    assert st2.log("s1b1").count("ready forgets=3\n") == ready + 1, \
+        st2.log("s1b1")[-3000:]
+    wait_for(lambda: re.search(r"link backend=s1b1 forget mailboxes=3 "
+                               r"cached=0 waiting=0\n", st2.log("s1f1")),
+             what="the forget line in s1f1.log")
+    # past kick_memory at the next start: forgotten, their records gone
+    st2.stop("s1b1")
+    time.sleep(max(0.0, t + memory + 0.3 - time.monotonic()))
+    st2.start("s1b1")
+    assert re.findall(r"kick memory: (\d+) accounts remembered, (\d+) "
+                      r"past", st2.log("s1b1"))[-1] == ("0", "3")
+    assert restart() == ("0", "0")
+
+
 def submission(st, user, password, frontend=1):
     """A RawSMTP session over implicit TLS, logged in as user."""
     s = RawSMTP(st.host, st.port("submissions", frontend=frontend),
