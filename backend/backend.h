@@ -68,7 +68,7 @@ struct backend {
 	   their cached logins before its first session.  Also in the
 	   store, which a restart reads back (link_server_kicks_load). */
 	struct kick_memo *kicks;
-	size_t nkicks;
+	size_t nkicks, kicks_room;
 	/* The literals of the IMAP commands being read, all sessions
 	   together (backend.max_command_memory) */
 	struct lp_budget cmd_budget;

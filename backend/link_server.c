@@ -872,6 +872,22 @@ kicks_prune(struct backend *be)
 	be->nkicks -= old;
 }
 
+static void
+kicks_append(struct backend *be, const char *mailbox_id, int64_t at)
+{
+	if (be->nkicks == be->kicks_room) {
+		size_t room = be->kicks_room ? 2 * be->kicks_room : 16;
+		struct kick_memo *k = realloc(be->kicks, room * sizeof(*k));
+		if (k == NULL)
+			abort();
+		be->kicks = k;
+		be->kicks_room = room;
+	}
+	struct kick_memo *k = &be->kicks[be->nkicks++];
+	snprintf(k->mailbox_id, sizeof(k->mailbox_id), "%s", mailbox_id);
+	k->at = at;
+}
+
 /* Remembers that kick named mailbox_id (once: a second kick moves it to
  * the end). */
 static void
@@ -898,14 +914,7 @@ kicks_remember(struct backend *be, const char *mailbox_id)
 			(be->nkicks - drop) * sizeof(be->kicks[0]));
 		be->nkicks -= drop;
 	}
-	struct kick_memo *k = realloc(be->kicks,
-				      (be->nkicks + 1) * sizeof(be->kicks[0]));
-	if (k == NULL)
-		abort();
-	be->kicks = k;
-	k += be->nkicks++;
-	snprintf(k->mailbox_id, sizeof(k->mailbox_id), "%s", mailbox_id);
-	k->at = wall_ms();
+	kicks_append(be, mailbox_id, wall_ms());
 }
 
 int
@@ -926,15 +935,7 @@ link_server_kick_record(struct backend *be, const char *mailbox_id,
 static void
 kicks_load_one(void *ctx, const char *mailbox_id, int64_t when)
 {
-	struct backend *be = ctx;
-	struct kick_memo *k = realloc(be->kicks,
-				      (be->nkicks + 1) * sizeof(be->kicks[0]));
-	if (k == NULL)
-		abort();
-	be->kicks = k;
-	k += be->nkicks++;
-	snprintf(k->mailbox_id, sizeof(k->mailbox_id), "%s", mailbox_id);
-	k->at = when;
+	kicks_append(ctx, mailbox_id, when);
 }
 
 static int
@@ -987,7 +988,7 @@ link_server_kicks_free(struct backend *be)
 {
 	free(be->kicks);
 	be->kicks = NULL;
-	be->nkicks = 0;
+	be->nkicks = be->kicks_room = 0;
 }
 
 static void

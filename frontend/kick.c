@@ -145,20 +145,30 @@ kick_sessions(struct frontend *fe, const char *backend, struct kick_note *notes,
 	kick_apply(fe, backend, notes, n, all);
 }
 
+/* Takes what other loops posted: applied (apply), or dropped; close:
+ * nothing more is taken. */
 static void
-kick_wakeup(uv_async_t *h)
+kick_take(struct fe_kicks *k, int apply, int close)
 {
-	struct fe_kicks *k = h->data;
 	pthread_mutex_lock(&k->lock);
 	struct kick_msg *todo = k->todo;
 	k->todo = NULL;
+	if (close)
+		k->closed = 1;
 	pthread_mutex_unlock(&k->lock);
 	while (todo != NULL) {
 		struct kick_msg *m = todo;
 		todo = m->next;
-		kick_apply(k->fe, m->backend, m->notes, m->n, m->all);
+		if (apply)
+			kick_apply(k->fe, m->backend, m->notes, m->n, m->all);
 		free(m);
 	}
+}
+
+static void
+kick_wakeup(uv_async_t *h)
+{
+	kick_take(h->data, 1, 0);
 }
 
 void
@@ -180,16 +190,7 @@ kick_stop(struct frontend *fe)
 	struct fe_kicks *k = fe->kicks;
 	if (k == NULL || k->closed)
 		return;
-	pthread_mutex_lock(&k->lock);
-	k->closed = 1;
-	struct kick_msg *todo = k->todo;
-	k->todo = NULL;
-	pthread_mutex_unlock(&k->lock);
-	while (todo != NULL) {
-		struct kick_msg *m = todo;
-		todo = m->next;
-		free(m);
-	}
+	kick_take(k, 0, 1);
 	uv_close((uv_handle_t *)&k->async, NULL);
 }
 
