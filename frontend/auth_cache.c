@@ -3,10 +3,80 @@
  * ldap.cache_negative_ttl; temporary failures are never cached. */
 #include "frontend/auth_cache.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <strings.h>
 
 #include "frontend/policy.h"
+
+/* -- the index by mailbox id ----------------------------------------------*/
+
+/* The chain of mailbox id (compared without case: FNV-1a of its lower
+ * case). */
+static struct lru_entry **
+auth_ids_chain(struct policy *p, const char *id)
+{
+	uint64_t h = 14695981039346656037u;
+	for (; *id != '\0'; id++) {
+		h ^= (unsigned char)tolower((unsigned char)*id);
+		h *= 1099511628211u;
+	}
+	return &p->auth_ids[h & (p->auth_cache.nbuckets - 1)];
+}
+
+static void
+auth_ids_unlink(struct auth_cache_entry *ce)
+{
+	if (ce->id_pprev == NULL)
+		return;
+	*ce->id_pprev = ce->id_next;
+	if (ce->id_next != NULL) {
+		struct auth_cache_entry *n = lru_payload(ce->id_next);
+		n->id_pprev = ce->id_pprev;
+	}
+	ce->id_next = NULL;
+	ce->id_pprev = NULL;
+}
+
+static void
+auth_ids_link(struct policy *p, struct lru_entry *e)
+{
+	struct auth_cache_entry *ce = lru_payload(e);
+	struct lru_entry **chain = auth_ids_chain(p, ce->user.mailbox_id);
+	ce->id_next = *chain;
+	ce->id_pprev = chain;
+	if (*chain != NULL) {
+		struct auth_cache_entry *n = lru_payload(*chain);
+		n->id_pprev = &ce->id_next;
+	}
+	*chain = e;
+}
+
+static void
+auth_ids_on_remove(void *arg, struct lru_entry *e)
+{
+	(void)arg;
+	auth_ids_unlink(lru_payload(e));
+}
+
+void
+auth_cache_init(struct policy *p)
+{
+	p->auth_ids = calloc(p->auth_cache.nbuckets, sizeof(*p->auth_ids));
+	if (p->auth_ids == NULL)
+		abort();
+	p->auth_cache.on_remove = auth_ids_on_remove;
+	p->auth_cache.on_remove_arg = p;
+}
+
+void
+auth_cache_free(struct policy *p)
+{
+	free(p->auth_ids);
+	p->auth_ids = NULL;
+}
+
+/* -- the cache ------------------------------------------------------------*/
 
 int
 auth_cache_get(struct policy *p, const struct policy_login_keys *k,
@@ -45,9 +115,13 @@ auth_cache_put(struct policy *p, const struct policy_login_keys *k, int ok,
 	struct lru_entry *e = lru_put(&p->auth_cache, k->cache, now);
 	if (e != NULL) {
 		struct auth_cache_entry *ce = lru_payload(e);
+		auth_ids_unlink(ce);
 		ce->ok = ok;
-		if (ok)
+		if (ok) {
 			ce->user = *user;
+			if (user->mailbox_id[0] != '\0')
+				auth_ids_link(p, e);
+		}
 		e->expires = now + (uint64_t)ttl * 1000;
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -67,15 +141,17 @@ auth_cache_forget(struct policy *p, char **ids, size_t n)
 		return 0;
 	qsort(ids, n, sizeof(*ids), auth_cache_id_cmp);
 	pthread_mutex_lock(&p->lock);
-	for (struct lru_entry *e = p->auth_cache.head, *next; e != NULL;
-	     e = next) {
-		next = e->next;
-		struct auth_cache_entry *ce = lru_payload(e);
-		const char *id = ce->user.mailbox_id;
-		if (ce->ok &&
-		    bsearch(&id, ids, n, sizeof(*ids), auth_cache_id_cmp)) {
-			lru_del(&p->auth_cache, e);
-			count++;
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && strcasecmp(ids[i - 1], ids[i]) == 0)
+			continue;
+		struct lru_entry *e = *auth_ids_chain(p, ids[i]), *next;
+		for (; e != NULL; e = next) {
+			struct auth_cache_entry *ce = lru_payload(e);
+			next = ce->id_next;
+			if (strcasecmp(ce->user.mailbox_id, ids[i]) == 0) {
+				lru_del(&p->auth_cache, e);
+				count++;
+			}
 		}
 	}
 	pthread_mutex_unlock(&p->lock);

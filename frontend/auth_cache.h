@@ -7,6 +7,11 @@
 struct auth_cache_entry {
 	int ok;
 	struct dir_user user; /* when ok */
+	/* a success in the index by mailbox id (policy's auth_ids), which a
+	   kick's Forget looks up: the next entry of its chain, and the
+	   pointer to this one (NULL: not in the index) */
+	struct lru_entry *id_next;
+	struct lru_entry **id_pprev;
 };
 
 #endif

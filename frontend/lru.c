@@ -63,6 +63,8 @@ lru_push_front(struct lru *t, struct lru_entry *e)
 void
 lru_del(struct lru *t, struct lru_entry *e)
 {
+	if (t->on_remove != NULL)
+		t->on_remove(t->on_remove_arg, e);
 	struct lru_entry **pp = &t->buckets[lru_bucket(t, e->key)];
 	while (*pp != NULL && *pp != e)
 		pp = &(*pp)->hnext;

@@ -33,6 +33,12 @@ struct lru {
 	size_t count, max;
 	size_t payload;
 	struct lru_entry *head, *tail;
+	/* Called with each entry about to leave the table (evicted,
+	   expired, deleted, freed), before its payload is wiped: the owner
+	   keeps an index of its own in step (optional; set after
+	   lru_init()). */
+	void (*on_remove)(void *arg, struct lru_entry *e);
+	void *on_remove_arg;
 };
 
 /* max: most entries kept (0: the table stays empty); payload: bytes of

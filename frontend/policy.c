@@ -47,6 +47,7 @@ policy_create(struct policy *p, const struct config *cfg,
 		 sizeof(unsigned));
 	lru_init(&p->auth_cache, (size_t)cfg->ldap_cache_size,
 		 sizeof(struct auth_cache_entry));
+	auth_cache_init(p);
 	return 0;
 }
 
@@ -59,6 +60,7 @@ policy_free(struct policy *p)
 	lru_free(&p->penalty);
 	lru_free(&p->penalty_address);
 	lru_free(&p->auth_cache);
+	auth_cache_free(p);
 	while (p->backends != NULL) {
 		struct policy_backend *e = p->backends;
 		p->backends = e->next;

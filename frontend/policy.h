@@ -41,6 +41,9 @@ struct policy {
 	struct lru penalty;          /* struct penalty_entry */
 	struct lru penalty_address;  /* unsigned failures */
 	struct lru auth_cache;       /* struct auth_cache_entry */
+	/* its successes by mailbox id (auth_cache.c): chains of entries,
+	   as many as auth_cache has buckets */
+	struct lru_entry **auth_ids;
 	struct policy_backend *backends; /* the backends' entries */
 };
 
@@ -130,10 +133,15 @@ void penalty_record(struct policy *p, const struct policy_login_keys *k,
  * cached). */
 int auth_cache_get(struct policy *p, const struct policy_login_keys *k,
 		   struct dir_user *user_r);
+/* The index of auth_cache by mailbox id (policy_create(),
+ * policy_free()). */
+void auth_cache_init(struct policy *p);
+void auth_cache_free(struct policy *p);
 /* Removes every cached success of the accounts with these
  * porticoMailboxIds (a link's Forget frames: portico-admin kick); returns
- * how many.  One pass over the whole cache under its lock, whatever n
- * (ids is sorted in place). */
+ * how many.  Each id is looked up in the index by mailbox id: the work is
+ * that of the entries removed, not of the whole cache (ids is sorted in
+ * place). */
 unsigned auth_cache_forget(struct policy *p, char **ids, size_t n);
 /* The order of such a list (char * ids, case-insensitive), for qsort()
  * and bsearch(). */
