@@ -110,6 +110,7 @@ struct frontend_metrics {
 	uint64_t link_pings;               /* Pings sent to quiet links */
 	uint64_t link_timeouts;            /* links given up as hung */
 	uint64_t client_writes;            /* writes to mail clients */
+	uint64_t kicked;                   /* sessions ended by kick */
 	uint64_t link_bytes_to_backend;
 	uint64_t link_bytes_from_backend;
 	uint64_t links_ready;              /* gauge */

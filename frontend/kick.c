@@ -94,6 +94,7 @@ kick_apply(struct frontend *fe, const char *backend,
 		if (at != 0 && c->proto->kick(c, at))
 			ended++;
 	}
+	fe->metrics.kicked += ended;
 	if (ended > 0 && all)
 		log_info("kick backend=%s worker=%u mailboxes=all sessions=%u",
 			 backend, fe->index, ended);

@@ -196,6 +196,11 @@ metrics_write(const struct frontend *fe, struct buf *b)
 		       "session's last answer with its TLS close_notify).");
 	metrics_sample(b, "portico_frontend_client_writes_total", NULL,
 		       SUM(metrics.client_writes));
+	metrics_family(b, "portico_frontend_kicked_sessions_total", "counter",
+		       "SMTP submission sessions ended by portico-admin kick "
+		       "(the backend ends the IMAP and POP3 sessions).");
+	metrics_sample(b, "portico_frontend_kicked_sessions_total", NULL,
+		       SUM(metrics.kicked));
 	metrics_family(b, "portico_frontend_link_bytes_total", "counter",
 		       "Session bytes relayed over the links.");
 	metrics_sample(b, "portico_frontend_link_bytes_total",

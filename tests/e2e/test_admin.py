@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CMD_TIMEOUT, backend_metric, run_stack, wait_for
+from conftest import (CMD_TIMEOUT, backend_metric, metric, run_stack,
+                      wait_for)
 from smtp_client import RawSMTP
 
 pytestmark = pytest.mark.daemons
@@ -729,6 +730,11 @@ def submission(st, user, password, frontend=1):
     return s
 
 
+def frontend_metric(st, name):
+    """NAME on the /metrics page of ST's first frontend."""
+    return metric(st, st.HTTP_PORT, name, "frontend")
+
+
 def kicked_bye(s):
     """The unsolicited 421 of a kicked session, then the end of it."""
     code, text = s.reply()
@@ -783,11 +789,14 @@ def test_kick_ends_submission_sessions(stack_factory):
     # another account's session stays
     keep = submission(st2, other, opw)
 
+    kicked = frontend_metric(st2, "portico_frontend_kicked_sessions_total")
     p = admin(st2, BE, "kick", mbox)
     assert p.returncode == 0, p.stderr
     for s in subs:
         kicked_bye(s)
         s.close()
+    assert frontend_metric(st2, "portico_frontend_kicked_sessions_total") \
+        == kicked + len(subs)
     keep.expect("NOOP", 250)
     keep.expect("QUIT", 221)
     bystander.send(b"n NOOP\r\n")
