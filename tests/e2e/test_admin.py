@@ -839,6 +839,7 @@ def test_kick_ends_submission_sessions(stack_factory):
     before.expect("NOOP", 250)  # nothing told s1f2 yet
     st2.imap(other, frontend=2).logout()  # its first link to s1b1
     kicked_bye(before)
+    time.sleep(0.3)  # the other loop has had the kick too
     after.expect("NOOP", 250)
     after.expect("QUIT", 221)
     wait_for(lambda: re.search(r"kick backend=s1b1 worker=\d mailboxes=1 "
