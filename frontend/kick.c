@@ -57,6 +57,8 @@ note_cmp(const void *a, const void *b)
 static uint64_t
 note_find(const char *id, const struct kick_note *notes, size_t n)
 {
+	if (n == 0)
+		return 0;
 	struct kick_note key = {.mailbox_id = (char *)(uintptr_t)id};
 	const struct kick_note *k = bsearch(&key, notes, n, sizeof(*notes),
 					    note_cmp);
@@ -109,7 +111,8 @@ kick_sessions(struct frontend *fe, const char *backend, struct kick_note *notes,
 {
 	if (all)
 		n = 0;
-	qsort(notes, n, sizeof(*notes), note_cmp);
+	if (n > 1)
+		qsort(notes, n, sizeof(*notes), note_cmp);
 	size_t bytes = 0;
 	for (size_t i = 0; i < n; i++)
 		bytes += strlen(notes[i].mailbox_id) + 1;

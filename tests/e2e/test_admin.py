@@ -721,6 +721,46 @@ def test_kick_memory_survives_a_restart(stack_factory):
     assert restart() == ("0", "0")
 
 
+def test_kicks_beyond_what_a_frontend_keeps(stack_factory):
+    """A frontend keeps at most 100,000 Forgets before a link's Hello;
+    told more (backend.kick_memory_entries set above it), it forgets every
+    cached login of the backend's accounts, refuses what they let in
+    while the link came up, and ends every submission session of them.
+    The kicks are written into the stopped backend's store, which it reads
+    back at start."""
+    st2 = stack_factory(name="kickall", settings=[
+        "backend.kick_memory_entries=200000", "ldap.cache_size=1000",
+        "frontend.workers=1", "http.metrics_networks=127.0.0.1/32"])
+    user, pw, _ = new_user(st2, "kickall")
+    other, opw, _ = new_user(st2, "kickallother")
+    st2.imap(other).logout()  # cached, and the link is up
+    s = submission(st2, user, pw)
+    st2.stop("s1b1")
+    now = int(time.time() * 1000)
+    records = "".join("%016x\n%s\n" % (0xc00000 + i, "".join(
+        "\\%02x" % b for b in now.to_bytes(8, "big")))
+        for i in range(100001))
+    subprocess.run(["mdb_load", "-T", "-s", "kicks",
+                    str(st2.dir / "s1b1" / "store")],
+                   input=records, text=True,
+                   check=True, timeout=CMD_TIMEOUT)
+    st2.start("s1b1")
+    assert "kick memory: 100001 accounts remembered, 0 past" in \
+        st2.log("s1b1")
+    # the cached login waits for the new link, whose Forgets are too many
+    with pytest.raises(imaplib.IMAP4.error, match=r"\[UNAVAILABLE\]"):
+        st2.imap(other)
+    kicked_bye(s)
+    wait_for(lambda: re.search(r"link backend=s1b1 forget mailboxes=all "
+                               r"cached=[1-9]\d* waiting=1\n",
+                               st2.log("s1f1")),
+             what="the forget line in s1f1.log")
+    assert re.search(r"kick backend=s1b1 worker=0 mailboxes=all "
+                     r"sessions=1\n", st2.log("s1f1")), \
+        st2.log("s1f1")[-3000:]
+    st2.imap(other).logout()  # asked of LDAP
+
+
 def submission(st, user, password, frontend=1):
     """A RawSMTP session over implicit TLS, logged in as user."""
     s = RawSMTP(st.host, st.port("submissions", frontend=frontend),
