@@ -906,7 +906,11 @@ kicks_remember(struct backend *be, const char *mailbox_id)
 	if (be->cfg.backend_kick_memory == 0 || max == 0)
 		return;
 	if (be->nkicks >= max) {
-		size_t drop = be->nkicks - max + 1;
+		/* a tenth more than needed, as in the store: the list moves
+		   once every tenth of max kicks, not at each */
+		size_t drop = be->nkicks - max + 1 + max / 10;
+		if (drop > be->nkicks)
+			drop = be->nkicks;
 		log_warn("kick memory full (backend.kick_memory_entries=%zu): "
 			 "forgetting the oldest %zu",
 			 max, drop);

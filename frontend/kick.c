@@ -88,7 +88,7 @@ kick_apply(struct frontend *fe, const char *backend,
 			continue;
 		uint64_t at;
 		if (all)
-			at = strcmp(c->duser.mailbox_server, backend) == 0
+			at = strcasecmp(c->duser.mailbox_server, backend) == 0
 				 ? UINT64_MAX
 				 : 0;
 		else
@@ -96,7 +96,7 @@ kick_apply(struct frontend *fe, const char *backend,
 		if (at != 0 && c->proto->kick(c, at))
 			ended++;
 	}
-	fe->metrics.kicked += ended;
+	metrics_add(&fe->metrics.kicked, ended);
 	if (ended > 0 && all)
 		log_info("kick backend=%s worker=%u mailboxes=all sessions=%u",
 			 backend, fe->index, ended);

@@ -413,8 +413,8 @@ int64_t store_delivery_count(struct store *st, MDB_txn *txn);
  * and when (wall clock, ms since the epoch), one record per account, so
  * that a restarted backend still names them to the frontends whose links
  * come up (backend.kick_memory).  put records one, or moves its time; when
- * that makes more than max, the oldest go, with those made before
- * `before`. */
+ * that makes more than max, the oldest go down to nine tenths of max,
+ * with those made before `before`. */
 struct store_kick_put_args {
 	const char *mailbox_id;
 	int64_t when;
@@ -422,7 +422,8 @@ struct store_kick_put_args {
 	size_t max;
 };
 store_op_fn store_op_kick_put;
-/* Removes the records made before `before` and the oldest beyond max. */
+/* Removes the records made before `before` and the oldest beyond max
+ * (at start: what the backend no longer remembers). */
 struct store_kicks_trim_args {
 	int64_t before;
 	size_t max;

@@ -32,70 +32,93 @@ kicks_fail(char *err, int rc)
 	return rc == MDB_MAP_FULL ? STORE_ERR_FULL : STORE_ERR_INTERNAL;
 }
 
-struct kick_rec {
-	int64_t when;
-	size_t klen;
-	char key[128];
-};
-
 static int
-kick_rec_cmp(const void *a, const void *b)
+when_cmp(const void *a, const void *b)
 {
-	int64_t x = ((const struct kick_rec *)a)->when,
-		y = ((const struct kick_rec *)b)->when;
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 	return (x > y) - (x < y);
 }
 
-/* Removes the records made before `before` and the oldest beyond max;
- * *removed_r: how many. */
+static int64_t
+rec_when(const MDB_val *v)
+{
+	return v->mv_size == 8 ? (int64_t)get_be64(v->mv_data) : 0;
+}
+
+/* Removes the records made before `before` and the oldest beyond keep;
+ * *removed_r: how many.  Two passes: the times alone (8 bytes a record)
+ * give the newest time to remove; then the keys of the records to remove
+ * are collected and deleted. */
 static int
-kicks_trim(struct store *st, MDB_txn *txn, int64_t before, size_t max,
+kicks_trim(struct store *st, MDB_txn *txn, int64_t before, size_t keep,
 	   size_t *removed_r, char *err)
 {
 	MDB_stat stat;
-	int rc = mdb_stat(txn, st->kicks, &stat);
-	if (rc != 0)
-		return kicks_fail(err, rc);
-	*removed_r = 0;
-	size_t n = 0, cap = stat.ms_entries;
-	if (cap == 0)
-		return 0;
-	struct kick_rec *recs = malloc(cap * sizeof(*recs));
-	if (recs == NULL)
-		abort();
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	if ((rc = mdb_cursor_open(txn, st->kicks, &cur)) != 0) {
-		free(recs);
-		return kicks_fail(err, rc);
+	int64_t *whens = NULL;
+	struct {
+		size_t len;
+		char key[127];
+	} *drop = NULL;
+	size_t n = 0, ndrop = 0;
+	*removed_r = 0;
+	int rc = mdb_stat(txn, st->kicks, &stat);
+	if (rc != 0 || stat.ms_entries == 0)
+		goto out;
+	if ((whens = malloc(stat.ms_entries * sizeof(*whens))) == NULL)
+		abort();
+	if ((rc = mdb_cursor_open(txn, st->kicks, &cur)) != 0)
+		goto out;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	     rc == 0 && n < stat.ms_entries;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		whens[n++] = rec_when(&v);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto out;
+	rc = 0;
+	/* removed: every time up to cut (the newest one beyond keep), and
+	   those before `before` */
+	int64_t cut = INT64_MIN;
+	if (n > keep) {
+		qsort(whens, n, sizeof(*whens), when_cmp);
+		cut = whens[n - keep - 1];
 	}
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && n < cap;
+	size_t room = 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		struct kick_rec *r = &recs[n++];
-		r->when = v.mv_size == 8 ? (int64_t)get_be64(v.mv_data) : 0;
-		r->klen = k.mv_size < 127 ? k.mv_size : 127;
-		memcpy(r->key, k.mv_data, r->klen);
-	}
-	mdb_cursor_close(cur);
-	if (rc != 0 && rc != MDB_NOTFOUND) {
-		free(recs);
-		return kicks_fail(err, rc);
-	}
-	qsort(recs, n, sizeof(*recs), kick_rec_cmp);
-	size_t drop = 0;
-	while (drop < n && (recs[drop].when < before || n - drop > max))
-		drop++;
-	for (size_t i = 0; i < drop; i++) {
-		MDB_val dk = {recs[i].klen, recs[i].key};
-		rc = mdb_del(txn, st->kicks, &dk, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND) {
-			free(recs);
-			return kicks_fail(err, rc);
+		int64_t when = rec_when(&v);
+		if (when >= before && when > cut)
+			continue;
+		if (ndrop == room) {
+			room = room ? 2 * room : 64;
+			if ((drop = realloc(drop, room * sizeof(*drop))) ==
+			    NULL)
+				abort();
 		}
+		drop[ndrop].len = k.mv_size < 127 ? k.mv_size : 127;
+		memcpy(drop[ndrop].key, k.mv_data, drop[ndrop].len);
+		ndrop++;
 	}
-	free(recs);
-	*removed_r = drop;
-	return 0;
+	if (rc != MDB_NOTFOUND)
+		goto out;
+	rc = 0;
+	mdb_cursor_close(cur);
+	cur = NULL;
+	for (size_t i = 0; i < ndrop && rc == 0; i++) {
+		MDB_val dk = {drop[i].len, drop[i].key};
+		rc = mdb_del(txn, st->kicks, &dk, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	if (rc == 0)
+		*removed_r = ndrop;
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	free(whens);
+	free(drop);
+	return rc == 0 ? 0 : kicks_fail(err, rc);
 }
 
 int
@@ -112,9 +135,12 @@ store_op_kick_put(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	MDB_stat stat;
 	if ((rc = mdb_stat(txn, st->kicks, &stat)) != 0)
 		return kicks_fail(err, rc);
+	/* over max: down to nine tenths of it, so that the records are
+	   read once every tenth of max kicks, not at each */
 	size_t removed;
 	if (stat.ms_entries > a->max)
-		return kicks_trim(st, txn, a->before, a->max, &removed, err);
+		return kicks_trim(st, txn, a->before, a->max - a->max / 10,
+				  &removed, err);
 	return 0;
 }
 

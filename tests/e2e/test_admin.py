@@ -721,6 +721,29 @@ def test_kick_memory_survives_a_restart(stack_factory):
     assert restart() == ("0", "0")
 
 
+def test_kick_memory_forgets_a_tenth_when_full(stack_factory):
+    """Full, what kick remembers drops its oldest tenth at once, in memory
+    and in the store, so that neither moves at each kick; a restart reads
+    the rest back."""
+    st2 = stack_factory(name="kicktenth", settings=[
+        "backend.kick_memory_entries=20",
+        "http.metrics_networks=127.0.0.1/32"])
+    for i in range(21):
+        p = admin(st2, BE, "kick", "%016x" % (0xd0 + i))
+        assert p.returncode == 0, p.stderr
+    log = st2.log("s1b1")
+    assert log.count("kick memory full (backend.kick_memory_entries=20): "
+                     "forgetting the oldest 3\n") == 1, log[-3000:]
+    st2.stop("s1b1")
+    st2.start("s1b1")
+    assert "kick memory: 18 accounts remembered, 0 past" in \
+        st2.log("s1b1"), st2.log("s1b1")[-3000:]
+    user, _, _ = new_user(st2, "kicktenth")
+    st2.imap(user).logout()
+    assert re.search(r"frontend=s1f1 version=\S+ ready forgets=18\n",
+                     st2.log("s1b1")), st2.log("s1b1")[-3000:]
+
+
 def test_kicks_beyond_what_a_frontend_keeps(stack_factory):
     """A frontend keeps at most 100,000 Forgets before a link's Hello;
     told more (backend.kick_memory_entries set above it), it forgets every
