@@ -3,8 +3,8 @@
  * record per account, keyed by its mailbox id in lower case (the backend
  * compares them without case), its value the time (8 bytes, big-endian,
  * ms since the epoch).  Kicks are an operator's acts, a few at a time:
- * the records are few (at most backend.kick_memory_entries) and trimming
- * reads them all. */
+ * the records are few (at most backend.kick_memory_entries), and trimming,
+ * which reads every record's time, runs once per tenth of them. */
 #include "backend/store/store_int.h"
 
 #include <ctype.h>
@@ -165,7 +165,7 @@ store_kicks_list(struct store *st, MDB_txn *txn, store_kick_fn *fn,
 		size_t n = k.mv_size < 127 ? k.mv_size : 127;
 		memcpy(id, k.mv_data, n);
 		id[n] = '\0';
-		fn(ctx, id, v.mv_size == 8 ? (int64_t)get_be64(v.mv_data) : 0);
+		fn(ctx, id, rec_when(&v));
 	}
 	if (cur != NULL)
 		mdb_cursor_close(cur);
