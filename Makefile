@@ -38,6 +38,9 @@ PROTO_H    := $(BUILD)/gen/link.pb-c.h
 # The transport queue's records (backend only).
 QPROTO_C   := $(BUILD)/gen/queue.pb-c.c
 QPROTO_H   := $(BUILD)/gen/queue.pb-c.h
+# One account's mail as a stream (portico-admin export/import --account).
+APROTO_C   := $(BUILD)/gen/account.pb-c.c
+APROTO_H   := $(BUILD)/gen/account.pb-c.h
 
 COMMON_SRC := $(wildcard common/*.c)
 FRONT_SRC  := $(filter-out frontend/probe/probe_main.c,\
@@ -75,7 +78,15 @@ $(BUILD)/obj/gen/queue.pb-c.o: $(QPROTO_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-error -c -o $@ $<
 
-$(BUILD)/obj/%.o: %.c | $(PROTO_H) $(QPROTO_H)
+$(APROTO_C) $(APROTO_H): proto/account.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen proto/account.proto
+
+$(BUILD)/obj/gen/account.pb-c.o: $(APROTO_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-error -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c | $(PROTO_H) $(QPROTO_H) $(APROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -85,7 +96,8 @@ $(BUILD)/portico-frontend: $(FRONT_OBJ) $(COMMON_OBJ)
 $(BUILD)/portico-backend: $(call obj,backend/main.c) $(BACK_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/portico-admin: $(call obj,$(ADMIN_SRC)) $(BACK_OBJ) $(COMMON_OBJ)
+$(BUILD)/portico-admin: $(call obj,$(ADMIN_SRC)) $(BACK_OBJ) $(COMMON_OBJ) \
+		$(BUILD)/obj/gen/account.pb-c.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # connectivity probes from the command line (frontend/probe/)

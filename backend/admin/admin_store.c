@@ -623,11 +623,14 @@ list_mailboxes(struct store *st, const char *mailbox_id)
 	return 0;
 }
 
-/* import MAILBOX_ID FILE [--mailbox NAME] */
+/* import MAILBOX_ID FILE [--mailbox NAME], or MAILBOX_ID --account FILE */
 int
 admin_store_import(struct admin *a, int argc, char **argv)
 {
 	const char *mbox = "INBOX";
+	if (argc >= 2 && strcmp(argv[1], "--account") == 0)
+		return argc == 3 ? admin_account_import(a, argv[0], argv[2])
+				 : ADMIN_USAGE;
 	if (argc == 4 && strcmp(argv[2], "--mailbox") == 0)
 		mbox = argv[3];
 	else if (argc != 2)
@@ -838,7 +841,7 @@ maildir_out_message(struct maildir_out *o, uint32_t uidvalidity,
 }
 
 /* export MAILBOX_ID [--mailbox NAME] [--maildir DIR]: mboxrd to stdout,
- * or a Maildir */
+ * or a Maildir; export MAILBOX_ID --account FILE: the whole account */
 int
 admin_store_export(struct admin *a, int argc, char **argv)
 {
@@ -846,6 +849,8 @@ admin_store_export(struct admin *a, int argc, char **argv)
 	struct maildir_out md = {NULL, {NULL}, 0};
 	if (argc < 1 || argc % 2 != 1)
 		return ADMIN_USAGE;
+	if (argc == 3 && strcmp(argv[1], "--account") == 0)
+		return admin_account_export(a, argv[0], argv[2]);
 	for (int i = 1; i < argc; i += 2) {
 		if (strcmp(argv[i], "--mailbox") == 0)
 			name = argv[i + 1];

@@ -460,6 +460,12 @@ struct store_new_msg {
 	/* 0: the mailbox's next UID; else this one (the import of a moved
 	   mailbox keeping its UIDs: ascending, at least the UIDNEXT) */
 	uint32_t uid;
+	/* A whole account's import (admin_account.c) keeps these; 0: a new
+	   modseq, now, never retrieved.  A given modseq is the message's
+	   own: two messages of a mailbox cannot share one. */
+	uint64_t modseq;
+	int64_t savedate;
+	uint32_t pop3_retrieved;
 };
 
 /* Octets of a message as FETCH and RETR send it (bare LFs go out as
@@ -551,6 +557,27 @@ struct store_mailbox_args {
 	uint64_t mbox_id_out;          /* create: the new mailbox's id */
 };
 store_op_fn store_op_mailbox_create;
+/* A folder as it was on the backend a whole account comes from
+ * (portico-admin import --account): created with its parents when
+ * absent; one that exists must never have had a message (refused
+ * otherwise).  It takes special_use, noselect, uidvalidity, created and
+ * the keyword table (names NUL-separated, bit 0 first) as given; UIDNEXT
+ * and HIGHESTMODSEQ come with its messages (store_append_args keep_*),
+ * or, for a noselect folder (which has none), from here. */
+struct store_folder_restore_args {
+	uint64_t user_num;
+	const char *name;
+	enum store_special_use special_use;
+	int noselect;
+	uint32_t uidvalidity;
+	uint32_t uidnext;       /* noselect only */
+	uint64_t highestmodseq; /* noselect only */
+	int64_t created;
+	const char *keywords;
+	size_t keywords_len;
+	uint64_t mbox_id_out;
+};
+store_op_fn store_op_folder_restore;
 store_op_fn store_op_mailbox_delete;
 store_op_fn store_op_mailbox_rename;
 store_op_fn store_op_subscribe;

@@ -650,6 +650,28 @@ store_sent_size(const char *p, size_t len)
 	return n;
 }
 
+/* A message's own modseq, given by the import of a whole account: free
+ * in the mailbox, and HIGHESTMODSEQ at least it. */
+static int
+modseq_given(struct store *st, MDB_txn *txn, struct mbox *mb, uint64_t modseq,
+	     char *err)
+{
+	uint8_t mk[16];
+	be64(mk, mb->rec.mbox_id);
+	be64(mk + 8, modseq);
+	MDB_val k = {16, mk}, v;
+	int rc = mdb_get(txn, st->modseqs, &k, &v);
+	if (rc == 0)
+		return op_fail(err, STORE_ERR_CANNOT,
+			       "[CANNOT] Two messages with modseq %llu",
+			       (unsigned long long)modseq);
+	if (rc != MDB_NOTFOUND)
+		return op_mdb(err, "append", rc);
+	if (modseq > mb->rec.highestmodseq)
+		mb->rec.highestmodseq = modseq;
+	return 0;
+}
+
 /* store_op_append with each message's size as sent (sizes[]) known. */
 static int
 append_sized(struct store *st, MDB_txn *txn, struct store_append_args *a,
@@ -701,10 +723,17 @@ append_sized(struct store *st, MDB_txn *txn, struct store_append_args *a,
 			return op_mdb(err, "append", rc);
 		m.size = sizes[i];
 		m.internaldate = nm->internaldate ? nm->internaldate : now;
-		m.savedate = now;
+		m.savedate = nm->savedate ? nm->savedate : now;
+		m.pop3_retrieved = nm->pop3_retrieved;
 		/* Every message gets a modseq of its own: the index is keyed
 		   by (mailbox, modseq). */
-		m.modseq = ++mb.rec.highestmodseq;
+		if (nm->modseq == 0)
+			m.modseq = ++mb.rec.highestmodseq;
+		else if ((rc = modseq_given(st, txn, &mb, nm->modseq, err)) !=
+			 0)
+			return rc;
+		else
+			m.modseq = nm->modseq;
 		m.flags = nm->flags & STORE_F_SYSTEM;
 		if (sizes[i] == nm->len)
 			m.flags |= STORE_F_CRLF;
@@ -1035,6 +1064,50 @@ store_op_mailbox_create(struct store *st, MDB_txn *txn, void *vargs,
 	    (rc = mbox_create(st, txn, a->user_num, a->name, a->special_use,
 			      &m)) != 0)
 		return op_mdb(err, "create", rc);
+	a->mbox_id_out = m.rec.mbox_id;
+	return 0;
+}
+
+int
+store_op_folder_restore(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct store_folder_restore_args *a = vargs;
+	struct mbox m;
+	if (strlen(a->name) + 8 > STORE_MAX_KEY)
+		return op_fail(err, STORE_ERR_LIMIT, "[LIMIT] Name too long");
+	if (a->special_use >= STORE_SU_COUNT || a->uidvalidity == 0 ||
+	    a->keywords_len > STORE_MAX_KEYWORDS * 256)
+		return op_fail(err, STORE_ERR_LIMIT, "invalid folder");
+	int rc = mbox_by_name(st, txn, a->user_num, a->name, &m);
+	if (rc == MDB_NOTFOUND) {
+		if ((rc = create_parents(st, txn, a->user_num, a->name)) != 0 ||
+		    (rc = mbox_create(st, txn, a->user_num, a->name,
+				      a->special_use, &m)) != 0)
+			return op_mdb(err, "restore", rc);
+	} else if (rc != 0) {
+		return op_mdb(err, "restore", rc);
+	} else if (m.rec.uidnext != 1 || m.rec.messages != 0) {
+		return op_fail(err, STORE_ERR_CANNOT,
+			       "[CANNOT] %s has had messages", a->name);
+	}
+	m.rec.special_use = a->special_use;
+	m.rec.noselect = a->noselect != 0;
+	m.rec.uidvalidity = a->uidvalidity;
+	if (a->noselect && a->uidnext > m.rec.uidnext)
+		m.rec.uidnext = a->uidnext;
+	if (a->noselect && a->highestmodseq > m.rec.highestmodseq)
+		m.rec.highestmodseq = a->highestmodseq;
+	if (a->created != 0)
+		m.rec.created = a->created;
+	uint8_t key[8];
+	be64(key, m.rec.mbox_id);
+	MDB_val k = {8, key}, v = {a->keywords_len, (void *)a->keywords};
+	rc = a->keywords_len > 0 ? mdb_put(txn, st->keywords, &k, &v, 0)
+				 : mdb_del(txn, st->keywords, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return op_mdb(err, "restore", rc);
+	if ((rc = mbox_save(st, txn, &m)) != 0)
+		return op_mdb(err, "restore", rc);
 	a->mbox_id_out = m.rec.mbox_id;
 	return 0;
 }

@@ -1140,6 +1140,211 @@ def test_move_to_another_backend(st, tmp_path):
     assert admin(st, NEW, "export", mbox, "--maildir").returncode == 2
 
 
+def account_view(st, user, pw, site=1):
+    """Everything a client can see of an account: LIST with special-use,
+    LSUB, per folder STATUS, FLAGS and every message's UID, FLAGS,
+    MODSEQ, INTERNALDATE, SAVEDATE, size and octets; the quota; POP3
+    UIDL."""
+    view = {}
+    c = st.imap(user, pw, site=site)
+    try:
+        typ, data = c.list()
+        assert typ == "OK", data
+        view["list"] = sorted(data)
+        typ, data = c.lsub()
+        assert typ == "OK", data
+        view["lsub"] = sorted(data)
+        typ, data = c.getquotaroot("INBOX")
+        assert typ == "OK", data
+        view["quota"] = data
+        for line in view["list"]:
+            m = re.fullmatch(rb'\(([^)]*)\) "/" "?([^"]*)"?', line)
+            assert m, line
+            if b"\\Noselect" in m.group(1).split():
+                continue
+            name = m.group(2).decode()
+            typ, data = c.status('"%s"' % name, "(MESSAGES UIDNEXT "
+                                 "UIDVALIDITY HIGHESTMODSEQ UNSEEN SIZE)")
+            assert typ == "OK", data
+            folder = {"status": data}
+            typ, _ = c.select('"%s"' % name, readonly=True)
+            assert typ == "OK"
+            folder["flags"] = c.untagged_responses.get("FLAGS")
+            typ, data = c.uid("FETCH", "1:*", "(FLAGS MODSEQ INTERNALDATE "
+                              "SAVEDATE RFC822.SIZE BODY.PEEK[])")
+            assert typ == "OK", data
+            folder["messages"] = data
+            c.close()
+            view[name] = folder
+    finally:
+        c.logout()
+    pop = st.pop3(user, pw, site=site)
+    view["uidl"] = pop.uidl()[1]
+    pop.quit()
+    return view
+
+
+def account_stream_body(blob):
+    """An export --account stream without its header and end records (what
+    names the backend and the time, and the digest over them)."""
+    magic = b"PORTICO-ACCOUNT 1\n"
+    assert blob.startswith(magic)
+    off = len(magic)
+    records = []
+    while off < len(blob):
+        n = int.from_bytes(blob[off:off + 4], "big")
+        records.append(blob[off:off + 4 + n])
+        off += 4 + n
+    assert off == len(blob)
+    return b"".join(records[1:-1])
+
+
+def test_move_whole_account(st, tmp_path):
+    """A mailbox moves to the other site's backend with one pipe, export
+    --account into import --account, as docs/OPERATIONS.md says: every
+    folder (a parent kept only for its child too, and without a standard
+    folder the account had deleted) with its special-use, UIDVALIDITY,
+    UIDNEXT, HIGHESTMODSEQ and keyword table (more keywords than a
+    Maildir's 26 letters), every message with its UID, flags, keywords,
+    MODSEQ, internal date, save date and octets, the subscriptions (one to a
+    folder that does not exist, one standard folder unsubscribed), the own
+    quota and the POP3 UIDLs: what a client sees is the same, and an
+    export of the new copy is the same stream.  A filled account, a stream
+    cut short, a damaged one and something else are refused, each with a
+    message; a file that exists is not overwritten."""
+    user, pw, mbox = new_user(st, "whole")
+    dn = "uid=%s,ou=people,dc=example,dc=test" % user
+    c = st.imap(user, pw)
+    for cmd in (lambda: c.create('"Projects/2024"'),
+                lambda: c.create('"Old/Child"'),
+                lambda: c.delete('"Old"'),
+                lambda: c.delete('"Archive"'),
+                lambda: c.unsubscribe('"Junk"'),
+                lambda: c.subscribe('"Shared/Elsewhere"')):
+        typ, data = cmd()
+        assert typ == "OK", data
+    keywords = ["kw%02d" % i for i in range(30)]
+    msgs = [("INBOX", "(\\Seen \\Flagged %s)" % " ".join(keywords[:15]),
+             '"03-Jan-2024 10:00:00 +0100"'),
+            ("INBOX", "(%s)" % " ".join(keywords[15:]),
+             '"04-Jan-2024 11:00:00 +0000"'),
+            ("INBOX", "()", '"05-Jan-2024 12:30:00 -0500"'),
+            ("INBOX", "(\\Answered \\Draft)", '"06-Jan-2024 08:00:00 +0000"'),
+            ("Sent", "(\\Seen)", '"07-Jan-2024 08:00:00 +0000"'),
+            ("Projects/2024", "(\\Deleted $Important)",
+             '"08-Jan-2024 09:15:00 +0000"'),
+            ("Old/Child", "()", '"09-Jan-2024 09:15:00 +0000"')]
+    for i, (folder, flags, date) in enumerate(msgs):
+        typ, data = c.append('"%s"' % folder, flags, date,
+                             b"Message-ID: <w%d@whole>\r\nSubject: whole %d"
+                             b"\r\n\r\nbody %d\r\n" % (i, i, i))
+        assert typ == "OK", data
+    # modseqs out of UID order, and an expunged message
+    c.select("INBOX")
+    assert c.uid("STORE", "2", "+FLAGS", "(\\Seen)")[0] == "OK"
+    assert c.uid("STORE", "1", "-FLAGS", "(kw03)")[0] == "OK"
+    assert c.uid("STORE", "3", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.expunge()[0] == "OK"
+    c.logout()
+    # a POP3 download (its retrieval time goes with the message)
+    pop = st.pop3(user, pw)
+    assert pop.retr(1)[0].startswith(b"+OK")
+    pop.quit()
+    p = admin(st, BE, "quota", mbox, "123456789", "4321")
+    assert p.returncode == 0, p.stderr
+    before = account_view(st, user, pw)
+    assert "Old/Child" in before and "Old" not in before
+    assert "Archive" not in before and len(before["INBOX"]["messages"]) >= 3
+    assert b"Shared/Elsewhere" in b"".join(before["lsub"])
+    assert b"kw29" in b"".join(before["INBOX"]["flags"])
+
+    creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file",
+             password_file(st)]
+    assert admin(st, FE, "disable", user, *creds, "--state",
+                 "moving").returncode == 0
+    assert admin(st, BE, "kick", mbox).returncode == 0
+    NEW = "s2b1/backend.ini"
+    exp = subprocess.Popen([str(BUILD / "portico-admin"), "-c",
+                            str(st.dir / BE), "export", mbox, "--account",
+                            "-"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    imp = subprocess.run([str(BUILD / "portico-admin"), "-c",
+                          str(st.dir / NEW), "import", mbox, "--account",
+                          "-"], stdin=exp.stdout, capture_output=True,
+                         text=True, timeout=CMD_TIMEOUT)
+    exp.stdout.close()
+    assert exp.wait(timeout=CMD_TIMEOUT) == 0
+    exp_err = exp.stderr.read().decode()
+    assert re.fullmatch(r"exported 6 messages in 9 folders of %s to the "
+                        r"standard output\n" % re.escape(mbox), exp_err), \
+        exp_err
+    assert imp.returncode == 0, imp.stderr
+    assert imp.stdout == "imported 6 messages in 9 folders\n"
+    assert "removed mailbox Archive, which %s lacks" % mbox in imp.stderr
+    ldap_modify(st, dn, "replace: porticoMailboxServer",
+                "porticoMailboxServer: s2b1")
+    assert admin(st, FE, "enable", user, *creds).returncode == 0
+    after = account_view(st, user, pw, site=2)
+    assert after == before
+    p = admin(st, NEW, "check", mbox)
+    assert p.returncode == 0, p.stdout + p.stderr
+    # the copy's own export is the same stream
+    first, again = tmp_path / "old.account", tmp_path / "new.account"
+    for ini, path in ((BE, first), (NEW, again)):
+        p = admin(st, ini, "export", mbox, "--account", path)
+        assert p.returncode == 0, p.stderr
+    blob = first.read_bytes()
+    assert account_stream_body(blob) == account_stream_body(
+        again.read_bytes())
+    assert admin(st, BE, "remove", mbox, "--yes").returncode == 0
+
+    # a filled account is refused, and left as it was
+    p = admin(st, NEW, "import", mbox, "--account", first)
+    assert p.returncode == 1
+    assert "%s has had mail (INBOX): --account fills an account that " \
+        "never had any" % mbox in p.stderr
+    assert account_view(st, user, pw, site=2) == before
+    # cut short: what was stored is said, and remove + import mends it
+    other = "cut-%d" % os.getpid()
+    cut = tmp_path / "cut.account"
+    cut.write_bytes(blob[:len(blob) * 2 // 3])
+    p = admin(st, NEW, "import", other, "--account", cut)
+    assert p.returncode == 1, p.stdout
+    assert re.search(r"cut short", p.stderr), p.stderr
+    assert "%s is incomplete; remove it (portico-admin remove %s --yes) " \
+        "and import again" % (other, other) in p.stderr
+    assert admin(st, NEW, "remove", other, "--yes").returncode == 0
+    p = admin(st, NEW, "import", other, "--account", first)
+    assert p.returncode == 0, p.stderr
+    assert "(exported as %s)" % mbox in p.stderr
+    assert admin(st, NEW, "remove", other, "--yes").returncode == 0
+    # one byte of a message changed: the digest tells
+    at = blob.index(b"body 4\r\n")
+    bad = tmp_path / "bad.account"
+    bad.write_bytes(blob[:at] + b"B" + blob[at + 1:])
+    p = admin(st, NEW, "import", other, "--account", bad)
+    assert p.returncode == 1
+    assert "damaged: its end record does not match what came before it" \
+        in p.stderr, p.stderr
+    assert admin(st, NEW, "remove", other, "--yes").returncode == 0
+    # not a stream at all
+    mb = tmp_path / "mail.mbox"
+    mb.write_bytes(b"From a@b Mon Jan  1 00:00:00 2024\nSubject: x\n\nx\n")
+    p = admin(st, NEW, "import", other, "--account", mb)
+    assert p.returncode == 1
+    assert "is not an account stream (export --account writes one)" \
+        in p.stderr
+    # export does not overwrite, nor export what is not there
+    p = admin(st, NEW, "export", mbox, "--account", first)
+    assert p.returncode == 1 and "File exists" in p.stderr
+    assert first.read_bytes() == blob
+    p = admin(st, NEW, "export", "nobody-%d" % os.getpid(), "--account",
+              tmp_path / "none.account")
+    assert p.returncode == 1
+    assert "no such mailbox id in this store" in p.stderr
+    assert not (tmp_path / "none.account").exists()
+
+
 def test_kept_uids_across_batches(st, tmp_path):
     """A folder of exactly one import batch (1000 messages): the UIDs go
     in with the full batch, UIDNEXT with the empty last one."""
