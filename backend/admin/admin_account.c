@@ -7,9 +7,10 @@
  *
  * Export reads everything in one read transaction (a consistent copy while
  * the backend runs): every folder with its special-use, UIDVALIDITY,
- * UIDNEXT, HIGHESTMODSEQ and keyword table, every message with its UID,
- * flags, keywords, internal date, save date, modseq, POP3 retrieval time
- * and octets, the subscriptions and the account's own quota.
+ * UIDNEXT, HIGHESTMODSEQ, keyword table and expunge records (QRESYNC),
+ * every message with its UID, flags, keywords, internal date, save date,
+ * modseq, POP3 retrieval time and octets, the subscriptions and the
+ * account's own quota.
  *
  * Import fills an account that has never had mail (provisioned here when
  * absent): each folder as it was, the messages in batches (one commit each,
@@ -100,6 +101,48 @@ keywords_split(const char *names, size_t len, char **out)
 	return k;
 }
 
+/* A folder's expunge records (store_walk of "expunged" under its id). */
+struct expunged_list {
+	uint32_t *uids;
+	uint64_t *modseqs;
+	size_t n, cap;
+	uint64_t floor;
+};
+
+static uint64_t
+get_be64_at(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int
+expunged_walk(void *ctx, const void *key, size_t klen, const void *val,
+	      size_t vlen)
+{
+	struct expunged_list *e = ctx;
+	const uint8_t *k = key;
+	if (klen == 16 && vlen == 16) { /* the bookkeeping: floor | count */
+		e->floor = get_be64_at(val);
+		return 0;
+	}
+	if (klen != 20)
+		return 0;
+	if (e->n == e->cap) {
+		e->cap = e->cap ? e->cap * 2 : 64;
+		e->uids = realloc(e->uids, e->cap * sizeof(*e->uids));
+		e->modseqs = realloc(e->modseqs, e->cap * sizeof(*e->modseqs));
+		if (e->uids == NULL || e->modseqs == NULL)
+			abort();
+	}
+	e->modseqs[e->n] = get_be64_at(k + 8);
+	e->uids[e->n++] = (uint32_t)k[16] << 24 | (uint32_t)k[17] << 16 |
+			  (uint32_t)k[18] << 8 | k[19];
+	return 0;
+}
+
 /* Writes the account; counts in *folders_r and *messages_r. */
 static int
 export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
@@ -176,9 +219,27 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 		f.n_keywords = keywords_split(names, nlen, kw);
 		f.keywords = kw;
 		f.messages = (uint32_t)n;
+		struct expunged_list ex = {NULL, NULL, 0, 0, 0};
+		uint8_t prefix[8];
+		for (int b = 0; b < 8; b++)
+			prefix[b] = (uint8_t)(mb->mbox_id >> (56 - 8 * b));
+		if (store_walk(st, txn, "expunged", prefix, sizeof(prefix),
+			       expunged_walk, &ex, &err) < 0) {
+			fprintf(stderr, "portico-admin: export: %s: %s\n",
+				list[i].name, err);
+			free(msgs);
+			rc = -1;
+			break;
+		}
+		f.n_expunged_uids = f.n_expunged_modseqs = ex.n;
+		f.expunged_uids = ex.uids;
+		f.expunged_modseqs = ex.modseqs;
+		f.expunged_floor = ex.floor;
 		r.record_case = PORTICO__ACCOUNT_RECORD__RECORD_FOLDER;
 		r.folder = &f;
 		out_record(o, &r);
+		free(ex.uids);
+		free(ex.modseqs);
 		for (size_t m = 0; m < n && !o->failed; m++) {
 			const struct store_msg_rec *mr = &msgs[m].rec;
 			const char *data;
@@ -429,6 +490,7 @@ batch_flush(struct acct_import *im, int final)
 	    .keep_uidvalidity = f->uidvalidity,
 	    .keep_uidnext = final ? f->uidnext : 0,
 	    .keep_modseq = f->highestmodseq,
+	    .keep_expunged = 1,
 	};
 	char ebuf[STORE_ERR_SIZE];
 	int rc = store_run(im->st, store_op_append, &a, ebuf);
@@ -507,6 +569,17 @@ folder_start(struct acct_import *im, Portico__AccountRecord *r)
 		why = "too many keywords";
 	if (why == NULL && f->noselect && f->messages != 0)
 		why = "messages in a folder that cannot hold any";
+	if (why == NULL && f->n_expunged_uids != f->n_expunged_modseqs)
+		why = "expunge records without their modseqs";
+	for (size_t i = 0; why == NULL && i < f->n_expunged_uids; i++)
+		if (f->expunged_uids[i] == 0 ||
+		    f->expunged_uids[i] >= f->uidnext ||
+		    f->expunged_modseqs[i] == 0 ||
+		    f->expunged_modseqs[i] > f->highestmodseq)
+			why = "an expunge record beyond the UIDNEXT or the "
+			      "HIGHESTMODSEQ";
+	if (why == NULL && f->expunged_floor > f->highestmodseq)
+		why = "expunge records' floor above the HIGHESTMODSEQ";
 	if (why == NULL && im->nnames > 0 &&
 	    strcmp(im->names[im->nnames - 1], f->name) >= 0)
 		why = "folders not in name order, or one twice";
@@ -534,6 +607,10 @@ folder_start(struct acct_import *im, Portico__AccountRecord *r)
 	    .created = f->created,
 	    .keywords = buf_ptr(&kw),
 	    .keywords_len = buf_used(&kw),
+	    .expunged_uids = f->expunged_uids,
+	    .expunged_modseqs = f->expunged_modseqs,
+	    .nexpunged = f->n_expunged_uids,
+	    .expunged_floor = f->expunged_floor,
 	};
 	char ebuf[STORE_ERR_SIZE];
 	int rc = store_run(im->st, store_op_folder_restore, &a, ebuf);

@@ -491,6 +491,9 @@ struct store_append_args {
 	   the messages (0: not yet: more batches follow). */
 	uint32_t keep_uidvalidity, keep_uidnext;
 	uint64_t keep_modseq;
+	/* the folder's expunge records came with it (a whole account's
+	   import): the floor stays where they put it */
+	int keep_expunged;
 	/* out */
 	uint32_t uidvalidity;
 	uint32_t first_uid; /* uids are first_uid .. +n-1, or
@@ -572,6 +575,12 @@ struct store_folder_restore_args {
 	uint32_t uidvalidity;
 	uint32_t uidnext;       /* noselect only */
 	uint64_t highestmodseq; /* noselect only */
+	/* its expunge records (store_expunged.c): UIDs and modseqs
+	   pairwise, and their floor */
+	const uint32_t *expunged_uids;
+	const uint64_t *expunged_modseqs;
+	size_t nexpunged;
+	uint64_t expunged_floor;
 	int64_t created;
 	const char *keywords;
 	size_t keywords_len;

@@ -706,7 +706,8 @@ append_sized(struct store *st, MDB_txn *txn, struct store_append_args *a,
 		}
 		if (mb.rec.highestmodseq < a->keep_modseq)
 			mb.rec.highestmodseq = a->keep_modseq;
-		if ((rc = store_expunged_raise_floor(
+		if (!a->keep_expunged &&
+		    (rc = store_expunged_raise_floor(
 			 st, txn, mb.rec.mbox_id, mb.rec.highestmodseq)) != 0)
 			return op_mdb(err, "append", rc);
 	}
@@ -1106,7 +1107,19 @@ store_op_folder_restore(struct store *st, MDB_txn *txn, void *vargs, char *err)
 				 : mdb_del(txn, st->keywords, &k, NULL);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return op_mdb(err, "restore", rc);
-	if ((rc = mbox_save(st, txn, &m)) != 0)
+	rc = 0;
+	for (size_t i = 0; i < a->nexpunged && rc == 0; i++) {
+		if (a->expunged_modseqs[i] == 0 || a->expunged_uids[i] == 0)
+			return op_fail(err, STORE_ERR_LIMIT,
+				       "invalid expunge record");
+		rc = store_expunged_add(st, txn, m.rec.mbox_id,
+					a->expunged_uids[i],
+					a->expunged_modseqs[i]);
+	}
+	if (rc == 0)
+		rc = store_expunged_raise_floor(st, txn, m.rec.mbox_id,
+						a->expunged_floor);
+	if (rc != 0 || (rc = mbox_save(st, txn, &m)) != 0)
 		return op_mdb(err, "restore", rc);
 	a->mbox_id_out = m.rec.mbox_id;
 	return 0;

@@ -1181,7 +1181,32 @@ def account_view(st, user, pw, site=1):
     pop = st.pop3(user, pw, site=site)
     view["uidl"] = pop.uidl()[1]
     pop.quit()
+    view["qresync"] = qresync_view(st, user, pw, site)
     return view
+
+
+def qresync_view(st, user, pw, site, folder="INBOX"):
+    """What a QRESYNC client (RFC 7162) that last saw the folder at each of
+    its modseqs is told on SELECT: VANISHED (EARLIER) and FETCH lines."""
+    c = st.imap(user, pw, site=site)
+    try:
+        typ, data = c._simple_command("ENABLE", "QRESYNC")
+        assert typ == "OK", data
+        typ, data = c.status(folder, "(UIDVALIDITY HIGHESTMODSEQ)")
+        assert typ == "OK", data
+        uv, top = map(int, re.search(rb"UIDVALIDITY (\d+) HIGHESTMODSEQ "
+                                     rb"(\d+)", data[0]).groups())
+        out = []
+        for modseq in range(1, top + 1):
+            c.untagged_responses = {}
+            typ, data = c._simple_command(
+                "SELECT", '"%s" (QRESYNC (%d %d))' % (folder, uv, modseq))
+            assert typ == "OK", data
+            out.append((c.untagged_responses.get("VANISHED"),
+                        c.untagged_responses.get("FETCH")))
+        return out
+    finally:
+        c.logout()
 
 
 def account_stream_body(blob):
@@ -1204,8 +1229,9 @@ def test_move_whole_account(st, tmp_path):
     --account into import --account, as docs/OPERATIONS.md says: every
     folder (a parent kept only for its child too, and without a standard
     folder the account had deleted) with its special-use, UIDVALIDITY,
-    UIDNEXT, HIGHESTMODSEQ and keyword table (more keywords than a
-    Maildir's 26 letters), every message with its UID, flags, keywords,
+    UIDNEXT, HIGHESTMODSEQ, keyword table (more keywords than a
+    Maildir's 26 letters) and expunge records (a QRESYNC client is told
+    exactly what it was told before), every message with its UID, flags, keywords,
     MODSEQ, internal date, save date and octets, the subscriptions (one to a
     folder that does not exist, one standard folder unsubscribed), the own
     quota and the POP3 UIDLs: what a client sees is the same, and an
@@ -1245,6 +1271,7 @@ def test_move_whole_account(st, tmp_path):
     assert c.uid("STORE", "1", "-FLAGS", "(kw03)")[0] == "OK"
     assert c.uid("STORE", "3", "+FLAGS", "(\\Deleted)")[0] == "OK"
     assert c.expunge()[0] == "OK"
+    assert c.uid("STORE", "4", "+FLAGS", "(\\Flagged)")[0] == "OK"
     c.logout()
     # a POP3 download (its retrieval time goes with the message)
     pop = st.pop3(user, pw)
@@ -1257,6 +1284,9 @@ def test_move_whole_account(st, tmp_path):
     assert "Archive" not in before and len(before["INBOX"]["messages"]) >= 3
     assert b"Shared/Elsewhere" in b"".join(before["lsub"])
     assert b"kw29" in b"".join(before["INBOX"]["flags"])
+    # exact answers: since the modseq of the expunge, nothing vanished
+    assert before["qresync"][-2][0] is None
+    assert before["qresync"][0][0] == [b"(EARLIER) 3"]
 
     creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file",
              password_file(st)]
