@@ -10,6 +10,7 @@
 #define PORTICO_ADMIN_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include <ldap.h>
@@ -46,6 +47,12 @@ int admin_account_export(struct admin *a, const char *mailbox_id,
 			 const char *path);
 int admin_account_import(struct admin *a, const char *mailbox_id,
 			 const char *path);
+/* The import from an open stream (what: its name in messages). */
+int admin_account_import_file(struct admin *a, const char *mailbox_id, FILE *f,
+			      const char *what);
+/* Where export and import --account write what they say (NULL: stderr;
+ * the fuzz target sends it elsewhere). */
+extern FILE *admin_account_msgs;
 
 /* queue/deliver: the transport */
 admin_cmd_fn admin_queue;

@@ -38,6 +38,9 @@
 #include "backend/mime/mime.h"
 #include "common/buf.h"
 
+FILE *admin_account_msgs;
+#define MSGS (admin_account_msgs != NULL ? admin_account_msgs : stderr)
+
 #define ACCOUNT_MAGIC "PORTICO-ACCOUNT 1\n"
 #define ACCOUNT_VERSION 1
 /* A record is read whole: one larger than this (a message of more than
@@ -157,7 +160,7 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 	struct store_mailbox_info *list = NULL;
 	int rc = store_user_get(st, txn, mailbox_id, &u, &err);
 	if (rc != 0) {
-		fprintf(stderr, "portico-admin: export: %s\n",
+		fprintf(MSGS, "portico-admin: export: %s\n",
 			rc < 0 ? err : "no such mailbox id in this store");
 		return -1;
 	}
@@ -166,7 +169,7 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 	    store_subscriptions(st, txn, u.user_num, &subs, &nsubs, &err) < 0 ||
 	    store_mailboxes_list(st, txn, u.user_num, &list, &nfolders, &err) <
 		0) {
-		fprintf(stderr, "portico-admin: export: %s\n", err);
+		fprintf(MSGS, "portico-admin: export: %s\n", err);
 		store_names_free(subs, nsubs);
 		return -1;
 	}
@@ -202,7 +205,7 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 				       &err) < 0 ||
 		    store_messages_list(st, txn, mb->mbox_id, &msgs, &n, &err) <
 			0) {
-			fprintf(stderr, "portico-admin: export: %s: %s\n",
+			fprintf(MSGS, "portico-admin: export: %s: %s\n",
 				list[i].name, err);
 			rc = -1;
 			break;
@@ -225,7 +228,7 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 			prefix[b] = (uint8_t)(mb->mbox_id >> (56 - 8 * b));
 		if (store_walk(st, txn, "expunged", prefix, sizeof(prefix),
 			       expunged_walk, &ex, &err) < 0) {
-			fprintf(stderr, "portico-admin: export: %s: %s\n",
+			fprintf(MSGS, "portico-admin: export: %s: %s\n",
 				list[i].name, err);
 			free(msgs);
 			rc = -1;
@@ -246,7 +249,7 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 			size_t len;
 			if (store_body_get(st, txn, mr->body_id, &data, &len,
 					   &err) < 0) {
-				fprintf(stderr,
+				fprintf(MSGS,
 					"portico-admin: export: %s uid %u: "
 					"%s\n",
 					list[i].name, msgs[m].uid, err);
@@ -302,7 +305,7 @@ admin_account_export(struct admin *a, const char *mailbox_id, const char *path)
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 			      0600);
 		if (fd < 0 || (o.f = fdopen(fd, "w")) == NULL) {
-			fprintf(stderr, "portico-admin: export: %s: %s\n", path,
+			fprintf(MSGS, "portico-admin: export: %s: %s\n", path,
 				strerror(errno));
 			if (fd >= 0)
 				close(fd);
@@ -322,7 +325,7 @@ admin_account_export(struct admin *a, const char *mailbox_id, const char *path)
 	uint64_t messages = 0;
 	int rc = -1;
 	if (store_read_begin(a->st, &txn, &err) < 0) {
-		fprintf(stderr, "portico-admin: export: %s\n", err);
+		fprintf(MSGS, "portico-admin: export: %s\n", err);
 	} else {
 		rc = export_account(a->st, txn, mailbox_id, a->cfg.backend_id,
 				    &o, &folders, &messages);
@@ -332,11 +335,11 @@ admin_account_export(struct admin *a, const char *mailbox_id, const char *path)
 	    (!to_stdout && fsync(fileno(o.f)) < 0))
 		o.failed = 1;
 	if (o.failed)
-		fprintf(stderr, "portico-admin: export: writing %s: %s\n",
+		fprintf(MSGS, "portico-admin: export: writing %s: %s\n",
 			to_stdout ? "the standard output" : path,
 			strerror(errno));
 	if (!to_stdout && fclose(o.f) != 0 && !o.failed) {
-		fprintf(stderr, "portico-admin: export: %s: %s\n", path,
+		fprintf(MSGS, "portico-admin: export: %s: %s\n", path,
 			strerror(errno));
 		o.failed = 1;
 	}
@@ -346,7 +349,7 @@ admin_account_export(struct admin *a, const char *mailbox_id, const char *path)
 			unlink(path);
 		return 1;
 	}
-	fprintf(stderr, "exported %llu messages in %zu folders of %s to %s\n",
+	fprintf(MSGS, "exported %llu messages in %zu folders of %s to %s\n",
 		(unsigned long long)messages, folders, mailbox_id,
 		to_stdout ? "the standard output" : path);
 	return 0;
@@ -372,7 +375,7 @@ in_record(struct acct_in *in, Portico__AccountRecord **r_out)
 	if (got == 0 && feof(in->f))
 		return 1;
 	if (got != 4) {
-		fprintf(stderr, "portico-admin: import: %s: %s at byte %llu\n",
+		fprintf(MSGS, "portico-admin: import: %s: %s at byte %llu\n",
 			in->what, ferror(in->f) ? strerror(errno) : "cut short",
 			(unsigned long long)in->offset);
 		return -1;
@@ -380,7 +383,7 @@ in_record(struct acct_in *in, Portico__AccountRecord **r_out)
 	uint32_t n = (uint32_t)len4[0] << 24 | (uint32_t)len4[1] << 16 |
 		     (uint32_t)len4[2] << 8 | len4[3];
 	if (n > ACCOUNT_MAX_RECORD) {
-		fprintf(stderr,
+		fprintf(MSGS,
 			"portico-admin: import: %s: a record of %u bytes at "
 			"byte %llu: damaged\n",
 			in->what, n, (unsigned long long)in->offset);
@@ -390,7 +393,7 @@ in_record(struct acct_in *in, Portico__AccountRecord **r_out)
 	if (p == NULL)
 		abort();
 	if (fread(p, 1, n, in->f) != n) {
-		fprintf(stderr,
+		fprintf(MSGS,
 			"portico-admin: import: %s: %s inside the record at "
 			"byte %llu\n",
 			in->what, ferror(in->f) ? strerror(errno) : "cut short",
@@ -407,12 +410,13 @@ in_record(struct acct_in *in, Portico__AccountRecord **r_out)
 	free(p);
 	if (*r_out == NULL ||
 	    (*r_out)->record_case == PORTICO__ACCOUNT_RECORD__RECORD__NOT_SET) {
-		fprintf(stderr,
+		fprintf(MSGS,
 			"portico-admin: import: %s: the record at byte %llu "
 			"does not decode: damaged\n",
 			in->what, (unsigned long long)in->offset);
 		if (*r_out != NULL)
 			portico__account_record__free_unpacked(*r_out, NULL);
+		*r_out = NULL;
 		return -1;
 	}
 	in->offset += 4 + (uint64_t)n;
@@ -491,6 +495,10 @@ batch_flush(struct acct_import *im, int final)
 	    .keep_uidnext = final ? f->uidnext : 0,
 	    .keep_modseq = f->highestmodseq,
 	    .keep_expunged = 1,
+	    .expunged_uids = f->expunged_uids,
+	    .expunged_modseqs = f->expunged_modseqs,
+	    .nexpunged = f->n_expunged_uids,
+	    .expunged_floor = f->expunged_floor,
 	};
 	char ebuf[STORE_ERR_SIZE];
 	int rc = store_run(im->st, store_op_append, &a, ebuf);
@@ -500,8 +508,7 @@ batch_flush(struct acct_import *im, int final)
 	free(nm);
 	free(kwp);
 	if (rc != 0) {
-		fprintf(stderr, "portico-admin: import: %s: %s\n", f->name,
-			ebuf);
+		fprintf(MSGS, "portico-admin: import: %s: %s\n", f->name, ebuf);
 		batch_free(fo);
 		return -1;
 	}
@@ -529,7 +536,7 @@ folder_finish(struct acct_import *im)
 		return 0;
 	int rc = 0;
 	if (fo->left != 0) {
-		fprintf(stderr,
+		fprintf(MSGS,
 			"portico-admin: import: %s: %u messages missing: "
 			"damaged\n",
 			fo->rec->folder->name, fo->left);
@@ -590,7 +597,7 @@ folder_start(struct acct_import *im, Portico__AccountRecord *r)
 		buf_append(&kw, f->keywords[i], strlen(f->keywords[i]) + 1);
 	}
 	if (why != NULL) {
-		fprintf(stderr, "portico-admin: import: folder \"%s\": %s\n",
+		fprintf(MSGS, "portico-admin: import: folder \"%s\": %s\n",
 			f->name, why);
 		buf_free(&kw);
 		portico__account_record__free_unpacked(r, NULL);
@@ -607,17 +614,12 @@ folder_start(struct acct_import *im, Portico__AccountRecord *r)
 	    .created = f->created,
 	    .keywords = buf_ptr(&kw),
 	    .keywords_len = buf_used(&kw),
-	    .expunged_uids = f->expunged_uids,
-	    .expunged_modseqs = f->expunged_modseqs,
-	    .nexpunged = f->n_expunged_uids,
-	    .expunged_floor = f->expunged_floor,
 	};
 	char ebuf[STORE_ERR_SIZE];
 	int rc = store_run(im->st, store_op_folder_restore, &a, ebuf);
 	buf_free(&kw);
 	if (rc != 0) {
-		fprintf(stderr, "portico-admin: import: %s: %s\n", f->name,
-			ebuf);
+		fprintf(MSGS, "portico-admin: import: %s: %s\n", f->name, ebuf);
 		portico__account_record__free_unpacked(r, NULL);
 		return -1;
 	}
@@ -647,6 +649,8 @@ message_add(struct acct_import *im, Portico__AccountRecord *r)
 		why = "a message where none was announced";
 	else if (m->uid <= fo->last_uid || m->uid >= fo->rec->folder->uidnext)
 		why = "a UID out of order or at least the UIDNEXT";
+	else if (m->body.len == 0)
+		why = "an empty message (APPEND refuses them too)";
 	else if (m->flags & ~(uint32_t)STORE_F_SYSTEM)
 		why = "unknown flags";
 	else if (fo->rec->folder->n_keywords < 64 &&
@@ -657,7 +661,7 @@ message_add(struct acct_import *im, Portico__AccountRecord *r)
 	else if (m->pop3_retrieved < 0 || m->pop3_retrieved > UINT32_MAX)
 		why = "a POP3 retrieval time out of range";
 	if (why != NULL) {
-		fprintf(stderr, "portico-admin: import: %s uid %u: %s\n",
+		fprintf(MSGS, "portico-admin: import: %s uid %u: %s\n",
 			fo->rec != NULL ? fo->rec->folder->name : "-", m->uid,
 			why);
 		portico__account_record__free_unpacked(r, NULL);
@@ -700,7 +704,7 @@ account_finish(struct acct_import *im, const Portico__AccountHeader *h,
 				 &err) < 0) {
 		store_read_end(&txn);
 		store_names_free(subs, nsubs);
-		fprintf(stderr, "portico-admin: import: %s\n", err);
+		fprintf(MSGS, "portico-admin: import: %s\n", err);
 		return -1;
 	}
 	store_read_end(&txn);
@@ -730,7 +734,7 @@ account_finish(struct acct_import *im, const Portico__AccountHeader *h,
 		ma.name = list[i].name;
 		rc = store_run(im->st, store_op_mailbox_delete, &ma, ebuf);
 		if (rc == 0)
-			fprintf(stderr, "removed mailbox %s, which %s lacks\n",
+			fprintf(MSGS, "removed mailbox %s, which %s lacks\n",
 				list[i].name, h->mailbox_id);
 	}
 	store_names_free(subs, nsubs);
@@ -745,15 +749,15 @@ account_finish(struct acct_import *im, const Portico__AccountHeader *h,
 		};
 		if (h->has_quota && qa.source != STORE_QUOTA_ADMIN &&
 		    qa.source != STORE_QUOTA_DIRECTORY) {
-			fprintf(stderr, "portico-admin: import: unknown quota "
-					"source; the backend's limits apply\n");
+			fprintf(MSGS, "portico-admin: import: unknown quota "
+				      "source; the backend's limits apply\n");
 			qa.source = STORE_QUOTA_ADMIN;
 			qa.clear = 1;
 		}
 		rc = store_run(im->st, store_op_quota_set, &qa, ebuf);
 	}
 	if (rc != 0) {
-		fprintf(stderr, "portico-admin: import: %s\n", ebuf);
+		fprintf(MSGS, "portico-admin: import: %s\n", ebuf);
 		return -1;
 	}
 	return 0;
@@ -772,14 +776,14 @@ account_pristine(struct store *st, const char *mailbox_id, uint64_t *user_num_r)
 	    store_user_get(st, txn, mailbox_id, &u, &err) != 0 ||
 	    store_mailboxes_list(st, txn, u.user_num, &list, &n, &err) < 0) {
 		store_read_end(&txn);
-		fprintf(stderr, "portico-admin: import: %s\n", err);
+		fprintf(MSGS, "portico-admin: import: %s\n", err);
 		return -1;
 	}
 	store_read_end(&txn);
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		if (list[i].rec.uidnext != 1 || list[i].rec.messages != 0) {
-			fprintf(stderr,
+			fprintf(MSGS,
 				"portico-admin: import: %s has had mail "
 				"(%s): --account fills an account that "
 				"never had any\n",
@@ -797,7 +801,7 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 	char magic[sizeof(ACCOUNT_MAGIC) - 1];
 	if (fread(magic, 1, sizeof(magic), in->f) != sizeof(magic) ||
 	    memcmp(magic, ACCOUNT_MAGIC, sizeof(magic)) != 0) {
-		fprintf(stderr,
+		fprintf(MSGS,
 			"portico-admin: import: %s is not an account stream "
 			"(export --account writes one)\n",
 			in->what);
@@ -817,7 +821,7 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 		rc = 3;
 	if (rc != 0) {
 		if (rc > 0)
-			fprintf(stderr, "portico-admin: import: %s: %s\n",
+			fprintf(MSGS, "portico-admin: import: %s: %s\n",
 				in->what,
 				rc == 3 ? "a version of the format this "
 					  "portico-admin does not read"
@@ -834,7 +838,7 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 		abort();
 	im->st = st;
 	if (store_run(st, store_op_provision, &pa, ebuf) != 0) {
-		fprintf(stderr, "portico-admin: import: %s\n", ebuf);
+		fprintf(MSGS, "portico-admin: import: %s\n", ebuf);
 		rc = -1;
 	} else {
 		rc = account_pristine(st, mailbox_id, &im->user_num);
@@ -857,7 +861,7 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 			ended = 1;
 			break;
 		default:
-			fprintf(stderr,
+			fprintf(MSGS,
 				"portico-admin: import: %s: a second header "
 				"at byte %llu: damaged\n",
 				in->what, (unsigned long long)in->offset);
@@ -867,7 +871,7 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 		}
 	}
 	if (rc == 1) {
-		fprintf(stderr,
+		fprintf(MSGS,
 			"portico-admin: import: %s: cut short: it ends "
 			"before its end record\n",
 			in->what);
@@ -884,14 +888,14 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 		if (e->folders != im->nnames || e->messages != im->messages ||
 		    e->sha256.len != sizeof(digest) ||
 		    memcmp(e->sha256.data, digest, sizeof(digest)) != 0) {
-			fprintf(stderr,
+			fprintf(MSGS,
 				"portico-admin: import: %s: damaged: its end "
 				"record does not match what came before "
 				"it\n",
 				in->what);
 			rc = -1;
 		} else if (fgetc(in->f) != EOF) {
-			fprintf(stderr,
+			fprintf(MSGS,
 				"portico-admin: import: %s: bytes after the "
 				"end record\n",
 				in->what);
@@ -903,7 +907,7 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 	if (r != NULL && ended)
 		portico__account_record__free_unpacked(r, NULL);
 	if (rc != 0 && (im->messages > 0 || im->nnames > 0))
-		fprintf(stderr,
+		fprintf(MSGS,
 			"portico-admin: import: %llu messages in %zu folders "
 			"were stored: %s is incomplete; remove it "
 			"(portico-admin remove %s --yes) and import again\n",
@@ -913,7 +917,7 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 		printf("imported %llu messages in %zu folders\n",
 		       (unsigned long long)im->messages, im->nnames);
 		if (strcmp(h->mailbox_id, mailbox_id) != 0)
-			fprintf(stderr, "(exported as %s)\n", h->mailbox_id);
+			fprintf(MSGS, "(exported as %s)\n", h->mailbox_id);
 	}
 	for (size_t i = 0; i < im->nnames; i++)
 		free(im->names[i]);
@@ -923,22 +927,30 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 	return rc;
 }
 
+int
+admin_account_import_file(struct admin *a, const char *mailbox_id, FILE *f,
+			  const char *what)
+{
+	struct acct_in in = {f, what, NULL, 0};
+	int rc = import_stream(a->st, mailbox_id, &in);
+	EVP_MD_CTX_free(in.sha);
+	return rc == 0 ? 0 : 1;
+}
+
 /* import MAILBOX_ID --account FILE|- ("-": the standard input) */
 int
 admin_account_import(struct admin *a, const char *mailbox_id, const char *path)
 {
-	struct acct_in in = {NULL, path, NULL, 0};
-	if (strcmp(path, "-") == 0) {
-		in.f = stdin;
-		in.what = "the standard input";
-	} else if ((in.f = fopen(path, "rb")) == NULL) {
-		fprintf(stderr, "portico-admin: import: %s: %s\n", path,
+	if (strcmp(path, "-") == 0)
+		return admin_account_import_file(a, mailbox_id, stdin,
+						 "the standard input");
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		fprintf(MSGS, "portico-admin: import: %s: %s\n", path,
 			strerror(errno));
 		return 1;
 	}
-	int rc = import_stream(a->st, mailbox_id, &in);
-	EVP_MD_CTX_free(in.sha);
-	if (in.f != stdin)
-		fclose(in.f);
-	return rc == 0 ? 0 : 1;
+	int rc = admin_account_import_file(a, mailbox_id, f, path);
+	fclose(f);
+	return rc;
 }

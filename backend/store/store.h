@@ -235,6 +235,13 @@ int store_expunged_add(struct store *st, MDB_txn *txn, uint64_t mbox_id,
  * no longer there. */
 int store_expunged_raise_floor(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 			       uint64_t floor);
+/* Puts back a mailbox's records as another store had them (inside an
+ * operation; an LMDB code): that floor, lower than the one there if need
+ * be, and the n pairs (beyond backend.max_expunge_records the oldest go
+ * and raise it, as always). */
+int store_expunged_restore(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+			   const uint32_t *uids, const uint64_t *modseqs,
+			   size_t n, uint64_t floor);
 /* Expunge records kept per mailbox (backend.max_expunge_records);
  * unlimited until set. */
 void store_set_max_expunge_records(struct store *st, uint64_t max);
@@ -491,9 +498,15 @@ struct store_append_args {
 	   the messages (0: not yet: more batches follow). */
 	uint32_t keep_uidvalidity, keep_uidnext;
 	uint64_t keep_modseq;
-	/* the folder's expunge records came with it (a whole account's
-	   import): the floor stays where they put it */
+	/* A whole account's import (keep_expunged set): with the last batch
+	   (keep_uidnext set), the folder's expunge records as they were,
+	   UIDs and modseqs pairwise, and their floor instead of the one
+	   raised to HIGHESTMODSEQ. */
 	int keep_expunged;
+	const uint32_t *expunged_uids;
+	const uint64_t *expunged_modseqs;
+	size_t nexpunged;
+	uint64_t expunged_floor;
 	/* out */
 	uint32_t uidvalidity;
 	uint32_t first_uid; /* uids are first_uid .. +n-1, or
@@ -575,12 +588,6 @@ struct store_folder_restore_args {
 	uint32_t uidvalidity;
 	uint32_t uidnext;       /* noselect only */
 	uint64_t highestmodseq; /* noselect only */
-	/* its expunge records (store_expunged.c): UIDs and modseqs
-	   pairwise, and their floor */
-	const uint32_t *expunged_uids;
-	const uint64_t *expunged_modseqs;
-	size_t nexpunged;
-	uint64_t expunged_floor;
 	int64_t created;
 	const char *keywords;
 	size_t keywords_len;

@@ -233,3 +233,21 @@ store_expunged_raise_floor(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 	m.floor = floor;
 	return meta_put(st, txn, mbox_id, &m);
 }
+
+int
+store_expunged_restore(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+		       const uint32_t *uids, const uint64_t *modseqs, size_t n,
+		       uint64_t floor)
+{
+	/* The floor first: records dropped beyond the limit raise it. */
+	struct exp_meta m;
+	int rc = meta_get(st, txn, mbox_id, &m);
+	if (rc != 0)
+		return rc;
+	m.floor = floor;
+	if ((rc = meta_put(st, txn, mbox_id, &m)) != 0)
+		return rc;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = store_expunged_add(st, txn, mbox_id, uids[i], modseqs[i]);
+	return rc;
+}

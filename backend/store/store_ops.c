@@ -706,8 +706,7 @@ append_sized(struct store *st, MDB_txn *txn, struct store_append_args *a,
 		}
 		if (mb.rec.highestmodseq < a->keep_modseq)
 			mb.rec.highestmodseq = a->keep_modseq;
-		if (!a->keep_expunged &&
-		    (rc = store_expunged_raise_floor(
+		if ((rc = store_expunged_raise_floor(
 			 st, txn, mb.rec.mbox_id, mb.rec.highestmodseq)) != 0)
 			return op_mdb(err, "append", rc);
 	}
@@ -755,6 +754,34 @@ append_sized(struct store *st, MDB_txn *txn, struct store_append_args *a,
 	}
 	if (a->keep_uidvalidity != 0 && a->keep_uidnext > mb.rec.uidnext)
 		mb.rec.uidnext = a->keep_uidnext;
+	if (a->keep_uidvalidity != 0 && a->keep_uidnext != 0 &&
+	    a->keep_expunged) {
+		for (size_t i = 0; i < a->nexpunged; i++) {
+			struct store_msg_rec m;
+			if (a->expunged_uids[i] == 0 ||
+			    a->expunged_uids[i] >= mb.rec.uidnext ||
+			    a->expunged_modseqs[i] == 0 ||
+			    a->expunged_modseqs[i] > mb.rec.highestmodseq)
+				return op_fail(err, STORE_ERR_CANNOT,
+					       "[CANNOT] An expunge record "
+					       "beyond UIDNEXT or "
+					       "HIGHESTMODSEQ");
+			rc = msg_get(st, txn, mb.rec.mbox_id,
+				     a->expunged_uids[i], &m);
+			if (rc == 0)
+				return op_fail(err, STORE_ERR_CANNOT,
+					       "[CANNOT] UID %u is both there "
+					       "and expunged",
+					       a->expunged_uids[i]);
+			if (rc != MDB_NOTFOUND)
+				return op_mdb(err, "append", rc);
+		}
+		if ((rc = store_expunged_restore(
+			 st, txn, mb.rec.mbox_id, a->expunged_uids,
+			 a->expunged_modseqs, a->nexpunged,
+			 a->expunged_floor)) != 0)
+			return op_mdb(err, "append", rc);
+	}
 	if ((rc = mbox_save(st, txn, &mb)) != 0 ||
 	    (rc = usage_add(st, txn, mb.user_num, (int64_t)total,
 			    (int64_t)a->n)) != 0)
@@ -1107,19 +1134,7 @@ store_op_folder_restore(struct store *st, MDB_txn *txn, void *vargs, char *err)
 				 : mdb_del(txn, st->keywords, &k, NULL);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return op_mdb(err, "restore", rc);
-	rc = 0;
-	for (size_t i = 0; i < a->nexpunged && rc == 0; i++) {
-		if (a->expunged_modseqs[i] == 0 || a->expunged_uids[i] == 0)
-			return op_fail(err, STORE_ERR_LIMIT,
-				       "invalid expunge record");
-		rc = store_expunged_add(st, txn, m.rec.mbox_id,
-					a->expunged_uids[i],
-					a->expunged_modseqs[i]);
-	}
-	if (rc == 0)
-		rc = store_expunged_raise_floor(st, txn, m.rec.mbox_id,
-						a->expunged_floor);
-	if (rc != 0 || (rc = mbox_save(st, txn, &m)) != 0)
+	if ((rc = mbox_save(st, txn, &m)) != 0)
 		return op_mdb(err, "restore", rc);
 	a->mbox_id_out = m.rec.mbox_id;
 	return 0;

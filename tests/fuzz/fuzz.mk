@@ -55,6 +55,20 @@ FUZZ_CFLAGS_search := -I$(BUILD)/gen
 FUZZ_LIBS_search := -llmdb -luv -lpthread -lz \
                     $(shell pkg-config --libs inih 2>/dev/null)
 
+# import --account against a real store (in a temporary directory), with
+# portico-admin's check and remove as the judges.
+FUZZ_SRC_account := backend/admin/admin_account.c \
+                    backend/admin/admin_check.c backend/admin/admin_users.c \
+                    backend/admin/admin_directory.c backend/admin/admin.h \
+                    $(filter-out backend/main.c backend/admin.c \
+                      backend/admin/%,$(BACK_SRC)) \
+                    $(wildcard common/*.c) $(APROTO_C) $(QPROTO_C) \
+                    $(PROTO_C) $(PROTO_H)
+FUZZ_CFLAGS_account := -I$(BUILD)/gen -Wno-error
+FUZZ_LIBS_account := -llmdb -luv -lpthread -lz -lprotobuf-c -lldap -llber \
+                     -lssl -lhttp_parser \
+                     $(shell pkg-config --libs inih 2>/dev/null)
+
 FUZZ_SRC_smtp := common/smtp_parser.c common/smtp_parser.h common/buf.c \
                  common/buf.h
 
