@@ -62,6 +62,7 @@ struct backend {
 	uint64_t link_writes;  /* writes to links (metrics) */
 	uint64_t link_credits; /* Credit frames sent (metrics) */
 	uint64_t kicked;       /* sessions ended by kick (metrics) */
+	struct autoexpunge *autoexpunge; /* autoexpunge.c */
 	/* The accounts kick named within backend.kick_memory, oldest first
 	   (at most backend.kick_memory_entries): a frontend that links
 	   later, which may have had no link at the kick, is told to forget
@@ -225,6 +226,16 @@ void backend_mailbox_changed(struct backend *be, uint64_t mbox_id);
 /* mbox_id of backend_mailbox_changed() for every mailbox: each session
  * looks at its own (a change by another process, portico-admin). */
 #define BACKEND_MBOX_ANY UINT64_MAX
+
+/* Messages of \Trash and \Junk folders past backend.trash_lifetime and
+ * backend.junk_lifetime go (autoexpunge.c). */
+int autoexpunge_start(struct backend *be);
+void autoexpunge_stop(struct backend *be);
+/* After a reload: the next look within the interval now in force. */
+void autoexpunge_reload(struct backend *be);
+void autoexpunge_free(struct backend *be);
+/* Messages it expunged since the start (metrics). */
+uint64_t autoexpunge_removed(const struct backend *be);
 
 /* The frontend's Hello name on the session's link (for Received:). */
 const char *session_link_name(const struct bsession *s);

@@ -107,6 +107,12 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "without a frame.");
 	metrics_sample(b, "portico_backend_link_timeouts_total", NULL,
 		       metrics_get(&be->link_timeouts));
+	metrics_family(b, "portico_backend_autoexpunged_messages_total",
+		       "counter",
+		       "Messages expunged from \\Trash and \\Junk folders "
+		       "past backend.trash_lifetime or backend.junk_lifetime.");
+	metrics_sample(b, "portico_backend_autoexpunged_messages_total", NULL,
+		       autoexpunge_removed(be));
 	metrics_family(b, "portico_backend_user_session_refusals_total",
 		       "counter",
 		       "Sessions refused because their account had "

@@ -56,6 +56,7 @@ backend_stop(struct backend *be)
 	link_server_stop(be);
 	backend_http_stop(be);
 	queue_stop(be);
+	autoexpunge_stop(be);
 	direct_stop(be);
 	uv_stop(be->loop);
 }
@@ -210,6 +211,7 @@ on_reload(uv_signal_t *h, int signum)
 	be->cfg = be->snap->cfg;
 	store_set_max_expunge_records(be->store,
 				      (uint64_t)be->cfg.backend_max_expunge_records);
+	autoexpunge_reload(be);
 	log_info("reload: generation=%u settings_changed=%u",
 		 be->snap->generation, live);
 }
@@ -304,6 +306,7 @@ main(int argc, char **argv)
 		log_error("transport queue error=\"%s\"", err);
 		return 1;
 	}
+	autoexpunge_start(&be);
 	if (backend_http_start(&be, &err) < 0) {
 		log_error("http listen=%s error=\"%s\"",
 			  be.cfg.backend_http_listen, err);
@@ -338,6 +341,7 @@ main(int argc, char **argv)
 	uv_loop_close(be.loop);
 	backend_http_free(&be);
 	queue_free(&be);
+	autoexpunge_free(&be);
 	direct_free(&be);
 	backend_watch_free(&be);
 	link_server_kicks_free(&be);

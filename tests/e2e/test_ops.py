@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, raw_client, read_until_tagged, wait_for
+from conftest import (REPO, backend_metric, raw_client, read_until_tagged,
+                      wait_for)
 from smtp_client import RawSMTP
 
 pytestmark = pytest.mark.daemons
@@ -427,6 +428,94 @@ def test_sighup_backend(st):
             x for x in data[1] if isinstance(x, bytes)), data
     finally:
         edit.restore()
+    c.logout()
+
+
+# ---- autoexpunge of \Trash and \Junk -------------------------------------
+
+def test_autoexpunge_trash_and_junk(st):
+    """backend.trash_lifetime and backend.junk_lifetime, set by a reload
+    with a shorter backend.autoexpunge_interval (which brings the next
+    look forward): what has lain in \\Trash longer than the lifetime
+    goes, and a session in IDLE on Trash sees it go; a message put there
+    later stays; INBOX, and Junk while its lifetime is 0, keep theirs; the
+    quota is freed; the log and the metric count them.  Then Junk's
+    lifetime empties Junk."""
+    user, pw = st.new_user("autoexp")
+    c = st.imap(user, pw)
+
+    def put(folder, n, size=1000):
+        typ, data = c.append(folder, None, None,
+                             b"Subject: %s %d\r\n\r\n%s\r\n" % (
+                                 folder.encode(), n, b"x" * size))
+        assert typ == "OK", data
+
+    def subjects(folder):
+        typ, data = c.select(folder, readonly=True)
+        assert typ == "OK"
+        if data == [b"0"]:
+            c.close()
+            return []
+        typ, data = c.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        c.close()
+        return [d[1].strip() for d in data if isinstance(d, tuple)]
+
+    def used():
+        typ, data = c.getquotaroot("INBOX")
+        assert typ == "OK", data
+        m = re.search(rb"STORAGE (\d+) ", b" ".join(
+            x for x in data[1] if isinstance(x, bytes)))
+        return int(m.group(1)) if m else None
+
+    for n in range(3):
+        put("Trash", n)
+    put("Junk", 0)
+    put("INBOX", 0)
+    before = used()
+    watcher = st.imap(user, pw)
+    watcher.select("Trash")
+    tag = watcher._new_tag()
+    watcher.send(tag + b" IDLE\r\n")
+    assert watcher.readline().startswith(b"+ ")
+    counted = backend_metric(st, "portico_backend_autoexpunged_messages_total")
+    time.sleep(5.5)  # the three have lain in Trash for more than 5 s
+    edit = ConfigEdit(st, "s1b1", "backend")
+    try:
+        edit.append("[backend]\ntrash_lifetime = 5s\n"
+                    "autoexpunge_interval = 1s\n")
+        new = reload(st, "s1b1")
+        assert "setting=backend.trash_lifetime changed" in new, new
+        put("Trash", 3)  # just come: stays
+        watcher.sock.settimeout(10)
+        seen = []
+        while seen.count(b"* 1 EXPUNGE\r\n") < 3:
+            assert len(seen) < 8, seen
+            seen.append(watcher.readline())
+        # the new message's EXISTS, then the three old ones going
+        assert sorted(set(seen)) == [b"* 1 EXPUNGE\r\n",
+                                     b"* 4 EXISTS\r\n"], seen
+        watcher.send(b"DONE\r\n")
+        line = watcher.readline()
+        while not line.startswith(tag):
+            line = watcher.readline()
+        assert line.startswith(tag + b" OK"), line
+        wait_for(lambda: "autoexpunge folders=1 messages=3" in
+                 st.log("s1b1"), what="the autoexpunge log line")
+        assert subjects("Trash") == [b"Subject: Trash 3"]
+        assert subjects("Junk") == [b"Subject: Junk 0"]
+        assert subjects("INBOX") == [b"Subject: INBOX 0"]
+        if before is not None:
+            assert used() < before
+        assert backend_metric(
+            st, "portico_backend_autoexpunged_messages_total") == counted + 3
+        # Junk's turn
+        edit.append("junk_lifetime = 1s\n")
+        reload(st, "s1b1")
+        wait_for(lambda: subjects("Junk") == [], what="Junk emptied")
+        assert subjects("INBOX") == [b"Subject: INBOX 0"]
+    finally:
+        edit.restore()
+    watcher.logout()
     c.logout()
 
 
