@@ -11,6 +11,7 @@
 #include "frontend/directory.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -570,6 +571,45 @@ ldc_u64_attr(LDAP *ld, LDAPMessage *e, const char *dn, const char *attr,
 	return 1;
 }
 
+/* porticoImapCapabilityOff: each value an IMAP capability name (letters,
+ * digits, "=", "+", "-", "."), put in upper case into out, separated by
+ * spaces; a value that is not one is logged and ignored. */
+static void
+ldc_caps_off(LDAP *ld, LDAPMessage *e, const char *dn, char *out,
+	     size_t outsize)
+{
+	struct berval **v = ldap_get_values_len(ld, e,
+						"porticoImapCapabilityOff");
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
+		size_t n = v[i]->bv_len;
+		int ok = n > 0 && n < 64;
+		for (size_t k = 0; ok && k < n; k++) {
+			unsigned char ch = (unsigned char)v[i]->bv_val[k];
+			ok = (ch >= 'A' && ch <= 'Z') ||
+			     (ch >= 'a' && ch <= 'z') ||
+			     (ch >= '0' && ch <= '9') ||
+			     (ch != 0 && strchr("=+-.", ch) != NULL);
+		}
+		if (!ok) {
+			log_warn("ldap dn=\"%s\" porticoImapCapabilityOff: "
+				 "not a capability name, ignored",
+				 dn);
+			continue;
+		}
+		if (used + n + 2 > outsize)
+			break;
+		if (used > 0)
+			out[used++] = ' ';
+		for (size_t k = 0; k < n; k++)
+			out[used++] = (char)toupper(
+			    (unsigned char)v[i]->bv_val[k]);
+		out[used] = '\0';
+	}
+	ldap_value_free_len(v);
+}
+
 static void
 ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 {
@@ -647,6 +687,8 @@ ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 	r->user.quota_messages_set =
 		ldc_u64_attr(lc->ld, e, r->user.dn, "porticoQuotaMessages",
 			     &r->user.quota_messages);
+	ldc_caps_off(lc->ld, e, r->user.dn, r->user.imap_caps_off,
+		     sizeof(r->user.imap_caps_off));
 	struct berval **mails = ldap_get_values_len(lc->ld, e, "mail");
 	size_t used = 0;
 	for (size_t i = 0; mails != NULL && mails[i] != NULL; i++) {
@@ -814,12 +856,14 @@ ldc_on_poll(uv_poll_t *h, int status, int events)
 
 /* -- scheduling -----------------------------------------------------------*/
 
+/* clang-format off */
 static const char *user_attrs[] = {
 	"uid", "mail", "porticoMailboxServer", "porticoMailboxId",
 	"porticoAccountState", "porticoImapEnabled", "porticoPop3Enabled",
 	"porticoSmtpEnabled", "porticoQuotaStorage", "porticoQuotaMessages",
-	NULL,
+	"porticoImapCapabilityOff", NULL,
 };
+/* clang-format on */
 static const char *backend_attrs[] = {"porticoSite", "porticoLinkAddress",
 				      NULL};
 

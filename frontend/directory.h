@@ -44,6 +44,9 @@ struct dir_user {
 	   the entry has it; the backend takes them over at login */
 	int quota_storage_set, quota_messages_set;
 	uint64_t quota_storage, quota_messages;
+	/* porticoImapCapabilityOff: IMAP capabilities switched off for the
+	   account, upper case, separated by spaces; what fits */
+	char imap_caps_off[128];
 };
 
 struct dir_backend {

@@ -76,7 +76,18 @@ struct imap_session {
 		uint64_t modseq;
 	} *own;
 	size_t nown, capown;
+	/* The capabilities this session offers when the account has some
+	   switched off (porticoImapCapabilityOff, Open's
+	   imap_capabilities_off); NULL: the backend's. */
+	char *caps;
 };
+
+/* The session's capabilities: backend_imap_capabilities() less what the
+ * account has switched off. */
+const char *imap_capabilities(const struct imap_session *is);
+/* Whether the session offers capability name, or a variant of it
+ * ("THREAD" for THREAD=REFERENCES). */
+int imap_offers(const struct imap_session *is, const char *name);
 
 struct imap_cmd_ctx {
 	struct imap_session *is;
@@ -93,6 +104,9 @@ struct imap_cmd {
 	const char *name;
 	imap_cmd_func *func;
 	unsigned flags;
+	/* the capability the command belongs to (NULL: IMAP4rev1's): a
+	   session that does not offer it takes the command as unknown */
+	const char *cap;
 };
 
 /* Responses. */

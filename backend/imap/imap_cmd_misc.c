@@ -10,7 +10,7 @@ imap_cmd_capability(struct imap_cmd_ctx *cmd)
 		imap_tagged(cmd, "BAD", "CAPABILITY takes no arguments");
 		return;
 	}
-	imap_untagged(cmd->is, "CAPABILITY %s", backend_imap_capabilities());
+	imap_untagged(cmd->is, "CAPABILITY %s", imap_capabilities(cmd->is));
 	imap_tagged(cmd, "OK", "Capability completed");
 }
 
@@ -101,7 +101,8 @@ imap_cmd_enable(struct imap_cmd_ctx *cmd)
 			bit = IMAP_ENABLE_REV2 | IMAP_ENABLE_UTF8;
 			name = "IMAP4rev2";
 		}
-		if (bit == 0 || (is->enabled & bit) == bit)
+		if (bit == 0 || (is->enabled & bit) == bit ||
+		    !imap_offers(is, name))
 			continue;
 		is->enabled |= bit;
 		buf_printf(&b, " %s", name);

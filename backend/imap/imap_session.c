@@ -19,15 +19,16 @@ static void imap_cmd_count(const struct imap_cmd_ctx *cmd,
 static const struct imap_cmd imap_cmds[] = {
 	{ "CAPABILITY",  imap_cmd_capability,  IMAP_F_ANY },
 	{ "NOOP",        imap_cmd_noop,        IMAP_F_ANY },
-	{ "ID",          imap_cmd_id,          IMAP_F_ANY },
-	{ "ENABLE",      imap_cmd_enable,      IMAP_F_NO_SYNC },
-	{ "NAMESPACE",   imap_cmd_namespace,   IMAP_F_ANY },
+	{ "ID",          imap_cmd_id,          IMAP_F_ANY, "ID" },
+	{ "ENABLE",      imap_cmd_enable,      IMAP_F_NO_SYNC, "ENABLE" },
+	{ "NAMESPACE",   imap_cmd_namespace,   IMAP_F_ANY, "NAMESPACE" },
 	{ "CHECK",       imap_cmd_check,       IMAP_F_SELECTED },
-	{ "COMPRESS",    imap_cmd_compress,    IMAP_F_NO_SYNC },
+	{ "COMPRESS",    imap_cmd_compress,    IMAP_F_NO_SYNC, "COMPRESS" },
 	{ "SELECT",      imap_cmd_select,      IMAP_F_NO_SYNC },
 	{ "EXAMINE",     imap_cmd_examine,     IMAP_F_NO_SYNC },
 	{ "CLOSE",       imap_cmd_close,       IMAP_F_SELECTED | IMAP_F_NO_SYNC },
-	{ "UNSELECT",    imap_cmd_unselect,    IMAP_F_SELECTED | IMAP_F_NO_SYNC },
+	{ "UNSELECT",    imap_cmd_unselect,    IMAP_F_SELECTED | IMAP_F_NO_SYNC,
+	  "UNSELECT" },
 	{ "STATUS",      imap_cmd_status,      IMAP_F_ANY },
 	{ "LOGOUT",      imap_cmd_logout,      IMAP_F_NO_SYNC },
 	{ "CREATE",      imap_cmd_create,      IMAP_F_ANY },
@@ -38,18 +39,21 @@ static const struct imap_cmd imap_cmds[] = {
 	{ "LIST",        imap_cmd_list,        IMAP_F_ANY },
 	{ "LSUB",        imap_cmd_lsub,        IMAP_F_ANY },
 	{ "APPEND",      imap_cmd_append,      IMAP_F_ANY },
-	{ "IDLE",        imap_cmd_idle,        IMAP_F_ANY },
+	{ "IDLE",        imap_cmd_idle,        IMAP_F_ANY, "IDLE" },
 	{ "FETCH",       imap_cmd_fetch,       IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
 	{ "STORE",       imap_cmd_store,       IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
 	{ "SEARCH",      imap_cmd_search,      IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
-	{ "SORT",        imap_cmd_sort,        IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
-	{ "THREAD",      imap_cmd_thread,      IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
+	{ "SORT",        imap_cmd_sort,        IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE,
+	  "SORT" },
+	{ "THREAD",      imap_cmd_thread,      IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE,
+	  "THREAD" },
 	{ "COPY",        imap_cmd_copy,        IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
-	{ "MOVE",        imap_cmd_move,        IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
+	{ "MOVE",        imap_cmd_move,        IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE,
+	  "MOVE" },
 	{ "EXPUNGE",     imap_cmd_expunge,     IMAP_F_SELECTED },
-	{ "GETQUOTAROOT", imap_cmd_getquotaroot, IMAP_F_ANY },
-	{ "GETQUOTA",    imap_cmd_getquota,    IMAP_F_ANY },
-	{ "SETQUOTA",    imap_cmd_setquota,    IMAP_F_ANY },
+	{ "GETQUOTAROOT", imap_cmd_getquotaroot, IMAP_F_ANY, "QUOTA" },
+	{ "GETQUOTA",    imap_cmd_getquota,    IMAP_F_ANY, "QUOTA" },
+	{ "SETQUOTA",    imap_cmd_setquota,    IMAP_F_ANY, "QUOTA" },
 };
 /* clang-format on */
 
@@ -99,6 +103,84 @@ const char *
 backend_imap_capabilities(void)
 {
 	return imap_caps;
+}
+
+const char *
+imap_capabilities(const struct imap_session *is)
+{
+	return is->caps != NULL ? is->caps : imap_caps;
+}
+
+/* Whether the token tok (len bytes) is name, or a variant "name=...". */
+static int
+cap_matches(const char *tok, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+	return len >= n && strncasecmp(tok, name, n) == 0 &&
+	       (len == n || tok[n] == '=');
+}
+
+int
+imap_offers(const struct imap_session *is, const char *name)
+{
+	for (const char *p = imap_capabilities(is); *p != '\0';) {
+		size_t len = strcspn(p, " ");
+		if (cap_matches(p, len, name))
+			return 1;
+		p += len;
+		p += strspn(p, " ");
+	}
+	return 0;
+}
+
+/* The backend's capabilities less those off names (a name takes its
+ * variants with it: THREAD both THREAD=..., QUOTA the QUOTA=RES-...;
+ * CONDSTORE takes QRESYNC, which needs it; IMAP4rev1 stays), in a
+ * malloc'd string; NULL when none of them is offered. */
+static char *
+caps_without(const char *off)
+{
+	struct buf b = BUF_INIT;
+	int dropped = 0;
+	for (const char *p = imap_caps; *p != '\0';) {
+		size_t len = strcspn(p, " ");
+		int drop = 0;
+		for (const char *q = off; !drop && *q != '\0';) {
+			size_t olen = strcspn(q, " ");
+			char name[64];
+			if (olen > 0 && olen < sizeof(name)) {
+				memcpy(name, q, olen);
+				name[olen] = '\0';
+				drop = cap_matches(p, len, name) ||
+				       (strcasecmp(name, "CONDSTORE") == 0 &&
+					cap_matches(p, len, "QRESYNC"));
+			}
+			q += olen;
+			q += strspn(q, " ");
+		}
+		if (drop && cap_matches(p, len, "IMAP4rev1") &&
+		    len == strlen("IMAP4rev1"))
+			drop = 0;
+		if (drop) {
+			dropped = 1;
+		} else {
+			if (buf_used(&b) > 0)
+				buf_append(&b, " ", 1);
+			buf_append(&b, p, len);
+		}
+		p += len;
+		p += strspn(p, " ");
+	}
+	if (!dropped) {
+		buf_free(&b);
+		return NULL;
+	}
+	buf_append(&b, "", 1);
+	char *out = strdup(buf_ptr(&b));
+	buf_free(&b);
+	if (out == NULL)
+		abort();
+	return out;
 }
 
 void
@@ -493,6 +575,14 @@ imap_dispatch(struct imap_session *is, const char *line, size_t len)
 		cmd.argc = argc - 3;
 	}
 	const struct imap_cmd *c = imap_cmd_find(cmd.name);
+	/* a command of a capability the account has switched off, and UID
+	   EXPUNGE without UIDPLUS, are unknown to this session */
+	if (c != NULL && ((c->cap != NULL && !imap_offers(is, c->cap)) ||
+			  (cmd.uid && strcasecmp(c->name, "EXPUNGE") == 0 &&
+			   !imap_offers(is, "UIDPLUS")))) {
+		imap_bad(is, tag, "Unknown command");
+		return;
+	}
 	if (c == NULL) {
 		if (strcasecmp(cmd.name, "LOGIN") == 0 ||
 		    strcasecmp(cmd.name, "AUTHENTICATE") == 0 ||
@@ -919,10 +1009,17 @@ imap_open(struct bsession *s, const Portico__Open *o, const char **code_r,
 	if (cfg->log_protocol_imap)
 		s->plog = protolog_new(PROTOLOG_IMAP, s->id,
 				       (size_t)cfg->log_protocol_max_line);
+	if (o->imap_capabilities_off != NULL &&
+	    o->imap_capabilities_off[0] != '\0') {
+		is->caps = caps_without(o->imap_capabilities_off);
+		log_info("session=%s capabilities off: %s%s", s->id,
+			 o->imap_capabilities_off,
+			 is->caps == NULL ? " (none of them offered)" : "");
+	}
 	is->state = IMAP_STATE_AUTHENTICATED;
 	s->state = is;
 	session_printf(s, "%s OK [CAPABILITY %s] Logged in\r\n", o->tag,
-		       backend_imap_capabilities());
+		       imap_capabilities(is));
 	return 0;
 }
 
@@ -935,6 +1032,7 @@ imap_free(struct bsession *s)
 	imap_mailbox_close(is);
 	free(is->own);
 	free(is->saved);
+	free(is->caps);
 	lp_free(&is->lp);
 	lp_held_release(&is->held);
 	arena_free(&is->cmd_pool);

@@ -1780,6 +1780,71 @@ def quota_records(st):
 
 # ---- remove ----------------------------------------------------------------
 
+def test_imap_capabilities_off_from_the_directory(st):
+    """porticoImapCapabilityOff switches IMAP capabilities off for one
+    account, to work around its client: the LOGIN's OK and CAPABILITY no
+    longer name them (THREAD both its variants, CONDSTORE QRESYNC with
+    it), ENABLE does not enable them, their commands are unknown, and the
+    rest works; other accounts keep everything; a value that is no
+    capability name is ignored with a warning; without the attribute the
+    next login has them all again."""
+    user, pw, _ = new_user(st, "capoff")
+    other, opw, _ = new_user(st, "capon")
+    dn = "uid=%s,ou=people,dc=example,dc=test" % user
+    ldap_modify(st, dn, "add: porticoImapCapabilityOff",
+                "porticoImapCapabilityOff: condstore",
+                "porticoImapCapabilityOff: COMPRESS",
+                "porticoImapCapabilityOff: IDLE",
+                "porticoImapCapabilityOff: THREAD",
+                "porticoImapCapabilityOff: UIDPLUS",
+                "porticoImapCapabilityOff: no such(thing)")
+
+    def caps(c):
+        typ, data = c.capability()
+        assert typ == "OK", data
+        return data[0].decode().split()
+
+    full = caps(st.imap(other, opw))
+    for cap in ("CONDSTORE", "QRESYNC", "COMPRESS=DEFLATE", "IDLE",
+                "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "UIDPLUS",
+                "SORT"):
+        assert cap in full, full
+    c = st.imap()
+    typ, data = c.login(user, pw)
+    assert typ == "OK", data
+    login_caps = re.search(rb"\[CAPABILITY ([^\]]*)\]", data[0]).group(1)
+    have = caps(c)
+    assert login_caps.decode().split() == have
+    gone = {"CONDSTORE", "QRESYNC", "COMPRESS=DEFLATE", "IDLE",
+            "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "UIDPLUS"}
+    assert set(have) == set(full) - gone, have
+    assert have[0] == "IMAP4rev1"
+    typ, data = c._simple_command("ENABLE", "CONDSTORE", "QRESYNC",
+                                  "UTF8=ACCEPT")
+    assert typ == "OK", data
+    assert c.untagged_responses.pop("ENABLED") == [b"UTF8=ACCEPT"]
+    c.select("INBOX")
+    for cmd, args in (("IDLE", ()), ("COMPRESS", ("DEFLATE",)),
+                      ("THREAD", ("REFERENCES", "UTF-8", "ALL"))):
+        tag = c._new_tag()
+        c.send(tag + b" " + " ".join((cmd,) + args).encode() + b"\r\n")
+        line = c.readline()
+        assert line == tag + b" BAD Unknown command\r\n", line
+    tag = c._new_tag()
+    c.send(tag + b" UID EXPUNGE 1\r\n")
+    assert c.readline() == tag + b" BAD Unknown command\r\n"
+    typ, data = c.sort("(SUBJECT)", "UTF-8", "ALL")
+    assert typ == "OK", data
+    c.logout()
+    log = st.log("s1b1")
+    assert "capabilities off: CONDSTORE COMPRESS IDLE THREAD UIDPLUS" in log
+    assert ('dn="%s" porticoImapCapabilityOff: not a capability name, '
+            "ignored" % dn) in st.log("s1f1")
+    # the attribute gone: everything again
+    ldap_modify(st, dn, "delete: porticoImapCapabilityOff")
+    assert caps(st.imap(user, pw)) == full
+
+
 def test_remove_then_list_and_check(st, tmp_path):
     gone, _, gone_id = new_user(st, "rm")
     kept, _, kept_id = new_user(st, "keep")
