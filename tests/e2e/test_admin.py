@@ -1375,6 +1375,43 @@ def test_move_whole_account(st, tmp_path):
     assert not (tmp_path / "none.account").exists()
 
 
+def test_whole_account_across_batches(st, tmp_path):
+    """An account whose folder is more than one import batch (1000
+    messages), with an expunged message and changed flags in the first
+    batch's range: imported under another mailbox id, it exports as the
+    same stream, and both copies pass check."""
+    user, pw, mbox = new_user(st, "batchacct")
+    mb = tmp_path / "big.mbox"
+    mb.write_bytes(b"".join(
+        b"From a@b Mon Jan  1 00:00:%02d 2024\nMessage-ID: <%d@big>\n"
+        b"Subject: %d\n\n%d\n\n" % (i % 60, i, i, i)
+        for i in range(1001)))
+    p = admin(st, BE, "import", mbox, mb, "--mailbox", "Archive")
+    assert p.returncode == 0 and p.stdout == "imported 1001\n", p.stderr
+    c = st.imap(user, pw)
+    c.select("Archive")
+    assert c.uid("STORE", "500", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.expunge()[0] == "OK"
+    assert c.uid("STORE", "1,999:1001", "+FLAGS", "(\\Seen big)")[0] == "OK"
+    c.logout()
+    first, again = tmp_path / "first.account", tmp_path / "again.account"
+    p = admin(st, BE, "export", mbox, "--account", first)
+    assert p.returncode == 0, p.stderr
+    assert "exported 1000 messages in 6 folders" in p.stderr, p.stderr
+    copy = "batchcopy-%d" % os.getpid()
+    p = admin(st, BE, "import", copy, "--account", first)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "imported 1000 messages in 6 folders\n"
+    p = admin(st, BE, "export", copy, "--account", again)
+    assert p.returncode == 0, p.stderr
+    assert account_stream_body(first.read_bytes()) == \
+        account_stream_body(again.read_bytes())
+    for mid in (mbox, copy):
+        p = admin(st, BE, "check", mid)
+        assert p.returncode == 0, p.stdout + p.stderr
+    assert admin(st, BE, "remove", copy, "--yes").returncode == 0
+
+
 def test_kept_uids_across_batches(st, tmp_path):
     """A folder of exactly one import batch (1000 messages): the UIDs go
     in with the full batch, UIDNEXT with the empty last one."""
