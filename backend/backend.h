@@ -313,6 +313,9 @@ void direct_mailbox_changed(struct backend *be, uint64_t mbox_id);
 void direct_tick(struct backend *be, uint64_t now);
 /* Capabilities a logged-in IMAP client is offered (after _init). */
 void backend_imap_capabilities_init(const struct config *cfg);
+/* Checks imap.client_capabilities_off's syntax (the configuration's
+ * check; imap_caps.c). */
+int imap_caps_rules_check(const char *rules, const char **error_r);
 const char *backend_imap_capabilities(void);
 /* The largest message APPEND takes (APPENDLIMIT, RFC 7889): one literal
  * (limits.max_literal_size) within one command (limits.max_command_size,

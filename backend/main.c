@@ -193,6 +193,9 @@ backend_config_check(const struct config *cfg, const char **error_r)
 		*error_r = msg;
 		return -1;
 	}
+	if (imap_caps_rules_check(cfg->imap_client_capabilities_off, error_r) <
+	    0)
+		return -1;
 	return direct_check_config(cfg, error_r);
 }
 

@@ -457,3 +457,52 @@ imap_arg_is_string(const struct imap_arg *arg)
 	       (arg->type == IMAP_ARG_LITERAL && !arg->borrowed) ||
 	       imap_arg_is_nil(arg);
 }
+
+/* The value of key in an ID list, or NULL. */
+static const struct imap_arg *
+id_value(const struct imap_arg *list, const char *key)
+{
+	if (list == NULL || list->type != IMAP_ARG_LIST)
+		return NULL;
+	for (unsigned i = 0; i + 1 < list->count; i += 2) {
+		const struct imap_arg *k = &list->list[i],
+				      *v = &list->list[i + 1];
+		if (!imap_arg_is_string(k) || imap_arg_is_nil(k) ||
+		    !imap_arg_is_string(v) || imap_arg_is_nil(v))
+			continue;
+		if (k->len == strlen(key) &&
+		    strncasecmp(k->str, key, k->len) == 0)
+			return v;
+	}
+	return NULL;
+}
+
+static size_t
+id_copy(char *out, size_t room, const struct imap_arg *v)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < v->len && n + 1 < room; i++) {
+		unsigned char ch = (unsigned char)v->str[i];
+		out[n++] = ch >= 32 && ch < 127 ? (char)ch : '?';
+	}
+	out[n] = '\0';
+	return n;
+}
+
+int
+imap_id_client(const struct imap_arg *list, char *out, size_t outsize)
+{
+	const struct imap_arg *name = id_value(list, "name");
+	const struct imap_arg *version = id_value(list, "version");
+	if (outsize == 0)
+		return 0;
+	out[0] = '\0';
+	if (name == NULL || name->len == 0)
+		return 0;
+	size_t n = id_copy(out, outsize, name);
+	if (version != NULL && version->len > 0 && n + 2 < outsize) {
+		out[n++] = '/';
+		id_copy(out + n, outsize - n, version);
+	}
+	return 1;
+}

@@ -66,5 +66,10 @@ int imap_arg_is_nil(const struct imap_arg *arg);
 int imap_arg_is_astring(const struct imap_arg *arg);
 /* quoted string, literal or NIL (RFC 3501 nstring). */
 int imap_arg_is_string(const struct imap_arg *arg);
+/* The client an ID list (RFC 2971 "key" "value" pairs) names: its "name"
+ * value, and "/" and its "version" value when it has one, in out, bytes
+ * outside printable ASCII as '?'; 1, or 0 (out "") when the list has no
+ * name. */
+int imap_id_client(const struct imap_arg *list, char *out, size_t outsize);
 
 #endif

@@ -258,6 +258,8 @@ struct client {
 
 	/* login in progress */
 	char tag[128];          /* IMAP tag of LOGIN/AUTHENTICATE */
+	char client_id[96];     /* IMAP: "name/version" of an ID before
+				   login (imap.client_capabilities_off) */
 	char user[256];
 	struct buf secret;      /* password, wiped after use */
 	int sasl_wait;          /* waiting for a SASL response line */

@@ -270,8 +270,10 @@ flink_send_open(struct flink *l, struct client *c)
 	o.quota_storage = c->duser.quota_storage;
 	o.quota_messages_set = c->duser.quota_messages_set;
 	o.quota_messages = c->duser.quota_messages;
-	if (c->protocol == CLIENT_IMAP)
+	if (c->protocol == CLIENT_IMAP) {
 		o.imap_capabilities_off = c->duser.imap_caps_off;
+		o.client_id = c->client_id;
+	}
 	f.stream = c->stream;
 	f.body_case = PORTICO__FRAME__BODY_OPEN;
 	f.open = &o;

@@ -80,10 +80,17 @@ struct imap_session {
 	   switched off (porticoImapCapabilityOff, Open's
 	   imap_capabilities_off); NULL: the backend's. */
 	char *caps;
+	char *caps_off_account; /* the account's list, as Open gave it */
 };
 
+/* What the account (account_off: names separated by spaces, NULL or "":
+ * none) and imap.client_capabilities_off for the client (client: its ID's
+ * "name/version", NULL or "": not known) switch off for the session
+ * (imap_caps.c): at open, and again when a later ID names the client. */
+void imap_caps_apply(struct imap_session *is, const char *account_off,
+		     const char *client);
 /* The session's capabilities: backend_imap_capabilities() less what the
- * account has switched off. */
+ * account or its client has switched off. */
 const char *imap_capabilities(const struct imap_session *is);
 /* Whether the session offers capability name, or a variant of it
  * ("THREAD" for THREAD=REFERENCES). */

@@ -60,6 +60,11 @@ imap_cmd_id(struct imap_cmd_ctx *cmd)
 			}
 		}
 	}
+	/* a client imap.client_capabilities_off names: what it may use
+	   from here on */
+	char client[96];
+	if (imap_id_client(l, client, sizeof(client)))
+		imap_caps_apply(cmd->is, cmd->is->caps_off_account, client);
 	imap_untagged(cmd->is, "ID (\"name\" \"Portico\" \"vendor\" "
 			       "\"Portico\")");
 	imap_tagged(cmd, "OK", "ID completed");

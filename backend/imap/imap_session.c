@@ -67,25 +67,6 @@ _Static_assert(sizeof(imap_state_names) / sizeof(imap_state_names[0]) ==
 static const char *imap_uid_cmds[] = {"FETCH", "STORE",  "COPY",  "MOVE",
 				      "EXPUNGE", "SEARCH", "SORT", "THREAD"};
 
-static char imap_caps[512];
-
-void
-backend_imap_capabilities_init(const struct config *cfg)
-{
-	snprintf(
-	    imap_caps, sizeof(imap_caps),
-	    "IMAP4rev1 IMAP4rev2 %s ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS "
-	    "MOVE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED "
-	    "LIST-STATUS MULTIAPPEND STATUS=SIZE CONDSTORE QRESYNC "
-	    "OBJECTID SAVEDATE WITHIN ESEARCH SEARCHRES SORT SORT=DISPLAY "
-	    "THREAD=ORDEREDSUBJECT THREAD=REFERENCES COMPRESS=DEFLATE "
-	    "QUOTA "
-	    "QUOTA=RES-STORAGE "
-	    "QUOTA=RES-MESSAGE UTF8=ACCEPT BINARY APPENDLIMIT=%llu",
-	    cfg->limits_literal_plus ? "LITERAL+" : "LITERAL-",
-	    (unsigned long long)backend_imap_append_limit(cfg));
-}
-
 uint64_t
 backend_imap_append_limit(const struct config *cfg)
 {
@@ -97,90 +78,6 @@ backend_imap_append_limit(const struct config *cfg)
 	if (all != 0 && all < room)
 		room = all;
 	return lit < room ? lit : room;
-}
-
-const char *
-backend_imap_capabilities(void)
-{
-	return imap_caps;
-}
-
-const char *
-imap_capabilities(const struct imap_session *is)
-{
-	return is->caps != NULL ? is->caps : imap_caps;
-}
-
-/* Whether the token tok (len bytes) is name, or a variant "name=...". */
-static int
-cap_matches(const char *tok, size_t len, const char *name)
-{
-	size_t n = strlen(name);
-	return len >= n && strncasecmp(tok, name, n) == 0 &&
-	       (len == n || tok[n] == '=');
-}
-
-int
-imap_offers(const struct imap_session *is, const char *name)
-{
-	for (const char *p = imap_capabilities(is); *p != '\0';) {
-		size_t len = strcspn(p, " ");
-		if (cap_matches(p, len, name))
-			return 1;
-		p += len;
-		p += strspn(p, " ");
-	}
-	return 0;
-}
-
-/* The backend's capabilities less those off names (a name takes its
- * variants with it: THREAD both THREAD=..., QUOTA the QUOTA=RES-...;
- * CONDSTORE takes QRESYNC, which needs it; IMAP4rev1 stays), in a
- * malloc'd string; NULL when none of them is offered. */
-static char *
-caps_without(const char *off)
-{
-	struct buf b = BUF_INIT;
-	int dropped = 0;
-	for (const char *p = imap_caps; *p != '\0';) {
-		size_t len = strcspn(p, " ");
-		int drop = 0;
-		for (const char *q = off; !drop && *q != '\0';) {
-			size_t olen = strcspn(q, " ");
-			char name[64];
-			if (olen > 0 && olen < sizeof(name)) {
-				memcpy(name, q, olen);
-				name[olen] = '\0';
-				drop = cap_matches(p, len, name) ||
-				       (strcasecmp(name, "CONDSTORE") == 0 &&
-					cap_matches(p, len, "QRESYNC"));
-			}
-			q += olen;
-			q += strspn(q, " ");
-		}
-		if (drop && cap_matches(p, len, "IMAP4rev1") &&
-		    len == strlen("IMAP4rev1"))
-			drop = 0;
-		if (drop) {
-			dropped = 1;
-		} else {
-			if (buf_used(&b) > 0)
-				buf_append(&b, " ", 1);
-			buf_append(&b, p, len);
-		}
-		p += len;
-		p += strspn(p, " ");
-	}
-	if (!dropped) {
-		buf_free(&b);
-		return NULL;
-	}
-	buf_append(&b, "", 1);
-	char *out = strdup(buf_ptr(&b));
-	buf_free(&b);
-	if (out == NULL)
-		abort();
-	return out;
 }
 
 void
@@ -1009,13 +906,7 @@ imap_open(struct bsession *s, const Portico__Open *o, const char **code_r,
 	if (cfg->log_protocol_imap)
 		s->plog = protolog_new(PROTOLOG_IMAP, s->id,
 				       (size_t)cfg->log_protocol_max_line);
-	if (o->imap_capabilities_off != NULL &&
-	    o->imap_capabilities_off[0] != '\0') {
-		is->caps = caps_without(o->imap_capabilities_off);
-		log_info("session=%s capabilities off: %s%s", s->id,
-			 o->imap_capabilities_off,
-			 is->caps == NULL ? " (none of them offered)" : "");
-	}
+	imap_caps_apply(is, o->imap_capabilities_off, o->client_id);
 	is->state = IMAP_STATE_AUTHENTICATED;
 	s->state = is;
 	session_printf(s, "%s OK [CAPABILITY %s] Logged in\r\n", o->tag,
@@ -1033,6 +924,7 @@ imap_free(struct bsession *s)
 	free(is->own);
 	free(is->saved);
 	free(is->caps);
+	free(is->caps_off_account);
 	lp_free(&is->lp);
 	lp_held_release(&is->held);
 	arena_free(&is->cmd_pool);

@@ -93,6 +93,8 @@ cmd_id(struct client *c, const char *tag, const struct imap_arg *args,
 		client_printf(c, "%s BAD ID takes a list or NIL\r\n", tag);
 		return;
 	}
+	/* the backend matches it against imap.client_capabilities_off */
+	imap_id_client(&args[0], c->client_id, sizeof(c->client_id));
 	client_printf(c, "* ID (\"name\" \"Portico\" \"vendor\" \"Portico\")\r\n"
 			 "%s OK ID completed.\r\n",
 		      tag);

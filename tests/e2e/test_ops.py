@@ -519,6 +519,95 @@ def test_autoexpunge_trash_and_junk(st):
     c.logout()
 
 
+# ---- capabilities switched off for a client --------------------------------
+
+def test_client_capabilities_off(st):
+    """imap.client_capabilities_off (set by a reload): a client whose ID
+    names it, before login (through the frontend) or after, loses those
+    capabilities and their commands from then on; another version, and a
+    client without ID, keep everything; a rule without a pattern is
+    refused by the reload."""
+    user, pw = st.new_user("clientcaps")
+
+    def caps(c):
+        typ, data = c.capability()
+        assert typ == "OK", data
+        return set(data[0].decode().split())
+
+    def idle_refused(c):
+        tag = c._new_tag()
+        c.send(tag + b" IDLE\r\n")
+        line = c.readline()
+        if line.startswith(b"+"):
+            c.send(b"DONE\r\n")
+            line = c.readline()
+            assert line.startswith(tag + b" OK"), line
+            return False
+        assert line == tag + b" BAD Unknown command\r\n", line
+        return True
+
+    # imaplib does not know ID (RFC 2971)
+    imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED"))
+
+    def ident(c, name, version):
+        typ, data = c._simple_command(
+            "ID", '("name" "%s" "version" "%s")' % (name, version))
+        assert typ == "OK", data
+
+    full = caps(st.imap(user, pw))
+    assert {"IDLE", "COMPRESS=DEFLATE", "MOVE"} <= full
+    edit = ConfigEdit(st, "s1b1", "backend")
+    try:
+        edit.append("[imap]\nclient_capabilities_off = "
+                    "Broken Mail/1.*: IDLE COMPRESS ; other*: MOVE\n")
+        new = reload(st, "s1b1")
+        assert "setting=imap.client_capabilities_off changed" in new, new
+        # ID before login: the LOGIN's OK already leaves them out
+        c = st.imap()
+        ident(c, "broken mail", "1.4.2")
+        typ, data = c.login(user, pw)
+        assert typ == "OK", data
+        said = set(re.search(rb"\[CAPABILITY ([^\]]*)\]",
+                             data[0]).group(1).decode().split())
+        assert said == full - {"IDLE", "COMPRESS=DEFLATE"}, said
+        assert caps(c) == said
+        assert idle_refused(c)
+        c.logout()
+        # ID after login: from then on
+        c = st.imap(user, pw)
+        assert caps(c) == full
+        ident(c, "Broken Mail", "1.9")
+        assert caps(c) == full - {"IDLE", "COMPRESS=DEFLATE"}
+        assert idle_refused(c)
+        c.logout()
+        # another version, and no ID at all: everything
+        c = st.imap()
+        ident(c, "Broken Mail", "2.0")
+        c.login(user, pw)
+        assert caps(c) == full
+        assert not idle_refused(c)
+        c.logout()
+        c = st.imap(user, pw)
+        assert not idle_refused(c)
+        c.logout()
+        assert re.search(r'client="broken mail/1\.4\.2" capabilities off: '
+                         r"IDLE COMPRESS \(client\)", st.log("s1b1"))
+        # a rule without its pattern: the reload is refused, the old
+        # rules stay
+        edit.append("[imap]\nclient_capabilities_off = : IDLE\n")
+        new = reload(st, "s1b1")
+        assert "configuration kept" in new, new
+        assert "imap.client_capabilities_off: ': IDLE': a pattern and " \
+            "capability names expected" in new, new
+        c = st.imap()
+        ident(c, "Broken Mail", "1.0")
+        c.login(user, pw)
+        assert "IDLE" not in caps(c)
+        c.logout()
+    finally:
+        edit.restore()
+
+
 # ---- --check, config/production, config/systemd ---------------------------
 
 def check(daemon, path):

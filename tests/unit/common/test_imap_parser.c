@@ -677,30 +677,57 @@ test_with_lineparse(void **state)
 	run_stream(&f->a, 7);
 }
 
+/* The client an ID list names (imap.client_capabilities_off). */
+static void
+test_id_client(void **state)
+{
+	struct fixture *f = *state;
+	char out[32];
+	PARSE_OK(f,
+		 "a ID (\"NAME\" \"Foo Mail\" \"os\" NIL "
+		 "\"version\" {5}\r\n1.2\x01x)",
+		 3);
+	assert_int_equal(imap_id_client(&f->args[2], out, sizeof(out)), 1);
+	assert_string_equal(out, "Foo Mail/1.2?x");
+	/* no version; a long name cut to what fits */
+	PARSE_OK(f,
+		 "a ID (\"name\" \"A client with a very long name "
+		 "indeed\")",
+		 3);
+	assert_int_equal(imap_id_client(&f->args[2], out, sizeof(out)), 1);
+	assert_string_equal(out, "A client with a very long name ");
+	/* no name (NIL, absent), NIL instead of a list, an odd list */
+	PARSE_OK(f, "a ID (\"name\" NIL \"version\" \"1\")", 3);
+	assert_int_equal(imap_id_client(&f->args[2], out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	PARSE_OK(f, "a ID NIL", 3);
+	assert_int_equal(imap_id_client(&f->args[2], out, sizeof(out)), 0);
+	PARSE_OK(f, "a ID (\"name\")", 3);
+	assert_int_equal(imap_id_client(&f->args[2], out, sizeof(out)), 0);
+	/* a name with no room for the version */
+	PARSE_OK(f,
+		 "a ID (\"version\" \"9\" \"name\" "
+		 "\"0123456789012345678901234567890\")",
+		 3);
+	assert_int_equal(imap_id_client(&f->args[2], out, sizeof(out)), 1);
+	assert_string_equal(out, "0123456789012345678901234567890");
+}
+
 int
 main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_atoms),
-		T(test_atom_stops_at_specials),
-		T(test_quoted),
-		T(test_quoted_errors),
-		T(test_literals),
-		T(test_literal8),
-		T(test_literal_errors),
-		T(test_nested_lists),
-		T(test_long_list),
-		T(test_borrowed_literals),
-		T(test_section_atom),
-		T(test_section_names),
-		T(test_depth_limit),
-		T(test_args_limit),
-		T(test_spaces),
-		T(test_unbalanced),
-		T(test_empty),
-		T(test_helpers),
-		T(test_with_lineparse),
+	    T(test_atoms),          T(test_atom_stops_at_specials),
+	    T(test_quoted),         T(test_quoted_errors),
+	    T(test_literals),       T(test_literal8),
+	    T(test_literal_errors), T(test_nested_lists),
+	    T(test_long_list),      T(test_borrowed_literals),
+	    T(test_section_atom),   T(test_section_names),
+	    T(test_depth_limit),    T(test_args_limit),
+	    T(test_spaces),         T(test_unbalanced),
+	    T(test_empty),          T(test_helpers),
+	    T(test_with_lineparse), T(test_id_client),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
