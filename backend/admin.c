@@ -63,6 +63,9 @@ static const struct admin_cmd admin_cmds[] = {
 	  "BACKEND.ini", "MAILBOX_ID [--mailbox NAME] --maildir DIR" },
 	{ "export",           admin_store_export,     ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID --account FILE|-" },
+	{ "expunge",          admin_store_expunge,    ADMIN_F_STORE,
+	  "BACKEND.ini", "MAILBOX_ID --mailbox NAME --all|--saved-before "
+	  "AGE|--before AGE" },
 	{ "check",            admin_check,            ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID|--all" },
 	{ "queue",            admin_queue,            ADMIN_F_STORE,

@@ -41,6 +41,7 @@ admin_cmd_fn admin_store_list;
 admin_cmd_fn admin_store_show;
 admin_cmd_fn admin_store_quota;
 admin_cmd_fn admin_store_export;
+admin_cmd_fn admin_store_expunge;
 admin_cmd_fn admin_check;
 /* account: one account's whole mail as a stream (admin_account.c) */
 int admin_account_export(struct admin *a, const char *mailbox_id,

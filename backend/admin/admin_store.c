@@ -1144,3 +1144,96 @@ admin_store_quota(struct admin *a, int argc, char **argv)
 	quota_lines(used, nmsgs, &q, &own);
 	return 0;
 }
+
+/* -- expunge ---------------------------------------------------------------*/
+
+/* UIDs expunged in one transaction. */
+#define EXPUNGE_CHUNK 1000
+
+/* expunge MAILBOX_ID --mailbox NAME (--all | --saved-before AGE |
+ * --before AGE): removes the folder's messages, all of them, or those
+ * that reached it (SAVEDATE) or whose internal date is more than AGE (a
+ * time such as 30d) ago.  Open sessions see them go as after a client's
+ * EXPUNGE (IDLE within backend.external_change_interval). */
+int
+admin_store_expunge(struct admin *a, int argc, char **argv)
+{
+	if (argc < 4 || strcmp(argv[1], "--mailbox") != 0)
+		return ADMIN_USAGE;
+	const char *id = argv[0], *name = argv[2];
+	int by_save = 0;
+	int64_t age = 0;
+	if (argc == 4 && strcmp(argv[3], "--all") == 0) {
+		age = -1;
+	} else if (argc == 5 && (strcmp(argv[3], "--saved-before") == 0 ||
+				 strcmp(argv[3], "--before") == 0)) {
+		by_save = argv[3][2] == 's';
+		if (config_parse_time(argv[4], &age) < 0 || age <= 0) {
+			fprintf(stderr,
+				"portico-admin: expunge: '%s': a time such "
+				"as 30d, 12h or 90m\n",
+				argv[4]);
+			return 1;
+		}
+	} else {
+		return ADMIN_USAGE;
+	}
+	MDB_txn *txn = NULL;
+	const char *err;
+	struct store_user_rec u;
+	struct store_mailbox_rec mb;
+	struct store_msg *msgs = NULL;
+	size_t n = 0;
+	if (store_read_begin(a->st, &txn, &err) < 0) {
+		fprintf(stderr, "portico-admin: expunge: %s\n", err);
+		return 1;
+	}
+	int rc = store_user_get(a->st, txn, id, &u, &err);
+	if (rc == 0)
+		rc = store_mailbox_get(a->st, txn, u.user_num, name, &mb, &err);
+	if (rc == 0 &&
+	    store_messages_list(a->st, txn, mb.mbox_id, &msgs, &n, &err) < 0)
+		rc = -1;
+	store_read_end(&txn);
+	if (rc != 0) {
+		fprintf(stderr, "portico-admin: expunge: %s\n",
+			rc < 0 ? err
+			       : "no such mailbox id in this store, or no such "
+				 "mailbox");
+		return 1;
+	}
+	int64_t now = (int64_t)time(NULL), cut = now - age;
+	uint32_t *uids = malloc((n ? n : 1) * sizeof(*uids));
+	if (uids == NULL)
+		abort();
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t when = by_save ? msgs[i].rec.savedate
+				       : msgs[i].rec.internaldate;
+		if (age < 0 || when < cut)
+			uids[k++] = msgs[i].uid;
+	}
+	free(msgs);
+	size_t removed = 0;
+	char ebuf[STORE_ERR_SIZE];
+	for (size_t off = 0; off < k; off += EXPUNGE_CHUNK) {
+		struct store_expunge_args ea = {
+		    .mbox_id = mb.mbox_id,
+		    .uids = uids + off,
+		    .n = k - off < EXPUNGE_CHUNK ? k - off : EXPUNGE_CHUNK,
+		    .now = now,
+		};
+		if (store_run(a->st, store_op_expunge, &ea, ebuf) != 0) {
+			fprintf(stderr,
+				"portico-admin: expunge: %s: %s (%zu "
+				"expunged before)\n",
+				name, ebuf, removed);
+			free(uids);
+			return 1;
+		}
+		removed += ea.removed;
+	}
+	free(uids);
+	printf("expunged %zu messages of %s %s\n", removed, id, name);
+	return 0;
+}

@@ -1882,6 +1882,57 @@ def test_imap_capabilities_off_from_the_directory(st):
     assert caps(st.imap(user, pw)) == full
 
 
+def test_expunge_by_age(st):
+    """portico-admin expunge: a folder's messages older than an age by
+    their internal date (--before) or by when they reached it
+    (--saved-before), or all of them; a session in IDLE on the folder sees
+    them go; errors are said."""
+    user, pw, mbox = new_user(st, "expage")
+    c = st.imap(user, pw)
+    for n, date in enumerate(('"03-Jan-2024 10:00:00 +0000"',
+                              '"04-Jan-2024 10:00:00 +0000"', None)):
+        typ, data = c.append("INBOX", None, date,
+                             b"Subject: old %d\r\n\r\nx\r\n" % n)
+        assert typ == "OK", data
+    for n in range(2):
+        assert c.append("Junk", None, None, b"Subject: junk\r\n\r\nx\r\n")[
+            0] == "OK"
+    c.select("INBOX")
+    tag = c._new_tag()
+    c.send(tag + b" IDLE\r\n")
+    assert c.readline().startswith(b"+ ")
+    p = admin(st, BE, "expunge", mbox, "--mailbox", "INBOX",
+              "--saved-before", "1h")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "expunged 0 messages of %s INBOX\n" % mbox
+    p = admin(st, BE, "expunge", mbox, "--mailbox", "INBOX", "--before",
+              "30d")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "expunged 2 messages of %s INBOX\n" % mbox
+    c.sock.settimeout(10)
+    assert [c.readline(), c.readline()] == [b"* 1 EXPUNGE\r\n"] * 2
+    c.send(b"DONE\r\n")
+    assert c.readline().startswith(tag + b" OK")
+    typ, data = c.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert [d[1].strip() for d in data if isinstance(d, tuple)] == \
+        [b"Subject: old 2"]
+    c.logout()
+    p = admin(st, BE, "expunge", mbox, "--mailbox", "Junk", "--all")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "expunged 2 messages of %s Junk\n" % mbox
+    p = admin(st, BE, "expunge", mbox, "--mailbox", "Nope", "--all")
+    assert p.returncode == 1
+    assert "no such mailbox id in this store, or no such mailbox" in p.stderr
+    p = admin(st, BE, "expunge", mbox, "--mailbox", "INBOX", "--before",
+              "soon")
+    assert p.returncode == 1
+    assert "'soon': a time such as 30d, 12h or 90m" in p.stderr
+    assert admin(st, BE, "expunge", mbox, "--mailbox",
+                 "INBOX").returncode == 2
+    p = admin(st, BE, "check", mbox)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
 def test_remove_then_list_and_check(st, tmp_path):
     gone, _, gone_id = new_user(st, "rm")
     kept, _, kept_id = new_user(st, "keep")
