@@ -677,12 +677,17 @@ message_add(struct acct_import *im, Portico__AccountRecord *r)
 }
 
 static int
+name_cmp(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Whether name is in names, sorted by strcmp(). */
+static int
 names_has(char **names, size_t n, const char *name)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(names[i], name) == 0)
-			return 1;
-	return 0;
+	return n > 0 &&
+	       bsearch(&name, names, n, sizeof(*names), name_cmp) != NULL;
 }
 
 /* After a whole stream: the subscriptions as they were, the quota, and
@@ -708,10 +713,20 @@ account_finish(struct acct_import *im, const Portico__AccountHeader *h,
 		return -1;
 	}
 	store_read_end(&txn);
+	/* (the store lists both in name order, as the stream's folders
+	   come; the stream's subscriptions are sorted here) */
+	size_t nwant = h->n_subscriptions;
+	char **want = malloc((nwant ? nwant : 1) * sizeof(*want));
+	if (want == NULL)
+		abort();
+	if (nwant > 0)
+		memcpy(want, h->subscriptions, nwant * sizeof(*want));
+	if (nwant > 1)
+		qsort(want, nwant, sizeof(*want), name_cmp);
 	int rc = 0;
 	struct store_mailbox_args ma = {.user_num = im->user_num};
 	for (size_t i = 0; i < nsubs && rc == 0; i++) {
-		if (names_has(h->subscriptions, h->n_subscriptions, subs[i]))
+		if (names_has(want, nwant, subs[i]))
 			continue;
 		ma.name = subs[i];
 		ma.subscribe = 0;
@@ -737,6 +752,7 @@ account_finish(struct acct_import *im, const Portico__AccountHeader *h,
 			fprintf(MSGS, "removed mailbox %s, which %s lacks\n",
 				list[i].name, h->mailbox_id);
 	}
+	free(want);
 	store_names_free(subs, nsubs);
 	store_mailboxes_free(list, nlist);
 	if (rc == 0) {

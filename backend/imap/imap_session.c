@@ -472,7 +472,7 @@ imap_dispatch(struct imap_session *is, const char *line, size_t len)
 		cmd.argc = argc - 3;
 	}
 	const struct imap_cmd *c = imap_cmd_find(cmd.name);
-	/* a command of a capability the account has switched off, and UID
+	/* a command of a capability switched off for the session, and UID
 	   EXPUNGE without UIDPLUS, are unknown to this session */
 	if (c != NULL && ((c->cap != NULL && !imap_offers(is, c->cap)) ||
 			  (cmd.uid && strcasecmp(c->name, "EXPUNGE") == 0 &&
