@@ -56,7 +56,7 @@ static const struct admin_cmd admin_cmds[] = {
 	{ "import",           admin_store_import,     ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID FILE|MAILDIR [--mailbox NAME]" },
 	{ "import",           admin_store_import,     ADMIN_F_STORE,
-	  "BACKEND.ini", "MAILBOX_ID --account FILE|-" },
+	  "BACKEND.ini", "MAILBOX_ID --account FILE|- [--under FOLDER]" },
 	{ "export",           admin_store_export,     ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID [--mailbox NAME] > FILE.mbox" },
 	{ "export",           admin_store_export,     ADMIN_F_STORE,

@@ -46,11 +46,14 @@ admin_cmd_fn admin_check;
 /* account: one account's whole mail as a stream (admin_account.c) */
 int admin_account_export(struct admin *a, const char *mailbox_id,
 			 const char *path);
+/* under: NULL fills an account that never had mail with the account as
+ * it was; a folder name puts the stream's folders below it in an account
+ * that has mail, with new UIDs (a restore). */
 int admin_account_import(struct admin *a, const char *mailbox_id,
-			 const char *path);
+			 const char *path, const char *under);
 /* The import from an open stream (what: its name in messages). */
 int admin_account_import_file(struct admin *a, const char *mailbox_id, FILE *f,
-			      const char *what);
+			      const char *what, const char *under);
 /* Where export and import --account write what they say (NULL: stderr;
  * the fuzz target sends it elsewhere). */
 extern FILE *admin_account_msgs;

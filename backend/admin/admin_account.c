@@ -42,6 +42,8 @@ FILE *admin_account_msgs;
 #define MSGS (admin_account_msgs != NULL ? admin_account_msgs : stderr)
 
 #define ACCOUNT_MAGIC "PORTICO-ACCOUNT 1\n"
+/* A folder name below import --under's (the store's keys hold less). */
+#define ACCOUNT_MAX_NAME 512
 #define ACCOUNT_VERSION 1
 /* A record is read whole: one larger than this (a message of more than
  * a gigabyte, or a damaged length) is refused. */
@@ -436,6 +438,9 @@ struct acct_folder {
 struct acct_import {
 	struct store *st;
 	uint64_t user_num;
+	/* import --under NAME: the folders go below NAME in an account that
+	   has mail, the messages with new UIDs (a restore from a backup) */
+	const char *under;
 	struct acct_folder fo;
 	char **names; /* the folders of the stream */
 	size_t nnames, names_cap;
@@ -486,22 +491,34 @@ batch_flush(struct acct_import *im, int final)
 			nm[i].metalen = buf_used(&meta[i]);
 		}
 	}
+	/* import --under: into a folder that may have mail, with that
+	   folder's own UIDs, modseqs and save dates (flags, keywords and
+	   internal dates as they were) */
+	int keep = im->under == NULL;
 	struct store_append_args a = {
 	    .user_num = im->user_num,
 	    .mbox_id = fo->mbox_id,
 	    .msgs = nm,
 	    .n = fo->n,
-	    .keep_uidvalidity = f->uidvalidity,
-	    .keep_uidnext = final ? f->uidnext : 0,
-	    .keep_modseq = f->highestmodseq,
-	    .keep_expunged = 1,
+	    .keep_uidvalidity = keep ? f->uidvalidity : 0,
+	    .keep_uidnext = keep && final ? f->uidnext : 0,
+	    .keep_modseq = keep ? f->highestmodseq : 0,
+	    .keep_expunged = keep,
 	    .expunged_uids = f->expunged_uids,
 	    .expunged_modseqs = f->expunged_modseqs,
 	    .nexpunged = f->n_expunged_uids,
 	    .expunged_floor = f->expunged_floor,
 	};
+	for (size_t i = 0; !keep && i < fo->n; i++) {
+		nm[i].uid = 0;
+		nm[i].modseq = 0;
+		nm[i].savedate = 0;
+		nm[i].pop3_retrieved = 0;
+	}
 	char ebuf[STORE_ERR_SIZE];
-	int rc = store_run(im->st, store_op_append, &a, ebuf);
+	int rc = keep || fo->n > 0
+		     ? store_run(im->st, store_op_append, &a, ebuf)
+		     : 0;
 	for (size_t i = 0; i < fo->n; i++)
 		buf_free(&meta[i]);
 	free(meta);
@@ -561,6 +578,69 @@ keyword_ok(const char *k)
 	return 1;
 }
 
+static void
+names_add(struct acct_import *im, const char *name)
+{
+	if (im->nnames == im->names_cap) {
+		im->names_cap = im->names_cap ? im->names_cap * 2 : 16;
+		im->names = realloc(im->names,
+				    im->names_cap * sizeof(*im->names));
+		if (im->names == NULL)
+			abort();
+	}
+	if ((im->names[im->nnames++] = strdup(name)) == NULL)
+		abort();
+}
+
+/* import --under: the folder as UNDER/NAME, made when absent (a folder
+ * kept only for its children needs no folder of its own there). */
+static int
+folder_start_under(struct acct_import *im, Portico__AccountRecord *r)
+{
+	const Portico__AccountFolder *f = r->folder;
+	char name[ACCOUNT_MAX_NAME];
+	int n = snprintf(name, sizeof(name), "%s/%s", im->under, f->name);
+	const char *why = n < 0 || (size_t)n >= sizeof(name) - 8
+			      ? "name too long"
+			      : imap_name_check(name, (size_t)n);
+	uint64_t mbox_id = 0;
+	char ebuf[STORE_ERR_SIZE];
+	if (why == NULL && !f->noselect) {
+		struct store_mailbox_args ma = {.user_num = im->user_num,
+						.name = name};
+		int rc = store_run(im->st, store_op_mailbox_create, &ma, ebuf);
+		mbox_id = ma.mbox_id_out;
+		if (rc == STORE_ERR_EXISTS) {
+			MDB_txn *txn = NULL;
+			const char *err;
+			struct store_mailbox_rec mb;
+			rc = store_read_begin(im->st, &txn, &err) < 0
+				 ? -1
+				 : store_mailbox_get(im->st, txn, im->user_num,
+						     name, &mb, &err);
+			store_read_end(&txn);
+			mbox_id = mb.mbox_id;
+			if (rc != 0)
+				snprintf(ebuf, sizeof(ebuf), "%s",
+					 rc < 0 ? err : "vanished");
+		}
+		if (rc != 0)
+			why = ebuf;
+	}
+	if (why != NULL) {
+		fprintf(MSGS, "portico-admin: import: folder \"%s\": %s\n",
+			name, why);
+		portico__account_record__free_unpacked(r, NULL);
+		return -1;
+	}
+	names_add(im, f->name);
+	im->fo.rec = r;
+	im->fo.mbox_id = mbox_id;
+	im->fo.left = f->messages;
+	im->fo.last_uid = 0;
+	return 0;
+}
+
 static int
 folder_start(struct acct_import *im, Portico__AccountRecord *r)
 {
@@ -603,6 +683,10 @@ folder_start(struct acct_import *im, Portico__AccountRecord *r)
 		portico__account_record__free_unpacked(r, NULL);
 		return -1;
 	}
+	if (im->under != NULL) {
+		buf_free(&kw);
+		return folder_start_under(im, r);
+	}
 	struct store_folder_restore_args a = {
 	    .user_num = im->user_num,
 	    .name = f->name,
@@ -623,15 +707,7 @@ folder_start(struct acct_import *im, Portico__AccountRecord *r)
 		portico__account_record__free_unpacked(r, NULL);
 		return -1;
 	}
-	if (im->nnames == im->names_cap) {
-		im->names_cap = im->names_cap ? im->names_cap * 2 : 16;
-		im->names = realloc(im->names,
-				    im->names_cap * sizeof(*im->names));
-		if (im->names == NULL)
-			abort();
-	}
-	if ((im->names[im->nnames++] = strdup(f->name)) == NULL)
-		abort();
+	names_add(im, f->name);
 	im->fo.rec = r;
 	im->fo.mbox_id = a.mbox_id_out;
 	im->fo.left = f->messages;
@@ -811,8 +887,47 @@ account_pristine(struct store *st, const char *mailbox_id, uint64_t *user_num_r)
 	return rc;
 }
 
+/* import --under: the account must be there; its number. */
 static int
-import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
+account_existing(struct store *st, const char *mailbox_id, uint64_t *user_num_r)
+{
+	MDB_txn *txn = NULL;
+	const char *err;
+	struct store_user_rec u;
+	int rc = store_read_begin(st, &txn, &err) < 0
+		     ? -1
+		     : store_user_get(st, txn, mailbox_id, &u, &err);
+	store_read_end(&txn);
+	if (rc != 0) {
+		fprintf(MSGS, "portico-admin: import: %s\n",
+			rc < 0 ? err : "no such mailbox id in this store");
+		return -1;
+	}
+	*user_num_r = u.user_num;
+	return 0;
+}
+
+/* import --under: the folders made below it are subscribed. */
+static int
+account_finish_under(struct acct_import *im)
+{
+	char ebuf[STORE_ERR_SIZE];
+	int rc = 0;
+	for (size_t i = 0; i < im->nnames && rc == 0; i++) {
+		char name[ACCOUNT_MAX_NAME];
+		snprintf(name, sizeof(name), "%s/%s", im->under, im->names[i]);
+		struct store_mailbox_args ma = {
+		    .user_num = im->user_num, .name = name, .subscribe = 1};
+		rc = store_run(im->st, store_op_subscribe, &ma, ebuf);
+	}
+	if (rc != 0)
+		fprintf(MSGS, "portico-admin: import: %s\n", ebuf);
+	return rc == 0 ? 0 : -1;
+}
+
+static int
+import_stream(struct store *st, const char *mailbox_id, struct acct_in *in,
+	      const char *under)
 {
 	char magic[sizeof(ACCOUNT_MAGIC) - 1];
 	if (fread(magic, 1, sizeof(magic), in->f) != sizeof(magic) ||
@@ -853,7 +968,10 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 	if (im == NULL)
 		abort();
 	im->st = st;
-	if (store_run(st, store_op_provision, &pa, ebuf) != 0) {
+	im->under = under;
+	if (under != NULL) {
+		rc = account_existing(st, mailbox_id, &im->user_num);
+	} else if (store_run(st, store_op_provision, &pa, ebuf) != 0) {
 		fprintf(MSGS, "portico-admin: import: %s\n", ebuf);
 		rc = -1;
 	} else {
@@ -919,10 +1037,16 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 		}
 	}
 	if (rc == 0)
-		rc = account_finish(im, h, mailbox_id);
+		rc = under != NULL ? account_finish_under(im)
+				   : account_finish(im, h, mailbox_id);
 	if (r != NULL && ended)
 		portico__account_record__free_unpacked(r, NULL);
-	if (rc != 0 && (im->messages > 0 || im->nnames > 0))
+	if (rc != 0 && under != NULL && (im->messages > 0 || im->nnames > 0))
+		fprintf(MSGS,
+			"portico-admin: import: %llu messages in %zu folders "
+			"were stored below %s\n",
+			(unsigned long long)im->messages, im->nnames, under);
+	else if (rc != 0 && (im->messages > 0 || im->nnames > 0))
 		fprintf(MSGS,
 			"portico-admin: import: %llu messages in %zu folders "
 			"were stored: %s is incomplete; remove it "
@@ -930,8 +1054,10 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 			(unsigned long long)im->messages, im->nnames,
 			mailbox_id, mailbox_id);
 	if (rc == 0) {
-		printf("imported %llu messages in %zu folders\n",
-		       (unsigned long long)im->messages, im->nnames);
+		printf("imported %llu messages in %zu folders%s%s\n",
+		       (unsigned long long)im->messages, im->nnames,
+		       under != NULL ? " below " : "",
+		       under != NULL ? under : "");
 		if (strcmp(h->mailbox_id, mailbox_id) != 0)
 			fprintf(MSGS, "(exported as %s)\n", h->mailbox_id);
 	}
@@ -945,28 +1071,43 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in)
 
 int
 admin_account_import_file(struct admin *a, const char *mailbox_id, FILE *f,
-			  const char *what)
+			  const char *what, const char *under)
 {
 	struct acct_in in = {f, what, NULL, 0};
-	int rc = import_stream(a->st, mailbox_id, &in);
+	int rc = import_stream(a->st, mailbox_id, &in, under);
 	EVP_MD_CTX_free(in.sha);
 	return rc == 0 ? 0 : 1;
 }
 
 /* import MAILBOX_ID --account FILE|- ("-": the standard input) */
 int
-admin_account_import(struct admin *a, const char *mailbox_id, const char *path)
+admin_account_import(struct admin *a, const char *mailbox_id, const char *path,
+		     const char *under)
 {
+	if (under != NULL) {
+		/* a folder name of the account's, no wildcards */
+		const char *why = imap_name_check(under, strlen(under));
+		if (why == NULL && (strpbrk(under, "%*") != NULL ||
+				    strcasecmp(under, "INBOX") == 0))
+			why = "not a name for a new folder";
+		if (why != NULL) {
+			fprintf(MSGS,
+				"portico-admin: import: --under \"%s\": "
+				"%s\n",
+				under, why);
+			return 1;
+		}
+	}
 	if (strcmp(path, "-") == 0)
 		return admin_account_import_file(a, mailbox_id, stdin,
-						 "the standard input");
+						 "the standard input", under);
 	FILE *f = fopen(path, "rb");
 	if (f == NULL) {
 		fprintf(MSGS, "portico-admin: import: %s: %s\n", path,
 			strerror(errno));
 		return 1;
 	}
-	int rc = admin_account_import_file(a, mailbox_id, f, path);
+	int rc = admin_account_import_file(a, mailbox_id, f, path, under);
 	fclose(f);
 	return rc;
 }

@@ -628,9 +628,14 @@ int
 admin_store_import(struct admin *a, int argc, char **argv)
 {
 	const char *mbox = "INBOX";
-	if (argc >= 2 && strcmp(argv[1], "--account") == 0)
-		return argc == 3 ? admin_account_import(a, argv[0], argv[2])
-				 : ADMIN_USAGE;
+	if (argc >= 2 && strcmp(argv[1], "--account") == 0) {
+		if (argc == 3)
+			return admin_account_import(a, argv[0], argv[2], NULL);
+		if (argc == 5 && strcmp(argv[3], "--under") == 0)
+			return admin_account_import(a, argv[0], argv[2],
+						    argv[4]);
+		return ADMIN_USAGE;
+	}
 	if (argc == 4 && strcmp(argv[2], "--mailbox") == 0)
 		mbox = argv[3];
 	else if (argc != 2)

@@ -1375,6 +1375,87 @@ def test_move_whole_account(st, tmp_path):
     assert not (tmp_path / "none.account").exists()
 
 
+def test_restore_from_a_hot_copy(st, tmp_path):
+    """The restore docs/OPERATIONS.md describes: a hot copy of the running
+    backend's store (mdb_copy -c), the user then loses mail, and the
+    account as the copy has it goes back below a folder of its own
+    (export --account from the copy, import --account --under into the
+    live store): every folder, message, flag, keyword and internal date,
+    with new UIDs, subscribed, while what the account has now stays as it
+    is."""
+    user, pw, mbox = new_user(st, "restore")
+    c = st.imap(user, pw)
+    assert c.create("Projects")[0] == "OK"
+    for folder, flags, n in (("INBOX", "(\\Flagged $Important)", 0),
+                             ("INBOX", "(\\Seen)", 1),
+                             ("Projects", "(\\Answered)", 2)):
+        typ, data = c.append(folder, flags, '"0%d-Feb-2024 10:00:00 +0000"'
+                             % (n + 1), b"Message-ID: <r%d@restore>\r\n"
+                             b"Subject: %d\r\n\r\nbody\r\n" % (n, n))
+        assert typ == "OK", data
+    c.logout()
+    before = {f: folder_state(st, user, f) for f in ("INBOX", "Projects")}
+    store = re.search(r"^store_dir = (.*)$", (st.dir / BE).read_text(),
+                      re.M).group(1)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    p = subprocess.run(["mdb_copy", "-c", store, str(copy)],
+                       capture_output=True, text=True, timeout=CMD_TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    # the mail is lost
+    c = st.imap(user, pw)
+    c.select("INBOX")
+    c.store("1:*", "+FLAGS", "(\\Deleted)")
+    assert c.expunge()[0] == "OK"
+    assert c.delete("Projects")[0] == "OK"
+    assert c.append("INBOX", None, None,
+                    b"Message-ID: <new@restore>\r\n\r\nnew\r\n")[0] == "OK"
+    c.logout()
+    ini = tmp_path / "copy.ini"
+    ini.write_text(re.sub(r"^store_dir = .*$", "store_dir = %s" % copy,
+                          (st.dir / BE).read_text(), flags=re.M))
+    under = "Restored/2026-12-07"
+    exp = subprocess.Popen([str(BUILD / "portico-admin"), "-c", str(ini),
+                            "export", mbox, "--account", "-"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    imp = subprocess.run([str(BUILD / "portico-admin"), "-c",
+                          str(st.dir / BE), "import", mbox, "--account", "-",
+                          "--under", under], stdin=exp.stdout,
+                         capture_output=True, text=True, timeout=CMD_TIMEOUT)
+    exp.stdout.close()
+    assert exp.wait(timeout=CMD_TIMEOUT) == 0, exp.stderr.read()
+    assert imp.returncode == 0, imp.stderr
+    assert imp.stdout == "imported 3 messages in 7 folders below %s\n" % under
+    # what the account has now is as it was; the restored folders hold
+    # what it had, with new UIDs
+    now = folder_state(st, user, "INBOX")
+    assert list(k for k in now if k) == [b"<new@restore>"]
+    for f in ("INBOX", "Projects"):
+        got = folder_state(st, user, "%s/%s" % (under, f))
+        got.pop(None)
+        want = {k: v[:3] for k, v in before[f].items() if k}
+        assert {k: v[:3] for k, v in got.items()} == want
+    c = st.imap(user, pw)
+    typ, data = c.lsub()
+    assert b'"%s/Projects"' % under.encode() in b"\n".join(data) or \
+        b" %s/Projects" % under.encode() in b"\n".join(data), data
+    c.logout()
+    p = admin(st, BE, "check", mbox)
+    assert p.returncode == 0, p.stdout + p.stderr
+    # INBOX itself is no place to restore into; an unknown account
+    p = admin(st, BE, "import", mbox, "--account", tmp_path / "x",
+              "--under", "INBOX")
+    assert p.returncode == 1 and "not a name for a new folder" in p.stderr
+    p = subprocess.run([str(BUILD / "portico-admin"), "-c", str(ini),
+                        "export", mbox, "--account", str(tmp_path / "a")],
+                       capture_output=True, text=True, timeout=CMD_TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    p = admin(st, BE, "import", "nobody-%d" % os.getpid(), "--account",
+              tmp_path / "a", "--under", "Restored")
+    assert p.returncode == 1 and "no such mailbox id in this store" in \
+        p.stderr
+
+
 def test_whole_account_across_batches(st, tmp_path):
     """An account whose folder is more than one import batch (1000
     messages), with an expunged message and changed flags in the first

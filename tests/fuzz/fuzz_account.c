@@ -10,7 +10,8 @@
  * without the '!'): the target adds an end record that matches it, with
  * the counts of its folder and message records and its digest, so that
  * what a whole stream reaches (subscriptions, quota, the folders it
- * lacks) is fuzzed too.
+ * lacks) is fuzzed too; one that starts with '+' (before any '!') is
+ * imported --under a folder into an account provisioned first.
  *
  * Properties: the import never crashes or leaks; whether it succeeds or
  * stops halfway, the store stays consistent (`portico-admin check --all`
@@ -134,6 +135,17 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t *whole = NULL;
+	const char *under = NULL;
+	if (size > 0 && data[0] == '+') {
+		/* import --under into an account that exists */
+		struct store_provision_args pa = {"fuzz"};
+		char ebuf[STORE_ERR_SIZE];
+		if (store_run(adm.st, store_op_provision, &pa, ebuf) != 0)
+			abort();
+		under = "Restored/x";
+		data++;
+		size--;
+	}
 	if (size > 0 && data[0] == '!')
 		data = whole = with_end(data + 1, size - 1, &size);
 	if (size == 0)
@@ -141,7 +153,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FILE *f = fmemopen((void *)(uintptr_t)data, size, "rb");
 	if (f == NULL)
 		abort();
-	admin_account_import_file(&adm, "fuzz", f, "input");
+	admin_account_import_file(&adm, "fuzz", f, "input", under);
 	fclose(f);
 	free(whole);
 	if (check_all() != 0)
