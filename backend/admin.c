@@ -36,6 +36,8 @@ static const struct admin_cmd admin_cmds[] = {
 	  "FRONTEND.ini", "" },
 	{ "sessions",         admin_sessions,         0,
 	  "BACKEND.ini", "[MAILBOX_ID]" },
+	{ "user",             admin_users_show,       0,
+	  "FRONTEND.ini", "ADDRESS" },
 	{ "disable",          admin_users_disable,    0,
 	  "FRONTEND.ini", "ADDRESS --bind-dn DN --password-file FILE "
 	  "[--state STATE]" },

@@ -34,6 +34,7 @@ admin_cmd_fn admin_users_remove;
 admin_cmd_fn admin_users_disable;
 admin_cmd_fn admin_users_enable;
 admin_cmd_fn admin_users_kick;
+admin_cmd_fn admin_users_show;
 
 /* store: a mailbox's contents */
 admin_cmd_fn admin_store_import;

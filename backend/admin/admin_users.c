@@ -443,3 +443,179 @@ admin_users_kick(struct admin *a, int argc, char **argv)
 	buf_free(&body);
 	return rc;
 }
+
+/* -- user: an account as a login sees it ----------------------------------*/
+
+/* Every value of attr, separated by spaces, into out (what fits). */
+static void
+ldap_values(LDAP *ld, LDAPMessage *e, const char *attr, char *out,
+	    size_t outsize)
+{
+	struct berval **v = ldap_get_values_len(ld, e, attr);
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
+		int n = snprintf(out + used, outsize - used, "%s%.*s",
+				 used ? " " : "", (int)v[i]->bv_len,
+				 v[i]->bv_val);
+		if (n < 0 || (size_t)n >= outsize - used)
+			break;
+		used += (size_t)n;
+	}
+	ldap_value_free_len(v);
+}
+
+/* Whether e has attr=value (ldap.privileged_attribute). */
+static int
+ldap_has_value(LDAP *ld, LDAPMessage *e, const char *attr, const char *value)
+{
+	struct berval **v = ldap_get_values_len(ld, e, attr);
+	int found = 0;
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		if (v[i]->bv_len == strlen(value) &&
+		    strncasecmp(v[i]->bv_val, value, v[i]->bv_len) == 0)
+			found = 1;
+	ldap_value_free_len(v);
+	return found;
+}
+
+/* The backend an entry names: "ID (site N, link ADDRESS)". */
+static void
+backend_line(struct admin *a, LDAP *ld, const char *id, char *out,
+	     size_t outsize)
+{
+	char esc[200], filter[300], site[32], addr[160];
+	filter_escape(id, esc, sizeof(esc));
+	snprintf(filter, sizeof(filter),
+		 "(&(objectClass=porticoBackend)(cn=%s))", esc);
+	char *attrs[] = {"porticoSite", "porticoLinkAddress", NULL};
+	struct timeval tv = {(time_t)a->cfg.ldap_timeout, 0};
+	LDAPMessage *res = NULL;
+	int rc = a->cfg.ldap_backends_dn[0] == '\0'
+		     ? LDAP_NO_SUCH_OBJECT
+		     : ldap_search_ext_s(ld, a->cfg.ldap_backends_dn,
+					 LDAP_SCOPE_SUBTREE, filter, attrs, 0,
+					 NULL, NULL, &tv, 0, &res);
+	LDAPMessage *e = rc == LDAP_SUCCESS ? ldap_first_entry(ld, res) : NULL;
+	if (e == NULL) {
+		snprintf(out, outsize,
+			 "%s (no such backend under "
+			 "ldap.backends_dn: logins fail)",
+			 id);
+	} else {
+		admin_ldap_value(ld, e, "porticoSite", site, sizeof(site));
+		admin_ldap_value(ld, e, "porticoLinkAddress", addr,
+				 sizeof(addr));
+		snprintf(out, outsize, "%s (site %s, link %s)", id, site, addr);
+	}
+	ldap_msgfree(res);
+}
+
+/* user ADDRESS: the account's entry as a frontend's login finds it (the
+ * frontend's search account, ldap.bind_dn, and its filter), the backend
+ * it routes to, and whether the directory would let it log in.  Exit 0
+ * when one entry matches, 1 otherwise. */
+int
+admin_users_show(struct admin *a, int argc, char **argv)
+{
+	if (argc != 1)
+		return ADMIN_USAGE;
+	const struct config *cfg = &a->cfg;
+	if (cfg->ldap_base_dn[0] == '\0') {
+		fprintf(stderr,
+			"portico-admin: user: ldap.base_dn is not set in "
+			"%s (give a frontend's configuration)\n",
+			a->config_path);
+		return 1;
+	}
+	LDAP *ld;
+	if (admin_ldap_open(cfg, cfg->ldap_bind_dn, cfg->ldap_bind_password,
+			    &ld) < 0)
+		return 1;
+	char esc[1100], filter[2400];
+	filter_escape(argv[0], esc, sizeof(esc));
+	snprintf(filter, sizeof(filter),
+		 "(&(objectClass=porticoUser)(|(uid=%s)(mail=%s)))", esc, esc);
+	struct timeval tv = {(time_t)cfg->ldap_timeout, 0};
+	LDAPMessage *res = NULL;
+	int rc = ldap_search_ext_s(ld, cfg->ldap_base_dn, LDAP_SCOPE_SUBTREE,
+				   filter, NULL, 0, NULL, NULL, &tv, 0, &res);
+	int count = rc == LDAP_SUCCESS ? ldap_count_entries(ld, res) : 0;
+	int ret = 1;
+	if (rc != LDAP_SUCCESS) {
+		fprintf(stderr, "portico-admin: user: search: %s\n",
+			ldap_err2string(rc));
+	} else if (count != 1) {
+		fprintf(stderr, "portico-admin: user: %s matches %d users%s\n",
+			argv[0], count,
+			count > 1 ? " (a login of it is refused)" : "");
+	} else {
+		LDAPMessage *e = ldap_first_entry(ld, res);
+		char *dn = ldap_get_dn(ld, e);
+		char uid[256], mail[1024], id[128], server[64], state[80],
+		    imap[16], pop3[16], smtp[16], qs[32], qm[32], caps[256],
+		    backend[400];
+		admin_ldap_value(ld, e, "uid", uid, sizeof(uid));
+		ldap_values(ld, e, "mail", mail, sizeof(mail));
+		admin_ldap_value(ld, e, "porticoMailboxId", id, sizeof(id));
+		admin_ldap_value(ld, e, "porticoMailboxServer", server,
+				 sizeof(server));
+		admin_ldap_value(ld, e, "porticoAccountState", state,
+				 sizeof(state));
+		admin_ldap_value(ld, e, "porticoImapEnabled", imap,
+				 sizeof(imap));
+		admin_ldap_value(ld, e, "porticoPop3Enabled", pop3,
+				 sizeof(pop3));
+		admin_ldap_value(ld, e, "porticoSmtpEnabled", smtp,
+				 sizeof(smtp));
+		admin_ldap_value(ld, e, "porticoQuotaStorage", qs, sizeof(qs));
+		admin_ldap_value(ld, e, "porticoQuotaMessages", qm, sizeof(qm));
+		ldap_values(ld, e, "porticoImapCapabilityOff", caps,
+			    sizeof(caps));
+		backend_line(a, ld, server, backend, sizeof(backend));
+		int privileged = 0;
+		const char *pa = cfg->ldap_privileged_attribute;
+		const char *eq = strchr(pa, '=');
+		if (eq != NULL && eq > pa) {
+			char attr[128];
+			snprintf(attr, sizeof(attr), "%.*s", (int)(eq - pa),
+				 pa);
+			privileged = ldap_has_value(ld, e, attr, eq + 1);
+		}
+		const char *active = state[0] == '\0' ||
+					     strcasecmp(state, "active") == 0
+					 ? "yes"
+					 : "no";
+		printf("dn            %s\n", dn != NULL ? dn : "");
+		printf("uid           %s\n", uid);
+		printf("mail          %s\n", mail);
+		printf("mailbox-id    %s\n", id);
+		printf("backend       %s\n", backend);
+		printf("state         %s\n", state[0] ? state : "active");
+		printf("imap          %s\n",
+		       strcmp(imap, "FALSE") ? "yes" : "no");
+		printf("pop3          %s\n",
+		       strcmp(pop3, "FALSE") ? "yes" : "no");
+		printf("smtp          %s\n",
+		       strcmp(smtp, "FALSE") ? "yes" : "no");
+		printf("quota-storage %s\n", qs[0] ? qs : "the backend's");
+		printf("quota-messages %s\n", qm[0] ? qm : "the backend's");
+		printf("imap-off      %s\n", caps[0] ? caps : "-");
+		if (privileged)
+			printf("login         refused: privileged (%s)\n", pa);
+		else if (strcmp(active, "yes") != 0)
+			printf(
+			    "login         refused: porticoAccountState %s%s\n",
+			    state,
+			    strcasecmp(state, "moving") == 0
+				? " (mail for it deferred)"
+				: " (mail for it refused)");
+		else
+			printf("login         allowed by the directory\n");
+		ldap_memfree(dn);
+		ret = 0;
+	}
+	ldap_msgfree(res);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return ret;
+}

@@ -2014,6 +2014,52 @@ def test_expunge_by_age(st):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+def test_user_shows_the_account(st):
+    """portico-admin user ADDRESS: the entry a login of ADDRESS finds
+    (with the frontend's own search account), the backend it routes to,
+    its settings, and whether the directory lets it log in."""
+    user, pw, mbox = new_user(st, "whois")
+    dn = "uid=%s,ou=people,dc=example,dc=test" % user
+
+    def show():
+        p = admin(st, FE, "user", user)
+        assert p.returncode == 0, p.stderr
+        return dict(re.split(r"\s+", line, maxsplit=1)
+                    for line in p.stdout.splitlines())
+
+    got = show()
+    assert got["dn"] == dn and got["uid"] == user
+    assert got["mailbox-id"] == mbox
+    assert re.fullmatch(r"s1b1 \(site 1, link 127\.0\.0\.1:\d+\)",
+                        got["backend"]), got
+    assert (got["state"], got["imap"], got["pop3"], got["smtp"]) == \
+        ("active", "yes", "yes", "yes")
+    assert got["quota-storage"] == "the backend's"
+    assert got["imap-off"] == "-"
+    assert got["login"] == "allowed by the directory"
+    ldap_modify(st, dn, "add: porticoQuotaStorage",
+                "porticoQuotaStorage: 1048576", "-",
+                "add: porticoImapCapabilityOff",
+                "porticoImapCapabilityOff: IDLE", "-",
+                "replace: porticoPop3Enabled", "porticoPop3Enabled: FALSE")
+    set_account_state(st, "disable", user)
+    got = show()
+    assert (got["quota-storage"], got["imap-off"], got["pop3"]) == \
+        ("1048576", "IDLE", "no")
+    assert got["state"] == "disabled"
+    assert got["login"] == "refused: porticoAccountState disabled (mail " \
+        "for it refused)"
+    set_account_state(st, "enable", user)
+    ldap_modify(st, dn, "replace: porticoMailboxServer",
+                "porticoMailboxServer: nowhere")
+    assert show()["backend"] == "nowhere (no such backend under " \
+        "ldap.backends_dn: logins fail)"
+    ldap_modify(st, dn, "replace: porticoMailboxServer",
+                "porticoMailboxServer: s1b1")
+    p = admin(st, FE, "user", "nobody-%d@example.test" % os.getpid())
+    assert p.returncode == 1 and "matches 0 users" in p.stderr
+
+
 def test_remove_then_list_and_check(st, tmp_path):
     gone, _, gone_id = new_user(st, "rm")
     kept, _, kept_id = new_user(st, "keep")
