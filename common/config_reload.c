@@ -25,8 +25,9 @@ static const struct field fields[] = {
 };
 
 /* Settings read once at start: listeners and sockets, event loops, the
- * store, the link's certificates, directory connections, parsed network
- * lists, table sizes and what the link handshake announced. */
+ * store, the link's certificates, directory connections, table sizes and
+ * what the link handshake announced.  (The network lists apply live: the
+ * frontend's policy parses them again at each reload.) */
 static const char *fixed[] = {
 	"global.name", "global.site",
 	"tls.ca_file", "tls.link_cert_file", "tls.link_key_file",
@@ -37,17 +38,15 @@ static const char *fixed[] = {
 	"frontend.pop3_listen", "frontend.pop3s_listen",
 	"frontend.submission_listen", "frontend.submissions_listen",
 	"frontend.lmtp_listen", "frontend.workers",
-	"frontend.trusted_networks", "frontend.proxy_networks",
 	"backend.id", "backend.link_listen", "backend.store_dir",
 	"backend.store_map_size", "backend.http_listen",
 	"backend.max_command_memory",
 	"backend.direct_imap_listen", "backend.direct_imap_password",
-	"lmtp.trusted_networks",
 	"limits.literal_plus", "limits.max_literal_size",
 	"limits.max_command_size", "limits.max_line",
 	"limits.auth_penalty_entries", "limits.ipv6_prefix",
 	"connection.*",
-	"http.listen", "http.tls_listen", "http.metrics_networks",
+	"http.listen", "http.tls_listen",
 };
 /* clang-format on */
 

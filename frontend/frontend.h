@@ -210,7 +210,6 @@ struct frontend {
 	struct http_server *http;
 	const struct connsets *connsets; /* the process's, read-only */
 	unsigned long *http_connections; /* the process's count (atomic) */
-	struct cidr_list *metrics_networks; /* who may GET /metrics */
 	struct http_sessions *sessions;     /* GET /sessions (http/) */
 	struct frontend *workers;        /* every loop of the process */
 	unsigned nworkers;

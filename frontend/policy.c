@@ -11,6 +11,33 @@
 #include "frontend/auth_cache.h"
 #include "frontend/penalty.h"
 
+/* The configuration's network lists, or NULL with *error_r. */
+static struct policy_nets *
+nets_parse(const struct config *cfg, const char **error_r)
+{
+	struct policy_nets *n = calloc(1, sizeof(*n));
+	if (n == NULL)
+		abort();
+	if (cidr_list_parse(cfg->frontend_trusted_networks, &n->trusted,
+			    error_r) < 0 ||
+	    cidr_list_parse(cfg->frontend_proxy_networks, &n->proxy, error_r) <
+		0 ||
+	    cidr_list_parse(cfg->lmtp_trusted_networks, &n->lmtp, error_r) <
+		0 ||
+	    cidr_list_parse(cfg->http_metrics_networks, &n->metrics, error_r) <
+		0) {
+		free(n);
+		return NULL;
+	}
+	return n;
+}
+
+static const struct policy_nets *
+nets_now(const struct policy *p)
+{
+	return __atomic_load_n(&p->nets, __ATOMIC_ACQUIRE);
+}
+
 int
 policy_create(struct policy *p, const struct config *cfg,
 	      const char **error_r)
@@ -18,12 +45,7 @@ policy_create(struct policy *p, const struct config *cfg,
 	memset(p, 0, sizeof(*p));
 	p->cfg = cfg;
 	p->ipv6_prefix = (unsigned)cfg->limits_ipv6_prefix;
-	if (cidr_list_parse(cfg->frontend_trusted_networks, &p->trusted,
-			    error_r) < 0 ||
-	    cidr_list_parse(cfg->frontend_proxy_networks, &p->proxy,
-			    error_r) < 0 ||
-	    cidr_list_parse(cfg->lmtp_trusted_networks, &p->lmtp, error_r) <
-		    0)
+	if ((p->nets = nets_parse(cfg, error_r)) == NULL)
 		return -1;
 	unsigned char secret[32];
 	if (RAND_bytes(secret, sizeof(secret)) != 1) {
@@ -66,6 +88,11 @@ policy_free(struct policy *p)
 		p->backends = e->next;
 		free(e);
 	}
+	while (p->nets != NULL) {
+		struct policy_nets *n = p->nets;
+		p->nets = n->older;
+		free(n);
+	}
 	pthread_mutex_destroy(&p->lock);
 	lru_keyer_free(&p->keyer);
 }
@@ -83,6 +110,13 @@ policy_reload(struct policy *p, const struct config *cfg)
 		p->conn_rate.max = conns;
 	if (conns > p->per_user.max)
 		p->per_user.max = conns;
+	/* (the lists were checked with the file: frontend_config_check) */
+	const char *err;
+	struct policy_nets *n = nets_parse(cfg, &err);
+	if (n != NULL) {
+		n->older = p->nets;
+		__atomic_store_n(&p->nets, n, __ATOMIC_RELEASE);
+	}
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -127,19 +161,25 @@ policy_backend_get(struct policy *p, const char *id, struct dir_backend *b,
 int
 policy_trusted(const struct policy *p, const struct sockaddr *sa)
 {
-	return cidr_list_match(&p->trusted, sa);
+	return cidr_list_match(&nets_now(p)->trusted, sa);
 }
 
 int
 policy_proxy_allowed(const struct policy *p, const struct sockaddr *sa)
 {
-	return cidr_list_match(&p->proxy, sa);
+	return cidr_list_match(&nets_now(p)->proxy, sa);
 }
 
 int
 policy_lmtp_allowed(const struct policy *p, const struct sockaddr *sa)
 {
-	return cidr_list_match(&p->lmtp, sa);
+	return cidr_list_match(&nets_now(p)->lmtp, sa);
+}
+
+int
+policy_metrics_allowed(const struct policy *p, const struct sockaddr *sa)
+{
+	return cidr_list_match(&nets_now(p)->metrics, sa);
 }
 
 size_t

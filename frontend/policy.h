@@ -30,9 +30,16 @@ struct policy {
 	pthread_mutex_t lock;
 	const struct config *cfg;    /* under lock: a reload swaps it */
 	struct lru_keyer keyer;     /* the secret, drawn at startup */
-	struct cidr_list trusted;    /* frontend.trusted_networks */
-	struct cidr_list proxy;      /* frontend.proxy_networks */
-	struct cidr_list lmtp;       /* lmtp.trusted_networks */
+	/* The network lists of the newest configuration, read without a
+	   lock (an atomic pointer); a reload puts new ones in front and
+	   the older stay, for readers still on them, until exit. */
+	struct policy_nets {
+		struct cidr_list trusted; /* frontend.trusted_networks */
+		struct cidr_list proxy;   /* frontend.proxy_networks */
+		struct cidr_list lmtp;    /* lmtp.trusted_networks */
+		struct cidr_list metrics; /* http.metrics_networks */
+		struct policy_nets *older;
+	} * nets;
 	unsigned ipv6_prefix;        /* limits.ipv6_prefix (fixed) */
 	uint64_t connections;
 	struct lru per_address;      /* unsigned count */
@@ -75,6 +82,8 @@ void policy_free(struct policy *p);
  * outlive the policy; network lists and table sizes stay). */
 void policy_reload(struct policy *p, const struct config *cfg);
 int policy_trusted(const struct policy *p, const struct sockaddr *sa);
+/* http.metrics_networks: who may GET /metrics, /health, /sessions. */
+int policy_metrics_allowed(const struct policy *p, const struct sockaddr *sa);
 int policy_proxy_allowed(const struct policy *p, const struct sockaddr *sa);
 int policy_lmtp_allowed(const struct policy *p, const struct sockaddr *sa);
 /* The client's network as the counts of addresses see it, in out (16

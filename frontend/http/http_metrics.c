@@ -236,8 +236,8 @@ http_management_allowed(struct frontend *fe, struct http_conn *hc,
 			     sizeof(m) - 1, "Allow: GET, HEAD\r\n");
 		return 0;
 	}
-	if (!cidr_list_match(fe->metrics_networks,
-			     (const struct sockaddr *)&req->peer)) {
+	if (!policy_metrics_allowed(fe->policy,
+				    (const struct sockaddr *)&req->peer)) {
 		static const char m[] = "Not from this address "
 					"(http.metrics_networks).\n";
 		http_respond(hc, 403, "text/plain; charset=utf-8", m,

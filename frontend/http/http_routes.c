@@ -134,15 +134,6 @@ http_routes_start(struct frontend *fe)
 	    .addr_release = http_routes_addr_release,
 	};
 	http_routes_limits(cfg, &conf);
-	fe->metrics_networks = calloc(1, sizeof(*fe->metrics_networks));
-	if (fe->metrics_networks == NULL)
-		abort();
-	const char *nerr;
-	if (cidr_list_parse(cfg->http_metrics_networks, fe->metrics_networks,
-			    &nerr) < 0) {
-		log_error("http.metrics_networks error=\"%s\"", nerr);
-		return -1;
-	}
 	http_sessions_start(fe);
 	fe->http = http_server_create(fe->loop, &conf);
 	const char *addrs[2] = {cfg->http_listen, cfg->http_tls_listen};
@@ -176,8 +167,6 @@ http_routes_free(struct frontend *fe)
 	if (fe->http != NULL)
 		http_server_free(&fe->http);
 	http_sessions_free(fe);
-	free(fe->metrics_networks);
-	fe->metrics_networks = NULL;
 }
 
 int

@@ -355,6 +355,76 @@ def test_sighup_frontend_applies_live_settings(st):
     plain.logout()
 
 
+def test_sighup_applies_network_lists(st):
+    """frontend.proxy_networks, frontend.trusted_networks and
+    http.metrics_networks apply at a reload, on every event loop: a load
+    balancer added to proxy_networks has its PROXY headers taken (the
+    session logs the address in the header), an address put in
+    trusted_networks is no longer held to limits.max_connections_per_address,
+    and /metrics answers 403 to a loopback no longer listed."""
+    import urllib.error
+    import urllib.request
+    src, lb = "127.0.0.81", "127.0.0.82"
+
+    def proxied():
+        s, f = raw_client(st, st.IMAP_PORT, source=lb)
+        s.sendall(b"PROXY TCP4 192.0.2.81 127.0.0.1 40811 143\r\n"
+                  b"a1 CAPABILITY\r\n")
+        lines = [f.readline(), f.readline()]
+        s.close()
+        return lines
+
+    def metrics_status():
+        url = "http://%s:%s/metrics" % (st.host, st.HTTP_PORT)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    # (the cleartext port greets first, then refuses the header)
+    assert proxied()[1] == (b"* BYE PROXY protocol is not accepted from "
+                            b"your address.\r\n")
+    assert metrics_status() == 200
+    edit = ConfigEdit(st, "s1f1", "frontend")
+    held = []
+    try:
+        edit.append("[limits]\nmax_connections_per_address = 1\n"
+                    "[frontend]\nproxy_networks = %s/32\n"
+                    "trusted_networks = %s/32\n"
+                    "[http]\nmetrics_networks = 10.0.0.0/8\n" % (lb, src))
+        new = reload(st, "s1f1")
+        for name in ("frontend.proxy_networks", "frontend.trusted_networks",
+                     "http.metrics_networks"):
+            assert "setting=%s changed" % name in new, new
+            assert "%s changed but takes effect only at start" % name \
+                not in new
+        # the balancer's header is taken, on whichever loop
+        for _ in range(4):
+            first, second = proxied()
+            assert first.startswith(b"* OK"), first
+            assert second.startswith(b"* CAPABILITY"), second
+        assert "client=192.0.2.81" in st.log("s1f1")
+        # a trusted address is not held to one connection
+        for _ in range(3):
+            s, f, g = greeting(st, st.IMAPS_PORT, src)
+            assert g.startswith(b"* OK"), g
+            held.append(s)
+        s, f, g = greeting(st, st.IMAPS_PORT, "127.0.0.83")
+        s2, f2, g2 = greeting(st, st.IMAPS_PORT, "127.0.0.83")
+        assert g2 == b"* BYE [UNAVAILABLE] Too many connections from " \
+            b"your address.\r\n", g2
+        s.close()
+        s2.close()
+        assert metrics_status() == 403
+    finally:
+        for s in held:
+            s.close()
+        edit.restore()
+    assert metrics_status() == 200
+    assert proxied()[1].startswith(b"* BYE PROXY protocol")
+
+
 def test_sighup_applies_http_limits(st):
     """http.* sizes and timeouts apply at a reload (docs/OPERATIONS.md):
     after request_timeout = 1s, a request begun and left unfinished gets
