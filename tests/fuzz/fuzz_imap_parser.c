@@ -6,7 +6,8 @@
  * reader shares a budget (its size from the first byte too) with a second
  * reader holding part of it: the budget is never exceeded, and everything
  * taken from it comes back, also from commands held beyond the reader
- * with their large literals borrowed (not copied) by the parser. */
+ * with their large literals borrowed (not copied) by the parser.  Every
+ * list is also read as an ID list (the client's name and version). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -49,11 +50,35 @@ borrowed_ok(const struct imap_arg *arg, const struct imap_parse_limits *plim)
 		__builtin_trap();
 }
 
+/* Every list read as an ID list (imap_id_client): printable ASCII,
+ * terminated within the buffer, empty without a name; a buffer of any
+ * size (down to one byte) holds a prefix of what a large one holds. */
+static void
+id_client_ok(const struct imap_arg *list)
+{
+	char big[256], small[8];
+	int found = imap_id_client(list, big, sizeof(big));
+	size_t len = strnlen(big, sizeof(big));
+	if (len == sizeof(big) || (!found && len != 0))
+		__builtin_trap();
+	for (size_t i = 0; i < len; i++)
+		if (big[i] < 32 || big[i] > 126)
+			__builtin_trap();
+	for (size_t size = 1; size <= sizeof(small); size++) {
+		if (imap_id_client(list, small, size) != found ||
+		    strnlen(small, size) == size ||
+		    strncmp(small, big, strlen(small)) != 0)
+			__builtin_trap();
+	}
+}
+
 static void
 walk(const struct imap_arg *args, unsigned n, unsigned depth, struct arena *a,
      const struct imap_parse_limits *plim)
 {
 	for (unsigned i = 0; i < n; i++) {
+		if (args[i].type == IMAP_ARG_LIST)
+			id_client_ok(&args[i]);
 		if (args[i].type == IMAP_ARG_LIST)
 			walk(args[i].list, args[i].count, depth + 1, a, plim);
 		else if (args[i].borrowed)
