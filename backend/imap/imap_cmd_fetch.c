@@ -17,15 +17,16 @@ enum fetch_kind {
 	FETCH_SIZE,
 	FETCH_INTERNALDATE,
 	FETCH_SAVEDATE,
+	FETCH_PREVIEW,
 	FETCH_EMAILID,
 	FETCH_THREADID,
 	FETCH_ENVELOPE,
 	FETCH_BODYSTRUCTURE,
-	FETCH_BODY_NOEXT,   /* BODY without a section: BODYSTRUCTURE without
-			       extension data */
-	FETCH_BODY,         /* BODY[section]<partial>, RFC822* */
-	FETCH_BINARY,       /* BINARY[part]<partial> (RFC 3516) */
-	FETCH_BINARY_SIZE,  /* BINARY.SIZE[part] */
+	FETCH_BODY_NOEXT,  /* BODY without a section: BODYSTRUCTURE without
+			      extension data */
+	FETCH_BODY,        /* BODY[section]<partial>, RFC822* */
+	FETCH_BINARY,      /* BINARY[part]<partial> (RFC 3516) */
+	FETCH_BINARY_SIZE, /* BINARY.SIZE[part] */
 	FETCH_KIND_COUNT
 };
 
@@ -196,6 +197,9 @@ parse_item(struct arena *a, const struct imap_arg *arg, struct fetch_req *req)
 		fetch_add(a, req, FETCH_INTERNALDATE);
 	} else if (strcasecmp(s, "SAVEDATE") == 0) {
 		fetch_add(a, req, FETCH_SAVEDATE);
+	} else if (strcasecmp(s, "PREVIEW") == 0) {
+		fetch_add(a, req, FETCH_PREVIEW);
+		req->need_mime = 1;
 	} else if (strcasecmp(s, "EMAILID") == 0) {
 		fetch_add(a, req, FETCH_EMAILID);
 	} else if (strcasecmp(s, "THREADID") == 0) {
@@ -417,6 +421,20 @@ fetch_one(struct imap_cmd_ctx *cmd, const struct fetch_req *req, uint32_t seq,
 		case FETCH_THREADID:
 			session_printf(s, "%sTHREADID NIL", SEP());
 			break;
+		case FETCH_PREVIEW: {
+			/* RFC 8970: computed here, so never NIL (LAZY or
+			   not); "" for a message without text */
+			struct buf pv = BUF_INIT;
+			buf_reset(&tmp);
+			mime_preview(mm, body, blen, &pv);
+			mime_imap_string(&tmp,
+					 buf_used(&pv) ? buf_ptr(&pv) : "",
+					 buf_used(&pv));
+			buf_free(&pv);
+			session_printf(s, "%sPREVIEW ", SEP());
+			session_write(s, buf_ptr(&tmp), buf_used(&tmp));
+			break;
+		}
 		case FETCH_ENVELOPE:
 		case FETCH_BODYSTRUCTURE:
 		case FETCH_BODY_NOEXT:
@@ -670,8 +688,22 @@ imap_cmd_fetch(struct imap_cmd_ctx *cmd)
 	if (items->type == IMAP_ARG_LIST) {
 		if (items->count == 0)
 			rc = -1;
-		for (unsigned i = 0; rc == 0 && i < items->count; i++)
-			rc = parse_item(a, &items->list[i], req);
+		for (unsigned i = 0; rc == 0 && i < items->count; i++) {
+			const struct imap_arg *it = &items->list[i];
+			rc = parse_item(a, it, req);
+			/* PREVIEW (LAZY): RFC 8970's one modifier */
+			if (rc == 0 && it->type == IMAP_ARG_ATOM &&
+			    strcasecmp(it->str, "PREVIEW") == 0 &&
+			    i + 1 < items->count &&
+			    items->list[i + 1].type == IMAP_ARG_LIST) {
+				const struct imap_arg *mods = &items->list[++i];
+				for (unsigned k = 0; rc == 0 && k < mods->count;
+				     k++)
+					if (!imap_arg_is_atom(&mods->list[k],
+							      "LAZY"))
+						rc = -1;
+			}
+		}
 	} else {
 		rc = parse_item(a, items, req);
 	}

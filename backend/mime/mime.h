@@ -227,6 +227,18 @@ int mime_section_binary(const struct mime_msg *m, const char *msg,
 void mime_section_copy(const struct mime_section *sec, uint64_t off,
 		       uint64_t count, struct buf *out);
 
+/* -- preview (mime_preview.c) -----------------------------------------------
+ */
+
+/* Characters of a preview at most (RFC 8970: 256). */
+#define MIME_PREVIEW_CHARS 200
+/* Appends the preview of the message (IMAP PREVIEW, RFC 8970) to out: the
+ * start of its first text/plain part that is no attachment, else of its
+ * first text/html one, decoded to UTF-8, without quoted lines, signature
+ * or markup, white space collapsed; nothing when it has no text. */
+void mime_preview(const struct mime_msg *m, const char *msg, size_t len,
+		  struct buf *out);
+
 /* -- decoders (mime_decode.c), usable by SEARCH ------------------------------ */
 
 /* base64, skipping anything outside the alphabet; '=' ends a group. */

@@ -2,6 +2,7 @@
 management, APPEND, STORE, COPY/MOVE, EXPUNGE, SEARCH, IDLE and several
 sessions on one mailbox."""
 
+import base64
 import imaplib
 import re
 import select
@@ -1240,3 +1241,60 @@ def test_idle_keepalive(stack_factory):
         rest += data
     assert b"\r\nd OK" in b"\r\n" + rest, rest
     s.close()
+
+
+# -- PREVIEW (RFC 8970) ---------------------------------------------------------
+
+def test_preview(c):
+    """FETCH PREVIEW: the start of the message's text as a client shows it
+    under the subject: plain text without quoted lines and signature, the
+    text/plain of an alternative in its charset and transfer encoding, HTML
+    without markup, style or entities, nothing for a message without text,
+    at most 200 characters (whole UTF-8 ones); PREVIEW (LAZY) the same; an
+    unknown modifier is BAD."""
+    msgs = [
+        b"Subject: a\r\n\r\nHello Bob,\r\n\r\n> what you wrote\r\n"
+        b">> and before\r\nSee you  at\tnoon.\r\n-- \r\nAlice\r\nphone\r\n",
+        b"Subject: b\r\nMIME-Version: 1.0\r\nContent-Type: multipart/"
+        b"alternative; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/html\r\n"
+        b"\r\n<p>html part</p>\r\n--XX\r\nContent-Type: text/plain; "
+        b"charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable"
+        b"\r\n\r\nCaf=E9 cr=E8me, soft=\r\n break\r\n--XX--\r\n",
+        b"Subject: c\r\nMIME-Version: 1.0\r\nContent-Type: text/html; "
+        b"charset=utf-8\r\n\r\n<html><head><style>p {color: red}</style>"
+        b"</head><body><p>Fish &amp; chips&nbsp;&lt;today&gt;</p><script>"
+        b"x()</script><!-- hidden --></body></html>\r\n",
+        b"Subject: d\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+        b"boundary=YY\r\n\r\n--YY\r\nContent-Type: application/pdf\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--YY\r\n"
+        b"Content-Type: text/plain\r\nContent-Disposition: attachment; "
+        b"filename=notes.txt\r\n\r\nnot the preview\r\n--YY--\r\n",
+        b"Subject: e\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; "
+        b"charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.b64encode(("\u00e9" * 250).encode()) + b"\r\n",
+    ]
+    for m in msgs:
+        assert c.append("INBOX", None, None, m)[0] == "OK"
+    typ, data = c.capability()
+    assert b"PREVIEW" in data[0].split()
+    c.select("INBOX")
+    want = [b"Hello Bob, See you at noon.",
+            "Caf\u00e9 cr\u00e8me, soft break".encode(),
+            b"Fish & chips <today>",
+            b"",
+            ("\u00e9" * 200).encode()]
+    for items in ("(PREVIEW)", "(PREVIEW (LAZY))", "(UID PREVIEW)"):
+        typ, data = c.fetch("1:5", items)
+        assert typ == "OK", data
+        got = []
+        for d in data:
+            if isinstance(d, tuple):      # a literal (8-bit text)
+                got.append(d[1])
+            elif d != b")":
+                m = re.search(rb'PREVIEW "((?:[^"\\]|\\.)*)"', d)
+                assert m, d
+                got.append(m.group(1).replace(b'\\"', b'"'))
+        assert got == want, got
+    tag = c._new_tag()
+    c.send(tag + b" FETCH 1 (PREVIEW (FOO))\r\n")
+    assert c.readline().startswith(tag + b" BAD")

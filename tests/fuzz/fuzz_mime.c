@@ -195,6 +195,38 @@ sections(const struct mime_msg *m, const char *msg, size_t len,
 	}
 }
 
+/* A preview (PREVIEW, RFC 8970): UTF-8 without control characters, no
+ * space at either end nor two in a row, at most MIME_PREVIEW_CHARS
+ * characters. */
+static void
+check_preview(const struct mime_msg *m, const char *msg, size_t len,
+	      struct buf *out)
+{
+	size_t before = buf_used(out);
+	mime_preview(m, msg, len, out);
+	const unsigned char *p = (const unsigned char *)buf_ptr(out) + before;
+	size_t n = buf_used(out) - before, chars = 0;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t w = c < 0x80         ? 1
+			   : (c >> 5) == 6  ? 2
+			   : (c >> 4) == 14 ? 3
+			   : (c >> 3) == 30 ? 4
+					    : 0;
+		if (w == 0 || i + w > n || c < 0x20 || c == 0x7f)
+			abort();
+		for (size_t k = 1; k < w; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				abort();
+		if (c == ' ' && (i == 0 || i + 1 == n || p[i + 1] == ' '))
+			abort();
+		chars++;
+		i += w;
+	}
+	if (chars > MIME_PREVIEW_CHARS)
+		abort();
+}
+
 static void
 fuzz_message(const char *msg, size_t len)
 {
@@ -216,6 +248,8 @@ fuzz_message(const char *msg, size_t len)
 		abort();
 	answers(c, &cached);
 	sections(c, msg, len, &a, &cached);
+	check_preview(m, msg, len, &direct);
+	check_preview(c, msg, len, &cached);
 	if (buf_used(&direct) != buf_used(&cached) ||
 	    (buf_used(&direct) > 0 &&
 	     memcmp(buf_ptr(&direct), buf_ptr(&cached), buf_used(&direct))))
