@@ -44,6 +44,8 @@ admin_cmd_fn admin_store_quota;
 admin_cmd_fn admin_store_export;
 admin_cmd_fn admin_store_expunge;
 admin_cmd_fn admin_check;
+/* An IMAP keyword the store takes (admin_store.c). */
+int admin_keyword_ok(const char *k);
 /* account: one account's whole mail as a stream (admin_account.c) */
 int admin_account_export(struct admin *a, const char *mailbox_id,
 			 const char *path);

@@ -567,17 +567,6 @@ folder_finish(struct acct_import *im)
 	return rc;
 }
 
-static int
-keyword_ok(const char *k)
-{
-	if (*k == '\0' || strlen(k) > 250 || *k == '\\')
-		return 0;
-	for (const unsigned char *p = (const unsigned char *)k; *p; p++)
-		if (*p <= ' ' || *p >= 0x7f || strchr("(){%*\"\\]", *p))
-			return 0;
-	return 1;
-}
-
 static void
 names_add(struct acct_import *im, const char *name)
 {
@@ -672,7 +661,7 @@ folder_start(struct acct_import *im, Portico__AccountRecord *r)
 		why = "folders not in name order, or one twice";
 	struct buf kw = BUF_INIT;
 	for (size_t i = 0; why == NULL && i < f->n_keywords; i++) {
-		if (!keyword_ok(f->keywords[i]))
+		if (!admin_keyword_ok(f->keywords[i]))
 			why = "a keyword that is no IMAP keyword";
 		buf_append(&kw, f->keywords[i], strlen(f->keywords[i]) + 1);
 	}

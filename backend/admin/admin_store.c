@@ -315,11 +315,12 @@ maildir_flags(const char *name, char *const kw[MAILDIR_KEYWORDS],
 	return f;
 }
 
-/* An IMAP keyword (RFC 3501 flag-keyword: an atom, not a \flag). */
-static int
-keyword_ok(const char *k)
+/* An IMAP keyword (RFC 3501 flag-keyword: an atom, not a \flag) the
+ * store takes (at most 250 octets). */
+int
+admin_keyword_ok(const char *k)
 {
-	if (*k == '\0' || strlen(k) > 255)
+	if (*k == '\0' || strlen(k) > 250)
 		return 0;
 	for (const unsigned char *p = (const unsigned char *)k; *p; p++)
 		if (*p <= ' ' || *p >= 0x7f || strchr("(){%*\"\\]", *p))
@@ -343,7 +344,7 @@ maildir_keywords_read(const char *dir, char *kw[MAILDIR_KEYWORDS])
 		line[strcspn(line, "\r\n")] = '\0';
 		long n = strtol(line, &end, 10);
 		if (end == line || *end != ' ' || n < 0 ||
-		    n >= MAILDIR_KEYWORDS || !keyword_ok(end + 1) ||
+		    n >= MAILDIR_KEYWORDS || !admin_keyword_ok(end + 1) ||
 		    kw[n] != NULL)
 			continue;
 		kw[n] = strdup(end + 1);

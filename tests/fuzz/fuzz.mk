@@ -58,6 +58,7 @@ FUZZ_LIBS_search := -llmdb -luv -lpthread -lz \
 # import --account against a real store (in a temporary directory), with
 # portico-admin's check and remove as the judges.
 FUZZ_SRC_account := backend/admin/admin_account.c \
+                    backend/admin/admin_store.c \
                     backend/admin/admin_check.c backend/admin/admin_users.c \
                     backend/admin/admin_directory.c backend/admin/admin.h \
                     $(filter-out backend/main.c backend/admin.c \
