@@ -62,6 +62,8 @@ struct backend {
 	uint64_t link_writes;  /* writes to links (metrics) */
 	uint64_t link_credits; /* Credit frames sent (metrics) */
 	uint64_t kicked;       /* sessions ended by kick (metrics) */
+	uint64_t parked;       /* IMAP sessions parked (metrics) */
+	uint64_t resumed;      /* ... and taken up again */
 	struct autoexpunge *autoexpunge; /* autoexpunge.c */
 	/* The accounts kick named within backend.kick_memory, oldest first
 	   (at most backend.kick_memory_entries): a frontend that links
@@ -135,6 +137,12 @@ struct session_engine {
 	/* Optional: about once a second (now: loop ms), for what is due by
 	   time (IDLE's keepalive); output is flushed after it. */
 	void (*tick)(struct bsession *s, uint64_t now);
+	/* Optional: the frontend took the Park the engine sent
+	   (session_park()): 1 with the mailbox to watch and its modseq if
+	   the engine is still parking (the session then becomes a watch),
+	   0 if it went on meanwhile. */
+	int (*parked)(struct bsession *s, uint64_t *mbox_id_r,
+		      uint64_t *modseq_r);
 };
 
 struct bsession {
@@ -174,6 +182,9 @@ struct bsession {
 	int watching;
 	uint64_t watch_mbox;
 	struct bsession *watch_next, *watch_prev;
+	uint64_t in_total;        /* stream bytes received (Park) */
+	/* the reason its Close gives (NULL: none), e.g. "park:changed" */
+	const char *close_reason;
 };
 
 /* A protocol engine may implement notify(): a mailbox it shows changed. */
@@ -239,6 +250,25 @@ uint64_t autoexpunge_removed(const struct backend *be);
 
 /* The frontend's Hello name on the session's link (for Received:). */
 const char *session_link_name(const struct bsession *s);
+
+/* Parked IMAP sessions (link version 5, proto/link.proto "Parked IMAP
+ * sessions").  Whether the session could be parked now: its frontend
+ * takes Park, nothing is in flight, buffered or compressed, neither
+ * frontend nor kick is ending it. */
+int session_can_park(const struct bsession *s);
+/* Sends Park with state[0..len) (an ImapPark); the engine holds its
+ * output until the frontend answers Parked (engine->parked(); the engine
+ * state is then freed and the stream becomes a watch of the mailbox,
+ * park.c) or sends more input (the engine goes on). */
+void session_park(struct bsession *s, const void *state, size_t len,
+		  uint64_t mbox_id, uint64_t modseq);
+/* park.c: the watch engine of a parked session's stream.  Closes it with
+ * "park:changed" once mbox_id's HIGHESTMODSEQ is not modseq (or it is
+ * gone), "park:draining" when the backend stops, "park:kicked" at a
+ * kick. */
+void park_watch_start(struct bsession *s, uint64_t mbox_id, uint64_t modseq);
+/* Ends the watch with reason (its Close goes at the next flush). */
+void park_watch_end(struct bsession *s, const char *reason);
 
 /* Session host (link_server.c).  Runs the engine over s->in, returns
  * the consumed input's credit and sends the output; may free s. */

@@ -167,6 +167,15 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "IMAP and POP3 sessions ended by portico-admin kick.");
 	metrics_sample(b, "portico_backend_kicked_sessions_total", NULL,
 		       be->kicked);
+	metrics_family(b, "portico_backend_parked_sessions_total", "counter",
+		       "IMAP sessions in IDLE parked at their frontend "
+		       "(imap.park_after, or the backend stopping).");
+	metrics_sample(b, "portico_backend_parked_sessions_total", NULL,
+		       be->parked);
+	metrics_family(b, "portico_backend_resumed_sessions_total", "counter",
+		       "Parked IMAP sessions taken up again.");
+	metrics_sample(b, "portico_backend_resumed_sessions_total", NULL,
+		       be->resumed);
 	metrics_family(b, "portico_backend_store_commits_total", "counter",
 		       "Commits of the store writer.");
 	metrics_sample(b, "portico_backend_store_commits_total", NULL,

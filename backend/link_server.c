@@ -52,6 +52,7 @@ struct blink {
 	int can_ping; /* the frontend's Hello: link version >= 2 */
 	int can_forget; /* ... >= 3 */
 	int can_forget_early; /* ... >= 4: Forget before our Hello */
+	int can_park; /* ... >= 5: Park, Watch, Open.resume */
 	struct blink *next;
 };
 
@@ -232,7 +233,8 @@ session_flush(struct bsession *s)
 		s->send_credit -= n;
 	}
 	if (s->ending && buf_used(&s->out) == 0) {
-		link_send_close(&frames, s->stream, "");
+		link_send_close(&frames, s->stream,
+				s->close_reason != NULL ? s->close_reason : "");
 		blink_send_buf(s->link, &frames);
 		log_info("session=%s stream=%u closed", s->id, s->stream);
 		session_unlink(s);
@@ -703,6 +705,93 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 	session_run(s);
 }
 
+/* -- parked IMAP sessions (link version 5) ------------------------------*/
+
+int
+session_can_park(const struct bsession *s)
+{
+	return s->link != NULL && s->link->can_park && !s->ending &&
+	       !s->dead && !s->waiting && s->pending_ops == 0 &&
+	       s->zin == NULL && buf_used(&s->in) == 0 &&
+	       buf_used(&s->out) == 0 && !s->draining && !s->kicked;
+}
+
+void
+session_park(struct bsession *s, const void *state, size_t len,
+	     uint64_t mbox_id, uint64_t modseq)
+{
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__Park p = PORTICO__PARK__INIT;
+	p.state.data = (uint8_t *)(uintptr_t)state;
+	p.state.len = len;
+	p.mbox_id = mbox_id;
+	p.modseq = modseq;
+	f.stream = s->stream;
+	f.body_case = PORTICO__FRAME__BODY_PARK;
+	f.park = &p;
+	p.received = s->in_total;
+	blink_send(s->link, &f);
+	log_debug("session=%s stream=%u park offered bytes=%zu", s->id,
+		  s->stream, len);
+}
+
+/* Parked: the frontend has the session; what stays is a watch of its
+ * mailbox, which counts for no limit. */
+static void
+session_parked(struct bsession *s)
+{
+	struct backend *be = s->be;
+	uint64_t mbox_id, modseq;
+	if (s->ending || s->engine->parked == NULL ||
+	    !s->engine->parked(s, &mbox_id, &modseq))
+		return;
+	log_info("session=%s stream=%u user=%s parked", s->id, s->stream,
+		 s->user);
+	s->engine->free(s);
+	backend_unwatch(s);
+	protolog_free(&s->plog);
+	if (s->counted) {
+		user_sessions_release(&be->user_sessions, s->mailbox_id);
+		s->counted = 0;
+	}
+	buf_free(&s->in);
+	buf_free(&s->out);
+	metrics_add(&be->parked, 1);
+	park_watch_start(s, mbox_id, modseq);
+	session_flush(s); /* may free s */
+}
+
+/* Watch: a parked session's watch again, on a new stream (the link was
+ * lost, the backend restarted). */
+static void
+blink_watch(struct blink *l, uint32_t stream, const Portico__Watch *w)
+{
+	if (stream == 0 || blink_find(l, stream) != NULL) {
+		log_warn("link peer=%s watch on a stream in use", l->peer);
+		conn_close(&l->conn);
+		return;
+	}
+	struct bsession *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		abort();
+	s->be = l->be;
+	s->link = l;
+	s->stream = stream;
+	s->window = l->be->cfg.limits_link_window;
+	snprintf(s->id, sizeof(s->id), "%s", w->session_id);
+	snprintf(s->mailbox_id, sizeof(s->mailbox_id), "%s", w->mailbox_id);
+	snprintf(s->user, sizeof(s->user), "%s", w->user);
+	snprintf(s->client, sizeof(s->client), "%s", w->client_addr);
+	s->opened_at = (int64_t)time(NULL);
+	l->be->sessions++;
+	session_link(l, s);
+	log_debug("session=%s stream=%u watch mbox=%llu modseq=%llu", s->id,
+		  stream, (unsigned long long)w->mbox_id,
+		  (unsigned long long)w->modseq);
+	park_watch_start(s, w->mbox_id, w->modseq);
+	session_flush(s); /* may free s */
+}
+
 /* The directory's quota, read by the frontend at login, becomes the
  * user's own limits in the store: written only when it changed, and an
  * entry without one removes a record the directory set (one set with
@@ -1003,6 +1092,7 @@ blink_hello(struct blink *l, const Portico__Hello *h)
 	l->can_ping = link_version_number(h->version) >= 2;
 	l->can_forget = link_version_number(h->version) >= 3;
 	l->can_forget_early = link_version_number(h->version) >= 4;
+	l->can_park = link_version_number(h->version) >= 5;
 	/* Before the Hello, so that no session opens from a cached login
 	   that a kick while this frontend had no link should have ended
 	   (a frontend of link version 4 takes Forget before Hello; an
@@ -1080,6 +1170,7 @@ blink_frame(struct blink *l, Portico__Frame *f)
 			buf_append(&s->in, f->data->data.data,
 				   f->data->data.len);
 		}
+		s->in_total += f->data->data.len;
 		session_run(s);
 		return;
 	case PORTICO__FRAME__BODY_CREDIT:
@@ -1145,10 +1236,23 @@ blink_frame(struct blink *l, Portico__Frame *f)
 		if (f->stream == 0)
 			return;
 		break;
+	case PORTICO__FRAME__BODY_WATCH:
+		if (!l->can_park)
+			break;
+		blink_watch(l, f->stream, f->watch);
+		return;
+	case PORTICO__FRAME__BODY_PARKED:
+		if (!l->can_park)
+			break;
+		s = blink_find(l, f->stream);
+		if (s != NULL)
+			session_parked(s);
+		return;
 	case PORTICO__FRAME__BODY_OPENED:
 	case PORTICO__FRAME__BODY_REFUSED:
 	case PORTICO__FRAME__BODY_RESULT:
 	case PORTICO__FRAME__BODY_FORGET:
+	case PORTICO__FRAME__BODY_PARK:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
 		break;

@@ -14,8 +14,9 @@
 #include "link.pb-c.h"
 
 /* Version 2: Ping and Pong.  Version 3: Forget.  Version 4: Forget
- * before the backend's Hello (the kicks it remembers). */
-#define LINK_VERSION "portico-link/4"
+ * before the backend's Hello (the kicks it remembers).  Version 5: Park,
+ * Watch and Open.resume (IMAP sessions parked at the frontend). */
+#define LINK_VERSION "portico-link/5"
 #define LINK_VERSION_PREFIX "portico-link/"
 
 /* The number of a peer's Hello version ("portico-link/N"), 0 if it has

@@ -189,6 +189,8 @@ client_detach(struct client *c)
 	}
 	if (c->link != NULL)
 		link_pool_detach(c);
+	c->reviving = 0;
+	client_park_clear(c);
 	if (c->proto->detach != NULL)
 		c->proto->detach(c);
 	uv_timer_stop(&c->delay);
@@ -539,6 +541,10 @@ client_idle(const struct client *c)
 void
 client_drain(struct client *c)
 {
+	if (c->state == CLIENT_RELAY && c->parked && !c->reviving) {
+		client_park_drain(c);
+		return;
+	}
 	if (c->state == CLIENT_RELAY) {
 		/* The backend knows when the session is between commands
 		   or in IDLE: it says goodbye then. */
@@ -875,6 +881,17 @@ client_login(struct client *c, const char *typed, const char *password)
 void
 client_link_opened(struct client *c, uint32_t window)
 {
+	if (c->reviving) {
+		/* a parked session is back on its backend: what the client
+		   sent meanwhile follows */
+		c->reviving = 0;
+		client_park_clear(c);
+		c->send_credit = window;
+		client_relay_flush(c);
+		if (c->fe->draining && c->state == CLIENT_RELAY)
+			client_drain(c);
+		return;
+	}
 	c->send_credit = window;
 	client_set_state(c, CLIENT_RELAY);
 	frontend_metrics_phase(c, FM_PHASE_BACKEND);
@@ -896,6 +913,15 @@ client_link_opened(struct client *c, uint32_t window)
 void
 client_link_refused(struct client *c, const char *code, const char *reason)
 {
+	if (c->reviving) {
+		log_warn("session=%s user=%s backend=%s parked session refused "
+			 "code=%s reason=\"%s\"",
+			 c->id, c->user, c->duser.mailbox_server, code, reason);
+		c->reviving = 0;
+		c->proto->bye_unavailable(c, "Mailbox server unavailable");
+		client_close(c, "parked session refused");
+		return;
+	}
 	log_warn("session=%s user=%s backend=%s refused code=%s reason=\"%s\"",
 		 c->id, c->user, c->duser.mailbox_server, code, reason);
 	if (strcmp(code, "LIMIT") == 0) {
@@ -969,6 +995,9 @@ client_link_closed(struct client *c, const char *reason, int lost)
 static void
 client_relay_flush(struct client *c)
 {
+	/* a parked session is taken up again by what the client says */
+	if (c->parked && !c->reviving && buf_used(&c->in) > 0)
+		client_park_revive(c);
 	while (buf_used(&c->in) > 0 && c->send_credit > 0 &&
 	       c->state == CLIENT_RELAY) {
 		size_t n = buf_used(&c->in);

@@ -113,6 +113,8 @@ struct frontend_metrics {
 	uint64_t kicked;                   /* sessions ended by kick */
 	uint64_t link_bytes_to_backend;
 	uint64_t link_bytes_from_backend;
+	uint64_t parked;                   /* gauge: IMAP sessions parked */
+	uint64_t park_revivals;            /* parked sessions taken up */
 	uint64_t links_ready;              /* gauge */
 	const char *protocol_name[FM_PROTOS];
 };
@@ -248,6 +250,12 @@ struct client {
 	unsigned hold : 1;         /* commands wait (SMTP: the backend) */
 	unsigned raw : 1;          /* input is message content */
 	unsigned drain_sent : 1;   /* Drain sent to the backend session */
+	/* IMAP session parked here (Park, link version 5): the backend
+	   keeps a watch of its mailbox on c->stream while watching, none
+	   while the link is down (the link's parked list) */
+	unsigned parked : 1;
+	unsigned watching : 1;
+	unsigned reviving : 1;     /* Open with resume sent */
 	struct lp_reader lp;
 	struct buf in;
 	unsigned bad_commands;
@@ -283,6 +291,9 @@ struct client {
 	struct client *link_next; /* in the link's stream or wait list */
 	struct client *cork_next; /* in fe->corked */
 	struct client *link_prev; /* in the stream list */
+	uint64_t sent_total;    /* stream bytes sent to the backend */
+	struct buf park_state;  /* Park.state, for Open.resume */
+	uint64_t park_mbox, park_modseq;
 
 	struct client *prev, *next; /* all clients */
 };
@@ -345,6 +356,20 @@ void client_link_data(struct client *c, const void *data, size_t len);
 void client_link_credit(struct client *c, uint32_t bytes);
 void client_link_closed(struct client *c, const char *reason, int lost);
 
+/* Parked IMAP sessions (frontend/imap/imap_park.c).  Park arrived on
+ * c's stream: 1 if c takes it (nothing sent the backend had not read,
+ * not stopping), and the caller answers Parked. */
+int client_link_park(struct client *c, const Portico__Park *p);
+/* The watch of a parked session closed with reason ("park:changed",
+ * "park:kicked"; the link has let go of the stream, c->link stays). */
+void client_park_closed(struct client *c, const char *reason);
+/* The session goes back to the backend (Open with resume). */
+void client_park_revive(struct client *c);
+/* The frontend stops: a parked client is told goodbye and closed. */
+void client_park_drain(struct client *c);
+/* c leaves the parked state (revived, closed). */
+void client_park_clear(struct client *c);
+
 /* Resumes command processing after c->hold is cleared. */
 void client_resume(struct client *c);
 
@@ -361,6 +386,12 @@ void link_pool_send_credit(struct client *c, uint32_t bytes);
 /* The frontend is draining: the backend ends c's session at its next
  * command boundary with the protocol's goodbye (Drain frame). */
 void link_pool_send_drain(struct client *c);
+/* A parked session: Parked (the Park is taken); its watch let go (Close
+ * on its stream, or off the link's parked list); its session asked for
+ * again on c->link (Open with resume). */
+void link_pool_send_parked(struct client *c);
+void link_pool_unwatch(struct client *c);
+void link_pool_resume(struct client *c);
 /* Whether every backend seen so far offers the IMAP capability cap after
  * login (pre-login lists stay a subset of post-login ones). */
 int link_pool_backends_offer(struct frontend *fe, const char *cap);

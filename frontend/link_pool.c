@@ -79,6 +79,11 @@ struct flink {
 	   (link_pool_flush_cb()). */
 	struct buf wout;
 	struct client *waiting;  /* waiting for the link or the lookup */
+	/* parked IMAP sessions whose watch went with the link (a backend
+	   restart): watched again once it is back, which the link timer
+	   brings about */
+	struct client *parked;
+	int can_park; /* the backend's Hello: link version >= 5 */
 	struct xfer *xstreams;   /* mail transport streams, opened */
 	struct xfer *xwaiting;   /* waiting for the link or the lookup */
 	struct flink *next;
@@ -107,6 +112,11 @@ static void xfer_attach(struct flink *l, struct xfer *x);
 static void xfer_frame(struct flink *l, Portico__Frame *f);
 
 static void flink_fail(struct flink *l, const char *why);
+static void flink_rewatch(struct flink *l);
+static void flink_parked_reconnect(struct frontend *fe);
+static int flink_route(struct flink *l);
+static void flink_lookup(struct flink *l);
+static void flink_attach(struct flink *l, struct client *c);
 static void flink_lost(struct flink *l, const char *why, int retry_later);
 static void link_pool_flush_cb(uv_idle_t *h);
 
@@ -274,6 +284,11 @@ flink_send_open(struct flink *l, struct client *c)
 		o.imap_capabilities_off = c->duser.imap_caps_off;
 		o.client_id = c->client_id;
 	}
+	if (c->reviving) {
+		o.resume.data = (uint8_t *)buf_ptr(&c->park_state);
+		o.resume.len = buf_used(&c->park_state);
+	}
+	c->sent_total = 0;
 	f.stream = c->stream;
 	f.body_case = PORTICO__FRAME__BODY_OPEN;
 	f.open = &o;
@@ -424,6 +439,7 @@ flink_frame(struct flink *l, Portico__Frame *f)
 		free(l->imap_caps);
 		l->imap_caps = strdup(f->hello->imap_capabilities);
 		l->can_ping = link_version_number(f->hello->version) >= 2;
+		l->can_park = link_version_number(f->hello->version) >= 5;
 		log_info(
 		    "link backend=%s address=%s version=%s ready forgets=%zu",
 		    l->id, l->address, f->hello->version,
@@ -443,6 +459,7 @@ flink_frame(struct flink *l, Portico__Frame *f)
 			l->xwaiting = x->next;
 			xfer_send_open(l, x);
 		}
+		flink_rewatch(l);
 		return;
 	}
 	if (f->stream == 0 && f->body_case == PORTICO__FRAME__BODY_FORGET) {
@@ -486,8 +503,23 @@ flink_frame(struct flink *l, Portico__Frame *f)
 		return;
 	case PORTICO__FRAME__BODY_CLOSE:
 		flink_stream_remove(l, c);
+		if (c->parked && c->watching) {
+			c->watching = 0;
+			if (strcmp(f->close->reason, "park:draining") == 0) {
+				/* watched again when the backend is back */
+				c->link_next = l->parked;
+				l->parked = c;
+				return;
+			}
+			client_park_closed(c, f->close->reason);
+			return;
+		}
 		c->link = NULL;
 		client_link_closed(c, "session ended", 0);
+		return;
+	case PORTICO__FRAME__BODY_PARK:
+		if (l->can_park && client_link_park(c, f->park))
+			link_pool_send_parked(c);
 		return;
 	case PORTICO__FRAME__BODY_HELLO:
 	case PORTICO__FRAME__BODY_OPEN:
@@ -499,6 +531,8 @@ flink_frame(struct flink *l, Portico__Frame *f)
 	case PORTICO__FRAME__BODY_PING:
 	case PORTICO__FRAME__BODY_PONG:
 	case PORTICO__FRAME__BODY_FORGET:
+	case PORTICO__FRAME__BODY_WATCH:
+	case PORTICO__FRAME__BODY_PARKED:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:
 		break;
@@ -587,6 +621,14 @@ flink_lost(struct flink *l, const char *why, int retry_later)
 	while (l->streams != NULL) {
 		struct client *c = l->streams;
 		flink_stream_remove(l, c);
+		if (c->parked && c->watching) {
+			/* the client stays; its watch comes back with the
+			   link */
+			c->watching = 0;
+			c->link_next = l->parked;
+			l->parked = c;
+			continue;
+		}
 		c->link = NULL;
 		client_link_closed(c, "backend link lost", 1);
 	}
@@ -896,6 +938,7 @@ link_pool_detach(struct client *c)
 		flink_write(l, &b);
 	} else {
 		list_remove(&l->waiting, c);
+		list_remove(&l->parked, c);
 	}
 	c->link = NULL;
 }
@@ -908,6 +951,7 @@ link_pool_send_data(struct client *c, const void *data, size_t len)
 	struct buf b = BUF_INIT;
 	link_send_data(&b, c->stream, data, len);
 	flink_write(c->link, &b);
+	c->sent_total += len;
 }
 
 void
@@ -935,6 +979,110 @@ link_pool_send_drain(struct client *c)
 	flink_write(c->link, &b);
 }
 
+/* -- parked IMAP sessions (link version 5) ------------------------------*/
+
+void
+link_pool_send_parked(struct client *c)
+{
+	if (c->link == NULL)
+		return;
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__Parked p = PORTICO__PARKED__INIT;
+	f.stream = c->stream;
+	f.body_case = PORTICO__FRAME__BODY_PARKED;
+	f.parked = &p;
+	flink_send(c->link, &f);
+}
+
+static void
+flink_send_watch(struct flink *l, struct client *c)
+{
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__Watch w = PORTICO__WATCH__INIT;
+	c->stream = flink_new_stream(l);
+	flink_stream_add(l, c);
+	c->watching = 1;
+	w.mailbox_id = c->duser.mailbox_id;
+	w.mbox_id = c->park_mbox;
+	w.modseq = c->park_modseq;
+	w.session_id = c->id;
+	w.user = c->user;
+	w.client_addr = c->peer;
+	f.stream = c->stream;
+	f.body_case = PORTICO__FRAME__BODY_WATCH;
+	f.watch = &w;
+	flink_send(l, &f);
+}
+
+/* The link is back: the parked sessions whose watch went with it watch
+ * again (a backend that no longer parks: they are taken up again, which
+ * it refuses or answers). */
+static void
+flink_rewatch(struct flink *l)
+{
+	struct client *list = l->parked;
+	l->parked = NULL;
+	while (list != NULL) {
+		struct client *c = list;
+		list = c->link_next;
+		c->link_next = NULL;
+		if (l->can_park) {
+			flink_send_watch(l, c);
+			continue;
+		}
+		client_park_revive(c);
+	}
+}
+
+/* Links that went down under parked sessions are connected again by the
+ * link timer (nothing else would: their clients say nothing), once
+ * frontend.link_retry_interval allows. */
+static void
+flink_parked_reconnect(struct frontend *fe)
+{
+	uint64_t now = uv_now(fe->loop);
+	for (struct flink *l = fe->links; l != NULL; l = l->next) {
+		if (l->parked == NULL || l->state != FLINK_DOWN ||
+		    now < l->retry_at)
+			continue;
+		if (flink_route(l))
+			flink_connect(l);
+	}
+}
+
+void
+link_pool_unwatch(struct client *c)
+{
+	struct flink *l = c->link;
+	if (l == NULL)
+		return;
+	if (c->watching && flink_stream(l, c->stream) == c) {
+		flink_stream_remove(l, c);
+		struct buf b = BUF_INIT;
+		link_send_close(&b, c->stream, "client active");
+		flink_write(l, &b);
+	}
+	c->watching = 0;
+	list_remove(&l->parked, c);
+}
+
+void
+link_pool_resume(struct client *c)
+{
+	struct flink *l = c->link;
+	if (l == NULL) {
+		client_link_closed(c, "backend unavailable", 1);
+		return;
+	}
+	if (flink_route(l)) {
+		flink_attach(l, c);
+		return;
+	}
+	c->link_next = l->waiting;
+	l->waiting = c;
+	flink_lookup(l);
+}
+
 void
 link_pool_stop(struct frontend *fe)
 {
@@ -959,6 +1107,7 @@ static void
 link_pool_tick(uv_timer_t *t)
 {
 	struct frontend *fe = t->data;
+	flink_parked_reconnect(fe);
 	uint64_t timeout = (uint64_t)fe->cfg.frontend_link_timeout * 1000;
 	if (timeout == 0)
 		return;
@@ -1173,6 +1322,9 @@ xfer_frame(struct flink *l, Portico__Frame *f)
 	case PORTICO__FRAME__BODY_DRAIN:
 	case PORTICO__FRAME__BODY_PING:
 	case PORTICO__FRAME__BODY_PONG:
+	case PORTICO__FRAME__BODY_PARK:
+	case PORTICO__FRAME__BODY_WATCH:
+	case PORTICO__FRAME__BODY_PARKED:
 	case PORTICO__FRAME__BODY_FORGET:
 	case PORTICO__FRAME__BODY__NOT_SET:
 	case _PORTICO__FRAME__BODY__CASE_IS_INT_SIZE:

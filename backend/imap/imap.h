@@ -81,6 +81,13 @@ struct imap_session {
 	   imap_capabilities_off); NULL: the backend's. */
 	char *caps;
 	char *caps_off_account; /* the account's list, as Open gave it */
+	char client_id[96];     /* the client's ID, "name/version" ("") */
+	/* IDLE: when it began or last showed a change (loop ms), for
+	   imap.park_after */
+	uint64_t idle_since;
+	/* Park sent, Parked awaited: changes wait (the watch that follows
+	   finds them), input from the frontend calls it off */
+	int parking;
 };
 
 /* What the account (account_off: names separated by spaces, NULL or "":
@@ -288,6 +295,17 @@ void imap_casefold(const char *in, size_t len, struct buf *out);
  * 00:00:00) and the calendar day as written at 00:00 UTC (SEARCH SENT*),
  * or -1 if no date can be read. */
 int imap_date_parse(const char *s, int64_t *utc_r, int64_t *day_r);
+
+/* Parking (imap_park.c, link version 5): a session in IDLE with nothing
+ * in flight is offered to its frontend as an ImapPark (session_park()).
+ * Returns 1 when it was (is->parking), 0 when it cannot be parked now. */
+int imap_park(struct imap_session *is);
+/* engine->parked(): the frontend took it. */
+int imap_parked(struct bsession *s, uint64_t *mbox_id_r, uint64_t *modseq_r);
+/* Open.resume: the parked session as it was, then what changed since, as
+ * IDLE shows it.  -1 with a code and reason when it cannot be. */
+int imap_resume(struct imap_session *is, const Portico__Open *o,
+		const char **code_r, const char **reason_r);
 
 /* IDLE: a line received while idling (imap_cmd_idle.c). */
 void imap_idle_line(struct imap_session *is, const char *line, size_t len);

@@ -224,6 +224,9 @@ imap_caps_apply(struct imap_session *is, const char *account_off,
 		    (is->caps_off_account = strdup(account_off)) == NULL)
 			abort();
 	}
+	if (client != is->client_id)
+		snprintf(is->client_id, sizeof(is->client_id), "%s",
+			 client != NULL ? client : "");
 	struct buf off = BUF_INIT;
 	if (is->caps_off_account != NULL)
 		buf_append_str(&off, is->caps_off_account);

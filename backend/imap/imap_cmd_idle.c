@@ -16,7 +16,7 @@ imap_cmd_idle(struct imap_cmd_ctx *cmd)
 	}
 	snprintf(is->idle_tag, sizeof(is->idle_tag), "%s", cmd->tag);
 	is->idling = 1;
-	is->idle_said_at = uv_now(is->s->be->loop);
+	is->idle_said_at = is->idle_since = uv_now(is->s->be->loop);
 	/* others' commits to the selected mailbox are shown as they come */
 	if (is->state == IMAP_STATE_SELECTED)
 		backend_watch(is->s, is->mbox.mbox_id);

@@ -25,6 +25,9 @@ mailbox_op_done(void *ctx, int rc, const char *err)
 		imap_store_failed(op->cmd, rc, err);
 		return;
 	}
+	/* sessions with it selected say BYE (IDLE at once) */
+	if (op->a.mbox_id_gone != 0)
+		backend_mailbox_changed(op->cmd->is->s->be, op->a.mbox_id_gone);
 	if (op->a.mbox_id_out != 0)
 		imap_tagged(op->cmd, "OK", "[MAILBOXID (F%016llx)] %s",
 			    (unsigned long long)op->a.mbox_id_out,

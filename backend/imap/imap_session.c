@@ -289,7 +289,7 @@ imap_sync(struct imap_session *is, int allow_expunge)
 	if (store_read_begin(st, &txn, &err) < 0)
 		goto fail;
 	int rc = store_mailbox_get_by_id(st, txn, is->mbox.mbox_id, &mb, &err);
-	if (rc != 0) {
+	if (rc != 0 || mb.noselect) {
 		store_read_end(&txn);
 		if (rc < 0)
 			goto fail;
@@ -525,6 +525,13 @@ imap_shutdown(struct bsession *s, int force)
 	    (!force && !imap_between_commands(is) &&
 	     !(s->kicked && !s->waiting)))
 		return;
+	/* A backend that stops hands its sessions in IDLE to their
+	   frontends, which keep the clients until it is back; the rest of
+	   the grace time waits for the answer to a Park. */
+	if (s->be->draining && !s->kicked && !s->draining && is->idling &&
+	    !force && (is->parking || imap_park(is)))
+		return;
+	is->parking = 0;
 	if (s->kicked)
 		imap_untagged(is, "BYE Session ended by an administrator");
 	else
@@ -549,6 +556,9 @@ static void
 imap_input(struct bsession *s)
 {
 	struct imap_session *is = s->state;
+	/* the frontend sent this before it had our Park: it ignores it */
+	if (is->parking && buf_used(&s->in) > 0)
+		is->parking = 0;
 	imap_command_done(is);
 	/* Stopping: no command begins after the one that was running. */
 	if (session_draining(s))
@@ -851,20 +861,26 @@ static void
 imap_notify(struct bsession *s, uint64_t mbox_id)
 {
 	struct imap_session *is = s->state;
-	if (is == NULL || !is->idling || is->state != IMAP_STATE_SELECTED ||
+	if (is == NULL || !is->idling || is->parking ||
+	    is->state != IMAP_STATE_SELECTED ||
 	    (mbox_id != BACKEND_MBOX_ANY && is->mbox.mbox_id != mbox_id))
 		return;
 	imap_sync(is, 1);
 	/* most often it said something; the keepalive can wait */
-	is->idle_said_at = uv_now(s->be->loop);
+	is->idle_said_at = is->idle_since = uv_now(s->be->loop);
 }
 
 static void
 imap_tick(struct bsession *s, uint64_t now)
 {
 	struct imap_session *is = s->state;
-	if (is != NULL)
-		imap_idle_tick(is, now);
+	if (is == NULL || is->parking)
+		return;
+	uint64_t after = (uint64_t)s->be->cfg.imap_park_after * 1000;
+	if (is->idling && after > 0 && now - is->idle_since >= after &&
+	    imap_park(is))
+		return;
+	imap_idle_tick(is, now);
 }
 
 static int
@@ -909,6 +925,8 @@ imap_open(struct bsession *s, const Portico__Open *o, const char **code_r,
 	imap_caps_apply(is, o->imap_capabilities_off, o->client_id);
 	is->state = IMAP_STATE_AUTHENTICATED;
 	s->state = is;
+	if (o->resume.len > 0)
+		return imap_resume(is, o, code_r, reason_r);
 	session_printf(s, "%s OK [CAPABILITY %s] Logged in\r\n", o->tag,
 		       imap_capabilities(is));
 	return 0;
@@ -940,4 +958,5 @@ const struct session_engine imap_engine = {
     .notify = imap_notify,
     .shutdown = imap_shutdown,
     .tick = imap_tick,
+    .parked = imap_parked,
 };

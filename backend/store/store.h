@@ -571,6 +571,7 @@ struct store_mailbox_args {
 	enum store_special_use special_use; /* create */
 	int subscribe;                 /* subscribe: 1 on, 0 off */
 	uint64_t mbox_id_out;          /* create: the new mailbox's id */
+	uint64_t mbox_id_gone;         /* delete: the mailbox emptied */
 };
 store_op_fn store_op_mailbox_create;
 /* A folder as it was on the backend a whole account comes from

@@ -1233,6 +1233,7 @@ store_op_mailbox_delete(struct store *st, MDB_txn *txn, void *vargs,
 			       "[HASCHILDREN] Mailbox has inferior names");
 	if ((rc = empty_mailbox(st, txn, &m)) != 0)
 		return op_mdb(err, "delete", rc);
+	a->mbox_id_gone = m.rec.mbox_id;
 	if (children) {
 		/* RFC 3501 6.3.4: the name stays, \Noselect, for its
 		   children. */

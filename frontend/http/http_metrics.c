@@ -201,6 +201,17 @@ metrics_write(const struct frontend *fe, struct buf *b)
 		       "(the backend ends the IMAP and POP3 sessions).");
 	metrics_sample(b, "portico_frontend_kicked_sessions_total", NULL,
 		       SUM(metrics.kicked));
+	metrics_family(b, "portico_frontend_parked_sessions", "gauge",
+		       "IMAP sessions in IDLE parked at this frontend "
+		       "(imap.park_after): the client connected, the backend "
+		       "keeping only a watch of the mailbox.");
+	metrics_sample(b, "portico_frontend_parked_sessions", NULL,
+		       SUM(metrics.parked));
+	metrics_family(b, "portico_frontend_park_revivals_total", "counter",
+		       "Parked IMAP sessions taken up again on their backend "
+		       "(the mailbox changed, the client spoke).");
+	metrics_sample(b, "portico_frontend_park_revivals_total", NULL,
+		       SUM(metrics.park_revivals));
 	metrics_family(b, "portico_frontend_link_bytes_total", "counter",
 		       "Session bytes relayed over the links.");
 	metrics_sample(b, "portico_frontend_link_bytes_total",

@@ -140,6 +140,35 @@ check_frame(const Portico__Frame *f)
 		if (f->forget != NULL)
 			check_str(f->forget->mailbox_id);
 		break;
+	case PORTICO__FRAME__BODY_PARK:
+		body = f->park;
+		if (f->park != NULL) {
+			/* the state is an ImapPark, read back by the backend */
+			Portico__ImapPark *ip = portico__imap_park__unpack(
+			    NULL, f->park->state.len, f->park->state.data);
+			if (ip != NULL) {
+				check_str(ip->idle_tag);
+				check_str(ip->mbox_name);
+				check_str(ip->client_id);
+				if ((ip->n_uids > 0 && ip->uids == NULL) ||
+				    (ip->n_saved > 0 && ip->saved == NULL))
+					FAIL();
+				portico__imap_park__free_unpacked(ip, NULL);
+			}
+		}
+		break;
+	case PORTICO__FRAME__BODY_WATCH:
+		body = f->watch;
+		if (f->watch != NULL) {
+			check_str(f->watch->mailbox_id);
+			check_str(f->watch->session_id);
+			check_str(f->watch->user);
+			check_str(f->watch->client_addr);
+		}
+		break;
+	case PORTICO__FRAME__BODY_PARKED:
+		body = f->parked;
+		break;
 	case PORTICO__FRAME__BODY_RESULT:
 		body = f->result;
 		if (f->result != NULL) {
@@ -238,6 +267,15 @@ frame_has_field0(const Portico__Frame *f)
 		break;
 	case PORTICO__FRAME__BODY_FORGET:
 		body = &f->forget->base;
+		break;
+	case PORTICO__FRAME__BODY_PARK:
+		body = &f->park->base;
+		break;
+	case PORTICO__FRAME__BODY_WATCH:
+		body = &f->watch->base;
+		break;
+	case PORTICO__FRAME__BODY_PARKED:
+		body = &f->parked->base;
 		break;
 	case PORTICO__FRAME__BODY_RESULT:
 		body = &f->result->base;

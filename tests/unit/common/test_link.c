@@ -72,7 +72,7 @@ test_hello(void **state)
 	assert_int_equal(g->body_case, PORTICO__FRAME__BODY_HELLO);
 	assert_string_equal(g->hello->role, "backend");
 	assert_string_equal(g->hello->name, "be-1");
-	assert_string_equal(g->hello->version, "portico-link/4");
+	assert_string_equal(g->hello->version, "portico-link/5");
 	assert_int_equal(g->hello->site, 65535);
 	assert_string_equal(g->hello->imap_capabilities,
 			    "IMAP4rev1 LITERAL+ IDLE");
@@ -130,11 +130,76 @@ test_forget(void **state)
 	buf_free(&b);
 }
 
+/* Park (with its ImapPark state), Parked and Watch: link version 5. */
+static void
+test_park_frames(void **state)
+{
+	(void)state;
+	uint32_t runs[] = {1, 3, 10, 1, 4000000000u, 2};
+	Portico__ImapPark ip = PORTICO__IMAP_PARK__INIT;
+	ip.version = 1;
+	ip.selected = 1;
+	ip.mbox_name = "Archive/2026";
+	ip.uidvalidity = 1764000000;
+	ip.modseq = 1ULL << 40;
+	ip.uids = runs;
+	ip.n_uids = 6;
+	ip.idle_tag = "A7";
+	uint8_t packed[256];
+	size_t n = portico__imap_park__pack(&ip, packed);
+	assert_true(n < sizeof(packed));
+
+	Portico__Frame f = PORTICO__FRAME__INIT;
+	Portico__Park p = PORTICO__PARK__INIT;
+	p.state.data = packed;
+	p.state.len = n;
+	p.mbox_id = 77;
+	p.modseq = ip.modseq;
+	p.received = 12345;
+	f.stream = 9;
+	f.body_case = PORTICO__FRAME__BODY_PARK;
+	f.park = &p;
+	Portico__Frame *g = round_trip(&f);
+	assert_int_equal(g->body_case, PORTICO__FRAME__BODY_PARK);
+	assert_int_equal(g->park->mbox_id, 77);
+	assert_int_equal(g->park->received, 12345);
+	Portico__ImapPark *back = portico__imap_park__unpack(
+	    NULL, g->park->state.len, g->park->state.data);
+	assert_non_null(back);
+	assert_string_equal(back->mbox_name, "Archive/2026");
+	assert_int_equal(back->n_uids, 6);
+	assert_int_equal(back->uids[4], 4000000000u);
+	assert_int_equal(back->modseq, 1ULL << 40);
+	assert_string_equal(back->idle_tag, "A7");
+	portico__imap_park__free_unpacked(back, NULL);
+	link_frame_free(&g);
+
+	Portico__Parked pd = PORTICO__PARKED__INIT;
+	f.body_case = PORTICO__FRAME__BODY_PARKED;
+	f.parked = &pd;
+	g = round_trip(&f);
+	assert_int_equal(g->body_case, PORTICO__FRAME__BODY_PARKED);
+	link_frame_free(&g);
+
+	Portico__Watch w = PORTICO__WATCH__INIT;
+	w.mailbox_id = "0123abcd";
+	w.mbox_id = 77;
+	w.modseq = 5;
+	w.session_id = "s1f1-1";
+	f.body_case = PORTICO__FRAME__BODY_WATCH;
+	f.watch = &w;
+	g = round_trip(&f);
+	assert_int_equal(g->body_case, PORTICO__FRAME__BODY_WATCH);
+	assert_string_equal(g->watch->mailbox_id, "0123abcd");
+	assert_int_equal(g->watch->modseq, 5);
+	link_frame_free(&g);
+}
+
 static void
 test_version_number(void **state)
 {
 	(void)state;
-	assert_int_equal(link_version_number(LINK_VERSION), 4);
+	assert_int_equal(link_version_number(LINK_VERSION), 5);
 	assert_int_equal(link_version_number("portico-link/1"), 1);
 	assert_int_equal(link_version_number("portico-link/17"), 17);
 	assert_int_equal(link_version_number("portico-link/"), 0);
@@ -569,6 +634,7 @@ main(void)
 	    cmocka_unit_test(test_ping_pong),
 	    cmocka_unit_test(test_forget),
 	    cmocka_unit_test(test_version_number),
+	    cmocka_unit_test(test_park_frames),
 	    cmocka_unit_test(test_open),
 	    cmocka_unit_test(test_opened),
 	    cmocka_unit_test(test_refused),

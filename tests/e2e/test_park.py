@@ -1,0 +1,291 @@
+"""IMAP sessions in IDLE parked at the frontend (imap.park_after; link
+version 5): the backend hands the session's state to the frontend and
+keeps only a watch of the mailbox; a change, or anything the client
+says, takes the session up again, and the client sees what IDLE would
+have shown.  A parked client outlives a backend restart or crash.
+
+A stack of its own: its backend is stopped, killed and restarted.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import itertools
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (CMD_TIMEOUT, backend_metric, metric,
+                      read_until_tagged, run_stack, wait_for)
+
+pytestmark = pytest.mark.daemons
+
+BUILD = Path(os.environ.get("PORTICO_BUILD",
+                            Path(__file__).resolve().parents[2] / "build"))
+_n = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def st(stack_factory):
+    # One event loop, so that the frontend's gauge is one loop's.
+    return stack_factory(name="park", settings=[
+        "frontend.workers=1", "imap.park_after=1s",
+        "imap.idle_notify_interval=3s",
+        "http.metrics_networks=127.0.0.1/32"])
+
+
+def new_user(st, prefix):
+    """A fresh user on s1b1: (login, password, mailbox id)."""
+    n = next(_n)
+    user = "%s%d-%d@example.test" % (prefix, n, os.getpid())
+    password = "pw-%s-%d" % (prefix, n)
+    out = run_stack("adduser", st.dir, user, password).stdout
+    m = re.search(r"\(mailbox ([0-9a-f]+) on s1b1\)", out)
+    assert m, out
+    st.users[user] = password
+    return user, password, m.group(1)
+
+
+def admin(st, ini, *args):
+    argv = [str(BUILD / "portico-admin"), "-c", str(st.dir / ini)]
+    return subprocess.run(argv + [str(a) for a in args],
+                          capture_output=True, text=True,
+                          timeout=CMD_TIMEOUT)
+
+
+class Raw:
+    """A logged-in IMAP session over implicit TLS, read by line."""
+
+    def __init__(self, st, user, password):
+        self.s = st.ssl_context().wrap_socket(
+            socket.create_connection((st.host, st.IMAPS_PORT), timeout=20),
+            server_hostname=st.host)
+        self.f = self.s.makefile("rb")
+        assert self.f.readline().startswith(b"* OK")
+        self.cmd(b"l LOGIN %s %s" % (user.encode(), password.encode()))
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def cmd(self, line, tag=None):
+        tag = tag or line.split()[0]
+        self.send(line + b"\r\n")
+        lines = read_until_tagged(self.f, tag)
+        assert lines[-1].startswith(tag + b" OK"), lines
+        return lines
+
+    def line(self, keepalive=False):
+        """The next line (IDLE's keepalives skipped unless keepalive)."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = self.f.readline()
+            assert line, "connection closed"
+            if keepalive or line != b"* OK Still here\r\n":
+                return line
+        raise AssertionError("nothing but keepalives for 20 s")
+
+    def close(self):
+        self.s.close()
+
+
+def parked(st):
+    return metric(st, st.HTTP_PORT, "portico_frontend_parked_sessions")
+
+
+def be_parked(st):
+    return backend_metric(st, "portico_backend_parked_sessions_total")
+
+
+def sessions(st, mbox):
+    p = admin(st, "s1b1/backend.ini", "sessions", mbox)
+    assert p.returncode == 0, p.stderr
+    return [r.split()[1] for r in p.stdout.splitlines()[1:-1]]
+
+
+def idle_parked(st, c, mbox, tag=b"i"):
+    """c enters IDLE and is parked."""
+    c.send(tag + b" IDLE\r\n")
+    assert c.line() == b"+ idling\r\n"
+    wait_for(lambda: sessions(st, mbox) == ["imap-parked"], timeout=15,
+             what="the session to be parked")
+
+
+def append(st, user, pw, subject):
+    c = st.imap(user, pw)
+    typ, data = c.append("INBOX", None, None,
+                         b"Subject: %s\r\n\r\nbody\r\n" % subject)
+    assert typ == "OK", data
+    c.logout()
+
+
+def test_parked_session_wakes_for_changes_and_for_the_client(st):
+    user, pw, mbox = new_user(st, "park")
+    for s in (b"one", b"two", b"three"):
+        append(st, user, pw, s)
+    c = Raw(st, user, pw)
+    c.cmd(b"s SELECT INBOX")
+    before = be_parked(st)
+    idle_parked(st, c, mbox)
+    assert parked(st) == 1
+    assert be_parked(st) == before + 1
+
+    # a delivery: the session is taken up again and shows it as IDLE does
+    revivals = metric(st, st.HTTP_PORT,
+                      "portico_frontend_park_revivals_total")
+    append(st, user, pw, b"four")
+    assert c.line() == b"* 4 EXISTS\r\n"
+    assert metric(st, st.HTTP_PORT,
+                  "portico_frontend_park_revivals_total") == revivals + 1
+    assert backend_metric(st, "portico_backend_resumed_sessions_total") >= 1
+    # parked again; another session's flag change and expunge
+    wait_for(lambda: "imap-parked" in sessions(st, mbox), timeout=15,
+             what="the session to be parked again")
+    o = st.imap(user, pw)
+    o.select("INBOX")
+    o.store("2", "+FLAGS", "(\\Flagged)")
+    assert c.line() == b"* 2 FETCH (UID 2 FLAGS (\\Flagged))\r\n"
+    wait_for(lambda: "imap-parked" in sessions(st, mbox), timeout=15,
+             what="the session to be parked again")
+    o.store("1", "+FLAGS", "(\\Deleted)")
+    o.expunge()
+    o.logout()
+    got = [c.line()]
+    if got[0].startswith(b"* 1 FETCH"):  # the \Deleted, if it was seen
+        got.append(c.line())
+    assert got[-1] == b"* 1 EXPUNGE\r\n", got
+    # parked again: the client's DONE takes it up at once
+    wait_for(lambda: "imap-parked" in sessions(st, mbox), timeout=15,
+             what="the session to be parked again")
+    c.send(b"DONE\r\n")
+    assert c.line() == b"i OK IDLE terminated\r\n"
+    assert parked(st) == 0
+    # the view is the backend's own again: numbers, UIDs and flags
+    lines = c.cmd(b"f FETCH 1:* (UID FLAGS)")
+    assert lines[:-1] == [b"* 1 FETCH (UID 2 FLAGS (\\Flagged))\r\n",
+                          b"* 2 FETCH (UID 3 FLAGS ())\r\n",
+                          b"* 3 FETCH (UID 4 FLAGS ())\r\n"], lines
+    c.cmd(b"l LOGOUT")
+    c.close()
+
+
+def test_parked_qresync_session_and_keepalive(st):
+    user, pw, mbox = new_user(st, "parkq")
+    for s in (b"a", b"b", b"c"):
+        append(st, user, pw, s)
+    c = Raw(st, user, pw)
+    c.cmd(b"e ENABLE QRESYNC")
+    lines = c.cmd(b"s SELECT INBOX")
+    hms = int(re.search(rb"HIGHESTMODSEQ (\d+)", b"".join(lines)).group(1))
+    idle_parked(st, c, mbox)
+    # the frontend says IDLE's keepalive while the backend has no session
+    t0 = time.monotonic()
+    assert c.line(keepalive=True) == b"* OK Still here\r\n"
+    assert time.monotonic() - t0 < 10
+    assert sessions(st, mbox) == ["imap-parked"]
+    o = st.imap(user, pw)
+    o.select("INBOX")
+    o.store("3", "+FLAGS", "(\\Seen)")
+    line = c.line()
+    m = re.match(rb"\* 3 FETCH \(UID 3 FLAGS \(\\Seen\) MODSEQ \((\d+)\)\)",
+                 line)
+    assert m and int(m.group(1)) > hms, line
+    wait_for(lambda: "imap-parked" in sessions(st, mbox), timeout=15,
+             what="the session to be parked again")
+    o.store("1", "+FLAGS", "(\\Deleted)")
+    o.expunge()
+    o.logout()
+    got = [c.line()]
+    if got[0].startswith(b"* 1 FETCH"):
+        got.append(c.line())
+    assert got[-1] == b"* VANISHED 1\r\n", got
+    c.send(b"DONE\r\n")
+    assert c.line() == b"i OK IDLE terminated\r\n"
+    lines = c.cmd(b"f UID FETCH 1:* (FLAGS)")
+    assert [l.split(b" (")[0] for l in lines[:-1]] == [
+        b"* 1 FETCH", b"* 2 FETCH"], lines
+    c.cmd(b"l LOGOUT")
+    c.close()
+
+
+def test_parked_without_a_mailbox_and_mailbox_deleted(st):
+    user, pw, mbox = new_user(st, "parkn")
+    c = Raw(st, user, pw)
+    idle_parked(st, c, mbox, tag=b"n")
+    c.send(b"DONE\r\n")
+    assert c.line() == b"n OK IDLE terminated\r\n"
+    c.cmd(b"c CREATE Gone")
+    c.cmd(b"s SELECT Gone")
+    idle_parked(st, c, mbox)
+    o = st.imap(user, pw)
+    assert o.delete("Gone")[0] == "OK"
+    o.logout()
+    assert c.line() == b"* BYE [NONEXISTENT] Selected mailbox was deleted\r\n"
+    assert c.f.readline() == b""
+    c.close()
+
+
+def test_parked_client_outlives_backend_restart_and_crash(st):
+    user, pw, mbox = new_user(st, "parkr")
+    append(st, user, pw, b"first")
+    c = Raw(st, user, pw)
+    c.cmd(b"s SELECT INBOX")
+    # in IDLE but not yet parked: the stopping backend parks it
+    c.send(b"i IDLE\r\n")
+    assert c.line() == b"+ idling\r\n"
+    be = int((st.dir / "s1b1" / "pid").read_text())
+    os.kill(be, signal.SIGTERM)
+    try:
+        wait_for(lambda: parked(st) == 1, timeout=15,
+                 what="the stopping backend to park the session")
+    finally:
+        st.stop("s1b1")
+    st.start("s1b1")
+    # no BYE: the link comes back by itself and the mail shows up
+    st.wait_for_login(user, pw, timeout=30)
+    append(st, user, pw, b"after restart")
+    assert c.line() == b"* 2 EXISTS\r\n"
+    wait_for(lambda: "imap-parked" in sessions(st, mbox), timeout=15,
+             what="the session to be parked again")
+    # a crash: the watch goes with the link, the client stays
+    os.kill(int((st.dir / "s1b1" / "pid").read_text()), signal.SIGKILL)
+    time.sleep(1)
+    st.stop("s1b1")
+    st.start("s1b1")
+    st.wait_for_login(user, pw, timeout=30)
+    append(st, user, pw, b"after crash")
+    assert c.line() == b"* 3 EXISTS\r\n"
+    c.send(b"DONE\r\n")
+    assert c.line() == b"i OK IDLE terminated\r\n"
+    lines = c.cmd(b"f FETCH 1:* (UID)")
+    assert len(lines) == 4, lines
+    c.cmd(b"l LOGOUT")
+    c.close()
+
+
+def test_parked_session_kicked_and_frontend_stopping(st):
+    user, pw, mbox = new_user(st, "parkk")
+    c = Raw(st, user, pw)
+    c.cmd(b"s SELECT INBOX")
+    idle_parked(st, c, mbox)
+    p = admin(st, "s1b1/backend.ini", "kick", mbox)
+    assert p.returncode == 0, p.stderr
+    assert c.line() == b"* BYE Session ended by an administrator\r\n"
+    assert c.f.readline() == b""
+    c.close()
+    assert parked(st) == 0
+
+
+def test_frontend_stopping_says_goodbye_to_parked_clients(stack_factory):
+    st = stack_factory(name="parkfe", settings=["imap.park_after=1s"])
+    user, pw, mbox = new_user(st, "parkf")
+    c = Raw(st, user, pw)
+    c.cmd(b"s SELECT INBOX")
+    idle_parked(st, c, mbox)
+    st.stop("s1f1")
+    assert c.line() == b"* BYE [UNAVAILABLE] Server shutting down.\r\n"
+    assert c.f.readline() == b""
+    c.close()
+    st.down()
