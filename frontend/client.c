@@ -893,6 +893,7 @@ client_link_opened(struct client *c, uint32_t window)
 		return;
 	}
 	c->send_credit = window;
+	c->login_at = uv_hrtime() / 1000000;
 	client_set_state(c, CLIENT_RELAY);
 	frontend_metrics_phase(c, FM_PHASE_BACKEND);
 	frontend_metrics_phase(c, FM_PHASE_TOTAL);

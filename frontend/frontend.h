@@ -292,6 +292,8 @@ struct client {
 	struct client *cork_next; /* in fe->corked */
 	struct client *link_prev; /* in the stream list */
 	uint64_t sent_total;    /* stream bytes sent to the backend */
+	uint64_t login_at;      /* its backend session opened (uv_hrtime()
+				   in ms), for kicks */
 	struct buf park_state;  /* Park.state, for Open.resume */
 	uint64_t park_mbox, park_modseq;
 
@@ -367,6 +369,11 @@ void client_park_closed(struct client *c, const char *reason);
 void client_park_revive(struct client *c);
 /* The frontend stops: a parked client is told goodbye and closed. */
 void client_park_drain(struct client *c);
+/* portico-admin kick named the account of a parked session (Forget, at:
+ * uv_hrtime() in ms): one that logged in before then is told goodbye and
+ * closed (its backend, which ends the others, has only a watch of it, or
+ * nothing when the link was down at the kick); 1 if it was. */
+int client_park_kick(struct client *c, uint64_t at);
 /* c leaves the parked state (revived, closed). */
 void client_park_clear(struct client *c);
 

@@ -197,8 +197,9 @@ metrics_write(const struct frontend *fe, struct buf *b)
 	metrics_sample(b, "portico_frontend_client_writes_total", NULL,
 		       SUM(metrics.client_writes));
 	metrics_family(b, "portico_frontend_kicked_sessions_total", "counter",
-		       "SMTP submission sessions ended by portico-admin kick "
-		       "(the backend ends the IMAP and POP3 sessions).");
+		       "SMTP submission sessions, and IMAP sessions parked "
+		       "here, ended by portico-admin kick (the backend ends "
+		       "the IMAP and POP3 sessions it runs).");
 	metrics_sample(b, "portico_frontend_kicked_sessions_total", NULL,
 		       SUM(metrics.kicked));
 	metrics_family(b, "portico_frontend_parked_sessions", "gauge",

@@ -356,14 +356,15 @@ imap_login_expired(struct client *c)
 }
 
 const struct client_proto imap_login_proto = {
-	.name = "imap",
-	.mode = LP_MODE_IMAP,
-	.greet = imap_greet,
-	.command = imap_command,
-	.input_error = imap_input_error,
-	.continuation = imap_continuation,
-	.login_failed = imap_login_failed,
-	.bye_unavailable = imap_bye_unavailable,
-	.timeout = imap_timeout,
-	.login_expired = imap_login_expired,
+    .name = "imap",
+    .mode = LP_MODE_IMAP,
+    .greet = imap_greet,
+    .command = imap_command,
+    .input_error = imap_input_error,
+    .continuation = imap_continuation,
+    .login_failed = imap_login_failed,
+    .bye_unavailable = imap_bye_unavailable,
+    .timeout = imap_timeout,
+    .login_expired = imap_login_expired,
+    .kick = client_park_kick,
 };

@@ -94,6 +94,18 @@ client_park_closed(struct client *c, const char *reason)
 	client_link_closed(c, "session ended", 0);
 }
 
+int
+client_park_kick(struct client *c, uint64_t at)
+{
+	if (!c->parked || c->reviving || c->state != CLIENT_RELAY ||
+	    c->login_at > at)
+		return 0;
+	log_info("session=%s user=%s kicked while parked", c->id, c->user);
+	client_printf(c, "* BYE Session ended by an administrator\r\n");
+	client_close(c, "kicked");
+	return 1;
+}
+
 void
 client_park_drain(struct client *c)
 {

@@ -278,6 +278,27 @@ def test_parked_session_kicked_and_frontend_stopping(st):
     assert parked(st) == 0
 
 
+def test_kick_reaches_a_session_parked_while_its_backend_was_away(st):
+    """A kick made while the frontend's link is down (the backend just
+    restarted) reaches the parked client through the Forget the backend
+    sends before its Hello, not only through the watch."""
+    user, pw, mbox = new_user(st, "parkkr")
+    c = Raw(st, user, pw)
+    c.cmd(b"s SELECT INBOX")
+    idle_parked(st, c, mbox)
+    st.stop("s1b1")
+    st.start("s1b1")
+    p = admin(st, "s1b1/backend.ini", "kick", mbox)
+    assert p.returncode == 0, p.stderr
+    assert c.line() == b"* BYE Session ended by an administrator\r\n"
+    assert c.f.readline() == b""
+    c.close()
+    # and nothing of it is left on the backend
+    st.wait_for_login(user, pw, timeout=30)
+    wait_for(lambda: sessions(st, mbox) == [], timeout=15,
+             what="the kicked watch to go")
+
+
 def test_frontend_stopping_says_goodbye_to_parked_clients(stack_factory):
     st = stack_factory(name="parkfe", settings=["imap.park_after=1s"])
     user, pw, mbox = new_user(st, "parkf")
