@@ -64,6 +64,7 @@ struct backend {
 	uint64_t kicked;       /* sessions ended by kick (metrics) */
 	uint64_t parked;       /* IMAP sessions parked (metrics) */
 	uint64_t resumed;      /* ... and taken up again */
+	uint64_t parked_trimmed;         /* parked at the last malloc_trim() */
 	struct autoexpunge *autoexpunge; /* autoexpunge.c */
 	/* The accounts kick named within backend.kick_memory, oldest first
 	   (at most backend.kick_memory_entries): a frontend that links

@@ -17,6 +17,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <malloc.h>
+
 #include <openssl/x509.h>
 #include <zlib.h>
 
@@ -30,6 +32,8 @@
 static void session_quota_sync(struct bsession *s, const Portico__Open *o);
 
 #define LINK_DATA_CHUNK 65536
+/* sessions parked between two malloc_trim() calls */
+#define PARK_TRIM_EVERY 64
 
 struct blink {
 	struct backend *be;
@@ -1548,6 +1552,14 @@ link_server_tick(struct backend *be, uint64_t now)
 			session_flush(s); /* may free s */
 		}
 		blink_uncork(l);
+	}
+	/* What parked sessions freed goes back to the system, not only to
+	   malloc's free lists: the point of parking is a backend that
+	   holds no memory for its idle clients.  malloc_trim() walks the
+	   heap, so it runs once a tick at most, after many parks. */
+	if (be->parked - be->parked_trimmed >= PARK_TRIM_EVERY) {
+		be->parked_trimmed = be->parked;
+		malloc_trim(0);
 	}
 }
 
