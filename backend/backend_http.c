@@ -167,6 +167,11 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "IMAP and POP3 sessions ended by portico-admin kick.");
 	metrics_sample(b, "portico_backend_kicked_sessions_total", NULL,
 		       be->kicked);
+	metrics_family(b, "portico_backend_park_offers_total", "counter",
+		       "Parks offered to frontends; one the frontend did not "
+		       "take (its client spoke at that moment) goes on here.");
+	metrics_sample(b, "portico_backend_park_offers_total", NULL,
+		       be->park_offers);
 	metrics_family(b, "portico_backend_parked_sessions_total", "counter",
 		       "IMAP sessions in IDLE parked at their frontend "
 		       "(imap.park_after, or the backend stopping).");

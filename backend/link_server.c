@@ -735,6 +735,7 @@ session_park(struct bsession *s, const void *state, size_t len,
 	f.park = &p;
 	p.received = s->in_total;
 	blink_send(s->link, &f);
+	metrics_add(&s->be->park_offers, 1);
 	log_debug("session=%s stream=%u park offered bytes=%zu", s->id,
 		  s->stream, len);
 }

@@ -171,6 +171,43 @@ def test_parked_session_wakes_for_changes_and_for_the_client(st):
     c.close()
 
 
+def test_client_speaking_as_the_backend_parks(st):
+    """The client's DONE and the backend's Park cross: the frontend is
+    stopped (SIGSTOP) with the DONE in its socket while the backend's
+    tick offers the Park, then let go.  Whichever it reads first (the
+    DONE, which it relays, then the Park, which it must then ignore; or
+    the Park, which it takes, then the DONE, which takes the session up
+    again), the client gets its answer once and the session goes on."""
+    user, pw, mbox = new_user(st, "parkx")
+    append(st, user, pw, b"x")
+    c = Raw(st, user, pw)
+    c.cmd(b"s SELECT INBOX")
+    fe = int((st.dir / "s1f1" / "pid").read_text())
+    offers = backend_metric(st, "portico_backend_park_offers_total")
+    taken = be_parked(st)
+    for n in range(4):
+        tag = b"i%d" % n
+        c.send(tag + b" IDLE\r\n")
+        assert c.line() == b"+ idling\r\n"
+        os.kill(fe, signal.SIGSTOP)
+        try:
+            c.send(b"DONE\r\n")
+            time.sleep(2.2)  # imap.park_after=1s: the Park is sent
+        finally:
+            os.kill(fe, signal.SIGCONT)
+        assert c.line() == tag + b" OK IDLE terminated\r\n"
+        lines = c.cmd(b"f%d FETCH 1 (UID)" % n)
+        assert lines == [b"* 1 FETCH (UID 1)\r\n",
+                         b"f%d OK FETCH completed\r\n" % n], lines
+    # the Park was offered each time, and crossed the DONE
+    assert backend_metric(st, "portico_backend_park_offers_total") \
+        == offers + 4
+    assert be_parked(st) - taken <= 4
+    assert sessions(st, mbox) == ["imap"]
+    c.cmd(b"l LOGOUT")
+    c.close()
+
+
 def test_parked_qresync_session_and_keepalive(st):
     user, pw, mbox = new_user(st, "parkq")
     for s in (b"a", b"b", b"c"):
