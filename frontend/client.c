@@ -914,6 +914,15 @@ client_link_opened(struct client *c, uint32_t window)
 void
 client_link_refused(struct client *c, const char *code, const char *reason)
 {
+	if (c->reviving && strcmp(code, "UNAVAILABLE") == 0 &&
+	    c->link != NULL) {
+		/* a backend that is stopping: its successor takes it */
+		log_info("session=%s user=%s backend=%s parked session waits: "
+			 "%s",
+			 c->id, c->user, c->duser.mailbox_server, reason);
+		link_pool_resume_later(c);
+		return;
+	}
 	if (c->reviving) {
 		log_warn("session=%s user=%s backend=%s parked session refused "
 			 "code=%s reason=\"%s\"",

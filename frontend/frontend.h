@@ -374,6 +374,9 @@ void client_park_drain(struct client *c);
  * closed (its backend, which ends the others, has only a watch of it, or
  * nothing when the link was down at the kick); 1 if it was. */
 int client_park_kick(struct client *c, uint64_t at);
+/* A parked session taken up waits for its backend to be back, within
+ * frontend.link_timeout. */
+void client_park_wait(struct client *c);
 /* c leaves the parked state (revived, closed). */
 void client_park_clear(struct client *c);
 
@@ -399,6 +402,9 @@ void link_pool_send_drain(struct client *c);
 void link_pool_send_parked(struct client *c);
 void link_pool_unwatch(struct client *c);
 void link_pool_resume(struct client *c);
+/* The same once the link is back (the backend refused it while
+ * stopping). */
+void link_pool_resume_later(struct client *c);
 /* Whether every backend seen so far offers the IMAP capability cap after
  * login (pre-login lists stay a subset of post-login ones). */
 int link_pool_backends_offer(struct frontend *fe, const char *cap);

@@ -492,7 +492,8 @@ flink_frame(struct flink *l, Portico__Frame *f)
 		return;
 	case PORTICO__FRAME__BODY_REFUSED:
 		flink_stream_remove(l, c);
-		c->link = NULL;
+		if (!c->reviving) /* a parked session may wait for it */
+			c->link = NULL;
 		client_link_refused(c, f->refused->code, f->refused->reason);
 		return;
 	case PORTICO__FRAME__BODY_DATA:
@@ -621,9 +622,9 @@ flink_lost(struct flink *l, const char *why, int retry_later)
 	while (l->streams != NULL) {
 		struct client *c = l->streams;
 		flink_stream_remove(l, c);
-		if (c->parked && c->watching) {
-			/* the client stays; its watch comes back with the
-			   link */
+		if (c->parked && (c->watching || c->reviving)) {
+			/* the client stays; its watch (or the session it
+			   asked for) comes back with the link */
 			c->watching = 0;
 			c->link_next = l->parked;
 			l->parked = c;
@@ -1026,6 +1027,10 @@ flink_rewatch(struct flink *l)
 		struct client *c = list;
 		list = c->link_next;
 		c->link_next = NULL;
+		if (c->reviving) {
+			flink_send_open(l, c);
+			continue;
+		}
 		if (l->can_park) {
 			flink_send_watch(l, c);
 			continue;
@@ -1047,6 +1052,8 @@ flink_parked_reconnect(struct frontend *fe)
 			continue;
 		if (flink_route(l))
 			flink_connect(l);
+		else
+			flink_lookup(l); /* the next tick connects */
 	}
 }
 
@@ -1074,13 +1081,23 @@ link_pool_resume(struct client *c)
 		client_link_closed(c, "backend unavailable", 1);
 		return;
 	}
-	if (flink_route(l)) {
-		flink_attach(l, c);
+	if (l->state == FLINK_READY && flink_route(l)) {
+		flink_send_open(l, c);
 		return;
 	}
-	c->link_next = l->waiting;
-	l->waiting = c;
-	flink_lookup(l);
+	link_pool_resume_later(c);
+}
+
+void
+link_pool_resume_later(struct client *c)
+{
+	struct flink *l = c->link;
+	/* the backend is away (restarting): the client's command waits for
+	   it on the parked list, which the link's Hello takes up */
+	c->link_next = l->parked;
+	l->parked = c;
+	client_park_wait(c);
+	flink_parked_reconnect(l->fe);
 }
 
 void

@@ -63,6 +63,29 @@ client_park_clear(struct client *c)
 	uv_timer_stop(&c->delay);
 }
 
+static void
+park_wait_expired(uv_timer_t *t)
+{
+	struct client *c = t->data;
+	if (!c->reviving || c->state != CLIENT_RELAY)
+		return;
+	log_warn("session=%s user=%s backend=%s still away after "
+		 "frontend.link_timeout: parked session ended",
+		 c->id, c->user, c->duser.mailbox_server);
+	link_pool_unwatch(c);
+	c->reviving = 0;
+	c->proto->bye_unavailable(c, "Mailbox server unavailable");
+	client_close(c, "backend unavailable");
+}
+
+void
+client_park_wait(struct client *c)
+{
+	uint64_t ms = (uint64_t)c->fe->cfg.frontend_link_timeout * 1000;
+	if (ms > 0 && !uv_is_active((uv_handle_t *)&c->delay))
+		uv_timer_start(&c->delay, park_wait_expired, ms, 0);
+}
+
 void
 client_park_revive(struct client *c)
 {

@@ -33,7 +33,7 @@ def st(stack_factory):
     # One event loop, so that the frontend's gauge is one loop's.
     return stack_factory(name="park", settings=[
         "frontend.workers=1", "imap.park_after=1s",
-        "imap.idle_notify_interval=3s",
+        "imap.idle_notify_interval=3s", "frontend.link_timeout=4s",
         "http.metrics_networks=127.0.0.1/32"])
 
 
@@ -300,6 +300,37 @@ def test_parked_client_outlives_backend_restart_and_crash(st):
     assert len(lines) == 4, lines
     c.cmd(b"l LOGOUT")
     c.close()
+
+
+def test_client_speaking_while_its_backend_is_away_waits_for_it(st):
+    """A parked client that sends DONE while its backend is stopping or
+    stopped is answered once the backend is back (within
+    frontend.link_timeout, 4 s here), not told goodbye; one whose
+    backend stays away longer is."""
+    user, pw, mbox = new_user(st, "parkw")
+    c = Raw(st, user, pw)
+    c.cmd(b"s SELECT INBOX")
+    idle_parked(st, c, mbox)
+    st.stop("s1b1")
+    c.send(b"DONE\r\n")
+    time.sleep(1)
+    st.start("s1b1")
+    assert c.line() == b"i OK IDLE terminated\r\n"
+    c.cmd(b"n NOOP")
+    # in IDLE again, parked; the backend goes for longer than 4 s
+    idle_parked(st, c, mbox, tag=b"j")
+    st.stop("s1b1")
+    try:
+        c.send(b"DONE\r\n")
+        t0 = time.monotonic()
+        assert c.line() == \
+            b"* BYE [UNAVAILABLE] Mailbox server unavailable\r\n"
+        assert 3 < time.monotonic() - t0 < 15
+        assert c.f.readline() == b""
+    finally:
+        st.start("s1b1")
+    c.close()
+    st.wait_for_login(user, pw, timeout=30)
 
 
 def test_parked_session_kicked_and_frontend_stopping(st):
