@@ -318,3 +318,24 @@ config_write_reference(FILE *out)
 			type_names[s->type], s->def, range, s->doc);
 	}
 }
+
+int
+config_account_listed(const char *list, const char *name)
+{
+	const char *at = strchr(name, '@');
+	size_t local = at ? (size_t)(at - name) : strlen(name);
+	size_t nlen = strlen(name);
+	for (const char *p = list; *p != '\0';) {
+		p += strspn(p, " ,");
+		size_t len = strcspn(p, " ,");
+		if (len == 0)
+			break;
+		if (len == nlen && strncasecmp(p, name, len) == 0)
+			return 1;
+		if (memchr(p, '@', len) == NULL && len == local &&
+		    strncasecmp(p, name, local) == 0)
+			return 1;
+		p += len;
+	}
+	return 0;
+}

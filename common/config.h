@@ -35,6 +35,10 @@ void config_write_reference(FILE *out);
 
 /* Value parsers, exported for tests. */
 int config_parse_size(const char *s, uint64_t *r);
+/* Whether login name is in list (frontend.refused_accounts: names
+ * separated by spaces or commas, case-insensitive; a name without a
+ * domain matches it with any domain). */
+int config_account_listed(const char *list, const char *name);
 int config_parse_time(const char *s, int64_t *r);
 
 #endif

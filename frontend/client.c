@@ -771,20 +771,7 @@ client_auth_start_cb(uv_timer_t *t)
 int
 client_privileged(const struct frontend *fe, const char *user)
 {
-	char list[1024];
-	snprintf(list, sizeof(list), "%s", fe->cfg.frontend_refused_accounts);
-	const char *at = strchr(user, '@');
-	size_t local = at ? (size_t)(at - user) : strlen(user);
-	char *save = NULL;
-	for (char *tok = strtok_r(list, " ,", &save); tok != NULL;
-	     tok = strtok_r(NULL, " ,", &save)) {
-		if (strcasecmp(tok, user) == 0)
-			return 1;
-		if (strchr(tok, '@') == NULL && strlen(tok) == local &&
-		    strncasecmp(tok, user, local) == 0)
-			return 1;
-	}
-	return 0;
+	return config_account_listed(fe->cfg.frontend_refused_accounts, user);
 }
 
 int

@@ -554,8 +554,9 @@ admin_users_show(struct admin *a, int argc, char **argv)
 		char *dn = ldap_get_dn(ld, e);
 		char uid[256], mail[1024], id[128], server[64], state[80],
 		    imap[16], pop3[16], smtp[16], qs[32], qm[32], caps[256],
-		    backend[400];
+		    backend[400], mail1[256];
 		admin_ldap_value(ld, e, "uid", uid, sizeof(uid));
+		admin_ldap_value(ld, e, "mail", mail1, sizeof(mail1));
 		ldap_values(ld, e, "mail", mail, sizeof(mail));
 		admin_ldap_value(ld, e, "porticoMailboxId", id, sizeof(id));
 		admin_ldap_value(ld, e, "porticoMailboxServer", server,
@@ -601,8 +602,21 @@ admin_users_show(struct admin *a, int argc, char **argv)
 		printf("quota-storage %s\n", qs[0] ? qs : "the backend's");
 		printf("quota-messages %s\n", qm[0] ? qm : "the backend's");
 		printf("imap-off      %s\n", caps[0] ? caps : "-");
+		/* as the frontend's client_entry_refused() */
+		const char *listed =
+		    uid[0] && config_account_listed(
+				  cfg->frontend_refused_accounts, uid)
+			? uid
+		    : mail1[0] && config_account_listed(
+				      cfg->frontend_refused_accounts, mail1)
+			? mail1
+			: NULL;
 		if (privileged)
 			printf("login         refused: privileged (%s)\n", pa);
+		else if (listed != NULL)
+			printf("login         refused: %s is in "
+			       "frontend.refused_accounts\n",
+			       listed);
 		else if (strcmp(active, "yes") != 0)
 			printf(
 			    "login         refused: porticoAccountState %s%s\n",

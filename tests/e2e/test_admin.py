@@ -2058,6 +2058,13 @@ def test_user_shows_the_account(st):
                 "porticoMailboxServer: s1b1")
     p = admin(st, FE, "user", "nobody-%d@example.test" % os.getpid())
     assert p.returncode == 1 and "matches 0 users" in p.stderr
+    # a name of frontend.refused_accounts, whatever the directory says
+    root = "root@example-%d.test" % os.getpid()
+    run_stack("adduser", st.dir, root, "pw-root")
+    p = admin(st, FE, "user", root)
+    assert p.returncode == 0, p.stderr
+    assert "login         refused: %s is in frontend.refused_accounts\n" \
+        % root in p.stdout, p.stdout
 
 
 def test_remove_then_list_and_check(st, tmp_path):

@@ -500,21 +500,43 @@ test_reference(void **state)
 	free(text);
 }
 
+/* frontend.refused_accounts, as the frontend and portico-admin user
+ * match login names against it. */
+static void
+test_account_listed(void **state)
+{
+	(void)state;
+	const char *list = "anonymous guest, admin  root@example.org,,";
+	assert_true(config_account_listed(list, "guest"));
+	assert_true(config_account_listed(list, "GUEST@example.com"));
+	assert_true(config_account_listed(list, "Admin@anything.test"));
+	assert_true(config_account_listed(list, "root@EXAMPLE.org"));
+	assert_false(config_account_listed(list, "root@example.com"));
+	assert_false(config_account_listed(list, "root"));
+	assert_false(config_account_listed(list, "guests"));
+	assert_false(config_account_listed(list, "gues"));
+	assert_false(config_account_listed(list, "alice@example.org"));
+	assert_false(config_account_listed(list, ""));
+	assert_false(config_account_listed("", "guest"));
+	assert_false(config_account_listed(" , ", "guest"));
+}
+
 int
 main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_defaults),
-		T(test_every_setting),
-		cmocka_unit_test(test_parse_size),
-		cmocka_unit_test(test_parse_time),
-		T(test_set),
-		T(test_load_overrides),
-		T(test_load_errors),
-		T(test_load_long_line),
-		T(test_load_missing_file),
-		cmocka_unit_test(test_reference),
+	    T(test_defaults),
+	    T(test_every_setting),
+	    cmocka_unit_test(test_parse_size),
+	    cmocka_unit_test(test_parse_time),
+	    cmocka_unit_test(test_account_listed),
+	    T(test_set),
+	    T(test_load_overrides),
+	    T(test_load_errors),
+	    T(test_load_long_line),
+	    T(test_load_missing_file),
+	    cmocka_unit_test(test_reference),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
