@@ -44,7 +44,7 @@ static const struct admin_cmd admin_cmds[] = {
 	{ "enable",           admin_users_enable,     0,
 	  "FRONTEND.ini", "ADDRESS --bind-dn DN --password-file FILE" },
 	{ "kick",             admin_users_kick,       0,
-	  "BACKEND.ini", "MAILBOX_ID" },
+	  "BACKEND.ini", "MAILBOX_ID [--park]" },
 	{ "provision",        admin_users_provision,  ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID" },
 	{ "remove",           admin_users_remove,     ADMIN_F_STORE,

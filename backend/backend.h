@@ -172,6 +172,10 @@ struct bsession {
 	int draining;             /* the frontend is stopping (Drain) */
 	int kicked;               /* portico-admin kick: ends as when
 				     draining, with a goodbye of its own */
+	int moving;               /* portico-admin kick --park: an IMAP
+				     session in IDLE is parked and its watch
+				     closed with "park:moved"; others end
+				     as kicked */
 	struct z_stream_s *zin;   /* COMPRESS=DEFLATE (RFC 4978): inflate */
 	struct z_stream_s *zout;  /* ... and deflate */
 	int zdirty;               /* deflated output not yet flushed */
@@ -198,7 +202,7 @@ extern const struct session_engine pop3_engine;
 static inline int
 session_draining(const struct bsession *s)
 {
-	return s->draining || s->kicked || s->be->draining;
+	return s->draining || s->kicked || s->moving || s->be->draining;
 }
 
 /* Queues output for the client. */
@@ -263,7 +267,8 @@ int session_can_park(const struct bsession *s);
  * state is then freed and the stream becomes a watch of the mailbox,
  * park.c) or sends more input (the engine goes on). */
 void session_park(struct bsession *s, const void *state, size_t len,
-		  uint64_t mbox_id, uint64_t modseq);
+		  uint64_t mbox_id, uint64_t modseq, const char *mbox_name,
+		  uint32_t uidvalidity);
 /* park.c: the watch engine of a parked session's stream.  Closes it with
  * "park:changed" once mbox_id's HIGHESTMODSEQ is not modseq (or it is
  * gone), "park:draining" when the backend stops, "park:kicked" at a
@@ -271,6 +276,8 @@ void session_park(struct bsession *s, const void *state, size_t len,
 void park_watch_start(struct bsession *s, uint64_t mbox_id, uint64_t modseq);
 /* Ends the watch with reason (its Close goes at the next flush). */
 void park_watch_end(struct bsession *s, const char *reason);
+/* Whether s is such a watch. */
+int park_is_watch(const struct bsession *s);
 
 /* Session host (link_server.c).  Runs the engine over s->in, returns
  * the consumed input's credit and sends the output; may free s. */
@@ -293,9 +300,12 @@ void link_server_drain(struct backend *be, int force);
  * ends every IMAP and POP3 session of mailbox_id through any frontend,
  * as draining does (between commands, in IDLE or with a command line
  * withheld now, else after the command in progress), with "Session ended
- * by an administrator".  Returns how many sessions. */
+ * by an administrator".  park (kick --park, an account moving to another
+ * backend): an IMAP session in IDLE is parked at its frontend instead,
+ * and the watches of parked sessions close with "park:moved", after
+ * which the frontends are told to forget.  Returns how many sessions. */
 unsigned link_server_kick(struct backend *be, const char *mailbox_id,
-			  unsigned *links_r);
+			  unsigned *links_r, int park);
 /* What kick remembers of an account (backend.kick_memory). */
 struct kick_memo {
 	char mailbox_id[128];

@@ -336,10 +336,12 @@ backend_http_kick(struct backend *be, struct http_conn *hc,
 		respond_text(hc, 400, "Give mailbox=ID.\n", NULL);
 		return;
 	}
+	char park[8] = "";
+	http_param(req->query, strlen(req->query), "park", park, sizeof(park));
 	unsigned links;
-	unsigned n = link_server_kick(be, id, &links);
-	log_info("kick mailbox=%s sessions=%u links=%u peer=%s", id, n, links,
-		 req->peer_name);
+	unsigned n = link_server_kick(be, id, &links, strcmp(park, "1") == 0);
+	log_info("kick mailbox=%s sessions=%u links=%u%s peer=%s", id, n, links,
+		 strcmp(park, "1") == 0 ? " park" : "", req->peer_name);
 	struct kick_reply *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		abort();

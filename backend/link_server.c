@@ -722,7 +722,8 @@ session_can_park(const struct bsession *s)
 
 void
 session_park(struct bsession *s, const void *state, size_t len,
-	     uint64_t mbox_id, uint64_t modseq)
+	     uint64_t mbox_id, uint64_t modseq, const char *mbox_name,
+	     uint32_t uidvalidity)
 {
 	Portico__Frame f = PORTICO__FRAME__INIT;
 	Portico__Park p = PORTICO__PARK__INIT;
@@ -734,6 +735,9 @@ session_park(struct bsession *s, const void *state, size_t len,
 	f.body_case = PORTICO__FRAME__BODY_PARK;
 	f.park = &p;
 	p.received = s->in_total;
+	p.mbox_name = (char *)(uintptr_t)(mbox_name != NULL ? mbox_name : "");
+	p.uidvalidity = uidvalidity;
+	p.moving = s->moving;
 	blink_send(s->link, &f);
 	metrics_add(&s->be->park_offers, 1);
 	log_debug("session=%s stream=%u park offered bytes=%zu", s->id,
@@ -793,7 +797,39 @@ blink_watch(struct blink *l, uint32_t stream, const Portico__Watch *w)
 	log_debug("session=%s stream=%u watch mbox=%llu modseq=%llu", s->id,
 		  stream, (unsigned long long)w->mbox_id,
 		  (unsigned long long)w->modseq);
-	park_watch_start(s, w->mbox_id, w->modseq);
+	/* the account and the mailbox by name: after a move the ids are
+	   this store's */
+	uint64_t mbox_id = w->mbox_id;
+	const char *why = NULL;
+	struct store_user_rec u;
+	struct store_mailbox_rec mb;
+	MDB_txn *txn;
+	const char *err;
+	if (store_read_begin(l->be->store, &txn, &err) < 0) {
+		log_error("session=%s store error=\"%s\"", s->id, err);
+		why = "park:changed"; /* the session, taken up, says more */
+	} else {
+		int rc = store_user_get(l->be->store, txn, s->mailbox_id, &u,
+					&err);
+		if (rc > 0)
+			why = "park:moved";
+		else if (rc == 0 && w->mbox_name[0] != '\0') {
+			rc = store_mailbox_get(l->be->store, txn, u.user_num,
+					       w->mbox_name, &mb, &err);
+			if (rc == 0 && mb.uidvalidity == w->uidvalidity)
+				mbox_id = mb.mbox_id;
+			else
+				why = "park:changed";
+		}
+		if (rc < 0) {
+			log_error("session=%s store error=\"%s\"", s->id, err);
+			why = "park:changed";
+		}
+		store_read_end(&txn);
+	}
+	park_watch_start(s, why != NULL ? 0 : mbox_id, w->modseq);
+	if (why != NULL)
+		park_watch_end(s, why);
 	session_flush(s); /* may free s */
 }
 
@@ -1432,14 +1468,11 @@ link_server_drain(struct backend *be, int force)
 	}
 }
 
-unsigned
-link_server_kick(struct backend *be, const char *mailbox_id, unsigned *links_r)
+/* The frontends forget the account's cached logins (and end its SMTP
+ * submission sessions). */
+static void
+kick_forget(struct backend *be, const char *mailbox_id, unsigned *links_r)
 {
-	unsigned n = 0;
-	*links_r = 0;
-	kicks_remember(be, mailbox_id);
-	/* The frontends first: a client that reconnects at once after its
-	   BYE finds no cached login. */
 	for (struct blink *l = be->links; l != NULL; l = l->next) {
 		if (!l->hello || !l->can_forget || l->conn.closing)
 			continue;
@@ -1448,22 +1481,47 @@ link_server_kick(struct backend *be, const char *mailbox_id, unsigned *links_r)
 		blink_send_buf(l, &b);
 		(*links_r)++;
 	}
+}
+
+unsigned
+link_server_kick(struct backend *be, const char *mailbox_id, unsigned *links_r,
+		 int park)
+{
+	unsigned n = 0;
+	*links_r = 0;
+	kicks_remember(be, mailbox_id);
+	/* The frontends first: a client that reconnects at once after its
+	   BYE finds no cached login.  When the account moves, after the
+	   sessions: a frontend would end a parked session on the Forget
+	   unless it has heard "park:moved" first (the frames of one link
+	   leave together, in this order). */
+	if (!park)
+		kick_forget(be, mailbox_id, links_r);
 	for (struct blink *l = be->links; l != NULL; l = l->next) {
+		blink_cork(l);
 		for (struct bsession *s = l->sessions, *next; s != NULL;
 		     s = next) {
 			next = s->next;
 			if (s->engine == NULL || s->engine->shutdown == NULL ||
-			    s->ending || s->kicked ||
+			    s->ending || s->kicked || s->moving ||
 			    strcasecmp(s->mailbox_id, mailbox_id) != 0)
 				continue;
-			log_info("session=%s user=%s kicked", s->id, s->user);
-			s->kicked = 1;
+			log_info("session=%s user=%s kicked%s", s->id, s->user,
+				 park ? " (moving)" : "");
+			if (park &&
+			    (s->engine == &imap_engine || park_is_watch(s)))
+				s->moving = 1;
+			else
+				s->kicked = 1;
 			n++;
 			s->engine->shutdown(s, 0);
 			if (s->ending)
 				session_run(s); /* may free s */
 		}
+		blink_uncork(l);
 	}
+	if (park)
+		kick_forget(be, mailbox_id, links_r);
 	be->kicked += n;
 	return n;
 }

@@ -91,7 +91,9 @@ static void
 park_shutdown(struct bsession *s, int force)
 {
 	(void)force;
-	park_watch_end(s, s->kicked ? "park:kicked" : "park:draining");
+	park_watch_end(s, s->moving   ? "park:moved"
+			  : s->kicked ? "park:kicked"
+				      : "park:draining");
 }
 
 static const struct session_engine park_engine = {
@@ -117,6 +119,14 @@ park_watch_start(struct bsession *s, uint64_t mbox_id, uint64_t modseq)
 		backend_watch(s, mbox_id);
 	/* a change between the session's last look and now */
 	park_check(s);
-	if (s->be->draining && !s->ending)
+	if (s->moving)
+		park_watch_end(s, "park:moved");
+	else if (s->be->draining && !s->ending)
 		park_watch_end(s, "park:draining");
+}
+
+int
+park_is_watch(const struct bsession *s)
+{
+	return s->engine == &park_engine;
 }

@@ -221,6 +221,9 @@ struct frontend {
 	/* kicks another loop's link heard of, for this loop's sessions
 	   (kick.c) */
 	struct fe_kicks *kicks;
+	/* parked sessions whose account is moving (frontend/imap/
+	   imap_park.c), looked up once a second by the link timer */
+	struct client *relocating;
 };
 
 struct client {
@@ -256,6 +259,8 @@ struct client {
 	unsigned parked : 1;
 	unsigned watching : 1;
 	unsigned reviving : 1;     /* Open with resume sent */
+	unsigned relocating : 1;   /* "park:moved": reading the account's
+				      entry for the backend it moved to */
 	struct lp_reader lp;
 	struct buf in;
 	unsigned bad_commands;
@@ -296,6 +301,10 @@ struct client {
 				   in ms), for kicks */
 	struct buf park_state;  /* Park.state, for Open.resume */
 	uint64_t park_mbox, park_modseq;
+	char *park_name; /* the selected mailbox (NULL: none) */
+	uint32_t park_uidvalidity;
+	uint64_t reloc_since, reloc_next_at; /* loop ms */
+	struct client *reloc_next;           /* in fe->relocating */
 
 	struct client *prev, *next; /* all clients */
 };
@@ -377,6 +386,12 @@ int client_park_kick(struct client *c, uint64_t at);
 /* A parked session taken up waits for its backend to be back, within
  * frontend.link_timeout. */
 void client_park_wait(struct client *c);
+/* Its account moves to another backend ("park:moved", Park.moving):
+ * the entry is read once a second (client_park_relocate_tick()) until it
+ * is active and names the backend, where the session is watched (or
+ * taken up, if the client spoke meanwhile), within imap.park_move_wait. */
+void client_park_relocate(struct client *c);
+void client_park_relocate_tick(struct frontend *fe);
 /* c leaves the parked state (revived, closed). */
 void client_park_clear(struct client *c);
 
@@ -405,6 +420,9 @@ void link_pool_resume(struct client *c);
 /* The same once the link is back (the backend refused it while
  * stopping). */
 void link_pool_resume_later(struct client *c);
+/* c's session now lives on backend id: its watch there (or the session
+ * taken up, when c->reviving). */
+void link_pool_rehome(struct client *c, const char *backend);
 /* Whether every backend seen so far offers the IMAP capability cap after
  * login (pre-login lists stay a subset of post-login ones). */
 int link_pool_backends_offer(struct frontend *fe, const char *cap);

@@ -515,6 +515,8 @@ flink_frame(struct flink *l, Portico__Frame *f)
 			client_park_closed(c, f->close->reason);
 			return;
 		}
+		if (c->relocating) /* its watch, which a move closed */
+			return;
 		c->link = NULL;
 		client_link_closed(c, "session ended", 0);
 		return;
@@ -1007,6 +1009,8 @@ flink_send_watch(struct flink *l, struct client *c)
 	w.mbox_id = c->park_mbox;
 	w.modseq = c->park_modseq;
 	w.session_id = c->id;
+	w.mbox_name = c->park_name != NULL ? c->park_name : "";
+	w.uidvalidity = c->park_uidvalidity;
 	w.user = c->user;
 	w.client_addr = c->peer;
 	f.stream = c->stream;
@@ -1089,6 +1093,25 @@ link_pool_resume(struct client *c)
 }
 
 void
+link_pool_rehome(struct client *c, const char *backend)
+{
+	link_pool_unwatch(c);
+	struct flink *l = flink_get(c->fe, backend);
+	c->link = l;
+	if (c->reviving) {
+		link_pool_resume(c);
+		return;
+	}
+	if (l->state == FLINK_READY && l->can_park && flink_route(l)) {
+		flink_send_watch(l, c);
+		return;
+	}
+	c->link_next = l->parked;
+	l->parked = c;
+	flink_parked_reconnect(l->fe);
+}
+
+void
 link_pool_resume_later(struct client *c)
 {
 	struct flink *l = c->link;
@@ -1125,6 +1148,7 @@ link_pool_tick(uv_timer_t *t)
 {
 	struct frontend *fe = t->data;
 	flink_parked_reconnect(fe);
+	client_park_relocate_tick(fe);
 	uint64_t timeout = (uint64_t)fe->cfg.frontend_link_timeout * 1000;
 	if (timeout == 0)
 		return;

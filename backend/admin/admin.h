@@ -94,8 +94,8 @@ int admin_http(const struct config *cfg, const char *addr, int tls,
 	       const char *method, const char *path, int *status_r,
 	       struct buf *body);
 /* admin_http() to backend.http_listen (cmd names the command in the
- * message when it is not set): path, with ?mailbox=MAILBOX_ID
- * percent-encoded when mailbox_id is not NULL. */
+ * message when it is not set): path, with ?mailbox=MAILBOX_ID (&mailbox=
+ * when path has a query) percent-encoded when mailbox_id is not NULL. */
 int admin_backend_http(struct admin *a, const char *cmd, const char *method,
 		       const char *path, const char *mailbox_id, int *status_r,
 		       struct buf *body);

@@ -494,7 +494,8 @@ admin_backend_http(struct admin *a, const char *cmd, const char *method,
 	struct buf url = BUF_INIT;
 	buf_append_str(&url, path);
 	if (mailbox_id != NULL) {
-		buf_append_str(&url, "?mailbox=");
+		buf_append_str(&url,
+			       strchr(path, '?') ? "&mailbox=" : "?mailbox=");
 		for (const unsigned char *p = (const unsigned char *)mailbox_id;
 		     *p; p++) {
 			if ((*p >= 'a' && *p <= 'z') ||

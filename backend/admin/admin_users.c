@@ -412,26 +412,34 @@ admin_users_enable(struct admin *a, int argc, char **argv)
 	return set_account_state(a, "enable", argc, argv, "active");
 }
 
-/* kick MAILBOX_ID: the backend (POST /kick on backend.http_listen) ends
- * the mailbox's IMAP and POP3 sessions, whatever frontend carries them. */
+/* kick MAILBOX_ID [--park]: the backend (POST /kick on
+ * backend.http_listen) ends the mailbox's IMAP and POP3 sessions,
+ * whatever frontend carries them; --park (the account moves to another
+ * backend): its IMAP sessions in IDLE are parked at their frontends,
+ * which take them to the backend the directory names once it is
+ * active. */
 int
 admin_users_kick(struct admin *a, int argc, char **argv)
 {
-	if (argc != 1 || argv[0][0] == '\0')
+	int park = argc == 2 && strcmp(argv[1], "--park") == 0;
+	if ((argc != 1 && !park) || argv[0][0] == '\0')
 		return ADMIN_USAGE;
 	struct buf body = BUF_INIT;
 	int status = 0, rc = 1;
 	unsigned n, links;
-	if (admin_backend_http(a, "kick", "POST", "/kick", argv[0], &status,
-			       &body) == 0) {
+	if (admin_backend_http(a, "kick", "POST",
+			       park ? "/kick?park=1" : "/kick", argv[0],
+			       &status, &body) == 0) {
 		buf_append(&body, "", 1);
 		if (status == 200 &&
 		    sscanf(buf_ptr(&body), "sessions %u links %u", &n,
 			   &links) == 2) {
-			printf("kicked %s: %u session%s ended, cached logins "
+			printf("kicked %s: %u session%s %s, cached logins "
 			       "forgotten on %u frontend link%s\n",
-			       argv[0], n, n == 1 ? "" : "s", links,
-			       links == 1 ? "" : "s");
+			       argv[0], n, n == 1 ? "" : "s",
+			       park ? "ended or parked (those in IDLE)"
+				    : "ended",
+			       links, links == 1 ? "" : "s");
 			rc = 0;
 		} else {
 			fprintf(stderr,

@@ -129,7 +129,9 @@ imap_park(struct imap_session *is)
 	free(saved);
 	uint64_t mbox_id = selected ? is->mbox.mbox_id : 0;
 	uint64_t modseq = selected ? is->mbox.highestmodseq : 0;
-	session_park(s, state, len, mbox_id, modseq);
+	session_park(s, state, len, mbox_id, modseq,
+		     selected ? is->mbox_name : "",
+		     selected ? is->mbox.uidvalidity : 0);
 	free(state);
 	is->parking = 1;
 	return 1;

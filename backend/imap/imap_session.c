@@ -523,21 +523,21 @@ imap_shutdown(struct bsession *s, int force)
 	   withholds, only for one being run. */
 	if (is == NULL || s->ending ||
 	    (!force && !imap_between_commands(is) &&
-	     !(s->kicked && !s->waiting)))
+	     !((s->kicked || s->moving) && !s->waiting)))
 		return;
 	/* A backend that stops hands its sessions in IDLE to their
 	   frontends, which keep the clients until it is back; the rest of
 	   the grace time waits for the answer to a Park. */
-	if (s->be->draining && !s->kicked && !s->draining && is->idling &&
-	    !force && (is->parking || imap_park(is)))
+	if (((s->be->draining && !s->kicked) || s->moving) && !s->draining &&
+	    is->idling && !force && (is->parking || imap_park(is)))
 		return;
 	is->parking = 0;
-	if (s->kicked)
+	if (s->kicked || s->moving)
 		imap_untagged(is, "BYE Session ended by an administrator");
 	else
 		imap_untagged(is, "BYE [UNAVAILABLE] Server shutting down");
 	imap_set_state(is, IMAP_STATE_LOGOUT);
-	session_end(s, s->kicked ? "kicked" : "shutdown");
+	session_end(s, s->kicked || s->moving ? "kicked" : "shutdown");
 }
 
 /* Once a command is done (its answer given, no store operation in

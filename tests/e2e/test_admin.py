@@ -1797,6 +1797,85 @@ def ldap_modify(st, dn, *changes):
         timeout=CMD_TIMEOUT)
 
 
+def test_move_keeps_the_sessions_in_idle(st):
+    """A mailbox moves to the other site's backend with its IMAP clients
+    in IDLE still connected: `kick --park` parks them at their frontends
+    (a session between commands ends, as with kick), the frontends read
+    the entry until the move is done and watch the mailbox on the new
+    backend, by name and UIDVALIDITY; a message delivered there reaches
+    the client that had selected the INBOX, and both sessions go on
+    there (docs/OPERATIONS.md, "Moving a mailbox to another backend")."""
+    user, pw, mbox = new_user(st, "movepark")
+    dn = "uid=%s,ou=people,dc=example,dc=test" % user
+    c = st.imap(user, pw)
+    for i in range(3):
+        assert c.append("INBOX", "(\\Seen)" if i == 1 else None, None,
+                        b"Subject: before %d\r\n\r\nx\r\n" % i)[0] == "OK"
+    c.logout()
+    idle = Raw(st, "imap", user, pw)
+    idle.send(b"e ENABLE CONDSTORE\r\ns SELECT INBOX\r\n")
+    assert idle.until(b"s ").startswith(b"s OK")
+    idle.send(b"i IDLE\r\n")
+    assert idle.f.readline() == b"+ idling\r\n"
+    other = Raw(st, "imap", user, pw, site=2)  # IDLE, nothing selected
+    other.send(b"j IDLE\r\n")
+    assert other.f.readline() == b"+ idling\r\n"
+    busy = Raw(st, "imap", user, pw)
+    creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file",
+             password_file(st)]
+    assert admin(st, FE, "disable", user, *creds, "--state",
+                 "moving").returncode == 0
+    p = admin(st, BE, "kick", mbox, "--park")
+    assert p.returncode == 0, p.stderr
+    assert "3 sessions ended or parked" in p.stdout, p.stdout
+    assert busy.f.readline() == \
+        b"* BYE Session ended by an administrator\r\n"
+    NEW = "s2b1/backend.ini"
+    exp = subprocess.Popen([str(BUILD / "portico-admin"), "-c",
+                            str(st.dir / BE), "export", mbox, "--account",
+                            "-"], stdout=subprocess.PIPE)
+    imp = subprocess.run([str(BUILD / "portico-admin"), "-c",
+                          str(st.dir / NEW), "import", mbox, "--account",
+                          "-"], stdin=exp.stdout, capture_output=True,
+                         text=True, timeout=CMD_TIMEOUT)
+    exp.stdout.close()
+    assert exp.wait(timeout=CMD_TIMEOUT) == 0
+    assert imp.returncode == 0, imp.stderr
+    ldap_modify(st, dn, "replace: porticoMailboxServer",
+                "porticoMailboxServer: s2b1")
+    assert admin(st, FE, "enable", user, *creds).returncode == 0
+    assert admin(st, BE, "remove", mbox, "--yes").returncode == 0
+    # the two clients are watched on the new backend
+    wait_for(lambda: sorted(
+        r.split()[1] for r in admin(st, NEW, "sessions", mbox)
+        .stdout.splitlines()[1:-1]) == ["imap-parked", "imap-parked"],
+        timeout=20, what="the sessions to be watched on s2b1")
+    p = admin(st, NEW, "deliver", mbox,
+              stdin="Subject: after the move\r\n\r\nnew\r\n")
+    assert p.returncode == 0, p.stdout + p.stderr
+    idle.s.settimeout(20)
+    assert idle.f.readline() == b"* 4 EXISTS\r\n"
+    idle.send(b"DONE\r\n")
+    assert idle.f.readline() == b"i OK IDLE terminated\r\n"
+    idle.send(b"f FETCH 1:* (UID FLAGS)\r\n")
+    lines = []
+    while not lines or not lines[-1].startswith(b"f "):
+        lines.append(idle.f.readline())
+    assert [re.sub(rb" MODSEQ \(\d+\)", b"", x) for x in lines[:-1]] == [
+        b"* 1 FETCH (UID 1 FLAGS ())\r\n",
+        b"* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n",
+        b"* 3 FETCH (UID 3 FLAGS ())\r\n",
+        b"* 4 FETCH (UID 4 FLAGS ())\r\n"], lines
+    other.send(b"DONE\r\n")
+    assert other.f.readline() == b"j OK IDLE terminated\r\n"
+    other.send(b"s EXAMINE INBOX\r\n")
+    assert b"* 4 EXISTS\r\n" in [other.f.readline() for _ in range(3)]
+    rows = admin(st, NEW, "sessions", mbox).stdout.splitlines()[1:-1]
+    assert sorted(r.split()[1] for r in rows) == ["imap", "imap"], rows
+    for r in (idle, other, busy):
+        r.s.close()
+
+
 def test_quota_from_the_directory(st):
     """porticoQuotaStorage and porticoQuotaMessages become the user's own
     limits at each login (IMAP or POP3, through any frontend), over the
