@@ -143,6 +143,7 @@ check_frame(const Portico__Frame *f)
 	case PORTICO__FRAME__BODY_PARK:
 		body = f->park;
 		if (f->park != NULL) {
+			check_str(f->park->mbox_name);
 			/* the state is an ImapPark, read back by the backend */
 			Portico__ImapPark *ip = portico__imap_park__unpack(
 			    NULL, f->park->state.len, f->park->state.data);
@@ -164,6 +165,7 @@ check_frame(const Portico__Frame *f)
 			check_str(f->watch->session_id);
 			check_str(f->watch->user);
 			check_str(f->watch->client_addr);
+			check_str(f->watch->mbox_name);
 		}
 		break;
 	case PORTICO__FRAME__BODY_PARKED:
