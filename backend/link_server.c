@@ -631,6 +631,26 @@ blink_refuse(struct blink *l, uint32_t stream, const char *code,
 	blink_send(l, &f);
 }
 
+/* A session of the link on stream, not yet linked nor counted. */
+static struct bsession *
+session_new(struct blink *l, uint32_t stream, const char *id, const char *user,
+	    const char *mailbox_id, const char *client)
+{
+	struct bsession *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		abort();
+	s->be = l->be;
+	s->link = l;
+	s->stream = stream;
+	s->window = l->be->cfg.limits_link_window;
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	snprintf(s->mailbox_id, sizeof(s->mailbox_id), "%s", mailbox_id);
+	snprintf(s->client, sizeof(s->client), "%s", client);
+	s->opened_at = (int64_t)time(NULL);
+	return s;
+}
+
 static void
 blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 {
@@ -655,20 +675,10 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 			     1);
 		return;
 	}
-	struct bsession *s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		abort();
-	s->be = l->be;
-	s->link = l;
-	s->stream = stream;
+	struct bsession *s = session_new(l, stream, o->session_id, o->user,
+					 o->mailbox_id, o->client_addr);
 	s->engine = engine;
 	s->send_credit = o->window;
-	s->window = l->be->cfg.limits_link_window;
-	snprintf(s->id, sizeof(s->id), "%s", o->session_id);
-	snprintf(s->user, sizeof(s->user), "%s", o->user);
-	snprintf(s->mailbox_id, sizeof(s->mailbox_id), "%s", o->mailbox_id);
-	snprintf(s->client, sizeof(s->client), "%s", o->client_addr);
-	s->opened_at = (int64_t)time(NULL);
 	uint64_t max = (uint64_t)l->be->cfg.backend_max_sessions_per_user;
 	if (user_sessions_acquire(&l->be->user_sessions, s->mailbox_id, max) <
 	    0) {
@@ -780,18 +790,8 @@ blink_watch(struct blink *l, uint32_t stream, const Portico__Watch *w)
 		conn_close(&l->conn);
 		return;
 	}
-	struct bsession *s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		abort();
-	s->be = l->be;
-	s->link = l;
-	s->stream = stream;
-	s->window = l->be->cfg.limits_link_window;
-	snprintf(s->id, sizeof(s->id), "%s", w->session_id);
-	snprintf(s->mailbox_id, sizeof(s->mailbox_id), "%s", w->mailbox_id);
-	snprintf(s->user, sizeof(s->user), "%s", w->user);
-	snprintf(s->client, sizeof(s->client), "%s", w->client_addr);
-	s->opened_at = (int64_t)time(NULL);
+	struct bsession *s = session_new(l, stream, w->session_id, w->user,
+					 w->mailbox_id, w->client_addr);
 	l->be->sessions++;
 	session_link(l, s);
 	log_debug("session=%s stream=%u watch mbox=%llu modseq=%llu", s->id,
