@@ -541,7 +541,7 @@ client_idle(const struct client *c)
 void
 client_drain(struct client *c)
 {
-	if (c->state == CLIENT_RELAY && c->parked && !c->reviving) {
+	if (c->state == CLIENT_RELAY && c->parked) {
 		client_park_drain(c);
 		return;
 	}

@@ -626,10 +626,13 @@ flink_lost(struct flink *l, const char *why, int retry_later)
 		flink_stream_remove(l, c);
 		if (c->parked && (c->watching || c->reviving)) {
 			/* the client stays; its watch (or the session it
-			   asked for) comes back with the link */
+			   asked for, within frontend.link_timeout) comes
+			   back with the link */
 			c->watching = 0;
 			c->link_next = l->parked;
 			l->parked = c;
+			if (c->reviving)
+				client_park_wait(c);
 			continue;
 		}
 		c->link = NULL;
