@@ -86,6 +86,12 @@ kick_apply(struct frontend *fe, const char *backend,
 		if (c->proto->kick == NULL || c->state == CLIENT_CLOSING ||
 		    c->duser.mailbox_id[0] == '\0')
 			continue;
+		/* a parked IMAP session is the concern of the backend it is
+		   on: not of the one its account left (kick --park, whose
+		   Forget that backend remembers) */
+		if (c->protocol == CLIENT_IMAP &&
+		    strcasecmp(c->duser.mailbox_server, backend) != 0)
+			continue;
 		uint64_t at;
 		if (all)
 			at = strcasecmp(c->duser.mailbox_server, backend) == 0

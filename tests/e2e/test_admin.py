@@ -1850,6 +1850,14 @@ def test_move_keeps_the_sessions_in_idle(st):
         r.split()[1] for r in admin(st, NEW, "sessions", mbox)
         .stdout.splitlines()[1:-1]) == ["imap-parked", "imap-parked"],
         timeout=20, what="the sessions to be watched on s2b1")
+    # the old backend, restarted, names the kick it remembers to every
+    # frontend link that comes up: it is not the concern of sessions
+    # that moved away
+    st.stop("s1b1")
+    st.start("s1b1")
+    bystander, bpw, _ = new_user(st, "moveby")
+    for site in (1, 2):
+        st.wait_for_login(bystander, bpw, timeout=30, site=site)
     p = admin(st, NEW, "deliver", mbox,
               stdin="Subject: after the move\r\n\r\nnew\r\n")
     assert p.returncode == 0, p.stdout + p.stderr
