@@ -8,7 +8,8 @@
  * Parked, it costs the backend a watch of the mailbox; taken up again it
  * answers with what changed meanwhile, as IDLE would have shown it.  The
  * mailbox is found again by name, within the account, and must have the
- * same UIDVALIDITY.
+ * same UIDVALIDITY; else by its id, within the account (renamed while
+ * the session was parked).
  */
 #include "backend/imap/imap.h"
 
@@ -182,8 +183,23 @@ imap_resume(struct imap_session *is, const Portico__Open *o,
 			*reason_r = "Mail store unavailable";
 			return -1;
 		}
-		int rc = store_mailbox_get(st, txn, is->user_num, p->mbox_name,
-					   &mb, &err);
+		char *name = p->mbox_name;
+		char renamed[512]; /* a key of the store at most */
+		int rc = store_mailbox_get(st, txn, is->user_num, name, &mb,
+					   &err);
+		if (rc > 0 || (rc == 0 && mb.uidvalidity != p->uidvalidity)) {
+			uint64_t owner;
+			rc = store_mailbox_name_by_id(st, txn, p->mbox_id,
+						      &owner, renamed,
+						      sizeof(renamed), &err);
+			if (rc == 0 && owner != is->user_num)
+				rc = 1; /* another account's, after a move */
+			if (rc == 0) {
+				name = renamed;
+				rc = store_mailbox_get(st, txn, is->user_num,
+						       name, &mb, &err);
+			}
+		}
 		store_read_end(&txn);
 		if (rc < 0) {
 			log_error("session=%s store error=\"%s\"", s->id, err);
@@ -219,7 +235,7 @@ imap_resume(struct imap_session *is, const Portico__Open *o,
 			is->saved = saved;
 			is->nsaved = nsaved;
 			is->readonly = p->readonly;
-			is->mbox_name = strdup(p->mbox_name);
+			is->mbox_name = strdup(name);
 			if (is->mbox_name == NULL)
 				abort();
 			imap_set_state(is, IMAP_STATE_SELECTED);

@@ -472,6 +472,31 @@ store_mailbox_get_by_id(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 }
 
 int
+store_mailbox_name_by_id(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+			 uint64_t *user_num_r, char *name, size_t size,
+			 const char **error_r)
+{
+	uint8_t idkey[8];
+	be64(idkey, mbox_id);
+	MDB_val ik = {8, idkey}, mk;
+	int rc = mdb_get(txn, st->mboxids, &ik, &mk);
+	if (rc == MDB_NOTFOUND)
+		return 1;
+	if (rc != 0 || mk.mv_size < 8 || mk.mv_size - 8 >= size) {
+		*error_r = store_fail("mailbox id", rc ? rc : MDB_CORRUPTED);
+		return -1;
+	}
+	const uint8_t *k = mk.mv_data;
+	uint64_t u = 0;
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | k[i];
+	*user_num_r = u;
+	memcpy(name, k + 8, mk.mv_size - 8);
+	name[mk.mv_size - 8] = '\0';
+	return 0;
+}
+
+int
 store_keywords_get(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 		   const char **names_r, size_t *len_r, const char **error_r)
 {

@@ -160,6 +160,11 @@ int store_mailbox_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 /* The mailbox record by id; 0 found, 1 deleted. */
 int store_mailbox_get_by_id(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 			    struct store_mailbox_rec *r, const char **error_r);
+/* Whose mailbox mbox_id is and its name now (NUL-terminated into name,
+ * the store's key limit: 511 octets); 0 found, 1 deleted. */
+int store_mailbox_name_by_id(struct store *st, MDB_txn *txn, uint64_t mbox_id,
+			     uint64_t *user_num_r, char *name, size_t size,
+			     const char **error_r);
 /* Lists the messages of a mailbox in UID order into a malloc'd array. */
 int store_messages_list(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 			struct store_msg **msgs_r, size_t *count_r,

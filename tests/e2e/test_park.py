@@ -264,6 +264,29 @@ def test_parked_without_a_mailbox_and_mailbox_deleted(st):
     c.close()
 
 
+def test_parked_session_follows_a_rename(st):
+    """The selected mailbox renamed while its session is parked: taken up
+    again, the session finds it by its id within the account and goes on
+    with it under its new name."""
+    user, pw, mbox = new_user(st, "parkrn")
+    c = Raw(st, user, pw)
+    c.cmd(b"c CREATE Old")
+    c.cmd(b"s SELECT Old")
+    idle_parked(st, c, mbox)
+    o = st.imap(user, pw)
+    assert o.rename("Old", "Renamed")[0] == "OK"
+    assert o.append("Renamed", None, None,
+                    b"Subject: renamed\r\n\r\nx\r\n")[0] == "OK"
+    o.logout()
+    assert c.line() == b"* 1 EXISTS\r\n"
+    c.send(b"DONE\r\n")
+    assert c.line() == b"i OK IDLE terminated\r\n"
+    lines = c.cmd(b"f FETCH 1 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"Subject: renamed" in b"".join(lines), lines
+    c.cmd(b"l LOGOUT")
+    c.close()
+
+
 def test_parked_client_outlives_backend_restart_and_crash(st):
     user, pw, mbox = new_user(st, "parkr")
     append(st, user, pw, b"first")
