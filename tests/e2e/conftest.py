@@ -248,6 +248,19 @@ class Stack:
         user = "%s%d-%d@example.test" % (prefix, n, os.getpid())
         return self.add_user(user, "pw-%s-%d" % (prefix, n), **kw)
 
+    def new_account(self, prefix="user"):
+        """Add a fresh user on s1b1; returns (login, password, mailbox
+        id)."""
+        import re
+        n = next(self._counter)
+        user = "%s%d-%d@example.test" % (prefix, n, os.getpid())
+        password = "pw-%s-%d" % (prefix, n)
+        out = run_stack("adduser", self.dir, user, password).stdout
+        m = re.search(r"\(mailbox ([0-9a-f]+) on s1b1\)", out)
+        assert m, out
+        self.users[user] = password
+        return user, password, m.group(1)
+
     def import_message(self, user, path_or_bytes, mailbox="INBOX"):
         """Import a message or mbox (a path, or the bytes themselves) into
         USER's MAILBOX via portico-admin; returns its output."""

@@ -11,7 +11,6 @@ with two event loops (sessions are listed from both), /metrics and
 import difflib
 import http.client
 import imaplib
-import itertools
 import os
 import re
 import shutil
@@ -33,7 +32,6 @@ pytestmark = pytest.mark.daemons
 BUILD = Path(os.environ.get("PORTICO_BUILD",
                             Path(__file__).resolve().parents[2] / "build"))
 QUOTA_MESSAGES = 1000
-_n = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +65,7 @@ def set_account_state(st, verb, user):
 
 def new_user(st, prefix):
     """A fresh user on s1b1: (login, password, mailbox id)."""
-    n = next(_n)
-    user = "%s%d-%d@example.test" % (prefix, n, os.getpid())
-    password = "pw-%s-%d" % (prefix, n)
-    out = run_stack("adduser", st.dir, user, password).stdout
-    m = re.search(r"\(mailbox ([0-9a-f]+) on s1b1\)", out)
-    assert m, out
-    st.users[user] = password
-    return user, password, m.group(1)
+    return st.new_account(prefix)
 
 
 def password_file(st):
