@@ -940,14 +940,9 @@ blink_transport(struct blink *l, const Portico__Frame *f)
 			     1);
 		return;
 	}
-	struct bsession *s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		abort();
-	s->be = l->be;
-	s->link = l;
-	s->stream = stream;
+	/* transport_open() names it */
+	struct bsession *s = session_new(l, stream, "", "", "", "");
 	s->engine = &transport_engine;
-	s->window = l->be->cfg.limits_link_window;
 	l->be->sessions++;
 	const char *code = "UNAVAILABLE", *reason = "internal error";
 	int temporary = 1;
