@@ -418,6 +418,31 @@ def backend_metric(st, name):
     return metric(st, st.SITE1_BE1_HTTP_PORT, name, "backend")
 
 
+def sigstop(pid, timeout=10.0):
+    """SIGSTOP PID and return once every thread of it is stopped: kill()
+    only queues the signal, and a thread running on another core goes on
+    for a moment (long enough to relay what a test sends next)."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped():
+        tasks = Path("/proc/%d/task" % pid)
+        for t in tasks.iterdir():
+            try:
+                stat = (t / "stat").read_text()
+            except FileNotFoundError:
+                continue  # a thread that has exited
+            # the state follows the command name, which is in parentheses
+            if stat[stat.rindex(")") + 2] not in "tT":
+                return False
+        return True
+    try:
+        wait_for(stopped, timeout=timeout, interval=0.005,
+                 what="process %d to stop" % pid)
+    except BaseException:
+        os.kill(pid, signal.SIGCONT)
+        raise
+
+
 def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
     """Poll PREDICATE until it returns a true value; return that value."""
     deadline = time.monotonic() + timeout

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (CMD_TIMEOUT, backend_metric, metric, run_stack,
-                      wait_for)
+                      sigstop, wait_for)
 from smtp_client import RawSMTP
 
 pytestmark = pytest.mark.daemons
@@ -571,7 +571,7 @@ def test_kick_reaches_a_frontend_linked_later(stack_factory):
 
     def kick_while_s1f2_is_cut_off(ids):
         lost = st2.log("s1b1").count("frontend=s1f2 lost")
-        os.kill(pid, signal.SIGSTOP)
+        sigstop(pid)
         try:
             wait_for(lambda: st2.log("s1b1").count("frontend=s1f2 lost")
                      > lost, timeout=30)

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import (backend_metric, metric, raw_client, read_until_tagged,
-                      wait_for)
+                      sigstop, wait_for)
 
 pytestmark = pytest.mark.daemons
 
@@ -354,7 +354,7 @@ def test_hung_backend_is_given_up(pinged):
     assert f.readline().startswith(b"+OK")
     lost = frontend_counter(st, "portico_frontend_link_timeouts_total")
     pid = int((st.dir / "s1b1" / "pid").read_text())
-    os.kill(pid, signal.SIGSTOP)
+    sigstop(pid)
     try:
         # The IMAP session sent a command the backend will not answer;
         # the POP3 one is idle.  Both are told.
@@ -475,7 +475,7 @@ def test_gone_frontend_is_given_up_by_the_backend(stack_factory):
     assert pop3_login(2).startswith(b"-ERR [IN-USE]")
     before = backend_metric(st, "portico_backend_link_timeouts_total")
     pid = int((st.dir / "s1f1" / "pid").read_text())
-    os.kill(pid, signal.SIGSTOP)
+    sigstop(pid)
     try:
         deadline = time.monotonic() + 30
         while True:

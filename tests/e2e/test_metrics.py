@@ -27,7 +27,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import raw_client, read_until_tagged, wait_for
+from conftest import raw_client, read_until_tagged, sigstop, wait_for
 
 pytestmark = pytest.mark.daemons
 
@@ -437,7 +437,7 @@ def test_frontend_link_writes_per_loop_iteration(st):
         socks.append((s, f))
     pid = int((st.dir / "s1f1" / "pid").read_text())
     before = scrape(st)
-    os.kill(pid, signal.SIGSTOP)
+    sigstop(pid)
     try:
         for i, (s, f) in enumerate(socks):
             s.sendall(b"n%d NOOP\r\n" % i)

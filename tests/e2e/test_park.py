@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (CMD_TIMEOUT, backend_metric, metric,
-                      read_until_tagged, wait_for)
+                      read_until_tagged, sigstop, wait_for)
 
 pytestmark = pytest.mark.daemons
 
@@ -181,7 +181,7 @@ def test_client_speaking_as_the_backend_parks(st):
         before = backend_metric(st, "portico_backend_park_offers_total")
         c.send(tag + b" IDLE\r\n")
         assert c.line() == b"+ idling\r\n"
-        os.kill(fe, signal.SIGSTOP)
+        sigstop(fe)
         try:
             c.send(b"DONE\r\n")
             # imap.park_after=1s: the backend offers the Park
