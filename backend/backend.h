@@ -258,17 +258,19 @@ uint64_t autoexpunge_removed(const struct backend *be);
 const char *session_link_name(const struct bsession *s);
 
 /* Parked IMAP sessions (link version 5, proto/link.proto "Parked IMAP
- * sessions").  Whether the session could be parked now: its frontend
+ * sessions").  Whether the session can be parked now: its frontend
  * takes Park, nothing is in flight, buffered or compressed, neither
- * frontend nor kick is ending it. */
-int session_can_park(const struct bsession *s);
+ * frontend nor kick is ending it.  What the session wrote is sent first,
+ * as far as the frontend's credit allows (the last command's answer
+ * comes before the Park). */
+int session_can_park(struct bsession *s);
 /* Sends Park with state[0..len) (an ImapPark); the engine holds its
  * output until the frontend answers Parked (engine->parked(); the engine
  * state is then freed and the stream becomes a watch of the mailbox,
  * park.c) or sends more input (the engine goes on). */
 void session_park(struct bsession *s, const void *state, size_t len,
 		  uint64_t mbox_id, uint64_t modseq, const char *mbox_name,
-		  uint32_t uidvalidity);
+		  uint32_t uidvalidity, int between_commands);
 /* park.c: the watch engine of a parked session's stream.  Closes it with
  * "park:changed" once mbox_id's HIGHESTMODSEQ is not modseq (or it is
  * gone), "park:draining" when the backend stops, "park:kicked" at a

@@ -722,8 +722,11 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 /* -- parked IMAP sessions (link version 5) ------------------------------*/
 
 int
-session_can_park(const struct bsession *s)
+session_can_park(struct bsession *s)
 {
+	/* not ending: session_flush() does not free it */
+	if (s->link != NULL && !s->ending && !s->dead && buf_used(&s->out) > 0)
+		session_flush(s);
 	return s->link != NULL && s->link->can_park && !s->ending &&
 	       !s->dead && !s->waiting && s->pending_ops == 0 &&
 	       s->zin == NULL && buf_used(&s->in) == 0 &&
@@ -733,7 +736,7 @@ session_can_park(const struct bsession *s)
 void
 session_park(struct bsession *s, const void *state, size_t len,
 	     uint64_t mbox_id, uint64_t modseq, const char *mbox_name,
-	     uint32_t uidvalidity)
+	     uint32_t uidvalidity, int between_commands)
 {
 	Portico__Frame f = PORTICO__FRAME__INIT;
 	Portico__Park p = PORTICO__PARK__INIT;
@@ -748,10 +751,11 @@ session_park(struct bsession *s, const void *state, size_t len,
 	p.mbox_name = (char *)(uintptr_t)(mbox_name != NULL ? mbox_name : "");
 	p.uidvalidity = uidvalidity;
 	p.moving = s->moving;
+	p.between_commands = between_commands;
 	blink_send(s->link, &f);
 	metrics_add(&s->be->park_offers, 1);
-	log_debug("session=%s stream=%u park offered bytes=%zu", s->id,
-		  s->stream, len);
+	log_debug("session=%s stream=%u park offered bytes=%zu%s", s->id,
+		  s->stream, len, between_commands ? " between commands" : "");
 }
 
 /* Parked: the frontend has the session; what stays is a watch of its

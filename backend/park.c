@@ -2,10 +2,11 @@
  *
  * A session in IDLE parked at its frontend (session_park(), link version
  * 5) leaves nothing here but this: its stream, waiting for a change of
- * the mailbox the session had selected.  The change (or the mailbox's
- * removal) closes the stream with "park:changed", and the frontend takes
- * the session up again (Open.resume) to show it.  A backend that stops
- * closes its watches with "park:draining": the frontend keeps its clients
+ * the mailbox the session had selected (one parked between commands
+ * watches none: it only waits for a kick, a move or a stop).  The change (or
+ * the mailbox's removal) closes the stream with "park:changed", and the
+ * frontend takes the session up again (Open.resume) to show it.  A backend that
+ * stops closes its watches with "park:draining": the frontend keeps its clients
  * and watches again once the backend is back.  No input is taken.
  */
 #include "backend/backend.h"

@@ -85,6 +85,9 @@ struct imap_session {
 	/* IDLE: when it began or last showed a change (loop ms), for
 	   imap.park_after */
 	uint64_t idle_since;
+	/* Between commands: its last input or completion (loop ms), for
+	   imap.park_after */
+	uint64_t active_at;
 	/* Park sent, Parked awaited: changes wait (the watch that follows
 	   finds them), input from the frontend calls it off */
 	int parking;
@@ -296,9 +299,12 @@ void imap_casefold(const char *in, size_t len, struct buf *out);
  * or -1 if no date can be read. */
 int imap_date_parse(const char *s, int64_t *utc_r, int64_t *day_r);
 
-/* Parking (imap_park.c, link version 5): a session in IDLE with nothing
- * in flight is offered to its frontend as an ImapPark (session_park()).
- * Returns 1 when it was (is->parking), 0 when it cannot be parked now. */
+/* No command read in part or running: IDLE, or between two commands. */
+int imap_between_commands(const struct imap_session *is);
+/* Parking (imap_park.c, link version 5): a session in IDLE or between
+ * commands with nothing in flight is offered to its frontend as an
+ * ImapPark (session_park()).  Returns 1 when it was (is->parking), 0 when
+ * it cannot be parked now. */
 int imap_park(struct imap_session *is);
 /* engine->parked(): the frontend took it. */
 int imap_parked(struct bsession *s, uint64_t *mbox_id_r, uint64_t *modseq_r);

@@ -1,7 +1,8 @@
-/* imap_park.c - an IMAP session in IDLE handed to its frontend, and taken
- * up again (link version 5; proto/link.proto "Parked IMAP sessions").
+/* imap_park.c - an IMAP session in IDLE or between commands handed to its
+ * frontend, and taken up again (link version 5; proto/link.proto "Parked
+ * IMAP sessions").
  *
- * What a session is in IDLE fits in a few hundred bytes: the selected
+ * What a session is then fits in a few hundred bytes: the selected
  * mailbox (by name and UIDVALIDITY), the view as runs of UIDs, the
  * HIGHESTMODSEQ and UIDNEXT the client was shown, the extensions it
  * enabled, the IDLE's tag, the SEARCHRES result and the client's ID.
@@ -9,7 +10,9 @@
  * answers with what changed meanwhile, as IDLE would have shown it.  The
  * mailbox is found again by name, within the account, and must have the
  * same UIDVALIDITY; else by its id, within the account (renamed while
- * the session was parked).
+ * the session was parked).  A session between commands watches no
+ * mailbox while parked: like any session between commands it hears of
+ * changes at its next command, which takes it up again.
  */
 #include "backend/imap/imap.h"
 
@@ -82,7 +85,8 @@ imap_park(struct imap_session *is)
 {
 	struct bsession *s = is->s;
 	int selected = is->state == IMAP_STATE_SELECTED;
-	if (!is->idling || is->parking || !session_can_park(s) ||
+	int between = !is->idling;
+	if (!imap_between_commands(is) || is->parking || !session_can_park(s) ||
 	    is->withheld || is->nown > 0 || buf_used(&is->lp.cmd) > 0 ||
 	    is->lp.literal_left > 0 ||
 	    (!selected && is->state != IMAP_STATE_AUTHENTICATED))
@@ -92,7 +96,8 @@ imap_park(struct imap_session *is)
 	p.version = IMAP_PARK_VERSION;
 	p.selected = selected;
 	p.enabled = is->enabled;
-	p.idle_tag = is->idle_tag;
+	p.idle_tag = between ? "" : is->idle_tag;
+	p.between_commands = between;
 	p.bad_commands = is->bad_commands;
 	p.client_id = is->client_id;
 	if (selected) {
@@ -128,11 +133,12 @@ imap_park(struct imap_session *is)
 	portico__imap_park__pack(&p, state);
 	free(runs);
 	free(saved);
-	uint64_t mbox_id = selected ? is->mbox.mbox_id : 0;
-	uint64_t modseq = selected ? is->mbox.highestmodseq : 0;
-	session_park(s, state, len, mbox_id, modseq,
-		     selected ? is->mbox_name : "",
-		     selected ? is->mbox.uidvalidity : 0);
+	/* the watch: the mailbox IDLE shows, none between commands */
+	int watch = selected && !between;
+	uint64_t mbox_id = watch ? is->mbox.mbox_id : 0;
+	uint64_t modseq = watch ? is->mbox.highestmodseq : 0;
+	session_park(s, state, len, mbox_id, modseq, watch ? is->mbox_name : "",
+		     watch ? is->mbox.uidvalidity : 0, between);
 	free(state);
 	is->parking = 1;
 	return 1;
@@ -142,11 +148,12 @@ int
 imap_parked(struct bsession *s, uint64_t *mbox_id_r, uint64_t *modseq_r)
 {
 	struct imap_session *is = s->state;
-	if (is == NULL || !is->parking || !is->idling)
+	/* input since the Park called it off (imap_input()) */
+	if (is == NULL || !is->parking)
 		return 0;
-	int selected = is->state == IMAP_STATE_SELECTED;
-	*mbox_id_r = selected ? is->mbox.mbox_id : 0;
-	*modseq_r = selected ? is->mbox.highestmodseq : 0;
+	int watch = is->state == IMAP_STATE_SELECTED && is->idling;
+	*mbox_id_r = watch ? is->mbox.mbox_id : 0;
+	*modseq_r = watch ? is->mbox.highestmodseq : 0;
 	return 1;
 }
 
@@ -171,6 +178,7 @@ imap_resume(struct imap_session *is, const Portico__Open *o,
 	is->bad_commands = p->bad_commands;
 	imap_caps_apply(is, o->imap_capabilities_off, p->client_id);
 	snprintf(is->idle_tag, sizeof(is->idle_tag), "%s", p->idle_tag);
+	int p_between = p->between_commands;
 	int gone = 0;
 	if (p->selected) {
 		struct store_mailbox_rec mb;
@@ -250,6 +258,10 @@ imap_resume(struct imap_session *is, const Portico__Open *o,
 				  "deleted");
 		imap_set_state(is, IMAP_STATE_LOGOUT);
 		session_end(s, "mailbox deleted");
+		return 0;
+	}
+	if (p_between) {
+		/* what changed is told at the command that follows */
 		return 0;
 	}
 	is->idling = 1;

@@ -504,8 +504,7 @@ imap_dispatch(struct imap_session *is, const char *line, size_t len)
 	c->func(&cmd);
 }
 
-/* No command read in part or running: IDLE, or between two commands. */
-static int
+int
 imap_between_commands(const struct imap_session *is)
 {
 	const struct bsession *s = is->s;
@@ -525,11 +524,13 @@ imap_shutdown(struct bsession *s, int force)
 	    (!force && !imap_between_commands(is) &&
 	     !((s->kicked || s->moving) && !s->waiting)))
 		return;
-	/* A backend that stops hands its sessions in IDLE to their
-	   frontends, which keep the clients until it is back; the rest of
-	   the grace time waits for the answer to a Park. */
+	/* A backend that stops hands its sessions in IDLE or between
+	   commands to their frontends, which keep the clients until it is
+	   back; the rest of the grace time waits for the answer to a
+	   Park. */
 	if (((s->be->draining && !s->kicked) || s->moving) && !s->draining &&
-	    is->idling && !force && (is->parking || imap_park(is)))
+	    !force && imap_between_commands(is) &&
+	    (is->parking || imap_park(is)))
 		return;
 	is->parking = 0;
 	if (s->kicked || s->moving)
@@ -559,6 +560,7 @@ imap_input(struct bsession *s)
 	/* the frontend sent this before it had our Park: it ignores it */
 	if (is->parking && buf_used(&s->in) > 0)
 		is->parking = 0;
+	is->active_at = uv_now(s->be->loop);
 	imap_command_done(is);
 	/* Stopping: no command begins after the one that was running. */
 	if (session_draining(s))
@@ -877,8 +879,8 @@ imap_tick(struct bsession *s, uint64_t now)
 	if (is == NULL || is->parking)
 		return;
 	uint64_t after = (uint64_t)s->be->cfg.imap_park_after * 1000;
-	if (is->idling && after > 0 && now - is->idle_since >= after &&
-	    imap_park(is))
+	uint64_t quiet = now - (is->idling ? is->idle_since : is->active_at);
+	if (after > 0 && quiet >= after && imap_park(is))
 		return;
 	imap_idle_tick(is, now);
 }
@@ -911,6 +913,7 @@ imap_open(struct bsession *s, const Portico__Open *o, const char **code_r,
 		abort();
 	is->s = s;
 	is->user_num = u.user_num;
+	is->active_at = uv_now(s->be->loop);
 	const struct config *cfg = &s->be->cfg;
 	struct lp_limits lim = {cfg->limits_max_line,
 				cfg->limits_max_literal_size,

@@ -4,7 +4,9 @@
  * A session in IDLE that its backend parks is held here as the bytes of
  * its state and a watch of its mailbox on the link: the client keeps its
  * connection (and TLS) and hears IDLE's keepalive from the frontend
- * (imap.idle_notify_interval).  Anything the client sends, or a change of
+ * (imap.idle_notify_interval).  A session parked between commands
+ * (Park.between_commands) hears nothing and its watch has no mailbox: its
+ * next command takes it up.  Anything the client sends, or a change of
  * the mailbox (the watch closes with "park:changed"), takes the session up
  * again on the backend: Open with resume on a new stream, and the client's
  * bytes (its DONE) follow once it is Opened.  When the link goes (a backend
@@ -58,10 +60,10 @@ client_link_park(struct client *c, const Portico__Park *p)
 	c->watching = 1;
 	metrics_add(&c->fe->metrics.parked, 1);
 	uint64_t every = (uint64_t)c->fe->cfg.imap_idle_notify_interval * 1000;
-	if (every > 0)
+	if (every > 0 && !p->between_commands)
 		uv_timer_start(&c->delay, park_keepalive_cb, every, every);
-	log_info("session=%s user=%s parked bytes=%zu", c->id, c->user,
-		 p->state.len);
+	log_info("session=%s user=%s parked bytes=%zu%s", c->id, c->user,
+		 p->state.len, p->between_commands ? " between commands" : "");
 	if (p->moving)
 		client_park_relocate(c);
 	return 1;

@@ -1788,14 +1788,16 @@ def ldap_modify(st, dn, *changes):
         timeout=CMD_TIMEOUT)
 
 
-def test_move_keeps_the_sessions_in_idle(st):
+def test_move_keeps_the_sessions(st):
     """A mailbox moves to the other site's backend with its IMAP clients
-    in IDLE still connected: `kick --park` parks them at their frontends
-    (a session between commands ends, as with kick), the frontends read
-    the entry until the move is done and watch the mailbox on the new
-    backend, by name and UIDVALIDITY; a message delivered there reaches
-    the client that had selected the INBOX, and both sessions go on
-    there (docs/OPERATIONS.md, "Moving a mailbox to another backend")."""
+    in IDLE and between commands still connected: `kick --park` parks
+    them at their frontends (a session in the middle of a command ends,
+    as with kick), the frontends read the entry until the move is done
+    and watch the mailbox on the new backend, by name and UIDVALIDITY; a
+    message delivered there reaches the client in IDLE that had selected
+    the INBOX, the one between commands sees it at its next command, and
+    all three go on there (docs/OPERATIONS.md, "Moving a mailbox to
+    another backend")."""
     user, pw, mbox = new_user(st, "movepark")
     dn = "uid=%s,ou=people,dc=example,dc=test" % user
     c = st.imap(user, pw)
@@ -1811,14 +1813,20 @@ def test_move_keeps_the_sessions_in_idle(st):
     other = Raw(st, "imap", user, pw, site=2)  # IDLE, nothing selected
     other.send(b"j IDLE\r\n")
     assert other.f.readline() == b"+ idling\r\n"
-    busy = Raw(st, "imap", user, pw)
+    quiet = Raw(st, "imap", user, pw, site=2)  # between commands
+    quiet.send(b"q SELECT INBOX\r\n")
+    assert quiet.until(b"q ").startswith(b"q OK")
+    busy = Raw(st, "imap", user, pw)  # in the middle of an APPEND
+    busy.send(b"a APPEND INBOX {20}\r\n")
+    assert busy.f.readline() == b"+ OK\r\n"
+    busy.send(b"Subject: ")
     creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file",
              password_file(st)]
     assert admin(st, FE, "disable", user, *creds, "--state",
                  "moving").returncode == 0
     p = admin(st, BE, "kick", mbox, "--park")
     assert p.returncode == 0, p.stderr
-    assert "3 sessions ended or parked" in p.stdout, p.stdout
+    assert "4 sessions ended or parked" in p.stdout, p.stdout
     assert busy.f.readline() == \
         b"* BYE Session ended by an administrator\r\n"
     NEW = "s2b1/backend.ini"
@@ -1836,10 +1844,10 @@ def test_move_keeps_the_sessions_in_idle(st):
                 "porticoMailboxServer: s2b1")
     assert admin(st, FE, "enable", user, *creds).returncode == 0
     assert admin(st, BE, "remove", mbox, "--yes").returncode == 0
-    # the two clients are watched on the new backend
+    # the three clients are watched on the new backend
     wait_for(lambda: sorted(
         r.split()[1] for r in admin(st, NEW, "sessions", mbox)
-        .stdout.splitlines()[1:-1]) == ["imap-parked", "imap-parked"],
+        .stdout.splitlines()[1:-1]) == ["imap-parked"] * 3,
         timeout=20, what="the sessions to be watched on s2b1")
     # the old backend, restarted, names the kick it remembers to every
     # frontend link that comes up: it is not the concern of sessions
@@ -1869,9 +1877,18 @@ def test_move_keeps_the_sessions_in_idle(st):
     assert other.f.readline() == b"j OK IDLE terminated\r\n"
     other.send(b"s EXAMINE INBOX\r\n")
     assert b"* 4 EXISTS\r\n" in [other.f.readline() for _ in range(3)]
+    # the session between commands heard nothing meanwhile (no IDLE
+    # keepalive either): its next command shows the new message
+    quiet.s.settimeout(20)
+    quiet.send(b"n NOOP\r\n")
+    assert quiet.f.readline() == b"* 4 EXISTS\r\n"
+    assert quiet.f.readline().startswith(b"n OK")
+    quiet.send(b"f UID FETCH 4 (FLAGS)\r\n")
+    assert quiet.f.readline() == b"* 4 FETCH (UID 4 FLAGS ())\r\n"
+    assert quiet.f.readline().startswith(b"f OK")
     rows = admin(st, NEW, "sessions", mbox).stdout.splitlines()[1:-1]
-    assert sorted(r.split()[1] for r in rows) == ["imap", "imap"], rows
-    for r in (idle, other, busy):
+    assert sorted(r.split()[1] for r in rows) == ["imap"] * 3, rows
+    for r in (idle, other, quiet, busy):
         r.s.close()
 
 

@@ -9,6 +9,7 @@ A stack of its own: its backend is stopped, killed and restarted.
 
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -200,6 +201,59 @@ def test_client_speaking_as_the_backend_parks(st):
     assert be_parked(st) - taken <= \
         backend_metric(st, "portico_backend_park_offers_total") - offers
     assert sessions(st, mbox) == ["imap"]
+    c.cmd(b"l LOGOUT")
+    c.close()
+
+
+def test_session_between_commands_parked(st):
+    """A session between commands is parked after imap.park_after too:
+    it watches no mailbox and hears nothing while parked (no IDLE
+    keepalive, no wake-up for changes), and its next command takes it up
+    and shows what changed meanwhile, as any command would.  One with
+    nothing selected is parked and taken up as well."""
+    user, pw, mbox = new_user(st, "parkc")
+    for subject in (b"one", b"two"):
+        append(st, user, pw, subject)
+    c = Raw(st, user, pw)
+    lines = c.cmd(b"s SELECT INBOX")
+    assert b"* 2 EXISTS\r\n" in lines, lines
+    offers = backend_metric(st, "portico_backend_park_offers_total")
+    wait_for(lambda: sessions(st, mbox) == ["imap-parked"], timeout=15,
+             what="the session to be parked")
+    assert backend_metric(st, "portico_backend_park_offers_total") > offers
+    assert parked(st) == 1
+    assert "parked bytes=" in st.log("s1f1") and \
+        " between commands" in st.log("s1f1")
+    revivals = metric(st, st.HTTP_PORT, "portico_frontend_park_revivals_total")
+    # another session changes the mailbox: the parked one stays parked
+    o = st.imap(user, pw)
+    o.select("INBOX")
+    o.store("1", "+FLAGS", "(\\Flagged)")
+    o.store("2", "+FLAGS", "(\\Deleted)")
+    o.expunge()
+    o.append("INBOX", None, None, b"Subject: three\r\n\r\nbody\r\n")
+    o.logout()
+    # longer than imap.idle_notify_interval (3s): not a byte for it
+    ready, _, _ = select.select([c.s], [], [], 4.5)
+    assert ready == [] and c.s.pending() == 0
+    assert sessions(st, mbox) == ["imap-parked"]
+    assert metric(st, st.HTTP_PORT,
+                  "portico_frontend_park_revivals_total") == revivals
+    # its next command takes it up and tells it what changed
+    lines = c.cmd(b"n NOOP")
+    assert sorted(lines[:-1]) == sorted([
+        b"* 2 EXPUNGE\r\n", b"* 2 EXISTS\r\n",
+        b"* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n"]), lines
+    assert parked(st) == 0
+    lines = c.cmd(b"f UID FETCH 1:* (FLAGS)")
+    assert lines[:-1] == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n",
+                          b"* 2 FETCH (UID 3 FLAGS ())\r\n"], lines
+    # nothing selected: parked, and its next command is answered
+    c.cmd(b"u UNSELECT")
+    wait_for(lambda: sessions(st, mbox) == ["imap-parked"], timeout=15,
+             what="the session to be parked again")
+    lines = c.cmd(b"e EXAMINE INBOX")
+    assert b"* 2 EXISTS\r\n" in lines, lines
     c.cmd(b"l LOGOUT")
     c.close()
 

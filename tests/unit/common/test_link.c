@@ -171,6 +171,27 @@ test_park_frames(void **state)
 	assert_int_equal(back->uids[4], 4000000000u);
 	assert_int_equal(back->modseq, 1ULL << 40);
 	assert_string_equal(back->idle_tag, "A7");
+	assert_false(back->between_commands);
+	assert_false(g->park->between_commands);
+	portico__imap_park__free_unpacked(back, NULL);
+	link_frame_free(&g);
+
+	/* a session parked between commands: no tag, no mailbox watched */
+	ip.idle_tag = "";
+	ip.between_commands = 1;
+	n = portico__imap_park__pack(&ip, packed);
+	p.state.len = n;
+	p.mbox_id = 0;
+	p.between_commands = 1;
+	g = round_trip(&f);
+	assert_true(g->park->between_commands);
+	assert_int_equal(g->park->mbox_id, 0);
+	back = portico__imap_park__unpack(NULL, g->park->state.len,
+					  g->park->state.data);
+	assert_non_null(back);
+	assert_true(back->between_commands);
+	assert_string_equal(back->idle_tag, "");
+	assert_string_equal(back->mbox_name, "Archive/2026");
 	portico__imap_park__free_unpacked(back, NULL);
 	link_frame_free(&g);
 
