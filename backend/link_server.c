@@ -679,7 +679,11 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 					 o->mailbox_id, o->client_addr);
 	s->engine = engine;
 	s->send_credit = o->window;
-	uint64_t max = (uint64_t)l->be->cfg.backend_max_sessions_per_user;
+	/* A parked session taken up again had its place while parked (its
+	   watch counted): never refused for the limit. */
+	uint64_t max = o->resume.len > 0
+			   ? 0
+			   : (uint64_t)l->be->cfg.backend_max_sessions_per_user;
 	if (user_sessions_acquire(&l->be->user_sessions, s->mailbox_id, max) <
 	    0) {
 		log_warn("session=%s user=%s mailbox=%s open refused: "
@@ -759,7 +763,9 @@ session_park(struct bsession *s, const void *state, size_t len,
 }
 
 /* Parked: the frontend has the session; what stays is a watch of its
- * mailbox, which counts for no limit. */
+ * mailbox, which still counts for backend.max_sessions_per_user (the
+ * session is the account's all the same, and taking it up again must not
+ * find its place taken). */
 static void
 session_parked(struct bsession *s)
 {
@@ -773,10 +779,6 @@ session_parked(struct bsession *s)
 	s->engine->free(s);
 	backend_unwatch(s);
 	protolog_free(&s->plog);
-	if (s->counted) {
-		user_sessions_release(&be->user_sessions, s->mailbox_id);
-		s->counted = 0;
-	}
 	buf_free(&s->in);
 	buf_free(&s->out);
 	metrics_add(&be->parked, 1);
@@ -796,6 +798,10 @@ blink_watch(struct blink *l, uint32_t stream, const Portico__Watch *w)
 	}
 	struct bsession *s = session_new(l, stream, w->session_id, w->user,
 					 w->mailbox_id, w->client_addr);
+	/* counted as the parked session it is, whatever the limit: the
+	   account had the session before */
+	user_sessions_acquire(&l->be->user_sessions, s->mailbox_id, 0);
+	s->counted = 1;
 	l->be->sessions++;
 	session_link(l, s);
 	log_debug("session=%s stream=%u watch mbox=%llu modseq=%llu", s->id,

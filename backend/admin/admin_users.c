@@ -415,9 +415,9 @@ admin_users_enable(struct admin *a, int argc, char **argv)
 /* kick MAILBOX_ID [--park]: the backend (POST /kick on
  * backend.http_listen) ends the mailbox's IMAP and POP3 sessions,
  * whatever frontend carries them; --park (the account moves to another
- * backend): its IMAP sessions in IDLE are parked at their frontends,
- * which take them to the backend the directory names once it is
- * active. */
+ * backend): its IMAP sessions in IDLE or between commands are parked at
+ * their frontends, which take them to the backend the directory names
+ * once it is active. */
 int
 admin_users_kick(struct admin *a, int argc, char **argv)
 {
@@ -437,7 +437,8 @@ admin_users_kick(struct admin *a, int argc, char **argv)
 			printf("kicked %s: %u session%s %s, cached logins "
 			       "forgotten on %u frontend link%s\n",
 			       argv[0], n, n == 1 ? "" : "s",
-			       park ? "ended or parked (those in IDLE)"
+			       park ? "ended or parked (those in IDLE or "
+				      "between commands)"
 				    : "ended",
 			       links, links == 1 ? "" : "s");
 			rc = 0;

@@ -504,6 +504,12 @@ def test_kick(st):
     assert p.returncode == 1
     assert "backend.http_listen is not set" in p.stderr
     assert admin(st, BE, "kick").returncode == 2
+    for extra in (["--parked"], ["--park", "--park"], ["x"]):
+        p = admin(st, BE, "kick", mbox, *extra)
+        assert p.returncode == 2, (extra, p.stdout, p.stderr)
+        assert "portico-admin -c BACKEND.ini kick MAILBOX_ID [--park]\n" \
+            in p.stderr, p.stderr
+        assert p.stdout == "", p.stdout
 
 
 def test_kick_forgets_cached_logins(stack_factory):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (CMD_TIMEOUT, backend_metric, metric,
+from conftest import (CMD_TIMEOUT, backend_metric, metric, raw_client,
                       read_until_tagged, sigstop, wait_for)
 
 pytestmark = pytest.mark.daemons
@@ -256,6 +256,56 @@ def test_session_between_commands_parked(st):
     assert b"* 2 EXISTS\r\n" in lines, lines
     c.cmd(b"l LOGOUT")
     c.close()
+
+
+def test_parked_sessions_count_for_the_account(stack_factory):
+    """A parked session keeps its place in backend.max_sessions_per_user:
+    a login beyond the limit is refused while one of the account's
+    sessions is parked, and taking the parked ones up again is never
+    refused, also when the backend came back after a restart (the
+    watches made anew count as well)."""
+    st = stack_factory(name="parklimit", settings=[
+        "frontend.workers=1", "imap.park_after=1s",
+        "backend.max_sessions_per_user=2",
+        "http.metrics_networks=127.0.0.1/32"])
+    user, pw, mbox = st.new_account("parklim")
+    a = Raw(st, user, pw)
+    a.cmd(b"s SELECT INBOX")
+    b = Raw(st, user, pw)
+    wait_for(lambda: sessions(st, mbox) == ["imap-parked", "imap-parked"],
+             timeout=15, what="both sessions to be parked")
+    # two parked sessions fill the account's two places
+    s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=20)
+    assert f.readline().startswith(b"* OK")
+    s.sendall(b"l LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
+    line = read_until_tagged(f, b"l")[-1]
+    assert line.startswith(b"l NO [LIMIT]"), line
+    s.close()
+    # after a restart of the backend the watches count again
+    st.stop("s1b1")
+    st.start("s1b1")
+    wait_for(lambda: sessions(st, mbox) == ["imap-parked", "imap-parked"],
+             timeout=30, what="the watches to be made anew")
+    s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=20)
+    assert f.readline().startswith(b"* OK")
+    s.sendall(b"l LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
+    line = read_until_tagged(f, b"l")[-1]
+    assert line.startswith(b"l NO [LIMIT]"), line
+    s.close()
+    # both are taken up again, whatever the limit
+    lines = a.cmd(b"n NOOP")
+    assert lines[-1].startswith(b"n OK"), lines
+    lines = b.cmd(b"t LIST \"\" INBOX")
+    assert lines[-1].startswith(b"t OK"), lines
+    assert sorted(sessions(st, mbox)) == ["imap", "imap"]
+    a.cmd(b"l LOGOUT")
+    a.close()
+    # a place is free again
+    c = Raw(st, user, pw)
+    c.cmd(b"l LOGOUT")
+    c.close()
+    b.cmd(b"l LOGOUT")
+    b.close()
 
 
 def test_parked_qresync_session_and_keepalive(st):
