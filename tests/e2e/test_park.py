@@ -272,26 +272,27 @@ def test_parked_sessions_count_for_the_account(stack_factory):
     a = Raw(st, user, pw)
     a.cmd(b"s SELECT INBOX")
     b = Raw(st, user, pw)
+
+    def third_login():
+        s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=20)
+        assert f.readline().startswith(b"* OK")
+        s.sendall(b"l LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
+        line = read_until_tagged(f, b"l")[-1]
+        s.close()
+        return line
+
     wait_for(lambda: sessions(st, mbox) == ["imap-parked", "imap-parked"],
              timeout=15, what="both sessions to be parked")
     # two parked sessions fill the account's two places
-    s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=20)
-    assert f.readline().startswith(b"* OK")
-    s.sendall(b"l LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
-    line = read_until_tagged(f, b"l")[-1]
+    line = third_login()
     assert line.startswith(b"l NO [LIMIT]"), line
-    s.close()
     # after a restart of the backend the watches count again
     st.stop("s1b1")
     st.start("s1b1")
     wait_for(lambda: sessions(st, mbox) == ["imap-parked", "imap-parked"],
              timeout=30, what="the watches to be made anew")
-    s, f = raw_client(st, st.IMAPS_PORT, tls=True, timeout=20)
-    assert f.readline().startswith(b"* OK")
-    s.sendall(b"l LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
-    line = read_until_tagged(f, b"l")[-1]
+    line = third_login()
     assert line.startswith(b"l NO [LIMIT]"), line
-    s.close()
     # both are taken up again, whatever the limit
     lines = a.cmd(b"n NOOP")
     assert lines[-1].startswith(b"n OK"), lines
