@@ -42,7 +42,8 @@ static const struct admin_cmd admin_cmds[] = {
 	  "FRONTEND.ini", "ADDRESS --bind-dn DN --password-file FILE "
 	  "[--state STATE]" },
 	{ "enable",           admin_users_enable,     0,
-	  "FRONTEND.ini", "ADDRESS --bind-dn DN --password-file FILE" },
+	  "FRONTEND.ini", "ADDRESS --bind-dn DN --password-file FILE "
+	  "[--server BACKEND]" },
 	{ "kick",             admin_users_kick,       0,
 	  "BACKEND.ini", "MAILBOX_ID [--park]" },
 	{ "provision",        admin_users_provision,  ADMIN_F_STORE,

@@ -280,11 +280,46 @@ filter_escape(const char *in, char *out, size_t outsize)
 	out[o] = '\0';
 }
 
+/* enable --server: whether ldap.backends_dn (when set) lacks a
+ * porticoBackend of that id (said on stderr), so that a typo does not
+ * leave the account on a backend nobody can reach. */
+static int
+backend_unknown(struct admin *a, LDAP *ld, const char *server)
+{
+	if (a->cfg.ldap_backends_dn[0] == '\0')
+		return 0;
+	char filter[160];
+	snprintf(filter, sizeof(filter),
+		 "(&(objectClass=porticoBackend)(cn=%s))",
+		 server); /* checked: no filter metacharacters */
+	char *attrs[] = {"1.1", NULL};
+	struct timeval tv = {(time_t)a->cfg.ldap_timeout, 0};
+	LDAPMessage *res = NULL;
+	int rc = ldap_search_ext_s(ld, a->cfg.ldap_backends_dn,
+				   LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL,
+				   NULL, &tv, 0, &res);
+	int count = rc == LDAP_SUCCESS ? ldap_count_entries(ld, res) : 0;
+	ldap_msgfree(res);
+	if (rc != LDAP_SUCCESS) {
+		fprintf(stderr, "portico-admin: enable: search under %s: %s\n",
+			a->cfg.ldap_backends_dn, ldap_err2string(rc));
+		return 1;
+	}
+	if (count == 0) {
+		fprintf(stderr,
+			"portico-admin: enable: no backend %s under %s "
+			"(portico-admin backends lists them)\n",
+			server, a->cfg.ldap_backends_dn);
+		return 1;
+	}
+	return 0;
+}
+
 static int
 set_account_state(struct admin *a, const char *cmd, int argc, char **argv,
 		  const char *state)
 {
-	const char *bind_dn = NULL, *pwfile = NULL;
+	const char *bind_dn = NULL, *pwfile = NULL, *server = NULL;
 	if (argc < 1)
 		return ADMIN_USAGE;
 	const char *address = argv[0];
@@ -298,8 +333,21 @@ set_account_state(struct admin *a, const char *cmd, int argc, char **argv,
 		else if (strcmp(argv[i], "--state") == 0 &&
 			 strcmp(cmd, "disable") == 0)
 			state = argv[i + 1];
+		else if (strcmp(argv[i], "--server") == 0 &&
+			 strcmp(cmd, "enable") == 0)
+			server = argv[i + 1];
 		else
 			return ADMIN_USAGE;
+	}
+	if (server != NULL &&
+	    (server[0] == '\0' || strlen(server) >= 64 ||
+	     strspn(server, "abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+		 strlen(server))) {
+		fprintf(stderr, "portico-admin: enable: --server names a "
+				"backend by its id (letters, digits, '.', '_', "
+				"'-'; under 64)\n");
+		return 2;
 	}
 	if (bind_dn == NULL || pwfile == NULL) {
 		fprintf(stderr, "portico-admin: %s: --bind-dn DN and "
@@ -341,6 +389,10 @@ set_account_state(struct admin *a, const char *cmd, int argc, char **argv,
 	explicit_bzero(password, sizeof(password));
 	if (rc < 0)
 		return 1;
+	if (server != NULL && backend_unknown(a, ld, server)) {
+		ldap_unbind_ext_s(ld, NULL, NULL);
+		return 1;
+	}
 	char esc[1100], filter[2400];
 	filter_escape(address, esc, sizeof(esc));
 	snprintf(filter, sizeof(filter),
@@ -365,10 +417,19 @@ set_account_state(struct admin *a, const char *cmd, int argc, char **argv,
 		char old[80];
 		admin_ldap_value(ld, e, "porticoAccountState", old,
 				 sizeof(old));
+		char old_server[64];
+		admin_ldap_value(ld, e, "porticoMailboxServer", old_server,
+				 sizeof(old_server));
 		char *vals[] = {(char *)state, NULL};
+		char *svals[] = {(char *)server, NULL};
 		LDAPMod mod = {LDAP_MOD_REPLACE, "porticoAccountState",
 			       {.modv_strvals = vals}};
-		LDAPMod *mods[] = {&mod, NULL};
+		LDAPMod smod = {LDAP_MOD_REPLACE,
+				"porticoMailboxServer",
+				{.modv_strvals = svals}};
+		/* one modify: the entry is never active on the old backend
+		   after the move, nor on the new one before it */
+		LDAPMod *mods[] = {&mod, server != NULL ? &smod : NULL, NULL};
 		rc = ldap_modify_ext_s(ld, dn, mods, NULL, NULL);
 		if (rc != LDAP_SUCCESS) {
 			fprintf(stderr, "portico-admin: %s: modify %s: %s\n",
@@ -377,18 +438,21 @@ set_account_state(struct admin *a, const char *cmd, int argc, char **argv,
 			printf("%s: porticoAccountState %s -> %s (%s)\n",
 			       address, old[0] ? old : "(none: active)", state,
 			       dn);
+			if (server != NULL)
+				printf("%s: porticoMailboxServer %s -> %s\n",
+				       address,
+				       old_server[0] ? old_server : "(none)",
+				       server);
 			/* What the sessions already open need: a kick on
 			   the account's backend. */
-			char id[128], server[64];
+			char id[128];
 			admin_ldap_value(ld, e, "porticoMailboxId", id,
 					 sizeof(id));
-			admin_ldap_value(ld, e, "porticoMailboxServer", server,
-					 sizeof(server));
 			if (strcmp(cmd, "disable") == 0 && id[0] != '\0')
 				printf("%s: sessions already open go on; end "
 				       "them with portico-admin -c "
 				       "BACKEND.ini kick %s (backend %s)\n",
-				       address, id, server);
+				       address, id, old_server);
 			ret = 0;
 		}
 		ldap_memfree(dn);
@@ -405,7 +469,9 @@ admin_users_disable(struct admin *a, int argc, char **argv)
 	return set_account_state(a, "disable", argc, argv, "disabled");
 }
 
-/* enable ADDRESS --bind-dn DN --password-file FILE */
+/* enable ADDRESS --bind-dn DN --password-file FILE [--server BACKEND]:
+ * --server names the backend the account is on from now (the last step
+ * of a move), in the same modify. */
 int
 admin_users_enable(struct admin *a, int argc, char **argv)
 {

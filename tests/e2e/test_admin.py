@@ -1805,7 +1805,6 @@ def test_move_keeps_the_sessions(st):
     all three go on there (docs/OPERATIONS.md, "Moving a mailbox to
     another backend")."""
     user, pw, mbox = new_user(st, "movepark")
-    dn = "uid=%s,ou=people,dc=example,dc=test" % user
     c = st.imap(user, pw)
     for i in range(3):
         assert c.append("INBOX", "(\\Seen)" if i == 1 else None, None,
@@ -1846,9 +1845,19 @@ def test_move_keeps_the_sessions(st):
     exp.stdout.close()
     assert exp.wait(timeout=CMD_TIMEOUT) == 0
     assert imp.returncode == 0, imp.stderr
-    ldap_modify(st, dn, "replace: porticoMailboxServer",
-                "porticoMailboxServer: s2b1")
-    assert admin(st, FE, "enable", user, *creds).returncode == 0
+    # the entry names the new backend and is active again in one modify;
+    # a backend the directory does not know is refused, the entry as it was
+    p = admin(st, FE, "enable", user, *creds, "--server", "s9b9")
+    assert p.returncode == 1 and "no backend s9b9 under " in p.stderr, \
+        p.stderr
+    p = admin(st, FE, "enable", user, *creds, "--server", "s2b1;x")
+    assert p.returncode == 2, p.stderr
+    p = admin(st, FE, "user", user)
+    assert "moving" in p.stdout and "s1b1" in p.stdout, p.stdout
+    p = admin(st, FE, "enable", user, *creds, "--server", "s2b1")
+    assert p.returncode == 0, p.stderr
+    assert "%s: porticoMailboxServer s1b1 -> s2b1\n" % user in p.stdout, \
+        p.stdout
     assert admin(st, BE, "remove", mbox, "--yes").returncode == 0
     # the three clients are watched on the new backend
     wait_for(lambda: sorted(
