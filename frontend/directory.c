@@ -87,6 +87,8 @@ struct ldconn {
 	uint64_t deadline;     /* connect/bind deadline */
 	int bind_msgid;        /* service bind */
 	struct dir_req *busy;  /* auth connections: the bind in flight */
+	int stale; /* made before a reload changed the directory's address
+		      or credentials: renewed once idle (dir_reconfigure) */
 };
 
 struct dir_req {
@@ -123,6 +125,11 @@ struct directory {
 	uv_timer_t sweep;
 	uv_timer_t done_timer;
 	SSL_CTX *tls_ctx; /* when a URI or ldap.starttls needs TLS */
+	/* the settings the connections were made with (the snapshot's
+	   strings, which outlive the loop): a reload that changes one
+	   renews them */
+	const char *conf_uris, *conf_ca, *conf_bind_dn, *conf_bind_pw;
+	int conf_starttls;
 	int shut;
 	const char *user_attrs[16];
 	char priv_attr[128];    /* ldap.privileged_attribute, split */
@@ -130,6 +137,7 @@ struct directory {
 };
 
 static void dir_pump(struct directory *d);
+static void dir_renew_stale(struct directory *d);
 static void ldc_fail(struct ldconn *lc, const char *why);
 
 /* -- requests -------------------------------------------------------------*/
@@ -1003,6 +1011,7 @@ dir_sweep(uv_timer_t *t)
 					 ? "TLS handshake timeout"
 					 : "connect timeout");
 	}
+	dir_renew_stale(d);
 }
 
 static struct dir_req *
@@ -1122,20 +1131,24 @@ dir_cancel(struct dir_req *r)
 
 /* -- setup ----------------------------------------------------------------*/
 
+/* One URI of ldap.uris; resolved unless only its form is checked. */
 static int
-dir_parse_uri(struct ldap_uri *u, const char *uri, const char **error_r)
+dir_parse_uri(struct ldap_uri *u, const char *uri, int resolve,
+	      const char **error_r)
 {
-	static char err[300];
+	static _Thread_local char err[300];
 	LDAPURLDesc *lud = NULL;
 	if (ldap_url_parse(uri, &lud) != LDAP_URL_SUCCESS) {
-		snprintf(err, sizeof(err), "invalid LDAP URI '%s'", uri);
+		snprintf(err, sizeof(err), "ldap.uris: invalid LDAP URI '%s'",
+			 uri);
 		*error_r = err;
 		return -1;
 	}
 	u->ldaps = strcasecmp(lud->lud_scheme, "ldaps") == 0;
 	if (!u->ldaps && strcasecmp(lud->lud_scheme, "ldap") != 0) {
 		snprintf(err, sizeof(err),
-			 "'%s': only ldap:// and ldaps:// URIs are supported",
+			 "ldap.uris: '%s': only ldap:// and ldaps:// URIs are "
+			 "supported",
 			 uri);
 		ldap_free_urldesc(lud);
 		*error_r = err;
@@ -1144,12 +1157,18 @@ dir_parse_uri(struct ldap_uri *u, const char *uri, const char **error_r)
 	const char *host = lud->lud_host && lud->lud_host[0] ? lud->lud_host
 							      : "127.0.0.1";
 	if (strlen(host) >= sizeof(u->host)) {
-		snprintf(err, sizeof(err), "'%s': host name too long", uri);
+		snprintf(err, sizeof(err),
+			 "ldap.uris: '%s': host name too long", uri);
 		ldap_free_urldesc(lud);
 		*error_r = err;
 		return -1;
 	}
 	snprintf(u->host, sizeof(u->host), "%s", host);
+	if (!resolve) {
+		ldap_free_urldesc(lud);
+		u->uri = NULL;
+		return 0;
+	}
 	char port[16];
 	snprintf(port, sizeof(port), "%d",
 		 lud->lud_port ? lud->lud_port
@@ -1159,7 +1178,8 @@ dir_parse_uri(struct ldap_uri *u, const char *uri, const char **error_r)
 	hints.ai_socktype = SOCK_STREAM;
 	int rc = getaddrinfo(host, port, &hints, &ai);
 	if (rc != 0) {
-		snprintf(err, sizeof(err), "'%s': %s", uri, gai_strerror(rc));
+		snprintf(err, sizeof(err), "ldap.uris: '%s': %s", uri,
+			 gai_strerror(rc));
 		ldap_free_urldesc(lud);
 		*error_r = err;
 		return -1;
@@ -1178,30 +1198,91 @@ dir_parse_uri(struct ldap_uri *u, const char *uri, const char **error_r)
  * directory's certificate verified against ldap.tls_ca_file (or the
  * system's store). */
 static int
-dir_tls_ctx(struct directory *d, const char **error_r)
+dir_tls_ctx_new(const char *ca, SSL_CTX **ctx_r, const char **error_r)
 {
-	static char err[600];
-	const char *ca = d->cfg->ldap_tls_ca_file;
-	d->tls_ctx = SSL_CTX_new(TLS_client_method());
-	if (d->tls_ctx == NULL) {
+	static _Thread_local char err[600];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL) {
 		*error_r = "ldap: TLS context failed";
 		return -1;
 	}
-	SSL_CTX_set_min_proto_version(d->tls_ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(d->tls_ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_mode(d->tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-					 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	int ok = ca[0] != '\0'
-		     ? SSL_CTX_load_verify_locations(d->tls_ctx, ca, NULL)
-		     : SSL_CTX_set_default_verify_paths(d->tls_ctx);
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+				  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	int ok = ca[0] != '\0' ? SSL_CTX_load_verify_locations(ctx, ca, NULL)
+			       : SSL_CTX_set_default_verify_paths(ctx);
 	if (ok != 1) {
 		unsigned long e = ERR_get_error();
 		snprintf(err, sizeof(err), "ldap.tls_ca_file \"%s\": %s", ca,
 			 e ? ERR_reason_error_string(e) : "cannot be read");
 		ERR_clear_error();
+		SSL_CTX_free(ctx);
 		*error_r = err;
 		return -1;
 	}
+	*ctx_r = ctx;
+	return 0;
+}
+
+/* ldap.uris into uris[] (*n_r of them), each resolved; with the TLS
+ * context they need (NULL when none), made with ldap.tls_ca_file.  With
+ * !resolve only the URIs' form is checked (no name looked up, no file
+ * read). */
+static int
+dir_load(const struct config *cfg, struct ldap_uri *uris, unsigned *n_r,
+	 SSL_CTX **ctx_r, int resolve, const char **error_r)
+{
+	unsigned n = 0;
+	*ctx_r = NULL;
+	char *list = strdup(cfg->ldap_uris), *save = NULL;
+	if (list == NULL)
+		abort();
+	int rc = 0;
+	for (char *tok = strtok_r(list, " \t,", &save); tok != NULL;
+	     tok = strtok_r(NULL, " \t,", &save)) {
+		if (n == DIR_MAX_URIS) {
+			*error_r = "ldap.uris: too many LDAP URIs";
+			rc = -1;
+			break;
+		}
+		if (dir_parse_uri(&uris[n], tok, resolve, error_r) < 0) {
+			rc = -1;
+			break;
+		}
+		n++;
+	}
+	free(list);
+	if (rc == 0 && n == 0) {
+		*error_r = "ldap.uris is empty";
+		rc = -1;
+	}
+	int need_tls = cfg->ldap_starttls;
+	for (unsigned i = 0; i < n; i++)
+		need_tls |= uris[i].ldaps;
+	if (rc == 0 && need_tls && resolve &&
+	    dir_tls_ctx_new(cfg->ldap_tls_ca_file, ctx_r, error_r) < 0)
+		rc = -1;
+	if (rc < 0) {
+		for (unsigned i = 0; i < n; i++)
+			free(uris[i].uri);
+		n = 0;
+	}
+	*n_r = n;
+	return rc;
+}
+
+int
+dir_config_check(const struct config *cfg, const char **error_r)
+{
+	struct ldap_uri uris[DIR_MAX_URIS];
+	unsigned n;
+	SSL_CTX *ctx;
+	if (dir_load(cfg, uris, &n, &ctx, 0, error_r) < 0)
+		return -1;
+	for (unsigned i = 0; i < n; i++)
+		free(uris[i].uri);
+	SSL_CTX_free(ctx);
 	return 0;
 }
 
@@ -1231,6 +1312,16 @@ dir_warn_cleartext(const struct directory *d)
 	}
 }
 
+static void
+dir_conf_keep(struct directory *d)
+{
+	d->conf_uris = d->cfg->ldap_uris;
+	d->conf_ca = d->cfg->ldap_tls_ca_file;
+	d->conf_bind_dn = d->cfg->ldap_bind_dn;
+	d->conf_bind_pw = d->cfg->ldap_bind_password;
+	d->conf_starttls = d->cfg->ldap_starttls;
+}
+
 int
 dir_create(uv_loop_t *loop, const struct config *cfg, struct directory **dir_r,
 	   const char **error_r)
@@ -1240,30 +1331,9 @@ dir_create(uv_loop_t *loop, const struct config *cfg, struct directory **dir_r,
 		abort();
 	d->loop = loop;
 	d->cfg = cfg;
-	char *uris = strdup(cfg->ldap_uris), *save = NULL;
-	if (uris == NULL)
-		abort();
-	for (char *tok = strtok_r(uris, " \t,", &save); tok != NULL;
-	     tok = strtok_r(NULL, " \t,", &save)) {
-		if (d->nuris == DIR_MAX_URIS) {
-			*error_r = "too many LDAP URIs";
-			goto fail;
-		}
-		if (dir_parse_uri(&d->uris[d->nuris], tok, error_r) < 0)
-			goto fail;
-		d->nuris++;
-	}
-	free(uris);
-	uris = NULL;
-	if (d->nuris == 0) {
-		*error_r = "ldap.uris is empty";
+	if (dir_load(cfg, d->uris, &d->nuris, &d->tls_ctx, 1, error_r) < 0)
 		goto fail;
-	}
-	int need_tls = cfg->ldap_starttls;
-	for (unsigned i = 0; i < d->nuris; i++)
-		need_tls |= d->uris[i].ldaps;
-	if (need_tls && dir_tls_ctx(d, error_r) < 0)
-		goto fail;
+	dir_conf_keep(d);
 	dir_warn_cleartext(d);
 	unsigned na = 0;
 	for (; user_attrs[na] != NULL; na++)
@@ -1308,12 +1378,95 @@ dir_create(uv_loop_t *loop, const struct config *cfg, struct directory **dir_r,
 	*dir_r = d;
 	return 0;
 fail:
-	free(uris);
 	for (unsigned i = 0; i < d->nuris; i++)
 		free(d->uris[i].uri);
 	SSL_CTX_free(d->tls_ctx);
 	free(d);
 	return -1;
+}
+
+/* -- reload -----------------------------------------------------------------*/
+
+static int
+ldc_in_use(const struct ldconn *lc)
+{
+	if (lc->busy != NULL)
+		return 1;
+	for (const struct dir_req *r = lc->d->reqs; r != NULL; r = r->next)
+		if (r->conn == lc)
+			return 1;
+	return 0;
+}
+
+/* Stale connections with nothing in flight close, to be made again with
+ * the directory's new address or credentials by the next request. */
+static void
+dir_renew_stale(struct directory *d)
+{
+	for (unsigned i = 0; i <= d->nauth; i++) {
+		struct ldconn *lc = i == 0 ? &d->search : &d->auth[i - 1];
+		if (!lc->stale || ldc_in_use(lc))
+			continue;
+		lc->stale = 0;
+		if (lc->state == LDC_DOWN || lc->state == LDC_CLOSING)
+			continue;
+		ldc_set_state(lc, LDC_CLOSING);
+		uv_poll_stop(&lc->poll);
+		lc->retry_at = 0;
+		uv_close((uv_handle_t *)&lc->poll, ldc_poll_closed);
+	}
+}
+
+static int
+conf_same(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+void
+dir_reconfigure(struct directory *d)
+{
+	if (d == NULL)
+		return;
+	const struct config *cfg = d->cfg;
+	if (d->shut || (conf_same(cfg->ldap_uris, d->conf_uris) &&
+			conf_same(cfg->ldap_tls_ca_file, d->conf_ca) &&
+			conf_same(cfg->ldap_bind_dn, d->conf_bind_dn) &&
+			conf_same(cfg->ldap_bind_password, d->conf_bind_pw) &&
+			cfg->ldap_starttls == d->conf_starttls))
+		return;
+	struct ldap_uri uris[DIR_MAX_URIS];
+	unsigned n;
+	SSL_CTX *ctx;
+	const char *err;
+	if (dir_load(cfg, uris, &n, &ctx, 1, &err) < 0) {
+		/* the reload checked the form (dir_config_check): a name
+		   that does not resolve, a CA file that does not load */
+		log_error("ldap reload: %s; the directory connections stay "
+			  "as they were",
+			  err);
+		return;
+	}
+	for (unsigned i = 0; i < d->nuris; i++)
+		free(d->uris[i].uri);
+	memcpy(d->uris, uris, n * sizeof(uris[0]));
+	d->nuris = n;
+	/* an SSL object keeps the context it was made with */
+	SSL_CTX_free(d->tls_ctx);
+	d->tls_ctx = ctx;
+	dir_conf_keep(d);
+	dir_warn_cleartext(d);
+	for (unsigned i = 0; i <= d->nauth; i++) {
+		struct ldconn *lc = i == 0 ? &d->search : &d->auth[i - 1];
+		lc->uri_idx = 0;
+		lc->tried = 0;
+		lc->retry_at = 0;
+		lc->stale = lc->state != LDC_DOWN && lc->state != LDC_CLOSING;
+	}
+	log_info("ldap reload: uris=\"%s\": connections made again once "
+		 "idle",
+		 cfg->ldap_uris);
+	dir_renew_stale(d);
 }
 
 static void

@@ -70,6 +70,14 @@ int dir_create(uv_loop_t *loop, const struct config *cfg,
 	       struct directory **dir_r, const char **error_r);
 /* Cancels what is pending and closes the connections (asynchronously). */
 void dir_shutdown(struct directory *dir);
+/* Whether cfg's ldap.uris are well-formed ldap:// or ldaps:// URIs (at
+ * start, --check and before a reload is taken; names are resolved and
+ * ldap.tls_ca_file read when the connections are made). */
+int dir_config_check(const struct config *cfg, const char **error_r);
+/* After a reload: when ldap.uris, ldap.starttls, ldap.tls_ca_file,
+ * ldap.bind_dn or ldap.bind_password changed, the connections are made
+ * again with them, each once nothing is in flight on it. */
+void dir_reconfigure(struct directory *dir);
 /* Frees the directory once the loop has closed its handles. */
 void dir_free(struct directory **dir);
 

@@ -226,6 +226,7 @@ worker_apply(struct frontend *fe, const struct config_snap *snap)
 	fe->cfg = snap->cfg;
 	fe->cfg_generation = snap->generation;
 	http_routes_apply(fe);
+	dir_reconfigure(fe->dir);
 	unsigned n = __atomic_add_fetch(fe->reloads_applied, 1,
 					__ATOMIC_ACQ_REL);
 	if (n == fe->nworkers)
@@ -416,6 +417,8 @@ frontend_config_check(const struct config *cfg, const char **error_r)
 			return -1;
 		}
 	}
+	if (dir_config_check(cfg, error_r) < 0)
+		return -1;
 	struct connsets sets;
 	if (connsets_load(cfg, &sets, error_r) < 0)
 		return -1;

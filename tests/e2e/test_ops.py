@@ -445,6 +445,73 @@ def test_sighup_applies_http_limits(st):
         edit.restore()
 
 
+def test_sighup_moves_the_directory(st):
+    """ldap.uris, ldap.tls_ca_file (and the rest of the directory's address
+    and credentials) apply at a reload: the frontend's LDAP connections
+    are made again with them, on every event loop, and logins go on; a
+    URI that does not parse refuses the reload as a whole; a directory
+    that is not there gives logins a temporary failure, and the old
+    address back makes them work again."""
+    def login(prefix):
+        user, pw = st.new_user(prefix)
+        c = st.imap()
+        try:
+            return c.login(user, pw)[0]
+        except imaplib.IMAP4.error as e:
+            return str(e)
+        finally:
+            try:
+                c.logout()
+            except imaplib.IMAP4.error:
+                pass
+
+    edit = ConfigEdit(st, "s1f1", "frontend")
+    try:
+        edit.append("[ldap]\nuris = ftp://127.0.0.1/\n")
+        new = reload(st, "s1f1")
+        assert "reload: configuration kept" in new, new
+        assert "error=\"ldap.uris: invalid LDAP URI 'ftp://127.0.0.1/'" \
+            in new, new
+        # a CA file that does not load: said, and the connections stay
+        edit.path.write_text(edit.original)
+        edit.append("[ldap]\nuris = %s\ntls_ca_file = %s\n"
+                    % (st.LDAPS_URI, st.dir / "no-such-ca.pem"))
+        new = reload(st, "s1f1")
+        for name in ("ldap.uris", "ldap.tls_ca_file"):
+            assert "setting=%s changed" % name in new, new
+            assert "%s changed but takes effect only at start" % name \
+                not in new, new
+        assert "ldap reload: ldap.tls_ca_file \"%s\"" \
+            % (st.dir / "no-such-ca.pem") in new, new
+        assert "the directory connections stay as they were" in new, new
+        assert login("hupstay") == "OK"
+        # the same directory over ldaps://, verified with the stack's CA
+        edit.path.write_text(edit.original)
+        edit.append("[ldap]\nuris = %s\ntls_ca_file = %s\n"
+                    % (st.LDAPS_URI, st.CA_FILE))
+        before = st.log("s1f1").count("ldap reload: uris=")
+        new = reload(st, "s1f1")
+        # (ldap.uris changed at the reload before, whose CA file failed)
+        assert "setting=ldap.tls_ca_file changed" in new, new
+        assert "takes effect only at start" not in new, new
+        # every event loop made its connections again
+        workers = int(re.search(r"applied by (\d+) workers", new).group(1))
+        assert st.log("s1f1").count("ldap reload: uris=") - before \
+            == workers, new
+        for i in range(2 * workers):
+            assert login("hupldaps%d" % i) == "OK"
+        assert re.search(r"ldap uri=%s conn=\S+ connected tls=TLSv1\.[23]"
+                         % re.escape(st.LDAPS_URI), st.log("s1f1"))
+        # a directory that is not there: a temporary failure
+        edit.path.write_text(edit.original)
+        edit.append("[ldap]\nuris = ldap://127.0.0.1:1/\n")
+        reload(st, "s1f1")
+        assert "[UNAVAILABLE]" in login("hupnoldap")
+    finally:
+        edit.restore()
+    assert login("hupback") == "OK"
+
+
 def test_sighup_with_a_broken_file_keeps_the_old_config(st):
     src = "127.0.0.79"
     edit = ConfigEdit(st, "s1f1", "frontend")

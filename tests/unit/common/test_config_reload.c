@@ -28,7 +28,12 @@ test_fixed(void **state)
 	assert_true(config_setting_fixed("frontend", "imap_listen"));
 	assert_true(config_setting_fixed("backend", "store_dir"));
 	assert_true(config_setting_fixed("connection", "imap_external"));
-	assert_true(config_setting_fixed("ldap", "bind_password"));
+	assert_true(config_setting_fixed("ldap", "base_dn"));
+	assert_true(config_setting_fixed("ldap", "auth_connections"));
+	/* the directory's address and credentials apply live */
+	assert_false(config_setting_fixed("ldap", "uris"));
+	assert_false(config_setting_fixed("ldap", "bind_password"));
+	assert_false(config_setting_fixed("ldap", "tls_ca_file"));
 	assert_false(config_setting_fixed("limits", "max_connections"));
 	assert_false(config_setting_fixed("frontend", "imap_login_type"));
 	assert_false(config_setting_fixed("log", "protocol_imap"));
