@@ -449,9 +449,11 @@ def test_sighup_moves_the_directory(st):
     """ldap.uris, ldap.tls_ca_file (and the rest of the directory's address
     and credentials) apply at a reload: the frontend's LDAP connections
     are made again with them, on every event loop, and logins go on; a
-    URI that does not parse refuses the reload as a whole; a directory
-    that is not there gives logins a temporary failure, and the old
-    address back makes them work again."""
+    URI that does not parse refuses the reload as a whole, a CA file that
+    does not load leaves the connections as they were; ldap.base_dn
+    applies to the next search; a directory that is not there gives
+    logins a temporary failure, and the old address back makes them work
+    again."""
     def login(prefix):
         user, pw = st.new_user(prefix)
         c = st.imap()
@@ -502,6 +504,13 @@ def test_sighup_moves_the_directory(st):
             assert login("hupldaps%d" % i) == "OK"
         assert re.search(r"ldap uri=%s conn=\S+ connected tls=TLSv1\.[23]"
                          % re.escape(st.LDAPS_URI), st.log("s1f1"))
+        # the users' tree moves: a login is looked up in the new one
+        edit.path.write_text(edit.original)
+        edit.append("[ldap]\nbase_dn = ou=nowhere,dc=example,dc=test\n")
+        new = reload(st, "s1f1")
+        assert "setting=ldap.base_dn changed" in new, new
+        assert "takes effect only at start" not in new, new
+        assert login("hupbase") != "OK"
         # a directory that is not there: a temporary failure
         edit.path.write_text(edit.original)
         edit.append("[ldap]\nuris = ldap://127.0.0.1:1/\n")
