@@ -929,11 +929,14 @@ ldc_usable(struct ldconn *lc)
 static void
 dir_pump(struct directory *d)
 {
+	/* A connection made before a reload changed the directory takes no
+	   new work: once idle it is made again (dir_reconfigure()). */
+	dir_renew_stale(d);
 	for (struct dir_req *r = d->reqs, *next; r != NULL; r = next) {
 		next = r->next;
 		if (r->phase == PH_SEARCH_QUEUED) {
 			struct ldconn *lc = &d->search;
-			if (lc->state == LDC_READY)
+			if (lc->state == LDC_READY && !lc->stale)
 				req_start_search(lc, r);
 			else if (lc->state != LDC_CLOSING && !ldc_usable(lc))
 				req_complete(r, DIR_TEMPFAIL,
@@ -943,7 +946,8 @@ dir_pump(struct directory *d)
 			int waitable = 0;
 			for (unsigned i = 0; i < d->nauth; i++) {
 				struct ldconn *lc = &d->auth[i];
-				if (lc->state == LDC_READY && lc->busy == NULL) {
+				if (lc->state == LDC_READY &&
+				    lc->busy == NULL && !lc->stale) {
 					idle = lc;
 					break;
 				}

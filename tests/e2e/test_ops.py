@@ -18,6 +18,7 @@ import signal
 import smtplib
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -487,23 +488,56 @@ def test_sighup_moves_the_directory(st):
             % (st.dir / "no-such-ca.pem") in new, new
         assert "the directory connections stay as they were" in new, new
         assert login("hupstay") == "OK"
-        # the same directory over ldaps://, verified with the stack's CA
-        edit.path.write_text(edit.original)
-        edit.append("[ldap]\nuris = %s\ntls_ca_file = %s\n"
-                    % (st.LDAPS_URI, st.CA_FILE))
-        before = st.log("s1f1").count("ldap reload: uris=")
-        new = reload(st, "s1f1")
-        # (ldap.uris changed at the reload before, whose CA file failed)
-        assert "setting=ldap.tls_ca_file changed" in new, new
-        assert "takes effect only at start" not in new, new
-        # every event loop made its connections again
-        workers = int(re.search(r"applied by (\d+) workers", new).group(1))
-        assert st.log("s1f1").count("ldap reload: uris=") - before \
-            == workers, new
-        for i in range(2 * workers):
-            assert login("hupldaps%d" % i) == "OK"
-        assert re.search(r"ldap uri=%s conn=\S+ connected tls=TLSv1\.[23]"
-                         % re.escape(st.LDAPS_URI), st.log("s1f1"))
+        # the same directory over ldaps://, verified with the stack's CA,
+        # while clients keep logging in: none fails for the change, and
+        # every connection is made again, a busy one once it is idle
+        stop = threading.Event()
+        results = []
+
+        def keep_logging_in(user, pw):
+            while not stop.is_set():
+                c = st.imap()
+                try:
+                    results.append(c.login(user, pw)[0])
+                    c.logout()
+                except imaplib.IMAP4.error as e:
+                    results.append(str(e))
+
+        threads = [threading.Thread(target=keep_logging_in,
+                                    args=st.new_user("hupload%d" % i))
+                   for i in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            wait_for(lambda: len(results) >= 8, what="logins")
+            edit.path.write_text(edit.original)
+            edit.append("[ldap]\nuris = %s\ntls_ca_file = %s\n"
+                        % (st.LDAPS_URI, st.CA_FILE))
+            before = st.log("s1f1").count("ldap reload: uris=")
+            new = reload(st, "s1f1")
+            # (ldap.uris changed at the reload before, whose CA file
+            # failed)
+            assert "setting=ldap.tls_ca_file changed" in new, new
+            assert "takes effect only at start" not in new, new
+            # every event loop made its connections again
+            workers = int(re.search(r"applied by (\d+) workers",
+                                    new).group(1))
+            assert st.log("s1f1").count("ldap reload: uris=") - before \
+                == workers, new
+            pattern = re.compile(r"ldap uri=%s conn=(\S+) connected "
+                                 r"tls=TLSv1\.[23]"
+                                 % re.escape(st.LDAPS_URI))
+            wait_for(lambda: {"search0", "auth0", "auth1", "auth2",
+                              "auth3"} <= set(pattern.findall(
+                                  st.log("s1f1"))),
+                     what="every connection made again over ldaps://")
+            done = len(results)
+            wait_for(lambda: len(results) >= done + 8, what="logins")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+        assert set(results) == {"OK"}, [r for r in results if r != "OK"]
         # the users' tree moves: a login is looked up in the new one
         edit.path.write_text(edit.original)
         edit.append("[ldap]\nbase_dn = ou=nowhere,dc=example,dc=test\n")
