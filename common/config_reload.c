@@ -25,16 +25,15 @@ static const struct field fields[] = {
 };
 
 /* Settings read once at start: listeners and sockets, event loops, the
- * store, the link's certificates, the directory's connection count and
- * privileged attribute, table sizes and what the link handshake
- * announced.  (The network lists apply live: the frontend's policy
- * parses them again at each reload; so do the directory's address and
- * credentials, dir_reconfigure(), and its trees, read at each search.) */
+ * store, the link's certificates, the directory's connection count,
+ * table sizes and what the link handshake announced.  (The network lists
+ * apply live: the frontend's policy parses them again at each reload; so
+ * do the directory's address, credentials and privileged attribute,
+ * dir_reconfigure(), and its trees, read at each search.) */
 static const char *fixed[] = {
 	"global.name", "global.site",
 	"tls.ca_file", "tls.link_cert_file", "tls.link_key_file",
-	"ldap.auth_connections",
-	"ldap.privileged_attribute", "ldap.cache_size",
+	"ldap.auth_connections", "ldap.cache_size",
 	"frontend.imap_listen", "frontend.imaps_listen",
 	"frontend.pop3_listen", "frontend.pop3s_listen",
 	"frontend.submission_listen", "frontend.submissions_listen",

@@ -129,6 +129,7 @@ struct directory {
 	   strings, which outlive the loop): a reload that changes one
 	   renews them */
 	const char *conf_uris, *conf_ca, *conf_bind_dn, *conf_bind_pw;
+	const char *conf_priv; /* ldap.privileged_attribute */
 	int conf_starttls;
 	int shut;
 	const char *user_attrs[16];
@@ -138,6 +139,8 @@ struct directory {
 
 static void dir_pump(struct directory *d);
 static void dir_renew_stale(struct directory *d);
+static int priv_split(const char *pa, char *attr, size_t attr_size, char *value,
+		      size_t value_size, const char **error_r);
 static void ldc_fail(struct ldconn *lc, const char *why);
 
 /* -- requests -------------------------------------------------------------*/
@@ -1282,7 +1285,10 @@ dir_config_check(const struct config *cfg, const char **error_r)
 	struct ldap_uri uris[DIR_MAX_URIS];
 	unsigned n;
 	SSL_CTX *ctx;
-	if (dir_load(cfg, uris, &n, &ctx, 0, error_r) < 0)
+	char attr[128], value[512]; /* as struct directory has them */
+	if (priv_split(cfg->ldap_privileged_attribute, attr, sizeof(attr),
+		       value, sizeof(value), error_r) < 0 ||
+	    dir_load(cfg, uris, &n, &ctx, 0, error_r) < 0)
 		return -1;
 	for (unsigned i = 0; i < n; i++)
 		free(uris[i].uri);
@@ -1316,6 +1322,45 @@ dir_warn_cleartext(const struct directory *d)
 	}
 }
 
+/* ldap.privileged_attribute: the attribute asked for with every user's
+ * entry, and the value that marks a privileged account. */
+static int
+priv_split(const char *pa, char *attr, size_t attr_size, char *value,
+	   size_t value_size, const char **error_r)
+{
+	attr[0] = value[0] = '\0';
+	if (pa[0] == '\0')
+		return 0;
+	const char *eq = strchr(pa, '=');
+	if (eq == NULL || eq == pa || eq[1] == '\0' ||
+	    (size_t)(eq - pa) >= attr_size || strlen(eq + 1) >= value_size) {
+		*error_r =
+		    "ldap.privileged_attribute: expected attribute=value";
+		return -1;
+	}
+	memcpy(attr, pa, (size_t)(eq - pa));
+	attr[eq - pa] = '\0';
+	snprintf(value, value_size, "%s", eq + 1);
+	return 0;
+}
+
+static int
+dir_priv_apply(struct directory *d, const char **error_r)
+{
+	if (priv_split(d->cfg->ldap_privileged_attribute, d->priv_attr,
+		       sizeof(d->priv_attr), d->priv_value,
+		       sizeof(d->priv_value), error_r) < 0)
+		return -1;
+	unsigned na = 0;
+	for (; user_attrs[na] != NULL; na++)
+		d->user_attrs[na] = user_attrs[na];
+	if (d->priv_attr[0] != '\0')
+		d->user_attrs[na++] = d->priv_attr;
+	d->user_attrs[na] = NULL;
+	d->conf_priv = d->cfg->ldap_privileged_attribute;
+	return 0;
+}
+
 static void
 dir_conf_keep(struct directory *d)
 {
@@ -1339,25 +1384,8 @@ dir_create(uv_loop_t *loop, const struct config *cfg, struct directory **dir_r,
 		goto fail;
 	dir_conf_keep(d);
 	dir_warn_cleartext(d);
-	unsigned na = 0;
-	for (; user_attrs[na] != NULL; na++)
-		d->user_attrs[na] = user_attrs[na];
-	const char *pa = cfg->ldap_privileged_attribute;
-	if (pa[0] != '\0') {
-		const char *eq = strchr(pa, '=');
-		if (eq == NULL || eq == pa || eq[1] == '\0' ||
-		    (size_t)(eq - pa) >= sizeof(d->priv_attr) ||
-		    strlen(eq + 1) >= sizeof(d->priv_value)) {
-			*error_r = "ldap.privileged_attribute: expected "
-				   "attribute=value";
-			goto fail;
-		}
-		memcpy(d->priv_attr, pa, (size_t)(eq - pa));
-		d->priv_attr[eq - pa] = '\0';
-		snprintf(d->priv_value, sizeof(d->priv_value), "%s", eq + 1);
-		d->user_attrs[na++] = d->priv_attr;
-	}
-	d->user_attrs[na] = NULL;
+	if (dir_priv_apply(d, error_r) < 0)
+		goto fail;
 	d->search.d = d;
 	d->search.role = LDC_SEARCH;
 	d->search.fd = -1;
@@ -1433,6 +1461,16 @@ dir_reconfigure(struct directory *d)
 	if (d == NULL)
 		return;
 	const struct config *cfg = d->cfg;
+	const char *err;
+	if (!d->shut &&
+	    !conf_same(cfg->ldap_privileged_attribute, d->conf_priv)) {
+		/* the searches sent from now ask for the new attribute */
+		if (dir_priv_apply(d, &err) < 0)
+			log_error("ldap reload: %s", err); /* checked before */
+		else
+			log_info("ldap reload: privileged_attribute=\"%s\"",
+				 cfg->ldap_privileged_attribute);
+	}
 	if (d->shut || (conf_same(cfg->ldap_uris, d->conf_uris) &&
 			conf_same(cfg->ldap_tls_ca_file, d->conf_ca) &&
 			conf_same(cfg->ldap_bind_dn, d->conf_bind_dn) &&
@@ -1442,7 +1480,6 @@ dir_reconfigure(struct directory *d)
 	struct ldap_uri uris[DIR_MAX_URIS];
 	unsigned n;
 	SSL_CTX *ctx;
-	const char *err;
 	if (dir_load(cfg, uris, &n, &ctx, 1, &err) < 0) {
 		/* the reload checked the form (dir_config_check): a name
 		   that does not resolve, a CA file that does not load */

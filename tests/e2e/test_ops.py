@@ -451,8 +451,8 @@ def test_sighup_moves_the_directory(st):
     and credentials) apply at a reload: the frontend's LDAP connections
     are made again with them, on every event loop, and logins go on; a
     URI that does not parse refuses the reload as a whole, a CA file that
-    does not load leaves the connections as they were; ldap.base_dn
-    applies to the next search; a directory that is not there gives
+    does not load leaves the connections as they were;
+    ldap.privileged_attribute and ldap.base_dn apply to the next login; a directory that is not there gives
     logins a temporary failure, and the old address back makes them work
     again."""
     def login(prefix):
@@ -538,6 +538,24 @@ def test_sighup_moves_the_directory(st):
             for t in threads:
                 t.join(timeout=30)
         assert set(results) == {"OK"}, [r for r in results if r != "OK"]
+        # an attribute that marks privileged accounts, from the next login
+        boss, boss_pw = st.new_user("hupboss")
+        edit.path.write_text(edit.original)
+        edit.append("[ldap]\nprivileged_attribute = uid=%s\n" % boss)
+        new = reload(st, "s1f1")
+        assert "setting=ldap.privileged_attribute changed" in new, new
+        assert "takes effect only at start" not in new, new
+        c = st.imap()
+        with pytest.raises(imaplib.IMAP4.error,
+                           match=r"\[AUTHORIZATIONFAILED\]"):
+            c.login(boss, boss_pw)
+        c.logout()
+        assert login("hupnotboss") == "OK"
+        edit.path.write_text(edit.original)
+        edit.append("[ldap]\nprivileged_attribute = uid\n")
+        new = reload(st, "s1f1")
+        assert "error=\"ldap.privileged_attribute: expected " \
+            "attribute=value" in new, new
         # the users' tree moves: a login is looked up in the new one
         edit.path.write_text(edit.original)
         edit.append("[ldap]\nbase_dn = ou=nowhere,dc=example,dc=test\n")

@@ -30,6 +30,7 @@ test_fixed(void **state)
 	assert_true(config_setting_fixed("connection", "imap_external"));
 	assert_true(config_setting_fixed("ldap", "auth_connections"));
 	assert_false(config_setting_fixed("ldap", "base_dn"));
+	assert_false(config_setting_fixed("ldap", "privileged_attribute"));
 	/* the directory's address and credentials apply live */
 	assert_false(config_setting_fixed("ldap", "uris"));
 	assert_false(config_setting_fixed("ldap", "bind_password"));
