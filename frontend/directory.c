@@ -1347,10 +1347,13 @@ priv_split(const char *pa, char *attr, size_t attr_size, char *value,
 static int
 dir_priv_apply(struct directory *d, const char **error_r)
 {
-	if (priv_split(d->cfg->ldap_privileged_attribute, d->priv_attr,
-		       sizeof(d->priv_attr), d->priv_value,
-		       sizeof(d->priv_value), error_r) < 0)
+	char attr[sizeof(d->priv_attr)], value[sizeof(d->priv_value)];
+	/* a value that does not split leaves the one in force */
+	if (priv_split(d->cfg->ldap_privileged_attribute, attr, sizeof(attr),
+		       value, sizeof(value), error_r) < 0)
 		return -1;
+	memcpy(d->priv_attr, attr, sizeof(attr));
+	memcpy(d->priv_value, value, sizeof(value));
 	unsigned na = 0;
 	for (; user_attrs[na] != NULL; na++)
 		d->user_attrs[na] = user_attrs[na];
