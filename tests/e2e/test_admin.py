@@ -1291,17 +1291,7 @@ def test_move_whole_account(st, tmp_path):
                  "moving").returncode == 0
     assert admin(st, BE, "kick", mbox).returncode == 0
     NEW = "s2b1/backend.ini"
-    exp = subprocess.Popen([str(BUILD / "portico-admin"), "-c",
-                            str(st.dir / BE), "export", mbox, "--account",
-                            "-"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE)
-    imp = subprocess.run([str(BUILD / "portico-admin"), "-c",
-                          str(st.dir / NEW), "import", mbox, "--account",
-                          "-"], stdin=exp.stdout, capture_output=True,
-                         text=True, timeout=CMD_TIMEOUT)
-    exp.stdout.close()
-    assert exp.wait(timeout=CMD_TIMEOUT) == 0
-    exp_err = exp.stderr.read().decode()
+    exp_err, imp = pipe_account(st, mbox, BE, NEW)
     assert re.fullmatch(r"exported 6 messages in 9 folders of %s to the "
                         r"standard output\n" % re.escape(mbox), exp_err), \
         exp_err
@@ -1783,6 +1773,24 @@ def test_quota_storage_or_messages_alone(st):
     assert quota_records(st) == []
 
 
+def pipe_account(st, mbox, src, dst):
+    """export MBOX --account - on SRC piped into import on DST (ini paths
+    under the stack): the export's stderr (it must exit 0) and the
+    import's CompletedProcess."""
+    exp = subprocess.Popen([str(BUILD / "portico-admin"), "-c",
+                            str(st.dir / src), "export", mbox, "--account",
+                            "-"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    imp = subprocess.run([str(BUILD / "portico-admin"), "-c",
+                          str(st.dir / dst), "import", mbox, "--account",
+                          "-"], stdin=exp.stdout, capture_output=True,
+                         text=True, timeout=CMD_TIMEOUT)
+    exp.stdout.close()
+    exp_err = exp.stderr.read().decode()
+    assert exp.wait(timeout=CMD_TIMEOUT) == 0, exp_err
+    return exp_err, imp
+
+
 def ldap_modify(st, dn, *changes):
     """ldapmodify as the directory's admin: changes are LDIF lines after
     "changetype: modify", groups separated by "-"."""
@@ -1835,15 +1843,7 @@ def test_move_keeps_the_sessions(st):
     assert busy.f.readline() == \
         b"* BYE Session ended by an administrator\r\n"
     NEW = "s2b1/backend.ini"
-    exp = subprocess.Popen([str(BUILD / "portico-admin"), "-c",
-                            str(st.dir / BE), "export", mbox, "--account",
-                            "-"], stdout=subprocess.PIPE)
-    imp = subprocess.run([str(BUILD / "portico-admin"), "-c",
-                          str(st.dir / NEW), "import", mbox, "--account",
-                          "-"], stdin=exp.stdout, capture_output=True,
-                         text=True, timeout=CMD_TIMEOUT)
-    exp.stdout.close()
-    assert exp.wait(timeout=CMD_TIMEOUT) == 0
+    _, imp = pipe_account(st, mbox, BE, NEW)
     assert imp.returncode == 0, imp.stderr
     # the entry names the new backend and is active again in one modify;
     # a backend the directory does not know is refused, the entry as it was
