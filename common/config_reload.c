@@ -25,15 +25,15 @@ static const struct field fields[] = {
 };
 
 /* Settings read once at start: listeners and sockets, event loops, the
- * store, the link's certificates, the directory's connection count,
- * table sizes and what the link handshake announced.  (The network lists
- * apply live: the frontend's policy parses them again at each reload; so
- * do the directory's address, credentials and privileged attribute,
+ * store, the link's certificates, the IPv6 prefix the per-address tables
+ * are keyed by, and the command limits the link handshake announced.  (The
+ * network lists apply live: the frontend's policy parses them again at
+ * each reload and resizes its caches; so do the directory's address,
+ * credentials, connection count and privileged attribute,
  * dir_reconfigure(), and its trees, read at each search.) */
 static const char *fixed[] = {
 	"global.name", "global.site",
 	"tls.ca_file", "tls.link_cert_file", "tls.link_key_file",
-	"ldap.auth_connections", "ldap.cache_size",
 	"frontend.imap_listen", "frontend.imaps_listen",
 	"frontend.pop3_listen", "frontend.pop3s_listen",
 	"frontend.submission_listen", "frontend.submissions_listen",
@@ -44,7 +44,7 @@ static const char *fixed[] = {
 	"backend.direct_imap_listen", "backend.direct_imap_password",
 	"limits.literal_plus", "limits.max_literal_size",
 	"limits.max_command_size", "limits.max_line",
-	"limits.auth_penalty_entries", "limits.ipv6_prefix",
+	"limits.ipv6_prefix",
 	"connection.*",
 	"http.listen", "http.tls_listen",
 };

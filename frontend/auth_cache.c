@@ -70,6 +70,26 @@ auth_cache_init(struct policy *p)
 }
 
 void
+auth_cache_resize(struct policy *p, size_t max)
+{
+	/* (the caller holds p->lock) */
+	if (!lru_resize(&p->auth_cache, max))
+		return;
+	free(p->auth_ids);
+	p->auth_ids = calloc(p->auth_cache.nbuckets, sizeof(*p->auth_ids));
+	if (p->auth_ids == NULL)
+		abort();
+	for (struct lru_entry *e = p->auth_cache.head; e != NULL; e = e->next) {
+		struct auth_cache_entry *ce = lru_payload(e);
+		if (ce->id_pprev == NULL)
+			continue; /* a failure, or no mailbox id */
+		ce->id_pprev = NULL;
+		ce->id_next = NULL;
+		auth_ids_link(p, e);
+	}
+}
+
+void
 auth_cache_free(struct policy *p)
 {
 	free(p->auth_ids);

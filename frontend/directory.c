@@ -34,6 +34,7 @@
 
 #define DIR_SWEEP_MS 100
 #define DIR_MAX_URIS 8
+#define DIR_MAX_AUTH 256 /* ldap.auth_connections' maximum */
 
 enum ldc_state {
 	LDC_DOWN,
@@ -118,8 +119,11 @@ struct directory {
 	struct ldap_uri uris[DIR_MAX_URIS];
 	unsigned nuris;
 	struct ldconn search;
-	struct ldconn *auth;
-	unsigned nauth;
+	struct ldconn *auth; /* DIR_MAX_AUTH of them, made once */
+	unsigned nauth;      /* ldap.auth_connections: those that take binds */
+	unsigned nauth_made; /* the most nauth has been: those that may be
+				open (a reload that lowers nauth closes the
+				rest once idle) */
 	struct dir_req *reqs;  /* live requests */
 	struct dir_req *done;  /* finished, callbacks pending */
 	uv_timer_t sweep;
@@ -1004,13 +1008,8 @@ dir_sweep(uv_timer_t *t)
 		}
 		req_complete(r, DIR_TEMPFAIL, "directory timeout");
 	}
-	struct ldconn *all[1 + 256];
-	unsigned n = 0;
-	all[n++] = &d->search;
-	for (unsigned i = 0; i < d->nauth && n < 257; i++)
-		all[n++] = &d->auth[i];
-	for (unsigned i = 0; i < n; i++) {
-		struct ldconn *lc = all[i];
+	for (unsigned i = 0; i <= d->nauth_made; i++) {
+		struct ldconn *lc = i == 0 ? &d->search : &d->auth[i - 1];
 		if ((lc->state == LDC_CONNECTING || lc->state == LDC_STARTTLS ||
 		     lc->state == LDC_TLS || lc->state == LDC_BINDING) &&
 		    now >= lc->deadline)
@@ -1374,6 +1373,13 @@ dir_conf_keep(struct directory *d)
 	d->conf_starttls = d->cfg->ldap_starttls;
 }
 
+static unsigned
+dir_auth_wanted(const struct config *cfg)
+{
+	int64_t n = cfg->ldap_auth_connections;
+	return n < 1 ? 1 : n > DIR_MAX_AUTH ? DIR_MAX_AUTH : (unsigned)n;
+}
+
 int
 dir_create(uv_loop_t *loop, const struct config *cfg, struct directory **dir_r,
 	   const char **error_r)
@@ -1392,17 +1398,18 @@ dir_create(uv_loop_t *loop, const struct config *cfg, struct directory **dir_r,
 	d->search.d = d;
 	d->search.role = LDC_SEARCH;
 	d->search.fd = -1;
-	d->nauth = (unsigned)cfg->ldap_auth_connections;
-	d->auth = calloc(d->nauth, sizeof(*d->auth));
+	/* all that ldap.auth_connections may ask for at a reload: a
+	   connection's poll handle never moves */
+	d->auth = calloc(DIR_MAX_AUTH, sizeof(*d->auth));
 	if (d->auth == NULL)
 		abort();
-	for (unsigned i = 0; i < d->nauth; i++) {
+	for (unsigned i = 0; i < DIR_MAX_AUTH; i++) {
 		d->auth[i].d = d;
 		d->auth[i].role = LDC_AUTH;
 		d->auth[i].index = i;
 		d->auth[i].fd = -1;
-		d->auth[i].uri_idx = i % d->nuris == 0 ? 0 : 0;
 	}
+	d->nauth = d->nauth_made = dir_auth_wanted(cfg);
 	uv_timer_init(loop, &d->sweep);
 	uv_timer_init(loop, &d->done_timer);
 	d->sweep.data = d->done_timer.data = d;
@@ -1438,7 +1445,7 @@ ldc_in_use(const struct ldconn *lc)
 static void
 dir_renew_stale(struct directory *d)
 {
-	for (unsigned i = 0; i <= d->nauth; i++) {
+	for (unsigned i = 0; i <= d->nauth_made; i++) {
 		struct ldconn *lc = i == 0 ? &d->search : &d->auth[i - 1];
 		if (!lc->stale || ldc_in_use(lc))
 			continue;
@@ -1465,6 +1472,22 @@ dir_reconfigure(struct directory *d)
 		return;
 	const struct config *cfg = d->cfg;
 	const char *err;
+	unsigned want = dir_auth_wanted(cfg);
+	if (!d->shut && want != d->nauth) {
+		/* binds go to the first want connections from now; the
+		   others close once their bind in flight has ended */
+		log_info("ldap reload: auth_connections=%u (were %u)", want,
+			 d->nauth);
+		for (unsigned i = want; i < d->nauth_made; i++) {
+			struct ldconn *lc = &d->auth[i];
+			if (lc->state != LDC_DOWN && lc->state != LDC_CLOSING)
+				lc->stale = 1;
+		}
+		d->nauth = want;
+		if (want > d->nauth_made)
+			d->nauth_made = want;
+		dir_pump(d); /* closes the idle ones, binds what waited */
+	}
 	if (!d->shut &&
 	    !conf_same(cfg->ldap_privileged_attribute, d->conf_priv)) {
 		/* the searches sent from now ask for the new attribute */
@@ -1500,7 +1523,7 @@ dir_reconfigure(struct directory *d)
 	d->tls_ctx = ctx;
 	dir_conf_keep(d);
 	dir_warn_cleartext(d);
-	for (unsigned i = 0; i <= d->nauth; i++) {
+	for (unsigned i = 0; i <= d->nauth_made; i++) {
 		struct ldconn *lc = i == 0 ? &d->search : &d->auth[i - 1];
 		lc->uri_idx = 0;
 		lc->tried = 0;
@@ -1534,7 +1557,7 @@ dir_shutdown(struct directory *d)
 	while (d->reqs != NULL)
 		req_complete(d->reqs, DIR_TEMPFAIL, "shutting down");
 	ldc_shutdown(&d->search);
-	for (unsigned i = 0; i < d->nauth; i++)
+	for (unsigned i = 0; i < d->nauth_made; i++)
 		ldc_shutdown(&d->auth[i]);
 	uv_close((uv_handle_t *)&d->sweep, NULL);
 	uv_close((uv_handle_t *)&d->done_timer, NULL);

@@ -76,7 +76,9 @@ void dir_shutdown(struct directory *dir);
 int dir_config_check(const struct config *cfg, const char **error_r);
 /* After a reload: when ldap.uris, ldap.starttls, ldap.tls_ca_file,
  * ldap.bind_dn or ldap.bind_password changed, the connections are made
- * again with them, each once nothing is in flight on it. */
+ * again with them, each once nothing is in flight on it; binds take the
+ * first ldap.auth_connections connections, and any beyond close once
+ * idle. */
 void dir_reconfigure(struct directory *dir);
 /* Frees the directory once the loop has closed its handles. */
 void dir_free(struct directory **dir);

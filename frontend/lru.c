@@ -11,17 +11,24 @@
 #include <openssl/params.h>
 #include <uv.h>
 
+/* Buckets for max entries: a power of two, at least 64. */
+static size_t
+lru_nbuckets(size_t max)
+{
+	size_t n = 64;
+	while (n < max && n < ((size_t)1 << 24))
+		n *= 2;
+	return n;
+}
+
 void
 lru_init(struct lru *t, size_t max, size_t payload)
 {
 	memset(t, 0, sizeof(*t));
 	t->max = max;
 	t->payload = payload;
-	size_t n = 64;
-	while (n < max && n < ((size_t)1 << 24))
-		n *= 2;
-	t->nbuckets = n;
-	t->buckets = calloc(n, sizeof(*t->buckets));
+	t->nbuckets = lru_nbuckets(max);
+	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
 	if (t->buckets == NULL)
 		abort();
 }
@@ -74,6 +81,29 @@ lru_del(struct lru *t, struct lru_entry *e)
 	t->count--;
 	OPENSSL_cleanse(e, sizeof(*e) + t->payload);
 	free(e);
+}
+
+int
+lru_resize(struct lru *t, size_t max)
+{
+	t->max = max;
+	while (t->count > max && t->tail != NULL)
+		lru_del(t, t->tail);
+	size_t n = lru_nbuckets(max);
+	if (n == t->nbuckets)
+		return 0;
+	struct lru_entry **b = calloc(n, sizeof(*b));
+	if (b == NULL)
+		abort();
+	free(t->buckets);
+	t->buckets = b;
+	t->nbuckets = n;
+	for (struct lru_entry *e = t->head; e != NULL; e = e->next) {
+		size_t i = lru_bucket(t, e->key);
+		e->hnext = b[i];
+		b[i] = e;
+	}
+	return 1;
 }
 
 void

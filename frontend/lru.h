@@ -44,6 +44,10 @@ struct lru {
 /* max: most entries kept (0: the table stays empty); payload: bytes of
  * the value stored with each key (zeroed on insert). */
 void lru_init(struct lru *t, size_t max, size_t payload);
+/* A new max: the least recent entries beyond it go (on_remove is called
+ * for each), and the buckets follow the new size.  1 when the buckets
+ * changed (an owner's index by bucket count must follow), else 0. */
+int lru_resize(struct lru *t, size_t max);
 /* Frees every entry (payloads are wiped first). */
 void lru_free(struct lru *t);
 /* The live entry for key, made most recent; NULL when absent or

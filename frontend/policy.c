@@ -105,11 +105,20 @@ policy_reload(struct policy *p, const struct config *cfg)
 	/* Connection counts are never evicted by a lower limit. */
 	size_t conns = (size_t)cfg->limits_max_connections;
 	if (conns > p->per_address.max)
-		p->per_address.max = conns;
+		lru_resize(&p->per_address, conns);
 	if (conns > p->conn_rate.max)
-		p->conn_rate.max = conns;
+		lru_resize(&p->conn_rate, conns);
 	if (conns > p->per_user.max)
-		p->per_user.max = conns;
+		lru_resize(&p->per_user, conns);
+	/* The caches and the remembered failures follow their sizes, the
+	   least recent entries going first. */
+	if ((size_t)cfg->ldap_cache_size != p->auth_cache.max)
+		auth_cache_resize(p, (size_t)cfg->ldap_cache_size);
+	size_t pen = (size_t)cfg->limits_auth_penalty_entries;
+	if (pen != p->penalty.max) {
+		lru_resize(&p->penalty, pen);
+		lru_resize(&p->penalty_address, pen);
+	}
 	/* (the lists were checked with the file: frontend_config_check) */
 	const char *err;
 	struct policy_nets *n = nets_parse(cfg, &err);

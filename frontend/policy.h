@@ -146,6 +146,9 @@ int auth_cache_get(struct policy *p, const struct policy_login_keys *k,
  * policy_free()). */
 void auth_cache_init(struct policy *p);
 void auth_cache_free(struct policy *p);
+/* ldap.cache_size changed at a reload: the least recent entries beyond
+ * max go, and the index follows (p->lock held). */
+void auth_cache_resize(struct policy *p, size_t max);
 /* Removes every cached success of the accounts with these
  * porticoMailboxIds (a link's Forget frames: portico-admin kick); returns
  * how many.  Each id is looked up in the index by mailbox id: the work is

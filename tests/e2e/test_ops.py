@@ -573,6 +573,133 @@ def test_sighup_moves_the_directory(st):
     assert login("hupback") == "OK"
 
 
+def ldap_connections(st, service):
+    """The established TCP connections of SERVICE to the stack's slapd."""
+    inodes = set()
+    fds = Path("/proc/%d/fd" % pid(st, service))
+    for fd in fds.iterdir():
+        try:
+            m = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(fd))
+        except OSError:
+            continue  # closed meanwhile
+        if m:
+            inodes.add(m.group(1))
+    n = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if f[3] == "01" and int(f[2].split(":")[1], 16) == \
+                int(st.LDAP_PORT) and f[9] in inodes:
+            n += 1
+    return n
+
+
+def test_sighup_resizes_the_directory_and_the_caches(st):
+    """ldap.auth_connections, ldap.cache_size and
+    limits.auth_penalty_entries apply at a reload: binds spread over more
+    connections at once, fewer close as soon as they are idle, and the
+    authentication cache starts, shrinks (the least recent logins go
+    first) and stops, with no restart and no login failing."""
+    def login(user, pw):
+        c = st.imap()
+        try:
+            return c.login(user, pw)[0]
+        except imaplib.IMAP4.error as e:
+            return str(e)
+        finally:
+            try:
+                c.logout()
+            except imaplib.IMAP4.error:
+                pass
+
+    def hits(user, what):
+        return [l for l in st.log("s1f1").splitlines()
+                if "user=%s " % user in l and what in l]
+
+    users = [st.new_user("hupconns%d" % i) for i in range(16)]
+    edit = ConfigEdit(st, "s1f1", "frontend")
+    try:
+        edit.append("[ldap]\nauth_connections = 8\n"
+                    "[limits]\nconnection_rate_per_address = 0\n"
+                    "auth_penalty_entries = 50\n")
+        new = reload(st, "s1f1")
+        for name in ("ldap.auth_connections", "limits.auth_penalty_entries"):
+            assert "setting=%s changed" % name in new, new
+        assert "takes effect only at start" not in new, new
+        workers = int(re.search(r"applied by (\d+) workers",
+                                new).group(1))
+        assert new.count("ldap reload: auth_connections=8 (were 4)") \
+            == workers, new
+        # sixteen clients logging in at once: a loop's binds in flight
+        # together take more than the four connections of before (each
+        # loop has one search connection besides)
+        stop = threading.Event()
+        results = []
+
+        def keep_logging_in(user, pw):
+            while not stop.is_set():
+                results.append(login(user, pw))
+
+        threads = [threading.Thread(target=keep_logging_in, args=u)
+                   for u in users]
+        for t in threads:
+            t.start()
+        try:
+            wait_for(lambda: ldap_connections(st, "s1f1") > workers * 5,
+                     timeout=60, interval=0.2,
+                     what="more than 4 bind connections in a loop")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+        assert results and set(results) == {"OK"}, \
+            [r for r in results if r != "OK"]
+        # down to one: the others close once idle, logins go on
+        edit.path.write_text(edit.original)
+        edit.append("[ldap]\nauth_connections = 1\n")
+        new = reload(st, "s1f1")
+        assert new.count("ldap reload: auth_connections=1 (were 8)") \
+            == workers, new
+        wait_for(lambda: ldap_connections(st, "s1f1") <= workers * 2,
+                 what="the bind connections beyond the first to close")
+        assert login(*users[0]) == "OK"
+        assert ldap_connections(st, "s1f1") <= workers * 2
+        # the cache starts: a second login of the same password is
+        # answered without the directory
+        (ann, ann_pw), (bob, bob_pw) = (st.new_user("hupcachea"),
+                                        st.new_user("hupcacheb"))
+        edit.path.write_text(edit.original)
+        edit.append("[ldap]\ncache_size = 1000\n")
+        new = reload(st, "s1f1")
+        assert "setting=ldap.cache_size changed" in new, new
+        assert "takes effect only at start" not in new, new
+        for user, pw in ((ann, ann_pw), (bob, bob_pw), (ann, ann_pw),
+                         (bob, bob_pw)):
+            assert login(user, pw) == "OK"
+        assert len(hits(ann, "authenticated cache=hit")) == 1
+        assert len(hits(bob, "authenticated cache=hit")) == 1
+        # down to one entry: bob's, the more recent, stays
+        edit.path.write_text(edit.original)
+        edit.append("[ldap]\ncache_size = 1\n")
+        reload(st, "s1f1")
+        assert login(bob, bob_pw) == "OK"
+        assert login(ann, ann_pw) == "OK"
+        assert len(hits(bob, "authenticated cache=hit")) == 2
+        assert len(hits(ann, "authenticated cache=hit")) == 1
+        # (now ann's is the one entry)
+        assert login(ann, ann_pw) == "OK"
+        assert len(hits(ann, "authenticated cache=hit")) == 2
+        # off: every login asks the directory again
+        edit.path.write_text(edit.original)
+        edit.append("[ldap]\ncache_size = 0\n")
+        reload(st, "s1f1")
+        assert login(ann, ann_pw) == "OK"
+        assert len(hits(ann, "authenticated cache=hit")) == 2
+        assert len(hits(ann, "authenticated cache=miss")) == 3
+    finally:
+        edit.restore()
+    assert login(*users[3]) == "OK"
+
+
 def test_sighup_with_a_broken_file_keeps_the_old_config(st):
     src = "127.0.0.79"
     edit = ConfigEdit(st, "s1f1", "frontend")

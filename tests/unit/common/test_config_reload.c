@@ -28,7 +28,10 @@ test_fixed(void **state)
 	assert_true(config_setting_fixed("frontend", "imap_listen"));
 	assert_true(config_setting_fixed("backend", "store_dir"));
 	assert_true(config_setting_fixed("connection", "imap_external"));
-	assert_true(config_setting_fixed("ldap", "auth_connections"));
+	assert_false(config_setting_fixed("ldap", "auth_connections"));
+	assert_false(config_setting_fixed("ldap", "cache_size"));
+	assert_false(config_setting_fixed("limits", "auth_penalty_entries"));
+	assert_true(config_setting_fixed("limits", "ipv6_prefix"));
 	assert_false(config_setting_fixed("ldap", "base_dn"));
 	assert_false(config_setting_fixed("ldap", "privileged_attribute"));
 	/* the directory's address and credentials apply live */

@@ -168,6 +168,49 @@ test_inactive_account_not_cached(void **state)
 	assert_int_equal(forget(f, "g1", NULL), 0);
 }
 
+/* ldap.cache_size changed at a reload: the least recent entries go, and
+ * the index by mailbox id still finds every one that stays. */
+static void
+test_resize_keeps_the_index(void **state)
+{
+	struct fixture *f = *state;
+	char login[32], id[32];
+	pthread_mutex_lock(&f->p.lock);
+	auth_cache_resize(&f->p, 500);
+	pthread_mutex_unlock(&f->p.lock);
+	assert_int_equal(f->p.auth_cache.nbuckets, 512);
+	for (int i = 0; i < 300; i++) {
+		snprintf(login, sizeof(login), "user%d", i);
+		snprintf(id, sizeof(id), "r%d", i);
+		ok(f, login, "pw", id, "b1");
+	}
+	struct policy_login_keys k;
+	keys(f, "bad", "pw", &k);
+	auth_cache_put(&f->p, &k, 0, NULL); /* a failure: not indexed */
+	assert_int_equal(f->p.auth_cache.count, 301);
+	pthread_mutex_lock(&f->p.lock);
+	auth_cache_resize(&f->p, 100); /* 128 buckets */
+	pthread_mutex_unlock(&f->p.lock);
+	assert_int_equal(f->p.auth_cache.count, 100);
+	assert_int_equal(get(f, "bad", "pw"), 0);
+	assert_int_equal(get(f, "user200", "pw"), -1); /* the least recent */
+	unsigned total = 0;
+	for (int i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "R%d", i);
+		total += forget(f, id, NULL);
+	}
+	assert_int_equal(total, 99);
+	assert_int_equal(f->p.auth_cache.count, 1);
+	/* grows again: still indexed */
+	ok(f, "zed", "pw", "z1", "b1");
+	pthread_mutex_lock(&f->p.lock);
+	auth_cache_resize(&f->p, 5000);
+	pthread_mutex_unlock(&f->p.lock);
+	assert_int_equal(get(f, "zed", "pw"), 1);
+	assert_int_equal(forget(f, "z1", NULL), 1);
+	assert_int_equal(get(f, "bad", "pw"), 0);
+}
+
 int
 main(void)
 {
@@ -177,6 +220,8 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_inactive_account_not_cached,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resize_keeps_the_index, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

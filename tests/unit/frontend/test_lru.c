@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -113,6 +114,61 @@ test_expiry(void **state)
 	lru_free(&t);
 }
 
+static int removed;
+
+static void
+count_removed(void *arg, struct lru_entry *e)
+{
+	removed++;
+}
+
+/* A new size: the least recent entries beyond it go (through on_remove),
+ * the rest stay reachable however the buckets change. */
+static void
+test_resize(void **state)
+{
+	struct lru t;
+	lru_init(&t, 100, sizeof(int));
+	t.on_remove = count_removed;
+	removed = 0;
+	unsigned char k[300][LRU_KEY_SIZE];
+	char name[16];
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "k%d", i);
+		key(name, k[i]);
+	}
+	for (int i = 0; i < 100; i++)
+		*(int *)lru_payload(lru_put(&t, k[i], 0)) = i;
+	/* to 1000: 1024 buckets, every entry found again */
+	assert_int_equal(lru_resize(&t, 1000), 1);
+	assert_int_equal(t.nbuckets, 1024);
+	assert_int_equal(removed, 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(*(int *)lru_payload(lru_get(&t, k[i], 0)), i);
+	for (int i = 100; i < 300; i++)
+		*(int *)lru_payload(lru_put(&t, k[i], 0)) = i;
+	assert_int_equal(t.count, 300);
+	/* k0 made the most recent: it stays when the table shrinks to 10 */
+	assert_non_null(lru_get(&t, k[0], 0));
+	assert_int_equal(lru_resize(&t, 10), 1);
+	assert_int_equal(t.nbuckets, 64);
+	assert_int_equal(t.count, 10);
+	assert_int_equal(removed, 290);
+	assert_int_equal(*(int *)lru_payload(lru_get(&t, k[0], 0)), 0);
+	for (int i = 291; i < 300; i++)
+		assert_int_equal(*(int *)lru_payload(lru_get(&t, k[i], 0)), i);
+	assert_null(lru_get(&t, k[290], 0));
+	assert_null(lru_get(&t, k[1], 0));
+	/* the same buckets: said so; 0 empties it */
+	assert_int_equal(lru_resize(&t, 20), 0);
+	assert_int_equal(lru_resize(&t, 0), 0);
+	assert_int_equal(t.count, 0);
+	assert_null(lru_put(&t, k[0], 0));
+	assert_int_equal(lru_resize(&t, 5), 0);
+	assert_non_null(lru_put(&t, k[0], 0));
+	lru_free(&t);
+}
+
 static void
 test_zero_size(void **state)
 {
@@ -129,11 +185,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_key_is_hmac_sha256),
-		cmocka_unit_test(test_keys_are_length_prefixed),
-		cmocka_unit_test(test_put_get_evict),
-		cmocka_unit_test(test_expiry),
-		cmocka_unit_test(test_zero_size),
+	    cmocka_unit_test(test_key_is_hmac_sha256),
+	    cmocka_unit_test(test_keys_are_length_prefixed),
+	    cmocka_unit_test(test_put_get_evict),
+	    cmocka_unit_test(test_expiry),
+	    cmocka_unit_test(test_resize),
+	    cmocka_unit_test(test_zero_size),
 	};
 	return cmocka_run_group_tests(tests, setup_keyer, teardown_keyer);
 }
