@@ -46,6 +46,9 @@ static const struct admin_cmd admin_cmds[] = {
 	  "[--server BACKEND]" },
 	{ "kick",             admin_users_kick,       0,
 	  "BACKEND.ini", "MAILBOX_ID [--park]" },
+	{ "move",             admin_move,             ADMIN_F_STORE,
+	  "BACKEND.ini", "ADDRESS --to BACKEND --via COMMAND --bind-dn DN "
+	  "--password-file FILE [--directory FRONTEND.ini]" },
 	{ "provision",        admin_users_provision,  ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID" },
 	{ "remove",           admin_users_remove,     ADMIN_F_STORE,

@@ -35,6 +35,12 @@ admin_cmd_fn admin_users_disable;
 admin_cmd_fn admin_users_enable;
 admin_cmd_fn admin_users_kick;
 admin_cmd_fn admin_users_show;
+/* Every folder and message of mailbox_id, in one transaction: 0 (said on
+ * stdout), or 1 after saying why. */
+int admin_remove_mailbox(struct admin *a, const char *mailbox_id);
+/* move: the steps of a move to another backend in one command
+ * (admin_move.c) */
+admin_cmd_fn admin_move;
 
 /* store: a mailbox's contents */
 admin_cmd_fn admin_store_import;
@@ -49,6 +55,10 @@ int admin_keyword_ok(const char *k);
 /* account: one account's whole mail as a stream (admin_account.c) */
 int admin_account_export(struct admin *a, const char *mailbox_id,
 			 const char *path);
+/* The same stream into an open file (what: its name in messages; sync:
+ * fsync it): 0, or 1 after saying why.  The caller closes f. */
+int admin_account_export_file(struct admin *a, const char *mailbox_id, FILE *f,
+			      const char *what, int sync);
 /* under: NULL fills an account that never had mail with the account as
  * it was; a folder name puts the stream's folders below it in an account
  * that has mail, with new UIDs (a restore). */
@@ -74,6 +84,33 @@ admin_cmd_fn admin_config_reference;
 admin_cmd_fn admin_backends;
 admin_cmd_fn admin_sessions;
 
+/* An account's entry in the directory (admin_users.c). */
+struct admin_account {
+	char dn[1024];
+	char id[128];    /* porticoMailboxId */
+	char server[64]; /* porticoMailboxServer */
+	char state[80];  /* porticoAccountState ("": active) */
+};
+/* The one porticoUser entry whose uid or mail is address, under
+ * ldap.base_dn: 0, or 1 after saying why (cmd names the command). */
+int admin_account_find(struct admin *a, LDAP *ld, const char *cmd,
+		       const char *address, struct admin_account *acct);
+/* porticoAccountState, and porticoMailboxServer unless server is NULL, in
+ * one modify: 0, or 1 after saying why. */
+int admin_account_set(LDAP *ld, const char *cmd, const char *dn,
+		      const char *state, const char *server);
+/* Whether id can name a backend (letters, digits, '.', '_', '-'; under
+ * 64). */
+int admin_backend_id_ok(const char *id);
+/* Whether ldap.backends_dn (when set) lacks a porticoBackend of that id
+ * (said on stderr), so that a typo does not leave an account on a backend
+ * nobody can reach. */
+int admin_backend_unknown(struct admin *a, LDAP *ld, const char *cmd,
+			  const char *server);
+/* The first line of pwfile into out: 0, or 1 after saying why (a file
+ * that cannot be read, an empty password). */
+int admin_read_password(const char *cmd, const char *pwfile, char *out,
+			size_t size);
 /* Connects to ldap.uris and binds as dn (simple bind); -1 after printing
  * why. */
 int admin_ldap_open(const struct config *cfg, const char *dn,

@@ -294,26 +294,11 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 	return 0;
 }
 
-/* export MAILBOX_ID --account FILE|-: FILE is made here (it must not
- * exist); "-" is the standard output. */
 int
-admin_account_export(struct admin *a, const char *mailbox_id, const char *path)
+admin_account_export_file(struct admin *a, const char *mailbox_id, FILE *f,
+			  const char *what, int sync)
 {
-	int to_stdout = strcmp(path, "-") == 0;
-	struct acct_out o = {NULL, NULL, 0};
-	if (to_stdout) {
-		o.f = stdout;
-	} else {
-		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-			      0600);
-		if (fd < 0 || (o.f = fdopen(fd, "w")) == NULL) {
-			fprintf(MSGS, "portico-admin: export: %s: %s\n", path,
-				strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return 1;
-		}
-	}
+	struct acct_out o = {f, NULL, 0};
 	if ((o.sha = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestInit_ex(o.sha, EVP_sha256(), NULL) != 1)
 		abort();
@@ -333,28 +318,45 @@ admin_account_export(struct admin *a, const char *mailbox_id, const char *path)
 				    &o, &folders, &messages);
 		store_read_end(&txn);
 	}
-	if (fflush(o.f) != 0 || ferror(o.f) ||
-	    (!to_stdout && fsync(fileno(o.f)) < 0))
+	if (fflush(o.f) != 0 || ferror(o.f) || (sync && fsync(fileno(o.f)) < 0))
 		o.failed = 1;
 	if (o.failed)
-		fprintf(MSGS, "portico-admin: export: writing %s: %s\n",
-			to_stdout ? "the standard output" : path,
+		fprintf(MSGS, "portico-admin: export: writing %s: %s\n", what,
 			strerror(errno));
-	if (!to_stdout && fclose(o.f) != 0 && !o.failed) {
+	EVP_MD_CTX_free(o.sha);
+	if (rc != 0 || o.failed)
+		return 1;
+	fprintf(MSGS, "exported %llu messages in %zu folders of %s to %s\n",
+		(unsigned long long)messages, folders, mailbox_id, what);
+	return 0;
+}
+
+/* export MAILBOX_ID --account FILE|-: FILE is made here (it must not
+ * exist); "-" is the standard output. */
+int
+admin_account_export(struct admin *a, const char *mailbox_id, const char *path)
+{
+	if (strcmp(path, "-") == 0)
+		return admin_account_export_file(a, mailbox_id, stdout,
+						 "the standard output", 0);
+	FILE *f = NULL;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
 		fprintf(MSGS, "portico-admin: export: %s: %s\n", path,
 			strerror(errno));
-		o.failed = 1;
-	}
-	EVP_MD_CTX_free(o.sha);
-	if (rc != 0 || o.failed) {
-		if (!to_stdout)
-			unlink(path);
+		if (fd >= 0)
+			close(fd);
 		return 1;
 	}
-	fprintf(MSGS, "exported %llu messages in %zu folders of %s to %s\n",
-		(unsigned long long)messages, folders, mailbox_id,
-		to_stdout ? "the standard output" : path);
-	return 0;
+	int rc = admin_account_export_file(a, mailbox_id, f, path, 1);
+	if (fclose(f) != 0 && rc == 0) {
+		fprintf(MSGS, "portico-admin: export: %s: %s\n", path,
+			strerror(errno));
+		rc = 1;
+	}
+	if (rc != 0)
+		unlink(path);
+	return rc;
 }
 
 /* -- import ------------------------------------------------------------- */

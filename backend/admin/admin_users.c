@@ -250,15 +250,21 @@ admin_users_remove(struct admin *a, int argc, char **argv)
 	}
 	if (argc != 2 || strcmp(argv[1], "--yes") != 0)
 		return ADMIN_USAGE;
-	struct remove_args ra = {argv[0], 0, 0, 0};
+	return admin_remove_mailbox(a, argv[0]);
+}
+
+int
+admin_remove_mailbox(struct admin *a, const char *mailbox_id)
+{
+	struct remove_args ra = {mailbox_id, 0, 0, 0};
 	char ebuf[STORE_ERR_SIZE];
 	if (store_run(a->st, remove_op, &ra, ebuf) != 0) {
-		fprintf(stderr, "portico-admin: remove %s: %s\n", argv[0],
+		fprintf(stderr, "portico-admin: remove %s: %s\n", mailbox_id,
 			ebuf);
 		return 1;
 	}
 	printf("removed %s: %lu folders, %lu messages, %lu bodies freed\n",
-	       argv[0], ra.folders, ra.messages, ra.bodies);
+	       mailbox_id, ra.folders, ra.messages, ra.bodies);
 	return 0;
 }
 
@@ -280,11 +286,18 @@ filter_escape(const char *in, char *out, size_t outsize)
 	out[o] = '\0';
 }
 
-/* enable --server: whether ldap.backends_dn (when set) lacks a
- * porticoBackend of that id (said on stderr), so that a typo does not
- * leave the account on a backend nobody can reach. */
-static int
-backend_unknown(struct admin *a, LDAP *ld, const char *server)
+int
+admin_backend_id_ok(const char *id)
+{
+	return id[0] != '\0' && strlen(id) < 64 &&
+	       strspn(id,
+		      "abcdefghijklmnopqrstuvwxyz"
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == strlen(id);
+}
+
+int
+admin_backend_unknown(struct admin *a, LDAP *ld, const char *cmd,
+		      const char *server)
 {
 	if (a->cfg.ldap_backends_dn[0] == '\0')
 		return 0;
@@ -301,15 +314,103 @@ backend_unknown(struct admin *a, LDAP *ld, const char *server)
 	int count = rc == LDAP_SUCCESS ? ldap_count_entries(ld, res) : 0;
 	ldap_msgfree(res);
 	if (rc != LDAP_SUCCESS) {
-		fprintf(stderr, "portico-admin: enable: search under %s: %s\n",
+		fprintf(stderr, "portico-admin: %s: search under %s: %s\n", cmd,
 			a->cfg.ldap_backends_dn, ldap_err2string(rc));
 		return 1;
 	}
 	if (count == 0) {
 		fprintf(stderr,
-			"portico-admin: enable: no backend %s under %s "
+			"portico-admin: %s: no backend %s under %s "
 			"(portico-admin backends lists them)\n",
-			server, a->cfg.ldap_backends_dn);
+			cmd, server, a->cfg.ldap_backends_dn);
+		return 1;
+	}
+	return 0;
+}
+
+int
+admin_read_password(const char *cmd, const char *pwfile, char *out, size_t size)
+{
+	FILE *f = fopen(pwfile, "r");
+	if (f == NULL) {
+		fprintf(stderr, "portico-admin: %s: %s\n", pwfile,
+			strerror(errno));
+		return 1;
+	}
+	if (fgets(out, (int)size, f) == NULL)
+		out[0] = '\0';
+	fclose(f);
+	out[strcspn(out, "\r\n")] = '\0';
+	if (out[0] == '\0') {
+		fprintf(stderr, "portico-admin: %s: empty password\n", pwfile);
+		return 1;
+	}
+	return 0;
+}
+
+int
+admin_account_find(struct admin *a, LDAP *ld, const char *cmd,
+		   const char *address, struct admin_account *acct)
+{
+	char esc[1100], filter[2400];
+	filter_escape(address, esc, sizeof(esc));
+	snprintf(filter, sizeof(filter),
+		 "(&(objectClass=porticoUser)(|(uid=%s)(mail=%s)))", esc, esc);
+	char *attrs[] = {"porticoAccountState", "porticoMailboxId",
+			 "porticoMailboxServer", NULL};
+	struct timeval tv = {(time_t)a->cfg.ldap_timeout, 0};
+	LDAPMessage *res = NULL;
+	int ret = 1;
+	int rc = ldap_search_ext_s(ld, a->cfg.ldap_base_dn, LDAP_SCOPE_SUBTREE,
+				   filter, attrs, 0, NULL, NULL, &tv, 0, &res);
+	int count = rc == LDAP_SUCCESS ? ldap_count_entries(ld, res) : 0;
+	if (rc != LDAP_SUCCESS) {
+		fprintf(stderr, "portico-admin: %s: search: %s\n", cmd,
+			ldap_err2string(rc));
+	} else if (count != 1) {
+		fprintf(stderr, "portico-admin: %s: %s matches %d users\n", cmd,
+			address, count);
+	} else {
+		LDAPMessage *e = ldap_first_entry(ld, res);
+		char *dn = ldap_get_dn(ld, e);
+		if (dn == NULL || strlen(dn) >= sizeof(acct->dn)) {
+			fprintf(stderr,
+				"portico-admin: %s: the entry of %s "
+				"has no usable DN\n",
+				cmd, address);
+		} else {
+			snprintf(acct->dn, sizeof(acct->dn), "%s", dn);
+			admin_ldap_value(ld, e, "porticoAccountState",
+					 acct->state, sizeof(acct->state));
+			admin_ldap_value(ld, e, "porticoMailboxServer",
+					 acct->server, sizeof(acct->server));
+			admin_ldap_value(ld, e, "porticoMailboxId", acct->id,
+					 sizeof(acct->id));
+			ret = 0;
+		}
+		ldap_memfree(dn);
+	}
+	ldap_msgfree(res);
+	return ret;
+}
+
+int
+admin_account_set(LDAP *ld, const char *cmd, const char *dn, const char *state,
+		  const char *server)
+{
+	char *vals[] = {(char *)(uintptr_t)state, NULL};
+	char *svals[] = {(char *)(uintptr_t)server, NULL};
+	LDAPMod mod = {
+	    LDAP_MOD_REPLACE, "porticoAccountState", {.modv_strvals = vals}};
+	LDAPMod smod = {
+	    LDAP_MOD_REPLACE, "porticoMailboxServer", {.modv_strvals = svals}};
+	/* one modify: the entry is never active on the old backend after
+	   a move, nor on the new one before it */
+	LDAPMod *mods[] = {&mod, server != NULL ? &smod : NULL, NULL};
+	int rc = ldap_modify_ext_s(ld, dn, mods, NULL, NULL);
+	if (rc != LDAP_SUCCESS) {
+		fprintf(stderr, "portico-admin: %s: modify %s: %s\n", cmd, dn,
+			ldap_err2string(rc));
 		return 1;
 	}
 	return 0;
@@ -339,11 +440,7 @@ set_account_state(struct admin *a, const char *cmd, int argc, char **argv,
 		else
 			return ADMIN_USAGE;
 	}
-	if (server != NULL &&
-	    (server[0] == '\0' || strlen(server) >= 64 ||
-	     strspn(server, "abcdefghijklmnopqrstuvwxyz"
-			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
-		 strlen(server))) {
+	if (server != NULL && !admin_backend_id_ok(server)) {
 		fprintf(stderr, "portico-admin: enable: --server names a "
 				"backend by its id (letters, digits, '.', '_', "
 				"'-'; under 64)\n");
@@ -370,94 +467,33 @@ set_account_state(struct admin *a, const char *cmd, int argc, char **argv,
 		return 1;
 	}
 	char password[1024];
-	FILE *f = fopen(pwfile, "r");
-	if (f == NULL) {
-		fprintf(stderr, "portico-admin: %s: %s\n", pwfile,
-			strerror(errno));
+	if (admin_read_password(cmd, pwfile, password, sizeof(password)))
 		return 1;
-	}
-	if (fgets(password, sizeof(password), f) == NULL)
-		password[0] = '\0';
-	fclose(f);
-	password[strcspn(password, "\r\n")] = '\0';
-	if (password[0] == '\0') {
-		fprintf(stderr, "portico-admin: %s: empty password\n", pwfile);
-		return 1;
-	}
 	LDAP *ld;
 	int rc = admin_ldap_open(&a->cfg, bind_dn, password, &ld);
 	explicit_bzero(password, sizeof(password));
 	if (rc < 0)
 		return 1;
-	if (server != NULL && backend_unknown(a, ld, server)) {
-		ldap_unbind_ext_s(ld, NULL, NULL);
-		return 1;
-	}
-	char esc[1100], filter[2400];
-	filter_escape(address, esc, sizeof(esc));
-	snprintf(filter, sizeof(filter),
-		 "(&(objectClass=porticoUser)(|(uid=%s)(mail=%s)))", esc, esc);
-	char *attrs[] = {"porticoAccountState", "porticoMailboxId",
-			 "porticoMailboxServer", NULL};
-	struct timeval tv = {(time_t)a->cfg.ldap_timeout, 0};
-	LDAPMessage *res = NULL;
+	struct admin_account acct;
 	int ret = 1;
-	rc = ldap_search_ext_s(ld, a->cfg.ldap_base_dn, LDAP_SCOPE_SUBTREE,
-			       filter, attrs, 0, NULL, NULL, &tv, 0, &res);
-	int count = rc == LDAP_SUCCESS ? ldap_count_entries(ld, res) : 0;
-	if (rc != LDAP_SUCCESS) {
-		fprintf(stderr, "portico-admin: %s: search: %s\n", cmd,
-			ldap_err2string(rc));
-	} else if (count != 1) {
-		fprintf(stderr, "portico-admin: %s: %s matches %d users\n", cmd,
-			address, count);
-	} else {
-		LDAPMessage *e = ldap_first_entry(ld, res);
-		char *dn = ldap_get_dn(ld, e);
-		char old[80];
-		admin_ldap_value(ld, e, "porticoAccountState", old,
-				 sizeof(old));
-		char old_server[64];
-		admin_ldap_value(ld, e, "porticoMailboxServer", old_server,
-				 sizeof(old_server));
-		char *vals[] = {(char *)state, NULL};
-		char *svals[] = {(char *)server, NULL};
-		LDAPMod mod = {LDAP_MOD_REPLACE, "porticoAccountState",
-			       {.modv_strvals = vals}};
-		LDAPMod smod = {LDAP_MOD_REPLACE,
-				"porticoMailboxServer",
-				{.modv_strvals = svals}};
-		/* one modify: the entry is never active on the old backend
-		   after the move, nor on the new one before it */
-		LDAPMod *mods[] = {&mod, server != NULL ? &smod : NULL, NULL};
-		rc = ldap_modify_ext_s(ld, dn, mods, NULL, NULL);
-		if (rc != LDAP_SUCCESS) {
-			fprintf(stderr, "portico-admin: %s: modify %s: %s\n",
-				cmd, dn, ldap_err2string(rc));
-		} else {
-			printf("%s: porticoAccountState %s -> %s (%s)\n",
-			       address, old[0] ? old : "(none: active)", state,
-			       dn);
-			if (server != NULL)
-				printf("%s: porticoMailboxServer %s -> %s\n",
-				       address,
-				       old_server[0] ? old_server : "(none)",
-				       server);
-			/* What the sessions already open need: a kick on
-			   the account's backend. */
-			char id[128];
-			admin_ldap_value(ld, e, "porticoMailboxId", id,
-					 sizeof(id));
-			if (strcmp(cmd, "disable") == 0 && id[0] != '\0')
-				printf("%s: sessions already open go on; end "
-				       "them with portico-admin -c "
-				       "BACKEND.ini kick %s (backend %s)\n",
-				       address, id, old_server);
-			ret = 0;
-		}
-		ldap_memfree(dn);
+	if ((server == NULL || !admin_backend_unknown(a, ld, cmd, server)) &&
+	    admin_account_find(a, ld, cmd, address, &acct) == 0 &&
+	    admin_account_set(ld, cmd, acct.dn, state, server) == 0) {
+		printf("%s: porticoAccountState %s -> %s (%s)\n", address,
+		       acct.state[0] ? acct.state : "(none: active)", state,
+		       acct.dn);
+		if (server != NULL)
+			printf("%s: porticoMailboxServer %s -> %s\n", address,
+			       acct.server[0] ? acct.server : "(none)", server);
+		/* What the sessions already open need: a kick on the
+		   account's backend. */
+		if (strcmp(cmd, "disable") == 0 && acct.id[0] != '\0')
+			printf("%s: sessions already open go on; end them "
+			       "with portico-admin -c BACKEND.ini kick %s "
+			       "(backend %s)\n",
+			       address, acct.id, acct.server);
+		ret = 0;
 	}
-	ldap_msgfree(res);
 	ldap_unbind_ext_s(ld, NULL, NULL);
 	return ret;
 }

@@ -1907,6 +1907,109 @@ def test_move_keeps_the_sessions(st):
         r.s.close()
 
 
+def test_move_in_one_command(st):
+    """portico-admin move does the steps of a move with the account's
+    backend's configuration: moving, kick --park, the stream into the
+    command given with --via, the new backend named and active in one
+    modify, the copy here removed.  A copy that fails puts the entry back
+    as it was (the parked client comes back to the old backend and goes
+    on there); refusals leave everything as it was."""
+    user, pw, mbox = new_user(st, "movecmd")
+    c = st.imap(user, pw)
+    for i in range(3):
+        assert c.append("INBOX", "(\\Flagged)" if i == 2 else None, None,
+                        b"Subject: before %d\r\n\r\nx\r\n" % i)[0] == "OK"
+    c.logout()
+    idle = Raw(st, "imap", user, pw)
+    idle.send(b"s SELECT INBOX\r\n")
+    assert idle.until(b"s ").startswith(b"s OK")
+    idle.send(b"i IDLE\r\n")
+    assert idle.f.readline() == b"+ idling\r\n"
+    idle.s.settimeout(20)
+    NEW = "s2b1/backend.ini"
+    creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file",
+             password_file(st), "--directory", st.dir / FE]
+    via = "%s -c %s" % (BUILD / "portico-admin", st.dir / NEW)
+
+    def entry():
+        out = admin(st, FE, "user", user).stdout
+        return (re.search(r"^backend +(\S+)", out, re.M).group(1),
+                re.search(r"^state +(\S+)", out, re.M).group(1))
+
+    # refusals: nothing changes
+    p = admin(st, BE, "move", user, "--to", "s9b9", "--via", via, *creds)
+    assert p.returncode == 1 and "no backend s9b9 under " in p.stderr, \
+        p.stderr
+    p = admin(st, BE, "move", user, "--to", "s1b1", "--via", via, *creds)
+    assert p.returncode == 1 and "is on s1b1 already" in p.stderr, p.stderr
+    p = admin(st, NEW, "move", user, "--to", "s2b1", "--via", via, *creds)
+    assert p.returncode == 1 and \
+        "is on backend s1b1, not on this one (s2b1)" in p.stderr, p.stderr
+    p = admin(st, BE, "move", user, "--to", "s2b1;x", "--via", via, *creds)
+    assert p.returncode == 2, p.stderr
+    p = admin(st, BE, "move", user, "--to", "s2b1", *creds)
+    assert p.returncode == 2 and "usage:" in p.stderr, p.stderr
+    assert entry() == ("s1b1", "active")
+    # a copy that fails: the entry is put back, the client parked by the
+    # kick comes back to s1b1 and hears of the next message there
+    p = admin(st, BE, "move", user, "--to", "s2b1", "--via",
+              "sh -c 'cat >/dev/null; exit 3' --", *creds)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "porticoAccountState active -> moving" in p.stdout, \
+        p.stdout
+    assert "kicked %s: 1 session ended or parked" % mbox in p.stdout, \
+        p.stdout
+    assert "exit status 3" in p.stderr, p.stderr
+    assert "the copy failed; %s stays on s1b1 (porticoAccountState " \
+        "active again)" % user in p.stderr, p.stderr
+    assert entry() == ("s1b1", "active")
+    wait_for(lambda: [r.split()[1] for r in admin(st, BE, "sessions", mbox)
+                      .stdout.splitlines()[1:-1]] == ["imap-parked"],
+             timeout=20, what="the parked client to watch s1b1 again")
+    p = admin(st, BE, "deliver", mbox,
+              stdin="Subject: still here\r\n\r\nx\r\n")
+    assert p.returncode == 0, p.stderr
+    assert idle.f.readline() == b"* 4 EXISTS\r\n"
+    # the move
+    p = admin(st, BE, "move", user, "--to", "s2b1", "--via", via, *creds)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.splitlines()[-4:] == [
+        "imported 4 messages in %s folders" % p.stdout.split(
+            "imported 4 messages in ")[1].split(" folders")[0],
+        "%s: porticoAccountState moving -> active, porticoMailboxServer "
+        "s1b1 -> s2b1" % user,
+        "removed %s: %s" % (mbox, p.stdout.split("removed %s: " % mbox)[1]
+                            .splitlines()[0]),
+        "moved %s (%s) from s1b1 to s2b1" % (user, mbox)], p.stdout
+    assert "exported 4 messages in " in p.stderr, p.stderr
+    assert entry() == ("s2b1", "active")
+    assert admin(st, BE, "show", mbox).returncode != 0
+    wait_for(lambda: [r.split()[1] for r in admin(st, NEW, "sessions", mbox)
+                      .stdout.splitlines()[1:-1]] == ["imap-parked"],
+             timeout=20, what="the parked client to watch s2b1")
+    p = admin(st, NEW, "deliver", mbox,
+              stdin="Subject: after the move\r\n\r\nnew\r\n")
+    assert p.returncode == 0, p.stderr
+    assert idle.f.readline() == b"* 5 EXISTS\r\n"
+    idle.send(b"DONE\r\n")
+    assert idle.f.readline() == b"i OK IDLE terminated\r\n"
+    idle.send(b"f FETCH 1:* (UID FLAGS)\r\n")
+    lines = []
+    while not lines or not lines[-1].startswith(b"f "):
+        lines.append(idle.f.readline())
+    assert lines[:-1] == [
+        b"* 1 FETCH (UID 1 FLAGS ())\r\n",
+        b"* 2 FETCH (UID 2 FLAGS ())\r\n",
+        b"* 3 FETCH (UID 3 FLAGS (\\Flagged))\r\n",
+        b"* 4 FETCH (UID 4 FLAGS ())\r\n",
+        b"* 5 FETCH (UID 5 FLAGS ())\r\n"], lines
+    idle.s.close()
+    # moved already: refused where it was
+    p = admin(st, BE, "move", user, "--to", "s2b1", "--via", via, *creds)
+    assert p.returncode == 1 and "is on backend s2b1, not on this one" \
+        in p.stderr, p.stderr
+
+
 def test_quota_from_the_directory(st):
     """porticoQuotaStorage and porticoQuotaMessages become the user's own
     limits at each login (IMAP or POP3, through any frontend), over the
