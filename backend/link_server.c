@@ -704,7 +704,8 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 			 "reason=\"%s\"",
 			 s->id, s->user, s->mailbox_id, code, reason);
 		blink_refuse(l, stream, code, reason, 1);
-		s->engine = NULL;
+		/* the engine frees what its open made before it failed (an
+		   IMAP session whose parked state was refused) */
 		session_free(s);
 		return;
 	}

@@ -80,6 +80,20 @@ runs_decode(const uint32_t *runs, size_t nruns, uint32_t uidnext, int ascending,
 	return 0;
 }
 
+/* An IMAP tag (RFC 9051: ASTRING-CHAR but "+"), as a client's IDLE had
+ * it: what the session answers DONE with. */
+static int
+tag_ok(const char *t, size_t max)
+{
+	size_t n = strlen(t);
+	if (n == 0 || n >= max)
+		return 0;
+	for (; *t != '\0'; t++)
+		if (*t <= 0x20 || *t >= 0x7f || strchr("(){%*\"\\+", *t))
+			return 0;
+	return 1;
+}
+
 int
 imap_park(struct imap_session *is)
 {
@@ -167,7 +181,9 @@ imap_resume(struct imap_session *is, const Portico__Open *o,
 							  o->resume.data);
 	if (p == NULL || p->version != IMAP_PARK_VERSION ||
 	    (p->selected &&
-	     (p->mbox_name == NULL || p->mbox_name[0] == '\0'))) {
+	     (p->mbox_name == NULL || p->mbox_name[0] == '\0')) ||
+	    (p->between_commands ? p->idle_tag[0] != '\0'
+				 : !tag_ok(p->idle_tag, sizeof(is->idle_tag)))) {
 		if (p != NULL)
 			portico__imap_park__free_unpacked(p, NULL);
 		*code_r = "CLIENTBUG";
@@ -218,20 +234,21 @@ imap_resume(struct imap_session *is, const Portico__Open *o,
 		}
 		uint32_t *uids = NULL, *saved = NULL;
 		size_t n = 0, nsaved = 0;
-		if (runs_decode(p->uids, p->n_uids, p->uidnext, 1, &uids, &n) <
-			0 ||
-		    runs_decode(p->saved, p->n_saved, p->uidnext, 0, &saved,
-				&nsaved) < 0) {
+		if (rc > 0 || mb.uidvalidity != p->uidvalidity || mb.noselect) {
+			gone = 1;
+		} else if (p->uidnext > mb.uidnext ||
+			   runs_decode(p->uids, p->n_uids, p->uidnext, 1, &uids,
+				       &n) < 0 ||
+			   runs_decode(p->saved, p->n_saved, p->uidnext, 0,
+				       &saved, &nsaved) < 0) {
+			/* the view holds UIDs the mailbox never gave: no
+			   session of it could have been shown them (and
+			   they bound what is allocated for it) */
 			free(uids);
 			portico__imap_park__free_unpacked(p, NULL);
 			*code_r = "CLIENTBUG";
 			*reason_r = "Parked session not readable";
 			return -1;
-		}
-		if (rc > 0 || mb.uidvalidity != p->uidvalidity || mb.noselect) {
-			gone = 1;
-			free(uids);
-			free(saved);
 		} else {
 			is->mbox = mb;
 			/* what the client was shown: imap_sync() tells it
