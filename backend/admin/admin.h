@@ -95,10 +95,12 @@ struct admin_account {
  * ldap.base_dn: 0, or 1 after saying why (cmd names the command). */
 int admin_account_find(struct admin *a, LDAP *ld, const char *cmd,
 		       const char *address, struct admin_account *acct);
-/* porticoAccountState, and porticoMailboxServer unless server is NULL, in
- * one modify: 0, or 1 after saying why. */
-int admin_account_set(LDAP *ld, const char *cmd, const char *dn,
-		      const char *state, const char *server);
+/* porticoAccountState from `from` ("": none) to `to`, and
+ * porticoMailboxServer unless server is NULL, in one modify that holds
+ * only while the state is still `from`: 0; 2 when it is not (another
+ * changed it since it was read), 1 for another failure; both said. */
+int admin_account_swap(LDAP *ld, const char *cmd, const char *dn,
+		       const char *from, const char *to, const char *server);
 /* Whether id can name a backend (letters, digits, '.', '_', '-'; under
  * 64). */
 int admin_backend_id_ok(const char *id);

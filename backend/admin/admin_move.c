@@ -54,8 +54,8 @@ move_ldap(struct admin *dir, const struct move_opts *o)
 	return rc < 0 ? NULL : ld;
 }
 
-/* The entry as it was before the move: state (the old one, or active)
- * and backend unchanged. */
+/* The entry as it was before the move: active (or the state it had) on
+ * the backend it is on, unless another has changed it since. */
 static void
 move_undo(struct admin *dir, const struct move_opts *o,
 	  const struct admin_account *acct, const char *why)
@@ -64,19 +64,25 @@ move_undo(struct admin *dir, const struct move_opts *o,
 	if (strcasecmp(state, "moving") == 0)
 		state = "active"; /* a move cut short before this one */
 	LDAP *ld = move_ldap(dir, o);
-	if (ld != NULL &&
-	    admin_account_set(ld, "move", acct->dn, state, NULL) == 0) {
+	int rc = ld != NULL ? admin_account_swap(ld, "move", acct->dn, "moving",
+						 state, NULL)
+			    : 1;
+	if (rc == 0)
 		fprintf(stderr,
 			"portico-admin: move: %s; %s stays on %s "
 			"(porticoAccountState %s again)\n",
 			why, o->address, acct->server, state);
-	} else {
+	else if (rc == 2)
+		fprintf(stderr,
+			"portico-admin: move: %s; %s stays on %s, its entry "
+			"as the other change left it\n",
+			why, o->address, acct->server);
+	else
 		fprintf(stderr,
 			"portico-admin: move: %s, and the entry could not be "
 			"put back: portico-admin -c FRONTEND.ini enable %s "
 			"... makes it active on %s again\n",
 			why, o->address, acct->server);
-	}
 	if (ld != NULL)
 		ldap_unbind_ext_s(ld, NULL, NULL);
 }
@@ -175,8 +181,10 @@ move_run(struct admin *a, struct admin *dir, const struct move_opts *o)
 			acct.id);
 		bad = 1;
 	}
-	/* 1. no new logins, mail deferred */
-	if (!bad && admin_account_set(ld, "move", acct.dn, "moving", NULL) != 0)
+	/* 1. no new logins, mail deferred; only if the state is still the
+	   one read (one move at a time) */
+	if (!bad && admin_account_swap(ld, "move", acct.dn, acct.state,
+				       "moving", NULL) != 0)
 		bad = 1;
 	ldap_unbind_ext_s(ld, NULL, NULL);
 	if (bad)
@@ -200,12 +208,25 @@ move_run(struct admin *a, struct admin *dir, const struct move_opts *o)
 			o->to, acct.id, acct.id);
 		return 1;
 	}
-	/* 4. the new backend, active: one modify */
+	/* 4. the new backend, active: one modify, if the entry still says
+	   moving */
 	ld = move_ldap(dir, o);
-	if (ld == NULL ||
-	    admin_account_set(ld, "move", acct.dn, "active", o->to) != 0) {
-		if (ld != NULL)
-			ldap_unbind_ext_s(ld, NULL, NULL);
+	int rc = ld != NULL ? admin_account_swap(ld, "move", acct.dn, "moving",
+						 "active", o->to)
+			    : 1;
+	if (ld != NULL)
+		ldap_unbind_ext_s(ld, NULL, NULL);
+	if (rc == 2) {
+		fprintf(stderr,
+			"portico-admin: move: the entry was changed during "
+			"the copy: it still names %s, which keeps the account; "
+			"%s holds a copy (portico-admin -c BACKEND.ini remove "
+			"%s --yes there, or finish with enable --server %s and "
+			"remove here)\n",
+			here, o->to, acct.id, o->to);
+		return 1;
+	}
+	if (rc != 0) {
 		fprintf(stderr,
 			"portico-admin: move: %s holds the account, but its "
 			"entry still says moving on %s: portico-admin -c "
@@ -215,7 +236,6 @@ move_run(struct admin *a, struct admin *dir, const struct move_opts *o)
 			o->to, here, o->address, o->to, acct.id);
 		return 1;
 	}
-	ldap_unbind_ext_s(ld, NULL, NULL);
 	printf("%s: porticoAccountState moving -> active, "
 	       "porticoMailboxServer %s -> %s\n",
 	       o->address, here, o->to);

@@ -394,7 +394,9 @@ admin_account_find(struct admin *a, LDAP *ld, const char *cmd,
 	return ret;
 }
 
-int
+/* porticoAccountState, and porticoMailboxServer unless server is NULL, in
+ * one modify (whatever they were): 0, or 1 after saying why. */
+static int
 admin_account_set(LDAP *ld, const char *cmd, const char *dn, const char *state,
 		  const char *server)
 {
@@ -408,6 +410,47 @@ admin_account_set(LDAP *ld, const char *cmd, const char *dn, const char *state,
 	   a move, nor on the new one before it */
 	LDAPMod *mods[] = {&mod, server != NULL ? &smod : NULL, NULL};
 	int rc = ldap_modify_ext_s(ld, dn, mods, NULL, NULL);
+	if (rc != LDAP_SUCCESS) {
+		fprintf(stderr, "portico-admin: %s: modify %s: %s\n", cmd, dn,
+			ldap_err2string(rc));
+		return 1;
+	}
+	return 0;
+}
+
+int
+admin_account_swap(LDAP *ld, const char *cmd, const char *dn, const char *from,
+		   const char *to, const char *server)
+{
+	char *fvals[] = {(char *)(uintptr_t)from, NULL};
+	char *tvals[] = {(char *)(uintptr_t)to, NULL};
+	char *svals[] = {(char *)(uintptr_t)server, NULL};
+	LDAPMod del = {
+	    LDAP_MOD_DELETE, "porticoAccountState", {.modv_strvals = fvals}};
+	LDAPMod add = {
+	    LDAP_MOD_ADD, "porticoAccountState", {.modv_strvals = tvals}};
+	LDAPMod smod = {
+	    LDAP_MOD_REPLACE, "porticoMailboxServer", {.modv_strvals = svals}};
+	/* the delete of the value read fails when another has changed it
+	   since: a modify is atomic, so two moves cannot both start, and a
+	   state an operator set meanwhile is never overwritten; with no
+	   value read, the add fails when one has come */
+	LDAPMod *mods[4];
+	size_t n = 0;
+	if (from[0] != '\0')
+		mods[n++] = &del;
+	mods[n++] = &add;
+	if (server != NULL)
+		mods[n++] = &smod;
+	mods[n] = NULL;
+	int rc = ldap_modify_ext_s(ld, dn, mods, NULL, NULL);
+	if (rc == LDAP_NO_SUCH_ATTRIBUTE || rc == LDAP_TYPE_OR_VALUE_EXISTS) {
+		fprintf(stderr,
+			"portico-admin: %s: porticoAccountState of %s is no "
+			"longer %s: changed by another meanwhile\n",
+			cmd, dn, from[0] ? from : "unset");
+		return 2;
+	}
 	if (rc != LDAP_SUCCESS) {
 		fprintf(stderr, "portico-admin: %s: modify %s: %s\n", cmd, dn,
 			ldap_err2string(rc));

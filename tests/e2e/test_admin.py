@@ -2010,6 +2010,64 @@ def test_move_in_one_command(st):
         in p.stderr, p.stderr
 
 
+def test_move_meets_another_change(st, tmp_path):
+    """The entry's state is changed with a test-and-set: a move starts
+    only from the state it read, and neither puts the entry back nor
+    finishes over a state another has set meanwhile (here an operator
+    disabling the account during the copy); then nothing is removed and
+    the message says what holds the account."""
+    user, pw, mbox = new_user(st, "moverace")
+    c = st.imap(user, pw)
+    assert c.append("INBOX", None, None, b"Subject: x\r\n\r\nx\r\n")[0] \
+        == "OK"
+    c.logout()
+    NEW = "s2b1/backend.ini"
+    creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file",
+             password_file(st), "--directory", st.dir / FE]
+    ldif = tmp_path / "disable.ldif"
+    ldif.write_text("dn: uid=%s,ou=people,dc=example,dc=test\n"
+                    "changetype: modify\nreplace: porticoAccountState\n"
+                    "porticoAccountState: disabled\n" % user)
+    disable = "ldapmodify -x -H %s -D %s -w %s -f %s >/dev/null" % (
+        st.LDAP_URI, st.LDAP_ADMIN_DN, st.LDAP_ADMIN_PASSWORD, ldif)
+
+    def state():
+        return re.search(r"^state +(\S+)", admin(st, FE, "user", user)
+                         .stdout, re.M).group(1)
+
+    # disabled during a copy that fails: left disabled, not made active
+    p = admin(st, BE, "move", user, "--to", "s2b1", "--via",
+              "sh -c '%s; cat >/dev/null; exit 3' --" % disable, *creds)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "porticoAccountState of uid=%s,ou=people,dc=example,dc=test " \
+        "is no longer moving: changed by another meanwhile" % user \
+        in p.stderr, p.stderr
+    assert "the copy failed; %s stays on s1b1, its entry as the other " \
+        "change left it" % user in p.stderr, p.stderr
+    assert state() == "disabled"
+    # a move does not start from a state other than active
+    p = admin(st, BE, "move", user, "--to", "s2b1", "--via", "true",
+              *creds)
+    assert p.returncode == 1 and "is disabled: enable it first" in p.stderr
+    set_account_state(st, "enable", user)
+    # disabled during a copy that succeeds: not finished, nothing removed
+    via = "sh -c '%s; exec %s -c %s \"$@\"' --" % (
+        disable, BUILD / "portico-admin", st.dir / NEW)
+    p = admin(st, BE, "move", user, "--to", "s2b1", "--via", via, *creds)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "imported 1 messages in " in p.stdout, p.stdout
+    assert "the entry was changed during the copy: it still names s1b1, " \
+        "which keeps the account; s2b1 holds a copy" in p.stderr, p.stderr
+    assert "removed" not in p.stdout, p.stdout
+    assert state() == "disabled"
+    assert admin(st, BE, "show", mbox).returncode == 0
+    assert admin(st, NEW, "remove", mbox, "--yes").returncode == 0
+    set_account_state(st, "enable", user)
+    c = st.imap(user, pw)
+    assert c.select("INBOX") == ("OK", [b"1"])
+    c.logout()
+
+
 def test_quota_from_the_directory(st):
     """porticoQuotaStorage and porticoQuotaMessages become the user's own
     limits at each login (IMAP or POP3, through any frontend), over the
