@@ -651,6 +651,9 @@ session_new(struct blink *l, uint32_t stream, const char *id, const char *user,
 	return s;
 }
 
+static int kicked_since_login(const struct backend *be, const char *mailbox_id,
+			      uint64_t auth_age_ms);
+
 static void
 blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 {
@@ -672,6 +675,20 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 	}
 	if (l->be->draining) {
 		blink_refuse(l, stream, "UNAVAILABLE", "Server shutting down",
+			     1);
+		return;
+	}
+	if (o->resume.len == 0 &&
+	    kicked_since_login(l->be, o->mailbox_id, o->auth_age_ms)) {
+		/* checked by the directory before the account was kicked
+		   (and perhaps disabled): the next try asks it again */
+		log_warn("session=%s user=%s mailbox=%s open refused: the "
+			 "login was checked %llu ms ago, before a kick",
+			 o->session_id, o->user, o->mailbox_id,
+			 (unsigned long long)o->auth_age_ms);
+		blink_refuse(l, stream, "UNAVAILABLE",
+			     "Sessions ended by an administrator; log in "
+			     "again",
 			     1);
 		return;
 	}
@@ -1022,6 +1039,23 @@ kicks_append(struct backend *be, const char *mailbox_id, int64_t at)
 	struct kick_memo *k = &be->kicks[be->nkicks++];
 	snprintf(k->mailbox_id, sizeof(k->mailbox_id), "%s", mailbox_id);
 	k->at = at;
+}
+
+/* Whether mailbox_id was kicked after the login whose password the
+ * directory said good auth_age_ms ago (0: not said; always no).  The
+ * kicks are in the order they were made: only those since the login are
+ * looked at. */
+static int
+kicked_since_login(const struct backend *be, const char *mailbox_id,
+		   uint64_t auth_age_ms)
+{
+	if (auth_age_ms == 0 || be->nkicks == 0)
+		return 0;
+	int64_t login = wall_ms() - (int64_t)auth_age_ms;
+	for (size_t i = be->nkicks; i-- > 0 && be->kicks[i].at > login;)
+		if (strcasecmp(be->kicks[i].mailbox_id, mailbox_id) == 0)
+			return 1;
+	return 0;
 }
 
 /* Remembers that kick named mailbox_id (once: a second kick moves it to

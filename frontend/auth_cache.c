@@ -100,7 +100,7 @@ auth_cache_free(struct policy *p)
 
 int
 auth_cache_get(struct policy *p, const struct policy_login_keys *k,
-	       struct dir_user *user_r)
+	       struct dir_user *user_r, uint64_t *at_r)
 {
 	int rc = -1;
 	pthread_mutex_lock(&p->lock);
@@ -110,6 +110,7 @@ auth_cache_get(struct policy *p, const struct policy_login_keys *k,
 		rc = ce->ok;
 		if (ce->ok)
 			*user_r = ce->user;
+		*at_r = ce->at;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return rc;
@@ -137,6 +138,7 @@ auth_cache_put(struct policy *p, const struct policy_login_keys *k, int ok,
 		struct auth_cache_entry *ce = lru_payload(e);
 		auth_ids_unlink(ce);
 		ce->ok = ok;
+		ce->at = now;
 		if (ok) {
 			ce->user = *user;
 			if (user->mailbox_id[0] != '\0')

@@ -6,6 +6,7 @@
 
 struct auth_cache_entry {
 	int ok;
+	uint64_t at;          /* lru_now() ms when the directory answered */
 	struct dir_user user; /* when ok */
 	/* a success in the index by mailbox id (policy's auth_ids), which a
 	   kick's Forget looks up: the next entry of its chain, and the

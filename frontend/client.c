@@ -642,8 +642,10 @@ client_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 	c->dreq = NULL;
 	c->cached = -1;
 	c->login_cached = cached && res == DIR_OK;
-	if (!cached)
+	if (!cached) {
 		frontend_metrics_phase(c, FM_PHASE_LDAP);
+		c->auth_at = lru_now();
+	}
 	if (res == DIR_TEMPFAIL)
 		frontend_metrics_ldap_error(c->fe, why);
 	if (res != DIR_TEMPFAIL) {
@@ -744,7 +746,7 @@ static void
 client_auth_start(struct client *c)
 {
 	struct dir_user u;
-	int hit = auth_cache_get(c->fe->policy, &c->keys, &u);
+	int hit = auth_cache_get(c->fe->policy, &c->keys, &u, &c->auth_at);
 	if (hit >= 0) {
 		buf_wipe(&c->secret);
 		c->cached = hit;

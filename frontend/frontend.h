@@ -281,6 +281,8 @@ struct client {
 	struct policy_login_keys keys;
 	int cached;             /* auth cache answer: 1 ok, 0 fail, -1 none */
 	int login_cached;       /* the login was let in by the cache */
+	uint64_t auth_at;       /* lru_now() ms of the directory's answer
+				   (a cached one's: when it was given) */
 	char fail_code[32];     /* backend's refusal code (IN-USE ...) */
 	uint64_t t_accept;      /* uv_hrtime(): for login phase metrics */
 	uint64_t t_mark;        /* start of the current phase */

@@ -287,6 +287,10 @@ flink_send_open(struct flink *l, struct client *c)
 	if (c->reviving) {
 		o.resume.data = (uint8_t *)buf_ptr(&c->park_state);
 		o.resume.len = buf_used(&c->park_state);
+	} else {
+		/* a kick since then refuses it (link_server.c) */
+		uint64_t now = lru_now();
+		o.auth_age_ms = now > c->auth_at ? now - c->auth_at : 0;
 	}
 	c->sent_total = 0;
 	f.stream = c->stream;

@@ -141,7 +141,7 @@ void penalty_record(struct policy *p, const struct policy_login_keys *k,
 /* auth_cache.c: 1 with *user_r filled (success), 0 (failure), -1 (not
  * cached). */
 int auth_cache_get(struct policy *p, const struct policy_login_keys *k,
-		   struct dir_user *user_r);
+		   struct dir_user *user_r, uint64_t *at_r);
 /* The index of auth_cache by mailbox id (policy_create(),
  * policy_free()). */
 void auth_cache_init(struct policy *p);

@@ -406,7 +406,8 @@ static void
 settings_auth_start(struct settings_login *sl)
 {
 	struct dir_user u;
-	int hit = auth_cache_get(sl->fe->policy, &sl->keys, &u);
+	uint64_t at; /* (a page opens no session) */
+	int hit = auth_cache_get(sl->fe->policy, &sl->keys, &u, &at);
 	if (hit >= 0) {
 		buf_wipe(&sl->secret);
 		sl->cached = hit;

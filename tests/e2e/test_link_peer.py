@@ -13,21 +13,26 @@ frontend would is the control that the peer is right.
 A stack of its own.
 """
 
+import os
 import re
 import socket
 import ssl
 import struct
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
-from conftest import raw_client, read_until_tagged
+from conftest import CMD_TIMEOUT
 
 pytestmark = pytest.mark.daemons
 
 
 @pytest.fixture(scope="module")
 def st(stack_factory):
-    return stack_factory(name="linkpeer")
+    return stack_factory(name="linkpeer",
+                         settings=["http.metrics_networks=127.0.0.1/32"])
 
 
 # ---- the protobuf wire format ------------------------------------------------
@@ -162,11 +167,13 @@ class Peer:
             if got == stream:
                 return kind, body
 
-    def open(self, stream, user, mailbox_id, resume):
+    def open(self, stream, user, mailbox_id, resume=b"", auth_age_ms=0):
         self.send(stream, OPEN,
                   vfield(1, 1) + bfield(2, user) + bfield(3, mailbox_id) +
                   bfield(4, "127.0.0.1:1") + bfield(7, "peer%d" % stream) +
-                  vfield(9, 1 << 20) + bfield(17, resume))
+                  bfield(8, "L%d" % stream) + vfield(9, 1 << 20) +
+                  (bfield(17, resume) if resume else b"") +
+                  (vfield(18, auth_age_ms) if auth_age_ms else b""))
         return self.on(stream)
 
     def data(self, stream, text):
@@ -355,3 +362,45 @@ def test_resume_of_a_mailbox_not_in_the_account(st):
         peer.close()
     intact(st, user, pw)
     intact(st, other, other_pw)
+
+
+BUILD = Path(os.environ.get("PORTICO_BUILD",
+                            Path(__file__).resolve().parents[2] / "build"))
+
+
+def test_login_checked_before_a_kick_opens_nothing(st):
+    """An Open whose login the directory checked before the account was
+    kicked (Open.auth_age_ms) is refused with UNAVAILABLE, so that a
+    login in flight when an operator disables and kicks an account does
+    not open a session after the kick; one checked since, one of another
+    account, and a parked session taken up (no age) open as before."""
+    user, pw, mbox, uidvalidity, uidnext, _ = account(st, "peerkick")
+    other, _, other_mbox, _, _, _ = account(st, "peerkeep")
+    p = subprocess.run([str(BUILD / "portico-admin"), "-c",
+                        str(st.dir / "s1b1" / "backend.ini"), "kick", mbox],
+                       capture_output=True, text=True, timeout=CMD_TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    time.sleep(0.05)
+    peer = Peer(st)
+    try:
+        kind, body = peer.open(1, user, mbox, auth_age_ms=30000)
+        assert kind == "refused", (kind, body)
+        assert body[1] == [b"UNAVAILABLE"], body
+        assert body[2] == [b"Sessions ended by an administrator; log in "
+                           b"again"], body
+        assert peer.open(3, other, other_mbox,
+                         auth_age_ms=30000)[0] == "opened"
+        assert peer.text(3, b"L3 ")[0].startswith(b"L3 OK [CAPABILITY ")
+        assert peer.open(5, user, mbox, auth_age_ms=1)[0] == "opened"
+        assert peer.text(5, b"L5 ")[0].startswith(b"L5 OK [CAPABILITY ")
+        state = imap_park(uidvalidity=uidvalidity, uidnext=uidnext,
+                          runs=(1, 3))
+        assert peer.open(7, user, mbox, state)[0] == "opened"
+    finally:
+        peer.close()
+    assert "open refused: the login was checked 30000 ms ago, before a " \
+        "kick" in st.log("s1b1")
+    # through the real frontend: a login after the kick is let in
+    c = st.imap(user, pw)
+    assert c.select("INBOX") == ("OK", [b"3"])
+    c.logout()

@@ -77,8 +77,9 @@ get(struct fixture *f, const char *login, const char *password)
 {
 	struct policy_login_keys k;
 	struct dir_user u;
+	uint64_t at;
 	keys(f, login, password, &k);
-	return auth_cache_get(&f->p, &k, &u);
+	return auth_cache_get(&f->p, &k, &u, &at);
 }
 
 static unsigned
