@@ -36,16 +36,16 @@ cmd_capa(struct client *c, const char *args)
 		snprintf(expire, sizeof(expire), "NEVER");
 	else
 		snprintf(expire, sizeof(expire), "%s", cfg->pop3_expire);
-	client_printf(c, "+OK Capability list follows.\r\n"
-			 "CAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\n"
-			 "AUTH-RESP-CODE\r\nPIPELINING\r\n"
-			 "EXPIRE %s\r\nLOGIN-DELAY %lld\r\n%s%s"
-			 "IMPLEMENTATION Portico\r\n.\r\n",
-		      expire, (long long)cfg->pop3_login_delay,
-		      client_plaintext_allowed(c)
-			      ? "USER\r\nSASL PLAIN LOGIN\r\n"
-			      : "",
-		      !c->tls ? "STLS\r\n" : "");
+	client_printf(
+	    c,
+	    "+OK Capability list follows.\r\n"
+	    "CAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\n"
+	    "AUTH-RESP-CODE\r\nPIPELINING\r\n"
+	    "EXPIRE %s\r\nLOGIN-DELAY %lld\r\n%s%s"
+	    "IMPLEMENTATION Portico\r\n.\r\n",
+	    expire, (long long)cfg->pop3_login_delay,
+	    client_plaintext_allowed(c) ? "USER\r\nSASL PLAIN LOGIN\r\n" : "",
+	    !c->tls ? "STLS\r\n" : "");
 }
 
 static void
@@ -161,7 +161,8 @@ cmd_auth(struct client *c, const char *args)
 	size_t mlen = ir ? (size_t)(ir - args) : strlen(args);
 	if (mlen >= sizeof(mech)) {
 		client_bad_command(c);
-		client_printf(c, "-ERR Unsupported authentication mechanism.\r\n");
+		client_printf(c,
+			      "-ERR Unsupported authentication mechanism.\r\n");
 		return;
 	}
 	memcpy(mech, args, mlen);
@@ -217,8 +218,8 @@ pop3_command(struct client *c, const char *line, size_t len)
 	}
 	memcpy(name, line, nlen);
 	name[nlen] = '\0';
-	for (size_t i = 0; i < sizeof(pop3_login_cmds) / sizeof(pop3_login_cmds[0]);
-	     i++) {
+	for (size_t i = 0;
+	     i < sizeof(pop3_login_cmds) / sizeof(pop3_login_cmds[0]); i++) {
 		if (strcasecmp(pop3_login_cmds[i].name, name) == 0) {
 			pop3_login_cmds[i].func(c, args);
 			return;
@@ -248,6 +249,18 @@ pop3_continuation(struct client *c)
 	abort(); /* LINE mode has no literals */
 }
 
+/* A backend's refusal code as a POP3 response code (RFC 2449, 3206): a
+ * POP3 one as it is, an IMAP one (UNAVAILABLE at a drain or a kick) or
+ * none SYS/TEMP. */
+static const char *
+pop3_code(const char *code)
+{
+	if (strcmp(code, "IN-USE") == 0 || strcmp(code, "LOGIN-DELAY") == 0 ||
+	    strcmp(code, "SYS/TEMP") == 0 || strcmp(code, "SYS/PERM") == 0)
+		return code;
+	return "SYS/TEMP";
+}
+
 static void
 pop3_login_failed(struct client *c, enum login_failure why, const char *msg)
 {
@@ -257,8 +270,7 @@ pop3_login_failed(struct client *c, enum login_failure why, const char *msg)
 		client_printf(c, "-ERR [AUTH] Authentication failed.\r\n");
 		return;
 	case LOGIN_FAIL_TEMPORARY:
-		client_printf(c, "-ERR [%s] %s\r\n",
-			      c->fail_code[0] ? c->fail_code : "SYS/TEMP",
+		client_printf(c, "-ERR [%s] %s\r\n", pop3_code(c->fail_code),
 			      msg ? msg
 				  : "Authentication service temporarily "
 				    "unavailable; try again later.");
@@ -297,14 +309,14 @@ pop3_login_expired(struct client *c)
 }
 
 const struct client_proto pop3_login_proto = {
-	.name = "pop3",
-	.mode = LP_MODE_LINE,
-	.greet = pop3_greet,
-	.command = pop3_command,
-	.input_error = pop3_input_error,
-	.continuation = pop3_continuation,
-	.login_failed = pop3_login_failed,
-	.bye_unavailable = pop3_bye_unavailable,
-	.timeout = pop3_timeout,
-	.login_expired = pop3_login_expired,
+    .name = "pop3",
+    .mode = LP_MODE_LINE,
+    .greet = pop3_greet,
+    .command = pop3_command,
+    .input_error = pop3_input_error,
+    .continuation = pop3_continuation,
+    .login_failed = pop3_login_failed,
+    .bye_unavailable = pop3_bye_unavailable,
+    .timeout = pop3_timeout,
+    .login_expired = pop3_login_expired,
 };

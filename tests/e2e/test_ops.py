@@ -12,6 +12,7 @@ import base64
 import configparser
 import imaplib
 import os
+import poplib
 import re
 import shutil
 import signal
@@ -1079,6 +1080,15 @@ def test_sigterm_backend_drains(st):
         wait_for(lambda: not port_open(st.SITE1_BE1_LINK_PORT),
                  what="the link listener to close")
         assert not exited(be)
+        # a login meanwhile is refused for now, with POP3's code for it
+        # (RFC 3206), not IMAP's
+        p3 = st.pop3()
+        p3.user(user)
+        with pytest.raises(poplib.error_proto,
+                           match=r"^b?'?-ERR \[SYS/TEMP\] Server shutting "
+                                 r"down"):
+            p3.pass_(pw)
+        p3.quit()
         # the command in progress completes; the session, between
         # commands then, is parked at the frontend like the one in IDLE
         busy.sendall(late[10:] + b"\r\n")
