@@ -447,6 +447,20 @@ def test_sighup_applies_http_limits(st):
         edit.restore()
 
 
+def login_result(st, user, pw):
+    """An IMAP LOGIN through the frontend: "OK", or the error's text."""
+    c = st.imap()
+    try:
+        return c.login(user, pw)[0]
+    except imaplib.IMAP4.error as e:
+        return str(e)
+    finally:
+        try:
+            c.logout()
+        except imaplib.IMAP4.error:
+            pass
+
+
 def test_sighup_moves_the_directory(st):
     """ldap.uris, ldap.tls_ca_file (and the rest of the directory's address
     and credentials) apply at a reload: the frontend's LDAP connections
@@ -457,17 +471,7 @@ def test_sighup_moves_the_directory(st):
     logins a temporary failure, and the old address back makes them work
     again."""
     def login(prefix):
-        user, pw = st.new_user(prefix)
-        c = st.imap()
-        try:
-            return c.login(user, pw)[0]
-        except imaplib.IMAP4.error as e:
-            return str(e)
-        finally:
-            try:
-                c.logout()
-            except imaplib.IMAP4.error:
-                pass
+        return login_result(st, *st.new_user(prefix))
 
     edit = ConfigEdit(st, "s1f1", "frontend")
     try:
@@ -497,12 +501,7 @@ def test_sighup_moves_the_directory(st):
 
         def keep_logging_in(user, pw):
             while not stop.is_set():
-                c = st.imap()
-                try:
-                    results.append(c.login(user, pw)[0])
-                    c.logout()
-                except imaplib.IMAP4.error as e:
-                    results.append(str(e))
+                results.append(login_result(st, user, pw))
 
         threads = [threading.Thread(target=keep_logging_in,
                                     args=st.new_user("hupload%d" % i))
@@ -601,16 +600,7 @@ def test_sighup_resizes_the_directory_and_the_caches(st):
     authentication cache starts, shrinks (the least recent logins go
     first) and stops, with no restart and no login failing."""
     def login(user, pw):
-        c = st.imap()
-        try:
-            return c.login(user, pw)[0]
-        except imaplib.IMAP4.error as e:
-            return str(e)
-        finally:
-            try:
-                c.logout()
-            except imaplib.IMAP4.error:
-                pass
+        return login_result(st, user, pw)
 
     def hits(user, what):
         return [l for l in st.log("s1f1").splitlines()
