@@ -253,6 +253,28 @@ typedef int imap_search_hit_fn(struct imap_msg *m, void *ctx);
  * store error). */
 int imap_search_run(struct imap_search *s, imap_search_hit_fn *fn,
 		    void *ctx);
+/* ESEARCH's RETURN options (RFC 4731; SAVE: RFC 5182), of SEARCH and,
+ * with ESORT (RFC 5267), of SORT. */
+enum {
+	IMAP_RET_MIN = 1,
+	IMAP_RET_MAX = 2,
+	IMAP_RET_ALL = 4,
+	IMAP_RET_COUNT = 8,
+	IMAP_RET_SAVE = 16,
+};
+/* "RETURN (...)" as the command's first arguments: the options in *ret_r
+ * (ALL for an empty list) and 2, the arguments it took; 0 and *ret_r 0
+ * when the command does not start with RETURN; -1 after a tagged BAD. */
+int imap_search_return(struct imap_cmd_ctx *cmd, unsigned *ret_r);
+/* The ESEARCH response for ids[0..n), in the order given (MIN the first,
+ * MAX the last: SORT's order for ESORT), into out. */
+void imap_esearch_line(struct imap_cmd_ctx *cmd, unsigned ret,
+		       const uint32_t *ids, size_t n, uint64_t modseq,
+		       struct buf *out);
+/* SAVE: uids[0..n) (malloc'd, taken) become $ (RFC 5182), as a set; with
+ * MIN and/or MAX alone, the messages they name. */
+void imap_search_save(struct imap_session *is, unsigned ret, uint32_t *uids,
+		      size_t n);
 /* Highest MODSEQ among the matches when the criteria used MODSEQ
  * (RFC 7162 3.1.5), else 0. */
 uint64_t imap_search_modseq(const struct imap_search *s);

@@ -29,7 +29,7 @@ backend_imap_capabilities_init(const struct config *cfg)
 	    "MOVE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED "
 	    "LIST-STATUS MULTIAPPEND STATUS=SIZE CONDSTORE QRESYNC "
 	    "OBJECTID SAVEDATE PREVIEW WITHIN ESEARCH SEARCHRES SORT "
-	    "SORT=DISPLAY "
+	    "SORT=DISPLAY ESORT "
 	    "THREAD=ORDEREDSUBJECT THREAD=REFERENCES COMPRESS=DEFLATE "
 	    "QUOTA "
 	    "QUOTA=RES-STORAGE "
@@ -72,10 +72,18 @@ imap_offers(const struct imap_session *is, const char *name)
 	return 0;
 }
 
+/* What an extension needs: switched off, it takes these with it. */
+static const struct {
+	const char *name, *takes;
+} cap_needs[] = {
+    {"CONDSTORE", "QRESYNC"},
+    {"SORT", "ESORT"},    /* SORT's RETURN */
+    {"ESEARCH", "ESORT"}, /* answered with ESEARCH */
+};
+
 /* Whether the off list (names separated by spaces) takes the token: a
  * name takes its variants (THREAD both THREAD=..., QUOTA the
- * QUOTA=RES-...), CONDSTORE takes QRESYNC, which needs it, and IMAP4rev1
- * stays. */
+ * QUOTA=RES-...) and what needs it (cap_needs), and IMAP4rev1 stays. */
 static int
 cap_off(const char *off, const char *tok, size_t len)
 {
@@ -84,10 +92,15 @@ cap_off(const char *off, const char *tok, size_t len)
 	for (const char *q = off; *q != '\0';) {
 		q += strspn(q, " ");
 		size_t n = strcspn(q, " ");
-		if (n > 0 && (cap_matches(tok, len, q, n) ||
-			      (n == 9 && strncasecmp(q, "CONDSTORE", 9) == 0 &&
-			       cap_matches(tok, len, "QRESYNC", 7))))
+		if (n > 0 && cap_matches(tok, len, q, n))
 			return 1;
+		for (size_t i = 0;
+		     n > 0 && i < sizeof(cap_needs) / sizeof(cap_needs[0]); i++)
+			if (strlen(cap_needs[i].name) == n &&
+			    strncasecmp(q, cap_needs[i].name, n) == 0 &&
+			    cap_matches(tok, len, cap_needs[i].takes,
+					strlen(cap_needs[i].takes)))
+				return 1;
 		q += n;
 	}
 	return 0;

@@ -1652,106 +1652,137 @@ search_save_failed(struct imap_session *is, int save)
 	is->nsaved = 0;
 }
 
+int
+imap_search_return(struct imap_cmd_ctx *cmd, unsigned *ret_r)
+{
+	*ret_r = 0;
+	if (cmd->argc < 2 || !imap_arg_is_atom(&cmd->args[0], "RETURN"))
+		return 0;
+	const struct imap_arg *r = &cmd->args[1];
+	if (r->type != IMAP_ARG_LIST) {
+		imap_tagged(cmd, "BAD", "RETURN expects a list");
+		return -1;
+	}
+	unsigned ret = 0;
+	for (unsigned i = 0; i < r->count; i++) {
+		if (imap_arg_is_atom(&r->list[i], "MIN"))
+			ret |= IMAP_RET_MIN;
+		else if (imap_arg_is_atom(&r->list[i], "MAX"))
+			ret |= IMAP_RET_MAX;
+		else if (imap_arg_is_atom(&r->list[i], "ALL"))
+			ret |= IMAP_RET_ALL;
+		else if (imap_arg_is_atom(&r->list[i], "COUNT"))
+			ret |= IMAP_RET_COUNT;
+		else if (imap_arg_is_atom(&r->list[i], "SAVE"))
+			ret |= IMAP_RET_SAVE;
+		else {
+			imap_tagged(cmd, "BAD", "Unknown RETURN option");
+			return -1;
+		}
+	}
+	*ret_r = ret != 0 ? ret : IMAP_RET_ALL;
+	return 2;
+}
+
+void
+imap_esearch_line(struct imap_cmd_ctx *cmd, unsigned ret, const uint32_t *ids,
+		  size_t n, uint64_t modseq, struct buf *out)
+{
+	buf_printf(out, "* ESEARCH (TAG \"%s\")%s", cmd->tag,
+		   cmd->uid ? " UID" : "");
+	if ((ret & IMAP_RET_MIN) && n > 0)
+		buf_printf(out, " MIN %u", ids[0]);
+	if ((ret & IMAP_RET_MAX) && n > 0)
+		buf_printf(out, " MAX %u", ids[n - 1]);
+	if (ret & IMAP_RET_COUNT)
+		buf_printf(out, " COUNT %zu", n);
+	if ((ret & IMAP_RET_ALL) && n > 0) {
+		/* runs only where the order ascends by one: SORT's order
+		   stays as it is (RFC 5267 3.2) */
+		buf_append_str(out, " ALL ");
+		imap_uid_set_format(ids, n, out);
+	}
+	if (modseq > 0)
+		buf_printf(out, " MODSEQ %llu", (unsigned long long)modseq);
+	buf_append(out, "\r\n", 2);
+}
+
+static int
+uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void
+imap_search_save(struct imap_session *is, unsigned ret, uint32_t *uids,
+		 size_t n)
+{
+	free(is->saved);
+	if ((ret & (IMAP_RET_MIN | IMAP_RET_MAX)) &&
+	    !(ret & (IMAP_RET_ALL | IMAP_RET_COUNT)) && n > 0) {
+		/* RFC 5182 2.4: with MIN and/or MAX alone, $ is the
+		   message(s) they name. */
+		size_t k = 0;
+		uint32_t last = uids[n - 1];
+		if (ret & IMAP_RET_MIN)
+			uids[k++] = uids[0];
+		if ((ret & IMAP_RET_MAX) && (k == 0 || n > 1))
+			uids[k++] = last;
+		n = k;
+	}
+	/* a set: ascending, whatever order SORT gave it */
+	if (n > 1)
+		qsort(uids, n, sizeof(*uids), uid_cmp);
+	is->saved = uids;
+	is->nsaved = n;
+}
+
 void
 imap_cmd_search(struct imap_cmd_ctx *cmd)
 {
 	struct imap_session *is = cmd->is;
-	unsigned pos = 0;
 	/* ESEARCH (RFC 4731) and SEARCHRES (RFC 5182): RETURN (...) */
-	enum { R_MIN = 1, R_MAX = 2, R_ALL = 4, R_COUNT = 8, R_SAVE = 16 };
-	unsigned ret = 0;
-	int esearch = 0;
-	if (cmd->argc >= 2 && imap_arg_is_atom(&cmd->args[0], "RETURN")) {
-		const struct imap_arg *r = &cmd->args[1];
-		if (r->type != IMAP_ARG_LIST) {
-			imap_tagged(cmd, "BAD", "RETURN expects a list");
-			return;
-		}
-		for (unsigned i = 0; i < r->count; i++) {
-			if (imap_arg_is_atom(&r->list[i], "MIN"))
-				ret |= R_MIN;
-			else if (imap_arg_is_atom(&r->list[i], "MAX"))
-				ret |= R_MAX;
-			else if (imap_arg_is_atom(&r->list[i], "ALL"))
-				ret |= R_ALL;
-			else if (imap_arg_is_atom(&r->list[i], "COUNT"))
-				ret |= R_COUNT;
-			else if (imap_arg_is_atom(&r->list[i], "SAVE"))
-				ret |= R_SAVE;
-			else {
-				imap_tagged(cmd, "BAD", "Unknown RETURN option");
-				return;
-			}
-		}
-		if (ret == 0)
-			ret = R_ALL;
-		esearch = ret != R_SAVE;
-		pos = 2;
-	}
-	if (cmd->argc >= pos + 2 &&
+	unsigned ret;
+	int pos = imap_search_return(cmd, &ret);
+	if (pos < 0)
+		return;
+	int esearch = pos > 0 && ret != IMAP_RET_SAVE;
+	if (cmd->argc >= (unsigned)pos + 2 &&
 	    imap_arg_is_atom(&cmd->args[pos], "CHARSET")) {
 		if (imap_search_charset(cmd, &cmd->args[pos + 1]) < 0) {
-			search_save_failed(is, ret & R_SAVE);
+			search_save_failed(is, ret & IMAP_RET_SAVE);
 			return;
 		}
 		pos += 2;
 	}
 	if (ret == 0 && (is->enabled & IMAP_ENABLE_REV2)) {
 		/* IMAP4rev2 answers SEARCH with ESEARCH (RFC 9051 6.4.4). */
-		ret = R_ALL;
+		ret = IMAP_RET_ALL;
 		esearch = 1;
 	}
 	struct imap_search *s = imap_search_parse(cmd, cmd->args + pos,
-						  cmd->argc - pos);
+						  cmd->argc - (unsigned)pos);
 	if (s == NULL)
 		return;
 	struct search_hits h = {cmd->uid, NULL, NULL, 0, 0};
 	if (imap_search_run(s, search_hit, &h) < 0) {
 		free(h.ids);
 		free(h.uids);
-		search_save_failed(is, ret & R_SAVE);
+		search_save_failed(is, ret & IMAP_RET_SAVE);
 		return;
 	}
 	uint32_t *hits = h.ids;
 	size_t nhits = h.n;
 	uint64_t maxmodseq = imap_search_modseq(s);
-	if (ret & R_SAVE) {
-		free(is->saved);
-		if ((ret & (R_MIN | R_MAX)) && !(ret & (R_ALL | R_COUNT)) &&
-		    nhits > 0) {
-			/* RFC 5182 2.4: with MIN and/or MAX alone, $ is the
-			   message(s) they name. */
-			size_t k = 0;
-			if (ret & R_MIN)
-				h.uids[k++] = h.uids[0];
-			if ((ret & R_MAX) && (k == 0 || nhits > 1))
-				h.uids[k++] = h.uids[nhits - 1];
-			is->nsaved = k;
-		} else {
-			is->nsaved = nhits;
-		}
-		is->saved = h.uids;
+	if (ret & IMAP_RET_SAVE) {
+		imap_search_save(is, ret, h.uids, nhits);
 		h.uids = NULL;
 	}
 	struct buf out = BUF_INIT;
 	if (esearch) {
-		buf_printf(&out, "* ESEARCH (TAG \"%s\")%s", cmd->tag,
-			   cmd->uid ? " UID" : "");
-		if ((ret & R_MIN) && nhits > 0)
-			buf_printf(&out, " MIN %u", hits[0]);
-		if ((ret & R_MAX) && nhits > 0)
-			buf_printf(&out, " MAX %u", hits[nhits - 1]);
-		if (ret & R_COUNT)
-			buf_printf(&out, " COUNT %zu", nhits);
-		if ((ret & R_ALL) && nhits > 0) {
-			buf_append_str(&out, " ALL ");
-			imap_uid_set_format(hits, nhits, &out);
-		}
-		if (maxmodseq > 0)
-			buf_printf(&out, " MODSEQ %llu",
-				   (unsigned long long)maxmodseq);
-		buf_append(&out, "\r\n", 2);
-	} else if (!(ret & R_SAVE)) {
+		imap_esearch_line(cmd, ret, hits, nhits, maxmodseq, &out);
+	} else if (!(ret & IMAP_RET_SAVE)) {
 		buf_append_str(&out, "* SEARCH");
 		for (size_t i = 0; i < nhits; i++) {
 			buf_append(&out, " ", 1);

@@ -392,20 +392,40 @@ sort_criteria(struct sort_ctx *c, const struct imap_arg *list)
 	return 0;
 }
 
+/* SORT (RFC 5256), and with RETURN (...) ESORT (RFC 5267): the answer
+ * is then an ESEARCH in the sort's order, and SAVE makes the matches $
+ * (RFC 5182). */
 void
 imap_cmd_sort(struct imap_cmd_ctx *cmd)
 {
+	struct imap_session *is = cmd->is;
 	struct sort_ctx c = {.cmd = cmd};
-	if (cmd->argc < 3) {
-		imap_tagged(cmd, "BAD", "SORT expects (criteria) charset "
-					"search-criteria");
+	unsigned ret;
+	int pos = imap_search_return(cmd, &ret);
+	if (pos < 0)
+		return;
+	if (pos > 0 && !imap_offers(is, "ESORT")) {
+		imap_tagged(cmd, "BAD",
+			    "SORT expects (criteria) charset "
+			    "search-criteria");
 		return;
 	}
-	if (sort_criteria(&c, &cmd->args[0]) < 0 ||
-	    imap_search_charset(cmd, &cmd->args[1]) < 0)
+	unsigned argc = cmd->argc - (unsigned)pos;
+	const struct imap_arg *args = cmd->args + pos;
+	if (argc < 3) {
+		imap_tagged(cmd, "BAD",
+			    "SORT expects (criteria) charset "
+			    "search-criteria");
 		return;
-	struct imap_search *s = imap_search_parse(cmd, cmd->args + 2,
-						  cmd->argc - 2);
+	}
+	if (sort_criteria(&c, &args[0]) < 0)
+		return;
+	if (imap_search_charset(cmd, &args[1]) < 0) {
+		if (ret & IMAP_RET_SAVE)
+			imap_search_save(is, 0, NULL, 0);
+		return;
+	}
+	struct imap_search *s = imap_search_parse(cmd, args + 2, argc - 2);
 	if (s == NULL)
 		return;
 	int rc = imap_search_run(s, sort_hit, &c);
@@ -413,21 +433,42 @@ imap_cmd_sort(struct imap_cmd_ctx *cmd)
 	buf_free(&c.fold);
 	if (rc < 0) {
 		free(c.items);
+		if (ret & IMAP_RET_SAVE)
+			imap_search_save(is, 0, NULL, 0);
 		return;
 	}
 	if (c.n > 1)
 		qsort_r(c.items, c.n, sizeof(*c.items), sort_cmp, &c);
-	struct buf out = BUF_INIT;
-	buf_append_str(&out, "* SORT");
-	for (size_t i = 0; i < c.n; i++) {
-		buf_append(&out, " ", 1);
-		buf_append_uint(&out, c.items[i].id);
-	}
 	uint64_t modseq = imap_search_modseq(s);
-	if (modseq > 0)
-		buf_printf(&out, " (MODSEQ %llu)", (unsigned long long)modseq);
-	buf_append(&out, "\r\n", 2);
-	session_write(cmd->is->s, buf_ptr(&out), buf_used(&out));
+	struct buf out = BUF_INIT;
+	if (pos > 0) {
+		uint32_t *ids = malloc((c.n ? c.n : 1) * sizeof(*ids));
+		if (ids == NULL)
+			abort();
+		for (size_t i = 0; i < c.n; i++)
+			ids[i] = c.items[i].id;
+		if (ret != IMAP_RET_SAVE)
+			imap_esearch_line(cmd, ret, ids, c.n, modseq, &out);
+		if (ret & IMAP_RET_SAVE) {
+			/* $ holds UIDs */
+			for (size_t i = 0; i < c.n && !cmd->uid; i++)
+				ids[i] = is->uids[c.items[i].seq - 1];
+			imap_search_save(is, ret, ids, c.n);
+		} else {
+			free(ids);
+		}
+	} else {
+		buf_append_str(&out, "* SORT");
+		for (size_t i = 0; i < c.n; i++) {
+			buf_append(&out, " ", 1);
+			buf_append_uint(&out, c.items[i].id);
+		}
+		if (modseq > 0)
+			buf_printf(&out, " (MODSEQ %llu)",
+				   (unsigned long long)modseq);
+		buf_append(&out, "\r\n", 2);
+	}
+	session_write(is->s, buf_ptr(&out), buf_used(&out));
 	buf_free(&out);
 	free(c.items);
 	imap_tagged(cmd, "OK", "%sSORT completed", cmd->uid ? "UID " : "");

@@ -2185,6 +2185,7 @@ def test_imap_capabilities_off_from_the_directory(st):
                 "porticoImapCapabilityOff: IDLE",
                 "porticoImapCapabilityOff: THREAD",
                 "porticoImapCapabilityOff: UIDPLUS",
+                "porticoImapCapabilityOff: ESEARCH",
                 "porticoImapCapabilityOff: no such(thing)")
 
     def caps(c):
@@ -2195,7 +2196,7 @@ def test_imap_capabilities_off_from_the_directory(st):
     full = caps(st.imap(other, opw))
     for cap in ("CONDSTORE", "QRESYNC", "COMPRESS=DEFLATE", "IDLE",
                 "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "UIDPLUS",
-                "SORT"):
+                "SORT", "ESEARCH", "ESORT"):
         assert cap in full, full
     c = st.imap()
     typ, data = c.login(user, pw)
@@ -2204,7 +2205,8 @@ def test_imap_capabilities_off_from_the_directory(st):
     have = caps(c)
     assert login_caps.decode().split() == have
     gone = {"CONDSTORE", "QRESYNC", "COMPRESS=DEFLATE", "IDLE",
-            "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "UIDPLUS"}
+            "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "UIDPLUS",
+            "ESEARCH", "ESORT"}
     assert set(have) == set(full) - gone, have
     assert have[0] == "IMAP4rev1"
     typ, data = c._simple_command("ENABLE", "CONDSTORE", "QRESYNC",
@@ -2223,9 +2225,14 @@ def test_imap_capabilities_off_from_the_directory(st):
     assert c.readline() == tag + b" BAD Unknown command\r\n"
     typ, data = c.sort("(SUBJECT)", "UTF-8", "ALL")
     assert typ == "OK", data
+    # ESORT went with ESEARCH: SORT takes no RETURN
+    tag = c._new_tag()
+    c.send(tag + b" SORT RETURN (ALL) (SUBJECT) UTF-8 ALL\r\n")
+    assert c.readline().startswith(tag + b" BAD ")
     c.logout()
     log = st.log("s1b1")
-    assert "capabilities off: CONDSTORE COMPRESS IDLE THREAD UIDPLUS" in log
+    assert "capabilities off: CONDSTORE COMPRESS IDLE THREAD UIDPLUS " \
+        "ESEARCH" in log
     assert ('dn="%s" porticoImapCapabilityOff: not a capability name, '
             "ignored" % dn) in st.log("s1f1")
     # the attribute gone: everything again

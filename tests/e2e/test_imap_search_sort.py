@@ -6,6 +6,7 @@ Messages are imported as an mbox so that each has a chosen INTERNALDATE
 
 import base64
 import itertools
+import re
 
 import pytest
 
@@ -345,11 +346,62 @@ def test_sort_with_criteria_and_errors(sortbox):
     assert tagged.startswith(b"NO [BADCHARSET")
 
 
+def test_esort(sortbox):
+    """ESORT (RFC 5267): SORT RETURN (...) answers with an ESEARCH in the
+    sort's order: MIN the sort's first message, MAX its last, ALL with
+    ranges only where the order ascends by one, COUNT, MODSEQ; SAVE makes
+    the matches $ (RFC 5182), MAX alone the last of the sort."""
+    def esort(command):
+        untagged, tagged = raw(sortbox, command)
+        assert tagged.startswith(b"OK"), (command, untagged, tagged)
+        assert len(untagged) == 1, untagged
+        m = re.fullmatch(rb'\* ESEARCH \(TAG "S\d+"\)(.*)', untagged[0])
+        assert m, untagged
+        return m.group(1).decode()
+
+    # (CC): 1 2 3 5 4
+    assert esort(b"SORT RETURN (MIN MAX COUNT ALL) (CC) UTF-8 ALL") == \
+        " MIN 1 MAX 4 COUNT 5 ALL 1:3,5,4"
+    # UIDs are the numbers plus one
+    assert esort(b"UID SORT RETURN (ALL) (CC) UTF-8 ALL") == \
+        " UID ALL 2:4,6,5"
+    # (REVERSE DATE): 2 1 4 3 5; RETURN () is ALL
+    assert esort(b"SORT RETURN () (REVERSE DATE) UTF-8 ALL") == \
+        " ALL 2,1,4,3,5"
+    assert esort(b"SORT RETURN (MIN) (REVERSE DATE) UTF-8 NOT 2") == \
+        " MIN 1"
+    # nothing matches: MIN, MAX and ALL say nothing, COUNT 0
+    assert esort(b"SORT RETURN (MIN MAX ALL COUNT) (SUBJECT) UTF-8 "
+                 b"FROM nobody") == " COUNT 0"
+    # SAVE alone answers nothing but the tagged OK; $ is a set
+    untagged, tagged = raw(sortbox, b"SORT RETURN (SAVE) (REVERSE ARRIVAL) "
+                           b"UTF-8 SUBJECT beta")
+    assert tagged.startswith(b"OK") and untagged == [], untagged
+    assert search(sortbox, b"$") == "* SEARCH 1 4"
+    # with MAX alone, $ is the last of the sort: (REVERSE ARRIVAL) is
+    # 4 1 2 3 5
+    assert esort(b"SORT RETURN (SAVE MAX) (REVERSE ARRIVAL) UTF-8 ALL") == \
+        " MAX 5"
+    assert search(sortbox, b"$") == "* SEARCH 5"
+    # CONDSTORE: MODSEQ of the matches
+    untagged, _ = raw(sortbox, b"FETCH 1:* (MODSEQ)")
+    top = max(int(u.decode().split("MODSEQ (")[1].rstrip(")"))
+              for u in untagged)
+    assert esort(b"SORT RETURN (COUNT) (SUBJECT) UTF-8 MODSEQ 1") == \
+        " COUNT 5 MODSEQ %d" % top
+    for bad in (b"SORT RETURN (BOGUS) (SUBJECT) UTF-8 ALL",
+                b"SORT RETURN ALL (SUBJECT) UTF-8 ALL",
+                b"SORT RETURN (ALL) (SUBJECT) UTF-8",
+                b"SORT RETURN (ALL)"):
+        _, tagged = raw(sortbox, bad)
+        assert tagged.startswith(b"BAD"), (bad, tagged)
+
+
 def test_capabilities(stack):
     c = stack.imap(*stack.new_user("caps"))
     typ, data = c.capability()
     caps = data[0].decode().split()
-    for cap in ("SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
+    for cap in ("SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES"):
         assert caps.count(cap) == 1, cap
     c.logout()
