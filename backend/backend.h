@@ -27,6 +27,11 @@ struct pop3_session;
 struct pop3_login;
 struct transport;
 
+/* The codes of the link's Refused frames, counted apart (metrics); the
+ * last counts any other. */
+#define BACKEND_REFUSE_CODES 8
+extern const char *const backend_refuse_codes[BACKEND_REFUSE_CODES];
+
 struct backend {
 	uv_loop_t *loop;
 	struct config cfg;     /* = snap->cfg; a reload (SIGHUP) replaces it */
@@ -65,6 +70,8 @@ struct backend {
 	uint64_t park_offers;  /* Parks sent (metrics) */
 	uint64_t parked;       /* IMAP sessions parked (metrics) */
 	uint64_t resumed;      /* ... and taken up again */
+	/* streams refused, by code (metrics): backend_refuse_codes[] */
+	uint64_t refused[BACKEND_REFUSE_CODES];
 	uint64_t parked_trimmed;         /* parked at the last malloc_trim() */
 	struct autoexpunge *autoexpunge; /* autoexpunge.c */
 	/* The accounts kick named within backend.kick_memory, oldest first

@@ -87,6 +87,17 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		metrics_sample(b, "portico_backend_sessions_opened_total",
 			       labels, metrics_get(&h->sessions[i].opened));
 	}
+	metrics_family(b, "portico_backend_streams_refused_total", "counter",
+		       "Sessions and transport streams the backend refused, "
+		       "by the code of its answer (CLIENTBUG: a frontend's "
+		       "request it cannot take, such as a parked state it did "
+		       "not write).");
+	for (unsigned k = 0; k < BACKEND_REFUSE_CODES; k++) {
+		snprintf(labels, sizeof(labels), "code=\"%s\"",
+			 backend_refuse_codes[k]);
+		metrics_sample(b, "portico_backend_streams_refused_total",
+			       labels, metrics_get(&be->refused[k]));
+	}
 	metrics_family(b, "portico_backend_sessions", "gauge",
 		       "Sessions open now (every protocol and transport "
 		       "stream).");

@@ -616,10 +616,19 @@ backend_mailbox_changed(struct backend *be, uint64_t mbox_id)
 		uv_idle_start(&be->notify_idle, notify_run);
 }
 
+const char *const backend_refuse_codes[BACKEND_REFUSE_CODES] = {
+    "UNAVAILABLE", "CLIENTBUG", "SERVERBUG",   "LIMIT",
+    "IN-USE",      "SYS/TEMP",  "LOGIN-DELAY", "other"};
+
 static void
 blink_refuse(struct blink *l, uint32_t stream, const char *code,
 	     const char *reason, int temporary)
 {
+	unsigned k = 0;
+	while (k < BACKEND_REFUSE_CODES - 1 &&
+	       strcmp(backend_refuse_codes[k], code) != 0)
+		k++;
+	metrics_add(&l->be->refused[k], 1);
 	Portico__Frame f = PORTICO__FRAME__INIT;
 	Portico__Refused r = PORTICO__REFUSED__INIT;
 	r.code = (char *)(uintptr_t)code;

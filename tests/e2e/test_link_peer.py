@@ -20,6 +20,7 @@ import ssl
 import struct
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -216,6 +217,17 @@ def account(st, prefix):
             int(m.group(4), 16))
 
 
+def refused(st, code):
+    """portico_backend_streams_refused_total{code=CODE} of the backend."""
+    url = "http://%s:%s/metrics" % (st.host, st.SITE1_BE1_HTTP_PORT)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith('portico_backend_streams_refused_total'
+                               '{code="%s"} ' % code):
+                return int(line.split()[1])
+    raise AssertionError("no refusals of %s in the metrics" % code)
+
+
 def intact(st, user, pw):
     """The account through the real frontend: its three messages with the
     third flagged."""
@@ -275,6 +287,7 @@ def test_resume_refuses_states_no_backend_wrote(st):
     their stream; the link goes on (a good state after them is taken up)
     and the mail is untouched."""
     user, pw, mbox, uidvalidity, uidnext, _ = account(st, "peerbad")
+    clientbug = refused(st, "CLIENTBUG")
     peer = Peer(st)
     try:
         bad = {
@@ -329,6 +342,8 @@ def test_resume_refuses_states_no_backend_wrote(st):
     finally:
         peer.close()
     assert "Parked session not readable" in st.log("s1b1")
+    # counted for the operator: ten states, a stream in use, a protocol
+    assert refused(st, "CLIENTBUG") - clientbug == len(bad) + 2
     intact(st, user, pw)
 
 
@@ -381,6 +396,7 @@ def test_login_checked_before_a_kick_opens_nothing(st):
                        capture_output=True, text=True, timeout=CMD_TIMEOUT)
     assert p.returncode == 0, p.stderr
     time.sleep(0.05)
+    unavailable = refused(st, "UNAVAILABLE")
     peer = Peer(st)
     try:
         kind, body = peer.open(1, user, mbox, auth_age_ms=30000)
@@ -400,6 +416,7 @@ def test_login_checked_before_a_kick_opens_nothing(st):
         peer.close()
     assert "open refused: the login was checked 30000 ms ago, before a " \
         "kick" in st.log("s1b1")
+    assert refused(st, "UNAVAILABLE") - unavailable == 1
     # through the real frontend: a login after the kick is let in
     c = st.imap(user, pw)
     assert c.select("INBOX") == ("OK", [b"3"])
