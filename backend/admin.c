@@ -48,7 +48,7 @@ static const struct admin_cmd admin_cmds[] = {
 	  "BACKEND.ini", "MAILBOX_ID [--park]" },
 	{ "move",             admin_move,             ADMIN_F_STORE,
 	  "BACKEND.ini", "ADDRESS --to BACKEND --via COMMAND --bind-dn DN "
-	  "--password-file FILE [--directory FRONTEND.ini]" },
+	  "--password-file FILE [--directory FRONTEND.ini] [--offline]" },
 	{ "provision",        admin_users_provision,  ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID" },
 	{ "remove",           admin_users_remove,     ADMIN_F_STORE,

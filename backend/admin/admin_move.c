@@ -20,12 +20,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend/admin/admin.h"
 #include "common/buf.h"
 
 struct move_opts {
 	const char *address, *to, *via, *bind_dn, *pwfile, *directory;
+	int offline; /* the backend is stopped: no kick */
 };
 
 /* Whether the id can go unquoted through a remote shell (ssh joins its
@@ -148,6 +150,28 @@ move_run(struct admin *a, struct admin *dir, const struct move_opts *o)
 			dir->config_path);
 		return 1;
 	}
+	if (o->offline) {
+		/* the store must not change behind the copy: nothing may
+		   answer where the backend would */
+		const char *addr = a->cfg.backend_http_listen;
+		char why[256];
+		if (addr[0] == '\0') {
+			fprintf(stderr, "portico-admin: move: --offline needs "
+					"backend.http_listen, to see that the "
+					"backend is stopped\n");
+			return 1;
+		}
+		int fd = admin_connect(addr, 2, why, sizeof(why));
+		if (fd >= 0) {
+			close(fd);
+			fprintf(stderr,
+				"portico-admin: move: --offline, but the "
+				"backend answers on %s: it runs (leave "
+				"--offline out)\n",
+				addr);
+			return 1;
+		}
+	}
 	LDAP *ld = move_ldap(dir, o);
 	if (ld == NULL)
 		return 1;
@@ -194,7 +218,11 @@ move_run(struct admin *a, struct admin *dir, const struct move_opts *o)
 	/* 2. the sessions here: parked (IMAP in IDLE or between commands) or
 	   ended */
 	char *kick_argv[] = {acct.id, "--park", NULL};
-	if (admin_users_kick(a, 2, kick_argv) != 0) {
+	if (o->offline)
+		printf("%s: the backend is stopped: no sessions to end "
+		       "(--offline)\n",
+		       o->address);
+	else if (admin_users_kick(a, 2, kick_argv) != 0) {
 		move_undo(dir, o, &acct, "the kick failed");
 		return 1;
 	}
@@ -254,10 +282,11 @@ move_run(struct admin *a, struct admin *dir, const struct move_opts *o)
 }
 
 /* move ADDRESS --to BACKEND --via COMMAND --bind-dn DN --password-file
- * FILE [--directory FRONTEND.ini], with -c the configuration of the
- * backend the account is on.  COMMAND runs an account import on the new
- * backend once it is given "import ID --account -" (`ssh HOST
- * portico-admin -c /etc/portico/backend.ini`). */
+ * FILE [--directory FRONTEND.ini] [--offline], with -c the configuration
+ * of the backend the account is on (--offline: stopped, so there is no
+ * kick; nothing may answer on its backend.http_listen).  COMMAND runs an
+ * account import on the new backend once it is given "import ID --account -"
+ * (`ssh HOST portico-admin -c /etc/portico/backend.ini`). */
 int
 admin_move(struct admin *a, int argc, char **argv)
 {
@@ -266,6 +295,11 @@ admin_move(struct admin *a, int argc, char **argv)
 		return ADMIN_USAGE;
 	o.address = argv[0];
 	for (int i = 1; i < argc; i += 2) {
+		if (strcmp(argv[i], "--offline") == 0) {
+			o.offline = 1;
+			i--;
+			continue;
+		}
 		if (i + 1 >= argc)
 			return ADMIN_USAGE;
 		if (strcmp(argv[i], "--to") == 0)

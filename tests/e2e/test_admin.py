@@ -2067,6 +2067,43 @@ def test_move_meets_another_change(st, tmp_path):
     c.logout()
 
 
+def test_move_offline(st):
+    """portico-admin move --offline moves an account off a stopped backend
+    (no kick: nothing to end); it is refused while the backend answers on
+    backend.http_listen, since the store could change behind the copy."""
+    user, pw, mbox = new_user(st, "moveoff")
+    c = st.imap(user, pw)
+    for i in range(2):
+        assert c.append("INBOX", None, None,
+                        b"Subject: off %d\r\n\r\nx\r\n" % i)[0] == "OK"
+    c.logout()
+    NEW = "s2b1/backend.ini"
+    args = ["move", user, "--to", "s2b1", "--via",
+            "%s -c %s" % (BUILD / "portico-admin", st.dir / NEW),
+            "--bind-dn", st.LDAP_ADMIN_DN, "--password-file",
+            password_file(st), "--directory", st.dir / FE, "--offline"]
+    p = admin(st, BE, *args)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "--offline, but the backend answers on " in p.stderr, p.stderr
+    assert "moving" not in p.stdout
+    st.stop("s1b1")
+    try:
+        p = admin(st, BE, *args)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "%s: the backend is stopped: no sessions to end " \
+            "(--offline)" % user in p.stdout, p.stdout
+        assert p.stdout.endswith("moved %s (%s) from s1b1 to s2b1\n"
+                                 % (user, mbox)), p.stdout
+    finally:
+        st.start("s1b1")
+    c = st.imap(user, pw)
+    assert c.select("INBOX") == ("OK", [b"2"])
+    c.logout()
+    assert admin(st, BE, "show", mbox).returncode != 0
+    bystander, bpw, _ = new_user(st, "moveoffby")
+    st.wait_for_login(bystander, bpw, timeout=30)
+
+
 def test_quota_from_the_directory(st):
     """porticoQuotaStorage and porticoQuotaMessages become the user's own
     limits at each login (IMAP or POP3, through any frontend), over the
