@@ -1930,6 +1930,18 @@ def test_move_in_one_command(st):
              password_file(st), "--directory", st.dir / FE]
     via = "%s -c %s" % (BUILD / "portico-admin", st.dir / NEW)
 
+    def hears_a_delivery(ini, exists):
+        """The parked client watches the mailbox on INI's backend and
+        hears of a message delivered there."""
+        wait_for(lambda: [r.split()[1] for r in admin(st, ini, "sessions",
+                                                      mbox)
+                          .stdout.splitlines()[1:-1]] == ["imap-parked"],
+                 timeout=20, what="the parked client to watch " + ini)
+        p = admin(st, ini, "deliver", mbox,
+                  stdin="Subject: delivered\r\n\r\nx\r\n")
+        assert p.returncode == 0, p.stderr
+        assert idle.f.readline() == b"* %d EXISTS\r\n" % exists
+
     def entry():
         out = admin(st, FE, "user", user).stdout
         return (re.search(r"^backend +(\S+)", out, re.M).group(1),
@@ -1962,13 +1974,7 @@ def test_move_in_one_command(st):
     assert "the copy failed; %s stays on s1b1 (porticoAccountState " \
         "active again)" % user in p.stderr, p.stderr
     assert entry() == ("s1b1", "active")
-    wait_for(lambda: [r.split()[1] for r in admin(st, BE, "sessions", mbox)
-                      .stdout.splitlines()[1:-1]] == ["imap-parked"],
-             timeout=20, what="the parked client to watch s1b1 again")
-    p = admin(st, BE, "deliver", mbox,
-              stdin="Subject: still here\r\n\r\nx\r\n")
-    assert p.returncode == 0, p.stderr
-    assert idle.f.readline() == b"* 4 EXISTS\r\n"
+    hears_a_delivery(BE, 4)
     # the move
     p = admin(st, BE, "move", user, "--to", "s2b1", "--via", via, *creds)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -1983,13 +1989,7 @@ def test_move_in_one_command(st):
     assert "exported 4 messages in " in p.stderr, p.stderr
     assert entry() == ("s2b1", "active")
     assert admin(st, BE, "show", mbox).returncode != 0
-    wait_for(lambda: [r.split()[1] for r in admin(st, NEW, "sessions", mbox)
-                      .stdout.splitlines()[1:-1]] == ["imap-parked"],
-             timeout=20, what="the parked client to watch s2b1")
-    p = admin(st, NEW, "deliver", mbox,
-              stdin="Subject: after the move\r\n\r\nnew\r\n")
-    assert p.returncode == 0, p.stderr
-    assert idle.f.readline() == b"* 5 EXISTS\r\n"
+    hears_a_delivery(NEW, 5)
     idle.send(b"DONE\r\n")
     assert idle.f.readline() == b"i OK IDLE terminated\r\n"
     idle.send(b"f FETCH 1:* (UID FLAGS)\r\n")
