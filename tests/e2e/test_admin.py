@@ -1802,6 +1802,18 @@ def ldap_modify(st, dn, *changes):
         timeout=CMD_TIMEOUT)
 
 
+def done_and_flags(idle):
+    """Ends the IDLE of a moving_account() client; the untagged lines of
+    its FETCH 1:* (UID FLAGS)."""
+    idle.send(b"DONE\r\n")
+    assert idle.f.readline() == b"i OK IDLE terminated\r\n"
+    idle.send(b"f FETCH 1:* (UID FLAGS)\r\n")
+    lines = []
+    while not lines or not lines[-1].startswith(b"f "):
+        lines.append(idle.f.readline())
+    return lines[:-1]
+
+
 def moving_account(st, prefix, first=b""):
     """A fresh account with three messages (the second \\Seen) and a
     client in IDLE on its INBOX after FIRST: (login, password, mailbox
@@ -1886,13 +1898,8 @@ def test_move_keeps_the_sessions(st):
     assert p.returncode == 0, p.stdout + p.stderr
     idle.s.settimeout(20)
     assert idle.f.readline() == b"* 4 EXISTS\r\n"
-    idle.send(b"DONE\r\n")
-    assert idle.f.readline() == b"i OK IDLE terminated\r\n"
-    idle.send(b"f FETCH 1:* (UID FLAGS)\r\n")
-    lines = []
-    while not lines or not lines[-1].startswith(b"f "):
-        lines.append(idle.f.readline())
-    assert [re.sub(rb" MODSEQ \(\d+\)", b"", x) for x in lines[:-1]] == [
+    lines = done_and_flags(idle)
+    assert [re.sub(rb" MODSEQ \(\d+\)", b"", x) for x in lines] == [
         b"* 1 FETCH (UID 1 FLAGS ())\r\n",
         b"* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n",
         b"* 3 FETCH (UID 3 FLAGS ())\r\n",
@@ -1990,13 +1997,8 @@ def test_move_in_one_command(st):
     assert entry() == ("s2b1", "active")
     assert admin(st, BE, "show", mbox).returncode != 0
     hears_a_delivery(NEW, 5)
-    idle.send(b"DONE\r\n")
-    assert idle.f.readline() == b"i OK IDLE terminated\r\n"
-    idle.send(b"f FETCH 1:* (UID FLAGS)\r\n")
-    lines = []
-    while not lines or not lines[-1].startswith(b"f "):
-        lines.append(idle.f.readline())
-    assert lines[:-1] == [
+    lines = done_and_flags(idle)
+    assert lines == [
         b"* 1 FETCH (UID 1 FLAGS ())\r\n",
         b"* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n",
         b"* 3 FETCH (UID 3 FLAGS ())\r\n",
