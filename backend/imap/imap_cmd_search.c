@@ -1747,6 +1747,18 @@ imap_cmd_search(struct imap_cmd_ctx *cmd)
 	int pos = imap_search_return(cmd, &ret);
 	if (pos < 0)
 		return;
+	/* RETURN is ESEARCH's (IMAP4rev2's once enabled), SAVE SEARCHRES's:
+	   switched off for the session, the syntax goes with them */
+	if (pos > 0 &&
+	    (((ret & ~IMAP_RET_SAVE) != 0 &&
+	      !(is->enabled & IMAP_ENABLE_REV2) &&
+	      !imap_offers(is, "ESEARCH")) ||
+	     ((ret & IMAP_RET_SAVE) && !imap_offers(is, "SEARCHRES")))) {
+		imap_tagged(cmd, "BAD",
+			    "SEARCH expects [CHARSET charset] "
+			    "search-criteria");
+		return;
+	}
 	int esearch = pos > 0 && ret != IMAP_RET_SAVE;
 	if (cmd->argc >= (unsigned)pos + 2 &&
 	    imap_arg_is_atom(&cmd->args[pos], "CHARSET")) {

@@ -404,7 +404,9 @@ imap_cmd_sort(struct imap_cmd_ctx *cmd)
 	int pos = imap_search_return(cmd, &ret);
 	if (pos < 0)
 		return;
-	if (pos > 0 && !imap_offers(is, "ESORT")) {
+	if (pos > 0 &&
+	    (!imap_offers(is, "ESORT") ||
+	     ((ret & IMAP_RET_SAVE) && !imap_offers(is, "SEARCHRES")))) {
 		imap_tagged(cmd, "BAD",
 			    "SORT expects (criteria) charset "
 			    "search-criteria");

@@ -2268,6 +2268,15 @@ def test_imap_capabilities_off_from_the_directory(st):
     tag = c._new_tag()
     c.send(tag + b" SORT RETURN (ALL) (SUBJECT) UTF-8 ALL\r\n")
     assert c.readline().startswith(tag + b" BAD ")
+    # SEARCH's RETURN went with ESEARCH, but for SAVE, which is SEARCHRES's
+    for ret in (b"(ALL)", b"(MIN COUNT)", b"()", b"(SAVE MIN)"):
+        tag = c._new_tag()
+        c.send(tag + b" SEARCH RETURN " + ret + b" ALL\r\n")
+        assert c.readline() == tag + b" BAD SEARCH expects [CHARSET " \
+            b"charset] search-criteria\r\n", ret
+    tag = c._new_tag()
+    c.send(tag + b" SEARCH RETURN (SAVE) ALL\r\n")
+    assert c.readline().startswith(tag + b" OK ")
     c.logout()
     log = st.log("s1b1")
     assert "capabilities off: CONDSTORE COMPRESS IDLE THREAD UIDPLUS " \
@@ -2278,6 +2287,34 @@ def test_imap_capabilities_off_from_the_directory(st):
     ldap_modify(st, dn, "delete: porticoImapCapabilityOff")
     assert caps(st.imap(user, pw)) == full
 
+
+def test_searchres_off_from_the_directory(st):
+    """SEARCHRES switched off for an account: RETURN (SAVE) is refused by
+    SEARCH and SORT alike, while ESEARCH's and ESORT's other options
+    stay."""
+    user, pw, _ = new_user(st, "resoff")
+    dn = "uid=%s,ou=people,dc=example,dc=test" % user
+    ldap_modify(st, dn, "add: porticoImapCapabilityOff",
+                "porticoImapCapabilityOff: SEARCHRES")
+    c = st.imap(user, pw)
+    typ, data = c.capability()
+    have = data[0].decode().split()
+    assert "SEARCHRES" not in have and "ESEARCH" in have, have
+    c.append("INBOX", None, None, b"Subject: one\r\n\r\nbody\r\n")
+    c.select("INBOX")
+    for cmd in (b"SEARCH RETURN (SAVE) ALL", b"SEARCH RETURN (MIN SAVE) ALL",
+                b"SORT RETURN (SAVE) (SUBJECT) UTF-8 ALL"):
+        tag = c._new_tag()
+        c.send(tag + b" " + cmd + b"\r\n")
+        line = c.readline()
+        assert line.startswith(tag + b" BAD "), (cmd, line)
+    for cmd in (b"SEARCH RETURN (MIN) ALL",
+                b"SORT RETURN (COUNT) (SUBJECT) UTF-8 ALL"):
+        tag = c._new_tag()
+        c.send(tag + b" " + cmd + b"\r\n")
+        assert c.readline().startswith(b"* ESEARCH"), cmd
+        assert c.readline().startswith(tag + b" OK "), cmd
+    c.logout()
 
 def test_expunge_by_age(st):
     """portico-admin expunge: a folder's messages older than an age by
