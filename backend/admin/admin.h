@@ -38,6 +38,13 @@ admin_cmd_fn admin_users_show;
 /* Every folder and message of mailbox_id, in one transaction: 0 (said on
  * stdout), or 1 after saying why. */
 int admin_remove_mailbox(struct admin *a, const char *mailbox_id);
+/* The same as a store operation (args: struct admin_remove_args), for
+ * callers that do more in its transaction; what it removed is counted. */
+struct admin_remove_args {
+	const char *mailbox_id;
+	unsigned long folders, messages, bodies;
+};
+store_op_fn admin_remove_op;
 /* move: the steps of a move to another backend in one command
  * (admin_move.c) */
 admin_cmd_fn admin_move;

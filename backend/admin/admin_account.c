@@ -17,9 +17,10 @@
  * as the other imports), then, once the end record's counts and SHA-256
  * agree with what was read, the subscriptions, the quota and the removal
  * of provisioned folders the account did not have.  A stream that is cut
- * short or damaged stops the import with exit status 1 and says what was
- * stored: the account is then incomplete, to be removed and imported
- * again.
+ * short or damaged stops the import with exit status 1, and what it stored
+ * goes again: the account is as it was before (absent, or provisioned and
+ * empty), ready for the next try, unless mail came into it meanwhile (it
+ * is then incomplete, to be removed and imported again, as said).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -447,6 +448,10 @@ struct acct_import {
 	char **names; /* the folders of the stream */
 	size_t nnames, names_cap;
 	uint64_t messages;
+	/* an account that never had mail: what a failed import stored goes
+	   again (created: it was not there before) */
+	int filling, created;
+	struct buf before; /* its folders' names then, each ending in NUL */
 };
 
 static void
@@ -846,9 +851,19 @@ account_finish(struct acct_import *im, const Portico__AccountHeader *h,
 	return 0;
 }
 
-/* The account must never have had mail: 0, or -1 after saying why. */
+/* The folders' names, each ending in NUL, into out. */
+static void
+folder_names(const struct store_mailbox_info *list, size_t n, struct buf *out)
+{
+	for (size_t i = 0; i < n; i++)
+		buf_append(out, list[i].name, strlen(list[i].name) + 1);
+}
+
+/* The account must never have had mail: 0 (its folders' names into
+ * before), or -1 after saying why. */
 static int
-account_pristine(struct store *st, const char *mailbox_id, uint64_t *user_num_r)
+account_pristine(struct store *st, const char *mailbox_id, uint64_t *user_num_r,
+		 struct buf *before)
 {
 	MDB_txn *txn = NULL;
 	const char *err;
@@ -873,9 +888,99 @@ account_pristine(struct store *st, const char *mailbox_id, uint64_t *user_num_r)
 				mailbox_id, list[i].name);
 			rc = -1;
 		}
+	folder_names(list, n, before);
 	store_mailboxes_free(list, n);
 	*user_num_r = u.user_num;
 	return rc;
+}
+
+/* A failed import into an account that never had mail: the account as it
+ * was before (absent, or provisioned: the standard folders, empty), in one
+ * transaction, if it holds only the messages the import stored; one
+ * delivered meanwhile, or folders of its own before, keep it as it is. */
+struct rollback_args {
+	const char *mailbox_id;
+	uint64_t stored;
+	int created;
+	const struct buf *before;
+};
+
+static int
+rollback_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct rollback_args *ra = vargs;
+	struct store_user_rec u;
+	struct store_mailbox_info *list = NULL;
+	size_t n = 0;
+	const char *e = "no such mailbox id in this store";
+	int rc = store_user_get(st, txn, ra->mailbox_id, &u, &e);
+	if (rc != 0 ||
+	    store_mailboxes_list(st, txn, u.user_num, &list, &n, &e) < 0) {
+		snprintf(err, STORE_ERR_SIZE, "%s", e);
+		return STORE_ERR_INTERNAL;
+	}
+	uint64_t held = 0;
+	for (size_t i = 0; i < n; i++)
+		held += list[i].rec.messages;
+	store_mailboxes_free(list, n);
+	if (held != ra->stored) {
+		snprintf(err, STORE_ERR_SIZE,
+			 "it holds %llu messages, the import stored %llu: "
+			 "others came meanwhile",
+			 (unsigned long long)held,
+			 (unsigned long long)ra->stored);
+		return STORE_ERR_CANNOT;
+	}
+	struct admin_remove_args rm = {ra->mailbox_id, 0, 0, 0};
+	if ((rc = admin_remove_op(st, txn, &rm, err)) != 0 || ra->created)
+		return rc;
+	struct store_provision_args pa = {ra->mailbox_id, 0};
+	if ((rc = store_op_provision(st, txn, &pa, err)) != 0)
+		return rc;
+	/* provisioned again: the folders it had, or it stays as it is */
+	if (store_user_get(st, txn, ra->mailbox_id, &u, &e) != 0 ||
+	    store_mailboxes_list(st, txn, u.user_num, &list, &n, &e) < 0) {
+		snprintf(err, STORE_ERR_SIZE, "%s", e);
+		return STORE_ERR_INTERNAL;
+	}
+	struct buf now = BUF_INIT;
+	folder_names(list, n, &now);
+	store_mailboxes_free(list, n);
+	int same = buf_used(&now) == buf_used(ra->before) &&
+		   (buf_used(&now) == 0 ||
+		    memcmp(buf_ptr(&now), buf_ptr(ra->before),
+			   buf_used(&now)) == 0);
+	buf_free(&now);
+	if (!same) {
+		snprintf(err, STORE_ERR_SIZE,
+			 "it had folders other than the standard ones "
+			 "before");
+		return STORE_ERR_CANNOT;
+	}
+	return 0;
+}
+
+/* 0: the account is as it was; -1 after saying why it is not. */
+static int
+import_rollback(struct acct_import *im, const char *mailbox_id)
+{
+	struct rollback_args ra = {mailbox_id, im->messages, im->created,
+				   &im->before};
+	char ebuf[STORE_ERR_SIZE];
+	if (store_run(im->st, rollback_op, &ra, ebuf) != 0) {
+		fprintf(MSGS,
+			"portico-admin: import: what was stored could not "
+			"be taken back: %s\n",
+			ebuf);
+		return -1;
+	}
+	fprintf(MSGS,
+		"portico-admin: import: nothing of it kept: the %llu "
+		"messages in %zu folders stored are removed again, and %s is "
+		"as it was before (%s)\n",
+		(unsigned long long)im->messages, im->nnames, mailbox_id,
+		im->created ? "not in this store" : "provisioned, no mail");
+	return 0;
 }
 
 /* import --under: the account must be there; its number. */
@@ -966,7 +1071,10 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in,
 		fprintf(MSGS, "portico-admin: import: %s\n", ebuf);
 		rc = -1;
 	} else {
-		rc = account_pristine(st, mailbox_id, &im->user_num);
+		im->created = pa.created_out;
+		rc = account_pristine(st, mailbox_id, &im->user_num,
+				      &im->before);
+		im->filling = rc == 0;
 	}
 	int ended = 0;
 	while (rc == 0 && !ended) {
@@ -1032,12 +1140,17 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in,
 				   : account_finish(im, h, mailbox_id);
 	if (r != NULL && ended)
 		portico__account_record__free_unpacked(r, NULL);
-	if (rc != 0 && under != NULL && (im->messages > 0 || im->nnames > 0))
+	/* what a failed import stored goes again (said there) */
+	int kept = rc != 0 && (im->messages > 0 || im->nnames > 0);
+	if (rc != 0 && im->filling && (kept || im->created) &&
+	    import_rollback(im, mailbox_id) == 0)
+		kept = 0;
+	if (kept && under != NULL)
 		fprintf(MSGS,
 			"portico-admin: import: %llu messages in %zu folders "
 			"were stored below %s\n",
 			(unsigned long long)im->messages, im->nnames, under);
-	else if (rc != 0 && (im->messages > 0 || im->nnames > 0))
+	else if (kept)
 		fprintf(MSGS,
 			"portico-admin: import: %llu messages in %zu folders "
 			"were stored: %s is incomplete; remove it "
@@ -1055,6 +1168,7 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in,
 	for (size_t i = 0; i < im->nnames; i++)
 		free(im->names[i]);
 	free(im->names);
+	buf_free(&im->before);
 	free(im);
 	portico__account_record__free_unpacked(hr, NULL);
 	return rc;

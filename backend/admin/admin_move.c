@@ -230,10 +230,11 @@ move_run(struct admin *a, struct admin *dir, const struct move_opts *o)
 	if (move_copy(a, o, acct.id) != 0) {
 		move_undo(dir, o, &acct, "the copy failed");
 		fprintf(stderr,
-			"portico-admin: move: what %s's import stored of %s "
-			"may be there: remove it there (portico-admin -c "
-			"BACKEND.ini remove %s --yes) before moving it again\n",
-			o->to, acct.id, acct.id);
+			"portico-admin: move: %s's import takes back what it "
+			"stored of %s unless it says %s is incomplete: then "
+			"remove it there (portico-admin -c BACKEND.ini remove "
+			"%s --yes) before moving it again\n",
+			o->to, acct.id, acct.id, acct.id);
 		return 1;
 	}
 	/* 4. the new backend, active: one modify, if the entry still says

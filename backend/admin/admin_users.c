@@ -40,11 +40,6 @@ admin_users_provision(struct admin *a, int argc, char **argv)
  * reference, and a body nobody else points at goes with its hash and
  * structure (the same bookkeeping as an expunge). */
 
-struct remove_args {
-	const char *mailbox_id;
-	unsigned long folders, messages, bodies;
-};
-
 /* Deletes every record of dbi whose key starts with prefix. */
 static int
 del_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen)
@@ -105,7 +100,7 @@ body_unref(struct store *st, MDB_txn *txn, uint64_t body_id,
 
 static int
 remove_mailbox(struct store *st, MDB_txn *txn, uint64_t mbox_id,
-	       struct remove_args *ra)
+	       struct admin_remove_args *ra)
 {
 	uint8_t idkey[8];
 	be64(idkey, mbox_id);
@@ -164,10 +159,10 @@ remove_mailbox(struct store *st, MDB_txn *txn, uint64_t mbox_id,
 	return rc;
 }
 
-static int
-remove_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
+int
+admin_remove_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 {
-	struct remove_args *ra = vargs;
+	struct admin_remove_args *ra = vargs;
 	MDB_val uk = {strlen(ra->mailbox_id), (void *)(uintptr_t)ra->mailbox_id};
 	MDB_val v;
 	struct store_user_rec u;
@@ -256,9 +251,9 @@ admin_users_remove(struct admin *a, int argc, char **argv)
 int
 admin_remove_mailbox(struct admin *a, const char *mailbox_id)
 {
-	struct remove_args ra = {mailbox_id, 0, 0, 0};
+	struct admin_remove_args ra = {mailbox_id, 0, 0, 0};
 	char ebuf[STORE_ERR_SIZE];
-	if (store_run(a->st, remove_op, &ra, ebuf) != 0) {
+	if (store_run(a->st, admin_remove_op, &ra, ebuf) != 0) {
 		fprintf(stderr, "portico-admin: remove %s: %s\n", mailbox_id,
 			ebuf);
 		return 1;

@@ -457,6 +457,7 @@ void store_usage(struct store *st, uint64_t *used_r, uint64_t *map_r);
  * it is. */
 struct store_provision_args {
 	const char *mailbox_id;
+	int created_out; /* 1: it was not there before */
 };
 store_op_fn store_op_provision;
 

@@ -633,6 +633,7 @@ store_op_provision(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		if ((rc = mdb_put(txn, st->subs, &skv, &empty, 0)) != 0)
 			return op_mdb(err, "provision", rc);
 	}
+	a->created_out = 1;
 	return 0;
 }
 

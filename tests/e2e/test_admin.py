@@ -1321,16 +1321,16 @@ def test_move_whole_account(st, tmp_path):
     assert "%s has had mail (INBOX): --account fills an account that " \
         "never had any" % mbox in p.stderr
     assert account_view(st, user, pw, site=2) == before
-    # cut short: what was stored is said, and remove + import mends it
+    # cut short: what was stored goes again, the account not in the
+    # store as before, and the next import needs nothing first
     other = "cut-%d" % os.getpid()
     cut = tmp_path / "cut.account"
     cut.write_bytes(blob[:len(blob) * 2 // 3])
     p = admin(st, NEW, "import", other, "--account", cut)
     assert p.returncode == 1, p.stdout
     assert re.search(r"cut short", p.stderr), p.stderr
-    assert "%s is incomplete; remove it (portico-admin remove %s --yes) " \
-        "and import again" % (other, other) in p.stderr
-    assert admin(st, NEW, "remove", other, "--yes").returncode == 0
+    assert_taken_back(p.stderr, other, "not in this store")
+    assert "no such mailbox id" in admin(st, NEW, "show", other).stderr
     p = admin(st, NEW, "import", other, "--account", first)
     assert p.returncode == 0, p.stderr
     assert "(exported as %s)" % mbox in p.stderr
@@ -1343,7 +1343,8 @@ def test_move_whole_account(st, tmp_path):
     assert p.returncode == 1
     assert "damaged: its end record does not match what came before it" \
         in p.stderr, p.stderr
-    assert admin(st, NEW, "remove", other, "--yes").returncode == 0
+    assert_taken_back(p.stderr, other, "not in this store")
+    assert "no such mailbox id" in admin(st, NEW, "show", other).stderr
     # not a stream at all
     mb = tmp_path / "mail.mbox"
     mb.write_bytes(b"From a@b Mon Jan  1 00:00:00 2024\nSubject: x\n\nx\n")
@@ -1361,6 +1362,106 @@ def test_move_whole_account(st, tmp_path):
     assert "no such mailbox id in this store" in p.stderr
     assert not (tmp_path / "none.account").exists()
 
+
+def assert_taken_back(stderr, mbox, before):
+    """A failed import --account said it took back what it had stored
+    (at least one message), and what the account is again."""
+    m = re.search(r"portico-admin: import: nothing of it kept: the (\d+) "
+                  r"messages in (\d+) folders stored are removed again, "
+                  r"and %s is as it was before \(%s\)\n"
+                  % (re.escape(mbox), re.escape(before)), stderr)
+    assert m and int(m.group(1)) > 0 and int(m.group(2)) > 0, stderr
+    assert "is incomplete" not in stderr
+
+
+def test_import_cut_short_takes_back_what_it_stored(st, tmp_path):
+    """import --account that fails into an account provisioned with no
+    mail leaves it provisioned and empty, as before, so that the next try
+    needs nothing first; an account that had folders of its own, or that
+    mail reached during the import, is left as it is and said to be
+    incomplete: nothing but what the import stored is ever removed."""
+    src = "src-%d" % os.getpid()
+    assert admin(st, BE, "provision", src).returncode == 0
+    for i in range(3):
+        p = admin(st, BE, "deliver", src, stdin=b"Subject: in %d\r\n\r\n"
+                  b"inbox %d\r\n" % (i, i), text=False)
+        assert p.returncode == 0, p.stderr
+    # Zeta, the last folder of the stream, holds most of its bytes
+    box = tmp_path / "zeta.mbox"
+    box.write_bytes(b"".join(
+        b"From z@example.test Mon Jan  1 00:00:00 2024\nSubject: z %d\n\n"
+        % i + (b"%05d zeta line\n" % i) * 2000 for i in range(3)))
+    assert admin(st, BE, "import", src, box, "--mailbox",
+                 "Zeta").returncode == 0
+    stream = tmp_path / "src.account"
+    assert admin(st, BE, "export", src, "--account", stream).returncode == 0
+    blob = stream.read_bytes()
+    cut = tmp_path / "cut.account"
+    cut.write_bytes(blob[:len(blob) * 2 // 3])
+    assert blob.index(b"inbox 2") < len(blob) * 2 // 3 < \
+        blob.index(b"Subject: z 2")
+    NEW = "s2b1/backend.ini"
+
+    # provisioned, no mail: provisioned, no mail again
+    dst = "dst-%d" % os.getpid()
+    assert admin(st, NEW, "provision", dst).returncode == 0
+    listing = admin(st, NEW, "list", dst).stdout
+    p = admin(st, NEW, "import", dst, "--account", cut)
+    assert p.returncode == 1 and "cut short" in p.stderr, p.stderr
+    assert_taken_back(p.stderr, dst, "provisioned, no mail")
+    assert admin(st, NEW, "list", dst).stdout == listing
+    p = admin(st, NEW, "import", dst, "--account", stream)
+    assert p.returncode == 0, p.stderr
+    assert admin(st, NEW, "list", dst).stdout == \
+        admin(st, BE, "list", src).stdout
+
+    # a folder of its own before: kept, and the account with it
+    own = "own-%d" % os.getpid()
+    assert admin(st, NEW, "provision", own).returncode == 0
+    empty = tmp_path / "empty"
+    for d in ("cur", "new", "tmp"):
+        (empty / d).mkdir(parents=True)
+    assert admin(st, NEW, "import", own, empty, "--mailbox",
+                 "Mine").returncode == 0
+    p = admin(st, NEW, "import", own, "--account", cut)
+    assert p.returncode == 1
+    assert "what was stored could not be taken back: it had folders " \
+        "other than the standard ones before" in p.stderr, p.stderr
+    assert "%s is incomplete; remove it" % own in p.stderr
+    kept = admin(st, NEW, "list", own).stdout
+    assert re.search(r"^Mine +0 ", kept, re.M), kept
+    assert re.search(r"^INBOX +3 ", kept, re.M), kept
+
+    # mail delivered while the import waits for the rest of its stream:
+    # the account keeps it, and what the import stored
+    late = "late-%d" % os.getpid()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    imp = subprocess.Popen(
+        [str(BUILD / "portico-admin"), "-c", str(st.dir / NEW), "import",
+         late, "--account", str(fifo)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    with open(fifo, "wb") as w:
+        w.write(blob[:len(blob) * 2 // 3])
+        w.flush()
+        deadline = time.monotonic() + 30
+        while not re.search(r"^INBOX +3 ", admin(st, NEW, "list",
+                                                 late).stdout, re.M):
+            assert time.monotonic() < deadline, "the INBOX never came"
+            time.sleep(0.05)
+        p = admin(st, NEW, "deliver", late, stdin=b"Subject: late\r\n\r\n"
+                  b"late\r\n", text=False)
+        assert p.returncode == 0, p.stderr
+    out, err = imp.communicate(timeout=CMD_TIMEOUT)
+    assert imp.returncode == 1 and "cut short" in err, err
+    assert "what was stored could not be taken back: it holds 4 messages, " \
+        "the import stored 3: others came meanwhile" in err, err
+    assert "%s is incomplete; remove it" % late in err
+    kept = admin(st, NEW, "list", late).stdout
+    assert re.search(r"^INBOX +4 ", kept, re.M), kept
+    for mb in (dst, own, late):
+        assert admin(st, NEW, "remove", mb, "--yes").returncode == 0
+    assert admin(st, BE, "remove", src, "--yes").returncode == 0
 
 def test_restore_from_a_hot_copy(st, tmp_path):
     """The restore docs/OPERATIONS.md describes: a hot copy of the running
@@ -1968,16 +2069,20 @@ def test_move_in_one_command(st):
     p = admin(st, BE, "move", user, "--to", "s2b1", *creds)
     assert p.returncode == 2 and "usage:" in p.stderr, p.stderr
     assert entry() == ("s1b1", "active")
-    # a copy that fails: the entry is put back, the client parked by the
-    # kick comes back to s1b1 and hears of the next message there
+    # a copy that fails (the stream cut short by its last 40 bytes: the
+    # import on s2b1 takes back what it stored, so the next move needs
+    # nothing first): the entry is put back, the client parked by the kick
+    # comes back to s1b1 and hears of the next message there
     p = admin(st, BE, "move", user, "--to", "s2b1", "--via",
-              "sh -c 'cat >/dev/null; exit 3' --", *creds)
+              "sh -c 'head -c -40 | %s \"$@\"' --" % via, *creds)
     assert p.returncode == 1, p.stdout + p.stderr
     assert "porticoAccountState active -> moving" in p.stdout, \
         p.stdout
     assert "kicked %s: 1 session ended or parked" % mbox in p.stdout, \
         p.stdout
-    assert "exit status 3" in p.stderr, p.stderr
+    assert "exit status 1" in p.stderr and "cut short" in p.stderr, p.stderr
+    assert re.search(r"nothing of it kept: .* %s is as it was before \(not "
+                     r"in this store\)" % re.escape(mbox), p.stderr), p.stderr
     assert "the copy failed; %s stays on s1b1 (porticoAccountState " \
         "active again)" % user in p.stderr, p.stderr
     assert entry() == ("s1b1", "active")

@@ -15,8 +15,10 @@
  *
  * Properties: the import never crashes or leaks; whether it succeeds or
  * stops halfway, the store stays consistent (`portico-admin check --all`
- * finds nothing); the account then goes (`remove`), and the store is
- * consistent again with nothing of it left.
+ * finds nothing); one that fails, not --under, leaves no account (it was
+ * not there before: what was stored is taken back); the account then
+ * goes (`remove`), and the store is consistent again with nothing of it
+ * left.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -137,11 +139,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t *whole = NULL;
 	const char *under = NULL;
 	if (size > 0 && data[0] == '+') {
-		/* import --under into an account that exists */
-		struct store_provision_args pa = {"fuzz"};
-		char ebuf[STORE_ERR_SIZE];
-		if (store_run(adm.st, store_op_provision, &pa, ebuf) != 0)
-			abort();
 		under = "Restored/x";
 		data++;
 		size--;
@@ -150,10 +147,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data = whole = with_end(data + 1, size - 1, &size);
 	if (size == 0)
 		return 0; /* fmemopen takes no empty buffer */
+	if (under != NULL) {
+		/* import --under into an account that exists */
+		struct store_provision_args pa = {"fuzz", 0};
+		char ebuf[STORE_ERR_SIZE];
+		if (store_run(adm.st, store_op_provision, &pa, ebuf) != 0)
+			abort();
+	}
 	FILE *f = fmemopen((void *)(uintptr_t)data, size, "rb");
 	if (f == NULL)
 		abort();
-	admin_account_import_file(&adm, "fuzz", f, "input", under);
+	int failed = admin_account_import_file(&adm, "fuzz", f, "input", under);
 	fclose(f);
 	free(whole);
 	if (check_all() != 0)
@@ -167,8 +171,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	store_read_end(&txn);
 	if (rc < 0)
 		abort();
+	/* a failed import into an account not there before takes back
+	   everything: the account is not there again */
+	if (failed && under == NULL && rc != 1)
+		FAIL();
 	if (rc == 1)
-		return 0; /* refused before provisioning: nothing to remove */
+		return 0; /* nothing to remove */
 	char id[] = "fuzz", yes[] = "--yes";
 	char *argv[] = {id, yes, NULL};
 	if (admin_users_remove(&adm, 2, argv) != 0 || check_all() != 0)
