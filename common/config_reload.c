@@ -26,7 +26,9 @@ static const struct field fields[] = {
 
 /* Settings read once at start: listeners and sockets, event loops, the
  * store, the link's certificates, the IPv6 prefix the per-address tables
- * are keyed by, and the command limits the link handshake announced.  (The
+ * are keyed by, the command limits the link handshake announced, and the
+ * scheduled probes' rounds (their password file, steps and timeout are
+ * read at each round).  (The
  * network lists apply live: the frontend's policy parses them again at
  * each reload and resizes its caches; so do the directory's address,
  * credentials, connection count and privileged attribute,
@@ -47,6 +49,7 @@ static const char *fixed[] = {
 	"limits.ipv6_prefix",
 	"connection.*",
 	"http.listen", "http.tls_listen",
+	"probe.interval", "probe.users", "probe.protocols", "probe.ca_file",
 };
 /* clang-format on */
 

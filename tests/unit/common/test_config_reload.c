@@ -43,6 +43,14 @@ test_fixed(void **state)
 	assert_false(config_setting_fixed("log", "protocol_imap"));
 	assert_false(config_setting_fixed("tls", "cert_file"));
 	assert_false(config_setting_fixed("frontend", "imap"));
+	/* the probes' rounds are set up at start; each reads these */
+	assert_true(config_setting_fixed("probe", "interval"));
+	assert_true(config_setting_fixed("probe", "users"));
+	assert_true(config_setting_fixed("probe", "protocols"));
+	assert_true(config_setting_fixed("probe", "ca_file"));
+	assert_false(config_setting_fixed("probe", "password_file"));
+	assert_false(config_setting_fixed("probe", "timeout"));
+	assert_false(config_setting_fixed("probe", "light"));
 }
 
 static void
