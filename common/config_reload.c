@@ -24,7 +24,8 @@ static const struct field fields[] = {
 #undef SETTING
 };
 
-/* Settings read once at start: listeners and sockets, event loops, the
+/* Settings read once at start: the backend's listeners and the HTTP ones
+ * (the frontend's mail listeners move at a reload), event loops, the
  * store, the link's certificates, the IPv6 prefix the per-address tables
  * are keyed by, the command limits the link handshake announced, and the
  * scheduled probes' rounds (their password file, steps and timeout are
@@ -36,10 +37,7 @@ static const struct field fields[] = {
 static const char *fixed[] = {
 	"global.name", "global.site",
 	"tls.ca_file", "tls.link_cert_file", "tls.link_key_file",
-	"frontend.imap_listen", "frontend.imaps_listen",
-	"frontend.pop3_listen", "frontend.pop3s_listen",
-	"frontend.submission_listen", "frontend.submissions_listen",
-	"frontend.lmtp_listen", "frontend.workers",
+	"frontend.workers",
 	"backend.id", "backend.link_listen", "backend.store_dir",
 	"backend.store_map_size", "backend.http_listen",
 	"backend.max_command_memory",

@@ -169,6 +169,11 @@ extern const struct client_proto lmtp_session_proto;
 struct listener;
 struct probe_sched;
 
+/* The protocol listen settings (frontend.imap_listen ... lmtp_listen). */
+#define FRONTEND_MAX_LISTENERS 7
+#define FRONTEND_LISTEN_SAME (-1)
+#define FRONTEND_LISTEN_CLOSE (-2)
+
 struct frontend {
 	unsigned index;         /* worker number, for logs */
 	uv_loop_t *loop;
@@ -187,8 +192,9 @@ struct frontend {
 	struct client *corked;
 	struct client *clients;
 	unsigned nclients;
-	struct listener *listeners;
-	unsigned nlisteners;
+	/* one slot per listen setting (frontend.imap_listen, ...): NULL
+	   when it is empty */
+	struct listener *listeners[FRONTEND_MAX_LISTENERS];
 	/* Wakes the loop from the main thread: stop, drain, new
 	   configuration, new certificates. */
 	uv_async_t wakeup;
@@ -197,6 +203,10 @@ struct frontend {
 	int drain_requested;         /* under wake_lock */
 	const struct config_snap *new_cfg; /* under wake_lock: to apply */
 	struct tls_server *new_tls;  /* under wake_lock: to swap in */
+	/* under wake_lock: at a reload that moved a listener, the socket
+	   bound for its slot, FRONTEND_LISTEN_CLOSE when the setting is
+	   empty now, FRONTEND_LISTEN_SAME otherwise */
+	int new_listen[FRONTEND_MAX_LISTENERS];
 	unsigned cfg_generation;     /* of the snapshot cfg was copied from */
 	unsigned *reloads_applied;   /* the process's count (atomic) */
 	uv_async_t *done;            /* the process's: this loop ended */

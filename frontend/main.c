@@ -37,15 +37,41 @@
 #include "frontend/http/http_routes.h"
 #include "frontend/probe/probe_sched.h"
 
-#define FRONTEND_MAX_LISTENERS 7
 #define FRONTEND_MAX_WORKERS 256
+
+/* The protocol listeners: one slot per setting, in this order. */
+static const struct listener_def {
+	const char *setting; /* in [frontend] */
+	size_t offset;       /* of the address in struct config */
+	enum client_protocol protocol;
+	int implicit_tls;
+} listener_defs[FRONTEND_MAX_LISTENERS] = {
+    {"imap_listen", offsetof(struct config, frontend_imap_listen), CLIENT_IMAP,
+     0},
+    {"imaps_listen", offsetof(struct config, frontend_imaps_listen),
+     CLIENT_IMAP, 1},
+    {"pop3_listen", offsetof(struct config, frontend_pop3_listen), CLIENT_POP3,
+     0},
+    {"pop3s_listen", offsetof(struct config, frontend_pop3s_listen),
+     CLIENT_POP3, 1},
+    {"submission_listen", offsetof(struct config, frontend_submission_listen),
+     CLIENT_SUBMISSION, 0},
+    {"submissions_listen", offsetof(struct config, frontend_submissions_listen),
+     CLIENT_SUBMISSION, 1},
+    {"lmtp_listen", offsetof(struct config, frontend_lmtp_listen), CLIENT_LMTP,
+     0},
+};
+
+static const char *
+listener_addr(const struct config *cfg, unsigned slot)
+{
+	return *(char *const *)((const char *)cfg + listener_defs[slot].offset);
+}
 
 struct listener {
 	uv_tcp_t tcp;
 	struct frontend *fe;
-	enum client_protocol protocol;
-	int implicit_tls;
-	const char *setting;
+	const struct listener_def *def;
 };
 
 struct process {
@@ -67,6 +93,9 @@ struct process {
 	uv_async_t worker_done;   /* a worker's loop has ended */
 	unsigned workers_done;    /* atomic */
 	unsigned reloads_applied; /* atomic: loops that took the newest */
+	/* a reload's sockets for the listeners it moves, per loop, until
+	   workers_wake() hands them over with the configuration */
+	int (*staged_listen)[FRONTEND_MAX_LISTENERS];
 	int draining;
 	int stopping;
 };
@@ -86,18 +115,15 @@ on_connection(uv_stream_t *server, int status)
 		log_warn("accept error=\"%s\"", uv_strerror(status));
 		return;
 	}
-	client_accept(l->fe, server, l->protocol, l->implicit_tls);
+	client_accept(l->fe, server, l->def->protocol, l->def->implicit_tls);
 }
 
-/* A listening socket of its own for this loop, sharing the port with the
- * other loops' (SO_REUSEPORT). */
+/* A socket bound to the slot's address, sharing the port with the other
+ * loops' (SO_REUSEPORT): the descriptor, or -1 after logging why. */
 static int
-listener_start(struct frontend *fe, const char *addr, const char *setting,
-	       enum client_protocol protocol, int implicit_tls)
+listen_socket(unsigned slot, const char *addr)
 {
-	if (addr[0] == '\0')
-		return 0;
-	struct listener *l = &fe->listeners[fe->nlisteners];
+	const char *setting = listener_defs[slot].setting;
 	struct sockaddr_storage ss;
 	const char *err;
 	if (conn_parse_addr(addr, &ss, &err) < 0) {
@@ -120,29 +146,95 @@ listener_start(struct frontend *fe, const char *addr, const char *setting,
 			close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+static void
+listener_freed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void
+listener_close(struct frontend *fe, unsigned slot)
+{
+	struct listener *l = fe->listeners[slot];
+	if (l == NULL)
+		return;
+	fe->listeners[slot] = NULL;
+	uv_close((uv_handle_t *)&l->tcp, listener_freed);
+}
+
+/* The loop's listener of the slot on fd (listen_socket()'s): 0, or -1
+ * after logging why. */
+static int
+listener_open(struct frontend *fe, unsigned slot, int fd, const char *addr)
+{
+	const struct listener_def *def = &listener_defs[slot];
+	struct listener *l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		abort();
 	uv_tcp_init(fe->loop, &l->tcp);
 	l->tcp.data = l;
 	l->fe = fe;
-	l->protocol = protocol;
-	l->implicit_tls = implicit_tls;
-	l->setting = setting;
-	fe->nlisteners++;
+	l->def = def;
+	fe->listeners[slot] = l;
 	int rc = uv_tcp_open(&l->tcp, fd);
-	if (rc == 0)
+	if (rc < 0)
+		close(fd); /* not the handle's */
+	else
 		rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
 	if (rc < 0) {
-		log_error("frontend.%s=%s error=\"%s\"", setting, addr,
+		log_error("frontend.%s=%s error=\"%s\"", def->setting, addr,
 			  uv_strerror(rc));
+		listener_close(fe, slot);
 		return -1;
 	}
 	if (fe->index == 0)
 		log_info("listening protocol=%s%s address=%s",
-			 protocol == CLIENT_IMAP	? "imap"
-			 : protocol == CLIENT_POP3	? "pop3"
-			 : protocol == CLIENT_SUBMISSION ? "submission"
-							 : "lmtp",
-			 implicit_tls ? "s" : "", addr);
+			 def->protocol == CLIENT_IMAP         ? "imap"
+			 : def->protocol == CLIENT_POP3       ? "pop3"
+			 : def->protocol == CLIENT_SUBMISSION ? "submission"
+							      : "lmtp",
+			 def->implicit_tls ? "s" : "", addr);
 	return 0;
+}
+
+static void
+listeners_close(struct frontend *fe)
+{
+	for (unsigned i = 0; i < FRONTEND_MAX_LISTENERS; i++)
+		listener_close(fe, i);
+}
+
+/* A reload moved listeners: each slot's new socket replaces the old
+ * listener (whose accept queue goes with it), or the slot closes.  A
+ * loop that drains or stops takes none. */
+static void
+listeners_apply(struct frontend *fe, const struct config *old, const int *fds)
+{
+	int moved = 0;
+	for (unsigned i = 0; i < FRONTEND_MAX_LISTENERS; i++) {
+		if (fds[i] == FRONTEND_LISTEN_SAME)
+			continue;
+		moved = 1;
+		if (fe->draining || fe->stopping) {
+			if (fds[i] >= 0)
+				close(fds[i]);
+			continue;
+		}
+		if (fe->listeners[i] != NULL && fe->index == 0)
+			log_info("reload: frontend.%s: no longer listening on "
+				 "%s",
+				 listener_defs[i].setting,
+				 listener_addr(old, i));
+		listener_close(fe, i);
+		if (fds[i] >= 0)
+			listener_open(fe, i, fds[i],
+				      listener_addr(&fe->cfg, i));
+	}
+	if (moved && !fe->draining && !fe->stopping)
+		probe_sched_listeners_moved(fe);
 }
 
 static void
@@ -160,9 +252,7 @@ worker_stop(struct frontend *fe)
 	if (fe->stopping)
 		return;
 	fe->stopping = 1;
-	for (unsigned i = 0; i < fe->nlisteners; i++)
-		if (!uv_is_closing((uv_handle_t *)&fe->listeners[i].tcp))
-			uv_close((uv_handle_t *)&fe->listeners[i].tcp, NULL);
+	listeners_close(fe);
 	if (!fe->draining)
 		http_routes_stop(fe);
 	if (!uv_is_closing((uv_handle_t *)&fe->drain_timer))
@@ -204,11 +294,9 @@ worker_drain(struct frontend *fe)
 	if (fe->draining || fe->stopping)
 		return;
 	fe->draining = 1;
-	for (unsigned i = 0; i < fe->nlisteners; i++)
-		uv_close((uv_handle_t *)&fe->listeners[i].tcp, NULL);
+	listeners_close(fe);
 	http_routes_stop(fe);
 	probe_sched_stop(fe); /* its own listeners are closed */
-	probe_sched_stop(fe);
 	for (struct client *c = fe->clients, *next; c != NULL; c = next) {
 		next = c->next;
 		client_drain(c);
@@ -221,10 +309,13 @@ worker_drain(struct frontend *fe)
 /* A reload: the loop takes the new snapshot (its own copy of the struct;
  * the strings are the snapshot's, which outlives every loop). */
 static void
-worker_apply(struct frontend *fe, const struct config_snap *snap)
+worker_apply(struct frontend *fe, const struct config_snap *snap,
+	     const int *listen_fds)
 {
+	struct config old = fe->cfg; /* its strings outlive the loop */
 	fe->cfg = snap->cfg;
 	fe->cfg_generation = snap->generation;
+	listeners_apply(fe, &old, listen_fds);
 	http_routes_apply(fe);
 	dir_reconfigure(fe->dir);
 	unsigned n = __atomic_add_fetch(fe->reloads_applied, 1,
@@ -243,13 +334,20 @@ worker_wakeup(uv_async_t *h)
 	fe->new_tls = NULL;
 	const struct config_snap *snap = fe->new_cfg;
 	fe->new_cfg = NULL;
+	int fds[FRONTEND_MAX_LISTENERS];
+	for (unsigned i = 0; i < FRONTEND_MAX_LISTENERS; i++) {
+		fds[i] = fe->new_listen[i];
+		fe->new_listen[i] = FRONTEND_LISTEN_SAME;
+	}
 	int stop = fe->stop_requested;
 	int drain = fe->drain_requested;
 	pthread_mutex_unlock(&fe->wake_lock);
 	if (fe->stopping)
 		stop = 0; /* the async handle is closed already */
 	if (snap != NULL && !fe->stopping)
-		worker_apply(fe, snap);
+		worker_apply(fe, snap, fds);
+	else if (snap != NULL)
+		listeners_apply(fe, &fe->cfg, fds); /* closes what came */
 	if (t != NULL) {
 		tls_server_unref(&fe->tls);
 		fe->tls = t;
@@ -292,10 +390,10 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 	fe->nworkers = p->nworkers;
 	fe->http_connections = &p->http_connections;
 	fe->tls = tls_server_ref(p->tls);
+	for (unsigned i = 0; i < FRONTEND_MAX_LISTENERS; i++)
+		fe->new_listen[i] = FRONTEND_LISTEN_SAME;
 	fe->loop = malloc(sizeof(*fe->loop));
-	fe->listeners = calloc(FRONTEND_MAX_LISTENERS,
-			       sizeof(*fe->listeners));
-	if (fe->loop == NULL || fe->listeners == NULL)
+	if (fe->loop == NULL)
 		abort();
 	uv_loop_init(fe->loop);
 	pthread_mutex_init(&fe->wake_lock, NULL);
@@ -309,24 +407,19 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 		log_error("ldap error=\"%s\"", err);
 		return -1;
 	}
-	const struct config *cfg = &fe->cfg;
-	if (listener_start(fe, cfg->frontend_imap_listen, "imap_listen",
-			   CLIENT_IMAP, 0) < 0 ||
-	    listener_start(fe, cfg->frontend_imaps_listen, "imaps_listen",
-			   CLIENT_IMAP, 1) < 0 ||
-	    listener_start(fe, cfg->frontend_pop3_listen, "pop3_listen",
-			   CLIENT_POP3, 0) < 0 ||
-	    listener_start(fe, cfg->frontend_pop3s_listen, "pop3s_listen",
-			   CLIENT_POP3, 1) < 0 ||
-	    listener_start(fe, cfg->frontend_submission_listen,
-			   "submission_listen", CLIENT_SUBMISSION, 0) < 0 ||
-	    listener_start(fe, cfg->frontend_submissions_listen,
-			   "submissions_listen", CLIENT_SUBMISSION, 1) < 0 ||
-	    listener_start(fe, cfg->frontend_lmtp_listen, "lmtp_listen",
-			   CLIENT_LMTP, 0) < 0 ||
-	    http_routes_start(fe) < 0)
+	unsigned listening = 0;
+	for (unsigned i = 0; i < FRONTEND_MAX_LISTENERS; i++) {
+		const char *addr = listener_addr(&fe->cfg, i);
+		if (addr[0] == '\0')
+			continue;
+		int fd = listen_socket(i, addr);
+		if (fd < 0 || listener_open(fe, i, fd, addr) < 0)
+			return -1;
+		listening++;
+	}
+	if (http_routes_start(fe) < 0)
 		return -1;
-	if (fe->nlisteners == 0) {
+	if (listening == 0) {
 		log_error("no listener configured");
 		return -1;
 	}
@@ -358,7 +451,9 @@ worker_free(struct frontend *fe)
 	tls_server_unref(&fe->tls);
 	tls_server_unref(&fe->new_tls);
 	pthread_mutex_destroy(&fe->wake_lock);
-	free(fe->listeners);
+	for (unsigned i = 0; i < FRONTEND_MAX_LISTENERS; i++)
+		if (fe->new_listen[i] >= 0)
+			close(fe->new_listen[i]);
 	free(fe->loop);
 	fe->loop = NULL;
 }
@@ -375,8 +470,20 @@ workers_wake(struct process *p, enum wake what, struct tls_server *t)
 			fe->stop_requested = 1;
 		if (what == WAKE_DRAIN)
 			fe->drain_requested = 1;
-		if (what == WAKE_CONFIG)
+		if (what == WAKE_CONFIG) {
 			fe->new_cfg = p->snap;
+			/* with the configuration that names them, never
+			   before */
+			for (unsigned l = 0; l < FRONTEND_MAX_LISTENERS; l++) {
+				int fd = p->staged_listen[i][l];
+				if (fd == FRONTEND_LISTEN_SAME)
+					continue;
+				if (fe->new_listen[l] >= 0) /* not taken up */
+					close(fe->new_listen[l]);
+				fe->new_listen[l] = fd;
+				p->staged_listen[i][l] = FRONTEND_LISTEN_SAME;
+			}
+		}
 		if (t != NULL) {
 			tls_server_unref(&fe->new_tls);
 			fe->new_tls = tls_server_ref(t);
@@ -501,6 +608,44 @@ tls_load(struct process *p, const char **error_r)
 	return t;
 }
 
+/* A reload that moves a listener (frontend.*_listen): a socket bound for
+ * each loop, handed to it with the new configuration.  When one cannot be
+ * bound (an address taken by another process, one the host lacks), that
+ * listener stays where it was, and so does its setting. */
+static void
+listeners_reload(struct process *p)
+{
+	struct config *cfg = &p->snap->cfg;
+	for (unsigned i = 0; i < FRONTEND_MAX_LISTENERS; i++) {
+		const char *old = listener_addr(&p->cfg, i);
+		const char *addr = listener_addr(cfg, i);
+		if (strcmp(old, addr) == 0)
+			continue;
+		int fds[FRONTEND_MAX_WORKERS];
+		unsigned n = 0;
+		while (addr[0] != '\0' && n < p->nworkers &&
+		       (fds[n] = listen_socket(i, addr)) >= 0)
+			n++;
+		if (addr[0] != '\0' && n < p->nworkers) {
+			while (n > 0)
+				close(fds[--n]);
+			log_error("reload: frontend.%s kept at %s: %s cannot "
+				  "be bound",
+				  listener_defs[i].setting,
+				  old[0] != '\0' ? old : "(none)", addr);
+			const char *err;
+			if (config_set(cfg, "frontend",
+				       listener_defs[i].setting, old, &err) < 0)
+				abort();
+			continue;
+		}
+		for (unsigned w = 0; w < p->nworkers; w++)
+			p->staged_listen[w][i] = addr[0] != '\0'
+						     ? fds[w]
+						     : FRONTEND_LISTEN_CLOSE;
+	}
+}
+
 /* SIGHUP: the configuration file and the certificates for mail clients
  * are read again; sessions keep their certificates, new connections get
  * the new ones. */
@@ -516,6 +661,7 @@ on_reload(uv_signal_t *h, int signum)
 	if (config_reload(&p->snap, p->config_path, frontend_config_check,
 			  &live) < 0)
 		return;
+	listeners_reload(p);
 	p->cfg = p->snap->cfg;
 	policy_reload(&p->policy, &p->snap->cfg);
 	struct tls_server *t = tls_load(p, &err);
@@ -647,8 +793,12 @@ main(int argc, char **argv)
 	}
 	p.nworkers = workers_wanted(&p.cfg);
 	p.workers = calloc(p.nworkers, sizeof(*p.workers));
-	if (p.workers == NULL)
+	p.staged_listen = calloc(p.nworkers, sizeof(*p.staged_listen));
+	if (p.workers == NULL || p.staged_listen == NULL)
 		abort();
+	for (unsigned i = 0; i < p.nworkers; i++)
+		for (unsigned l = 0; l < FRONTEND_MAX_LISTENERS; l++)
+			p.staged_listen[i][l] = FRONTEND_LISTEN_SAME;
 	unsigned started = 0;
 	for (unsigned i = 0; i < p.nworkers; i++)
 		if (worker_init(&p, &p.workers[i], i) < 0)
@@ -690,6 +840,7 @@ out:
 		worker_free(&p.workers[i]);
 	}
 	free(p.workers);
+	free(p.staged_listen);
 	if (p.loop != NULL) {
 		uv_walk(p.loop, close_walk, NULL);
 		uv_run(p.loop, UV_RUN_DEFAULT);

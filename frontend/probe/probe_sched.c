@@ -75,10 +75,9 @@ static void sched_next(struct probe_sched *s);
 /* The listener address setting host:port as a target; a wildcard host
  * becomes the loopback address of its family. */
 static int
-target_add(struct probe_sched *s, enum probe_protocol protocol,
+target_set(struct probe_target *t, enum probe_protocol protocol,
 	   const char *listen, enum probe_tls tls, const char **error_r)
 {
-	struct probe_target *t = &s->targets[s->ntargets];
 	if (conn_parse_addr(listen, &t->addr, error_r) < 0)
 		return -1;
 	const char *colon = strrchr(listen, ':');
@@ -106,17 +105,16 @@ target_add(struct probe_sched *s, enum probe_protocol protocol,
 	}
 	t->protocol = protocol;
 	t->tls = tls;
-	s->ntargets++;
 	return 0;
 }
 
-/* The first listener of protocol (the plain one, with STARTTLS, before
- * the implicit TLS one); 0 when there is none or it is switched off. */
-static int
-target_find(struct probe_sched *s, enum probe_protocol protocol,
-	    const char **error_r)
+/* The first listener of protocol in cfg (the plain one, with STARTTLS,
+ * before the implicit TLS one): its address, or NULL when there is none
+ * or the protocol is switched off (said in *why_r). */
+static const char *
+target_listener(const struct config *cfg, enum probe_protocol protocol,
+		enum probe_tls *tls_r, const char **why_r)
 {
-	const struct config *cfg = &s->fe->cfg;
 	const char *plain = "", *implicit = "";
 	int enabled = 1;
 	switch (protocol) {
@@ -138,16 +136,60 @@ target_find(struct probe_sched *s, enum probe_protocol protocol,
 	case PROBE_PROTOCOL_COUNT:
 		abort();
 	}
-	const char *name = probe_protocol_name(protocol);
 	if (!enabled || (plain[0] == '\0' && implicit[0] == '\0')) {
-		log_warn("probe protocol=%s skipped: %s", name,
-			 enabled ? "no listener" : "switched off");
+		*why_r = enabled ? "no listener" : "switched off";
+		return NULL;
+	}
+	*tls_r = plain[0] != '\0' ? PROBE_TLS_STARTTLS : PROBE_TLS_IMPLICIT;
+	return plain[0] != '\0' ? plain : implicit;
+}
+
+/* The protocol's target, when it has a listener: 0 (none is no error). */
+static int
+target_find(struct probe_sched *s, enum probe_protocol protocol,
+	    const char **error_r)
+{
+	enum probe_tls tls;
+	const char *why;
+	const char *listen = target_listener(&s->fe->cfg, protocol, &tls, &why);
+	if (listen == NULL) {
+		log_warn("probe protocol=%s skipped: %s",
+			 probe_protocol_name(protocol), why);
 		return 0;
 	}
-	if (plain[0] != '\0')
-		return target_add(s, protocol, plain, PROBE_TLS_STARTTLS,
-				  error_r);
-	return target_add(s, protocol, implicit, PROBE_TLS_IMPLICIT, error_r);
+	if (target_set(&s->targets[s->ntargets], protocol, listen, tls,
+		       error_r) < 0)
+		return -1;
+	s->ntargets++;
+	return 0;
+}
+
+void
+probe_sched_listeners_moved(struct frontend *fe)
+{
+	struct probe_sched *s = fe->probe;
+	if (s == NULL || s->stopping)
+		return;
+	for (unsigned i = 0; i < s->ntargets; i++) {
+		struct probe_target *t = &s->targets[i], nt;
+		const char *name = probe_protocol_name(t->protocol), *why;
+		enum probe_tls tls;
+		const char *listen = target_listener(&fe->cfg, t->protocol,
+						     &tls, &why);
+		if (listen == NULL) {
+			log_warn("probe protocol=%s: %s since the reload: its "
+				 "probes fail until one is back",
+				 name, why);
+		} else if (target_set(&nt, t->protocol, listen, tls, &why) <
+			   0) {
+			log_warn("probe protocol=%s: %s: %s", name, listen,
+				 why);
+		} else {
+			pthread_mutex_lock(&s->lock);
+			*t = nt;
+			pthread_mutex_unlock(&s->lock);
+		}
+	}
 }
 
 static void

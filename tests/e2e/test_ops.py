@@ -325,11 +325,11 @@ def test_sighup_frontend_applies_live_settings(st):
     try:
         edit.append("[limits]\nmax_connections_per_address = 2\n"
                     "[frontend]\nimap_login_type = plaintext\n"
-                    "imap_listen = 127.0.0.1:1\n")
+                    "workers = 3\n")
         new = reload(st, "s1f1")
         assert "setting=limits.max_connections_per_address changed" in new
         assert "setting=frontend.imap_login_type changed" in new
-        assert ("setting=frontend.imap_listen changed but takes effect "
+        assert ("setting=frontend.workers changed but takes effect "
                 "only at start; old value kept") in new
         assert "settings_changed=2" in new, new
         # a new connection from src is one too many now ...
@@ -355,6 +355,74 @@ def test_sighup_frontend_applies_live_settings(st):
     with pytest.raises(imaplib.IMAP4.error):
         plain.login(user, pw)
     plain.logout()
+
+
+def listening_sockets(port):
+    """How many TCP sockets listen on 127.0.0.1:PORT (/proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return sum(1 for r in rows
+               if r[1] == "0100007F:%04X" % port and r[3] == "0A")
+
+
+def test_sighup_moves_listeners(st):
+    """frontend.*_listen apply at a reload: a listener moved to a new
+    address accepts there on every loop and no longer at the old one, an
+    emptied one closes, one whose new address another process holds stays
+    where it was (and says so), sessions already open go on; putting the
+    file back puts the listeners back."""
+    user, pw = st.new_user("hupmove")
+    imaps, pop3 = st.port("imaps"), st.port("pop3")
+    submissions = int(st.env["SUBMISSIONS_PORT"])
+    c = st.imap(user, pw)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    taken = holder.getsockname()[1]
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    moved = probe.getsockname()[1]
+    probe.close()
+    edit = ConfigEdit(st, "s1f1", "frontend")
+    try:
+        edit.append("[frontend]\nimaps_listen = 127.0.0.1:%d\n"
+                    "pop3_listen =\nsubmissions_listen = 127.0.0.1:%d\n"
+                    % (moved, taken))
+        new = reload(st, "s1f1")
+        assert "takes effect only at start" not in new, new
+        for name in ("imaps_listen", "pop3_listen", "submissions_listen"):
+            assert "setting=frontend.%s changed" % name in new, new
+        assert "reload: frontend.imaps_listen: no longer listening on " \
+            "127.0.0.1:%d" % imaps in new, new
+        assert "listening protocol=imaps address=127.0.0.1:%d" % moved \
+            in new, new
+        assert "reload: frontend.pop3_listen: no longer listening on " \
+            "127.0.0.1:%d" % pop3 in new, new
+        assert "reload: frontend.submissions_listen kept at 127.0.0.1:%d: " \
+            "127.0.0.1:%d cannot be bound" % (submissions, taken) in new, new
+        # a socket of each loop's listens there, and serves logins
+        workers = int(re.search(r"applied by (\d+) workers", new).group(1))
+        assert listening_sockets(moved) == workers >= 2, new
+        assert listening_sockets(imaps) == listening_sockets(pop3) == 0
+        assert listening_sockets(submissions) == workers
+        for _ in range(8):
+            m = imaplib.IMAP4_SSL("127.0.0.1", moved,
+                                  ssl_context=st.ssl_context(), timeout=10)
+            assert m.login(user, pw)[0] == "OK"
+            m.logout()
+        assert not port_open(imaps) and not port_open(pop3)
+        # the session from before goes on; submissions stayed
+        assert c.noop()[0] == "OK"
+        s, f = raw_client(st, submissions, tls=True)
+        assert f.readline().startswith(b"220 ")
+        s.close()
+    finally:
+        holder.close()
+        edit.restore()
+    assert port_open(imaps) and port_open(pop3) and not port_open(moved)
+    assert listening_sockets(imaps) == listening_sockets(pop3) == workers
+    assert st.imap(user, pw).logout()[0] == "BYE"
+    c.logout()
 
 
 def test_sighup_applies_network_lists(st):

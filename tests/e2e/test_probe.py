@@ -563,6 +563,46 @@ def test_schedule_probes_every_site_and_sees_a_backend_go(sched):
              what="probe_success back to 1 after the backend's return")
 
 
+def test_schedule_follows_a_moved_listener(sched):
+    """A reload that moves the listener a protocol is probed through: the
+    next rounds probe it at its new address and pass."""
+    import signal
+    user = SITE_USERS[1][0]
+    wait_for(lambda: all_success(sched, {1: 1, 2: 1}), timeout=30,
+             what="probe_success 1 before the move")
+    moved = free_port()
+    ini = sched.dir / "s1f1" / "frontend.ini"
+    original = ini.read_text()
+    fails_before = probe_metrics(sched).get(("portico_probe_runs_total",
+                                             frozenset({("protocol", "imap"),
+                                                        ("result", "fail")})),
+                                            0)
+    try:
+        ini.write_text(original + "\n[frontend]\nimap_listen = "
+                       "127.0.0.1:%d\n" % moved)
+        before = len(sched.log("s1f1"))
+        os.kill(int((sched.dir / "s1f1" / "pid").read_text()),
+                signal.SIGHUP)
+        wait_for(lambda: "listening protocol=imap address=127.0.0.1:%d"
+                 % moved in sched.log("s1f1")[before:], timeout=20,
+                 what="the IMAP listener moved")
+        moved_at = time.time()
+        m = wait_for(lambda: (lambda mm: mm if last_run(
+            mm, "imap", user) > moved_at + 1 else None)(
+                probe_metrics(sched)), timeout=30,
+            what="an IMAP probe after the move")
+        assert success(m, "imap", user, "s1b1") == 1
+        assert m.get(("portico_probe_runs_total", frozenset(
+            {("protocol", "imap"), ("result", "fail")})), 0) == fails_before
+    finally:
+        ini.write_text(original)
+        before = len(sched.log("s1f1"))
+        os.kill(int((sched.dir / "s1f1" / "pid").read_text()),
+                signal.SIGHUP)
+        wait_for(lambda: "no longer listening on 127.0.0.1:%d" % moved
+                 in sched.log("s1f1")[before:], timeout=20,
+                 what="the IMAP listener back")
+
 def test_frontend_check_names_bad_probe_settings(tmp_path):
     """portico-frontend -t (and so start and reloads) refuses [probe]
     settings that cannot work, naming the setting."""
