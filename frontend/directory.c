@@ -113,11 +113,24 @@ struct dir_req {
 	struct dir_req *prev, *next;
 };
 
+/* The directory's servers, resolved, with the TLS context they need: made
+ * once per process, at start and at a reload that changes them, outside
+ * the event loops (a name lookup can take seconds), and shared by every
+ * loop's directory; never changed once made. */
+struct dir_target {
+	atomic_uint refs;
+	struct ldap_uri uris[DIR_MAX_URIS];
+	unsigned n;
+	SSL_CTX *tls_ctx; /* when a URI or ldap.starttls needs TLS */
+	/* the settings it was made from */
+	char *conf_uris, *conf_ca;
+	int conf_starttls;
+};
+
 struct directory {
 	uv_loop_t *loop;
 	const struct config *cfg;
-	struct ldap_uri uris[DIR_MAX_URIS];
-	unsigned nuris;
+	struct dir_target *t; /* the process's, as this loop took it */
 	struct ldconn search;
 	struct ldconn *auth; /* DIR_MAX_AUTH of them, made once */
 	unsigned nauth;      /* ldap.auth_connections: those that take binds */
@@ -128,13 +141,11 @@ struct directory {
 	struct dir_req *done;  /* finished, callbacks pending */
 	uv_timer_t sweep;
 	uv_timer_t done_timer;
-	SSL_CTX *tls_ctx; /* when a URI or ldap.starttls needs TLS */
-	/* the settings the connections were made with (the snapshot's
+	/* the credentials the connections were made with (the snapshot's
 	   strings, which outlive the loop): a reload that changes one
-	   renews them */
-	const char *conf_uris, *conf_ca, *conf_bind_dn, *conf_bind_pw;
+	   renews them, as does a new target */
+	const char *conf_bind_dn, *conf_bind_pw;
 	const char *conf_priv; /* ldap.privileged_attribute */
-	int conf_starttls;
 	int shut;
 	const char *user_attrs[16];
 	char priv_attr[128];    /* ldap.privileged_attribute, split */
@@ -216,7 +227,7 @@ ldc_set_state(struct ldconn *lc, enum ldc_state state)
 		return;
 	log_debug("ldap conn=%s%u uri=%s %s -> %s",
 		  lc->role == LDC_SEARCH ? "search" : "auth", lc->index,
-		  lc->d->uris[lc->uri_idx].uri, ldc_state_names[lc->state],
+		  lc->d->t->uris[lc->uri_idx].uri, ldc_state_names[lc->state],
 		  ldc_state_names[state]);
 	lc->state = state;
 }
@@ -246,7 +257,7 @@ ldc_fail(struct ldconn *lc, const char *why)
 	struct directory *d = lc->d;
 	if (lc->state == LDC_CLOSING || lc->state == LDC_DOWN)
 		return;
-	log_warn("ldap uri=%s error=\"%s\"", d->uris[lc->uri_idx].uri, why);
+	log_warn("ldap uri=%s error=\"%s\"", d->t->uris[lc->uri_idx].uri, why);
 	for (struct dir_req *r = d->reqs, *next; r != NULL; r = next) {
 		next = r->next;
 		if (r->conn == lc)
@@ -254,8 +265,8 @@ ldc_fail(struct ldconn *lc, const char *why)
 	}
 	lc->busy = NULL;
 	lc->tried++;
-	lc->uri_idx = (lc->uri_idx + 1) % d->nuris;
-	if (lc->tried >= d->nuris) {
+	lc->uri_idx = (lc->uri_idx + 1) % d->t->n;
+	if (lc->tried >= d->t->n) {
 		lc->retry_at = uv_now(d->loop) +
 			       (uint64_t)d->cfg->ldap_retry_interval * 1000;
 		lc->tried = 0;
@@ -275,7 +286,7 @@ ldc_ready(struct ldconn *lc)
 	lc->tried = 0;
 	ldc_set_state(lc, LDC_READY);
 	log_info("ldap uri=%s conn=%s%u connected%s%s",
-		 lc->d->uris[lc->uri_idx].uri,
+		 lc->d->t->uris[lc->uri_idx].uri,
 		 lc->role == LDC_SEARCH ? "search" : "auth", lc->index,
 		 lc->ssl != NULL ? " tls=" : "",
 		 lc->ssl != NULL ? SSL_get_version(lc->ssl) : "");
@@ -371,8 +382,8 @@ static int
 ldc_init_ld(struct ldconn *lc)
 {
 	struct directory *d = lc->d;
-	int rc = ldap_init_fd(lc->fd, LDAP_PROTO_TCP, d->uris[lc->uri_idx].uri,
-			      &lc->ld);
+	int rc = ldap_init_fd(lc->fd, LDAP_PROTO_TCP,
+			      d->t->uris[lc->uri_idx].uri, &lc->ld);
 	if (rc != LDAP_SUCCESS) {
 		ldc_fail(lc, ldap_err2string(rc));
 		return -1;
@@ -387,8 +398,8 @@ ldc_init_ld(struct ldconn *lc)
 static void
 ldc_tls_start(struct ldconn *lc)
 {
-	const struct ldap_uri *u = &lc->d->uris[lc->uri_idx];
-	lc->ssl = SSL_new(lc->d->tls_ctx);
+	const struct ldap_uri *u = &lc->d->t->uris[lc->uri_idx];
+	lc->ssl = SSL_new(lc->d->t->tls_ctx);
 	if (lc->ssl == NULL || SSL_set_fd(lc->ssl, lc->fd) != 1) {
 		ERR_clear_error();
 		ldc_fail(lc, "TLS setup failed");
@@ -444,7 +455,7 @@ ldc_handshake(struct ldconn *lc)
 	unsigned long e = ERR_peek_error();
 	if (v != X509_V_OK)
 		snprintf(why, sizeof(why), "TLS: certificate of %s: %s",
-			 lc->d->uris[lc->uri_idx].host,
+			 lc->d->t->uris[lc->uri_idx].host,
 			 X509_verify_cert_error_string(v));
 	else if (e != 0)
 		snprintf(why, sizeof(why), "TLS handshake: %s",
@@ -487,7 +498,7 @@ static void
 ldc_connected(struct ldconn *lc)
 {
 	struct directory *d = lc->d;
-	const struct ldap_uri *u = &d->uris[lc->uri_idx];
+	const struct ldap_uri *u = &d->t->uris[lc->uri_idx];
 	int err = 0;
 	socklen_t len = sizeof(err);
 	if (getsockopt(lc->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
@@ -519,7 +530,7 @@ static void
 ldc_connect(struct ldconn *lc)
 {
 	struct directory *d = lc->d;
-	const struct ldap_uri *u = &d->uris[lc->uri_idx];
+	const struct ldap_uri *u = &d->t->uris[lc->uri_idx];
 	lc->fd = socket(u->addr.ss_family,
 			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lc->fd < 0) {
@@ -1303,8 +1314,8 @@ dir_warn_cleartext(const struct directory *d)
 	static atomic_int warned;
 	if (d->cfg->ldap_starttls)
 		return;
-	for (unsigned i = 0; i < d->nuris; i++) {
-		const struct ldap_uri *u = &d->uris[i];
+	for (unsigned i = 0; i < d->t->n; i++) {
+		const struct ldap_uri *u = &d->t->uris[i];
 		int loopback =
 		    (u->addr.ss_family == AF_INET &&
 		     (ntohl(((const struct sockaddr_in *)&u->addr)
@@ -1366,11 +1377,58 @@ dir_priv_apply(struct directory *d, const char **error_r)
 static void
 dir_conf_keep(struct directory *d)
 {
-	d->conf_uris = d->cfg->ldap_uris;
-	d->conf_ca = d->cfg->ldap_tls_ca_file;
 	d->conf_bind_dn = d->cfg->ldap_bind_dn;
 	d->conf_bind_pw = d->cfg->ldap_bind_password;
-	d->conf_starttls = d->cfg->ldap_starttls;
+}
+
+struct dir_target *
+dir_target_load(const struct config *cfg, const char **error_r)
+{
+	struct dir_target *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		abort();
+	if (dir_load(cfg, t->uris, &t->n, &t->tls_ctx, 1, error_r) < 0) {
+		free(t);
+		return NULL;
+	}
+	t->conf_uris = strdup(cfg->ldap_uris);
+	t->conf_ca = strdup(cfg->ldap_tls_ca_file);
+	if (t->conf_uris == NULL || t->conf_ca == NULL)
+		abort();
+	t->conf_starttls = cfg->ldap_starttls;
+	atomic_init(&t->refs, 1);
+	return t;
+}
+
+int
+dir_target_matches(const struct dir_target *t, const struct config *cfg)
+{
+	return strcmp(t->conf_uris, cfg->ldap_uris) == 0 &&
+	       strcmp(t->conf_ca, cfg->ldap_tls_ca_file) == 0 &&
+	       t->conf_starttls == cfg->ldap_starttls;
+}
+
+struct dir_target *
+dir_target_ref(struct dir_target *t)
+{
+	if (t != NULL)
+		atomic_fetch_add(&t->refs, 1);
+	return t;
+}
+
+void
+dir_target_unref(struct dir_target **tp)
+{
+	struct dir_target *t = *tp;
+	*tp = NULL;
+	if (t == NULL || atomic_fetch_sub(&t->refs, 1) != 1)
+		return;
+	for (unsigned i = 0; i < t->n; i++)
+		free(t->uris[i].uri);
+	SSL_CTX_free(t->tls_ctx);
+	free(t->conf_uris);
+	free(t->conf_ca);
+	free(t);
 }
 
 static unsigned
@@ -1381,16 +1439,15 @@ dir_auth_wanted(const struct config *cfg)
 }
 
 int
-dir_create(uv_loop_t *loop, const struct config *cfg, struct directory **dir_r,
-	   const char **error_r)
+dir_create(uv_loop_t *loop, const struct config *cfg, struct dir_target *target,
+	   struct directory **dir_r, const char **error_r)
 {
 	struct directory *d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		abort();
 	d->loop = loop;
 	d->cfg = cfg;
-	if (dir_load(cfg, d->uris, &d->nuris, &d->tls_ctx, 1, error_r) < 0)
-		goto fail;
+	d->t = dir_target_ref(target);
 	dir_conf_keep(d);
 	dir_warn_cleartext(d);
 	if (dir_priv_apply(d, error_r) < 0)
@@ -1420,9 +1477,7 @@ dir_create(uv_loop_t *loop, const struct config *cfg, struct directory **dir_r,
 	*dir_r = d;
 	return 0;
 fail:
-	for (unsigned i = 0; i < d->nuris; i++)
-		free(d->uris[i].uri);
-	SSL_CTX_free(d->tls_ctx);
+	dir_target_unref(&d->t);
 	free(d);
 	return -1;
 }
@@ -1466,7 +1521,7 @@ conf_same(const char *a, const char *b)
 }
 
 void
-dir_reconfigure(struct directory *d)
+dir_reconfigure(struct directory *d, struct dir_target *target)
 {
 	if (d == NULL)
 		return;
@@ -1497,30 +1552,16 @@ dir_reconfigure(struct directory *d)
 			log_info("ldap reload: privileged_attribute=\"%s\"",
 				 cfg->ldap_privileged_attribute);
 	}
-	if (d->shut || (conf_same(cfg->ldap_uris, d->conf_uris) &&
-			conf_same(cfg->ldap_tls_ca_file, d->conf_ca) &&
-			conf_same(cfg->ldap_bind_dn, d->conf_bind_dn) &&
-			conf_same(cfg->ldap_bind_password, d->conf_bind_pw) &&
-			cfg->ldap_starttls == d->conf_starttls))
+	int new_target = target != NULL && target != d->t;
+	if (d->shut ||
+	    (!new_target && conf_same(cfg->ldap_bind_dn, d->conf_bind_dn) &&
+	     conf_same(cfg->ldap_bind_password, d->conf_bind_pw)))
 		return;
-	struct ldap_uri uris[DIR_MAX_URIS];
-	unsigned n;
-	SSL_CTX *ctx;
-	if (dir_load(cfg, uris, &n, &ctx, 1, &err) < 0) {
-		/* the reload checked the form (dir_config_check): a name
-		   that does not resolve, a CA file that does not load */
-		log_error("ldap reload: %s; the directory connections stay "
-			  "as they were",
-			  err);
-		return;
+	if (new_target) {
+		/* an SSL object keeps the context it was made with */
+		dir_target_unref(&d->t);
+		d->t = dir_target_ref(target);
 	}
-	for (unsigned i = 0; i < d->nuris; i++)
-		free(d->uris[i].uri);
-	memcpy(d->uris, uris, n * sizeof(uris[0]));
-	d->nuris = n;
-	/* an SSL object keeps the context it was made with */
-	SSL_CTX_free(d->tls_ctx);
-	d->tls_ctx = ctx;
 	dir_conf_keep(d);
 	dir_warn_cleartext(d);
 	for (unsigned i = 0; i <= d->nauth_made; i++) {
@@ -1570,9 +1611,7 @@ dir_free(struct directory **dp)
 	if (d == NULL)
 		return;
 	dir_run_done(&d->done_timer); /* frees finished requests */
-	for (unsigned i = 0; i < d->nuris; i++)
-		free(d->uris[i].uri);
-	SSL_CTX_free(d->tls_ctx);
+	dir_target_unref(&d->t);
 	free(d->auth);
 	free(d);
 	*dp = NULL;

@@ -66,20 +66,35 @@ typedef void dir_auth_cb(void *ctx, enum dir_result res,
 typedef void dir_backend_cb(void *ctx, enum dir_result res,
 			    const struct dir_backend *be, const char *why);
 
+/* The directory's servers (ldap.uris, each name resolved) and the TLS
+ * context ldap.tls_ca_file and ldap.starttls ask for: made once per
+ * process, outside the event loops, and shared by every loop's directory
+ * (reference counted; never changed once made).  NULL after saying why in
+ * *error_r (a name that does not resolve, a CA file that does not load). */
+struct dir_target;
+struct dir_target *dir_target_load(const struct config *cfg,
+				   const char **error_r);
+/* Whether t was made from cfg's ldap.uris, tls_ca_file and starttls. */
+int dir_target_matches(const struct dir_target *t, const struct config *cfg);
+struct dir_target *dir_target_ref(struct dir_target *t);
+void dir_target_unref(struct dir_target **t);
+
+/* A loop's directory, on target (which it keeps a reference to). */
 int dir_create(uv_loop_t *loop, const struct config *cfg,
-	       struct directory **dir_r, const char **error_r);
+	       struct dir_target *target, struct directory **dir_r,
+	       const char **error_r);
 /* Cancels what is pending and closes the connections (asynchronously). */
 void dir_shutdown(struct directory *dir);
 /* Whether cfg's ldap.uris are well-formed ldap:// or ldaps:// URIs (at
  * start, --check and before a reload is taken; names are resolved and
- * ldap.tls_ca_file read when the connections are made). */
+ * ldap.tls_ca_file read by dir_target_load()). */
 int dir_config_check(const struct config *cfg, const char **error_r);
-/* After a reload: when ldap.uris, ldap.starttls, ldap.tls_ca_file,
- * ldap.bind_dn or ldap.bind_password changed, the connections are made
- * again with them, each once nothing is in flight on it; binds take the
- * first ldap.auth_connections connections, and any beyond close once
- * idle. */
-void dir_reconfigure(struct directory *dir);
+/* After a reload (target: the process's newest, NULL when none could be
+ * made): on a new target, or when ldap.bind_dn or ldap.bind_password
+ * changed, the connections are made again with them, each once nothing
+ * is in flight on it; binds take the first ldap.auth_connections
+ * connections, and any beyond close once idle. */
+void dir_reconfigure(struct directory *dir, struct dir_target *target);
 /* Frees the directory once the loop has closed its handles. */
 void dir_free(struct directory **dir);
 

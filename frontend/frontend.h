@@ -203,6 +203,8 @@ struct frontend {
 	int drain_requested;         /* under wake_lock */
 	const struct config_snap *new_cfg; /* under wake_lock: to apply */
 	struct tls_server *new_tls;  /* under wake_lock: to swap in */
+	struct dir_target *new_dir;  /* under wake_lock: the directory's
+					servers at a reload */
 	/* under wake_lock: at a reload that moved a listener, the socket
 	   bound for its slot, FRONTEND_LISTEN_CLOSE when the setting is
 	   empty now, FRONTEND_LISTEN_SAME otherwise */

@@ -83,6 +83,8 @@ struct process {
 	unsigned long http_connections;
 	SSL_CTX *link_ctx;
 	struct tls_server *tls;
+	/* the directory's servers, resolved once for every loop */
+	struct dir_target *dir_target;
 	/* session-ticket keys made at start, for while
 	   tls.ticket_key_file is empty */
 	struct tls_tickets *own_tickets;
@@ -310,14 +312,14 @@ worker_drain(struct frontend *fe)
  * the strings are the snapshot's, which outlives every loop). */
 static void
 worker_apply(struct frontend *fe, const struct config_snap *snap,
-	     const int *listen_fds)
+	     const int *listen_fds, struct dir_target *dir)
 {
 	struct config old = fe->cfg; /* its strings outlive the loop */
 	fe->cfg = snap->cfg;
 	fe->cfg_generation = snap->generation;
 	listeners_apply(fe, &old, listen_fds);
 	http_routes_apply(fe);
-	dir_reconfigure(fe->dir);
+	dir_reconfigure(fe->dir, dir);
 	unsigned n = __atomic_add_fetch(fe->reloads_applied, 1,
 					__ATOMIC_ACQ_REL);
 	if (n == fe->nworkers)
@@ -334,6 +336,8 @@ worker_wakeup(uv_async_t *h)
 	fe->new_tls = NULL;
 	const struct config_snap *snap = fe->new_cfg;
 	fe->new_cfg = NULL;
+	struct dir_target *dir = fe->new_dir;
+	fe->new_dir = NULL;
 	int fds[FRONTEND_MAX_LISTENERS];
 	for (unsigned i = 0; i < FRONTEND_MAX_LISTENERS; i++) {
 		fds[i] = fe->new_listen[i];
@@ -345,9 +349,10 @@ worker_wakeup(uv_async_t *h)
 	if (fe->stopping)
 		stop = 0; /* the async handle is closed already */
 	if (snap != NULL && !fe->stopping)
-		worker_apply(fe, snap, fds);
+		worker_apply(fe, snap, fds, dir);
 	else if (snap != NULL)
 		listeners_apply(fe, &fe->cfg, fds); /* closes what came */
+	dir_target_unref(&dir);
 	if (t != NULL) {
 		tls_server_unref(&fe->tls);
 		fe->tls = t;
@@ -403,7 +408,7 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 	fe->drain_timer.data = fe;
 	link_pool_init(fe);
 	kick_start(fe);
-	if (dir_create(fe->loop, &fe->cfg, &fe->dir, &err) < 0) {
+	if (dir_create(fe->loop, &fe->cfg, p->dir_target, &fe->dir, &err) < 0) {
 		log_error("ldap error=\"%s\"", err);
 		return -1;
 	}
@@ -450,6 +455,7 @@ worker_free(struct frontend *fe)
 	probe_sched_free(fe);
 	tls_server_unref(&fe->tls);
 	tls_server_unref(&fe->new_tls);
+	dir_target_unref(&fe->new_dir);
 	pthread_mutex_destroy(&fe->wake_lock);
 	for (unsigned i = 0; i < FRONTEND_MAX_LISTENERS; i++)
 		if (fe->new_listen[i] >= 0)
@@ -472,6 +478,8 @@ workers_wake(struct process *p, enum wake what, struct tls_server *t)
 			fe->drain_requested = 1;
 		if (what == WAKE_CONFIG) {
 			fe->new_cfg = p->snap;
+			dir_target_unref(&fe->new_dir);
+			fe->new_dir = dir_target_ref(p->dir_target);
 			/* with the configuration that names them, never
 			   before */
 			for (unsigned l = 0; l < FRONTEND_MAX_LISTENERS; l++) {
@@ -662,6 +670,18 @@ on_reload(uv_signal_t *h, int signum)
 			  &live) < 0)
 		return;
 	listeners_reload(p);
+	if (!dir_target_matches(p->dir_target, &p->snap->cfg)) {
+		/* names resolved here, once, not in the event loops */
+		struct dir_target *dt = dir_target_load(&p->snap->cfg, &err);
+		if (dt == NULL) {
+			log_error("ldap reload: %s; the directory connections "
+				  "stay as they were",
+				  err);
+		} else {
+			dir_target_unref(&p->dir_target);
+			p->dir_target = dt;
+		}
+	}
 	p->cfg = p->snap->cfg;
 	policy_reload(&p->policy, &p->snap->cfg);
 	struct tls_server *t = tls_load(p, &err);
@@ -791,6 +811,10 @@ main(int argc, char **argv)
 		log_error("frontend policy error=\"%s\"", err);
 		return 1;
 	}
+	if ((p.dir_target = dir_target_load(&p.cfg, &err)) == NULL) {
+		log_error("ldap error=\"%s\"", err);
+		return 1;
+	}
 	p.nworkers = workers_wanted(&p.cfg);
 	p.workers = calloc(p.nworkers, sizeof(*p.workers));
 	p.staged_listen = calloc(p.nworkers, sizeof(*p.staged_listen));
@@ -847,6 +871,7 @@ out:
 		uv_loop_close(p.loop);
 	}
 	tls_server_unref(&p.tls);
+	dir_target_unref(&p.dir_target);
 	tls_tickets_unref(&p.own_tickets);
 	SSL_CTX_free(p.link_ctx);
 	policy_free(&p.policy);

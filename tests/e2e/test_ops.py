@@ -559,7 +559,9 @@ def test_sighup_moves_the_directory(st):
                 not in new, new
         assert "ldap reload: ldap.tls_ca_file \"%s\"" \
             % (st.dir / "no-such-ca.pem") in new, new
-        assert "the directory connections stay as they were" in new, new
+        # the names are resolved and the file read once for every loop
+        assert new.count("the directory connections stay as they were") \
+            == 1, new
         assert login("hupstay") == "OK"
         # the same directory over ldaps://, verified with the stack's CA,
         # while clients keep logging in: none fails for the change, and
