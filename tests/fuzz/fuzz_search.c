@@ -71,6 +71,13 @@ imap_tagged(struct imap_cmd_ctx *cmd, const char *status, const char *fmt,
 	session_write(s, "\r\n", 2);
 }
 
+/* Every capability is offered (none switched off for the session). */
+int
+imap_offers(const struct imap_session *is, const char *name)
+{
+	return 1;
+}
+
 /* -- the mailbox ----------------------------------------------------------- */
 
 static const char *const messages[] = {
