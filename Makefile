@@ -23,7 +23,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS   += -std=c11 -D_GNU_SOURCE -g $(OPT) $(W) -I. -I$(BUILD)/gen \
             $(PKG_CFLAGS) -pthread -MMD -MP
-LDLIBS   += $(PKG_LIBS) -lhttp_parser -pthread
+LDLIBS   += $(PKG_LIBS) -lhttp_parser -lunistring -pthread
 ifneq ($(SANITIZE),)
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
             -fno-sanitize-recover=all
@@ -134,6 +134,7 @@ $(BUILD)/unit/backend/test_sendrate: $(call obj,backend/transport/sendrate.c)
 $(BUILD)/unit/backend/test_user_sessions: $(call obj,backend/user_sessions.c)
 $(BUILD)/unit/backend/test_store_records: $(call obj,backend/store/store.c backend/store/store_delivery.c backend/store/store_expunged.c backend/store/store_writer.c backend/store/store_ops.c backend/store/store_queue.c common/metrics.c common/buf.c)
 $(BUILD)/unit/backend/test_seqset: $(call obj,backend/imap/imap_seqset.c common/buf.c common/arena.c)
+$(BUILD)/unit/backend/test_casefold: $(call obj,backend/imap/imap_casefold.c common/buf.c)
 $(BUILD)/unit/backend/test_store_reader: $(call obj,backend/store/store.c backend/store/store_delivery.c backend/store/store_expunged.c backend/store/store_writer.c backend/store/store_ops.c backend/store/store_queue.c common/metrics.c common/buf.c)
 $(BUILD)/unit/frontend/test_ldap_escape: $(call obj,frontend/ldap_escape.c)
 $(BUILD)/unit/frontend/test_proxy_proto: $(call obj,common/proxy_proto.c)

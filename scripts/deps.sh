@@ -8,6 +8,7 @@ PACKAGES=(
     libssl-dev libuv1-dev liblmdb-dev lmdb-utils
     libprotobuf-c-dev protobuf-c-compiler
     libldap-dev libinih-dev libcmocka-dev zlib1g-dev libhttp-parser-dev
+    libunistring-dev
     slapd ldap-utils
     python3-pytest python3-aiosmtpd curl openssl iproute2 haproxy chromium
     fetchmail getmail6 isync offlineimap3

@@ -307,13 +307,12 @@ const struct imap_envelope *imap_msg_envelope(struct imap_msg *m);
 const char *imap_msg_header(struct imap_msg *m, const char *name,
 			    int *over_r);
 
-/* Appends in[0..len) (UTF-8) folded for comparison: each character
- * replaced by its titlecase, then its compatibility decomposition (NFKD),
- * which is i;unicode-casemap (RFC 5051) for ASCII, Latin-1, Latin
- * Extended-A and -B, Greek and Cyrillic; other characters are kept as
- * they are, and bytes that are not UTF-8 pass through.  Two strings are
- * equal under the comparator when their folded forms are; SEARCH matches
- * a folded needle inside a folded text. */
+/* Appends in[0..len) (UTF-8) folded for comparison, i;unicode-casemap
+ * (RFC 5051; imap_casefold.c): each character replaced by its titlecase,
+ * then its compatibility decomposition (NFKD), each character of which
+ * is titlecased again; bytes that are not UTF-8 pass through.  Two
+ * strings are equal under the comparator when their folded forms are;
+ * SEARCH matches a folded needle inside a folded text. */
 void imap_casefold(const char *in, size_t len, struct buf *out);
 /* RFC 5322 date-time (obsolete forms and comments accepted).  Returns 0
  * with the time in UTC (zone applied; a bad zone is UTC, a bad time

@@ -194,6 +194,38 @@ def test_search_decoded(decoded, criteria, expect):
     assert got == ("* SEARCH " + expect).rstrip(), criteria
 
 
+def test_i18nlevel_1_every_script(stack):
+    """I18NLEVEL=1 (RFC 5255): i;unicode-casemap (RFC 5051) in every
+    script, outside the BMP too, with compatibility forms: SEARCH matches
+    across case and forms, SORT orders as folded."""
+    msgs = [
+        (D, mk([("From", "a@example.am"),
+                ("Subject", "=?UTF-8?B?" + base64.b64encode(
+                    "Բարի ՀԱՅ օր".encode()).decode() + "?=")],
+               "Ꭰ Cherokee, 𐐨𐐯 Deseret, Ⰰ Glagolitic\n",
+               "text/plain; charset=utf-8")),
+        (D, mk([("From", "b@example.jp"),
+                ("Subject", "=?UTF-8?B?" + base64.b64encode(
+                    "ｆｕｌｌ width ﬁle".encode()).decode() + "?=")],
+               "plain text\n", "text/plain; charset=utf-8")),
+        (D, mk([("From", "c@example.org"), ("Subject", "zeta")],
+               "nothing here\n")),
+    ]
+    c = mailbox(stack, msgs)
+    typ, data = c.capability()
+    assert "I18NLEVEL=1" in data[0].decode().split(), data
+    for needle, expect in (("հայ", "1"), ("ԲԱՐԻ", "1"),
+                           ("FULL WIDTH FILE", "2"), ("Ｆile", "2")):
+        assert search(c, b"SUBJECT " + lit(needle)) == \
+            "* SEARCH " + expect, needle
+    for needle, expect in (("ꭰ cherokee", "1"), ("𐐀𐐇", "1"),
+                           ("ⰰ glagolitic", "1"), ("ꭰ𐐀", "")):
+        assert search(c, b"BODY " + lit(needle)) == \
+            ("* SEARCH " + expect).rstrip(), needle
+    # SORT (SUBJECT) compares the folded subjects: FULL < ZETA < Բ
+    assert ok(c, b"SORT (SUBJECT) UTF-8 ALL", b"* SORT") == "* SORT 2 3 1"
+    c.logout()
+
 def test_search_utf8_accept_without_charset(stack):
     c = mailbox(stack, DECODED[:2])
     _, tagged = raw(c, b"ENABLE UTF8=ACCEPT")

@@ -44,7 +44,8 @@ FUZZ_SRC_http_xml := frontend/http/http_xml.c frontend/http/http_xml.h \
 # SEARCH against a real store (in a temporary directory), with the session
 # output captured by the target itself.
 FUZZ_SRC_search := backend/imap/imap_cmd_search.c backend/imap/imap_seqset.c \
-                   backend/imap/imap_mutf7.c backend/imap/imap.h \
+                   backend/imap/imap_mutf7.c backend/imap/imap_casefold.c \
+                   backend/imap/imap.h \
                    $(wildcard backend/store/*.c backend/store/*.h) \
                    $(wildcard backend/mime/*.c backend/mime/*.h) \
                    common/lineparse.c common/imap_parser.c common/config.c \
@@ -52,7 +53,7 @@ FUZZ_SRC_search := backend/imap/imap_cmd_search.c backend/imap/imap_seqset.c \
                    common/log.c common/metrics.c common/metrics.h \
                    $(PROTO_H)
 FUZZ_CFLAGS_search := -I$(BUILD)/gen
-FUZZ_LIBS_search := -llmdb -luv -lpthread -lz \
+FUZZ_LIBS_search := -llmdb -luv -lpthread -lz -lunistring \
                     $(shell pkg-config --libs inih 2>/dev/null)
 
 # import --account against a real store (in a temporary directory), with
@@ -67,7 +68,7 @@ FUZZ_SRC_account := backend/admin/admin_account.c \
                     $(PROTO_C) $(PROTO_H)
 FUZZ_CFLAGS_account := -I$(BUILD)/gen -Wno-error
 FUZZ_LIBS_account := -llmdb -luv -lpthread -lz -lprotobuf-c -lldap -llber \
-                     -lssl -lhttp_parser \
+                     -lssl -lhttp_parser -lunistring \
                      $(shell pkg-config --libs inih 2>/dev/null)
 
 FUZZ_SRC_smtp := common/smtp_parser.c common/smtp_parser.h common/buf.c \
