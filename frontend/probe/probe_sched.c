@@ -51,11 +51,16 @@ struct probe_sched {
 	unsigned nusers;
 	struct probe_target targets[PROBE_PROTOCOL_COUNT];
 	unsigned ntargets;
+	/* probe.protocols, in its order: those of them with a listener are
+	   the targets, again at each reload that moves listeners */
+	enum probe_protocol wanted[PROBE_PROTOCOL_COUNT];
+	unsigned nwanted;
 	uint64_t interval_ms;
 
 	/* the round in progress (loop only) */
 	uint64_t round_start;    /* loop time, ms */
 	unsigned cur_user, cur_target;
+	struct probe_target cur; /* the probe's in flight */
 	int looked_up;
 	char backend[64];        /* of cur_user, from the directory */
 	struct probe *probe;
@@ -170,26 +175,29 @@ probe_sched_listeners_moved(struct frontend *fe)
 	struct probe_sched *s = fe->probe;
 	if (s == NULL || s->stopping)
 		return;
-	for (unsigned i = 0; i < s->ntargets; i++) {
-		struct probe_target *t = &s->targets[i], nt;
-		const char *name = probe_protocol_name(t->protocol), *why;
+	struct probe_target targets[PROBE_PROTOCOL_COUNT];
+	unsigned n = 0;
+	for (unsigned i = 0; i < s->nwanted; i++) {
+		enum probe_protocol p = s->wanted[i];
+		const char *why;
 		enum probe_tls tls;
-		const char *listen = target_listener(&fe->cfg, t->protocol,
-						     &tls, &why);
-		if (listen == NULL) {
-			log_warn("probe protocol=%s: %s since the reload: its "
-				 "probes fail until one is back",
-				 name, why);
-		} else if (target_set(&nt, t->protocol, listen, tls, &why) <
-			   0) {
-			log_warn("probe protocol=%s: %s: %s", name, listen,
-				 why);
-		} else {
-			pthread_mutex_lock(&s->lock);
-			*t = nt;
-			pthread_mutex_unlock(&s->lock);
+		const char *listen = target_listener(&fe->cfg, p, &tls, &why);
+		if (listen == NULL ||
+		    target_set(&targets[n], p, listen, tls, &why) < 0) {
+			log_warn("probe protocol=%s skipped since the reload: "
+				 "%s",
+				 probe_protocol_name(p),
+				 listen == NULL ? why : "listener address");
+			continue;
 		}
+		n++;
 	}
+	/* a probe in flight keeps its own copy (s->cur) */
+	pthread_mutex_lock(&s->lock);
+	memcpy(s->targets, targets, n * sizeof(targets[0]));
+	s->ntargets = n;
+	pthread_mutex_unlock(&s->lock);
+	log_info("probe targets=%u after the reload", n);
 }
 
 static void
@@ -309,6 +317,7 @@ probe_sched_start(struct frontend *fe, const char **error_r)
 		    (seen & (1u << p)))
 			continue;
 		seen |= 1u << p;
+		s->wanted[s->nwanted++] = p;
 		if (target_find(s, p, &e) < 0) {
 			snprintf(err, sizeof(err), "probe %s: listener: %s",
 				 probe_protocol_name(p), e);
@@ -509,7 +518,7 @@ sched_probe_done(void *ctx, const struct probe_result *r)
 {
 	struct probe_sched *s = ctx;
 	s->probe = NULL;
-	sched_record(s, &s->targets[s->cur_target], r);
+	sched_record(s, &s->cur, r);
 	s->cur_target++;
 	sched_next(s);
 }
@@ -572,7 +581,8 @@ sched_next(struct probe_sched *s)
 			s->looked_up = 0;
 			continue;
 		}
-		const struct probe_target *t = &s->targets[s->cur_target];
+		s->cur = s->targets[s->cur_target];
+		const struct probe_target *t = &s->cur;
 		char password[1024];
 		if (password_for(s, user, password, sizeof(password)) < 0) {
 			sched_fail_now(s, t, "no password in "

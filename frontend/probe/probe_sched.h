@@ -40,8 +40,9 @@ int probe_sched_start(struct frontend *fe, const char **error_r);
 /* In fe's loop: cancels the probe in progress and the timer. */
 void probe_sched_stop(struct frontend *fe);
 /* After a reload moved the frontend's listeners (in its loop): each
- * protocol probed is probed where its first listener is now; one left
- * without a listener fails until it has one again. */
+ * protocol of probe.protocols is probed where its first listener is now,
+ * as at start; one left without a listener is no longer probed, and one
+ * that has a listener again is. */
 void probe_sched_listeners_moved(struct frontend *fe);
 /* After fe's loop has ended. */
 void probe_sched_free(struct frontend *fe);

@@ -565,7 +565,9 @@ def test_schedule_probes_every_site_and_sees_a_backend_go(sched):
 
 def test_schedule_follows_a_moved_listener(sched):
     """A reload that moves the listener a protocol is probed through: the
-    next rounds probe it at its new address and pass."""
+    next rounds probe it at its new address and pass; a protocol left
+    without a listener is no longer probed, and is again once it has
+    one."""
     import signal
     user = SITE_USERS[1][0]
     wait_for(lambda: all_success(sched, {1: 1, 2: 1}), timeout=30,
@@ -579,7 +581,8 @@ def test_schedule_follows_a_moved_listener(sched):
                                             0)
     try:
         ini.write_text(original + "\n[frontend]\nimap_listen = "
-                       "127.0.0.1:%d\n" % moved)
+                       "127.0.0.1:%d\npop3_listen =\npop3s_listen =\n"
+                       % moved)
         before = len(sched.log("s1f1"))
         os.kill(int((sched.dir / "s1f1" / "pid").read_text()),
                 signal.SIGHUP)
@@ -594,6 +597,12 @@ def test_schedule_follows_a_moved_listener(sched):
         assert success(m, "imap", user, "s1b1") == 1
         assert m.get(("portico_probe_runs_total", frozenset(
             {("protocol", "imap"), ("result", "fail")})), 0) == fails_before
+        # POP3 has no listener now: not probed, and not in the metrics
+        assert "probe protocol=pop3 skipped since the reload: no " \
+            "listener" in sched.log("s1f1")[before:]
+        assert not any(("protocol", "pop3") in labels
+                       for name, labels in m
+                       if name == "portico_probe_runs_total"), m
     finally:
         ini.write_text(original)
         before = len(sched.log("s1f1"))
@@ -602,6 +611,12 @@ def test_schedule_follows_a_moved_listener(sched):
         wait_for(lambda: "no longer listening on 127.0.0.1:%d" % moved
                  in sched.log("s1f1")[before:], timeout=20,
                  what="the IMAP listener back")
+    # its listeners back, POP3 is probed again, and passes
+    back_at = time.time()
+    m = wait_for(lambda: (lambda mm: mm if (last_run(mm, "pop3", user) or 0)
+                          > back_at + 1 else None)(probe_metrics(sched)),
+                 timeout=30, what="a POP3 probe after the listeners' return")
+    assert success(m, "pop3", user, "s1b1") == 1
 
 def test_frontend_check_names_bad_probe_settings(tmp_path):
     """portico-frontend -t (and so start and reloads) refuses [probe]
