@@ -4,11 +4,14 @@
 #include "common/conn.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -785,4 +788,29 @@ conn_parse_addr(const char *hostport, struct sockaddr_storage *ss,
 	}
 	*error_r = "host must be a numeric address or localhost";
 	return -1;
+}
+
+int
+conn_listen_socket(const char *hostport, const char **error_r)
+{
+	static _Thread_local char msg[160];
+	struct sockaddr_storage ss;
+	if (conn_parse_addr(hostport, &ss, error_r) < 0)
+		return -1;
+	int fd = socket(ss.ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss,
+		 ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					  : sizeof(struct sockaddr_in)) < 0) {
+		snprintf(msg, sizeof(msg), "%s", strerror(errno));
+		*error_r = msg;
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
 }

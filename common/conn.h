@@ -121,5 +121,10 @@ void conn_tls_desc(struct conn *c, char *out, size_t outsize);
 /* Parses "host:port" into a sockaddr (numeric hosts and localhost). */
 int conn_parse_addr(const char *hostport, struct sockaddr_storage *ss,
 		    const char **error_r);
+/* A non-blocking socket bound to "host:port", which other sockets of this
+ * user may share (SO_REUSEPORT: one per event loop, or the next one at a
+ * reload): the descriptor, for uv_tcp_open() and uv_listen(), or -1 with
+ * why in *error_r. */
+int conn_listen_socket(const char *hostport, const char **error_r);
 
 #endif

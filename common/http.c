@@ -759,32 +759,13 @@ http_server_listen(struct http_server *s, const char *addr, int tls,
 		   const char **error_r)
 {
 	static char msg[160];
-	struct sockaddr_storage ss;
-	const char *err;
 	if (s->nlisteners == HTTP_MAX_LISTENERS) {
 		*error_r = "too many HTTP listeners";
 		return -1;
 	}
-	if (conn_parse_addr(addr, &ss, &err) < 0) {
-		*error_r = err;
+	int fd = conn_listen_socket(addr, error_r);
+	if (fd < 0)
 		return -1;
-	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-					      SOCK_CLOEXEC,
-			0);
-	int one = 1;
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&ss,
-		 ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-					  : sizeof(struct sockaddr_in)) < 0) {
-		snprintf(msg, sizeof(msg), "%s", strerror(errno));
-		*error_r = msg;
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
 	struct http_listener *l = &s->listeners[s->nlisteners++];
 	uv_tcp_init(s->loop, &l->tcp);
 	l->tcp.data = l;

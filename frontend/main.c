@@ -125,29 +125,11 @@ on_connection(uv_stream_t *server, int status)
 static int
 listen_socket(unsigned slot, const char *addr)
 {
-	const char *setting = listener_defs[slot].setting;
-	struct sockaddr_storage ss;
 	const char *err;
-	if (conn_parse_addr(addr, &ss, &err) < 0) {
-		log_error("frontend.%s=\"%s\" error=\"%s\"", setting, addr, err);
-		return -1;
-	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-					      SOCK_CLOEXEC,
-			0);
-	int one = 1;
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&ss,
-		 ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-					  : sizeof(struct sockaddr_in)) < 0) {
-		log_error("frontend.%s=%s error=\"%s\"", setting, addr,
-			  strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
+	int fd = conn_listen_socket(addr, &err);
+	if (fd < 0)
+		log_error("frontend.%s=%s error=\"%s\"",
+			  listener_defs[slot].setting, addr, err);
 	return fd;
 }
 

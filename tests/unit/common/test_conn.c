@@ -10,6 +10,8 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -86,12 +88,52 @@ test_addr_name(void **state)
 	assert_string_equal(out, "?:0");
 }
 
+/* conn_listen_socket(): bound sockets that share their port with one
+ * another (one per event loop, or a reload's next one), not with a socket
+ * that does not share; refusals say why. */
+static void
+test_listen_socket(void **state)
+{
+	(void)state;
+	const char *err = NULL;
+	int a = conn_listen_socket("127.0.0.1:0", &err);
+	assert_true(a >= 0);
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	assert_int_equal(getsockname(a, (struct sockaddr *)&sin, &len), 0);
+	char addr[32];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
+	int b = conn_listen_socket(addr, &err);
+	assert_true(b >= 0);
+	assert_int_equal(listen(a, 8), 0);
+	assert_int_equal(listen(b, 8), 0);
+	close(a);
+	close(b);
+	/* a port held by a socket that does not share it */
+	int held = socket(AF_INET, SOCK_STREAM, 0);
+	sin.sin_port = 0;
+	assert_int_equal(bind(held, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	len = sizeof(sin);
+	assert_int_equal(getsockname(held, (struct sockaddr *)&sin, &len), 0);
+	assert_int_equal(listen(held, 8), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
+	err = NULL;
+	assert_int_equal(conn_listen_socket(addr, &err), -1);
+	assert_string_equal(err, "Address already in use");
+	close(held);
+	assert_int_equal(conn_listen_socket("example.org:25", &err), -1);
+	assert_string_equal(err, "host must be a numeric address or localhost");
+	assert_int_equal(conn_listen_socket("127.0.0.1", &err), -1);
+	assert_string_equal(err, "expected host:port");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_addr_literal),
 	    cmocka_unit_test(test_addr_name),
+	    cmocka_unit_test(test_listen_socket),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
