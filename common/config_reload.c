@@ -24,8 +24,8 @@ static const struct field fields[] = {
 #undef SETTING
 };
 
-/* Settings read once at start: the backend's listeners and the HTTP ones
- * (the frontend's mail listeners move at a reload), event loops, the
+/* Settings read once at start: the backend's listeners (the frontend's
+ * move at a reload), event loops, the
  * store, the link's certificates, the IPv6 prefix the per-address tables
  * are keyed by, the command limits the link handshake announced, and the
  * scheduled probes' rounds (their password file, steps and timeout are
@@ -46,7 +46,6 @@ static const char *fixed[] = {
 	"limits.max_command_size", "limits.max_line",
 	"limits.ipv6_prefix",
 	"connection.*",
-	"http.listen", "http.tls_listen",
 	"probe.interval", "probe.users", "probe.protocols", "probe.ca_file",
 };
 /* clang-format on */

@@ -16,8 +16,6 @@
 #include "common/log.h"
 #include "common/proxy_proto.h"
 
-#define HTTP_MAX_LISTENERS 4
-
 enum http_conn_state {
 	HTTP_IDLE,     /* between requests */
 	HTTP_READING,  /* a request has begun */
@@ -35,8 +33,7 @@ struct http_listener {
 struct http_server {
 	uv_loop_t *loop;
 	struct http_server_conf conf;
-	struct http_listener listeners[HTTP_MAX_LISTENERS];
-	unsigned nlisteners;
+	struct http_listener *listeners[2]; /* plain, TLS; NULL: none */
 	struct http_conn *conns;
 	unsigned nconns;
 	int stopping;
@@ -754,33 +751,61 @@ http_server_set_limits(struct http_server *s,
 	s->conf.hsts_max_age = conf->hsts_max_age;
 }
 
-int
-http_server_listen(struct http_server *s, const char *addr, int tls,
-		   const char **error_r)
+static void
+http_listener_freed(uv_handle_t *h)
 {
-	static char msg[160];
-	if (s->nlisteners == HTTP_MAX_LISTENERS) {
-		*error_r = "too many HTTP listeners";
+	free(h->data);
+}
+
+void
+http_server_unlisten(struct http_server *s, int tls)
+{
+	struct http_listener *l = s->listeners[tls != 0];
+	if (l == NULL)
+		return;
+	s->listeners[tls != 0] = NULL;
+	uv_close((uv_handle_t *)&l->tcp, http_listener_freed);
+}
+
+int
+http_server_listen_fd(struct http_server *s, int fd, int tls,
+		      const char **error_r)
+{
+	static _Thread_local char msg[160];
+	if (s->listeners[tls != 0] != NULL) {
+		close(fd);
+		*error_r = "already listening";
 		return -1;
 	}
-	int fd = conn_listen_socket(addr, error_r);
-	if (fd < 0)
-		return -1;
-	struct http_listener *l = &s->listeners[s->nlisteners++];
+	struct http_listener *l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		abort();
 	uv_tcp_init(s->loop, &l->tcp);
 	l->tcp.data = l;
 	l->srv = s;
-	l->tls = tls;
+	l->tls = tls != 0;
+	s->listeners[tls != 0] = l;
 	int rc = uv_tcp_open(&l->tcp, fd);
-	if (rc == 0)
+	if (rc < 0)
+		close(fd); /* not the handle's */
+	else
 		rc = uv_listen((uv_stream_t *)&l->tcp, 1024,
 			       on_http_connection);
 	if (rc < 0) {
 		snprintf(msg, sizeof(msg), "%s", uv_strerror(rc));
 		*error_r = msg;
+		http_server_unlisten(s, tls);
 		return -1;
 	}
 	return 0;
+}
+
+int
+http_server_listen(struct http_server *s, const char *addr, int tls,
+		   const char **error_r)
+{
+	int fd = conn_listen_socket(addr, error_r);
+	return fd < 0 ? -1 : http_server_listen_fd(s, fd, tls, error_r);
 }
 
 void
@@ -789,9 +814,8 @@ http_server_stop(struct http_server *s)
 	if (s == NULL || s->stopping)
 		return;
 	s->stopping = 1;
-	for (unsigned i = 0; i < s->nlisteners; i++)
-		if (!uv_is_closing((uv_handle_t *)&s->listeners[i].tcp))
-			uv_close((uv_handle_t *)&s->listeners[i].tcp, NULL);
+	http_server_unlisten(s, 0);
+	http_server_unlisten(s, 1);
 	for (struct http_conn *hc = s->conns, *next; hc != NULL; hc = next) {
 		next = hc->next;
 		hc_close(hc, "shutdown");

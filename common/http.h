@@ -83,10 +83,17 @@ struct http_server_conf {
 struct http_server *http_server_create(uv_loop_t *loop,
 				       const struct http_server_conf *conf);
 /* Listens on "host:port" (SO_REUSEPORT, so every loop of a process may
- * listen on the same port).  Returns -1 with *error_r (static) on
- * failure. */
+ * listen on the same port), with TLS or without: one listener of each.
+ * Returns -1 with *error_r (static) on failure. */
 int http_server_listen(struct http_server *s, const char *addr, int tls,
 		       const char **error_r);
+/* The same on a socket conn_listen_socket() made (taken over, closed on
+ * failure). */
+int http_server_listen_fd(struct http_server *s, int fd, int tls,
+			  const char **error_r);
+/* Closes the listener with TLS or without, if any (a reload that moves
+ * or removes it); connections accepted from it go on. */
+void http_server_unlisten(struct http_server *s, int tls);
 /* A reload: conf's sizes, timeouts, counts and hsts_max_age apply from
  * now on (to a request begun before, its timer as it was started). */
 void http_server_set_limits(struct http_server *s,

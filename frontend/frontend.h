@@ -169,8 +169,10 @@ extern const struct client_proto lmtp_session_proto;
 struct listener;
 struct probe_sched;
 
-/* The protocol listen settings (frontend.imap_listen ... lmtp_listen). */
-#define FRONTEND_MAX_LISTENERS 7
+/* The listen settings: the mail protocols' (frontend.imap_listen ...
+ * lmtp_listen), then http.listen and http.tls_listen. */
+#define FRONTEND_MAIL_LISTENERS 7
+#define FRONTEND_MAX_LISTENERS 9
 #define FRONTEND_LISTEN_SAME (-1)
 #define FRONTEND_LISTEN_CLOSE (-2)
 
@@ -192,9 +194,9 @@ struct frontend {
 	struct client *corked;
 	struct client *clients;
 	unsigned nclients;
-	/* one slot per listen setting (frontend.imap_listen, ...): NULL
-	   when it is empty */
-	struct listener *listeners[FRONTEND_MAX_LISTENERS];
+	/* one slot per mail listen setting (frontend.imap_listen, ...):
+	   NULL when it is empty (the HTTP ones are http's) */
+	struct listener *listeners[FRONTEND_MAIL_LISTENERS];
 	/* Wakes the loop from the main thread: stop, drain, new
 	   configuration, new certificates. */
 	uv_async_t wakeup;

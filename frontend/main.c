@@ -39,27 +39,32 @@
 
 #define FRONTEND_MAX_WORKERS 256
 
-/* The protocol listeners: one slot per setting, in this order. */
+/* The listeners: one slot per setting, in this order, the mail protocols'
+ * first (FRONTEND_MAIL_LISTENERS), then HTTP's (http_routes.c's). */
 static const struct listener_def {
-	const char *setting; /* in [frontend] */
-	size_t offset;       /* of the address in struct config */
+	const char *section, *setting;
+	size_t offset; /* of the address in struct config */
 	enum client_protocol protocol;
 	int implicit_tls;
 } listener_defs[FRONTEND_MAX_LISTENERS] = {
-    {"imap_listen", offsetof(struct config, frontend_imap_listen), CLIENT_IMAP,
-     0},
-    {"imaps_listen", offsetof(struct config, frontend_imaps_listen),
+    {"frontend", "imap_listen", offsetof(struct config, frontend_imap_listen),
+     CLIENT_IMAP, 0},
+    {"frontend", "imaps_listen", offsetof(struct config, frontend_imaps_listen),
      CLIENT_IMAP, 1},
-    {"pop3_listen", offsetof(struct config, frontend_pop3_listen), CLIENT_POP3,
-     0},
-    {"pop3s_listen", offsetof(struct config, frontend_pop3s_listen),
+    {"frontend", "pop3_listen", offsetof(struct config, frontend_pop3_listen),
+     CLIENT_POP3, 0},
+    {"frontend", "pop3s_listen", offsetof(struct config, frontend_pop3s_listen),
      CLIENT_POP3, 1},
-    {"submission_listen", offsetof(struct config, frontend_submission_listen),
-     CLIENT_SUBMISSION, 0},
-    {"submissions_listen", offsetof(struct config, frontend_submissions_listen),
-     CLIENT_SUBMISSION, 1},
-    {"lmtp_listen", offsetof(struct config, frontend_lmtp_listen), CLIENT_LMTP,
-     0},
+    {"frontend", "submission_listen",
+     offsetof(struct config, frontend_submission_listen), CLIENT_SUBMISSION, 0},
+    {"frontend", "submissions_listen",
+     offsetof(struct config, frontend_submissions_listen), CLIENT_SUBMISSION,
+     1},
+    {"frontend", "lmtp_listen", offsetof(struct config, frontend_lmtp_listen),
+     CLIENT_LMTP, 0},
+    {"http", "listen", offsetof(struct config, http_listen), CLIENT_IMAP, 0},
+    {"http", "tls_listen", offsetof(struct config, http_tls_listen),
+     CLIENT_IMAP, 1},
 };
 
 static const char *
@@ -128,7 +133,7 @@ listen_socket(unsigned slot, const char *addr)
 	const char *err;
 	int fd = conn_listen_socket(addr, &err);
 	if (fd < 0)
-		log_error("frontend.%s=%s error=\"%s\"",
+		log_error("%s.%s=%s error=\"%s\"", listener_defs[slot].section,
 			  listener_defs[slot].setting, addr, err);
 	return fd;
 }
@@ -187,7 +192,7 @@ listener_open(struct frontend *fe, unsigned slot, int fd, const char *addr)
 static void
 listeners_close(struct frontend *fe)
 {
-	for (unsigned i = 0; i < FRONTEND_MAX_LISTENERS; i++)
+	for (unsigned i = 0; i < FRONTEND_MAIL_LISTENERS; i++)
 		listener_close(fe, i);
 }
 
@@ -207,11 +212,16 @@ listeners_apply(struct frontend *fe, const struct config *old, const int *fds)
 				close(fds[i]);
 			continue;
 		}
-		if (fe->listeners[i] != NULL && fe->index == 0)
-			log_info("reload: frontend.%s: no longer listening on "
-				 "%s",
-				 listener_defs[i].setting,
+		const struct listener_def *def = &listener_defs[i];
+		if (listener_addr(old, i)[0] != '\0' && fe->index == 0)
+			log_info("reload: %s.%s: no longer listening on %s",
+				 def->section, def->setting,
 				 listener_addr(old, i));
+		if (i >= FRONTEND_MAIL_LISTENERS) {
+			http_routes_move(fe, def->implicit_tls, fds[i],
+					 listener_addr(&fe->cfg, i));
+			continue;
+		}
 		listener_close(fe, i);
 		if (fds[i] >= 0)
 			listener_open(fe, i, fds[i],
@@ -395,7 +405,7 @@ worker_init(struct process *p, struct frontend *fe, unsigned index)
 		return -1;
 	}
 	unsigned listening = 0;
-	for (unsigned i = 0; i < FRONTEND_MAX_LISTENERS; i++) {
+	for (unsigned i = 0; i < FRONTEND_MAIL_LISTENERS; i++) {
 		const char *addr = listener_addr(&fe->cfg, i);
 		if (addr[0] == '\0')
 			continue;
@@ -598,8 +608,9 @@ tls_load(struct process *p, const char **error_r)
 	return t;
 }
 
-/* A reload that moves a listener (frontend.*_listen): a socket bound for
- * each loop, handed to it with the new configuration.  When one cannot be
+/* A reload that moves a listener (frontend.*_listen, http.listen,
+ * http.tls_listen): a socket bound for each loop, handed to it with the
+ * new configuration.  When one cannot be
  * bound (an address taken by another process, one the host lacks), that
  * listener stays where it was, and so does its setting. */
 static void
@@ -619,12 +630,13 @@ listeners_reload(struct process *p)
 		if (addr[0] != '\0' && n < p->nworkers) {
 			while (n > 0)
 				close(fds[--n]);
-			log_error("reload: frontend.%s kept at %s: %s cannot "
-				  "be bound",
+			log_error("reload: %s.%s kept at %s: %s cannot be "
+				  "bound",
+				  listener_defs[i].section,
 				  listener_defs[i].setting,
 				  old[0] != '\0' ? old : "(none)", addr);
 			const char *err;
-			if (config_set(cfg, "frontend",
+			if (config_set(cfg, listener_defs[i].section,
 				       listener_defs[i].setting, old, &err) < 0)
 				abort();
 			continue;

@@ -122,8 +122,7 @@ int
 http_routes_start(struct frontend *fe)
 {
 	const struct config *cfg = &fe->cfg;
-	if (cfg->http_listen[0] == '\0' && cfg->http_tls_listen[0] == '\0')
-		return 0;
+	/* made with no listener too: a reload may give it one */
 	struct http_server_conf conf = {
 	    .connections = fe->http_connections,
 	    .handler = http_routes_handle,
@@ -152,6 +151,21 @@ http_routes_start(struct frontend *fe)
 				 tls ? "https" : "http", addrs[tls]);
 	}
 	return 0;
+}
+
+void
+http_routes_move(struct frontend *fe, int tls, int fd, const char *addr)
+{
+	const char *err;
+	http_server_unlisten(fe->http, tls);
+	if (fd < 0)
+		return;
+	if (http_server_listen_fd(fe->http, fd, tls, &err) < 0)
+		log_error("http.%s=%s error=\"%s\"",
+			  tls ? "tls_listen" : "listen", addr, err);
+	else if (fe->index == 0)
+		log_info("listening protocol=%s address=%s",
+			 tls ? "https" : "http", addr);
 }
 
 void

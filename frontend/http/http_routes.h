@@ -15,12 +15,16 @@
 
 struct frontend;
 
-/* Starts this loop's HTTP listeners (none configured: nothing).  Returns
- * -1 after logging the error. */
+/* Starts this loop's HTTP server and its listeners (none configured: a
+ * server with none, for a reload to give it some).  Returns -1 after
+ * logging the error. */
 int http_routes_start(struct frontend *fe);
 /* A reload: the http.* sizes, timeouts, counts and hsts_max_age of
  * fe->cfg apply. */
 void http_routes_apply(struct frontend *fe);
+/* A reload moved http.listen (tls 0) or http.tls_listen (tls 1): the
+ * listener closes, and listens on fd (bound to addr) when fd >= 0. */
+void http_routes_move(struct frontend *fe, int tls, int fd, const char *addr);
 void http_routes_stop(struct frontend *fe);
 void http_routes_free(struct frontend *fe);
 

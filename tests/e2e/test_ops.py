@@ -10,6 +10,7 @@ the daemons again.
 
 import base64
 import configparser
+import http.client
 import imaplib
 import os
 import poplib
@@ -366,11 +367,11 @@ def listening_sockets(port):
 
 
 def test_sighup_moves_listeners(st):
-    """frontend.*_listen apply at a reload: a listener moved to a new
-    address accepts there on every loop and no longer at the old one, an
-    emptied one closes, one whose new address another process holds stays
-    where it was (and says so), sessions already open go on; putting the
-    file back puts the listeners back."""
+    """frontend.*_listen and http.listen apply at a reload: a listener
+    moved to a new address accepts there on every loop and no longer at
+    the old one, an emptied one closes, one whose new address another
+    process holds stays where it was (and says so), sessions already open
+    go on; putting the file back puts the listeners back."""
     user, pw = st.new_user("hupmove")
     imaps, pop3 = st.port("imaps"), st.port("pop3")
     submissions = int(st.env["SUBMISSIONS_PORT"])
@@ -379,19 +380,32 @@ def test_sighup_moves_listeners(st):
     holder.bind(("127.0.0.1", 0))
     holder.listen(1)
     taken = holder.getsockname()[1]
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    moved = probe.getsockname()[1]
-    probe.close()
+    def free_port():
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        return port
+    moved, http_moved = free_port(), free_port()
+    http_port = st.HTTP_PORT
+    kept = http.client.HTTPConnection(st.host, http_port, timeout=10)
+    kept.request("GET", "/health")
+    assert kept.getresponse().read() is not None
     edit = ConfigEdit(st, "s1f1", "frontend")
     try:
         edit.append("[frontend]\nimaps_listen = 127.0.0.1:%d\n"
                     "pop3_listen =\nsubmissions_listen = 127.0.0.1:%d\n"
-                    % (moved, taken))
+                    "[http]\nlisten = 127.0.0.1:%d\n"
+                    % (moved, taken, http_moved))
         new = reload(st, "s1f1")
         assert "takes effect only at start" not in new, new
-        for name in ("imaps_listen", "pop3_listen", "submissions_listen"):
-            assert "setting=frontend.%s changed" % name in new, new
+        for name in ("frontend.imaps_listen", "frontend.pop3_listen",
+                     "frontend.submissions_listen", "http.listen"):
+            assert "setting=%s changed" % name in new, new
+        assert "reload: http.listen: no longer listening on " \
+            "127.0.0.1:%d" % http_port in new, new
+        assert "listening protocol=http address=127.0.0.1:%d" % http_moved \
+            in new, new
         assert "reload: frontend.imaps_listen: no longer listening on " \
             "127.0.0.1:%d" % imaps in new, new
         assert "listening protocol=imaps address=127.0.0.1:%d" % moved \
@@ -405,6 +419,15 @@ def test_sighup_moves_listeners(st):
         assert listening_sockets(moved) == workers >= 2, new
         assert listening_sockets(imaps) == listening_sockets(pop3) == 0
         assert listening_sockets(submissions) == workers
+        assert listening_sockets(http_moved) == workers
+        assert listening_sockets(http_port) == 0
+        h = http.client.HTTPConnection("127.0.0.1", http_moved, timeout=10)
+        h.request("GET", "/health")
+        assert h.getresponse().status == 200
+        h.close()
+        # the HTTP connection from before goes on
+        kept.request("GET", "/health")
+        assert kept.getresponse().status == 200
         for _ in range(8):
             m = imaplib.IMAP4_SSL("127.0.0.1", moved,
                                   ssl_context=st.ssl_context(), timeout=10)
@@ -421,6 +444,9 @@ def test_sighup_moves_listeners(st):
         edit.restore()
     assert port_open(imaps) and port_open(pop3) and not port_open(moved)
     assert listening_sockets(imaps) == listening_sockets(pop3) == workers
+    assert listening_sockets(http_port) == workers
+    assert listening_sockets(http_moved) == 0
+    kept.close()
     assert st.imap(user, pw).logout()[0] == "BYE"
     c.logout()
 
