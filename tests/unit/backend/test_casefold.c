@@ -104,6 +104,28 @@ test_other_scripts(void **state)
 	folds_to("\xe4\xb8\xad\xe6\x96\x87", "\xe4\xb8\xad\xe6\x96\x87");
 }
 
+/* A text much longer than a chunk, with characters that grow and shrink
+ * across the chunks' edges, folds as its pieces do. */
+static void
+test_long_text(void **state)
+{
+	const char *piece = "x\xef\xb7\xba\xef\xbc\xa1\xd1\x91";
+	char *one = fold(piece, strlen(piece));
+	struct buf in = BUF_INIT, want = BUF_INIT;
+	for (int i = 0; i < 5000; i++) {
+		buf_append(&in, piece, strlen(piece));
+		buf_append(&want, one, strlen(one));
+	}
+	struct buf got = BUF_INIT;
+	imap_casefold(buf_ptr(&in), buf_used(&in), &got);
+	assert_int_equal(buf_used(&got), buf_used(&want));
+	assert_memory_equal(buf_ptr(&got), buf_ptr(&want), buf_used(&want));
+	buf_free(&in);
+	buf_free(&want);
+	buf_free(&got);
+	free(one);
+}
+
 static void
 test_long_decomposition(void **state)
 {
@@ -114,6 +136,45 @@ test_long_decomposition(void **state)
 		chars += ((unsigned char)*p & 0xc0) != 0x80;
 	assert_int_equal(chars, 18);
 	free(f);
+}
+
+/* Every character of the BMP (the table's) and a sample beyond: folding
+ * what is folded changes nothing, and a character folds as it does
+ * between ASCII letters (a chunk's edges change nothing). */
+static void
+test_every_bmp_character(void **state)
+{
+	for (unsigned c = 0x80; c < 0x11000; c += c < 0x10000 ? 1 : 97) {
+		if (c >= 0xd800 && c <= 0xdfff)
+			continue;
+		char u[8];
+		size_t n = c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+		if (n == 2) {
+			u[0] = (char)(0xc0 | c >> 6);
+			u[1] = (char)(0x80 | (c & 0x3f));
+		} else if (n == 3) {
+			u[0] = (char)(0xe0 | c >> 12);
+			u[1] = (char)(0x80 | (c >> 6 & 0x3f));
+			u[2] = (char)(0x80 | (c & 0x3f));
+		} else {
+			u[0] = (char)(0xf0 | c >> 18);
+			u[1] = (char)(0x80 | (c >> 12 & 0x3f));
+			u[2] = (char)(0x80 | (c >> 6 & 0x3f));
+			u[3] = (char)(0x80 | (c & 0x3f));
+		}
+		char *f = fold(u, n);
+		char *again = fold(f, strlen(f));
+		if (strcmp(f, again) != 0)
+			fail_msg("U+%04X: folding twice changed it", c);
+		char wrapped[16];
+		snprintf(wrapped, sizeof(wrapped), "a%.*sb", (int)n, u);
+		char *w = fold(wrapped, strlen(wrapped));
+		assert_true(strlen(w) == strlen(f) + 2);
+		assert_memory_equal(w + 1, f, strlen(f));
+		free(w);
+		free(again);
+		free(f);
+	}
 }
 
 static void
@@ -136,9 +197,16 @@ test_not_utf8(void **state)
 			    "B",
 			    3);
 	free(f);
-	/* an encoded surrogate is no character */
+	/* an encoded surrogate is no character, nor an overlong form */
 	f = fold("\xed\xa0\x80x", 4);
 	assert_memory_equal(f, "\xed\xa0\x80X", 4);
+	free(f);
+	f = fold("\xe0\x81\xa1\xc1\xa1", 5);
+	assert_memory_equal(f, "\xe0\x81\xa1\xc1\xa1", 5);
+	free(f);
+	/* a character cut at the end */
+	f = fold("\xd0\xb8\xd0", 3);
+	assert_memory_equal(f, "\xd0\x98\xd0", 3);
 	free(f);
 }
 
@@ -150,6 +218,8 @@ main(void)
 	    cmocka_unit_test(test_latin_greek_cyrillic),
 	    cmocka_unit_test(test_other_scripts),
 	    cmocka_unit_test(test_long_decomposition),
+	    cmocka_unit_test(test_long_text),
+	    cmocka_unit_test(test_every_bmp_character),
 	    cmocka_unit_test(test_not_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
