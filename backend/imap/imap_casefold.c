@@ -52,8 +52,10 @@ fold_char(ucs4_t c, uint8_t *w, size_t *o, int depth)
 }
 
 /* The BMP's folds: 0 for a character that folds to itself, else its
- * fold's offset in bmp_pool << 8 | its length. */
+ * fold's offset in bmp_pool << 8 | its length; and a bit for each
+ * character that folds to itself (8 KB, looked at first). */
 static uint32_t *bmp_fold;
+static uint64_t bmp_same[0x10000 / 64];
 static uint8_t *bmp_pool;
 static pthread_once_t bmp_once = PTHREAD_ONCE_INIT;
 
@@ -71,13 +73,39 @@ bmp_init(void)
 		size_t o = 0;
 		fold_char(c, w, &o, 0);
 		int l = u8_uctomb(self, c, sizeof(self));
-		if (l > 0 && (size_t)l == o && memcmp(w, self, o) == 0)
+		if (l > 0 && (size_t)l == o && memcmp(w, self, o) == 0) {
+			bmp_same[c / 64] |= 1ull << (c % 64);
 			continue;
+		}
 		bmp_fold[c] = (uint32_t)buf_used(&pool) << 8 | (uint32_t)o;
 		buf_append(&pool, (const char *)w, o);
 	}
 	/* kept for the process's life */
 	bmp_pool = (uint8_t *)buf_ptr(&pool);
+}
+
+/* The ASCII at p[0..n) into w, up to the first byte that is not: how
+ * many.  Eight at a time: a byte's high bit after adding 0x1f says it is
+ * 'a' or above, after adding 0x05 that it is above 'z' (no byte below
+ * 0x80 carries into the next). */
+static size_t
+fold_ascii(const uint8_t *p, size_t n, uint8_t *w)
+{
+	const uint64_t high = 0x8080808080808080ull;
+	size_t k = 0;
+	for (; k + 8 <= n; k += 8) {
+		uint64_t x;
+		memcpy(&x, p + k, 8);
+		if (x & high)
+			break;
+		uint64_t lower = (x + 0x1f1f1f1f1f1f1f1full) &
+				 ~(x + 0x0505050505050505ull) & high;
+		x -= lower >> 2;
+		memcpy(w + k, &x, 8);
+	}
+	for (; k < n && p[k] < 0x80; k++)
+		w[k] = (uint8_t)(p[k] - (((unsigned)(p[k] - 'a') < 26u) << 5));
+	return k;
 }
 
 void
@@ -93,13 +121,16 @@ imap_casefold(const char *in, size_t len, struct buf *out)
 		size_t room = chunk + FOLD_MAX_BYTES;
 		uint8_t *w = (uint8_t *)buf_reserve(out, room);
 		size_t o = 0, end = i + chunk;
-		while (i < end && o + FOLD_MAX_BYTES <= room) {
+		while (i < end && o + FOLD_MAX_BYTES < room) {
 			uint8_t c = p[i];
 			if (c < 0x80) {
-				w[o++] = c >= 'a' && c <= 'z'
-					     ? (uint8_t)(c - 32)
-					     : c;
-				i++;
+				/* a run of ASCII, as far as the room goes */
+				size_t left = room - o - FOLD_MAX_BYTES;
+				size_t k = fold_ascii(
+				    p + i, end - i < left ? end - i : left,
+				    w + o);
+				i += k;
+				o += k;
 				continue;
 			}
 			ucs4_t cp = 0;
@@ -121,11 +152,14 @@ imap_casefold(const char *in, size_t len, struct buf *out)
 					: 0;
 			}
 			if (l > 0) {
-				uint32_t e = bmp_fold[cp];
-				if (e == 0) {
-					memcpy(w + o, p + i, (size_t)l);
+				if (bmp_same[cp / 64] & 1ull << (cp % 64)) {
+					w[o] = c;
+					w[o + 1] = p[i + 1];
+					if (l == 3)
+						w[o + 2] = p[i + 2];
 					o += (size_t)l;
 				} else {
+					uint32_t e = bmp_fold[cp];
 					memcpy(w + o, bmp_pool + (e >> 8),
 					       e & 0xff);
 					o += e & 0xff;
