@@ -39,7 +39,7 @@ struct backend {
 	const char *config_path;
 	struct store *store;
 	SSL_CTX *link_ctx;
-	uv_tcp_t link_listener;
+	uv_tcp_t *link_listener; /* NULL once closed (a drain) */
 	uv_signal_t sigterm, sigint, sighup;
 	/* SIGTERM: no new links or sessions; sessions end at their next
 	   command boundary, the rest at drain_until (loop ms). */
@@ -111,6 +111,10 @@ struct backend {
 /* backend_http.c: the metrics and health listener (backend.http_listen,
  * off when empty) and the session counts it reports. */
 int backend_http_start(struct backend *be, const char **error_r);
+/* A reload: the http.* sizes, timeouts and counts apply from now on; a
+ * new backend.http_listen is listened on instead of the old one (0), or
+ * -1 after logging why the old one stays. */
+int backend_http_reload(struct backend *be, const char *old_listen);
 void backend_http_stop(struct backend *be);
 void backend_http_free(struct backend *be);
 void backend_metrics_session(struct backend *be, const char *protocol);
@@ -296,6 +300,10 @@ void session_free(struct bsession *s);
 
 /* Link server (link_server.c). */
 int link_server_start(struct backend *be, const char **error_r);
+/* A reload that moved backend.link_listen: the listener at the new
+ * address replaces the old one (links up stay), 0; or -1 after logging
+ * why the old one stays. */
+int link_server_move(struct backend *be, const char *old_listen);
 void link_server_stop(struct backend *be);
 /* Frames sent to any link between the two calls go out together, one
  * write per link, at the last uncork (a batch of store completions). */

@@ -418,14 +418,11 @@ backend_http_handle(struct http_conn *hc, struct http_request *req,
 	} else if (strcmp(req->path, "/health") == 0 ||
 		   strcmp(req->path, "/health/imap") == 0 ||
 		   strcmp(req->path, "/health/pop3") == 0) {
-		int ok = be->store != NULL &&
-			 uv_is_active((uv_handle_t *)&be->link_listener);
-		buf_printf(&b,
-			   "status %s\nstore %s\nlink %s\nsessions %u\n",
+		int ok = be->store != NULL && be->link_listener != NULL;
+		buf_printf(&b, "status %s\nstore %s\nlink %s\nsessions %u\n",
 			   ok ? "ok" : "fail", be->store ? "ok" : "fail",
-			   uv_is_active((uv_handle_t *)&be->link_listener)
-				   ? "ok"
-				   : "fail not listening",
+			   be->link_listener != NULL ? "ok"
+						     : "fail not listening",
 			   be->sessions);
 		http_respond(hc, ok ? 200 : 503, "text/plain; charset=utf-8",
 			     buf_ptr(&b), buf_used(&b), NULL);
@@ -437,31 +434,72 @@ backend_http_handle(struct http_conn *hc, struct http_request *req,
 	buf_free(&b);
 }
 
+static void
+backend_http_conf(const struct config *cfg, struct http_server_conf *conf)
+{
+	conf->max_header = cfg->http_max_header_size;
+	conf->max_body = cfg->http_max_body_size;
+	conf->request_timeout_ms = (uint64_t)cfg->http_request_timeout * 1000;
+	conf->keepalive_timeout_ms = (uint64_t)cfg->http_keepalive_timeout *
+				     1000;
+	conf->max_requests = (unsigned)cfg->http_max_requests;
+	conf->max_connections = (unsigned long)cfg->http_max_connections;
+}
+
 int
 backend_http_start(struct backend *be, const char **error_r)
 {
 	const struct config *cfg = &be->cfg;
-	if (cfg->backend_http_listen[0] == '\0')
-		return 0;
 	struct backend_http *h = backend_http_get(be);
 	struct http_server_conf conf = {
-		.max_header = cfg->http_max_header_size,
-		.max_body = cfg->http_max_body_size,
-		.request_timeout_ms = (uint64_t)cfg->http_request_timeout * 1000,
-		.keepalive_timeout_ms =
-			(uint64_t)cfg->http_keepalive_timeout * 1000,
-		.max_requests = (unsigned)cfg->http_max_requests,
-		.max_connections = (unsigned long)cfg->http_max_connections,
-		.connections = &h->connections,
-		.handler = backend_http_handle,
-		.ctx = be,
+	    .connections = &h->connections,
+	    .handler = backend_http_handle,
+	    .ctx = be,
 	};
+	backend_http_conf(cfg, &conf);
+	/* made with no listener too: a reload may give it one */
 	h->srv = http_server_create(be->loop, &conf);
+	if (cfg->backend_http_listen[0] == '\0')
+		return 0;
 	if (http_server_listen(h->srv, cfg->backend_http_listen, 0, error_r) <
 	    0)
 		return -1;
 	log_info("listening protocol=http address=%s",
 		 cfg->backend_http_listen);
+	return 0;
+}
+
+int
+backend_http_reload(struct backend *be, const char *old_listen)
+{
+	struct backend_http *h = be->http;
+	if (h == NULL || h->srv == NULL)
+		return 0;
+	struct http_server_conf conf = {0};
+	backend_http_conf(&be->cfg, &conf);
+	http_server_set_limits(h->srv, &conf);
+	const char *addr = be->cfg.backend_http_listen, *err = NULL;
+	if (strcmp(addr, old_listen) == 0)
+		return 0;
+	int fd = addr[0] != '\0' ? conn_listen_socket(addr, &err) : -1;
+	if (addr[0] != '\0' && fd < 0) {
+		log_error("reload: backend.http_listen kept at %s: %s: %s",
+			  old_listen[0] != '\0' ? old_listen : "(none)", addr,
+			  err);
+		return -1;
+	}
+	http_server_unlisten(h->srv, 0);
+	if (old_listen[0] != '\0')
+		log_info("reload: backend.http_listen: no longer listening on "
+			 "%s",
+			 old_listen);
+	if (fd < 0)
+		return 0;
+	if (http_server_listen_fd(h->srv, fd, 0, &err) < 0) {
+		log_error("backend.http_listen=%s error=\"%s\"", addr, err);
+		return 0; /* the old one is closed already */
+	}
+	log_info("listening protocol=http address=%s", addr);
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <malloc.h>
 
@@ -1477,32 +1478,79 @@ link_server_uncork_cb(void *arg)
 	link_server_uncork(arg);
 }
 
+static void
+link_listener_freed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void
+link_listener_close(struct backend *be)
+{
+	if (be->link_listener == NULL)
+		return;
+	uv_close((uv_handle_t *)be->link_listener, link_listener_freed);
+	be->link_listener = NULL;
+}
+
+/* The link listener on fd (conn_listen_socket()'s): 0, or -1 with why. */
+static int
+link_listener_open(struct backend *be, int fd, const char **error_r)
+{
+	uv_tcp_t *t = malloc(sizeof(*t));
+	if (t == NULL)
+		abort();
+	uv_tcp_init(be->loop, t);
+	t->data = be;
+	int rc = uv_tcp_open(t, fd);
+	if (rc < 0)
+		close(fd); /* not the handle's */
+	else
+		rc = uv_listen((uv_stream_t *)t, 511, link_on_connection);
+	if (rc < 0) {
+		*error_r = uv_strerror(rc);
+		uv_close((uv_handle_t *)t, link_listener_freed);
+		return -1;
+	}
+	be->link_listener = t;
+	return 0;
+}
+
 int
 link_server_start(struct backend *be, const char **error_r)
 {
-	struct sockaddr_storage ss;
 	store_writer_batch_hooks(be->store, link_server_cork_cb,
 				 link_server_uncork_cb, be);
-	if (conn_parse_addr(be->cfg.backend_link_listen, &ss, error_r) < 0)
-		return -1;
-	uv_tcp_init(be->loop, &be->link_listener);
-	be->link_listener.data = be;
-	int rc = uv_tcp_bind(&be->link_listener, (struct sockaddr *)&ss, 0);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&be->link_listener, 511,
-			       link_on_connection);
-	if (rc < 0) {
-		*error_r = uv_strerror(rc);
+	int fd = conn_listen_socket(be->cfg.backend_link_listen, error_r);
+	return fd < 0 ? -1 : link_listener_open(be, fd, error_r);
+}
+
+int
+link_server_move(struct backend *be, const char *old_listen)
+{
+	const char *err;
+	int fd = conn_listen_socket(be->cfg.backend_link_listen, &err);
+	uv_tcp_t *old = be->link_listener;
+	be->link_listener = NULL;
+	if (fd < 0 || link_listener_open(be, fd, &err) < 0) {
+		be->link_listener = old;
+		log_error("reload: backend.link_listen kept at %s: %s: %s",
+			  old_listen, be->cfg.backend_link_listen, err);
 		return -1;
 	}
+	if (old != NULL)
+		uv_close((uv_handle_t *)old, link_listener_freed);
+	log_info("reload: backend.link_listen: no longer listening on %s",
+		 old_listen);
+	log_info("listening protocol=link address=%s",
+		 be->cfg.backend_link_listen);
 	return 0;
 }
 
 void
 link_server_drain(struct backend *be, int force)
 {
-	if (!uv_is_closing((uv_handle_t *)&be->link_listener))
-		uv_close((uv_handle_t *)&be->link_listener, NULL);
+	link_listener_close(be);
 	for (struct blink *l = be->links; l != NULL; l = l->next) {
 		for (struct bsession *s = l->sessions, *next; s != NULL;
 		     s = next) {
@@ -1674,8 +1722,7 @@ link_server_tick(struct backend *be, uint64_t now)
 void
 link_server_stop(struct backend *be)
 {
-	if (!uv_is_closing((uv_handle_t *)&be->link_listener))
-		uv_close((uv_handle_t *)&be->link_listener, NULL);
+	link_listener_close(be);
 	for (struct blink *l = be->links; l != NULL; l = l->next)
 		conn_close(&l->conn);
 }

@@ -211,6 +211,22 @@ on_reload(uv_signal_t *h, int signum)
 	if (config_reload(&be->snap, be->config_path, backend_config_check,
 			  &live) < 0)
 		return;
+	/* the old snapshot's strings stay until exit */
+	const char *old_link = be->cfg.backend_link_listen;
+	const char *old_http = be->cfg.backend_http_listen;
+	be->cfg = be->snap->cfg;
+	const char *err;
+	/* a listener moved: the new address bound before the old one
+	   closes; one that cannot be bound keeps the old, and its setting */
+	if (strcmp(old_link, be->cfg.backend_link_listen) != 0 &&
+	    link_server_move(be, old_link) < 0 &&
+	    config_set(&be->snap->cfg, "backend", "link_listen", old_link,
+		       &err) < 0)
+		abort();
+	if (backend_http_reload(be, old_http) < 0 &&
+	    config_set(&be->snap->cfg, "backend", "http_listen", old_http,
+		       &err) < 0)
+		abort();
 	be->cfg = be->snap->cfg;
 	store_set_max_expunge_records(be->store,
 				      (uint64_t)be->cfg.backend_max_expunge_records);

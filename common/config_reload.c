@@ -24,9 +24,9 @@ static const struct field fields[] = {
 #undef SETTING
 };
 
-/* Settings read once at start: the backend's listeners (the frontend's
- * move at a reload), event loops, the
- * store, the link's certificates, the IPv6 prefix the per-address tables
+/* Settings read once at start: the direct IMAP listener of benchmarks
+ * (every other listener moves at a reload), event loops, the store, the
+ * link's certificates, the IPv6 prefix the per-address tables
  * are keyed by, the command limits the link handshake announced, and the
  * scheduled probes' rounds (their password file, steps and timeout are
  * read at each round).  (The
@@ -38,8 +38,7 @@ static const char *fixed[] = {
 	"global.name", "global.site",
 	"tls.ca_file", "tls.link_cert_file", "tls.link_key_file",
 	"frontend.workers",
-	"backend.id", "backend.link_listen", "backend.store_dir",
-	"backend.store_map_size", "backend.http_listen",
+	"backend.id", "backend.store_dir", "backend.store_map_size",
 	"backend.max_command_memory",
 	"backend.direct_imap_listen", "backend.direct_imap_password",
 	"limits.literal_plus", "limits.max_literal_size",

@@ -127,14 +127,14 @@ def imap_park(selected=True, idle_tag="t1", mbox_name="INBOX",
 class Peer:
     """A link to the stack's backend as a frontend."""
 
-    def __init__(self, st):
+    def __init__(self, st, port=None):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.load_verify_locations(str(st.dir / "ca" / "ca.pem"))
         ctx.check_hostname = False
         ctx.load_cert_chain(str(st.dir / "certs" / "s1f1-link.pem"),
                             str(st.dir / "certs" / "s1f1-link.key"))
         raw = socket.create_connection(
-            (st.host, int(st.SITE1_BE1_LINK_PORT)), timeout=15)
+            (st.host, port or int(st.SITE1_BE1_LINK_PORT)), timeout=15)
         self.s = ctx.wrap_socket(raw)
         self.buf = b""
         self.send(0, HELLO, bfield(1, "frontend") + bfield(2, "peer") +

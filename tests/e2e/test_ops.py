@@ -846,6 +846,74 @@ def test_sighup_backend(st):
     c.logout()
 
 
+def test_sighup_moves_the_backends_listeners(st):
+    """backend.link_listen and backend.http_listen move at a reload, and
+    the http.* limits apply to the backend's HTTP too: the links up and
+    the sessions on them go on, a frontend links at the new address, the
+    old ones refuse; an address another process holds keeps the old
+    listener."""
+    from test_link_peer import Peer
+    user, pw = st.new_user("bemove")
+    c = st.imap(user, pw)
+    link_port = int(st.SITE1_BE1_LINK_PORT)
+    http_port = int(st.SITE1_BE1_HTTP_PORT)
+
+    def free_port():
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        return port
+    new_link, new_http = free_port(), free_port()
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    taken = holder.getsockname()[1]
+    edit = ConfigEdit(st, "s1b1", "backend")
+    try:
+        edit.append("[backend]\nlink_listen = 127.0.0.1:%d\n"
+                    "http_listen = 127.0.0.1:%d\n"
+                    "[http]\nrequest_timeout = 1s\n" % (new_link, new_http))
+        new = reload(st, "s1b1")
+        assert "takes effect only at start" not in new, new
+        for name in ("backend.link_listen", "backend.http_listen",
+                     "http.request_timeout"):
+            assert "setting=%s changed" % name in new, new
+        assert "reload: backend.link_listen: no longer listening on " \
+            "127.0.0.1:%d" % link_port in new, new
+        assert "listening protocol=link address=127.0.0.1:%d" % new_link \
+            in new, new
+        assert "listening protocol=http address=127.0.0.1:%d" % new_http \
+            in new, new
+        assert not port_open(link_port) and not port_open(http_port)
+        # a frontend links at the new address; the links up go on
+        Peer(st, port=new_link).close()
+        assert c.noop()[0] == "OK"
+        h = http.client.HTTPConnection("127.0.0.1", new_http, timeout=10)
+        h.request("GET", "/health")
+        r = h.getresponse()
+        assert r.status == 200 and b"link ok" in r.read()
+        h.close()
+        # the backend's HTTP takes http.request_timeout from the reload
+        s = socket.create_connection(("127.0.0.1", new_http), timeout=10)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        assert s.makefile("rb").readline().startswith(b"HTTP/1.1 408 ")
+        s.close()
+        # an address held elsewhere: the listener stays where it was
+        edit.append("[backend]\nhttp_listen = 127.0.0.1:%d\n" % taken)
+        new = reload(st, "s1b1")
+        assert "reload: backend.http_listen kept at 127.0.0.1:%d: " \
+            "127.0.0.1:%d: Address already in use" % (new_http, taken) \
+            in new, new
+        assert port_open(new_http)
+    finally:
+        holder.close()
+        edit.restore()
+    assert port_open(link_port) and port_open(http_port)
+    assert not port_open(new_link) and not port_open(new_http)
+    assert c.noop()[0] == "OK"
+    c.logout()
+
 # ---- autoexpunge of \Trash and \Junk -------------------------------------
 
 def test_autoexpunge_trash_and_junk(st):

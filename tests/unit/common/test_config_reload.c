@@ -25,13 +25,15 @@ set(struct config *cfg, const char *section, const char *name,
 static void
 test_fixed(void **state)
 {
-	/* the frontend's listeners move at a reload, the backend's do not */
+	/* listeners move at a reload, but the direct IMAP one of tests */
 	assert_false(config_setting_fixed("frontend", "imap_listen"));
 	assert_false(config_setting_fixed("frontend", "lmtp_listen"));
 	assert_true(config_setting_fixed("frontend", "workers"));
 	assert_false(config_setting_fixed("http", "listen"));
 	assert_false(config_setting_fixed("http", "tls_listen"));
-	assert_true(config_setting_fixed("backend", "link_listen"));
+	assert_false(config_setting_fixed("backend", "link_listen"));
+	assert_false(config_setting_fixed("backend", "http_listen"));
+	assert_true(config_setting_fixed("backend", "direct_imap_listen"));
 	assert_true(config_setting_fixed("backend", "store_dir"));
 	assert_true(config_setting_fixed("connection", "imap_external"));
 	assert_false(config_setting_fixed("ldap", "auth_connections"));
@@ -65,14 +67,14 @@ test_merge(void **state)
 	struct config old, cfg;
 	config_defaults(&old);
 	config_defaults(&cfg);
-	set(&old, "backend", "link_listen", "127.0.0.1:80");
-	set(&cfg, "backend", "link_listen", "127.0.0.1:8080");
+	set(&old, "backend", "direct_imap_listen", "127.0.0.1:80");
+	set(&cfg, "backend", "direct_imap_listen", "127.0.0.1:8080");
 	set(&cfg, "backend", "store_map_size", "2G");
 	set(&cfg, "limits", "max_connections_per_address", "7");
 	set(&cfg, "frontend", "imap_login_type", "plaintext");
 	set(&cfg, "log", "protocol_pop3", "yes");
 	assert_int_equal(config_reload_merge(&old, &cfg), 3);
-	assert_string_equal(cfg.backend_link_listen, "127.0.0.1:80");
+	assert_string_equal(cfg.backend_direct_imap_listen, "127.0.0.1:80");
 	assert_int_equal(cfg.backend_store_map_size, old.backend_store_map_size);
 	assert_int_equal(cfg.limits_max_connections_per_address, 7);
 	assert_string_equal(cfg.frontend_imap_login_type, "plaintext");
