@@ -193,6 +193,15 @@ backend_config_check(const struct config *cfg, const char **error_r)
 		*error_r = msg;
 		return -1;
 	}
+	enum relay_tls tls;
+	if (transport_tls_parse(cfg->transport_smarthost_tls, &tls) < 0) {
+		snprintf(msg, sizeof(msg),
+			 "transport.smarthost_tls: invalid value '%s' (none, "
+			 "may, encrypt or verify)",
+			 cfg->transport_smarthost_tls);
+		*error_r = msg;
+		return -1;
+	}
 	if (imap_caps_rules_check(cfg->imap_client_capabilities_off, error_r) <
 	    0)
 		return -1;
@@ -231,6 +240,7 @@ on_reload(uv_signal_t *h, int signum)
 	store_set_max_expunge_records(be->store,
 				      (uint64_t)be->cfg.backend_max_expunge_records);
 	autoexpunge_reload(be);
+	queue_reload(be);
 	log_info("reload: generation=%u settings_changed=%u",
 		 be->snap->generation, live);
 }

@@ -171,8 +171,12 @@ struct transport {
 	int pruning;
 	struct attempt *attempts;
 	unsigned active;
+	/* transport.smarthost_tls and smarthost_ca_file, as made from the
+	   settings named (an attempt holds a reference to the context it
+	   started with, so that a reload may replace it) */
 	SSL_CTX *tls_ctx;
 	enum relay_tls tls;
+	char *conf_tls, *conf_ca;
 	int stopping;
 };
 
@@ -289,6 +293,7 @@ attempt_free(struct attempt *a)
 	for (int i = 0; i < ROUTE_COUNT; i++) {
 		free(a->routes[i].rcpt);
 		free(a->routes[i].idx);
+		SSL_CTX_free(a->routes[i].req.tls_ctx); /* its reference */
 	}
 	if (a->qe != NULL)
 		portico__queue_entry__free_unpacked(a->qe, NULL);
@@ -753,6 +758,8 @@ attempt_start(struct transport *t, struct qitem *it)
 		q->helo = transport_hostname(cfg);
 		q->tls = i == ROUTE_LMTP ? RELAY_TLS_NONE : t->tls;
 		q->tls_ctx = i == ROUTE_LMTP ? NULL : t->tls_ctx;
+		if (q->tls_ctx != NULL)
+			SSL_CTX_up_ref(q->tls_ctx);
 		q->timeout_ms = cfg->transport_timeout * 1000;
 		q->mail_from = qe->mail_from;
 		q->envid = qe->envid;
@@ -873,30 +880,111 @@ load_fn(void *ctx, const void *key, size_t klen, const void *val,
 	return 0;
 }
 
+/* transport.smarthost_tls and smarthost_ca_file: the mode and the
+ * context relays to the smarthost use (NULL for none): 0, or -1 with
+ * why. */
+static int
+transport_tls_make(const struct config *cfg, enum relay_tls *tls_r,
+		   SSL_CTX **ctx_r, const char **error_r)
+{
+	static char errbuf[256];
+	const char *mode = cfg->transport_smarthost_tls;
+	*ctx_r = NULL;
+	if (transport_tls_parse(mode, tls_r) < 0) {
+		*error_r = "transport.smarthost_tls must be none, may, "
+			   "encrypt or verify";
+		return -1;
+	}
+	if (*tls_r == RELAY_TLS_NONE)
+		return 0;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL)
+		abort();
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (*tls_r != RELAY_TLS_VERIFY) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+		*ctx_r = ctx;
+		return 0;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	const char *ca = cfg->transport_smarthost_ca_file;
+	int ok = ca[0] != '\0' ? SSL_CTX_load_verify_locations(ctx, ca, NULL)
+			       : SSL_CTX_set_default_verify_paths(ctx);
+	if (ok != 1) {
+		ERR_clear_error();
+		snprintf(errbuf, sizeof(errbuf),
+			 "transport.smarthost_ca_file: cannot load %s", ca);
+		*error_r = errbuf;
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	*ctx_r = ctx;
+	return 0;
+}
+
+int
+transport_tls_parse(const char *mode, enum relay_tls *tls_r)
+{
+	static const struct {
+		const char *name;
+		enum relay_tls tls;
+	} modes[] = {{"none", RELAY_TLS_NONE},
+		     {"may", RELAY_TLS_MAY},
+		     {"encrypt", RELAY_TLS_ENCRYPT},
+		     {"verify", RELAY_TLS_VERIFY}};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcasecmp(mode, modes[i].name) == 0) {
+			*tls_r = modes[i].tls;
+			return 0;
+		}
+	return -1;
+}
+
+static void
+transport_tls_keep(struct transport *t, const struct config *cfg)
+{
+	free(t->conf_tls);
+	free(t->conf_ca);
+	t->conf_tls = strdup(cfg->transport_smarthost_tls);
+	t->conf_ca = strdup(cfg->transport_smarthost_ca_file);
+	if (t->conf_tls == NULL || t->conf_ca == NULL)
+		abort();
+}
+
+void
+queue_reload(struct backend *be)
+{
+	struct transport *t = be->transport;
+	const struct config *cfg = &be->cfg;
+	if (t == NULL ||
+	    (strcmp(t->conf_tls, cfg->transport_smarthost_tls) == 0 &&
+	     strcmp(t->conf_ca, cfg->transport_smarthost_ca_file) == 0))
+		return;
+	enum relay_tls tls;
+	SSL_CTX *ctx;
+	const char *err;
+	if (transport_tls_make(cfg, &tls, &ctx, &err) < 0) {
+		log_error("reload: %s; relays keep their TLS as it was", err);
+		return;
+	}
+	/* attempts under way keep the context they took */
+	SSL_CTX_free(t->tls_ctx);
+	t->tls_ctx = ctx;
+	t->tls = tls;
+	transport_tls_keep(t, cfg);
+	log_info("reload: transport smarthost_tls=%s ca_file=\"%s\"",
+		 cfg->transport_smarthost_tls,
+		 cfg->transport_smarthost_ca_file);
+}
+
 int
 queue_start(struct backend *be, const char **error_r)
 {
-	static char errbuf[256];
 	const struct config *cfg = &be->cfg;
 	struct transport *t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		abort();
 	t->be = be;
-	const char *mode = cfg->transport_smarthost_tls;
-	if (strcasecmp(mode, "none") == 0)
-		t->tls = RELAY_TLS_NONE;
-	else if (strcasecmp(mode, "may") == 0)
-		t->tls = RELAY_TLS_MAY;
-	else if (strcasecmp(mode, "encrypt") == 0)
-		t->tls = RELAY_TLS_ENCRYPT;
-	else if (strcasecmp(mode, "verify") == 0)
-		t->tls = RELAY_TLS_VERIFY;
-	else {
-		*error_r = "transport.smarthost_tls must be none, may, "
-			   "encrypt or verify";
-		free(t);
-		return -1;
-	}
 	if (strcasecmp(cfg->transport_quota_failure, "temporary") != 0 &&
 	    strcasecmp(cfg->transport_quota_failure, "permanent") != 0) {
 		*error_r = "transport.quota_failure must be temporary or "
@@ -904,34 +992,11 @@ queue_start(struct backend *be, const char **error_r)
 		free(t);
 		return -1;
 	}
-	if (t->tls != RELAY_TLS_NONE) {
-		t->tls_ctx = SSL_CTX_new(TLS_client_method());
-		if (t->tls_ctx == NULL)
-			abort();
-		SSL_CTX_set_min_proto_version(t->tls_ctx, TLS1_2_VERSION);
-		if (t->tls == RELAY_TLS_VERIFY) {
-			SSL_CTX_set_verify(t->tls_ctx, SSL_VERIFY_PEER, NULL);
-			int ok = cfg->transport_smarthost_ca_file[0] != '\0'
-					 ? SSL_CTX_load_verify_locations(
-						   t->tls_ctx,
-						   cfg->transport_smarthost_ca_file,
-						   NULL)
-					 : SSL_CTX_set_default_verify_paths(
-						   t->tls_ctx);
-			if (ok != 1) {
-				snprintf(errbuf, sizeof(errbuf),
-					 "transport.smarthost_ca_file: cannot "
-					 "load %s",
-					 cfg->transport_smarthost_ca_file);
-				*error_r = errbuf;
-				SSL_CTX_free(t->tls_ctx);
-				free(t);
-				return -1;
-			}
-		} else {
-			SSL_CTX_set_verify(t->tls_ctx, SSL_VERIFY_NONE, NULL);
-		}
+	if (transport_tls_make(cfg, &t->tls, &t->tls_ctx, error_r) < 0) {
+		free(t);
+		return -1;
 	}
+	transport_tls_keep(t, cfg);
 	MDB_txn *txn = NULL;
 	if (store_read_begin(be->store, &txn, error_r) < 0 ||
 	    store_walk(be->store, txn, "queue", NULL, 0, load_fn, t,
@@ -939,6 +1004,8 @@ queue_start(struct backend *be, const char **error_r)
 		if (txn != NULL)
 			store_read_end(&txn);
 		SSL_CTX_free(t->tls_ctx);
+		free(t->conf_tls);
+		free(t->conf_ca);
 		free(t);
 		return -1;
 	}
@@ -985,6 +1052,8 @@ queue_free(struct backend *be)
 		item_remove(t, heap_pop(t));
 	free(t->heap);
 	SSL_CTX_free(t->tls_ctx);
+	free(t->conf_tls);
+	free(t->conf_ca);
 	free(t);
 	be->transport = NULL;
 }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "backend/transport/relay.h"
 
 /* Queueing one submission (a store operation). */
 struct queue_add_args {
@@ -43,6 +44,13 @@ void queue_id_format(uint64_t id, char *out, size_t outsize);
 
 /* The runner: reads the queue and schedules every entry. */
 int queue_start(struct backend *be, const char **error_r);
+/* A reload: a changed transport.smarthost_tls or smarthost_ca_file applies
+ * to the attempts that start from now (one that does not load is logged
+ * and the old stays). */
+void queue_reload(struct backend *be);
+/* transport.smarthost_tls by name: 0, or -1 for none of none, may,
+ * encrypt, verify. */
+int transport_tls_parse(const char *mode, enum relay_tls *tls_r);
 /* Interrupts the deliveries in progress (what the next hop already
  * accepted is still recorded). */
 void queue_stop(struct backend *be);

@@ -372,6 +372,46 @@ def test_relay_smarthost_down_then_up(relay_stack):
     assert "to=<far@remote.test> relayed" in st.log("s1b1")
 
 
+def test_relay_tls_settings_apply_at_a_reload(relay_stack):
+    """transport.smarthost_tls and smarthost_ca_file apply at a reload to
+    the relays that start after it; a CA file that does not load keeps
+    the TLS as it was, and a mode that is none of the four refuses the
+    reload."""
+    from test_ops import ConfigEdit, reload
+    st = relay_stack
+    st.sink.start()
+
+    def relay(n):
+        msg = MSG.replace(b"<t1@", b"<tls%d@" % n)
+        submit(st, "sender@example.test", "pw-sender", ["far@remote.test"],
+               msg)
+        wait_for(lambda: len(st.sink.messages) == n, timeout=30,
+                 what="relayed message %d" % n)
+        return st.sink.tls_seen[-1]
+
+    assert relay(1) is True
+    edit = ConfigEdit(st, "s1b1", "backend")
+    try:
+        edit.append("[transport]\nsmarthost_tls = none\n")
+        new = reload(st, "s1b1")
+        assert "setting=transport.smarthost_tls changed" in new, new
+        assert 'reload: transport smarthost_tls=none ca_file=""' in new, new
+        assert relay(2) is False
+        edit.append("smarthost_tls = verify\n"
+                    "smarthost_ca_file = /nonexistent/ca.pem\n")
+        new = reload(st, "s1b1")
+        assert "reload: transport.smarthost_ca_file: cannot load " \
+            "/nonexistent/ca.pem; relays keep their TLS as it was" in new, new
+        assert relay(3) is False
+        edit.append("smarthost_tls = sometimes\n")
+        new = reload(st, "s1b1")
+        assert "configuration kept" in new and "transport.smarthost_tls: " \
+            "invalid value 'sometimes'" in new, new
+    finally:
+        edit.restore()
+    assert relay(4) is True
+    assert queue_empty(st)
+
 def dsn_parts(raw):
     m = email.message_from_bytes(raw, policy=email.policy.compat32)
     assert m.get_content_type() == "multipart/report"
