@@ -434,18 +434,6 @@ backend_http_handle(struct http_conn *hc, struct http_request *req,
 	buf_free(&b);
 }
 
-static void
-backend_http_conf(const struct config *cfg, struct http_server_conf *conf)
-{
-	conf->max_header = cfg->http_max_header_size;
-	conf->max_body = cfg->http_max_body_size;
-	conf->request_timeout_ms = (uint64_t)cfg->http_request_timeout * 1000;
-	conf->keepalive_timeout_ms = (uint64_t)cfg->http_keepalive_timeout *
-				     1000;
-	conf->max_requests = (unsigned)cfg->http_max_requests;
-	conf->max_connections = (unsigned long)cfg->http_max_connections;
-}
-
 int
 backend_http_start(struct backend *be, const char **error_r)
 {
@@ -456,7 +444,7 @@ backend_http_start(struct backend *be, const char **error_r)
 	    .handler = backend_http_handle,
 	    .ctx = be,
 	};
-	backend_http_conf(cfg, &conf);
+	http_server_conf_settings(&conf, cfg);
 	/* made with no listener too: a reload may give it one */
 	h->srv = http_server_create(be->loop, &conf);
 	if (cfg->backend_http_listen[0] == '\0')
@@ -476,12 +464,12 @@ backend_http_reload(struct backend *be, const char *old_listen)
 	if (h == NULL || h->srv == NULL)
 		return 0;
 	struct http_server_conf conf = {0};
-	backend_http_conf(&be->cfg, &conf);
+	http_server_conf_settings(&conf, &be->cfg);
 	http_server_set_limits(h->srv, &conf);
 	const char *addr = be->cfg.backend_http_listen, *err = NULL;
 	if (strcmp(addr, old_listen) == 0)
 		return 0;
-	int fd = addr[0] != '\0' ? conn_listen_socket(addr, &err) : -1;
+	int fd = addr[0] != '\0' ? conn_listen_socket(addr, 1, &err) : -1;
 	if (addr[0] != '\0' && fd < 0) {
 		log_error("reload: backend.http_listen kept at %s: %s: %s",
 			  old_listen[0] != '\0' ? old_listen : "(none)", addr,

@@ -1521,7 +1521,9 @@ link_server_start(struct backend *be, const char **error_r)
 {
 	store_writer_batch_hooks(be->store, link_server_cork_cb,
 				 link_server_uncork_cb, be);
-	int fd = conn_listen_socket(be->cfg.backend_link_listen, error_r);
+	/* the port is this backend's alone: a second backend started on
+	   the same configuration fails here */
+	int fd = conn_listen_socket(be->cfg.backend_link_listen, 0, error_r);
 	return fd < 0 ? -1 : link_listener_open(be, fd, error_r);
 }
 
@@ -1529,7 +1531,7 @@ int
 link_server_move(struct backend *be, const char *old_listen)
 {
 	const char *err;
-	int fd = conn_listen_socket(be->cfg.backend_link_listen, &err);
+	int fd = conn_listen_socket(be->cfg.backend_link_listen, 0, &err);
 	uv_tcp_t *old = be->link_listener;
 	be->link_listener = NULL;
 	if (fd < 0 || link_listener_open(be, fd, &err) < 0) {

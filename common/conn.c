@@ -791,7 +791,7 @@ conn_parse_addr(const char *hostport, struct sockaddr_storage *ss,
 }
 
 int
-conn_listen_socket(const char *hostport, const char **error_r)
+conn_listen_socket(const char *hostport, int share, const char **error_r)
 {
 	static _Thread_local char msg[160];
 	struct sockaddr_storage ss;
@@ -802,7 +802,8 @@ conn_listen_socket(const char *hostport, const char **error_r)
 	int one = 1;
 	if (fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    (share &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, (struct sockaddr *)&ss,
 		 ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 					  : sizeof(struct sockaddr_in)) < 0) {

@@ -121,10 +121,11 @@ void conn_tls_desc(struct conn *c, char *out, size_t outsize);
 /* Parses "host:port" into a sockaddr (numeric hosts and localhost). */
 int conn_parse_addr(const char *hostport, struct sockaddr_storage *ss,
 		    const char **error_r);
-/* A non-blocking socket bound to "host:port", which other sockets of this
- * user may share (SO_REUSEPORT: one per event loop, or the next one at a
- * reload): the descriptor, for uv_tcp_open() and uv_listen(), or -1 with
- * why in *error_r. */
-int conn_listen_socket(const char *hostport, const char **error_r);
+/* A non-blocking socket bound to "host:port": the descriptor, for
+ * uv_tcp_open() and uv_listen(), or -1 with why in *error_r.  share: other
+ * sockets of this user may bind the port too (SO_REUSEPORT: one per event
+ * loop); 0: the port is this socket's alone, so that a second process
+ * configured alike fails to start instead of splitting the connections. */
+int conn_listen_socket(const char *hostport, int share, const char **error_r);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <http_parser.h>
 
+#include "common/config.h"
 #include "common/conn.h"
 #include "common/log.h"
 #include "common/proxy_proto.h"
@@ -739,6 +740,20 @@ http_server_create(uv_loop_t *loop, const struct http_server_conf *conf)
 }
 
 void
+http_server_conf_settings(struct http_server_conf *conf,
+			  const struct config *cfg)
+{
+	conf->max_header = cfg->http_max_header_size;
+	conf->max_body = cfg->http_max_body_size;
+	conf->request_timeout_ms = (uint64_t)cfg->http_request_timeout * 1000;
+	conf->keepalive_timeout_ms = (uint64_t)cfg->http_keepalive_timeout *
+				     1000;
+	conf->max_requests = (unsigned)cfg->http_max_requests;
+	conf->max_connections = (unsigned long)cfg->http_max_connections;
+	conf->hsts_max_age = (uint64_t)cfg->http_hsts_max_age;
+}
+
+void
 http_server_set_limits(struct http_server *s,
 		       const struct http_server_conf *conf)
 {
@@ -804,7 +819,7 @@ int
 http_server_listen(struct http_server *s, const char *addr, int tls,
 		   const char **error_r)
 {
-	int fd = conn_listen_socket(addr, error_r);
+	int fd = conn_listen_socket(addr, 1, error_r);
 	return fd < 0 ? -1 : http_server_listen_fd(s, fd, tls, error_r);
 }
 

@@ -79,6 +79,12 @@ struct http_server_conf {
 	void (*addr_release)(void *ctx, const struct sockaddr *sa);
 };
 
+struct config;
+/* The http.* sizes, timeouts, counts and HSTS of cfg into conf (at start
+ * and at each reload; the other fields are left as they are). */
+void http_server_conf_settings(struct http_server_conf *conf,
+			       const struct config *cfg);
+
 /* A server of one loop; listeners are added with http_server_listen(). */
 struct http_server *http_server_create(uv_loop_t *loop,
 				       const struct http_server_conf *conf);

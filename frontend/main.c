@@ -131,7 +131,7 @@ static int
 listen_socket(unsigned slot, const char *addr)
 {
 	const char *err;
-	int fd = conn_listen_socket(addr, &err);
+	int fd = conn_listen_socket(addr, 1, &err);
 	if (fd < 0)
 		log_error("%s.%s=%s error=\"%s\"", listener_defs[slot].section,
 			  listener_defs[slot].setting, addr, err);

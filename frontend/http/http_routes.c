@@ -68,28 +68,13 @@ http_routes_proxy(void *ctx, const struct sockaddr *sa)
 	return policy_proxy_allowed(fe->policy, sa);
 }
 
-/* The http.* sizes, timeouts, counts and HSTS, at start and at each
- * reload. */
-static void
-http_routes_limits(const struct config *cfg, struct http_server_conf *conf)
-{
-	conf->max_header = cfg->http_max_header_size;
-	conf->max_body = cfg->http_max_body_size;
-	conf->request_timeout_ms = (uint64_t)cfg->http_request_timeout * 1000;
-	conf->keepalive_timeout_ms = (uint64_t)cfg->http_keepalive_timeout *
-				     1000;
-	conf->max_requests = (unsigned)cfg->http_max_requests;
-	conf->max_connections = (unsigned long)cfg->http_max_connections;
-	conf->hsts_max_age = (uint64_t)cfg->http_hsts_max_age;
-}
-
 void
 http_routes_apply(struct frontend *fe)
 {
 	if (fe->http == NULL)
 		return;
 	struct http_server_conf conf = {0};
-	http_routes_limits(&fe->cfg, &conf);
+	http_server_conf_settings(&conf, &fe->cfg);
 	http_server_set_limits(fe->http, &conf);
 }
 
@@ -132,7 +117,7 @@ http_routes_start(struct frontend *fe)
 	    .addr_acquire = http_routes_addr_acquire,
 	    .addr_release = http_routes_addr_release,
 	};
-	http_routes_limits(cfg, &conf);
+	http_server_conf_settings(&conf, cfg);
 	http_sessions_start(fe);
 	fe->http = http_server_create(fe->loop, &conf);
 	const char *addrs[2] = {cfg->http_listen, cfg->http_tls_listen};

@@ -374,6 +374,16 @@ def stack(tmp_path_factory):
 
 # ---- raw client connections (frontend tests) -------------------------------
 
+def free_port():
+    """A loopback port nothing listens on now (bound and let go)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def raw_client(st, port, tls=False, source=None, site=None, timeout=10,
                server_hostname=None):
     """A raw socket to ST's frontend PORT, optionally from SOURCE (a

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, read_until_tagged, run_stack
+from conftest import REPO, free_port, read_until_tagged, run_stack
 
 pytestmark = pytest.mark.daemons
 
@@ -23,12 +23,6 @@ MESSAGE = (b"From: a@example.test\r\nTo: b@example.test\r\n"
 def backend_bin():
     build = Path(os.environ.get("PORTICO_BUILD", REPO / "build"))
     return build / "portico-backend"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening_ports(pid):

@@ -20,19 +20,11 @@ import time
 
 import pytest
 
-from conftest import raw_client, read_until_tagged, wait_for
+from conftest import free_port, raw_client, read_until_tagged, wait_for
 
 pytestmark = pytest.mark.daemons
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ALICE, BOB
+from conftest import ALICE, BOB, free_port
 from smtp_client import RawSMTP, inbox
 
 pytestmark = pytest.mark.daemons
@@ -352,15 +352,6 @@ def test_large_message_streams(two_sites):
 
 
 # ---- a real MTA: Debian's Postfix relaying a domain to the LMTP listener --
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 MASTER_CF = """\
 127.0.0.1:{smtp} inet n - n - - smtpd

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (REPO, backend_metric, raw_client, read_until_tagged,
-                      wait_for)
+from conftest import (REPO, backend_metric, free_port, raw_client,
+                      read_until_tagged, wait_for)
 from smtp_client import RawSMTP
 
 pytestmark = pytest.mark.daemons
@@ -380,12 +380,6 @@ def test_sighup_moves_listeners(st):
     holder.bind(("127.0.0.1", 0))
     holder.listen(1)
     taken = holder.getsockname()[1]
-    def free_port():
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
-        return port
     moved, http_moved = free_port(), free_port()
     http_port = st.HTTP_PORT
     kept = http.client.HTTPConnection(st.host, http_port, timeout=10)
@@ -858,12 +852,6 @@ def test_sighup_moves_the_backends_listeners(st):
     link_port = int(st.SITE1_BE1_LINK_PORT)
     http_port = int(st.SITE1_BE1_HTTP_PORT)
 
-    def free_port():
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
-        return port
     new_link, new_http = free_port(), free_port()
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
@@ -913,6 +901,20 @@ def test_sighup_moves_the_backends_listeners(st):
     assert not port_open(new_link) and not port_open(new_http)
     assert c.noop()[0] == "OK"
     c.logout()
+
+def test_second_backend_on_the_same_link_port_fails(st, tmp_path):
+    """The link port is one backend's alone (unlike a frontend's ports,
+    which its event loops share): a second backend started with the same
+    backend.link_listen, by mistake, fails at once and says why."""
+    ini = tmp_path / "backend.ini"
+    ini.write_text((st.dir / "s1b1" / "backend.ini").read_text() +
+                   "\n[backend]\nstore_dir = %s\nhttp_listen =\n"
+                   "direct_imap_listen =\n" % (tmp_path / "store"))
+    p = subprocess.run([str(BUILD / "portico-backend"), "-c", str(ini)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0, p.stderr[-2000:]
+    assert "link listen=127.0.0.1:%s error=\"Address already in use\"" \
+        % st.SITE1_BE1_LINK_PORT in p.stderr, p.stderr[-2000:]
 
 # ---- autoexpunge of \Trash and \Junk -------------------------------------
 

@@ -14,7 +14,6 @@ so that its frontends probe every site's backend each second.
 
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, SANITIZER_MARKS, wait_for
+from conftest import DATA, SANITIZER_MARKS, free_port, wait_for
 
 pytestmark = pytest.mark.daemons
 
@@ -144,14 +143,6 @@ def imap_messages(st, user, password, site=1):
         return out
     finally:
         c.logout()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")

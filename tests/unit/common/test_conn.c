@@ -89,21 +89,21 @@ test_addr_name(void **state)
 }
 
 /* conn_listen_socket(): bound sockets that share their port with one
- * another (one per event loop, or a reload's next one), not with a socket
- * that does not share; refusals say why. */
+ * another (one per event loop), not with a socket that does not share,
+ * nor one that does not share with another; refusals say why. */
 static void
 test_listen_socket(void **state)
 {
 	(void)state;
 	const char *err = NULL;
-	int a = conn_listen_socket("127.0.0.1:0", &err);
+	int a = conn_listen_socket("127.0.0.1:0", 1, &err);
 	assert_true(a >= 0);
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
 	assert_int_equal(getsockname(a, (struct sockaddr *)&sin, &len), 0);
 	char addr[32];
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
-	int b = conn_listen_socket(addr, &err);
+	int b = conn_listen_socket(addr, 1, &err);
 	assert_true(b >= 0);
 	assert_int_equal(listen(a, 8), 0);
 	assert_int_equal(listen(b, 8), 0);
@@ -118,13 +118,24 @@ test_listen_socket(void **state)
 	assert_int_equal(listen(held, 8), 0);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
 	err = NULL;
-	assert_int_equal(conn_listen_socket(addr, &err), -1);
+	assert_int_equal(conn_listen_socket(addr, 1, &err), -1);
 	assert_string_equal(err, "Address already in use");
 	close(held);
-	assert_int_equal(conn_listen_socket("example.org:25", &err), -1);
+	assert_int_equal(conn_listen_socket("example.org:25", 1, &err), -1);
 	assert_string_equal(err, "host must be a numeric address or localhost");
-	assert_int_equal(conn_listen_socket("127.0.0.1", &err), -1);
+	assert_int_equal(conn_listen_socket("127.0.0.1", 1, &err), -1);
 	assert_string_equal(err, "expected host:port");
+	/* a port that is one socket's alone: no second, sharing or not */
+	int own = conn_listen_socket("127.0.0.1:0", 0, &err);
+	assert_true(own >= 0);
+	len = sizeof(sin);
+	assert_int_equal(getsockname(own, (struct sockaddr *)&sin, &len), 0);
+	assert_int_equal(listen(own, 8), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
+	assert_int_equal(conn_listen_socket(addr, 0, &err), -1);
+	assert_string_equal(err, "Address already in use");
+	assert_int_equal(conn_listen_socket(addr, 1, &err), -1);
+	close(own);
 }
 
 int
