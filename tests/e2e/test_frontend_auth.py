@@ -19,12 +19,11 @@ counted failures but for the spraying test's.
 
 import base64
 import re
-import socket
 import subprocess
 
 import pytest
 
-from conftest import raw_client, read_until_tagged, wait_for
+from conftest import free_port, raw_client, read_until_tagged, wait_for
 
 pytestmark = pytest.mark.daemons
 
@@ -384,20 +383,12 @@ def test_nul_bytes_in_login_names(st):
 
 # -- LDAP failover ------------------------------------------------------------
 
-def dead_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_ldap_failover_to_the_second_uri(st):
     """The first URI points at a dead port: logins go through the second,
     at once, and the frontend logs the failover."""
     ini = st.dir / "s1f1" / "frontend.ini"
     text = ini.read_text()
-    dead = "ldap://127.0.0.1:%d/" % dead_port()
+    dead = "ldap://127.0.0.1:%d/" % free_port()
     new = re.sub(r"(?m)^uris = (.*)$",
                  lambda m: "uris = %s %s" % (dead, m.group(1)), text,
                  count=1)
