@@ -20,10 +20,14 @@
  * short or damaged stops the import with exit status 1, and what it stored
  * goes again: the account is as it was before (absent, or provisioned and
  * empty), ready for the next try, unless mail came into it meanwhile (it
- * is then incomplete, to be removed and imported again, as said).
+ * is then incomplete, to be removed and imported again, as said).  So does
+ * an import stopped by SIGINT, SIGTERM or SIGHUP (an operator's ^C, a
+ * shutdown, the ssh session of a move gone): it takes back what it stored,
+ * then dies of the signal.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,6 +373,61 @@ struct acct_in {
 	uint64_t offset;
 };
 
+/* The signal that stops an import (import_signals_catch), or 0. */
+static volatile sig_atomic_t import_stop;
+static const int import_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define IMPORT_NSIGNALS (sizeof(import_signals) / sizeof(import_signals[0]))
+
+static void
+import_on_signal(int sig)
+{
+	import_stop = sig;
+}
+
+/* While an import runs, these signals stop it at the next record (a read
+ * waiting on a pipe returns: no SA_RESTART), so that what it stored can
+ * be taken back first. */
+static void
+import_signals_catch(struct sigaction old[IMPORT_NSIGNALS])
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = import_on_signal;
+	sigemptyset(&sa.sa_mask);
+	import_stop = 0;
+	for (size_t i = 0; i < IMPORT_NSIGNALS; i++)
+		sigaction(import_signals[i], &sa, &old[i]);
+}
+
+/* The handlers as they were; a signal that stopped the import (failed:
+ * one that came once it had all it needed lets it end as it did) is
+ * raised again, to end the process as it would have without them. */
+static void
+import_signals_restore(const struct sigaction old[IMPORT_NSIGNALS], int failed)
+{
+	for (size_t i = 0; i < IMPORT_NSIGNALS; i++)
+		sigaction(import_signals[i], &old[i], NULL);
+	if (failed && import_stop != 0) {
+		fflush(NULL);
+		raise(import_stop);
+	}
+}
+
+/* 1 and says so if a signal stopped the import. */
+static int
+in_stopped(const struct acct_in *in)
+{
+	if (import_stop == 0)
+		return 0;
+	fprintf(MSGS, "portico-admin: import: %s: stopped by %s at byte %llu\n",
+		in->what,
+		import_stop == SIGINT    ? "SIGINT"
+		: import_stop == SIGTERM ? "SIGTERM"
+					 : "SIGHUP",
+		(unsigned long long)in->offset);
+	return 1;
+}
+
 /* The next record; 0 read, 1 the stream ended at a record's boundary,
  * -1 after saying why.  Every record but the end goes into the running
  * digest. */
@@ -376,7 +435,11 @@ static int
 in_record(struct acct_in *in, Portico__AccountRecord **r_out)
 {
 	uint8_t len4[4];
+	if (in_stopped(in))
+		return -1;
 	size_t got = fread(len4, 1, 4, in->f);
+	if (got != 4 && in_stopped(in))
+		return -1;
 	if (got == 0 && feof(in->f))
 		return 1;
 	if (got != 4) {
@@ -398,6 +461,10 @@ in_record(struct acct_in *in, Portico__AccountRecord **r_out)
 	if (p == NULL)
 		abort();
 	if (fread(p, 1, n, in->f) != n) {
+		if (in_stopped(in)) {
+			free(p);
+			return -1;
+		}
 		fprintf(MSGS,
 			"portico-admin: import: %s: %s inside the record at "
 			"byte %llu\n",
@@ -1179,8 +1246,11 @@ admin_account_import_file(struct admin *a, const char *mailbox_id, FILE *f,
 			  const char *what, const char *under)
 {
 	struct acct_in in = {f, what, NULL, 0};
+	struct sigaction old[IMPORT_NSIGNALS];
+	import_signals_catch(old);
 	int rc = import_stream(a->st, mailbox_id, &in, under);
 	EVP_MD_CTX_free(in.sha);
+	import_signals_restore(old, rc != 0);
 	return rc == 0 ? 0 : 1;
 }
 

@@ -1463,6 +1463,68 @@ def test_import_cut_short_takes_back_what_it_stored(st, tmp_path):
         assert admin(st, NEW, "remove", mb, "--yes").returncode == 0
     assert admin(st, BE, "remove", src, "--yes").returncode == 0
 
+def test_import_stopped_by_a_signal_takes_back_what_it_stored(st, tmp_path):
+    """An import --account stopped by SIGTERM (a shutdown) or SIGHUP (the
+    ssh session of a move gone) while it waits for the rest of its stream
+    takes back what it stored, then dies of the signal: the account is
+    absent, or provisioned and empty, as before, and the next import needs
+    nothing first."""
+    src = "sigsrc-%d" % os.getpid()
+    assert admin(st, BE, "provision", src).returncode == 0
+    for i in range(3):
+        p = admin(st, BE, "deliver", src, stdin=b"Subject: in %d\r\n\r\n"
+                  b"inbox %d\r\n" % (i, i), text=False)
+        assert p.returncode == 0, p.stderr
+    box = tmp_path / "zeta.mbox"
+    box.write_bytes(b"".join(
+        b"From z@example.test Mon Jan  1 00:00:00 2024\nSubject: z %d\n\n"
+        % i + (b"%05d zeta line\n" % i) * 2000 for i in range(3)))
+    assert admin(st, BE, "import", src, box, "--mailbox",
+                 "Zeta").returncode == 0
+    stream = tmp_path / "src.account"
+    assert admin(st, BE, "export", src, "--account", stream).returncode == 0
+    blob = stream.read_bytes()
+    NEW = "s2b1/backend.ini"
+    for sig, provisioned in ((signal.SIGTERM, False), (signal.SIGHUP, True)):
+        dst = "sig%d-%d" % (sig, os.getpid())
+        if provisioned:
+            assert admin(st, NEW, "provision", dst).returncode == 0
+        listing = admin(st, NEW, "list", dst)
+        assert (listing.returncode == 0) == provisioned, listing.stderr
+        fifo = tmp_path / ("fifo%d" % sig)
+        os.mkfifo(fifo)
+        imp = subprocess.Popen(
+            [str(BUILD / "portico-admin"), "-c", str(st.dir / NEW), "import",
+             dst, "--account", str(fifo)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        with open(fifo, "wb") as w:
+            w.write(blob[:len(blob) * 2 // 3])
+            w.flush()
+            # stored: the INBOX's three messages, committed
+            deadline = time.monotonic() + 30
+            while not re.search(r"^INBOX +3 ", admin(st, NEW, "list",
+                                                     dst).stdout, re.M):
+                assert time.monotonic() < deadline, "the INBOX never came"
+                time.sleep(0.05)
+            imp.send_signal(sig)
+            out, err = imp.communicate(timeout=CMD_TIMEOUT)
+        assert imp.returncode == -sig, (imp.returncode, err)
+        assert re.search(r"portico-admin: import: %s: stopped by %s at "
+                         r"byte \d+\n" % (re.escape(str(fifo)), sig.name),
+                         err), err
+        assert_taken_back(err, dst, "provisioned, no mail" if provisioned
+                          else "not in this store")
+        again = admin(st, NEW, "list", dst)
+        assert (again.returncode, again.stdout) == \
+            (listing.returncode, listing.stdout), again
+        p = admin(st, NEW, "import", dst, "--account", stream)
+        assert p.returncode == 0, p.stderr
+        assert admin(st, NEW, "list", dst).stdout == \
+            admin(st, BE, "list", src).stdout
+        assert admin(st, NEW, "remove", dst, "--yes").returncode == 0
+    assert admin(st, BE, "remove", src, "--yes").returncode == 0
+
+
 def test_restore_from_a_hot_copy(st, tmp_path):
     """The restore docs/OPERATIONS.md describes: a hot copy of the running
     backend's store (mdb_copy -c), the user then loses mail, and the
