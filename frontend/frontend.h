@@ -150,6 +150,10 @@ struct client_proto {
 	   that logged in before then ends; 1 if it does (optional: the
 	   backend ends the sessions it runs). */
 	int (*kick)(struct client *c, uint64_t at);
+	/* What a session the frontend serves itself is doing, for
+	   portico-admin sessions (optional; SMTP: idle, mail, rcpt, content,
+	   chunks, result). */
+	const char *(*doing)(const struct client *c);
 	/* The connection ends: cancel what is pending (optional). */
 	void (*detach)(struct client *c);
 	/* The client is freed (optional). */

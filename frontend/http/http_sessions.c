@@ -117,13 +117,18 @@ sessions_write(struct frontend *fe, struct buf *b)
 		sessions_field(b, c->peer);
 		buf_append(b, "\t", 1);
 		sessions_field(b, c->duser.mailbox_server);
-		buf_printf(b, "\t%s\t%llu\t%u\n",
-			   frontend_metrics_state_name(c->state),
-			   (unsigned long long)(now > c->t_accept
-							? (now - c->t_accept) /
-								  1000000000u
-							: 0),
-			   fe->index);
+		const char *doing = c->state == CLIENT_LOCAL &&
+					    c->proto->doing != NULL
+					? c->proto->doing(c)
+					: NULL;
+		buf_printf(
+		    b, "\t%s%s%s\t%llu\t%u\n",
+		    frontend_metrics_state_name(c->state),
+		    doing != NULL ? ":" : "", doing != NULL ? doing : "",
+		    (unsigned long long)(now > c->t_accept
+					     ? (now - c->t_accept) / 1000000000u
+					     : 0),
+		    fe->index);
 	}
 }
 

@@ -415,6 +415,12 @@ smtp_session_kick(struct client *c, uint64_t at)
 	return 1;
 }
 
+const char *
+smtp_session_doing(const struct client *c)
+{
+	return c->smtp != NULL ? smtp_state_names[c->smtp->state] : NULL;
+}
+
 static void
 smtp_greet(struct client *c)
 {
@@ -448,19 +454,20 @@ smtp_login_expired(struct client *c)
 }
 
 const struct client_proto smtp_session_proto = {
-	.name = "submission",
-	.mode = LP_MODE_LINE,
-	.greet = smtp_greet,
-	.command = smtp_session_command,
-	.input_error = smtp_session_input_error,
-	.continuation = smtp_continuation,
-	.login_failed = smtp_auth_failed,
-	.bye_unavailable = smtp_session_bye,
-	.timeout = smtp_session_timeout,
-	.login_expired = smtp_login_expired,
-	.logged_in = smtp_auth_logged_in,
-	.content = smtp_data_content,
-	.kick = smtp_session_kick,
-	.detach = smtp_session_detach,
-	.free = smtp_session_free,
+    .name = "submission",
+    .mode = LP_MODE_LINE,
+    .greet = smtp_greet,
+    .command = smtp_session_command,
+    .input_error = smtp_session_input_error,
+    .continuation = smtp_continuation,
+    .login_failed = smtp_auth_failed,
+    .bye_unavailable = smtp_session_bye,
+    .timeout = smtp_session_timeout,
+    .login_expired = smtp_login_expired,
+    .logged_in = smtp_auth_logged_in,
+    .content = smtp_data_content,
+    .kick = smtp_session_kick,
+    .doing = smtp_session_doing,
+    .detach = smtp_session_detach,
+    .free = smtp_session_free,
 };

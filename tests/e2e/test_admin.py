@@ -13,6 +13,7 @@ import http.client
 import imaplib
 import os
 import re
+import select
 import shutil
 import signal
 import smtplib
@@ -739,6 +740,77 @@ def test_kick_memory_forgets_a_tenth_when_full(stack_factory):
     st2.imap(user).logout()
     assert re.search(r"frontend=s1f1 version=\S+ ready forgets=18\n",
                      st2.log("s1b1")), st2.log("s1b1")[-3000:]
+
+
+def hold_store_writer(store):
+    """An mdb_load of nothing into STORE that has begun its write
+    transaction and waits for its input: the store's writer lock is held
+    (every commit of the backend waits) until release() ends it, having
+    changed nothing."""
+    header = b"VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n"
+    p = subprocess.Popen(["mdb_load", str(store)], stdin=subprocess.PIPE)
+    p.stdin.write(header)
+    p.stdin.flush()
+
+    def holding():
+        # the header read, and waiting in the next read: after
+        # mdb_txn_begin
+        rchar = int(re.search(r"^rchar: (\d+)", Path(
+            "/proc/%d/io" % p.pid).read_text(), re.M).group(1))
+        call = Path("/proc/%d/syscall" % p.pid).read_text().split()
+        return rchar >= len(header) and call[:2] == ["0", "0x0"]
+    wait_for(holding, what="mdb_load holding the writer lock")
+
+    def release():
+        p.stdin.write(b"DATA=END\n")
+        p.stdin.close()
+        assert p.wait(timeout=CMD_TIMEOUT) == 0
+    return release
+
+
+def test_kick_waits_for_a_sent_messages_reply(st):
+    """A submission session kicked while its message is complete and the
+    backend has not yet replied (the queue's commit waits here for the
+    store's writer lock) gets that reply first, then the kick's 421: the
+    backend may have taken the message, and a client that saw only 421
+    would send it again.  The message is delivered once."""
+    user, pw, mbox = new_user(st, "kickresult")
+    other, opw, _ = new_user(st, "kickresultto")
+    s = submission(st, user, pw)
+    s.expect("MAIL FROM:<%s>" % user, 250)
+    s.expect("RCPT TO:<%s>" % other, 250)
+    s.expect("DATA", 354)
+    release = hold_store_writer(st.dir / "s1b1" / "store")
+    try:
+        s.send("Subject: sent before the kick\r\n\r\nonce\r\n.\r\n")
+        wait_for(lambda: any(r[2] == user and r[5] == "local:result"
+                             for r in sessions(st)),
+                 what="the session waiting for the backend's reply")
+        # the Forgets leave at once; the answer waits for the store
+        kick = subprocess.Popen(
+            [str(BUILD / "portico-admin"), "-c", str(st.dir / BE), "kick",
+             mbox], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        wait_for(lambda: re.search(r"user=%s kicked state=result\n"
+                                   % re.escape(user), st.log("s1f1")),
+                 what="the kick of the waiting session")
+        # nothing yet: the reply is still to come
+        assert select.select([s.sock], [], [], 0.3)[0] == [] and \
+            s.sock.pending() == 0
+    finally:
+        release()
+    out, err = kick.communicate(timeout=CMD_TIMEOUT)
+    assert kick.returncode == 0 and "kicked %s: " % mbox in out, err
+    code, text = s.reply()
+    assert code == 250, (code, text)
+    kicked_bye(s)
+    s.close()
+    c = st.imap(other, opw)
+    c.select("INBOX", readonly=True)
+    wait_for(lambda: c.noop() and c.search(
+        None, "SUBJECT", '"sent before the kick"')[1] == [b"1"],
+             what="the message in its recipient's INBOX")
+    c.logout()
 
 
 def test_kicks_beyond_what_a_frontend_keeps(stack_factory):
