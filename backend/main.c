@@ -298,6 +298,10 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	backend_imap_capabilities_init(&be.cfg);
 	be.imap_rev2 = 1;
+	if (store_claim(be.cfg.backend_store_dir, &err) < 0) {
+		log_error("store error=\"%s\"", err);
+		return 1;
+	}
 	if (store_open(be.cfg.backend_store_dir, be.cfg.backend_store_map_size,
 		       &be.store, &err) < 0) {
 		log_error("store error=\"%s\"", err);

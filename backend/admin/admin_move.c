@@ -151,17 +151,27 @@ move_run(struct admin *a, struct admin *dir, const struct move_opts *o)
 		return 1;
 	}
 	if (o->offline) {
-		/* the store must not change behind the copy: nothing may
-		   answer where the backend would */
-		const char *addr = a->cfg.backend_http_listen;
+		/* the store must not change behind the copy: no backend may
+		   have it, nor anything answer where the backend would */
+		const char *addr = a->cfg.backend_http_listen, *err;
 		char why[256];
-		if (addr[0] == '\0') {
-			fprintf(stderr, "portico-admin: move: --offline needs "
-					"backend.http_listen, to see that the "
-					"backend is stopped\n");
+		long pid = 0;
+		int owned = store_owner(a->cfg.backend_store_dir, &pid, &err);
+		if (owned != 0) {
+			if (owned < 0)
+				fprintf(stderr, "portico-admin: move: %s\n",
+					err);
+			else
+				fprintf(stderr,
+					"portico-admin: move: --offline, but a "
+					"backend (pid %ld) has %s: it runs "
+					"(leave --offline out)\n",
+					pid, a->cfg.backend_store_dir);
 			return 1;
 		}
-		int fd = admin_connect(addr, 2, why, sizeof(why));
+		int fd = addr[0] == '\0'
+			     ? -1
+			     : admin_connect(addr, 2, why, sizeof(why));
 		if (fd >= 0) {
 			close(fd);
 			fprintf(stderr,

@@ -2,11 +2,14 @@
 #include "backend/store/store_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/sha.h>
 
@@ -37,6 +40,98 @@ const char *
 store_special_use_name(enum store_special_use su)
 {
 	return su < STORE_SU_COUNT ? special_use_names[su] : "";
+}
+
+/* The owner lock: an open-file-description lock (not lost when another
+ * descriptor of the file closes, nor shared with a child) on
+ * STORE_OWNER_FILE, which holds the owner's pid for the message of the
+ * next one. */
+static int
+owner_path(const char *dir, char path[PATH_MAX], const char **error_r)
+{
+	if ((size_t)snprintf(path, PATH_MAX, "%s/%s", dir, STORE_OWNER_FILE) >=
+	    PATH_MAX) {
+		*error_r = "store: the directory's name is too long";
+		return -1;
+	}
+	return 0;
+}
+
+static long
+owner_pid(int fd)
+{
+	char b[24];
+	ssize_t n = pread(fd, b, sizeof(b) - 1, 0);
+	if (n <= 0)
+		return 0;
+	b[n] = '\0';
+	return strtol(b, NULL, 10);
+}
+
+int
+store_claim(const char *dir, const char **error_r)
+{
+	char path[PATH_MAX];
+	if (owner_path(dir, path, error_r) < 0)
+		return -1;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		*error_r = store_fail(dir, errno);
+		return -1;
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		*error_r = store_fail(path, errno);
+		return -1;
+	}
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		if (errno == EAGAIN || errno == EACCES) {
+			snprintf(store_error, sizeof(store_error),
+				 "%s is in use by another backend (pid %ld): "
+				 "a store has one backend",
+				 dir, owner_pid(fd));
+			*error_r = store_error;
+		} else {
+			*error_r = store_fail(path, errno);
+		}
+		close(fd);
+		return -1;
+	}
+	char b[24];
+	int n = snprintf(b, sizeof(b), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, b, (size_t)n, 0) != n) {
+		*error_r = store_fail(path, errno);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+store_owner(const char *dir, long *pid_r, const char **error_r)
+{
+	char path[PATH_MAX];
+	if (owner_path(dir, path, error_r) < 0)
+		return -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0) {
+		*error_r = store_fail(path, errno);
+		return -1;
+	}
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int rc = fcntl(fd, F_OFD_GETLK, &fl);
+	if (rc < 0)
+		*error_r = store_fail(path, errno);
+	else if (fl.l_type == F_UNLCK)
+		rc = 0;
+	else {
+		*pid_r = owner_pid(fd);
+		rc = 1;
+	}
+	close(fd);
+	return rc;
 }
 
 int

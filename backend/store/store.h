@@ -142,6 +142,13 @@ struct store_msg {
 
 struct store;
 
+/* One backend per store: the backend claims its store directory before it
+ * opens it, for as long as it runs (the descriptor, or -1 after saying
+ * why: another backend has it, and its pid); store_owner() tells whether
+ * a backend has it now, without taking it (1 and its pid, 0 none, -1). */
+#define STORE_OWNER_FILE "backend.lock"
+int store_claim(const char *dir, const char **error_r);
+int store_owner(const char *dir, long *pid_r, const char **error_r);
 int store_open(const char *dir, uint64_t map_size, struct store **st_r,
 	       const char **error_r);
 void store_close(struct store **st);

@@ -2310,8 +2310,9 @@ def test_move_meets_another_change(st, tmp_path):
 
 def test_move_offline(st):
     """portico-admin move --offline moves an account off a stopped backend
-    (no kick: nothing to end); it is refused while the backend answers on
-    backend.http_listen, since the store could change behind the copy."""
+    (no kick: nothing to end); it is refused while a backend has the store
+    (its owner lock), since the store could change behind the copy, and
+    while something answers on backend.http_listen."""
     user, pw, mbox = new_user(st, "moveoff")
     c = st.imap(user, pw)
     for i in range(2):
@@ -2325,10 +2326,24 @@ def test_move_offline(st):
             password_file(st), "--directory", st.dir / FE, "--offline"]
     p = admin(st, BE, *args)
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "--offline, but the backend answers on " in p.stderr, p.stderr
+    pid = int((st.dir / "s1b1" / "pid").read_text())
+    assert "--offline, but a backend (pid %d) has %s: it runs (leave " \
+        "--offline out)" % (pid, st.dir / "s1b1" / "store") in p.stderr, \
+        p.stderr
     assert "moving" not in p.stdout
     st.stop("s1b1")
     try:
+        # something else answers where the backend would
+        http = re.search(r"^http_listen\s*=\s*(\S+):(\d+)$",
+                         (st.dir / BE).read_text(), re.M)
+        holder = socket.create_server((http.group(1), int(http.group(2))))
+        try:
+            p = admin(st, BE, *args)
+        finally:
+            holder.close()
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert "--offline, but the backend answers on " in p.stderr, \
+            p.stderr
         p = admin(st, BE, *args)
         assert p.returncode == 0, p.stdout + p.stderr
         assert "%s: the backend is stopped: no sessions to end " \

@@ -916,6 +916,38 @@ def test_second_backend_on_the_same_link_port_fails(st, tmp_path):
     assert "link listen=127.0.0.1:%s error=\"Address already in use\"" \
         % st.SITE1_BE1_LINK_PORT in p.stderr, p.stderr[-2000:]
 
+def test_second_backend_on_the_same_store_fails(st):
+    """A store has one backend: a second one started on the same
+    backend.store_dir (a copied configuration, its ports changed) fails
+    before it opens the store, naming the backend that has it; the first
+    goes on serving, its mail intact."""
+    user, pw = st.new_user("onestore")
+    c = st.imap(user, pw)
+    assert c.append("INBOX", None, None, b"Subject: kept\r\n\r\nx\r\n")[0] \
+        == "OK"
+    ini = st.dir / "s1b1" / "backend.ini"
+    copy = ini.parent.parent / "second-backend.ini"
+    copy.write_text(ini.read_text() +
+                    "\n[backend]\nlink_listen = 127.0.0.1:%d\n"
+                    "http_listen =\ndirect_imap_listen =\n" % free_port())
+    try:
+        p = subprocess.run([str(BUILD / "portico-backend"), "-c", str(copy)],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        copy.unlink()
+    pid = int((st.dir / "s1b1" / "pid").read_text())
+    assert p.returncode != 0, p.stderr[-2000:]
+    assert "store error=\"%s is in use by another backend (pid %d): a " \
+        "store has one backend\"" % (st.dir / "s1b1" / "store", pid) \
+        in p.stderr, p.stderr[-2000:]
+    assert (st.dir / "s1b1" / "store" / "backend.lock").read_text() == \
+        "%d\n" % pid
+    assert c.noop()[0] == "OK"
+    assert c.select("INBOX", readonly=True) == ("OK", [b"1"])
+    c.logout()
+    st.imap(user, pw).logout()
+
+
 # ---- autoexpunge of \Trash and \Junk -------------------------------------
 
 def test_autoexpunge_trash_and_junk(st):

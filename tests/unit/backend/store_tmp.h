@@ -30,6 +30,8 @@ remove_store(struct store **st, const char *dir)
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/lock.mdb", dir);
 	unlink(path);
+	snprintf(path, sizeof(path), "%s/%s", dir, STORE_OWNER_FILE);
+	unlink(path);
 	rmdir(dir);
 }
 

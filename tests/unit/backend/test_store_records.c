@@ -4,7 +4,9 @@
  * latest max_expunge_records per mailbox, "not exact" before the oldest
  * kept; schema 2's records converted on open.  The external generation:
  * advanced by each commit of an external handle (portico-admin), in the
- * same transaction, and by nothing else. */
+ * same transaction, and by nothing else.  The owner lock: one claim of a
+ * store at a time, its pid told without taking it, free again once its
+ * descriptor closes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -498,6 +500,48 @@ test_external_generation(void **state)
 	remove_store(&st, dir);
 }
 
+static void
+test_claim(void **state)
+{
+	(void)state;
+	char dir[64];
+	struct store *st = open_store(dir, sizeof(dir));
+	const char *err = NULL;
+	long pid = 0;
+	assert_int_equal(store_owner(dir, &pid, &err), 0); /* no lock file */
+	int fd = store_claim(dir, &err);
+	assert_true(fd >= 0);
+	assert_int_equal(store_owner(dir, &pid, &err), 1);
+	assert_int_equal(pid, (long)getpid());
+	/* a second claim, even of this process, is refused, and says whose */
+	assert_int_equal(store_claim(dir, &err), -1);
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "%s is in use by another backend (pid %ld): a store has one "
+		 "backend",
+		 dir, (long)getpid());
+	assert_string_equal(err, want);
+	/* the owner's pid stays in the file */
+	assert_int_equal(store_owner(dir, &pid, &err), 1);
+	assert_int_equal(pid, (long)getpid());
+	close(fd);
+	assert_int_equal(store_owner(dir, &pid, &err), 0);
+	fd = store_claim(dir, &err);
+	assert_true(fd >= 0);
+	close(fd);
+	/* a store directory not there yet is made */
+	char sub[96];
+	snprintf(sub, sizeof(sub), "%s/new", dir);
+	fd = store_claim(sub, &err);
+	assert_true(fd >= 0);
+	close(fd);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/%s", sub, STORE_OWNER_FILE);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(sub), 0);
+	remove_store(&st, dir);
+}
+
 int
 main(void)
 {
@@ -509,6 +553,7 @@ main(void)
 	    cmocka_unit_test(test_external_generation),
 	    cmocka_unit_test(test_crlf_flag),
 	    cmocka_unit_test(test_keep_uids),
+	    cmocka_unit_test(test_claim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
