@@ -371,6 +371,89 @@ backend_http_kick(struct backend *be, struct http_conn *hc,
 	store_submit(be->store, store_op_kick_put, &r->put, kick_stored, r);
 }
 
+/* POST /queue/flush[?id=QID] and POST /queue/delete?id=QID (portico-admin
+ * queue flush, delete). */
+struct queue_reply {
+	struct http_conn *hc; /* NULL once the connection is gone */
+	char qid[32];
+};
+
+static void
+queue_reply_cancel(void *arg)
+{
+	struct queue_reply *r = arg;
+	r->hc = NULL;
+}
+
+static void
+queue_deleted(void *ctx, int rc, const char *err)
+{
+	struct queue_reply *r = ctx;
+	if (r->hc != NULL) {
+		char m[STORE_ERR_SIZE + 64];
+		if (rc == 0)
+			snprintf(m, sizeof(m), "deleted %s\n", r->qid);
+		else
+			snprintf(m, sizeof(m), "%s: not deleted: %s\n", r->qid,
+				 err);
+		respond_text(r->hc, rc == 0 ? 200 : 500, m, NULL);
+	}
+	free(r);
+}
+
+static void
+backend_http_queue(struct backend *be, struct http_conn *hc,
+		   const struct http_request *req, int delete)
+{
+	if (strcmp(req->method, "POST") != 0) {
+		respond_text(hc, 405, "Use POST.\n", "Allow: POST\r\n");
+		return;
+	}
+	if (!backend_http_management(be, hc, req))
+		return;
+	char qid[32];
+	uint64_t id = 0;
+	int have = http_param(req->query, strlen(req->query), "id", qid,
+			      sizeof(qid));
+	if (have < 0 || (have > 0 && queue_id_parse(qid, &id) < 0) ||
+	    (have == 0 && delete)) {
+		respond_text(hc, 400, "Give id=QUEUE_ID (16 hex digits).\n",
+			     NULL);
+		return;
+	}
+	char m[128];
+	if (have > 0)
+		queue_id_format(id, qid, sizeof(qid));
+	int rc;
+	struct queue_reply *r = NULL;
+	if (delete) {
+		r = calloc(1, sizeof(*r));
+		if (r == NULL)
+			abort();
+		r->hc = hc;
+		snprintf(r->qid, sizeof(r->qid), "%s", qid);
+		rc = queue_delete(be, id, queue_deleted, r);
+		if (rc == 0) {
+			http_defer(hc, queue_reply_cancel, r);
+			return;
+		}
+		free(r);
+	} else {
+		rc = queue_flush(be, id, have == 0);
+		if (rc >= 0) {
+			snprintf(m, sizeof(m), "flushed %d\n", rc);
+			respond_text(hc, 200, m, NULL);
+			return;
+		}
+	}
+	snprintf(m, sizeof(m), "%s: %s\n", qid,
+		 rc == QUEUE_UNDER_WAY
+		     ? "an attempt is under way; try again when it ends"
+		 : rc == QUEUE_CORRUPT ? "its entry does not parse"
+				       : "not in the queue");
+	respond_text(hc, rc == QUEUE_NONE ? 404 : 409, m, NULL);
+}
+
 /* GET /sessions[?mailbox=ID] (portico-admin sessions): the IMAP and
  * POP3 sessions, through every frontend. */
 static void
@@ -399,6 +482,12 @@ backend_http_handle(struct http_conn *hc, struct http_request *req,
 	struct backend *be = ctx;
 	if (strcmp(req->path, "/kick") == 0) {
 		backend_http_kick(be, hc, req);
+		return;
+	}
+	if (strcmp(req->path, "/queue/flush") == 0 ||
+	    strcmp(req->path, "/queue/delete") == 0) {
+		backend_http_queue(be, hc, req,
+				   strcmp(req->path, "/queue/delete") == 0);
 		return;
 	}
 	if (strcmp(req->method, "GET") != 0 && !req->head) {

@@ -1,5 +1,6 @@
 /* admin_queue.c - portico-admin's transport commands: queue (list the
- * transport queue), deliver (local delivery of a message from stdin).
+ * transport queue; flush: attempt now; delete: drop messages, without a
+ * report), deliver (local delivery of a message from stdin).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -175,13 +176,101 @@ deliver_stdin(struct store *st, const struct config *cfg, const char *from,
 	return ret;
 }
 
-/* queue */
+static int
+queue_del_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	const uint64_t *id = vargs;
+	const void *v;
+	size_t vl;
+	const char *e;
+	int rc = store_queue_get(st, txn, *id, &v, &vl, &e);
+	if (rc != 0) {
+		snprintf(err, STORE_ERR_SIZE, "%s",
+			 rc > 0 ? "not in the queue" : e);
+		return rc > 0 ? STORE_ERR_NONEXISTENT : STORE_ERR_INTERNAL;
+	}
+	if ((rc = store_queue_del(st, txn, *id)) != 0) {
+		snprintf(err, STORE_ERR_SIZE, "%s", mdb_strerror(rc));
+		return STORE_ERR_INTERNAL;
+	}
+	return 0;
+}
+
+/* One request to the running backend: 0 it did it (its answer printed),
+ * 1 it did not (said why). */
+static int
+queue_ask(struct admin *a, const char *cmd, const char *path)
+{
+	struct buf body = BUF_INIT;
+	int status = 0, rc = 1;
+	if (admin_backend_http(a, cmd, "POST", path, NULL, &status, &body) ==
+	    0) {
+		FILE *out = status == 200 ? stdout : stderr;
+		fprintf(out, "%s%.*s", status == 200 ? "" : "portico-admin: ",
+			(int)buf_used(&body), buf_ptr(&body));
+		rc = status == 200 ? 0 : 1;
+	}
+	buf_free(&body);
+	return rc;
+}
+
+/* queue [flush [QUEUE_ID...] | delete QUEUE_ID...]: flush and delete go
+ * through the running backend (its queue runner holds the schedule, and
+ * an attempt may be under way); with no backend on the store, delete
+ * works on the store itself and flush has nothing to do. */
 int
 admin_queue(struct admin *a, int argc, char **argv)
 {
-	if (argc != 0)
+	if (argc == 0)
+		return queue_list(a->st);
+	int flush = strcmp(argv[0], "flush") == 0;
+	if ((!flush && strcmp(argv[0], "delete") != 0) || (!flush && argc < 2))
 		return ADMIN_USAGE;
-	return queue_list(a->st);
+	const char *cmd = flush ? "queue flush" : "queue delete";
+	for (int i = 1; i < argc; i++) {
+		uint64_t id;
+		if (queue_id_parse(argv[i], &id) < 0) {
+			fprintf(stderr,
+				"portico-admin: %s: %s: not a queue id (16 "
+				"hex digits, as queue lists them)\n",
+				cmd, argv[i]);
+			return 1;
+		}
+	}
+	long pid = 0;
+	const char *err;
+	int owned = store_owner(a->cfg.backend_store_dir, &pid, &err);
+	if (owned < 0) {
+		fprintf(stderr, "portico-admin: %s: %s\n", cmd, err);
+		return 1;
+	}
+	int failed = 0;
+	if (owned == 0 && flush) {
+		fprintf(stderr,
+			"portico-admin: queue flush: no backend has %s: its "
+			"queue runs when the backend starts\n",
+			a->cfg.backend_store_dir);
+		return 1;
+	}
+	if (flush && argc == 1)
+		return queue_ask(a, cmd, "/queue/flush");
+	for (int i = 1; i < argc; i++) {
+		uint64_t id;
+		char qid[32], path[64], ebuf[STORE_ERR_SIZE];
+		queue_id_parse(argv[i], &id);
+		queue_id_format(id, qid, sizeof(qid));
+		if (owned) {
+			snprintf(path, sizeof(path), "/queue/%s?id=%s",
+				 flush ? "flush" : "delete", qid);
+			failed |= queue_ask(a, cmd, path);
+		} else if (store_run(a->st, queue_del_op, &id, ebuf) != 0) {
+			fprintf(stderr, "portico-admin: %s: %s\n", qid, ebuf);
+			failed = 1;
+		} else {
+			printf("deleted %s\n", qid);
+		}
+	}
+	return failed;
 }
 
 /* deliver [--from ADDR] MAILBOX_ID... < MESSAGE

@@ -1069,6 +1069,154 @@ queue_kick(struct backend *be, uint64_t id)
 	queue_schedule(t);
 }
 
+/* The heap in order again after a change of next_attempt or a removal. */
+static void
+heap_rebuild(struct transport *t)
+{
+	struct qitem **items = t->heap;
+	size_t n = t->nheap;
+	t->heap = NULL;
+	t->nheap = t->heapcap = 0;
+	for (size_t i = 0; i < n; i++)
+		heap_push(t, items[i]);
+	free(items);
+}
+
+static struct qitem *
+waiting_find(struct transport *t, uint64_t id, size_t *at_r)
+{
+	for (size_t i = 0; i < t->nheap; i++)
+		if (t->heap[i]->id == id) {
+			*at_r = i;
+			return t->heap[i];
+		}
+	return NULL;
+}
+
+static int
+item_under_way(const struct transport *t, uint64_t id)
+{
+	for (const struct attempt *a = t->attempts; a != NULL; a = a->next)
+		if (a->item->id == id)
+			return 1;
+	return 0;
+}
+
+int
+queue_flush(struct backend *be, uint64_t id, int all)
+{
+	struct transport *t = be->transport;
+	if (t == NULL)
+		return QUEUE_NONE;
+	int64_t now = now_s();
+	int n = 0;
+	for (size_t i = 0; i < t->nheap; i++) {
+		struct qitem *it = t->heap[i];
+		if ((all || it->id == id) && it->next_attempt > now &&
+		    it->next_attempt != INT64_MAX) {
+			it->next_attempt = now;
+			n++;
+		}
+	}
+	if (!all && n == 0) {
+		size_t at;
+		if (waiting_find(t, id, &at) != NULL)
+			return t->heap[at]->next_attempt == INT64_MAX
+				   ? QUEUE_CORRUPT
+				   : 0; /* due already */
+		return item_under_way(t, id) ? QUEUE_UNDER_WAY : QUEUE_NONE;
+	}
+	if (n > 0) {
+		log_info("queue flush=%s messages=%d", all ? "all" : "one", n);
+		heap_rebuild(t);
+		queue_schedule(t);
+	}
+	return n;
+}
+
+/* A deletion on its way to the store: the item is out of the heap, so
+ * that no attempt starts on it meanwhile. */
+struct queue_del {
+	struct transport *t;
+	struct qitem *it;
+	char qid[32];
+	void (*done)(void *ctx, int rc, const char *err);
+	void *ctx;
+};
+
+static int
+del_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct queue_del *d = vargs;
+	int rc = store_queue_del(st, txn, d->it->id);
+	if (rc != 0) {
+		snprintf(err, STORE_ERR_SIZE, "queue: %s", mdb_strerror(rc));
+		return rc == MDB_MAP_FULL ? STORE_ERR_FULL : STORE_ERR_INTERNAL;
+	}
+	return 0;
+}
+
+static void
+del_done(void *ctx, int rc, const char *err)
+{
+	struct queue_del *d = ctx;
+	struct transport *t = d->t;
+	if (rc == 0) {
+		log_info("queue=%s deleted by portico-admin", d->qid);
+		item_remove(t, d->it);
+	} else {
+		log_error("queue=%s not deleted error=\"%s\"", d->qid, err);
+		heap_push(t, d->it);
+		queue_schedule(t);
+	}
+	d->done(d->ctx, rc, err);
+	free(d);
+}
+
+int
+queue_delete(struct backend *be, uint64_t id,
+	     void (*done)(void *ctx, int rc, const char *err), void *ctx)
+{
+	struct transport *t = be->transport;
+	size_t at;
+	struct qitem *it = t != NULL ? waiting_find(t, id, &at) : NULL;
+	if (it == NULL)
+		return t != NULL && item_under_way(t, id) ? QUEUE_UNDER_WAY
+							  : QUEUE_NONE;
+	t->heap[at] = t->heap[--t->nheap];
+	heap_rebuild(t);
+	struct queue_del *d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		abort();
+	d->t = t;
+	d->it = it;
+	queue_id_format(id, d->qid, sizeof(d->qid));
+	d->done = done;
+	d->ctx = ctx;
+	store_submit(be->store, del_op, d, del_done, d);
+	return 0;
+}
+
+int
+queue_id_parse(const char *s, uint64_t *id_r)
+{
+	uint64_t v = 0;
+	size_t n = strlen(s);
+	if (n == 0 || n > 16)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int c = s[i], d = c >= '0' && c <= '9'   ? c - '0'
+				  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+							 : -1;
+		if (d < 0)
+			return -1;
+		v = v << 4 | (uint64_t)d;
+	}
+	*id_r = v;
+	return 0;
+}
+
 void
 queue_metrics(struct backend *be, uint64_t *messages, int64_t *oldest)
 {

@@ -59,6 +59,24 @@ void queue_free(struct backend *be);
 /* An entry was just queued: attempt it now. */
 void queue_kick(struct backend *be, uint64_t id);
 
+/* portico-admin queue flush and delete, through the backend's HTTP.  The
+ * messages named (all, or the one of id) that wait for a later attempt
+ * are due now: how many, or for one that could not be, QUEUE_UNDER_WAY
+ * (an attempt runs), QUEUE_NONE (not in the queue) or QUEUE_CORRUPT (an
+ * entry that does not parse, left alone). */
+#define QUEUE_UNDER_WAY (-1)
+#define QUEUE_NONE (-2)
+#define QUEUE_CORRUPT (-3)
+int queue_flush(struct backend *be, uint64_t id, int all);
+/* The message and its entry go, in one transaction, without a report to
+ * its sender: done(ctx, rc, err) once that is durable (rc 0) or failed
+ * (the message stays queued); 0, or at once QUEUE_UNDER_WAY or
+ * QUEUE_NONE (done is not called). */
+int queue_delete(struct backend *be, uint64_t id,
+		 void (*done)(void *ctx, int rc, const char *err), void *ctx);
+/* "0000000000000012" (case and leading zeros as they come): 0, or -1. */
+int queue_id_parse(const char *s, uint64_t *id_r);
+
 /* Messages in the queue and the arrival time (Unix seconds) of the
  * oldest, 0 when it is empty. */
 void queue_metrics(struct backend *be, uint64_t *messages, int64_t *oldest);

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import smtplib
+import socket
 import ssl
 import subprocess
 import threading
@@ -370,6 +371,101 @@ def test_relay_smarthost_down_then_up(relay_stack):
         msg.replace(b"\r\n", b"\n"))
     assert st.sink.tls_seen == [True]
     assert "to=<far@remote.test> relayed" in st.log("s1b1")
+
+
+def test_queue_flush_and_delete(stack_factory):
+    """portico-admin queue flush attempts waiting messages now (all, or
+    those named), instead of at their next retry an hour away; queue
+    delete drops a message and its entry without a report, through the
+    running backend (refused while an attempt on it is under way), or in
+    the store itself when no backend has it (flush then has nothing to
+    do).  The queue stays consistent (check --all)."""
+    port = PortHold()
+    st = stack_factory("queueops", settings=[
+        "transport.smarthost=127.0.0.1:%d" % port.port,
+        "transport.smarthost_tls=may",
+        "transport.retry_first=1h", "transport.retry_max=1h"])
+    st.add_user("sender@example.test", "pw-sender")
+
+    def listing():
+        return dict(re.findall(r"^([0-9A-F]{16}) age=\S+ attempts=(\d+) ",
+                               queue_listing(st), re.M))
+    for i in (1, 2):
+        submit(st, "sender@example.test", "pw-sender", ["far@remote.test"],
+               MSG.replace(b"<t1@", b"<q%d@" % i))
+    wait_for(lambda: sorted(listing().values()) == ["1", "1"],
+             what="a first attempt of each")
+    q1, q2 = sorted(listing())
+
+    p = admin(st, "s1b1", "queue", "flush", q1.lower().lstrip("0"))
+    assert (p.returncode, p.stdout) == (0, b"flushed 1\n"), p.stderr
+    wait_for(lambda: listing() == {q1: "2", q2: "1"},
+             what="a second attempt of the message flushed only")
+
+    p = admin(st, "s1b1", "queue", "delete", q2)
+    assert (p.returncode, p.stdout) == (0, b"deleted %s\n" % q2.encode()), \
+        p.stderr
+    assert listing() == {q1: "2"}
+    assert "queue=%s deleted by portico-admin" % q2 in st.log("s1b1")
+    assert backend_metrics(st)["portico_backend_queue_messages"] == 1
+    p = admin(st, "s1b1", "queue", "delete", q2)
+    assert p.returncode == 1 and \
+        b"%s: not in the queue" % q2.encode() in p.stderr, p.stderr
+    p = admin(st, "s1b1", "queue", "delete", "not-an-id")
+    assert p.returncode == 1 and b"not a queue id" in p.stderr, p.stderr
+
+    # a smarthost that takes the connection and never greets: the
+    # attempt is under way, and the message cannot be deleted
+    port.release()
+    silent = socket.create_server(("127.0.0.1", port.port))
+    try:
+        p = admin(st, "s1b1", "queue", "flush")
+        assert (p.returncode, p.stdout) == (0, b"flushed 1\n"), p.stderr
+        wait_for(lambda: "queue=%s attempt=3" % q1 in st.log("s1b1"),
+                 what="the third attempt")
+        p = admin(st, "s1b1", "queue", "delete", q1)
+        assert p.returncode == 1 and b"%s: an attempt is under way" % \
+            q1.encode() in p.stderr, p.stderr
+        p = admin(st, "s1b1", "queue", "flush", q1)
+        assert p.returncode == 1 and b"an attempt is under way" in \
+            p.stderr, p.stderr
+    finally:
+        silent.close()  # the waiting connection is reset
+    wait_for(lambda: listing() == {q1: "3"}, what="the attempt's end")
+    assert admin(st, "s1b1", "check", "--all").returncode == 0
+
+    # then up: flushed, it is relayed at once
+    sink = Sink(port.port)
+    sink.start()
+    try:
+        p = admin(st, "s1b1", "queue", "flush")
+        assert (p.returncode, p.stdout) == (0, b"flushed 1\n"), p.stderr
+        wait_for(lambda: queue_empty(st), what="the queue to empty")
+        assert [m[1] for m in sink.messages] == [["far@remote.test"]]
+        assert b"<q1@" in sink.messages[0][2]
+    finally:
+        sink.stop()
+
+    # the backend stopped: delete works on the store, flush has nothing
+    # to do
+    submit(st, "sender@example.test", "pw-sender", ["far@remote.test"],
+           MSG.replace(b"<t1@", b"<q3@"))
+    wait_for(lambda: list(listing().values()) == ["1"],
+             what="a first attempt")
+    (q3,) = listing()
+    st.stop("s1b1")
+    try:
+        p = admin(st, "s1b1", "queue", "flush")
+        assert p.returncode == 1 and b"no backend has " in p.stderr, \
+            p.stderr
+        p = admin(st, "s1b1", "queue", "delete", q3)
+        assert (p.returncode, p.stdout) == (0, b"deleted %s\n" %
+                                            q3.encode()), p.stderr
+        assert admin(st, "s1b1", "check", "--all").returncode == 0
+    finally:
+        st.start("s1b1")
+    assert listing() == {}
+    assert "queue entries=0 " in st.log("s1b1").rsplit(" ready", 1)[0][-2000:]
 
 
 def test_relay_tls_settings_apply_at_a_reload(relay_stack):
