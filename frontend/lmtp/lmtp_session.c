@@ -71,7 +71,6 @@ const struct client_proto lmtp_session_proto = {
 	.login_expired = smtp_session_timeout,
 	.logged_in = lmtp_logged_in,
 	.content = smtp_data_content,
-	.doing = smtp_session_doing,
 	.detach = smtp_session_detach,
 	.free = smtp_session_free,
 };

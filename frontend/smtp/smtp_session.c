@@ -415,7 +415,7 @@ smtp_session_kick(struct client *c, uint64_t at)
 	return 1;
 }
 
-const char *
+static const char *
 smtp_session_doing(const struct client *c)
 {
 	return c->smtp != NULL ? smtp_state_names[c->smtp->state] : NULL;

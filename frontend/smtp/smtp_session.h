@@ -146,7 +146,6 @@ void smtp_session_input_error(struct client *c, const char *line,
 void smtp_session_detach(struct client *c);
 void smtp_session_free(struct client *c);
 void smtp_session_timeout(struct client *c);
-const char *smtp_session_doing(const struct client *c);
 void smtp_session_bye(struct client *c, const char *msg);
 /* What MAIL and RCPT accept on this session. */
 void smtp_offer(const struct smtp_session *s, struct smtp_offer *o);
