@@ -661,25 +661,7 @@ msg_load(struct imap_msg *m)
 		m->s->error = 1;
 		return 0;
 	}
-	const char *h = m->data;
-	m->hlen = m->len;
-	if (m->len > 0 && (h[0] == '\n' || (h[0] == '\r' && m->len > 1 &&
-					     h[1] == '\n'))) {
-		m->hlen = 0;
-	} else {
-		for (size_t i = 0; i + 1 < m->len; i++) {
-			const char *nl = memchr(h + i, '\n', m->len - i - 1);
-			if (nl == NULL)
-				break;
-			i = (size_t)(nl - h);
-			if (h[i + 1] == '\n' ||
-			    (h[i + 1] == '\r' && i + 2 < m->len &&
-			     h[i + 2] == '\n')) {
-				m->hlen = i + 1;
-				break;
-			}
-		}
-	}
+	m->hlen = mime_header_len(m->data, m->len);
 	m->loaded = 1;
 	return 1;
 }
@@ -737,52 +719,6 @@ msg_mime(struct imap_msg *m)
 	return m->mime;
 }
 
-/* A header field: its name and its raw value (line breaks kept, the last
- * one dropped). */
-struct hfield {
-	const char *name, *val;
-	size_t nlen, vlen;
-};
-
-static int
-hdr_next(const char *h, size_t len, size_t *pos, struct hfield *f)
-{
-	size_t i = *pos;
-	while (i < len) {
-		size_t start = i;
-		for (;;) {
-			const char *nl = memchr(h + i, '\n', len - i);
-			i = nl ? (size_t)(nl - h) + 1 : len;
-			if (i >= len || (h[i] != ' ' && h[i] != '\t'))
-				break;
-		}
-		const char *colon = memchr(h + start, ':', i - start);
-		if (colon == NULL)
-			continue;
-		f->name = h + start;
-		f->nlen = (size_t)(colon - f->name);
-		while (f->nlen > 0 && (f->name[f->nlen - 1] == ' ' ||
-				       f->name[f->nlen - 1] == '\t'))
-			f->nlen--;
-		f->val = colon + 1;
-		f->vlen = (size_t)(h + i - f->val);
-		while (f->vlen > 0 && (f->val[f->vlen - 1] == '\n' ||
-				       f->val[f->vlen - 1] == '\r'))
-			f->vlen--;
-		*pos = i;
-		return 1;
-	}
-	*pos = i;
-	return 0;
-}
-
-static int
-field_is(const struct hfield *f, const char *name)
-{
-	size_t n = strlen(name);
-	return f->nlen == n && strncasecmp(f->name, name, n) == 0;
-}
-
 const char *
 imap_msg_header(struct imap_msg *m, const char *name, int *over_r)
 {
@@ -792,9 +728,9 @@ imap_msg_header(struct imap_msg *m, const char *name, int *over_r)
 		return NULL;
 	}
 	size_t pos = 0;
-	struct hfield f;
-	while (hdr_next(m->data, m->hlen, &pos, &f)) {
-		if (!field_is(&f, name))
+	struct mime_hfield f;
+	while (mime_header_next(m->data, m->hlen, &pos, &f)) {
+		if (!mime_hfield_is(&f, name))
 			continue;
 		char *v = arena_alloc(&m->s->pool, f.vlen + 1);
 		size_t n = 0;
@@ -813,7 +749,7 @@ imap_msg_header(struct imap_msg *m, const char *name, int *over_r)
 
 /* Decoded, folded value of a field into s->fold. */
 static void
-fold_field(struct imap_search *s, const struct hfield *f)
+fold_field(struct imap_search *s, const struct mime_hfield *f)
 {
 	buf_reset(&s->tmp);
 	buf_reset(&s->fold);
@@ -836,9 +772,9 @@ match_header(struct imap_msg *m, const struct snode *n)
 	if (!msg_header_load(m))
 		return 0;
 	size_t pos = 0;
-	struct hfield f;
-	while (hdr_next(m->data, m->hlen, &pos, &f)) {
-		if (!field_is(&f, n->field))
+	struct mime_hfield f;
+	while (mime_header_next(m->data, m->hlen, &pos, &f)) {
+		if (!mime_hfield_is(&f, n->field))
 			continue;
 		if (n->flen == 0)
 			return 1;
@@ -855,8 +791,8 @@ fold_header_fields(struct imap_search *s, const char *h, size_t len,
 		   struct buf *out)
 {
 	size_t pos = 0;
-	struct hfield f;
-	while (hdr_next(h, len, &pos, &f)) {
+	struct mime_hfield f;
+	while (mime_header_next(h, len, &pos, &f)) {
 		fold_field(s, &f);
 		imap_casefold(f.name, f.nlen, out);
 		buf_append(out, ": ", 2);

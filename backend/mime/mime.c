@@ -24,6 +24,63 @@ mime_parse(struct arena *a, const char *msg, size_t len,
 	return mime_cache_load(a, copy, blen, len, msg_r, error_r);
 }
 
+size_t
+mime_header_len(const char *h, size_t len)
+{
+	if (len > 0 &&
+	    (h[0] == '\n' || (h[0] == '\r' && len > 1 && h[1] == '\n')))
+		return 0;
+	for (size_t i = 0; i + 1 < len; i++) {
+		const char *nl = memchr(h + i, '\n', len - i - 1);
+		if (nl == NULL)
+			break;
+		i = (size_t)(nl - h);
+		if (h[i + 1] == '\n' ||
+		    (h[i + 1] == '\r' && i + 2 < len && h[i + 2] == '\n'))
+			return i + 1;
+	}
+	return len;
+}
+
+int
+mime_header_next(const char *h, size_t len, size_t *pos, struct mime_hfield *f)
+{
+	size_t i = *pos;
+	while (i < len) {
+		size_t start = i;
+		for (;;) {
+			const char *nl = memchr(h + i, '\n', len - i);
+			i = nl ? (size_t)(nl - h) + 1 : len;
+			if (i >= len || (h[i] != ' ' && h[i] != '\t'))
+				break;
+		}
+		const char *colon = memchr(h + start, ':', i - start);
+		if (colon == NULL)
+			continue;
+		f->name = h + start;
+		f->nlen = (size_t)(colon - f->name);
+		while (f->nlen > 0 && (f->name[f->nlen - 1] == ' ' ||
+				       f->name[f->nlen - 1] == '\t'))
+			f->nlen--;
+		f->val = colon + 1;
+		f->vlen = (size_t)(h + i - f->val);
+		while (f->vlen > 0 && (f->val[f->vlen - 1] == '\n' ||
+				       f->val[f->vlen - 1] == '\r'))
+			f->vlen--;
+		*pos = i;
+		return 1;
+	}
+	*pos = i;
+	return 0;
+}
+
+int
+mime_hfield_is(const struct mime_hfield *f, const char *name)
+{
+	size_t n = strlen(name);
+	return f->nlen == n && strncasecmp(f->name, name, n) == 0;
+}
+
 const void *
 mime_blob(const struct mime_msg *m, size_t *len_r)
 {

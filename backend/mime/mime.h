@@ -261,4 +261,21 @@ void mime_decode_header(const char *in, size_t len, struct buf *out);
  * charset is unknown (the caller keeps the value as it is). */
 int mime_decode_param(const char *value, size_t len, struct buf *out);
 
+/* A message's header, field by field, without parsing the rest:
+ * mime_header_len() is the length of the header block of msg[0..len)
+ * (its lines, without the empty line that ends it; len when there is
+ * none); mime_header_next() gives the field at *pos of h[0..len) (its
+ * name, and its raw value: folded lines kept, the last line break
+ * dropped), skipping lines that are no field, and moves *pos on: 1, or 0
+ * at the end. */
+struct mime_hfield {
+	const char *name, *val;
+	size_t nlen, vlen;
+};
+size_t mime_header_len(const char *msg, size_t len);
+int mime_header_next(const char *h, size_t len, size_t *pos,
+		     struct mime_hfield *f);
+/* The field's name is name (ASCII, without regard to case). */
+int mime_hfield_is(const struct mime_hfield *f, const char *name);
+
 #endif
