@@ -70,8 +70,8 @@ static const struct admin_cmd admin_cmds[] = {
 	{ "export",           admin_store_export,     ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID --account FILE|-" },
 	{ "expunge",          admin_store_expunge,    ADMIN_F_STORE,
-	  "BACKEND.ini", "MAILBOX_ID --mailbox NAME --all|--saved-before "
-	  "AGE|--before AGE" },
+	  "BACKEND.ini", "MAILBOX_ID|--every-account --mailbox NAME|'*' "
+	  "--all|--saved-before AGE|--before AGE|--message-id ID" },
 	{ "check",            admin_check,            ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID|--all" },
 	{ "queue",            admin_queue,            ADMIN_F_STORE,

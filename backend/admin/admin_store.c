@@ -1156,90 +1156,256 @@ admin_store_quota(struct admin *a, int argc, char **argv)
 /* UIDs expunged in one transaction. */
 #define EXPUNGE_CHUNK 1000
 
-/* expunge MAILBOX_ID --mailbox NAME (--all | --saved-before AGE |
- * --before AGE): removes the folder's messages, all of them, or those
- * that reached it (SAVEDATE) or whose internal date is more than AGE (a
- * time such as 30d) ago.  Open sessions see them go as after a client's
- * EXPUNGE (IDLE within backend.external_change_interval). */
-int
-admin_store_expunge(struct admin *a, int argc, char **argv)
+/* Which messages of a folder expunge removes. */
+struct expunge_crit {
+	enum { EX_ALL, EX_SAVED, EX_BEFORE, EX_MSGID } kind;
+	int64_t cut;      /* EX_SAVED, EX_BEFORE: unix time */
+	char msgid[1000]; /* EX_MSGID: "<...>" */
+};
+
+/* The message's first Message-ID field is want (white space around it
+ * aside). */
+static int
+message_id_is(const char *data, size_t len, const char *want)
 {
-	if (argc < 4 || strcmp(argv[1], "--mailbox") != 0)
-		return ADMIN_USAGE;
-	const char *id = argv[0], *name = argv[2];
-	int by_save = 0;
-	int64_t age = 0;
-	if (argc == 4 && strcmp(argv[3], "--all") == 0) {
-		age = -1;
-	} else if (argc == 5 && (strcmp(argv[3], "--saved-before") == 0 ||
-				 strcmp(argv[3], "--before") == 0)) {
-		by_save = argv[3][2] == 's';
-		if (config_parse_time(argv[4], &age) < 0 || age <= 0) {
-			fprintf(stderr,
-				"portico-admin: expunge: '%s': a time such "
-				"as 30d, 12h or 90m\n",
-				argv[4]);
-			return 1;
-		}
-	} else {
-		return ADMIN_USAGE;
+	size_t pos = 0, wlen = strlen(want);
+	struct mime_hfield f;
+	size_t hl = mime_header_len(data, len);
+	while (mime_header_next(data, hl, &pos, &f)) {
+		if (!mime_hfield_is(&f, "Message-ID"))
+			continue;
+		const char *v = f.val;
+		size_t n = f.vlen;
+		while (n > 0 && strchr(" \t\r\n", v[0]) != NULL)
+			v++, n--;
+		while (n > 0 && strchr(" \t\r\n", v[n - 1]) != NULL)
+			n--;
+		return n == wlen && memcmp(v, want, n) == 0;
 	}
+	return 0;
+}
+
+/* The folder's messages that c selects, expunged in transactions of
+ * EXPUNGE_CHUNK: 0 (*removed_r of them), or -1 after saying why. */
+static int
+expunge_folder(struct admin *a, const char *id, const char *name,
+	       uint64_t mbox_id, const struct expunge_crit *c,
+	       size_t *removed_r)
+{
 	MDB_txn *txn = NULL;
 	const char *err;
-	struct store_user_rec u;
-	struct store_mailbox_rec mb;
 	struct store_msg *msgs = NULL;
 	size_t n = 0;
-	if (store_read_begin(a->st, &txn, &err) < 0) {
-		fprintf(stderr, "portico-admin: expunge: %s\n", err);
-		return 1;
+	*removed_r = 0;
+	if (store_read_begin(a->st, &txn, &err) < 0 ||
+	    store_messages_list(a->st, txn, mbox_id, &msgs, &n, &err) < 0) {
+		store_read_end(&txn);
+		fprintf(stderr, "portico-admin: expunge: %s %s: %s\n", id, name,
+			err);
+		return -1;
 	}
-	int rc = store_user_get(a->st, txn, id, &u, &err);
-	if (rc == 0)
-		rc = store_mailbox_get(a->st, txn, u.user_num, name, &mb, &err);
-	if (rc == 0 &&
-	    store_messages_list(a->st, txn, mb.mbox_id, &msgs, &n, &err) < 0)
-		rc = -1;
-	store_read_end(&txn);
-	if (rc != 0) {
-		fprintf(stderr, "portico-admin: expunge: %s\n",
-			rc < 0 ? err
-			       : "no such mailbox id in this store, or no such "
-				 "mailbox");
-		return 1;
-	}
-	int64_t now = (int64_t)time(NULL), cut = now - age;
 	uint32_t *uids = malloc((n ? n : 1) * sizeof(*uids));
 	if (uids == NULL)
 		abort();
 	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		int64_t when = by_save ? msgs[i].rec.savedate
-				       : msgs[i].rec.internaldate;
-		if (age < 0 || when < cut)
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct store_msg_rec *r = &msgs[i].rec;
+		int take = c->kind == EX_ALL;
+		if (c->kind == EX_SAVED || c->kind == EX_BEFORE)
+			take = (c->kind == EX_SAVED ? r->savedate
+						    : r->internaldate) < c->cut;
+		if (c->kind == EX_MSGID) {
+			const char *data;
+			size_t len;
+			if (store_body_get(a->st, txn, r->body_id, &data, &len,
+					   &err) < 0) {
+				fprintf(stderr,
+					"portico-admin: expunge: %s %s: "
+					"%s\n",
+					id, name, err);
+				rc = -1;
+				break;
+			}
+			take = message_id_is(data, len, c->msgid);
+		}
+		if (take)
 			uids[k++] = msgs[i].uid;
 	}
+	store_read_end(&txn);
 	free(msgs);
-	size_t removed = 0;
 	char ebuf[STORE_ERR_SIZE];
-	for (size_t off = 0; off < k; off += EXPUNGE_CHUNK) {
+	int64_t now = (int64_t)time(NULL);
+	for (size_t off = 0; off < k && rc == 0; off += EXPUNGE_CHUNK) {
 		struct store_expunge_args ea = {
-		    .mbox_id = mb.mbox_id,
+		    .mbox_id = mbox_id,
 		    .uids = uids + off,
 		    .n = k - off < EXPUNGE_CHUNK ? k - off : EXPUNGE_CHUNK,
 		    .now = now,
 		};
 		if (store_run(a->st, store_op_expunge, &ea, ebuf) != 0) {
 			fprintf(stderr,
-				"portico-admin: expunge: %s: %s (%zu "
+				"portico-admin: expunge: %s %s: %s (%zu "
 				"expunged before)\n",
-				name, ebuf, removed);
-			free(uids);
-			return 1;
+				id, name, ebuf, *removed_r);
+			rc = -1;
+		} else {
+			*removed_r += ea.removed;
 		}
-		removed += ea.removed;
 	}
 	free(uids);
-	printf("expunged %zu messages of %s %s\n", removed, id, name);
+	return rc;
+}
+
+static int
+account_ids_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+	(void)v;
+	(void)vl;
+	struct buf *ids = ctx;
+	buf_append(ids, k, kl);
+	buf_append(ids, "", 1);
 	return 0;
+}
+
+/* expunge (MAILBOX_ID | --every-account) --mailbox NAME|'*' (--all |
+ * --saved-before AGE | --before AGE | --message-id ID): removes the
+ * folder's messages (every folder's with '*'), of one account or of every
+ * account of the store: all of them, those that reached it (SAVEDATE) or
+ * whose internal date is more than AGE (a time such as 30d) ago, or those
+ * whose Message-ID is ID (a message sent to many, taken back from all).
+ * Open sessions see them go as after a client's EXPUNGE (IDLE within
+ * backend.external_change_interval). */
+int
+admin_store_expunge(struct admin *a, int argc, char **argv)
+{
+	if (argc < 1)
+		return ADMIN_USAGE;
+	int every = strcmp(argv[0], "--every-account") == 0;
+	const char *id = every ? NULL : argv[0], *name = NULL;
+	struct expunge_crit c = {.kind = EX_ALL};
+	int have = 0;
+	int64_t now = (int64_t)time(NULL);
+	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i];
+		if (strcmp(o, "--mailbox") == 0 && i + 1 < argc &&
+		    name == NULL) {
+			name = argv[++i];
+		} else if (strcmp(o, "--all") == 0 && !have) {
+			have = 1;
+		} else if ((strcmp(o, "--saved-before") == 0 ||
+			    strcmp(o, "--before") == 0) &&
+			   i + 1 < argc && !have) {
+			int64_t age;
+			c.kind = o[2] == 's' ? EX_SAVED : EX_BEFORE;
+			if (config_parse_time(argv[++i], &age) < 0 ||
+			    age <= 0) {
+				fprintf(stderr,
+					"portico-admin: expunge: '%s': a time "
+					"such as 30d, 12h or 90m\n",
+					argv[i]);
+				return 1;
+			}
+			c.cut = now - age;
+			have = 1;
+		} else if (strcmp(o, "--message-id") == 0 && i + 1 < argc &&
+			   !have) {
+			const char *m = argv[++i];
+			size_t ml = strlen(m);
+			int bracketed = ml >= 2 && m[0] == '<' &&
+					m[ml - 1] == '>';
+			if (ml == 0 || ml + 3 > sizeof(c.msgid) ||
+			    strpbrk(m, " \t\r\n") != NULL) {
+				fprintf(stderr,
+					"portico-admin: expunge: '%s': a "
+					"Message-ID such as "
+					"<id@example.com>\n",
+					m);
+				return 1;
+			}
+			snprintf(c.msgid, sizeof(c.msgid), "%s%s%s",
+				 bracketed ? "" : "<", m, bracketed ? "" : ">");
+			c.kind = EX_MSGID;
+			have = 1;
+		} else {
+			return ADMIN_USAGE;
+		}
+	}
+	if (name == NULL || !have)
+		return ADMIN_USAGE;
+	int all_folders = strcmp(name, "*") == 0;
+	/* the accounts: one, or every one of the store */
+	struct buf ids = BUF_INIT;
+	MDB_txn *txn = NULL;
+	const char *err;
+	if (every) {
+		if (store_read_begin(a->st, &txn, &err) < 0 ||
+		    store_walk(a->st, txn, "users", NULL, 0, account_ids_fn,
+			       &ids, &err) < 0) {
+			store_read_end(&txn);
+			fprintf(stderr, "portico-admin: expunge: %s\n", err);
+			buf_free(&ids);
+			return 1;
+		}
+		store_read_end(&txn);
+	} else {
+		buf_append(&ids, id, strlen(id) + 1);
+	}
+	size_t total = 0, folders = 0, accounts = 0, removed;
+	int failed = 0;
+	for (const char *p = buf_ptr(&ids), *end = p + buf_used(&ids);
+	     p < end && !failed; p += strlen(p) + 1) {
+		struct store_user_rec u;
+		struct store_mailbox_info *list = NULL;
+		size_t n = 0;
+		if (store_read_begin(a->st, &txn, &err) < 0) {
+			fprintf(stderr, "portico-admin: expunge: %s\n", err);
+			failed = 1;
+			break;
+		}
+		int rc = store_user_get(a->st, txn, p, &u, &err);
+		if (rc == 0 && all_folders) {
+			rc = store_mailboxes_list(a->st, txn, u.user_num, &list,
+						  &n, &err);
+		} else if (rc == 0) {
+			list = calloc(1, sizeof(*list));
+			if (list == NULL || (list->name = strdup(name)) == NULL)
+				abort();
+			n = 1;
+			rc = store_mailbox_get(a->st, txn, u.user_num, name,
+					       &list->rec, &err);
+		}
+		store_read_end(&txn);
+		if (rc != 0 && (rc < 0 || !every)) {
+			fprintf(stderr, "portico-admin: expunge: %s\n",
+				rc < 0 ? err
+				       : "no such mailbox id in this store, or "
+					 "no such mailbox");
+			store_mailboxes_free(list, n);
+			failed = 1;
+			break;
+		}
+		if (rc == 0)
+			accounts++;
+		for (size_t i = 0; rc == 0 && i < n && !failed; i++) {
+			if (expunge_folder(a, p, list[i].name,
+					   list[i].rec.mbox_id, &c,
+					   &removed) < 0) {
+				failed = 1;
+				break;
+			}
+			folders++;
+			total += removed;
+			if (removed > 0 || (!every && !all_folders))
+				printf("expunged %zu messages of %s %s\n",
+				       removed, p, list[i].name);
+		}
+		store_mailboxes_free(list, n);
+	}
+	buf_free(&ids);
+	if (!failed && (every || all_folders))
+		printf("expunged %zu messages in %zu folders of %zu "
+		       "account%s\n",
+		       total, folders, accounts, accounts == 1 ? "" : "s");
+	return failed;
 }

@@ -2621,6 +2621,81 @@ def test_expunge_by_age(st):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+def test_expunge_a_message_from_every_account(st):
+    """portico-admin expunge --every-account --mailbox '*' --message-id ID
+    takes a message sent to many (a phishing mail) back from every folder
+    of every account of the backend, and nothing else: not a message that
+    only names it (References, X-Message-ID), nor one whose Message-ID
+    merely contains it; a session in IDLE sees it go.  One account, one
+    folder, works the same."""
+    phish = "phish-%d@bad.example" % os.getpid()
+    a_user, a_pw, a = new_user(st, "phisha")
+    b_user, b_pw, b = new_user(st, "phishb")
+    bad = b"From: x@bad.example\r\nMessage-ID: <%s>\r\nSubject: " \
+        b"win\r\n\r\nclick\r\n" % phish.encode()
+    p = admin(st, BE, "deliver", a, b, stdin=bad, text=False)
+    assert p.returncode == 0, p.stderr
+    c = st.imap(b_user, b_pw)
+    # a folded field, in another folder
+    assert c.append("Archive", None, None,
+                    b"Message-ID:\r\n <%s>\r\nSubject: filed\r\n\r\n"
+                    b"x\r\n" % phish.encode())[0] == "OK"
+    c.logout()
+    c = st.imap(a_user, a_pw)
+    for keep in (b"References: <%s>\r\nMessage-ID: <re@ok.example>\r\n"
+                 % phish.encode(),
+                 b"X-Message-ID: <%s>\r\n" % phish.encode(),
+                 b"Message-ID: <x%s>\r\n" % phish.encode()):
+        assert c.append("INBOX", None, None, keep +
+                        b"Subject: keep\r\n\r\nx\r\n")[0] == "OK"
+    c.select("INBOX")
+    tag = c._new_tag()
+    c.send(tag + b" IDLE\r\n")
+    assert c.readline().startswith(b"+ ")
+
+    p = admin(st, BE, "expunge", "--every-account", "--mailbox", "*",
+              "--message-id", phish)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert sorted(lines[:-1]) == sorted([
+        "expunged 1 messages of %s INBOX" % a,
+        "expunged 1 messages of %s INBOX" % b,
+        "expunged 1 messages of %s Archive" % b]), p.stdout
+    assert re.fullmatch(r"expunged 3 messages in \d+ folders of \d+ "
+                        r"accounts", lines[-1]), p.stdout
+    c.sock.settimeout(10)
+    assert c.readline() == b"* 1 EXPUNGE\r\n"
+    c.send(b"DONE\r\n")
+    assert c.readline().startswith(tag + b" OK")
+    typ, data = c.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert [d[1].strip() for d in data if isinstance(d, tuple)] == \
+        [b"Subject: keep"] * 3
+    c.logout()
+    c = st.imap(b_user, b_pw)
+    for folder in ("INBOX", "Archive"):
+        assert c.select(folder, readonly=True) == ("OK", [b"0"]), folder
+    c.logout()
+
+    # one account, one folder: as before, with the brackets given
+    p = admin(st, BE, "deliver", a, stdin=bad, text=False)
+    assert p.returncode == 0, p.stderr
+    p = admin(st, BE, "expunge", a, "--mailbox", "INBOX", "--message-id",
+              "<%s>" % phish)
+    assert (p.returncode, p.stdout) == (
+        0, "expunged 1 messages of %s INBOX\n" % a), p.stderr
+    p = admin(st, BE, "expunge", a, "--mailbox", "*", "--message-id", phish)
+    assert (p.returncode, p.stdout) == (
+        0, "expunged 0 messages in 6 folders of 1 account\n"), p.stderr
+    p = admin(st, BE, "expunge", a, "--mailbox", "INBOX", "--message-id",
+              "two words")
+    assert p.returncode == 1 and "a Message-ID such as" in p.stderr
+    assert admin(st, BE, "expunge", "--every-account", "--mailbox", "INBOX",
+                 "--all", "--message-id", phish).returncode == 2
+    for mb in (a, b):
+        p = admin(st, BE, "check", mb)
+        assert p.returncode == 0, p.stdout + p.stderr
+
+
 def test_user_shows_the_account(st):
     """portico-admin user ADDRESS: the entry a login of ADDRESS finds
     (with the frontend's own search account), the backend it routes to,
