@@ -1576,6 +1576,44 @@ test_imap_strings(void **state)
 	buf_free(&b);
 }
 
+/* The header alone, field by field: its length however it ends, folded
+ * values kept whole, lines that are no field skipped. */
+static void
+test_header_fields(void **state)
+{
+	(void)state;
+	assert_int_equal(mime_header_len(S("A: 1\r\nB: 2\r\n\r\nbody")), 12);
+	assert_int_equal(mime_header_len(S("A: 1\nB: 2\n\nbody\n\n")), 10);
+	assert_int_equal(mime_header_len(S("\r\nbody")), 0);
+	assert_int_equal(mime_header_len(S("\nbody")), 0);
+	assert_int_equal(mime_header_len(S("A: 1\r\nno end")), 12);
+	assert_int_equal(mime_header_len(S("")), 0);
+	static const char h[] = "Subject: one\r\n"
+				"no field here\r\n"
+				"Message-ID :\r\n <a@b>\r\n\t(c)\r\n"
+				"X:\r\n"
+				"Last: end";
+	size_t pos = 0;
+	struct mime_hfield f;
+	assert_int_equal(mime_header_next(h, sizeof(h) - 1, &pos, &f), 1);
+	assert_true(mime_hfield_is(&f, "subject"));
+	assert_memory_equal(f.val, " one", f.vlen);
+	assert_int_equal(f.vlen, 4);
+	assert_int_equal(mime_header_next(h, sizeof(h) - 1, &pos, &f), 1);
+	assert_true(mime_hfield_is(&f, "MESSAGE-ID"));
+	assert_false(mime_hfield_is(&f, "Message-I"));
+	assert_int_equal(f.vlen, 14);
+	assert_memory_equal(f.val, "\r\n <a@b>\r\n\t(c)", 14);
+	assert_int_equal(mime_header_next(h, sizeof(h) - 1, &pos, &f), 1);
+	assert_true(mime_hfield_is(&f, "X"));
+	assert_int_equal(f.vlen, 0);
+	assert_int_equal(mime_header_next(h, sizeof(h) - 1, &pos, &f), 1);
+	assert_true(mime_hfield_is(&f, "Last"));
+	assert_memory_equal(f.val, " end", 4);
+	assert_int_equal(mime_header_next(h, sizeof(h) - 1, &pos, &f), 0);
+	assert_int_equal(pos, sizeof(h) - 1);
+}
+
 int
 main(void)
 {
@@ -1605,6 +1643,7 @@ main(void)
 	    T(test_cache_version_1),
 	    T(test_prefixes),
 	    T(test_imap_strings),
+	    T(test_header_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
