@@ -75,7 +75,7 @@ static const struct admin_cmd admin_cmds[] = {
 	{ "check",            admin_check,            ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID|--all" },
 	{ "queue",            admin_queue,            ADMIN_F_STORE,
-	  "BACKEND.ini", "[flush [QUEUE_ID...] | delete QUEUE_ID...]" },
+	  "BACKEND.ini", "[flush [QUEUE_ID...] | delete QUEUE_ID...|--user LOGIN]" },
 	{ "deliver",          admin_deliver,          ADMIN_F_STORE,
 	  "BACKEND.ini", "[--from ADDR] MAILBOX_ID... < MESSAGE" },
 	{ "dns-srv",          admin_dns_srv,          0,

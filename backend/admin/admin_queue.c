@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "backend/admin/admin.h"
@@ -214,10 +215,31 @@ queue_ask(struct admin *a, const char *cmd, const char *path)
 	return rc;
 }
 
-/* queue [flush [QUEUE_ID...] | delete QUEUE_ID...]: flush and delete go
- * through the running backend (its queue runner holds the schedule, and
- * an attempt may be under way); with no backend on the store, delete
- * works on the store itself and flush has nothing to do. */
+/* queue delete --user LOGIN: the ids of the entries LOGIN submitted. */
+struct user_ids {
+	const char *user;
+	struct buf ids; /* uint64_t each */
+};
+
+static int
+user_ids_fn(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct user_ids *u = ctx;
+	Portico__QueueEntry *qe = portico__queue_entry__unpack(NULL, vl, v);
+	if (qe != NULL && kl == 8 && strcasecmp(qe->user, u->user) == 0) {
+		uint64_t id = get64(k);
+		buf_append(&u->ids, &id, sizeof(id));
+	}
+	if (qe != NULL)
+		portico__queue_entry__free_unpacked(qe, NULL);
+	return 0;
+}
+
+/* queue [flush [QUEUE_ID...] | delete QUEUE_ID...|--user LOGIN]: flush
+ * and delete go through the running backend (its queue runner holds the
+ * schedule, and an attempt may be under way); with no backend on the
+ * store, delete works on the store itself and flush has nothing to do.
+ * --user: every message LOGIN submitted (a compromised account's). */
 int
 admin_queue(struct admin *a, int argc, char **argv)
 {
@@ -226,22 +248,42 @@ admin_queue(struct admin *a, int argc, char **argv)
 	int flush = strcmp(argv[0], "flush") == 0;
 	if ((!flush && strcmp(argv[0], "delete") != 0) || (!flush && argc < 2))
 		return ADMIN_USAGE;
-	const char *cmd = flush ? "queue flush" : "queue delete";
-	for (int i = 1; i < argc; i++) {
-		uint64_t id;
-		if (queue_id_parse(argv[i], &id) < 0) {
-			fprintf(stderr,
-				"portico-admin: %s: %s: not a queue id (16 "
-				"hex digits, as queue lists them)\n",
-				cmd, argv[i]);
+	const char *cmd = flush ? "queue flush" : "queue delete", *err;
+	struct user_ids sel = {NULL, BUF_INIT};
+	if (!flush && strcmp(argv[1], "--user") == 0) {
+		if (argc != 3)
+			return ADMIN_USAGE;
+		MDB_txn *txn;
+		sel.user = argv[2];
+		if (store_read_begin(a->st, &txn, &err) < 0 ||
+		    store_walk(a->st, txn, "queue", NULL, 0, user_ids_fn, &sel,
+			       &err) < 0) {
+			store_read_end(&txn);
+			fprintf(stderr, "portico-admin: %s: %s\n", cmd, err);
+			buf_free(&sel.ids);
 			return 1;
+		}
+		store_read_end(&txn);
+	} else {
+		for (int i = 1; i < argc; i++) {
+			uint64_t id;
+			if (queue_id_parse(argv[i], &id) < 0) {
+				fprintf(
+				    stderr,
+				    "portico-admin: %s: %s: not a queue id "
+				    "(16 hex digits, as queue lists them)\n",
+				    cmd, argv[i]);
+				buf_free(&sel.ids);
+				return 1;
+			}
+			buf_append(&sel.ids, &id, sizeof(id));
 		}
 	}
 	long pid = 0;
-	const char *err;
 	int owned = store_owner(a->cfg.backend_store_dir, &pid, &err);
 	if (owned < 0) {
 		fprintf(stderr, "portico-admin: %s: %s\n", cmd, err);
+		buf_free(&sel.ids);
 		return 1;
 	}
 	int failed = 0;
@@ -250,14 +292,17 @@ admin_queue(struct admin *a, int argc, char **argv)
 			"portico-admin: queue flush: no backend has %s: its "
 			"queue runs when the backend starts\n",
 			a->cfg.backend_store_dir);
+		buf_free(&sel.ids);
 		return 1;
 	}
 	if (flush && argc == 1)
 		return queue_ask(a, cmd, "/queue/flush");
-	for (int i = 1; i < argc; i++) {
+	size_t n = buf_used(&sel.ids) / sizeof(uint64_t);
+	for (size_t i = 0; i < n; i++) {
 		uint64_t id;
 		char qid[32], path[64], ebuf[STORE_ERR_SIZE];
-		queue_id_parse(argv[i], &id);
+		memcpy(&id, (const char *)buf_ptr(&sel.ids) + i * sizeof(id),
+		       sizeof(id));
 		queue_id_format(id, qid, sizeof(qid));
 		if (owned) {
 			snprintf(path, sizeof(path), "/queue/%s?id=%s",
@@ -270,6 +315,10 @@ admin_queue(struct admin *a, int argc, char **argv)
 			printf("deleted %s\n", qid);
 		}
 	}
+	if (sel.user != NULL)
+		printf("%zu queued message%s of %s\n", n, n == 1 ? "" : "s",
+		       sel.user);
+	buf_free(&sel.ids);
 	return failed;
 }
 

@@ -446,6 +446,29 @@ def test_queue_flush_and_delete(stack_factory):
     finally:
         sink.stop()
 
+    # every message of one account (a compromised one), and no other's
+    st.add_user("other@example.test", "pw-other")
+    for i, who in enumerate(("sender", "sender", "other")):
+        submit(st, "%s@example.test" % who, "pw-" + who,
+               ["far@remote.test"], MSG.replace(b"<t1@", b"<u%d@" % i),
+               mail_from="%s@example.test" % who)
+    wait_for(lambda: sorted(listing().values()) == ["1", "1", "1"],
+             what="a first attempt of each")
+    theirs = sorted(re.findall(r"^([0-9A-F]{16}) .* user=other@example\.test$",
+                               queue_listing(st), re.M))
+    assert len(theirs) == 1, queue_listing(st)
+    p = admin(st, "s1b1", "queue", "delete", "--user", "SENDER@example.test")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode().splitlines()
+    assert len(out) == 3 and all(re.fullmatch(r"deleted [0-9A-F]{16}", l)
+                                 for l in out[:2]), out
+    assert out[2] == "2 queued messages of SENDER@example.test", out
+    assert sorted(listing()) == theirs
+    assert admin(st, "s1b1", "queue", "delete", "--user",
+                 "nobody@example.test").stdout == \
+        b"0 queued messages of nobody@example.test\n"
+    assert admin(st, "s1b1", "queue", "delete", theirs[0]).returncode == 0
+
     # the backend stopped: delete works on the store, flush has nothing
     # to do
     submit(st, "sender@example.test", "pw-sender", ["far@remote.test"],
