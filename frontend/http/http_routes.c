@@ -25,6 +25,7 @@ struct http_route {
 static const struct http_route http_routes[] = {
 	{ "/mail/config-v1.1.xml",                      0, http_autoconfig },
 	{ "/.well-known/autoconfig/mail/config-v1.1.xml", 0, http_autoconfig },
+	{ "/mail/apple.mobileconfig",                   0, http_mobileconfig },
 	{ "/autodiscover/autodiscover.xml",             1, http_autodiscover },
 	{ "/",                                          0, http_settings_page },
 	{ "/settings",                                  0, http_settings_page },

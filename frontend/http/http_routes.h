@@ -35,6 +35,8 @@ void http_autodiscover(struct frontend *fe, struct http_conn *hc,
 		       struct http_request *req);
 void http_settings_page(struct frontend *fe, struct http_conn *hc,
 			struct http_request *req);
+void http_mobileconfig(struct frontend *fe, struct http_conn *hc,
+		       struct http_request *req);
 /* GET or HEAD from http.metrics_networks (for /metrics and /sessions):
  * 1, else 0 after answering 405 or 403. */
 int http_management_allowed(struct frontend *fe, struct http_conn *hc,

@@ -225,6 +225,34 @@ settings_protocol(struct buf *b, const struct frontend *fe, int site,
 	buf_append_str(b, "</section>\n");
 }
 
+/* A link to the configuration profile for Apple's Mail
+ * (http_mobileconfig.c), for an account with a mail address and IMAP or
+ * POP3, when the deployment has public settings for it. */
+static void
+settings_apple(struct buf *b, const struct frontend *fe,
+	       const struct dir_user *u)
+{
+	int imap = u->imap_enabled &&
+		   http_public_settings(fe, CONNSET_IMAP)->n > 0;
+	int pop3 = u->pop3_enabled &&
+		   http_public_settings(fe, CONNSET_POP3)->n > 0;
+	if ((!imap && !pop3) || !http_mail_address_valid(u->mail, NULL))
+		return;
+	buf_append_str(b, "<p id=\"apple\">On an iPhone, iPad or Mac, "
+			  "<a href=\"/mail/apple.mobileconfig?emailaddress=");
+	for (const unsigned char *p = (const unsigned char *)u->mail; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL)
+			buf_append(b, p, 1);
+		else
+			buf_printf(b, "%%%02X", *p);
+	}
+	buf_printf(b,
+		   "%s\">a configuration profile</a> sets up Mail for you "
+		   "(%s); it asks for your password when you install it.</p>\n",
+		   imap ? "" : "&amp;protocol=pop3", imap ? "IMAP" : "POP3");
+}
+
 static void
 settings_result_page(struct settings_login *sl)
 {
@@ -251,6 +279,7 @@ settings_result_page(struct settings_login *sl)
 	buf_append_str(&b, "<p class=\"note\">SSL/TLS: encrypted from the "
 			   "start.  STARTTLS: the program switches to "
 			   "encryption after connecting.</p>\n");
+	settings_apple(&b, fe, u);
 	settings_send(sl->hc, 200, &b);
 }
 

@@ -34,6 +34,7 @@ import html.parser
 import http.client
 import json
 import os
+import re
 import select
 import shutil
 import socket
@@ -124,6 +125,7 @@ class SettingsPage(html.parser.HTMLParser):
         self.notes = {}         # section id -> texts of <p class="note">
         self.message = None
         self.login = None
+        self.apple = None       # the configuration profile's link
         self.title = None
         self._row = None
         self._cell = None
@@ -149,6 +151,10 @@ class SettingsPage(html.parser.HTMLParser):
             self._capture, self._text = "login", ""
         if tag == "title":
             self._capture, self._text = "title", ""
+        if tag == "a" and self._capture == "apple":
+            self.apple = a.get("href")
+        if tag == "p" and a.get("id") == "apple":
+            self._capture, self._text = "apple", ""
 
     def handle_data(self, data):
         if self._text is not None:
@@ -172,7 +178,8 @@ class SettingsPage(html.parser.HTMLParser):
                 self.login = self._text
             elif self._capture == "title":
                 self.title = self._text
-            self._capture = self._text = None
+            if tag == "p" or self._capture != "apple":
+                self._capture = self._text = None
         elif tag == "section":
             self._section = None
 
@@ -262,6 +269,83 @@ def test_autoconfig_over_https_and_bad_address(st):
         assert status == 400, (bad, body)
         assert b"<script" not in body
     status, hdrs, _ = request(plain(st), "POST", "/mail/config-v1.1.xml",
+                              "x")
+    assert status == 405 and hdrs["allow"] == "GET, HEAD"
+
+
+# -- Apple configuration profile ---------------------------------------------
+
+def test_apple_configuration_profile(st):
+    """GET /mail/apple.mobileconfig?emailaddress=ADDR: a configuration
+    profile Apple's Mail installs (a property list): IMAP over implicit
+    TLS (POP3 with protocol=pop3), submission over implicit TLS with the
+    same password, ADDR as the user name and no password; the same
+    identifiers for the same address (a new download replaces the
+    profile), others for another; bad requests get 400."""
+    import plistlib
+
+    def profile(query, conn=None):
+        status, hdrs, body = request(conn or plain(st), "GET",
+                                     "/mail/apple.mobileconfig?" + query)
+        assert status == 200, body
+        assert hdrs["content-type"] == "application/x-apple-aspen-config"
+        assert hdrs["content-disposition"] == \
+            'attachment; filename="mail.mobileconfig"'
+        return plistlib.loads(body)
+
+    p = profile("emailaddress=dora%40example.test")
+    assert (p["PayloadType"], p["PayloadVersion"],
+            p["PayloadDisplayName"], p["PayloadRemovalDisallowed"]) == \
+        ("Configuration", 1, "Mail", False)
+    (acct,) = p["PayloadContent"]
+    assert acct == {
+        "EmailAccountDescription": "Mail",
+        "EmailAccountType": "EmailTypeIMAP",
+        "EmailAddress": "dora@example.test",
+        "IncomingMailServerAuthentication": "EmailAuthPassword",
+        "IncomingMailServerHostName": "imap.example.test",
+        "IncomingMailServerPortNumber": 993,
+        "IncomingMailServerUseSSL": True,
+        "IncomingMailServerUsername": "dora@example.test",
+        "OutgoingMailServerAuthentication": "EmailAuthPassword",
+        "OutgoingMailServerHostName": "smtp.example.test",
+        "OutgoingMailServerPortNumber": 465,
+        "OutgoingMailServerUseSSL": True,
+        "OutgoingMailServerUsername": "dora@example.test",
+        "OutgoingPasswordSameAsIncomingPassword": True,
+        "PayloadDisplayName": "dora@example.test",
+        "PayloadIdentifier": "mail.account." + acct["PayloadUUID"],
+        "PayloadType": "com.apple.mail.managed",
+        "PayloadUUID": acct["PayloadUUID"],
+        "PayloadVersion": 1,
+    }, acct
+    uuid_re = r"[0-9A-F]{8}-[0-9A-F]{4}-5[0-9A-F]{3}-[89AB][0-9A-F]{3}-" \
+        r"[0-9A-F]{12}"
+    assert re.fullmatch(uuid_re, acct["PayloadUUID"])
+    assert re.fullmatch(uuid_re, p["PayloadUUID"])
+    assert p["PayloadIdentifier"] == "mail.profile." + p["PayloadUUID"]
+    assert p["PayloadUUID"] != acct["PayloadUUID"]
+    # the same address, over HTTPS too: the same profile
+    assert profile("emailaddress=dora%40example.test", https(st)) == p
+    other = profile("emailaddress=eve%40example.test")
+    assert other["PayloadUUID"] != p["PayloadUUID"]
+    assert other["PayloadContent"][0]["PayloadUUID"] != acct["PayloadUUID"]
+    # POP3 when asked; an address with characters XML escapes
+    pop = profile("emailaddress=a%26b%40example.test&protocol=pop3")
+    (acct,) = pop["PayloadContent"]
+    assert (acct["EmailAccountType"], acct["IncomingMailServerHostName"],
+            acct["IncomingMailServerPortNumber"],
+            acct["IncomingMailServerUsername"], acct["EmailAddress"]) == \
+        ("EmailTypePOP", "pop.example.test", 995, "a&b@example.test",
+         "a&b@example.test")
+    for bad in ["", "emailaddress=no-at-sign",
+                "emailaddress=%3Cscript%3E%40example.test",
+                "emailaddress=a%40example.test&protocol=jmap"]:
+        status, _, body = request(plain(st), "GET",
+                                  "/mail/apple.mobileconfig?" + bad)
+        assert status == 400, (bad, body)
+        assert b"<script" not in body
+    status, hdrs, _ = request(plain(st), "POST", "/mail/apple.mobileconfig",
                               "x")
     assert status == 405 and hdrs["allow"] == "GET, HEAD"
 
@@ -374,6 +458,15 @@ def test_settings_signed_in(st):
     # site 1: the site-1 internal entry, not the site-2 one
     assert page.rows == SITE1_ROWS
     assert "default-src 'none'" in hdrs["content-security-policy"]
+    # the configuration profile for Apple's Mail, for this address
+    assert page.apple == "/mail/apple.mobileconfig?emailaddress=" + \
+        urllib.parse.quote(user, safe=""), page.apple
+    import plistlib
+    status, _, body = request(https(st), "GET", page.apple)
+    assert status == 200, body
+    acct = plistlib.loads(body)["PayloadContent"][0]
+    assert (acct["EmailAddress"], acct["IncomingMailServerUsername"],
+            acct["EmailAccountType"]) == (user, user, "EmailTypeIMAP")
     # by login name (uid) too
     uid = user
     status, _, body = sign_in(st, uid, pw)
@@ -408,6 +501,18 @@ def test_settings_pop3_off_for_user(st):
     assert [r for r in page.rows if r[0] == "POP3"] == []
     assert page.notes["POP3"] == ["POP3 is not enabled for your account."]
     assert [r for r in page.rows if r[0] == "IMAP"] == SITE1_ROWS[:4]
+    assert page.apple.endswith(urllib.parse.quote(user, safe=""))
+    # IMAP off: the profile sets up POP3
+    user, pw = st.new_user("noimap", imap=False)
+    status, _, body = sign_in(st, user, pw)
+    assert status == 200
+    link = parse_page(body).apple
+    assert link.endswith("&protocol=pop3"), link
+    import plistlib
+    status, _, body = request(https(st), "GET", link)
+    assert status == 200, body
+    assert plistlib.loads(body)["PayloadContent"][0][
+        "EmailAccountType"] == "EmailTypePOP"
 
 
 @pytest.mark.parametrize("case", ["wrong-password", "unknown-user",
