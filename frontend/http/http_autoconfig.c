@@ -75,12 +75,8 @@ void
 http_autoconfig(struct frontend *fe, struct http_conn *hc,
 		struct http_request *req)
 {
-	if (strcmp(req->method, "GET") != 0 && !req->head) {
-		static const char m[] = "Use GET.\n";
-		http_respond(hc, 405, "text/plain; charset=utf-8", m,
-			     sizeof(m) - 1, "Allow: GET, HEAD\r\n");
+	if (!http_get_only(hc, req))
 		return;
-	}
 	char addr[256], domain[256];
 	const char *dom = NULL;
 	int found = http_param(req->query, strlen(req->query), "emailaddress",

@@ -242,12 +242,8 @@ int
 http_management_allowed(struct frontend *fe, struct http_conn *hc,
 			const struct http_request *req)
 {
-	if (strcmp(req->method, "GET") != 0 && !req->head) {
-		static const char m[] = "Use GET.\n";
-		http_respond(hc, 405, "text/plain; charset=utf-8", m,
-			     sizeof(m) - 1, "Allow: GET, HEAD\r\n");
+	if (!http_get_only(hc, req))
 		return 0;
-	}
 	if (!policy_metrics_allowed(fe->policy,
 				    (const struct sockaddr *)&req->peer)) {
 		static const char m[] = "Not from this address "
@@ -547,12 +543,8 @@ void
 http_health(struct frontend *fe, struct http_conn *hc,
 	    struct http_request *req)
 {
-	if (strcmp(req->method, "GET") != 0 && !req->head) {
-		static const char m[] = "Use GET.\n";
-		http_respond(hc, 405, "text/plain; charset=utf-8", m,
-			     sizeof(m) - 1, "Allow: GET, HEAD\r\n");
+	if (!http_get_only(hc, req))
 		return;
-	}
 	const char *proto = req->path + strlen("/health");
 	if (*proto == '/')
 		proto++;

@@ -97,12 +97,8 @@ void
 http_mobileconfig(struct frontend *fe, struct http_conn *hc,
 		  struct http_request *req)
 {
-	if (strcmp(req->method, "GET") != 0 && !req->head) {
-		static const char m[] = "Use GET.\n";
-		http_respond(hc, 405, "text/plain; charset=utf-8", m,
-			     sizeof(m) - 1, "Allow: GET, HEAD\r\n");
+	if (!http_get_only(hc, req))
 		return;
-	}
 	char addr[256], proto[16] = "";
 	int found = http_param(req->query, strlen(req->query), "emailaddress",
 			       addr, sizeof(addr));

@@ -170,6 +170,17 @@ http_routes_free(struct frontend *fe)
 }
 
 int
+http_get_only(struct http_conn *hc, const struct http_request *req)
+{
+	if (strcmp(req->method, "GET") == 0 || req->head)
+		return 1;
+	static const char m[] = "Use GET.\n";
+	http_respond(hc, 405, "text/plain; charset=utf-8", m, sizeof(m) - 1,
+		     "Allow: GET, HEAD\r\n");
+	return 0;
+}
+
+int
 http_mail_address_valid(const char *addr, const char **domain_r)
 {
 	size_t len = strlen(addr);

@@ -54,6 +54,8 @@ int http_sessions_start(struct frontend *fe);
 void http_sessions_stop(struct frontend *fe);
 void http_sessions_free(struct frontend *fe);
 
+/* A GET or HEAD: 1, else 0 after answering 405. */
+int http_get_only(struct http_conn *hc, const struct http_request *req);
 /* Whether a mail address is plausible enough to echo in settings
  * (local@domain, printable, bounded); *domain_r points into it. */
 int http_mail_address_valid(const char *addr, const char **domain_r);

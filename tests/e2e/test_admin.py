@@ -8,6 +8,7 @@ with two event loops (sessions are listed from both), /metrics and
 /sessions open to 127.0.0.1 only, a message quota for `show`.
 """
 
+import contextlib
 import difflib
 import http.client
 import imaplib
@@ -1446,19 +1447,15 @@ def assert_taken_back(stderr, mbox, before):
     assert "is incomplete" not in stderr
 
 
-def test_import_cut_short_takes_back_what_it_stored(st, tmp_path):
-    """import --account that fails into an account provisioned with no
-    mail leaves it provisioned and empty, as before, so that the next try
-    needs nothing first; an account that had folders of its own, or that
-    mail reached during the import, is left as it is and said to be
-    incomplete: nothing but what the import stored is ever removed."""
-    src = "src-%d" % os.getpid()
+def account_stream(st, tmp_path, src):
+    """Account SRC on s1b1, provisioned with three messages in INBOX and
+    Zeta, the last folder of the stream, holding most of its bytes; its
+    export --account: (the file, its bytes)."""
     assert admin(st, BE, "provision", src).returncode == 0
     for i in range(3):
         p = admin(st, BE, "deliver", src, stdin=b"Subject: in %d\r\n\r\n"
                   b"inbox %d\r\n" % (i, i), text=False)
         assert p.returncode == 0, p.stderr
-    # Zeta, the last folder of the stream, holds most of its bytes
     box = tmp_path / "zeta.mbox"
     box.write_bytes(b"".join(
         b"From z@example.test Mon Jan  1 00:00:00 2024\nSubject: z %d\n\n"
@@ -1467,7 +1464,40 @@ def test_import_cut_short_takes_back_what_it_stored(st, tmp_path):
                  "Zeta").returncode == 0
     stream = tmp_path / "src.account"
     assert admin(st, BE, "export", src, "--account", stream).returncode == 0
-    blob = stream.read_bytes()
+    return stream, stream.read_bytes()
+
+
+@contextlib.contextmanager
+def import_waiting(st, tmp_path, ini, mbox, blob):
+    """An import --account into MBOX with INI, reading from a FIFO that
+    has been given the first two thirds of BLOB: yields the process once
+    the INBOX's three messages are stored, while the import waits for the
+    rest (the writer's end is closed on leaving)."""
+    fifo = tmp_path / ("fifo-%s" % mbox)
+    os.mkfifo(fifo)
+    imp = subprocess.Popen(
+        [str(BUILD / "portico-admin"), "-c", str(st.dir / ini), "import",
+         mbox, "--account", str(fifo)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    with open(fifo, "wb") as w:
+        w.write(blob[:len(blob) * 2 // 3])
+        w.flush()
+        deadline = time.monotonic() + 30
+        while not re.search(r"^INBOX +3 ", admin(st, ini, "list",
+                                                 mbox).stdout, re.M):
+            assert time.monotonic() < deadline, "the INBOX never came"
+            time.sleep(0.05)
+        yield imp
+
+
+def test_import_cut_short_takes_back_what_it_stored(st, tmp_path):
+    """import --account that fails into an account provisioned with no
+    mail leaves it provisioned and empty, as before, so that the next try
+    needs nothing first; an account that had folders of its own, or that
+    mail reached during the import, is left as it is and said to be
+    incomplete: nothing but what the import stored is ever removed."""
+    src = "src-%d" % os.getpid()
+    stream, blob = account_stream(st, tmp_path, src)
     cut = tmp_path / "cut.account"
     cut.write_bytes(blob[:len(blob) * 2 // 3])
     assert blob.index(b"inbox 2") < len(blob) * 2 // 3 < \
@@ -1507,20 +1537,7 @@ def test_import_cut_short_takes_back_what_it_stored(st, tmp_path):
     # mail delivered while the import waits for the rest of its stream:
     # the account keeps it, and what the import stored
     late = "late-%d" % os.getpid()
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    imp = subprocess.Popen(
-        [str(BUILD / "portico-admin"), "-c", str(st.dir / NEW), "import",
-         late, "--account", str(fifo)], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
-    with open(fifo, "wb") as w:
-        w.write(blob[:len(blob) * 2 // 3])
-        w.flush()
-        deadline = time.monotonic() + 30
-        while not re.search(r"^INBOX +3 ", admin(st, NEW, "list",
-                                                 late).stdout, re.M):
-            assert time.monotonic() < deadline, "the INBOX never came"
-            time.sleep(0.05)
+    with import_waiting(st, tmp_path, NEW, late, blob) as imp:
         p = admin(st, NEW, "deliver", late, stdin=b"Subject: late\r\n\r\n"
                   b"late\r\n", text=False)
         assert p.returncode == 0, p.stderr
@@ -1542,20 +1559,7 @@ def test_import_stopped_by_a_signal_takes_back_what_it_stored(st, tmp_path):
     absent, or provisioned and empty, as before, and the next import needs
     nothing first."""
     src = "sigsrc-%d" % os.getpid()
-    assert admin(st, BE, "provision", src).returncode == 0
-    for i in range(3):
-        p = admin(st, BE, "deliver", src, stdin=b"Subject: in %d\r\n\r\n"
-                  b"inbox %d\r\n" % (i, i), text=False)
-        assert p.returncode == 0, p.stderr
-    box = tmp_path / "zeta.mbox"
-    box.write_bytes(b"".join(
-        b"From z@example.test Mon Jan  1 00:00:00 2024\nSubject: z %d\n\n"
-        % i + (b"%05d zeta line\n" % i) * 2000 for i in range(3)))
-    assert admin(st, BE, "import", src, box, "--mailbox",
-                 "Zeta").returncode == 0
-    stream = tmp_path / "src.account"
-    assert admin(st, BE, "export", src, "--account", stream).returncode == 0
-    blob = stream.read_bytes()
+    stream, blob = account_stream(st, tmp_path, src)
     NEW = "s2b1/backend.ini"
     for sig, provisioned in ((signal.SIGTERM, False), (signal.SIGHUP, True)):
         dst = "sig%d-%d" % (sig, os.getpid())
@@ -1563,26 +1567,13 @@ def test_import_stopped_by_a_signal_takes_back_what_it_stored(st, tmp_path):
             assert admin(st, NEW, "provision", dst).returncode == 0
         listing = admin(st, NEW, "list", dst)
         assert (listing.returncode == 0) == provisioned, listing.stderr
-        fifo = tmp_path / ("fifo%d" % sig)
-        os.mkfifo(fifo)
-        imp = subprocess.Popen(
-            [str(BUILD / "portico-admin"), "-c", str(st.dir / NEW), "import",
-             dst, "--account", str(fifo)], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        with open(fifo, "wb") as w:
-            w.write(blob[:len(blob) * 2 // 3])
-            w.flush()
-            # stored: the INBOX's three messages, committed
-            deadline = time.monotonic() + 30
-            while not re.search(r"^INBOX +3 ", admin(st, NEW, "list",
-                                                     dst).stdout, re.M):
-                assert time.monotonic() < deadline, "the INBOX never came"
-                time.sleep(0.05)
+        with import_waiting(st, tmp_path, NEW, dst, blob) as imp:
             imp.send_signal(sig)
             out, err = imp.communicate(timeout=CMD_TIMEOUT)
         assert imp.returncode == -sig, (imp.returncode, err)
         assert re.search(r"portico-admin: import: %s: stopped by %s at "
-                         r"byte \d+\n" % (re.escape(str(fifo)), sig.name),
+                         r"byte \d+\n" % (re.escape(str(imp.args[-1])),
+                                           sig.name),
                          err), err
         assert_taken_back(err, dst, "provisioned, no mail" if provisioned
                           else "not in this store")
