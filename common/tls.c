@@ -156,6 +156,18 @@ struct tls_server {
 	SSL_CTX *sni[TLS_SNI_MAX];
 };
 
+SSL_CTX *
+tls_server_for_name(struct tls_server *t, const char *name, size_t len)
+{
+	for (unsigned i = 0; i < t->nsni && len > 0; i++) {
+		X509 *cert = SSL_CTX_get0_certificate(t->sni[i]);
+		if (cert != NULL &&
+		    X509_check_host(cert, name, len, 0, NULL) == 1)
+			return t->sni[i];
+	}
+	return t->def;
+}
+
 static int
 tls_sni_select(SSL *ssl, int *alert, void *arg)
 {
@@ -164,14 +176,9 @@ tls_sni_select(SSL *ssl, int *alert, void *arg)
 	(void)alert;
 	if (name == NULL || name[0] == '\0')
 		return SSL_TLSEXT_ERR_OK;
-	for (unsigned i = 0; i < t->nsni; i++) {
-		X509 *cert = SSL_CTX_get0_certificate(t->sni[i]);
-		if (cert != NULL &&
-		    X509_check_host(cert, name, strlen(name), 0, NULL) == 1) {
-			SSL_set_SSL_CTX(ssl, t->sni[i]);
-			break;
-		}
-	}
+	SSL_CTX *ctx = tls_server_for_name(t, name, strlen(name));
+	if (ctx != t->def)
+		SSL_set_SSL_CTX(ssl, ctx);
 	return SSL_TLSEXT_ERR_OK;
 }
 

@@ -39,6 +39,10 @@ struct tls_server *tls_server_load(const char *cert_file, const char *key_file,
 				   struct tls_tickets *tickets,
 				   long session_lifetime, const char **error_r);
 SSL_CTX *tls_server_default(struct tls_server *t);
+/* The context whose certificate names host name[0..len), as SNI picks
+ * it, else the default one. */
+SSL_CTX *tls_server_for_name(struct tls_server *t, const char *name,
+			     size_t len);
 /* Certificates in the set (1 + SNI ones). */
 unsigned tls_server_count(const struct tls_server *t);
 /* Session-ticket keys the set opens tickets with (0: no resumption). */

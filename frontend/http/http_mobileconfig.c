@@ -12,15 +12,22 @@
  * profile: the device asks for it.  Like autoconfig, nothing about the
  * account is looked up.  The identifiers are derived from global.name
  * and ADDR, so that a profile downloaded again replaces the one
- * installed.  The profile is not signed (the device calls it
- * unverified).
+ * installed.  The profile is signed (CMS, DER) with the certificate the
+ * frontend shows for the request's host name, as SNI would pick it, so
+ * that a device that trusts that certificate calls the profile verified.
  */
 #include "frontend/http/http_routes.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/cms.h>
+#include <openssl/err.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
+
+#include "common/log.h"
+#include "common/tls.h"
 
 #include "frontend/frontend.h"
 
@@ -91,6 +98,40 @@ profile_server(struct buf *b, const char *dir, const struct connset_entry *e,
 		   dir);
 	http_escape(b, addr);
 	buf_append_str(b, "</string>\n");
+}
+
+/* The profile signed with the certificate (and its chain) shown for
+ * host: 0 and the DER in out, or -1. */
+static int
+profile_sign(struct frontend *fe, const char *host, const struct buf *in,
+	     struct buf *out)
+{
+	size_t hl = host[0] == '[' ? 0 : strcspn(host, ":");
+	SSL_CTX *ctx = fe->tls != NULL ? tls_server_for_name(fe->tls, host, hl)
+				       : NULL;
+	X509 *cert = ctx != NULL ? SSL_CTX_get0_certificate(ctx) : NULL;
+	EVP_PKEY *key = ctx != NULL ? SSL_CTX_get0_privatekey(ctx) : NULL;
+	if (cert == NULL || key == NULL)
+		return -1;
+	STACK_OF(X509) *chain = NULL;
+	SSL_CTX_get0_chain_certs(ctx, &chain);
+	BIO *bin = BIO_new_mem_buf(buf_ptr(in), (int)buf_used(in));
+	BIO *bout = BIO_new(BIO_s_mem());
+	CMS_ContentInfo *cms = bin != NULL && bout != NULL
+				   ? CMS_sign(cert, key, chain, bin,
+					      CMS_BINARY | CMS_NOSMIMECAP)
+				   : NULL;
+	int rc = -1;
+	BUF_MEM *m;
+	if (cms != NULL && i2d_CMS_bio(bout, cms) == 1 &&
+	    BIO_get_mem_ptr(bout, &m) == 1) {
+		buf_append(out, m->data, m->length);
+		rc = 0;
+	}
+	CMS_ContentInfo_free(cms);
+	BIO_free(bin);
+	BIO_free(bout);
+	return rc;
 }
 
 void
@@ -179,9 +220,15 @@ http_mobileconfig(struct frontend *fe, struct http_conn *hc,
 		       "</string>\n"
 		       "\t<key>PayloadVersion</key>\n\t<integer>1</integer>\n"
 		       "</dict>\n</plist>\n");
-	http_respond(hc, 200, "application/x-apple-aspen-config", buf_ptr(&b),
-		     buf_used(&b),
+	struct buf signed_der = BUF_INIT;
+	int sign = profile_sign(fe, req->host, &b, &signed_der) == 0;
+	if (!sign)
+		log_error("http mobileconfig not signed: %s", tls_last_error());
+	const struct buf *body = sign ? &signed_der : &b;
+	http_respond(hc, 200, "application/x-apple-aspen-config", buf_ptr(body),
+		     buf_used(body),
 		     "Content-Disposition: attachment; "
 		     "filename=\"mail.mobileconfig\"\r\n");
+	buf_free(&signed_der);
 	buf_free(&b);
 }

@@ -275,9 +275,30 @@ def test_autoconfig_over_https_and_bad_address(st):
 
 # -- Apple configuration profile ---------------------------------------------
 
+def signed_content(st, der):
+    """What a CMS signature (DER) signed, once OpenSSL has verified it
+    against the stack's CA and found the frontend's mail certificate the
+    signer."""
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "in.der").write_bytes(der)
+        p = subprocess.run(
+            ["openssl", "cms", "-verify", "-inform", "DER", "-in",
+             str(Path(d) / "in.der"), "-CAfile", st.env["CA_FILE"],
+             "-purpose", "any", "-signer", str(Path(d) / "signer.pem"),
+             "-out", str(Path(d) / "out")],
+            capture_output=True, timeout=30)
+        assert p.returncode == 0 and b"Verification successful" in \
+            p.stderr, p.stderr
+        signer = (Path(d) / "signer.pem").read_text()
+        mail = (st.dir / "certs" / "mail.pem").read_text()
+        assert signer.strip() in mail, (signer, mail)
+        return (Path(d) / "out").read_bytes()
+
+
 def test_apple_configuration_profile(st):
     """GET /mail/apple.mobileconfig?emailaddress=ADDR: a configuration
-    profile Apple's Mail installs (a property list): IMAP over implicit
+    profile Apple's Mail installs (a property list, signed with the
+    frontend's certificate for the host name): IMAP over implicit
     TLS (POP3 with protocol=pop3), submission over implicit TLS with the
     same password, ADDR as the user name and no password; the same
     identifiers for the same address (a new download replaces the
@@ -291,7 +312,7 @@ def test_apple_configuration_profile(st):
         assert hdrs["content-type"] == "application/x-apple-aspen-config"
         assert hdrs["content-disposition"] == \
             'attachment; filename="mail.mobileconfig"'
-        return plistlib.loads(body)
+        return plistlib.loads(signed_content(st, body))
 
     p = profile("emailaddress=dora%40example.test")
     assert (p["PayloadType"], p["PayloadVersion"],
@@ -464,7 +485,7 @@ def test_settings_signed_in(st):
     import plistlib
     status, _, body = request(https(st), "GET", page.apple)
     assert status == 200, body
-    acct = plistlib.loads(body)["PayloadContent"][0]
+    acct = plistlib.loads(signed_content(st, body))["PayloadContent"][0]
     assert (acct["EmailAddress"], acct["IncomingMailServerUsername"],
             acct["EmailAccountType"]) == (user, user, "EmailTypeIMAP")
     # by login name (uid) too
@@ -511,7 +532,7 @@ def test_settings_pop3_off_for_user(st):
     import plistlib
     status, _, body = request(https(st), "GET", link)
     assert status == 200, body
-    assert plistlib.loads(body)["PayloadContent"][0][
+    assert plistlib.loads(signed_content(st, body))["PayloadContent"][0][
         "EmailAccountType"] == "EmailTypePOP"
 
 
