@@ -54,6 +54,7 @@ admin_cmd_fn admin_store_import;
 admin_cmd_fn admin_store_list;
 admin_cmd_fn admin_store_show;
 admin_cmd_fn admin_store_quota;
+admin_cmd_fn admin_store_accounts;
 admin_cmd_fn admin_store_export;
 admin_cmd_fn admin_store_expunge;
 admin_cmd_fn admin_check;

@@ -15,6 +15,7 @@
 #define _XOPEN_SOURCE 700
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1408,4 +1409,81 @@ admin_store_expunge(struct admin *a, int argc, char **argv)
 		       "account%s\n",
 		       total, folders, accounts, accounts == 1 ? "" : "s");
 	return failed;
+}
+
+/* accounts [--over PERCENT]: every account of the store with what it
+ * holds and its limits (each account's own, else the backend's), and
+ * how much of the nearer limit it uses; --over: only those at PERCENT or
+ * more of a limit (to warn before they are full). */
+int
+admin_store_accounts(struct admin *a, int argc, char **argv)
+{
+	double over = -1;
+	if (argc == 2 && strcmp(argv[0], "--over") == 0) {
+		char *end;
+		over = strtod(argv[1], &end);
+		if (end == argv[1] || *end != '\0' || !(over >= 0)) {
+			fprintf(stderr,
+				"portico-admin: accounts: --over '%s': a "
+				"percentage such as 90\n",
+				argv[1]);
+			return 1;
+		}
+	} else if (argc != 0) {
+		return ADMIN_USAGE;
+	}
+	struct buf ids = BUF_INIT;
+	MDB_txn *txn = NULL;
+	const char *err;
+	if (store_read_begin(a->st, &txn, &err) < 0 ||
+	    store_walk(a->st, txn, "users", NULL, 0, account_ids_fn, &ids,
+		       &err) < 0) {
+		store_read_end(&txn);
+		fprintf(stderr, "portico-admin: accounts: %s\n", err);
+		buf_free(&ids);
+		return 1;
+	}
+	printf("%-32s %10s %14s %14s %10s %6s\n", "mailbox-id", "messages",
+	       "bytes", "storage-limit", "msg-limit", "use");
+	uint64_t n = 0, all_msgs = 0, all_bytes = 0;
+	int rc = 0;
+	for (const char *p = buf_ptr(&ids), *end = p + buf_used(&ids);
+	     p < end && rc == 0; p += strlen(p) + 1) {
+		struct store_user_rec u;
+		struct store_quota q, own;
+		uint64_t used = 0, msgs = 0;
+		if (store_user_get(a->st, txn, p, &u, &err) != 0 ||
+		    store_usage_get(a->st, txn, u.user_num, &used, &msgs,
+				    &err) < 0 ||
+		    user_quota(a, txn, u.user_num, &q, &own, &err) < 0) {
+			fprintf(stderr, "portico-admin: accounts: %s: %s\n", p,
+				err);
+			rc = 1;
+			break;
+		}
+		double use = -1;
+		if (q.storage > 0)
+			use = 100.0 * (double)used / (double)q.storage;
+		if (q.messages > 0 &&
+		    100.0 * (double)msgs / (double)q.messages > use)
+			use = 100.0 * (double)msgs / (double)q.messages;
+		if (over >= 0 && use < over)
+			continue;
+		char pct[16] = "-";
+		if (use >= 0)
+			snprintf(pct, sizeof(pct), "%.1f%%", use);
+		printf("%-32s %10" PRIu64 " %14" PRIu64 " %14" PRIu64
+		       " %10" PRIu64 " %6s\n",
+		       p, msgs, used, q.storage, q.messages, pct);
+		n++;
+		all_msgs += msgs;
+		all_bytes += used;
+	}
+	store_read_end(&txn);
+	buf_free(&ids);
+	if (rc == 0)
+		printf("%" PRIu64 " account%s, %" PRIu64 " messages, %" PRIu64
+		       " bytes\n",
+		       n, n == 1 ? "" : "s", all_msgs, all_bytes);
+	return rc;
 }

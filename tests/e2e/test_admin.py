@@ -2687,6 +2687,49 @@ def test_expunge_a_message_from_every_account(st):
         assert p.returncode == 0, p.stdout + p.stderr
 
 
+def test_accounts_lists_usage_against_limits(st):
+    """portico-admin accounts: every account of the store with its
+    messages, bytes and limits (its own, else the backend's) and the use
+    of the nearer limit; --over PERCENT keeps those at or above it (to
+    warn before they are full); a total line."""
+    full, _, full_id = new_user(st, "accfull")
+    empty, _, empty_id = new_user(st, "accempty")
+    msg = b"Subject: a\r\n\r\n" + b"x" * 1000 + b"\r\n"
+    for _ in range(3):
+        p = admin(st, BE, "deliver", full_id, stdin=msg, text=False)
+        assert p.returncode == 0, p.stderr
+    assert admin(st, BE, "quota", full_id, "0", "4").returncode == 0
+
+    def rows(*args):
+        p = admin(st, BE, "accounts", *args)
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.splitlines()
+        assert lines[0].split() == ["mailbox-id", "messages", "bytes",
+                                    "storage-limit", "msg-limit", "use"]
+        got = {l.split()[0]: l.split()[1:] for l in lines[1:-1]}
+        m = re.fullmatch(r"(\d+) accounts?, (\d+) messages, (\d+) bytes",
+                         lines[-1])
+        assert m and int(m.group(1)) == len(got), p.stdout
+        assert int(m.group(2)) == sum(int(r[0]) for r in got.values())
+        assert int(m.group(3)) == sum(int(r[1]) for r in got.values())
+        return got
+
+    got = rows()
+    size = len(msg)
+    # what deliver stored: the message and the header fields it adds
+    assert got[full_id][0] == "3" and got[full_id][2:4] == ["0", "4"] and \
+        3 * size < int(got[full_id][1]) < 3 * (size + 1000), got[full_id]
+    assert got[full_id][4] == "75.0%"
+    assert got[empty_id][:2] == ["0", "0"], got[empty_id]
+    over = rows("--over", "70")
+    assert full_id in over and empty_id not in over
+    assert all(float(r[4].rstrip("%")) >= 70 for r in over.values()), over
+    assert full_id not in rows("--over", "80")
+    p = admin(st, BE, "accounts", "--over", "lots")
+    assert p.returncode == 1 and "a percentage such as 90" in p.stderr
+    assert admin(st, BE, "accounts", "extra").returncode == 2
+
+
 def test_user_shows_the_account(st):
     """portico-admin user ADDRESS: the entry a login of ADDRESS finds
     (with the frontend's own search account), the backend it routes to,
