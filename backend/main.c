@@ -298,7 +298,10 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	backend_imap_capabilities_init(&be.cfg);
 	be.imap_rev2 = 1;
-	if (store_claim(be.cfg.backend_store_dir, &err) < 0) {
+	int claim = store_claim(be.cfg.backend_store_dir, &err);
+	if (claim == STORE_CLAIM_NO_LOCKS) {
+		log_warn("store claim warning=\"%s\"", err);
+	} else if (claim < 0) {
 		log_error("store error=\"%s\"", err);
 		return 1;
 	}

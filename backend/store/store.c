@@ -85,6 +85,16 @@ store_claim(const char *dir, const char **error_r)
 	}
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		if (errno == ENOLCK || errno == EINVAL || errno == EOPNOTSUPP) {
+			/* a file system without locks (NFS mounted nolock) */
+			snprintf(store_error, sizeof(store_error),
+				 "%.300s: %s: one backend per store is not "
+				 "enforced here",
+				 path, strerror(errno));
+			*error_r = store_error;
+			close(fd);
+			return STORE_CLAIM_NO_LOCKS;
+		}
 		if (errno == EAGAIN || errno == EACCES) {
 			snprintf(store_error, sizeof(store_error),
 				 "%s is in use by another backend (pid %ld): "

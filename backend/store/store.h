@@ -144,9 +144,12 @@ struct store;
 
 /* One backend per store: the backend claims its store directory before it
  * opens it, for as long as it runs (the descriptor, or -1 after saying
- * why: another backend has it, and its pid); store_owner() tells whether
- * a backend has it now, without taking it (1 and its pid, 0 none, -1). */
+ * why: another backend has it, and its pid; STORE_CLAIM_NO_LOCKS, said
+ * why, on a file system without locks, where the backend goes on
+ * unclaimed); store_owner() tells whether a backend has it now, without
+ * taking it (1 and its pid, 0 none, -1). */
 #define STORE_OWNER_FILE "backend.lock"
+#define STORE_CLAIM_NO_LOCKS (-2)
 int store_claim(const char *dir, const char **error_r);
 int store_owner(const char *dir, long *pid_r, const char **error_r);
 int store_open(const char *dir, uint64_t map_size, struct store **st_r,
