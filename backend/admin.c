@@ -60,7 +60,7 @@ static const struct admin_cmd admin_cmds[] = {
 	{ "quota",            admin_store_quota,      ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID [STORAGE MESSAGES|--default]" },
 	{ "accounts",         admin_store_accounts,   ADMIN_F_STORE,
-	  "BACKEND.ini", "[--over PERCENT]" },
+	  "BACKEND.ini", "[--over PERCENT] [--inactive AGE]" },
 	{ "import",           admin_store_import,     ADMIN_F_STORE,
 	  "BACKEND.ini", "MAILBOX_ID FILE|MAILDIR [--mailbox NAME]" },
 	{ "import",           admin_store_import,     ADMIN_F_STORE,

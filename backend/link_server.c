@@ -31,6 +31,7 @@
 #include "common/protolog.h"
 
 static void session_quota_sync(struct bsession *s, const Portico__Open *o);
+static void session_last_login(struct bsession *s, const Portico__Open *o);
 
 #define LINK_DATA_CHUNK 65536
 /* sessions parked between two malloc_trim() calls */
@@ -737,6 +738,7 @@ blink_open(struct blink *l, uint32_t stream, const Portico__Open *o)
 		return;
 	}
 	session_quota_sync(s, o);
+	session_last_login(s, o);
 	session_link(l, s);
 	backend_metrics_session(l->be, engine->name);
 	Portico__Frame f = PORTICO__FRAME__INIT;
@@ -962,6 +964,56 @@ session_quota_sync(struct bsession *s, const Portico__Open *o)
 	else
 		store_submit(st, store_op_quota_set, &q->a,
 			     quota_sync_detached, q);
+}
+
+/* The account's last login in the store, for portico-admin accounts: a
+ * new session (not a parked one taken up) writes the time when the one
+ * recorded is older than backend.last_login_interval (0: never).  Nothing
+ * waits for the write. */
+struct last_login {
+	struct store_last_login_args a;
+	char mailbox_id[256];
+};
+
+static void
+last_login_done(void *ctx, int rc, const char *err)
+{
+	struct last_login *ll = ctx;
+	if (rc != 0)
+		log_warn("mailbox=%s last login not kept error=\"%s\"",
+			 ll->mailbox_id, err);
+	free(ll);
+}
+
+static void
+session_last_login(struct bsession *s, const Portico__Open *o)
+{
+	int64_t every = (int64_t)s->be->cfg.backend_last_login_interval;
+	if (o->resume.len > 0 || every <= 0)
+		return;
+	struct store *st = s->be->store;
+	struct store_user_rec u;
+	MDB_txn *txn;
+	const char *err;
+	int64_t last = 0, now = (int64_t)time(NULL);
+	if (store_read_begin(st, &txn, &err) < 0) {
+		log_error("session=%s store error=\"%s\"", s->id, err);
+		return;
+	}
+	int rc = store_user_get(st, txn, s->mailbox_id, &u, &err);
+	int have = rc == 0
+		       ? store_last_login_get(st, txn, u.user_num, &last, &err)
+		       : -1;
+	store_read_end(&txn);
+	if (have < 0 || (have == 1 && last <= now && now - last < every))
+		return;
+	struct last_login *ll = calloc(1, sizeof(*ll));
+	if (ll == NULL)
+		abort();
+	snprintf(ll->mailbox_id, sizeof(ll->mailbox_id), "%s", s->mailbox_id);
+	ll->a.mailbox_id = ll->mailbox_id;
+	ll->a.when = now;
+	store_submit(st, store_op_last_login, &ll->a, last_login_done, ll);
 }
 
 /* Submit or Deliver: a stream that carries one message. */

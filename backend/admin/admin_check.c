@@ -555,22 +555,31 @@ check_user(struct check *c, const char *user,
 	return 0;
 }
 
-/* Quota records ("q" | user_num in meta) of users that are not there. */
+/* Quota ("q") and last login ("l") records (| user_num in meta) of users
+ * that are not there. */
 static int
-quota_orphan_fn(void *ctx, const void *k, size_t kl, const void *v,
-		size_t vl)
+user_meta_orphan_fn(void *ctx, const void *k, size_t kl, const void *v,
+		    size_t vl)
 {
 	struct check *c = ctx;
-	(void)v;
-	(void)vl;
 	if (kl != 9)
-		return 0; /* another meta record starting with "q" */
+		return 0; /* another meta record starting with that letter */
+	const char *what = *(const char *)k == 'q' ? "quota" : "last login";
 	uint64_t user_num = get64((const uint8_t *)k + 1);
+	if (*(const char *)k == 'l' && vl != 8) {
+		c->where[0] = '\0';
+		check_violation(c,
+				"last login record of user number %llu of "
+				"%zu bytes",
+				(unsigned long long)user_num, vl);
+	}
+	(void)v;
 	if (u64s_count(&c->user_nums, user_num) == 0) {
 		c->where[0] = '\0';
-		check_violation(c, "quota record of user number %llu, which "
-				   "does not exist",
-				(unsigned long long)user_num);
+		check_violation(c,
+				"%s record of user number %llu, which "
+				"does not exist",
+				what, (unsigned long long)user_num);
 	}
 	return 0;
 }
@@ -984,7 +993,8 @@ check_orphans(struct check *c)
 	if (check_deliveries(c) < 0 ||
 	    check_walk(c, "kicks", NULL, 0, kicks_fn, c) < 0 ||
 	    check_expunged(c) < 0 ||
-	    check_walk(c, "meta", "q", 1, quota_orphan_fn, c) < 0)
+	    check_walk(c, "meta", "q", 1, user_meta_orphan_fn, c) < 0 ||
+	    check_walk(c, "meta", "l", 1, user_meta_orphan_fn, c) < 0)
 		return -1;
 	return check_queue(c);
 }

@@ -1025,6 +1025,8 @@ admin_store_show(struct admin *a, int argc, char **argv)
 	char **subs = NULL;
 	size_t nsubs = 0;
 	struct store_quota q, own;
+	int64_t last = 0;
+	int have_last = 0;
 	if (store_read_begin(a->st, &txn, &err) < 0) {
 		fprintf(stderr, "portico-admin: show: %s\n", err);
 		return 1;
@@ -1032,12 +1034,13 @@ admin_store_show(struct admin *a, int argc, char **argv)
 	int rc = store_user_get(a->st, txn, argv[0], &u, &err);
 	if (rc == 0 &&
 	    (store_mailboxes_list(a->st, txn, u.user_num, &list, &n, &err) <
-		     0 ||
-	     store_usage_get(a->st, txn, u.user_num, &used, &nmsgs, &err) <
-		     0 ||
-	     store_subscriptions(a->st, txn, u.user_num, &subs, &nsubs,
-				 &err) < 0 ||
-	     user_quota(a, txn, u.user_num, &q, &own, &err) < 0))
+		 0 ||
+	     store_usage_get(a->st, txn, u.user_num, &used, &nmsgs, &err) < 0 ||
+	     store_subscriptions(a->st, txn, u.user_num, &subs, &nsubs, &err) <
+		 0 ||
+	     user_quota(a, txn, u.user_num, &q, &own, &err) < 0 ||
+	     (have_last = store_last_login_get(a->st, txn, u.user_num, &last,
+					       &err)) < 0))
 		rc = -1;
 	store_read_end(&txn);
 	if (rc != 0) {
@@ -1052,6 +1055,13 @@ admin_store_show(struct admin *a, int argc, char **argv)
 	gmtime_r(&t, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%d %H:%M:%S UTC", &tm);
 	printf("mailbox-id %s\ncreated    %s\n", argv[0], created);
+	if (have_last) {
+		t = (time_t)last;
+		gmtime_r(&t, &tm);
+		strftime(created, sizeof(created), "%Y-%m-%d %H:%M:%S UTC",
+			 &tm);
+	}
+	printf("last-login %s\n", have_last ? created : "-");
 	printf("%-24s %10s %10s %12s %-11s %s\n", "folder", "messages",
 	       "unseen", "bytes", "special-use", "subscribed");
 	uint64_t tm_msgs = 0, tm_unseen = 0, tm_size = 0;
@@ -1411,27 +1421,44 @@ admin_store_expunge(struct admin *a, int argc, char **argv)
 	return failed;
 }
 
-/* accounts [--over PERCENT]: every account of the store with what it
- * holds and its limits (each account's own, else the backend's), and
- * how much of the nearer limit it uses; --over: only those at PERCENT or
- * more of a limit (to warn before they are full). */
+/* accounts [--over PERCENT] [--inactive AGE]: every account of the store
+ * with what it holds and its limits (each account's own, else the
+ * backend's), how much of the nearer limit it uses, and when it last
+ * logged in (backend.last_login_interval); --over: only those at PERCENT
+ * or more of a limit (to warn before they are full); --inactive: only
+ * those without a login for AGE (or none recorded). */
 int
 admin_store_accounts(struct admin *a, int argc, char **argv)
 {
 	double over = -1;
-	if (argc == 2 && strcmp(argv[0], "--over") == 0) {
+	int64_t idle = -1;
+	for (int i = 0; i < argc; i++) {
 		char *end;
-		over = strtod(argv[1], &end);
-		if (end == argv[1] || *end != '\0' || !(over >= 0)) {
-			fprintf(stderr,
-				"portico-admin: accounts: --over '%s': a "
-				"percentage such as 90\n",
-				argv[1]);
-			return 1;
+		if (strcmp(argv[i], "--over") == 0 && i + 1 < argc &&
+		    over < 0) {
+			over = strtod(argv[++i], &end);
+			if (end == argv[i] || *end != '\0' || !(over >= 0)) {
+				fprintf(stderr,
+					"portico-admin: accounts: --over '%s': "
+					"a percentage such as 90\n",
+					argv[i]);
+				return 1;
+			}
+		} else if (strcmp(argv[i], "--inactive") == 0 && i + 1 < argc &&
+			   idle < 0) {
+			if (config_parse_time(argv[++i], &idle) < 0 ||
+			    idle <= 0) {
+				fprintf(stderr,
+					"portico-admin: accounts: --inactive "
+					"'%s': a time such as 90d\n",
+					argv[i]);
+				return 1;
+			}
+		} else {
+			return ADMIN_USAGE;
 		}
-	} else if (argc != 0) {
-		return ADMIN_USAGE;
 	}
+	int64_t now = (int64_t)time(NULL);
 	struct buf ids = BUF_INIT;
 	MDB_txn *txn = NULL;
 	const char *err;
@@ -1443,8 +1470,8 @@ admin_store_accounts(struct admin *a, int argc, char **argv)
 		buf_free(&ids);
 		return 1;
 	}
-	printf("%-32s %10s %14s %14s %10s %6s\n", "mailbox-id", "messages",
-	       "bytes", "storage-limit", "msg-limit", "use");
+	printf("%-32s %10s %14s %14s %10s %6s %s\n", "mailbox-id", "messages",
+	       "bytes", "storage-limit", "msg-limit", "use", "last-login");
 	uint64_t n = 0, all_msgs = 0, all_bytes = 0;
 	int rc = 0;
 	for (const char *p = buf_ptr(&ids), *end = p + buf_used(&ids);
@@ -1452,10 +1479,14 @@ admin_store_accounts(struct admin *a, int argc, char **argv)
 		struct store_user_rec u;
 		struct store_quota q, own;
 		uint64_t used = 0, msgs = 0;
+		int64_t last = 0;
+		int have_last = 0;
 		if (store_user_get(a->st, txn, p, &u, &err) != 0 ||
 		    store_usage_get(a->st, txn, u.user_num, &used, &msgs,
 				    &err) < 0 ||
-		    user_quota(a, txn, u.user_num, &q, &own, &err) < 0) {
+		    user_quota(a, txn, u.user_num, &q, &own, &err) < 0 ||
+		    (have_last = store_last_login_get(a->st, txn, u.user_num,
+						      &last, &err)) < 0) {
 			fprintf(stderr, "portico-admin: accounts: %s: %s\n", p,
 				err);
 			rc = 1;
@@ -1469,12 +1500,20 @@ admin_store_accounts(struct admin *a, int argc, char **argv)
 			use = 100.0 * (double)msgs / (double)q.messages;
 		if (over >= 0 && use < over)
 			continue;
-		char pct[16] = "-";
+		if (idle >= 0 && have_last && now - last < idle)
+			continue;
+		char pct[16] = "-", when[32] = "-";
 		if (use >= 0)
 			snprintf(pct, sizeof(pct), "%.1f%%", use);
+		if (have_last) {
+			time_t t = (time_t)last;
+			struct tm tm;
+			gmtime_r(&t, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		}
 		printf("%-32s %10" PRIu64 " %14" PRIu64 " %14" PRIu64
-		       " %10" PRIu64 " %6s\n",
-		       p, msgs, used, q.storage, q.messages, pct);
+		       " %10" PRIu64 " %6s %s\n",
+		       p, msgs, used, q.storage, q.messages, pct, when);
 		n++;
 		all_msgs += msgs;
 		all_bytes += used;

@@ -1,4 +1,4 @@
- /* store.h - the backend's mail store in one LMDB environment.
+/* store.h - the backend's mail store in one LMDB environment.
  *
  * Schema (named databases; integers in keys are big-endian so that LMDB's
  * byte order is numeric order):
@@ -6,6 +6,7 @@
  *   meta       "version" -> u32; counters "next_user", "next_mbox",
  *              "next_body" -> u64; per user "u" | user_num -> its usage
  *              and "q" | user_num -> its own quota (store_quota_own());
+ *              "l" | user_num -> i64 its last login (store_last_login_get());
  *              "external_generation" -> u64 (store_set_external())
  *   users      porticoMailboxId (text) -> struct store_user_rec
  *   mailboxes  user_num u64 | name (UTF-8, "/" separated)
@@ -324,6 +325,17 @@ struct store_quota store_quota_directory(int storage_set, uint64_t storage,
 					 int messages_set, uint64_t messages);
 /* Removes the user's own limits (removal of the user). */
 int store_quota_del(struct store *st, MDB_txn *txn, uint64_t user_num);
+/* When the user last logged in (IMAP or POP3; unix time), as the backend
+ * records it (backend.last_login_interval): 1 and *t_r, 0 none, -1 a
+ * store error. */
+int store_last_login_get(struct store *st, MDB_txn *txn, uint64_t user_num,
+			 int64_t *t_r, const char **error_r);
+struct store_last_login_args {
+	const char *mailbox_id;
+	int64_t when;
+};
+/* store_op_last_login (below the writer's types) records it. */
+int store_last_login_del(struct store *st, MDB_txn *txn, uint64_t user_num);
 int store_usage_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 		    uint64_t *size_r, uint64_t *messages_r,
 		    const char **error_r);
@@ -429,6 +441,9 @@ struct store_delivery_prune_args {
 	int more_out;
 };
 store_op_fn store_op_delivery_prune;
+/* struct store_last_login_args: the account's last login (an account
+ * removed meanwhile: nothing). */
+store_op_fn store_op_last_login;
 /* Records kept (for metrics and tests); -1 on error. */
 int64_t store_delivery_count(struct store *st, MDB_txn *txn);
 /* Kick records (store_kicks.c): the accounts portico-admin kick named

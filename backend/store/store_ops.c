@@ -478,6 +478,69 @@ store_quota_del(struct store *st, MDB_txn *txn, uint64_t user_num)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+static void
+last_login_key(uint8_t key[9], uint64_t user_num)
+{
+	key[0] = 'l';
+	be64(key + 1, user_num);
+}
+
+int
+store_last_login_get(struct store *st, MDB_txn *txn, uint64_t user_num,
+		     int64_t *t_r, const char **error_r)
+{
+	uint8_t key[9];
+	last_login_key(key, user_num);
+	MDB_val k = {9, key}, v;
+	int rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == 0 && v.mv_size != 8)
+		rc = MDB_CORRUPTED;
+	if (rc != 0) {
+		*error_r = store_strerror(rc);
+		return -1;
+	}
+	*t_r = (int64_t)get_be64(v.mv_data);
+	return 1;
+}
+
+int
+store_op_last_login(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct store_last_login_args *a = vargs;
+	MDB_val uk = {strlen(a->mailbox_id), (void *)(uintptr_t)a->mailbox_id};
+	MDB_val v;
+	struct store_user_rec u;
+	int rc = mdb_get(txn, st->users, &uk, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == 0 && v.mv_size != sizeof(u))
+		rc = MDB_CORRUPTED;
+	if (rc != 0)
+		return op_mdb(err, "last login", rc);
+	memcpy(&u, v.mv_data, sizeof(u));
+	uint8_t key[9], val[8];
+	last_login_key(key, u.user_num);
+	be64(val, (uint64_t)a->when);
+	MDB_val k = {9, key};
+	v.mv_size = sizeof(val);
+	v.mv_data = val;
+	if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0)
+		return op_mdb(err, "last login", rc);
+	return 0;
+}
+
+int
+store_last_login_del(struct store *st, MDB_txn *txn, uint64_t user_num)
+{
+	uint8_t key[9];
+	last_login_key(key, user_num);
+	MDB_val k = {9, key};
+	int rc = mdb_del(txn, st->meta, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int
 store_quota_change(const struct store_quota *have,
 		   const struct store_quota_set_args *a)

@@ -2692,7 +2692,7 @@ def test_accounts_lists_usage_against_limits(st):
     messages, bytes and limits (its own, else the backend's) and the use
     of the nearer limit; --over PERCENT keeps those at or above it (to
     warn before they are full); a total line."""
-    full, _, full_id = new_user(st, "accfull")
+    full, full_pw, full_id = new_user(st, "accfull")
     empty, _, empty_id = new_user(st, "accempty")
     msg = b"Subject: a\r\n\r\n" + b"x" * 1000 + b"\r\n"
     for _ in range(3):
@@ -2705,7 +2705,8 @@ def test_accounts_lists_usage_against_limits(st):
         assert p.returncode == 0, p.stderr
         lines = p.stdout.splitlines()
         assert lines[0].split() == ["mailbox-id", "messages", "bytes",
-                                    "storage-limit", "msg-limit", "use"]
+                                    "storage-limit", "msg-limit", "use",
+                                    "last-login"]
         got = {l.split()[0]: l.split()[1:] for l in lines[1:-1]}
         m = re.fullmatch(r"(\d+) accounts?, (\d+) messages, (\d+) bytes",
                          lines[-1])
@@ -2728,6 +2729,31 @@ def test_accounts_lists_usage_against_limits(st):
     p = admin(st, BE, "accounts", "--over", "lots")
     assert p.returncode == 1 and "a percentage such as 90" in p.stderr
     assert admin(st, BE, "accounts", "extra").returncode == 2
+
+    # the last login: recorded at an IMAP or POP3 login, at most once
+    # per backend.last_login_interval (an hour)
+    assert got[full_id][5] == "-" and got[empty_id][5] == "-"
+    st.imap(full, full_pw).logout()
+    last = wait_for(lambda: rows()[full_id][5] != "-" and
+                    rows()[full_id][5], what="the last login recorded")
+    t = time.mktime(time.strptime(last, "%Y-%m-%dT%H:%M:%SZ")) - \
+        time.timezone
+    assert abs(t - time.time()) < 60, last
+    time.sleep(1.1)
+    st.pop3(full, full_pw).quit()
+    time.sleep(0.5)
+    assert rows()[full_id][5] == last
+    shown = admin(st, BE, "show", full_id).stdout
+    assert "\nlast-login %s UTC\n" % last.replace("T", " ").rstrip("Z") \
+        in shown, shown
+    assert "\nlast-login -\n" in admin(st, BE, "show", empty_id).stdout
+    inactive = rows("--inactive", "1d")
+    assert empty_id in inactive and full_id not in inactive
+    assert rows("--inactive", "1d", "--over", "70").get(full_id) is None
+    assert admin(st, BE, "check", "--all").returncode == 0
+    # removed with the account
+    assert admin(st, BE, "remove", full_id, "--yes").returncode == 0
+    assert admin(st, BE, "check", "--all").returncode == 0
 
 
 def test_user_shows_the_account(st):
