@@ -231,7 +231,10 @@ def test_check_finds_crafted_violations(stack_factory):
     mdb_put_raw(store, "meta", [
         (b"q" + (999999).to_bytes(8, "big"), bytes(24)[:16] +
          (1).to_bytes(8, "big")),
-        (b"q" + user_num.to_bytes(8, "big"), bytes(16))])
+        (b"q" + user_num.to_bytes(8, "big"), bytes(16)),
+        # last login records: of no user, and one cut short
+        (b"l" + (999998).to_bytes(8, "big"), bytes(8)),
+        (b"l" + user_num.to_bytes(8, "big"), bytes(4))])
 
     r = admin(st, "check", "--all")
     assert r.returncode == 1, r.stdout + r.stderr
@@ -254,8 +257,12 @@ def test_check_finds_crafted_violations(stack_factory):
     assert "quota record of user number 999999, which does not exist" \
         in out, out
     assert "user=%s: quota record: " % users[0][0].decode() in out, out
-    assert out.count("VIOLATION") == 10, out
-    assert out.rstrip().endswith(": 10 violations"), out
+    assert "last login record of user number 999998, which does not " \
+        "exist" in out, out
+    assert "last login record of user number %d of 4 bytes" % user_num \
+        in out, out
+    assert out.count("VIOLATION") == 12, out
+    assert out.rstrip().endswith(": 12 violations"), out
 
 
 def test_check_after_multi_message_operations(stack_factory):
