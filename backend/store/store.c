@@ -24,7 +24,7 @@ store_strerror(int rc)
 static const char *
 store_fail(const char *what, int rc)
 {
-	snprintf(store_error, sizeof(store_error), "%s: %s", what,
+	snprintf(store_error, sizeof(store_error), "%.384s: %s", what,
 		 store_strerror(rc));
 	return store_error;
 }
