@@ -386,7 +386,8 @@ import_on_signal(int sig)
 
 /* While an import runs, these signals stop it at the next record (a read
  * waiting on a pipe returns: no SA_RESTART), so that what it stored can
- * be taken back first. */
+ * be taken back first; one the process was started ignoring (nohup) stays
+ * ignored. */
 static void
 import_signals_catch(struct sigaction old[IMPORT_NSIGNALS])
 {
@@ -395,8 +396,11 @@ import_signals_catch(struct sigaction old[IMPORT_NSIGNALS])
 	sa.sa_handler = import_on_signal;
 	sigemptyset(&sa.sa_mask);
 	import_stop = 0;
-	for (size_t i = 0; i < IMPORT_NSIGNALS; i++)
-		sigaction(import_signals[i], &sa, &old[i]);
+	for (size_t i = 0; i < IMPORT_NSIGNALS; i++) {
+		sigaction(import_signals[i], NULL, &old[i]);
+		if (old[i].sa_handler != SIG_IGN)
+			sigaction(import_signals[i], &sa, NULL);
+	}
 }
 
 /* The handlers as they were; a signal that stopped the import (failed:

@@ -1467,18 +1467,31 @@ def account_stream(st, tmp_path, src):
     return stream, stream.read_bytes()
 
 
+def signals_default(ignore=()):
+    """For a child: SIGINT, SIGTERM and SIGHUP as a shell's command gets
+    them (whatever the test runner inherited: nohup ignores SIGHUP), but
+    those of IGNORE ignored."""
+    def preexec():
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN if sig in ignore
+                          else signal.SIG_DFL)
+    return preexec
+
+
 @contextlib.contextmanager
-def import_waiting(st, tmp_path, ini, mbox, blob):
+def import_waiting(st, tmp_path, ini, mbox, blob, ignore=()):
     """An import --account into MBOX with INI, reading from a FIFO that
-    has been given the first two thirds of BLOB: yields the process once
-    the INBOX's three messages are stored, while the import waits for the
-    rest (the writer's end is closed on leaving)."""
+    has been given the first two thirds of BLOB: yields the process and
+    the FIFO's writer once the INBOX's three messages are stored, while the
+    import waits for the rest (the writer is closed on leaving).  The
+    import starts with the signals of IGNORE ignored."""
     fifo = tmp_path / ("fifo-%s" % mbox)
     os.mkfifo(fifo)
     imp = subprocess.Popen(
         [str(BUILD / "portico-admin"), "-c", str(st.dir / ini), "import",
          mbox, "--account", str(fifo)], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True,
+        preexec_fn=signals_default(ignore))
     with open(fifo, "wb") as w:
         w.write(blob[:len(blob) * 2 // 3])
         w.flush()
@@ -1487,7 +1500,7 @@ def import_waiting(st, tmp_path, ini, mbox, blob):
                                                  mbox).stdout, re.M):
             assert time.monotonic() < deadline, "the INBOX never came"
             time.sleep(0.05)
-        yield imp
+        yield imp, w
 
 
 def test_import_cut_short_takes_back_what_it_stored(st, tmp_path):
@@ -1537,7 +1550,7 @@ def test_import_cut_short_takes_back_what_it_stored(st, tmp_path):
     # mail delivered while the import waits for the rest of its stream:
     # the account keeps it, and what the import stored
     late = "late-%d" % os.getpid()
-    with import_waiting(st, tmp_path, NEW, late, blob) as imp:
+    with import_waiting(st, tmp_path, NEW, late, blob) as (imp, _):
         p = admin(st, NEW, "deliver", late, stdin=b"Subject: late\r\n\r\n"
                   b"late\r\n", text=False)
         assert p.returncode == 0, p.stderr
@@ -1567,7 +1580,7 @@ def test_import_stopped_by_a_signal_takes_back_what_it_stored(st, tmp_path):
             assert admin(st, NEW, "provision", dst).returncode == 0
         listing = admin(st, NEW, "list", dst)
         assert (listing.returncode == 0) == provisioned, listing.stderr
-        with import_waiting(st, tmp_path, NEW, dst, blob) as imp:
+        with import_waiting(st, tmp_path, NEW, dst, blob) as (imp, _):
             imp.send_signal(sig)
             out, err = imp.communicate(timeout=CMD_TIMEOUT)
         assert imp.returncode == -sig, (imp.returncode, err)
@@ -1585,6 +1598,18 @@ def test_import_stopped_by_a_signal_takes_back_what_it_stored(st, tmp_path):
         assert admin(st, NEW, "list", dst).stdout == \
             admin(st, BE, "list", src).stdout
         assert admin(st, NEW, "remove", dst, "--yes").returncode == 0
+    # started under nohup: SIGHUP stays ignored, and the import goes on
+    dst = "sighup-ignored-%d" % os.getpid()
+    with import_waiting(st, tmp_path, NEW, dst, blob,
+                        ignore=(signal.SIGHUP,)) as (imp, w):
+        imp.send_signal(signal.SIGHUP)
+        time.sleep(0.2)
+        w.write(blob[len(blob) * 2 // 3:])
+    out, err = imp.communicate(timeout=CMD_TIMEOUT)
+    assert imp.returncode == 0 and "stopped by" not in err, err
+    assert admin(st, NEW, "list", dst).stdout == \
+        admin(st, BE, "list", src).stdout
+    assert admin(st, NEW, "remove", dst, "--yes").returncode == 0
     assert admin(st, BE, "remove", src, "--yes").returncode == 0
 
 
