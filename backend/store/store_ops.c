@@ -509,23 +509,15 @@ int
 store_op_last_login(struct store *st, MDB_txn *txn, void *vargs, char *err)
 {
 	struct store_last_login_args *a = vargs;
-	MDB_val uk = {strlen(a->mailbox_id), (void *)(uintptr_t)a->mailbox_id};
-	MDB_val v;
 	struct store_user_rec u;
-	int rc = mdb_get(txn, st->users, &uk, &v);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc == 0 && v.mv_size != sizeof(u))
-		rc = MDB_CORRUPTED;
+	const char *e;
+	int rc = store_user_get(st, txn, a->mailbox_id, &u, &e);
 	if (rc != 0)
-		return op_mdb(err, "last login", rc);
-	memcpy(&u, v.mv_data, sizeof(u));
+		return rc > 0 ? 0 : op_fail(err, STORE_ERR_INTERNAL, "%s", e);
 	uint8_t key[9], val[8];
 	last_login_key(key, u.user_num);
 	be64(val, (uint64_t)a->when);
-	MDB_val k = {9, key};
-	v.mv_size = sizeof(val);
-	v.mv_data = val;
+	MDB_val k = {9, key}, v = {sizeof(val), val};
 	if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0)
 		return op_mdb(err, "last login", rc);
 	return 0;
