@@ -405,11 +405,22 @@ msg_remove(struct store *st, MDB_txn *txn, struct mbox *mb, uint32_t uid,
 	return usage_add(st, txn, mb->user_num, -(int64_t)m->size, -1);
 }
 
+/* A user's record in meta: kind ('q' quota, 'l' last login) | user_num. */
 static void
-quota_key(uint8_t key[9], uint64_t user_num)
+user_meta_key(uint8_t key[9], char kind, uint64_t user_num)
 {
-	key[0] = 'q';
+	key[0] = (uint8_t)kind;
 	be64(key + 1, user_num);
+}
+
+static int
+user_meta_del(struct store *st, MDB_txn *txn, char kind, uint64_t user_num)
+{
+	uint8_t key[9];
+	user_meta_key(key, kind, user_num);
+	MDB_val k = {9, key};
+	int rc = mdb_del(txn, st->meta, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* The user's own limits: 0 found, MDB_NOTFOUND, or an error. */
@@ -418,7 +429,7 @@ quota_own(struct store *st, MDB_txn *txn, uint64_t user_num,
 	  struct store_quota *q)
 {
 	uint8_t key[9];
-	quota_key(key, user_num);
+	user_meta_key(key, 'q', user_num);
 	MDB_val k = {9, key}, v;
 	int rc = mdb_get(txn, st->meta, &k, &v);
 	if (rc != 0)
@@ -471,18 +482,7 @@ store_quota_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 int
 store_quota_del(struct store *st, MDB_txn *txn, uint64_t user_num)
 {
-	uint8_t key[9];
-	quota_key(key, user_num);
-	MDB_val k = {9, key};
-	int rc = mdb_del(txn, st->meta, &k, NULL);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-static void
-last_login_key(uint8_t key[9], uint64_t user_num)
-{
-	key[0] = 'l';
-	be64(key + 1, user_num);
+	return user_meta_del(st, txn, 'q', user_num);
 }
 
 int
@@ -490,7 +490,7 @@ store_last_login_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 		     int64_t *t_r, const char **error_r)
 {
 	uint8_t key[9];
-	last_login_key(key, user_num);
+	user_meta_key(key, 'l', user_num);
 	MDB_val k = {9, key}, v;
 	int rc = mdb_get(txn, st->meta, &k, &v);
 	if (rc == MDB_NOTFOUND)
@@ -515,7 +515,7 @@ store_op_last_login(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	if (rc != 0)
 		return rc > 0 ? 0 : op_fail(err, STORE_ERR_INTERNAL, "%s", e);
 	uint8_t key[9], val[8];
-	last_login_key(key, u.user_num);
+	user_meta_key(key, 'l', u.user_num);
 	be64(val, (uint64_t)a->when);
 	MDB_val k = {9, key}, v = {sizeof(val), val};
 	if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0)
@@ -526,11 +526,7 @@ store_op_last_login(struct store *st, MDB_txn *txn, void *vargs, char *err)
 int
 store_last_login_del(struct store *st, MDB_txn *txn, uint64_t user_num)
 {
-	uint8_t key[9];
-	last_login_key(key, user_num);
-	MDB_val k = {9, key};
-	int rc = mdb_del(txn, st->meta, &k, NULL);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	return user_meta_del(st, txn, 'l', user_num);
 }
 
 int
@@ -583,7 +579,7 @@ store_op_quota_set(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		return 0;
 	}
 	uint8_t key[9], val[24];
-	quota_key(key, u.user_num);
+	user_meta_key(key, 'q', u.user_num);
 	be64(val, a->q.storage);
 	be64(val + 8, a->q.messages);
 	be64(val + 16, a->source);
