@@ -413,6 +413,26 @@ def test_queue_flush_and_delete(stack_factory):
         b"%s: not in the queue" % q2.encode() in p.stderr, p.stderr
     p = admin(st, "s1b1", "queue", "delete", "not-an-id")
     assert p.returncode == 1 and b"not a queue id" in p.stderr, p.stderr
+    # the backend's endpoints themselves, asked wrongly: a clear answer,
+    # and the queue as it was
+    import http.client
+    for method, path, headers, want in (
+            ("POST", "/queue/delete", {}, 400),
+            ("POST", "/queue/delete?id=", {}, 400),
+            ("POST", "/queue/delete?id=zz", {}, 400),
+            ("POST", "/queue/flush?id=12345678901234567", {}, 400),
+            ("GET", "/queue/flush", {}, 405),
+            ("POST", "/queue/delete?id=%s" % q1,
+             {"Origin": "https://evil.example"}, 403),
+            ("POST", "/queue/delete?id=%s" % q2, {}, 404)):
+        c = http.client.HTTPConnection(st.host, st["SITE1_BE1_HTTP_PORT"],
+                                       timeout=10)
+        c.request(method, path, headers=headers)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        assert r.status == want, (method, path, r.status, body)
+    assert listing() == {q1: "2"}
 
     # a smarthost that takes the connection and never greets: the
     # attempt is under way, and the message cannot be deleted
