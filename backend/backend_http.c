@@ -386,13 +386,16 @@ queue_reply_cancel(void *arg)
 }
 
 static void
-queue_deleted(void *ctx, int rc, const char *err)
+queue_deleted(void *ctx, int rc, int under_way, const char *err)
 {
 	struct queue_reply *r = ctx;
 	if (r->hc != NULL) {
 		char m[STORE_ERR_SIZE + 64];
 		if (rc == 0)
-			snprintf(m, sizeof(m), "deleted %s\n", r->qid);
+			snprintf(m, sizeof(m), "deleted %s%s\n", r->qid,
+				 under_way ? " (the attempt under way ends "
+					     "first)"
+					   : "");
 		else
 			snprintf(m, sizeof(m), "%s: not deleted: %s\n", r->qid,
 				 err);

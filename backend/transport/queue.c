@@ -151,6 +151,10 @@ struct attempt {
 	char dsn_err[STORE_ERR_SIZE];
 	uint64_t dsn_mbox;
 	char delivery_id[SMTP_MAX_DELIVERY_ID + 1];
+	/* portico-admin queue delete came while it was under way: the
+	   entry is gone from the store, and the attempt ends without
+	   writing it again or reporting to the sender */
+	int deleted;
 	struct attempt *next;
 };
 
@@ -471,6 +475,16 @@ attempt_settle(struct attempt *a)
 		dr[nd].last_attempt = r->last_attempt;
 		nd++;
 	}
+	if (a->deleted) {
+		free(dr);
+		log_info("queue=%s attempt ended: deleted by portico-admin",
+			 a->qid);
+		item_remove(t, a->item);
+		t->active--;
+		attempt_free(a);
+		queue_schedule(t);
+		return;
+	}
 	/* Still pending after transport.delay_warning: the sender hears of
 	   it once per recipient. */
 	if (cfg->transport_delay_warning > 0 &&
@@ -577,6 +591,8 @@ mark_done(void *ctx, int rc, const char *err)
 static void
 attempt_mark(struct attempt *a)
 {
+	if (a->deleted)
+		return;
 	struct mark *m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		abort();
@@ -1093,13 +1109,14 @@ waiting_find(struct transport *t, uint64_t id, size_t *at_r)
 	return NULL;
 }
 
-static int
-item_under_way(const struct transport *t, uint64_t id)
+/* The attempt under way on id, not one already deleted. */
+static struct attempt *
+attempt_of(const struct transport *t, uint64_t id)
 {
-	for (const struct attempt *a = t->attempts; a != NULL; a = a->next)
-		if (a->item->id == id)
-			return 1;
-	return 0;
+	for (struct attempt *a = t->attempts; a != NULL; a = a->next)
+		if (a->item->id == id && !a->deleted)
+			return a;
+	return NULL;
 }
 
 int
@@ -1124,7 +1141,7 @@ queue_flush(struct backend *be, uint64_t id, int all)
 			return t->heap[at]->next_attempt == INT64_MAX
 				   ? QUEUE_CORRUPT
 				   : 0; /* due already */
-		return item_under_way(t, id) ? QUEUE_UNDER_WAY : QUEUE_NONE;
+		return attempt_of(t, id) != NULL ? QUEUE_UNDER_WAY : QUEUE_NONE;
 	}
 	if (n > 0) {
 		log_info("queue flush=%s messages=%d", all ? "all" : "one", n);
@@ -1134,13 +1151,17 @@ queue_flush(struct backend *be, uint64_t id, int all)
 	return n;
 }
 
-/* A deletion on its way to the store: the item is out of the heap, so
- * that no attempt starts on it meanwhile. */
+/* A deletion on its way to the store.  A waiting item is out of the
+ * heap meanwhile, so that no attempt starts on it; for one under way
+ * (it == NULL) the attempt goes on with its copy of the message and
+ * writes nothing at its end. */
 struct queue_del {
 	struct transport *t;
 	struct qitem *it;
+	uint64_t id;
+	int64_t arrival;
 	char qid[32];
-	void (*done)(void *ctx, int rc, const char *err);
+	void (*done)(void *ctx, int rc, int under_way, const char *err);
 	void *ctx;
 };
 
@@ -1148,7 +1169,7 @@ static int
 del_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 {
 	struct queue_del *d = vargs;
-	int rc = store_queue_del(st, txn, d->it->id);
+	int rc = store_queue_del(st, txn, d->id);
 	if (rc != 0) {
 		snprintf(err, STORE_ERR_SIZE, "queue: %s", mdb_strerror(rc));
 		return rc == MDB_MAP_FULL ? STORE_ERR_FULL : STORE_ERR_INTERNAL;
@@ -1162,34 +1183,63 @@ del_done(void *ctx, int rc, const char *err)
 	struct queue_del *d = ctx;
 	struct transport *t = d->t;
 	if (rc == 0) {
-		log_info("queue=%s deleted by portico-admin", d->qid);
-		item_remove(t, d->it);
+		log_info("queue=%s deleted by portico-admin%s", d->qid,
+			 d->it == NULL ? "; the attempt under way ends first"
+				       : "");
+		if (d->it != NULL)
+			item_remove(t, d->it);
 	} else {
 		log_error("queue=%s not deleted error=\"%s\"", d->qid, err);
-		heap_push(t, d->it);
+		if (d->it != NULL) {
+			heap_push(t, d->it);
+		} else {
+			/* still stored: the attempt, if it has not ended,
+			   settles as usual; if it has, the entry waits for a
+			   retry */
+			struct attempt *a = NULL;
+			for (a = t->attempts; a != NULL; a = a->next)
+				if (a->item->id == d->id)
+					break;
+			if (a != NULL)
+				a->deleted = 0;
+			else
+				item_add(t, d->id, d->arrival,
+					 now_s() +
+					     t->be->cfg.transport_retry_first);
+		}
 		queue_schedule(t);
 	}
-	d->done(d->ctx, rc, err);
+	d->done(d->ctx, rc, d->it == NULL, err);
 	free(d);
 }
 
 int
 queue_delete(struct backend *be, uint64_t id,
-	     void (*done)(void *ctx, int rc, const char *err), void *ctx)
+	     void (*done)(void *ctx, int rc, int under_way, const char *err),
+	     void *ctx)
 {
 	struct transport *t = be->transport;
+	if (t == NULL)
+		return QUEUE_NONE;
 	size_t at;
-	struct qitem *it = t != NULL ? waiting_find(t, id, &at) : NULL;
-	if (it == NULL)
-		return t != NULL && item_under_way(t, id) ? QUEUE_UNDER_WAY
-							  : QUEUE_NONE;
-	t->heap[at] = t->heap[--t->nheap];
-	heap_rebuild(t);
+	struct qitem *it = waiting_find(t, id, &at);
+	struct attempt *a = it == NULL ? attempt_of(t, id) : NULL;
+	if (it == NULL && a == NULL)
+		return QUEUE_NONE;
 	struct queue_del *d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		abort();
+	if (it != NULL) {
+		t->heap[at] = t->heap[--t->nheap];
+		heap_rebuild(t);
+		d->arrival = it->arrival;
+	} else {
+		a->deleted = 1;
+		d->arrival = a->item->arrival;
+	}
 	d->t = t;
 	d->it = it;
+	d->id = id;
 	queue_id_format(id, d->qid, sizeof(d->qid));
 	d->done = done;
 	d->ctx = ctx;

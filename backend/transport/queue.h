@@ -69,11 +69,15 @@ void queue_kick(struct backend *be, uint64_t id);
 #define QUEUE_CORRUPT (-3)
 int queue_flush(struct backend *be, uint64_t id, int all);
 /* The message and its entry go, in one transaction, without a report to
- * its sender: done(ctx, rc, err) once that is durable (rc 0) or failed
- * (the message stays queued); 0, or at once QUEUE_UNDER_WAY or
- * QUEUE_NONE (done is not called). */
+ * its sender: done(ctx, rc, under_way, err) once that is durable (rc 0)
+ * or failed (the message stays queued); 0, or at once QUEUE_NONE (done
+ * is not called).  An attempt under way on it (under_way) goes on with
+ * its copy of the message, to the recipients it is sending to, and then
+ * writes nothing: no new state, no report. */
 int queue_delete(struct backend *be, uint64_t id,
-		 void (*done)(void *ctx, int rc, const char *err), void *ctx);
+		 void (*done)(void *ctx, int rc, int under_way,
+			      const char *err),
+		 void *ctx);
 /* "0000000000000012" (case and leading zeros as they come): 0, or -1. */
 int queue_id_parse(const char *s, uint64_t *id_r);
 

@@ -377,7 +377,8 @@ def test_queue_flush_and_delete(stack_factory):
     """portico-admin queue flush attempts waiting messages now (all, or
     those named), instead of at their next retry an hour away; queue
     delete drops a message and its entry without a report, through the
-    running backend (refused while an attempt on it is under way), or in
+    running backend (an attempt under way on it goes on, then writes
+    nothing back), or in
     the store itself when no backend has it (flush then has nothing to
     do).  The queue stays consistent (check --all)."""
     port = PortHold()
@@ -434,27 +435,75 @@ def test_queue_flush_and_delete(stack_factory):
         assert r.status == want, (method, path, r.status, body)
     assert listing() == {q1: "2"}
 
-    # a smarthost that takes the connection and never greets: the
-    # attempt is under way, and the message cannot be deleted
+    # a smarthost that takes the connection and greets only when told,
+    # then refuses the recipient for good: the attempt is under way; it
+    # cannot be flushed, and a delete takes the entry from the store at
+    # once while the attempt goes on, which then writes nothing back and
+    # sends the sender no report of the failure
     port.release()
-    silent = socket.create_server(("127.0.0.1", port.port))
+    slow = socket.create_server(("127.0.0.1", port.port))
+    greet = threading.Event()
+    said = []
+
+    def smarthost():
+        conn, _ = slow.accept()
+        with conn, conn.makefile("rb") as f:
+            greet.wait(60)
+            conn.sendall(b"220 slow.remote.test ESMTP\r\n")
+            for line in f:
+                said.append(line)
+                verb = line[:4].upper()
+                if verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                conn.sendall(b"550 5.1.1 No such user here\r\n"
+                             if verb == b"RCPT" else b"250 ok\r\n")
+    server = threading.Thread(target=smarthost, daemon=True)
+    server.start()
     try:
         p = admin(st, "s1b1", "queue", "flush")
         assert (p.returncode, p.stdout) == (0, b"flushed 1\n"), p.stderr
         wait_for(lambda: "queue=%s attempt=3" % q1 in st.log("s1b1"),
                  what="the third attempt")
-        p = admin(st, "s1b1", "queue", "delete", q1)
-        assert p.returncode == 1 and b"%s: an attempt is under way" % \
-            q1.encode() in p.stderr, p.stderr
         p = admin(st, "s1b1", "queue", "flush", q1)
         assert p.returncode == 1 and b"an attempt is under way" in \
             p.stderr, p.stderr
+        p = admin(st, "s1b1", "queue", "delete", q1)
+        assert (p.returncode, p.stdout) == (
+            0, b"deleted %s (the attempt under way ends first)\n"
+            % q1.encode()), p.stderr
+        assert listing() == {}
+        # deleted already: not in the queue, whether asked to delete or
+        # to flush
+        for verb in ("delete", "flush"):
+            p = admin(st, "s1b1", "queue", verb, q1)
+            assert p.returncode == 1 and \
+                b"%s: not in the queue" % q1.encode() in p.stderr, \
+                (verb, p.stderr)
+        assert admin(st, "s1b1", "check", "--all").returncode == 0
+        assert backend_metrics(st)["portico_backend_queue_messages"] == 1
+        greet.set()
+        wait_for(lambda: "queue=%s attempt ended: deleted by "
+                 "portico-admin" % q1 in st.log("s1b1"),
+                 what="the attempt's end")
+        server.join(30)
     finally:
-        silent.close()  # the waiting connection is reset
-    wait_for(lambda: listing() == {q1: "3"}, what="the attempt's end")
+        greet.set()
+        slow.close()
+    assert [l[:9].upper() for l in said[1:3]] == [b"MAIL FROM",
+                                                   b"RCPT TO:<"], said
+    assert "queue=%s to=<far@remote.test> failed" % q1 in st.log("s1b1")
+    assert listing() == {}
+    assert backend_metrics(st)["portico_backend_queue_messages"] == 0
     assert admin(st, "s1b1", "check", "--all").returncode == 0
+    assert fetch_inbox(st, "sender@example.test") == []
 
-    # then up: flushed, it is relayed at once
+    # then up: a message waiting for its retry, flushed, is relayed at
+    # once
+    submit(st, "sender@example.test", "pw-sender", ["far@remote.test"],
+           MSG.replace(b"<t1@", b"<q4@"))
+    wait_for(lambda: list(listing().values()) == ["1"],
+             what="a first attempt, refused")
     sink = Sink(port.port)
     sink.start()
     try:
@@ -462,7 +511,7 @@ def test_queue_flush_and_delete(stack_factory):
         assert (p.returncode, p.stdout) == (0, b"flushed 1\n"), p.stderr
         wait_for(lambda: queue_empty(st), what="the queue to empty")
         assert [m[1] for m in sink.messages] == [["far@remote.test"]]
-        assert b"<q1@" in sink.messages[0][2]
+        assert b"<q4@" in sink.messages[0][2]
     finally:
         sink.stop()
 
