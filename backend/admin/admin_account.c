@@ -172,7 +172,9 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 		return -1;
 	}
 	int has_quota = store_quota_own(st, txn, u.user_num, &q, &err);
+	int64_t last_login = 0;
 	if (has_quota < 0 ||
+	    store_last_login_get(st, txn, u.user_num, &last_login, &err) < 0 ||
 	    store_subscriptions(st, txn, u.user_num, &subs, &nsubs, &err) < 0 ||
 	    store_mailboxes_list(st, txn, u.user_num, &list, &nfolders, &err) <
 		0) {
@@ -193,6 +195,7 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 	}
 	h.n_subscriptions = nsubs;
 	h.subscriptions = subs;
+	h.last_login = last_login;
 	Portico__AccountRecord r = PORTICO__ACCOUNT_RECORD__INIT;
 	r.record_case = PORTICO__ACCOUNT_RECORD__RECORD_HEADER;
 	r.header = &h;
@@ -845,7 +848,10 @@ account_finish(struct acct_import *im, const Portico__AccountHeader *h,
 	char **subs = NULL;
 	size_t nsubs = 0, nlist = 0;
 	struct store_mailbox_info *list = NULL;
+	int64_t last_login = 0;
 	if (store_read_begin(im->st, &txn, &err) < 0 ||
+	    store_last_login_get(im->st, txn, im->user_num, &last_login,
+				 &err) < 0 ||
 	    store_subscriptions(im->st, txn, im->user_num, &subs, &nsubs,
 				&err) < 0 ||
 	    store_mailboxes_list(im->st, txn, im->user_num, &list, &nlist,
@@ -914,6 +920,12 @@ account_finish(struct acct_import *im, const Portico__AccountHeader *h,
 			qa.clear = 1;
 		}
 		rc = store_run(im->st, store_op_quota_set, &qa, ebuf);
+	}
+	/* the stream's last login, unless the account here has a later
+	   one (a login during an incremental move) */
+	if (rc == 0 && h->last_login > last_login) {
+		struct store_last_login_args la = {mailbox_id, h->last_login};
+		rc = store_run(im->st, store_op_last_login, &la, ebuf);
 	}
 	if (rc != 0) {
 		fprintf(MSGS, "portico-admin: import: %s\n", ebuf);

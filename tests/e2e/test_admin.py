@@ -1304,7 +1304,7 @@ def test_move_whole_account(st, tmp_path):
     exactly what it was told before), every message with its UID, flags, keywords,
     MODSEQ, internal date, save date and octets, the subscriptions (one to a
     folder that does not exist, one standard folder unsubscribed), the own
-    quota and the POP3 UIDLs: what a client sees is the same, and an
+    quota, the last login and the POP3 UIDLs: what a client sees is the same, and an
     export of the new copy is the same stream.  A filled account, a stream
     cut short, a damaged one and something else are refused, each with a
     message; a file that exists is not overwritten."""
@@ -1358,6 +1358,10 @@ def test_move_whole_account(st, tmp_path):
     assert before["qresync"][-2][0] is None
     assert before["qresync"][0][0] == [b"(EARLIER) 3"]
 
+    last_login = re.search(r"\nlast-login (.+)\n",
+                           admin(st, BE, "show", mbox).stdout).group(1)
+    assert last_login.endswith(" UTC"), last_login
+
     creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file",
              password_file(st)]
     assert admin(st, FE, "disable", user, *creds, "--state",
@@ -1371,6 +1375,9 @@ def test_move_whole_account(st, tmp_path):
     assert imp.returncode == 0, imp.stderr
     assert imp.stdout == "imported 6 messages in 9 folders\n"
     assert "removed mailbox Archive, which %s lacks" % mbox in imp.stderr
+    # the last login goes with it (portico-admin accounts --inactive)
+    assert "\nlast-login %s\n" % last_login in \
+        admin(st, NEW, "show", mbox).stdout
     ldap_modify(st, dn, "replace: porticoMailboxServer",
                 "porticoMailboxServer: s2b1")
     assert admin(st, FE, "enable", user, *creds).returncode == 0
