@@ -217,7 +217,7 @@ imap_cmd_func imap_cmd_fetch;
 imap_cmd_func imap_cmd_create, imap_cmd_delete, imap_cmd_rename,
 	imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_list,
 	imap_cmd_lsub;
-imap_cmd_func imap_cmd_append;
+imap_cmd_func imap_cmd_append, imap_cmd_replace;
 imap_cmd_func imap_cmd_store;
 imap_cmd_func imap_cmd_copy, imap_cmd_move;
 imap_cmd_func imap_cmd_expunge;

@@ -50,6 +50,8 @@ static const struct imap_cmd imap_cmds[] = {
 	{ "COPY",        imap_cmd_copy,        IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE },
 	{ "MOVE",        imap_cmd_move,        IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE,
 	  "MOVE" },
+	{ "REPLACE",     imap_cmd_replace,     IMAP_F_SELECTED | IMAP_F_NO_EXPUNGE,
+	  "REPLACE" },
 	{ "EXPUNGE",     imap_cmd_expunge,     IMAP_F_SELECTED },
 	{ "GETQUOTAROOT", imap_cmd_getquotaroot, IMAP_F_ANY, "QUOTA" },
 	{ "GETQUOTA",    imap_cmd_getquota,    IMAP_F_ANY, "QUOTA" },
@@ -64,8 +66,9 @@ _Static_assert(sizeof(imap_state_names) / sizeof(imap_state_names[0]) ==
 	       "imap state names");
 
 /* Commands that UID may prefix. */
-static const char *imap_uid_cmds[] = {"FETCH", "STORE",  "COPY",  "MOVE",
-				      "EXPUNGE", "SEARCH", "SORT", "THREAD"};
+static const char *imap_uid_cmds[] = {"FETCH", "STORE",   "COPY",
+				      "MOVE",  "EXPUNGE", "SEARCH",
+				      "SORT",  "THREAD",  "REPLACE"};
 
 uint64_t
 backend_imap_append_limit(const struct config *cfg)

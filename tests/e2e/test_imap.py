@@ -67,7 +67,8 @@ def test_capabilities_after_login(stack, user):
     conn = stack.imap()
     typ, data = conn.login(*user)
     caps = data[0].decode()
-    for cap in ("IMAP4rev1", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
+    for cap in ("IMAP4rev1", "IDLE", "UIDPLUS", "MOVE", "REPLACE",
+                "NAMESPACE",
                 "SPECIAL-USE", "CHILDREN", "UNSELECT", "ENABLE",
                 "MULTIAPPEND", "LITERAL+"):
         assert cap in caps.split(), cap
@@ -1298,3 +1299,109 @@ def test_preview(c):
     tag = c._new_tag()
     c.send(tag + b" FETCH 1 (PREVIEW (FOO))\r\n")
     assert c.readline().startswith(tag + b" BAD")
+
+
+def test_replace(stack):
+    """REPLACE and UID REPLACE (RFC 8508): the new message is appended
+    (to the selected mailbox or another) and the one it replaces
+    expunged, in one transaction: APPENDUID untagged before the EXPUNGE,
+    another session sees both; nothing changes when the APPEND fails (no
+    such mailbox), a message that is not there is refused, and the
+    quota counts the new message without the old one (a draft saved
+    again at the limit)."""
+    from test_transport import admin
+    user, pw, mbox = stack.new_account("replace")
+    c = stack.imap(user, pw)
+    other = stack.imap(user, pw)
+    try:
+        assert "REPLACE" in c.capability()[1][0].decode().split()
+        for i in (1, 2, 3):
+            assert c.append("Drafts", r"(\Draft)", None, msg(i))[0] == "OK"
+        c.select("Drafts")
+        other.select("Drafts")
+        uidvalidity = int(c.untagged_responses["UIDVALIDITY"][-1])
+        new = msg(4, b"the second version\r\n")
+
+        def replace(how, ident, mailbox, m, flags=""):
+            return tagged_lines(c, b"%s %s %s %s{%d+}\r\n%s" % (
+                how, ident, mailbox, flags.encode() + b" " if flags else b"",
+                len(m), m))
+
+        lines = replace(b"REPLACE", b"2", b"Drafts", new, r"(\Seen \Draft)")
+        assert lines[0] == b"* OK [APPENDUID %d 4] Replacement Message " \
+            b"ID\r\n" % uidvalidity, lines
+        assert lines[1:-1] == [b"* 2 EXPUNGE\r\n", b"* 3 EXISTS\r\n"], \
+            lines
+        assert re.fullmatch(rb"\S+ OK REPLACE completed\r\n", lines[-1])
+        typ, data = c.fetch("1:*", "(UID FLAGS)")
+        assert data == [b"1 (UID 1 FLAGS (\\Draft))",
+                        b"2 (UID 3 FLAGS (\\Draft))",
+                        b"3 (UID 4 FLAGS (\\Seen \\Draft))"], data
+        assert c.uid("FETCH", "4", "(BODY.PEEK[])")[1][0][1] == new
+        # the other session hears of both
+        typ, data = other.noop()
+        assert other.untagged_responses.pop("EXPUNGE") == [b"2"]
+        assert other.untagged_responses.pop("EXISTS")[-1] == b"3"
+
+        # UID REPLACE into another mailbox: the draft is sent
+        sent = msg(5)
+        lines = replace(b"UID REPLACE", b"4", b"Sent", sent, r"(\Seen)")
+        m = re.fullmatch(rb"\* OK \[APPENDUID (\d+) 1\] Replacement Message "
+                         rb"ID\r\n", lines[0])
+        assert m and int(m.group(1)) != uidvalidity, lines
+        assert lines[1] == b"* 3 EXPUNGE\r\n", lines
+        assert re.fullmatch(rb"\S+ OK UID REPLACE completed\r\n", lines[-1])
+        assert c.fetch("1:*", "(UID)")[1] == [b"1 (UID 1)", b"2 (UID 3)"]
+        assert c.status("Sent", "(MESSAGES)")[1] == [b'"Sent" (MESSAGES 1)']
+
+        # refused, and nothing changes
+        before = c.fetch("1:*", "(UID FLAGS)")[1]
+        for how, ident, mailbox, want in (
+                (b"UID REPLACE", b"99", b"Drafts",
+                 rb"NO \[NONEXISTENT\] No such message to replace"),
+                (b"REPLACE", b"9", b"Drafts",
+                 rb"BAD Invalid message sequence number"),
+                (b"REPLACE", b"1:2", b"Drafts", rb"BAD REPLACE expects"),
+                (b"REPLACE", b"1", b"Nowhere", rb"NO \[TRYCREATE\]")):
+            lines = replace(how, ident, mailbox, msg(6))
+            assert re.match(rb"\S+ " + want, lines[-1]), (ident, lines)
+            assert len(lines) == 1, lines
+        for tail in (b"", b" Drafts", b" Drafts (\\Seen)",
+                     b" Drafts {3+}\r\nabc {3+}\r\nabc"):
+            lines = tagged_lines(c, b"REPLACE 1" + tail)
+            assert re.match(rb"\S+ BAD ", lines[-1]), (tail, lines)
+        assert c.fetch("1:*", "(UID FLAGS)")[1] == before
+        c.select("Drafts", readonly=True)
+        lines = replace(b"REPLACE", b"1", b"Drafts", msg(6))
+        assert re.match(rb"\S+ NO \[READ-ONLY\]", lines[-1]), lines
+        c.select("Drafts")
+
+        # a message another session expunged since this one last heard:
+        # still numbered here (no EXPUNGE is sent in the middle of
+        # REPLACE), gone from the store: refused, and nothing appended
+        other.noop()
+        assert other.uid("STORE", "3", "+FLAGS.SILENT", r"(\Deleted)")[0] \
+            == "OK"
+        assert other.uid("EXPUNGE", "3")[0] == "OK"
+        lines = replace(b"REPLACE", b"2", b"Drafts", msg(8))
+        assert re.match(rb"\S+ NO \[EXPUNGEISSUED\]", lines[-1]), lines
+        assert c.status("Drafts", "(MESSAGES UIDNEXT)")[1] == \
+            [b'"Drafts" (MESSAGES 1 UIDNEXT 5)']
+        assert c.fetch("1:*", "(UID)")[1] == [b"1 (UID 1)"]
+
+        # at the message limit: APPEND is refused, REPLACE is not
+        p = admin(stack, "s1b1", "quota", mbox, "0", "2")
+        assert p.returncode == 0, p.stderr
+        typ, data = c.append("Drafts", None, None, msg(7))
+        assert typ == "NO" and b"OVERQUOTA" in data[0], data
+        lines = replace(b"REPLACE", b"1", b"Drafts", msg(7))
+        assert re.fullmatch(rb"\S+ OK REPLACE completed\r\n", lines[-1]), \
+            lines
+        assert c.status("Drafts", "(MESSAGES)")[1] == \
+            [b'"Drafts" (MESSAGES 1)']
+    finally:
+        for conn in (c, other):
+            try:
+                conn.logout()
+            except Exception:
+                pass
