@@ -255,6 +255,20 @@ void backend_mailbox_changed(struct backend *be, uint64_t mbox_id);
  * looks at its own (a change by another process, portico-admin). */
 #define BACKEND_MBOX_ANY UINT64_MAX
 
+/* Quota warnings (quota_warning.c): backend.quota_warnings parsed into
+ * levels (ascending, each once); -1 with a message naming the setting. */
+#define QUOTA_WARNING_LEVELS 8
+int quota_warnings_parse(const char *s, unsigned levels[QUOTA_WARNING_LEVELS],
+			 unsigned *n_r, const char **error_r);
+int quota_warning_from_check(const char *from, const char **error_r);
+/* Before the store's writer starts: the store warns with the settings
+ * of be->cfg; after a reload, with the new ones.  _hook, once the writer
+ * runs: sessions of an INBOX that received a warning hear of it. */
+void quota_warnings_start(struct backend *be);
+void quota_warnings_hook(struct backend *be);
+void quota_warnings_reload(const struct config *cfg);
+void quota_warnings_free(void);
+
 /* Messages of \Trash and \Junk folders past backend.trash_lifetime and
  * backend.junk_lifetime go (autoexpunge.c). */
 int autoexpunge_start(struct backend *be);

@@ -205,6 +205,12 @@ backend_config_check(const struct config *cfg, const char **error_r)
 	if (imap_caps_rules_check(cfg->imap_client_capabilities_off, error_r) <
 	    0)
 		return -1;
+	unsigned levels[QUOTA_WARNING_LEVELS], nlevels;
+	if (quota_warnings_parse(cfg->backend_quota_warnings, levels, &nlevels,
+				 error_r) < 0 ||
+	    quota_warning_from_check(cfg->backend_quota_warning_from, error_r) <
+		0)
+		return -1;
 	return direct_check_config(cfg, error_r);
 }
 
@@ -241,6 +247,7 @@ on_reload(uv_signal_t *h, int signum)
 				      (uint64_t)be->cfg.backend_max_expunge_records);
 	autoexpunge_reload(be);
 	queue_reload(be);
+	quota_warnings_reload(&be->cfg);
 	log_info("reload: generation=%u settings_changed=%u",
 		 be->snap->generation, live);
 }
@@ -324,10 +331,12 @@ main(int argc, char **argv)
 		return 1;
 	}
 	be.loop = uv_default_loop();
+	quota_warnings_start(&be);
 	if (store_writer_start(be.store, be.loop, &err) < 0) {
 		log_error("store writer error=\"%s\"", err);
 		return 1;
 	}
+	quota_warnings_hook(&be);
 	if (link_server_start(&be, &err) < 0) {
 		log_error("link listen=%s error=\"%s\"",
 			  be.cfg.backend_link_listen, err);
@@ -385,6 +394,7 @@ main(int argc, char **argv)
 	user_sessions_free(&be.user_sessions);
 	SSL_CTX_free(be.link_ctx);
 	store_close(&be.store);
+	quota_warnings_free();
 	config_snap_free_all(&be.snap);
 	log_info("stopped");
 	return 0;

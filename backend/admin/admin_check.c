@@ -555,8 +555,8 @@ check_user(struct check *c, const char *user,
 	return 0;
 }
 
-/* Quota ("q") and last login ("l") records (| user_num in meta) of users
- * that are not there. */
+/* Quota ("q"), last login ("l") and quota warning ("w") records (|
+ * user_num in meta) of users that are not there, or cut short. */
 static int
 user_meta_orphan_fn(void *ctx, const void *k, size_t kl, const void *v,
 		    size_t vl)
@@ -564,14 +564,15 @@ user_meta_orphan_fn(void *ctx, const void *k, size_t kl, const void *v,
 	struct check *c = ctx;
 	if (kl != 9)
 		return 0; /* another meta record starting with that letter */
-	const char *what = *(const char *)k == 'q' ? "quota" : "last login";
+	char kind = *(const char *)k;
+	const char *what = kind == 'q'   ? "quota"
+			   : kind == 'l' ? "last login"
+					 : "quota warning";
 	uint64_t user_num = get64((const uint8_t *)k + 1);
-	if (*(const char *)k == 'l' && vl != 8) {
+	if ((kind == 'l' && vl != 8) || (kind == 'w' && vl != 4)) {
 		c->where[0] = '\0';
-		check_violation(c,
-				"last login record of user number %llu of "
-				"%zu bytes",
-				(unsigned long long)user_num, vl);
+		check_violation(c, "%s record of user number %llu of %zu bytes",
+				what, (unsigned long long)user_num, vl);
 	}
 	(void)v;
 	if (u64s_count(&c->user_nums, user_num) == 0) {
@@ -994,7 +995,8 @@ check_orphans(struct check *c)
 	    check_walk(c, "kicks", NULL, 0, kicks_fn, c) < 0 ||
 	    check_expunged(c) < 0 ||
 	    check_walk(c, "meta", "q", 1, user_meta_orphan_fn, c) < 0 ||
-	    check_walk(c, "meta", "l", 1, user_meta_orphan_fn, c) < 0)
+	    check_walk(c, "meta", "l", 1, user_meta_orphan_fn, c) < 0 ||
+	    check_walk(c, "meta", "w", 1, user_meta_orphan_fn, c) < 0)
 		return -1;
 	return check_queue(c);
 }

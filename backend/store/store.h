@@ -7,6 +7,8 @@
  *              "next_body" -> u64; per user "u" | user_num -> its usage
  *              and "q" | user_num -> its own quota (store_quota_own());
  *              "l" | user_num -> i64 its last login (store_last_login_get());
+ *              "w" | user_num -> u32 the quota warning level it was last
+ *              told of (store_quota_warned_get());
  *              "external_generation" -> u64 (store_set_external())
  *   users      porticoMailboxId (text) -> struct store_user_rec
  *   mailboxes  user_num u64 | name (UTF-8, "/" separated)
@@ -142,6 +144,7 @@ struct store_msg {
 };
 
 struct store;
+struct buf;
 
 /* One backend per store: the backend claims its store directory before it
  * opens it, for as long as it runs (the descriptor, or -1 after saying
@@ -378,6 +381,12 @@ void store_writer_stop(struct store *st);
 typedef void store_batch_fn(void *arg);
 void store_writer_batch_hooks(struct store *st, store_batch_fn *begin,
 			      store_batch_fn *end, void *arg);
+/* fn(arg, mbox_id) runs on the loop after each batch of completions for
+ * every mailbox an operation changed beyond what its caller knows of (a
+ * quota warning stored into an INBOX), so that its sessions hear of it. */
+typedef void store_changed_fn(void *arg, uint64_t mbox_id);
+void store_writer_changed_hook(struct store *st, store_changed_fn *fn,
+			       void *arg);
 /* Queues op; done runs once it is durable (or failed).  args must live
  * until then. */
 void store_submit(struct store *st, store_op_fn *op, void *args,
@@ -538,6 +547,9 @@ struct store_append_args {
 	const uint64_t *expunged_modseqs;
 	size_t nexpunged;
 	uint64_t expunged_floor;
+	/* Stored whatever the quota (a delivery status notification): no
+	   limit refuses it, and it brings no quota warning. */
+	int unlimited;
 	/* out */
 	uint32_t uidvalidity;
 	uint32_t first_uid; /* uids are first_uid .. +n-1, or
@@ -545,6 +557,37 @@ struct store_append_args {
 	uint64_t mbox_id_out;
 };
 store_op_fn store_op_append;
+
+/* Quota warnings (backend.quota_warnings).  After an operation that
+ * adds to an account (APPEND, COPY, a delivery; not the import of a
+ * whole account, nor one stored unlimited), the store finds the highest
+ * warning level its use has reached: percent of the nearer limit, its
+ * own or the backend's.  Above the level it last warned of, build()
+ * writes the warning, which goes into the account's INBOX in the same
+ * transaction, outside the quota, and the level is recorded; below it,
+ * the level recorded comes down, so that the next crossing warns again.
+ * level() and build() run in the writer's thread. */
+struct store_quota_warning {
+	uint64_t user_num;
+	unsigned percent, level;
+	uint64_t size, messages; /* in use, the warning not counted */
+	uint64_t qsize, qmsgs;   /* the limits, 0 none */
+};
+struct store_quota_warner {
+	/* the highest level at or below percent, 0 none */
+	unsigned (*level)(void *ctx, unsigned percent);
+	/* the message, with its MIME structure (mime_cache_build) */
+	void (*build)(void *ctx, const struct store_quota_warning *w,
+		      struct buf *msg, struct buf *meta);
+	void *ctx;
+};
+/* Set once, before the writer starts; NULL (tools): no warnings. */
+void store_quota_warner_set(struct store *st,
+			    const struct store_quota_warner *w);
+/* The level last warned of: 1 and *level_r, 0 none, -1 a store error. */
+int store_quota_warned_get(struct store *st, MDB_txn *txn, uint64_t user_num,
+			   unsigned *level_r, const char **error_r);
+int store_quota_warned_del(struct store *st, MDB_txn *txn, uint64_t user_num);
 
 enum store_flags_mode { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
 

@@ -20,7 +20,12 @@ struct store {
 	uint64_t max_expunge_records; /* per mailbox (store_expunged.c) */
 	int external; /* portico-admin beside the backend (store_set_external) */
 	struct store_writer *writer;
+	const struct store_quota_warner *warner;
 };
+
+/* From an operation in the writer's thread: mbox_id changed beyond what
+ * the operation's caller knows (store_writer_changed_hook()). */
+void store_note_changed(struct store *st, uint64_t mbox_id);
 
 static inline void
 be64(uint8_t *p, uint64_t v)

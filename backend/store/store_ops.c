@@ -12,6 +12,8 @@
 
 #include <openssl/sha.h>
 
+#include "common/buf.h"
+
 static int op_fail(char *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -405,7 +407,8 @@ msg_remove(struct store *st, MDB_txn *txn, struct mbox *mb, uint32_t uid,
 	return usage_add(st, txn, mb->user_num, -(int64_t)m->size, -1);
 }
 
-/* A user's record in meta: kind ('q' quota, 'l' last login) | user_num. */
+/* A user's record in meta: kind ('q' quota, 'l' last login, 'w' quota
+ * warning level) | user_num. */
 static void
 user_meta_key(uint8_t key[9], char kind, uint64_t user_num)
 {
@@ -636,6 +639,138 @@ quota_check(struct store *st, MDB_txn *txn, uint64_t user_num,
 	return 0;
 }
 
+/* -- quota warnings -------------------------------------------------------*/
+
+void
+store_quota_warner_set(struct store *st, const struct store_quota_warner *w)
+{
+	st->warner = w;
+}
+
+int
+store_quota_warned_get(struct store *st, MDB_txn *txn, uint64_t user_num,
+		       unsigned *level_r, const char **error_r)
+{
+	uint8_t key[9];
+	user_meta_key(key, 'w', user_num);
+	MDB_val k = {9, key}, v;
+	int rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == 0 && v.mv_size != 4)
+		rc = MDB_CORRUPTED;
+	if (rc != 0) {
+		*error_r = store_strerror(rc);
+		return -1;
+	}
+	*level_r = get_be32(v.mv_data);
+	return 1;
+}
+
+int
+store_quota_warned_del(struct store *st, MDB_txn *txn, uint64_t user_num)
+{
+	return user_meta_del(st, txn, 'w', user_num);
+}
+
+static int append_sized(struct store *st, MDB_txn *txn,
+			struct store_append_args *a, const uint64_t *sizes,
+			uint64_t *user_num_r, char *err);
+
+static unsigned
+percent_of(uint64_t used, uint64_t limit)
+{
+	uint64_t p = used > UINT64_MAX / 100 ? 1000 : used * 100 / limit;
+	return p > 1000 ? 1000 : (unsigned)p;
+}
+
+/* After an operation added add_size bytes and add_msgs messages to
+ * user_num's mailboxes (qsize, qmsgs: the backend's limits), in its
+ * transaction: store_quota_warner.  The level recorded comes down to
+ * that of the use before the operation (what was removed since is not
+ * watched), so that a level crossed anew warns anew. */
+static int
+quota_warn(struct store *st, MDB_txn *txn, uint64_t user_num, uint64_t qsize,
+	   uint64_t qmsgs, uint64_t add_size, uint64_t add_msgs, char *err)
+{
+	const struct store_quota_warner *w = st->warner;
+	if (w == NULL || w->level(w->ctx, 1000) == 0)
+		return 0; /* no levels */
+	struct store_quota q = {qsize, qmsgs, STORE_QUOTA_NONE}, own;
+	int rc = quota_own(st, txn, user_num, &own);
+	if (rc == 0)
+		quota_apply(&q, &own);
+	else if (rc != MDB_NOTFOUND)
+		return op_mdb(err, "quota warning", rc);
+	struct usage u;
+	if ((rc = usage_get(st, txn, user_num, &u)) != 0)
+		return op_mdb(err, "quota warning", rc);
+	if (q.storage == 0 && q.messages == 0)
+		return 0; /* (a record left from a limit since lifted stays) */
+	unsigned pct = 0, before = 0;
+	uint64_t size0 = u.size > add_size ? u.size - add_size : 0;
+	uint64_t msgs0 = u.messages > add_msgs ? u.messages - add_msgs : 0;
+	if (q.storage != 0) {
+		pct = percent_of(u.size, q.storage);
+		before = percent_of(size0, q.storage);
+	}
+	if (q.messages != 0) {
+		if (percent_of(u.messages, q.messages) > pct)
+			pct = percent_of(u.messages, q.messages);
+		if (percent_of(msgs0, q.messages) > before)
+			before = percent_of(msgs0, q.messages);
+	}
+	unsigned level = w->level(w->ctx, pct);
+	unsigned level0 = w->level(w->ctx, before);
+	unsigned had = 0, warned;
+	const char *e;
+	/* (a record cut short is written again) */
+	int have = store_quota_warned_get(st, txn, user_num, &had, &e) == 1;
+	warned = have ? had : 0;
+	if (warned > level0)
+		warned = level0;
+	if (level <= warned)
+		level = warned;
+	else {
+		struct store_quota_warning qw = {
+		    user_num,   pct,       level,     u.size,
+		    u.messages, q.storage, q.messages};
+		struct buf msg = BUF_INIT, meta = BUF_INIT;
+		w->build(w->ctx, &qw, &msg, &meta);
+		struct store_new_msg nm = {
+		    .data = buf_ptr(&msg),
+		    .len = buf_used(&msg),
+		    .meta = buf_used(&meta) ? buf_ptr(&meta) : NULL,
+		    .metalen = buf_used(&meta),
+		};
+		struct store_append_args aa = {.user_num = user_num,
+					       .mailbox = "INBOX",
+					       .msgs = &nm,
+					       .n = 1,
+					       .unlimited = 1};
+		uint64_t size = store_sent_size(nm.data, nm.len), un;
+		rc = append_sized(st, txn, &aa, &size, &un, err);
+		buf_free(&msg);
+		buf_free(&meta);
+		if (rc == STORE_ERR_INTERNAL || rc == STORE_ERR_FULL)
+			return rc;
+		if (rc != 0)
+			return 0; /* no INBOX, no UIDs left: not warned */
+		store_note_changed(st, aa.mbox_id_out);
+	}
+	if ((have && had == level) || (!have && level == 0))
+		return 0;
+	rc = level == 0 ? user_meta_del(st, txn, 'w', user_num) : 0;
+	if (level != 0) {
+		uint8_t key[9], val[4];
+		user_meta_key(key, 'w', user_num);
+		be32(val, level);
+		MDB_val k = {9, key}, v = {sizeof(val), val};
+		rc = mdb_put(txn, st->meta, &k, &v, 0);
+	}
+	return rc != 0 ? op_mdb(err, "quota warning", rc) : 0;
+}
+
 /* -- operations -----------------------------------------------------------*/
 
 static const struct {
@@ -727,7 +862,7 @@ modseq_given(struct store *st, MDB_txn *txn, struct mbox *mb, uint64_t modseq,
 /* store_op_append with each message's size as sent (sizes[]) known. */
 static int
 append_sized(struct store *st, MDB_txn *txn, struct store_append_args *a,
-	     const uint64_t *sizes, char *err)
+	     const uint64_t *sizes, uint64_t *user_num_r, char *err)
 {
 	struct mbox mb;
 	int rc = a->mailbox != NULL
@@ -741,9 +876,11 @@ append_sized(struct store *st, MDB_txn *txn, struct store_append_args *a,
 	uint64_t total = 0;
 	for (size_t i = 0; i < a->n; i++)
 		total += sizes[i];
-	if ((rc = quota_check(st, txn, mb.user_num, total, a->n,
+	if (!a->unlimited &&
+	    (rc = quota_check(st, txn, mb.user_num, total, a->n,
 			      a->quota_storage, a->quota_messages, err)) != 0)
 		return rc;
+	*user_num_r = mb.user_num;
 	if ((uint64_t)mb.rec.uidnext + a->n > 0xffffffffULL)
 		return op_fail(err, STORE_ERR_LIMIT,
 			       "[LIMIT] Mailbox has run out of UIDs");
@@ -854,9 +991,15 @@ store_op_append(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		abort();
 	for (size_t i = 0; i < a->n; i++)
 		sizes[i] = store_sent_size(a->msgs[i].data, a->msgs[i].len);
-	int rc = append_sized(st, txn, a, sizes, err);
+	uint64_t user_num = 0, total = 0;
+	for (size_t i = 0; i < a->n; i++)
+		total += sizes[i];
+	int rc = append_sized(st, txn, a, sizes, &user_num, err);
 	if (sizes != one)
 		free(sizes);
+	if (rc == 0 && !a->unlimited && a->keep_uidvalidity == 0)
+		rc = quota_warn(st, txn, user_num, a->quota_storage,
+				a->quota_messages, total, a->n, err);
 	return rc;
 }
 
@@ -1093,7 +1236,10 @@ store_op_copy(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	if ((rc = mbox_save(st, txn, &dst)) != 0)
 		return op_mdb(err, "copy", rc);
 	a->dst_uidvalidity = dst.rec.uidvalidity;
-	return 0;
+	/* (a move adds nothing) */
+	return quota_warn(st, txn, dst.user_num, a->quota_storage,
+			  a->quota_messages, a->move ? 0 : add,
+			  a->move ? 0 : addn, err);
 }
 
 /* Creates the missing superiors of name ("a/b/c": "a", "a/b"). */

@@ -37,6 +37,12 @@ struct store_writer {
 	uv_async_t async;
 	store_batch_fn *batch_begin, *batch_end; /* around completions */
 	void *batch_arg;
+	store_changed_fn *changed_fn;
+	void *changed_arg;
+	/* mailboxes operations changed beyond their callers' knowledge:
+	   noted by the thread during a batch, then handed to the loop */
+	uint64_t *noted, *changed;
+	size_t nnoted, notedcap, nchanged, changedcap;
 	int stopping;
 	uint64_t commits;
 	uint64_t last_batch;
@@ -174,6 +180,20 @@ writer_main(void *arg)
 		pthread_mutex_lock(&w->lock);
 		w->commits++;
 		w->last_batch = n;
+		for (size_t i = 0; i < w->nnoted; i++) {
+			if (w->nchanged == w->changedcap) {
+				w->changedcap = w->changedcap
+						    ? 2 * w->changedcap
+						    : 16;
+				w->changed = realloc(w->changed,
+						     w->changedcap *
+							 sizeof(*w->changed));
+				if (w->changed == NULL)
+					abort();
+			}
+			w->changed[w->nchanged++] = w->noted[i];
+		}
+		w->nnoted = 0;
 		*w->done_tail = batch;
 		while (*w->done_tail != NULL)
 			w->done_tail = &(*w->done_tail)->next;
@@ -191,8 +211,12 @@ writer_deliver(uv_async_t *h)
 	struct store_req *done = w->done;
 	w->done = NULL;
 	w->done_tail = &w->done;
+	uint64_t *changed = w->changed;
+	size_t nchanged = w->nchanged;
+	w->changed = NULL;
+	w->nchanged = w->changedcap = 0;
 	pthread_mutex_unlock(&w->lock);
-	if (done == NULL)
+	if (done == NULL && nchanged == 0)
 		return;
 	if (w->batch_begin != NULL)
 		w->batch_begin(w->batch_arg);
@@ -202,8 +226,40 @@ writer_deliver(uv_async_t *h)
 		r->done(r->ctx, r->rc, r->err);
 		free(r);
 	}
+	/* (a mailbox of an operation undone is said too: its sessions
+	   look and find nothing new) */
+	for (size_t i = 0; i < nchanged && w->changed_fn != NULL; i++)
+		w->changed_fn(w->changed_arg, changed[i]);
+	free(changed);
 	if (w->batch_end != NULL)
 		w->batch_end(w->batch_arg);
+}
+
+void
+store_writer_changed_hook(struct store *st, store_changed_fn *fn, void *arg)
+{
+	struct store_writer *w = st->writer;
+	if (w == NULL)
+		return;
+	w->changed_fn = fn;
+	w->changed_arg = arg;
+}
+
+void
+store_note_changed(struct store *st, uint64_t mbox_id)
+{
+	struct store_writer *w = st->writer;
+	/* only the writer's thread runs operations while there is one;
+	   without one (tools) no session is there to tell */
+	if (w == NULL || !pthread_equal(pthread_self(), w->thread))
+		return;
+	if (w->nnoted == w->notedcap) {
+		w->notedcap = w->notedcap ? 2 * w->notedcap : 16;
+		w->noted = realloc(w->noted, w->notedcap * sizeof(*w->noted));
+		if (w->noted == NULL)
+			abort();
+	}
+	w->noted[w->nnoted++] = mbox_id;
 }
 
 void
@@ -247,7 +303,10 @@ store_writer_start(struct store *st, uv_loop_t *loop, const char **error_r)
 static void
 writer_async_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct store_writer *w = h->data;
+	free(w->noted);
+	free(w->changed);
+	free(w);
 }
 
 void

@@ -111,12 +111,13 @@ deliver_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 			continue;
 		}
 		struct store_append_args aa = {
-			.user_num = u.user_num,
-			.mailbox = "INBOX",
-			.msgs = &a->msg,
-			.n = 1,
-			.quota_storage = a->quota_storage,
-			.quota_messages = a->quota_messages,
+		    .user_num = u.user_num,
+		    .mailbox = "INBOX",
+		    .msgs = &a->msg,
+		    .n = 1,
+		    .quota_storage = a->quota_storage,
+		    .quota_messages = a->quota_messages,
+		    .unlimited = a->unlimited,
 		};
 		r->rc = store_nested(st, txn, store_op_append, &aa, r->err);
 		if (r->rc != 0)

@@ -347,12 +347,14 @@ settle_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	   quota: it must not be lost. */
 	struct deliver_rcpt dr = {.mailbox_id = a->qe->mailbox_id};
 	struct deliver_args da = {
-		.msg = {.data = buf_ptr(&a->dsn), .len = buf_used(&a->dsn),
-			.meta = buf_used(&a->dsn_meta) ? buf_ptr(&a->dsn_meta)
-						       : NULL,
-			.metalen = buf_used(&a->dsn_meta)},
-		.rcpt = &dr,
-		.n = 1,
+	    .msg = {.data = buf_ptr(&a->dsn),
+		    .len = buf_used(&a->dsn),
+		    .meta = buf_used(&a->dsn_meta) ? buf_ptr(&a->dsn_meta)
+						   : NULL,
+		    .metalen = buf_used(&a->dsn_meta)},
+	    .rcpt = &dr,
+	    .n = 1,
+	    .unlimited = 1,
 	};
 	if ((rc = deliver_op(st, txn, &da, err)) != 0)
 		return rc;

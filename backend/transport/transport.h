@@ -79,6 +79,8 @@ struct deliver_args {
 	   recorded under it in the same transaction, and one already
 	   recorded is not stored again (rc 0, duplicate set). */
 	const char *delivery_id;
+	/* stored whatever the quota (a report to a sender) */
+	int unlimited;
 };
 store_op_fn deliver_op;
 

@@ -234,7 +234,10 @@ def test_check_finds_crafted_violations(stack_factory):
         (b"q" + user_num.to_bytes(8, "big"), bytes(16)),
         # last login records: of no user, and one cut short
         (b"l" + (999998).to_bytes(8, "big"), bytes(8)),
-        (b"l" + user_num.to_bytes(8, "big"), bytes(4))])
+        (b"l" + user_num.to_bytes(8, "big"), bytes(4)),
+        # quota warning levels: of no user, and one too long
+        (b"w" + (999997).to_bytes(8, "big"), (50).to_bytes(4, "big")),
+        (b"w" + user_num.to_bytes(8, "big"), bytes(8))])
 
     r = admin(st, "check", "--all")
     assert r.returncode == 1, r.stdout + r.stderr
@@ -261,8 +264,12 @@ def test_check_finds_crafted_violations(stack_factory):
         "exist" in out, out
     assert "last login record of user number %d of 4 bytes" % user_num \
         in out, out
-    assert out.count("VIOLATION") == 12, out
-    assert out.rstrip().endswith(": 12 violations"), out
+    assert "quota warning record of user number 999997, which does " \
+        "not exist" in out, out
+    assert "quota warning record of user number %d of 8 bytes" % user_num \
+        in out, out
+    assert out.count("VIOLATION") == 14, out
+    assert out.rstrip().endswith(": 14 violations"), out
 
 
 def test_check_after_multi_message_operations(stack_factory):
