@@ -394,6 +394,12 @@ settle_done(void *ctx, int rc, const char *err)
 	if (rc == 0 && a->remove) {
 		log_info("queue=%s removed", a->qid);
 		item_remove(t, it);
+	} else if (a->deleted) {
+		/* deleted while this state was on its way to the store: the
+		   deletion, queued after it, removes the entry */
+		log_info("queue=%s attempt ended: deleted by portico-admin",
+			 a->qid);
+		item_remove(t, it);
 	} else {
 		heap_push(t, it);
 	}
