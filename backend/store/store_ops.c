@@ -426,6 +426,27 @@ user_meta_del(struct store *st, MDB_txn *txn, char kind, uint64_t user_num)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* A user's record of size bytes into *v: 1, 0 none, -1 a store error
+ * (one of another size too). */
+static int
+user_meta_get(struct store *st, MDB_txn *txn, char kind, uint64_t user_num,
+	      size_t size, MDB_val *v, const char **error_r)
+{
+	uint8_t key[9];
+	user_meta_key(key, kind, user_num);
+	MDB_val k = {9, key};
+	int rc = mdb_get(txn, st->meta, &k, v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == 0 && v->mv_size != size)
+		rc = MDB_CORRUPTED;
+	if (rc != 0) {
+		*error_r = store_strerror(rc);
+		return -1;
+	}
+	return 1;
+}
+
 /* The user's own limits: 0 found, MDB_NOTFOUND, or an error. */
 static int
 quota_own(struct store *st, MDB_txn *txn, uint64_t user_num,
@@ -492,20 +513,11 @@ int
 store_last_login_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 		     int64_t *t_r, const char **error_r)
 {
-	uint8_t key[9];
-	user_meta_key(key, 'l', user_num);
-	MDB_val k = {9, key}, v;
-	int rc = mdb_get(txn, st->meta, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc == 0 && v.mv_size != 8)
-		rc = MDB_CORRUPTED;
-	if (rc != 0) {
-		*error_r = store_strerror(rc);
-		return -1;
-	}
-	*t_r = (int64_t)get_be64(v.mv_data);
-	return 1;
+	MDB_val v;
+	int rc = user_meta_get(st, txn, 'l', user_num, 8, &v, error_r);
+	if (rc == 1)
+		*t_r = (int64_t)get_be64(v.mv_data);
+	return rc;
 }
 
 int
@@ -651,20 +663,11 @@ int
 store_quota_warned_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 		       unsigned *level_r, const char **error_r)
 {
-	uint8_t key[9];
-	user_meta_key(key, 'w', user_num);
-	MDB_val k = {9, key}, v;
-	int rc = mdb_get(txn, st->meta, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc == 0 && v.mv_size != 4)
-		rc = MDB_CORRUPTED;
-	if (rc != 0) {
-		*error_r = store_strerror(rc);
-		return -1;
-	}
-	*level_r = get_be32(v.mv_data);
-	return 1;
+	MDB_val v;
+	int rc = user_meta_get(st, txn, 'w', user_num, 4, &v, error_r);
+	if (rc == 1)
+		*level_r = get_be32(v.mv_data);
+	return rc;
 }
 
 int
