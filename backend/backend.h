@@ -255,6 +255,12 @@ void backend_mailbox_changed(struct backend *be, uint64_t mbox_id);
  * looks at its own (a change by another process, portico-admin). */
 #define BACKEND_MBOX_ANY UINT64_MAX
 
+/* The account's last use, for portico-admin accounts (link_server.c):
+ * written when the time recorded is older than
+ * backend.last_login_interval; nothing waits for it. */
+void backend_last_login(struct backend *be, const char *mailbox_id,
+			const char *session_id);
+
 /* Quota warnings (quota_warning.c): backend.quota_warnings parsed into
  * levels (ascending, each once); -1 with a message naming the setting. */
 #define QUOTA_WARNING_LEVELS 8

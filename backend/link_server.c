@@ -967,9 +967,9 @@ session_quota_sync(struct bsession *s, const Portico__Open *o)
 }
 
 /* The account's last login in the store, for portico-admin accounts: a
- * new session (not a parked one taken up) writes the time when the one
- * recorded is older than backend.last_login_interval (0: never).  Nothing
- * waits for the write. */
+ * new session (not a parked one taken up) and a message submitted write
+ * the time when the one recorded is older than
+ * backend.last_login_interval (0: never).  Nothing waits for the write. */
 struct last_login {
 	struct store_last_login_args a;
 	char mailbox_id[256];
@@ -985,22 +985,23 @@ last_login_done(void *ctx, int rc, const char *err)
 	free(ll);
 }
 
-static void
-session_last_login(struct bsession *s, const Portico__Open *o)
+void
+backend_last_login(struct backend *be, const char *mailbox_id,
+		   const char *session_id)
 {
-	int64_t every = (int64_t)s->be->cfg.backend_last_login_interval;
-	if (o->resume.len > 0 || every <= 0)
+	int64_t every = (int64_t)be->cfg.backend_last_login_interval;
+	if (every <= 0)
 		return;
-	struct store *st = s->be->store;
+	struct store *st = be->store;
 	struct store_user_rec u;
 	MDB_txn *txn;
 	const char *err;
 	int64_t last = 0, now = (int64_t)time(NULL);
 	if (store_read_begin(st, &txn, &err) < 0) {
-		log_error("session=%s store error=\"%s\"", s->id, err);
+		log_error("session=%s store error=\"%s\"", session_id, err);
 		return;
 	}
-	int rc = store_user_get(st, txn, s->mailbox_id, &u, &err);
+	int rc = store_user_get(st, txn, mailbox_id, &u, &err);
 	int have = rc == 0
 		       ? store_last_login_get(st, txn, u.user_num, &last, &err)
 		       : -1;
@@ -1010,10 +1011,17 @@ session_last_login(struct bsession *s, const Portico__Open *o)
 	struct last_login *ll = calloc(1, sizeof(*ll));
 	if (ll == NULL)
 		abort();
-	snprintf(ll->mailbox_id, sizeof(ll->mailbox_id), "%s", s->mailbox_id);
+	snprintf(ll->mailbox_id, sizeof(ll->mailbox_id), "%s", mailbox_id);
 	ll->a.mailbox_id = ll->mailbox_id;
 	ll->a.when = now;
 	store_submit(st, store_op_last_login, &ll->a, last_login_done, ll);
+}
+
+static void
+session_last_login(struct bsession *s, const Portico__Open *o)
+{
+	if (o->resume.len == 0)
+		backend_last_login(s->be, s->mailbox_id, s->id);
 }
 
 /* Submit or Deliver: a stream that carries one message. */

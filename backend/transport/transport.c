@@ -338,6 +338,9 @@ submit_end(struct bsession *s, struct tstream *t)
 	queue_add_prepare(&t->qargs, t->submit, s->user,
 			  buf_ptr(&t->data), buf_used(&t->data));
 	session_store(s, queue_add_op, &t->qargs, submit_done, s, NULL);
+	/* an account that only sends (a device, an application) is in use
+	   too: portico-admin accounts --inactive must not find it */
+	backend_last_login(be, s->mailbox_id, s->id);
 }
 
 /* Received: fields in the message's header (RFC 5321 6.3: a loop shows

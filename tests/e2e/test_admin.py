@@ -2779,8 +2779,22 @@ def test_accounts_lists_usage_against_limits(st):
     assert "\nlast-login %s UTC\n" % last.replace("T", " ").rstrip("Z") \
         in shown, shown
     assert "\nlast-login -\n" in admin(st, BE, "show", empty_id).stdout
+    # an account that only sends mail (a device, an application) is in
+    # use too: its submission is recorded
+    sender, sender_pw, sender_id = new_user(st, "accsender")
+    assert rows()[sender_id][5] == "-"
+    s = submission(st, sender, sender_pw)
+    s.expect("MAIL FROM:<%s>" % sender, 250)
+    s.expect("RCPT TO:<%s>" % full, 250)
+    s.expect("DATA", 354)
+    s.send("Subject: sent only\r\n\r\nsent\r\n.\r\n")
+    assert s.reply()[0] == 250
+    s.expect("QUIT", 221)
+    wait_for(lambda: rows()[sender_id][5] != "-",
+             what="the submission recorded")
     inactive = rows("--inactive", "1d")
     assert empty_id in inactive and full_id not in inactive
+    assert sender_id not in inactive
     assert rows("--inactive", "1d", "--over", "70").get(full_id) is None
     assert admin(st, BE, "check", "--all").returncode == 0
     # removed with the account
