@@ -1026,7 +1026,8 @@ admin_store_show(struct admin *a, int argc, char **argv)
 	size_t nsubs = 0;
 	struct store_quota q, own;
 	int64_t last = 0;
-	int have_last = 0;
+	int have_last = 0, have_warned = 0;
+	unsigned warned = 0;
 	if (store_read_begin(a->st, &txn, &err) < 0) {
 		fprintf(stderr, "portico-admin: show: %s\n", err);
 		return 1;
@@ -1040,7 +1041,9 @@ admin_store_show(struct admin *a, int argc, char **argv)
 		 0 ||
 	     user_quota(a, txn, u.user_num, &q, &own, &err) < 0 ||
 	     (have_last = store_last_login_get(a->st, txn, u.user_num, &last,
-					       &err)) < 0))
+					       &err)) < 0 ||
+	     (have_warned = store_quota_warned_get(a->st, txn, u.user_num,
+						   &warned, &err)) < 0))
 		rc = -1;
 	store_read_end(&txn);
 	if (rc != 0) {
@@ -1082,6 +1085,11 @@ admin_store_show(struct admin *a, int argc, char **argv)
 	       (unsigned long long)tm_msgs, (unsigned long long)tm_unseen,
 	       (unsigned long long)tm_size);
 	quota_lines(used, nmsgs, &q, &own);
+	/* backend.quota_warnings: the level the user was last told of */
+	if (have_warned)
+		printf("quota-warned    %u%%\n", warned);
+	else
+		printf("quota-warned    -\n");
 	store_mailboxes_free(list, n);
 	store_names_free(subs, nsubs);
 	return 0;

@@ -45,6 +45,8 @@ def test_quota_warnings(stack_factory):
         for i in range(4):
             assert c.append("Drafts", None, None, msg(i))[0] == "OK"
         assert inbox_warnings(st, user, pw) == []
+        assert b"\nquota-warned    -\n" in admin(st, "s1b1", "show",
+                                                mbox).stdout
         # a session of the INBOX waits in IDLE: the warning an APPEND to
         # Drafts brings is a new message there
         assert watcher.select("INBOX")[0] == "OK"
@@ -143,6 +145,8 @@ def test_quota_warnings(stack_factory):
                 pass
 
     assert admin(st, "s1b1", "check", "--all").returncode == 0
+    assert b"\nquota-warned    100%\n" in admin(st, "s1b1", "show",
+                                                 mbox).stdout
     assert admin(st, "s1b1", "remove", mbox, "--yes").returncode == 0
     p = admin(st, "s1b1", "check", "--all")
     assert p.returncode == 0, p.stdout + p.stderr
