@@ -93,10 +93,33 @@ def log(msg):
     print("bench: " + msg, file=sys.stderr, flush=True)
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range: the ports chosen
+    here are bound later (Dovecot's listeners, the backend's direct
+    listener), and one from the ephemeral range could meanwhile be
+    handed out by bind(0) (scripts/stack choosing its own ports) or
+    taken as the local port of an outgoing connection."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range")
+                  .read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    low = max(low, 11024)
+    for _ in range(1000):
+        port = random.randrange(low - 10000, low)
+        if port in _ports_given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    raise RuntimeError("no free port below %d" % low)
 
 
 def port_open(port):
