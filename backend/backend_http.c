@@ -124,6 +124,11 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "past backend.trash_lifetime or backend.junk_lifetime.");
 	metrics_sample(b, "portico_backend_autoexpunged_messages_total", NULL,
 		       autoexpunge_removed(be));
+	metrics_family(b, "portico_backend_quota_warnings_total", "counter",
+		       "Quota warnings stored into users' INBOXes "
+		       "(backend.quota_warnings).");
+	metrics_sample(b, "portico_backend_quota_warnings_total", NULL,
+		       be->quota_warnings);
 	metrics_family(b, "portico_backend_user_session_refusals_total",
 		       "counter",
 		       "Sessions refused because their account had "

@@ -175,10 +175,13 @@ qw_build(void *ctx, const struct store_quota_warning *w, struct buf *msg,
 
 static const struct store_quota_warner qw_warner = {qw_level, qw_build, NULL};
 
+/* An INBOX that received a warning (the store notes nothing else). */
 static void
 qw_changed(void *arg, uint64_t mbox_id)
 {
-	backend_mailbox_changed(arg, mbox_id);
+	struct backend *be = arg;
+	be->quota_warnings++;
+	backend_mailbox_changed(be, mbox_id);
 }
 
 void

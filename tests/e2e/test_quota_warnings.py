@@ -14,7 +14,7 @@ import pytest
 from conftest import wait_for
 from test_imap import msg
 from test_ops import ConfigEdit, reload
-from test_transport import admin, lmtp
+from test_transport import admin, backend_metrics, lmtp
 
 pytestmark = pytest.mark.daemons
 
@@ -45,6 +45,8 @@ def test_quota_warnings(stack_factory):
         for i in range(4):
             assert c.append("Drafts", None, None, msg(i))[0] == "OK"
         assert inbox_warnings(st, user, pw) == []
+        assert backend_metrics(st)[
+            "portico_backend_quota_warnings_total"] == 0
         assert b"\nquota-warned    -\n" in admin(st, "s1b1", "show",
                                                 mbox).stdout
         # a session of the INBOX waits in IDLE: the warning an APPEND to
@@ -144,6 +146,7 @@ def test_quota_warnings(stack_factory):
             except Exception:
                 pass
 
+    assert backend_metrics(st)["portico_backend_quota_warnings_total"] == 5
     assert admin(st, "s1b1", "check", "--all").returncode == 0
     assert b"\nquota-warned    100%\n" in admin(st, "s1b1", "show",
                                                  mbox).stdout
