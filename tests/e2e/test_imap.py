@@ -1343,9 +1343,23 @@ def test_replace(stack):
         assert other.untagged_responses.pop("EXPUNGE") == [b"2"]
         assert other.untagged_responses.pop("EXISTS")[-1] == b"3"
 
+        # with a synchronizing literal, as imaplib sends one: the
+        # continuation comes, then the same answers
+        c.literal = msg(9)
+        typ, data = c._simple_command("UID", "REPLACE", "4", "Drafts",
+                                      r"(\Draft)")
+        assert typ == "OK" and data == [b"UID REPLACE completed"], data
+        assert c.untagged_responses.pop("EXPUNGE") == [b"3"]
+        m = re.search(rb"APPENDUID \d+ (\d+)", b" ".join(
+            c.untagged_responses.pop("OK")))
+        assert m and m.group(1) == b"5", m
+        assert c.uid("FETCH", "5", "(BODY.PEEK[])")[1][0][1] == msg(9)
+        other.noop()
+        other.untagged_responses.clear()
+
         # UID REPLACE into another mailbox: the draft is sent
         sent = msg(5)
-        lines = replace(b"UID REPLACE", b"4", b"Sent", sent, r"(\Seen)")
+        lines = replace(b"UID REPLACE", b"5", b"Sent", sent, r"(\Seen)")
         m = re.fullmatch(rb"\* OK \[APPENDUID (\d+) 1\] Replacement Message "
                          rb"ID\r\n", lines[0])
         assert m and int(m.group(1)) != uidvalidity, lines
@@ -1386,7 +1400,7 @@ def test_replace(stack):
         lines = replace(b"REPLACE", b"2", b"Drafts", msg(8))
         assert re.match(rb"\S+ NO \[EXPUNGEISSUED\]", lines[-1]), lines
         assert c.status("Drafts", "(MESSAGES UIDNEXT)")[1] == \
-            [b'"Drafts" (MESSAGES 1 UIDNEXT 5)']
+            [b'"Drafts" (MESSAGES 1 UIDNEXT 6)']
         assert c.fetch("1:*", "(UID)")[1] == [b"1 (UID 1)"]
 
         # at the message limit: APPEND is refused, REPLACE is not
