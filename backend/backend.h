@@ -268,6 +268,11 @@ void backend_last_login(struct backend *be, const char *mailbox_id,
 int quota_warnings_parse(const char *s, unsigned levels[QUOTA_WARNING_LEVELS],
 			 unsigned *n_r, const char **error_r);
 int quota_warning_from_check(const char *from, const char **error_r);
+/* backend.quota_warning_file read and checked: *out_r (malloc'd, CRLF
+ * lines; NULL for "") and its length, *typed_r whether it has a
+ * Content-Type; -1 with a message naming the setting. */
+int quota_warning_file_load(const char *path, char **out_r, size_t *len_r,
+			    int *typed_r, const char **error_r);
 /* Before the store's writer starts: the store warns with the settings
  * of be->cfg; after a reload, with the new ones.  _hook, once the writer
  * runs: sessions of an INBOX that received a warning hear of it. */

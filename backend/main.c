@@ -211,6 +211,13 @@ backend_config_check(const struct config *cfg, const char **error_r)
 	    quota_warning_from_check(cfg->backend_quota_warning_from, error_r) <
 		0)
 		return -1;
+	char *tmpl;
+	size_t tmpl_len;
+	int typed;
+	if (quota_warning_file_load(cfg->backend_quota_warning_file, &tmpl,
+				    &tmpl_len, &typed, error_r) < 0)
+		return -1;
+	free(tmpl);
 	return direct_check_config(cfg, error_r);
 }
 

@@ -7,12 +7,15 @@
  * ones are kept until exit, a few hundred bytes each). */
 #include "backend/backend.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "backend/imap/imap.h"
 #include "backend/mime/mime.h"
 #include "backend/transport/transport.h"
 #include "common/log.h"
@@ -22,8 +25,162 @@ struct qw_conf {
 	unsigned n;
 	char from[320];
 	char host[256];
+	/* backend.quota_warning_file: CRLF lines, header fields, an empty
+	   line, the body (NULL: the built-in message) */
+	char *tmpl;
+	size_t tmpl_len;
+	int tmpl_typed; /* has its own Content-Type */
 	struct qw_conf *older;
 };
+
+#define QW_TEMPLATE_MAX 16384
+
+static const char *const qw_names[] = {"percent",      "level",
+				       "storage_used", "storage_limit",
+				       "messages",     "messages_limit"};
+
+/* The placeholder at p ("%{name}", len bytes at most): its index, or -1;
+ * *n_r its length. */
+static int
+qw_placeholder(const char *p, size_t len, size_t *n_r)
+{
+	if (len < 3 || p[0] != '%' || p[1] != '{')
+		return -1;
+	const char *end = memchr(p + 2, '}', len - 2);
+	if (end == NULL)
+		return -1;
+	size_t n = (size_t)(end - (p + 2));
+	for (size_t i = 0; i < sizeof(qw_names) / sizeof(qw_names[0]); i++)
+		if (strlen(qw_names[i]) == n &&
+		    memcmp(qw_names[i], p + 2, n) == 0) {
+			*n_r = n + 3;
+			return (int)i;
+		}
+	return -1;
+}
+
+/* Fields the server writes itself. */
+static const char *const qw_own_fields[] = {
+    "From",           "To",          "Date", "Message-ID", "Return-Path",
+    "Auto-Submitted", "MIME-Version"};
+
+int
+quota_warning_file_load(const char *path, char **out_r, size_t *len_r,
+			int *typed_r, const char **error_r)
+{
+	static _Thread_local char msg[600];
+	*out_r = NULL;
+	*len_r = 0;
+	*typed_r = 0;
+	if (path[0] == '\0')
+		return 0;
+#define QW_FAIL(...)                                                           \
+	do {                                                                   \
+		int off_ = snprintf(                                           \
+		    msg, sizeof(msg),                                          \
+		    "backend.quota_warning_file \"%.256s\": ", path);          \
+		snprintf(msg + off_, sizeof(msg) - (size_t)off_, __VA_ARGS__); \
+		*error_r = msg;                                                \
+		goto fail;                                                     \
+	} while (0)
+	struct buf raw = BUF_INIT, b = BUF_INIT;
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		QW_FAIL("%s", strerror(errno));
+	char chunk[4096];
+	size_t got;
+	while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0 &&
+	       buf_used(&raw) <= QW_TEMPLATE_MAX)
+		buf_append(&raw, chunk, got);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad)
+		QW_FAIL("cannot be read");
+	if (buf_used(&raw) > QW_TEMPLATE_MAX)
+		QW_FAIL("larger than 16 KB");
+	const char *t = buf_ptr(&raw);
+	size_t tl = buf_used(&raw);
+	if (tl == 0 || memchr(t, '\0', tl) != NULL || !imap_utf8_valid(t, tl))
+		QW_FAIL("not UTF-8 text");
+	/* line by line: CRLF ends, the header's form, the placeholders */
+	int in_header = 1, subject = 0, lineno = 0;
+	for (size_t at = 0; at < tl;) {
+		const char *nl = memchr(t + at, '\n', tl - at);
+		size_t end = nl != NULL ? (size_t)(nl - t) : tl;
+		size_t ll = end - at;
+		if (ll > 0 && t[at + ll - 1] == '\r')
+			ll--;
+		const char *line = t + at;
+		lineno++;
+		if (ll > 900)
+			QW_FAIL("line %d is longer than 900 bytes", lineno);
+		if (in_header && ll == 0) {
+			in_header = 0;
+		} else if (in_header && (line[0] == ' ' || line[0] == '\t')) {
+			if (lineno == 1)
+				QW_FAIL("line 1 continues no header field");
+		} else if (in_header) {
+			const char *colon = memchr(line, ':', ll);
+			size_t nlen = colon != NULL ? (size_t)(colon - line)
+						    : 0;
+			for (size_t i = 0; i < nlen; i++)
+				if ((unsigned char)line[i] <= ' ' ||
+				    (unsigned char)line[i] >= 0x7f)
+					nlen = 0;
+			if (nlen == 0)
+				QW_FAIL("line %d is not a header field "
+					"(Name: value), and no empty line "
+					"came before it",
+					lineno);
+			for (size_t i = 0; i < sizeof(qw_own_fields) /
+						   sizeof(qw_own_fields[0]);
+			     i++)
+				if (strlen(qw_own_fields[i]) == nlen &&
+				    strncasecmp(qw_own_fields[i], line, nlen) ==
+					0)
+					QW_FAIL(
+					    "%.*s: is the server's to write",
+					    (int)nlen, line);
+			subject |= nlen == 7 &&
+				   strncasecmp(line, "Subject", 7) == 0;
+			*typed_r |= nlen == 12 &&
+				    strncasecmp(line, "Content-Type", 12) == 0;
+		}
+		for (size_t i = 0; i + 1 < ll; i++) {
+			size_t n;
+			if (line[i] != '%' || line[i + 1] != '{')
+				continue;
+			if (qw_placeholder(line + i, ll - i, &n) < 0)
+				QW_FAIL("line %d: an unknown placeholder "
+					"(%%{percent}, %%{level}, "
+					"%%{storage_used}, %%{storage_limit}, "
+					"%%{messages}, %%{messages_limit})",
+					lineno);
+			i += n - 1;
+		}
+		buf_append(&b, line, ll);
+		buf_append(&b, "\r\n", 2);
+		at = nl != NULL ? end + 1 : tl;
+	}
+	if (in_header)
+		QW_FAIL("no empty line after the header fields");
+	if (!subject)
+		QW_FAIL("no Subject: field");
+#undef QW_FAIL
+	buf_free(&raw);
+	buf_append(&b, "", 1);
+	*len_r = buf_used(&b) - 1;
+	*out_r = strdup(buf_ptr(&b));
+	buf_free(&b);
+	if (*out_r == NULL)
+		abort();
+	return 0;
+fail:
+	buf_free(&raw);
+	buf_free(&b);
+	*typed_r = 0;
+	return -1;
+}
 
 static _Atomic(struct qw_conf *) qw_current;
 
@@ -125,6 +282,43 @@ qw_size(uint64_t v, char *out, size_t outsize)
 	snprintf(out, outsize, d < 10 ? "%.1f %s" : "%.0f %s", d, units[u]);
 }
 
+/* The template with its placeholders replaced. */
+static void
+qw_render(const struct qw_conf *c, const struct store_quota_warning *w,
+	  struct buf *msg)
+{
+	char v[6][32];
+	snprintf(v[0], sizeof(v[0]), "%u", w->percent);
+	snprintf(v[1], sizeof(v[1]), "%u", w->level);
+	if (w->qsize != 0) {
+		qw_size(w->size, v[2], sizeof(v[2]));
+		qw_size(w->qsize, v[3], sizeof(v[3]));
+	} else {
+		snprintf(v[2], sizeof(v[2]), "-");
+		snprintf(v[3], sizeof(v[3]), "-");
+	}
+	snprintf(v[4], sizeof(v[4]), "%llu", (unsigned long long)w->messages);
+	if (w->qmsgs != 0)
+		snprintf(v[5], sizeof(v[5]), "%llu",
+			 (unsigned long long)w->qmsgs);
+	else
+		snprintf(v[5], sizeof(v[5]), "-");
+	const char *t = c->tmpl;
+	size_t start = 0;
+	for (size_t i = 0; i < c->tmpl_len; i++) {
+		size_t n;
+		int k = t[i] == '%' ? qw_placeholder(t + i, c->tmpl_len - i, &n)
+				    : -1;
+		if (k < 0)
+			continue;
+		buf_append(msg, t + start, i - start);
+		buf_append(msg, v[k], strlen(v[k]));
+		i += n - 1;
+		start = i + 1;
+	}
+	buf_append(msg, t + start, c->tmpl_len - start);
+}
+
 static void
 qw_build(void *ctx, const struct store_quota_warning *w, struct buf *msg,
 	 struct buf *meta)
@@ -141,6 +335,21 @@ qw_build(void *ctx, const struct store_quota_warning *w, struct buf *msg,
 		buf_printf(msg, "From: Mail System <postmaster@%s>\r\n",
 			   c->host);
 	buf_printf(msg, "To: undisclosed-recipients:;\r\n");
+	if (c->tmpl != NULL) {
+		buf_printf(msg, "Date: %s\r\n", date);
+		buf_printf(msg, "Message-ID: <quota.%llu.%u.%lld@%s>\r\n",
+			   (unsigned long long)w->user_num, w->level,
+			   (long long)now, c->host);
+		buf_printf(msg, "Auto-Submitted: auto-generated\r\n"
+				"MIME-Version: 1.0\r\n");
+		if (!c->tmpl_typed)
+			buf_printf(msg, "Content-Type: text/plain; "
+					"charset=utf-8\r\n"
+					"Content-Transfer-Encoding: 8bit\r\n");
+		qw_render(c, w, msg);
+		mime_cache_build(buf_ptr(msg), buf_used(msg), meta);
+		return;
+	}
 	if (w->percent >= 100)
 		buf_printf(msg, "Subject: Your mailbox is full\r\n");
 	else
@@ -196,6 +405,11 @@ quota_warnings_reload(const struct config *cfg)
 		c->n = 0; /* the configuration check refused it already */
 	snprintf(c->from, sizeof(c->from), "%s", cfg->backend_quota_warning_from);
 	snprintf(c->host, sizeof(c->host), "%s", transport_hostname(cfg));
+	if (quota_warning_file_load(cfg->backend_quota_warning_file, &c->tmpl,
+				    &c->tmpl_len, &c->tmpl_typed, &err) < 0)
+		/* gone since the check: the built-in message */
+		log_error("quota warnings: %s; the built-in message is used",
+			  err);
 	c->older = atomic_exchange(&qw_current, c);
 }
 
@@ -218,6 +432,7 @@ quota_warnings_free(void)
 	struct qw_conf *c = atomic_exchange(&qw_current, NULL);
 	while (c != NULL) {
 		struct qw_conf *older = c->older;
+		free(c->tmpl);
 		free(c);
 		c = older;
 	}

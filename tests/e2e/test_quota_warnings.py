@@ -3,8 +3,9 @@ INBOX as the account's use of the nearer limit grows past each level,
 whatever made it grow (APPEND, COPY, a delivery over LMTP); once per
 level, and again after the use has come back below it; stored outside
 the quota, seen by a session in IDLE, checked by portico-admin check and
-removed with the account; the settings refuse what they cannot take and
-apply at a reload."""
+removed with the account; in the deployment's words from a template
+file; the settings refuse what they cannot take and apply at a
+reload."""
 
 import re
 import socket
@@ -30,7 +31,7 @@ def inbox_warnings(st, user, pw):
         typ, data = c.fetch("1:*", "(BODY.PEEK[])")
         assert typ == "OK", data
         return [item[1] for item in data if isinstance(item, tuple) and
-                b"\r\nSubject: Your mailbox is " in item[1]]
+                b"\r\nAuto-Submitted: auto-generated\r\n" in item[1]]
     finally:
         c.logout()
 
@@ -125,8 +126,61 @@ def test_quota_warnings(stack_factory):
         typ, data = c.append("Drafts", None, None, msg(24))
         assert typ == "NO" and b"OVERQUOTA" in data[0], data
 
+        # the warning in the deployment's words
+        tmpl = st.dir / "quota-warning.txt"
+        tmpl.write_bytes(
+            "Subject: Ihr Postfach ist zu %{percent}% voll\n"
+            "X-Level: %{level}\n"
+            "\n"
+            "Nachrichten: %{messages} von %{messages_limit}\n"
+            "Speicher: %{storage_used} von %{storage_limit}\n"
+            "Bitte räumen Sie auf.\n".encode())
+        edit.path.write_text(edit.original)
+        edit.append("[backend]\nquota_warning_file = %s\n" % tmpl)
+        new = reload(st, "s1b1")
+        assert "setting=backend.quota_warning_file changed" in new, new
+        other, other_pw, other_mbox = st.new_account("qwt")
+        o = st.imap(other, other_pw)
+        for i in range(5):
+            assert o.append("Drafts", None, None, msg(i))[0] == "OK"
+        o.logout()
+        [w] = inbox_warnings(st, other, other_pw) or [b""]
+        head, body = w.split(b"\r\n\r\n", 1)
+        head += b"\r\n"
+        assert b"\r\nSubject: Ihr Postfach ist zu 50% voll\r\n" in head
+        assert b"\r\nX-Level: 50\r\n" in head
+        assert b"\r\nContent-Type: text/plain; charset=utf-8\r\n" in head
+        assert b"\r\nAuto-Submitted: auto-generated\r\n" in head
+        assert body == ("Nachrichten: 5 von 10\r\nSpeicher: - von -\r\n"
+                        "Bitte räumen Sie auf.\r\n").encode(), body
+        assert admin(st, "s1b1", "remove", other_mbox,
+                     "--yes").returncode == 0
+
         # refused settings keep the running ones
-        for bad, why in (("quota_warnings = 50 abc",
+        bad_tmpl = st.dir / "bad-template.txt"
+        for text, why in ((b"X-Note: a\n\nbody\n", "no Subject: field"),
+                          (b"Subject: a %{nope}\n\nbody\n",
+                           "line 1: an unknown placeholder"),
+                          (b"Subject: a\nFrom: me@example.test\n\nbody\n",
+                           "From: is the server's to write"),
+                          (b"Subject: a\nno colon here\n",
+                           "line 2 is not a header field"),
+                          (b"Subject: a\n", "no empty line after the "
+                           "header fields"),
+                          (b"Subject: \xff\n\nbody\n", "not UTF-8 text"),
+                          (b"Subject: a\n\n" + (b"y" * 80 + b"\n") * 210,
+                           "larger than 16 KB"),
+                          (b"Subject: a\n\n" + b"z" * 901 + b"\n",
+                           "line 3 is longer than 900 bytes")):
+            bad_tmpl.write_bytes(text)
+            edit.path.write_text(edit.original)
+            edit.append("[backend]\nquota_warning_file = %s\n" % bad_tmpl)
+            new = reload(st, "s1b1")
+            assert "reload: configuration kept" in new and why in new, \
+                (text, new)
+        for bad, why in (("quota_warning_file = /nonexistent/warning.txt",
+                          "No such file or directory"),
+                         ("quota_warnings = 50 abc",
                           "'abc' is not a percentage from 1 to 100"),
                          ("quota_warnings = 0", "'0' is not a percentage"),
                          ("quota_warnings = 1 2 3 4 5 6 7 8 9",
@@ -146,7 +200,7 @@ def test_quota_warnings(stack_factory):
             except Exception:
                 pass
 
-    assert backend_metrics(st)["portico_backend_quota_warnings_total"] == 5
+    assert backend_metrics(st)["portico_backend_quota_warnings_total"] == 6
     assert admin(st, "s1b1", "check", "--all").returncode == 0
     assert b"\nquota-warned    100%\n" in admin(st, "s1b1", "show",
                                                  mbox).stdout
