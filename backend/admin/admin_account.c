@@ -173,8 +173,10 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 	}
 	int has_quota = store_quota_own(st, txn, u.user_num, &q, &err);
 	int64_t last_login = 0;
+	unsigned warned = 0;
 	if (has_quota < 0 ||
 	    store_last_login_get(st, txn, u.user_num, &last_login, &err) < 0 ||
+	    store_quota_warned_get(st, txn, u.user_num, &warned, &err) < 0 ||
 	    store_subscriptions(st, txn, u.user_num, &subs, &nsubs, &err) < 0 ||
 	    store_mailboxes_list(st, txn, u.user_num, &list, &nfolders, &err) <
 		0) {
@@ -196,6 +198,7 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 	h.n_subscriptions = nsubs;
 	h.subscriptions = subs;
 	h.last_login = last_login;
+	h.quota_warned = warned;
 	Portico__AccountRecord r = PORTICO__ACCOUNT_RECORD__INIT;
 	r.record_case = PORTICO__ACCOUNT_RECORD__RECORD_HEADER;
 	r.header = &h;
@@ -926,6 +929,11 @@ account_finish(struct acct_import *im, const Portico__AccountHeader *h,
 	if (rc == 0 && h->last_login > last_login) {
 		struct store_last_login_args la = {mailbox_id, h->last_login};
 		rc = store_run(im->st, store_op_last_login, &la, ebuf);
+	}
+	if (rc == 0 && h->quota_warned > 0) {
+		struct store_quota_warned_args wa = {mailbox_id,
+						     h->quota_warned};
+		rc = store_run(im->st, store_op_quota_warned, &wa, ebuf);
 	}
 	if (rc != 0) {
 		fprintf(MSGS, "portico-admin: import: %s\n", ebuf);

@@ -588,6 +588,14 @@ void store_quota_warner_set(struct store *st,
 int store_quota_warned_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 			   unsigned *level_r, const char **error_r);
 int store_quota_warned_del(struct store *st, MDB_txn *txn, uint64_t user_num);
+/* store_op_quota_warned sets it (the import of a whole account; levels
+ * above 1000 are taken as 1000). */
+struct store_quota_warned_args {
+	const char *mailbox_id;
+	unsigned level;
+};
+int store_op_quota_warned(struct store *st, MDB_txn *txn, void *vargs,
+			  char *err);
 
 enum store_flags_mode { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
 

@@ -676,6 +676,35 @@ store_quota_warned_del(struct store *st, MDB_txn *txn, uint64_t user_num)
 	return user_meta_del(st, txn, 'w', user_num);
 }
 
+static int
+quota_warned_put(struct store *st, MDB_txn *txn, uint64_t user_num,
+		 unsigned level)
+{
+	uint8_t key[9], val[4];
+	user_meta_key(key, 'w', user_num);
+	be32(val, level);
+	MDB_val k = {9, key}, v = {sizeof(val), val};
+	return mdb_put(txn, st->meta, &k, &v, 0);
+}
+
+int
+store_op_quota_warned(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct store_quota_warned_args *a = vargs;
+	struct store_user_rec u;
+	const char *e;
+	int rc = store_user_get(st, txn, a->mailbox_id, &u, &e);
+	if (rc != 0)
+		return op_fail(
+		    err, rc > 0 ? STORE_ERR_NONEXISTENT : STORE_ERR_INTERNAL,
+		    "%s", rc > 0 ? "no such mailbox id" : e);
+	rc = a->level == 0
+		 ? user_meta_del(st, txn, 'w', u.user_num)
+		 : quota_warned_put(st, txn, u.user_num,
+				    a->level > 1000 ? 1000 : a->level);
+	return rc != 0 ? op_mdb(err, "quota warning", rc) : 0;
+}
+
 static int append_sized(struct store *st, MDB_txn *txn,
 			struct store_append_args *a, const uint64_t *sizes,
 			uint64_t *user_num_r, char *err);
@@ -763,14 +792,8 @@ quota_warn(struct store *st, MDB_txn *txn, uint64_t user_num, uint64_t qsize,
 	}
 	if ((have && had == level) || (!have && level == 0))
 		return 0;
-	rc = level == 0 ? user_meta_del(st, txn, 'w', user_num) : 0;
-	if (level != 0) {
-		uint8_t key[9], val[4];
-		user_meta_key(key, 'w', user_num);
-		be32(val, level);
-		MDB_val k = {9, key}, v = {sizeof(val), val};
-		rc = mdb_put(txn, st->meta, &k, &v, 0);
-	}
+	rc = level == 0 ? user_meta_del(st, txn, 'w', user_num)
+			: quota_warned_put(st, txn, user_num, level);
 	return rc != 0 ? op_mdb(err, "quota warning", rc) : 0;
 }
 

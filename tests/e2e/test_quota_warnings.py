@@ -7,6 +7,7 @@ removed with the account; in the deployment's words from a template
 file; the settings refuse what they cannot take and apply at a
 reload."""
 
+import os
 import re
 import socket
 
@@ -204,6 +205,17 @@ def test_quota_warnings(stack_factory):
     assert admin(st, "s1b1", "check", "--all").returncode == 0
     assert b"\nquota-warned    100%\n" in admin(st, "s1b1", "show",
                                                  mbox).stdout
+    # a moved account is not warned again: export --account carries the
+    # level
+    stream = st.dir / "qw.account"
+    p = admin(st, "s1b1", "export", mbox, "--account", stream)
+    assert p.returncode == 0, p.stderr
+    copy = "qwcopy%d" % os.getpid()
+    p = admin(st, "s1b1", "import", copy, "--account", stream)
+    assert p.returncode == 0, p.stderr
+    assert b"\nquota-warned    100%\n" in admin(st, "s1b1", "show",
+                                                 copy).stdout
+    assert admin(st, "s1b1", "remove", copy, "--yes").returncode == 0
     assert admin(st, "s1b1", "remove", mbox, "--yes").returncode == 0
     p = admin(st, "s1b1", "check", "--all")
     assert p.returncode == 0, p.stdout + p.stderr
