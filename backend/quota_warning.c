@@ -15,6 +15,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "backend/imap/imap.h"
 #include "backend/mime/mime.h"
 #include "backend/transport/transport.h"
@@ -282,6 +284,66 @@ qw_size(uint64_t v, char *out, size_t outsize)
 	snprintf(out, outsize, d < 10 ? "%.1f %s" : "%.0f %s", d, units[u]);
 }
 
+/* A Subject: field of non-ASCII text as RFC 2047 encoded words (UTF-8,
+ * base64), each within 75 characters, one per line: what every client
+ * reads, where raw UTF-8 (RFC 6532) is not. */
+static void
+qw_subject(const char *v, size_t len, struct buf *out)
+{
+	buf_append(out, "Subject:", 8);
+	while (len > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		len--;
+	}
+	while (len > 0) {
+		/* 45 bytes make 60 base64 characters; not within a
+		   character's sequence */
+		size_t n = len < 45 ? len : 45;
+		while (n < len && n > 0 && ((unsigned char)v[n] & 0xc0) == 0x80)
+			n--;
+		unsigned char enc[64];
+		int el = EVP_EncodeBlock(enc, (const unsigned char *)v, (int)n);
+		buf_printf(out, " =?UTF-8?B?%.*s?=", el, (const char *)enc);
+		v += n;
+		len -= n;
+		if (len > 0)
+			buf_append(out, "\r\n", 2);
+	}
+	buf_append(out, "\r\n", 2);
+}
+
+/* The rendered template p (len bytes) to out, its Subject: encoded when
+ * it is not ASCII (folded lines joined first). */
+static void
+qw_encode_subject(const char *p, size_t len, struct buf *out)
+{
+	const char *blank = memmem(p, len, "\r\n\r\n", 4);
+	const char *hend = blank != NULL ? blank + 2 : p;
+	for (const char *q = p; q < hend;) {
+		/* one field: its line and the folded ones after it */
+		const char *e = q;
+		do {
+			e = (const char *)memchr(e, '\n', (size_t)(hend - e)) +
+			    1;
+		} while (e < hend && (*e == ' ' || *e == '\t'));
+		int ascii = 1;
+		for (const char *r = q; r < e; r++)
+			ascii &= (unsigned char)*r < 0x80;
+		if (!ascii && e - q > 8 && strncasecmp(q, "Subject:", 8) == 0) {
+			struct buf v = BUF_INIT;
+			for (const char *r = q + 8; r < e; r++)
+				if (*r != '\r' && *r != '\n')
+					buf_append(&v, r, 1);
+			qw_subject(buf_ptr(&v), buf_used(&v), out);
+			buf_free(&v);
+		} else {
+			buf_append(out, q, (size_t)(e - q));
+		}
+		q = e;
+	}
+	buf_append(out, hend, (size_t)(p + len - hend));
+}
+
 /* The template with its placeholders replaced. */
 static void
 qw_render(const struct qw_conf *c, const struct store_quota_warning *w,
@@ -346,7 +408,10 @@ qw_build(void *ctx, const struct store_quota_warning *w, struct buf *msg,
 			buf_printf(msg, "Content-Type: text/plain; "
 					"charset=utf-8\r\n"
 					"Content-Transfer-Encoding: 8bit\r\n");
-		qw_render(c, w, msg);
+		struct buf t = BUF_INIT;
+		qw_render(c, w, &t);
+		qw_encode_subject(buf_ptr(&t), buf_used(&t), msg);
+		buf_free(&t);
 		mime_cache_build(buf_ptr(msg), buf_used(msg), meta);
 		return;
 	}

@@ -130,7 +130,8 @@ def test_quota_warnings(stack_factory):
         # the warning in the deployment's words
         tmpl = st.dir / "quota-warning.txt"
         tmpl.write_bytes(
-            "Subject: Ihr Postfach ist zu %{percent}% voll\n"
+            "Subject: Ihr Postfach ist zu %{percent}% voll –\n"
+            " bitte räumen Sie es bald auf\n"
             "X-Level: %{level}\n"
             "\n"
             "Nachrichten: %{messages} von %{messages_limit}\n"
@@ -148,7 +149,17 @@ def test_quota_warnings(stack_factory):
         [w] = inbox_warnings(st, other, other_pw) or [b""]
         head, body = w.split(b"\r\n\r\n", 1)
         head += b"\r\n"
-        assert b"\r\nSubject: Ihr Postfach ist zu 50% voll\r\n" in head
+        # a Subject that is not ASCII goes as RFC 2047 encoded words,
+        # each within 75 characters, its folded lines joined
+        subject = re.search(rb"\r\nSubject:((?: =\?UTF-8\?B\?[^?]+\?=\r\n)+)"
+                            rb"(?! )", head)
+        assert subject, head
+        words = subject.group(1).split()
+        assert len(words) == 2 and all(len(w) <= 75 for w in words), words
+        import email.header
+        assert str(email.header.make_header(email.header.decode_header(
+            subject.group(1).decode()))) == \
+            "Ihr Postfach ist zu 50% voll – bitte räumen Sie es bald auf"
         assert b"\r\nX-Level: 50\r\n" in head
         assert b"\r\nContent-Type: text/plain; charset=utf-8\r\n" in head
         assert b"\r\nAuto-Submitted: auto-generated\r\n" in head
