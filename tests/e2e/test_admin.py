@@ -864,6 +864,17 @@ def submission(st, user, password, frontend=1):
     return s
 
 
+def send_one(s, sender, rcpt, subject):
+    """One message from sender to rcpt in the logged-in submission
+    session s, accepted; then QUIT."""
+    s.expect("MAIL FROM:<%s>" % sender, 250)
+    s.expect("RCPT TO:<%s>" % rcpt, 250)
+    s.expect("DATA", 354)
+    s.send("Subject: %s\r\n\r\nsent\r\n.\r\n" % subject)
+    assert s.reply()[0] == 250
+    s.expect("QUIT", 221)
+
+
 def frontend_metric(st, name):
     """NAME on the /metrics page of ST's first frontend."""
     return metric(st, st.HTTP_PORT, name, "frontend")
@@ -952,12 +963,7 @@ def test_kick_ends_submission_sessions(stack_factory):
     c.logout()
     # the account logs in again and sends (kick is not disable)
     s = submission(st2, user, pw)
-    s.expect("MAIL FROM:<%s>" % user, 250)
-    s.expect("RCPT TO:<%s>" % other, 250)
-    s.expect("DATA", 354)
-    s.send("Subject: after the kick\r\n\r\nsent\r\n.\r\n")
-    assert s.reply()[0] == 250
-    s.expect("QUIT", 221)
+    send_one(s, user, other, "after the kick")
 
     # s1f2 has no link to s1b1: the kick reaches it when one comes up,
     # through what the backend remembers, for the sessions from before.
@@ -2783,13 +2789,7 @@ def test_accounts_lists_usage_against_limits(st):
     # use too: its submission is recorded
     sender, sender_pw, sender_id = new_user(st, "accsender")
     assert rows()[sender_id][5] == "-"
-    s = submission(st, sender, sender_pw)
-    s.expect("MAIL FROM:<%s>" % sender, 250)
-    s.expect("RCPT TO:<%s>" % full, 250)
-    s.expect("DATA", 354)
-    s.send("Subject: sent only\r\n\r\nsent\r\n.\r\n")
-    assert s.reply()[0] == 250
-    s.expect("QUIT", 221)
+    send_one(submission(st, sender, sender_pw), sender, full, "sent only")
     wait_for(lambda: rows()[sender_id][5] != "-",
              what="the submission recorded")
     inactive = rows("--inactive", "1d")
