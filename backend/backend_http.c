@@ -124,6 +124,10 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       "past backend.trash_lifetime or backend.junk_lifetime.");
 	metrics_sample(b, "portico_backend_autoexpunged_messages_total", NULL,
 		       autoexpunge_removed(be));
+	metrics_family(b, "portico_backend_auto_replies_total", "counter",
+		       "Automatic replies queued (porticoAutoReplyText).");
+	metrics_sample(b, "portico_backend_auto_replies_total", NULL,
+		       be->auto_replies);
 	metrics_family(b, "portico_backend_quota_warnings_total", "counter",
 		       "Quota warnings stored into users' INBOXes "
 		       "(backend.quota_warnings).");

@@ -15,8 +15,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-
 #include "backend/imap/imap.h"
 #include "backend/mime/mime.h"
 #include "backend/transport/transport.h"
@@ -284,34 +282,6 @@ qw_size(uint64_t v, char *out, size_t outsize)
 	snprintf(out, outsize, d < 10 ? "%.1f %s" : "%.0f %s", d, units[u]);
 }
 
-/* A Subject: field of non-ASCII text as RFC 2047 encoded words (UTF-8,
- * base64), each within 75 characters, one per line: what every client
- * reads, where raw UTF-8 (RFC 6532) is not. */
-static void
-qw_subject(const char *v, size_t len, struct buf *out)
-{
-	buf_append(out, "Subject:", 8);
-	while (len > 0 && (*v == ' ' || *v == '\t')) {
-		v++;
-		len--;
-	}
-	while (len > 0) {
-		/* 45 bytes make 60 base64 characters; not within a
-		   character's sequence */
-		size_t n = len < 45 ? len : 45;
-		while (n < len && n > 0 && ((unsigned char)v[n] & 0xc0) == 0x80)
-			n--;
-		unsigned char enc[64];
-		int el = EVP_EncodeBlock(enc, (const unsigned char *)v, (int)n);
-		buf_printf(out, " =?UTF-8?B?%.*s?=", el, (const char *)enc);
-		v += n;
-		len -= n;
-		if (len > 0)
-			buf_append(out, "\r\n", 2);
-	}
-	buf_append(out, "\r\n", 2);
-}
-
 /* The rendered template p (len bytes) to out, its Subject: encoded when
  * it is not ASCII (folded lines joined first). */
 static void
@@ -334,7 +304,8 @@ qw_encode_subject(const char *p, size_t len, struct buf *out)
 			for (const char *r = q + 8; r < e; r++)
 				if (*r != '\r' && *r != '\n')
 					buf_append(&v, r, 1);
-			qw_subject(buf_ptr(&v), buf_used(&v), out);
+			transport_field_encoded(out, "Subject", buf_ptr(&v),
+						buf_used(&v));
 			buf_free(&v);
 		} else {
 			buf_append(out, q, (size_t)(e - q));

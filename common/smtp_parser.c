@@ -81,9 +81,8 @@ is_let_dig(unsigned char ch)
 	       (ch >= '0' && ch <= '9');
 }
 
-/* Well-formed UTF-8 (no overlongs, no surrogates) in s[0..len). */
-static int
-utf8_valid(const unsigned char *s, size_t len)
+int
+smtp_utf8_valid(const unsigned char *s, size_t len)
 {
 	size_t i = 0;
 	while (i < len) {
@@ -203,7 +202,7 @@ mailbox_valid(const char *m, size_t len, int utf8)
 	}
 	if ((size_t)(at - m) > 64)
 		return 0;
-	if (utf8 && !utf8_valid((const unsigned char *)m, len))
+	if (utf8 && !smtp_utf8_valid((const unsigned char *)m, len))
 		return 0;
 	return domain_valid(at + 1, len - (size_t)(at + 1 - m), utf8);
 }

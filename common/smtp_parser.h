@@ -126,6 +126,10 @@ enum smtp_verb smtp_parse_verb(const char *line, size_t len,
 /* The verb's name, upper case ("MAIL"). */
 const char *smtp_verb_name(enum smtp_verb verb);
 
+/* Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates) in
+ * s[0..len). */
+int smtp_utf8_valid(const unsigned char *s, size_t len);
+
 /* The arguments of MAIL FROM: / RCPT TO: (NUL-terminated, as given after
  * the colon).  0 on success; -1 with *err_r filled. */
 int smtp_parse_mail(const char *args, const struct smtp_offer *offer,

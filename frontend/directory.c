@@ -31,6 +31,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/smtp_parser.h"
 
 #define DIR_SWEEP_MS 100
 #define DIR_MAX_URIS 8
@@ -100,6 +101,8 @@ struct dir_req {
 	const char *base;
 	struct buf password;
 	struct dir_user user;
+	int want_auto_reply; /* dir_lookup_recipient */
+	struct dir_auto_reply ar;
 	struct dir_backend be;
 	dir_auth_cb *auth_cb;
 	dir_backend_cb *be_cb;
@@ -148,6 +151,7 @@ struct directory {
 	const char *conf_priv; /* ldap.privileged_attribute */
 	int shut;
 	const char *user_attrs[16];
+	const char *rcpt_attrs[20]; /* user_attrs and the automatic reply's */
 	char priv_attr[128];    /* ldap.privileged_attribute, split */
 	char priv_value[512];
 };
@@ -195,6 +199,8 @@ dir_run_done(uv_timer_t *t)
 					 why);
 		}
 		buf_wipe(&r->password);
+		free(r->ar.text);
+		free(r->ar.subject);
 		free(r);
 	}
 }
@@ -636,6 +642,118 @@ ldc_caps_off(LDAP *ld, LDAPMessage *e, const char *dn, char *out,
 	ldap_value_free_len(v);
 }
 
+/* One value of attr, UTF-8, at most max bytes, into a new string: 1, 0
+ * when the entry has none, -1 with *off_r when it is not one. */
+static int
+ldc_text_attr(LDAP *ld, LDAPMessage *e, const char *attr, size_t max,
+	      char **out_r, const char **off_r)
+{
+	struct berval **vals = ldap_get_values_len(ld, e, attr);
+	int rc = 0;
+	*out_r = NULL;
+	if (vals != NULL && vals[0] != NULL && vals[0]->bv_len > 0) {
+		size_t n = vals[0]->bv_len;
+		if (n > max) {
+			*off_r = "longer than lmtp.auto_reply_max_size";
+			rc = -1;
+		} else if (memchr(vals[0]->bv_val, '\0', n) != NULL ||
+			   !smtp_utf8_valid(
+				   (const unsigned char *)vals[0]->bv_val, n)) {
+			*off_r = "not UTF-8";
+			rc = -1;
+		} else {
+			*out_r = malloc(n + 1);
+			if (*out_r == NULL)
+				abort();
+			memcpy(*out_r, vals[0]->bv_val, n);
+			(*out_r)[n] = '\0';
+			rc = 1;
+		}
+	}
+	ldap_value_free_len(vals);
+	return rc;
+}
+
+static int
+ldc_time_attr(LDAP *ld, LDAPMessage *e, const char *attr, int64_t *t_r)
+{
+	char v[64];
+	ldc_attrs(ld, e, attr, v, sizeof(v));
+	*t_r = 0;
+	return v[0] == '\0' ? 0 : dir_generalized_time(v, strlen(v), t_r);
+}
+
+/* porticoAutoReply*: r->user.auto_reply when the entry has a text. */
+static void
+ldc_auto_reply(struct ldconn *lc, LDAPMessage *e, struct dir_req *r)
+{
+	struct dir_auto_reply *ar = &r->ar;
+	size_t max = (size_t)lc->d->cfg->lmtp_auto_reply_max_size;
+	if (max == 0)
+		return;
+	int rc = ldc_text_attr(lc->ld, e, "porticoAutoReplyText", max,
+			       &ar->text, &ar->off);
+	if (rc == 0)
+		return;
+	if (rc < 0 && (ar->text = strdup("")) == NULL)
+		abort();
+	const char *why;
+	if (ar->off == NULL &&
+	    ldc_text_attr(lc->ld, e, "porticoAutoReplySubject",
+			  DIR_AUTO_REPLY_SUBJECT_MAX, &ar->subject, &why) < 0)
+		ar->off = "a porticoAutoReplySubject over 1024 bytes or not "
+			  "UTF-8";
+	if (ar->subject == NULL && (ar->subject = strdup("")) == NULL)
+		abort();
+	if (ar->off == NULL &&
+	    (ldc_time_attr(lc->ld, e, "porticoAutoReplyStart", &ar->start) <
+		     0 ||
+	     ldc_time_attr(lc->ld, e, "porticoAutoReplyEnd", &ar->end) < 0))
+		ar->off = "a start or end that is not a GeneralizedTime";
+	r->user.auto_reply = ar;
+}
+
+struct dir_auto_reply *
+dir_auto_reply_copy(const struct dir_user *u)
+{
+	const struct dir_auto_reply *ar = u->auto_reply;
+	if (ar == NULL)
+		return NULL;
+	struct dir_auto_reply *c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->text = strdup(ar->text)) == NULL ||
+	    (c->subject = strdup(ar->subject)) == NULL)
+		abort();
+	size_t n = 0, k = 0;
+	while (u->addresses[n] != '\0') {
+		n += strlen(u->addresses + n) + 1;
+		k++;
+	}
+	if ((c->addresses = malloc(n + 1)) == NULL ||
+	    (c->address_v = calloc(k + 1, sizeof(char *))) == NULL)
+		abort();
+	memcpy(c->addresses, u->addresses, n + 1);
+	for (char *p = c->addresses; *p != '\0'; p += strlen(p) + 1)
+		c->address_v[c->naddresses++] = p;
+	c->start = ar->start;
+	c->end = ar->end;
+	c->off = ar->off;
+	return c;
+}
+
+void
+dir_auto_reply_free(struct dir_auto_reply **arp)
+{
+	struct dir_auto_reply *ar = *arp;
+	*arp = NULL;
+	if (ar == NULL)
+		return;
+	free(ar->text);
+	free(ar->subject);
+	free(ar->addresses);
+	free(ar->address_v);
+	free(ar);
+}
+
 static void
 ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 {
@@ -742,6 +860,8 @@ ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 		ldap_value_free_len(vals);
 	}
 	if (r->kind == REQ_ADDRESS) {
+		if (r->want_auto_reply)
+			ldc_auto_reply(lc, e, r);
 		req_complete(r, DIR_OK, NULL);
 		return;
 	}
@@ -890,6 +1010,10 @@ static const char *user_attrs[] = {
 	"porticoImapCapabilityOff", NULL,
 };
 /* clang-format on */
+static const char *auto_reply_attrs[] = {
+	"porticoAutoReplyText", "porticoAutoReplySubject",
+	"porticoAutoReplyStart", "porticoAutoReplyEnd", NULL,
+};
 static const char *backend_attrs[] = {"porticoSite", "porticoLinkAddress",
 				      NULL};
 
@@ -899,9 +1023,11 @@ req_start_search(struct ldconn *lc, struct dir_req *r)
 	struct timeval tv = {(time_t)lc->d->cfg->ldap_timeout, 0};
 	int rc = ldap_search_ext(lc->ld, r->base, LDAP_SCOPE_SUBTREE,
 				 r->filter,
-				 (char **)(uintptr_t)(r->kind != REQ_BACKEND
-							      ? lc->d->user_attrs
-							      : backend_attrs),
+				 (char **)(uintptr_t)(r->kind == REQ_BACKEND
+							      ? backend_attrs
+						      : r->want_auto_reply
+							      ? lc->d->rcpt_attrs
+							      : lc->d->user_attrs),
 				 0, NULL, NULL, &tv, 2, &r->msgid);
 	if (rc != LDAP_SUCCESS) {
 		ldc_fail(lc, ldap_err2string(rc));
@@ -1101,6 +1227,18 @@ dir_lookup_address(struct directory *d, const char *address, dir_auth_cb *cb,
 	struct dir_req *r = req_new(d, REQ_ADDRESS, ctx);
 	r->auth_cb = cb;
 	r->base = d->cfg->ldap_base_dn;
+	return req_search_for(r, "porticoUser", "mail", address,
+			      "invalid address");
+}
+
+struct dir_req *
+dir_lookup_recipient(struct directory *d, const char *address,
+		     dir_auth_cb *cb, void *ctx)
+{
+	struct dir_req *r = req_new(d, REQ_ADDRESS, ctx);
+	r->auth_cb = cb;
+	r->base = d->cfg->ldap_base_dn;
+	r->want_auto_reply = 1;
 	return req_search_for(r, "porticoUser", "mail", address,
 			      "invalid address");
 }
@@ -1370,6 +1508,10 @@ dir_priv_apply(struct directory *d, const char **error_r)
 	if (d->priv_attr[0] != '\0')
 		d->user_attrs[na++] = d->priv_attr;
 	d->user_attrs[na] = NULL;
+	memcpy(d->rcpt_attrs, d->user_attrs, na * sizeof(*d->user_attrs));
+	for (unsigned i = 0; auto_reply_attrs[i] != NULL; i++)
+		d->rcpt_attrs[na++] = auto_reply_attrs[i];
+	d->rcpt_attrs[na] = NULL;
 	d->conf_priv = d->cfg->ldap_privileged_attribute;
 	return 0;
 }

@@ -47,7 +47,39 @@ struct dir_user {
 	/* porticoImapCapabilityOff: IMAP capabilities switched off for the
 	   account, upper case, separated by spaces; what fits */
 	char imap_caps_off[128];
+	/* Recipient lookups only (dir_lookup_recipient): the automatic
+	   reply, NULL when the entry has none; valid during the callback
+	   (dir_auto_reply_copy() keeps it). */
+	const struct dir_auto_reply *auto_reply;
 };
+
+/* An account's automatic reply (RFC 3834), from porticoAutoReplyText,
+ * porticoAutoReplySubject, porticoAutoReplyStart and porticoAutoReplyEnd.
+ * The backend decides at delivery whether a message gets it. */
+struct dir_auto_reply {
+	char *text;          /* UTF-8, as in the directory */
+	char *subject;       /* "" none */
+	int64_t start, end;  /* unix time, 0 none */
+	/* Why there is none after all, though the entry has a text (over
+	   lmtp.auto_reply_max_size, not UTF-8, a time that does not parse):
+	   NULL when it is on. */
+	const char *off;
+	/* In a copy: the entry's addresses (dir_user's list), and a
+	   pointer to each */
+	char *addresses;
+	char **address_v;
+	size_t naddresses;
+};
+/* Longest porticoAutoReplySubject taken (the schema's bound is 256
+ * characters). */
+#define DIR_AUTO_REPLY_SUBJECT_MAX 1024
+/* LDAP GeneralizedTime (RFC 4517 3.3.13) to unix time: 0, or -1.
+ * (ldap_escape.c) */
+int dir_generalized_time(const char *s, size_t len, int64_t *t_r);
+/* u's automatic reply with its addresses, to keep: NULL when it has
+ * none. */
+struct dir_auto_reply *dir_auto_reply_copy(const struct dir_user *u);
+void dir_auto_reply_free(struct dir_auto_reply **ar);
 
 struct dir_backend {
 	char id[64];
@@ -107,6 +139,9 @@ struct dir_req *dir_authenticate(struct directory *d, const char *login,
  * authenticating (LMTP recipients): DIR_FAIL if there is none. */
 struct dir_req *dir_lookup_address(struct directory *d, const char *address,
 				   dir_auth_cb *cb, void *ctx);
+/* The same, for an LMTP recipient: the entry's automatic reply too. */
+struct dir_req *dir_lookup_recipient(struct directory *d, const char *address,
+				     dir_auth_cb *cb, void *ctx);
 /* Whether address is one of u's addresses (case-insensitive). */
 int dir_user_has_address(const struct dir_user *u, const char *address);
 struct dir_req *dir_lookup_backend(struct directory *d, const char *id,

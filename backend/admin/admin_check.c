@@ -555,8 +555,9 @@ check_user(struct check *c, const char *user,
 	return 0;
 }
 
-/* Quota ("q"), last login ("l") and quota warning ("w") records (|
- * user_num in meta) of users that are not there, or cut short. */
+/* Quota ("q"), last login ("l"), quota warning ("w") and automatic reply
+ * ("r") records (| user_num in meta) of users that are not there, or cut
+ * short. */
 static int
 user_meta_orphan_fn(void *ctx, const void *k, size_t kl, const void *v,
 		    size_t vl)
@@ -567,9 +568,11 @@ user_meta_orphan_fn(void *ctx, const void *k, size_t kl, const void *v,
 	char kind = *(const char *)k;
 	const char *what = kind == 'q'   ? "quota"
 			   : kind == 'l' ? "last login"
-					 : "quota warning";
+			   : kind == 'w' ? "quota warning"
+					 : "automatic reply";
 	uint64_t user_num = get64((const uint8_t *)k + 1);
-	if ((kind == 'l' && vl != 8) || (kind == 'w' && vl != 4)) {
+	if ((kind == 'l' && vl != 8) || (kind == 'w' && vl != 4) ||
+	    (kind == 'r' && (vl == 0 || vl % STORE_AUTO_REPLY_ENTRY != 0))) {
 		c->where[0] = '\0';
 		check_violation(c, "%s record of user number %llu of %zu bytes",
 				what, (unsigned long long)user_num, vl);
@@ -996,7 +999,8 @@ check_orphans(struct check *c)
 	    check_expunged(c) < 0 ||
 	    check_walk(c, "meta", "q", 1, user_meta_orphan_fn, c) < 0 ||
 	    check_walk(c, "meta", "l", 1, user_meta_orphan_fn, c) < 0 ||
-	    check_walk(c, "meta", "w", 1, user_meta_orphan_fn, c) < 0)
+	    check_walk(c, "meta", "w", 1, user_meta_orphan_fn, c) < 0 ||
+	    check_walk(c, "meta", "r", 1, user_meta_orphan_fn, c) < 0)
 		return -1;
 	return check_queue(c);
 }

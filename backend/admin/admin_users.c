@@ -228,6 +228,8 @@ admin_remove_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	if (rc == 0)
 		rc = store_quota_warned_del(st, txn, u.user_num);
 	if (rc == 0)
+		rc = store_auto_reply_del(st, txn, u.user_num);
+	if (rc == 0)
 		rc = mdb_del(txn, st->users, &uk, NULL);
 	if (rc == 0)
 		return 0;

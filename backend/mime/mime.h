@@ -277,5 +277,13 @@ int mime_header_next(const char *h, size_t len, size_t *pos,
 		     struct mime_hfield *f);
 /* The field's name is name (ASCII, without regard to case). */
 int mime_hfield_is(const struct mime_hfield *f, const char *name);
+/* fn for each address of an address-list field's value (RFC 5322, parsed
+ * as for ENVELOPE): its local part (unquoted) and domain, not
+ * NUL-terminated; group names are not addresses.  At most
+ * MIME_MAX_ADDRESSES. */
+void mime_address_each(const char *v, size_t len,
+		       void (*fn)(void *ctx, const char *mailbox, size_t mlen,
+				  const char *domain, size_t dlen),
+		       void *ctx);
 
 #endif

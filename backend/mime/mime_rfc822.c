@@ -884,3 +884,28 @@ mime_rfc822_addresses(struct mime_rfc822 *r, const char *v, size_t len,
 		}
 	}
 }
+
+void
+mime_address_each(const char *v, size_t len,
+		  void (*fn)(void *ctx, const char *mailbox, size_t mlen,
+			     const char *domain, size_t dlen),
+		  void *ctx)
+{
+	struct arena a;
+	struct mime_rfc822 r;
+	struct maddrs addrs;
+	memset(&addrs, 0, sizeof(addrs));
+	arena_init(&a, 1024);
+	mime_rfc822_init(&r, &a);
+	mime_rfc822_addresses(&r, v, len, &addrs);
+	for (uint32_t i = 0; i < addrs.n; i++) {
+		const struct maddr *m = &addrs.v[i];
+		/* a group's start and end have no domain */
+		if (m->mailbox.p != NULL && m->domain.p != NULL &&
+		    m->domain.len > 0)
+			fn(ctx, m->mailbox.p, m->mailbox.len, m->domain.p,
+			   m->domain.len);
+	}
+	mime_rfc822_free(&r);
+	arena_free(&a);
+}

@@ -588,6 +588,17 @@ void store_quota_warner_set(struct store *st,
 int store_quota_warned_get(struct store *st, MDB_txn *txn, uint64_t user_num,
 			   unsigned *level_r, const char **error_r);
 int store_quota_warned_del(struct store *st, MDB_txn *txn, uint64_t user_num);
+/* The senders an account's automatic reply went to ('r' | user_num in
+ * meta: 16 bytes each, 8 of a hash of the address and 8 of the time,
+ * oldest first).  Whether sender_hash is due a reply at now: 1, and the
+ * record notes it (entries older than interval go; beyond max entries the
+ * oldest), 0 one went within interval (nothing written), or an MDB error
+ * (negative: -1 when the record is of a size not a multiple of 16). */
+#define STORE_AUTO_REPLY_ENTRY 16
+int store_auto_reply_due(struct store *st, MDB_txn *txn, uint64_t user_num,
+			 const uint8_t sender_hash[8], int64_t now,
+			 int64_t interval, unsigned max);
+int store_auto_reply_del(struct store *st, MDB_txn *txn, uint64_t user_num);
 /* store_op_quota_warned sets it (the import of a whole account; levels
  * above 1000 are taken as 1000). */
 struct store_quota_warned_args {

@@ -408,7 +408,8 @@ msg_remove(struct store *st, MDB_txn *txn, struct mbox *mb, uint32_t uid,
 }
 
 /* A user's record in meta: kind ('q' quota, 'l' last login, 'w' quota
- * warning level) | user_num. */
+ * warning level, 'r' senders answered by the automatic reply) |
+ * user_num. */
 static void
 user_meta_key(uint8_t key[9], char kind, uint64_t user_num)
 {
@@ -674,6 +675,53 @@ int
 store_quota_warned_del(struct store *st, MDB_txn *txn, uint64_t user_num)
 {
 	return user_meta_del(st, txn, 'w', user_num);
+}
+
+int
+store_auto_reply_due(struct store *st, MDB_txn *txn, uint64_t user_num,
+		     const uint8_t sender_hash[8], int64_t now,
+		     int64_t interval, unsigned max)
+{
+	enum { E = STORE_AUTO_REPLY_ENTRY };
+	uint8_t key[9];
+	user_meta_key(key, 'r', user_num);
+	MDB_val k = {9, key}, v = {0, NULL};
+	int rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		v.mv_size = 0;
+	else if (rc != 0)
+		return rc;
+	else if (v.mv_size % E != 0)
+		return -1;
+	size_t n = v.mv_size / E, kept = 0;
+	uint8_t *out = malloc((n + 1) * E);
+	if (out == NULL)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *e = (const uint8_t *)v.mv_data + i * E;
+		int64_t t = (int64_t)get_be64(e + 8);
+		int recent = t <= now && now - t < interval;
+		if (memcmp(e, sender_hash, 8) == 0 && recent) {
+			free(out);
+			return 0;
+		}
+		if (recent && memcmp(e, sender_hash, 8) != 0)
+			memcpy(out + kept++ * E, e, E);
+	}
+	memcpy(out + kept * E, sender_hash, 8);
+	be64(out + kept * E + 8, (uint64_t)now);
+	kept++;
+	size_t skip = kept > max ? kept - max : 0;
+	MDB_val nv = {(kept - skip) * E, out + skip * E};
+	rc = mdb_put(txn, st->meta, &k, &nv, 0);
+	free(out);
+	return rc != 0 ? rc : 1;
+}
+
+int
+store_auto_reply_del(struct store *st, MDB_txn *txn, uint64_t user_num)
+{
+	return user_meta_del(st, txn, 'r', user_num);
 }
 
 static int

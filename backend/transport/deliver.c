@@ -8,6 +8,7 @@
 
 #include "backend/mime/mime.h"
 #include "common/conn.h"
+#include "common/log.h"
 
 void
 deliver_build(const struct config *cfg, const char *mail_from,
@@ -37,6 +38,18 @@ deliver_build(const struct config *cfg, const char *mail_from,
 	buf_append(msg_r, data, len);
 	buf_reset(meta_r);
 	mime_cache_build(buf_ptr(msg_r), buf_used(msg_r), meta_r);
+}
+
+struct ar_nested {
+	uint64_t user_num;
+	struct auto_reply *ar;
+};
+
+static int
+ar_nested_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	struct ar_nested *an = vargs;
+	return auto_reply_queue(st, txn, an->user_num, an->ar, err);
 }
 
 int
@@ -123,6 +136,16 @@ deliver_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		if (r->rc != 0)
 			continue;
 		r->mbox_id = aa.mbox_id_out;
+		/* A reply that cannot be queued costs the delivery nothing
+		   (its own nested transaction, undone alone). */
+		if (r->auto_reply != NULL) {
+			struct ar_nested an = {u.user_num, r->auto_reply};
+			char e2[STORE_ERR_SIZE];
+			if (store_nested(st, txn, ar_nested_op, &an, e2) != 0)
+				log_error("automatic reply for <%s> not "
+					  "queued: %s",
+					  r->address ? r->address : "", e2);
+		}
 		/* In the transaction that stored it: a retry after a crash
 		   that lost our reply finds the record. */
 		if (keyed && (rc = store_delivery_record(st, txn, key,

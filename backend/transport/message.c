@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 const char *
@@ -50,6 +51,34 @@ transport_clean(char *out, size_t outsize, const char *s)
 		out[o++] = (char)c;
 	}
 	out[o] = '\0';
+}
+
+void
+transport_field_encoded(struct buf *out, const char *name, const char *v,
+			size_t len)
+{
+	buf_printf(out, "%s:", name);
+	while (len > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		len--;
+	}
+	while (len > 0) {
+		/* 45 bytes make 60 base64 characters; not within a
+		   character's sequence */
+		size_t n = len < 45 ? len : 45;
+		while (n < len && n > 0 && ((unsigned char)v[n] & 0xc0) == 0x80)
+			n--;
+		if (n == 0)
+			n = len < 45 ? len : 45;
+		unsigned char enc[64];
+		int el = EVP_EncodeBlock(enc, (const unsigned char *)v, (int)n);
+		buf_printf(out, " =?UTF-8?B?%.*s?=", el, (const char *)enc);
+		v += n;
+		len -= n;
+		if (len > 0)
+			buf_append(out, "\r\n", 2);
+	}
+	buf_append(out, "\r\n", 2);
 }
 
 /* The name of the header field starting at line[0..len) ("Date" of

@@ -70,6 +70,19 @@ transport_open(struct bsession *s, const Portico__Frame *f,
 				goto fail;
 			}
 		}
+		for (size_t i = 0; i < rcpts; i++) {
+			const Portico__Recipient *r = t->deliver->rcpt[i];
+			if (strlen(r->auto_reply_text) > AUTO_REPLY_TEXT_MAX ||
+			    strlen(r->auto_reply_subject) >
+				    AUTO_REPLY_SUBJECT_MAX ||
+			    r->n_own_address > AUTO_REPLY_ADDRESSES_MAX) {
+				*code_r = "CLIENTBUG";
+				*reason_r = "automatic reply beyond its "
+					    "bounds";
+				*temporary_r = 0;
+				goto fail;
+			}
+		}
 		if (strlen(t->deliver->delivery_id) > SMTP_MAX_DELIVERY_ID) {
 			*code_r = "CLIENTBUG";
 			*reason_r = "delivery id too long";
@@ -225,6 +238,17 @@ deliver_done(void *ctx, int rc, const char *err)
 			 r->same_as ? " same_mailbox" : "");
 		if (res == 0 && !r->duplicate && !r->same_as)
 			backend_mailbox_changed(s->be, r->mbox_id);
+		uint64_t qid;
+		const char *to;
+		if (res == 0 && auto_reply_queued(r->auto_reply, &qid, &to)) {
+			char q[32];
+			queue_id_format(qid, q, sizeof(q));
+			log_info("session=%s auto-reply queue=%s to=<%s> "
+				 "for=<%s>",
+				 s->id, q, to, pr->address);
+			s->be->auto_replies++;
+			queue_kick(s->be, qid);
+		}
 	}
 	send_replies(s, rep, n, NULL);
 	free(texts);
@@ -258,6 +282,13 @@ deliver_end(struct bsession *s, struct tstream *t)
 		t->args.rcpt[i].quota = store_quota_directory(
 			pr->quota_storage_set, pr->quota_storage,
 			pr->quota_messages_set, pr->quota_messages);
+		const char *why;
+		t->args.rcpt[i].auto_reply =
+			auto_reply_prepare(cfg, d, pr, buf_ptr(&t->msg),
+					   buf_used(&t->msg), &why);
+		if (why != NULL)
+			log_info("session=%s auto-reply for=<%s> none: %s",
+				 s->id, pr->address, why);
 	}
 	t->args.delivery_id = d->delivery_id;
 	t->args.quota_storage = cfg->backend_quota_storage;
@@ -402,6 +433,8 @@ tstream_free(struct bsession *s)
 	buf_free(&t->data);
 	buf_free(&t->msg);
 	buf_free(&t->meta);
+	for (size_t i = 0; t->args.rcpt != NULL && i < t->args.n; i++)
+		auto_reply_free(&t->args.rcpt[i].auto_reply);
 	free(t->args.rcpt);
 	queue_add_release(&t->qargs);
 	if (t->deliver != NULL)

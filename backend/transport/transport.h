@@ -36,6 +36,12 @@ int transport_open(struct bsession *s, const Portico__Frame *f,
 const char *transport_hostname(const struct config *cfg);
 /* "Mon, 23 Nov 2026 12:30:00 +0000" (RFC 5322 date-time) into out. */
 void transport_date(int64_t t, char *out, size_t outsize);
+/* "Name: " and the text v[0..len) (UTF-8, not ASCII) as RFC 2047
+ * encoded words (base64), each within 75 characters, one per line, not
+ * split within a character: what every client reads, where raw UTF-8
+ * (RFC 6532) is not. */
+void transport_field_encoded(struct buf *out, const char *name, const char *v,
+			     size_t len);
 /* Copies s into out without control characters (header values built
  * from envelope fields). */
 void transport_clean(char *out, size_t outsize, const char *s);
@@ -50,6 +56,39 @@ int transport_submission_fields(const struct config *cfg, const char *data,
 
 /* -- local delivery (deliver.c) ------------------------------------------ */
 
+/* -- automatic replies (auto_reply.c) ------------------------------------ */
+
+/* Bounds of the Deliver fields (a frame beyond them is refused): the
+ * largest lmtp.auto_reply_max_size, the frontend's subject bound, the
+ * addresses a directory entry's list holds. */
+#define AUTO_REPLY_TEXT_MAX 1048576
+#define AUTO_REPLY_SUBJECT_MAX 1024
+#define AUTO_REPLY_ADDRESSES_MAX 512
+
+struct auto_reply;
+/* The reply recipient r's automatic reply owes the message msg[0..len)
+ * of d, built and ready to queue; NULL when it owes none (r has none, or
+ * *why_r, RFC 3834's reasons: not now, a null or program sender, the
+ * account itself, Auto-Submitted:, a list, bulk, not sent to one of the
+ * account's addresses). */
+struct auto_reply *auto_reply_prepare(const struct config *cfg,
+				      const Portico__Deliver *d,
+				      const Portico__Recipient *r,
+				      const char *msg, size_t len,
+				      const char **why_r);
+/* In the delivery's transaction, once the message is stored for the
+ * user: the reply joins the queue unless this sender had one within
+ * transport.auto_reply_interval.  0 (queued or not), or a store error. */
+int auto_reply_queue(struct store *st, MDB_txn *txn, uint64_t user_num,
+		     struct auto_reply *ar, char *err);
+/* After the commit: 1 with its queue id and addressee when it was
+ * queued. */
+int auto_reply_queued(const struct auto_reply *ar, uint64_t *id_r,
+		      const char **to_r);
+/* The reply as it will be queued (tests, fuzzing). */
+const char *auto_reply_message(const struct auto_reply *ar, size_t *len_r);
+void auto_reply_free(struct auto_reply **ar);
+
 struct deliver_rcpt {
 	const char *mailbox_id;
 	const char *address;        /* for the delivery record */
@@ -57,6 +96,9 @@ struct deliver_rcpt {
 	   limits before the message is stored; quota_known 0: none given */
 	int quota_known;
 	struct store_quota quota;
+	/* the reply the account's automatic reply owes (NULL: none), queued
+	   in the transaction that stores the message */
+	struct auto_reply *auto_reply;
 	/* out */
 	int rc;                     /* enum store_result */
 	char err[STORE_ERR_SIZE];

@@ -275,6 +275,20 @@ smtp_body_name(enum smtp_body b)
 	return b == SMTP_BODY_8BITMIME ? "8BITMIME" : "7BIT";
 }
 
+/* LMTP: the recipient's automatic reply into its Deliver fields. */
+static void
+smtp_auto_reply_fields(Portico__Recipient *r, const struct dir_auto_reply *ar)
+{
+	if (ar == NULL || ar->off != NULL)
+		return;
+	r->auto_reply_text = ar->text;
+	r->auto_reply_subject = ar->subject;
+	r->auto_reply_start = ar->start;
+	r->auto_reply_end = ar->end;
+	r->n_own_address = ar->naddresses;
+	r->own_address = ar->address_v;
+}
+
 static unsigned
 smtp_target_for(struct smtp_session *s, const char *backend)
 {
@@ -329,6 +343,7 @@ smtp_content_begin(struct smtp_session *s)
 				rv[n].quota_messages_set =
 					e->quota_messages_set;
 				rv[n].quota_messages = e->quota_messages;
+				smtp_auto_reply_fields(&rv[n], e->auto_reply);
 			}
 			rp[n] = &rv[n];
 			n++;

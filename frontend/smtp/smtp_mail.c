@@ -137,6 +137,11 @@ lmtp_rcpt_found(void *ctx, enum dir_result res, const struct dir_user *u,
 		e->quota_storage = u->quota_storage;
 		e->quota_messages_set = u->quota_messages_set;
 		e->quota_messages = u->quota_messages;
+		e->auto_reply = dir_auto_reply_copy(u);
+		if (e->auto_reply != NULL && e->auto_reply->off != NULL)
+			log_warn("session=%s rcpt=<%s> automatic reply off: "
+				 "%s",
+				 c->id, pa, e->auto_reply->off);
 		smtp_reply(s, 250, "2.1.5", "<%s> OK", pa);
 	}
 	client_resume(c);
@@ -189,5 +194,6 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	}
 	s->pending_rcpt = r;
 	c->hold = 1;
-	s->lookup = dir_lookup_address(c->fe->dir, r.path, lmtp_rcpt_found, s);
+	s->lookup = dir_lookup_recipient(c->fe->dir, r.path, lmtp_rcpt_found,
+					 s);
 }

@@ -54,6 +54,15 @@ smtp_count_error(struct smtp_session *s)
 	return 0;
 }
 
+/* The recipients go (what each holds with them). */
+static void
+smtp_rcpts_clear(struct smtp_session *s)
+{
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		dir_auto_reply_free(&s->rcpts[i].auto_reply);
+	s->nrcpt = 0;
+}
+
 void
 smtp_reset_transaction(struct smtp_session *s)
 {
@@ -63,7 +72,7 @@ smtp_reset_transaction(struct smtp_session *s)
 		s->lookup = NULL;
 	}
 	memset(&s->mail, 0, sizeof(s->mail));
-	s->nrcpt = 0;
+	smtp_rcpts_clear(s);
 	s->bdat = 0;
 	s->chunk_left = 0;
 	s->chunk_last = 0;
@@ -354,6 +363,7 @@ smtp_session_free(struct client *c)
 		return;
 	smtp_data_abort(s);
 	buf_free(&s->pending);
+	smtp_rcpts_clear(s);
 	free(s->rcpts);
 	free(s);
 	c->smtp = NULL;

@@ -59,6 +59,7 @@ struct smtp_recipient {
 	/* LMTP: its quota in the directory (struct dir_user's) */
 	int quota_storage_set, quota_messages_set;
 	uint64_t quota_storage, quota_messages;
+	struct dir_auto_reply *auto_reply; /* LMTP: its automatic reply */
 	unsigned target;          /* index in targets */
 	unsigned code;            /* LMTP: the reply after the content */
 	char status[16];

@@ -237,7 +237,11 @@ def test_check_finds_crafted_violations(stack_factory):
         (b"l" + user_num.to_bytes(8, "big"), bytes(4)),
         # quota warning levels: of no user, and one too long
         (b"w" + (999997).to_bytes(8, "big"), (50).to_bytes(4, "big")),
-        (b"w" + user_num.to_bytes(8, "big"), bytes(8))])
+        (b"w" + user_num.to_bytes(8, "big"), bytes(8)),
+        # senders an automatic reply answered: of no user, and one entry
+        # cut short
+        (b"r" + (999996).to_bytes(8, "big"), bytes(16)),
+        (b"r" + user_num.to_bytes(8, "big"), bytes(24))])
 
     r = admin(st, "check", "--all")
     assert r.returncode == 1, r.stdout + r.stderr
@@ -268,8 +272,12 @@ def test_check_finds_crafted_violations(stack_factory):
         "not exist" in out, out
     assert "quota warning record of user number %d of 8 bytes" % user_num \
         in out, out
-    assert out.count("VIOLATION") == 14, out
-    assert out.rstrip().endswith(": 14 violations"), out
+    assert "automatic reply record of user number 999996, which does " \
+        "not exist" in out, out
+    assert "automatic reply record of user number %d of 24 bytes" % \
+        user_num in out, out
+    assert out.count("VIOLATION") == 16, out
+    assert out.rstrip().endswith(": 16 violations"), out
 
 
 def test_check_after_multi_message_operations(stack_factory):

@@ -71,6 +71,15 @@ FUZZ_LIBS_account := -llmdb -luv -lpthread -lz -lprotobuf-c -lldap -llber \
                      -lssl -lhttp_parser -lunistring \
                      $(shell pkg-config --libs inih 2>/dev/null)
 
+# The automatic reply's decision and message; the backend's sources for
+# the queue entry it prepares (nothing is stored).
+FUZZ_SRC_auto_reply := $(filter-out backend/main.c backend/admin.c \
+                         backend/admin/%,$(BACK_SRC)) \
+                       $(wildcard common/*.c) $(QPROTO_C) $(APROTO_C) \
+                       $(PROTO_C) $(PROTO_H)
+FUZZ_CFLAGS_auto_reply := -I$(BUILD)/gen -Wno-error
+FUZZ_LIBS_auto_reply := $(FUZZ_LIBS_account)
+
 FUZZ_SRC_smtp := common/smtp_parser.c common/smtp_parser.h common/buf.c \
                  common/buf.h
 

@@ -1,4 +1,5 @@
-/* test_ldap_escape.c - RFC 4515 escaping of filter values. */
+/* test_ldap_escape.c - RFC 4515 escaping of filter values, RFC 4517
+ * GeneralizedTime. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,12 +46,49 @@ test_output_bound(void **state)
 	assert_int_equal(ldap_filter_escape("x", 1, out, 1), -1);
 }
 
+static int64_t
+gt(const char *s)
+{
+	int64_t t = -12345;
+	if (dir_generalized_time(s, strlen(s), &t) < 0)
+		return -1;
+	return t;
+}
+
+static void
+test_generalized_time(void **state)
+{
+	/* date(1) -u -d '2026-12-07 22:23:56' +%s */
+	assert_int_equal(gt("20261207222356Z"), 1796682236);
+	assert_int_equal(gt("19700101000000Z"), 0);
+	assert_int_equal(gt("20000229120000Z"), 951825600);
+	assert_int_equal(gt("2000022912Z"), 951825600);
+	assert_int_equal(gt("200002291230Z"), 951825600 + 1800);
+	assert_int_equal(gt("20000229120000.5Z"), 951825600);
+	assert_int_equal(gt("20000229120000,25Z"), 951825600);
+	assert_int_equal(gt("20000229140000+0200"), 951825600);
+	assert_int_equal(gt("20000229070000-05"), 951825600);
+	assert_int_equal(gt("19691231235958Z"), -2);
+	/* not one */
+	assert_int_equal(gt("20261207222356"), -1);   /* no zone */
+	assert_int_equal(gt("2026120722Z1"), -1);     /* trailing */
+	assert_int_equal(gt("20261307222356Z"), -1);  /* month 13 */
+	assert_int_equal(gt("20261200222356Z"), -1);  /* day 0 */
+	assert_int_equal(gt("20261207242356Z"), -1);  /* hour 24 */
+	assert_int_equal(gt("202612072Z"), -1);       /* hour cut */
+	assert_int_equal(gt("20261207222356.Z"), -1); /* empty fraction */
+	assert_int_equal(gt("20261207222356+2400"), -1);
+	assert_int_equal(gt(""), -1);
+	assert_int_equal(gt("tomorrow"), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_metacharacters),
 		cmocka_unit_test(test_output_bound),
+		cmocka_unit_test(test_generalized_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,438 @@
+"""Automatic replies (out of office, RFC 3834) from the directory: a user
+whose entry has porticoAutoReplyText (and optionally
+porticoAutoReplySubject, porticoAutoReplyStart, porticoAutoReplyEnd) has
+each message delivered to it answered, from the null reverse path, by a
+reply that goes through the backend's queue (to the smarthost for a
+remote sender, into the INBOX for a local one); once per sender within
+transport.auto_reply_interval, and never to what must not be answered
+(the null sender, mailing lists, automatic messages, a message not
+addressed to the user, outside the start and end).  The per-account
+record of senders answered passes portico-admin check and goes with the
+account."""
+
+import base64
+import datetime
+import email
+import email.policy
+import email.utils
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import wait_for
+from test_admin import ldap_modify
+from test_transport import (PortHold, Sink, admin, backend_metrics,
+                            fetch_inbox, header_fields, inbox_when, lmtp,
+                            queue_empty, queue_listing, submit)
+
+INTERVAL = 3          # transport.auto_reply_interval, seconds
+METRIC = "portico_backend_auto_replies_total"
+
+TEXT = ("Guten Tag,\n"
+        "\n"
+        "ich bin bis Montag nicht im Büro und lese meine E-Mails nicht.\n"
+        "In dringenden Fällen wenden Sie sich bitte an Jürgen Groß.\n"
+        "\n"
+        "Viele Grüße\n"
+        "Änne Müller")
+SUBJECT = "Abwesend – zurück am Montag"
+
+ATTRS = {"text": "porticoAutoReplyText",
+         "subject": "porticoAutoReplySubject",
+         "start": "porticoAutoReplyStart",
+         "end": "porticoAutoReplyEnd"}
+
+
+@pytest.fixture(scope="module")
+def ar_stack(stack_factory):
+    """One stack for the file: example.test is local (scripts/stack sets
+    transport.local_domains), other domains go to a running smarthost
+    (a Sink); a sender is answered again after INTERVAL seconds."""
+    port = PortHold()
+    st = stack_factory("autoreply", settings=[
+        "transport.smarthost=127.0.0.1:%d" % port.port,
+        "transport.retry_first=1s", "transport.retry_max=2s",
+        "transport.auto_reply_interval=%ds" % INTERVAL])
+    st.sink = Sink(port, str(st.dir / "certs" / "mail.pem"),
+                   str(st.dir / "certs" / "mail.key"))
+    st.sink.start()
+    try:
+        yield st
+    finally:
+        st.sink.stop()
+        st.down()
+
+
+# ---- helpers -----------------------------------------------------------------
+
+def set_auto_reply(st, user, **fields):
+    """Replace the porticoAutoReply* attributes named (text, subject,
+    start, end) of USER's entry; None removes one (a replace without a
+    value, which is no error when the entry lacks it)."""
+    changes = []
+    for key, value in fields.items():
+        attr = ATTRS[key]
+        if changes:
+            changes.append("-")
+        changes.append("replace: " + attr)
+        if value is not None:
+            changes.append("%s:: %s" % (
+                attr, base64.b64encode(value.encode()).decode()))
+    dn = "uid=%s,%s" % (user, st["LDAP_PEOPLE_DN"])
+    try:
+        ldap_modify(st, dn, *changes)
+    except subprocess.CalledProcessError as e:
+        raise AssertionError("ldapmodify of %s %s: %s" % (
+            user, fields, e.stderr.decode(errors="replace"))) from None
+
+
+def gtime(offset):
+    """LDAP GeneralizedTime OFFSET seconds from now."""
+    return time.strftime("%Y%m%d%H%M%SZ", time.gmtime(time.time() + offset))
+
+
+def message(mid, sender, to, subject="Hello", cc=None, extra=()):
+    """A message (bytes, CRLF) with Message-ID <MID>; SUBJECT None: no
+    Subject: field; EXTRA: more header lines."""
+    lines = ["From: %s" % sender, "To: %s" % to]
+    if cc is not None:
+        lines.append("Cc: %s" % cc)
+    if subject is not None:
+        lines.append("Subject: %s" % subject)
+    lines.append("Date: Mon, 23 Nov 2026 12:00:00 +0000")
+    lines.append("Message-ID: <%s>" % mid)
+    lines += list(extra)
+    return ("\r\n".join(lines) +
+            "\r\n\r\nA message for the auto-reply test.\r\n").encode()
+
+
+def deliver(st, user, case, msg, mail_from):
+    """Deliver MSG to USER over LMTP from MAIL_FROM; it must be taken."""
+    got = lmtp(st, [user], msg, mail_from=mail_from)
+    assert got[user][0] == 250, (case, got)
+
+
+def replies_to(st, addr):
+    """The messages the smarthost got for ADDR alone."""
+    return [m for m in st.sink.messages if m[1] == [addr]]
+
+
+def settle(st, want, what):
+    """Wait until the smarthost has WANT messages and the queue is empty
+    (an auto-reply is queued with the delivery it answers, so once the
+    queue is empty every reply of the deliveries so far has gone out);
+    then it must have exactly WANT."""
+    try:
+        wait_for(lambda: len(st.sink.messages) >= want, timeout=30,
+                 interval=0.1, what="smarthost")
+        wait_for(lambda: queue_empty(st), timeout=30, interval=0.1,
+                 what="queue")
+    except AssertionError as e:
+        raise AssertionError("%s: timed out waiting for the %s: want %d "
+                             "message(s) at the smarthost, got %r; %s" % (
+                                 what, str(e).rsplit(" ", 1)[-1], want,
+                                 [m[1] for m in st.sink.messages],
+                                 queue_listing(st))) from None
+    got = [m[1] for m in st.sink.messages]
+    assert len(got) == want, (what, got, queue_listing(st))
+
+
+def norm(text):
+    return text.replace("\r\n", "\n").rstrip()
+
+
+def crlf(data):
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def check_reply(case, raw, account, sender, orig_mid, subject, text):
+    """RAW (bytes, CRLF) is the auto-reply of ACCOUNT to SENDER for the
+    message <ORIG_MID>, with SUBJECT and the body TEXT."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    try:
+        head.decode("ascii")
+    except UnicodeDecodeError:
+        raise AssertionError("%s: header not ASCII (RFC 2047 expected): %r"
+                             % (case, head)) from None
+    for name in (b"From", b"To", b"Subject", b"Date", b"Message-ID",
+                 b"In-Reply-To", b"References", b"Auto-Submitted",
+                 b"MIME-Version", b"Content-Type"):
+        assert len(header_fields(raw, name)) == 1, (case, name, head)
+    m = email.message_from_bytes(raw, policy=email.policy.default)
+    assert email.utils.parseaddr(str(m["From"]))[1].lower() == \
+        account.lower(), (case, m["From"])
+    assert email.utils.parseaddr(str(m["To"]))[1].lower() == \
+        sender.lower(), (case, m["To"])
+    assert str(m["Subject"]) == subject, (case, m["Subject"], head)
+    when = email.utils.parsedate_to_datetime(str(m["Date"]))
+    if when.utcoffset() is None:        # "-0000": UTC, the zone unknown
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    assert abs(when.timestamp() - time.time()) < 600, (case, m["Date"])
+    mid = str(m["Message-ID"]).strip()
+    assert re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", mid), (case, mid)
+    assert mid != "<%s>" % orig_mid, case
+    assert str(m["In-Reply-To"]).strip() == "<%s>" % orig_mid, \
+        (case, m["In-Reply-To"])
+    assert str(m["References"]).split()[-1] == "<%s>" % orig_mid, \
+        (case, m["References"])
+    assert str(m["Auto-Submitted"]).strip() == "auto-replied", \
+        (case, m["Auto-Submitted"])
+    assert str(m["MIME-Version"]).strip() == "1.0", (case, m["MIME-Version"])
+    assert m.get_content_type() == "text/plain", (case, m["Content-Type"])
+    assert m.get_content_charset() == "utf-8", (case, m["Content-Type"])
+    if not text.isascii():
+        assert str(m["Content-Transfer-Encoding"]).strip().lower() == \
+            "base64", (case, m["Content-Transfer-Encoding"])
+    assert norm(m.get_content()) == norm(text), (case, m.get_content())
+    return m
+
+
+def check_relayed(st, case, account, sender, orig_mid, subject, text,
+                  index=-1):
+    """The smarthost's reply number INDEX to SENDER: from <>, to SENDER
+    alone, and as check_reply() says."""
+    got = replies_to(st, sender)
+    assert got, (case, [m[1] for m in st.sink.messages])
+    mail_from, rcpts, data = got[index]
+    assert mail_from in ("", "<>"), (case, mail_from)
+    assert rcpts == [sender], (case, rcpts)
+    return check_reply(case, crlf(data), account, sender, orig_mid, subject,
+                       text)
+
+
+def message_ids(st, user):
+    """The Message-IDs of USER's INBOX, in UID order."""
+    out = []
+    for _, raw in fetch_inbox(st, user):
+        ids = header_fields(raw, b"Message-ID")
+        out.append(ids[0].decode() if ids else None)
+    return out
+
+
+def check_then_remove(st, mbox):
+    """check --all is clean with the account's record of senders
+    answered, remove takes the account, and check --all is clean after
+    (no record of it left behind)."""
+    for args in (("check", "--all"), ("remove", mbox, "--yes"),
+                 ("check", "--all")):
+        p = admin(st, "s1b1", *args)
+        assert p.returncode == 0, (args, p.stdout + p.stderr)
+
+
+# ---- remote senders ----------------------------------------------------------
+
+@pytest.mark.daemons
+def test_auto_reply_to_remote_senders(ar_stack):
+    """A user with a text and a Subject (not ASCII) in the directory: a
+    remote sender gets one reply at the smarthost, from <>, with every
+    header RFC 3834 asks for and the text as the body; the same sender
+    (in any case) again gets none within transport.auto_reply_interval,
+    another sender gets one, and after the interval the first one gets
+    one again.  No reply to the null sender, list and automatic mail,
+    mailer-daemons and list owners, a message not addressed to the user,
+    the user's own mail, outside the start and end, or once the text is
+    gone; without a Subject in the directory the reply's is "Auto: " and
+    the original's.  Every message is in the INBOX all the same; the
+    metric counts the replies; check --all is clean, also after the
+    account's removal."""
+    st = ar_stack
+    user, _, mbox = st.new_account("ooo")
+    sink0 = len(st.sink.messages)
+    metrics = backend_metrics(st)
+    assert METRIC in metrics, sorted(metrics)
+    metric0 = metrics[METRIC]
+    delivered = []              # (case, Message-ID) expected in the INBOX
+
+    def send(case, mail_from, msg):
+        deliver(st, user, case, msg, mail_from)
+        delivered.append((case, "<%s@remote.test>" % case))
+
+    set_auto_reply(st, user, text=TEXT, subject=SUBJECT)
+
+    # 1. a remote sender: one reply; 2. the same sender again (its
+    # address in other case): none; another sender: one
+    s1, s2 = "sender.one@remote.test", "sender.two@remote.test"
+    start = time.monotonic()
+    send("first", s1, message(
+        "first@remote.test", "Sender One <%s>" % s1,
+        "Out Of Office <%s>" % user, subject="Meeting next week",
+        extra=["References: <thread-0@remote.test>"]))
+    send("repeat", s1.upper(), message(
+        "repeat@remote.test", "Sender One <%s>" % s1, user,
+        subject="Meeting next week, again"))
+    repeat_done = time.monotonic()
+    assert repeat_done - start < INTERVAL, \
+        "too slow to test transport.auto_reply_interval"
+    send("other-sender", s2, message(
+        "other-sender@remote.test", s2, user, subject="Hi"))
+    settle(st, sink0 + 2, "first sender, once, and another sender")
+    assert len(replies_to(st, s1)) == 1, [m[1] for m in st.sink.messages]
+    check_relayed(st, "first", user, s1, "first@remote.test", SUBJECT, TEXT)
+    check_relayed(st, "other-sender", user, s2, "other-sender@remote.test",
+                  SUBJECT, TEXT)
+
+    # 3. what gets no reply, each from a sender of its own, then what
+    # does (the barrier: their replies, then an empty queue)
+    negatives = [
+        ("null-sender", "", []),
+        ("auto-generated", "autogen@remote.test",
+         ["Auto-Submitted: auto-generated"]),
+        ("auto-replied", "autoreplied@remote.test",
+         ["Auto-Submitted: auto-replied"]),
+        ("precedence-bulk", "bulk@remote.test", ["Precedence: bulk"]),
+        ("precedence-list", "plist@remote.test", ["Precedence: list"]),
+        ("precedence-junk", "junk@remote.test", ["Precedence: junk"]),
+        ("list-id", "listid@remote.test",
+         ["List-Id: A list <list.remote.test>"]),
+        ("list-post", "listpost@remote.test",
+         ["List-Post: <mailto:list@remote.test>"]),
+        ("suppress-oof", "oof@remote.test",
+         ["X-Auto-Response-Suppress: OOF"]),
+        ("suppress-all", "suppressall@remote.test",
+         ["X-Auto-Response-Suppress: All"]),
+        ("mailer-daemon", "Mailer-Daemon@remote.test", []),
+        ("owner", "owner-list@remote.test", []),
+        ("request", "news-REQUEST@remote.test", []),
+        ("listserv", "LISTSERV@remote.test", []),
+        ("majordomo", "Majordomo@remote.test", []),
+    ]
+    for case, sender, extra in negatives:
+        send(case, sender, message("%s@remote.test" % case,
+                                   sender or "robot@remote.test", user,
+                                   extra=extra))
+    send("not-addressed", "notaddressed@remote.test", message(
+        "not-addressed@remote.test", "notaddressed@remote.test",
+        "someone-else@remote.test"))
+    send("own-address", user, message("own-address@remote.test", user,
+                                      user))
+    positives = [
+        ("in-cc", "incc@remote.test", message(
+            "in-cc@remote.test", "incc@remote.test",
+            "someone-else@remote.test", cc="Ooo <%s>" % user)),
+        ("auto-submitted-no", "asno@remote.test", message(
+            "auto-submitted-no@remote.test", "asno@remote.test", user,
+            extra=["Auto-Submitted: no"])),
+        ("to-other-case", "othercase@remote.test", message(
+            "to-other-case@remote.test", "othercase@remote.test",
+            '"Office, Out Of" <%s>' % user.upper())),
+    ]
+    for case, sender, msg in positives:
+        send(case, sender, msg)
+    settle(st, sink0 + 2 + len(positives),
+           "no reply to any of %s; one to each of %s" % (
+               [c for c, _, _ in negatives] + ["not-addressed",
+                                               "own-address"],
+               [c for c, _, _ in positives]))
+    for case, sender, _ in positives:
+        assert len(replies_to(st, sender)) == 1, case
+        check_relayed(st, case, user, sender, "%s@remote.test" % case,
+                      SUBJECT, TEXT)
+
+    # start and end: before the start, after the end none; between one
+    set_auto_reply(st, user, start=gtime(86400))
+    send("start-future", "startfuture@remote.test", message(
+        "start-future@remote.test", "startfuture@remote.test", user))
+    set_auto_reply(st, user, start=gtime(-2 * 86400), end=gtime(-86400))
+    send("end-past", "endpast@remote.test", message(
+        "end-past@remote.test", "endpast@remote.test", user))
+    set_auto_reply(st, user, end=gtime(86400))
+    send("in-window", "inwindow@remote.test", message(
+        "in-window@remote.test", "inwindow@remote.test", user))
+    set_auto_reply(st, user, start=None, end=None)
+    settle(st, sink0 + 2 + len(positives) + 1,
+           "none before the start (start-future) or after the end "
+           "(end-past), one between them (in-window)")
+    assert replies_to(st, "startfuture@remote.test") == [], "start-future"
+    assert replies_to(st, "endpast@remote.test") == [], "end-past"
+    check_relayed(st, "in-window", user, "inwindow@remote.test",
+                  "in-window@remote.test", SUBJECT, TEXT)
+
+    # the text gone: off; back without a Subject: the default one
+    set_auto_reply(st, user, text=None)
+    send("text-removed", "textremoved@remote.test", message(
+        "text-removed@remote.test", "textremoved@remote.test", user))
+    set_auto_reply(st, user, text="Back on Monday.\nRegards", subject=None)
+    send("default-subject", "defsubject@remote.test", message(
+        "default-subject@remote.test", "defsubject@remote.test", user,
+        subject="Quarterly\r\n report"))
+    send("no-subject", "nosubject@remote.test", message(
+        "no-subject@remote.test", "nosubject@remote.test", user,
+        subject=None))
+    settle(st, sink0 + 2 + len(positives) + 3,
+           "none once the text is gone (text-removed), one each for "
+           "default-subject and no-subject")
+    assert replies_to(st, "textremoved@remote.test") == [], "text-removed"
+    check_relayed(st, "default-subject", user, "defsubject@remote.test",
+                  "default-subject@remote.test", "Auto: Quarterly report",
+                  "Back on Monday.\nRegards")
+    check_relayed(st, "no-subject", user, "nosubject@remote.test",
+                  "no-subject@remote.test", "Auto reply",
+                  "Back on Monday.\nRegards")
+
+    # 2. after the interval the first sender is answered again
+    set_auto_reply(st, user, text=TEXT, subject=SUBJECT)
+    rest = repeat_done + INTERVAL + 1 - time.monotonic()
+    if rest > 0:
+        time.sleep(rest)        # let the interval pass (not an assertion)
+    send("after-interval", s1, message(
+        "after-interval@remote.test", s1, user, subject="Still away?"))
+    settle(st, sink0 + 2 + len(positives) + 4,
+           "the first sender again after the interval (after-interval)")
+    assert len(replies_to(st, s1)) == 2, [m[1] for m in st.sink.messages]
+    check_relayed(st, "after-interval", user, s1,
+                  "after-interval@remote.test", SUBJECT, TEXT)
+
+    # every message delivered, and nothing else in the INBOX
+    ids = message_ids(st, user)
+    for case, mid in delivered:
+        assert mid in ids, (case, ids)
+    assert len(ids) == len(delivered), (ids, delivered)
+
+    replies = len(st.sink.messages) - sink0
+    assert replies == 2 + len(positives) + 4
+    assert backend_metrics(st)[METRIC] - metric0 == replies
+    assert "auto-reply" in st.log("s1b1")
+    check_then_remove(st, mbox)
+
+
+# ---- a local sender ----------------------------------------------------------
+
+@pytest.mark.daemons
+def test_auto_reply_to_local_sender_no_loop(ar_stack):
+    """A user of the stack submits a message to one whose automatic
+    reply is on: the reply reaches the sender's INBOX through the queue,
+    with Return-Path: <> and Auto-Submitted: auto-replied; the sender's
+    own automatic reply does not answer it (no loop), so the other INBOX
+    holds the original alone.  The metric counts the one reply; check
+    --all is clean before and after the account's removal."""
+    st = ar_stack
+    away, _, away_mbox = st.new_account("oooaway")
+    local, local_pw = st.new_user("ooolocal")
+    set_auto_reply(st, away, text="Out until Friday.")
+    set_auto_reply(st, local, text="I am away too.",
+                   subject="Also away")
+    sink0 = len(st.sink.messages)
+    metric0 = backend_metrics(st)[METRIC]
+
+    orig = message("local-1@example.test", local, away,
+                   subject="Lunch on Friday?").replace(
+                       b"A message for the auto-reply test.",
+                       b"Shall we?")
+    submit(st, local, local_pw, [away], orig)
+    [(size, raw)] = inbox_when(st, local, 1)
+    assert raw.startswith(b"Return-Path: <>\r\n"), raw[:200]
+    check_reply("local sender", raw, away, local, "local-1@example.test",
+                "Auto: Lunch on Friday?", "Out until Friday.")
+    # the sender's reply, had there been one, was queued with the
+    # delivery of this one: an empty queue means it would be delivered
+    wait_for(lambda: queue_empty(st), timeout=30, interval=0.1,
+             what="the queue to empty")
+    assert message_ids(st, away) == ["<local-1@example.test>"], \
+        "the local sender's auto-reply answered the auto-reply"
+    assert len(fetch_inbox(st, local)) == 1
+    assert len(st.sink.messages) == sink0, st.sink.messages[sink0:]
+    assert backend_metrics(st)[METRIC] - metric0 == 1
+
+    check_then_remove(st, away_mbox)
