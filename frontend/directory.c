@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ldap.h>
@@ -63,6 +64,7 @@ enum req_phase {
 	PH_SEARCHING,
 	PH_BIND_QUEUED,
 	PH_BINDING,
+	PH_MODIFYING, /* the user's own change, bound as the user */
 	PH_DONE,
 };
 
@@ -103,6 +105,10 @@ struct dir_req {
 	struct dir_user user;
 	int want_auto_reply; /* dir_lookup_recipient */
 	struct dir_auto_reply ar;
+	/* dir_authenticate_auto_reply: the change to make once bound as
+	   the user (ar's text "" removes the automatic reply) */
+	int set_auto_reply;
+	char start[20], end[20]; /* GeneralizedTime of ar's, "" none */
 	struct dir_backend be;
 	dir_auth_cb *auth_cb;
 	dir_backend_cb *be_cb;
@@ -870,6 +876,69 @@ ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 	dir_pump(r->d);
 }
 
+/* Bound as the user: its automatic reply set, or removed, in one modify
+ * on this connection, with the user's own rights (the directory's access
+ * rules say what a user may change). */
+static void
+req_start_modify(struct ldconn *lc, struct dir_req *r)
+{
+	static const char *const names[] = {
+	    "porticoAutoReplyText", "porticoAutoReplySubject",
+	    "porticoAutoReplyStart", "porticoAutoReplyEnd"};
+	const char *vals[4] = {r->ar.text, r->ar.subject, r->start, r->end};
+	struct berval bv[4], *bvp[4][2];
+	LDAPMod mods[4], *modp[5];
+	int on = r->ar.text[0] != '\0';
+	for (int i = 0; i < 4; i++) {
+		mods[i].mod_op = LDAP_MOD_REPLACE | LDAP_MOD_BVALUES;
+		mods[i].mod_type = (char *)(uintptr_t)names[i];
+		bv[i].bv_val = (char *)(uintptr_t)vals[i];
+		bv[i].bv_len = strlen(vals[i]);
+		bvp[i][0] = &bv[i];
+		bvp[i][1] = NULL;
+		/* a replace without values removes the attribute, and is no
+		   error when the entry has none */
+		mods[i].mod_bvalues = on && bv[i].bv_len > 0 ? bvp[i] : NULL;
+		modp[i] = &mods[i];
+	}
+	modp[4] = NULL;
+	int rc = ldap_modify_ext(lc->ld, r->user.dn, modp, NULL, NULL,
+				 &r->msgid);
+	if (rc != LDAP_SUCCESS) {
+		req_complete(r, DIR_OK, "the directory could not be reached");
+		ldc_fail(lc, ldap_err2string(rc));
+		return;
+	}
+	lc->busy = r;
+	r->phase = PH_MODIFYING;
+}
+
+static void
+ldc_modify_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
+{
+	int err = LDAP_OTHER;
+	char *errmsg = NULL;
+	ldap_parse_result(lc->ld, res, &err, NULL, &errmsg, NULL, NULL, 0);
+	ldap_memfree(errmsg);
+	lc->busy = NULL;
+	if (err == LDAP_SUCCESS) {
+		req_complete(r, DIR_OK, NULL);
+	} else {
+		char why[160];
+		snprintf(why, sizeof(why), "%s",
+			 err == LDAP_INSUFFICIENT_ACCESS
+				 ? "the directory does not let the account "
+				   "change its automatic reply"
+			 : err == LDAP_UNWILLING_TO_PERFORM ||
+				 err == LDAP_REFERRAL
+				 ? "the directory server here takes no "
+				   "changes (a read-only replica)"
+				 : ldap_err2string(err));
+		req_complete(r, DIR_OK, why);
+	}
+	dir_pump(lc->d);
+}
+
 static void
 ldc_bind_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 {
@@ -880,6 +949,10 @@ ldc_bind_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 	lc->busy = NULL;
 	switch (err) {
 	case LDAP_SUCCESS:
+		if (r->set_auto_reply && !r->cancelled) {
+			req_start_modify(lc, r);
+			return;
+		}
 		req_complete(r, DIR_OK, NULL);
 		break;
 	case LDAP_INVALID_CREDENTIALS:
@@ -946,6 +1019,8 @@ ldc_result(struct ldconn *lc, LDAPMessage *res)
 			ldc_search_done(lc, r, res);
 		else if (r->phase == PH_BINDING)
 			ldc_bind_done(lc, r, res);
+		else if (r->phase == PH_MODIFYING)
+			ldc_modify_done(lc, r, res);
 		return;
 	}
 	/* Abandoned or timed out: nothing waits for it. */
@@ -1132,9 +1207,10 @@ dir_sweep(uv_timer_t *t)
 			continue;
 		struct ldconn *lc = r->conn;
 		if (lc != NULL && lc->ld != NULL &&
-		    (r->phase == PH_SEARCHING || r->phase == PH_BINDING)) {
+		    (r->phase == PH_SEARCHING || r->phase == PH_BINDING ||
+		     r->phase == PH_MODIFYING)) {
 			ldap_abandon_ext(lc->ld, r->msgid, NULL, NULL);
-			if (r->phase == PH_BINDING) {
+			if (r->phase != PH_SEARCHING) {
 				/* A bind left in flight makes the connection
 				   useless: start it afresh. */
 				req_complete(r, DIR_TEMPFAIL,
@@ -1198,6 +1274,36 @@ dir_authenticate(struct directory *d, const char *login, const char *password,
 		 "(&(objectClass=porticoUser)(|(uid=%s)(mail=%s)))", esc, esc);
 	buf_append(&r->password, password, strlen(password));
 	dir_pump(d);
+	return r;
+}
+
+static void
+gt_format(int64_t t, char out[20])
+{
+	out[0] = '\0';
+	if (t == 0)
+		return;
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (gmtime_r(&tt, &tm) != NULL)
+		strftime(out, 20, "%Y%m%d%H%M%SZ", &tm);
+}
+
+struct dir_req *
+dir_authenticate_auto_reply(struct directory *d, const char *login,
+			    const char *password,
+			    const struct dir_auto_reply *set, dir_auth_cb *cb,
+			    void *ctx)
+{
+	struct dir_req *r = dir_authenticate(d, login, password, cb, ctx);
+	if (r->phase == PH_DONE)
+		return r;
+	r->set_auto_reply = 1;
+	if ((r->ar.text = strdup(set->text)) == NULL ||
+	    (r->ar.subject = strdup(set->subject)) == NULL)
+		abort();
+	gt_format(set->start, r->start);
+	gt_format(set->end, r->end);
 	return r;
 }
 
@@ -1276,7 +1382,7 @@ dir_cancel(struct dir_req *r)
 			ldap_abandon_ext(r->conn->ld, r->msgid, NULL, NULL);
 		/* A bind in flight is left to finish: its connection stays
 		   busy until the answer arrives. */
-		if (r->phase == PH_BINDING) {
+		if (r->phase == PH_BINDING || r->phase == PH_MODIFYING) {
 			r->cancelled = 1;
 			return;
 		}

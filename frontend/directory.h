@@ -135,6 +135,17 @@ void dir_free(struct directory **dir);
 struct dir_req *dir_authenticate(struct directory *d, const char *login,
 				 const char *password, dir_auth_cb *cb,
 				 void *ctx);
+/* An authentication that, once the password is right, changes the
+ * account's automatic reply with the user's own rights (the settings
+ * page): set's text, subject, start and end (0 none) replace the four
+ * attributes, a text of "" removes them all.  The callback gets the
+ * authentication's result; on DIR_OK, why is NULL when the change was
+ * made, else why it was not (the directory's access rules, an error). */
+struct dir_req *dir_authenticate_auto_reply(struct directory *d,
+					    const char *login,
+					    const char *password,
+					    const struct dir_auto_reply *set,
+					    dir_auth_cb *cb, void *ctx);
 /* The user whose mail attribute (address or alias) is address, without
  * authenticating (LMTP recipients): DIR_FAIL if there is none. */
 struct dir_req *dir_lookup_address(struct directory *d, const char *address,

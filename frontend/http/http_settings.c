@@ -10,7 +10,11 @@
  * protocol offered to them, entries for their own site included (the
  * site of their mailbox server, from LDAP).
  *
- * Nothing changes state: no session, no cookie.  A form posted from
+ * A signed-in user also sees the automatic reply (out of office) the
+ * directory holds, and may change it with a form that asks for the
+ * password again (http_auto_reply.c): the user is signed in anew, checked
+ * as above, and the directory changes the entry with the user's own
+ * rights.  Nothing else changes state: no session, no cookie.  A form posted from
  * another site is still refused before its password is looked at (a
  * hostile page could otherwise make a visitor's browser post wrong
  * passwords and so add penalty delay to someone's (address, login)
@@ -62,6 +66,12 @@ struct settings_login {
 	int trusted;
 	int cached;             /* 1 ok, 0 fail, -1 not cached */
 	int site;               /* of the user's mailbox server, 0: unknown */
+	/* The automatic reply: the form's change to make (set_ar), then
+	   the entry's as read for the page (ar), and what to say */
+	int set_ar, ar_changed, ar_read;
+	struct dir_auto_reply ar_set;
+	struct dir_auto_reply *ar;
+	char ar_message[200];
 };
 
 /* -- HTML -----------------------------------------------------------------*/
@@ -280,6 +290,10 @@ settings_result_page(struct settings_login *sl)
 			   "start.  STARTTLS: the program switches to "
 			   "encryption after connecting.</p>\n");
 	settings_apple(&b, fe, u);
+	if (u->mail[0] != '\0' && cfg->lmtp_auto_reply_max_size > 0)
+		http_auto_reply_section(&b, sl->user, sl->ar,
+					sl->ar_message[0] ? sl->ar_message
+							  : NULL);
 	settings_send(sl->hc, 200, &b);
 }
 
@@ -291,6 +305,9 @@ settings_login_freed(uv_handle_t *h)
 	struct settings_login *sl = h->data;
 	buf_wipe(&sl->secret);
 	OPENSSL_cleanse(&sl->keys, sizeof(sl->keys));
+	free(sl->ar_set.text);
+	free(sl->ar_set.subject);
+	dir_auto_reply_free(&sl->ar);
 	free(sl);
 }
 
@@ -324,6 +341,79 @@ settings_refuse(struct settings_login *sl, int status, const char *message)
 	settings_login_end(sl);
 }
 
+static void settings_next(struct settings_login *sl);
+
+/* The automatic reply changed, or why not. */
+static void
+settings_changed_done(void *ctx, enum dir_result res,
+		      const struct dir_user *u, const char *why)
+{
+	struct settings_login *sl = ctx;
+	int on = sl->ar_set.text[0] != '\0';
+	(void)u;
+	sl->dreq = NULL;
+	sl->ar_changed = 1;
+	if (res == DIR_OK && why == NULL) {
+		log_info("http settings client=%s user=%s auto-reply %s",
+			 sl->peer, sl->user, on ? "on" : "off");
+		snprintf(sl->ar_message, sizeof(sl->ar_message), "%s",
+			 on ? "Your automatic reply is saved."
+			    : "Your automatic reply is off.");
+	} else {
+		const char *reason =
+		    res == DIR_OK     ? why
+		    : res == DIR_FAIL ? "the password is wrong"
+				      : "the directory is unavailable; try "
+					"again in a moment";
+		log_warn("http settings client=%s user=%s auto-reply not "
+			 "changed: %s",
+			 sl->peer, sl->user, why ? why : reason);
+		snprintf(sl->ar_message, sizeof(sl->ar_message),
+			 "Your automatic reply was not changed: %s.", reason);
+	}
+	settings_next(sl);
+}
+
+/* The entry's automatic reply, for the page. */
+static void
+settings_ar_read(void *ctx, enum dir_result res, const struct dir_user *u,
+		 const char *why)
+{
+	struct settings_login *sl = ctx;
+	sl->dreq = NULL;
+	sl->ar_read = 1;
+	if (res == DIR_OK)
+		sl->ar = dir_auto_reply_copy(u);
+	else
+		log_info("http settings user=%s auto-reply not read: %s",
+			 sl->user, why ? why : "");
+	settings_next(sl);
+}
+
+/* Signed in: the change the form asks for, the automatic reply read,
+ * then the page. */
+static void
+settings_next(struct settings_login *sl)
+{
+	struct frontend *fe = sl->fe;
+	if (sl->set_ar && !sl->ar_changed) {
+		sl->dreq = dir_authenticate_auto_reply(
+		    fe->dir, sl->user, buf_ptr(&sl->secret), &sl->ar_set,
+		    settings_changed_done, sl);
+		buf_wipe(&sl->secret);
+		return;
+	}
+	buf_wipe(&sl->secret);
+	if (!sl->ar_read && sl->duser.mail[0] != '\0' &&
+	    fe->cfg.lmtp_auto_reply_max_size > 0) {
+		sl->dreq = dir_lookup_recipient(fe->dir, sl->duser.mail,
+						settings_ar_read, sl);
+		return;
+	}
+	settings_result_page(sl);
+	settings_login_end(sl);
+}
+
 static void
 settings_backend_done(void *ctx, enum dir_result res,
 		      const struct dir_backend *be, const char *why)
@@ -335,8 +425,7 @@ settings_backend_done(void *ctx, enum dir_result res,
 	else
 		log_info("http settings user=%s backend=%s site unknown: %s",
 			 sl->user, sl->duser.mailbox_server, why ? why : "");
-	settings_result_page(sl);
-	settings_login_end(sl);
+	settings_next(sl);
 }
 
 /* Whether any setting depends on the site. */
@@ -418,8 +507,7 @@ settings_auth_done(void *ctx, enum dir_result res, const struct dir_user *u,
 					      settings_backend_done, sl);
 		return;
 	}
-	settings_result_page(sl);
-	settings_login_end(sl);
+	settings_next(sl);
 }
 
 static void
@@ -438,7 +526,9 @@ settings_auth_start(struct settings_login *sl)
 	uint64_t at; /* (a page opens no session) */
 	int hit = auth_cache_get(sl->fe->policy, &sl->keys, &u, &at);
 	if (hit >= 0) {
-		buf_wipe(&sl->secret);
+		/* the change binds again with it */
+		if (!sl->set_ar)
+			buf_wipe(&sl->secret);
 		sl->cached = hit;
 		if (hit)
 			sl->duser = u;
@@ -449,7 +539,8 @@ settings_auth_start(struct settings_login *sl)
 	sl->dreq = dir_authenticate(sl->fe->dir, sl->user,
 				    buf_ptr(&sl->secret), settings_auth_done,
 				    sl);
-	buf_wipe(&sl->secret);
+	if (!sl->set_ar)
+		buf_wipe(&sl->secret);
 }
 
 static void
@@ -561,6 +652,19 @@ settings_post(struct frontend *fe, struct http_conn *hc,
 	struct settings_login *sl = calloc(1, sizeof(*sl));
 	if (sl == NULL)
 		abort();
+	char action[16];
+	if (http_param(body, len, "action", action, sizeof(action)) == 1 &&
+	    strcmp(action, "auto-reply") == 0) {
+		const char *msg;
+		if (http_auto_reply_form(fe, body, len, &sl->ar_set, &msg) <
+		    0) {
+			OPENSSL_cleanse(password, sizeof(password));
+			free(sl);
+			settings_form_page(fe, hc, req, 400, msg, user);
+			return;
+		}
+		sl->set_ar = 1;
+	}
 	sl->fe = fe;
 	sl->hc = hc;
 	sl->cached = -1;

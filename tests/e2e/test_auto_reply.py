@@ -15,9 +15,11 @@ import datetime
 import email
 import email.policy
 import email.utils
+import html
 import re
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -436,3 +438,155 @@ def test_auto_reply_to_local_sender_no_loop(ar_stack):
     assert backend_metrics(st)[METRIC] - metric0 == 1
 
     check_then_remove(st, away_mbox)
+
+
+# ---- the settings page -------------------------------------------------------
+
+def page_post(st, fields):
+    """POST /settings over HTTPS with FIELDS: (status, page text)."""
+    from test_http_settings import https, request
+    body = urllib.parse.urlencode(fields)
+    status, _, page = request(https(st), "POST", "/settings", body, {
+        "Content-Type": "application/x-www-form-urlencoded"})
+    return status, page.decode()
+
+
+def page_auto_reply(page):
+    """The settings page's automatic reply section: its state, message,
+    form values."""
+    m = re.search(r'<section id="auto-reply">(.*?)</section>', page, re.S)
+    assert m, page
+    sec = m.group(1)
+
+    def find(rx):
+        f = re.search(rx, sec, re.S)
+        return html.unescape(f.group(1)) if f else None
+    return {
+        "state": find(r'id="auto-reply-state" data-state="(\w+)"'),
+        "said": find(r'id="auto-reply-state"[^>]*>(.*?)</p>'),
+        "message": find(r'id="auto-reply-message">(.*?)</p>'),
+        "on": 'id="ar-on" value="on" checked' in sec,
+        "subject": find(r'id="ar-subject"[^>]* value="([^"]*)"'),
+        "text": find(r'<textarea id="ar-text"[^>]*>(.*?)</textarea>'),
+        "start": find(r'id="ar-start"[^>]* value="([^"]*)"'),
+        "end": find(r'id="ar-end"[^>]* value="([^"]*)"'),
+        "login": find(r'name="user" value="([^"]*)"'),
+    }
+
+
+def ldap_auto_reply(st, user):
+    """The porticoAutoReply* attributes of USER's entry, as slapd has
+    them (name -> decoded value)."""
+    out = subprocess.run(
+        ["ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-x", "-H",
+         st.LDAP_URI, "-D", st.LDAP_ADMIN_DN, "-w", st.LDAP_ADMIN_PASSWORD,
+         "-b", st["LDAP_PEOPLE_DN"], "(mail=%s)" % user] +
+        list(ATTRS.values()), capture_output=True, check=True,
+        timeout=30).stdout.decode()
+    got = {}
+    for line in out.splitlines():
+        if line.startswith("porticoAutoReply"):
+            name, sep, value = line.partition(":")
+            if value.startswith(": "):
+                value = base64.b64decode(value[2:]).decode()
+            else:
+                value = value[1:]
+            got[name] = value
+    return got
+
+
+@pytest.mark.daemons
+def test_auto_reply_on_the_settings_page(ar_stack):
+    """A user signs in on the settings page and sees the automatic reply
+    off; switches it on with a text (not ASCII), a subject and the days
+    it covers, confirming with the password: the directory has the four
+    attributes (the days as GeneralizedTime, the last one whole), the page
+    shows them, and a message delivered then is answered with them.  A
+    wrong password changes nothing; bad days and an empty text are
+    refused with their message; switched off, the attributes are gone and
+    the next sender gets no reply."""
+    st = ar_stack
+    user, pw = st.new_user("oooweb")
+    status, page = page_post(st, {"user": user, "password": pw})
+    assert status == 200, page
+    ar = page_auto_reply(page)
+    assert (ar["state"], ar["on"], ar["login"], ar["message"]) == \
+        ("off", False, user, None), ar
+
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    first = today - datetime.timedelta(days=1)
+    last = today + datetime.timedelta(days=6)
+    text = "Ich bin im Urlaub.\r\nGrüße aus Köln"
+    form = {"action": "auto-reply", "user": user, "password": pw,
+            "auto_reply": "on", "subject": "Urlaub – bis %s" % last,
+            "text": text, "start": first.isoformat(),
+            "end": last.isoformat()}
+
+    # refusals: nothing changes
+    for case, change, status_want, said in [
+            ("wrong password", {"password": pw + "x"}, 403,
+             "The mail address or the password is wrong."),
+            ("last day before the first",
+             {"start": last.isoformat(), "end": first.isoformat()}, 400,
+             "The last day comes before the first."),
+            ("not a day", {"end": "24.12.2026"}, 400,
+             "Give the dates as YYYY-MM-DD."),
+            ("last day over", {"start": "", "end": "2020-01-01"}, 400,
+             "The last day is over already."),
+            ("empty text", {"text": " \r\n"}, 400,
+             "Write the text of the automatic reply."),
+            ("subject of two lines", {"subject": "a\r\nBcc: x@y.test"},
+             400, "The subject is too long, or has more than one line.")]:
+        status, page = page_post(st, dict(form, **change))
+        assert status == status_want, (case, status, page)
+        assert html.escape(said, quote=False) in page, (case, page)
+        assert ldap_auto_reply(st, user) == {}, case
+
+    status, page = page_post(st, form)
+    assert status == 200, page
+    ar = page_auto_reply(page)
+    assert ar["message"] == "Your automatic reply is saved.", ar
+    assert (ar["state"], ar["on"], ar["subject"], ar["start"], ar["end"]) == \
+        ("on", True, form["subject"], first.isoformat(), last.isoformat()), \
+        ar
+    assert ar["text"].replace("\r\n", "\n") == text.replace("\r\n", "\n")
+    assert "from %s until %s" % (first, last) in ar["said"], ar
+    day_after = last + datetime.timedelta(days=1)
+    assert ldap_auto_reply(st, user) == {
+        "porticoAutoReplyText": text,
+        "porticoAutoReplySubject": form["subject"],
+        "porticoAutoReplyStart": first.strftime("%Y%m%d000000Z"),
+        "porticoAutoReplyEnd": day_after.strftime("%Y%m%d000000Z")}
+    # signed in again, the page shows the same
+    status, page = page_post(st, {"user": user, "password": pw})
+    again = page_auto_reply(page)
+    assert (again["state"], again["subject"], again["end"]) == \
+        ("on", form["subject"], last.isoformat()), again
+    assert st.log("s1f1").count("auto-reply on") >= 1
+
+    # the reply goes out with what the page set
+    sink0 = len(st.sink.messages)
+    sender = "web-sender@remote.test"
+    deliver(st, user, "web", message("web@remote.test", sender, user),
+            sender)
+    settle(st, sink0 + 1, "the reply the page set up")
+    check_relayed(st, "web", user, sender, "web@remote.test",
+                  form["subject"], text)
+
+    # off: the attributes go, and the next sender gets nothing
+    status, page = page_post(st, {"action": "auto-reply", "user": user,
+                                  "password": pw})
+    assert status == 200, page
+    ar = page_auto_reply(page)
+    assert (ar["message"], ar["state"], ar["on"]) == \
+        ("Your automatic reply is off.", "off", False), ar
+    assert ldap_auto_reply(st, user) == {}
+    deliver(st, user, "web-off", message("web-off@remote.test",
+                                         "off@remote.test", user),
+            "off@remote.test")
+    barrier = "web-barrier@remote.test"
+    set_auto_reply(st, user, text="Barrier.")
+    deliver(st, user, "web-barrier", message(
+        "web-barrier@remote.test", barrier, user), barrier)
+    settle(st, sink0 + 2, "nothing while off (web-off), then the barrier")
+    assert replies_to(st, "off@remote.test") == []

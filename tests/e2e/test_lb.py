@@ -591,6 +591,53 @@ def test_replication_ldif_matches_the_stack(st, tmp_path, name, ldif):
         assert rec.strip() in guide, rec
 
 
+def test_auto_reply_page_on_a_replica_site(st, users):
+    """The settings page's automatic reply is a write: a site-2 frontend,
+    whose directory is the replica, signs the user in and shows the
+    page, but the change is refused by the replica (a referral, which a
+    frontend does not follow) and the page says so; on a site-1 frontend
+    (the provider) the same form sets it, and the replica has it."""
+    import html
+    import http.client
+    import urllib.parse
+    user, pw = users[2]
+    form = urllib.parse.urlencode({
+        "action": "auto-reply", "user": user, "password": pw,
+        "auto_reply": "on", "subject": "", "text": "Away.",
+        "start": "", "end": ""})
+
+    def post(site):
+        c = http.client.HTTPSConnection(
+            st.host, int(st["SITE%d_FE1_HTTPS_PORT" % site]),
+            context=st.ssl_context(), timeout=10)
+        c.request("POST", "/settings", body=form, headers={
+            "Content-Type": "application/x-www-form-urlencoded"})
+        r = c.getresponse()
+        return r.status, html.unescape(r.read().decode())
+
+    def has_text(uri):
+        out = subprocess.run(
+            ["ldapsearch", "-LLL", "-x", "-H", uri, "-D", st.LDAP_ADMIN_DN,
+             "-w", st.LDAP_ADMIN_PASSWORD, "-b", st["LDAP_PEOPLE_DN"],
+             "(mail=%s)" % user, "porticoAutoReplyText"],
+            capture_output=True, check=True, timeout=30).stdout.decode()
+        return "porticoAutoReplyText: Away." in out
+
+    status, page = post(2)
+    assert status == 200, page
+    assert "Your automatic reply was not changed: the directory server " \
+        "here takes no changes (a read-only replica)." in page, page
+    assert 'data-state="off"' in page, page
+    assert not has_text(st.LDAP_URI)
+    status, page = post(1)
+    assert status == 200, page
+    assert "Your automatic reply is saved." in page, page
+    assert 'data-state="on"' in page, page
+    assert has_text(st.LDAP_URI)
+    wait_for(lambda: has_text(st["SITE2_LDAP_URI"]), timeout=30,
+             what="the replica to have the automatic reply")
+
+
 # ---------------------------------------------------------------------------
 # start/stop of the replica and of HAProxy, then down: last, they leave the
 # stack stopped
