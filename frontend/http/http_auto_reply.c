@@ -58,7 +58,8 @@ day_parse(const char *s, int64_t *t_r)
 
 void
 http_auto_reply_section(struct buf *b, const char *login,
-			const struct dir_auto_reply *ar, const char *message)
+			const struct dir_auto_reply *ar, const char *message,
+			int saved)
 {
 	int on = ar != NULL && ar->text[0] != '\0';
 	char start[16] = "", end[16] = "";
@@ -70,8 +71,8 @@ http_auto_reply_section(struct buf *b, const char *login,
 	buf_append_str(b, "<section id=\"auto-reply\">\n"
 			  "<h2>Automatic reply (out of office)</h2>\n");
 	if (message != NULL) {
-		buf_append_str(b, "<p class=\"message\" id=\"auto-reply-"
-				  "message\">");
+		buf_printf(b, "<p class=\"%s\" id=\"auto-reply-message\">",
+			   saved ? "done" : "message");
 		http_escape(b, message);
 		buf_append_str(b, "</p>\n");
 	}
@@ -90,7 +91,7 @@ http_auto_reply_section(struct buf *b, const char *login,
 			buf_append_str(b, end);
 		}
 		buf_append_str(b, " (UTC): whoever writes to you gets it, "
-				  "once a week at most.");
+				  "once, and again after a while.");
 	}
 	buf_append_str(b, "</p>\n"
 			  "<form method=\"post\" action=\"/settings\">\n"

@@ -56,13 +56,14 @@ void http_sessions_free(struct frontend *fe);
 
 /* The settings page's automatic reply (http_auto_reply.c): the section
  * of a signed-in user's page, with the entry's ar (NULL: none) and a
- * message (NULL: none); login goes into the form.  The form posted into
+ * message (NULL: none; saved: it says the change was made); login goes
+ * into the form.  The form posted into
  * set (text and subject allocated; text "" when switched off): 0, or -1
  * with a message for the user. */
 struct dir_auto_reply;
 void http_auto_reply_section(struct buf *b, const char *login,
 			     const struct dir_auto_reply *ar,
-			     const char *message);
+			     const char *message, int saved);
 int http_auto_reply_form(const struct frontend *fe, const char *body,
 			 size_t len, struct dir_auto_reply *set,
 			 const char **message_r);

@@ -14,8 +14,9 @@
  * directory holds, and may change it with a form that asks for the
  * password again (http_auto_reply.c): the user is signed in anew, checked
  * as above, and the directory changes the entry with the user's own
- * rights.  Nothing else changes state: no session, no cookie.  A form posted from
- * another site is still refused before its password is looked at (a
+ * rights.  Nothing else changes state: no session, no cookie.  A form
+ * posted from another site is still refused before its password is
+ * looked at (a
  * hostile page could otherwise make a visitor's browser post wrong
  * passwords and so add penalty delay to someone's (address, login)
  * pair): a POST with Sec-Fetch-Site: cross-site, or with an Origin that
@@ -68,7 +69,7 @@ struct settings_login {
 	int site;               /* of the user's mailbox server, 0: unknown */
 	/* The automatic reply: the form's change to make (set_ar), then
 	   the entry's as read for the page (ar), and what to say */
-	int set_ar, ar_changed, ar_read;
+	int set_ar, ar_changed, ar_saved, ar_read;
 	struct dir_auto_reply ar_set;
 	struct dir_auto_reply *ar;
 	char ar_message[200];
@@ -93,12 +94,16 @@ settings_head(struct buf *b, const struct frontend *fe)
 		       "label{display:block;margin-top:.8em}\n"
 		       "input{font-size:1em;padding:.3em;width:20em;"
 		       "max-width:100%}\n"
+		       "input[type=checkbox]{width:auto}\n"
+		       "textarea{font-size:1em;width:30em;max-width:100%}\n"
 		       "button{margin-top:1em;font-size:1em;padding:.4em 1em}\n"
 		       "table{border-collapse:collapse;margin-top:.5em}\n"
 		       "th,td{border:1px solid #bbb;padding:.3em .7em;"
 		       "text-align:left}\n"
 		       ".message{padding:.6em;border:1px solid #c66;"
 		       "background:#fee}\n"
+		       ".done{padding:.6em;border:1px solid #6a6;"
+		       "background:#efe}\n"
 		       ".note{color:#555}\n"
 		       "</style>\n</head>\n<body>\n<main>\n"
 		       "<h1>" SETTINGS_TITLE "</h1>\n"
@@ -293,7 +298,8 @@ settings_result_page(struct settings_login *sl)
 	if (u->mail[0] != '\0' && cfg->lmtp_auto_reply_max_size > 0)
 		http_auto_reply_section(&b, sl->user, sl->ar,
 					sl->ar_message[0] ? sl->ar_message
-							  : NULL);
+							  : NULL,
+					sl->ar_saved);
 	settings_send(sl->hc, 200, &b);
 }
 
@@ -353,7 +359,8 @@ settings_changed_done(void *ctx, enum dir_result res,
 	(void)u;
 	sl->dreq = NULL;
 	sl->ar_changed = 1;
-	if (res == DIR_OK && why == NULL) {
+	sl->ar_saved = res == DIR_OK && why == NULL;
+	if (sl->ar_saved) {
 		log_info("http settings client=%s user=%s auto-reply %s",
 			 sl->peer, sl->user, on ? "on" : "off");
 		snprintf(sl->ar_message, sizeof(sl->ar_message), "%s",

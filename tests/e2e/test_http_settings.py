@@ -29,6 +29,7 @@ the form from elsewhere shows the cross-site refusal (--dump-dom).
 """
 
 import base64
+import datetime
 import fcntl
 import html.parser
 import http.client
@@ -974,15 +975,19 @@ class DevTools:
         self.page("Page.navigate", url=url)
         self.loaded()
 
-    def submit(self, fields):
-        """Types fields (id -> value) into the page's form and sends it;
-        returns the page that comes back."""
+    def submit(self, fields, checks=()):
+        """Types fields (id -> value) into the page's form that holds
+        them, ticks the checkboxes of CHECKS (ids) and sends it; returns
+        the page that comes back."""
         script = "".join("document.getElementById(%s).value = %s;" %
                          (json.dumps(k), json.dumps(v))
                          for k, v in fields.items())
+        script += "".join("document.getElementById(%s).checked = true;" %
+                          json.dumps(k) for k in checks)
         self.events.clear()
         self.page("Runtime.evaluate",
-                  expression=script + "document.forms[0].submit();")
+                  expression=script + "document.getElementById(%s)"
+                  ".form.submit();" % json.dumps(next(iter(fields))))
         self.loaded()
         return self.page("Runtime.evaluate",
                          expression="document.documentElement.outerHTML",
@@ -1025,6 +1030,20 @@ def test_settings_page_in_chromium(st, tmp_path):
         shot.write_bytes(browser.screenshot())
         data = shot.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
+        # The automatic reply, set with the form below the servers: its
+        # checkbox, text area and date field as the browser sends them.
+        last = (datetime.datetime.now(datetime.timezone.utc).date() +
+                datetime.timedelta(days=3)).isoformat()
+        dom = browser.submit({"ar-subject": "Away until Friday",
+                              "ar-text": "Back soon.\nRegards",
+                              "ar-end": last, "ar-password": pw},
+                             checks=("ar-on",))
+        assert 'id="auto-reply-message">Your automatic reply is saved.' \
+            in dom, dom[-3000:]
+        assert 'data-state="on"' in dom, dom[-3000:]
+        assert 'id="ar-end" name="end" type="date" value="%s"' % last \
+            in dom, dom[-3000:]
+        (tmp_path / "auto-reply.png").write_bytes(browser.screenshot())
         # A wrong password shows the refusal in the browser too.
         browser.open(url)
         dom = browser.submit({"user": user, "password": pw + "-wrong"})
