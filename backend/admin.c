@@ -44,6 +44,10 @@ static const struct admin_cmd admin_cmds[] = {
 	{ "enable",           admin_users_enable,     0,
 	  "FRONTEND.ini", "ADDRESS --bind-dn DN --password-file FILE "
 	  "[--server BACKEND]" },
+	{ "auto-reply",       admin_auto_reply,       0,
+	  "FRONTEND.ini", "ADDRESS --bind-dn DN --password-file FILE "
+	  "[--off | --text-file FILE [--subject TEXT] [--from DAY] "
+	  "[--until DAY]]" },
 	{ "kick",             admin_users_kick,       0,
 	  "BACKEND.ini", "MAILBOX_ID [--park]" },
 	{ "move",             admin_move,             ADMIN_F_STORE,

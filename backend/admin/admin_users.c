@@ -757,6 +757,16 @@ admin_users_show(struct admin *a, int argc, char **argv)
 		printf("quota-storage %s\n", qs[0] ? qs : "the backend's");
 		printf("quota-messages %s\n", qm[0] ? qm : "the backend's");
 		printf("imap-off      %s\n", caps[0] ? caps : "-");
+		char ar[16], ar_start[32], ar_end[32];
+		admin_ldap_value(ld, e, "porticoAutoReplyText", ar, sizeof(ar));
+		admin_ldap_value(ld, e, "porticoAutoReplyStart", ar_start,
+				 sizeof(ar_start));
+		admin_ldap_value(ld, e, "porticoAutoReplyEnd", ar_end,
+				 sizeof(ar_end));
+		printf("auto-reply    %s%s%s%s%s\n", ar[0] ? "on" : "off",
+		       ar[0] && ar_start[0] ? " from " : "",
+		       ar[0] ? ar_start : "", ar[0] && ar_end[0] ? " until " : "",
+		       ar[0] ? ar_end : "");
 		/* as the frontend's client_entry_refused() */
 		const char *listed =
 		    uid[0] && config_account_listed(

@@ -590,3 +590,79 @@ def test_auto_reply_on_the_settings_page(ar_stack):
         "web-barrier@remote.test", barrier, user), barrier)
     settle(st, sink0 + 2, "nothing while off (web-off), then the barrier")
     assert replies_to(st, "off@remote.test") == []
+
+
+# ---- portico-admin auto-reply -----------------------------------------------
+
+@pytest.mark.daemons
+def test_portico_admin_auto_reply(ar_stack, tmp_path):
+    """A helpdesk sets a user's automatic reply with portico-admin
+    auto-reply (the operator's directory account): the four attributes,
+    `user` shows it, a message gets the reply; bad arguments change
+    nothing and exit 2; --off takes it away."""
+    from test_admin import FE, admin as fe_admin, password_file
+    st = ar_stack
+    user, _ = st.new_user("ooohelp")
+    creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file",
+             password_file(st)]
+    text = tmp_path / "away.txt"
+    text.write_text("Sie ist krank; Vertretung: Jörg.\n", encoding="utf-8")
+    last = (datetime.datetime.now(datetime.timezone.utc).date() +
+            datetime.timedelta(days=2))
+
+    bad_text = tmp_path / "latin1.txt"
+    bad_text.write_bytes("Jörg".encode("latin-1"))
+    empty = tmp_path / "empty.txt"
+    empty.write_text(" \n")
+    for case, args, said in [
+            ("not UTF-8", ["--text-file", bad_text], "is not UTF-8"),
+            ("empty", ["--text-file", empty], "is empty"),
+            ("no such file", ["--text-file", tmp_path / "none"],
+             "cannot be read"),
+            ("day", ["--text-file", text, "--until", "2026-02-30"],
+             "are days, YYYY-MM-DD"),
+            ("over", ["--text-file", text, "--until", "2020-01-01"],
+             "is over already"),
+            ("order", ["--text-file", text, "--from", str(last),
+                       "--until", str(last - datetime.timedelta(days=1))],
+             "comes before --from"),
+            ("subject", ["--text-file", text, "--subject", "a\nb"],
+             "one line of UTF-8"),
+            ("subject alone", ["--subject", "x"], "go with --text-file")]:
+        p = fe_admin(st, FE, "auto-reply", user, *creds, *args)
+        assert p.returncode == 2 and said in p.stderr, (case, p.returncode,
+                                                        p.stderr)
+        assert ldap_auto_reply(st, user) == {}, case
+    p = fe_admin(st, FE, "auto-reply", user, *creds, "--off", "--subject",
+                 "x")
+    assert p.returncode != 0, p.stdout
+
+    p = fe_admin(st, FE, "auto-reply", user, *creds, "--text-file", text,
+                 "--subject", "Abwesend", "--until", str(last))
+    assert p.returncode == 0, p.stderr
+    day_after = (last + datetime.timedelta(days=1)).strftime(
+        "%Y%m%d000000Z")
+    assert p.stdout == "%s: automatic reply on until %s, subject " \
+        "Abwesend\n" % (user, day_after), p.stdout
+    assert ldap_auto_reply(st, user) == {
+        "porticoAutoReplyText": "Sie ist krank; Vertretung: Jörg.\n",
+        "porticoAutoReplySubject": "Abwesend",
+        "porticoAutoReplyEnd": day_after}
+    shown = fe_admin(st, FE, "user", user).stdout
+    assert re.search(r"^auto-reply +on until %s$" % day_after, shown,
+                     re.M), shown
+
+    sink0 = len(st.sink.messages)
+    sender = "helpdesk-case@remote.test"
+    deliver(st, user, "helpdesk", message("helpdesk@remote.test", sender,
+                                          user), sender)
+    settle(st, sink0 + 1, "the reply portico-admin set up")
+    check_relayed(st, "helpdesk", user, sender, "helpdesk@remote.test",
+                  "Abwesend", "Sie ist krank; Vertretung: Jörg.")
+
+    p = fe_admin(st, FE, "auto-reply", user, *creds, "--off")
+    assert (p.returncode, p.stdout) == (
+        0, "%s: automatic reply off\n" % user), (p.stdout, p.stderr)
+    assert ldap_auto_reply(st, user) == {}
+    assert re.search(r"^auto-reply +off$", fe_admin(st, FE, "user",
+                                                     user).stdout, re.M)
