@@ -5,8 +5,8 @@
  * recipient (proto/link.proto, Recipient).  Here, before the delivery's
  * store operation, the message is looked at: a reply goes only to a
  * message sent to the user (one of its addresses in To: or Cc:) by a
- * person (no Auto-Submitted:, no mailing list, no bulk, no null or
- * daemon sender), and the reply is built.  In the delivery's own
+ * person (no Auto-Submitted:, no mailing list, no bulk, no spam, no null
+ * or daemon sender), and the reply is built.  In the delivery's own
  * transaction (auto_reply_queue, from deliver_op) the sender is checked
  * against the senders answered within transport.auto_reply_interval and
  * the reply joins the queue, which sends it from the null sender (RFC
@@ -155,6 +155,13 @@ ar_scan_header(struct ar_scan *sc, const char *msg, size_t len)
 			    strcmp(tok, "list") == 0 ||
 			    strcmp(tok, "junk") == 0)
 				sc->why = "Precedence";
+		} else if (mime_hfield_is(&f, "X-Spam-Flag") ||
+			   mime_hfield_is(&f, "X-Spam-Status")) {
+			/* SpamAssassin's verdict: a forged sender is
+			   likely, and the reply would be backscatter */
+			ar_token(f.val, f.vlen, tok, sizeof(tok));
+			if (strcmp(tok, "yes") == 0)
+				sc->why = "marked as spam";
 		} else if (mime_hfield_is(&f, "X-Auto-Response-Suppress")) {
 			if (ar_has_word(f.val, f.vlen, suppress))
 				sc->why = "X-Auto-Response-Suppress";

@@ -294,6 +294,9 @@ def test_auto_reply_to_remote_senders(ar_stack):
          ["X-Auto-Response-Suppress: OOF"]),
         ("suppress-all", "suppressall@remote.test",
          ["X-Auto-Response-Suppress: All"]),
+        ("spam-flag", "spamflag@remote.test", ["X-Spam-Flag: YES"]),
+        ("spam-status", "spamstatus@remote.test",
+         ["X-Spam-Status: Yes, score=12.3 required=5.0"]),
         ("mailer-daemon", "Mailer-Daemon@remote.test", []),
         ("owner", "owner-list@remote.test", []),
         ("request", "news-REQUEST@remote.test", []),
@@ -315,7 +318,8 @@ def test_auto_reply_to_remote_senders(ar_stack):
             "someone-else@remote.test", cc="Ooo <%s>" % user)),
         ("auto-submitted-no", "asno@remote.test", message(
             "auto-submitted-no@remote.test", "asno@remote.test", user,
-            extra=["Auto-Submitted: no"])),
+            extra=["Auto-Submitted: no", "X-Spam-Flag: NO",
+                   "X-Spam-Status: No, score=0.1 required=5.0"])),
         ("to-other-case", "othercase@remote.test", message(
             "to-other-case@remote.test", "othercase@remote.test",
             '"Office, Out Of" <%s>' % user.upper())),
