@@ -55,7 +55,9 @@ _Static_assert(sizeof(ldc_state_names) / sizeof(ldc_state_names[0]) ==
 		       LDC_STATE_COUNT,
 	       "ldap connection state names");
 
-enum ldc_role { LDC_SEARCH, LDC_AUTH };
+/* LDC_WRITE: the users' own changes (the settings page's automatic
+ * reply), on ldap.write_uris when set. */
+enum ldc_role { LDC_SEARCH, LDC_AUTH, LDC_WRITE };
 
 enum req_kind { REQ_AUTH, REQ_BACKEND, REQ_ADDRESS };
 
@@ -130,9 +132,12 @@ struct dir_target {
 	atomic_uint refs;
 	struct ldap_uri uris[DIR_MAX_URIS];
 	unsigned n;
+	/* ldap.write_uris (wn 0: the users' changes go to uris) */
+	struct ldap_uri wuris[DIR_MAX_URIS];
+	unsigned wn;
 	SSL_CTX *tls_ctx; /* when a URI or ldap.starttls needs TLS */
 	/* the settings it was made from */
-	char *conf_uris, *conf_ca;
+	char *conf_uris, *conf_wuris, *conf_ca;
 	int conf_starttls;
 };
 
@@ -141,6 +146,7 @@ struct directory {
 	const struct config *cfg;
 	struct dir_target *t; /* the process's, as this loop took it */
 	struct ldconn search;
+	struct ldconn write; /* LDC_WRITE, made when a change comes */
 	struct ldconn *auth; /* DIR_MAX_AUTH of them, made once */
 	unsigned nauth;      /* ldap.auth_connections: those that take binds */
 	unsigned nauth_made; /* the most nauth has been: those that may be
@@ -167,6 +173,52 @@ static void dir_renew_stale(struct directory *d);
 static int priv_split(const char *pa, char *attr, size_t attr_size, char *value,
 		      size_t value_size, const char **error_r);
 static void ldc_fail(struct ldconn *lc, const char *why);
+
+/* The URIs lc connects to: ldap.write_uris for the write connection when
+ * set, else ldap.uris. */
+static const struct ldap_uri *
+ldc_uris(const struct ldconn *lc, unsigned *n_r)
+{
+	const struct dir_target *t = lc->d->t;
+	if (lc->role == LDC_WRITE && t->wn > 0) {
+		*n_r = t->wn;
+		return t->wuris;
+	}
+	*n_r = t->n;
+	return t->uris;
+}
+
+static const struct ldap_uri *
+ldc_uri(const struct ldconn *lc)
+{
+	unsigned n;
+	const struct ldap_uri *u = ldc_uris(lc, &n);
+	return &u[lc->uri_idx < n ? lc->uri_idx : 0];
+}
+
+static const char *
+ldc_role_name(const struct ldconn *lc)
+{
+	return lc->role == LDC_SEARCH ? "search"
+	       : lc->role == LDC_AUTH ? "auth"
+				      : "write";
+}
+
+/* Every connection of d: the search one, the auth ones ever made, the
+ * write one. */
+static unsigned
+dir_nconns(const struct directory *d)
+{
+	return d->nauth_made + 2;
+}
+
+static struct ldconn *
+dir_conn(struct directory *d, unsigned i)
+{
+	return i == 0 ? &d->search
+	       : i <= d->nauth_made ? &d->auth[i - 1]
+				    : &d->write;
+}
 
 /* -- requests -------------------------------------------------------------*/
 
@@ -238,8 +290,8 @@ ldc_set_state(struct ldconn *lc, enum ldc_state state)
 	if (lc->state == state)
 		return;
 	log_debug("ldap conn=%s%u uri=%s %s -> %s",
-		  lc->role == LDC_SEARCH ? "search" : "auth", lc->index,
-		  lc->d->t->uris[lc->uri_idx].uri, ldc_state_names[lc->state],
+		  ldc_role_name(lc), lc->index,
+		  ldc_uri(lc)->uri, ldc_state_names[lc->state],
 		  ldc_state_names[state]);
 	lc->state = state;
 }
@@ -269,7 +321,7 @@ ldc_fail(struct ldconn *lc, const char *why)
 	struct directory *d = lc->d;
 	if (lc->state == LDC_CLOSING || lc->state == LDC_DOWN)
 		return;
-	log_warn("ldap uri=%s error=\"%s\"", d->t->uris[lc->uri_idx].uri, why);
+	log_warn("ldap uri=%s error=\"%s\"", ldc_uri(lc)->uri, why);
 	for (struct dir_req *r = d->reqs, *next; r != NULL; r = next) {
 		next = r->next;
 		if (r->conn == lc)
@@ -277,8 +329,10 @@ ldc_fail(struct ldconn *lc, const char *why)
 	}
 	lc->busy = NULL;
 	lc->tried++;
-	lc->uri_idx = (lc->uri_idx + 1) % d->t->n;
-	if (lc->tried >= d->t->n) {
+	unsigned nuris;
+	ldc_uris(lc, &nuris);
+	lc->uri_idx = (lc->uri_idx + 1) % nuris;
+	if (lc->tried >= nuris) {
 		lc->retry_at = uv_now(d->loop) +
 			       (uint64_t)d->cfg->ldap_retry_interval * 1000;
 		lc->tried = 0;
@@ -298,8 +352,8 @@ ldc_ready(struct ldconn *lc)
 	lc->tried = 0;
 	ldc_set_state(lc, LDC_READY);
 	log_info("ldap uri=%s conn=%s%u connected%s%s",
-		 lc->d->t->uris[lc->uri_idx].uri,
-		 lc->role == LDC_SEARCH ? "search" : "auth", lc->index,
+		 ldc_uri(lc)->uri,
+		 ldc_role_name(lc), lc->index,
 		 lc->ssl != NULL ? " tls=" : "",
 		 lc->ssl != NULL ? SSL_get_version(lc->ssl) : "");
 	dir_pump(lc->d);
@@ -393,9 +447,8 @@ static void ldc_established(struct ldconn *lc);
 static int
 ldc_init_ld(struct ldconn *lc)
 {
-	struct directory *d = lc->d;
-	int rc = ldap_init_fd(lc->fd, LDAP_PROTO_TCP,
-			      d->t->uris[lc->uri_idx].uri, &lc->ld);
+	int rc = ldap_init_fd(lc->fd, LDAP_PROTO_TCP, ldc_uri(lc)->uri,
+			      &lc->ld);
 	if (rc != LDAP_SUCCESS) {
 		ldc_fail(lc, ldap_err2string(rc));
 		return -1;
@@ -410,7 +463,7 @@ ldc_init_ld(struct ldconn *lc)
 static void
 ldc_tls_start(struct ldconn *lc)
 {
-	const struct ldap_uri *u = &lc->d->t->uris[lc->uri_idx];
+	const struct ldap_uri *u = ldc_uri(lc);
 	lc->ssl = SSL_new(lc->d->t->tls_ctx);
 	if (lc->ssl == NULL || SSL_set_fd(lc->ssl, lc->fd) != 1) {
 		ERR_clear_error();
@@ -467,7 +520,7 @@ ldc_handshake(struct ldconn *lc)
 	unsigned long e = ERR_peek_error();
 	if (v != X509_V_OK)
 		snprintf(why, sizeof(why), "TLS: certificate of %s: %s",
-			 lc->d->t->uris[lc->uri_idx].host,
+			 ldc_uri(lc)->host,
 			 X509_verify_cert_error_string(v));
 	else if (e != 0)
 		snprintf(why, sizeof(why), "TLS handshake: %s",
@@ -510,7 +563,7 @@ static void
 ldc_connected(struct ldconn *lc)
 {
 	struct directory *d = lc->d;
-	const struct ldap_uri *u = &d->t->uris[lc->uri_idx];
+	const struct ldap_uri *u = ldc_uri(lc);
 	int err = 0;
 	socklen_t len = sizeof(err);
 	if (getsockopt(lc->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
@@ -542,7 +595,7 @@ static void
 ldc_connect(struct ldconn *lc)
 {
 	struct directory *d = lc->d;
-	const struct ldap_uri *u = &d->t->uris[lc->uri_idx];
+	const struct ldap_uri *u = ldc_uri(lc);
 	lc->fd = socket(u->addr.ss_family,
 			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lc->fd < 0) {
@@ -1160,6 +1213,16 @@ dir_pump(struct directory *d)
 			else if (lc->state != LDC_CLOSING && !ldc_usable(lc))
 				req_complete(r, DIR_TEMPFAIL,
 					     "directory unavailable");
+		} else if (r->phase == PH_BIND_QUEUED && r->set_auto_reply &&
+			   d->t->wn > 0) {
+			/* a change: on the connection to ldap.write_uris */
+			struct ldconn *lc = &d->write;
+			if (lc->state == LDC_READY && lc->busy == NULL &&
+			    !lc->stale)
+				req_start_bind(lc, r);
+			else if (lc->state != LDC_CLOSING && !ldc_usable(lc))
+				req_complete(r, DIR_TEMPFAIL,
+					     "directory unavailable");
 		} else if (r->phase == PH_BIND_QUEUED) {
 			struct ldconn *idle = NULL;
 			int waitable = 0;
@@ -1221,8 +1284,8 @@ dir_sweep(uv_timer_t *t)
 		}
 		req_complete(r, DIR_TEMPFAIL, "directory timeout");
 	}
-	for (unsigned i = 0; i <= d->nauth_made; i++) {
-		struct ldconn *lc = i == 0 ? &d->search : &d->auth[i - 1];
+	for (unsigned i = 0; i < dir_nconns(d); i++) {
+		struct ldconn *lc = dir_conn(d, i);
 		if ((lc->state == LDC_CONNECTING || lc->state == LDC_STARTTLS ||
 		     lc->state == LDC_TLS || lc->state == LDC_BINDING) &&
 		    now >= lc->deadline)
@@ -1392,15 +1455,16 @@ dir_cancel(struct dir_req *r)
 
 /* -- setup ----------------------------------------------------------------*/
 
-/* One URI of ldap.uris; resolved unless only its form is checked. */
+/* One URI of setting (ldap.uris, ldap.write_uris); resolved unless only
+ * its form is checked. */
 static int
-dir_parse_uri(struct ldap_uri *u, const char *uri, int resolve,
-	      const char **error_r)
+dir_parse_uri(struct ldap_uri *u, const char *setting, const char *uri,
+	      int resolve, const char **error_r)
 {
 	static _Thread_local char err[300];
 	LDAPURLDesc *lud = NULL;
 	if (ldap_url_parse(uri, &lud) != LDAP_URL_SUCCESS) {
-		snprintf(err, sizeof(err), "ldap.uris: invalid LDAP URI '%s'",
+		snprintf(err, sizeof(err), "%s: invalid LDAP URI '%s'", setting,
 			 uri);
 		*error_r = err;
 		return -1;
@@ -1408,9 +1472,9 @@ dir_parse_uri(struct ldap_uri *u, const char *uri, int resolve,
 	u->ldaps = strcasecmp(lud->lud_scheme, "ldaps") == 0;
 	if (!u->ldaps && strcasecmp(lud->lud_scheme, "ldap") != 0) {
 		snprintf(err, sizeof(err),
-			 "ldap.uris: '%s': only ldap:// and ldaps:// URIs are "
+			 "%s: '%s': only ldap:// and ldaps:// URIs are "
 			 "supported",
-			 uri);
+			 setting, uri);
 		ldap_free_urldesc(lud);
 		*error_r = err;
 		return -1;
@@ -1419,7 +1483,7 @@ dir_parse_uri(struct ldap_uri *u, const char *uri, int resolve,
 							      : "127.0.0.1";
 	if (strlen(host) >= sizeof(u->host)) {
 		snprintf(err, sizeof(err),
-			 "ldap.uris: '%s': host name too long", uri);
+			 "%s: '%s': host name too long", setting, uri);
 		ldap_free_urldesc(lud);
 		*error_r = err;
 		return -1;
@@ -1439,7 +1503,7 @@ dir_parse_uri(struct ldap_uri *u, const char *uri, int resolve,
 	hints.ai_socktype = SOCK_STREAM;
 	int rc = getaddrinfo(host, port, &hints, &ai);
 	if (rc != 0) {
-		snprintf(err, sizeof(err), "ldap.uris: '%s': %s", uri,
+		snprintf(err, sizeof(err), "%s: '%s': %s", setting, uri,
 			 gai_strerror(rc));
 		ldap_free_urldesc(lud);
 		*error_r = err;
@@ -1490,40 +1554,33 @@ dir_tls_ctx_new(const char *ca, SSL_CTX **ctx_r, const char **error_r)
  * context they need (NULL when none), made with ldap.tls_ca_file.  With
  * !resolve only the URIs' form is checked (no name looked up, no file
  * read). */
+/* The URIs of one setting (space- or comma-separated) into uris. */
 static int
-dir_load(const struct config *cfg, struct ldap_uri *uris, unsigned *n_r,
-	 SSL_CTX **ctx_r, int resolve, const char **error_r)
+dir_parse_list(const char *list_s, const char *setting, struct ldap_uri *uris,
+	       unsigned *n_r, int resolve, const char **error_r)
 {
+	static _Thread_local char err[96];
 	unsigned n = 0;
-	*ctx_r = NULL;
-	char *list = strdup(cfg->ldap_uris), *save = NULL;
+	char *list = strdup(list_s), *save = NULL;
 	if (list == NULL)
 		abort();
 	int rc = 0;
 	for (char *tok = strtok_r(list, " \t,", &save); tok != NULL;
 	     tok = strtok_r(NULL, " \t,", &save)) {
 		if (n == DIR_MAX_URIS) {
-			*error_r = "ldap.uris: too many LDAP URIs";
+			snprintf(err, sizeof(err), "%s: too many LDAP URIs",
+				 setting);
+			*error_r = err;
 			rc = -1;
 			break;
 		}
-		if (dir_parse_uri(&uris[n], tok, resolve, error_r) < 0) {
+		if (dir_parse_uri(&uris[n], setting, tok, resolve, error_r) < 0) {
 			rc = -1;
 			break;
 		}
 		n++;
 	}
 	free(list);
-	if (rc == 0 && n == 0) {
-		*error_r = "ldap.uris is empty";
-		rc = -1;
-	}
-	int need_tls = cfg->ldap_starttls;
-	for (unsigned i = 0; i < n; i++)
-		need_tls |= uris[i].ldaps;
-	if (rc == 0 && need_tls && resolve &&
-	    dir_tls_ctx_new(cfg->ldap_tls_ca_file, ctx_r, error_r) < 0)
-		rc = -1;
 	if (rc < 0) {
 		for (unsigned i = 0; i < n; i++)
 			free(uris[i].uri);
@@ -1533,21 +1590,63 @@ dir_load(const struct config *cfg, struct ldap_uri *uris, unsigned *n_r,
 	return rc;
 }
 
+static void
+dir_free_list(struct ldap_uri *uris, unsigned *n)
+{
+	for (unsigned i = 0; i < *n; i++)
+		free(uris[i].uri);
+	*n = 0;
+}
+
+/* ldap.uris and ldap.write_uris, and the TLS context they need. */
+static int
+dir_load(const struct config *cfg, struct dir_target *t, int resolve,
+	 const char **error_r)
+{
+	t->tls_ctx = NULL;
+	if (dir_parse_list(cfg->ldap_uris, "ldap.uris", t->uris, &t->n,
+			   resolve, error_r) < 0)
+		return -1;
+	if (t->n == 0) {
+		*error_r = "ldap.uris is empty";
+		return -1;
+	}
+	if (dir_parse_list(cfg->ldap_write_uris, "ldap.write_uris", t->wuris,
+			   &t->wn, resolve, error_r) < 0) {
+		dir_free_list(t->uris, &t->n);
+		return -1;
+	}
+	int need_tls = cfg->ldap_starttls;
+	for (unsigned i = 0; i < t->n; i++)
+		need_tls |= t->uris[i].ldaps;
+	for (unsigned i = 0; i < t->wn; i++)
+		need_tls |= t->wuris[i].ldaps;
+	if (need_tls && resolve &&
+	    dir_tls_ctx_new(cfg->ldap_tls_ca_file, &t->tls_ctx, error_r) < 0) {
+		dir_free_list(t->uris, &t->n);
+		dir_free_list(t->wuris, &t->wn);
+		return -1;
+	}
+	return 0;
+}
+
 int
 dir_config_check(const struct config *cfg, const char **error_r)
 {
-	struct ldap_uri uris[DIR_MAX_URIS];
-	unsigned n;
-	SSL_CTX *ctx;
+	struct dir_target *t = calloc(1, sizeof(*t));
 	char attr[128], value[512]; /* as struct directory has them */
-	if (priv_split(cfg->ldap_privileged_attribute, attr, sizeof(attr),
-		       value, sizeof(value), error_r) < 0 ||
-	    dir_load(cfg, uris, &n, &ctx, 0, error_r) < 0)
-		return -1;
-	for (unsigned i = 0; i < n; i++)
-		free(uris[i].uri);
-	SSL_CTX_free(ctx);
-	return 0;
+	if (t == NULL)
+		abort();
+	int rc = priv_split(cfg->ldap_privileged_attribute, attr, sizeof(attr),
+			    value, sizeof(value), error_r) < 0 ||
+			 dir_load(cfg, t, 0, error_r) < 0
+		     ? -1
+		     : 0;
+	dir_free_list(t->uris, &t->n);
+	dir_free_list(t->wuris, &t->wn);
+	SSL_CTX_free(t->tls_ctx);
+	free(t);
+	return rc;
 }
 
 /* Binds carry users' passwords: said once per process for a directory
@@ -1558,8 +1657,10 @@ dir_warn_cleartext(const struct directory *d)
 	static atomic_int warned;
 	if (d->cfg->ldap_starttls)
 		return;
-	for (unsigned i = 0; i < d->t->n; i++) {
-		const struct ldap_uri *u = &d->t->uris[i];
+	for (unsigned i = 0; i < d->t->n + d->t->wn; i++) {
+		const struct ldap_uri *u = i < d->t->n
+						   ? &d->t->uris[i]
+						   : &d->t->wuris[i - d->t->n];
 		int loopback =
 		    (u->addr.ss_family == AF_INET &&
 		     (ntohl(((const struct sockaddr_in *)&u->addr)
@@ -1635,13 +1736,15 @@ dir_target_load(const struct config *cfg, const char **error_r)
 	struct dir_target *t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		abort();
-	if (dir_load(cfg, t->uris, &t->n, &t->tls_ctx, 1, error_r) < 0) {
+	if (dir_load(cfg, t, 1, error_r) < 0) {
 		free(t);
 		return NULL;
 	}
 	t->conf_uris = strdup(cfg->ldap_uris);
+	t->conf_wuris = strdup(cfg->ldap_write_uris);
 	t->conf_ca = strdup(cfg->ldap_tls_ca_file);
-	if (t->conf_uris == NULL || t->conf_ca == NULL)
+	if (t->conf_uris == NULL || t->conf_wuris == NULL ||
+	    t->conf_ca == NULL)
 		abort();
 	t->conf_starttls = cfg->ldap_starttls;
 	atomic_init(&t->refs, 1);
@@ -1652,6 +1755,7 @@ int
 dir_target_matches(const struct dir_target *t, const struct config *cfg)
 {
 	return strcmp(t->conf_uris, cfg->ldap_uris) == 0 &&
+	       strcmp(t->conf_wuris, cfg->ldap_write_uris) == 0 &&
 	       strcmp(t->conf_ca, cfg->ldap_tls_ca_file) == 0 &&
 	       t->conf_starttls == cfg->ldap_starttls;
 }
@@ -1671,10 +1775,11 @@ dir_target_unref(struct dir_target **tp)
 	*tp = NULL;
 	if (t == NULL || atomic_fetch_sub(&t->refs, 1) != 1)
 		return;
-	for (unsigned i = 0; i < t->n; i++)
-		free(t->uris[i].uri);
+	dir_free_list(t->uris, &t->n);
+	dir_free_list(t->wuris, &t->wn);
 	SSL_CTX_free(t->tls_ctx);
 	free(t->conf_uris);
+	free(t->conf_wuris);
 	free(t->conf_ca);
 	free(t);
 }
@@ -1703,6 +1808,9 @@ dir_create(uv_loop_t *loop, const struct config *cfg, struct dir_target *target,
 	d->search.d = d;
 	d->search.role = LDC_SEARCH;
 	d->search.fd = -1;
+	d->write.d = d;
+	d->write.role = LDC_WRITE;
+	d->write.fd = -1;
 	/* all that ldap.auth_connections may ask for at a reload: a
 	   connection's poll handle never moves */
 	d->auth = calloc(DIR_MAX_AUTH, sizeof(*d->auth));
@@ -1748,8 +1856,8 @@ ldc_in_use(const struct ldconn *lc)
 static void
 dir_renew_stale(struct directory *d)
 {
-	for (unsigned i = 0; i <= d->nauth_made; i++) {
-		struct ldconn *lc = i == 0 ? &d->search : &d->auth[i - 1];
+	for (unsigned i = 0; i < dir_nconns(d); i++) {
+		struct ldconn *lc = dir_conn(d, i);
 		if (!lc->stale || ldc_in_use(lc))
 			continue;
 		lc->stale = 0;
@@ -1812,8 +1920,8 @@ dir_reconfigure(struct directory *d, struct dir_target *target)
 	}
 	dir_conf_keep(d);
 	dir_warn_cleartext(d);
-	for (unsigned i = 0; i <= d->nauth_made; i++) {
-		struct ldconn *lc = i == 0 ? &d->search : &d->auth[i - 1];
+	for (unsigned i = 0; i < dir_nconns(d); i++) {
+		struct ldconn *lc = dir_conn(d, i);
 		lc->uri_idx = 0;
 		lc->tried = 0;
 		lc->retry_at = 0;
@@ -1845,9 +1953,8 @@ dir_shutdown(struct directory *d)
 	/* Callers cancel their requests first; drop what is left. */
 	while (d->reqs != NULL)
 		req_complete(d->reqs, DIR_TEMPFAIL, "shutting down");
-	ldc_shutdown(&d->search);
-	for (unsigned i = 0; i < d->nauth_made; i++)
-		ldc_shutdown(&d->auth[i]);
+	for (unsigned i = 0; i < dir_nconns(d); i++)
+		ldc_shutdown(dir_conn(d, i));
 	uv_close((uv_handle_t *)&d->sweep, NULL);
 	uv_close((uv_handle_t *)&d->done_timer, NULL);
 }

@@ -360,6 +360,18 @@ settings_changed_done(void *ctx, enum dir_result res,
 	sl->dreq = NULL;
 	sl->ar_changed = 1;
 	sl->ar_saved = res == DIR_OK && why == NULL;
+	if (sl->ar_saved && on) {
+		/* shown as set: a replica read back may not have it yet */
+		struct dir_auto_reply *c = calloc(1, sizeof(*c));
+		if (c == NULL || (c->text = strdup(sl->ar_set.text)) == NULL ||
+		    (c->subject = strdup(sl->ar_set.subject)) == NULL)
+			abort();
+		c->start = sl->ar_set.start;
+		c->end = sl->ar_set.end;
+		sl->ar = c;
+	}
+	if (sl->ar_saved)
+		sl->ar_read = 1;
 	if (sl->ar_saved) {
 		log_info("http settings client=%s user=%s auto-reply %s",
 			 sl->peer, sl->user, on ? "on" : "off");

@@ -592,23 +592,28 @@ def test_replication_ldif_matches_the_stack(st, tmp_path, name, ldif):
 
 
 def test_auto_reply_page_on_a_replica_site(st, users):
-    """The settings page's automatic reply is a write: a site-2 frontend,
-    whose directory is the replica, signs the user in and shows the
-    page, but the change is refused by the replica (a referral, which a
-    frontend does not follow) and the page says so; on a site-1 frontend
-    (the provider) the same form sets it, and the replica has it."""
+    """The settings page's automatic reply is a write.  A site-2
+    frontend, whose directory is the replica, sends it to the provider
+    (ldap.write_uris, as scripts/stack sets it for a replica's site): the
+    page saves it, and the replica has it at once.  The same frontend
+    with ldap.write_uris emptied at a reload sends it to the replica,
+    which refuses it (a referral, which a frontend does not follow): the
+    page says so, and nothing changes."""
     import html
     import http.client
     import urllib.parse
     user, pw = users[2]
-    form = urllib.parse.urlencode({
-        "action": "auto-reply", "user": user, "password": pw,
-        "auto_reply": "on", "subject": "", "text": "Away.",
-        "start": "", "end": ""})
+    ini = st.dir / "s2f2" / "frontend.ini"
+    text = ini.read_text()
+    assert "\nwrite_uris = %s\n" % st.LDAP_URI in text, text
 
-    def post(site):
+    def post(on):
+        form = urllib.parse.urlencode({
+            "action": "auto-reply", "user": user, "password": pw,
+            "auto_reply": "on" if on else "", "subject": "",
+            "text": "Away.", "start": "", "end": ""})
         c = http.client.HTTPSConnection(
-            st.host, int(st["SITE%d_FE1_HTTPS_PORT" % site]),
+            st.host, int(st["SITE2_FE2_HTTPS_PORT"]),
             context=st.ssl_context(), timeout=10)
         c.request("POST", "/settings", body=form, headers={
             "Content-Type": "application/x-www-form-urlencoded"})
@@ -623,19 +628,37 @@ def test_auto_reply_page_on_a_replica_site(st, users):
             capture_output=True, check=True, timeout=30).stdout.decode()
         return "porticoAutoReplyText: Away." in out
 
-    status, page = post(2)
-    assert status == 200, page
-    assert "Your automatic reply was not changed: the directory server " \
-        "here takes no changes (a read-only replica)." in page, page
-    assert 'data-state="off"' in page, page
-    assert not has_text(st.LDAP_URI)
-    status, page = post(1)
+    status, page = post(True)
     assert status == 200, page
     assert "Your automatic reply is saved." in page, page
+    # shown as set, whether or not the replica has it yet
     assert 'data-state="on"' in page, page
     assert has_text(st.LDAP_URI)
     wait_for(lambda: has_text(st["SITE2_LDAP_URI"]), timeout=30,
              what="the replica to have the automatic reply")
+
+    # without ldap.write_uris (a live reload), the replica refers the
+    # change away
+    ini.write_text(text.replace("\nwrite_uris = %s\n" % st.LDAP_URI, "\n"))
+    try:
+        pid = int((st.dir / "s2f2" / "pid").read_text())
+        os.kill(pid, signal.SIGHUP)
+        wait_for(lambda: "ldap reload: uris=" in st.log("s2f2"),
+                 timeout=30, what="s2f2's reload")
+        status, page = post(False)
+        assert status == 200, page
+        assert "Your automatic reply was not changed: the directory " \
+            "server here takes no changes (a read-only replica)." in page, \
+            page
+        assert has_text(st.LDAP_URI)
+    finally:
+        ini.write_text(text)
+        os.kill(pid, signal.SIGHUP)
+    wait_for(lambda: st.log("s2f2").count("ldap reload: uris=") >= 2,
+             timeout=30, what="s2f2's second reload")
+    status, page = post(False)
+    assert "Your automatic reply is off." in page, page
+    assert not has_text(st.LDAP_URI)
 
 
 # ---------------------------------------------------------------------------

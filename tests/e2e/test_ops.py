@@ -568,6 +568,12 @@ def test_sighup_moves_the_directory(st):
         assert "reload: configuration kept" in new, new
         assert "error=\"ldap.uris: invalid LDAP URI 'ftp://127.0.0.1/'" \
             in new, new
+        edit.path.write_text(edit.original)
+        edit.append("[ldap]\nwrite_uris = http://127.0.0.1/\n")
+        new = reload(st, "s1f1")
+        assert "reload: configuration kept" in new, new
+        assert "error=\"ldap.write_uris: invalid LDAP URI " \
+            "'http://127.0.0.1/'" in new, new
         # a CA file that does not load: said, and the connections stay
         edit.path.write_text(edit.original)
         edit.append("[ldap]\nuris = %s\ntls_ca_file = %s\n"
