@@ -21,7 +21,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ldap.h>
@@ -1340,18 +1339,6 @@ dir_authenticate(struct directory *d, const char *login, const char *password,
 	return r;
 }
 
-static void
-gt_format(int64_t t, char out[20])
-{
-	out[0] = '\0';
-	if (t == 0)
-		return;
-	time_t tt = (time_t)t;
-	struct tm tm;
-	if (gmtime_r(&tt, &tm) != NULL)
-		strftime(out, 20, "%Y%m%d%H%M%SZ", &tm);
-}
-
 struct dir_req *
 dir_authenticate_auto_reply(struct directory *d, const char *login,
 			    const char *password,
@@ -1365,8 +1352,8 @@ dir_authenticate_auto_reply(struct directory *d, const char *login,
 	if ((r->ar.text = strdup(set->text)) == NULL ||
 	    (r->ar.subject = strdup(set->subject)) == NULL)
 		abort();
-	gt_format(set->start, r->start);
-	gt_format(set->end, r->end);
+	dir_time_format(set->start, 0, r->start, sizeof(r->start));
+	dir_time_format(set->end, 0, r->end, sizeof(r->end));
 	return r;
 }
 

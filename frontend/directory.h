@@ -76,6 +76,10 @@ struct dir_auto_reply {
 /* LDAP GeneralizedTime (RFC 4517 3.3.13) to unix time: 0, or -1.
  * (ldap_escape.c) */
 int dir_generalized_time(const char *s, size_t len, int64_t *t_r);
+/* Unix time t in UTC into out, as a GeneralizedTime
+ * ("20261224000000Z"), or with day its day ("2026-12-24"); "" for 0.
+ * (ldap_escape.c) */
+void dir_time_format(int64_t t, int day, char *out, size_t outsize);
 /* u's automatic reply with its addresses, to keep: NULL when it has
  * none. */
 struct dir_auto_reply *dir_auto_reply_copy(const struct dir_user *u);

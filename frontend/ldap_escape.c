@@ -1,10 +1,11 @@
 /* ldap_escape.c - LDAP values: RFC 4515 escaping for search filters,
- * GeneralizedTime (RFC 4517) read. */
+ * GeneralizedTime (RFC 4517) read and written. */
 #include "frontend/directory.h"
 
 #include <ctype.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 int
 ldap_filter_escape(const char *in, size_t len, char *out, size_t outsize)
@@ -92,4 +93,19 @@ dir_generalized_time(const char *s, size_t len, int64_t *t_r)
 	int64_t days = era * 146097 + doe - 719468;
 	*t_r = days * 86400 + v[3] * 3600 + v[4] * 60 + v[5] - off;
 	return 0;
+}
+
+void
+dir_time_format(int64_t t, int day, char *out, size_t outsize)
+{
+	out[0] = '\0';
+	if (t == 0)
+		return;
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (gmtime_r(&tt, &tm) == NULL)
+		return;
+	if ((day ? strftime(out, outsize, "%Y-%m-%d", &tm)
+		 : strftime(out, outsize, "%Y%m%d%H%M%SZ", &tm)) == 0)
+		out[0] = '\0';
 }

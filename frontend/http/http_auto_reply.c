@@ -35,13 +35,7 @@ utf8_chars(const char *s)
 static void
 day_format(int64_t t, char out[16])
 {
-	out[0] = '\0';
-	if (t == 0)
-		return;
-	time_t tt = (time_t)t;
-	struct tm tm;
-	if (gmtime_r(&tt, &tm) != NULL)
-		strftime(out, 16, "%Y-%m-%d", &tm);
+	dir_time_format(t, 1, out, 16);
 }
 
 /* "YYYY-MM-DD" (an <input type="date">'s value) to the unix time of its

@@ -80,6 +80,16 @@ test_generalized_time(void **state)
 	assert_int_equal(gt("20261207222356+2400"), -1);
 	assert_int_equal(gt(""), -1);
 	assert_int_equal(gt("tomorrow"), -1);
+	/* and back */
+	char out[20];
+	dir_time_format(1796682236, 0, out, sizeof(out));
+	assert_string_equal(out, "20261207222356Z");
+	dir_time_format(1796682236, 1, out, sizeof(out));
+	assert_string_equal(out, "2026-12-07");
+	dir_time_format(0, 0, out, sizeof(out));
+	assert_string_equal(out, "");
+	dir_time_format(951825600, 1, out, 8); /* no room */
+	assert_string_equal(out, "");
 }
 
 int
