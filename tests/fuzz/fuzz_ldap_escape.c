@@ -6,7 +6,9 @@
  * succeeds the output is terminated inside the buffer, holds no bare
  * ( ) * or NUL, every backslash starts a two-digit hex escape, and
  * unescaping gives the input back.  Too little room is an error, never a
- * write past the buffer (ASan watches the exact-size heap copy). */
+ * write past the buffer (ASan watches the exact-size heap copy).  The
+ * whole input is also read as a GeneralizedTime, which must write back
+ * to itself in time. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,11 +25,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	(fprintf(stderr, "%s:%d: property violated\n", __FILE__, __LINE__),   \
 	 abort())
 
+/* The input as a GeneralizedTime (porticoAutoReplyStart/End): whatever
+ * parses is written back as one, which parses to the same time. */
+static void
+check_time(const char *in, size_t len)
+{
+	int64_t t, t2;
+	char out[20];
+	/* years 1970 to 9999: four digits as strftime writes them */
+	if (dir_generalized_time(in, len, &t) < 0 || t <= 0 ||
+	    t >= INT64_C(253402300800))
+		return;
+	dir_time_format(t, 0, out, sizeof(out));
+	if (out[0] == '\0')
+		FAIL();
+	if (dir_generalized_time(out, strlen(out), &t2) < 0 || t2 != t)
+		FAIL();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1 || size > 4096)
 		return 0;
+	check_time((const char *)data, size);
 	const char *in = (const char *)data + 1;
 	size_t len = size - 1;
 	size_t need = 3 * len + 1;
