@@ -30,6 +30,7 @@ from test_transport import (PortHold, Sink, admin, backend_metrics,
                             queue_empty, queue_listing, submit)
 
 INTERVAL = 3          # transport.auto_reply_interval, seconds
+MAX_TEXT = 2048       # lmtp.auto_reply_max_size
 METRIC = "portico_backend_auto_replies_total"
 
 TEXT = ("Guten Tag,\n"
@@ -56,7 +57,8 @@ def ar_stack(stack_factory):
     st = stack_factory("autoreply", settings=[
         "transport.smarthost=127.0.0.1:%d" % port.port,
         "transport.retry_first=1s", "transport.retry_max=2s",
-        "transport.auto_reply_interval=%ds" % INTERVAL])
+        "transport.auto_reply_interval=%ds" % INTERVAL,
+        "lmtp.auto_reply_max_size=%d" % MAX_TEXT])
     st.sink = Sink(port, str(st.dir / "certs" / "mail.pem"),
                    str(st.dir / "certs" / "mail.key"))
     st.sink.start()
@@ -355,7 +357,13 @@ def test_auto_reply_to_remote_senders(ar_stack):
     check_relayed(st, "in-window", user, "inwindow@remote.test",
                   "in-window@remote.test", SUBJECT, TEXT)
 
-    # the text gone: off; back without a Subject: the default one
+    # a text over lmtp.auto_reply_max_size: off, and the frontend says
+    # why; the text gone: off; back without a Subject: the default one
+    set_auto_reply(st, user, text="x" * (MAX_TEXT + 1))
+    send("text-too-long", "toolong@remote.test", message(
+        "text-too-long@remote.test", "toolong@remote.test", user))
+    assert "rcpt=<%s> automatic reply off: longer than " \
+        "lmtp.auto_reply_max_size" % user in st.log("s1f1")
     set_auto_reply(st, user, text=None)
     send("text-removed", "textremoved@remote.test", message(
         "text-removed@remote.test", "textremoved@remote.test", user))
@@ -370,6 +378,7 @@ def test_auto_reply_to_remote_senders(ar_stack):
            "none once the text is gone (text-removed), one each for "
            "default-subject and no-subject")
     assert replies_to(st, "textremoved@remote.test") == [], "text-removed"
+    assert replies_to(st, "toolong@remote.test") == [], "text-too-long"
     check_relayed(st, "default-subject", user, "defsubject@remote.test",
                   "default-subject@remote.test", "Auto: Quarterly report",
                   "Back on Monday.\nRegards")
