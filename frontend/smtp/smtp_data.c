@@ -275,12 +275,27 @@ smtp_body_name(enum smtp_body b)
 	return b == SMTP_BODY_8BITMIME ? "8BITMIME" : "7BIT";
 }
 
-/* LMTP: the recipient's automatic reply into its Deliver fields. */
+/* LMTP: the recipient's automatic reply into its Deliver fields, within
+ * *budget bytes of the frame (half of limits.link_max_frame for the
+ * automatic replies of one Deliver: a frame over the limit would end the
+ * link); beyond it the recipient gets no reply, said in the log. */
 static void
-smtp_auto_reply_fields(Portico__Recipient *r, const struct dir_auto_reply *ar)
+smtp_auto_reply_fields(const struct smtp_session *s, Portico__Recipient *r,
+		       const struct dir_auto_reply *ar, size_t *budget)
 {
 	if (ar == NULL || ar->off != NULL)
 		return;
+	size_t need = strlen(ar->text) + strlen(ar->subject) + 64;
+	for (size_t i = 0; i < ar->naddresses; i++)
+		need += strlen(ar->address_v[i]) + 4;
+	if (need > *budget) {
+		log_warn("session=%s rcpt=<%s> automatic reply off: the "
+			 "automatic replies of this delivery's recipients are "
+			 "more than half of limits.link_max_frame",
+			 s->c->id, r->address);
+		return;
+	}
+	*budget -= need;
 	r->auto_reply_text = ar->text;
 	r->auto_reply_subject = ar->subject;
 	r->auto_reply_start = ar->start;
@@ -327,6 +342,7 @@ smtp_content_begin(struct smtp_session *s)
 	for (unsigned ti = 0; ti < s->ntargets; ti++) {
 		struct smtp_target *t = &s->targets[ti];
 		size_t n = 0;
+		size_t ar_budget = (size_t)c->fe->cfg.limits_link_max_frame / 2;
 		for (unsigned i = 0; i < s->nrcpt; i++) {
 			struct smtp_recipient *e = &s->rcpts[i];
 			if (e->target != ti)
@@ -343,7 +359,9 @@ smtp_content_begin(struct smtp_session *s)
 				rv[n].quota_messages_set =
 					e->quota_messages_set;
 				rv[n].quota_messages = e->quota_messages;
-				smtp_auto_reply_fields(&rv[n], e->auto_reply);
+				smtp_auto_reply_fields(s, &rv[n],
+						       e->auto_reply,
+						       &ar_budget);
 			}
 			rp[n] = &rv[n];
 			n++;

@@ -30,7 +30,8 @@ from test_transport import (PortHold, Sink, admin, backend_metrics,
                             queue_empty, queue_listing, submit)
 
 INTERVAL = 3          # transport.auto_reply_interval, seconds
-MAX_TEXT = 2048       # lmtp.auto_reply_max_size
+MAX_TEXT = 24000      # lmtp.auto_reply_max_size
+MAX_FRAME = 65536     # limits.link_max_frame
 METRIC = "portico_backend_auto_replies_total"
 
 TEXT = ("Guten Tag,\n"
@@ -58,7 +59,8 @@ def ar_stack(stack_factory):
         "transport.smarthost=127.0.0.1:%d" % port.port,
         "transport.retry_first=1s", "transport.retry_max=2s",
         "transport.auto_reply_interval=%ds" % INTERVAL,
-        "lmtp.auto_reply_max_size=%d" % MAX_TEXT])
+        "lmtp.auto_reply_max_size=%d" % MAX_TEXT,
+        "limits.link_max_frame=%d" % MAX_FRAME])
     st.sink = Sink(port, str(st.dir / "certs" / "mail.pem"),
                    str(st.dir / "certs" / "mail.key"))
     st.sink.start()
@@ -679,3 +681,38 @@ def test_portico_admin_auto_reply(ar_stack, tmp_path):
     assert ldap_auto_reply(st, user) == {}
     assert re.search(r"^auto-reply +off$", fe_admin(st, FE, "user",
                                                      user).stdout, re.M)
+
+
+@pytest.mark.daemons
+def test_auto_replies_of_one_delivery_within_the_frame(ar_stack):
+    """Two recipients of one delivery whose automatic replies together are
+    over half of limits.link_max_frame: the first keeps its reply, the
+    second gets none and the frontend says why; both get the message, and
+    the link goes on (a later delivery is answered)."""
+    st = ar_stack
+    first, _, _ = st.new_account("ooobig1")
+    second, _, _ = st.new_account("ooobig2")
+    big = "Lange Abwesenheitsnotiz. " * (20000 // 25)
+    assert MAX_FRAME // 2 < 2 * len(big) < MAX_TEXT * 2
+    set_auto_reply(st, first, text=big)
+    set_auto_reply(st, second, text=big)
+    sink0 = len(st.sink.messages)
+    sender = "big@remote.test"
+    msg = message("big@remote.test", sender, "%s, %s" % (first, second))
+    got = lmtp(st, [first, second], msg, mail_from=sender)
+    assert got[first][0] == 250 and got[second][0] == 250, got
+    settle(st, sink0 + 1, "one reply of the two (the frame's budget)")
+    check_relayed(st, "big", first, sender, "big@remote.test",
+                  "Auto: Hello", big)
+    assert "rcpt=<%s> automatic reply off: the automatic replies of this " \
+        "delivery's recipients are more than half of " \
+        "limits.link_max_frame" % second in st.log("s1f1")
+    for user in (first, second):
+        assert message_ids(st, user) == ["<big@remote.test>"], user
+    # alone, the second one's reply goes
+    other = "big-alone@remote.test"
+    deliver(st, second, "big-alone", message("big-alone@remote.test",
+                                             other, second), other)
+    settle(st, sink0 + 2, "the second one's reply, alone")
+    check_relayed(st, "big-alone", second, other, "big-alone@remote.test",
+                  "Auto: Hello", big)

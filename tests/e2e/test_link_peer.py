@@ -421,3 +421,47 @@ def test_login_checked_before_a_kick_opens_nothing(st):
     c = st.imap(user, pw)
     assert c.select("INBOX") == ("OK", [b"3"])
     c.logout()
+
+
+DELIVER = 10
+
+
+def test_deliver_with_an_automatic_reply_beyond_its_bounds(st):
+    """A Deliver whose recipient carries an automatic reply beyond what a
+    frontend sends (over 512 addresses, a subject over 1024 bytes) is
+    refused with CLIENTBUG on its stream, before any byte
+    of the message; the link goes on and the account's mail is
+    untouched."""
+    user, pw, mbox, uidvalidity, uidnext, _ = account(st, "peerar")
+    clientbug = refused(st, "CLIENTBUG")
+
+    def rcpt(**extra):
+        r = bfield(1, user) + bfield(2, mbox) + bfield(10, "Away.")
+        for num, values in extra.items():
+            for v in values:
+                r += bfield(int(num[1:]), v)
+        return r
+    bad = {
+        "addresses": rcpt(f14=["a%d@example.test" % i for i in range(513)]),
+        "subject": rcpt(f11=["s" * 1025]),
+    }
+    peer = Peer(st)
+    try:
+        stream = 1
+        for what, r in bad.items():
+            peer.send(stream, DELIVER, bfield(1, "someone@remote.test") +
+                      bfield(2, r) + bfield(4, "peer%d" % stream) +
+                      vfield(6, 1 << 20))
+            kind, body = peer.on(stream)
+            assert kind == "refused", (what, kind, body)
+            assert body[1] == [b"CLIENTBUG"], (what, body)
+            assert body[2] == [b"automatic reply beyond its bounds"], \
+                (what, body)
+            stream += 2
+        # the link still opens a session
+        kind, body = peer.open(stream, user, mbox)
+        assert kind == "opened", (kind, body)
+    finally:
+        peer.close()
+    assert refused(st, "CLIENTBUG") - clientbug == len(bad)
+    intact(st, user, pw)
