@@ -174,14 +174,19 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 	int has_quota = store_quota_own(st, txn, u.user_num, &q, &err);
 	int64_t last_login = 0;
 	unsigned warned = 0;
+	uint8_t *replied = NULL;
+	size_t replied_len = 0;
 	if (has_quota < 0 ||
 	    store_last_login_get(st, txn, u.user_num, &last_login, &err) < 0 ||
 	    store_quota_warned_get(st, txn, u.user_num, &warned, &err) < 0 ||
+	    store_auto_reply_get(st, txn, u.user_num, &replied, &replied_len,
+				 &err) < 0 ||
 	    store_subscriptions(st, txn, u.user_num, &subs, &nsubs, &err) < 0 ||
 	    store_mailboxes_list(st, txn, u.user_num, &list, &nfolders, &err) <
 		0) {
 		fprintf(MSGS, "portico-admin: export: %s\n", err);
 		store_names_free(subs, nsubs);
+		free(replied);
 		return -1;
 	}
 	Portico__AccountHeader h = PORTICO__ACCOUNT_HEADER__INIT;
@@ -199,11 +204,14 @@ export_account(struct store *st, MDB_txn *txn, const char *mailbox_id,
 	h.subscriptions = subs;
 	h.last_login = last_login;
 	h.quota_warned = warned;
+	h.auto_replied.data = replied;
+	h.auto_replied.len = replied_len;
 	Portico__AccountRecord r = PORTICO__ACCOUNT_RECORD__INIT;
 	r.record_case = PORTICO__ACCOUNT_RECORD__RECORD_HEADER;
 	r.header = &h;
 	out_record(o, &r);
 	store_names_free(subs, nsubs);
+	free(replied);
 
 	uint64_t total = 0;
 	rc = 0;
@@ -529,6 +537,7 @@ struct acct_import {
 	   again (created: it was not there before) */
 	int filling, created;
 	struct buf before; /* its folders' names then, each ending in NUL */
+	unsigned auto_reply_max; /* transport.auto_reply_senders */
 };
 
 static void
@@ -935,6 +944,18 @@ account_finish(struct acct_import *im, const Portico__AccountHeader *h,
 						     h->quota_warned};
 		rc = store_run(im->st, store_op_quota_warned, &wa, ebuf);
 	}
+	/* the senders the automatic reply answered, so that none is
+	   answered again within transport.auto_reply_interval */
+	if (rc == 0 && h->auto_replied.len % STORE_AUTO_REPLY_ENTRY != 0) {
+		fprintf(MSGS, "portico-admin: import: the senders answered "
+			      "by the automatic reply are not a list of "
+			      "entries; not taken\n");
+	} else if (rc == 0 && h->auto_replied.len > 0) {
+		struct store_auto_replied_args ra = {
+		    mailbox_id, h->auto_replied.data, h->auto_replied.len,
+		    im->auto_reply_max};
+		rc = store_run(im->st, store_op_auto_replied, &ra, ebuf);
+	}
 	if (rc != 0) {
 		fprintf(MSGS, "portico-admin: import: %s\n", ebuf);
 		return -1;
@@ -1114,7 +1135,7 @@ account_finish_under(struct acct_import *im)
 
 static int
 import_stream(struct store *st, const char *mailbox_id, struct acct_in *in,
-	      const char *under)
+	      const char *under, unsigned auto_reply_max)
 {
 	char magic[sizeof(ACCOUNT_MAGIC) - 1];
 	if (fread(magic, 1, sizeof(magic), in->f) != sizeof(magic) ||
@@ -1156,6 +1177,7 @@ import_stream(struct store *st, const char *mailbox_id, struct acct_in *in,
 		abort();
 	im->st = st;
 	im->under = under;
+	im->auto_reply_max = auto_reply_max;
 	if (under != NULL) {
 		rc = account_existing(st, mailbox_id, &im->user_num);
 	} else if (store_run(st, store_op_provision, &pa, ebuf) != 0) {
@@ -1272,7 +1294,9 @@ admin_account_import_file(struct admin *a, const char *mailbox_id, FILE *f,
 	struct acct_in in = {f, what, NULL, 0};
 	struct sigaction old[IMPORT_NSIGNALS];
 	import_signals_catch(old);
-	int rc = import_stream(a->st, mailbox_id, &in, under);
+	int rc =
+	    import_stream(a->st, mailbox_id, &in, under,
+			  (unsigned)a->cfg.transport_auto_reply_senders);
 	EVP_MD_CTX_free(in.sha);
 	import_signals_restore(old, rc != 0);
 	return rc == 0 ? 0 : 1;

@@ -1026,8 +1026,10 @@ admin_store_show(struct admin *a, int argc, char **argv)
 	size_t nsubs = 0;
 	struct store_quota q, own;
 	int64_t last = 0;
-	int have_last = 0, have_warned = 0;
+	int have_last = 0, have_warned = 0, have_replied = 0;
 	unsigned warned = 0;
+	uint8_t *replied = NULL;
+	size_t replied_len = 0;
 	if (store_read_begin(a->st, &txn, &err) < 0) {
 		fprintf(stderr, "portico-admin: show: %s\n", err);
 		return 1;
@@ -1043,13 +1045,17 @@ admin_store_show(struct admin *a, int argc, char **argv)
 	     (have_last = store_last_login_get(a->st, txn, u.user_num, &last,
 					       &err)) < 0 ||
 	     (have_warned = store_quota_warned_get(a->st, txn, u.user_num,
-						   &warned, &err)) < 0))
+						   &warned, &err)) < 0 ||
+	     (have_replied = store_auto_reply_get(a->st, txn, u.user_num,
+						  &replied, &replied_len,
+						  &err)) < 0))
 		rc = -1;
 	store_read_end(&txn);
 	if (rc != 0) {
 		fprintf(stderr, "portico-admin: show: %s\n",
 			rc > 0 ? "no such mailbox id in this store" : err);
 		store_mailboxes_free(list, n);
+		free(replied);
 		return 1;
 	}
 	char created[64];
@@ -1090,6 +1096,23 @@ admin_store_show(struct admin *a, int argc, char **argv)
 		printf("quota-warned    %u%%\n", warned);
 	else
 		printf("quota-warned    -\n");
+	/* the senders the automatic reply answered, the last one's time */
+	if (have_replied && replied_len >= STORE_AUTO_REPLY_ENTRY) {
+		size_t ne = replied_len / STORE_AUTO_REPLY_ENTRY;
+		const uint8_t *p = replied + (ne - 1) * STORE_AUTO_REPLY_ENTRY;
+		uint64_t at = 0;
+		for (int b = 0; b < 8; b++)
+			at = at << 8 | p[8 + b];
+		t = (time_t)at;
+		gmtime_r(&t, &tm);
+		strftime(created, sizeof(created), "%Y-%m-%d %H:%M:%S UTC",
+			 &tm);
+		printf("auto-replied    %zu sender%s, the last at %s\n", ne,
+		       ne == 1 ? "" : "s", created);
+	} else {
+		printf("auto-replied    -\n");
+	}
+	free(replied);
 	store_mailboxes_free(list, n);
 	store_names_free(subs, nsubs);
 	return 0;

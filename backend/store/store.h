@@ -599,6 +599,21 @@ int store_auto_reply_due(struct store *st, MDB_txn *txn, uint64_t user_num,
 			 const uint8_t sender_hash[8], int64_t now,
 			 int64_t interval, unsigned max);
 int store_auto_reply_del(struct store *st, MDB_txn *txn, uint64_t user_num);
+/* The record itself, a copy into *data_r (*len_r bytes; free() it): 1,
+ * 0 none, -1 a store error (a record not a list of entries too). */
+int store_auto_reply_get(struct store *st, MDB_txn *txn, uint64_t user_num,
+			 uint8_t **data_r, size_t *len_r, const char **error_r);
+/* store_op_auto_replied merges entries into the record of mailbox_id (the
+ * import of a whole account): of each sender the later entry, oldest
+ * first, the newest max (0: all). */
+struct store_auto_replied_args {
+	const char *mailbox_id;
+	const uint8_t *entries;
+	size_t len; /* a multiple of STORE_AUTO_REPLY_ENTRY */
+	unsigned max;
+};
+int store_op_auto_replied(struct store *st, MDB_txn *txn, void *vargs,
+			  char *err);
 /* store_op_quota_warned sets it (the import of a whole account; levels
  * above 1000 are taken as 1000). */
 struct store_quota_warned_args {

@@ -724,6 +724,105 @@ store_auto_reply_del(struct store *st, MDB_txn *txn, uint64_t user_num)
 	return user_meta_del(st, txn, 'r', user_num);
 }
 
+int
+store_auto_reply_get(struct store *st, MDB_txn *txn, uint64_t user_num,
+		     uint8_t **data_r, size_t *len_r, const char **error_r)
+{
+	uint8_t key[9];
+	user_meta_key(key, 'r', user_num);
+	MDB_val k = {9, key}, v;
+	int rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == 0 && v.mv_size % STORE_AUTO_REPLY_ENTRY != 0)
+		rc = MDB_CORRUPTED;
+	if (rc != 0) {
+		*error_r = store_strerror(rc);
+		return -1;
+	}
+	*data_r = malloc(v.mv_size ? v.mv_size : 1);
+	if (*data_r == NULL)
+		abort();
+	memcpy(*data_r, v.mv_data, v.mv_size);
+	*len_r = v.mv_size;
+	return 1;
+}
+
+/* entries by sender, then time; and by time, then sender */
+static int
+auto_reply_by_sender(const void *x, const void *y)
+{
+	int c = memcmp(x, y, 8);
+	if (c != 0)
+		return c;
+	uint64_t a = get_be64((const uint8_t *)x + 8);
+	uint64_t b = get_be64((const uint8_t *)y + 8);
+	return a < b ? -1 : a > b;
+}
+
+static int
+auto_reply_by_time(const void *x, const void *y)
+{
+	uint64_t a = get_be64((const uint8_t *)x + 8);
+	uint64_t b = get_be64((const uint8_t *)y + 8);
+	if (a != b)
+		return a < b ? -1 : 1;
+	return memcmp(x, y, 8);
+}
+
+int
+store_op_auto_replied(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	enum { E = STORE_AUTO_REPLY_ENTRY };
+	struct store_auto_replied_args *a = vargs;
+	struct store_user_rec u;
+	const char *e;
+	int rc = store_user_get(st, txn, a->mailbox_id, &u, &e);
+	if (rc != 0)
+		return op_fail(
+		    err, rc > 0 ? STORE_ERR_NONEXISTENT : STORE_ERR_INTERNAL,
+		    "%s", rc > 0 ? "no such mailbox id" : e);
+	if (a->len % E != 0)
+		return op_fail(err, STORE_ERR_CANNOT,
+			       "automatic reply record: not a list of entries");
+	uint8_t key[9];
+	user_meta_key(key, 'r', u.user_num);
+	MDB_val k = {9, key}, v = {0, NULL};
+	rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		v.mv_size = 0;
+	else if (rc != 0)
+		return op_mdb(err, "automatic reply record", rc);
+	else if (v.mv_size % E != 0)
+		return op_fail(err, STORE_ERR_INTERNAL,
+			       "automatic reply record: not a list of entries");
+	/* both lists, then of each sender its latest entry, oldest first */
+	size_t n = v.mv_size / E + a->len / E;
+	uint8_t *all = malloc(n ? n * E : 1);
+	if (all == NULL)
+		abort();
+	if (v.mv_size > 0)
+		memcpy(all, v.mv_data, v.mv_size);
+	if (a->len > 0)
+		memcpy(all + v.mv_size, a->entries, a->len);
+	qsort(all, n, E, auto_reply_by_sender);
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++)
+		if (i + 1 == n || memcmp(all + i * E, all + (i + 1) * E, 8) != 0)
+			memmove(all + kept++ * E, all + i * E, E);
+	qsort(all, kept, E, auto_reply_by_time);
+	size_t keep = a->max > 0 && kept > a->max ? a->max : kept;
+	if (keep == 0) {
+		free(all);
+		rc = user_meta_del(st, txn, 'r', u.user_num);
+		return rc != 0 ? op_mdb(err, "automatic reply record", rc) : 0;
+	}
+	MDB_val nv = {keep * E, all + (kept - keep) * E};
+	rc = mdb_put(txn, st->meta, &k, &nv, 0);
+	free(all);
+	return rc != 0 ? op_mdb(err, "automatic reply record", rc) : 0;
+}
+
 static int
 quota_warned_put(struct store *st, MDB_txn *txn, uint64_t user_num,
 		 unsigned level)

@@ -716,3 +716,205 @@ def test_auto_replies_of_one_delivery_within_the_frame(ar_stack):
     settle(st, sink0 + 2, "the second one's reply, alone")
     check_relayed(st, "big-alone", second, other, "big-alone@remote.test",
                   "Auto: Hello", big)
+
+
+# ---- the record goes with the account ----------------------------------------
+
+def pb_varint(data, off):
+    val = shift = 0
+    while True:
+        b = data[off]
+        off += 1
+        val |= (b & 0x7f) << shift
+        shift += 7
+        if not b & 0x80:
+            return val, off
+
+
+def pb_put_varint(val):
+    out = bytearray()
+    while True:
+        b = val & 0x7f
+        val >>= 7
+        out.append(b | (0x80 if val else 0))
+        if not val:
+            return bytes(out)
+
+
+def pb_fields(data):
+    """[(number, wire type, value)] of a packed protobuf message (varints
+    as ints, length-delimited fields as bytes)."""
+    off, out = 0, []
+    while off < len(data):
+        key, off = pb_varint(data, off)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            val, off = pb_varint(data, off)
+        elif wt == 2:
+            n, off = pb_varint(data, off)
+            val = data[off:off + n]
+            off += n
+        elif wt == 1:
+            val, off = data[off:off + 8], off + 8
+        elif wt == 5:
+            val, off = data[off:off + 4], off + 4
+        else:
+            raise AssertionError("wire type %d" % wt)
+        out.append((num, wt, val))
+    assert off == len(data)
+    return out
+
+
+def pb_pack(fields):
+    out = bytearray()
+    for num, wt, val in fields:
+        out += pb_put_varint(num << 3 | wt)
+        if wt == 0:
+            out += pb_put_varint(val)
+        elif wt == 2:
+            out += pb_put_varint(len(val)) + val
+        else:
+            out += val
+    return bytes(out)
+
+
+ACCOUNT_MAGIC = b"PORTICO-ACCOUNT 1\n"
+
+
+def account_records(blob):
+    """The packed AccountRecords of an export --account stream."""
+    assert blob.startswith(ACCOUNT_MAGIC)
+    off, out = len(ACCOUNT_MAGIC), []
+    while off < len(blob):
+        n = int.from_bytes(blob[off:off + 4], "big")
+        out.append(blob[off + 4:off + 4 + n])
+        off += 4 + n
+    assert off == len(blob)
+    return out
+
+
+def account_header(blob):
+    """The header's fields {number: value} (AccountRecord field 1)."""
+    [(num, _, header)] = pb_fields(account_records(blob)[0])
+    assert num == 1
+    return {n: v for n, _, v in pb_fields(header)}
+
+
+def account_with_replied(blob, replied):
+    """The stream BLOB with the header's auto_replied (field 12) REPLIED,
+    and an end record whose SHA-256 agrees."""
+    import hashlib
+    records = account_records(blob)
+    [(_, _, header)] = pb_fields(records[0])
+    fields = [f for f in pb_fields(header) if f[0] != 12]
+    fields.append((12, 2, replied))
+    records[0] = pb_pack([(1, 2, pb_pack(fields))])
+    framed = [len(r).to_bytes(4, "big") + r for r in records]
+    digest = hashlib.sha256(ACCOUNT_MAGIC + b"".join(framed[:-1])).digest()
+    [(num, _, end)] = pb_fields(records[-1])
+    assert num == 4
+    end = pb_pack([f if f[0] != 3 else (3, 2, digest)
+                   for f in pb_fields(end)])
+    framed[-1] = (len(end) + 2).to_bytes(4, "big") + pb_pack([(4, 2, end)])
+    return ACCOUNT_MAGIC + b"".join(framed)
+
+
+def sender_hash(addr):
+    import hashlib
+    return hashlib.sha256(addr.lower().encode()).digest()[:8]
+
+
+def replied_entries(pairs):
+    return b"".join(h + int(t).to_bytes(8, "big") for h, t in pairs)
+
+
+def auto_replied_line(st, mbox):
+    p = admin(st, "s1b1", "show", mbox)
+    assert p.returncode == 0, p.stderr
+    m = re.search(rb"\nauto-replied    (.*)\n", p.stdout)
+    assert m, p.stdout
+    return m.group(1).decode()
+
+
+@pytest.mark.daemons
+def test_auto_replied_senders_go_with_the_account(ar_stack, tmp_path):
+    """The senders an account's automatic reply answered go with it:
+    show counts them, export --account carries them (a hash of each
+    address and the time), import --account takes them into the new
+    account, of a sender twice the later reply; a sender answered is not
+    answered again by the moved account within the interval, another is.
+    A record that is not a list of entries is not taken, and said so; the
+    rest of the account is."""
+    st = ar_stack
+    src, _, src_mbox = st.new_account("ooomove")
+    set_auto_reply(st, src, text="Moving house.")
+    assert auto_replied_line(st, src_mbox) == "-"
+    sink0 = len(st.sink.messages)
+    s1, s2 = "mover.one@remote.test", "Mover.Two@remote.test"
+    t0 = int(time.time())
+    for i, s in enumerate((s1, s2)):
+        deliver(st, src, "move-%d" % i,
+                message("move-%d@remote.test" % i, s, src), s)
+    settle(st, sink0 + 2, "the two senders answered")
+    t1 = int(time.time())
+    line = auto_replied_line(st, src_mbox)
+    assert re.fullmatch(r"2 senders, the last at \d{4}-\d\d-\d\d "
+                        r"\d\d:\d\d:\d\d UTC", line), line
+
+    # export: the header's auto_replied, both senders, oldest first
+    path = tmp_path / "src.account"
+    p = admin(st, "s1b1", "export", src_mbox, "--account", path)
+    assert p.returncode == 0, p.stderr
+    blob = path.read_bytes()
+    replied = account_header(blob).get(12, b"")
+    assert len(replied) == 32, replied
+    entries = [(replied[i:i + 8], int.from_bytes(replied[i + 8:i + 16],
+                                                 "big"))
+               for i in range(0, 32, 16)]
+    assert [h for h, _ in entries] == [sender_hash(s1), sender_hash(s2)]
+    assert all(t0 <= t <= t1 for _, t in entries), (t0, entries, t1)
+    assert entries[0][1] <= entries[1][1]
+
+    # import: the same record in the new account
+    _, _, copy_mbox = st.new_account("ooocopy")
+    p = admin(st, "s1b1", "import", copy_mbox, "--account", path)
+    assert p.returncode == 0, p.stderr
+    assert auto_replied_line(st, copy_mbox) == line
+
+    # a sender twice (the later reply is kept) and one more, replied to
+    # just now: the moved account answers neither, and a new sender
+    s3, s4 = "mover.three@remote.test", "mover.four@remote.test"
+    moved, _, moved_mbox = st.new_account("ooomoved")
+    now = int(time.time())
+    fresh = account_with_replied(blob, replied_entries(
+        [(sender_hash(s1), now - 1000), (sender_hash(s3), now),
+         (sender_hash(s1), now)]))
+    path2 = tmp_path / "fresh.account"
+    path2.write_bytes(fresh)
+    p = admin(st, "s1b1", "import", moved_mbox, "--account", path2)
+    assert p.returncode == 0, p.stderr
+    assert auto_replied_line(st, moved_mbox).startswith("2 senders, ")
+    set_auto_reply(st, moved, text="Moved and away.")
+    sink1 = len(st.sink.messages)
+    for i, s in enumerate((s1.upper(), s3, s4)):
+        deliver(st, moved, "moved-%d" % i,
+                message("moved-%d@remote.test" % i, s, moved), s)
+    assert time.time() - now < INTERVAL, \
+        "too slow to test transport.auto_reply_interval"
+    settle(st, sink1 + 1, "only the new sender answered")
+    assert st.sink.messages[-1][1] == [s4], st.sink.messages[sink1:]
+    assert auto_replied_line(st, moved_mbox).startswith("3 senders, ")
+
+    # a record that is not a list of entries: not taken, said so
+    bad, _, bad_mbox = st.new_account("ooobad")
+    path3 = tmp_path / "bad.account"
+    path3.write_bytes(account_with_replied(blob, b"\x01" * 20))
+    p = admin(st, "s1b1", "import", bad_mbox, "--account", path3)
+    assert p.returncode == 0, p.stderr
+    assert b"the senders answered by the automatic reply are not a list " \
+        b"of entries; not taken" in p.stderr, p.stderr
+    assert p.stdout.startswith(b"imported 2 messages in "), p.stdout
+    assert auto_replied_line(st, bad_mbox) == "-"
+    for mbox in (src_mbox, copy_mbox, moved_mbox, bad_mbox):
+        p = admin(st, "s1b1", "check", mbox)
+        assert p.returncode == 0, (mbox, p.stdout + p.stderr)
