@@ -648,6 +648,25 @@ listeners_reload(struct process *p)
 	}
 }
 
+/* A directory address that cannot be taken up at a reload (a CA file
+ * that does not load, a name that does not resolve): its settings go
+ * back to those of the connections kept, which the event loops read
+ * (ldap.starttls with a target made without TLS would fail every
+ * connection made again). */
+static void
+dir_settings_keep(struct config *cfg, const struct config *old)
+{
+	const char *err;
+	if (config_set(cfg, "ldap", "uris", old->ldap_uris, &err) < 0 ||
+	    config_set(cfg, "ldap", "write_uris", old->ldap_write_uris, &err) <
+		0 ||
+	    config_set(cfg, "ldap", "tls_ca_file", old->ldap_tls_ca_file,
+		       &err) < 0 ||
+	    config_set(cfg, "ldap", "starttls",
+		       old->ldap_starttls ? "true" : "false", &err) < 0)
+		abort(); /* values it held before */
+}
+
 /* SIGHUP: the configuration file and the certificates for mail clients
  * are read again; sessions keep their certificates, new connections get
  * the new ones. */
@@ -668,9 +687,12 @@ on_reload(uv_signal_t *h, int signum)
 		/* names resolved here, once, not in the event loops */
 		struct dir_target *dt = dir_target_load(&p->snap->cfg, &err);
 		if (dt == NULL) {
-			log_error("ldap reload: %s; the directory connections "
-				  "stay as they were",
+			log_error("ldap reload: %s; ldap.uris, "
+				  "ldap.write_uris, ldap.tls_ca_file and "
+				  "ldap.starttls kept, and the directory "
+				  "connections stay as they were",
 				  err);
+			dir_settings_keep(&p->snap->cfg, &p->cfg);
 		} else {
 			dir_target_unref(&p->dir_target);
 			p->dir_target = dt;

@@ -574,21 +574,33 @@ def test_sighup_moves_the_directory(st):
         assert "reload: configuration kept" in new, new
         assert "error=\"ldap.write_uris: invalid LDAP URI " \
             "'http://127.0.0.1/'" in new, new
-        # a CA file that does not load: said, and the connections stay
+        # a CA file that does not load: said, and the connections stay,
+        # with the settings they were made with (ldap.starttls too)
         edit.path.write_text(edit.original)
-        edit.append("[ldap]\nuris = %s\ntls_ca_file = %s\n"
+        edit.append("[ldap]\nuris = %s\ntls_ca_file = %s\nstarttls = true\n"
                     % (st.LDAPS_URI, st.dir / "no-such-ca.pem"))
-        new = reload(st, "s1f1")
-        for name in ("ldap.uris", "ldap.tls_ca_file"):
-            assert "setting=%s changed" % name in new, new
-            assert "%s changed but takes effect only at start" % name \
-                not in new, new
-        assert "ldap reload: ldap.tls_ca_file \"%s\"" \
-            % (st.dir / "no-such-ca.pem") in new, new
-        # the names are resolved and the file read once for every loop
-        assert new.count("the directory connections stay as they were") \
-            == 1, new
+        for attempt in range(2):
+            new = reload(st, "s1f1")
+            # (the second time too: the settings were kept as they were)
+            for name in ("ldap.uris", "ldap.tls_ca_file", "ldap.starttls"):
+                assert "setting=%s changed" % name in new, (attempt, new)
+                assert "%s changed but takes effect only at start" \
+                    % name not in new, new
+            assert "ldap reload: ldap.tls_ca_file \"%s\"" \
+                % (st.dir / "no-such-ca.pem") in new, new
+            # the names are resolved and the file read once for every loop
+            assert new.count("ldap.uris, ldap.write_uris, "
+                             "ldap.tls_ca_file and ldap.starttls kept, and "
+                             "the directory connections stay as they "
+                             "were") == 1, new
         assert login("hupstay") == "OK"
+        # connections made again (the directory restarted) are made as
+        # before: in clear, not with a StartTLS that has no TLS context
+        st.stop("ldap")
+        st.start("ldap")
+        wait_for(lambda: login("hupagain") == "OK", timeout=30,
+                 what="a login once the directory is back")
+        assert "TLS setup failed" not in st.log("s1f1")
         # the same directory over ldaps://, verified with the stack's CA,
         # while clients keep logging in: none fails for the change, and
         # every connection is made again, a busy one once it is idle
@@ -611,9 +623,8 @@ def test_sighup_moves_the_directory(st):
                         % (st.LDAPS_URI, st.CA_FILE))
             before = st.log("s1f1").count("ldap reload: uris=")
             new = reload(st, "s1f1")
-            # (ldap.uris changed at the reload before, whose CA file
-            # failed)
-            assert "setting=ldap.tls_ca_file changed" in new, new
+            for name in ("ldap.uris", "ldap.tls_ca_file"):
+                assert "setting=%s changed" % name in new, new
             assert "takes effect only at start" not in new, new
             # every event loop made its connections again
             workers = int(re.search(r"applied by (\d+) workers",
