@@ -69,6 +69,7 @@ struct backend {
 	uint64_t kicked;       /* sessions ended by kick (metrics) */
 	uint64_t quota_warnings; /* stored (metrics, quota_warning.c) */
 	uint64_t auto_replies;   /* queued (metrics, auto_reply.c) */
+	uint64_t forwards;       /* queued (metrics, forward.c) */
 	uint64_t park_offers;  /* Parks sent (metrics) */
 	uint64_t parked;       /* IMAP sessions parked (metrics) */
 	uint64_t resumed;      /* ... and taken up again */

@@ -106,6 +106,7 @@ struct dir_req {
 	struct dir_user user;
 	int want_auto_reply; /* dir_lookup_recipient */
 	struct dir_auto_reply ar;
+	struct dir_forward fw;
 	/* dir_authenticate_auto_reply: the change to make once bound as
 	   the user (ar's text "" removes the automatic reply) */
 	int set_auto_reply;
@@ -162,7 +163,8 @@ struct directory {
 	const char *conf_priv; /* ldap.privileged_attribute */
 	int shut;
 	const char *user_attrs[16];
-	const char *rcpt_attrs[20]; /* user_attrs and the automatic reply's */
+	const char *rcpt_attrs[24]; /* user_attrs, the automatic reply's and
+				     forwarding's */
 	char priv_attr[128];    /* ldap.privileged_attribute, split */
 	char priv_value[512];
 };
@@ -258,6 +260,9 @@ dir_run_done(uv_timer_t *t)
 		buf_wipe(&r->password);
 		free(r->ar.text);
 		free(r->ar.subject);
+		for (size_t i = 0; i < r->fw.n; i++)
+			free(r->fw.to[i]);
+		free(r->fw.to);
 		free(r);
 	}
 }
@@ -771,6 +776,114 @@ ldc_auto_reply(struct ldconn *lc, LDAPMessage *e, struct dir_req *r)
 	r->user.auto_reply = ar;
 }
 
+/* porticoForwardAddress, porticoForwardKeep: r->user.forward when the
+ * entry has an address. */
+static void
+ldc_forward(struct ldconn *lc, LDAPMessage *e, struct dir_req *r)
+{
+	struct dir_forward *fw = &r->fw;
+	size_t max = (size_t)lc->d->cfg->lmtp_forward_max_addresses;
+	if (max == 0)
+		return;
+	struct berval **v = ldap_get_values_len(lc->ld, e,
+						"porticoForwardAddress");
+	size_t n = 0;
+	while (v != NULL && v[n] != NULL)
+		n++;
+	if (n == 0) {
+		ldap_value_free_len(v);
+		return;
+	}
+	fw->keep = 1;
+	char keep[8];
+	ldc_attrs(lc->ld, e, "porticoForwardKeep", keep, sizeof(keep));
+	if (strcasecmp(keep, "FALSE") == 0)
+		fw->keep = 0;
+	if (n > max) {
+		fw->off = "more porticoForwardAddress values than "
+			  "lmtp.forward_max_addresses";
+		n = 0;
+	}
+	fw->to = calloc(n + 1, sizeof(*fw->to));
+	if (fw->to == NULL)
+		abort();
+	for (size_t i = 0; i < n && fw->off == NULL; i++) {
+		/* checked as MAIL FROM's path is, UTF-8 allowed */
+		char path[SMTP_MAX_PATH + 3], addr[SMTP_MAX_PATH + 1];
+		if (v[i]->bv_len > SMTP_MAX_PATH ||
+		    memchr(v[i]->bv_val, '\0', v[i]->bv_len) != NULL) {
+			fw->off = "a porticoForwardAddress that is not an "
+				  "address";
+			break;
+		}
+		snprintf(path, sizeof(path), "<%.*s>", (int)v[i]->bv_len,
+			 v[i]->bv_val);
+		if (smtp_parse_reverse_path(path, 1, addr, sizeof(addr)) < 0 ||
+		    addr[0] == '\0') {
+			fw->off = "a porticoForwardAddress that is not an "
+				  "address";
+			break;
+		}
+		if ((fw->to[fw->n++] = strdup(addr)) == NULL)
+			abort();
+	}
+	ldap_value_free_len(v);
+	r->user.forward = fw;
+}
+
+/* A copy of the entry's addresses (dir_user's list) into *addresses_r,
+ * with a pointer to each. */
+static void
+addresses_copy(const struct dir_user *u, char **addresses_r, char ***v_r,
+	       size_t *n_r)
+{
+	size_t n = 0, k = 0;
+	while (u->addresses[n] != '\0') {
+		n += strlen(u->addresses + n) + 1;
+		k++;
+	}
+	if ((*addresses_r = malloc(n + 1)) == NULL ||
+	    (*v_r = calloc(k + 1, sizeof(char *))) == NULL)
+		abort();
+	memcpy(*addresses_r, u->addresses, n + 1);
+	*n_r = 0;
+	for (char *p = *addresses_r; *p != '\0'; p += strlen(p) + 1)
+		(*v_r)[(*n_r)++] = p;
+}
+
+struct dir_forward *
+dir_forward_copy(const struct dir_user *u)
+{
+	const struct dir_forward *fw = u->forward;
+	if (fw == NULL)
+		return NULL;
+	struct dir_forward *c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->to = calloc(fw->n + 1, sizeof(*c->to))) == NULL)
+		abort();
+	for (c->n = 0; c->n < fw->n; c->n++)
+		if ((c->to[c->n] = strdup(fw->to[c->n])) == NULL)
+			abort();
+	c->keep = fw->keep;
+	c->off = fw->off;
+	addresses_copy(u, &c->addresses, &c->address_v, &c->naddresses);
+	return c;
+}
+
+void
+dir_forward_free(struct dir_forward **fwp)
+{
+	struct dir_forward *fw = *fwp;
+	*fwp = NULL;
+	if (fw == NULL)
+		return;
+	for (size_t i = 0; i < fw->n; i++)
+		free(fw->to[i]);
+	free(fw->to);
+	free(fw->addresses);
+	free(fw->address_v);
+	free(fw);
+}
+
 struct dir_auto_reply *
 dir_auto_reply_copy(const struct dir_user *u)
 {
@@ -781,17 +894,7 @@ dir_auto_reply_copy(const struct dir_user *u)
 	if (c == NULL || (c->text = strdup(ar->text)) == NULL ||
 	    (c->subject = strdup(ar->subject)) == NULL)
 		abort();
-	size_t n = 0, k = 0;
-	while (u->addresses[n] != '\0') {
-		n += strlen(u->addresses + n) + 1;
-		k++;
-	}
-	if ((c->addresses = malloc(n + 1)) == NULL ||
-	    (c->address_v = calloc(k + 1, sizeof(char *))) == NULL)
-		abort();
-	memcpy(c->addresses, u->addresses, n + 1);
-	for (char *p = c->addresses; *p != '\0'; p += strlen(p) + 1)
-		c->address_v[c->naddresses++] = p;
+	addresses_copy(u, &c->addresses, &c->address_v, &c->naddresses);
 	c->start = ar->start;
 	c->end = ar->end;
 	c->off = ar->off;
@@ -918,8 +1021,10 @@ ldc_search_done(struct ldconn *lc, struct dir_req *r, LDAPMessage *res)
 		ldap_value_free_len(vals);
 	}
 	if (r->kind == REQ_ADDRESS) {
-		if (r->want_auto_reply)
+		if (r->want_auto_reply) {
 			ldc_auto_reply(lc, e, r);
+			ldc_forward(lc, e, r);
+		}
 		req_complete(r, DIR_OK, NULL);
 		return;
 	}
@@ -1139,7 +1244,8 @@ static const char *user_attrs[] = {
 /* clang-format on */
 static const char *auto_reply_attrs[] = {
 	"porticoAutoReplyText", "porticoAutoReplySubject",
-	"porticoAutoReplyStart", "porticoAutoReplyEnd", NULL,
+	"porticoAutoReplyStart", "porticoAutoReplyEnd",
+	"porticoForwardAddress", "porticoForwardKeep", NULL,
 };
 static const char *backend_attrs[] = {"porticoSite", "porticoLinkAddress",
 				      NULL};

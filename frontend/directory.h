@@ -51,7 +51,32 @@ struct dir_user {
 	   reply, NULL when the entry has none; valid during the callback
 	   (dir_auto_reply_copy() keeps it). */
 	const struct dir_auto_reply *auto_reply;
+	/* ... and where its mail is forwarded, NULL when the entry has no
+	   porticoForwardAddress (dir_forward_copy() keeps it). */
+	const struct dir_forward *forward;
 };
+
+/* Where an account's mail is forwarded (porticoForwardAddress) and
+ * whether the INBOX keeps a copy (porticoForwardKeep, TRUE when absent).
+ * The backend queues the copy it forwards in the transaction that
+ * delivers the message. */
+struct dir_forward {
+	char **to;           /* the addresses, as in the directory */
+	size_t n;
+	int keep;
+	/* Why the mail is not forwarded after all, though the entry has
+	   addresses (more than lmtp.forward_max_addresses, one that is not
+	   an address): NULL when it is on.  Such mail is kept. */
+	const char *off;
+	/* In a copy: the entry's addresses (dir_user's list), and a
+	   pointer to each */
+	char *addresses;
+	char **address_v;
+	size_t naddresses;
+};
+/* u's forwarding with its addresses, to keep: NULL when it has none. */
+struct dir_forward *dir_forward_copy(const struct dir_user *u);
+void dir_forward_free(struct dir_forward **fw);
 
 /* An account's automatic reply (RFC 3834), from porticoAutoReplyText,
  * porticoAutoReplySubject, porticoAutoReplyStart and porticoAutoReplyEnd.

@@ -52,6 +52,25 @@ ar_nested_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	return auto_reply_queue(st, txn, an->user_num, an->ar, err);
 }
 
+static int
+fw_nested_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
+{
+	return forward_queue(st, txn, vargs, err);
+}
+
+/* The recipient's forward, in a nested transaction of its own: 1
+ * queued, 0 not (logged; the message is kept). */
+static int
+deliver_forward(struct store *st, MDB_txn *txn, struct deliver_rcpt *r)
+{
+	char e2[STORE_ERR_SIZE];
+	if (store_nested(st, txn, fw_nested_op, r->forward, e2) == 0)
+		return 1;
+	log_error("forward for <%s> not queued: %s; the message is kept",
+		  r->address ? r->address : "", e2);
+	return 0;
+}
+
 int
 deliver_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 {
@@ -132,10 +151,20 @@ deliver_op(struct store *st, MDB_txn *txn, void *vargs, char *err)
 		    .quota_messages = a->quota_messages,
 		    .unlimited = a->unlimited,
 		};
-		r->rc = store_nested(st, txn, store_op_append, &aa, r->err);
-		if (r->rc != 0)
-			continue;
-		r->mbox_id = aa.mbox_id_out;
+		/* Forwarded without a copy kept: stored only when the
+		   forward cannot be queued (mail is never lost). */
+		if (r->forward != NULL && !forward_keep(r->forward) &&
+		    deliver_forward(st, txn, r)) {
+			r->rc = STORE_OK;
+		} else {
+			r->rc = store_nested(st, txn, store_op_append, &aa,
+					     r->err);
+			if (r->rc != 0)
+				continue;
+			r->mbox_id = aa.mbox_id_out;
+			if (r->forward != NULL && forward_keep(r->forward))
+				deliver_forward(st, txn, r);
+		}
 		/* A reply that cannot be queued costs the delivery nothing
 		   (its own nested transaction, undone alone). */
 		if (r->auto_reply != NULL) {

@@ -82,6 +82,18 @@ transport_open(struct bsession *s, const Portico__Frame *f,
 				*temporary_r = 0;
 				goto fail;
 			}
+			int bad = r->n_forward_to > FORWARD_ADDRESSES_MAX;
+			for (size_t k = 0; !bad && k < r->n_forward_to; k++)
+				bad = strlen(r->forward_to[k]) >
+					      SMTP_MAX_PATH ||
+				      strchr(r->forward_to[k], '@') == NULL;
+			if (bad) {
+				*code_r = "CLIENTBUG";
+				*reason_r = "forward addresses beyond their "
+					    "bounds";
+				*temporary_r = 0;
+				goto fail;
+			}
 		}
 		if (strlen(t->deliver->delivery_id) > SMTP_MAX_DELIVERY_ID) {
 			*code_r = "CLIENTBUG";
@@ -236,7 +248,7 @@ deliver_done(void *ctx, int rc, const char *err)
 			 did[0] ? " delivery=" : "", did,
 			 r->duplicate ? " duplicate" : "",
 			 r->same_as ? " same_mailbox" : "");
-		if (res == 0 && !r->duplicate && !r->same_as)
+		if (res == 0 && !r->duplicate && !r->same_as && r->mbox_id != 0)
 			backend_mailbox_changed(s->be, r->mbox_id);
 		uint64_t qid;
 		const char *to;
@@ -247,6 +259,17 @@ deliver_done(void *ctx, int rc, const char *err)
 				 "for=<%s>",
 				 s->id, q, to, pr->address);
 			s->be->auto_replies++;
+			queue_kick(s->be, qid);
+		}
+		size_t nfw;
+		if (res == 0 && forward_queued(r->forward, &qid, &nfw)) {
+			char q[32];
+			queue_id_format(qid, q, sizeof(q));
+			log_info("session=%s forward queue=%s addresses=%zu "
+				 "for=<%s> %s",
+				 s->id, q, nfw, pr->address,
+				 r->mbox_id != 0 ? "kept" : "not kept");
+			s->be->forwards++;
 			queue_kick(s->be, qid);
 		}
 	}
@@ -288,6 +311,11 @@ deliver_end(struct bsession *s, struct tstream *t)
 					   buf_used(&t->msg), &why);
 		if (why != NULL)
 			log_info("session=%s auto-reply for=<%s> none: %s",
+				 s->id, pr->address, why);
+		t->args.rcpt[i].forward = forward_prepare(
+		    d, pr, buf_ptr(&t->msg), buf_used(&t->msg), &why);
+		if (why != NULL)
+			log_info("session=%s forward for=<%s> none (kept): %s",
 				 s->id, pr->address, why);
 	}
 	t->args.delivery_id = d->delivery_id;
@@ -434,7 +462,10 @@ tstream_free(struct bsession *s)
 	buf_free(&t->msg);
 	buf_free(&t->meta);
 	for (size_t i = 0; t->args.rcpt != NULL && i < t->args.n; i++)
+	{
 		auto_reply_free(&t->args.rcpt[i].auto_reply);
+		forward_free(&t->args.rcpt[i].forward);
+	}
 	free(t->args.rcpt);
 	queue_add_release(&t->qargs);
 	if (t->deliver != NULL)

@@ -89,6 +89,33 @@ int auto_reply_queued(const struct auto_reply *ar, uint64_t *id_r,
 const char *auto_reply_message(const struct auto_reply *ar, size_t *len_r);
 void auto_reply_free(struct auto_reply **ar);
 
+/* -- forwarding (forward.c) --------------------------------------------- */
+
+/* Bounds of the Deliver fields (a frame beyond them is refused): the
+ * largest lmtp.forward_max_addresses. */
+#define FORWARD_ADDRESSES_MAX 64
+
+struct forward;
+/* The copy recipient r's forwarding (its forward_to) sends on of the
+ * message msg[0..len) of d as stored, built and ready to queue; NULL
+ * when there is none: r has no forwarding, or *why_r (a forwarding loop,
+ * marked as spam, only the account's own addresses). */
+struct forward *forward_prepare(const Portico__Deliver *d,
+				const Portico__Recipient *r, const char *msg,
+				size_t len, const char **why_r);
+/* Whether the INBOX keeps the message too (1 for NULL). */
+int forward_keep(const struct forward *fw);
+/* In the delivery's transaction: the copy joins the queue.  0, or a
+ * store error. */
+int forward_queue(struct store *st, MDB_txn *txn, struct forward *fw,
+		  char *err);
+/* After the commit: 1 with its queue id and its number of addresses
+ * when it was queued. */
+int forward_queued(const struct forward *fw, uint64_t *id_r, size_t *n_r);
+/* The copy as it will be queued (tests, fuzzing). */
+const char *forward_message(const struct forward *fw, size_t *len_r);
+void forward_free(struct forward **fw);
+
 struct deliver_rcpt {
 	const char *mailbox_id;
 	const char *address;        /* for the delivery record */
@@ -99,10 +126,15 @@ struct deliver_rcpt {
 	/* the reply the account's automatic reply owes (NULL: none), queued
 	   in the transaction that stores the message */
 	struct auto_reply *auto_reply;
+	/* the copy its forwarding sends on (NULL: none), queued in the same
+	   transaction; unless it keeps a copy, the message is stored only
+	   when the copy cannot be queued */
+	struct forward *forward;
 	/* out */
 	int rc;                     /* enum store_result */
 	char err[STORE_ERR_SIZE];
-	uint64_t mbox_id;           /* the INBOX it reached */
+	uint64_t mbox_id;           /* the INBOX it reached; 0 forwarded
+				       only */
 	int duplicate;              /* already stored under delivery_id */
 	size_t same_as;             /* 1 + the earlier recipient of the same
 				       mailbox whose copy it shares; 0: none */

@@ -304,6 +304,39 @@ smtp_auto_reply_fields(const struct smtp_session *s, Portico__Recipient *r,
 	r->own_address = ar->address_v;
 }
 
+/* LMTP: where the recipient's mail is forwarded, into its Deliver fields,
+ * within the same *budget; beyond it its mail is not forwarded but kept,
+ * said in the log. */
+static void
+smtp_forward_fields(const struct smtp_session *s, Portico__Recipient *r,
+		    const struct dir_forward *fw, size_t *budget)
+{
+	if (fw == NULL || fw->off != NULL || fw->n == 0)
+		return;
+	size_t need = 64;
+	for (size_t i = 0; i < fw->n; i++)
+		need += strlen(fw->to[i]) + 4;
+	if (r->n_own_address == 0)
+		for (size_t i = 0; i < fw->naddresses; i++)
+			need += strlen(fw->address_v[i]) + 4;
+	if (need > *budget) {
+		log_warn("session=%s rcpt=<%s> forwarding off (mail kept): "
+			 "the automatic replies and forwards of this "
+			 "delivery's recipients are more than half of "
+			 "limits.link_max_frame",
+			 s->c->id, r->address);
+		return;
+	}
+	*budget -= need;
+	r->n_forward_to = fw->n;
+	r->forward_to = fw->to;
+	r->forward_keep = fw->keep;
+	if (r->n_own_address == 0) {
+		r->n_own_address = fw->naddresses;
+		r->own_address = fw->address_v;
+	}
+}
+
 static unsigned
 smtp_target_for(struct smtp_session *s, const char *backend)
 {
@@ -362,6 +395,8 @@ smtp_content_begin(struct smtp_session *s)
 				smtp_auto_reply_fields(s, &rv[n],
 						       e->auto_reply,
 						       &ar_budget);
+				smtp_forward_fields(s, &rv[n], e->forward,
+						    &ar_budget);
 			}
 			rp[n] = &rv[n];
 			n++;
@@ -394,6 +429,7 @@ smtp_content_begin(struct smtp_session *s)
 			del.size = s->mail.size;
 			del.window = (uint32_t)cfg->limits_link_window;
 			del.delivery_id = s->mail.delivery_id;
+			del.smtputf8 = s->mail.smtputf8;
 			f.body_case = PORTICO__FRAME__BODY_DELIVER;
 			f.deliver = &del;
 		}

@@ -142,6 +142,11 @@ lmtp_rcpt_found(void *ctx, enum dir_result res, const struct dir_user *u,
 			log_warn("session=%s rcpt=<%s> automatic reply off: "
 				 "%s",
 				 c->id, pa, e->auto_reply->off);
+		e->forward = dir_forward_copy(u);
+		if (e->forward != NULL && e->forward->off != NULL)
+			log_warn("session=%s rcpt=<%s> forwarding off (mail "
+				 "kept): %s",
+				 c->id, pa, e->forward->off);
 		smtp_reply(s, 250, "2.1.5", "<%s> OK", pa);
 	}
 	client_resume(c);

@@ -58,8 +58,10 @@ smtp_count_error(struct smtp_session *s)
 static void
 smtp_rcpts_clear(struct smtp_session *s)
 {
-	for (unsigned i = 0; i < s->nrcpt; i++)
+	for (unsigned i = 0; i < s->nrcpt; i++) {
 		dir_auto_reply_free(&s->rcpts[i].auto_reply);
+		dir_forward_free(&s->rcpts[i].forward);
+	}
 	s->nrcpt = 0;
 }
 

@@ -60,6 +60,7 @@ struct smtp_recipient {
 	int quota_storage_set, quota_messages_set;
 	uint64_t quota_storage, quota_messages;
 	struct dir_auto_reply *auto_reply; /* LMTP: its automatic reply */
+	struct dir_forward *forward;       /* LMTP: where it is forwarded */
 	unsigned target;          /* index in targets */
 	unsigned code;            /* LMTP: the reply after the content */
 	char status[16];
