@@ -767,6 +767,17 @@ admin_users_show(struct admin *a, int argc, char **argv)
 		       ar[0] && ar_start[0] ? " from " : "",
 		       ar[0] ? ar_start : "", ar[0] && ar_end[0] ? " until " : "",
 		       ar[0] ? ar_end : "");
+		char fw[1100], fw_keep[16];
+		ldap_values(ld, e, "porticoForwardAddress", fw, sizeof(fw));
+		admin_ldap_value(ld, e, "porticoForwardKeep", fw_keep,
+				 sizeof(fw_keep));
+		if (fw[0] != '\0')
+			printf("forward       to %s (%s)\n", fw,
+			       strcasecmp(fw_keep, "FALSE") == 0
+				   ? "no copy kept"
+				   : "a copy kept");
+		else
+			printf("forward       -\n");
 		/* as the frontend's client_entry_refused() */
 		const char *listed =
 		    uid[0] && config_account_listed(

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from conftest import wait_for
-from test_admin import ldap_modify
+from test_admin import FE, admin as fe_admin, ldap_modify
 from test_auto_reply import message, settle
 from test_transport import (PortHold, Sink, backend_metrics, fetch_inbox,
                             header_fields, inbox_when, lmtp, queue_empty)
@@ -58,6 +58,15 @@ def set_forward(st, user, addresses, keep=None):
             user, e.stderr.decode(errors="replace"))) from None
 
 
+def forward_line(st, user):
+    """The forward line of portico-admin user USER."""
+    p = fe_admin(st, FE, "user", user)
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"\nforward       (.*)\n", p.stdout)
+    assert m, p.stdout
+    return m.group(1)
+
+
 def deliver(st, user, msg, mail_from):
     got = lmtp(st, [user], msg, mail_from=mail_from)
     assert got[user][0] == 250, got
@@ -89,7 +98,9 @@ def test_forward_to_a_remote_address(fw_stack):
     metric0 = backend_metrics(st)[METRIC]
     sink0 = len(st.sink.messages)
     target = "Far.Away@remote.test"
+    assert forward_line(st, user) == "-"
     set_forward(st, user, [target])
+    assert forward_line(st, user) == "to %s (a copy kept)" % target
     msg = message("fw-1@remote.test", "Sender <s1@remote.test>", user,
                   subject="Forward me")
     deliver(st, user, msg, "s1@remote.test")
@@ -109,6 +120,8 @@ def test_forward_to_a_remote_address(fw_stack):
     # nothing
     other = "second@remote.test"
     set_forward(st, user, [target, other, user], keep=False)
+    assert forward_line(st, user) == "to %s %s %s (no copy kept)" % (
+        target, other, user)
     msg2 = message("fw-2@remote.test", "s2@remote.test", user)
     deliver(st, user, msg2, "s2@remote.test")
     settle(st, sink0 + 2, "one copy to both addresses")

@@ -465,3 +465,43 @@ def test_deliver_with_an_automatic_reply_beyond_its_bounds(st):
         peer.close()
     assert refused(st, "CLIENTBUG") - clientbug == len(bad)
     intact(st, user, pw)
+
+
+def test_deliver_with_forward_addresses_beyond_their_bounds(st):
+    """A Deliver whose recipient is to be forwarded to more addresses
+    than any lmtp.forward_max_addresses allows (64), to one longer than a
+    path or without '@', is refused with CLIENTBUG on its stream before
+    any byte of the message; the link goes on and the account's mail is
+    untouched."""
+    user, pw, mbox, uidvalidity, uidnext, _ = account(st, "peerfw")
+    clientbug = refused(st, "CLIENTBUG")
+
+    def rcpt(addresses):
+        r = bfield(1, user) + bfield(2, mbox)
+        for a in addresses:
+            r += bfield(15, a)
+        return r
+    bad = {
+        "many": rcpt(["f%d@remote.test" % i for i in range(65)]),
+        "long": rcpt(["l" * 300 + "@remote.test"]),
+        "no at": rcpt(["nobody"]),
+    }
+    peer = Peer(st)
+    try:
+        stream = 1
+        for what, r in bad.items():
+            peer.send(stream, DELIVER, bfield(1, "someone@remote.test") +
+                      bfield(2, r) + bfield(4, "peer%d" % stream) +
+                      vfield(6, 1 << 20))
+            kind, body = peer.on(stream)
+            assert kind == "refused", (what, kind, body)
+            assert body[1] == [b"CLIENTBUG"], (what, body)
+            assert body[2] == [b"forward addresses beyond their bounds"], \
+                (what, body)
+            stream += 2
+        kind, body = peer.open(stream, user, mbox)
+        assert kind == "opened", (kind, body)
+    finally:
+        peer.close()
+    assert refused(st, "CLIENTBUG") - clientbug == len(bad)
+    intact(st, user, pw)
