@@ -8,7 +8,13 @@
  * CRLF line ends only, an empty line, a body within 998 characters a line;
  * From: one of the recipient's addresses; In-Reply-To: and References: only
  * with angle-bracketed ids.  No reply comes without its reason, nor a reason
- * with a reply. */
+ * with a reply.
+ *
+ * The recipient also forwards its mail to an address of its own (in
+ * another case) and to one elsewhere: a copy that is built goes to the one
+ * elsewhere only and is "Delivered-To: " the recipient, then the message
+ * as given without a first Return-Path: line; no copy comes without its
+ * reason, nor a reason with a copy. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +25,8 @@
 #include "common/smtp_parser.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+static void check_forward(const Portico__Deliver *d, Portico__Recipient *r,
+			  const char *msg, size_t len);
 
 #define FAIL()                                                                 \
 	(fprintf(stderr, "%s:%d: property violated\n", __FILE__, __LINE__),    \
@@ -121,6 +129,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d.rcpt = rv;
 	d.session_id = (char *)"fuzz";
 
+	check_forward(&d, &r, msg, len);
+	r.n_forward_to = 0;
 	const char *why;
 	struct auto_reply *ar = auto_reply_prepare(&cfg, &d, &r, msg, len,
 						   &why);
@@ -136,4 +146,40 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_message(m, mlen, utf8);
 	auto_reply_free(&ar);
 	return 0;
+}
+
+static void
+check_forward(const Portico__Deliver *d, Portico__Recipient *r,
+	      const char *msg, size_t len)
+{
+	char *to[] = {(char *)"A@Example.Test", (char *)"far@remote.test"};
+	r->n_forward_to = 2;
+	r->forward_to = to;
+	const char *why;
+	struct forward *fw = forward_prepare(d, r, msg, len, &why);
+	if (fw == NULL) {
+		if (why == NULL)
+			FAIL();
+		return;
+	}
+	if (why != NULL)
+		FAIL();
+	uint64_t id;
+	size_t n;
+	if (forward_queued(fw, &id, &n)) /* not before the store's op */
+		FAIL();
+	if (len >= 12 && strncasecmp(msg, "Return-Path:", 12) == 0) {
+		const char *nl = memchr(msg, '\n', len);
+		size_t skip = nl != NULL ? (size_t)(nl - msg) + 1 : len;
+		msg += skip;
+		len -= skip;
+	}
+	static const char top[] = "Delivered-To: a@example.test\r\n";
+	size_t flen;
+	const char *f = forward_message(fw, &flen);
+	if (flen != sizeof(top) - 1 + len ||
+	    memcmp(f, top, sizeof(top) - 1) != 0 ||
+	    (len > 0 && memcmp(f + sizeof(top) - 1, msg, len) != 0))
+		FAIL();
+	forward_free(&fw);
 }
