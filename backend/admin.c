@@ -48,6 +48,9 @@ static const struct admin_cmd admin_cmds[] = {
 	  "FRONTEND.ini", "ADDRESS --bind-dn DN --password-file FILE "
 	  "[--off | --text-file FILE [--subject TEXT] [--from DAY] "
 	  "[--until DAY]]" },
+	{ "forward",          admin_forward,          0,
+	  "FRONTEND.ini", "ADDRESS --bind-dn DN --password-file FILE "
+	  "[--off | --to ADDRESS [--to ADDRESS]... [--no-keep]]" },
 	{ "kick",             admin_users_kick,       0,
 	  "BACKEND.ini", "MAILBOX_ID [--park]" },
 	{ "move",             admin_move,             ADMIN_F_STORE,

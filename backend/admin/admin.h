@@ -36,6 +36,7 @@ admin_cmd_fn admin_users_enable;
 admin_cmd_fn admin_users_kick;
 admin_cmd_fn admin_users_show;
 admin_cmd_fn admin_auto_reply; /* admin_auto_reply.c */
+admin_cmd_fn admin_forward;    /* admin_forward.c */
 /* Every folder and message of mailbox_id, in one transaction: 0 (said on
  * stdout), or 1 after saying why. */
 int admin_remove_mailbox(struct admin *a, const char *mailbox_id);

@@ -220,3 +220,65 @@ def test_a_forward_that_fails_comes_back(fw_stack):
         b"bad-target@remote.test" in raw, raw[:2000]
     assert b"Message-ID: <fw-bad@remote.test>" in raw
     drained(st)
+
+
+@pytest.mark.daemons
+def test_portico_admin_forward(fw_stack):
+    """portico-admin forward: bad arguments exit 2 and change nothing;
+    --to sets the addresses (a copy kept), --no-keep drops the copy,
+    without a change it shows the state, --off removes both; the mail
+    follows each change."""
+    from test_admin import password_file
+    st = fw_stack
+    user, _, _ = st.new_account("fwadmin")
+    creds = ["--bind-dn", st.LDAP_ADMIN_DN, "--password-file",
+             password_file(st)]
+
+    def fwd(*args):
+        return fe_admin(st, FE, "forward", user, *creds, *args)
+
+    for args in (["--to", "not an address"], ["--to", user.upper()],
+                 ["--to", "x@remote.test", "--to", "X@remote.test"],
+                 ["--to", "a@r.test", "--to", "b@r.test", "--to", "c@r.test",
+                  "--to", "d@r.test"],
+                 ["--no-keep"], ["--off", "--to", "x@remote.test"],
+                 ["--to"], ["--bogus", "x"]):
+        p = fwd(*args)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+        assert forward_line(st, user) == "-", args
+    p = fe_admin(st, FE, "forward", user, "--to", "x@remote.test")
+    assert p.returncode == 2 and "--bind-dn DN" in p.stderr, p.stderr
+
+    p = fwd("--to", "one@remote.test", "--to", "two@remote.test")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "%s: forwarded to one@remote.test, " \
+        "two@remote.test (a copy kept)\n" % user, p.stdout
+    assert forward_line(st, user) == \
+        "to one@remote.test two@remote.test (a copy kept)"
+    sink0 = len(st.sink.messages)
+    deliver(st, user, message("fwadm-1@remote.test", "s@remote.test",
+                              user), "s@remote.test")
+    settle(st, sink0 + 1, "the copy to both")
+    assert sorted(st.sink.messages[-1][1]) == ["one@remote.test",
+                                               "two@remote.test"]
+    assert ids(st, user) == ["<fwadm-1@remote.test>"]
+
+    p = fwd("--to", "one@remote.test", "--no-keep")
+    assert p.returncode == 0 and p.stdout == \
+        "%s: forwarded to one@remote.test (no copy kept)\n" % user, p.stdout
+    assert fwd().stdout == p.stdout
+    deliver(st, user, message("fwadm-2@remote.test", "s@remote.test",
+                              user), "s@remote.test")
+    settle(st, sink0 + 2, "the copy, not kept")
+    assert st.sink.messages[-1][1] == ["one@remote.test"]
+    assert ids(st, user) == ["<fwadm-1@remote.test>"]
+
+    p = fwd("--off")
+    assert p.returncode == 0 and p.stdout == "%s: not forwarded\n" % user
+    assert forward_line(st, user) == "-"
+    deliver(st, user, message("fwadm-3@remote.test", "s@remote.test",
+                              user), "s@remote.test")
+    drained(st)
+    assert len(st.sink.messages) == sink0 + 2
+    assert ids(st, user) == ["<fwadm-1@remote.test>",
+                             "<fwadm-3@remote.test>"]
