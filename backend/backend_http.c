@@ -130,8 +130,7 @@ backend_metrics_write(struct backend *be, struct buf *b)
 		       be->auto_replies);
 	metrics_family(b, "portico_backend_forwards_total", "counter",
 		       "Forwarded copies queued (porticoForwardAddress).");
-	metrics_sample(b, "portico_backend_forwards_total", NULL,
-		       be->forwards);
+	metrics_sample(b, "portico_backend_forwards_total", NULL, be->forwards);
 	metrics_family(b, "portico_backend_quota_warnings_total", "counter",
 		       "Quota warnings stored into users' INBOXes "
 		       "(backend.quota_warnings).");

@@ -1242,10 +1242,16 @@ static const char *user_attrs[] = {
 	"porticoImapCapabilityOff", NULL,
 };
 /* clang-format on */
-static const char *auto_reply_attrs[] = {
-	"porticoAutoReplyText", "porticoAutoReplySubject",
-	"porticoAutoReplyStart", "porticoAutoReplyEnd",
-	"porticoForwardAddress", "porticoForwardKeep", NULL,
+/* what an LMTP recipient's lookup asks for beside user_attrs: its
+ * automatic reply and its forwarding */
+static const char *rcpt_extra_attrs[] = {
+    "porticoAutoReplyText",
+    "porticoAutoReplySubject",
+    "porticoAutoReplyStart",
+    "porticoAutoReplyEnd",
+    "porticoForwardAddress",
+    "porticoForwardKeep",
+    NULL,
 };
 static const char *backend_attrs[] = {"porticoSite", "porticoLinkAddress",
 				      NULL};
@@ -1809,8 +1815,8 @@ dir_priv_apply(struct directory *d, const char **error_r)
 		d->user_attrs[na++] = d->priv_attr;
 	d->user_attrs[na] = NULL;
 	memcpy(d->rcpt_attrs, d->user_attrs, na * sizeof(*d->user_attrs));
-	for (unsigned i = 0; auto_reply_attrs[i] != NULL; i++)
-		d->rcpt_attrs[na++] = auto_reply_attrs[i];
+	for (unsigned i = 0; rcpt_extra_attrs[i] != NULL; i++)
+		d->rcpt_attrs[na++] = rcpt_extra_attrs[i];
 	d->rcpt_attrs[na] = NULL;
 	d->conf_priv = d->cfg->ldap_privileged_attribute;
 	return 0;

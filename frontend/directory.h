@@ -61,7 +61,7 @@ struct dir_user {
  * The backend queues the copy it forwards in the transaction that
  * delivers the message. */
 struct dir_forward {
-	char **to;           /* the addresses, as in the directory */
+	char **to; /* the addresses, as in the directory */
 	size_t n;
 	int keep;
 	/* Why the mail is not forwarded after all, though the entry has

@@ -1294,9 +1294,8 @@ admin_account_import_file(struct admin *a, const char *mailbox_id, FILE *f,
 	struct acct_in in = {f, what, NULL, 0};
 	struct sigaction old[IMPORT_NSIGNALS];
 	import_signals_catch(old);
-	int rc =
-	    import_stream(a->st, mailbox_id, &in, under,
-			  (unsigned)a->cfg.transport_auto_reply_senders);
+	int rc = import_stream(a->st, mailbox_id, &in, under,
+			       (unsigned)a->cfg.transport_auto_reply_senders);
 	EVP_MD_CTX_free(in.sha);
 	import_signals_restore(old, rc != 0);
 	return rc == 0 ? 0 : 1;

@@ -20,8 +20,7 @@
 static void
 show(LDAP *ld, LDAPMessage *e, const char *address)
 {
-	struct berval **v = ldap_get_values_len(ld, e,
-						"porticoForwardAddress");
+	struct berval **v = ldap_get_values_len(ld, e, "porticoForwardAddress");
 	char keep[16];
 	admin_ldap_value(ld, e, "porticoForwardKeep", keep, sizeof(keep));
 	if (v == NULL || v[0] == NULL) {
@@ -33,8 +32,8 @@ show(LDAP *ld, LDAPMessage *e, const char *address)
 	for (size_t i = 0; v[i] != NULL; i++)
 		printf("%s %.*s", i ? "," : "", (int)v[i]->bv_len,
 		       v[i]->bv_val);
-	printf(" (%s)\n", strcasecmp(keep, "FALSE") == 0 ? "no copy kept"
-							 : "a copy kept");
+	printf(" (%s)\n",
+	       strcasecmp(keep, "FALSE") == 0 ? "no copy kept" : "a copy kept");
 	ldap_value_free_len(v);
 }
 
@@ -80,8 +79,9 @@ admin_forward(struct admin *a, int argc, char **argv)
 				goto out;
 			}
 			if (strcasecmp(addr, address) == 0) {
-				fprintf(stderr, "portico-admin: forward: --to "
-						"%s is the account itself\n",
+				fprintf(stderr,
+					"portico-admin: forward: --to "
+					"%s is the account itself\n",
 					v);
 				goto out;
 			}
@@ -131,8 +131,7 @@ admin_forward(struct admin *a, int argc, char **argv)
 		goto out;
 	}
 	char password[1024];
-	if (admin_read_password("forward", pwfile, password,
-				sizeof(password)))
+	if (admin_read_password("forward", pwfile, password, sizeof(password)))
 		goto out;
 	LDAP *ld;
 	int rc = admin_ldap_open(&a->cfg, bind_dn, password, &ld);
@@ -151,26 +150,28 @@ admin_forward(struct admin *a, int argc, char **argv)
 			bvp[i] = &bv[i];
 		}
 		bvp[nto] = NULL;
-		struct berval kv = {5, (char *)(uintptr_t)"FALSE"}, *kvp[2] = {&kv, NULL};
+		struct berval kv = {5, (char *)(uintptr_t) "FALSE"},
+			      *kvp[2] = {&kv, NULL};
 		LDAPMod mods[2] = {
 		    {LDAP_MOD_REPLACE | LDAP_MOD_BVALUES,
-		     (char *)(uintptr_t)"porticoForwardAddress",
+		     (char *)(uintptr_t) "porticoForwardAddress",
 		     {.modv_bvals = nto > 0 ? bvp : NULL}},
 		    {LDAP_MOD_REPLACE | LDAP_MOD_BVALUES,
-		     (char *)(uintptr_t)"porticoForwardKeep",
+		     (char *)(uintptr_t) "porticoForwardKeep",
 		     {.modv_bvals = no_keep ? kvp : NULL}},
 		};
 		LDAPMod *modp[3] = {&mods[0], &mods[1], NULL};
 		rc = ldap_modify_ext_s(ld, acct.dn, modp, NULL, NULL);
 		if (rc != LDAP_SUCCESS) {
-			fprintf(stderr, "portico-admin: forward: modify %s: %s\n",
+			fprintf(stderr,
+				"portico-admin: forward: modify %s: %s\n",
 				acct.dn, ldap_err2string(rc));
 			goto done;
 		}
 	}
 	/* what the directory has now */
-	char *attrs[] = {(char *)(uintptr_t)"porticoForwardAddress",
-			 (char *)(uintptr_t)"porticoForwardKeep", NULL};
+	char *attrs[] = {(char *)(uintptr_t) "porticoForwardAddress",
+			 (char *)(uintptr_t) "porticoForwardKeep", NULL};
 	struct timeval tv = {(time_t)a->cfg.ldap_timeout, 0};
 	LDAPMessage *res = NULL;
 	rc = ldap_search_ext_s(ld, acct.dn, LDAP_SCOPE_BASE, "(objectClass=*)",

@@ -1046,9 +1046,8 @@ admin_store_show(struct admin *a, int argc, char **argv)
 					       &err)) < 0 ||
 	     (have_warned = store_quota_warned_get(a->st, txn, u.user_num,
 						   &warned, &err)) < 0 ||
-	     (have_replied = store_auto_reply_get(a->st, txn, u.user_num,
-						  &replied, &replied_len,
-						  &err)) < 0))
+	     (have_replied = store_auto_reply_get(
+		  a->st, txn, u.user_num, &replied, &replied_len, &err)) < 0))
 		rc = -1;
 	store_read_end(&txn);
 	if (rc != 0) {

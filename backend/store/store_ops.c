@@ -808,7 +808,8 @@ store_op_auto_replied(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	qsort(all, n, E, auto_reply_by_sender);
 	size_t kept = 0;
 	for (size_t i = 0; i < n; i++)
-		if (i + 1 == n || memcmp(all + i * E, all + (i + 1) * E, 8) != 0)
+		if (i + 1 == n ||
+		    memcmp(all + i * E, all + (i + 1) * E, 8) != 0)
 			memmove(all + kept++ * E, all + i * E, E);
 	qsort(all, kept, E, auto_reply_by_time);
 	size_t keep = a->max > 0 && kept > a->max ? a->max : kept;

@@ -29,8 +29,8 @@
 
 struct forward {
 	int keep;
-	char *user;               /* the recipient's address */
-	char **to;                /* where it goes, each once */
+	char *user; /* the recipient's address */
+	char **to;  /* where it goes, each once */
 	size_t n;
 	Portico__Submit sub;
 	Portico__Recipient *rcpt; /* n of them */
@@ -90,8 +90,8 @@ static int
 fw_yes(const char *v, size_t len)
 {
 	size_t i = 0;
-	while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' ||
-			   v[i] == '\n'))
+	while (i < len &&
+	       (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n'))
 		i++;
 	return len - i >= 3 && strncasecmp(v + i, "yes", 3) == 0 &&
 	       (len - i == 3 || strchr(" \t\r\n;,(", v[i + 3]) != NULL);

@@ -85,7 +85,7 @@ transport_open(struct bsession *s, const Portico__Frame *f,
 			int bad = r->n_forward_to > FORWARD_ADDRESSES_MAX;
 			for (size_t k = 0; !bad && k < r->n_forward_to; k++)
 				bad = strlen(r->forward_to[k]) >
-					      SMTP_MAX_PATH ||
+					  SMTP_MAX_PATH ||
 				      strchr(r->forward_to[k], '@') == NULL;
 			if (bad) {
 				*code_r = "CLIENTBUG";
@@ -461,8 +461,7 @@ tstream_free(struct bsession *s)
 	buf_free(&t->data);
 	buf_free(&t->msg);
 	buf_free(&t->meta);
-	for (size_t i = 0; t->args.rcpt != NULL && i < t->args.n; i++)
-	{
+	for (size_t i = 0; t->args.rcpt != NULL && i < t->args.n; i++) {
 		auto_reply_free(&t->args.rcpt[i].auto_reply);
 		forward_free(&t->args.rcpt[i].forward);
 	}

@@ -149,8 +149,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 static void
-check_forward(const Portico__Deliver *d, Portico__Recipient *r,
-	      const char *msg, size_t len)
+check_forward(const Portico__Deliver *d, Portico__Recipient *r, const char *msg,
+	      size_t len)
 {
 	char *to[] = {(char *)"A@Example.Test", (char *)"far@remote.test"};
 	r->n_forward_to = 2;
