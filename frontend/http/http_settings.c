@@ -73,9 +73,40 @@ struct settings_login {
 	struct dir_auto_reply ar_set;
 	struct dir_auto_reply *ar;
 	char ar_message[200];
+	/* the entry's forwarding, shown (the directory's managers set it) */
+	struct dir_forward *fw;
 };
 
 /* -- HTML -----------------------------------------------------------------*/
+
+/* Where the user's mail is forwarded (docs/TRANSPORT.md, "Forwarding"):
+ * shown, not changed here. */
+static void
+settings_forward(struct buf *b, const struct dir_forward *fw)
+{
+	int on = fw != NULL && fw->off == NULL && fw->n > 0;
+	buf_printf(b,
+		   "<section id=\"forwarding\">\n<h2>Forwarding</h2>\n"
+		   "<p id=\"forward-state\" data-state=\"%s\">",
+		   on ? "on" : "off");
+	if (!on) {
+		buf_append_str(b, "Your mail is not forwarded.");
+	} else {
+		buf_append_str(b, "Your mail is forwarded to ");
+		for (size_t i = 0; i < fw->n; i++) {
+			if (i > 0)
+				buf_append_str(b,
+					       i + 1 == fw->n ? " and " : ", ");
+			buf_append_str(b, "<strong>");
+			http_escape(b, fw->to[i]);
+			buf_append_str(b, "</strong>");
+		}
+		buf_append_str(b, fw->keep ? "; a copy stays here."
+					   : "; no copy stays here (only what "
+					     "cannot be forwarded).");
+	}
+	buf_append_str(b, "</p>\n</section>\n");
+}
 
 static void
 settings_head(struct buf *b, const struct frontend *fe)
@@ -300,6 +331,8 @@ settings_result_page(struct settings_login *sl)
 					sl->ar_message[0] ? sl->ar_message
 							  : NULL,
 					sl->ar_saved);
+	if (u->mail[0] != '\0' && cfg->lmtp_forward_max_addresses > 0)
+		settings_forward(&b, sl->fw);
 	settings_send(sl->hc, 200, &b);
 }
 
@@ -314,6 +347,7 @@ settings_login_freed(uv_handle_t *h)
 	free(sl->ar_set.text);
 	free(sl->ar_set.subject);
 	dir_auto_reply_free(&sl->ar);
+	dir_forward_free(&sl->fw);
 	free(sl);
 }
 
@@ -370,8 +404,6 @@ settings_changed_done(void *ctx, enum dir_result res,
 		c->end = sl->ar_set.end;
 		sl->ar = c;
 	}
-	if (sl->ar_saved)
-		sl->ar_read = 1;
 	if (sl->ar_saved) {
 		log_info("http settings client=%s user=%s auto-reply %s",
 			 sl->peer, sl->user, on ? "on" : "off");
@@ -401,9 +433,13 @@ settings_ar_read(void *ctx, enum dir_result res, const struct dir_user *u,
 	struct settings_login *sl = ctx;
 	sl->dreq = NULL;
 	sl->ar_read = 1;
-	if (res == DIR_OK)
-		sl->ar = dir_auto_reply_copy(u);
-	else
+	if (res == DIR_OK) {
+		/* a change just saved is shown as set: a replica read back
+		   may not have it yet */
+		if (!sl->ar_saved)
+			sl->ar = dir_auto_reply_copy(u);
+		sl->fw = dir_forward_copy(u);
+	} else
 		log_info("http settings user=%s auto-reply not read: %s",
 			 sl->user, why ? why : "");
 	settings_next(sl);
@@ -424,7 +460,8 @@ settings_next(struct settings_login *sl)
 	}
 	buf_wipe(&sl->secret);
 	if (!sl->ar_read && sl->duser.mail[0] != '\0' &&
-	    fe->cfg.lmtp_auto_reply_max_size > 0) {
+	    (fe->cfg.lmtp_auto_reply_max_size > 0 ||
+	     fe->cfg.lmtp_forward_max_addresses > 0)) {
 		sl->dreq = dir_lookup_recipient(fe->dir, sl->duser.mail,
 						settings_ar_read, sl);
 		return;

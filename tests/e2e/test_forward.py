@@ -282,3 +282,49 @@ def test_portico_admin_forward(fw_stack):
     assert len(st.sink.messages) == sink0 + 2
     assert ids(st, user) == ["<fwadm-1@remote.test>",
                              "<fwadm-3@remote.test>"]
+
+
+def page_forward(page):
+    """The settings page's forwarding section: (state, text)."""
+    import html
+    m = re.search(r'<p id="forward-state" data-state="(\w+)">(.*?)</p>',
+                  page, re.S)
+    assert m, page
+    return m.group(1), html.unescape(re.sub(r"<[^>]+>", "", m.group(2)))
+
+
+@pytest.mark.daemons
+def test_forwarding_on_the_settings_page(fw_stack):
+    """A signed-in user sees where the mail goes: not forwarded; forwarded
+    to two addresses with a copy kept, or without; and, after saving an
+    automatic reply, both the reply as saved and the forwarding."""
+    from test_auto_reply import page_auto_reply, page_post
+    st = fw_stack
+    user, pw = st.new_user("fwweb")
+
+    def page():
+        status, text = page_post(st, {"user": user, "password": pw})
+        assert status == 200, text
+        return text
+
+    assert page_forward(page()) == ("off", "Your mail is not forwarded.")
+    set_forward(st, user, ["one@remote.test", "two@remote.test"])
+    assert page_forward(page()) == (
+        "on", "Your mail is forwarded to one@remote.test and "
+        "two@remote.test; a copy stays here.")
+    set_forward(st, user, ["one@remote.test"], keep=False)
+    assert page_forward(page()) == (
+        "on", "Your mail is forwarded to one@remote.test; no copy stays "
+        "here (only what cannot be forwarded).")
+    # a value that is not an address: not forwarded, and the page says so
+    set_forward(st, user, ["one@remote.test", "not one"], keep=False)
+    assert page_forward(page())[0] == "off"
+    set_forward(st, user, ["one@remote.test"], keep=False)
+    status, text = page_post(st, {"action": "auto-reply", "user": user,
+                                  "password": pw, "auto_reply": "on",
+                                  "text": "Away."})
+    assert status == 200, text
+    ar = page_auto_reply(text)
+    assert (ar["state"], ar["message"]) == \
+        ("on", "Your automatic reply is saved."), ar
+    assert page_forward(text)[0] == "on"
