@@ -127,6 +127,12 @@ int admin_read_password(const char *cmd, const char *pwfile, char *out,
  * why. */
 int admin_ldap_open(const struct config *cfg, const char *dn,
 		    const char *password, LDAP **ld_r);
+/* The entry dn with attrs (NULL-terminated) as the directory has it now
+ * (after a change): the result to ldap_msgfree() and its entry in
+ * *entry_r, or NULL after saying why (cmd: the command's name). */
+LDAPMessage *admin_ldap_read(const struct config *cfg, LDAP *ld,
+			     const char *cmd, const char *dn,
+			     const char *const *attrs, LDAPMessage **entry_r);
 /* The first value of attr ("" if none), cut to outsize. */
 void admin_ldap_value(LDAP *ld, LDAPMessage *e, const char *attr, char *out,
 		      size_t outsize);

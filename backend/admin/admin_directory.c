@@ -81,6 +81,25 @@ admin_ldap_open(const struct config *cfg, const char *dn,
 	return 0;
 }
 
+LDAPMessage *
+admin_ldap_read(const struct config *cfg, LDAP *ld, const char *cmd,
+		const char *dn, const char *const *attrs, LDAPMessage **entry_r)
+{
+	struct timeval tv = {(time_t)cfg->ldap_timeout, 0};
+	LDAPMessage *res = NULL;
+	int rc = ldap_search_ext_s(ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)",
+				   (char **)(uintptr_t)attrs, 0, NULL, NULL,
+				   &tv, 0, &res);
+	*entry_r = rc == LDAP_SUCCESS ? ldap_first_entry(ld, res) : NULL;
+	if (*entry_r == NULL) {
+		fprintf(stderr, "portico-admin: %s: read %s: %s\n", cmd, dn,
+			ldap_err2string(rc));
+		ldap_msgfree(res);
+		return NULL;
+	}
+	return res;
+}
+
 void
 admin_ldap_value(LDAP *ld, LDAPMessage *e, const char *attr, char *out,
 		 size_t outsize)

@@ -170,20 +170,15 @@ admin_forward(struct admin *a, int argc, char **argv)
 		}
 	}
 	/* what the directory has now */
-	char *attrs[] = {(char *)(uintptr_t) "porticoForwardAddress",
-			 (char *)(uintptr_t) "porticoForwardKeep", NULL};
-	struct timeval tv = {(time_t)a->cfg.ldap_timeout, 0};
-	LDAPMessage *res = NULL;
-	rc = ldap_search_ext_s(ld, acct.dn, LDAP_SCOPE_BASE, "(objectClass=*)",
-			       attrs, 0, NULL, NULL, &tv, 0, &res);
-	if (rc != LDAP_SUCCESS || ldap_first_entry(ld, res) == NULL) {
-		fprintf(stderr, "portico-admin: forward: read %s: %s\n",
-			acct.dn, ldap_err2string(rc));
-	} else {
-		show(ld, ldap_first_entry(ld, res), address);
+	static const char *const attrs[] = {"porticoForwardAddress",
+					    "porticoForwardKeep", NULL};
+	LDAPMessage *e, *res = admin_ldap_read(&a->cfg, ld, "forward",
+					       acct.dn, attrs, &e);
+	if (res != NULL) {
+		show(ld, e, address);
 		ret = 0;
+		ldap_msgfree(res);
 	}
-	ldap_msgfree(res);
 done:
 	ldap_unbind_ext_s(ld, NULL, NULL);
 out:

@@ -652,6 +652,20 @@ quota_check(struct store *st, MDB_txn *txn, uint64_t user_num,
 	return 0;
 }
 
+/* The user record of mailbox_id: 0, or an operation's failure. */
+static int
+op_user(struct store *st, MDB_txn *txn, const char *mailbox_id,
+	struct store_user_rec *u, char *err)
+{
+	const char *e;
+	int rc = store_user_get(st, txn, mailbox_id, u, &e);
+	if (rc == 0)
+		return 0;
+	return op_fail(err,
+		       rc > 0 ? STORE_ERR_NONEXISTENT : STORE_ERR_INTERNAL,
+		       "%s", rc > 0 ? "no such mailbox id" : e);
+}
+
 /* -- quota warnings -------------------------------------------------------*/
 
 void
@@ -776,12 +790,9 @@ store_op_auto_replied(struct store *st, MDB_txn *txn, void *vargs, char *err)
 	enum { E = STORE_AUTO_REPLY_ENTRY };
 	struct store_auto_replied_args *a = vargs;
 	struct store_user_rec u;
-	const char *e;
-	int rc = store_user_get(st, txn, a->mailbox_id, &u, &e);
+	int rc = op_user(st, txn, a->mailbox_id, &u, err);
 	if (rc != 0)
-		return op_fail(
-		    err, rc > 0 ? STORE_ERR_NONEXISTENT : STORE_ERR_INTERNAL,
-		    "%s", rc > 0 ? "no such mailbox id" : e);
+		return rc;
 	if (a->len % E != 0)
 		return op_fail(err, STORE_ERR_CANNOT,
 			       "automatic reply record: not a list of entries");
@@ -840,12 +851,9 @@ store_op_quota_warned(struct store *st, MDB_txn *txn, void *vargs, char *err)
 {
 	struct store_quota_warned_args *a = vargs;
 	struct store_user_rec u;
-	const char *e;
-	int rc = store_user_get(st, txn, a->mailbox_id, &u, &e);
+	int rc = op_user(st, txn, a->mailbox_id, &u, err);
 	if (rc != 0)
-		return op_fail(
-		    err, rc > 0 ? STORE_ERR_NONEXISTENT : STORE_ERR_INTERNAL,
-		    "%s", rc > 0 ? "no such mailbox id" : e);
+		return rc;
 	rc = a->level == 0
 		 ? user_meta_del(st, txn, 'w', u.user_num)
 		 : quota_warned_put(st, txn, u.user_num,
