@@ -29,6 +29,7 @@
 
 struct forward {
 	int keep;
+	size_t remote_left_out; /* transport.forward_remote off */
 	char *user; /* the recipient's address */
 	char **to;  /* where it goes, each once */
 	size_t n;
@@ -122,8 +123,9 @@ fw_ascii(const char *p, size_t len)
 }
 
 struct forward *
-forward_prepare(const Portico__Deliver *d, const Portico__Recipient *r,
-		const char *msg, size_t len, const char **why_r)
+forward_prepare(const struct config *cfg, const Portico__Deliver *d,
+		const Portico__Recipient *r, const char *msg, size_t len,
+		const char **why_r)
 {
 	*why_r = NULL;
 	if (r->n_forward_to == 0)
@@ -147,8 +149,13 @@ forward_prepare(const Portico__Deliver *d, const Portico__Recipient *r,
 	    (fw->user = strdup(r->address)) == NULL)
 		abort();
 	int utf8 = d->smtputf8 || !fw_ascii(r->address, strlen(r->address));
+	size_t remote = 0;
 	for (size_t i = 0; i < r->n_forward_to; i++) {
 		const char *a = r->forward_to[i];
+		if (!cfg->transport_forward_remote && !queue_is_local(cfg, a)) {
+			remote++;
+			continue;
+		}
 		int again = fw_own(r, a);
 		for (size_t k = 0; !again && k < fw->n; k++)
 			again = strcasecmp(fw->to[k], a) == 0;
@@ -160,9 +167,13 @@ forward_prepare(const Portico__Deliver *d, const Portico__Recipient *r,
 	}
 	if (fw->n == 0) {
 		forward_free(&fw);
-		*why_r = "every forward address is the account's own";
+		*why_r = remote > 0 ? "every forward address is remote, and "
+				      "transport.forward_remote is off"
+				    : "every forward address is the account's "
+				      "own";
 		return NULL;
 	}
+	fw->remote_left_out = remote;
 	fw->keep = r->forward_keep;
 	char clean[SMTP_MAX_PATH + 1];
 	transport_clean(clean, sizeof(clean), r->address);
@@ -207,6 +218,12 @@ forward_queue(struct store *st, MDB_txn *txn, struct forward *fw, char *err)
 	fw->queued = 1;
 	fw->queue_id = fw->q.id_out;
 	return 0;
+}
+
+size_t
+forward_remote_left_out(const struct forward *fw)
+{
+	return fw != NULL ? fw->remote_left_out : 0;
 }
 
 int

@@ -266,8 +266,8 @@ item_remove(struct transport *t, struct qitem *it)
 	free(it);
 }
 
-static int
-is_local(const struct config *cfg, const char *address)
+int
+queue_is_local(const struct config *cfg, const char *address)
 {
 	const char *at = strrchr(address, '@');
 	if (at == NULL)
@@ -738,9 +738,9 @@ attempt_start(struct transport *t, struct qitem *it)
 		if (r->state != PORTICO__RCPT_STATE__RCPT_PENDING)
 			continue;
 		a->was_pending[i] = 1;
-		struct route *rt =
-			&a->routes[is_local(cfg, r->address) ? ROUTE_LMTP
-							      : ROUTE_SMARTHOST];
+		struct route *rt = &a->routes[queue_is_local(cfg, r->address)
+						  ? ROUTE_LMTP
+						  : ROUTE_SMARTHOST];
 		rt->rcpt[rt->n].address = r->address;
 		rt->rcpt[rt->n].notify = r->notify;
 		rt->rcpt[rt->n].orcpt = r->orcpt;

@@ -38,6 +38,9 @@ void queue_add_prepare(struct queue_add_args *a, const Portico__Submit *sub,
 		       const char *user, const char *data, size_t len);
 store_op_fn queue_add_op;
 void queue_add_release(struct queue_add_args *a);
+/* Whether address goes by LMTP (its domain in transport.local_domains,
+ * or none), not to the smarthost. */
+int queue_is_local(const struct config *cfg, const char *address);
 
 /* "0000000000000012" */
 void queue_id_format(uint64_t id, char *out, size_t outsize);

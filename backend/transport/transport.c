@@ -313,10 +313,17 @@ deliver_end(struct bsession *s, struct tstream *t)
 			log_info("session=%s auto-reply for=<%s> none: %s",
 				 s->id, pr->address, why);
 		t->args.rcpt[i].forward = forward_prepare(
-		    d, pr, buf_ptr(&t->msg), buf_used(&t->msg), &why);
+		    cfg, d, pr, buf_ptr(&t->msg), buf_used(&t->msg), &why);
 		if (why != NULL)
 			log_info("session=%s forward for=<%s> none (kept): %s",
 				 s->id, pr->address, why);
+		size_t left = forward_remote_left_out(t->args.rcpt[i].forward);
+		if (left > 0)
+			log_info("session=%s forward for=<%s>: %zu remote "
+				 "address%s left out (transport.forward_remote "
+				 "off)",
+				 s->id, pr->address, left,
+				 left == 1 ? "" : "es");
 	}
 	t->args.delivery_id = d->delivery_id;
 	t->args.quota_storage = cfg->backend_quota_storage;

@@ -99,10 +99,15 @@ struct forward;
 /* The copy recipient r's forwarding (its forward_to) sends on of the
  * message msg[0..len) of d as stored, built and ready to queue; NULL
  * when there is none: r has no forwarding, or *why_r (a forwarding loop,
- * marked as spam, only the account's own addresses). */
-struct forward *forward_prepare(const Portico__Deliver *d,
+ * marked as spam, only the account's own addresses, only remote ones
+ * with transport.forward_remote off). */
+struct forward *forward_prepare(const struct config *cfg,
+				const Portico__Deliver *d,
 				const Portico__Recipient *r, const char *msg,
 				size_t len, const char **why_r);
+/* The remote addresses left out of the copy (transport.forward_remote
+ * off). */
+size_t forward_remote_left_out(const struct forward *fw);
 /* Whether the INBOX keeps the message too (1 for NULL). */
 int forward_keep(const struct forward *fw);
 /* In the delivery's transaction: the copy joins the queue.  0, or a

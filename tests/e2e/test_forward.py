@@ -328,3 +328,46 @@ def test_forwarding_on_the_settings_page(fw_stack):
     assert (ar["state"], ar["message"]) == \
         ("on", "Your automatic reply is saved."), ar
     assert page_forward(text)[0] == "on"
+
+
+@pytest.mark.daemons
+def test_forward_remote_off(fw_stack):
+    """With transport.forward_remote = no (applied at a reload), a copy
+    goes only to the local addresses, the remote ones left out and
+    logged; an account forwarding only to remote addresses keeps its
+    mail, however porticoForwardKeep is set.  Back on, the remote address
+    gets its copy again."""
+    from test_ops import ConfigEdit, reload
+    st = fw_stack
+    user, _, _ = st.new_account("fwlocal")
+    local, _, _ = st.new_account("fwlocaltarget")
+    sink0 = len(st.sink.messages)
+    edit = ConfigEdit(st, "s1b1", "backend")
+    try:
+        edit.append("[transport]\nforward_remote = no\n")
+        new = reload(st, "s1b1")
+        assert "setting=transport.forward_remote changed" in new, new
+        set_forward(st, user, ["out@remote.test", local], keep=False)
+        deliver(st, user, message("fwrem-1@remote.test", "s@remote.test",
+                                  user), "s@remote.test")
+        [(_, raw)] = inbox_when(st, local, 1)
+        assert header_fields(raw, b"Message-ID") == [b"<fwrem-1@remote.test>"]
+        assert ids(st, user) == [], "forwarded locally, not kept"
+        assert "forward for=<%s>: 1 remote address left out " \
+            "(transport.forward_remote off)" % user in st.log("s1b1")
+        set_forward(st, user, ["out@remote.test"], keep=False)
+        deliver(st, user, message("fwrem-2@remote.test", "s@remote.test",
+                                  user), "s@remote.test")
+        assert ids(st, user) == ["<fwrem-2@remote.test>"]
+        assert "forward for=<%s> none (kept): every forward address is " \
+            "remote, and transport.forward_remote is off" % user \
+            in st.log("s1b1")
+        drained(st)
+        assert len(st.sink.messages) == sink0, st.sink.messages[sink0:]
+    finally:
+        edit.restore()
+    deliver(st, user, message("fwrem-3@remote.test", "s@remote.test",
+                              user), "s@remote.test")
+    settle(st, sink0 + 1, "the remote copy, forward_remote on again")
+    assert st.sink.messages[-1][1] == ["out@remote.test"]
+    assert ids(st, user) == ["<fwrem-2@remote.test>"]

@@ -156,7 +156,13 @@ check_forward(const Portico__Deliver *d, Portico__Recipient *r, const char *msg,
 	r->n_forward_to = 2;
 	r->forward_to = to;
 	const char *why;
-	struct forward *fw = forward_prepare(d, r, msg, len, &why);
+	static struct config cfg;
+	static int init;
+	if (!init) {
+		config_defaults(&cfg);
+		init = 1;
+	}
+	struct forward *fw = forward_prepare(&cfg, d, r, msg, len, &why);
 	if (fw == NULL) {
 		if (why == NULL)
 			FAIL();
