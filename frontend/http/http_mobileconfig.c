@@ -1,9 +1,11 @@
 /* http_mobileconfig.c - a configuration profile for Apple's Mail (iOS,
  * iPadOS, macOS), which reads neither autoconfig nor autodiscover: one
  * com.apple.mail.managed payload, from the external connection settings
- * that apply to every site, as autoconfig gives them.
+ * that apply to every site, as autoconfig gives them, or those of the
+ * user's site (site=N, which the settings page adds when that site has
+ * entries of its own).
  *
- * GET /mail/apple.mobileconfig?emailaddress=ADDR[&protocol=pop3]
+ * GET /mail/apple.mobileconfig?emailaddress=ADDR[&protocol=pop3][&site=N]
  *
  * IMAP when it is offered (POP3 with protocol=pop3, or when IMAP is
  * not), SMTP submission for the outgoing server; of each protocol's
@@ -31,20 +33,36 @@
 
 #include "frontend/frontend.h"
 
-/* The entry a device should use: implicit TLS, else STARTTLS, else any;
- * NULL when the protocol has none. */
+/* The entry a device should use: of site's own entries when it has any
+ * (site 0: none asked for), else of those for every site; implicit TLS,
+ * else STARTTLS, else any; NULL when the protocol has none. */
 static const struct connset_entry *
-profile_entry(const struct connset *set)
+profile_entry(const struct connset *set, int site)
 {
 	const struct connset_entry *best = NULL;
-	for (unsigned i = 0; i < set->n; i++) {
-		const struct connset_entry *e = &set->e[i];
-		if (e->site != 0)
-			continue;
-		if (best == NULL || e->enc < best->enc)
-			best = e;
-	}
+	for (int pass = site != 0 ? 0 : 1; pass < 2 && best == NULL; pass++)
+		for (unsigned i = 0; i < set->n; i++) {
+			const struct connset_entry *e = &set->e[i];
+			if (e->site != (pass == 0 ? site : 0))
+				continue;
+			if (best == NULL || e->enc < best->enc)
+				best = e;
+		}
 	return best;
+}
+
+int
+http_mobileconfig_site(const struct frontend *fe, int site)
+{
+	static const enum connset_proto protos[] = {CONNSET_IMAP, CONNSET_POP3,
+						    CONNSET_SMTP};
+	for (unsigned p = 0; site != 0 && p < 3; p++) {
+		const struct connset *set = http_public_settings(fe, protos[p]);
+		for (unsigned i = 0; i < set->n; i++)
+			if (set->e[i].site == site)
+				return 1;
+	}
+	return 0;
 }
 
 static void
@@ -140,11 +158,24 @@ http_mobileconfig(struct frontend *fe, struct http_conn *hc,
 {
 	if (!http_get_only(hc, req))
 		return;
-	char addr[256], proto[16] = "";
+	char addr[256], proto[16] = "", site_s[8] = "";
 	int found = http_param(req->query, strlen(req->query), "emailaddress",
 			       addr, sizeof(addr));
 	int pfound = http_param(req->query, strlen(req->query), "protocol",
 				proto, sizeof(proto));
+	int sfound = http_param(req->query, strlen(req->query), "site", site_s,
+				sizeof(site_s));
+	int site = 0;
+	for (const char *p = site_s; sfound == 1 && *p != '\0'; p++)
+		site = *p >= '0' && *p <= '9' && site <= 65535
+			   ? site * 10 + (*p - '0')
+			   : 100000;
+	if (sfound < 0 || (sfound == 1 && (site < 1 || site > 65535))) {
+		static const char m[] = "site is a site number (1-65535).\n";
+		http_respond(hc, 400, "text/plain; charset=utf-8", m,
+			     sizeof(m) - 1, NULL);
+		return;
+	}
 	if (found != 1 || !http_mail_address_valid(addr, NULL)) {
 		static const char m[] = "Give emailaddress=ADDRESS.\n";
 		http_respond(hc, 400, "text/plain; charset=utf-8", m,
@@ -159,11 +190,11 @@ http_mobileconfig(struct frontend *fe, struct http_conn *hc,
 		return;
 	}
 	const struct connset_entry *imap = profile_entry(
-	    http_public_settings(fe, CONNSET_IMAP));
+	    http_public_settings(fe, CONNSET_IMAP), site);
 	const struct connset_entry *pop3 = profile_entry(
-	    http_public_settings(fe, CONNSET_POP3));
+	    http_public_settings(fe, CONNSET_POP3), site);
 	const struct connset_entry *smtp = profile_entry(
-	    http_public_settings(fe, CONNSET_SMTP));
+	    http_public_settings(fe, CONNSET_SMTP), site);
 	int use_pop3 = strcmp(proto, "pop3") == 0 || imap == NULL;
 	const struct connset_entry *in = use_pop3 ? pop3 : imap;
 	if (in == NULL || (strcmp(proto, "imap") == 0 && imap == NULL)) {

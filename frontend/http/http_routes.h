@@ -68,6 +68,10 @@ int http_auto_reply_form(const struct frontend *fe, const char *body,
 			 size_t len, struct dir_auto_reply *set,
 			 const char **message_r);
 
+/* Whether the public settings have entries of their own for site (the
+ * settings page then names it in the link to the Apple profile). */
+int http_mobileconfig_site(const struct frontend *fe, int site);
+
 /* A GET or HEAD: 1, else 0 after answering 405. */
 int http_get_only(struct http_conn *hc, const struct http_request *req);
 /* Whether a mail address is plausible enough to echo in settings

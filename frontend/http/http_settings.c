@@ -276,7 +276,7 @@ settings_protocol(struct buf *b, const struct frontend *fe, int site,
  * POP3, when the deployment has public settings for it. */
 static void
 settings_apple(struct buf *b, const struct frontend *fe,
-	       const struct dir_user *u)
+	       const struct dir_user *u, int site)
 {
 	int imap = u->imap_enabled &&
 		   http_public_settings(fe, CONNSET_IMAP)->n > 0;
@@ -293,6 +293,8 @@ settings_apple(struct buf *b, const struct frontend *fe,
 		else
 			buf_printf(b, "%%%02X", *p);
 	}
+	if (http_mobileconfig_site(fe, site))
+		buf_printf(b, "&amp;site=%d", site);
 	buf_printf(b,
 		   "%s\">a configuration profile</a> sets up Mail for you "
 		   "(%s); it asks for your password when you install it.</p>\n",
@@ -325,7 +327,7 @@ settings_result_page(struct settings_login *sl)
 	buf_append_str(&b, "<p class=\"note\">SSL/TLS: encrypted from the "
 			   "start.  STARTTLS: the program switches to "
 			   "encryption after connecting.</p>\n");
-	settings_apple(&b, fe, u);
+	settings_apple(&b, fe, u, sl->site);
 	if (u->mail[0] != '\0' && cfg->lmtp_auto_reply_max_size > 0)
 		http_auto_reply_section(&b, sl->user, sl->ar,
 					sl->ar_message[0] ? sl->ar_message

@@ -57,7 +57,7 @@ SETTINGS = [
     "connection.imap_internal=imap.int.example.test:993:SSL,"
     "1=imap.site1.example.test:143:TLS,2=imap.site2.example.test:143:TLS",
     "connection.imap_external=imap.example.test:993:SSL,"
-    "imap.example.test:143:TLS",
+    "imap.example.test:143:TLS,2=imap.site2.example.test:993:SSL",
     "connection.pop3_internal=pop.int.example.test:110:",
     "connection.pop3_external=pop.example.test:995:SSL",
     "connection.smtp_internal=smtp.int.example.test:587:TLS",
@@ -360,9 +360,23 @@ def test_apple_configuration_profile(st):
             acct["IncomingMailServerUsername"], acct["EmailAddress"]) == \
         ("EmailTypePOP", "pop.example.test", 995, "a&b@example.test",
          "a&b@example.test")
+    # a site with public entries of its own (IMAP): those; one without
+    # (site 1): those for every site
+    (acct,) = profile("emailaddress=dora%40example.test&site=2")[
+        "PayloadContent"]
+    assert (acct["IncomingMailServerHostName"],
+            acct["IncomingMailServerPortNumber"],
+            acct["OutgoingMailServerHostName"]) == \
+        ("imap.site2.example.test", 993, "smtp.example.test"), acct
+    assert profile("emailaddress=dora%40example.test&site=1") == p
     for bad in ["", "emailaddress=no-at-sign",
                 "emailaddress=%3Cscript%3E%40example.test",
-                "emailaddress=a%40example.test&protocol=jmap"]:
+                "emailaddress=a%40example.test&protocol=jmap",
+                "emailaddress=a%40example.test&site=",
+                "emailaddress=a%40example.test&site=0",
+                "emailaddress=a%40example.test&site=65536",
+                "emailaddress=a%40example.test&site=2x",
+                "emailaddress=a%40example.test&site=99999999"]:
         status, _, body = request(plain(st), "GET",
                                   "/mail/apple.mobileconfig?" + bad)
         assert status == 400, (bad, body)
@@ -513,6 +527,18 @@ def test_settings_site_two_user(st):
     assert internal == [
         ("IMAP", "internal", "imap.int.example.test", 993, "SSL/TLS"),
         ("IMAP", "internal", "imap.site2.example.test", 143, "STARTTLS")]
+    external = [r for r in rows if r[0] == "IMAP" and r[1] == "external"]
+    assert external[-1] == ("IMAP", "external", "imap.site2.example.test",
+                            993, "SSL/TLS"), external
+    # the Apple profile of the user's site, which has entries of its own
+    apple = parse_page(body).apple
+    assert apple == "/mail/apple.mobileconfig?emailaddress=%s&site=2" % \
+        urllib.parse.quote(user, safe=""), apple
+    import plistlib
+    status, _, prof = request(https(st), "GET", apple)
+    assert status == 200, prof
+    acct = plistlib.loads(signed_content(st, prof))["PayloadContent"][0]
+    assert acct["IncomingMailServerHostName"] == "imap.site2.example.test"
 
 
 def test_settings_pop3_off_for_user(st):
