@@ -148,6 +148,11 @@ quota_warning_file_load(const char *path, char **out_r, size_t *len_r,
 		}
 		for (size_t i = 0; i + 1 < ll; i++) {
 			size_t n;
+			if (i + 2 < ll && line[i] == '%' && line[i + 1] == '%' &&
+			    line[i + 2] == '{') {
+				i += 2; /* "%%{": "%{" as it is */
+				continue;
+			}
 			if (line[i] != '%' || line[i + 1] != '{')
 				continue;
 			if (qw_placeholder(line + i, ll - i, &n) < 0)
@@ -340,6 +345,14 @@ qw_render(const struct qw_conf *c, const struct store_quota_warning *w,
 	size_t start = 0;
 	for (size_t i = 0; i < c->tmpl_len; i++) {
 		size_t n;
+		if (i + 2 < c->tmpl_len && t[i] == '%' && t[i + 1] == '%' &&
+		    t[i + 2] == '{') {
+			/* "%%{" is "%{" itself */
+			buf_append(msg, t + start, i - start);
+			start = i + 1;
+			i += 2;
+			continue;
+		}
 		int k = t[i] == '%' ? qw_placeholder(t + i, c->tmpl_len - i, &n)
 				    : -1;
 		if (k < 0)

@@ -136,7 +136,8 @@ def test_quota_warnings(stack_factory):
             "\n"
             "Nachrichten: %{messages} von %{messages_limit}\n"
             "Speicher: %{storage_used} von %{storage_limit}\n"
-            "Bitte räumen Sie auf.\n".encode())
+            "Bitte räumen Sie auf. (%%{percent} ist der Anteil, 100%%.)\n"
+            .encode())
         edit.path.write_text(edit.original)
         edit.append("[backend]\nquota_warning_file = %s\n" % tmpl)
         new = reload(st, "s1b1")
@@ -164,7 +165,8 @@ def test_quota_warnings(stack_factory):
         assert b"\r\nContent-Type: text/plain; charset=utf-8\r\n" in head
         assert b"\r\nAuto-Submitted: auto-generated\r\n" in head
         assert body == ("Nachrichten: 5 von 10\r\nSpeicher: - von -\r\n"
-                        "Bitte räumen Sie auf.\r\n").encode(), body
+                        "Bitte räumen Sie auf. (%{percent} ist der Anteil, "
+                        "100%%.)\r\n").encode(), body
         assert admin(st, "s1b1", "remove", other_mbox,
                      "--yes").returncode == 0
 
@@ -173,6 +175,8 @@ def test_quota_warnings(stack_factory):
         for text, why in ((b"X-Note: a\n\nbody\n", "no Subject: field"),
                           (b"Subject: a %{nope}\n\nbody\n",
                            "line 1: an unknown placeholder"),
+                          (b"Subject: a\n\n%%{nope} %{nope}\n",
+                           "line 3: an unknown placeholder"),
                           (b"Subject: a\nFrom: me@example.test\n\nbody\n",
                            "From: is the server's to write"),
                           (b"Subject: a\nno colon here\n",
