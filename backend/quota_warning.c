@@ -148,8 +148,8 @@ quota_warning_file_load(const char *path, char **out_r, size_t *len_r,
 		}
 		for (size_t i = 0; i + 1 < ll; i++) {
 			size_t n;
-			if (i + 2 < ll && line[i] == '%' && line[i + 1] == '%' &&
-			    line[i + 2] == '{') {
+			if (i + 2 < ll && line[i] == '%' &&
+			    line[i + 1] == '%' && line[i + 2] == '{') {
 				i += 2; /* "%%{": "%{" as it is */
 				continue;
 			}
