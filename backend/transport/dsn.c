@@ -215,6 +215,8 @@ dsn_build(const struct config *cfg, const struct dsn_msg *m,
 			    strcasecmp(m->ret, "HDRS") == 0) ||
 			   m->len > cfg->transport_dsn_return_limit ||
 			   (!failed && (delayed || no_ret));
+	if (failed && m->whole)
+		headers_only = 0; /* the only copy there is */
 	size_t len = headers_only ? header_len(m->data, m->len) : m->len;
 	buf_printf(out, "--%s\r\n", boundary);
 	if (headers_only)

@@ -28,6 +28,8 @@ struct dsn_msg {
 	const char *sender;    /* the envelope sender: the report's To */
 	const char *envid;     /* ENVID or "" */
 	const char *ret;       /* "HDRS": headers only; else the message */
+	int whole;             /* a failure returns the whole message,
+				  whatever RET and the limit */
 	int8_t eightbit;       /* the returned message has 8-bit content */
 	int64_t arrival;
 	const char *data;      /* the original message */
@@ -38,7 +40,8 @@ struct dsn_msg {
  * message/delivery-status and the returned message or its headers) to
  * out.  The message goes back whole unless RET=HDRS, it is larger than
  * transport.dsn_return_limit, or the report has no failure (a delay
- * warning; a success report without RET=FULL): then only its header. */
+ * warning; a success report without RET=FULL): then only its header.  A
+ * failure of a message marked whole returns it whole in any case. */
 void dsn_build(const struct config *cfg, const struct dsn_msg *m,
 	       const struct dsn_rcpt *r, size_t n, struct buf *out);
 

@@ -26,6 +26,7 @@
 #include "backend/mime/mime.h"
 #include "backend/transport/queue.h"
 #include "common/smtp_parser.h"
+#include "queue.pb-c.h"
 
 struct forward {
 	int keep;
@@ -200,6 +201,8 @@ forward_prepare(const struct config *cfg, const Portico__Deliver *d,
 	fw->sub.smtputf8 = utf8;
 	queue_add_prepare(&fw->q, &fw->sub, fw->user, buf_ptr(&fw->msg),
 			  buf_used(&fw->msg));
+	/* not kept: a report of its failure is the only copy left */
+	fw->q.qe->return_whole = !fw->keep;
 	return fw;
 }
 

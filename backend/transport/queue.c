@@ -526,6 +526,7 @@ attempt_settle(struct attempt *a)
 			.sender = qe->mail_from,
 			.envid = qe->envid,
 			.ret = qe->ret,
+			.whole = qe->return_whole,
 			.eightbit = strcasecmp(qe->body, "8BITMIME") == 0,
 			.arrival = qe->arrival,
 			.data = a->data,

@@ -207,19 +207,34 @@ def test_what_is_not_forwarded_is_kept(fw_stack):
 @pytest.mark.daemons
 def test_a_forward_that_fails_comes_back(fw_stack):
     """A forward the next hop refuses: the account gets the report in its
-    INBOX, with the message, though it keeps no copy."""
+    INBOX.  Without a copy kept, the report returns the whole message
+    even over transport.dsn_return_limit (50 KB): it is the only copy;
+    with one kept, a message that large comes back as its header
+    only."""
     st = fw_stack
-    user, _, _ = st.new_account("fwbad")
-    set_forward(st, user, ["bad-target@remote.test"], keep=False)
-    msg = message("fw-bad@remote.test", "s@remote.test", user,
-                  subject="Lost?")
-    deliver(st, user, msg, "s@remote.test")
-    [(_, raw)] = inbox_when(st, user, 1)
-    assert raw.startswith(b"Return-Path: <>\r\n"), raw[:200]
-    assert b"multipart/report" in raw and \
-        b"bad-target@remote.test" in raw, raw[:2000]
-    assert b"Message-ID: <fw-bad@remote.test>" in raw
-    drained(st)
+    big = "".join("line %05d of a message larger than the limit\r\n" % i
+                  for i in range(2000)).encode()
+    assert len(big) > 50 * 1024
+    for keep in (False, True):
+        user, _, _ = st.new_account("fwbad")
+        set_forward(st, user, ["bad-target@remote.test"], keep=keep)
+        msg = message("fw-bad@remote.test", "s@remote.test", user,
+                      subject="Lost?") + big
+        deliver(st, user, msg, "s@remote.test")
+        got = inbox_when(st, user, 2 if keep else 1)
+        raw = got[-1][1]
+        assert raw.startswith(b"Return-Path: <>\r\n"), raw[:200]
+        assert b"multipart/report" in raw and \
+            b"bad-target@remote.test" in raw, raw[:2000]
+        assert b"Message-ID: <fw-bad@remote.test>" in raw
+        if keep:
+            assert b"Content-Type: text/rfc822-headers" in raw, keep
+            assert big not in raw
+            assert ids(st, user)[0] == "<fw-bad@remote.test>"
+        else:
+            assert b"Content-Type: message/rfc822" in raw, raw[:3000]
+            assert big in raw, "the only copy came back cut"
+        drained(st)
 
 
 @pytest.mark.daemons
