@@ -38,19 +38,21 @@ test_wanted(void **state)
 	assert_false(dsn_wanted_delay("NEVER"));
 }
 
-/* The report as a string (NUL-terminated copy). */
+/* The report as a string (NUL-terminated copy); whole: the message is
+ * marked to come back whole on a failure (a forward not kept). */
 static char *
-build(struct config *cfg, const char *ret, const struct dsn_rcpt *r,
-      size_t n)
+build_whole(struct config *cfg, const char *ret, const struct dsn_rcpt *r,
+	    size_t n, int whole)
 {
 	struct dsn_msg m = {
-		.queue_id = "00000000000000AB",
-		.sender = "a@example.test",
-		.envid = "env\r\nid",
-		.ret = ret,
-		.arrival = 1795438032,
-		.data = MSG,
-		.len = sizeof(MSG) - 1,
+	    .queue_id = "00000000000000AB",
+	    .sender = "a@example.test",
+	    .envid = "env\r\nid",
+	    .ret = ret,
+	    .whole = whole,
+	    .arrival = 1795438032,
+	    .data = MSG,
+	    .len = sizeof(MSG) - 1,
 	};
 	struct buf out = BUF_INIT;
 	dsn_build(cfg, &m, r, n, &out);
@@ -58,6 +60,12 @@ build(struct config *cfg, const char *ret, const struct dsn_rcpt *r,
 	buf_free(&out);
 	assert_non_null(s);
 	return s;
+}
+
+static char *
+build(struct config *cfg, const char *ret, const struct dsn_rcpt *r, size_t n)
+{
+	return build_whole(cfg, ret, r, n, 0);
 }
 
 static const struct dsn_rcpt FAILED = {
@@ -139,6 +147,15 @@ test_headers_only(void **state)
 	assert_non_null(strstr(s, "text/rfc822-headers"));
 	assert_null(strstr(s, "the body line"));
 	free(s);
+	/* ... unless the message is the only copy (a forward not kept):
+	   a failure returns it whole, over the limit and under HDRS too */
+	for (int i = 0; i < 2; i++) {
+		s = build_whole(&cfg, i ? "HDRS" : "", &FAILED, 1, 1);
+		assert_non_null(
+		    strstr(s, "Content-Type: message/rfc822\r\n\r\n"));
+		assert_non_null(strstr(s, MSG));
+		free(s);
+	}
 	config_free(&cfg);
 }
 
@@ -206,6 +223,11 @@ test_delayed(void **state)
 	assert_non_null(strstr(s, "Action: delayed\r\nStatus: 4.4.1\r\n"));
 	assert_non_null(strstr(s, "\r\nWill-Retry-Until: "));
 	/* The message is still on its way: only its header comes back. */
+	assert_non_null(strstr(s, "text/rfc822-headers"));
+	assert_null(strstr(s, "the body line"));
+	free(s);
+	/* so too for the only copy of a forward */
+	s = build_whole(&cfg, "", &late, 1, 1);
 	assert_non_null(strstr(s, "text/rfc822-headers"));
 	assert_null(strstr(s, "the body line"));
 	free(s);

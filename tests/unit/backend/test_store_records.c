@@ -6,7 +6,8 @@
  * advanced by each commit of an external handle (portico-admin), in the
  * same transaction, and by nothing else.  The owner lock: one claim of a
  * store at a time, its pid told without taking it, free again once its
- * descriptor closes. */
+ * descriptor closes.  The senders an automatic reply answered, merged at
+ * an import: of each sender the later entry, the newest max. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -542,6 +543,93 @@ test_claim(void **state)
 	remove_store(&st, dir);
 }
 
+/* The senders an automatic reply answered, "h@t,h@t" (h the first byte
+ * of the hash), as the account's record has them; "" none. */
+static void
+replied(struct store *st, const char *mailbox_id, char *out, size_t outsize)
+{
+	MDB_txn *txn;
+	const char *err;
+	struct store_user_rec u;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	assert_int_equal(store_read_begin(st, &txn, &err), 0);
+	assert_int_equal(store_user_get(st, txn, mailbox_id, &u, &err), 0);
+	int rc = store_auto_reply_get(st, txn, u.user_num, &data, &len, &err);
+	store_read_end(&txn);
+	assert_true(rc == 0 || rc == 1);
+	out[0] = '\0';
+	for (size_t i = 0; i + STORE_AUTO_REPLY_ENTRY <= len;
+	     i += STORE_AUTO_REPLY_ENTRY) {
+		uint64_t t = 0;
+		for (int b = 0; b < 8; b++)
+			t = t << 8 | data[i + 8 + b];
+		snprintf(out + strlen(out), outsize - strlen(out), "%s%c@%llu",
+			 i ? "," : "", data[i], (unsigned long long)t);
+	}
+	free(data);
+}
+
+/* Entries "h@t" (h a letter: the hash is h and seven zeros). */
+static size_t
+entries(uint8_t *out, const char *const *list)
+{
+	size_t n = 0;
+	for (; list[n] != NULL; n++) {
+		uint8_t *e = out + n * STORE_AUTO_REPLY_ENTRY;
+		memset(e, 0, STORE_AUTO_REPLY_ENTRY);
+		e[0] = (uint8_t)list[n][0];
+		uint64_t t = strtoull(list[n] + 2, NULL, 10);
+		for (int b = 0; b < 8; b++)
+			e[8 + b] = (uint8_t)(t >> (56 - 8 * b));
+	}
+	return n * STORE_AUTO_REPLY_ENTRY;
+}
+
+/* An imported record merged into the account's: of each sender the later
+ * entry, in time order, the newest max; a record not of whole entries
+ * refused, the account's left as it was. */
+static void
+test_auto_replied_merge(void **state)
+{
+	(void)state;
+	char dir[64], err[STORE_ERR_SIZE], got[256];
+	struct store *st = open_store(dir, sizeof(dir));
+	struct store_provision_args pa = {"merge-account"};
+	assert_int_equal(store_run(st, store_op_provision, &pa, err), 0);
+	uint8_t buf[8 * STORE_AUTO_REPLY_ENTRY];
+	static const char *const first[] = {"a@100", "b@50", "a@200", "c@300",
+					    NULL};
+	struct store_auto_replied_args ra = {"merge-account", buf,
+					     entries(buf, first), 3};
+	assert_int_equal(store_run(st, store_op_auto_replied, &ra, err), 0);
+	replied(st, "merge-account", got, sizeof(got));
+	assert_string_equal(got, "b@50,a@200,c@300");
+	/* b again, later; d new: the newest three */
+	static const char *const second[] = {"d@250", "b@400", NULL};
+	ra.len = entries(buf, second);
+	assert_int_equal(store_run(st, store_op_auto_replied, &ra, err), 0);
+	replied(st, "merge-account", got, sizeof(got));
+	assert_string_equal(got, "d@250,c@300,b@400");
+	/* an older entry of a sender answered since changes nothing */
+	static const char *const older[] = {"c@10", NULL};
+	ra.len = entries(buf, older);
+	assert_int_equal(store_run(st, store_op_auto_replied, &ra, err), 0);
+	replied(st, "merge-account", got, sizeof(got));
+	assert_string_equal(got, "d@250,c@300,b@400");
+	/* not whole entries; no such account */
+	ra.len = STORE_AUTO_REPLY_ENTRY + 4;
+	assert_int_equal(store_run(st, store_op_auto_replied, &ra, err),
+			 STORE_ERR_CANNOT);
+	replied(st, "merge-account", got, sizeof(got));
+	assert_string_equal(got, "d@250,c@300,b@400");
+	ra.mailbox_id = "no-such-account";
+	ra.len = entries(buf, older);
+	assert_int_equal(store_run(st, store_op_auto_replied, &ra, err),
+			 STORE_ERR_NONEXISTENT);
+	remove_store(&st, dir);
+}
+
 int
 main(void)
 {
@@ -554,6 +642,7 @@ main(void)
 	    cmocka_unit_test(test_crlf_flag),
 	    cmocka_unit_test(test_keep_uids),
 	    cmocka_unit_test(test_claim),
+	    cmocka_unit_test(test_auto_replied_merge),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
